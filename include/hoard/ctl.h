@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ctl: the daemon's control socket (docs/FORMAT.md section 6).  Layer 6:
+ * uses util only; knows nothing of what requests mean.
+ *
+ * Thread contract: the server runs one thread that accepts connections and
+ * calls the handler for each request, one at a time.  The handler may be
+ * called while FUSE threads run; it must do its own locking.
+ */
+#ifndef HOARD_CTL_H
+#define HOARD_CTL_H
+
+#include <stddef.h>
+
+/* Return 0 and a malloc()ed payload in *ret_out, or -errno and optionally a
+ * malloc()ed message in *ret_out. */
+typedef int (*hoard_ctl_handler_fn)(void *ud, const char *request,
+				    char **ret_out);
+
+struct hoard_ctl_server;
+
+/* Listen on path (an existing stale socket is replaced) and start the thread. */
+int hoard_ctl_server_start(const char *path, hoard_ctl_handler_fn fn, void *ud,
+			   struct hoard_ctl_server **ret);
+/* Stop the thread, remove the socket; accepts NULL. */
+void hoard_ctl_server_stop(struct hoard_ctl_server *s);
+
+/*
+ * Send one request and read the reply.  Returns 0 with the payload in
+ * *ret_out, -ECONNREFUSED/-ENOENT when no daemon listens, the daemon's
+ * -errno (with its message in *ret_out) on ERR, or another -errno.
+ */
+int hoard_ctl_call(const char *path, const char *request, char **ret_out);
+
+#endif

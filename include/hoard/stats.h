@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * stats: store figures, computed by scanning the column families.  Layer 6:
+ * uses store and the record layouts of docs/FORMAT.md.
+ *
+ * files:         regular files with nlink > 0 (hard links counted once)
+ * logical_bytes: sum of their sizes
+ * unique_bytes:  sum of the raw sizes of distinct chunks (refcount > 0)
+ * stored_bytes:  sum of those chunks' frame sizes (after compression)
+ * chunks:        number of distinct chunks
+ * The same per volume, counting the distinct chunks that volume's files use
+ * (so per-volume unique bytes can add up to more than the store's).
+ *
+ * Thread contract: hoard_stats_compute may run while other threads write;
+ * it reads each column family with one iterator (RocksDB gives each an
+ * implicit snapshot), so figures of a store under change are approximate.
+ */
+#ifndef HOARD_STATS_H
+#define HOARD_STATS_H
+
+#include <stdint.h>
+#include "hoard/store.h"
+
+struct hoard_stats_figs {
+	uint64_t files, dirs, symlinks, others;
+	uint64_t logical_bytes, unique_bytes, stored_bytes, chunks;
+};
+
+struct hoard_stats_volume {
+	char name[65];
+	uint64_t root_ino;
+	struct hoard_stats_figs f;
+};
+
+struct hoard_stats {
+	struct hoard_stats_figs total;
+	uint64_t db_bytes;	/* RocksDB's live SST + blob bytes */
+	size_t n_volumes;
+	struct hoard_stats_volume *volumes;
+};
+
+int hoard_stats_compute(struct hoard_store *st, struct hoard_stats **ret);
+void hoard_stats_free(struct hoard_stats *s);
+/* malloc()ed JSON object (one line + "\n"), NULL on ENOMEM. */
+char *hoard_stats_json(const struct hoard_stats *s);
+/* malloc()ed human-readable table. */
+char *hoard_stats_text(const struct hoard_stats *s);
+
+#endif

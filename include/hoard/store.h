@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * store: the store directory and its RocksDB database.  Layer 3: uses util,
+ * hash, codec; the only module that includes rocksdb/c.h, and it turns
+ * RocksDB's error strings into negative errno values (logged at debug).
+ *
+ * A store directory holds:
+ *   HOARD          marker file, one line "hoard-store <format>\n"
+ *   db/            the RocksDB database (column families: docs/FORMAT.md)
+ *   lock           flock()ed by the one process that has the store open;
+ *                  holds that process's pid
+ *   staging/       per-inode files of data not yet committed (daemon only)
+ *   control.sock   the running daemon's control socket (ctl.h)
+ *   hoardfs.log    the daemon's log when it runs in the background
+ *
+ * This module gives a small key-value API over column families; the key and
+ * value layouts live with the modules that use them and in docs/FORMAT.md.
+ *
+ * Thread contract: after hoard_store_open() returns, every function may be
+ * called from any thread at once (RocksDB is thread-safe).  Consistency of
+ * read-modify-write sequences is the caller's: see meta.h for the lock that
+ * serializes them.  Batches and iterators belong to one thread.
+ */
+#ifndef HOARD_STORE_H
+#define HOARD_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hoard/hash.h"
+
+#define HOARD_STORE_FORMAT 1
+
+enum hoard_cf {
+	HOARD_CF_DEFAULT = 0, /* store settings */
+	HOARD_CF_VOLUMES,     /* volume name -> root inode */
+	HOARD_CF_INODES,      /* ino -> inode record */
+	HOARD_CF_DIRENTS,     /* parent ino + name -> child ino + type */
+	HOARD_CF_EXTENTS,     /* ino + file offset -> chunk id + length */
+	HOARD_CF_CHUNKS,      /* chunk id -> chunk record (refcount, sizes) */
+	HOARD_CF_CHUNKDATA,   /* chunk id -> frame (codec.h); BlobDB */
+	HOARD_CF_XATTRS,      /* ino + name -> value */
+	HOARD_CF_ORPHANS,     /* ino -> empty: unlinked, still open */
+	HOARD_CF_COUNT
+};
+
+struct hoard_store;
+struct hoard_batch;
+struct hoard_iter;
+
+struct hoard_store_init_opts {
+	int zstd_level;			/* 0..19, default 1 */
+	const uint8_t *secret;		/* NULL: generate a new one */
+};
+
+/*
+ * Create a new store in dir (created if missing; must be empty otherwise).
+ * Errors: -EEXIST (already a store), -ENOTEMPTY (a non-empty foreign
+ * directory), -EINVAL (bad level), other -errno.  errbuf (may be NULL) gets
+ * a one-line explanation.
+ */
+int hoard_store_init(const char *dir, const struct hoard_store_init_opts *o,
+		     char *errbuf, size_t errlen);
+
+/*
+ * Open an existing store, taking its lock.  Errors, each with a one-line
+ * explanation in errbuf:
+ *   -ENOENT           no such directory, or no marker (not initialized)
+ *   -EMEDIUMTYPE      directory exists but is not a hoard store
+ *   -EPROTONOSUPPORT  the store's format is newer than this build's
+ *   -EBUSY            another process holds the store
+ *   -EIO              RocksDB refused to open the database
+ */
+int hoard_store_open(const char *dir, struct hoard_store **ret_store,
+		     char *errbuf, size_t errlen);
+/* Flush and close; accepts NULL. */
+void hoard_store_close(struct hoard_store *st);
+
+const char *hoard_store_dir(const struct hoard_store *st);
+const struct hoard_key *hoard_store_key(const struct hoard_store *st);
+int hoard_store_zstd_level(const struct hoard_store *st);
+/* The pid in dir/lock if a live process holds it, else 0. */
+int hoard_store_lock_owner(const char *dir);
+
+/* Point operations.  get: -ENOENT when absent; *ret_val is malloc()ed. */
+int hoard_store_get(struct hoard_store *st, enum hoard_cf cf, const void *key,
+		    size_t klen, void **ret_val, size_t *ret_len);
+/* get into a caller buffer; -ENOENT when absent, -ENOBUFS when the value is
+ * larger than cap (then *ret_len still tells its size). */
+int hoard_store_get_into(struct hoard_store *st, enum hoard_cf cf,
+			 const void *key, size_t klen, void *buf, size_t cap,
+			 size_t *ret_len);
+int hoard_store_exists(struct hoard_store *st, enum hoard_cf cf,
+		       const void *key, size_t klen);  /* 1, 0 or -errno */
+int hoard_store_put(struct hoard_store *st, enum hoard_cf cf, const void *key,
+		    size_t klen, const void *val, size_t vlen);
+
+/* Batches: applied atomically by hoard_store_write(); sync=true syncs the
+ * WAL before returning (what fsync promises). */
+struct hoard_batch *hoard_batch_new(void);
+void hoard_batch_free(struct hoard_batch *b);
+void hoard_batch_put(struct hoard_batch *b, enum hoard_cf cf, const void *key,
+		     size_t klen, const void *val, size_t vlen);
+void hoard_batch_delete(struct hoard_batch *b, enum hoard_cf cf,
+			const void *key, size_t klen);
+size_t hoard_batch_count(const struct hoard_batch *b);
+int hoard_store_write(struct hoard_store *st, struct hoard_batch *b,
+		      bool sync);
+/* Sync the WAL (everything written so far becomes durable). */
+int hoard_store_sync(struct hoard_store *st);
+
+/*
+ * Iterators over one column family, limited to keys that start with prefix
+ * (plen may be 0).  A fresh iterator is positioned at the first key >= prefix.
+ */
+struct hoard_iter *hoard_iter_new(struct hoard_store *st, enum hoard_cf cf,
+				  const void *prefix, size_t plen);
+void hoard_iter_free(struct hoard_iter *it);
+void hoard_iter_seek(struct hoard_iter *it, const void *key, size_t klen);
+/* Last key <= key (within the prefix). */
+void hoard_iter_seek_for_prev(struct hoard_iter *it, const void *key,
+			      size_t klen);
+bool hoard_iter_valid(struct hoard_iter *it);
+void hoard_iter_next(struct hoard_iter *it);
+const uint8_t *hoard_iter_key(struct hoard_iter *it, size_t *ret_len);
+const uint8_t *hoard_iter_value(struct hoard_iter *it, size_t *ret_len);
+
+/* Sizes RocksDB reports for a column family's live data (for stats). */
+uint64_t hoard_store_cf_size(struct hoard_store *st, enum hoard_cf cf);
+/* Full compaction (returns space after deletes). */
+void hoard_store_compact(struct hoard_store *st);
+
+#endif

@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * util: logging, byte order, sizes.  Layer 1: uses nothing else of hoard.
+ *
+ * Thread contract: every function here is safe to call from any thread.
+ * hoard_log_set_sink()/hoard_log_set_level() are meant to be called once at
+ * start-up, before other threads exist.
+ *
+ * Logging rule (from systemd's style): library code logs at LOG_DEBUG only,
+ * except where a problem would otherwise be invisible (a corrupt chunk is
+ * logged once at LOG_ERR with its id).  The front ends (hoardfs, hoard) log
+ * each failure once, where they turn it into an exit code or an errno reply.
+ * Secrets never reach a log.
+ */
+#ifndef HOARD_UTIL_H
+#define HOARD_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <syslog.h>
+#include <sys/types.h>
+
+#define HOARD_VERSION "0.1.0"
+
+typedef void (*hoard_log_sink_fn)(int level, const char *msg);
+
+/* printf-style log at a syslog level (LOG_ERR ... LOG_DEBUG). */
+void hoard_log(int level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void hoard_logv(int level, const char *fmt, va_list ap);
+/* Default sink: stderr, "hoard: <msg>".  NULL restores the default. */
+void hoard_log_set_sink(hoard_log_sink_fn sink);
+/* Messages above this level are dropped (default LOG_INFO). */
+void hoard_log_set_level(int level);
+int hoard_log_get_level(void);
+
+/* Big-endian integers: keys sort numerically under bytewise comparison. */
+static inline void hoard_put_be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--) {
+		p[i] = (uint8_t)v;
+		v >>= 8;
+	}
+}
+static inline uint64_t hoard_get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+static inline void hoard_put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+static inline uint32_t hoard_get_be32(const uint8_t *p)
+{
+	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
+	       ((uint32_t)p[2] << 8) | p[3];
+}
+
+/*
+ * Parse a size such as "512", "64K", "10G", "1.5GiB" (binary units).
+ * Returns 0 and sets *ret, or -EINVAL.
+ */
+int hoard_parse_size(const char *s, uint64_t *ret);
+
+/* Lower-case hex of n bytes into out (2n+1 bytes, NUL-terminated). */
+void hoard_hex(const uint8_t *p, size_t n, char *out);
+
+/* Write all of buf at off / read exactly n bytes at off (EINTR-safe).
+ * pread_full returns bytes read (short only at EOF) or -errno. */
+int hoard_pwrite_full(int fd, const void *buf, size_t n, off_t off);
+ssize_t hoard_pread_full(int fd, void *buf, size_t n, off_t off);
+/* Fill buf with n bytes from the kernel CSPRNG; 0 or -errno. */
+int hoard_random(void *buf, size_t n);
+/* Monotonic time in nanoseconds. */
+uint64_t hoard_now_mono_ns(void);
+
+#endif
