@@ -1,1 +1,515 @@
-/* stub */
+/* SPDX-License-Identifier: MIT */
+/*
+ * chunks: chunk records and frames (docs/FORMAT.md 2.3, 3, 5), the
+ * decompressed-chunk cache, and the in-flight table that keeps a frame alive
+ * while a commit that relies on it is under way.
+ *
+ * Why an in-flight table: a commit writes the frames of its new chunks
+ * before its batch (a large file is not held in memory), and confirms its
+ * dedup hits before the batch too.  Between those steps another commit may
+ * drop the last reference to one of those chunks; the frame must then stay
+ * (only the record goes), and our batch recreates the record.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hoard/codec.h"
+#include "hoard/util.h"
+#include "fs-internal.h"
+
+/* ---- decompressed-chunk cache ------------------------------------------ */
+
+struct centry {
+	struct hoard_id id;
+	uint32_t len;
+	uint8_t *data;
+	struct centry *hnext;	     /* hash chain */
+	struct centry *prev, *next;  /* LRU list, most recent first */
+};
+
+struct chunk_cache {
+	pthread_mutex_t mu;	    /* protects everything below */
+	struct centry **tab;
+	size_t tab_cap;
+	size_t bytes, budget;
+	struct centry *head, *tail;
+	uint64_t hits, misses;
+};
+
+int chunk_cache_new(size_t bytes, struct chunk_cache **ret)
+{
+	struct chunk_cache *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return -ENOMEM;
+	c->budget = bytes;
+	c->tab_cap = 4096;
+	c->tab = calloc(c->tab_cap, sizeof(*c->tab));
+	if (!c->tab) {
+		free(c);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&c->mu, NULL);
+	*ret = c;
+	return 0;
+}
+
+void chunk_cache_free(struct chunk_cache *c)
+{
+	struct centry *e, *n;
+
+	if (!c)
+		return;
+	for (e = c->head; e; e = n) {
+		n = e->next;
+		free(e->data);
+		free(e);
+	}
+	pthread_mutex_destroy(&c->mu);
+	free(c->tab);
+	free(c);
+}
+
+static struct centry **cache_slot(struct chunk_cache *c,
+				  const struct hoard_id *id)
+{
+	uint64_t h;
+
+	memcpy(&h, id->b, sizeof(h));
+	return &c->tab[h & (c->tab_cap - 1)];
+}
+
+static void lru_unlink(struct chunk_cache *c, struct centry *e)
+{
+	if (e->prev)
+		e->prev->next = e->next;
+	else
+		c->head = e->next;
+	if (e->next)
+		e->next->prev = e->prev;
+	else
+		c->tail = e->prev;
+}
+
+static void lru_push(struct chunk_cache *c, struct centry *e)
+{
+	e->prev = NULL;
+	e->next = c->head;
+	if (c->head)
+		c->head->prev = e;
+	c->head = e;
+	if (!c->tail)
+		c->tail = e;
+}
+
+static void cache_evict_one(struct chunk_cache *c)
+{
+	struct centry *e = c->tail, **pp;
+
+	lru_unlink(c, e);
+	for (pp = cache_slot(c, &e->id); *pp != e; pp = &(*pp)->hnext)
+		;
+	*pp = e->hnext;
+	c->bytes -= e->len;
+	free(e->data);
+	free(e);
+}
+
+/* Copy [off, off+n) of a cached chunk; false on a miss.  c->mu held. */
+static bool cache_copy_locked(struct chunk_cache *c, const struct hoard_id *id,
+			      uint32_t off, void *dst, size_t n)
+{
+	struct centry *e;
+
+	for (e = *cache_slot(c, id); e; e = e->hnext) {
+		if (hoard_id_equal(&e->id, id))
+			break;
+	}
+	if (!e || (size_t)off + n > e->len)
+		return false;
+	memcpy(dst, e->data + off, n);
+	lru_unlink(c, e);
+	lru_push(c, e);
+	return true;
+}
+
+static bool cache_copy(struct chunk_cache *c, const struct hoard_id *id,
+		       uint32_t off, void *dst, size_t n)
+{
+	bool hit;
+
+	pthread_mutex_lock(&c->mu);
+	hit = cache_copy_locked(c, id, off, dst, n);
+	if (hit)
+		c->hits++;
+	else
+		c->misses++;
+	pthread_mutex_unlock(&c->mu);
+	return hit;
+}
+
+/* Insert a verified chunk; takes ownership of data. */
+static void cache_insert(struct chunk_cache *c, const struct hoard_id *id,
+			 uint8_t *data, uint32_t len)
+{
+	struct centry *e, **slot;
+
+	if (len > c->budget) {
+		free(data);
+		return;
+	}
+	pthread_mutex_lock(&c->mu);
+	slot = cache_slot(c, id);
+	for (e = *slot; e; e = e->hnext) {
+		if (hoard_id_equal(&e->id, id)) {
+			pthread_mutex_unlock(&c->mu);
+			free(data);
+			return;
+		}
+	}
+	e = malloc(sizeof(*e));
+	if (!e) {
+		pthread_mutex_unlock(&c->mu);
+		free(data);
+		return;
+	}
+	e->id = *id;
+	e->len = len;
+	e->data = data;
+	e->hnext = *slot;
+	*slot = e;
+	lru_push(c, e);
+	c->bytes += len;
+	while (c->bytes > c->budget && c->tail != e)
+		cache_evict_one(c);
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* ---- records ------------------------------------------------------------ */
+
+static void chunk_rec_encode(const struct chunk_rec *r, uint8_t *v)
+{
+	memset(v, 0, CHUNK_REC_SIZE);
+	v[0] = 1;
+	v[1] = r->flags;
+	hoard_put_be32(v + 4, r->raw_size);
+	hoard_put_be32(v + 8, r->frame_size);
+	hoard_put_be64(v + 16, r->refcount);
+}
+
+int chunk_rec_load(struct hoard_fs *fs, const struct hoard_id *id,
+		   struct chunk_rec *ret)
+{
+	uint8_t v[CHUNK_REC_SIZE];
+	size_t n;
+	int r = hoard_store_get_into(fs->st, HOARD_CF_CHUNKS, id->b,
+				     HOARD_ID_SIZE, v, sizeof(v), &n);
+
+	if (r < 0)
+		return r == -ENOBUFS ? -EBADMSG : r;
+	if (n != CHUNK_REC_SIZE || v[0] != 1)
+		return -EBADMSG;
+	ret->flags = v[1];
+	ret->raw_size = hoard_get_be32(v + 4);
+	ret->frame_size = hoard_get_be32(v + 8);
+	ret->refcount = hoard_get_be64(v + 16);
+	return 0;
+}
+
+/* ---- reading ------------------------------------------------------------ */
+
+static void log_corrupt(const struct hoard_id *id, const char *why)
+{
+	char hex[HOARD_ID_HEX_SIZE];
+
+	hoard_id_hex(id, hex);
+	hoard_log(LOG_ERR, "chunk %s is corrupt: %s", hex, why);
+}
+
+/* Read, decode and verify a whole chunk into a new buffer. */
+static int chunk_load(struct hoard_fs *fs, const struct hoard_id *id,
+		      uint32_t raw_size, uint8_t **ret_data, bool quiet)
+{
+	struct hoard_id got;
+	void *frame;
+	size_t flen;
+	uint8_t *data;
+	ssize_t n;
+	int r;
+
+	r = hoard_store_get(fs->st, HOARD_CF_CHUNKDATA, id->b, HOARD_ID_SIZE,
+			    &frame, &flen);
+	if (r < 0) {
+		if (!quiet)
+			log_corrupt(id, r == -ENOENT ? "its data is missing"
+						     : "its data cannot be read");
+		return r == -ENOENT ? -EBADMSG : r;
+	}
+	data = malloc(raw_size ? raw_size : 1);
+	if (!data) {
+		free(frame);
+		return -ENOMEM;
+	}
+	n = hoard_codec_decode(frame, flen, data, raw_size, raw_size);
+	free(frame);
+	if (n < 0) {
+		if (!quiet)
+			log_corrupt(id, "its frame does not decode");
+		free(data);
+		return -EBADMSG;
+	}
+	hoard_id_compute(hoard_store_key(fs->st), data, raw_size, &got);
+	if (!hoard_id_equal(&got, id)) {
+		if (!quiet)
+			log_corrupt(id, "its bytes do not match its id");
+		free(data);
+		return -EBADMSG;
+	}
+	*ret_data = data;
+	return 0;
+}
+
+int chunks_copy(struct hoard_fs *fs, const struct hoard_id *id,
+		uint32_t raw_size, uint32_t off, void *dst, size_t n)
+{
+	uint8_t *data;
+	int r;
+
+	if ((size_t)off + n > raw_size)
+		return -EBADMSG;
+	if (cache_copy(fs->cache, id, off, dst, n))
+		return 0;
+	r = chunk_load(fs, id, raw_size, &data, false);
+	if (r < 0)
+		return r;
+	memcpy(dst, data + off, n);
+	cache_insert(fs->cache, id, data, raw_size);
+	return 0;
+}
+
+/* ---- writing ------------------------------------------------------------ */
+
+/*
+ * Confirm that the stored chunk `id` holds exactly raw[0..len).
+ * 0: it does.  -EBADMSG: the stored copy is damaged (the caller rewrites
+ * it with our good bytes).  -EIO: a different chunk with the same id, a
+ * hash collision; refusing to share it is the only safe answer.
+ */
+static int confirm(struct hoard_fs *fs, const struct hoard_id *id,
+		   const void *raw, size_t len)
+{
+	uint8_t *data, *probe;
+	char hex[HOARD_ID_HEX_SIZE];
+	int r;
+
+	probe = malloc(len ? len : 1);
+	if (!probe)
+		return -ENOMEM;
+	if (cache_copy(fs->cache, id, 0, probe, len)) {
+		r = memcmp(probe, raw, len) ? -EIO : 0;
+		free(probe);
+		goto out_check;
+	}
+	free(probe);
+	r = chunk_load(fs, id, (uint32_t)len, &data, true);
+	if (r < 0)
+		return r == -ENOMEM ? r : -EBADMSG;
+	r = memcmp(data, raw, len) ? -EIO : 0;
+	if (r == 0)
+		cache_insert(fs->cache, id, data, (uint32_t)len);
+	else
+		free(data);
+out_check:
+	if (r == -EIO) {
+		hoard_id_hex(id, hex);
+		hoard_log(LOG_ERR,
+			  "chunk id collision on %s: refusing to share it", hex);
+	}
+	return r;
+}
+
+static int put_frame(struct hoard_fs *fs, const struct hoard_id *id,
+		     const void *raw, size_t len, uint32_t *ret_flen)
+{
+	size_t cap = hoard_codec_bound(len);
+	uint8_t *frame = malloc(cap);
+	ssize_t n;
+	int r;
+
+	if (!frame)
+		return -ENOMEM;
+	n = hoard_codec_encode(raw, len, frame, cap, fs->level);
+	if (n < 0) {
+		free(frame);
+		return (int)n;
+	}
+	r = hoard_store_put(fs->st, HOARD_CF_CHUNKDATA, id->b, HOARD_ID_SIZE,
+			    frame, (size_t)n);
+	free(frame);
+	if (r == 0)
+		*ret_flen = (uint32_t)n;
+	return r;
+}
+
+/* Count id in flight with its frame size (fs->lock held). */
+static int inflight_add(struct hoard_fs *fs, const struct hoard_id *id,
+			uint32_t raw, uint32_t flen)
+{
+	struct idmap_ent *e = idmap_add(&fs->inflight, id);
+
+	if (!e)
+		return -ENOMEM;
+	e->count++;
+	e->raw_size = raw;
+	e->frame_size = flen;
+	return 0;
+}
+
+static void inflight_drop(struct hoard_fs *fs, const struct hoard_id *id)
+{
+	struct idmap_ent *e = idmap_get(&fs->inflight, id);
+
+	if (e && --e->count <= 0)
+		idmap_del(&fs->inflight, id);
+}
+
+/* Is the frame known present?  Sets *flen.  fs->lock held. */
+static int have_frame_locked(struct hoard_fs *fs, const struct hoard_id *id,
+			     uint32_t *flen)
+{
+	struct idmap_ent *e = idmap_get(&fs->inflight, id);
+	struct chunk_rec rec;
+	int r;
+
+	if (e) {
+		*flen = e->frame_size;
+		return 1;
+	}
+	r = chunk_rec_load(fs, id, &rec);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	*flen = rec.frame_size;
+	return 1;
+}
+
+int chunks_stage(struct hoard_fs *fs, const struct hoard_id *id,
+		 const void *raw, size_t len, uint32_t *ret_frame_size)
+{
+	uint32_t flen = 0;
+	int have, r;
+
+	pthread_mutex_lock(&fs->lock);
+	have = have_frame_locked(fs, id, &flen);
+	if (have == 1)
+		have = inflight_add(fs, id, (uint32_t)len, flen) ?: 1;
+	pthread_mutex_unlock(&fs->lock);
+	if (have < 0)
+		return have;
+	if (have) {
+		r = confirm(fs, id, raw, len);
+		if (r != -EBADMSG)
+			goto out_unstage_on_error;
+		/* The stored copy is damaged: our bytes carry the same id and
+		 * were just hashed, so rewriting the frame repairs it. */
+		r = put_frame(fs, id, raw, len, &flen);
+		if (r == 0) {
+			char hex[HOARD_ID_HEX_SIZE];
+
+			hoard_id_hex(id, hex);
+			hoard_log(LOG_WARNING, "chunk %s rewritten (repaired)",
+				  hex);
+			pthread_mutex_lock(&fs->lock);
+			idmap_get(&fs->inflight, id)->frame_size = flen;
+			pthread_mutex_unlock(&fs->lock);
+		}
+		goto out_unstage_on_error;
+	}
+	/* New chunk: write its frame, unless a racing commit just did. */
+	pthread_mutex_lock(&fs->lock);
+	have = have_frame_locked(fs, id, &flen);
+	if (have == 0)
+		have = put_frame(fs, id, raw, len, &flen);
+	if (have >= 0)
+		have = inflight_add(fs, id, (uint32_t)len, flen);
+	pthread_mutex_unlock(&fs->lock);
+	if (have < 0)
+		return have;
+	*ret_frame_size = flen;
+	return 0;
+out_unstage_on_error:
+	if (r < 0) {
+		pthread_mutex_lock(&fs->lock);
+		inflight_drop(fs, id);
+		pthread_mutex_unlock(&fs->lock);
+		return r;
+	}
+	*ret_frame_size = flen;
+	return 0;
+}
+
+void chunks_unstage_locked(struct hoard_fs *fs, struct idmap *m)
+{
+	for (size_t i = 0; i < m->cap; i++) {
+		if (m->e[i].used && m->e[i].count > 0) {
+			/* one stage per occurrence was counted */
+			for (int64_t k = 0; k < m->e[i].count; k++)
+				inflight_drop(fs, &m->e[i].id);
+		}
+	}
+}
+
+static int apply_one(struct hoard_fs *fs, struct hoard_batch *b,
+		     const struct idmap_ent *d)
+{
+	struct chunk_rec rec;
+	uint8_t v[CHUNK_REC_SIZE];
+	int r = chunk_rec_load(fs, &d->id, &rec);
+
+	if (r == -ENOENT) {
+		if (d->count < 0) {
+			char hex[HOARD_ID_HEX_SIZE];
+
+			hoard_id_hex(&d->id, hex);
+			hoard_log(LOG_ERR, "chunk %s: dropping a reference "
+				  "to a chunk with no record", hex);
+			return 0;
+		}
+		memset(&rec, 0, sizeof(rec));
+		rec.flags = 1;
+		rec.raw_size = d->raw_size;
+		rec.frame_size = d->frame_size;
+	} else if (r < 0) {
+		return r;
+	}
+	if (d->count < 0 && (uint64_t)-d->count >= rec.refcount) {
+		hoard_batch_delete(b, HOARD_CF_CHUNKS, d->id.b, HOARD_ID_SIZE);
+		/* A commit under way may still rely on the frame. */
+		if (!idmap_get(&fs->inflight, &d->id))
+			hoard_batch_delete(b, HOARD_CF_CHUNKDATA, d->id.b,
+					   HOARD_ID_SIZE);
+		return 0;
+	}
+	rec.refcount += (uint64_t)d->count;
+	chunk_rec_encode(&rec, v);
+	hoard_batch_put(b, HOARD_CF_CHUNKS, d->id.b, HOARD_ID_SIZE, v,
+			sizeof(v));
+	return 0;
+}
+
+int chunks_apply_locked(struct hoard_fs *fs, struct hoard_batch *b,
+			struct idmap *m)
+{
+	int r;
+
+	for (size_t i = 0; i < m->cap; i++) {
+		if (!m->e[i].used || m->e[i].count == 0)
+			continue;
+		r = apply_one(fs, b, &m->e[i]);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}

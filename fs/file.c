@@ -1,1 +1,650 @@
-/* stub */
+/* SPDX-License-Identifier: MIT */
+/*
+ * file: the data path.  Reads come from the staging file of a file being
+ * written, or from its extents (chunks, verified, through the cache).
+ * Writes go to the staging file; a commit (at flush, fsync, the last
+ * release, or a truncate with no open handle) chunks the staging file and
+ * lands the new extents, refcounts and inode in one batch (FORMAT 2.4).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hoard/chunker.h"
+#include "hoard/util.h"
+#include "fs-internal.h"
+
+#define COMMIT_BUF (4u << 20)
+
+struct hoard_fh {
+	struct istate *is;
+	int flags;
+};
+
+static void extent_key(uint8_t k[EXTENT_KEY_SIZE], uint64_t ino, uint64_t off)
+{
+	hoard_put_be64(k, ino);
+	hoard_put_be64(k + 8, off);
+}
+
+static void staging_name(char *buf, size_t n, uint64_t ino)
+{
+	snprintf(buf, n, "%llu", (unsigned long long)ino);
+}
+
+void staging_drop(struct hoard_fs *fs, struct istate *is)
+{
+	char name[32];
+
+	if (is->staging_fd < 0)
+		return;
+	close(is->staging_fd);
+	is->staging_fd = -1;
+	staging_name(name, sizeof(name), is->ino);
+	unlinkat(fs->staging_dirfd, name, 0);
+}
+
+/* Copy the committed content of is into fd (the new staging file). */
+static int staging_fill(struct hoard_fs *fs, struct istate *is, int fd,
+			uint64_t limit)
+{
+	uint8_t k[8], *buf = malloc(HOARD_CHUNK_MAX);
+	struct hoard_iter *it;
+	int r = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	ino_key(k, is->ino);
+	it = hoard_iter_new(fs->st, HOARD_CF_EXTENTS, k, 8);
+	for (; r == 0 && it && hoard_iter_valid(it); hoard_iter_next(it)) {
+		size_t kl, vl;
+		const uint8_t *key = hoard_iter_key(it, &kl);
+		const uint8_t *v = hoard_iter_value(it, &vl);
+		struct hoard_id id;
+		uint64_t off;
+		uint32_t len;
+
+		if (kl != EXTENT_KEY_SIZE || vl != EXTENT_VAL_SIZE) {
+			r = -EBADMSG;
+			break;
+		}
+		off = hoard_get_be64(key + 8);
+		if (off >= limit)
+			break;
+		memcpy(id.b, v, HOARD_ID_SIZE);
+		len = hoard_get_be32(v + HOARD_ID_SIZE);
+		r = chunks_copy(fs, &id, len, 0, buf, len);
+		if (r == 0 && hoard_pwrite_full(fd, buf, len, (off_t)off) < 0)
+			r = -errno;
+	}
+	hoard_iter_free(it);
+	free(buf);
+	return r;
+}
+
+/* Give is a staging file holding its current content up to keep bytes.
+ * is->rw held for writing. */
+static int staging_open(struct hoard_fs *fs, struct istate *is, uint64_t keep)
+{
+	char name[32];
+	int fd, r = 0;
+
+	if (is->staging_fd >= 0)
+		return 0;
+	staging_name(name, sizeof(name), is->ino);
+	fd = openat(fs->staging_dirfd, name,
+		    O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	if (keep > is->size)
+		keep = is->size;
+	if (keep)
+		r = staging_fill(fs, is, fd, keep);
+	if (r == 0 && ftruncate(fd, (off_t)is->size) < 0)
+		r = -errno;
+	if (r < 0) {
+		close(fd);
+		unlinkat(fs->staging_dirfd, name, 0);
+		return r;
+	}
+	is->staging_fd = fd;
+	return 0;
+}
+
+static void mark_dirty(struct istate *is, uint64_t new_size)
+{
+	struct timespec now;
+
+	now_ts(&now);
+	pthread_mutex_lock(&is->mu);
+	is->size = new_size;
+	is->size_valid = true;
+	is->dirty = true;
+	is->mtime = is->ctime = now;
+	pthread_mutex_unlock(&is->mu);
+}
+
+/* ---- commit ------------------------------------------------------------- */
+
+struct commit {
+	struct hoard_fs *fs;
+	struct idmap deltas;  /* id -> refcount change, sizes */
+	struct idmap staged;  /* id -> times chunks_stage() counted it */
+	uint8_t *ext;	      /* new extents: key + value each */
+	size_t n_ext, cap_ext;
+};
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	static const uint8_t zero[4096];
+
+	while (n >= sizeof(zero)) {
+		if (memcmp(p, zero, sizeof(zero)))
+			return false;
+		p += sizeof(zero);
+		n -= sizeof(zero);
+	}
+	return memcmp(p, zero, n) == 0;
+}
+
+static int emit_chunk(struct commit *c, uint64_t ino, uint64_t off,
+		      const uint8_t *p, size_t len)
+{
+	struct idmap_ent *d, *s;
+	struct hoard_id id;
+	uint32_t flen;
+	uint8_t *e;
+	int r;
+
+	if (all_zero(p, len))
+		return 0; /* a hole reads as zeros: store nothing */
+	hoard_id_compute(hoard_store_key(c->fs->st), p, len, &id);
+	r = chunks_stage(c->fs, &id, p, len, &flen);
+	if (r < 0)
+		return r;
+	s = idmap_add(&c->staged, &id);
+	if (s)
+		s->count++;
+	d = idmap_add(&c->deltas, &id);
+	if (!s || !d) {
+		if (!s) { /* not recorded: undo the stage count here */
+			struct idmap one;
+
+			if (idmap_init(&one, 1) == 0) {
+				idmap_add(&one, &id)->count = 1;
+				pthread_mutex_lock(&c->fs->lock);
+				chunks_unstage_locked(c->fs, &one);
+				pthread_mutex_unlock(&c->fs->lock);
+				idmap_free(&one);
+			}
+		}
+		return -ENOMEM;
+	}
+	d->count++;
+	d->raw_size = (uint32_t)len;
+	d->frame_size = flen;
+	if (c->n_ext == c->cap_ext) {
+		size_t cap = c->cap_ext ? c->cap_ext * 2 : 64;
+
+		e = realloc(c->ext, cap * (EXTENT_KEY_SIZE + EXTENT_VAL_SIZE));
+		if (!e)
+			return -ENOMEM;
+		c->ext = e;
+		c->cap_ext = cap;
+	}
+	e = c->ext + c->n_ext++ * (EXTENT_KEY_SIZE + EXTENT_VAL_SIZE);
+	extent_key(e, ino, off);
+	memcpy(e + EXTENT_KEY_SIZE, id.b, HOARD_ID_SIZE);
+	hoard_put_be32(e + EXTENT_KEY_SIZE + HOARD_ID_SIZE, (uint32_t)len);
+	return 0;
+}
+
+/* Chunk the bytes [start, end) of fd; the chunker starts afresh at start. */
+static int chunk_region(struct commit *c, uint64_t ino, int fd, uint8_t *buf,
+			uint64_t start, uint64_t end)
+{
+	struct hoard_chunker ch;
+	uint64_t base = start;
+	size_t filled = 0, pos = 0, cstart = 0, n;
+	ssize_t got;
+	int cut, r;
+
+	hoard_chunker_init(&ch);
+	for (;;) {
+		if (pos == filled) {
+			if (base + filled >= end)
+				break;
+			memmove(buf, buf + cstart, filled - cstart);
+			base += cstart;
+			filled -= cstart;
+			pos -= cstart;
+			cstart = 0;
+			n = COMMIT_BUF - filled;
+			if (n > end - (base + filled))
+				n = (size_t)(end - (base + filled));
+			got = hoard_pread_full(fd, buf + filled, n,
+					       (off_t)(base + filled));
+			if (got < 0)
+				return (int)got;
+			if (got == 0)
+				return -EIO; /* staging shorter than its size */
+			filled += (size_t)got;
+		}
+		pos += hoard_chunker_next(&ch, buf + pos, filled - pos, &cut);
+		if (cut) {
+			r = emit_chunk(c, ino, base + cstart, buf + cstart,
+				       pos - cstart);
+			if (r < 0)
+				return r;
+			cstart = pos;
+		}
+	}
+	if (pos > cstart)
+		return emit_chunk(c, ino, base + cstart, buf + cstart,
+				  pos - cstart);
+	return 0;
+}
+
+/* Chunk every data region of the staging file (holes are skipped). */
+static int chunk_staging(struct commit *c, struct istate *is, uint64_t size)
+{
+	uint8_t *buf = malloc(COMMIT_BUF);
+	off_t off = 0, data, hole;
+	int r = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	while (r == 0 && (uint64_t)off < size) {
+		data = lseek(is->staging_fd, off, SEEK_DATA);
+		if (data < 0) {
+			if (errno != ENXIO)
+				r = -errno;
+			break; /* the rest is a hole */
+		}
+		if ((uint64_t)data >= size)
+			break;
+		hole = lseek(is->staging_fd, data, SEEK_HOLE);
+		if (hole < 0 || (uint64_t)hole > size)
+			hole = (off_t)size;
+		r = chunk_region(c, is->ino, is->staging_fd, buf,
+				 (uint64_t)data, (uint64_t)hole);
+		off = hole;
+	}
+	free(buf);
+	return r;
+}
+
+int extents_collect(struct hoard_fs *fs, uint64_t ino, struct idmap *m,
+		    struct hoard_batch *b)
+{
+	struct hoard_iter *it;
+	struct idmap_ent *e;
+	uint8_t k[8];
+	int r = 0;
+
+	ino_key(k, ino);
+	it = hoard_iter_new(fs->st, HOARD_CF_EXTENTS, k, 8);
+	if (!it)
+		return -ENOMEM;
+	for (; hoard_iter_valid(it); hoard_iter_next(it)) {
+		size_t kl, vl;
+		const uint8_t *key = hoard_iter_key(it, &kl);
+		const uint8_t *v = hoard_iter_value(it, &vl);
+		struct hoard_id id;
+
+		if (vl != EXTENT_VAL_SIZE) {
+			r = -EBADMSG;
+			break;
+		}
+		memcpy(id.b, v, HOARD_ID_SIZE);
+		e = idmap_add(m, &id);
+		if (!e) {
+			r = -ENOMEM;
+			break;
+		}
+		e->count--;
+		hoard_batch_delete(b, HOARD_CF_EXTENTS, key, kl);
+	}
+	hoard_iter_free(it);
+	return r;
+}
+
+/* The batch that lands a commit (fs->lock held). */
+static int commit_land(struct commit *c, struct istate *is, bool sync)
+{
+	struct hoard_fs *fs = c->fs;
+	struct hoard_batch *b = hoard_batch_new(fs->st);
+	const size_t esz = EXTENT_KEY_SIZE + EXTENT_VAL_SIZE;
+	struct hoard_inode in;
+	int r;
+
+	if (!b)
+		return -ENOMEM;
+	r = extents_collect(fs, is->ino, &c->deltas, b);
+	for (size_t i = 0; r == 0 && i < c->n_ext; i++) {
+		const uint8_t *e = c->ext + i * esz;
+
+		hoard_batch_put(b, HOARD_CF_EXTENTS, e, EXTENT_KEY_SIZE,
+				e + EXTENT_KEY_SIZE, EXTENT_VAL_SIZE);
+	}
+	if (r == 0)
+		r = chunks_apply_locked(fs, b, &c->deltas);
+	if (r == 0)
+		r = inode_load(fs, is->ino, &in);
+	if (r == 0) {
+		pthread_mutex_lock(&is->mu);
+		istate_overlay(is, &in);
+		pthread_mutex_unlock(&is->mu);
+		inode_put(fs, b, is->ino, &in);
+		inode_clear(&in);
+		r = hoard_store_write(fs->st, b, sync);
+	}
+	hoard_batch_free(b);
+	return r;
+}
+
+/* Commit a dirty file; is->rw held for writing. */
+int file_commit(struct hoard_fs *fs, struct istate *is, bool sync)
+{
+	struct commit c = { .fs = fs };
+	uint64_t size;
+	int r;
+
+	if (!is->dirty || is->staging_fd < 0)
+		return sync ? hoard_store_sync(fs->st) : 0;
+	size = is->size;
+	if (idmap_init(&c.deltas, 64) < 0)
+		return -ENOMEM;
+	if (idmap_init(&c.staged, 64) < 0) {
+		idmap_free(&c.deltas);
+		return -ENOMEM;
+	}
+	r = chunk_staging(&c, is, size);
+	pthread_mutex_lock(&fs->lock);
+	if (r == 0)
+		r = commit_land(&c, is, sync);
+	chunks_unstage_locked(fs, &c.staged);
+	pthread_mutex_unlock(&fs->lock);
+	if (r == 0) {
+		pthread_mutex_lock(&is->mu);
+		is->dirty = false;
+		pthread_mutex_unlock(&is->mu);
+	} else {
+		hoard_log(LOG_ERR, "commit of inode %llu failed: %s",
+			  (unsigned long long)is->ino, strerror(-r));
+	}
+	idmap_free(&c.deltas);
+	idmap_free(&c.staged);
+	free(c.ext);
+	return r;
+}
+
+/* ---- file operations ---------------------------------------------------- */
+
+static int ensure_size(struct hoard_fs *fs, struct istate *is)
+{
+	struct hoard_inode in;
+	int r;
+
+	if (is->size_valid)
+		return 0;
+	r = inode_load(fs, is->ino, &in);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&is->mu);
+	if (!is->size_valid) {
+		is->size = in.size;
+		is->size_valid = true;
+	}
+	pthread_mutex_unlock(&is->mu);
+	inode_clear(&in);
+	return 0;
+}
+
+int hoard_fs_open(struct hoard_fs *fs, uint64_t ino, int flags,
+		  struct hoard_fh **ret_fh)
+{
+	struct hoard_fh *fh = malloc(sizeof(*fh));
+	struct istate *is;
+	int r;
+
+	if (!fh)
+		return -ENOMEM;
+	pthread_mutex_lock(&fs->lock);
+	is = istate_get(fs, ino);
+	if (is)
+		is->opens++;
+	pthread_mutex_unlock(&fs->lock);
+	if (!is) {
+		free(fh);
+		return -ENOMEM;
+	}
+	fh->is = is;
+	fh->flags = flags;
+	r = ensure_size(fs, is);
+	if (r == 0 && (flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY)
+		r = file_truncate(fs, is, 0);
+	if (r < 0) {
+		hoard_fs_release(fs, fh);
+		return r;
+	}
+	*ret_fh = fh;
+	return 0;
+}
+
+static int read_extents(struct hoard_fs *fs, struct istate *is, uint8_t *buf,
+			uint64_t off, uint64_t end)
+{
+	uint8_t k[EXTENT_KEY_SIZE];
+	struct hoard_iter *it;
+	int r = 0;
+
+	memset(buf, 0, end - off); /* holes */
+	extent_key(k, is->ino, off);
+	it = hoard_iter_new(fs->st, HOARD_CF_EXTENTS, k, 8);
+	if (!it)
+		return -ENOMEM;
+	hoard_iter_seek_for_prev(it, k, sizeof(k));
+	if (!hoard_iter_valid(it))
+		hoard_iter_seek(it, k, sizeof(k));
+	for (; r == 0 && hoard_iter_valid(it); hoard_iter_next(it)) {
+		size_t kl, vl;
+		const uint8_t *key = hoard_iter_key(it, &kl);
+		const uint8_t *v = hoard_iter_value(it, &vl);
+		uint64_t eoff, from, to;
+		struct hoard_id id;
+		uint32_t len;
+
+		if (kl != EXTENT_KEY_SIZE || vl != EXTENT_VAL_SIZE) {
+			r = -EBADMSG;
+			break;
+		}
+		eoff = hoard_get_be64(key + 8);
+		len = hoard_get_be32(v + HOARD_ID_SIZE);
+		if (eoff >= end)
+			break;
+		if (eoff + len <= off)
+			continue;
+		from = eoff > off ? eoff : off;
+		to = eoff + len < end ? eoff + len : end;
+		memcpy(id.b, v, HOARD_ID_SIZE);
+		r = chunks_copy(fs, &id, len, (uint32_t)(from - eoff),
+				buf + (from - off), (size_t)(to - from));
+	}
+	hoard_iter_free(it);
+	return r;
+}
+
+ssize_t hoard_fs_read(struct hoard_fs *fs, struct hoard_fh *fh, void *buf,
+		      size_t size, off_t off)
+{
+	struct istate *is = fh->is;
+	uint64_t end, fsize;
+	ssize_t r;
+
+	if (off < 0)
+		return -EINVAL;
+	pthread_rwlock_rdlock(&is->rw);
+	pthread_mutex_lock(&is->mu);
+	fsize = is->size;
+	pthread_mutex_unlock(&is->mu);
+	if ((uint64_t)off >= fsize) {
+		r = 0;
+		goto out_unlock;
+	}
+	end = (uint64_t)off + size;
+	if (end > fsize)
+		end = fsize;
+	if (is->staging_fd >= 0) {
+		r = hoard_pread_full(is->staging_fd, buf,
+				     (size_t)(end - (uint64_t)off), off);
+		goto out_unlock;
+	}
+	r = read_extents(fs, is, buf, (uint64_t)off, end);
+	if (r == 0)
+		r = (ssize_t)(end - (uint64_t)off);
+out_unlock:
+	pthread_rwlock_unlock(&is->rw);
+	return r;
+}
+
+ssize_t hoard_fs_write(struct hoard_fs *fs, struct hoard_fh *fh,
+		       const void *buf, size_t size, off_t off)
+{
+	struct istate *is = fh->is;
+	uint64_t end = (uint64_t)off + size;
+	int r;
+
+	if (off < 0)
+		return -EINVAL;
+	pthread_rwlock_wrlock(&is->rw);
+	r = staging_open(fs, is, UINT64_MAX);
+	if (r == 0 && hoard_pwrite_full(is->staging_fd, buf, size, off) < 0)
+		r = -errno;
+	if (r == 0)
+		mark_dirty(is, end > is->size ? end : is->size);
+	pthread_rwlock_unlock(&is->rw);
+	return r < 0 ? r : (ssize_t)size;
+}
+
+int file_truncate(struct hoard_fs *fs, struct istate *is, uint64_t size)
+{
+	unsigned opens;
+	int r;
+
+	r = ensure_size(fs, is);
+	if (r < 0)
+		return r;
+	pthread_rwlock_wrlock(&is->rw);
+	r = staging_open(fs, is, size);
+	if (r == 0 && ftruncate(is->staging_fd, (off_t)size) < 0)
+		r = -errno;
+	if (r == 0)
+		mark_dirty(is, size);
+	pthread_mutex_lock(&fs->lock);
+	opens = is->opens;
+	pthread_mutex_unlock(&fs->lock);
+	if (r == 0 && opens == 0) {
+		r = file_commit(fs, is, false);
+		staging_drop(fs, is);
+	}
+	pthread_rwlock_unlock(&is->rw);
+	return r;
+}
+
+int hoard_fs_flush(struct hoard_fs *fs, struct hoard_fh *fh)
+{
+	int r;
+
+	if ((fh->flags & O_ACCMODE) == O_RDONLY)
+		return 0;
+	pthread_rwlock_wrlock(&fh->is->rw);
+	r = file_commit(fs, fh->is, false);
+	pthread_rwlock_unlock(&fh->is->rw);
+	return r;
+}
+
+int hoard_fs_fsync(struct hoard_fs *fs, struct hoard_fh *fh, bool datasync)
+{
+	int r;
+
+	pthread_rwlock_wrlock(&fh->is->rw);
+	r = file_commit(fs, fh->is, true);
+	pthread_rwlock_unlock(&fh->is->rw);
+	return r;
+}
+
+void hoard_fs_release(struct hoard_fs *fs, struct hoard_fh *fh)
+{
+	struct istate *is = fh->is;
+	struct hoard_inode in;
+	bool last, gone = false;
+
+	pthread_mutex_lock(&fs->lock);
+	last = --is->opens == 0;
+	pthread_mutex_unlock(&fs->lock);
+	if (last) {
+		pthread_rwlock_wrlock(&is->rw);
+		if (inode_load(fs, is->ino, &in) == 0) {
+			gone = in.nlink == 0;
+			inode_clear(&in);
+		}
+		if (!gone)
+			file_commit(fs, is, false);
+		pthread_mutex_lock(&fs->lock);
+		if (is->opens == 0) {
+			is->dirty = false;
+			staging_drop(fs, is);
+		}
+		pthread_mutex_unlock(&fs->lock);
+		pthread_rwlock_unlock(&is->rw);
+	}
+	pthread_mutex_lock(&fs->lock);
+	if (gone && !is->opens && !is->nlookup)
+		inode_purge(fs, is->ino);
+	istate_maybe_free(fs, is);
+	pthread_mutex_unlock(&fs->lock);
+	free(fh);
+}
+
+int hoard_fs_fallocate(struct hoard_fs *fs, struct hoard_fh *fh, int mode,
+		       off_t off, off_t len)
+{
+	uint64_t end = (uint64_t)off + (uint64_t)len;
+	struct istate *is = fh->is;
+	int r;
+
+	if (mode != 0)
+		return -EOPNOTSUPP;
+	if (off < 0 || len <= 0)
+		return -EINVAL;
+	pthread_rwlock_wrlock(&is->rw);
+	r = 0;
+	if (end > is->size) {
+		r = staging_open(fs, is, UINT64_MAX);
+		if (r == 0 && ftruncate(is->staging_fd, (off_t)end) < 0)
+			r = -errno;
+		if (r == 0)
+			mark_dirty(is, end);
+	}
+	pthread_rwlock_unlock(&is->rw);
+	return r;
+}
+
+int fs_commit_all(struct hoard_fs *fs)
+{
+	int r = 0;
+
+	/* Called at unmount with no FUSE thread left: no locking races. */
+	for (size_t i = 0; i < fs->itab_cap; i++) {
+		for (struct istate *is = fs->itab[i]; is; is = is->next) {
+			if (is->dirty && file_commit(fs, is, false) < 0)
+				r = -EIO;
+			staging_drop(fs, is);
+		}
+	}
+	return r;
+}

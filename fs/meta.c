@@ -1,1 +1,879 @@
-/* stub */
+/* SPDX-License-Identifier: MIT */
+/*
+ * meta: inodes and directory entries (docs/FORMAT.md 2.2, dirents), the
+ * in-memory inode table, and the namespace operations.  Every change to the
+ * namespace is one WriteBatch written under fs->lock.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hoard/util.h"
+#include "fs-internal.h"
+
+void ino_key(uint8_t k[8], uint64_t ino)
+{
+	hoard_put_be64(k, ino);
+}
+
+void now_ts(struct timespec *ts)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+}
+
+/* ---- inode records ------------------------------------------------------ */
+
+static void put_ts(uint8_t *p, const struct timespec *ts)
+{
+	hoard_put_be64(p, (uint64_t)ts->tv_sec);
+	hoard_put_be32(p + 8, (uint32_t)ts->tv_nsec);
+}
+
+static void get_ts(const uint8_t *p, struct timespec *ts)
+{
+	ts->tv_sec = (time_t)(int64_t)hoard_get_be64(p);
+	ts->tv_nsec = (long)hoard_get_be32(p + 8);
+}
+
+int inode_decode(const uint8_t *v, size_t n, struct hoard_inode *ret)
+{
+	struct hoard_inode in = { 0 };
+
+	if (n < INODE_REC_SIZE || v[0] != 1)
+		return -EBADMSG;
+	in.mode = hoard_get_be32(v + 4);
+	in.uid = hoard_get_be32(v + 8);
+	in.gid = hoard_get_be32(v + 12);
+	in.nlink = hoard_get_be32(v + 16);
+	in.rdev = hoard_get_be32(v + 20);
+	in.size = hoard_get_be64(v + 24);
+	in.volume = hoard_get_be64(v + 32);
+	get_ts(v + 40, &in.atime);
+	get_ts(v + 52, &in.mtime);
+	get_ts(v + 64, &in.ctime);
+	if (S_ISLNK(in.mode)) {
+		if (n - INODE_REC_SIZE != in.size)
+			return -EBADMSG;
+		in.target = strndup((const char *)v + INODE_REC_SIZE, in.size);
+		if (!in.target)
+			return -ENOMEM;
+	}
+	*ret = in;
+	return 0;
+}
+
+void inode_clear(struct hoard_inode *in)
+{
+	free(in->target);
+	in->target = NULL;
+}
+
+int inode_load(struct hoard_fs *fs, uint64_t ino, struct hoard_inode *ret)
+{
+	uint8_t k[8], buf[INODE_REC_SIZE + 4096 + 16];
+	size_t n;
+	int r;
+
+	ino_key(k, ino);
+	r = hoard_store_get_into(fs->st, HOARD_CF_INODES, k, 8, buf,
+				 sizeof(buf), &n);
+	if (r < 0)
+		return r == -ENOBUFS ? -EBADMSG : r;
+	return inode_decode(buf, n, ret);
+}
+
+void inode_put(struct hoard_fs *fs, struct hoard_batch *b, uint64_t ino,
+	       const struct hoard_inode *in)
+{
+	uint8_t k[8], v[INODE_REC_SIZE + 4096];
+	size_t tlen = in->target ? strlen(in->target) : 0;
+
+	ino_key(k, ino);
+	memset(v, 0, INODE_REC_SIZE);
+	v[0] = 1;
+	hoard_put_be32(v + 4, in->mode);
+	hoard_put_be32(v + 8, in->uid);
+	hoard_put_be32(v + 12, in->gid);
+	hoard_put_be32(v + 16, in->nlink);
+	hoard_put_be32(v + 20, in->rdev);
+	hoard_put_be64(v + 24, in->target ? tlen : in->size);
+	hoard_put_be64(v + 32, in->volume);
+	put_ts(v + 40, &in->atime);
+	put_ts(v + 52, &in->mtime);
+	put_ts(v + 64, &in->ctime);
+	memcpy(v + INODE_REC_SIZE, in->target ? in->target : "", tlen);
+	hoard_batch_put(b, HOARD_CF_INODES, k, 8, v, INODE_REC_SIZE + tlen);
+}
+
+void inode_to_stat(const struct hoard_inode *in, uint64_t ino, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ino;
+	st->st_mode = in->mode;
+	st->st_nlink = in->nlink;
+	st->st_uid = in->uid;
+	st->st_gid = in->gid;
+	st->st_rdev = in->rdev;
+	st->st_size = (off_t)in->size;
+	st->st_blksize = 4096;
+	st->st_blocks = (blkcnt_t)((in->size + 511) / 512);
+	st->st_atim = in->atime;
+	st->st_mtim = in->mtime;
+	st->st_ctim = in->ctime;
+}
+
+/* ---- in-memory inode table ---------------------------------------------- */
+
+static size_t itab_slot(struct hoard_fs *fs, uint64_t ino)
+{
+	return (size_t)(ino * 0x9e3779b97f4a7c15ull >> 20) &
+	       (fs->itab_cap - 1);
+}
+
+struct istate *istate_find(struct hoard_fs *fs, uint64_t ino)
+{
+	struct istate *is;
+
+	for (is = fs->itab[itab_slot(fs, ino)]; is; is = is->next) {
+		if (is->ino == ino)
+			return is;
+	}
+	return NULL;
+}
+
+static void itab_grow(struct hoard_fs *fs)
+{
+	struct istate **old = fs->itab, *is, *next;
+	size_t old_cap = fs->itab_cap;
+	struct istate **tab = calloc(old_cap * 2, sizeof(*tab));
+
+	if (!tab)
+		return; /* chains just get longer */
+	fs->itab = tab;
+	fs->itab_cap = old_cap * 2;
+	for (size_t i = 0; i < old_cap; i++) {
+		for (is = old[i]; is; is = next) {
+			size_t s = itab_slot(fs, is->ino);
+
+			next = is->next;
+			is->next = tab[s];
+			tab[s] = is;
+		}
+	}
+	free(old);
+}
+
+struct istate *istate_get(struct hoard_fs *fs, uint64_t ino)
+{
+	struct istate *is = istate_find(fs, ino);
+	size_t s;
+
+	if (is)
+		return is;
+	if (fs->icount >= fs->itab_cap)
+		itab_grow(fs);
+	is = calloc(1, sizeof(*is));
+	if (!is)
+		return NULL;
+	is->ino = ino;
+	is->staging_fd = -1;
+	pthread_rwlock_init(&is->rw, NULL);
+	pthread_mutex_init(&is->mu, NULL);
+	s = itab_slot(fs, ino);
+	is->next = fs->itab[s];
+	fs->itab[s] = is;
+	fs->icount++;
+	return is;
+}
+
+void istate_maybe_free(struct hoard_fs *fs, struct istate *is)
+{
+	struct istate **pp;
+
+	if (is->nlookup || is->opens)
+		return;
+	for (pp = &fs->itab[itab_slot(fs, is->ino)]; *pp != is;
+	     pp = &(*pp)->next)
+		;
+	*pp = is->next;
+	fs->icount--;
+	if (is->staging_fd >= 0)
+		staging_drop(fs, is);
+	pthread_rwlock_destroy(&is->rw);
+	pthread_mutex_destroy(&is->mu);
+	free(is);
+}
+
+void istate_overlay(struct istate *is, struct hoard_inode *in)
+{
+	if (is->size_valid && S_ISREG(in->mode))
+		in->size = is->size;
+	if (is->dirty) {
+		in->mtime = is->mtime;
+		in->ctime = is->ctime;
+	}
+}
+
+/* Load an inode with the overlay of a file being written. */
+static int inode_load_current(struct hoard_fs *fs, uint64_t ino,
+			      struct hoard_inode *ret)
+{
+	struct istate *is;
+	int r;
+
+	pthread_mutex_lock(&fs->lock);
+	is = istate_find(fs, ino);
+	if (is)
+		pthread_mutex_lock(&is->mu);
+	pthread_mutex_unlock(&fs->lock);
+	/* is cannot go away: callers hold a lookup or an open on ino */
+	r = inode_load(fs, ino, ret);
+	if (is) {
+		if (r == 0)
+			istate_overlay(is, ret);
+		pthread_mutex_unlock(&is->mu);
+	}
+	return r;
+}
+
+/* ---- directory entries -------------------------------------------------- */
+
+static size_t dirent_key(uint8_t *k, uint64_t parent, const char *name)
+{
+	size_t n = strlen(name);
+
+	ino_key(k, parent);
+	memcpy(k + 8, name, n);
+	return 8 + n;
+}
+
+static int dirent_get(struct hoard_fs *fs, uint64_t parent, const char *name,
+		      uint64_t *ret_ino)
+{
+	uint8_t k[8 + NAME_MAX_LEN], v[9];
+	size_t n;
+	int r;
+
+	if (strlen(name) > NAME_MAX_LEN)
+		return -ENAMETOOLONG;
+	r = hoard_store_get_into(fs->st, HOARD_CF_DIRENTS, k,
+				 dirent_key(k, parent, name), v, sizeof(v), &n);
+	if (r < 0)
+		return r == -ENOBUFS ? -EBADMSG : r;
+	if (n != 9)
+		return -EBADMSG;
+	*ret_ino = hoard_get_be64(v);
+	return 0;
+}
+
+static void dirent_put(struct hoard_batch *b, uint64_t parent,
+		       const char *name, uint64_t ino, mode_t mode)
+{
+	uint8_t k[8 + NAME_MAX_LEN], v[9];
+
+	hoard_put_be64(v, ino);
+	v[8] = (uint8_t)((mode & S_IFMT) >> 12);
+	hoard_batch_put(b, HOARD_CF_DIRENTS, k, dirent_key(k, parent, name), v,
+			9);
+}
+
+static void dirent_del(struct hoard_batch *b, uint64_t parent,
+		       const char *name)
+{
+	uint8_t k[8 + NAME_MAX_LEN];
+
+	hoard_batch_delete(b, HOARD_CF_DIRENTS, k, dirent_key(k, parent, name));
+}
+
+static int dir_is_empty(struct hoard_fs *fs, uint64_t ino)
+{
+	uint8_t k[8];
+	struct hoard_iter *it;
+	int empty;
+
+	ino_key(k, ino);
+	it = hoard_iter_new(fs->st, HOARD_CF_DIRENTS, k, 8);
+	if (!it)
+		return -ENOMEM;
+	empty = !hoard_iter_valid(it);
+	hoard_iter_free(it);
+	return empty;
+}
+
+/* ---- lookups ------------------------------------------------------------ */
+
+int hoard_fs_lookup(struct hoard_fs *fs, uint64_t parent, const char *name,
+		    struct stat *ret_st)
+{
+	struct hoard_inode in;
+	struct istate *is;
+	uint64_t ino;
+	int r;
+
+	r = dirent_get(fs, parent, name, &ino);
+	if (r < 0)
+		return r;
+	r = inode_load_current(fs, ino, &in);
+	if (r < 0)
+		return r == -ENOENT ? -EIO : r;
+	pthread_mutex_lock(&fs->lock);
+	is = istate_get(fs, ino);
+	if (is)
+		is->nlookup++;
+	pthread_mutex_unlock(&fs->lock);
+	inode_to_stat(&in, ino, ret_st);
+	inode_clear(&in);
+	return is ? 0 : -ENOMEM;
+}
+
+void hoard_fs_ref(struct hoard_fs *fs, uint64_t ino)
+{
+	struct istate *is;
+
+	pthread_mutex_lock(&fs->lock);
+	is = istate_get(fs, ino);
+	if (is)
+		is->nlookup++;
+	pthread_mutex_unlock(&fs->lock);
+}
+
+void hoard_fs_forget(struct hoard_fs *fs, uint64_t ino, uint64_t nlookup)
+{
+	struct hoard_inode in;
+	struct istate *is;
+
+	pthread_mutex_lock(&fs->lock);
+	is = istate_find(fs, ino);
+	if (!is) {
+		pthread_mutex_unlock(&fs->lock);
+		return;
+	}
+	is->nlookup = nlookup >= is->nlookup ? 0 : is->nlookup - nlookup;
+	if (!is->nlookup && !is->opens) {
+		if (inode_load(fs, ino, &in) == 0) {
+			if (in.nlink == 0)
+				inode_purge(fs, ino);
+			inode_clear(&in);
+		}
+		istate_maybe_free(fs, is);
+	}
+	pthread_mutex_unlock(&fs->lock);
+}
+
+int hoard_fs_getattr(struct hoard_fs *fs, uint64_t ino, struct stat *ret_st)
+{
+	struct hoard_inode in;
+	int r = inode_load_current(fs, ino, &in);
+
+	if (r < 0)
+		return r;
+	inode_to_stat(&in, ino, ret_st);
+	inode_clear(&in);
+	return 0;
+}
+
+/* ---- creating ----------------------------------------------------------- */
+
+/* Load a directory that new entries go into (fs->lock held). */
+static int load_dir(struct hoard_fs *fs, uint64_t ino, struct hoard_inode *ret)
+{
+	int r = inode_load(fs, ino, ret);
+
+	if (r < 0)
+		return r;
+	if (!S_ISDIR(ret->mode)) {
+		inode_clear(ret);
+		return -ENOTDIR;
+	}
+	if (ret->nlink == 0) { /* removed, still someone's cwd */
+		inode_clear(ret);
+		return -ENOENT;
+	}
+	return 0;
+}
+
+static void put_next_ino(struct hoard_fs *fs, struct hoard_batch *b)
+{
+	uint8_t v[8];
+
+	hoard_put_be64(v, fs->next_ino);
+	hoard_batch_put(b, HOARD_CF_DEFAULT, "next_ino", 8, v, 8);
+}
+
+/*
+ * Create an inode named name in parent (fs->lock held): one batch with the
+ * new inode, its entry, the parent's times (and nlink for a directory).
+ */
+static int create_locked(struct hoard_fs *fs, uint64_t parent,
+			 const char *name, mode_t mode, dev_t rdev,
+			 const char *target, const struct hoard_ctx *ctx,
+			 struct hoard_inode *ret_in, uint64_t *ret_ino)
+{
+	struct hoard_inode dir, in = { 0 };
+	struct hoard_batch *b;
+	struct istate *is;
+	uint64_t ino;
+	int r;
+
+	if (strlen(name) > NAME_MAX_LEN)
+		return -ENAMETOOLONG;
+	r = load_dir(fs, parent, &dir);
+	if (r < 0)
+		return r;
+	r = dirent_get(fs, parent, name, &ino);
+	if (r != -ENOENT) {
+		inode_clear(&dir);
+		return r == 0 ? -EEXIST : r;
+	}
+	in.mode = mode;
+	in.uid = ctx->uid;
+	in.gid = ctx->gid;
+	if (dir.mode & S_ISGID) { /* BSD group semantics, as tmpfs */
+		in.gid = dir.gid;
+		if (S_ISDIR(mode))
+			in.mode |= S_ISGID;
+	}
+	in.nlink = S_ISDIR(mode) ? 2 : 1;
+	in.rdev = (uint32_t)rdev;
+	in.volume = dir.volume;
+	now_ts(&in.atime);
+	in.mtime = in.ctime = in.atime;
+	in.target = (char *)target;
+	in.size = target ? strlen(target) : 0;
+	dir.mtime = dir.ctime = in.atime;
+	if (S_ISDIR(mode))
+		dir.nlink++;
+	b = hoard_batch_new(fs->st);
+	if (!b) {
+		inode_clear(&dir);
+		return -ENOMEM;
+	}
+	is = istate_get(fs, fs->next_ino);
+	ino = fs->next_ino++;
+	put_next_ino(fs, b);
+	inode_put(fs, b, ino, &in);
+	inode_put(fs, b, parent, &dir);
+	dirent_put(b, parent, name, ino, mode);
+	r = is ? hoard_store_write(fs->st, b, false) : -ENOMEM;
+	hoard_batch_free(b);
+	inode_clear(&dir);
+	if (r < 0) {
+		if (is)
+			istate_maybe_free(fs, is);
+		return r;
+	}
+	is->nlookup++;
+	if (S_ISREG(mode)) {
+		is->size = 0;
+		is->size_valid = true;
+	}
+	in.target = NULL;
+	*ret_in = in;
+	*ret_ino = ino;
+	return 0;
+}
+
+static int create_stat(struct hoard_fs *fs, uint64_t parent, const char *name,
+		       mode_t mode, dev_t rdev, const char *target,
+		       const struct hoard_ctx *ctx, struct stat *ret_st)
+{
+	struct hoard_inode in;
+	uint64_t ino;
+	int r;
+
+	pthread_mutex_lock(&fs->lock);
+	r = create_locked(fs, parent, name, mode, rdev, target, ctx, &in, &ino);
+	pthread_mutex_unlock(&fs->lock);
+	if (r < 0)
+		return r;
+	if (target)
+		in.size = strlen(target);
+	inode_to_stat(&in, ino, ret_st);
+	return 0;
+}
+
+int hoard_fs_mknod(struct hoard_fs *fs, uint64_t parent, const char *name,
+		   mode_t mode, dev_t rdev, const struct hoard_ctx *ctx,
+		   struct stat *ret_st)
+{
+	if (S_ISDIR(mode) || S_ISLNK(mode))
+		return -EINVAL;
+	if (!(mode & S_IFMT))
+		mode |= S_IFREG;
+	return create_stat(fs, parent, name, mode, rdev, NULL, ctx, ret_st);
+}
+
+int hoard_fs_mkdir(struct hoard_fs *fs, uint64_t parent, const char *name,
+		   mode_t mode, const struct hoard_ctx *ctx, struct stat *ret_st)
+{
+	return create_stat(fs, parent, name, S_IFDIR | (mode & 07777), 0, NULL,
+			   ctx, ret_st);
+}
+
+int hoard_fs_symlink(struct hoard_fs *fs, uint64_t parent, const char *name,
+		     const char *target, const struct hoard_ctx *ctx,
+		     struct stat *ret_st)
+{
+	if (strlen(target) >= 4096)
+		return -ENAMETOOLONG;
+	return create_stat(fs, parent, name, S_IFLNK | 0777, 0, target, ctx,
+			   ret_st);
+}
+
+int hoard_fs_create(struct hoard_fs *fs, uint64_t parent, const char *name,
+		    mode_t mode, int flags, const struct hoard_ctx *ctx,
+		    struct stat *ret_st, struct hoard_fh **ret_fh)
+{
+	int r = hoard_fs_mknod(fs, parent, name, S_IFREG | (mode & 07777), 0,
+			       ctx, ret_st);
+
+	if (r < 0)
+		return r;
+	r = hoard_fs_open(fs, ret_st->st_ino, flags & ~O_TRUNC, ret_fh);
+	if (r < 0)
+		hoard_fs_forget(fs, ret_st->st_ino, 1);
+	return r;
+}
+
+int hoard_fs_link(struct hoard_fs *fs, uint64_t ino, uint64_t newparent,
+		  const char *newname, struct stat *ret_st)
+{
+	struct hoard_inode dir, in;
+	struct hoard_batch *b = NULL;
+	struct istate *is;
+	uint64_t other;
+	int r;
+
+	if (strlen(newname) > NAME_MAX_LEN)
+		return -ENAMETOOLONG;
+	pthread_mutex_lock(&fs->lock);
+	r = load_dir(fs, newparent, &dir);
+	if (r < 0)
+		goto out_unlock;
+	r = inode_load(fs, ino, &in);
+	if (r < 0)
+		goto out_dir;
+	if (S_ISDIR(in.mode)) {
+		r = -EPERM;
+		goto out_in;
+	}
+	if (in.nlink == 0) {
+		r = -ENOENT;
+		goto out_in;
+	}
+	r = dirent_get(fs, newparent, newname, &other);
+	if (r != -ENOENT) {
+		r = r == 0 ? -EEXIST : r;
+		goto out_in;
+	}
+	b = hoard_batch_new(fs->st);
+	is = istate_get(fs, ino);
+	if (!b || !is) {
+		r = -ENOMEM;
+		goto out_in;
+	}
+	in.nlink++;
+	now_ts(&in.ctime);
+	dir.mtime = dir.ctime = in.ctime;
+	inode_put(fs, b, ino, &in);
+	inode_put(fs, b, newparent, &dir);
+	dirent_put(b, newparent, newname, ino, in.mode);
+	r = hoard_store_write(fs->st, b, false);
+	if (r == 0) {
+		is->nlookup++;
+		pthread_mutex_lock(&is->mu);
+		istate_overlay(is, &in);
+		pthread_mutex_unlock(&is->mu);
+		inode_to_stat(&in, ino, ret_st);
+	}
+out_in:
+	inode_clear(&in);
+out_dir:
+	inode_clear(&dir);
+out_unlock:
+	pthread_mutex_unlock(&fs->lock);
+	hoard_batch_free(b);
+	return r;
+}
+
+/* ---- removing ----------------------------------------------------------- */
+
+/*
+ * Drop one link of ino (already removed from its directory by the caller's
+ * batch).  At nlink 0 the inode is purged now when nobody uses it, else
+ * listed as an orphan and purged at the last forget/release.
+ */
+static int unlink_inode_locked(struct hoard_fs *fs, struct hoard_batch *b,
+			       uint64_t ino, struct hoard_inode *in,
+			       bool *ret_purge)
+{
+	struct istate *is = istate_find(fs, ino);
+	uint8_t k[8];
+
+	if (S_ISDIR(in->mode))
+		in->nlink = 0;
+	else if (in->nlink > 0)
+		in->nlink--;
+	now_ts(&in->ctime);
+	*ret_purge = false;
+	if (in->nlink == 0) {
+		if (!is || (!is->nlookup && !is->opens)) {
+			*ret_purge = true;
+		} else {
+			ino_key(k, ino);
+			hoard_batch_put(b, HOARD_CF_ORPHANS, k, 8, "", 0);
+		}
+	}
+	inode_put(fs, b, ino, in);
+	return 0;
+}
+
+static int remove_locked(struct hoard_fs *fs, uint64_t parent,
+			 const char *name, bool dir)
+{
+	struct hoard_inode pin, in;
+	struct hoard_batch *b;
+	uint64_t ino;
+	bool purge;
+	int r;
+
+	r = load_dir(fs, parent, &pin);
+	if (r < 0)
+		return r;
+	r = dirent_get(fs, parent, name, &ino);
+	if (r < 0)
+		goto out_pin;
+	r = inode_load(fs, ino, &in);
+	if (r < 0)
+		goto out_pin;
+	if (dir && !S_ISDIR(in.mode))
+		r = -ENOTDIR;
+	else if (!dir && S_ISDIR(in.mode))
+		r = -EISDIR;
+	else if (dir && (r = dir_is_empty(fs, ino)) >= 0)
+		r = r ? 0 : -ENOTEMPTY;
+	if (r < 0)
+		goto out_in;
+	b = hoard_batch_new(fs->st);
+	if (!b) {
+		r = -ENOMEM;
+		goto out_in;
+	}
+	dirent_del(b, parent, name);
+	unlink_inode_locked(fs, b, ino, &in, &purge);
+	if (dir)
+		pin.nlink--;
+	pin.mtime = pin.ctime = in.ctime;
+	inode_put(fs, b, parent, &pin);
+	r = hoard_store_write(fs->st, b, false);
+	hoard_batch_free(b);
+	if (r == 0 && purge)
+		inode_purge(fs, ino);
+out_in:
+	inode_clear(&in);
+out_pin:
+	inode_clear(&pin);
+	return r;
+}
+
+int hoard_fs_unlink(struct hoard_fs *fs, uint64_t parent, const char *name)
+{
+	int r;
+
+	pthread_mutex_lock(&fs->lock);
+	r = remove_locked(fs, parent, name, false);
+	pthread_mutex_unlock(&fs->lock);
+	return r;
+}
+
+int hoard_fs_rmdir(struct hoard_fs *fs, uint64_t parent, const char *name)
+{
+	int r;
+
+	pthread_mutex_lock(&fs->lock);
+	r = remove_locked(fs, parent, name, true);
+	pthread_mutex_unlock(&fs->lock);
+	return r;
+}
+
+int inode_purge(struct hoard_fs *fs, uint64_t ino)
+{
+	struct hoard_batch *b = hoard_batch_new(fs->st);
+	struct idmap drops;
+	struct hoard_iter *it;
+	uint8_t k[8];
+	size_t n;
+	int r;
+
+	if (!b || idmap_init(&drops, 64) < 0) {
+		hoard_batch_free(b);
+		return -ENOMEM;
+	}
+	ino_key(k, ino);
+	r = extents_collect(fs, ino, &drops, b);
+	it = hoard_iter_new(fs->st, HOARD_CF_XATTRS, k, 8);
+	for (; r == 0 && it && hoard_iter_valid(it); hoard_iter_next(it)) {
+		const uint8_t *key = hoard_iter_key(it, &n);
+
+		hoard_batch_delete(b, HOARD_CF_XATTRS, key, n);
+	}
+	hoard_iter_free(it);
+	hoard_batch_delete(b, HOARD_CF_INODES, k, 8);
+	hoard_batch_delete(b, HOARD_CF_ORPHANS, k, 8);
+	if (r == 0)
+		r = chunks_apply_locked(fs, b, &drops);
+	if (r == 0)
+		r = hoard_store_write(fs->st, b, false);
+	if (r < 0)
+		hoard_log(LOG_ERR, "cannot delete inode %llu: %s",
+			  (unsigned long long)ino, strerror(-r));
+	idmap_free(&drops);
+	hoard_batch_free(b);
+	return r;
+}
+
+/* ---- rename ------------------------------------------------------------- */
+
+struct rn {
+	uint64_t parent, ino;
+	const char *name;
+	struct hoard_inode pin, in;
+	bool have;
+};
+
+static int rn_load(struct hoard_fs *fs, struct rn *x, bool must)
+{
+	int r = load_dir(fs, x->parent, &x->pin);
+
+	if (r < 0)
+		return r;
+	r = dirent_get(fs, x->parent, x->name, &x->ino);
+	if (r == -ENOENT && !must) {
+		x->have = false;
+		return 0;
+	}
+	if (r < 0)
+		return r;
+	r = inode_load(fs, x->ino, &x->in);
+	x->have = r == 0;
+	return r;
+}
+
+static int rename_locked(struct hoard_fs *fs, struct rn *s, struct rn *d,
+			 unsigned flags)
+{
+	bool same_dir = s->parent == d->parent, purge = false;
+	struct hoard_inode *dpin = same_dir ? &s->pin : &d->pin;
+	struct hoard_batch *b;
+	struct timespec now;
+	int r;
+
+	if (d->have && (flags & HOARD_RENAME_NOREPLACE))
+		return -EEXIST;
+	if (!d->have && (flags & HOARD_RENAME_EXCHANGE))
+		return -ENOENT;
+	if (d->have && d->ino == s->ino)
+		return 0; /* two links of one inode: POSIX says do nothing */
+	if (d->have && !(flags & HOARD_RENAME_EXCHANGE)) {
+		if (S_ISDIR(s->in.mode) && !S_ISDIR(d->in.mode))
+			return -ENOTDIR;
+		if (!S_ISDIR(s->in.mode) && S_ISDIR(d->in.mode))
+			return -EISDIR;
+		if (S_ISDIR(d->in.mode)) {
+			r = dir_is_empty(fs, d->ino);
+			if (r <= 0)
+				return r < 0 ? r : -ENOTEMPTY;
+		}
+	}
+	b = hoard_batch_new(fs->st);
+	if (!b)
+		return -ENOMEM;
+	now_ts(&now);
+	if (flags & HOARD_RENAME_EXCHANGE) {
+		dirent_put(b, s->parent, s->name, d->ino, d->in.mode);
+		dirent_put(b, d->parent, d->name, s->ino, s->in.mode);
+		if (!same_dir && S_ISDIR(s->in.mode) != S_ISDIR(d->in.mode)) {
+			int delta = S_ISDIR(s->in.mode) ? 1 : -1;
+
+			d->pin.nlink += delta;
+			s->pin.nlink -= delta;
+		}
+		d->in.ctime = now;
+		inode_put(fs, b, d->ino, &d->in);
+	} else {
+		dirent_del(b, s->parent, s->name);
+		dirent_put(b, d->parent, d->name, s->ino, s->in.mode);
+		if (d->have) {
+			unlink_inode_locked(fs, b, d->ino, &d->in, &purge);
+			if (S_ISDIR(d->in.mode))
+				dpin->nlink--;
+		}
+		if (S_ISDIR(s->in.mode) && !same_dir) {
+			s->pin.nlink--;
+			d->pin.nlink++;
+		}
+	}
+	s->in.ctime = now;
+	inode_put(fs, b, s->ino, &s->in);
+	s->pin.mtime = s->pin.ctime = now;
+	dpin->mtime = dpin->ctime = now;
+	inode_put(fs, b, s->parent, &s->pin);
+	if (!same_dir)
+		inode_put(fs, b, d->parent, &d->pin);
+	r = hoard_store_write(fs->st, b, false);
+	hoard_batch_free(b);
+	if (r == 0 && purge)
+		inode_purge(fs, d->ino);
+	return r;
+}
+
+int hoard_fs_rename(struct hoard_fs *fs, uint64_t parent, const char *name,
+		    uint64_t newparent, const char *newname, unsigned flags)
+{
+	struct rn s = { .parent = parent, .name = name };
+	struct rn d = { .parent = newparent, .name = newname };
+	int r;
+
+	if ((flags & HOARD_RENAME_EXCHANGE) && (flags & HOARD_RENAME_NOREPLACE))
+		return -EINVAL;
+	if (strlen(newname) > NAME_MAX_LEN)
+		return -ENAMETOOLONG;
+	pthread_mutex_lock(&fs->lock);
+	r = rn_load(fs, &s, true);
+	if (r == 0)
+		r = rn_load(fs, &d, false);
+	if (r == 0)
+		r = rename_locked(fs, &s, &d, flags);
+	pthread_mutex_unlock(&fs->lock);
+	/* A file being written keeps its in-memory size and times: the
+	 * records written above carry the committed ones, as they should. */
+	inode_clear(&s.in);
+	inode_clear(&s.pin);
+	inode_clear(&d.in);
+	inode_clear(&d.pin);
+	return r;
+}
+
+ssize_t hoard_fs_readlink(struct hoard_fs *fs, uint64_t ino, char *buf,
+			  size_t size)
+{
+	struct hoard_inode in;
+	size_t n;
+	int r = inode_load(fs, ino, &in);
+
+	if (r < 0)
+		return r;
+	if (!S_ISLNK(in.mode)) {
+		inode_clear(&in);
+		return -EINVAL;
+	}
+	n = strlen(in.target);
+	if (n > size)
+		n = size;
+	memcpy(buf, in.target, n);
+	inode_clear(&in);
+	return (ssize_t)n;
+}

@@ -1,1 +1,799 @@
-/* stub */
+/* SPDX-License-Identifier: MIT */
+/*
+ * store: the store directory and its RocksDB database (docs/FORMAT.md
+ * sections 1 and 2).  The only module that includes rocksdb/c.h.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <rocksdb/c.h>
+
+#include "hoard/store.h"
+#include "hoard/codec.h"
+#include "hoard/util.h"
+#include "hoard/chunker.h"
+
+static const char *const cf_names[HOARD_CF_COUNT] = {
+	[HOARD_CF_DEFAULT] = "default",	    [HOARD_CF_VOLUMES] = "volumes",
+	[HOARD_CF_INODES] = "inodes",	    [HOARD_CF_DIRENTS] = "dirents",
+	[HOARD_CF_EXTENTS] = "extents",	    [HOARD_CF_CHUNKS] = "chunks",
+	[HOARD_CF_CHUNKDATA] = "chunkdata", [HOARD_CF_XATTRS] = "xattrs",
+	[HOARD_CF_ORPHANS] = "orphans",
+};
+
+struct hoard_store {
+	char *dir;
+	int lock_fd;
+	rocksdb_t *db;
+	rocksdb_options_t *db_opts;
+	rocksdb_options_t *cf_opts[HOARD_CF_COUNT];
+	rocksdb_column_family_handle_t *cf[HOARD_CF_COUNT];
+	rocksdb_cache_t *block_cache;
+	rocksdb_block_based_table_options_t *table_opts;
+	rocksdb_readoptions_t *ropts;
+	rocksdb_writeoptions_t *wopts;
+	rocksdb_writeoptions_t *wopts_sync;
+	struct hoard_key key;
+	int zstd_level;
+};
+
+struct hoard_batch {
+	struct hoard_store *st;
+	rocksdb_writebatch_t *wb;
+};
+
+struct hoard_iter {
+	rocksdb_iterator_t *it;
+	rocksdb_readoptions_t *ropts;
+	uint8_t *prefix;
+	size_t plen;
+};
+
+/* Turn a RocksDB error string into -errno, logged once at debug level. */
+static int rdb_err(char *err, const char *what)
+{
+	int r = -EIO;
+
+	if (!err)
+		return 0;
+	if (strstr(err, "No space"))
+		r = -ENOSPC;
+	else if (strstr(err, "lock") || strstr(err, "Resource temporarily"))
+		r = -EBUSY;
+	hoard_log(LOG_DEBUG, "rocksdb %s: %s", what, err);
+	rocksdb_free(err);
+	return r;
+}
+
+static void seterr(char *errbuf, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void seterr(char *errbuf, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!errbuf || !errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(errbuf, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static char *path_join(const char *dir, const char *name)
+{
+	char *p;
+
+	if (asprintf(&p, "%s/%s", dir, name) < 0)
+		return NULL;
+	return p;
+}
+
+/* Options for every column family; chunkdata keeps frames in blob files so
+ * compaction moves 24-byte references, not chunk bytes. */
+static rocksdb_options_t *make_cf_opts(struct hoard_store *st, enum hoard_cf cf)
+{
+	rocksdb_options_t *o = rocksdb_options_create();
+
+	rocksdb_options_set_block_based_table_factory(o, st->table_opts);
+	rocksdb_options_set_write_buffer_size(o, 16u << 20);
+	if (cf == HOARD_CF_CHUNKDATA) {
+		rocksdb_options_set_enable_blob_files(o, 1);
+		rocksdb_options_set_min_blob_size(o, 4096);
+		rocksdb_options_set_blob_file_size(o, 256u << 20);
+		rocksdb_options_set_blob_compression_type(
+			o, rocksdb_no_compression);
+		rocksdb_options_set_enable_blob_gc(o, 1);
+		rocksdb_options_set_blob_gc_age_cutoff(o, 0.25);
+		rocksdb_options_set_compression(o, rocksdb_no_compression);
+		rocksdb_options_set_write_buffer_size(o, 64u << 20);
+	} else {
+		rocksdb_options_set_compression(o, rocksdb_lz4_compression);
+	}
+	return o;
+}
+
+static void store_free(struct hoard_store *st)
+{
+	if (!st)
+		return;
+	for (int i = 0; i < HOARD_CF_COUNT; i++) {
+		if (st->cf[i])
+			rocksdb_column_family_handle_destroy(st->cf[i]);
+	}
+	if (st->db)
+		rocksdb_close(st->db);
+	for (int i = 0; i < HOARD_CF_COUNT; i++) {
+		if (st->cf_opts[i])
+			rocksdb_options_destroy(st->cf_opts[i]);
+	}
+	if (st->db_opts)
+		rocksdb_options_destroy(st->db_opts);
+	if (st->table_opts)
+		rocksdb_block_based_options_destroy(st->table_opts);
+	if (st->block_cache)
+		rocksdb_cache_destroy(st->block_cache);
+	if (st->ropts)
+		rocksdb_readoptions_destroy(st->ropts);
+	if (st->wopts)
+		rocksdb_writeoptions_destroy(st->wopts);
+	if (st->wopts_sync)
+		rocksdb_writeoptions_destroy(st->wopts_sync);
+	if (st->lock_fd >= 0)
+		close(st->lock_fd); /* releases the flock */
+	explicit_bzero(&st->key, sizeof(st->key));
+	free(st->dir);
+	free(st);
+}
+
+static struct hoard_store *store_alloc(const char *dir)
+{
+	struct hoard_store *st = calloc(1, sizeof(*st));
+
+	if (!st)
+		return NULL;
+	st->lock_fd = -1;
+	st->dir = strdup(dir);
+	st->table_opts = rocksdb_block_based_options_create();
+	st->block_cache = rocksdb_cache_create_lru(32u << 20);
+	st->ropts = rocksdb_readoptions_create();
+	st->wopts = rocksdb_writeoptions_create();
+	st->wopts_sync = rocksdb_writeoptions_create();
+	if (!st->dir) {
+		store_free(st);
+		return NULL;
+	}
+	rocksdb_block_based_options_set_block_cache(st->table_opts,
+						    st->block_cache);
+	rocksdb_block_based_options_set_cache_index_and_filter_blocks(
+		st->table_opts, 1);
+	rocksdb_block_based_options_set_filter_policy(
+		st->table_opts, rocksdb_filterpolicy_create_bloom(10));
+	rocksdb_writeoptions_set_sync(st->wopts_sync, 1);
+	st->db_opts = rocksdb_options_create();
+	rocksdb_options_set_create_missing_column_families(st->db_opts, 1);
+	rocksdb_options_increase_parallelism(st->db_opts, 2);
+	rocksdb_options_set_max_open_files(st->db_opts, 512);
+	rocksdb_options_set_keep_log_file_num(st->db_opts, 3);
+	rocksdb_options_set_max_total_wal_size(st->db_opts, 256u << 20);
+	for (int i = 0; i < HOARD_CF_COUNT; i++)
+		st->cf_opts[i] = make_cf_opts(st, i);
+	return st;
+}
+
+static int db_open(struct hoard_store *st, bool create)
+{
+	const rocksdb_options_t *opts[HOARD_CF_COUNT];
+	char *dbdir = path_join(st->dir, "db");
+	char *err = NULL;
+
+	if (!dbdir)
+		return -ENOMEM;
+	for (int i = 0; i < HOARD_CF_COUNT; i++)
+		opts[i] = st->cf_opts[i];
+	rocksdb_options_set_create_if_missing(st->db_opts, create);
+	st->db = rocksdb_open_column_families(st->db_opts, dbdir,
+					      HOARD_CF_COUNT, cf_names, opts,
+					      st->cf, &err);
+	free(dbdir);
+	return rdb_err(err, "open");
+}
+
+/* Take dir/lock (created if missing) and write our pid into it. */
+static int take_lock(struct hoard_store *st, char *errbuf, size_t errlen)
+{
+	char *p = path_join(st->dir, "lock");
+	char pid[32];
+	int n;
+
+	if (!p)
+		return -ENOMEM;
+	st->lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	free(p);
+	if (st->lock_fd < 0) {
+		seterr(errbuf, errlen, "cannot open %s/lock: %s", st->dir,
+		       strerror(errno));
+		return -errno;
+	}
+	if (flock(st->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		int owner = hoard_store_lock_owner(st->dir);
+
+		if (errno != EWOULDBLOCK)
+			return -errno;
+		if (owner)
+			seterr(errbuf, errlen,
+			       "store %s is in use by another process (pid %d)",
+			       st->dir, owner);
+		else
+			seterr(errbuf, errlen,
+			       "store %s is in use by another process",
+			       st->dir);
+		return -EBUSY;
+	}
+	n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+	if (ftruncate(st->lock_fd, 0) < 0 ||
+	    hoard_pwrite_full(st->lock_fd, pid, (size_t)n, 0) < 0)
+		return -errno;
+	return 0;
+}
+
+int hoard_store_lock_owner(const char *dir)
+{
+	char *p = path_join(dir, "lock");
+	char buf[32] = { 0 };
+	int fd, pid = 0;
+
+	if (!p)
+		return 0;
+	fd = open(p, O_RDONLY | O_CLOEXEC);
+	free(p);
+	if (fd < 0)
+		return 0;
+	/* Only a held lock means a live owner. */
+	if (flock(fd, LOCK_SH | LOCK_NB) < 0 &&
+	    read(fd, buf, sizeof(buf) - 1) > 0)
+		pid = atoi(buf);
+	close(fd);
+	return pid;
+}
+
+static int dir_is_empty(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int empty = 1;
+
+	if (!d)
+		return -errno;
+	while ((e = readdir(d))) {
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+			empty = 0;
+			break;
+		}
+	}
+	closedir(d);
+	return empty;
+}
+
+/* Read the marker; returns the format number, 0 when absent, or -errno. */
+static int read_marker(const char *dir)
+{
+	char *p = path_join(dir, "HOARD");
+	char buf[64] = { 0 };
+	int fd, fmt;
+	ssize_t n;
+
+	if (!p)
+		return -ENOMEM;
+	fd = open(p, O_RDONLY | O_CLOEXEC);
+	free(p);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0 || sscanf(buf, "hoard-store %d", &fmt) != 1 || fmt <= 0)
+		return -EMEDIUMTYPE;
+	return fmt;
+}
+
+static int write_marker(const char *dir)
+{
+	char *p = path_join(dir, "HOARD"), *tmp = path_join(dir, "HOARD.tmp");
+	char line[32];
+	int fd, n, r = 0;
+
+	if (!p || !tmp) {
+		r = -ENOMEM;
+		goto out_free;
+	}
+	n = snprintf(line, sizeof(line), "hoard-store %d\n", HOARD_STORE_FORMAT);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		r = -errno;
+		goto out_free;
+	}
+	if (hoard_pwrite_full(fd, line, (size_t)n, 0) < 0 || fsync(fd) < 0)
+		r = -errno;
+	close(fd);
+	if (!r && rename(tmp, p) < 0)
+		r = -errno;
+out_free:
+	free(p);
+	free(tmp);
+	return r;
+}
+
+static int mkdir_p(const char *dir, mode_t mode)
+{
+	char *copy = strdup(dir);
+	int r = 0;
+
+	if (!copy)
+		return -ENOMEM;
+	for (char *s = copy + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = 0;
+		if (mkdir(copy, 0755) < 0 && errno != EEXIST)
+			r = -errno;
+		*s = '/';
+		if (r)
+			break;
+	}
+	if (!r && mkdir(copy, mode) < 0 && errno != EEXIST)
+		r = -errno;
+	free(copy);
+	return r;
+}
+
+static int put_u32(struct hoard_batch *b, const char *k, uint32_t v)
+{
+	uint8_t buf[4];
+
+	hoard_put_be32(buf, v);
+	hoard_batch_put(b, HOARD_CF_DEFAULT, k, strlen(k), buf, 4);
+	return 0;
+}
+
+static int write_settings(struct hoard_store *st,
+			  const struct hoard_store_init_opts *o)
+{
+	struct hoard_batch *b = hoard_batch_new(st);
+	uint8_t ino[8];
+	int r;
+
+	if (!b)
+		return -ENOMEM;
+	put_u32(b, "format", HOARD_STORE_FORMAT);
+	put_u32(b, "chunker", HOARD_CHUNKER_VERSION);
+	put_u32(b, "zstd_level", (uint32_t)o->zstd_level);
+	hoard_put_be64(ino, 16);
+	hoard_batch_put(b, HOARD_CF_DEFAULT, "next_ino", 8, ino, 8);
+	hoard_batch_put(b, HOARD_CF_DEFAULT, "secret", 6, st->key.secret,
+			HOARD_SECRET_SIZE);
+	r = hoard_store_write(st, b, true);
+	hoard_batch_free(b);
+	return r;
+}
+
+int hoard_store_init(const char *dir, const struct hoard_store_init_opts *o,
+		     char *errbuf, size_t errlen)
+{
+	struct hoard_store_init_opts def = { .zstd_level = 1 };
+	struct hoard_store *st;
+	int r;
+
+	if (!o)
+		o = &def;
+	if (o->zstd_level < 0 || o->zstd_level > 19) {
+		seterr(errbuf, errlen, "zstd level %d out of range 0..19",
+		       o->zstd_level);
+		return -EINVAL;
+	}
+	r = mkdir_p(dir, 0700);
+	if (r < 0) {
+		seterr(errbuf, errlen, "cannot create %s: %s", dir,
+		       strerror(-r));
+		return r;
+	}
+	r = read_marker(dir);
+	if (r != 0) {
+		seterr(errbuf, errlen, "%s already holds a hoard store", dir);
+		return -EEXIST;
+	}
+	r = dir_is_empty(dir);
+	if (r <= 0) {
+		seterr(errbuf, errlen,
+		       "%s is not empty and not a hoard store; refusing to "
+		       "initialize it", dir);
+		return r < 0 ? r : -ENOTEMPTY;
+	}
+	st = store_alloc(dir);
+	if (!st)
+		return -ENOMEM;
+	r = take_lock(st, errbuf, errlen);
+	if (r < 0)
+		goto out_free;
+	if (o->secret)
+		hoard_key_init(&st->key, o->secret);
+	else if ((r = hoard_key_generate(&st->key)) < 0)
+		goto out_free;
+	r = db_open(st, true);
+	if (r == 0)
+		r = write_settings(st, o);
+	if (r == 0)
+		r = write_marker(dir);
+	if (r < 0)
+		seterr(errbuf, errlen, "cannot create store in %s: %s", dir,
+		       strerror(-r));
+out_free:
+	store_free(st);
+	return r;
+}
+
+static int get_u32(struct hoard_store *st, const char *k, uint32_t *ret)
+{
+	uint8_t buf[4];
+	size_t n;
+	int r = hoard_store_get_into(st, HOARD_CF_DEFAULT, k, strlen(k), buf,
+				     sizeof(buf), &n);
+
+	if (r < 0)
+		return r;
+	if (n != 4)
+		return -EBADMSG;
+	*ret = hoard_get_be32(buf);
+	return 0;
+}
+
+static int load_settings(struct hoard_store *st, char *errbuf, size_t errlen)
+{
+	uint8_t secret[HOARD_SECRET_SIZE];
+	uint32_t fmt, level, chunker;
+	size_t n;
+	int r;
+
+	r = get_u32(st, "format", &fmt);
+	if (r == 0)
+		r = get_u32(st, "zstd_level", &level);
+	if (r == 0)
+		r = get_u32(st, "chunker", &chunker);
+	if (r == 0)
+		r = hoard_store_get_into(st, HOARD_CF_DEFAULT, "secret", 6,
+					 secret, sizeof(secret), &n);
+	if (r == 0 && n != HOARD_SECRET_SIZE)
+		r = -EBADMSG;
+	if (r < 0) {
+		seterr(errbuf, errlen,
+		       "store %s is damaged: its settings cannot be read (%s)",
+		       st->dir, strerror(-r));
+		return -EIO;
+	}
+	if (fmt > HOARD_STORE_FORMAT || chunker != HOARD_CHUNKER_VERSION) {
+		seterr(errbuf, errlen,
+		       "store %s has format %u (chunker %u); this hoard "
+		       "supports format %d (chunker %d)",
+		       st->dir, fmt, chunker, HOARD_STORE_FORMAT,
+		       HOARD_CHUNKER_VERSION);
+		return -EPROTONOSUPPORT;
+	}
+	hoard_key_init(&st->key, secret);
+	explicit_bzero(secret, sizeof(secret));
+	st->zstd_level = (int)level;
+	return 0;
+}
+
+int hoard_store_open(const char *dir, struct hoard_store **ret_store,
+		     char *errbuf, size_t errlen)
+{
+	struct hoard_store *st;
+	struct stat sb;
+	int r;
+
+	if (stat(dir, &sb) < 0) {
+		seterr(errbuf, errlen,
+		       "no hoard store at %s (create one with: hoard init "
+		       "--store %s)", dir, dir);
+		return -ENOENT;
+	}
+	if (!S_ISDIR(sb.st_mode)) {
+		seterr(errbuf, errlen, "%s is not a directory", dir);
+		return -ENOTDIR;
+	}
+	r = read_marker(dir);
+	if (r == 0 && dir_is_empty(dir) == 1) {
+		seterr(errbuf, errlen,
+		       "%s is empty, not a hoard store (create one with: "
+		       "hoard init --store %s)", dir, dir);
+		return -ENOENT;
+	}
+	if (r == 0 || r == -EMEDIUMTYPE) {
+		seterr(errbuf, errlen,
+		       "%s is not a hoard store (no valid HOARD marker)", dir);
+		return -EMEDIUMTYPE;
+	}
+	if (r < 0) {
+		seterr(errbuf, errlen, "cannot read %s/HOARD: %s", dir,
+		       strerror(-r));
+		return r;
+	}
+	if (r > HOARD_STORE_FORMAT) {
+		seterr(errbuf, errlen,
+		       "store %s has format %d, newer than this hoard supports "
+		       "(%d); upgrade hoard", dir, r, HOARD_STORE_FORMAT);
+		return -EPROTONOSUPPORT;
+	}
+	st = store_alloc(dir);
+	if (!st)
+		return -ENOMEM;
+	r = take_lock(st, errbuf, errlen);
+	if (r < 0)
+		goto out_free;
+	r = db_open(st, false);
+	if (r < 0) {
+		seterr(errbuf, errlen, "cannot open the database of store %s",
+		       dir);
+		r = r == -EBUSY ? -EBUSY : -EIO;
+		goto out_free;
+	}
+	r = load_settings(st, errbuf, errlen);
+	if (r < 0)
+		goto out_free;
+	*ret_store = st;
+	return 0;
+out_free:
+	store_free(st);
+	return r;
+}
+
+void hoard_store_close(struct hoard_store *st)
+{
+	char *err = NULL;
+
+	if (!st)
+		return;
+	if (st->db) {
+		rocksdb_flush_wal(st->db, 1, &err);
+		rdb_err(err, "flush_wal");
+	}
+	store_free(st);
+}
+
+const char *hoard_store_dir(const struct hoard_store *st)
+{
+	return st->dir;
+}
+
+const struct hoard_key *hoard_store_key(const struct hoard_store *st)
+{
+	return &st->key;
+}
+
+int hoard_store_zstd_level(const struct hoard_store *st)
+{
+	return st->zstd_level;
+}
+
+int hoard_store_get_into(struct hoard_store *st, enum hoard_cf cf,
+			 const void *key, size_t klen, void *buf, size_t cap,
+			 size_t *ret_len)
+{
+	rocksdb_pinnableslice_t *ps;
+	char *err = NULL;
+	const char *v;
+	size_t n;
+
+	ps = rocksdb_get_pinned_cf(st->db, st->ropts, st->cf[cf], key, klen,
+				   &err);
+	if (err)
+		return rdb_err(err, "get");
+	if (!ps)
+		return -ENOENT;
+	v = rocksdb_pinnableslice_value(ps, &n);
+	if (!v) {
+		rocksdb_pinnableslice_destroy(ps);
+		return -ENOENT;
+	}
+	if (ret_len)
+		*ret_len = n;
+	if (n > cap) {
+		rocksdb_pinnableslice_destroy(ps);
+		return -ENOBUFS;
+	}
+	memcpy(buf, v, n);
+	rocksdb_pinnableslice_destroy(ps);
+	return 0;
+}
+
+int hoard_store_get(struct hoard_store *st, enum hoard_cf cf, const void *key,
+		    size_t klen, void **ret_val, size_t *ret_len)
+{
+	char *err = NULL, *v;
+	size_t n;
+
+	v = rocksdb_get_cf(st->db, st->ropts, st->cf[cf], key, klen, &n, &err);
+	if (err)
+		return rdb_err(err, "get");
+	if (!v)
+		return -ENOENT;
+	*ret_val = v; /* rocksdb_get_cf returns malloc()ed memory */
+	*ret_len = n;
+	return 0;
+}
+
+int hoard_store_exists(struct hoard_store *st, enum hoard_cf cf,
+		       const void *key, size_t klen)
+{
+	uint8_t dummy[1];
+	size_t n;
+	int r = hoard_store_get_into(st, cf, key, klen, dummy, 0, &n);
+
+	if (r == 0 || r == -ENOBUFS)
+		return 1;
+	return r == -ENOENT ? 0 : r;
+}
+
+int hoard_store_put(struct hoard_store *st, enum hoard_cf cf, const void *key,
+		    size_t klen, const void *val, size_t vlen)
+{
+	char *err = NULL;
+
+	rocksdb_put_cf(st->db, st->wopts, st->cf[cf], key, klen, val, vlen,
+		       &err);
+	return rdb_err(err, "put");
+}
+
+struct hoard_batch *hoard_batch_new(struct hoard_store *st)
+{
+	struct hoard_batch *b = malloc(sizeof(*b));
+
+	if (!b)
+		return NULL;
+	b->st = st;
+	b->wb = rocksdb_writebatch_create();
+	return b;
+}
+
+void hoard_batch_free(struct hoard_batch *b)
+{
+	if (!b)
+		return;
+	rocksdb_writebatch_destroy(b->wb);
+	free(b);
+}
+
+void hoard_batch_put(struct hoard_batch *b, enum hoard_cf cf, const void *key,
+		     size_t klen, const void *val, size_t vlen)
+{
+	rocksdb_writebatch_put_cf(b->wb, b->st->cf[cf], key, klen, val,
+				  vlen);
+}
+
+void hoard_batch_delete(struct hoard_batch *b, enum hoard_cf cf,
+			const void *key, size_t klen)
+{
+	rocksdb_writebatch_delete_cf(b->wb, b->st->cf[cf], key, klen);
+}
+
+size_t hoard_batch_count(const struct hoard_batch *b)
+{
+	return (size_t)rocksdb_writebatch_count(b->wb);
+}
+
+int hoard_store_write(struct hoard_store *st, struct hoard_batch *b, bool sync)
+{
+	char *err = NULL;
+
+	rocksdb_write(st->db, sync ? st->wopts_sync : st->wopts, b->wb, &err);
+	return rdb_err(err, "write");
+}
+
+int hoard_store_sync(struct hoard_store *st)
+{
+	char *err = NULL;
+
+	rocksdb_flush_wal(st->db, 1, &err);
+	return rdb_err(err, "sync");
+}
+
+struct hoard_iter *hoard_iter_new(struct hoard_store *st, enum hoard_cf cf,
+				  const void *prefix, size_t plen)
+{
+	struct hoard_iter *it = calloc(1, sizeof(*it));
+
+	if (!it)
+		return NULL;
+	it->ropts = rocksdb_readoptions_create();
+	rocksdb_readoptions_set_fill_cache(it->ropts, 0);
+	it->it = rocksdb_create_iterator_cf(st->db, it->ropts, st->cf[cf]);
+	if (plen) {
+		it->prefix = malloc(plen);
+		if (!it->prefix) {
+			hoard_iter_free(it);
+			return NULL;
+		}
+		memcpy(it->prefix, prefix, plen);
+		it->plen = plen;
+	}
+	rocksdb_iter_seek(it->it, (const char *)prefix, plen);
+	return it;
+}
+
+void hoard_iter_free(struct hoard_iter *it)
+{
+	if (!it)
+		return;
+	if (it->it)
+		rocksdb_iter_destroy(it->it);
+	if (it->ropts)
+		rocksdb_readoptions_destroy(it->ropts);
+	free(it->prefix);
+	free(it);
+}
+
+void hoard_iter_seek(struct hoard_iter *it, const void *key, size_t klen)
+{
+	rocksdb_iter_seek(it->it, key, klen);
+}
+
+void hoard_iter_seek_for_prev(struct hoard_iter *it, const void *key,
+			      size_t klen)
+{
+	rocksdb_iter_seek_for_prev(it->it, key, klen);
+}
+
+bool hoard_iter_valid(struct hoard_iter *it)
+{
+	size_t n;
+	const char *k;
+
+	if (!rocksdb_iter_valid(it->it))
+		return false;
+	if (!it->plen)
+		return true;
+	k = rocksdb_iter_key(it->it, &n);
+	return n >= it->plen && memcmp(k, it->prefix, it->plen) == 0;
+}
+
+void hoard_iter_next(struct hoard_iter *it)
+{
+	rocksdb_iter_next(it->it);
+}
+
+const uint8_t *hoard_iter_key(struct hoard_iter *it, size_t *ret_len)
+{
+	return (const uint8_t *)rocksdb_iter_key(it->it, ret_len);
+}
+
+const uint8_t *hoard_iter_value(struct hoard_iter *it, size_t *ret_len)
+{
+	return (const uint8_t *)rocksdb_iter_value(it->it, ret_len);
+}
+
+uint64_t hoard_store_cf_size(struct hoard_store *st, enum hoard_cf cf)
+{
+	static const char *const props[] = {
+		"rocksdb.total-sst-files-size",
+		"rocksdb.total-blob-file-size",
+		"rocksdb.cur-size-all-mem-tables",
+	};
+	uint64_t total = 0, v;
+
+	for (size_t i = 0; i < sizeof(props) / sizeof(props[0]); i++) {
+		if (rocksdb_property_int_cf(st->db, st->cf[cf], props[i],
+					    &v) == 0)
+			total += v;
+	}
+	return total;
+}
+
+void hoard_store_compact(struct hoard_store *st)
+{
+	for (int i = 0; i < HOARD_CF_COUNT; i++)
+		rocksdb_compact_range_cf(st->db, st->cf[i], NULL, 0, NULL, 0);
+}

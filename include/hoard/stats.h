@@ -45,5 +45,11 @@ void hoard_stats_free(struct hoard_stats *s);
 char *hoard_stats_json(const struct hoard_stats *s);
 /* malloc()ed human-readable table. */
 char *hoard_stats_text(const struct hoard_stats *s);
+/*
+ * Read back what hoard_stats_json() wrote (the daemon's `stats` reply), so
+ * that a client can print it with hoard_stats_text().  Unknown keys are
+ * skipped.  0, -EBADMSG (not such JSON) or -ENOMEM.
+ */
+int hoard_stats_from_json(const char *json, struct hoard_stats **ret);
 
 #endif

@@ -98,7 +98,7 @@ int hoard_store_put(struct hoard_store *st, enum hoard_cf cf, const void *key,
 
 /* Batches: applied atomically by hoard_store_write(); sync=true syncs the
  * WAL before returning (what fsync promises). */
-struct hoard_batch *hoard_batch_new(void);
+struct hoard_batch *hoard_batch_new(struct hoard_store *st);
 void hoard_batch_free(struct hoard_batch *b);
 void hoard_batch_put(struct hoard_batch *b, enum hoard_cf cf, const void *key,
 		     size_t klen, const void *val, size_t vlen);

@@ -160,3 +160,54 @@ def tmpfs(tmp_path):
     run(["mount", "-t", "tmpfs", "-o", "size=2g", "tmpfs", d])
     yield d
     run(["umount", "-l", d], check=False)
+
+
+# -- the filesystem under test ---------------------------------------------
+#
+# The POSIX and fsx tests run every scenario on the filesystem under test and
+# on a tmpfs oracle and compare.  HOARD_E2E_FUT picks the filesystem under
+# test, so the test logic itself can be checked without hoardfs:
+#   hoard (default)  a hoardfs mount (the `mnt` fixture)
+#   tmpfs            a second tmpfs
+#   cmd:TEMPLATE     any FUSE filesystem: TEMPLATE is a command with {src} (an
+#                    empty tmpfs) and {mnt} (the mountpoint), e.g.
+#                    "cmd:passthrough_ll -o source={src} {mnt}"
+# Tests that need hoard itself (stores, CLI, durability) skip unless hoard.
+FUT = os.environ.get("HOARD_E2E_FUT", "hoard")
+requires_hoard = pytest.mark.skipif(
+    FUT != "hoard", reason=f"HOARD_E2E_FUT={FUT}: needs the hoardfs daemon")
+
+
+def wait_mounted(path, timeout=30):
+    deadline = time.time() + timeout
+    while not is_mounted(path):
+        if time.time() > deadline:
+            raise AssertionError(f"{path} not mounted after {timeout}s")
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def fut(request, tmp_path):
+    """The root directory of the filesystem under test (see HOARD_E2E_FUT)."""
+    if FUT == "hoard":
+        yield request.getfixturevalue("mnt")
+        return
+    if FUT == "tmpfs":
+        d = tmp_path / "fut"
+        d.mkdir()
+        run(["mount", "-t", "tmpfs", "-o", "size=2g", "tmpfs", d])
+        yield d
+        run(["umount", "-l", d], check=False)
+        return
+    assert FUT.startswith("cmd:"), f"bad HOARD_E2E_FUT={FUT!r}"
+    src, d = tmp_path / "fut-src", tmp_path / "fut"
+    src.mkdir()
+    d.mkdir()
+    run(["mount", "-t", "tmpfs", "-o", "size=2g", "tmpfs", src])
+    try:
+        run(FUT[4:].format(src=src, mnt=d).split(), timeout=60)
+        wait_mounted(d)
+        yield d
+    finally:
+        run(["fusermount3", "-u", "-z", d], check=False)
+        run(["umount", "-l", src], check=False)

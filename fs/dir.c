@@ -1,0 +1,695 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dir: directory listing, attributes, xattrs, volumes, statfs, and the
+ * life of a struct hoard_fs (start-up recovery, shutdown).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "hoard/util.h"
+#include "fs-internal.h"
+
+/* ---- setattr ------------------------------------------------------------ */
+
+static void set_times(struct hoard_inode *in, const struct stat *a, int set,
+		      const struct timespec *now)
+{
+	if (set & HOARD_SET_ATIME_NOW)
+		in->atime = *now;
+	else if (set & HOARD_SET_ATIME)
+		in->atime = a->st_atim;
+	if (set & HOARD_SET_MTIME_NOW)
+		in->mtime = *now;
+	else if (set & HOARD_SET_MTIME)
+		in->mtime = a->st_mtim;
+}
+
+int hoard_fs_setattr(struct hoard_fs *fs, uint64_t ino, const struct stat *a,
+		     int set, struct hoard_fh *fh, struct stat *ret_st)
+{
+	struct hoard_batch *b;
+	struct hoard_inode in;
+	struct istate *is;
+	struct timespec now;
+	int r = 0;
+
+	if (set & HOARD_SET_SIZE) {
+		if (a->st_size < 0)
+			return -EINVAL;
+		pthread_mutex_lock(&fs->lock);
+		is = istate_get(fs, ino);
+		if (is)
+			is->opens++; /* pin it across the truncate */
+		pthread_mutex_unlock(&fs->lock);
+		if (!is)
+			return -ENOMEM;
+		r = inode_load(fs, ino, &in);
+		if (r == 0) {
+			if (S_ISDIR(in.mode))
+				r = -EISDIR;
+			else if (!S_ISREG(in.mode))
+				r = -EINVAL;
+			inode_clear(&in);
+		}
+		pthread_mutex_lock(&fs->lock);
+		is->opens--;
+		pthread_mutex_unlock(&fs->lock);
+		if (r == 0)
+			r = file_truncate(fs, is, (uint64_t)a->st_size);
+		if (r < 0)
+			return r;
+	}
+	pthread_mutex_lock(&fs->lock);
+	r = inode_load(fs, ino, &in);
+	if (r < 0)
+		goto out_unlock;
+	now_ts(&now);
+	if (set & HOARD_SET_MODE)
+		in.mode = (in.mode & S_IFMT) | (a->st_mode & 07777);
+	if (set & HOARD_SET_UID)
+		in.uid = a->st_uid;
+	if (set & HOARD_SET_GID)
+		in.gid = a->st_gid;
+	set_times(&in, a, set, &now);
+	in.ctime = (set & HOARD_SET_CTIME) ? a->st_ctim : now;
+	is = istate_find(fs, ino);
+	if (is) {
+		pthread_mutex_lock(&is->mu);
+		if (is->dirty) { /* the commit writes these times later */
+			if (set & (HOARD_SET_MTIME | HOARD_SET_MTIME_NOW))
+				is->mtime = in.mtime;
+			is->ctime = in.ctime;
+		}
+		pthread_mutex_unlock(&is->mu);
+	}
+	b = hoard_batch_new(fs->st);
+	if (!b) {
+		r = -ENOMEM;
+		goto out_in;
+	}
+	inode_put(fs, b, ino, &in);
+	r = hoard_store_write(fs->st, b, false);
+	hoard_batch_free(b);
+	if (r == 0) {
+		if (is) {
+			pthread_mutex_lock(&is->mu);
+			istate_overlay(is, &in);
+			pthread_mutex_unlock(&is->mu);
+		}
+		inode_to_stat(&in, ino, ret_st);
+	}
+out_in:
+	inode_clear(&in);
+out_unlock:
+	pthread_mutex_unlock(&fs->lock);
+	return r;
+}
+
+/* ---- readdir ------------------------------------------------------------ */
+
+struct dent {
+	uint64_t ino;
+	unsigned type;
+	char *name;
+};
+
+struct hoard_dirh {
+	uint64_t ino;
+	pthread_mutex_t mu; /* protects the snapshot */
+	struct dent *ents;
+	size_t n;
+	char *names; /* all names, NUL-separated */
+};
+
+static void dirh_clear(struct hoard_dirh *dh)
+{
+	free(dh->ents);
+	free(dh->names);
+	dh->ents = NULL;
+	dh->names = NULL;
+	dh->n = 0;
+}
+
+/* Snapshot the entries: ".", "..", then the names in key order. */
+static int dirh_load(struct hoard_fs *fs, struct hoard_dirh *dh)
+{
+	size_t cap = 64, ncap = 4096, nlen = 0, n = 2;
+	struct dent *ents = malloc(cap * sizeof(*ents));
+	char *names = malloc(ncap);
+	struct hoard_iter *it;
+	uint8_t k[8];
+	int r = 0;
+
+	ino_key(k, dh->ino);
+	it = hoard_iter_new(fs->st, HOARD_CF_DIRENTS, k, 8);
+	if (!ents || !names || !it) {
+		r = -ENOMEM;
+		goto out_fail;
+	}
+	memcpy(names, ".\0..\0", 5);
+	nlen = 5;
+	ents[0] = (struct dent){ dh->ino, DT_DIR, NULL };
+	ents[1] = (struct dent){ dh->ino, DT_DIR, NULL };
+	for (; hoard_iter_valid(it); hoard_iter_next(it)) {
+		size_t kl, vl;
+		const uint8_t *key = hoard_iter_key(it, &kl);
+		const uint8_t *v = hoard_iter_value(it, &vl);
+
+		if (vl != 9 || kl <= 8)
+			continue;
+		if (n == cap) {
+			struct dent *e = realloc(ents, 2 * cap * sizeof(*e));
+
+			if (!e) {
+				r = -ENOMEM;
+				goto out_fail;
+			}
+			ents = e;
+			cap *= 2;
+		}
+		while (nlen + kl - 8 + 1 > ncap) {
+			char *p = realloc(names, ncap * 2);
+
+			if (!p) {
+				r = -ENOMEM;
+				goto out_fail;
+			}
+			names = p;
+			ncap *= 2;
+		}
+		ents[n].ino = hoard_get_be64(v);
+		ents[n].type = v[8];
+		ents[n].name = (char *)(uintptr_t)nlen; /* offset for now */
+		memcpy(names + nlen, key + 8, kl - 8);
+		names[nlen + kl - 8] = 0;
+		nlen += kl - 8 + 1;
+		n++;
+	}
+	ents[0].name = names;
+	ents[1].name = names + 2;
+	for (size_t i = 2; i < n; i++)
+		ents[i].name = names + (uintptr_t)ents[i].name;
+	hoard_iter_free(it);
+	dirh_clear(dh);
+	dh->ents = ents;
+	dh->names = names;
+	dh->n = n;
+	return 0;
+out_fail:
+	hoard_iter_free(it);
+	free(ents);
+	free(names);
+	return r;
+}
+
+int hoard_fs_opendir(struct hoard_fs *fs, uint64_t ino,
+		     struct hoard_dirh **ret_dh)
+{
+	struct hoard_dirh *dh = calloc(1, sizeof(*dh));
+	struct hoard_inode in;
+	int r;
+
+	if (!dh)
+		return -ENOMEM;
+	r = inode_load(fs, ino, &in);
+	if (r == 0 && !S_ISDIR(in.mode))
+		r = -ENOTDIR;
+	if (r == 0)
+		inode_clear(&in);
+	if (r < 0) {
+		free(dh);
+		return r;
+	}
+	dh->ino = ino;
+	pthread_mutex_init(&dh->mu, NULL);
+	*ret_dh = dh;
+	return 0;
+}
+
+int hoard_fs_readdir(struct hoard_fs *fs, struct hoard_dirh *dh, off_t off,
+		     hoard_fill_fn fill, void *ud)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&dh->mu);
+	if (off == 0 || !dh->ents)
+		r = dirh_load(fs, dh);
+	for (size_t i = (size_t)off; r == 0 && i < dh->n; i++) {
+		if (fill(ud, dh->ents[i].name, dh->ents[i].ino,
+			 dh->ents[i].type, (off_t)i + 1))
+			break;
+	}
+	pthread_mutex_unlock(&dh->mu);
+	return r;
+}
+
+void hoard_fs_releasedir(struct hoard_fs *fs, struct hoard_dirh *dh)
+{
+	if (!dh)
+		return;
+	dirh_clear(dh);
+	pthread_mutex_destroy(&dh->mu);
+	free(dh);
+}
+
+int hoard_fs_fsyncdir(struct hoard_fs *fs, uint64_t ino)
+{
+	return hoard_store_sync(fs->st);
+}
+
+/* ---- xattrs ------------------------------------------------------------- */
+
+static size_t xattr_key(uint8_t *k, uint64_t ino, const char *name)
+{
+	size_t n = strlen(name);
+
+	ino_key(k, ino);
+	memcpy(k + 8, name, n);
+	return 8 + n;
+}
+
+int hoard_fs_setxattr(struct hoard_fs *fs, uint64_t ino, const char *name,
+		      const void *value, size_t size, int flags)
+{
+	uint8_t k[8 + XATTR_NAME_MAX];
+	struct hoard_inode in;
+	struct hoard_batch *b;
+	size_t kl;
+	int r, have;
+
+	if (strlen(name) > XATTR_NAME_MAX || !*name)
+		return -ERANGE;
+	if (size > XATTR_MAX_VALUE)
+		return -E2BIG;
+	kl = xattr_key(k, ino, name);
+	pthread_mutex_lock(&fs->lock);
+	have = hoard_store_exists(fs->st, HOARD_CF_XATTRS, k, kl);
+	r = have < 0 ? have : 0;
+	if (r == 0 && have && (flags & XATTR_CREATE))
+		r = -EEXIST;
+	if (r == 0 && !have && (flags & XATTR_REPLACE))
+		r = -ENODATA;
+	if (r == 0)
+		r = inode_load(fs, ino, &in);
+	if (r == 0) {
+		b = hoard_batch_new(fs->st);
+		now_ts(&in.ctime);
+		if (b) {
+			hoard_batch_put(b, HOARD_CF_XATTRS, k, kl, value, size);
+			inode_put(fs, b, ino, &in);
+			r = hoard_store_write(fs->st, b, false);
+		} else {
+			r = -ENOMEM;
+		}
+		hoard_batch_free(b);
+		inode_clear(&in);
+	}
+	pthread_mutex_unlock(&fs->lock);
+	return r;
+}
+
+ssize_t hoard_fs_getxattr(struct hoard_fs *fs, uint64_t ino, const char *name,
+			  void *buf, size_t size)
+{
+	uint8_t k[8 + XATTR_NAME_MAX];
+	void *v;
+	size_t n;
+	int r;
+
+	if (strlen(name) > XATTR_NAME_MAX)
+		return -ENODATA;
+	r = hoard_store_get(fs->st, HOARD_CF_XATTRS, k, xattr_key(k, ino, name),
+			    &v, &n);
+	if (r < 0)
+		return r == -ENOENT ? -ENODATA : r;
+	if (size && n > size) {
+		free(v);
+		return -ERANGE;
+	}
+	if (size)
+		memcpy(buf, v, n);
+	free(v);
+	return (ssize_t)n;
+}
+
+ssize_t hoard_fs_listxattr(struct hoard_fs *fs, uint64_t ino, char *buf,
+			   size_t size)
+{
+	struct hoard_iter *it;
+	size_t total = 0;
+	uint8_t k[8];
+
+	ino_key(k, ino);
+	it = hoard_iter_new(fs->st, HOARD_CF_XATTRS, k, 8);
+	if (!it)
+		return -ENOMEM;
+	for (; hoard_iter_valid(it); hoard_iter_next(it)) {
+		size_t kl;
+		const uint8_t *key = hoard_iter_key(it, &kl);
+
+		if (size && total + kl - 8 + 1 > size) {
+			hoard_iter_free(it);
+			return -ERANGE;
+		}
+		if (size) {
+			memcpy(buf + total, key + 8, kl - 8);
+			buf[total + kl - 8] = 0;
+		}
+		total += kl - 8 + 1;
+	}
+	hoard_iter_free(it);
+	return (ssize_t)total;
+}
+
+int hoard_fs_removexattr(struct hoard_fs *fs, uint64_t ino, const char *name)
+{
+	uint8_t k[8 + XATTR_NAME_MAX];
+	struct hoard_inode in;
+	struct hoard_batch *b;
+	size_t kl;
+	int r;
+
+	if (strlen(name) > XATTR_NAME_MAX)
+		return -ENODATA;
+	kl = xattr_key(k, ino, name);
+	pthread_mutex_lock(&fs->lock);
+	r = hoard_store_exists(fs->st, HOARD_CF_XATTRS, k, kl);
+	if (r == 0)
+		r = -ENODATA;
+	if (r == 1)
+		r = inode_load(fs, ino, &in);
+	if (r == 0) {
+		b = hoard_batch_new(fs->st);
+		now_ts(&in.ctime);
+		if (b) {
+			hoard_batch_delete(b, HOARD_CF_XATTRS, k, kl);
+			inode_put(fs, b, ino, &in);
+			r = hoard_store_write(fs->st, b, false);
+		} else {
+			r = -ENOMEM;
+		}
+		hoard_batch_free(b);
+		inode_clear(&in);
+	}
+	pthread_mutex_unlock(&fs->lock);
+	return r;
+}
+
+/* ---- volumes, statfs, paths -------------------------------------------- */
+
+bool hoard_fs_volume_name_ok(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n == 0 || n > 64 || name[0] == '.')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+		      c == '-'))
+			return false;
+	}
+	return true;
+}
+
+static int volume_create_locked(struct hoard_fs *fs, const char *name,
+				uint64_t *ret_root)
+{
+	struct hoard_inode in = { 0 };
+	struct hoard_batch *b = hoard_batch_new(fs->st);
+	uint8_t v[8];
+	uint64_t ino;
+	int r;
+
+	if (!b)
+		return -ENOMEM;
+	ino = fs->next_ino++;
+	hoard_put_be64(v, fs->next_ino);
+	hoard_batch_put(b, HOARD_CF_DEFAULT, "next_ino", 8, v, 8);
+	in.mode = S_IFDIR | 0755;
+	in.nlink = 2;
+	in.volume = ino;
+	now_ts(&in.atime);
+	in.mtime = in.ctime = in.atime;
+	inode_put(fs, b, ino, &in);
+	hoard_put_be64(v, ino);
+	hoard_batch_put(b, HOARD_CF_VOLUMES, name, strlen(name), v, 8);
+	r = hoard_store_write(fs->st, b, true);
+	hoard_batch_free(b);
+	if (r == 0)
+		*ret_root = ino;
+	return r;
+}
+
+int hoard_fs_volume(struct hoard_fs *fs, const char *name, bool create,
+		    uint64_t *ret_root)
+{
+	uint8_t v[8];
+	size_t n;
+	int r;
+
+	if (!hoard_fs_volume_name_ok(name))
+		return -EINVAL;
+	pthread_mutex_lock(&fs->lock);
+	r = hoard_store_get_into(fs->st, HOARD_CF_VOLUMES, name, strlen(name),
+				 v, sizeof(v), &n);
+	if (r == 0 && n == 8)
+		*ret_root = hoard_get_be64(v);
+	else if (r == 0)
+		r = -EBADMSG;
+	else if (r == -ENOENT && create)
+		r = volume_create_locked(fs, name, ret_root);
+	pthread_mutex_unlock(&fs->lock);
+	return r;
+}
+
+int hoard_fs_statfs(struct hoard_fs *fs, struct statvfs *ret)
+{
+	if (statvfs(hoard_store_dir(fs->st), ret) < 0)
+		return -errno;
+	ret->f_namemax = NAME_MAX_LEN;
+	ret->f_files = UINT32_MAX;
+	ret->f_ffree = UINT32_MAX - 1024;
+	ret->f_favail = ret->f_ffree;
+	return 0;
+}
+
+int hoard_fs_resolve(struct hoard_fs *fs, uint64_t root, const char *path,
+		     uint64_t *ret_ino)
+{
+	char *copy = strdup(path), *save = NULL, *part;
+	uint8_t k[8 + NAME_MAX_LEN], v[9];
+	uint64_t ino = root;
+	size_t n;
+	int r = 0;
+
+	if (!copy)
+		return -ENOMEM;
+	for (part = strtok_r(copy, "/", &save); part && r == 0;
+	     part = strtok_r(NULL, "/", &save)) {
+		if (strlen(part) > NAME_MAX_LEN) {
+			r = -ENAMETOOLONG;
+			break;
+		}
+		ino_key(k, ino);
+		memcpy(k + 8, part, strlen(part));
+		r = hoard_store_get_into(fs->st, HOARD_CF_DIRENTS, k,
+					 8 + strlen(part), v, sizeof(v), &n);
+		if (r == 0)
+			ino = hoard_get_be64(v);
+	}
+	free(copy);
+	if (r == 0)
+		*ret_ino = ino;
+	return r;
+}
+
+/* ---- life --------------------------------------------------------------- */
+
+static int load_next_ino(struct hoard_fs *fs)
+{
+	uint8_t v[8];
+	size_t n;
+	int r = hoard_store_get_into(fs->st, HOARD_CF_DEFAULT, "next_ino", 8, v,
+				     sizeof(v), &n);
+
+	if (r < 0)
+		return r;
+	fs->next_ino = hoard_get_be64(v);
+	return n == 8 && fs->next_ino >= 16 ? 0 : -EBADMSG;
+}
+
+/* Staging files were never acknowledged by fsync: drop them. */
+static int clean_staging(struct hoard_fs *fs)
+{
+	int fd = dup(fs->staging_dirfd);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *e;
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return -errno;
+	}
+	while ((e = readdir(d))) {
+		if (e->d_name[0] != '.')
+			unlinkat(fs->staging_dirfd, e->d_name, 0);
+	}
+	closedir(d);
+	return 0;
+}
+
+static void purge_orphans(struct hoard_fs *fs)
+{
+	struct hoard_iter *it = hoard_iter_new(fs->st, HOARD_CF_ORPHANS, "", 0);
+	uint64_t *inos = NULL;
+	size_t n = 0, cap = 0;
+
+	for (; it && hoard_iter_valid(it); hoard_iter_next(it)) {
+		size_t kl;
+		const uint8_t *k = hoard_iter_key(it, &kl);
+
+		if (kl != 8)
+			continue;
+		if (n == cap) {
+			uint64_t *p = realloc(inos, (cap + 64) * sizeof(*p));
+
+			if (!p)
+				break;
+			inos = p;
+			cap += 64;
+		}
+		inos[n++] = hoard_get_be64(k);
+	}
+	hoard_iter_free(it);
+	pthread_mutex_lock(&fs->lock);
+	for (size_t i = 0; i < n; i++)
+		inode_purge(fs, inos[i]);
+	pthread_mutex_unlock(&fs->lock);
+	free(inos);
+}
+
+/* Frames without a record are left by commits a crash interrupted. */
+static void sweep_frames(struct hoard_fs *fs)
+{
+	struct hoard_iter *it = hoard_iter_new(fs->st, HOARD_CF_CHUNKDATA, "", 0);
+	struct hoard_batch *b = hoard_batch_new(fs->st);
+	size_t swept = 0;
+
+	for (; it && b && hoard_iter_valid(it); hoard_iter_next(it)) {
+		size_t kl;
+		const uint8_t *k = hoard_iter_key(it, &kl);
+
+		if (hoard_store_exists(fs->st, HOARD_CF_CHUNKS, k, kl) == 0) {
+			hoard_batch_delete(b, HOARD_CF_CHUNKDATA, k, kl);
+			swept++;
+		}
+	}
+	if (b && swept) {
+		hoard_store_write(fs->st, b, true);
+		hoard_log(LOG_INFO, "recovery: dropped %zu chunk frames of "
+			  "interrupted commits", swept);
+	}
+	hoard_iter_free(it);
+	hoard_batch_free(b);
+}
+
+static int set_clean(struct hoard_fs *fs, bool clean)
+{
+	uint8_t v = clean;
+
+	return hoard_store_put(fs->st, HOARD_CF_DEFAULT, "clean", 5, &v, 1) ?:
+		       hoard_store_sync(fs->st);
+}
+
+int hoard_fs_new(struct hoard_store *st, const struct hoard_fs_opts *o,
+		 struct hoard_fs **ret_fs)
+{
+	struct hoard_fs *fs = calloc(1, sizeof(*fs));
+	uint8_t clean = 0;
+	size_t n;
+	int r;
+
+	if (!fs)
+		return -ENOMEM;
+	fs->st = st;
+	fs->level = hoard_store_zstd_level(st);
+	fs->staging_dirfd = -1;
+	pthread_mutex_init(&fs->lock, NULL);
+	fs->itab_cap = 1024;
+	fs->itab = calloc(fs->itab_cap, sizeof(*fs->itab));
+	r = fs->itab ? idmap_init(&fs->inflight, 64) : -ENOMEM;
+	if (r == 0)
+		r = chunk_cache_new(o && o->cache_bytes ? o->cache_bytes
+							: 64u << 20,
+				    &fs->cache);
+	if (r == 0)
+		r = load_next_ino(fs);
+	if (r == 0) {
+		char path[4096];
+
+		snprintf(path, sizeof(path), "%s/staging", hoard_store_dir(st));
+		mkdir(path, 0700);
+		fs->staging_dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		r = fs->staging_dirfd < 0 ? -errno : clean_staging(fs);
+	}
+	if (r < 0) {
+		hoard_fs_free(fs);
+		return r;
+	}
+	purge_orphans(fs);
+	if (hoard_store_get_into(st, HOARD_CF_DEFAULT, "clean", 5, &clean, 1,
+				 &n) != 0 || !clean)
+		sweep_frames(fs);
+	r = set_clean(fs, false);
+	if (r < 0) {
+		hoard_fs_free(fs);
+		return r;
+	}
+	*ret_fs = fs;
+	return 0;
+}
+
+void hoard_fs_free(struct hoard_fs *fs)
+{
+	if (!fs)
+		return;
+	if (fs->itab) {
+		bool ok = fs_commit_all(fs) == 0;
+
+		for (size_t i = 0; i < fs->itab_cap; i++) {
+			struct istate *is, *next;
+
+			for (is = fs->itab[i]; is; is = next) {
+				next = is->next;
+				pthread_rwlock_destroy(&is->rw);
+				pthread_mutex_destroy(&is->mu);
+				free(is);
+			}
+		}
+		free(fs->itab);
+		fs->itab = NULL;
+		purge_orphans(fs);
+		if (ok && fs->staging_dirfd >= 0)
+			set_clean(fs, true);
+	}
+	if (fs->staging_dirfd >= 0)
+		close(fs->staging_dirfd);
+	chunk_cache_free(fs->cache);
+	idmap_free(&fs->inflight);
+	pthread_mutex_destroy(&fs->lock);
+	free(fs);
+}
+
+struct hoard_store *hoard_fs_store(struct hoard_fs *fs)
+{
+	return fs->st;
+}

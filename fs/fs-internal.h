@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Private to the filesystem core (meta.c, file.c, chunks.c, idmap.c).
+ *
+ * The three ID spaces and how they meet (squashfuse's habit: write it down):
+ *   - FUSE node ids: what the kernel names inodes by.  Equal to store inode
+ *     numbers except FUSE_ROOT_ID (1), which each mount maps to its volume's
+ *     root inode (hoardfs.c does that, nothing here sees a node id).
+ *   - store inode numbers: u64 keys of the inodes column family, >= 16,
+ *     handed out from next_ino and never reused, so no generation numbers.
+ *   - chunk ids: 16-byte keyed hashes; extents map (ino, offset) to them.
+ * An inode the kernel knows (nlookup > 0) or has open gets a struct istate,
+ * the in-memory part of the inode: lookup and open counts, and while the
+ * file is being written, its staging file (store/staging/<ino>), which holds
+ * the whole current content until the next commit chunks it into the store.
+ */
+#ifndef HOARD_FS_INTERNAL_H
+#define HOARD_FS_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "hoard/fs.h"
+#include "hoard/hash.h"
+#include "hoard/store.h"
+
+#define INODE_REC_SIZE 80
+#define CHUNK_REC_SIZE 24
+#define EXTENT_KEY_SIZE 16
+#define EXTENT_VAL_SIZE 20
+#define NAME_MAX_LEN 255
+#define XATTR_MAX_VALUE 65536
+
+/* Decoded inode record (docs/FORMAT.md 2.2). */
+struct hoard_inode {
+	uint32_t mode, uid, gid, nlink, rdev;
+	uint64_t size, volume;
+	struct timespec atime, mtime, ctime;
+	char *target; /* symlinks: malloc()ed, NUL-terminated */
+};
+
+/* Decoded chunk record (2.3). */
+struct chunk_rec {
+	uint8_t flags;
+	uint32_t raw_size, frame_size;
+	uint64_t refcount;
+};
+
+/* In-memory inode state; see the essay above. */
+struct istate {
+	uint64_t ino;
+	uint64_t nlookup;      /* protected by fs->lock */
+	unsigned opens;	       /* protected by fs->lock */
+	struct istate *next;   /* hash chain; protected by fs->lock */
+	pthread_rwlock_t rw;   /* readers of the data vs. writers/commits */
+	pthread_mutex_t mu;    /* protects the fields below */
+	int staging_fd;	       /* -1 when the content is all in extents */
+	bool dirty;	       /* staging holds changes not yet committed */
+	bool size_valid;       /* size below is the current size */
+	uint64_t size;
+	struct timespec mtime, ctime; /* valid while dirty */
+};
+
+/* Hash map from chunk id to counters (open addressing, linear probing). */
+struct idmap_ent {
+	struct hoard_id id;
+	int64_t count;
+	uint32_t raw_size, frame_size;
+	bool used;
+};
+struct idmap {
+	struct idmap_ent *e;
+	size_t cap, n;
+};
+
+struct chunk_cache;
+
+struct hoard_fs {
+	struct hoard_store *st;
+	pthread_mutex_t lock;	  /* the metadata lock, see fs.h */
+	uint64_t next_ino;	  /* protected by lock */
+	struct istate **itab;	  /* protected by lock */
+	size_t itab_cap, icount;  /* protected by lock */
+	struct idmap inflight;	  /* protected by lock: ids of frames that
+				   * commits under way rely on */
+	struct chunk_cache *cache; /* has its own lock */
+	int staging_dirfd;
+	int level;
+};
+
+/* idmap.c */
+int idmap_init(struct idmap *m, size_t cap);
+void idmap_free(struct idmap *m);
+struct idmap_ent *idmap_get(struct idmap *m, const struct hoard_id *id);
+/* Find or insert (count 0); NULL on ENOMEM. */
+struct idmap_ent *idmap_add(struct idmap *m, const struct hoard_id *id);
+void idmap_del(struct idmap *m, const struct hoard_id *id);
+
+/* meta.c */
+void ino_key(uint8_t k[8], uint64_t ino);
+int inode_decode(const uint8_t *v, size_t n, struct hoard_inode *ret);
+void inode_clear(struct hoard_inode *in);
+int inode_load(struct hoard_fs *fs, uint64_t ino, struct hoard_inode *ret);
+void inode_put(struct hoard_fs *fs, struct hoard_batch *b, uint64_t ino,
+	       const struct hoard_inode *in);
+void inode_to_stat(const struct hoard_inode *in, uint64_t ino,
+		   struct stat *st);
+struct istate *istate_find(struct hoard_fs *fs, uint64_t ino);
+struct istate *istate_get(struct hoard_fs *fs, uint64_t ino);
+void istate_maybe_free(struct hoard_fs *fs, struct istate *is);
+void now_ts(struct timespec *ts);
+/* Overlay the in-memory size/times of a file being written. */
+void istate_overlay(struct istate *is, struct hoard_inode *in);
+/* Delete an inode whose nlink is 0 and that nobody uses (fs->lock held). */
+int inode_purge(struct hoard_fs *fs, uint64_t ino);
+
+/* chunks.c */
+int chunk_cache_new(size_t bytes, struct chunk_cache **ret);
+void chunk_cache_free(struct chunk_cache *c);
+int chunk_rec_load(struct hoard_fs *fs, const struct hoard_id *id,
+		   struct chunk_rec *ret);
+/* Make sure a chunk's frame is in the store (confirming a dedup hit byte
+ * for byte) and count it in flight.  Returns its frame size. */
+int chunks_stage(struct hoard_fs *fs, const struct hoard_id *id,
+		 const void *raw, size_t len, uint32_t *ret_frame_size);
+/* Drop in-flight counts of every id in m (fs->lock held). */
+void chunks_unstage_locked(struct hoard_fs *fs, struct idmap *m);
+/* Add the refcount changes in m (count = delta) to b (fs->lock held). */
+int chunks_apply_locked(struct hoard_fs *fs, struct hoard_batch *b,
+			struct idmap *m);
+/* Copy n bytes at off within a chunk of raw_size bytes into dst, verified. */
+int chunks_copy(struct hoard_fs *fs, const struct hoard_id *id,
+		uint32_t raw_size, uint32_t off, void *dst, size_t n);
+
+/* file.c */
+int file_commit(struct hoard_fs *fs, struct istate *is, bool sync);
+/* Deletes extents of ino from off on, adding refcount drops to m. */
+int extents_collect(struct hoard_fs *fs, uint64_t ino, struct idmap *m,
+		    struct hoard_batch *b);
+int file_truncate(struct hoard_fs *fs, struct istate *is, uint64_t size);
+void staging_drop(struct hoard_fs *fs, struct istate *is);
+int fs_commit_all(struct hoard_fs *fs);
+
+#endif

@@ -1,0 +1,966 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * hoardfs: the FUSE daemon.  A thin front end over the filesystem core
+ * (fs.h): it maps each mount's FUSE_ROOT_ID to its volume's root inode,
+ * turns requests into hoard_fs_* calls and -errno into replies, runs one
+ * multi-threaded session loop per mount, and serves the control socket.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <fuse_lowlevel.h>
+
+#include "hoard/ctl.h"
+#include "hoard/fs.h"
+#include "hoard/stats.h"
+#include "hoard/store.h"
+#include "hoard/util.h"
+
+#define DEFAULT_STORE "/var/lib/hoard"
+#define MAX_MOUNTS 32
+/* The daemon is the only writer of its volumes: the kernel may cache names
+ * and attributes for long (pull into a mounted volume will invalidate). */
+#define ENTRY_TIMEOUT 86400.0
+#define NEG_TIMEOUT 60.0
+
+struct mount {
+	char *name;
+	char *mountpoint; /* absolute */
+	uint64_t root;
+	struct fuse_session *se;
+	pthread_t thread;
+	bool running;
+	struct hoard_fs *fs;
+};
+
+static struct {
+	const char *store_dir;
+	bool foreground, debug;
+	const char *extra_opts;
+	uint64_t cache_bytes;
+	struct mount mounts[MAX_MOUNTS];
+	int n_mounts;
+	struct hoard_fs *fs;
+	struct hoard_store *st;
+	FILE *logf;
+	int report_fd; /* pipe to the waiting parent, -1 once reported */
+} D = { .report_fd = -1 };
+
+/* ---- logging and start-up reports -------------------------------------- */
+
+static void log_sink(int level, const char *msg)
+{
+	static const char *const names[] = { "emerg", "alert", "crit", "error",
+					      "warning", "notice", "info",
+					      "debug" };
+	FILE *f = D.logf ? D.logf : stderr;
+	struct timespec ts;
+	struct tm tm;
+	char when[32];
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	fprintf(f, "%s hoardfs[%d] %s: %s\n", when, (int)getpid(),
+		names[level & 7], msg);
+	fflush(f);
+}
+
+static void fuse_log_sink(enum fuse_log_level level, const char *fmt,
+			  va_list ap)
+{
+	hoard_logv((int)level, fmt, ap);
+}
+
+/* Report a start-up failure: one line for the user, then exit 1. */
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void die(const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (D.report_fd >= 0) {
+		dprintf(D.report_fd, "ERR %s\n", msg);
+		if (D.logf)
+			hoard_log(LOG_ERR, "%s", msg);
+	} else {
+		fprintf(stderr, "hoardfs: %s\n", msg);
+	}
+	for (int i = 0; i < D.n_mounts; i++) {
+		if (D.mounts[i].se)
+			fuse_session_unmount(D.mounts[i].se);
+	}
+	exit(1);
+}
+
+/* ---- request helpers ---------------------------------------------------- */
+
+static struct mount *M(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static uint64_t S(fuse_req_t req, fuse_ino_t ino)
+{
+	return ino == FUSE_ROOT_ID ? M(req)->root : ino;
+}
+
+static int E(int r)
+{
+	return r == -EBADMSG ? EIO : -r;
+}
+
+static void reply_entry(fuse_req_t req, int r, const struct stat *st)
+{
+	struct fuse_entry_param e = { 0 };
+
+	if (r < 0) {
+		if (r == -ENOENT) { /* a cacheable negative entry */
+			e.entry_timeout = NEG_TIMEOUT;
+			fuse_reply_entry(req, &e);
+			return;
+		}
+		fuse_reply_err(req, E(r));
+		return;
+	}
+	e.ino = st->st_ino == M(req)->root ? FUSE_ROOT_ID : st->st_ino;
+	e.attr = *st;
+	e.attr_timeout = ENTRY_TIMEOUT;
+	e.entry_timeout = ENTRY_TIMEOUT;
+	fuse_reply_entry(req, &e);
+}
+
+static void reply_attr(fuse_req_t req, int r, const struct stat *st)
+{
+	if (r < 0)
+		fuse_reply_err(req, E(r));
+	else
+		fuse_reply_attr(req, st, ENTRY_TIMEOUT);
+}
+
+static struct hoard_ctx ctx_of(fuse_req_t req)
+{
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+
+	return (struct hoard_ctx){ .uid = c->uid, .gid = c->gid };
+}
+
+/* ---- operations --------------------------------------------------------- */
+
+static void op_init(void *ud, struct fuse_conn_info *conn)
+{
+	conn->time_gran = 1;
+	conn->max_write = 1u << 20;
+	if (conn->capable & FUSE_CAP_ASYNC_DIO)
+		conn->want |= FUSE_CAP_ASYNC_DIO;
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct stat st;
+	int r = hoard_fs_lookup(M(req)->fs, S(req, parent), name, &st);
+
+	reply_entry(req, r, &st);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	hoard_fs_forget(M(req)->fs, S(req, ino), nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count,
+			    struct fuse_forget_data *forgets)
+{
+	for (size_t i = 0; i < count; i++)
+		hoard_fs_forget(M(req)->fs, S(req, forgets[i].ino),
+				forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct stat st;
+	int r = hoard_fs_getattr(M(req)->fs, S(req, ino), &st);
+
+	reply_attr(req, r, &st);
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		       int to_set, struct fuse_file_info *fi)
+{
+	struct hoard_fh *fh = fi ? (struct hoard_fh *)(uintptr_t)fi->fh : NULL;
+	struct stat st;
+	/* HOARD_SET_* use the values of FUSE_SET_ATTR_* */
+	int set = to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID |
+			    FUSE_SET_ATTR_GID | FUSE_SET_ATTR_SIZE |
+			    FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
+			    FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW |
+			    FUSE_SET_ATTR_CTIME);
+	int r = hoard_fs_setattr(M(req)->fs, S(req, ino), attr, set, fh, &st);
+
+	reply_attr(req, r, &st);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	char buf[PATH_MAX + 1];
+	ssize_t n = hoard_fs_readlink(M(req)->fs, S(req, ino), buf, PATH_MAX);
+
+	if (n < 0) {
+		fuse_reply_err(req, E((int)n));
+		return;
+	}
+	buf[n] = 0;
+	fuse_reply_readlink(req, buf);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode, dev_t rdev)
+{
+	struct hoard_ctx c = ctx_of(req);
+	struct stat st;
+	int r = hoard_fs_mknod(M(req)->fs, S(req, parent), name, mode, rdev, &c,
+			       &st);
+
+	reply_entry(req, r == -ENOENT ? -EIO : r, &st);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode)
+{
+	struct hoard_ctx c = ctx_of(req);
+	struct stat st;
+	int r = hoard_fs_mkdir(M(req)->fs, S(req, parent), name, mode, &c, &st);
+
+	if (r == -ENOENT)
+		fuse_reply_err(req, ENOENT);
+	else
+		reply_entry(req, r, &st);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		       const char *name)
+{
+	struct hoard_ctx c = ctx_of(req);
+	struct stat st;
+	int r = hoard_fs_symlink(M(req)->fs, S(req, parent), name, link, &c,
+				 &st);
+
+	if (r == -ENOENT)
+		fuse_reply_err(req, ENOENT);
+	else
+		reply_entry(req, r, &st);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		    const char *newname)
+{
+	struct stat st;
+	int r = hoard_fs_link(M(req)->fs, S(req, ino), S(req, newparent),
+			      newname, &st);
+
+	if (r == -ENOENT)
+		fuse_reply_err(req, ENOENT);
+	else
+		reply_entry(req, r, &st);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	fuse_reply_err(req, E(hoard_fs_unlink(M(req)->fs, S(req, parent),
+					      name)));
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	fuse_reply_err(req, E(hoard_fs_rmdir(M(req)->fs, S(req, parent),
+					     name)));
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname,
+		      unsigned int flags)
+{
+	unsigned f = 0;
+
+	if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
+		fuse_reply_err(req, EINVAL); /* RENAME_WHITEOUT */
+		return;
+	}
+	if (flags & RENAME_NOREPLACE)
+		f |= HOARD_RENAME_NOREPLACE;
+	if (flags & RENAME_EXCHANGE)
+		f |= HOARD_RENAME_EXCHANGE;
+	fuse_reply_err(req, E(hoard_fs_rename(M(req)->fs, S(req, parent), name,
+					      S(req, newparent), newname, f)));
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct hoard_fh *fh;
+	int r = hoard_fs_open(M(req)->fs, S(req, ino), fi->flags, &fh);
+
+	if (r < 0) {
+		fuse_reply_err(req, E(r));
+		return;
+	}
+	fi->fh = (uintptr_t)fh;
+	/* Every write goes through this daemon, so the kernel's page cache
+	 * stays right across opens: keep it (never direct_io: mmap). */
+	fi->keep_cache = 1;
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		hoard_fs_release(M(req)->fs, fh); /* interrupted */
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode, struct fuse_file_info *fi)
+{
+	struct fuse_entry_param e = { 0 };
+	struct hoard_ctx c = ctx_of(req);
+	struct hoard_fh *fh;
+	int r = hoard_fs_create(M(req)->fs, S(req, parent), name, mode,
+				fi->flags, &c, &e.attr, &fh);
+
+	if (r < 0) {
+		fuse_reply_err(req, E(r));
+		return;
+	}
+	e.ino = e.attr.st_ino;
+	e.attr_timeout = e.entry_timeout = ENTRY_TIMEOUT;
+	fi->fh = (uintptr_t)fh;
+	fi->keep_cache = 1;
+	if (fuse_reply_create(req, &e, fi) == -ENOENT)
+		hoard_fs_release(M(req)->fs, fh);
+}
+
+static struct hoard_fh *FH(struct fuse_file_info *fi)
+{
+	return (struct hoard_fh *)(uintptr_t)fi->fh;
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	char *buf = malloc(size ? size : 1);
+	ssize_t n;
+
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = hoard_fs_read(M(req)->fs, FH(fi), buf, size, off);
+	if (n < 0)
+		fuse_reply_err(req, E((int)n));
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+		     size_t size, off_t off, struct fuse_file_info *fi)
+{
+	ssize_t n = hoard_fs_write(M(req)->fs, FH(fi), buf, size, off);
+
+	if (n < 0)
+		fuse_reply_err(req, E((int)n));
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, E(hoard_fs_flush(M(req)->fs, FH(fi))));
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	hoard_fs_release(M(req)->fs, FH(fi));
+	fuse_reply_err(req, 0);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		     struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, E(hoard_fs_fsync(M(req)->fs, FH(fi), datasync)));
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
+			 off_t offset, off_t length, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, E(hoard_fs_fallocate(M(req)->fs, FH(fi), mode,
+						 offset, length)));
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct hoard_dirh *dh;
+	int r = hoard_fs_opendir(M(req)->fs, S(req, ino), &dh);
+
+	if (r < 0) {
+		fuse_reply_err(req, E(r));
+		return;
+	}
+	fi->fh = (uintptr_t)dh;
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		hoard_fs_releasedir(M(req)->fs, dh);
+}
+
+struct fill {
+	fuse_req_t req;
+	char *buf;
+	size_t size, used;
+};
+
+static int fill_one(void *ud, const char *name, uint64_t ino, unsigned type,
+		    off_t next)
+{
+	struct fill *f = ud;
+	struct stat st = { .st_ino = ino, .st_mode = type << 12 };
+	size_t n = fuse_add_direntry(f->req, f->buf + f->used,
+				     f->size - f->used, name, &st, next);
+
+	if (n > f->size - f->used)
+		return 1;
+	f->used += n;
+	return 0;
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	struct fill f = { .req = req, .size = size, .buf = malloc(size) };
+	int r;
+
+	if (!f.buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	r = hoard_fs_readdir(M(req)->fs, (struct hoard_dirh *)(uintptr_t)fi->fh,
+			     off, fill_one, &f);
+	if (r < 0)
+		fuse_reply_err(req, E(r));
+	else
+		fuse_reply_buf(req, f.buf, f.used);
+	free(f.buf);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
+{
+	hoard_fs_releasedir(M(req)->fs, (struct hoard_dirh *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+			struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, E(hoard_fs_fsyncdir(M(req)->fs, S(req, ino))));
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs sv;
+	int r = hoard_fs_statfs(M(req)->fs, &sv);
+
+	if (r < 0)
+		fuse_reply_err(req, E(r));
+	else
+		fuse_reply_statfs(req, &sv);
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			const char *value, size_t size, int flags)
+{
+	fuse_reply_err(req, E(hoard_fs_setxattr(M(req)->fs, S(req, ino), name,
+						value, size, flags)));
+}
+
+static void reply_xattr_buf(fuse_req_t req, ssize_t n, const char *buf,
+			    size_t size)
+{
+	if (n < 0)
+		fuse_reply_err(req, E((int)n));
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			size_t size)
+{
+	char *buf = size ? malloc(size) : NULL;
+	ssize_t n;
+
+	if (size && !buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = hoard_fs_getxattr(M(req)->fs, S(req, ino), name, buf, size);
+	reply_xattr_buf(req, n, buf, size);
+	free(buf);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	char *buf = size ? malloc(size) : NULL;
+	ssize_t n;
+
+	if (size && !buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = hoard_fs_listxattr(M(req)->fs, S(req, ino), buf, size);
+	reply_xattr_buf(req, n, buf, size);
+	free(buf);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	fuse_reply_err(req, E(hoard_fs_removexattr(M(req)->fs, S(req, ino),
+						   name)));
+}
+
+static const struct fuse_lowlevel_ops ops = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
+	.getattr = op_getattr,
+	.setattr = op_setattr,
+	.readlink = op_readlink,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.symlink = op_symlink,
+	.link = op_link,
+	.unlink = op_unlink,
+	.rmdir = op_rmdir,
+	.rename = op_rename,
+	.open = op_open,
+	.create = op_create,
+	.read = op_read,
+	.write = op_write,
+	.flush = op_flush,
+	.release = op_release,
+	.fsync = op_fsync,
+	.fallocate = op_fallocate,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.releasedir = op_releasedir,
+	.fsyncdir = op_fsyncdir,
+	.statfs = op_statfs,
+	.setxattr = op_setxattr,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
+	.removexattr = op_removexattr,
+	/* No getlk/setlk/flock: the kernel then keeps POSIX and flock locks
+	 * itself, which excludes between processes on this host. */
+};
+
+/* ---- mounts ------------------------------------------------------------- */
+
+static bool is_mountpoint(const char *path)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "r");
+	char line[8192], mp[PATH_MAX];
+	bool found = false;
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) == 1)
+			found = strcmp(mp, path) == 0;
+	}
+	fclose(f);
+	return found;
+}
+
+static void parse_volume_arg(const char *arg, struct mount *m)
+{
+	const char *eq = strchr(arg, '=');
+	char real[PATH_MAX];
+	struct stat sb;
+
+	if (!eq || eq == arg || !eq[1])
+		die("malformed volume argument '%s': expected NAME=MOUNTPOINT",
+		    arg);
+	m->name = strndup(arg, (size_t)(eq - arg));
+	if (!hoard_fs_volume_name_ok(m->name))
+		die("invalid volume name '%s': use 1-64 of [A-Za-z0-9._-], "
+		    "not starting with '.'", m->name);
+	if (!realpath(eq + 1, real))
+		die("mountpoint %s: %s", eq + 1, strerror(errno));
+	if (stat(real, &sb) < 0 || !S_ISDIR(sb.st_mode))
+		die("mountpoint %s is not a directory", eq + 1);
+	if (is_mountpoint(real))
+		die("mountpoint %s is busy: something is already mounted "
+		    "there", real);
+	m->mountpoint = strdup(real);
+	for (int i = 0; i < D.n_mounts; i++) {
+		if (!strcmp(D.mounts[i].name, m->name))
+			die("volume '%s' is given twice", m->name);
+		if (!strcmp(D.mounts[i].mountpoint, m->mountpoint))
+			die("mountpoint %s is given twice", real);
+	}
+}
+
+static void mount_one(struct mount *m)
+{
+	char opts[1024];
+	char *argv[8];
+	int argc = 0;
+	struct fuse_args args;
+	int r;
+
+	r = hoard_fs_volume(D.fs, m->name, true, &m->root);
+	if (r < 0)
+		die("cannot open volume '%s': %s", m->name, strerror(-r));
+	m->fs = D.fs;
+	snprintf(opts, sizeof(opts),
+		 "allow_other,default_permissions,fsname=hoard:%s,"
+		 "subtype=hoard%s%s",
+		 m->name, D.extra_opts ? "," : "",
+		 D.extra_opts ? D.extra_opts : "");
+	argv[argc++] = "hoardfs";
+	argv[argc++] = "-o";
+	argv[argc++] = opts;
+	if (D.debug)
+		argv[argc++] = "-d";
+	args = (struct fuse_args)FUSE_ARGS_INIT(argc, argv);
+	m->se = fuse_session_new(&args, &ops, sizeof(ops), m);
+	if (!m->se)
+		die("cannot create a FUSE session for %s (bad -o option?)",
+		    m->mountpoint);
+	if (fuse_session_mount(m->se, m->mountpoint) != 0) {
+		fuse_session_destroy(m->se);
+		m->se = NULL;
+		die("cannot mount volume '%s' at %s", m->name, m->mountpoint);
+	}
+	hoard_fs_ref(D.fs, m->root); /* the kernel never forgets the root */
+}
+
+static void *mount_thread(void *arg)
+{
+	struct mount *m = arg;
+	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+	int r;
+
+	fuse_loop_cfg_set_clone_fd(cfg, 0);
+	fuse_loop_cfg_set_max_threads(cfg, 16);
+	fuse_loop_cfg_set_idle_threads(cfg, 4);
+	r = fuse_session_loop_mt(m->se, cfg);
+	fuse_loop_cfg_destroy(cfg);
+	hoard_log(LOG_INFO, "volume '%s' unmounted from %s (%d)", m->name,
+		  m->mountpoint, r);
+	fuse_session_unmount(m->se);
+	return NULL;
+}
+
+/* SIGTERM/SIGINT/SIGHUP: unmount everything; the loops then end. */
+static void *signal_thread(void *arg)
+{
+	sigset_t *set = arg;
+	int sig;
+
+	for (;;) {
+		if (sigwait(set, &sig) != 0)
+			continue;
+		hoard_log(LOG_INFO, "signal %d: unmounting", sig);
+		for (int i = 0; i < D.n_mounts; i++) {
+			if (umount2(D.mounts[i].mountpoint, 0) < 0)
+				umount2(D.mounts[i].mountpoint, MNT_DETACH);
+		}
+	}
+	return NULL;
+}
+
+static int ctl_handler(void *ud, const char *req, char **ret_out)
+{
+	struct hoard_stats *s;
+	int r;
+
+	if (!strcmp(req, "ping")) {
+		*ret_out = strdup("pong\n");
+		return *ret_out ? 0 : -ENOMEM;
+	}
+	if (!strcmp(req, "stats")) {
+		r = hoard_stats_compute(D.st, &s);
+		if (r < 0)
+			return r;
+		*ret_out = hoard_stats_json(s);
+		hoard_stats_free(s);
+		return *ret_out ? 0 : -ENOMEM;
+	}
+	*ret_out = strdup("unknown request");
+	return -EINVAL;
+}
+
+/* ---- main --------------------------------------------------------------- */
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"Usage: hoardfs [OPTIONS] NAME=MOUNTPOINT [NAME=MOUNTPOINT ...]\n"
+"\n"
+"Serve volumes of a hoard store as FUSE filesystems.  Each volume is an\n"
+"ordinary POSIX directory tree whose file contents are split into\n"
+"content-defined chunks, deduplicated across all volumes of the store,\n"
+"compressed with zstd and kept in RocksDB.  A volume is created on first\n"
+"use.  hoardfs returns once every mount is ready and keeps serving in the\n"
+"background; it exits when the last of its mounts is unmounted\n"
+"(fusermount3 -u MOUNTPOINT, or umount) or on SIGTERM/SIGINT.\n"
+"\n"
+"Options:\n"
+"  -s, --store DIR       store directory (default: $HOARD_STORE or %s);\n"
+"                        create it first with: hoard init --store DIR\n"
+"  -f, --foreground      stay in the foreground and log to stderr\n"
+"  -d, --debug           log every FUSE request (implies --foreground)\n"
+"  -o OPTS               extra FUSE mount options (comma-separated);\n"
+"                        allow_other and default_permissions are always on\n"
+"      --cache-size SIZE decompressed-chunk cache (default 64M)\n"
+"      --log-level LEVEL error, warning, info (default) or debug\n"
+"  -h, --help            show this help\n"
+"  -V, --version         show the version\n"
+"\n"
+"Examples:\n"
+"  hoardfs --store /var/lib/hoard pip=/root/.cache/pip \\\n"
+"          huggingface=/root/.cache/huggingface\n"
+"  fusermount3 -u /root/.cache/pip\n"
+"\n"
+"The daemon logs to STORE/hoardfs.log when in the background.  `hoard\n"
+"stats --store DIR` talks to it through STORE/control.sock.\n"
+"\n"
+"Exit status: 0 when every mount was served and unmounted cleanly; 1 on a\n"
+"start-up failure (bad store, busy mountpoint; one line on stderr); 2 on\n"
+"a usage error.\n", DEFAULT_STORE);
+}
+
+static int parse_level(const char *s)
+{
+	static const char *const names[] = { "error", "warning", "info",
+					      "debug" };
+	static const int levels[] = { LOG_ERR, LOG_WARNING, LOG_INFO,
+				      LOG_DEBUG };
+
+	for (int i = 0; i < 4; i++) {
+		if (!strcmp(s, names[i]))
+			return levels[i];
+	}
+	return -1;
+}
+
+static void parse_args(int argc, char **argv)
+{
+	static const struct option lopts[] = {
+		{ "store", required_argument, NULL, 's' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "debug", no_argument, NULL, 'd' },
+		{ "cache-size", required_argument, NULL, 'C' },
+		{ "log-level", required_argument, NULL, 'L' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ 0 }
+	};
+	int c, level;
+
+	D.store_dir = getenv("HOARD_STORE") ? getenv("HOARD_STORE")
+					    : DEFAULT_STORE;
+	while ((c = getopt_long(argc, argv, "s:fdo:hV", lopts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			D.store_dir = optarg;
+			break;
+		case 'f':
+			D.foreground = true;
+			break;
+		case 'd':
+			D.debug = D.foreground = true;
+			hoard_log_set_level(LOG_DEBUG);
+			break;
+		case 'o':
+			D.extra_opts = optarg;
+			break;
+		case 'C':
+			if (hoard_parse_size(optarg, &D.cache_bytes) < 0) {
+				fprintf(stderr, "hoardfs: bad --cache-size "
+					"'%s'\n", optarg);
+				exit(2);
+			}
+			break;
+		case 'L':
+			level = parse_level(optarg);
+			if (level < 0) {
+				fprintf(stderr, "hoardfs: bad --log-level "
+					"'%s'\n", optarg);
+				exit(2);
+			}
+			hoard_log_set_level(level);
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case 'V':
+			printf("hoardfs %s (FUSE %d)\n", HOARD_VERSION,
+			       fuse_version());
+			exit(0);
+		default:
+			fprintf(stderr, "hoardfs: try 'hoardfs --help'\n");
+			exit(2);
+		}
+	}
+	if (optind == argc) {
+		fprintf(stderr, "hoardfs: no volume given: expected "
+			"NAME=MOUNTPOINT (try 'hoardfs --help')\n");
+		exit(2);
+	}
+	if (argc - optind > MAX_MOUNTS) {
+		fprintf(stderr, "hoardfs: at most %d volumes\n", MAX_MOUNTS);
+		exit(2);
+	}
+	for (int i = optind; i < argc; i++) {
+		parse_volume_arg(argv[i], &D.mounts[D.n_mounts]);
+		D.n_mounts++;
+	}
+}
+
+/* Fork; the parent waits for the child's report and exits with it. */
+static void daemonize(void)
+{
+	char buf[1100];
+	int p[2];
+	ssize_t n, got = 0;
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		die("pipe: %s", strerror(errno));
+	pid = fork();
+	if (pid < 0)
+		die("fork: %s", strerror(errno));
+	if (pid > 0) {
+		close(p[1]);
+		while ((n = read(p[0], buf + got, sizeof(buf) - 1 - (size_t)got)) > 0)
+			got += n;
+		buf[got > 0 ? got : 0] = 0;
+		if (!strncmp(buf, "OK", 2))
+			exit(0);
+		if (!strncmp(buf, "ERR ", 4)) {
+			fprintf(stderr, "hoardfs: %s", buf + 4);
+			exit(1);
+		}
+		fprintf(stderr, "hoardfs: the daemon died while starting (see "
+			"%s/hoardfs.log)\n", D.store_dir);
+		exit(1);
+	}
+	close(p[0]);
+	D.report_fd = p[1];
+	setsid();
+}
+
+static void open_log(void)
+{
+	char path[PATH_MAX];
+
+	if (D.foreground)
+		return;
+	snprintf(path, sizeof(path), "%s/hoardfs.log", D.store_dir);
+	D.logf = fopen(path, "ae");
+}
+
+static void report_ready(void)
+{
+	int fd;
+
+	hoard_log(LOG_INFO, "serving %d volume(s) from %s", D.n_mounts,
+		  D.store_dir);
+	if (D.report_fd < 0)
+		return;
+	fd = open("/dev/null", O_RDWR);
+	if (fd >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+	if (chdir("/") < 0)
+		hoard_log(LOG_WARNING, "chdir /: %s", strerror(errno));
+	dprintf(D.report_fd, "OK\n");
+	close(D.report_fd);
+	D.report_fd = -1;
+}
+
+int main(int argc, char **argv)
+{
+	struct hoard_fs_opts fo = { 0 };
+	struct hoard_ctl_server *ctl = NULL;
+	char err[512], sock[PATH_MAX];
+	pthread_t sigthr;
+	sigset_t set;
+	int r;
+
+	hoard_log_set_sink(log_sink);
+	fuse_set_log_func(fuse_log_sink);
+	parse_args(argc, argv);
+	if (!D.foreground)
+		daemonize();
+	/* Block the signals before any thread exists (RocksDB starts some):
+	 * only signal_thread takes them. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	r = hoard_store_open(D.store_dir, &D.st, err, sizeof(err));
+	if (r < 0)
+		die("%s", err);
+	open_log();
+	fo.cache_bytes = D.cache_bytes;
+	r = hoard_fs_new(D.st, &fo, &D.fs);
+	if (r < 0)
+		die("cannot start the filesystem of store %s: %s", D.store_dir,
+		    strerror(-r));
+	for (int i = 0; i < D.n_mounts; i++)
+		mount_one(&D.mounts[i]);
+	snprintf(sock, sizeof(sock), "%s/control.sock", D.store_dir);
+	r = hoard_ctl_server_start(sock, ctl_handler, NULL, &ctl);
+	if (r < 0)
+		die("cannot listen on %s: %s", sock, strerror(-r));
+	for (int i = 0; i < D.n_mounts; i++) {
+		if (pthread_create(&D.mounts[i].thread, NULL, mount_thread,
+				   &D.mounts[i]) != 0)
+			die("cannot start a thread");
+		D.mounts[i].running = true;
+	}
+	pthread_create(&sigthr, NULL, signal_thread, &set);
+	pthread_detach(sigthr);
+	report_ready();
+	for (int i = 0; i < D.n_mounts; i++)
+		pthread_join(D.mounts[i].thread, NULL);
+	hoard_ctl_server_stop(ctl);
+	for (int i = 0; i < D.n_mounts; i++)
+		fuse_session_destroy(D.mounts[i].se);
+	hoard_fs_free(D.fs);
+	hoard_store_close(D.st);
+	hoard_log(LOG_INFO, "all volumes unmounted; store closed");
+	return 0;
+}

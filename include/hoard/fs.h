@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fs: the filesystem core, with no FUSE in it.  Layer 4 (meta) and the data
+ * path: uses store, chunker, hash, codec.  hoardfs.c is a thin front end
+ * that turns FUSE requests into these calls and errno values into replies.
+ *
+ * Inode numbers here are the store's (>= 16, never reused).  The front end
+ * maps each mount's FUSE_ROOT_ID to its volume's root inode.
+ *
+ * Lookup counting follows the FUSE contract: every successful call that
+ * returns a struct stat for a (new) name -- lookup, mknod, mkdir, symlink,
+ * link, create -- counts one lookup, and hoard_fs_forget() drops them.  An
+ * inode whose nlink is 0 is deleted when its last lookup and its last open
+ * handle are gone (until then it is listed in the orphans column family, so
+ * a crash cannot leak it).
+ *
+ * Thread contract: every function may be called from any thread at once.
+ * One mutex (fs->lock) serializes metadata changes and chunk refcounts;
+ * each inode's data has a reader/writer lock; data is chunked, hashed and
+ * compressed outside both.  Lock order: inode rwlock, then fs->lock, then an
+ * inode's field mutex.  All functions return 0 / a size, or -errno; a
+ * corrupt chunk is -EBADMSG (the front end answers EIO).
+ */
+#ifndef HOARD_FS_H
+#define HOARD_FS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
+
+#include "hoard/store.h"
+
+struct hoard_fs;
+struct hoard_fh;
+struct hoard_dirh;
+
+struct hoard_fs_opts {
+	size_t cache_bytes; /* decompressed-chunk cache (default 64 MiB) */
+};
+
+/* Open the filesystem over an open store: recovers from a crash (drops
+ * uncommitted staging files, purges orphans, sweeps frames of interrupted
+ * commits). */
+int hoard_fs_new(struct hoard_store *st, const struct hoard_fs_opts *o,
+		 struct hoard_fs **ret_fs);
+/* Commit what is dirty, purge orphans, mark the store clean; accepts NULL.
+ * Does not close the store. */
+void hoard_fs_free(struct hoard_fs *fs);
+struct hoard_store *hoard_fs_store(struct hoard_fs *fs);
+
+/* Root inode of a volume; create it when missing and create is true. */
+int hoard_fs_volume(struct hoard_fs *fs, const char *name, bool create,
+		    uint64_t *ret_root);
+/* 1 when name is a valid volume name. */
+bool hoard_fs_volume_name_ok(const char *name);
+
+/* Caller identity for new inodes. */
+struct hoard_ctx {
+	uid_t uid;
+	gid_t gid;
+};
+
+int hoard_fs_lookup(struct hoard_fs *fs, uint64_t parent, const char *name,
+		    struct stat *ret_st);
+void hoard_fs_forget(struct hoard_fs *fs, uint64_t ino, uint64_t nlookup);
+/* Count a lookup the front end made itself (e.g. for a mount's root). */
+void hoard_fs_ref(struct hoard_fs *fs, uint64_t ino);
+int hoard_fs_getattr(struct hoard_fs *fs, uint64_t ino, struct stat *ret_st);
+
+#define HOARD_SET_MODE (1 << 0)
+#define HOARD_SET_UID (1 << 1)
+#define HOARD_SET_GID (1 << 2)
+#define HOARD_SET_SIZE (1 << 3)
+#define HOARD_SET_ATIME (1 << 4)
+#define HOARD_SET_MTIME (1 << 5)
+#define HOARD_SET_ATIME_NOW (1 << 7)
+#define HOARD_SET_MTIME_NOW (1 << 8)
+#define HOARD_SET_CTIME (1 << 10)
+/* to_set: HOARD_SET_*; fh may be NULL. */
+int hoard_fs_setattr(struct hoard_fs *fs, uint64_t ino, const struct stat *attr,
+		     int to_set, struct hoard_fh *fh, struct stat *ret_st);
+
+int hoard_fs_mknod(struct hoard_fs *fs, uint64_t parent, const char *name,
+		   mode_t mode, dev_t rdev, const struct hoard_ctx *ctx,
+		   struct stat *ret_st);
+int hoard_fs_mkdir(struct hoard_fs *fs, uint64_t parent, const char *name,
+		   mode_t mode, const struct hoard_ctx *ctx, struct stat *ret_st);
+int hoard_fs_symlink(struct hoard_fs *fs, uint64_t parent, const char *name,
+		     const char *target, const struct hoard_ctx *ctx,
+		     struct stat *ret_st);
+int hoard_fs_link(struct hoard_fs *fs, uint64_t ino, uint64_t newparent,
+		  const char *newname, struct stat *ret_st);
+int hoard_fs_unlink(struct hoard_fs *fs, uint64_t parent, const char *name);
+int hoard_fs_rmdir(struct hoard_fs *fs, uint64_t parent, const char *name);
+#define HOARD_RENAME_NOREPLACE (1 << 0)
+#define HOARD_RENAME_EXCHANGE (1 << 1)
+int hoard_fs_rename(struct hoard_fs *fs, uint64_t parent, const char *name,
+		    uint64_t newparent, const char *newname, unsigned flags);
+/* Target into buf (not NUL-terminated); returns its length. */
+ssize_t hoard_fs_readlink(struct hoard_fs *fs, uint64_t ino, char *buf,
+			  size_t size);
+
+/* Files.  open flags as open(2); O_TRUNC is honoured. */
+int hoard_fs_open(struct hoard_fs *fs, uint64_t ino, int flags,
+		  struct hoard_fh **ret_fh);
+/* mknod + open in one step (also counts a lookup). */
+int hoard_fs_create(struct hoard_fs *fs, uint64_t parent, const char *name,
+		    mode_t mode, int flags, const struct hoard_ctx *ctx,
+		    struct stat *ret_st, struct hoard_fh **ret_fh);
+ssize_t hoard_fs_read(struct hoard_fs *fs, struct hoard_fh *fh, void *buf,
+		      size_t size, off_t off);
+ssize_t hoard_fs_write(struct hoard_fs *fs, struct hoard_fh *fh,
+		       const void *buf, size_t size, off_t off);
+int hoard_fs_flush(struct hoard_fs *fs, struct hoard_fh *fh);
+int hoard_fs_fsync(struct hoard_fs *fs, struct hoard_fh *fh, bool datasync);
+void hoard_fs_release(struct hoard_fs *fs, struct hoard_fh *fh);
+int hoard_fs_fallocate(struct hoard_fs *fs, struct hoard_fh *fh, int mode,
+		       off_t off, off_t len);
+
+/* Directories: a snapshot of the entries is taken at opendir and at every
+ * read from offset 0; offsets are positions in that snapshot. */
+int hoard_fs_opendir(struct hoard_fs *fs, uint64_t ino,
+		     struct hoard_dirh **ret_dh);
+/* Calls fill(ud, name, ino, type (DT_*), next_off) for entries from off on
+ * until it returns non-zero. */
+typedef int (*hoard_fill_fn)(void *ud, const char *name, uint64_t ino,
+			     unsigned type, off_t next_off);
+int hoard_fs_readdir(struct hoard_fs *fs, struct hoard_dirh *dh, off_t off,
+		     hoard_fill_fn fill, void *ud);
+void hoard_fs_releasedir(struct hoard_fs *fs, struct hoard_dirh *dh);
+int hoard_fs_fsyncdir(struct hoard_fs *fs, uint64_t ino);
+
+/* xattrs.  get/list: size 0 asks for the needed size. */
+int hoard_fs_setxattr(struct hoard_fs *fs, uint64_t ino, const char *name,
+		      const void *value, size_t size, int flags);
+ssize_t hoard_fs_getxattr(struct hoard_fs *fs, uint64_t ino, const char *name,
+			  void *buf, size_t size);
+ssize_t hoard_fs_listxattr(struct hoard_fs *fs, uint64_t ino, char *buf,
+			   size_t size);
+int hoard_fs_removexattr(struct hoard_fs *fs, uint64_t ino, const char *name);
+
+int hoard_fs_statfs(struct hoard_fs *fs, struct statvfs *ret);
+
+/* Resolve a path (relative to a volume root, "/"-separated, no symlinks
+ * followed) to an inode; for tools and tests. */
+int hoard_fs_resolve(struct hoard_fs *fs, uint64_t root, const char *path,
+		     uint64_t *ret_ino);
+
+#endif

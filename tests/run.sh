@@ -1,0 +1,84 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# hoard's whole test suite, as root on Debian 12:
+#   1. installs the build and test dependencies (skipped when present),
+#   2. builds `build` (debugoptimized, -Werror) and `build-asan`
+#      (AddressSanitizer + UBSan),
+#   3. checks formatting with clang-format (when .clang-format exists),
+#   4. runs one pytest session over tests/e2e: the C unit tests of both
+#      builds, the end-to-end tests against build/hoardfs, and a short e2e
+#      pass against the ASan daemon.  Extra arguments go to pytest.
+#
+# The last line printed is pytest's summary.
+set -euo pipefail
+
+cd "$(dirname "$(readlink -f "$0")")/.."
+
+die() {
+	echo "tests/run.sh: $*" >&2
+	exit 1
+}
+
+[ "$(id -u)" = 0 ] || die "must run as root (FUSE mounts with allow_other, tmpfs mounts)"
+
+PACKAGES=(
+	build-essential meson ninja-build pkg-config
+	libfuse3-dev fuse3 librocksdb-dev libzstd-dev libxxhash-dev libcurl4-openssl-dev
+	python3-pytest python3-filelock python3-botocore python3-pip python3-venv
+	python3-pip-whl python3-setuptools-whl python3-wheel-whl
+	attr awscli clang-format
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+	status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+	[ "$status" = "install ok installed" ] || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "== installing: ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update
+	apt-get install -y --no-install-recommends "${PACKAGES[@]}" </dev/null
+fi
+
+# FUSE: the module and the device node
+if [ ! -c /dev/fuse ]; then
+	modprobe fuse 2>/dev/null || true
+fi
+[ -c /dev/fuse ] || die "/dev/fuse is missing: load the fuse module (modprobe fuse) on the host," \
+	"or give the container the device (docker run --device /dev/fuse --cap-add SYS_ADMIN)"
+command -v fusermount3 >/dev/null || die "fusermount3 not found (package fuse3)"
+
+setup() { # setup DIR OPTIONS...: configure a build dir, or reconfigure it
+	local dir=$1
+	shift
+	if [ -f "$dir/build.ninja" ]; then
+		meson configure "$dir" "$@"
+	else
+		rm -rf "$dir"
+		meson setup "$dir" "$@"
+	fi
+}
+
+echo "== build"
+setup build -Dbuildtype=debugoptimized -Dwerror=true
+ninja -C build
+echo "== build-asan"
+setup build-asan -Dbuildtype=debugoptimized -Dwerror=true \
+	-Db_sanitize=address,undefined -Db_lundef=false
+ninja -C build-asan
+
+if [ -f .clang-format ]; then
+	echo "== clang-format"
+	dirs=()
+	for d in fs tools include tests/unit; do [ -d "$d" ] && dirs+=("$d"); done
+	find "${dirs[@]}" -name '*.[ch]' -print0 | xargs -0 -r clang-format --dry-run --Werror
+fi
+
+# pip in the tests must see none of the caller's pip configuration
+unset PIP_FIND_LINKS PIP_INDEX_URL PIP_EXTRA_INDEX_URL PIP_CONFIG_FILE PIP_NO_INDEX
+
+echo "== pytest"
+HOARD_BUILD="$PWD/build" HOARD_ASAN_BUILD="$PWD/build-asan" \
+	exec /usr/bin/python3 -m pytest -v -p no:cacheprovider tests/e2e "$@"

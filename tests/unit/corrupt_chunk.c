@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * hoard-test-corrupt: damage the stored frame of the first chunk of a file,
+ * the way a bad disk would, so the e2e suite can check that reading it
+ * gives EIO (and only for that file).  A test helper; never installed.
+ *
+ *   hoard-test-corrupt --store DIR --volume NAME --path /PATH/IN/VOLUME
+ * Prints the damaged chunk's id.  The store must not be in use.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hoard/fs.h"
+#include "hoard/hash.h"
+#include "hoard/store.h"
+#include "hoard/util.h"
+
+static int corrupt_first_chunk(struct hoard_store *st, uint64_t ino)
+{
+	uint8_t k[8], *frame;
+	char hex[HOARD_ID_HEX_SIZE];
+	struct hoard_iter *it;
+	struct hoard_id id;
+	size_t vl, flen;
+	void *v;
+	int r;
+
+	hoard_put_be64(k, ino);
+	it = hoard_iter_new(st, HOARD_CF_EXTENTS, k, 8);
+	if (!it || !hoard_iter_valid(it)) {
+		fprintf(stderr, "hoard-test-corrupt: file has no chunks\n");
+		hoard_iter_free(it);
+		return -ENOENT;
+	}
+	memcpy(id.b, hoard_iter_value(it, &vl), HOARD_ID_SIZE);
+	hoard_iter_free(it);
+	r = hoard_store_get(st, HOARD_CF_CHUNKDATA, id.b, HOARD_ID_SIZE, &v,
+			    &flen);
+	if (r < 0)
+		return r;
+	frame = v;
+	frame[flen / 2] ^= 0x5a; /* one byte in the middle of the payload */
+	r = hoard_store_put(st, HOARD_CF_CHUNKDATA, id.b, HOARD_ID_SIZE, frame,
+			    flen);
+	free(v);
+	if (r == 0 && (r = hoard_store_sync(st)) == 0) {
+		hoard_id_hex(&id, hex);
+		printf("%s\n", hex);
+	}
+	return r;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lopts[] = {
+		{ "store", required_argument, NULL, 's' },
+		{ "volume", required_argument, NULL, 'v' },
+		{ "path", required_argument, NULL, 'p' },
+		{ 0 }
+	};
+	const char *dir = NULL, *vol = NULL, *path = NULL;
+	struct hoard_store *st;
+	struct hoard_fs *fs;
+	uint64_t root, ino;
+	char err[512];
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, "", lopts, NULL)) != -1) {
+		if (c == 's')
+			dir = optarg;
+		else if (c == 'v')
+			vol = optarg;
+		else if (c == 'p')
+			path = optarg;
+		else
+			return 2;
+	}
+	if (!dir || !vol || !path) {
+		fprintf(stderr, "usage: hoard-test-corrupt --store DIR "
+			"--volume NAME --path PATH\n");
+		return 2;
+	}
+	if (hoard_store_open(dir, &st, err, sizeof(err)) < 0) {
+		fprintf(stderr, "hoard-test-corrupt: %s\n", err);
+		return 1;
+	}
+	r = hoard_fs_new(st, NULL, &fs);
+	if (r == 0)
+		r = hoard_fs_volume(fs, vol, false, &root);
+	if (r == 0)
+		r = hoard_fs_resolve(fs, root, path, &ino);
+	if (r == 0)
+		r = corrupt_first_chunk(st, ino);
+	if (r < 0)
+		fprintf(stderr, "hoard-test-corrupt: %s\n", strerror(-r));
+	hoard_fs_free(fs);
+	hoard_store_close(st);
+	return r < 0 ? 1 : 0;
+}

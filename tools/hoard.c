@@ -1,0 +1,431 @@
+// SPDX-License-Identifier: MIT
+/*
+ * hoard: the command-line tool, a thin front end over the core library.
+ *
+ *   hoard [--store DIR] COMMAND [OPTIONS]
+ *
+ * Each command is a row of the command table and a cmd_*() function that
+ * parses its own options with getopt_long (the options every command takes,
+ * such as --store, may come before or after the command's name) and returns
+ * the exit status.  Errors are reported here, once, as exactly one line
+ * "hoard: <message>" on stderr; the library only logs at debug level.
+ *
+ * Exit status: 0 success, 1 runtime error, 2 usage error.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hoard/ctl.h"
+#include "hoard/stats.h"
+#include "hoard/store.h"
+#include "hoard/util.h"
+
+#define EXIT_USAGE 2
+#define DEFAULT_STORE "/var/lib/hoard"
+#define DEFAULT_LEVEL 1
+#define MAX_LEVEL 19
+#define CTL_SOCKET "control.sock"
+
+static const char usage_text[] =
+"Usage: hoard [--store DIR] COMMAND [OPTIONS]\n"
+"\n"
+"Manage a hoard store: the directory in which the hoardfs filesystem keeps\n"
+"file content as deduplicated, zstd-compressed chunks in RocksDB.\n"
+"\n"
+"Commands:\n"
+"  init [--level N]\n"
+"      Create a new store in DIR (DIR is created if missing and must be\n"
+"      empty otherwise).  N is the zstd level used for new chunks, from 0\n"
+"      (store chunks raw) to 19; the default is 1.  A fresh random secret\n"
+"      for chunk ids is made and kept in the store.\n"
+"\n"
+"  stats [--json]\n"
+"      Show, for the whole store and for each volume: files, directories,\n"
+"      symlinks and other inodes; logical bytes (the files' sizes); unique\n"
+"      bytes (the distinct chunks they use); stored bytes (those chunks\n"
+"      after compression); the number of chunks; and the ratio logical /\n"
+"      stored.  A chunk shared by two volumes counts in each volume.  While\n"
+"      hoardfs serves the store, the figures come from the daemon through\n"
+"      DIR/control.sock; otherwise hoard opens the store itself.  --json\n"
+"      prints one JSON object instead of a table.\n"
+"\n"
+"  help\n"
+"      Show this text.\n"
+"\n"
+"Options (accepted before or after COMMAND):\n"
+"  --store DIR   the store directory (default: $HOARD_STORE, else\n"
+"                " DEFAULT_STORE ")\n"
+"  --verbose     also print the library's debug messages on stderr\n"
+"  -h, --help    show this text and exit\n"
+"  --version     show the version and exit\n"
+"\n"
+"Environment:\n"
+"  HOARD_STORE   the store directory when --store is not given\n"
+"\n"
+"Exit status:\n"
+"  0  success\n"
+"  1  runtime error (no such store, store in use, damaged data, ...); one\n"
+"     line on stderr says what went wrong\n"
+"  2  usage error (unknown command or option, bad value)\n"
+"\n"
+"Examples:\n"
+"  hoard init --store /var/lib/hoard --level 3\n"
+"  HOARD_STORE=/srv/hoard hoard stats\n"
+"  hoard stats --store /srv/hoard --json | jq .dedup_ratio\n";
+
+struct ctx {
+	const char *store;	/* --store, $HOARD_STORE or DEFAULT_STORE */
+};
+
+/* ---- messages ---- */
+
+static int vreport(int status, const char *fmt, va_list ap)
+{
+	fputs("hoard: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	if (status == EXIT_USAGE)
+		fputs(" (see 'hoard --help')", stderr);
+	fputc('\n', stderr);
+	return status;
+}
+
+/* Report a runtime error; returns 1. */
+__attribute__((format(printf, 1, 2)))
+static int fail(const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = vreport(EXIT_FAILURE, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+/* Report a usage error; returns 2. */
+__attribute__((format(printf, 1, 2)))
+static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = vreport(EXIT_USAGE, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+/* The library's one-line explanation if it gave one, else what + errno. */
+static int fail_errbuf(const char *errbuf, int err, const char *what)
+{
+	if (errbuf && *errbuf)
+		return fail("%s", errbuf);
+	return fail("%s: %s", what, strerror(-err));
+}
+
+/* ---- options ---- */
+
+enum {
+	OPT_STORE = 0x100,	/* long-only options: not a printable char */
+	OPT_VERBOSE,
+	OPT_VERSION,
+	OPT_JSON,
+	OPT_LEVEL,
+};
+
+#define COMMON_OPTIONS                                                   \
+	{ "store", required_argument, NULL, OPT_STORE },                 \
+	{ "verbose", no_argument, NULL, OPT_VERBOSE },                   \
+	{ "help", no_argument, NULL, 'h' }
+
+/* getopt_long's answer for an option every command takes, or an error.
+ * Returns -1 to go on parsing, else the exit status. */
+static int common_option(struct ctx *c, int opt, char **argv)
+{
+	/* a short option names itself in optopt; a long one is the element */
+	const char *bad = argv[optind - 1];
+	char shortname[3] = { '-', (char)optopt, '\0' };
+
+	if (optopt > 0 && optopt < 0x100 && strncmp(bad, "--", 2))
+		bad = shortname;
+	switch (opt) {
+	case OPT_STORE:
+		if (!*optarg)
+			return usage_error("--store needs a directory");
+		c->store = optarg;
+		return -1;
+	case OPT_VERBOSE:
+		hoard_log_set_level(LOG_DEBUG);
+		return -1;
+	case 'h':
+		fputs(usage_text, stdout);
+		return EXIT_SUCCESS;
+	case ':':
+		return usage_error("option '%s' needs a value", bad);
+	default:
+		if (optopt && (optopt >= 0x100 || strchr(bad, '=')))
+			return usage_error("option '%.*s' takes no value",
+					   (int)strcspn(bad, "="), bad);
+		return usage_error("unknown option '%s'", bad);
+	}
+}
+
+/* After a command's options: no operands are expected. */
+static int no_operands(const char *cmd, int argc, char **argv)
+{
+	if (optind < argc)
+		return usage_error("%s: unexpected argument '%s'", cmd,
+				   argv[optind]);
+	return -1;
+}
+
+/* A decimal integer in [min, max], the whole string; 0 or -EINVAL. */
+static int parse_int(const char *s, long min, long max, long *ret)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max)
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+/* Flush stdout; 0 or 1 after reporting a write error. */
+static int finish_output(void)
+{
+	if (fflush(stdout) == EOF || ferror(stdout))
+		return fail("writing output: %s", strerror(errno));
+	return EXIT_SUCCESS;
+}
+
+/* ---- init ---- */
+
+static int cmd_init(struct ctx *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		COMMON_OPTIONS,
+		{ "level", required_argument, NULL, OPT_LEVEL },
+		{ 0 }
+	};
+	struct hoard_store_init_opts o = { .zstd_level = DEFAULT_LEVEL };
+	char err[512] = "";
+	long level = DEFAULT_LEVEL;
+	int opt, r;
+
+	while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		if (opt == OPT_LEVEL) {
+			if (parse_int(optarg, 0, MAX_LEVEL, &level) < 0)
+				return usage_error("init: invalid zstd level '%s' (0 to %d)",
+						   optarg, MAX_LEVEL);
+			continue;
+		}
+		r = common_option(c, opt, argv);
+		if (r >= 0)
+			return r;
+	}
+	r = no_operands("init", argc, argv);
+	if (r >= 0)
+		return r;
+
+	o.zstd_level = (int)level;
+	r = hoard_store_init(c->store, &o, err, sizeof(err));
+	if (r < 0)
+		return fail_errbuf(err, r, c->store);
+	printf("initialized hoard store at %s (zstd level %d)\n", c->store,
+	       o.zstd_level);
+	return finish_output();
+}
+
+/* ---- stats ---- */
+
+static int print_stats(const struct hoard_stats *s, bool json)
+{
+	char *out = json ? hoard_stats_json(s) : hoard_stats_text(s);
+
+	if (!out)
+		return fail("formatting stats: %s", strerror(ENOMEM));
+	fputs(out, stdout);
+	free(out);
+	return finish_output();
+}
+
+/* The daemon answered: its JSON as is, or as a table. */
+static int print_daemon_stats(const char *reply, bool json)
+{
+	struct hoard_stats *s;
+	int r;
+
+	if (json) {
+		fputs(reply, stdout);
+		if (!*reply || reply[strlen(reply) - 1] != '\n')
+			fputc('\n', stdout);
+		return finish_output();
+	}
+	r = hoard_stats_from_json(reply, &s);
+	if (r < 0)
+		return fail("the daemon's stats reply is not understood: %s",
+			    strerror(-r));
+	r = print_stats(s, false);
+	hoard_stats_free(s);
+	return r;
+}
+
+/* No daemon listens (ctl_err says why): open the store ourselves. */
+static int offline_stats(struct ctx *c, const char *sock, int ctl_err,
+			 bool json)
+{
+	struct hoard_store *st;
+	struct hoard_stats *s;
+	char err[512] = "";
+	int r, pid;
+
+	r = hoard_store_open(c->store, &st, err, sizeof(err));
+	if (r == -EBUSY) {
+		pid = hoard_store_lock_owner(c->store);
+		/* locked, yet nobody answers: a daemon starting or stuck */
+		if (pid > 0)
+			return fail("store %s is in use by pid %d, but no daemon answers on %s (%s)",
+				    c->store, pid, sock, strerror(-ctl_err));
+		return fail("%s; no daemon answers on %s (%s)",
+			    *err ? err : strerror(EBUSY), sock,
+			    strerror(-ctl_err));
+	}
+	if (r < 0)
+		return fail_errbuf(err, r, c->store);
+	r = hoard_stats_compute(st, &s);
+	hoard_store_close(st);
+	if (r < 0)
+		return fail("computing stats of %s: %s", c->store, strerror(-r));
+	r = print_stats(s, json);
+	hoard_stats_free(s);
+	return r;
+}
+
+static int cmd_stats(struct ctx *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		COMMON_OPTIONS,
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ 0 }
+	};
+	char *sock, *reply = NULL;
+	bool json = false;
+	int opt, r;
+
+	while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		if (opt == OPT_JSON) {
+			json = true;
+			continue;
+		}
+		r = common_option(c, opt, argv);
+		if (r >= 0)
+			return r;
+	}
+	r = no_operands("stats", argc, argv);
+	if (r >= 0)
+		return r;
+
+	if (asprintf(&sock, "%s/%s", c->store, CTL_SOCKET) < 0)
+		return fail("%s", strerror(ENOMEM));
+	/* A daemon holds the store's lock: ask it.  ERR replies always carry
+	 * a message, which tells a daemon's -ENOENT from a missing socket. */
+	r = hoard_ctl_call(sock, "stats", &reply);
+	if (r == 0)
+		r = print_daemon_stats(reply, json);
+	else if ((r == -ENOENT || r == -ECONNREFUSED) && !reply)
+		r = offline_stats(c, sock, r, json);
+	else if (reply)
+		r = fail("the hoardfs daemon could not compute stats: %s",
+			 reply);
+	else if (r == -ETIMEDOUT)
+		r = fail("the hoardfs daemon did not answer on %s in time",
+			 sock);
+	else
+		r = fail("cannot ask the hoardfs daemon on %s: %s", sock,
+			 strerror(-r));
+	free(reply);
+	free(sock);
+	return r;
+}
+
+/* ---- help ---- */
+
+static int cmd_help(struct ctx *c, int argc, char **argv)
+{
+	(void)c;
+	(void)argc;
+	(void)argv;
+	fputs(usage_text, stdout);
+	return finish_output();
+}
+
+/* ---- the command table ---- */
+
+static const struct command {
+	const char *name;
+	int (*run)(struct ctx *c, int argc, char **argv);
+} commands[] = {
+	{ "init", cmd_init },
+	{ "stats", cmd_stats },
+	{ "help", cmd_help },
+	/*
+	 * To come: push and pull (sync with a remote), gc (drop unreferenced
+	 * chunks, compact), fsck (check every reference and chunk).  Each is
+	 * a row here, a cmd_*() function and a paragraph of usage_text.
+	 */
+};
+
+static const struct command *find_command(const char *name)
+{
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(commands[i].name, name))
+			return &commands[i];
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		COMMON_OPTIONS,
+		{ "version", no_argument, NULL, OPT_VERSION },
+		{ 0 }
+	};
+	struct ctx c = { .store = getenv("HOARD_STORE") };
+	const struct command *cmd;
+	int opt, r;
+
+	if (!c.store || !*c.store)
+		c.store = DEFAULT_STORE;
+	opterr = 0;	/* our own one-line messages */
+
+	/* Options before the command ("+": stop at the first operand). */
+	while ((opt = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+		if (opt == OPT_VERSION) {
+			printf("hoard %s\n", HOARD_VERSION);
+			return finish_output();
+		}
+		r = common_option(&c, opt, argv);
+		if (r >= 0)
+			return r;
+	}
+	if (optind >= argc)
+		return usage_error("no command given");
+	cmd = find_command(argv[optind]);
+	if (!cmd)
+		return usage_error("unknown command '%s'", argv[optind]);
+
+	/* The command parses the rest, argv[0] being its name. */
+	argc -= optind;
+	argv += optind;
+	optind = 0;	/* glibc: restart scanning from scratch */
+	return cmd->run(&c, argc, argv);
+}
