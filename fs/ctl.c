@@ -43,16 +43,16 @@
 #include "hoard/ctl.h"
 #include "hoard/util.h"
 
-#define CTL_REQUEST_MAX (64 * 1024)
-#define CTL_DISCARD_MAX (64u << 20)	/* of an oversized request */
-#define CTL_REPLY_MAX (256u << 20)
+#define CTL_REQUEST_MAX	     (64 * 1024)
+#define CTL_DISCARD_MAX	     (64u << 20) /* of an oversized request */
+#define CTL_REPLY_MAX	     (256u << 20)
 #define CTL_SERVER_TIMEOUT_S 10
 #define CTL_CLIENT_TIMEOUT_S 120
-#define CTL_BACKLOG 16
+#define CTL_BACKLOG	     16
 
 struct hoard_ctl_server {
-	int fd;			/* listening socket */
-	int wake[2];		/* pipe: a byte in wake[0] means stop */
+	int fd;	     /* listening socket */
+	int wake[2]; /* pipe: a byte in wake[0] means stop */
 	char *path;
 	hoard_ctl_handler_fn fn;
 	void *ud;
@@ -80,7 +80,8 @@ static int ctl_addr(const char *path, struct sockaddr_un *sa,
 	sa->sun_family = AF_UNIX;
 	if (n < sizeof(sa->sun_path)) {
 		memcpy(sa->sun_path, path, n + 1);
-		*ret_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+		*ret_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
+				       n + 1);
 		*ret_dirfd = -1;
 		return 0;
 	}
@@ -110,8 +111,8 @@ static int ctl_addr(const char *path, struct sockaddr_un *sa,
 static int ctl_attach(int fd, const char *path, bool bind_it)
 {
 	struct sockaddr_un sa;
-	socklen_t len;
-	int dfd, r;
+	socklen_t len = 0;
+	int dfd = -1, r;
 
 	r = ctl_addr(path, &sa, &len, &dfd);
 	if (r < 0)
@@ -128,7 +129,7 @@ static int ctl_attach(int fd, const char *path, bool bind_it)
 
 static int set_timeouts(int fd, int seconds)
 {
-	struct timeval tv = { .tv_sec = seconds };
+	struct timeval tv = {.tv_sec = seconds};
 
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0)
@@ -212,7 +213,7 @@ static void reply_err(int c, int err, const char *msg)
 		return;
 	if ((size_t)n >= sizeof(line) - 1)
 		n = (int)sizeof(line) - 2;
-	for (int i = 0; i < n; i++)	/* the message is one line */
+	for (int i = 0; i < n; i++) /* the message is one line */
 		if (line[i] == '\n' || line[i] == '\r')
 			line[i] = ' ';
 	line[n++] = '\n';
@@ -264,8 +265,8 @@ static void *serve(void *arg)
 
 	for (;;) {
 		struct pollfd p[2] = {
-			{ .fd = s->fd, .events = POLLIN },
-			{ .fd = s->wake[0], .events = POLLIN },
+			{.fd = s->fd, .events = POLLIN},
+			{.fd = s->wake[0], .events = POLLIN},
 		};
 		int c;
 
@@ -281,8 +282,8 @@ static void *serve(void *arg)
 		if (c < 0) {
 			if (errno == EMFILE || errno == ENFILE ||
 			    errno == ENOBUFS || errno == ENOMEM)
-				poll(NULL, 0, 100);	/* let it pass */
-			continue;	/* EAGAIN, EINTR, ECONNABORTED, ... */
+				poll(NULL, 0, 100); /* let it pass */
+			continue; /* EAGAIN, EINTR, ECONNABORTED, ... */
 		}
 		serve_one(s, c);
 		close(c);
@@ -485,11 +486,11 @@ static int parse_reply(const char *reply, char **ret_out)
 int hoard_ctl_call(const char *path, const char *request, char **ret_out)
 {
 	size_t len = strlen(request);
-	char *reply;
+	char *reply = NULL;
 	int fd, r;
 
 	if (memchr(request, '\n', len) && request[len - 1] != '\n')
-		return -EINVAL;	/* one line only */
+		return -EINVAL; /* one line only */
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
@@ -498,7 +499,7 @@ int hoard_ctl_call(const char *path, const char *request, char **ret_out)
 		goto out_close;
 	r = ctl_attach(fd, path, false);
 	if (r == -EAGAIN)
-		r = -ETIMEDOUT;	/* the backlog stayed full */
+		r = -ETIMEDOUT; /* the backlog stayed full */
 	if (r < 0)
 		goto out_close;
 

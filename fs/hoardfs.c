@@ -125,12 +125,13 @@ static int E(int r)
 	return r == -EBADMSG ? EIO : -r;
 }
 
-static void reply_entry(fuse_req_t req, int r, const struct stat *st)
+static void reply_entry(fuse_req_t req, int r, const struct stat *st,
+			bool lookup)
 {
 	struct fuse_entry_param e = { 0 };
 
 	if (r < 0) {
-		if (r == -ENOENT) { /* a cacheable negative entry */
+		if (r == -ENOENT && lookup) { /* a cacheable negative entry */
 			e.entry_timeout = NEG_TIMEOUT;
 			fuse_reply_entry(req, &e);
 			return;
@@ -175,7 +176,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct stat st;
 	int r = hoard_fs_lookup(M(req)->fs, S(req, parent), name, &st);
 
-	reply_entry(req, r, &st);
+	reply_entry(req, r, &st, true);
 }
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -239,7 +240,7 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 	int r = hoard_fs_mknod(M(req)->fs, S(req, parent), name, mode, rdev, &c,
 			       &st);
 
-	reply_entry(req, r == -ENOENT ? -EIO : r, &st);
+	reply_entry(req, r, &st, false);
 }
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -249,10 +250,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct stat st;
 	int r = hoard_fs_mkdir(M(req)->fs, S(req, parent), name, mode, &c, &st);
 
-	if (r == -ENOENT)
-		fuse_reply_err(req, ENOENT);
-	else
-		reply_entry(req, r, &st);
+	reply_entry(req, r, &st, false);
 }
 
 static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
@@ -263,10 +261,7 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 	int r = hoard_fs_symlink(M(req)->fs, S(req, parent), name, link, &c,
 				 &st);
 
-	if (r == -ENOENT)
-		fuse_reply_err(req, ENOENT);
-	else
-		reply_entry(req, r, &st);
+	reply_entry(req, r, &st, false);
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
@@ -276,10 +271,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	int r = hoard_fs_link(M(req)->fs, S(req, ino), S(req, newparent),
 			      newname, &st);
 
-	if (r == -ENOENT)
-		fuse_reply_err(req, ENOENT);
-	else
-		reply_entry(req, r, &st);
+	reply_entry(req, r, &st, false);
 }
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)

@@ -38,8 +38,8 @@
 #include "hoard/stats.h"
 #include "hoard/util.h"
 
-#define INODE_REC_MIN 40	/* up to and including the volume field */
-#define CHUNK_REC_MIN 24	/* up to and including the refcount */
+#define INODE_REC_MIN	40 /* up to and including the volume field */
+#define CHUNK_REC_MIN	24 /* up to and including the refcount */
 #define VOLUME_NAME_MAX 64
 
 /* ---- a set of chunk ids (open addressing, linear probing) ---- */
@@ -47,7 +47,7 @@
 struct id_set {
 	struct hoard_id *ids;
 	uint8_t *used;
-	size_t cap;		/* a power of two, or 0 */
+	size_t cap; /* a power of two, or 0 */
 	size_t n;
 };
 
@@ -95,7 +95,7 @@ static void id_set_place(struct id_set *s, const struct hoard_id *id)
 
 static int id_set_grow(struct id_set *s)
 {
-	struct id_set g = { .cap = s->cap ? s->cap * 2 : 256 };
+	struct id_set g = {.cap = s->cap ? s->cap * 2 : 256};
 	size_t i;
 
 	g.ids = malloc(g.cap * sizeof(*g.ids));
@@ -146,7 +146,7 @@ struct root_ent {
 struct scan {
 	struct hoard_store *st;
 	struct hoard_stats *s;
-	struct root_ent *roots;	/* n_volumes entries */
+	struct root_ent *roots; /* n_volumes entries */
 	struct id_set *sets;	/* one per volume */
 	size_t n_sets;
 };
@@ -161,7 +161,7 @@ static int root_cmp(const void *a, const void *b)
 static struct hoard_stats_volume *volume_of(const struct scan *sc,
 					    uint64_t root, size_t *ret_idx)
 {
-	struct root_ent key = { .root = root }, *e;
+	struct root_ent key = {.root = root}, *e;
 
 	if (!sc->s->n_volumes)
 		return NULL;
@@ -188,12 +188,14 @@ static int scan_volumes(struct scan *sc)
 		struct hoard_stats_volume *vol;
 
 		if (klen == 0 || klen > VOLUME_NAME_MAX || vlen != 8) {
-			hoard_log(LOG_DEBUG, "stats: skipping a bad volume entry");
+			hoard_log(LOG_DEBUG,
+				  "stats: skipping a bad volume entry");
 			continue;
 		}
 		if (s->n_volumes == cap) {
 			size_t ncap = cap ? cap * 2 : 8;
-			void *nv = reallocarray(s->volumes, ncap, sizeof(*s->volumes));
+			void *nv = reallocarray(s->volumes, ncap,
+						sizeof(*s->volumes));
 
 			if (!nv) {
 				r = -ENOMEM;
@@ -258,7 +260,7 @@ static int collect_extents(struct hoard_iter *ext, uint64_t ino,
 			continue;
 		owner = hoard_get_be64(k);
 		if (owner < ino)
-			continue;	/* no inode record: skipped */
+			continue; /* no inode record: skipped */
 		if (owner > ino)
 			break;
 		if (vlen < HOARD_ID_SIZE)
@@ -291,7 +293,8 @@ static int scan_inodes(struct scan *sc)
 		uint32_t mode, nlink;
 
 		if (klen != 8 || vlen < INODE_REC_MIN || v[0] != 1) {
-			hoard_log(LOG_DEBUG, "stats: skipping a bad inode record");
+			hoard_log(LOG_DEBUG,
+				  "stats: skipping a bad inode record");
 			continue;
 		}
 		ino = hoard_get_be64(k);
@@ -299,7 +302,7 @@ static int scan_inodes(struct scan *sc)
 		nlink = hoard_get_be32(v + 16);
 		size = hoard_get_be64(v + 24);
 		vol = volume_of(sc, hoard_get_be64(v + 32), &vi);
-		if (!vol)	/* a root whose volume field is not itself */
+		if (!vol) /* a root whose volume field is not itself */
 			vol = volume_of(sc, ino, &vi);
 
 		if (nlink > 0) {
@@ -342,8 +345,10 @@ static int scan_chunks(struct scan *sc)
 		uint32_t raw, frame;
 		struct hoard_id id;
 
-		if (klen != HOARD_ID_SIZE || vlen < CHUNK_REC_MIN || v[0] != 1) {
-			hoard_log(LOG_DEBUG, "stats: skipping a bad chunk record");
+		if (klen != HOARD_ID_SIZE || vlen < CHUNK_REC_MIN ||
+		    v[0] != 1) {
+			hoard_log(LOG_DEBUG,
+				  "stats: skipping a bad chunk record");
 			continue;
 		}
 		if (hoard_get_be64(v + 16) == 0)
@@ -362,7 +367,7 @@ static int scan_chunks(struct scan *sc)
 
 int hoard_stats_compute(struct hoard_store *st, struct hoard_stats **ret)
 {
-	struct scan sc = { .st = st };
+	struct scan sc = {.st = st};
 	int r;
 
 	sc.s = calloc(1, sizeof(*sc.s));
@@ -520,8 +525,8 @@ char *hoard_stats_json(const struct hoard_stats *s)
 
 static void human(uint64_t n, char *out, size_t len)
 {
-	static const char *const units[] = { "KiB", "MiB", "GiB", "TiB",
-					     "PiB", "EiB" };
+	static const char *const units[] = {"KiB", "MiB", "GiB",
+					    "TiB", "PiB", "EiB"};
 	double v = (double)n;
 	int u = -1;
 
@@ -548,18 +553,17 @@ static void text_row(FILE *f, int w, const char *name,
 		snprintf(rb, sizeof(rb), "%.2fx", ratio(g));
 	else
 		snprintf(rb, sizeof(rb), "-");
-	fprintf(f, "%-*s %8llu %6llu %8llu %6llu %10s %10s %10s %8llu %7s\n",
-		w, name, (unsigned long long)g->files,
-		(unsigned long long)g->dirs, (unsigned long long)g->symlinks,
-		(unsigned long long)g->others, lb, ub, sb,
-		(unsigned long long)g->chunks, rb);
+	fprintf(f, "%-*s %8llu %6llu %8llu %6llu %10s %10s %10s %8llu %7s\n", w,
+		name, (unsigned long long)g->files, (unsigned long long)g->dirs,
+		(unsigned long long)g->symlinks, (unsigned long long)g->others,
+		lb, ub, sb, (unsigned long long)g->chunks, rb);
 }
 
 char *hoard_stats_text(const struct hoard_stats *s)
 {
 	char *buf = NULL, db[32];
 	size_t len;
-	int w = 7;	/* strlen("(total)") */
+	int w = 7; /* strlen("(total)") */
 	FILE *f;
 
 	for (size_t i = 0; i < s->n_volumes; i++)
@@ -568,19 +572,21 @@ char *hoard_stats_text(const struct hoard_stats *s)
 	f = open_memstream(&buf, &len);
 	if (!f)
 		return NULL;
-	fprintf(f, "%-*s %8s %6s %8s %6s %10s %10s %10s %8s %7s\n", w,
-		"VOLUME", "FILES", "DIRS", "SYMLINKS", "OTHERS", "LOGICAL",
-		"UNIQUE", "STORED", "CHUNKS", "RATIO");
+	fprintf(f, "%-*s %8s %6s %8s %6s %10s %10s %10s %8s %7s\n", w, "VOLUME",
+		"FILES", "DIRS", "SYMLINKS", "OTHERS", "LOGICAL", "UNIQUE",
+		"STORED", "CHUNKS", "RATIO");
 	for (size_t i = 0; i < s->n_volumes; i++)
 		text_row(f, w, s->volumes[i].name, &s->volumes[i].f);
 	text_row(f, w, "(total)", &s->total);
 	human(s->db_bytes, db, sizeof(db));
-	fprintf(f, "\n"
+	fprintf(f,
+		"\n"
 		"logical: size of the files; unique: their distinct chunks; "
 		"stored: those chunks\n"
 		"compressed; ratio: logical / stored.  A chunk shared by "
 		"volumes counts in each.\n"
-		"database on disk: %s\n", db);
+		"database on disk: %s\n",
+		db);
 	return memstream_finish(f, &buf);
 }
 
@@ -693,10 +699,10 @@ static int jp_escape(struct jp *j, uint32_t *ret)
 			return -EBADMSG;
 		c = 0x10000 + ((c - 0xd800) << 10) + (lo - 0xdc00);
 	} else if (c >= 0xd800 && c <= 0xdfff) {
-		c = 0xfffd;	/* a lone surrogate */
+		c = 0xfffd; /* a lone surrogate */
 	}
 	if (c == 0)
-		return -EBADMSG;	/* would cut a C string */
+		return -EBADMSG; /* would cut a C string */
 	*ret = c;
 	return 0;
 }
@@ -712,9 +718,10 @@ static int jp_string(struct jp *j, char *out, size_t cap)
 		uint32_t c = (unsigned char)*j->p++;
 
 		if (c < 0x20)
-			return -EBADMSG;	/* also the end of the text */
+			return -EBADMSG; /* also the end of the text */
 		if (c == '\\') {
-			if (jp_escape(j, &c) < 0 || put_utf8(out, cap, &n, c) < 0)
+			if (jp_escape(j, &c) < 0 ||
+			    put_utf8(out, cap, &n, c) < 0)
 				return -EBADMSG;
 			continue;
 		}
@@ -749,7 +756,7 @@ static int jp_u64(struct jp *j, uint64_t *ret)
 /* Skip any value (depth-limited). */
 static int jp_skip(struct jp *j, int depth)
 {
-	const char *lit[] = { "true", "false", "null" };
+	const char *lit[] = {"true", "false", "null"};
 	char close;
 
 	jp_ws(j);
@@ -796,10 +803,10 @@ static int jp_fig(struct jp *j, const char *key, struct hoard_stats_figs *g,
 		const char *name;
 		size_t off;
 	} figs[] = {
-#define FIG(x) { #x, offsetof(struct hoard_stats_figs, x) }
-		FIG(files), FIG(dirs), FIG(symlinks), FIG(others),
-		FIG(logical_bytes), FIG(unique_bytes), FIG(stored_bytes),
-		FIG(chunks),
+#define FIG(x) {#x, offsetof(struct hoard_stats_figs, x)}
+		FIG(files),	   FIG(dirs),	       FIG(symlinks),
+		FIG(others),	   FIG(logical_bytes), FIG(unique_bytes),
+		FIG(stored_bytes), FIG(chunks),
 #undef FIG
 	};
 
@@ -859,7 +866,7 @@ static int jp_volumes(struct jp *j, struct hoard_stats *s)
 
 int hoard_stats_from_json(const char *json, struct hoard_stats **ret)
 {
-	struct jp j = { .p = json };
+	struct jp j = {.p = json};
 	struct hoard_stats *s;
 	char key[64];
 	int r = -EBADMSG;

@@ -26,12 +26,14 @@
 #include "hoard/store.h"
 #include "hoard/util.h"
 
-#define EXIT_USAGE 2
+#define EXIT_USAGE    2
 #define DEFAULT_STORE "/var/lib/hoard"
 #define DEFAULT_LEVEL 1
-#define MAX_LEVEL 19
-#define CTL_SOCKET "control.sock"
+#define MAX_LEVEL     19
+#define CTL_SOCKET    "control.sock"
 
+/* The usage text is laid out as it prints. */
+/* clang-format off */
 static const char usage_text[] =
 "Usage: hoard [--store DIR] COMMAND [OPTIONS]\n"
 "\n"
@@ -78,9 +80,10 @@ static const char usage_text[] =
 "  hoard init --store /var/lib/hoard --level 3\n"
 "  HOARD_STORE=/srv/hoard hoard stats\n"
 "  hoard stats --store /srv/hoard --json | jq .dedup_ratio\n";
+/* clang-format on */
 
 struct ctx {
-	const char *store;	/* --store, $HOARD_STORE or DEFAULT_STORE */
+	const char *store; /* --store, $HOARD_STORE or DEFAULT_STORE */
 };
 
 /* ---- messages ---- */
@@ -96,8 +99,7 @@ static int vreport(int status, const char *fmt, va_list ap)
 }
 
 /* Report a runtime error; returns 1. */
-__attribute__((format(printf, 1, 2)))
-static int fail(const char *fmt, ...)
+__attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...)
 {
 	va_list ap;
 	int r;
@@ -109,8 +111,8 @@ static int fail(const char *fmt, ...)
 }
 
 /* Report a usage error; returns 2. */
-__attribute__((format(printf, 1, 2)))
-static int usage_error(const char *fmt, ...)
+__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt,
+							     ...)
 {
 	va_list ap;
 	int r;
@@ -132,17 +134,19 @@ static int fail_errbuf(const char *errbuf, int err, const char *what)
 /* ---- options ---- */
 
 enum {
-	OPT_STORE = 0x100,	/* long-only options: not a printable char */
+	OPT_STORE = 0x100, /* long-only options: not a printable char */
 	OPT_VERBOSE,
 	OPT_VERSION,
 	OPT_JSON,
 	OPT_LEVEL,
 };
 
-#define COMMON_OPTIONS                                                   \
-	{ "store", required_argument, NULL, OPT_STORE },                 \
-	{ "verbose", no_argument, NULL, OPT_VERBOSE },                   \
-	{ "help", no_argument, NULL, 'h' }
+#define COMMON_OPTIONS                                                         \
+	{"store", required_argument, NULL, OPT_STORE},                         \
+		{"verbose", no_argument, NULL, OPT_VERBOSE},                   \
+	{                                                                      \
+		"help", no_argument, NULL, 'h'                                 \
+	}
 
 /* getopt_long's answer for an option every command takes, or an error.
  * Returns -1 to go on parsing, else the exit status. */
@@ -150,7 +154,7 @@ static int common_option(struct ctx *c, int opt, char **argv)
 {
 	/* a short option names itself in optopt; a long one is the element */
 	const char *bad = argv[optind - 1];
-	char shortname[3] = { '-', (char)optopt, '\0' };
+	char shortname[3] = {'-', (char)optopt, '\0'};
 
 	if (optopt > 0 && optopt < 0x100 && strncmp(bad, "--", 2))
 		bad = shortname;
@@ -213,10 +217,9 @@ static int cmd_init(struct ctx *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		COMMON_OPTIONS,
-		{ "level", required_argument, NULL, OPT_LEVEL },
-		{ 0 }
-	};
-	struct hoard_store_init_opts o = { .zstd_level = DEFAULT_LEVEL };
+		{"level", required_argument, NULL, OPT_LEVEL},
+		{0}};
+	struct hoard_store_init_opts o = {.zstd_level = DEFAULT_LEVEL};
 	char err[512] = "";
 	long level = DEFAULT_LEVEL;
 	int opt, r;
@@ -224,7 +227,8 @@ static int cmd_init(struct ctx *c, int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		if (opt == OPT_LEVEL) {
 			if (parse_int(optarg, 0, MAX_LEVEL, &level) < 0)
-				return usage_error("init: invalid zstd level '%s' (0 to %d)",
+				return usage_error("init: invalid zstd level "
+						   "'%s' (0 to %d)",
 						   optarg, MAX_LEVEL);
 			continue;
 		}
@@ -293,7 +297,8 @@ static int offline_stats(struct ctx *c, const char *sock, int ctl_err,
 		pid = hoard_store_lock_owner(c->store);
 		/* locked, yet nobody answers: a daemon starting or stuck */
 		if (pid > 0)
-			return fail("store %s is in use by pid %d, but no daemon answers on %s (%s)",
+			return fail("store %s is in use by pid %d, but no "
+				    "daemon answers on %s (%s)",
 				    c->store, pid, sock, strerror(-ctl_err));
 		return fail("%s; no daemon answers on %s (%s)",
 			    *err ? err : strerror(EBUSY), sock,
@@ -304,7 +309,8 @@ static int offline_stats(struct ctx *c, const char *sock, int ctl_err,
 	r = hoard_stats_compute(st, &s);
 	hoard_store_close(st);
 	if (r < 0)
-		return fail("computing stats of %s: %s", c->store, strerror(-r));
+		return fail("computing stats of %s: %s", c->store,
+			    strerror(-r));
 	r = print_stats(s, json);
 	hoard_stats_free(s);
 	return r;
@@ -313,10 +319,7 @@ static int offline_stats(struct ctx *c, const char *sock, int ctl_err,
 static int cmd_stats(struct ctx *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		COMMON_OPTIONS,
-		{ "json", no_argument, NULL, OPT_JSON },
-		{ 0 }
-	};
+		COMMON_OPTIONS, {"json", no_argument, NULL, OPT_JSON}, {0}};
 	char *sock, *reply = NULL;
 	bool json = false;
 	int opt, r;
@@ -374,9 +377,7 @@ static const struct command {
 	const char *name;
 	int (*run)(struct ctx *c, int argc, char **argv);
 } commands[] = {
-	{ "init", cmd_init },
-	{ "stats", cmd_stats },
-	{ "help", cmd_help },
+	{"init", cmd_init}, {"stats", cmd_stats}, {"help", cmd_help},
 	/*
 	 * To come: push and pull (sync with a remote), gc (drop unreferenced
 	 * chunks, compact), fsck (check every reference and chunk).  Each is
@@ -396,16 +397,15 @@ int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		COMMON_OPTIONS,
-		{ "version", no_argument, NULL, OPT_VERSION },
-		{ 0 }
-	};
-	struct ctx c = { .store = getenv("HOARD_STORE") };
+		{"version", no_argument, NULL, OPT_VERSION},
+		{0}};
+	struct ctx c = {.store = getenv("HOARD_STORE")};
 	const struct command *cmd;
 	int opt, r;
 
 	if (!c.store || !*c.store)
 		c.store = DEFAULT_STORE;
-	opterr = 0;	/* our own one-line messages */
+	opterr = 0; /* our own one-line messages */
 
 	/* Options before the command ("+": stop at the first operand). */
 	while ((opt = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
@@ -426,6 +426,6 @@ int main(int argc, char **argv)
 	/* The command parses the rest, argv[0] being its name. */
 	argc -= optind;
 	argv += optind;
-	optind = 0;	/* glibc: restart scanning from scratch */
+	optind = 0; /* glibc: restart scanning from scratch */
 	return cmd->run(&c, argc, argv);
 }

@@ -59,7 +59,7 @@ class Handle:
 
 class Fsx:
     def __init__(self, oracle, fut, seed, nops, nnames=6, max_size=3 * MIB,
-                 max_handles=6, check_every=2000, log=None):
+                 max_handles=6, check_every=500, log=None):
         self.dirs = [os.fspath(oracle), os.fspath(fut)]
         for d in self.dirs:
             os.makedirs(d, exist_ok=True)
@@ -286,9 +286,28 @@ class Fsx:
                 return s.st_size, s.st_nlink, oct(s.st_mode)
             self.both(f"lstat {name}", go)
 
+    def op_verify(self):
+        """The whole content of one open file."""
+        h = self.handle()
+        if h is None:
+            return self.op_open()
+        size = self.size_of(h)
+        self.both(f"verify {h} size={size}", lambda side: self.pread_all(h.fds[side], size))
+
     OPS = [("write", 16), ("pwrite", 16), ("read", 18), ("mapread", 8), ("truncate", 5),
-           ("rename", 3), ("link", 3), ("unlink", 3), ("open", 7), ("close", 4),
-           ("fsync", 3), ("stat", 10)]
+           ("rename", 2), ("link", 3), ("unlink", 2), ("open", 7), ("close", 4),
+           ("fsync", 3), ("stat", 10), ("verify", 2)]
+
+    @staticmethod
+    def pread_all(fd, size):
+        out, off = [], 0
+        while off < size:
+            b = os.pread(fd, min(MIB, size - off), off)
+            if not b:
+                break
+            out.append(b)
+            off += len(b)
+        return b"".join(out)
 
     # -- whole-state comparison ---------------------------------------------
     def check_all(self, what="full check"):
@@ -311,17 +330,7 @@ class Fsx:
                 s = os.fstat(h.fds[side])
                 return s.st_size, s.st_nlink
             size = self.both(f"{what}: fstat {h}", fmeta)[0]
-
-            def fcontent(side):
-                out, off = [], 0
-                while off < size:
-                    b = os.pread(h.fds[side], min(MIB, size - off), off)
-                    if not b:
-                        break
-                    out.append(b)
-                    off += len(b)
-                return b"".join(out)
-            self.both(f"{what}: content of {h}", fcontent)
+            self.both(f"{what}: content of {h}", lambda side: self.pread_all(h.fds[side], size))
 
     def close_all(self):
         while self.handles:
