@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,8 +66,9 @@ static int rdb_err(char *err, const char *what)
 		return 0;
 	if (strstr(err, "No space"))
 		r = -ENOSPC;
-	else if (strstr(err, "lock") || strstr(err, "Resource temporarily"))
-		r = -EBUSY;
+	else if (strstr(err, "lock file") || strstr(err, "lock hold") ||
+		 strstr(err, "Resource temporarily"))
+		r = -EBUSY; /* RocksDB's own LOCK file */
 	hoard_log(LOG_DEBUG, "rocksdb %s: %s", what, err);
 	rocksdb_free(err);
 	return r;
@@ -221,10 +223,11 @@ static int take_lock(struct hoard_store *st, char *errbuf, size_t errlen)
 		return -errno;
 	}
 	if (flock(st->lock_fd, LOCK_EX | LOCK_NB) < 0) {
-		int owner = hoard_store_lock_owner(st->dir);
+		int e = errno, owner;
 
-		if (errno != EWOULDBLOCK)
-			return -errno;
+		if (e != EWOULDBLOCK)
+			return -e;
+		owner = hoard_store_lock_owner(st->dir);
 		if (owner)
 			seterr(errbuf, errlen,
 			       "store %s is in use by another process (pid %d)",
@@ -236,10 +239,9 @@ static int take_lock(struct hoard_store *st, char *errbuf, size_t errlen)
 		return -EBUSY;
 	}
 	n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
-	if (ftruncate(st->lock_fd, 0) < 0 ||
-	    hoard_pwrite_full(st->lock_fd, pid, (size_t)n, 0) < 0)
+	if (ftruncate(st->lock_fd, 0) < 0)
 		return -errno;
-	return 0;
+	return hoard_pwrite_full(st->lock_fd, pid, (size_t)n, 0);
 }
 
 int hoard_store_lock_owner(const char *dir)
@@ -351,6 +353,26 @@ static int mkdir_p(const char *dir, mode_t mode)
 	return r;
 }
 
+static int rm_entry(const char *path, const struct stat *sb, int flag,
+		    struct FTW *ftw)
+{
+	return remove(path) < 0 ? -1 : 0;
+}
+
+/* Undo a failed init: the directory was empty, so remove what we made. */
+static void remove_partial_store(const char *dir)
+{
+	static const char *const names[] = { "db", "lock", "HOARD.tmp" };
+	char *p;
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		p = path_join(dir, names[i]);
+		if (p)
+			nftw(p, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+		free(p);
+	}
+}
+
 static int put_u32(struct hoard_batch *b, const char *k, uint32_t v)
 {
 	uint8_t buf[4];
@@ -433,6 +455,8 @@ int hoard_store_init(const char *dir, const struct hoard_store_init_opts *o,
 		       strerror(-r));
 out_free:
 	store_free(st);
+	if (r < 0 && r != -EBUSY)
+		remove_partial_store(dir); /* it was empty when we started */
 	return r;
 }
 
@@ -496,6 +520,13 @@ int hoard_store_open(const char *dir, struct hoard_store **ret_store,
 	int r;
 
 	if (stat(dir, &sb) < 0) {
+		int e = errno;
+
+		if (e != ENOENT) {
+			seterr(errbuf, errlen, "cannot access %s: %s", dir,
+			       strerror(e));
+			return -e;
+		}
 		seterr(errbuf, errlen,
 		       "no hoard store at %s (create one with: hoard init "
 		       "--store %s)", dir, dir);
@@ -747,6 +778,14 @@ void hoard_iter_seek_for_prev(struct hoard_iter *it, const void *key,
 	rocksdb_iter_seek_for_prev(it->it, key, klen);
 }
 
+int hoard_iter_status(struct hoard_iter *it)
+{
+	char *err = NULL;
+
+	rocksdb_iter_get_error(it->it, &err);
+	return rdb_err(err, "iterate");
+}
+
 bool hoard_iter_valid(struct hoard_iter *it)
 {
 	size_t n;
@@ -780,7 +819,6 @@ uint64_t hoard_store_cf_size(struct hoard_store *st, enum hoard_cf cf)
 	static const char *const props[] = {
 		"rocksdb.total-sst-files-size",
 		"rocksdb.total-blob-file-size",
-		"rocksdb.cur-size-all-mem-tables",
 	};
 	uint64_t total = 0, v;
 

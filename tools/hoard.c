@@ -99,7 +99,8 @@ static int vreport(int status, const char *fmt, va_list ap)
 }
 
 /* Report a runtime error; returns 1. */
-__attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...)
+static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int fail(const char *fmt, ...)
 {
 	va_list ap;
 	int r;
@@ -111,8 +112,9 @@ __attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...)
 }
 
 /* Report a usage error; returns 2. */
-__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt,
-							     ...)
+static int usage_error(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...)
 {
 	va_list ap;
 	int r;
@@ -141,12 +143,12 @@ enum {
 	OPT_LEVEL,
 };
 
-#define COMMON_OPTIONS                                                         \
-	{"store", required_argument, NULL, OPT_STORE},                         \
-		{"verbose", no_argument, NULL, OPT_VERBOSE},                   \
-	{                                                                      \
-		"help", no_argument, NULL, 'h'                                 \
-	}
+/* clang-format off */
+#define COMMON_OPTIONS                                                  \
+	{ "store", required_argument, NULL, OPT_STORE },                \
+	{ "verbose", no_argument, NULL, OPT_VERBOSE },                  \
+	{ "help", no_argument, NULL, 'h' }
+/* clang-format on */
 
 /* getopt_long's answer for an option every command takes, or an error.
  * Returns -1 to go on parsing, else the exit status. */
@@ -218,7 +220,8 @@ static int cmd_init(struct ctx *c, int argc, char **argv)
 	static const struct option opts[] = {
 		COMMON_OPTIONS,
 		{"level", required_argument, NULL, OPT_LEVEL},
-		{0}};
+		{0},
+	};
 	struct hoard_store_init_opts o = {.zstd_level = DEFAULT_LEVEL};
 	char err[512] = "";
 	long level = DEFAULT_LEVEL;
@@ -319,7 +322,10 @@ static int offline_stats(struct ctx *c, const char *sock, int ctl_err,
 static int cmd_stats(struct ctx *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		COMMON_OPTIONS, {"json", no_argument, NULL, OPT_JSON}, {0}};
+		COMMON_OPTIONS,
+		{"json", no_argument, NULL, OPT_JSON},
+		{0},
+	};
 	char *sock, *reply = NULL;
 	bool json = false;
 	int opt, r;
@@ -373,16 +379,18 @@ static int cmd_help(struct ctx *c, int argc, char **argv)
 
 /* ---- the command table ---- */
 
+/*
+ * To come: push and pull (sync with a remote), gc (drop unreferenced
+ * chunks, compact), fsck (check every reference and chunk).  Each is a row
+ * here, a cmd_*() function and a paragraph of usage_text.
+ */
 static const struct command {
 	const char *name;
 	int (*run)(struct ctx *c, int argc, char **argv);
 } commands[] = {
-	{"init", cmd_init}, {"stats", cmd_stats}, {"help", cmd_help},
-	/*
-	 * To come: push and pull (sync with a remote), gc (drop unreferenced
-	 * chunks, compact), fsck (check every reference and chunk).  Each is
-	 * a row here, a cmd_*() function and a paragraph of usage_text.
-	 */
+	{"init", cmd_init},   /* create a store */
+	{"stats", cmd_stats}, /* figures, via the daemon if it runs */
+	{"help", cmd_help},   /* usage_text */
 };
 
 static const struct command *find_command(const char *name)
@@ -398,7 +406,8 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		COMMON_OPTIONS,
 		{"version", no_argument, NULL, OPT_VERSION},
-		{0}};
+		{0},
+	};
 	struct ctx c = {.store = getenv("HOARD_STORE")};
 	const struct command *cmd;
 	int opt, r;

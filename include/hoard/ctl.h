@@ -28,7 +28,9 @@ void hoard_ctl_server_stop(struct hoard_ctl_server *s);
 /*
  * Send one request and read the reply.  Returns 0 with the payload in
  * *ret_out, -ECONNREFUSED/-ENOENT when no daemon listens, the daemon's
- * -errno (with its message in *ret_out) on ERR, or another -errno.
+ * -errno on ERR (then *ret_out is always set: the daemon's message, or
+ * strerror), or another -errno (then *ret_out is left alone).  ret_out may
+ * be NULL.
  */
 int hoard_ctl_call(const char *path, const char *request, char **ret_out);
 

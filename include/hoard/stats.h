@@ -34,7 +34,7 @@ struct hoard_stats_volume {
 
 struct hoard_stats {
 	struct hoard_stats_figs total;
-	uint64_t db_bytes;	/* RocksDB's live SST + blob bytes */
+	uint64_t db_bytes; /* RocksDB's live SST + blob bytes */
 	size_t n_volumes;
 	struct hoard_stats_volume *volumes;
 };

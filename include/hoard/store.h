@@ -122,6 +122,9 @@ void hoard_iter_seek(struct hoard_iter *it, const void *key, size_t klen);
 void hoard_iter_seek_for_prev(struct hoard_iter *it, const void *key,
 			      size_t klen);
 bool hoard_iter_valid(struct hoard_iter *it);
+/* After a scan ends: 0, or -errno when it ended on an error (I/O,
+ * corruption) rather than at the end of the data. */
+int hoard_iter_status(struct hoard_iter *it);
 void hoard_iter_next(struct hoard_iter *it);
 const uint8_t *hoard_iter_key(struct hoard_iter *it, size_t *ret_len);
 const uint8_t *hoard_iter_value(struct hoard_iter *it, size_t *ret_len);

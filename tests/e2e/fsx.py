@@ -179,6 +179,9 @@ class Fsx:
         h = self.handle()
         if h is None:
             return self.op_open()
+        size = self.size_of(h)
+        self.both(f"verify {h} size={size} before close",
+                  lambda side: self.pread_all(h.fds[side], size))
         self.handles.remove(h)
         self.both(f"close {h}", lambda side: os.close(h.fds[side]))
 
@@ -294,9 +297,9 @@ class Fsx:
         size = self.size_of(h)
         self.both(f"verify {h} size={size}", lambda side: self.pread_all(h.fds[side], size))
 
-    OPS = [("write", 16), ("pwrite", 16), ("read", 18), ("mapread", 8), ("truncate", 5),
+    OPS = [("write", 16), ("pwrite", 16), ("read", 18), ("mapread", 8), ("truncate", 4),
            ("rename", 2), ("link", 3), ("unlink", 2), ("open", 7), ("close", 4),
-           ("fsync", 3), ("stat", 10), ("verify", 2)]
+           ("fsync", 3), ("stat", 10), ("verify", 5)]
 
     @staticmethod
     def pread_all(fd, size):
