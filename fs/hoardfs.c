@@ -639,6 +639,7 @@ static void mount_one(struct mount *m)
 		argv[argc++] = "-d";
 	args = (struct fuse_args)FUSE_ARGS_INIT(argc, argv);
 	m->se = fuse_session_new(&args, &ops, sizeof(ops), m);
+	fuse_opt_free_args(&args);
 	if (!m->se)
 		die("cannot create a FUSE session for %s (bad -o option?)",
 		    m->mountpoint);
@@ -893,7 +894,8 @@ static void report_ready(void)
 	if (fd >= 0) {
 		dup2(fd, 0);
 		dup2(fd, 1);
-		dup2(fd, 2);
+		/* stderr goes to the log: sanitizer reports, libfuse's perror */
+		dup2(D.logf ? fileno(D.logf) : fd, 2);
 		if (fd > 2)
 			close(fd);
 	}
