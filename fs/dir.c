@@ -265,6 +265,14 @@ int hoard_fs_fsyncdir(struct hoard_fs *fs, uint64_t ino)
 
 /* ---- xattrs ------------------------------------------------------------- */
 
+/* Namespaces kept as plain data, as tmpfs does; others (system.*, ACLs,
+ * unknown prefixes) are not supported. */
+static bool xattr_name_ok(const char *name)
+{
+	return !strncmp(name, "user.", 5) || !strncmp(name, "trusted.", 8) ||
+	       !strncmp(name, "security.", 9);
+}
+
 static size_t xattr_key(uint8_t *k, uint64_t ino, const char *name)
 {
 	size_t n = strlen(name);
@@ -285,6 +293,8 @@ int hoard_fs_setxattr(struct hoard_fs *fs, uint64_t ino, const char *name,
 
 	if (strlen(name) > XATTR_NAME_MAX || !*name)
 		return -ERANGE;
+	if (!xattr_name_ok(name))
+		return -EOPNOTSUPP;
 	if (size > XATTR_MAX_VALUE)
 		return -E2BIG;
 	kl = xattr_key(k, ino, name);
@@ -322,6 +332,8 @@ ssize_t hoard_fs_getxattr(struct hoard_fs *fs, uint64_t ino, const char *name,
 	size_t n;
 	int r;
 
+	if (!xattr_name_ok(name))
+		return -EOPNOTSUPP;
 	if (strlen(name) > XATTR_NAME_MAX)
 		return -ENODATA;
 	r = hoard_store_get(fs->st, HOARD_CF_XATTRS, k, xattr_key(k, ino, name),
@@ -375,6 +387,8 @@ int hoard_fs_removexattr(struct hoard_fs *fs, uint64_t ino, const char *name)
 	size_t kl;
 	int r;
 
+	if (!xattr_name_ok(name))
+		return -EOPNOTSUPP;
 	if (strlen(name) > XATTR_NAME_MAX)
 		return -ENODATA;
 	kl = xattr_key(k, ino, name);

@@ -81,8 +81,10 @@ def stats_figs(stats, volume=None):
     """The figures dict of `hoard stats --json`, for the whole store or for
     one volume; fails with the JSON when its shape is not the expected one."""
     try:
-        if volume is None:
-            return stats["total"]
+        if volume is None:   # the store's figures are at the top level
+            figs = stats.get("total", stats)
+            figs["unique_bytes"], figs["logical_bytes"], figs["files"]
+            return figs
         vols = stats["volumes"]
         if isinstance(vols, dict):
             return vols[volume]

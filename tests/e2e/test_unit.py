@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 """The C unit tests, run through pytest so one summary closes the suite.
 
-Each binary in $HOARD_BUILD is one test.  When $HOARD_ASAN_BUILD names an
+Each binary in $HOARD_BUILD/tests is one test.  When $HOARD_ASAN_BUILD names an
 ASan/UBSan build directory, its unit tests run too, and so does a short e2e
 pass (HOARD_E2E_SHORT=1) of the POSIX, fsx and durability tests against its
 daemon, in a pytest subprocess.
@@ -34,23 +34,32 @@ def tail(text, n=8000):
     return text if len(text) <= n else "...\n" + text[-n:]
 
 
+def unit_binary(build, name):
+    """tests/meson.build puts them in <build>/tests/."""
+    for p in (build / "tests" / name, build / name):
+        if p.is_file() and os.access(p, os.X_OK):
+            return p
+    raise AssertionError(f"{name} not built in {build}/tests")
+
+
 def run_unit(binary, env):
-    assert binary.is_file() and os.access(binary, os.X_OK), f"{binary} not built"
     p = subprocess.run([str(binary)], capture_output=True, text=True, errors="replace",
                        env=env, cwd=binary.parent, timeout=UNIT_TIMEOUT)
-    assert p.returncode == 0, (f"{binary} exited {p.returncode}\n--- stdout\n{tail(p.stdout)}"
-                               f"\n--- stderr\n{tail(p.stderr)}")
+    rc = p.returncode   # (not p.returncode: pytest would print p's repr too)
+    assert rc == 0, (f"{binary} exited {rc}\n--- stdout\n{tail(p.stdout)}"
+                     f"\n--- stderr\n{tail(p.stderr)}")
 
 
 @pytest.mark.parametrize("name", UNIT_TESTS)
 def test_unit(name, tmp_path):
-    run_unit(BUILD / name, dict(os.environ, TMPDIR=str(tmp_path)))
+    run_unit(unit_binary(BUILD, name), dict(os.environ, TMPDIR=str(tmp_path)))
 
 
 @needs_asan
 @pytest.mark.parametrize("name", UNIT_TESTS)
 def test_unit_asan(name, tmp_path):
-    run_unit(ASAN_BUILD / name, dict(os.environ, TMPDIR=str(tmp_path), **SANITIZER_ENV))
+    run_unit(unit_binary(ASAN_BUILD, name),
+             dict(os.environ, TMPDIR=str(tmp_path), **SANITIZER_ENV))
 
 
 @needs_asan
@@ -67,5 +76,6 @@ def test_e2e_short_asan(tmp_path):
             f"--basetemp={tmp_path / 'asan-e2e'}", *files]
     p = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True,
                        errors="replace", timeout=ASAN_E2E_TIMEOUT)
-    assert p.returncode == 0, (f"ASan e2e pass exited {p.returncode} ({' '.join(files)})\n"
-                               f"--- stdout\n{tail(p.stdout, 20000)}\n--- stderr\n{tail(p.stderr)}")
+    rc = p.returncode
+    assert rc == 0, (f"ASan e2e pass exited {rc} ({' '.join(files)})\n"
+                     f"--- stdout\n{tail(p.stdout, 20000)}\n--- stderr\n{tail(p.stderr)}")

@@ -90,10 +90,14 @@ static void test_round_trips(void)
 	/* Half random, half zeros: saves about half. */
 	memset(buf + len / 2, 0, len / 2);
 	round_trip(buf, len, 1, HOARD_CODEC_ZSTD);
-	/* 95% random: saves less than a tenth, so raw. */
+	/* Zeros in 5% or 8%: saves less than a tenth, so raw; 15%: zstd. */
 	fill_random(buf, len, 2);
 	memset(buf, 0, len / 20);
 	round_trip(buf, len, 3, HOARD_CODEC_RAW);
+	memset(buf, 0, len * 8 / 100);
+	round_trip(buf, len, 1, HOARD_CODEC_RAW);
+	memset(buf, 0, len * 15 / 100);
+	round_trip(buf, len, 1, HOARD_CODEC_ZSTD);
 
 	memset(buf, 0, len);
 	n = round_trip(buf, len, 1, HOARD_CODEC_ZSTD);
@@ -217,6 +221,9 @@ static size_t tag_zstd(uint8_t *frame, size_t n)
 	return n + 1;
 }
 
+/* A skippable frame (magic 0x184d2a50) with 8 bytes of user data. */
+#define SKIPPABLE "\x50\x2a\x4d\x18\x08\x00\x00\x00" "abcdefgh"
+
 /* Valid zstd that is not what the codec writes: all rejected. */
 static void test_foreign_zstd(void)
 {
@@ -240,8 +247,21 @@ static void test_foreign_zstd(void)
 	n = tag_zstd(frame, n + m);
 	CHECK_EQ(decode_checked(frame, n, sizeof(src)), -EBADMSG);
 
+	/* The whole chunk, then frames that add no content: one frame only. */
+	ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
+	frame[0] = HOARD_CODEC_ZSTD;
+	n = ZSTD_compress2(cctx, frame + 1, 4000, src, sizeof(src));
+	m = ZSTD_compress2(cctx, frame + 1 + n, 4000 - n, src, 0);
+	CHECK(!ZSTD_isError(n) && !ZSTD_isError(m));
+	memcpy(frame + 1 + n + m, SKIPPABLE, 16);
+	CHECK_EQ(decode_checked(frame, 1 + n, sizeof(src)), sizeof(src));
+	CHECK_EQ(decode_checked(frame, 1 + n + m, sizeof(src)), -EBADMSG);
+	CHECK_EQ(decode_checked(frame, 1 + n + m + 16, sizeof(src)), -EBADMSG);
+	memmove(frame + 1 + n, SKIPPABLE, 16);
+	CHECK_EQ(decode_checked(frame, 1 + n + 16, sizeof(src)), -EBADMSG);
+
 	/* A skippable frame of 8 bytes "decodes" to nothing. */
-	memcpy(frame, "\x50\x2a\x4d\x18\x08\x00\x00\x00" "abcdefgh", 16);
+	memcpy(frame, SKIPPABLE, 16);
 	n = tag_zstd(frame, 16);
 	CHECK_EQ(decode_checked(frame, n, 0), -EBADMSG);
 	ZSTD_freeCCtx(cctx);

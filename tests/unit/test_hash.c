@@ -146,14 +146,16 @@ static void test_hex(void)
 	char hex[HOARD_ID_HEX_SIZE];
 	struct hoard_id id, back;
 
-	for (int i = 0; i < HOARD_ID_SIZE; i++)
-		id.b[i] = (uint8_t)(i * 0x11);
+	for (int i = 0; i < HOARD_ID_SIZE / 2; i++) {
+		id.b[i] = (uint8_t)(0x01 + 0x22 * i);
+		id.b[HOARD_ID_SIZE - 1 - i] = (uint8_t)(0x10 + 0x22 * i);
+	}
 	hoard_id_hex(&id, hex);
 	CHECK_EQ(strlen(hex), 2 * HOARD_ID_SIZE);
-	CHECK(strcmp(hex, "00112233445566778899aabbccddeeff") == 0);
+	CHECK(strcmp(hex, "0123456789abcdeffedcba9876543210") == 0);
 	CHECK_EQ(hoard_id_parse(hex, &back), 0);
 	CHECK(hoard_id_equal(&id, &back));
-	CHECK_EQ(hoard_id_parse("00112233445566778899AABBCCDDEEFF", &back), 0);
+	CHECK_EQ(hoard_id_parse("0123456789ABCDEFfedcba9876543210", &back), 0);
 	CHECK(hoard_id_equal(&id, &back));
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
