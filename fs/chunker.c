@@ -19,8 +19,8 @@
 
 #include <stdbool.h>
 
-_Static_assert(HOARD_CHUNK_MIN < HOARD_CHUNK_AVG &&
-	       HOARD_CHUNK_AVG < HOARD_CHUNK_MAX, "chunk size order");
+_Static_assert(HOARD_CHUNK_MIN < HOARD_CHUNK_AVG, "chunk size order");
+_Static_assert(HOARD_CHUNK_AVG < HOARD_CHUNK_MAX, "chunk size order");
 
 #define SMALL_LIMIT (UINT64_C(1) << (64 - HOARD_CHUNKER_BITS_SMALL))
 #define LARGE_LIMIT (UINT64_C(1) << (64 - HOARD_CHUNKER_BITS_LARGE))
@@ -31,20 +31,22 @@ _Static_assert(HOARD_CHUNK_MIN < HOARD_CHUNK_AVG &&
  * the generator of Steele, Lea and Flood (and Vigna's splitmix64.c)
  * unrolled.  test_chunker.c recomputes it with the stateful generator.
  */
-#define SM_SEED UINT64_C(0x686f6172645f6731) /* "hoard_g1" */
-#define SM_GOLDEN UINT64_C(0x9e3779b97f4a7c15)
+#define SM_SEED	   UINT64_C(0x686f6172645f6731) /* "hoard_g1" */
+#define SM_GOLDEN  UINT64_C(0x9e3779b97f4a7c15)
 #define SM_MIX1(z) (((z) ^ ((z) >> 30)) * UINT64_C(0xbf58476d1ce4e5b9))
 #define SM_MIX2(z) (((z) ^ ((z) >> 27)) * UINT64_C(0x94d049bb133111eb))
 #define SM_MIX3(z) ((z) ^ ((z) >> 31))
-#define GEAR(i) SM_MIX3(SM_MIX2(SM_MIX1(SM_SEED + ((i) + 1) * SM_GOLDEN)))
-#define GEAR4(i) GEAR(i), GEAR((i) + 1), GEAR((i) + 2), GEAR((i) + 3)
-#define GEAR16(i) GEAR4(i), GEAR4((i) + 4), GEAR4((i) + 8), GEAR4((i) + 12)
-#define GEAR64(i) \
+#define GEAR(i)	   SM_MIX3(SM_MIX2(SM_MIX1(SM_SEED + ((i) + 1) * SM_GOLDEN)))
+#define GEAR4(i)   GEAR(i), GEAR((i) + 1), GEAR((i) + 2), GEAR((i) + 3)
+#define GEAR16(i)  GEAR4(i), GEAR4((i) + 4), GEAR4((i) + 8), GEAR4((i) + 12)
+#define GEAR64(i)                                                              \
 	GEAR16(i), GEAR16((i) + 16), GEAR16((i) + 32), GEAR16((i) + 48)
 
 static const uint64_t gear[256] = {
-	GEAR64(UINT64_C(0)), GEAR64(UINT64_C(64)),
-	GEAR64(UINT64_C(128)), GEAR64(UINT64_C(192)),
+	GEAR64(UINT64_C(0)),
+	GEAR64(UINT64_C(64)),
+	GEAR64(UINT64_C(128)),
+	GEAR64(UINT64_C(192)),
 };
 
 const uint64_t *hoard_chunker_gear(void)

@@ -25,8 +25,8 @@ int hoard_key_generate(struct hoard_key *key)
 	return hoard_random(key->secret, HOARD_SECRET_SIZE);
 }
 
-void hoard_id_compute(const struct hoard_key *key, const void *data,
-		      size_t len, struct hoard_id *ret_id)
+void hoard_id_compute(const struct hoard_key *key, const void *data, size_t len,
+		      struct hoard_id *ret_id)
 {
 	XXH128_canonical_t canon;
 	XXH128_hash_t h;

@@ -906,6 +906,24 @@ static void report_ready(void)
 	D.report_fd = -1;
 }
 
+/*
+ * A daemon that is shutting down (its mounts gone, committing and closing
+ * the store) still holds the lock but no longer has its control socket:
+ * wait for it rather than fail a remount that follows an unmount.
+ */
+static void wait_for_exiting_daemon(void)
+{
+	char sock[PATH_MAX];
+	struct stat sb;
+
+	snprintf(sock, sizeof(sock), "%s/control.sock", D.store_dir);
+	for (int i = 0; i < 300 && hoard_store_lock_owner(D.store_dir); i++) {
+		if (stat(sock, &sb) == 0)
+			return; /* a live daemon: the open will say so */
+		usleep(100 * 1000);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct hoard_fs_opts fo = { 0 };
@@ -928,6 +946,7 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
+	wait_for_exiting_daemon();
 	r = hoard_store_open(D.store_dir, &D.st, err, sizeof(err));
 	if (r < 0)
 		die("%s", err);

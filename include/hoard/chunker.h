@@ -18,6 +18,10 @@
  *     (easier: log2(avg)-2);
  *   - a chunk that reaches `max` bytes is cut there;
  *   - the end of input ends the last chunk (it may be shorter than min).
+ * "Shorter than" counts the bytes before b: the byte at 0-based offset i of
+ * the chunk is skipped for i < min, tested against BITS_SMALL for
+ * min <= i < avg and against BITS_LARGE for avg <= i < max.  Every chunk but
+ * the last is min + 1 to max bytes long.
  * Only the top bits are tested because after (h << 1) the low bits depend
  * on the last few bytes only; the top bits depend on the last 64.
  *
@@ -50,8 +54,10 @@ void hoard_chunker_init(struct hoard_chunker *c);
  * Scan data[0..len).  Returns the number of bytes consumed: either up to and
  * including a cut point (then the current chunk ends there, *ret_cut is set
  * to 1 and the chunker is reset for the next chunk), or all of len (then
- * *ret_cut is 0 and the chunk continues with the next call).
- * The caller ends the final chunk itself at end of input.
+ * *ret_cut is 0 and the chunk continues with the next call).  Consumes at
+ * least one byte when len > 0.
+ * The caller ends the final chunk itself at end of input (if the input ends
+ * exactly at a cut there is no further chunk: never emit an empty one).
  */
 size_t hoard_chunker_next(struct hoard_chunker *c, const uint8_t *data,
 			  size_t len, int *ret_cut);

@@ -25,13 +25,14 @@
 #define HOARD_CODEC_ZSTD 0x01
 #define HOARD_CODEC_DEFAULT_LEVEL 1
 
-/* Upper bound of the encoded size of a chunk of len bytes. */
+/* Upper bound of the encoded size of len bytes: 1 + len (raw is the max). */
 size_t hoard_codec_bound(size_t len);
 
 /*
  * Encode len bytes of src into dst (capacity dst_cap >= hoard_codec_bound)
  * at zstd `level` (1..19; 0 means store raw always).  Returns the frame
- * size, or -errno (-ENOBUFS when dst_cap is too small).
+ * size, or -errno (-EINVAL for a bad level, -ENOBUFS when dst_cap <
+ * hoard_codec_bound(len), -ENOMEM).
  */
 ssize_t hoard_codec_encode(const void *src, size_t len, void *dst,
 			   size_t dst_cap, int level);
@@ -39,7 +40,11 @@ ssize_t hoard_codec_encode(const void *src, size_t len, void *dst,
 /*
  * Decode a frame of frame_len bytes into dst; the decoded size must be
  * exactly expect_len (<= dst_cap).  Returns expect_len, or -EBADMSG on any
- * corruption (bad tag, bad zstd data, wrong size).
+ * corruption (bad tag, bad zstd data, wrong size, anything but exactly one
+ * zstd frame); -ENOBUFS when expect_len > dst_cap, -ENOMEM.  Nothing is
+ * written past dst[expect_len].  zstd frames carry no checksum: corrupt
+ * literals can decode to wrong bytes of the right length, which the
+ * caller's chunk id check catches.
  */
 ssize_t hoard_codec_decode(const void *frame, size_t frame_len, void *dst,
 			   size_t dst_cap, size_t expect_len);

@@ -347,8 +347,21 @@ def worker_main(plan_path):
             p = hf_hub_download(hub, plan["cache"], REPO_ID, filename, revision, rng)
         except EntryNotFoundError:
             return None
-        with open(p, "rb") as f:   # what a library does next: read it
-            return hashlib.sha256(f.read()).hexdigest()
+        # what a library does next: read it.  huggingface_hub has a window
+        # in which the pointer is missing although hf_hub_download returned
+        # it: a caller that found the blob but not the pointer runs
+        # _create_symlink, which first removes the pointer another caller
+        # has just made, then links it again.  Retry within that window
+        # only: a pointer missing for longer is a failure.
+        for attempt in range(100):
+            try:
+                with open(p, "rb") as f:
+                    return hashlib.sha256(f.read()).hexdigest()
+            except FileNotFoundError:
+                print(f"pointer {p} missing (attempt {attempt})", file=sys.stderr)
+                if attempt == 99:
+                    raise
+                time.sleep(0.01)
 
     with ThreadPoolExecutor(plan["threads"]) as ex:
         results = list(ex.map(job, enumerate(plan["jobs"])))
@@ -522,7 +535,10 @@ def test_concurrent_downloads(hub, under_test, tmp_path):
             for _, q in procs:
                 q.kill()
             raise
-        assert p.returncode == 0, f"worker exited {p.returncode}:\n{err[-6000:]}"
+        rc = p.returncode
+        assert rc == 0, f"worker exited {rc}:\n{err[-6000:]}"
+        if err:
+            print(f"worker stderr:\n{err[-3000:]}", file=sys.stderr)
         # what each worker read right after its download was right
         for (r, f), got in zip(jobs, json.loads(out)):
             entry = hub.manifest["files"][REFS[r]].get(f)

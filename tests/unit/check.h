@@ -25,9 +25,9 @@ static unsigned long check_count __attribute__((unused));
 static unsigned long check_failures __attribute__((unused));
 
 /* Count one check; returns its outcome.  Used by the macros only. */
-static inline __attribute__((unused)) int
-check_record(int ok, const char *file, int line, const char *expr,
-	     long long a, long long b, int show_values)
+static inline int check_record(int ok, const char *file, int line,
+			       const char *expr, long long a, long long b,
+			       int show_values)
 {
 	unsigned long n;
 
@@ -47,21 +47,19 @@ check_record(int ok, const char *file, int line, const char *expr,
 	return 0;
 }
 
-#define CHECK(cond) \
-	check_record(!!(cond), __FILE__, __LINE__, #cond, 0, 0, 0)
+#define CHECK(cond) check_record(!!(cond), __FILE__, __LINE__, #cond, 0, 0, 0)
 
-#define CHECK_EQ(a, b) \
-	check_eq((long long)(a), (long long)(b), __FILE__, __LINE__, \
+#define CHECK_EQ(a, b)                                                         \
+	check_eq((long long)(a), (long long)(b), __FILE__, __LINE__,           \
 		 #a " == " #b)
 
-static inline __attribute__((unused)) int
-check_eq(long long a, long long b, const char *file, int line,
-	 const char *expr)
+static inline int check_eq(long long a, long long b, const char *file, int line,
+			   const char *expr)
 {
 	return check_record(a == b, file, line, expr, a, b, 1);
 }
 
-static inline __attribute__((unused)) int check_done(const char *file)
+static inline int check_done(const char *file)
 {
 	const char *name = strrchr(file, '/');
 	unsigned long count, failed;

@@ -13,8 +13,8 @@
 #include "hoard/chunker.h"
 #include "check.h"
 
-#define KiB (1024u)
-#define MiB (1024u * 1024u)
+#define KiB	    (1024u)
+#define MiB	    (1024u * 1024u)
 #define SMALL_LIMIT (UINT64_C(1) << (64 - HOARD_CHUNKER_BITS_SMALL))
 #define LARGE_LIMIT (UINT64_C(1) << (64 - HOARD_CHUNKER_BITS_LARGE))
 
@@ -64,7 +64,7 @@ static struct cuts chunk_pieces(const uint8_t *data, size_t n, size_t piece,
 				size_t max_piece, uint64_t seed)
 {
 	struct hoard_chunker ch;
-	struct cuts c = { 0 };
+	struct cuts c = {0};
 	size_t pos = 0;
 
 	hoard_chunker_init(&ch);
@@ -76,7 +76,8 @@ static struct cuts chunk_pieces(const uint8_t *data, size_t n, size_t piece,
 			size_t k;
 			int cut;
 
-			k = hoard_chunker_next(&ch, data + pos, end - pos, &cut);
+			k = hoard_chunker_next(&ch, data + pos, end - pos,
+					       &cut);
 			if (k == 0 || k > end - pos) {
 				CHECK(!"each call consumes 1..len bytes");
 				goto out_end_last;
@@ -126,7 +127,7 @@ static void test_gear_table(void)
 /* The spec, one byte at a time, with the test's own table. */
 static struct cuts chunk_reference(const uint8_t *data, size_t n)
 {
-	struct cuts c = { 0 };
+	struct cuts c = {0};
 	size_t start = 0;
 	uint64_t h = 0;
 
@@ -137,9 +138,11 @@ static struct cuts chunk_reference(const uint8_t *data, size_t n)
 		if (off >= HOARD_CHUNK_MIN) {
 			h = (h << 1) + ref_gear[data[pos]];
 			if (off < HOARD_CHUNK_AVG)
-				cut = (h >> (64 - HOARD_CHUNKER_BITS_SMALL)) == 0;
+				cut = (h >> (64 - HOARD_CHUNKER_BITS_SMALL)) ==
+				      0;
 			else
-				cut = (h >> (64 - HOARD_CHUNKER_BITS_LARGE)) == 0;
+				cut = (h >> (64 - HOARD_CHUNKER_BITS_LARGE)) ==
+				      0;
 		}
 		if (cut || off + 1 == HOARD_CHUNK_MAX) {
 			cuts_add(&c, pos + 1);
@@ -201,7 +204,7 @@ static void test_random(const uint8_t *data, size_t n)
 
 static void test_streaming(const uint8_t *data, size_t n)
 {
-	static const size_t fixed[] = { 1, 4 * KiB, 128 * KiB, 3, 65537 };
+	static const size_t fixed[] = {1, 4 * KiB, 128 * KiB, 3, 65537};
 	struct cuts one = chunk_oneshot(data, n);
 	struct cuts s;
 

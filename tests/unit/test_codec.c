@@ -20,7 +20,7 @@
 #include "hoard/codec.h"
 #include "check.h"
 
-#define KiB (1024u)
+#define KiB    (1024u)
 #define CANARY 0xa5
 
 static uint64_t rng_next(uint64_t *s)
@@ -39,8 +39,8 @@ static void fill_random(uint8_t *p, size_t n, uint64_t seed)
 
 static void fill_text(uint8_t *p, size_t n, uint64_t seed)
 {
-	static const char *words[] = { "chunk ", "store ", "hoard ", "fuse ",
-				       "inode ", "extent ", "zstd ", "\n" };
+	static const char *words[] = {"chunk ", "store ",  "hoard ", "fuse ",
+				      "inode ", "extent ", "zstd ",  "\n"};
 	size_t i = 0;
 
 	while (i < n) {
@@ -66,7 +66,7 @@ static ssize_t round_trip(const uint8_t *src, size_t len, int level,
 	CHECK_EQ(frame[0], want_tag);
 	if (frame[0] == HOARD_CODEC_RAW)
 		CHECK_EQ(n, len + 1);
-	else	/* kept only when it saves at least a tenth */
+	else /* kept only when it saves at least a tenth */
 		CHECK(10 * (len - (size_t)(n - 1)) >= len);
 	d = hoard_codec_decode(frame, (size_t)n, out, len + 1, len);
 	CHECK_EQ(d, len);
@@ -117,12 +117,13 @@ static void test_round_trips(void)
 
 static void test_levels(void)
 {
-	static const int bad[] = { -1, -5, 20, 22, 1000 };
-	uint8_t src[100] = { 0 }, dst[200];
+	static const int bad[] = {-1, -5, 20, 22, 1000};
+	uint8_t src[100] = {0}, dst[200];
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		CHECK_EQ(hoard_codec_encode(src, sizeof(src), dst, sizeof(dst),
-					    bad[i]), -EINVAL);
+					    bad[i]),
+			 -EINVAL);
 }
 
 static void test_small_buffers(void)
@@ -164,7 +165,7 @@ static ssize_t decode_checked(const uint8_t *frame, size_t n, size_t len)
 
 static void test_corrupt_zstd(void)
 {
-	static const uint8_t xors[] = { 0x01, 0x10, 0x80, 0xff };
+	static const uint8_t xors[] = {0x01, 0x10, 0x80, 0xff};
 	uint8_t src[2000], frame[2001], bad[2002];
 	size_t len = sizeof(src), flips = 0, caught = 0;
 	ssize_t n;
@@ -200,7 +201,7 @@ static void test_corrupt_zstd(void)
 
 static void test_corrupt_raw(void)
 {
-	uint8_t frame[101] = { HOARD_CODEC_RAW };
+	uint8_t frame[101] = {HOARD_CODEC_RAW};
 
 	CHECK_EQ(decode_checked(frame, 101, 100), 100);
 	CHECK_EQ(decode_checked(frame, 101, 99), -EBADMSG);
@@ -222,7 +223,9 @@ static size_t tag_zstd(uint8_t *frame, size_t n)
 }
 
 /* A skippable frame (magic 0x184d2a50) with 8 bytes of user data. */
-#define SKIPPABLE "\x50\x2a\x4d\x18\x08\x00\x00\x00" "abcdefgh"
+#define SKIPPABLE                                                              \
+	"\x50\x2a\x4d\x18\x08\x00\x00\x00"                                     \
+	"abcdefgh"
 
 /* Valid zstd that is not what the codec writes: all rejected. */
 static void test_foreign_zstd(void)
@@ -321,7 +324,8 @@ static void test_threads(void)
 	int started = 0;
 
 	for (int i = 0; i < 4; i++) {
-		w[i] = (struct worker){ .seed = 100 + (uint64_t)i, .rounds = 200 };
+		w[i] = (struct worker){.seed = 100 + (uint64_t)i,
+				       .rounds = 200};
 		if (pthread_create(&t[i], NULL, worker_run, &w[i]) == 0)
 			started++;
 		else

@@ -84,8 +84,8 @@ static void test_bit_flips(void)
 /* The id is XXH3_128bits_withSecret, high 64 bits first, big-endian. */
 static void test_known_answer(void)
 {
-	static const size_t lens[] = { 0, 1, 3, 16, 17, 128, 129, 240, 241,
-				       1000, 65536, 262144 };
+	static const size_t lens[] = {0,   1,	3,   16,   17,	  128,
+				      129, 240, 241, 1000, 65536, 262144};
 	static uint8_t data[262144];
 	struct hoard_key key;
 	struct hoard_id id;
@@ -94,8 +94,8 @@ static void test_known_answer(void)
 	make_key(&key, 30);
 	fill_random(data, sizeof(data), 3);
 	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
-		XXH128_hash_t h = XXH3_128bits_withSecret(data, lens[i],
-			key.secret, HOARD_SECRET_SIZE);
+		XXH128_hash_t h = XXH3_128bits_withSecret(
+			data, lens[i], key.secret, HOARD_SECRET_SIZE);
 		XXH128_canonical_t c;
 
 		XXH128_canonicalFromHash(&c, h);
@@ -134,7 +134,9 @@ static void test_pinned(void)
 static void test_hex(void)
 {
 	static const char *bad[] = {
-		"", "0", "000102030405060708090a0b0c0d0e0",
+		"",
+		"0",
+		"000102030405060708090a0b0c0d0e0",
 		"000102030405060708090a0b0c0d0e0f0",
 		"000102030405060708090a0b0c0d0e0g",
 		"g00102030405060708090a0b0c0d0e0f",

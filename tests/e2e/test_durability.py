@@ -1,0 +1,274 @@
+# SPDX-License-Identifier: MIT
+"""What survives: a clean unmount and remount keeps everything; a kill -9
+keeps what fsync acknowledged, and anything else reads back either missing,
+short, or as bytes that were written at those offsets (docs: "nothing
+lost")."""
+import hashlib
+import os
+import socket
+import stat
+
+import pytest
+
+from conftest import requires_hoard
+
+pytestmark = requires_hoard
+
+KIB, MIB = 1 << 10, 1 << 20
+
+
+def pattern(n, seed):
+    """n incompressible bytes, a function of (seed, offset)."""
+    out = bytearray()
+    i = 0
+    while len(out) < n:
+        out += hashlib.sha256(b"%d:%d" % (seed, i)).digest()
+        i += 1
+    return bytes(out[:n])
+
+
+def write(path, data, mode=0o644, sync=False):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view[:MIB]):]
+        if sync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+# -- a tree with every kind of metadata ------------------------------------
+
+T1, T2 = 1_111_111_111_123_456_789, 1_500_000_000_987_654_321
+
+
+def build_tree(root):
+    os.mkdir(root / "d")
+    os.makedirs(root / "d" / "deep" / "er" / "est")
+    os.mkdir(root / "empty")
+    os.mkdir(root / "sticky", 0o755)
+    os.chmod(root / "sticky", 0o1777)
+    for n, size in (("zero", 0), ("one", 1), ("page", 4096), ("chunky", 300 * KIB),
+                    ("big", 5 * MIB + 3)):
+        write(root / "d" / n, pattern(size, size))
+    write(root / "d" / "deep" / "er" / "est" / "leaf", b"leaf\n")
+    write(root / "compressible", b"hoard " * 100000)
+    write(root / ("n" * 255), b"long name")
+    write(root / "\u00e9t\u00e9 \u6587", b"utf-8 name")
+    # sparse: data after a hole, and a hole at the end
+    fd = os.open(root / "sparse", os.O_CREAT | os.O_WRONLY, 0o600)
+    os.pwrite(fd, b"after the hole", 20 * MIB)
+    os.close(fd)
+    write(root / "grown", b"head")
+    os.truncate(root / "grown", 9 * MIB + 1)
+    # modes and owners
+    write(root / "suid", b"#!/bin/true\n", 0o755)
+    os.chmod(root / "suid", 0o4755)
+    write(root / "private", b"secret", 0o600)
+    os.chown(root / "private", 1234, 4321)
+    os.chmod(root / "d" / "one", 0o400)
+    # links
+    os.symlink("d/big", root / "rel")
+    os.symlink("/nonexistent/absolute/target", root / "abs")
+    os.symlink("x" * 1000, root / "longlink")
+    os.symlink("d", root / "dirlink")
+    os.link(root / "d" / "chunky", root / "hard1")
+    os.link(root / "d" / "chunky", root / "d" / "deep" / "hard2")
+    os.link(root / "rel", root / "rel-hardlink", follow_symlinks=False)
+    # special files
+    os.mkfifo(root / "fifo", 0o640)
+    os.mknod(root / "null", stat.S_IFCHR | 0o600, os.makedev(1, 3))
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.bind("sock")
+    finally:
+        os.chdir(cwd)
+    # extended attributes
+    os.setxattr(root / "d" / "big", "user.checksum", b"sha256:...")
+    os.setxattr(root / "d" / "big", "user.empty", b"")
+    os.setxattr(root / "d", "user.on-a-dir", bytes(range(256)))
+    os.setxattr(root / "d" / "chunky", "user.large", pattern(60000, 9))
+    # times last, children before parents
+    for dirpath, dirnames, filenames in os.walk(root, topdown=False):
+        for n in filenames + dirnames:
+            os.utime(os.path.join(dirpath, n), ns=(T1 + len(n), T2 - len(n)),
+                     follow_symlinks=False)
+    os.utime(root, ns=(T1, T2))
+
+
+def snapshot(root):
+    """Everything about the tree that must survive, by relative path: type,
+    mode, owner, nlink, size, times, rdev, content digest, link target,
+    xattrs, and which names are hard links of each other.  All stats are
+    taken before any content is read."""
+    entries, inodes = {}, {}
+    paths = [root]
+    for dirpath, dirnames, filenames in os.walk(root):
+        paths += [os.path.join(dirpath, n) for n in dirnames + filenames]
+    for p in paths:
+        s = os.lstat(p)
+        rel = os.path.relpath(p, root)
+        e = {"mode": oct(s.st_mode), "uid": s.st_uid, "gid": s.st_gid, "nlink": s.st_nlink,
+             "atime": s.st_atime_ns, "mtime": s.st_mtime_ns}
+        if not stat.S_ISDIR(s.st_mode):
+            e["size"] = s.st_size
+        if stat.S_ISCHR(s.st_mode):
+            e["rdev"] = s.st_rdev
+        entries[rel] = e
+        inodes.setdefault(s.st_ino, []).append(rel)
+    for p in paths:
+        rel = os.path.relpath(p, root)
+        m = int(entries[rel]["mode"], 8)
+        if stat.S_ISREG(m):
+            entries[rel]["sha256"] = hashlib.sha256(read(p)).hexdigest()
+        if stat.S_ISLNK(m):
+            entries[rel]["target"] = os.readlink(p)
+        if stat.S_ISREG(m) or stat.S_ISDIR(m):
+            entries[rel]["xattrs"] = {n: os.getxattr(p, n) for n in sorted(os.listxattr(p))}
+    links = sorted(sorted(v) for v in inodes.values() if len(v) > 1)
+    return entries, links
+
+
+def diff(a, b):
+    out = [f"{k}: {a[0].get(k)} != {b[0].get(k)}" for k in sorted(set(a[0]) | set(b[0]))
+           if a[0].get(k) != b[0].get(k)]
+    if a[1] != b[1]:
+        out.append(f"hard links: {a[1]} != {b[1]}")
+    return "\n".join(out)
+
+
+def test_remount_keeps_everything(store, mnt, tmpfs):
+    build_tree(tmpfs)
+    build_tree(mnt)
+    oracle, before = snapshot(tmpfs), snapshot(mnt)
+    assert len(before[0]) >= 30 and len(before[1]) == 2
+    assert not diff(oracle, before), "differs from tmpfs before remount:\n" + diff(oracle, before)
+    store.umount()
+    mnt = store.mount("test")["test"]
+    after = snapshot(mnt)
+    assert not diff(before, after), "changed by unmount/remount:\n" + diff(before, after)
+    # and once more, after the remount has been read
+    store.umount()
+    after2 = snapshot(store.mount("test")["test"])
+    assert not diff(before, after2), "changed by a second remount:\n" + diff(before, after2)
+
+
+# -- kill -9 ---------------------------------------------------------------
+
+def check_written(got, old, new):
+    """Every byte of `got` is the byte `new` or (if not None) `old` has at
+    that offset.  An empty list means consistent; else the bad offsets."""
+    bad = []
+    if len(got) > max(len(new), len(old or b"")):
+        return [f"longer than written: {len(got)}"]
+    for off in range(0, len(got), 4096):
+        g = got[off:off + 4096]
+        if g == new[off:off + len(g)] or (old is not None and g == old[off:off + len(g)]):
+            continue
+        for i, c in enumerate(g, off):
+            ok = (i < len(new) and c == new[i]) or (old is not None and i < len(old) and c == old[i])
+            if not ok:
+                bad.append(i)
+                if len(bad) > 5:
+                    return bad
+    return bad
+
+
+@pytest.mark.parametrize("sizes", [(0, 1, 100 * KIB, 5 * MIB)], ids=["0-1-100K-5M"])
+def test_kill9_keeps_fsynced_data(store, mnt, sizes):
+    # name -> (state, ...): what the next recovery must show
+    #   ("exact", data)            fsync acknowledged
+    #   ("written", old, new)      missing, or every byte from new (or old)
+    #   ("absent",)                must not come back
+    model = {}
+    for rnd, size in enumerate(sizes):
+        seed = 1000 * (rnd + 1)
+        os.makedirs(mnt / f"r{rnd}", exist_ok=True)
+        # fsynced: must survive exactly
+        for i in range(3):
+            data = pattern(size, seed + i)
+            write(mnt / f"r{rnd}" / f"sync{i}", data, sync=True)
+            model[f"r{rnd}/sync{i}"] = ("exact", data)
+        # not fsynced: closed, or still open at the kill
+        for i in range(3):
+            data = pattern(size + i, seed + 10 + i)
+            write(mnt / f"r{rnd}" / f"nosync{i}", data)
+            model[f"r{rnd}/nosync{i}"] = ("written", None, data)
+        open_fd = os.open(mnt / f"r{rnd}" / "open", os.O_CREAT | os.O_WRONLY, 0o644)
+        data = pattern(2 * size, seed + 20)
+        os.write(open_fd, data[:size])
+        os.write(open_fd, data[size:])
+        model[f"r{rnd}/open"] = ("written", None, data)
+        # an fsynced file unlinked while open: purged on restart
+        orphan = os.open(mnt / f"r{rnd}" / "orphan", os.O_CREAT | os.O_RDWR, 0o644)
+        os.write(orphan, pattern(size, seed + 30))
+        os.fsync(orphan)
+        os.unlink(mnt / f"r{rnd}" / "orphan")
+        model[f"r{rnd}/orphan"] = ("absent",)
+        # last round's fsynced files, changed without fsync
+        if rnd:
+            prev = f"r{rnd - 1}/sync0"
+            old = model[prev][1]
+            with open(mnt / prev, "ab") as f:
+                f.write(pattern(size + 10, seed + 40))
+            model[prev] = ("written", old, old + pattern(size + 10, seed + 40))
+            prev = f"r{rnd - 1}/sync1"
+            old = model[prev][1]
+            new = bytearray(old)
+            new[len(old) // 3:len(old) // 3 + size // 2] = pattern(size // 2, seed + 50)
+            with open(mnt / prev, "r+b") as f:
+                f.seek(len(old) // 3)
+                f.write(pattern(size // 2, seed + 50))
+            model[prev] = ("written", old, bytes(new))
+        os.sync()     # no effect on the daemon's own durability; flushes ours
+        store.kill9()
+        for fd in (open_fd, orphan):
+            try:
+                os.close(fd)
+            except OSError:     # ENOTCONN: the connection died with the daemon
+                pass
+        leftovers = os.listdir(store.path / "staging") if (store.path / "staging").exists() else []
+        mnt = store.mount("test")["test"]
+        problems = []
+        for name, want in sorted(model.items()):
+            try:
+                got = read(mnt / name)
+            except FileNotFoundError:
+                got = None
+            if want[0] == "exact":
+                if got != want[1]:
+                    problems.append(f"{name}: fsynced {len(want[1])} bytes, read back "
+                                    + ("nothing" if got is None else f"{len(got)} bytes, different"))
+            elif want[0] == "absent":
+                if got is not None:
+                    problems.append(f"{name}: should be gone, has {len(got)} bytes")
+            else:
+                old, new = want[1], want[2]
+                if old is not None and got is None:
+                    problems.append(f"{name}: fsynced file lost by an unsynced change")
+                elif old is not None and len(got) < len(old):
+                    problems.append(f"{name}: fsynced {len(old)} bytes, now {len(got)}")
+                elif got is not None and (bad := check_written(got, old, new)):
+                    problems.append(f"{name}: {len(got)} bytes, wrong at {bad}")
+            # what we read back is now the durable state
+            model[name] = ("exact", got) if got is not None else ("absent",)
+        assert not problems, f"round {rnd} (size {size}):\n" + "\n".join(problems)
+        # the store agrees with what the mount shows
+        files = [os.path.join(dp, n) for dp, _, fs in os.walk(mnt) for n in fs]
+        s = store.stats()
+        assert (s["files"], s["logical_bytes"]) == \
+            (len(files), sum(os.path.getsize(p) for p in files)), s
+        # docs/FORMAT.md section 1: staging files are deleted on start
+        assert not [n for n in leftovers if n in os.listdir(store.path / "staging")], \
+            "staging files survived the restart"
+    store.umount()
+    store.check_log()

@@ -1,0 +1,142 @@
+# SPDX-License-Identifier: MIT
+"""The store behind the mount: deduplication within and across volumes,
+`hoard stats`, and a corrupt chunk reading as EIO for its file only."""
+import errno
+import hashlib
+import os
+import re
+
+import pytest
+
+from conftest import CORRUPT, requires_hoard, run
+
+pytestmark = requires_hoard
+
+MIB = 1 << 20
+FIELDS = ("files", "logical_bytes", "unique_bytes", "stored_bytes", "chunks")
+
+
+def write(path, data):
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def sha(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while b := f.read(MIB):
+            h.update(b)
+    return h.hexdigest()
+
+
+def test_dedup(store, mnt):
+    size = 32 * MIB
+    data = os.urandom(size)
+    shifted = data[:1000] + os.urandom(100) + data[1000:]
+    write(mnt / "a", data)
+    os.mkdir(mnt / "d")
+    write(mnt / "d" / "b", data)
+    write(mnt / "c", shifted)
+    s = store.stats()
+    print(s)
+    assert s["files"] == 3
+    assert s["logical_bytes"] == 3 * size + 100
+    # random bytes do not compress: stored once, not three times, not less
+    assert size <= s["unique_bytes"] < 1.15 * size
+    assert size <= s["stored_bytes"] < 1.15 * size
+    # min 16 KiB, max 256 KiB chunks (docs/FORMAT.md section 4)
+    assert size // (256 * 1024) <= s["chunks"] <= size // (16 * 1024) + 2
+    v = s["volumes"]["test"]
+    assert set(s["volumes"]) == {"test"}
+    assert {k: v[k] for k in FIELDS} == {k: s[k] for k in FIELDS}
+    # and the bytes are right
+    assert sha(mnt / "a") == sha(mnt / "d" / "b") == hashlib.sha256(data).hexdigest()
+    assert sha(mnt / "c") == hashlib.sha256(shifted).hexdigest()
+    # deleting two copies keeps the chunks the third still uses
+    os.unlink(mnt / "a")
+    os.unlink(mnt / "d" / "b")
+    s2 = store.stats()
+    assert (s2["files"], s2["logical_bytes"]) == (1, size + 100)
+    assert size <= s2["unique_bytes"] < 1.15 * size
+    os.unlink(mnt / "c")
+    s3 = store.stats()
+    assert {k: s3[k] for k in FIELDS} == dict.fromkeys(FIELDS, 0)
+
+
+def test_cross_volume_dedup(store):
+    m = store.mount("a", "b")
+    size = 8 * MIB
+    data = os.urandom(size)
+    write(m["a"] / "model.bin", data)
+    write(m["b"] / "same.bin", data)
+    s = store.stats()
+    print(s)
+    assert (s["files"], s["logical_bytes"]) == (2, 2 * size)
+    assert size <= s["unique_bytes"] < 1.15 * size
+    assert size <= s["stored_bytes"] < 1.15 * size
+    assert set(s["volumes"]) == {"a", "b"}
+    for name in ("a", "b"):
+        v = s["volumes"][name]
+        assert (v["files"], v["logical_bytes"]) == (1, size)
+        # a chunk shared by two volumes counts in each
+        assert (v["unique_bytes"], v["stored_bytes"], v["chunks"]) == \
+            (s["unique_bytes"], s["stored_bytes"], s["chunks"])
+    assert sha(m["b"] / "same.bin") == hashlib.sha256(data).hexdigest()
+
+
+def test_corrupt_chunk_is_eio_for_that_file_only(store, mnt):
+    bad, good = os.urandom(3 * MIB), os.urandom(3 * MIB)
+    os.mkdir(mnt / "sub")
+    write(mnt / "sub" / "bad", bad)
+    write(mnt / "good", good)
+    store.umount()
+    p = run([CORRUPT, "--store", store.path, "--volume", "test", "--path", "/sub/bad"])
+    ids = re.findall(r"\b[0-9a-f]{32}\b", p.stdout)
+    mnt = store.mount("test")["test"]
+    for _ in range(2):      # and not some cached wrong bytes the second time
+        with pytest.raises(OSError) as x:
+            with open(mnt / "sub" / "bad", "rb") as f:
+                f.read()
+        assert x.value.errno == errno.EIO
+    # the file's metadata and the other file are fine
+    assert os.stat(mnt / "sub" / "bad").st_size == len(bad)
+    with open(mnt / "good", "rb") as f:
+        assert f.read() == good
+    # past the first chunk (at most 256 KiB) the bad file still reads
+    with open(mnt / "sub" / "bad", "rb") as f:
+        f.seek(2 * MIB)
+        assert f.read() == bad[2 * MIB:]
+    log = store.log()
+    logged = set(re.findall(r"\b[0-9a-f]{32}\b", log))
+    assert logged, "the daemon log names no chunk id:\n" + log[-2000:]
+    if ids:  # the tool told us which chunk it damaged
+        assert ids[0] in logged, f"log does not name chunk {ids[0]}:\n{log[-2000:]}"
+
+
+def test_stats_online_and_offline_agree(store, mnt):
+    sizes = [0, 1, 70000, 1 * MIB + 7, 3 * MIB]
+    for i, n in enumerate(sizes):
+        write(mnt / f"f{i}", os.urandom(n))
+    os.makedirs(mnt / "d1" / "d2")
+    for i in range(3):
+        os.symlink(f"f{i}", mnt / "d1" / f"l{i}")
+    write(mnt / "d1" / "d2" / "compressible", b"hoard " * 200000)
+    online = store.stats()
+    assert (store.path / "control.sock").exists()
+    store.umount()
+    assert not (store.path / "control.sock").exists()
+    offline = store.stats()
+    print(online, offline, sep="\n")
+    assert online["files"] == len(sizes) + 1
+    assert online["logical_bytes"] == sum(sizes) + 6 * 200000
+    assert online["dirs"] == 3          # the volume root, d1, d2
+    assert online["symlinks"] == 3
+    # zstd squeezes the repetitive file, so stored < unique
+    assert online["stored_bytes"] < online["unique_bytes"] < online["logical_bytes"]
+
+    def comparable(s):      # the database's size on disk may change on close
+        s = {k: v for k, v in s.items() if k != "db_bytes"}
+        s["volumes"] = {n: {k: x for k, x in v.items() if k != "db_bytes"}
+                        for n, v in s["volumes"].items()}
+        return s
+    assert comparable(online) == comparable(offline)
