@@ -42,7 +42,7 @@ ssize_t hoard_codec_encode(const void *src, size_t len, void *dst,
  * exactly expect_len (<= dst_cap).  Returns expect_len, or -EBADMSG on any
  * corruption (bad tag, bad zstd data, wrong size, anything but exactly one
  * zstd frame); -ENOBUFS when expect_len > dst_cap, -ENOMEM.  Nothing is
- * written past dst[expect_len].  zstd frames carry no checksum: corrupt
+ * written beyond dst + expect_len.  zstd frames carry no checksum: corrupt
  * literals can decode to wrong bytes of the right length, which the
  * caller's chunk id check catches.
  */

@@ -2,7 +2,7 @@
 """The Hugging Face hub cache on a hoard volume.
 
 huggingface_hub is not installable here, so this module reimplements its
-cache protocol (huggingface_hub/file_download.py, hf_hub_download and
+cache protocol as of huggingface_hub 0.31 (file_download.py: hf_hub_download,
 try_to_load_from_cache) and drives it with real concurrency:
 
   <cache>/models--<org>--<name>/
@@ -265,7 +265,22 @@ def cache_commit_hash_for_revision(storage_folder, revision, commit_hash):
             os.replace(tmp, ref_path)
 
 
+def download_to_tmp_and_move(hub, incomplete_path, destination_path, commit_hash,
+                             filename, expected_size, rng):
+    if destination_path.exists():
+        return
+    with incomplete_path.open("ab") as f:     # resumes a partial download
+        resume_size = f.tell()
+        hub.get(commit_hash, filename, f, resume_size, rng)
+        if expected_size != f.tell():
+            raise EnvironmentError(f"Consistency check failed: {filename} is "
+                                   f"{f.tell()} bytes, expected {expected_size}")
+    chmod_and_move(incomplete_path, destination_path)
+
+
 def hf_hub_download(hub, cache_dir, repo_id, filename, revision, rng=None):
+    """huggingface_hub's _hf_hub_download_to_cache_dir (0.31+, where the
+    blob-exists path takes the lock too)."""
     rng = rng or random.Random(0)
     storage_folder = os.path.join(cache_dir, repo_folder_name(repo_id))
     relative_filename = os.path.join(*filename.split("/"))
@@ -283,24 +298,20 @@ def hf_hub_download(hub, cache_dir, repo_id, filename, revision, rng=None):
     os.makedirs(os.path.dirname(blob_path), exist_ok=True)
     os.makedirs(os.path.dirname(pointer_path), exist_ok=True)
     cache_commit_hash_for_revision(storage_folder, revision, commit_hash)
+    lock_path = os.path.join(cache_dir, ".locks", repo_folder_name(repo_id), f"{etag}.lock")
+    Path(lock_path).parent.mkdir(parents=True, exist_ok=True)
     if os.path.exists(pointer_path):
         return pointer_path
     if os.path.exists(blob_path):
-        create_symlink(blob_path, pointer_path, new_blob=False)
-        return pointer_path
-    lock_path = os.path.join(cache_dir, ".locks", repo_folder_name(repo_id), f"{etag}.lock")
-    Path(lock_path).parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(lock_path):
-        if os.path.exists(pointer_path):
+        with FileLock(lock_path):
+            if not os.path.exists(pointer_path):
+                create_symlink(blob_path, pointer_path, new_blob=False)
             return pointer_path
-        incomplete_path = blob_path + ".incomplete"
-        with open(incomplete_path, "ab") as temp_file:
-            hub.get(commit_hash, filename, temp_file, temp_file.tell(), rng)
-            if expected_size != temp_file.tell():
-                raise EnvironmentError(f"Consistency check failed: {filename} is "
-                                       f"{temp_file.tell()} bytes, expected {expected_size}")
-        chmod_and_move(Path(incomplete_path), Path(blob_path))
-        create_symlink(blob_path, pointer_path, new_blob=True)
+    with FileLock(lock_path):
+        download_to_tmp_and_move(hub, Path(blob_path + ".incomplete"), Path(blob_path),
+                                 commit_hash, filename, expected_size, rng)
+        if not os.path.exists(pointer_path):
+            create_symlink(blob_path, pointer_path, new_blob=True)
     return pointer_path
 
 
@@ -347,21 +358,11 @@ def worker_main(plan_path):
             p = hf_hub_download(hub, plan["cache"], REPO_ID, filename, revision, rng)
         except EntryNotFoundError:
             return None
-        # what a library does next: read it.  huggingface_hub has a window
-        # in which the pointer is missing although hf_hub_download returned
-        # it: a caller that found the blob but not the pointer runs
-        # _create_symlink, which first removes the pointer another caller
-        # has just made, then links it again.  Retry within that window
-        # only: a pointer missing for longer is a failure.
-        for attempt in range(100):
-            try:
-                with open(p, "rb") as f:
-                    return hashlib.sha256(f.read()).hexdigest()
-            except FileNotFoundError:
-                print(f"pointer {p} missing (attempt {attempt})", file=sys.stderr)
-                if attempt == 99:
-                    raise
-                time.sleep(0.01)
+        # what a library does next: read it (the pointer exists once
+        # hf_hub_download has returned it: it is only ever removed and
+        # re-made under the blob's lock, by a caller that found it missing)
+        with open(p, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
 
     with ThreadPoolExecutor(plan["threads"]) as ex:
         results = list(ex.map(job, enumerate(plan["jobs"])))
