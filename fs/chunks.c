@@ -352,20 +352,6 @@ static int put_frame(struct hoard_fs *fs, const struct hoard_id *id,
 	return r;
 }
 
-/* Count id in flight with its frame size (fs->lock held). */
-static int inflight_add(struct hoard_fs *fs, const struct hoard_id *id,
-			uint32_t raw, uint32_t flen)
-{
-	struct idmap_ent *e = idmap_add(&fs->inflight, id);
-
-	if (!e)
-		return -ENOMEM;
-	e->count++;
-	e->raw_size = raw;
-	e->frame_size = flen;
-	return 0;
-}
-
 static void inflight_drop(struct hoard_fs *fs, const struct hoard_id *id)
 {
 	struct idmap_ent *e = idmap_get(&fs->inflight, id);
@@ -374,25 +360,55 @@ static void inflight_drop(struct hoard_fs *fs, const struct hoard_id *id)
 		idmap_del(&fs->inflight, id);
 }
 
-/* Is the frame known present?  Sets *flen.  fs->lock held. */
-static int have_frame_locked(struct hoard_fs *fs, const struct hoard_id *id,
-			     uint32_t *flen)
+/*
+ * Count id in flight and say whether its frame is already stored (1) or
+ * must be written by the caller (0: the entry is marked `writing`, and
+ * other stagers of the same id wait for frame_done()).  fs->lock held.
+ */
+static int inflight_enter(struct hoard_fs *fs, const struct hoard_id *id,
+			  uint32_t raw, uint32_t *ret_flen)
 {
-	struct idmap_ent *e = idmap_get(&fs->inflight, id);
+	struct idmap_ent *e;
 	struct chunk_rec rec;
 	int r;
 
+	while ((e = idmap_get(&fs->inflight, id)) && e->writing)
+		pthread_cond_wait(&fs->frame_cv, &fs->lock);
 	if (e) {
-		*flen = e->frame_size;
+		e->count++;
+		*ret_flen = e->frame_size;
 		return 1;
 	}
 	r = chunk_rec_load(fs, id, &rec);
-	if (r == -ENOENT)
-		return 0;
-	if (r < 0)
+	if (r < 0 && r != -ENOENT)
 		return r;
-	*flen = rec.frame_size;
-	return 1;
+	e = idmap_add(&fs->inflight, id);
+	if (!e)
+		return -ENOMEM;
+	e->count = 1;
+	e->raw_size = raw;
+	if (r == 0) {
+		e->frame_size = *ret_flen = rec.frame_size;
+		return 1;
+	}
+	e->writing = true;
+	return 0;
+}
+
+/* The frame of id was written (r == 0, flen) or not (r < 0). */
+static void frame_done(struct hoard_fs *fs, const struct hoard_id *id, int r,
+		       uint32_t flen)
+{
+	struct idmap_ent *e;
+
+	pthread_mutex_lock(&fs->lock);
+	e = idmap_get(&fs->inflight, id);
+	e->writing = false;
+	e->frame_size = flen;
+	if (r < 0)
+		inflight_drop(fs, id);
+	pthread_cond_broadcast(&fs->frame_cv);
+	pthread_mutex_unlock(&fs->lock);
 }
 
 int chunks_stage(struct hoard_fs *fs, const struct hoard_id *id,
@@ -402,44 +418,34 @@ int chunks_stage(struct hoard_fs *fs, const struct hoard_id *id,
 	int have, r;
 
 	pthread_mutex_lock(&fs->lock);
-	have = have_frame_locked(fs, id, &flen);
-	if (have == 1)
-		have = inflight_add(fs, id, (uint32_t)len, flen) ?: 1;
+	have = inflight_enter(fs, id, (uint32_t)len, &flen);
 	pthread_mutex_unlock(&fs->lock);
 	if (have < 0)
 		return have;
-	if (have) {
-		r = confirm(fs, id, raw, len);
-		if (r != -EBADMSG)
-			goto out_unstage_on_error;
+	if (!have) {
+		/* A new chunk; written outside the lock, others wait. */
+		r = put_frame(fs, id, raw, len, &flen);
+		frame_done(fs, id, r, flen);
+		if (r == 0)
+			*ret_frame_size = flen;
+		return r;
+	}
+	r = confirm(fs, id, raw, len);
+	if (r == -EBADMSG) {
 		/* The stored copy is damaged: our bytes carry the same id and
 		 * were just hashed, so rewriting the frame repairs it. */
-		r = put_frame(fs, id, raw, len, &flen);
-		if (r == 0) {
-			char hex[HOARD_ID_HEX_SIZE];
+		char hex[HOARD_ID_HEX_SIZE];
 
-			hoard_id_hex(id, hex);
-			hoard_log(LOG_WARNING, "chunk %s rewritten (repaired)",
-				  hex);
+		r = put_frame(fs, id, raw, len, &flen);
+		hoard_id_hex(id, hex);
+		hoard_log(r ? LOG_ERR : LOG_WARNING, "chunk %s %s", hex,
+			  r ? "could not be repaired" : "rewritten (repaired)");
+		if (r == 0) {
 			pthread_mutex_lock(&fs->lock);
 			idmap_get(&fs->inflight, id)->frame_size = flen;
 			pthread_mutex_unlock(&fs->lock);
 		}
-		goto out_unstage_on_error;
 	}
-	/* New chunk: write its frame, unless a racing commit just did. */
-	pthread_mutex_lock(&fs->lock);
-	have = have_frame_locked(fs, id, &flen);
-	if (have == 0)
-		have = put_frame(fs, id, raw, len, &flen);
-	if (have >= 0)
-		have = inflight_add(fs, id, (uint32_t)len, flen);
-	pthread_mutex_unlock(&fs->lock);
-	if (have < 0)
-		return have;
-	*ret_frame_size = flen;
-	return 0;
-out_unstage_on_error:
 	if (r < 0) {
 		pthread_mutex_lock(&fs->lock);
 		inflight_drop(fs, id);

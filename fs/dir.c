@@ -638,6 +638,7 @@ int hoard_fs_new(struct hoard_store *st, const struct hoard_fs_opts *o,
 	fs->level = hoard_store_zstd_level(st);
 	fs->staging_dirfd = -1;
 	pthread_mutex_init(&fs->lock, NULL);
+	pthread_cond_init(&fs->frame_cv, NULL);
 	fs->itab_cap = 1024;
 	fs->itab = calloc(fs->itab_cap, sizeof(*fs->itab));
 	r = fs->itab ? idmap_init(&fs->inflight, 64) : -ENOMEM;
@@ -700,6 +701,7 @@ void hoard_fs_free(struct hoard_fs *fs)
 	chunk_cache_free(fs->cache);
 	idmap_free(&fs->inflight);
 	pthread_mutex_destroy(&fs->lock);
+	pthread_cond_destroy(&fs->frame_cv);
 	free(fs);
 }
 

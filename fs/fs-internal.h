@@ -69,6 +69,7 @@ struct idmap_ent {
 	int64_t count;
 	uint32_t raw_size, frame_size;
 	bool used;
+	bool writing; /* inflight only: the frame is being written */
 };
 struct idmap {
 	struct idmap_ent *e;
@@ -85,6 +86,7 @@ struct hoard_fs {
 	size_t itab_cap, icount;  /* protected by lock */
 	struct idmap inflight;	  /* protected by lock: ids of frames that
 				   * commits under way rely on */
+	pthread_cond_t frame_cv;  /* with lock: a frame finished writing */
 	struct chunk_cache *cache; /* has its own lock */
 	int staging_dirfd;
 	int level;
