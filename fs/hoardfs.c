@@ -85,7 +85,8 @@ static void fuse_log_sink(enum fuse_log_level level, const char *fmt,
 }
 
 /* Report a start-up failure: one line for the user, then exit 1. */
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void die(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2), noreturn));
 static void die(const char *fmt, ...)
 {
 	char msg[1024];
@@ -586,6 +587,21 @@ static bool is_mountpoint(const char *path)
 	return found;
 }
 
+/* A usage error: one line, exit 2. */
+static void usage_die(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2), noreturn));
+static void usage_die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("hoardfs: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs(" (try 'hoardfs --help')\n", stderr);
+	exit(2);
+}
+
 static void parse_volume_arg(const char *arg, struct mount *m)
 {
 	const char *eq = strchr(arg, '=');
@@ -593,12 +609,16 @@ static void parse_volume_arg(const char *arg, struct mount *m)
 	struct stat sb;
 
 	if (!eq || eq == arg || !eq[1])
-		die("malformed volume argument '%s': expected NAME=MOUNTPOINT",
-		    arg);
+		usage_die("malformed volume argument '%s': expected "
+			  "NAME=MOUNTPOINT", arg);
 	m->name = strndup(arg, (size_t)(eq - arg));
 	if (!hoard_fs_volume_name_ok(m->name))
-		die("invalid volume name '%s': use 1-64 of [A-Za-z0-9._-], "
-		    "not starting with '.'", m->name);
+		usage_die("invalid volume name '%s': use 1-64 of "
+			  "[A-Za-z0-9._-], not starting with '.'", m->name);
+	for (int i = 0; i < D.n_mounts; i++) {
+		if (!strcmp(D.mounts[i].name, m->name))
+			usage_die("volume '%s' is given twice", m->name);
+	}
 	if (!realpath(eq + 1, real))
 		die("mountpoint %s: %s", eq + 1, strerror(errno));
 	if (stat(real, &sb) < 0 || !S_ISDIR(sb.st_mode))
@@ -608,10 +628,8 @@ static void parse_volume_arg(const char *arg, struct mount *m)
 		    "there", real);
 	m->mountpoint = strdup(real);
 	for (int i = 0; i < D.n_mounts; i++) {
-		if (!strcmp(D.mounts[i].name, m->name))
-			die("volume '%s' is given twice", m->name);
 		if (!strcmp(D.mounts[i].mountpoint, m->mountpoint))
-			die("mountpoint %s is given twice", real);
+			usage_die("mountpoint %s is given twice", real);
 	}
 }
 
@@ -777,7 +795,8 @@ static void parse_args(int argc, char **argv)
 
 	D.store_dir = getenv("HOARD_STORE") ? getenv("HOARD_STORE")
 					    : DEFAULT_STORE;
-	while ((c = getopt_long(argc, argv, "s:fdo:hV", lopts, NULL)) != -1) {
+	opterr = 0; /* one line of our own instead of getopt's */
+	while ((c = getopt_long(argc, argv, ":s:fdo:hV", lopts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			D.store_dir = optarg;
@@ -793,19 +812,13 @@ static void parse_args(int argc, char **argv)
 			D.extra_opts = optarg;
 			break;
 		case 'C':
-			if (hoard_parse_size(optarg, &D.cache_bytes) < 0) {
-				fprintf(stderr, "hoardfs: bad --cache-size "
-					"'%s'\n", optarg);
-				exit(2);
-			}
+			if (hoard_parse_size(optarg, &D.cache_bytes) < 0)
+				usage_die("bad --cache-size '%s'", optarg);
 			break;
 		case 'L':
 			level = parse_level(optarg);
-			if (level < 0) {
-				fprintf(stderr, "hoardfs: bad --log-level "
-					"'%s'\n", optarg);
-				exit(2);
-			}
+			if (level < 0)
+				usage_die("bad --log-level '%s'", optarg);
 			hoard_log_set_level(level);
 			break;
 		case 'h':
@@ -815,20 +828,16 @@ static void parse_args(int argc, char **argv)
 			printf("hoardfs %s (FUSE %d)\n", HOARD_VERSION,
 			       fuse_version());
 			exit(0);
+		case ':':
+			usage_die("option '%s' needs a value", argv[optind - 1]);
 		default:
-			fprintf(stderr, "hoardfs: try 'hoardfs --help'\n");
-			exit(2);
+			usage_die("unknown option '%s'", argv[optind - 1]);
 		}
 	}
-	if (optind == argc) {
-		fprintf(stderr, "hoardfs: no volume given: expected "
-			"NAME=MOUNTPOINT (try 'hoardfs --help')\n");
-		exit(2);
-	}
-	if (argc - optind > MAX_MOUNTS) {
-		fprintf(stderr, "hoardfs: at most %d volumes\n", MAX_MOUNTS);
-		exit(2);
-	}
+	if (optind == argc)
+		usage_die("no volume given: expected NAME=MOUNTPOINT");
+	if (argc - optind > MAX_MOUNTS)
+		usage_die("at most %d volumes", MAX_MOUNTS);
 	for (int i = optind; i < argc; i++) {
 		parse_volume_arg(argv[i], &D.mounts[D.n_mounts]);
 		D.n_mounts++;
