@@ -84,9 +84,9 @@ static void sha256_block(uint32_t h[8], const uint8_t *p)
 
 void hoard_sha256_init(struct hoard_sha256 *ctx)
 {
-	static const uint32_t iv[8] = { 0x6a09e667, 0xbb67ae85, 0x3c6ef372,
-					 0xa54ff53a, 0x510e527f, 0x9b05688c,
-					 0x1f83d9ab, 0x5be0cd19 };
+	static const uint32_t iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372,
+				       0xa54ff53a, 0x510e527f, 0x9b05688c,
+				       0x1f83d9ab, 0x5be0cd19};
 
 	memcpy(ctx->h, iv, sizeof(iv));
 	ctx->len = 0;
@@ -156,7 +156,7 @@ void hoard_sha256_hex(const void *data, size_t n,
 void hoard_hmac_sha256(const void *key, size_t keylen, const void *data,
 		       size_t n, uint8_t ret_mac[HOARD_SHA256_SIZE])
 {
-	uint8_t k[64] = { 0 }, pad[64], inner[HOARD_SHA256_SIZE];
+	uint8_t k[64] = {0}, pad[64], inner[HOARD_SHA256_SIZE];
 	struct hoard_sha256 ctx;
 	int i;
 
@@ -320,8 +320,8 @@ void hoard_base64(const void *data, size_t n, char *out)
 	size_t i;
 
 	for (i = 0; i + 3 <= n; i += 3) {
-		uint32_t v = ((uint32_t)p[i] << 16) | ((uint32_t)p[i + 1] << 8) |
-			     p[i + 2];
+		uint32_t v = ((uint32_t)p[i] << 16) |
+			     ((uint32_t)p[i + 1] << 8) | p[i + 2];
 
 		*out++ = tbl[v >> 18];
 		*out++ = tbl[(v >> 12) & 63];

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Shared by fs/s3*.c only (and the unit test of the XML parts): a growable
- * string, the XML of S3's answers (fs/s3xml.c).
+ * string (fs/s3sig.c), the XML of S3's answers (fs/s3xml.c), and one
+ * request with retries (fs/s3.c) for the operations (fs/s3ops.c).
  *
  * Thread contract: a struct s3_buf belongs to its caller.
  */
@@ -62,5 +63,64 @@ int64_t s3_parse_iso8601(const char *s);
  */
 int s3_list_page_parse(const char *doc, size_t n, hoard_s3_list_fn fn,
 		       void *arg, bool *ret_truncated, char **ret_next_token);
+
+/* ---- fs/s3.c ---- */
+
+#define S3_CURL_ERROR_SIZE 256 /* libcurl's CURL_ERROR_SIZE */
+
+/* One S3 request, as fs/s3ops.c describes it to s3_request(). */
+struct s3_request {
+	const char *method; /* "GET", "PUT", "HEAD", "DELETE" */
+	const char *bucket;
+	const char *key;   /* NULL: the bucket itself */
+	const char *query; /* canonical query, NULL: none */
+	const uint8_t *body;
+	size_t body_len;
+	char content_md5[HOARD_BASE64_SIZE(HOARD_MD5_SIZE)]; /* "" none */
+	char range[64];					     /* "" none */
+	uint8_t *dst; /* ranged GET: the caller's buffer, else NULL */
+	size_t dst_cap;
+	uint64_t range_off;
+};
+
+/* What came back (of the last attempt). */
+struct s3_response {
+	long status; /* of the last status line */
+	struct s3_buf body;
+	size_t dst_len;
+	bool overflow;
+	size_t up_off; /* the read callback's position in the body */
+	char etag[HOARD_S3_ETAG_SIZE];
+	bool has_length;
+	uint64_t content_length;
+	char content_range[96];
+	int64_t last_modified; /* Last-Modified, -1 none */
+	char bucket_region[64];
+	bool etag_not_md5; /* SSE-KMS or SSE-C: the ETag is something else */
+	char code[64];
+	char message[256];
+	char curl_error[S3_CURL_ERROR_SIZE];
+};
+
+/*
+ * Checks a 2xx response: 0, or -errno (-EBADMSG is retried).  May leave a
+ * reason in rs->message.
+ */
+typedef int (*s3_check_fn)(const struct s3_request *rq, struct s3_response *rs);
+
+/*
+ * Run a request with retries.  0 with rs holding the successful response
+ * (the caller frees rs->body), or -errno with hoard_s3_last_error() set
+ * (-ERANGE: a 416 to a ranged GET, no message).
+ */
+int s3_request(struct hoard_s3_client *c, const char *op,
+	       const struct s3_request *rq, struct s3_response *rs,
+	       s3_check_fn check);
+/* Set this thread's hoard_s3_last_error(), scrubbed of c's secrets and of
+ * signature (both may be NULL) and of control characters. */
+void s3_set_error(const struct hoard_s3_client *c, const char *signature,
+		  const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void s3_clear_error(void);
+unsigned s3_list_max_keys(const struct hoard_s3_client *c);
 
 #endif

@@ -58,6 +58,7 @@ void hoard_s3_config_clear(struct hoard_s3_config *cfg)
 	free_secret(cfg->session_token);
 	free(cfg->region);
 	free(cfg->endpoint);
+	free(cfg->ca_bundle);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -96,11 +97,10 @@ static bool ends_with(const char *s, const char *suffix)
 
 bool hoard_s3_bucket_name_valid(const char *name)
 {
-	static const char *const bad_prefix[] = { "xn--", "sthree-",
-						  "amzn-s3-demo-" };
-	static const char *const bad_suffix[] = { "-s3alias", "--ol-s3",
-						  ".mrap", "--x-s3",
-						  "--table-s3" };
+	static const char *const bad_prefix[] = {"xn--", "sthree-",
+						 "amzn-s3-demo-"};
+	static const char *const bad_suffix[] = {"-s3alias", "--ol-s3", ".mrap",
+						 "--x-s3", "--table-s3"};
 	size_t n, i;
 
 	if (!name)
@@ -222,6 +222,7 @@ struct profile {
 	char *region;
 	char *endpoint_url;
 	char *max_attempts;
+	char *ca_bundle;
 };
 
 static void profile_clear(struct profile *p)
@@ -232,6 +233,7 @@ static void profile_clear(struct profile *p)
 	free(p->region);
 	free(p->endpoint_url);
 	free(p->max_attempts);
+	free(p->ca_bundle);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -267,13 +269,14 @@ static int profile_set(struct profile *p, const char *key, const char *value)
 		const char *name;
 		size_t off;
 	} keys[] = {
-		{ "aws_access_key_id", offsetof(struct profile, access_key_id) },
-		{ "aws_secret_access_key",
-		  offsetof(struct profile, secret_access_key) },
-		{ "aws_session_token", offsetof(struct profile, session_token) },
-		{ "region", offsetof(struct profile, region) },
-		{ "endpoint_url", offsetof(struct profile, endpoint_url) },
-		{ "max_attempts", offsetof(struct profile, max_attempts) },
+		{"aws_access_key_id", offsetof(struct profile, access_key_id)},
+		{"aws_secret_access_key",
+		 offsetof(struct profile, secret_access_key)},
+		{"aws_session_token", offsetof(struct profile, session_token)},
+		{"region", offsetof(struct profile, region)},
+		{"endpoint_url", offsetof(struct profile, endpoint_url)},
+		{"max_attempts", offsetof(struct profile, max_attempts)},
+		{"ca_bundle", offsetof(struct profile, ca_bundle)},
 	};
 
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
@@ -422,18 +425,17 @@ static char *dup_or_null(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
-#define ERR(...)                                                \
-	do {                                                    \
-		if (errbuf && errlen)                           \
-			snprintf(errbuf, errlen, __VA_ARGS__);  \
+#define ERR(...)                                                               \
+	do {                                                                   \
+		if (errbuf && errlen)                                          \
+			snprintf(errbuf, errlen, __VA_ARGS__);                 \
 	} while (0)
 
 /* Credentials: the environment, else the credentials file, else config. */
 static int resolve_credentials(struct hoard_s3_config *cfg,
 			       const struct profile *creds,
-			       const struct profile *conf,
-			       const char *profile, char *errbuf,
-			       size_t errlen)
+			       const struct profile *conf, const char *profile,
+			       char *errbuf, size_t errlen)
 {
 	const char *ak = env("AWS_ACCESS_KEY_ID");
 	const char *sk = env("AWS_SECRET_ACCESS_KEY");
@@ -476,7 +478,7 @@ static int resolve_credentials(struct hoard_s3_config *cfg,
 static int resolve_rest(struct hoard_s3_config *cfg, const struct profile *conf,
 			char *errbuf, size_t errlen)
 {
-	const char *region, *endpoint, *attempts;
+	const char *region, *endpoint, *attempts, *ca;
 	size_t n;
 	int r;
 
@@ -496,7 +498,8 @@ static int resolve_rest(struct hoard_s3_config *cfg, const struct profile *conf,
 		endpoint = conf->endpoint_url;
 	if (endpoint) {
 		if (hoard_s3_endpoint_check(endpoint) < 0) {
-			ERR("bad endpoint URL '%s' (want http[s]://host[:port])",
+			ERR("bad endpoint URL '%s' (want "
+			    "http[s]://host[:port])",
 			    endpoint);
 			return -EINVAL;
 		}
@@ -506,6 +509,15 @@ static int resolve_rest(struct hoard_s3_config *cfg, const struct profile *conf,
 		n = strlen(cfg->endpoint);
 		if (cfg->endpoint[n - 1] == '/')
 			cfg->endpoint[n - 1] = '\0';
+	}
+
+	ca = env("AWS_CA_BUNDLE");
+	if (!ca)
+		ca = conf->ca_bundle;
+	if (ca) {
+		cfg->ca_bundle = strdup(ca);
+		if (!cfg->ca_bundle)
+			return -ENOMEM;
 	}
 
 	attempts = env("AWS_MAX_ATTEMPTS");
@@ -524,7 +536,7 @@ static int resolve_rest(struct hoard_s3_config *cfg, const struct profile *conf,
 int hoard_s3_config_load(struct hoard_s3_config *ret_cfg, char *errbuf,
 			 size_t errlen)
 {
-	struct profile creds = { 0 }, conf = { 0 };
+	struct profile creds = {0}, conf = {0};
 	struct hoard_s3_config cfg;
 	char *creds_path = NULL, *conf_path = NULL;
 	const char *profile;

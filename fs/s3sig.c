@@ -135,7 +135,7 @@ static void uri_encode_into(struct s3_buf *b, const char *s, size_t n,
 
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
-		char esc[3] = { '%', hex[c >> 4], hex[c & 15] };
+		char esc[3] = {'%', hex[c >> 4], hex[c & 15]};
 
 		if (unreserved(c) || (keep_slash && c == '/'))
 			s3_buf_add(b, &s[i], 1);
@@ -146,7 +146,7 @@ static void uri_encode_into(struct s3_buf *b, const char *s, size_t n,
 
 int hoard_s3_uri_encode(const char *s, size_t n, bool keep_slash, char **ret)
 {
-	struct s3_buf b = { 0 };
+	struct s3_buf b = {0};
 
 	uri_encode_into(&b, s, n, keep_slash);
 	return s3_buf_steal(&b, ret);
@@ -169,7 +169,7 @@ int hoard_s3_canonical_query(const struct hoard_s3_param *params, size_t n,
 			     char **ret)
 {
 	struct enc_param *enc;
-	struct s3_buf b = { 0 };
+	struct s3_buf b = {0};
 	size_t i, done = 0;
 	int r = -ENOMEM;
 
@@ -266,8 +266,7 @@ static bool sign_input_valid(const struct hoard_s3_sign_input *in)
 	    !in->region || !in->service || !in->access_key_id ||
 	    !in->secret_access_key ||
 	    strlen(in->secret_access_key) > MAX_SECRET ||
-	    !amz_date_valid(in->amz_date) ||
-	    (in->n_headers && !in->headers))
+	    !amz_date_valid(in->amz_date) || (in->n_headers && !in->headers))
 		return false;
 	for (size_t i = 0; i < in->n_headers; i++) {
 		const struct hoard_s3_header *h = &in->headers[i];
@@ -346,8 +345,8 @@ static void signing_key(const struct hoard_s3_sign_input *in,
 int hoard_s3_sign(const struct hoard_s3_sign_input *in,
 		  struct hoard_s3_signature *ret_sig)
 {
-	struct s3_buf cr = { 0 }, sh = { 0 }, sts = { 0 }, auth = { 0 };
-	struct hoard_s3_signature sig = { 0 };
+	struct s3_buf cr = {0}, sh = {0}, sts = {0}, auth = {0};
+	struct hoard_s3_signature sig = {0};
 	char crhash[HOARD_SHA256_HEX_SIZE];
 	uint8_t key[HOARD_SHA256_SIZE], mac[HOARD_SHA256_SIZE];
 	int r;

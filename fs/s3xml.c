@@ -100,11 +100,11 @@ static size_t entity(const char *p, const char *end, struct s3_buf *b)
 	static const struct {
 		const char *name;
 		char c;
-	} named[] = { { "lt;", '<' },
-		      { "gt;", '>' },
-		      { "amp;", '&' },
-		      { "quot;", '"' },
-		      { "apos;", '\'' } };
+	} named[] = {{"lt;", '<'},
+		     {"gt;", '>'},
+		     {"amp;", '&'},
+		     {"quot;", '"'},
+		     {"apos;", '\''}};
 	const char *semi = memchr(p, ';', (size_t)(end - p));
 	unsigned long cp;
 	char num[16], *e;
@@ -114,7 +114,8 @@ static size_t entity(const char *p, const char *end, struct s3_buf *b)
 	for (size_t i = 0; i < sizeof(named) / sizeof(named[0]); i++) {
 		size_t n = strlen(named[i].name);
 
-		if ((size_t)(end - p) >= n && memcmp(p, named[i].name, n) == 0) {
+		if ((size_t)(end - p) >= n &&
+		    memcmp(p, named[i].name, n) == 0) {
 			s3_buf_add(b, &named[i].c, 1);
 			return n;
 		}
@@ -136,7 +137,7 @@ static size_t entity(const char *p, const char *end, struct s3_buf *b)
 
 int s3_xml_text(const char *in, const char *in_end, char **ret)
 {
-	struct s3_buf b = { 0 };
+	struct s3_buf b = {0};
 	const char *p = in;
 	size_t n;
 
@@ -191,7 +192,7 @@ void s3_xml_error(const char *doc, size_t n, char *code, size_t code_size,
 
 int64_t s3_parse_iso8601(const char *s)
 {
-	struct tm tm = { 0 };
+	struct tm tm = {0};
 	int n = 0;
 
 	if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon,
@@ -256,7 +257,7 @@ static int field(const char *p, const char *end, const char *tag,
 static int parse_contents(const char *in, const char *end, bool url,
 			  hoard_s3_list_fn fn, void *arg)
 {
-	struct hoard_s3_entry e = { .last_modified = -1 };
+	struct hoard_s3_entry e = {.last_modified = -1};
 	char *key, *size = NULL, *mtime = NULL, *etag = NULL, *q;
 	int r;
 
@@ -322,9 +323,8 @@ int s3_list_page_parse(const char *doc, size_t n, hoard_s3_list_fn fn,
 	}
 	for (p = root;
 	     s3_xml_find(p, end, "CommonPrefixes", &in, &in_end, &p);) {
-		struct hoard_s3_entry e = { .is_prefix = true,
-					    .last_modified = -1,
-					    .etag = "" };
+		struct hoard_s3_entry e = {
+			.is_prefix = true, .last_modified = -1, .etag = ""};
 		char *prefix;
 
 		r = field(in, in_end, "Prefix", url, &prefix);

@@ -42,6 +42,15 @@ if [ ${#missing[@]} -gt 0 ]; then
 	apt-get install -y --no-install-recommends "${PACKAGES[@]}" </dev/null
 fi
 
+# The S3 test server (tests/s3) runs on Node.js: this machine's own node
+# when there is one (npm comes with it), else Debian's (node 18, enough).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+	echo "== installing: nodejs npm"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update
+	apt-get install -y --no-install-recommends nodejs npm </dev/null
+fi
+
 # FUSE: the module and the device node
 if [ ! -c /dev/fuse ]; then
 	modprobe fuse 2>/dev/null || true
