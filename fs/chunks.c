@@ -24,12 +24,12 @@ struct centry {
 	struct hoard_id id;
 	uint32_t len;
 	uint8_t *data;
-	struct centry *hnext;	     /* hash chain */
-	struct centry *prev, *next;  /* LRU list, most recent first */
+	struct centry *hnext;	    /* hash chain */
+	struct centry *prev, *next; /* LRU list, most recent first */
 };
 
 struct chunk_cache {
-	pthread_mutex_t mu;	    /* protects everything below */
+	pthread_mutex_t mu; /* protects everything below */
 	struct centry **tab;
 	size_t tab_cap;
 	size_t bytes, budget;
@@ -242,8 +242,9 @@ static int chunk_load(struct hoard_fs *fs, const struct hoard_id *id,
 			    &frame, &flen);
 	if (r < 0) {
 		if (!quiet)
-			log_corrupt(id, r == -ENOENT ? "its data is missing"
-						     : "its data cannot be read");
+			log_corrupt(id, r == -ENOENT
+						? "its data is missing"
+						: "its data cannot be read");
 		return r == -ENOENT ? -EBADMSG : r;
 	}
 	data = malloc(raw_size ? raw_size : 1);
@@ -324,7 +325,8 @@ out_check:
 	if (r == -EIO) {
 		hoard_id_hex(id, hex);
 		hoard_log(LOG_ERR,
-			  "chunk id collision on %s: refusing to share it", hex);
+			  "chunk id collision on %s: refusing to share it",
+			  hex);
 	}
 	return r;
 }
@@ -479,8 +481,10 @@ static int apply_one(struct hoard_fs *fs, struct hoard_batch *b,
 			char hex[HOARD_ID_HEX_SIZE];
 
 			hoard_id_hex(&d->id, hex);
-			hoard_log(LOG_ERR, "chunk %s: dropping a reference "
-				  "to a chunk with no record", hex);
+			hoard_log(LOG_ERR,
+				  "chunk %s: dropping a reference "
+				  "to a chunk with no record",
+				  hex);
 			return 0;
 		}
 		memset(&rec, 0, sizeof(rec));

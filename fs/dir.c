@@ -154,8 +154,8 @@ static int dirh_load(struct hoard_fs *fs, struct hoard_dirh *dh)
 	}
 	memcpy(names, ".\0..\0", 5);
 	nlen = 5;
-	ents[0] = (struct dent){ dh->ino, DT_DIR, NULL };
-	ents[1] = (struct dent){ dh->ino, DT_DIR, NULL };
+	ents[0] = (struct dent){dh->ino, DT_DIR, NULL};
+	ents[1] = (struct dent){dh->ino, DT_DIR, NULL};
 	for (; hoard_iter_valid(it); hoard_iter_next(it)) {
 		size_t kl, vl;
 		const uint8_t *key = hoard_iter_key(it, &kl);
@@ -437,7 +437,7 @@ bool hoard_fs_volume_name_ok(const char *name)
 static int volume_create_locked(struct hoard_fs *fs, const char *name,
 				uint64_t *ret_root)
 {
-	struct hoard_inode in = { 0 };
+	struct hoard_inode in = {0};
 	struct hoard_batch *b = hoard_batch_new(fs->st);
 	uint8_t v[8];
 	uint64_t ino;
@@ -594,7 +594,8 @@ static void purge_orphans(struct hoard_fs *fs)
 /* Frames without a record are left by commits a crash interrupted. */
 static void sweep_frames(struct hoard_fs *fs)
 {
-	struct hoard_iter *it = hoard_iter_new(fs->st, HOARD_CF_CHUNKDATA, "", 0);
+	struct hoard_iter *it = hoard_iter_new(fs->st, HOARD_CF_CHUNKDATA, "",
+					       0);
 	struct hoard_batch *b = hoard_batch_new(fs->st);
 	size_t swept = 0;
 
@@ -609,8 +610,10 @@ static void sweep_frames(struct hoard_fs *fs)
 	}
 	if (b && swept) {
 		hoard_store_write(fs->st, b, true);
-		hoard_log(LOG_INFO, "recovery: dropped %zu chunk frames of "
-			  "interrupted commits", swept);
+		hoard_log(LOG_INFO,
+			  "recovery: dropped %zu chunk frames of "
+			  "interrupted commits",
+			  swept);
 	}
 	hoard_iter_free(it);
 	hoard_batch_free(b);
@@ -620,8 +623,8 @@ static int set_clean(struct hoard_fs *fs, bool clean)
 {
 	uint8_t v = clean;
 
-	return hoard_store_put(fs->st, HOARD_CF_DEFAULT, "clean", 5, &v, 1) ?:
-		       hoard_store_sync(fs->st);
+	return hoard_store_put(fs->st, HOARD_CF_DEFAULT, "clean", 5, &v, 1)
+		       ?: hoard_store_sync(fs->st);
 }
 
 int hoard_fs_new(struct hoard_store *st, const struct hoard_fs_opts *o,
@@ -653,7 +656,8 @@ int hoard_fs_new(struct hoard_store *st, const struct hoard_fs_opts *o,
 
 		snprintf(path, sizeof(path), "%s/staging", hoard_store_dir(st));
 		mkdir(path, 0700);
-		fs->staging_dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		fs->staging_dirfd = open(path,
+					 O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		r = fs->staging_dirfd < 0 ? -errno : clean_staging(fs);
 	}
 	if (r < 0) {
@@ -662,7 +666,8 @@ int hoard_fs_new(struct hoard_store *st, const struct hoard_fs_opts *o,
 	}
 	purge_orphans(fs);
 	if (hoard_store_get_into(st, HOARD_CF_DEFAULT, "clean", 5, &clean, 1,
-				 &n) != 0 || !clean)
+				 &n) != 0 ||
+	    !clean)
 		sweep_frames(fs);
 	r = set_clean(fs, false);
 	if (r < 0) {

@@ -131,9 +131,9 @@ static void mark_dirty(struct istate *is, uint64_t new_size)
 
 struct commit {
 	struct hoard_fs *fs;
-	struct idmap deltas;  /* id -> refcount change, sizes */
-	struct idmap staged;  /* id -> times chunks_stage() counted it */
-	uint8_t *ext;	      /* new extents: key + value each */
+	struct idmap deltas; /* id -> refcount change, sizes */
+	struct idmap staged; /* id -> times chunks_stage() counted it */
+	uint8_t *ext;	     /* new extents: key + value each */
 	size_t n_ext, cap_ext;
 };
 
@@ -349,7 +349,7 @@ static int commit_land(struct commit *c, struct istate *is, bool sync)
 /* Commit a dirty file; is->rw held for writing. */
 int file_commit(struct hoard_fs *fs, struct istate *is, bool sync)
 {
-	struct commit c = { .fs = fs };
+	struct commit c = {.fs = fs};
 	uint64_t size;
 	int r;
 

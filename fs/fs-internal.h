@@ -26,11 +26,11 @@
 #include "hoard/hash.h"
 #include "hoard/store.h"
 
-#define INODE_REC_SIZE 80
-#define CHUNK_REC_SIZE 24
+#define INODE_REC_SIZE	80
+#define CHUNK_REC_SIZE	24
 #define EXTENT_KEY_SIZE 16
 #define EXTENT_VAL_SIZE 20
-#define NAME_MAX_LEN 255
+#define NAME_MAX_LEN	255
 #define XATTR_MAX_VALUE 65536
 
 /* Decoded inode record (docs/FORMAT.md 2.2). */
@@ -51,14 +51,14 @@ struct chunk_rec {
 /* In-memory inode state; see the essay above. */
 struct istate {
 	uint64_t ino;
-	uint64_t nlookup;      /* protected by fs->lock */
-	unsigned opens;	       /* protected by fs->lock */
-	struct istate *next;   /* hash chain; protected by fs->lock */
-	pthread_rwlock_t rw;   /* readers of the data vs. writers/commits */
-	pthread_mutex_t mu;    /* protects the fields below */
-	int staging_fd;	       /* -1 when the content is all in extents */
-	bool dirty;	       /* staging holds changes not yet committed */
-	bool size_valid;       /* size below is the current size */
+	uint64_t nlookup;    /* protected by fs->lock */
+	unsigned opens;	     /* protected by fs->lock */
+	struct istate *next; /* hash chain; protected by fs->lock */
+	pthread_rwlock_t rw; /* readers of the data vs. writers/commits */
+	pthread_mutex_t mu;  /* protects the fields below */
+	int staging_fd;	     /* -1 when the content is all in extents */
+	bool dirty;	     /* staging holds changes not yet committed */
+	bool size_valid;     /* size below is the current size */
 	uint64_t size;
 	struct timespec mtime, ctime; /* valid while dirty */
 };
@@ -80,13 +80,13 @@ struct chunk_cache;
 
 struct hoard_fs {
 	struct hoard_store *st;
-	pthread_mutex_t lock;	  /* the metadata lock, see fs.h */
-	uint64_t next_ino;	  /* protected by lock */
-	struct istate **itab;	  /* protected by lock */
-	size_t itab_cap, icount;  /* protected by lock */
-	struct idmap inflight;	  /* protected by lock: ids of frames that
+	pthread_mutex_t lock;	   /* the metadata lock, see fs.h */
+	uint64_t next_ino;	   /* protected by lock */
+	struct istate **itab;	   /* protected by lock */
+	size_t itab_cap, icount;   /* protected by lock */
+	struct idmap inflight;	   /* protected by lock: ids of frames that
 				   * commits under way rely on */
-	pthread_cond_t frame_cv;  /* with lock: a frame finished writing */
+	pthread_cond_t frame_cv;   /* with lock: a frame finished writing */
 	struct chunk_cache *cache; /* has its own lock */
 	int staging_dirfd;
 	int level;
@@ -107,8 +107,7 @@ void inode_clear(struct hoard_inode *in);
 int inode_load(struct hoard_fs *fs, uint64_t ino, struct hoard_inode *ret);
 void inode_put(struct hoard_fs *fs, struct hoard_batch *b, uint64_t ino,
 	       const struct hoard_inode *in);
-void inode_to_stat(const struct hoard_inode *in, uint64_t ino,
-		   struct stat *st);
+void inode_to_stat(const struct hoard_inode *in, uint64_t ino, struct stat *st);
 struct istate *istate_find(struct hoard_fs *fs, uint64_t ino);
 struct istate *istate_get(struct hoard_fs *fs, uint64_t ino);
 void istate_maybe_free(struct hoard_fs *fs, struct istate *is);

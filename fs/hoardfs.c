@@ -29,11 +29,11 @@
 #include "hoard/util.h"
 
 #define DEFAULT_STORE "/var/lib/hoard"
-#define MAX_MOUNTS 32
+#define MAX_MOUNTS    32
 /* The daemon is the only writer of its volumes: the kernel may cache names
  * and attributes for long (pull into a mounted volume will invalidate). */
 #define ENTRY_TIMEOUT 86400.0
-#define NEG_TIMEOUT 60.0
+#define NEG_TIMEOUT   60.0
 
 struct mount {
 	char *name;
@@ -56,15 +56,15 @@ static struct {
 	struct hoard_store *st;
 	FILE *logf;
 	int report_fd; /* pipe to the waiting parent, -1 once reported */
-} D = { .report_fd = -1 };
+} D = {.report_fd = -1};
 
 /* ---- logging and start-up reports -------------------------------------- */
 
 static void log_sink(int level, const char *msg)
 {
-	static const char *const names[] = { "emerg", "alert", "crit", "error",
-					      "warning", "notice", "info",
-					      "debug" };
+	static const char *const names[] = {"emerg", "alert",	"crit",
+					    "error", "warning", "notice",
+					    "info",  "debug"};
 	FILE *f = D.logf ? D.logf : stderr;
 	struct timespec ts;
 	struct tm tm;
@@ -129,7 +129,7 @@ static int E(int r)
 static void reply_entry(fuse_req_t req, int r, const struct stat *st,
 			bool lookup)
 {
-	struct fuse_entry_param e = { 0 };
+	struct fuse_entry_param e = {0};
 
 	if (r < 0) {
 		if (r == -ENOENT && lookup) { /* a cacheable negative entry */
@@ -159,7 +159,7 @@ static struct hoard_ctx ctx_of(fuse_req_t req)
 {
 	const struct fuse_ctx *c = fuse_req_ctx(req);
 
-	return (struct hoard_ctx){ .uid = c->uid, .gid = c->gid };
+	return (struct hoard_ctx){.uid = c->uid, .gid = c->gid};
 }
 
 /* ---- operations --------------------------------------------------------- */
@@ -210,11 +210,11 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	struct hoard_fh *fh = fi ? (struct hoard_fh *)(uintptr_t)fi->fh : NULL;
 	struct stat st;
 	/* HOARD_SET_* use the values of FUSE_SET_ATTR_* */
-	int set = to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID |
-			    FUSE_SET_ATTR_GID | FUSE_SET_ATTR_SIZE |
-			    FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
-			    FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW |
-			    FUSE_SET_ATTR_CTIME);
+	int set = to_set &
+		  (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID |
+		   FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_ATIME |
+		   FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
+		   FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME);
 	int r = hoard_fs_setattr(M(req)->fs, S(req, ino), attr, set, fh, &st);
 
 	reply_attr(req, r, &st);
@@ -277,14 +277,14 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	fuse_reply_err(req, E(hoard_fs_unlink(M(req)->fs, S(req, parent),
-					      name)));
+	fuse_reply_err(req,
+		       E(hoard_fs_unlink(M(req)->fs, S(req, parent), name)));
 }
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	fuse_reply_err(req, E(hoard_fs_rmdir(M(req)->fs, S(req, parent),
-					     name)));
+	fuse_reply_err(req,
+		       E(hoard_fs_rmdir(M(req)->fs, S(req, parent), name)));
 }
 
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -325,7 +325,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      mode_t mode, struct fuse_file_info *fi)
 {
-	struct fuse_entry_param e = { 0 };
+	struct fuse_entry_param e = {0};
 	struct hoard_ctx c = ctx_of(req);
 	struct hoard_fh *fh;
 	int r = hoard_fs_create(M(req)->fs, S(req, parent), name, mode,
@@ -395,8 +395,8 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	fuse_reply_err(req, E(hoard_fs_fsync(M(req)->fs, FH(fi), datasync)));
 }
 
-static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
-			 off_t offset, off_t length, struct fuse_file_info *fi)
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
+			 off_t length, struct fuse_file_info *fi)
 {
 	fuse_reply_err(req, E(hoard_fs_fallocate(M(req)->fs, FH(fi), mode,
 						 offset, length)));
@@ -427,7 +427,7 @@ static int fill_one(void *ud, const char *name, uint64_t ino, unsigned type,
 		    off_t next)
 {
 	struct fill *f = ud;
-	struct stat st = { .st_ino = ino, .st_mode = type << 12 };
+	struct stat st = {.st_ino = ino, .st_mode = type << 12};
 	size_t n = fuse_add_direntry(f->req, f->buf + f->used,
 				     f->size - f->used, name, &st, next);
 
@@ -440,7 +440,7 @@ static int fill_one(void *ud, const char *name, uint64_t ino, unsigned type,
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
-	struct fill f = { .req = req, .size = size, .buf = malloc(size) };
+	struct fill f = {.req = req, .size = size, .buf = malloc(size)};
 	int r;
 
 	if (!f.buf) {
@@ -529,8 +529,8 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	fuse_reply_err(req, E(hoard_fs_removexattr(M(req)->fs, S(req, ino),
-						   name)));
+	fuse_reply_err(req,
+		       E(hoard_fs_removexattr(M(req)->fs, S(req, ino), name)));
 }
 
 static const struct fuse_lowlevel_ops ops = {
@@ -610,11 +610,13 @@ static void parse_volume_arg(const char *arg, struct mount *m)
 
 	if (!eq || eq == arg || !eq[1])
 		usage_die("malformed volume argument '%s': expected "
-			  "NAME=MOUNTPOINT", arg);
+			  "NAME=MOUNTPOINT",
+			  arg);
 	m->name = strndup(arg, (size_t)(eq - arg));
 	if (!hoard_fs_volume_name_ok(m->name))
 		usage_die("invalid volume name '%s': use 1-64 of "
-			  "[A-Za-z0-9._-], not starting with '.'", m->name);
+			  "[A-Za-z0-9._-], not starting with '.'",
+			  m->name);
 	for (int i = 0; i < D.n_mounts; i++) {
 		if (!strcmp(D.mounts[i].name, m->name))
 			usage_die("volume '%s' is given twice", m->name);
@@ -625,7 +627,8 @@ static void parse_volume_arg(const char *arg, struct mount *m)
 		die("mountpoint %s is not a directory", eq + 1);
 	if (is_mountpoint(real))
 		die("mountpoint %s is busy: something is already mounted "
-		    "there", real);
+		    "there",
+		    real);
 	m->mountpoint = strdup(real);
 	for (int i = 0; i < D.n_mounts; i++) {
 		if (!strcmp(D.mounts[i].mountpoint, m->mountpoint))
@@ -730,47 +733,65 @@ static int ctl_handler(void *ud, const char *req, char **ret_out)
 static void usage(FILE *f)
 {
 	fprintf(f,
-"Usage: hoardfs [OPTIONS] NAME=MOUNTPOINT [NAME=MOUNTPOINT ...]\n"
-"\n"
-"Serve volumes of a hoard store as FUSE filesystems.  Each volume is an\n"
-"ordinary POSIX directory tree whose file contents are split into\n"
-"content-defined chunks, deduplicated across all volumes of the store,\n"
-"compressed with zstd and kept in RocksDB.  A volume is created on first\n"
-"use.  hoardfs returns once every mount is ready and keeps serving in the\n"
-"background; it exits when the last of its mounts is unmounted\n"
-"(fusermount3 -u MOUNTPOINT, or umount) or on SIGTERM/SIGINT.\n"
-"\n"
-"Options:\n"
-"  -s, --store DIR       store directory (default: $HOARD_STORE or %s);\n"
-"                        create it first with: hoard init --store DIR\n"
-"  -f, --foreground      stay in the foreground and log to stderr\n"
-"  -d, --debug           log every FUSE request (implies --foreground)\n"
-"  -o OPTS               extra FUSE mount options (comma-separated);\n"
-"                        allow_other and default_permissions are always on\n"
-"      --cache-size SIZE decompressed-chunk cache (default 64M)\n"
-"      --log-level LEVEL error, warning, info (default) or debug\n"
-"  -h, --help            show this help\n"
-"  -V, --version         show the version\n"
-"\n"
-"Examples:\n"
-"  hoardfs --store /var/lib/hoard pip=/root/.cache/pip \\\n"
-"          huggingface=/root/.cache/huggingface\n"
-"  fusermount3 -u /root/.cache/pip\n"
-"\n"
-"The daemon logs to STORE/hoardfs.log when in the background.  `hoard\n"
-"stats --store DIR` talks to it through STORE/control.sock.\n"
-"\n"
-"Exit status: 0 when every mount was served and unmounted cleanly; 1 on a\n"
-"start-up failure (bad store, busy mountpoint; one line on stderr); 2 on\n"
-"a usage error.\n", DEFAULT_STORE);
+		"Usage: hoardfs [OPTIONS] NAME=MOUNTPOINT [NAME=MOUNTPOINT "
+		"...]\n"
+		"\n"
+		"Serve volumes of a hoard store as FUSE filesystems.  Each "
+		"volume is an\n"
+		"ordinary POSIX directory tree whose file contents are split "
+		"into\n"
+		"content-defined chunks, deduplicated across all volumes of "
+		"the store,\n"
+		"compressed with zstd and kept in RocksDB.  A volume is "
+		"created on first\n"
+		"use.  hoardfs returns once every mount is ready and keeps "
+		"serving in the\n"
+		"background; it exits when the last of its mounts is "
+		"unmounted\n"
+		"(fusermount3 -u MOUNTPOINT, or umount) or on SIGTERM/SIGINT.\n"
+		"\n"
+		"Options:\n"
+		"  -s, --store DIR       store directory (default: "
+		"$HOARD_STORE or %s);\n"
+		"                        create it first with: hoard init "
+		"--store DIR\n"
+		"  -f, --foreground      stay in the foreground and log to "
+		"stderr\n"
+		"  -d, --debug           log every FUSE request (implies "
+		"--foreground)\n"
+		"  -o OPTS               extra FUSE mount options "
+		"(comma-separated);\n"
+		"                        allow_other and default_permissions "
+		"are always on\n"
+		"      --cache-size SIZE decompressed-chunk cache (default "
+		"64M)\n"
+		"      --log-level LEVEL error, warning, info (default) or "
+		"debug\n"
+		"  -h, --help            show this help\n"
+		"  -V, --version         show the version\n"
+		"\n"
+		"Examples:\n"
+		"  hoardfs --store /var/lib/hoard pip=/root/.cache/pip \\\n"
+		"          huggingface=/root/.cache/huggingface\n"
+		"  fusermount3 -u /root/.cache/pip\n"
+		"\n"
+		"The daemon logs to STORE/hoardfs.log when in the background.  "
+		"`hoard\n"
+		"stats --store DIR` talks to it through STORE/control.sock.\n"
+		"\n"
+		"Exit status: 0 when every mount was served and unmounted "
+		"cleanly; 1 on a\n"
+		"start-up failure (bad store, busy mountpoint; one line on "
+		"stderr); 2 on\n"
+		"a usage error.\n",
+		DEFAULT_STORE);
 }
 
 static int parse_level(const char *s)
 {
-	static const char *const names[] = { "error", "warning", "info",
-					      "debug" };
-	static const int levels[] = { LOG_ERR, LOG_WARNING, LOG_INFO,
-				      LOG_DEBUG };
+	static const char *const names[] = {"error", "warning", "info",
+					    "debug"};
+	static const int levels[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
 
 	for (int i = 0; i < 4; i++) {
 		if (!strcmp(s, names[i]))
@@ -782,15 +803,14 @@ static int parse_level(const char *s)
 static void parse_args(int argc, char **argv)
 {
 	static const struct option lopts[] = {
-		{ "store", required_argument, NULL, 's' },
-		{ "foreground", no_argument, NULL, 'f' },
-		{ "debug", no_argument, NULL, 'd' },
-		{ "cache-size", required_argument, NULL, 'C' },
-		{ "log-level", required_argument, NULL, 'L' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ 0 }
-	};
+		{"store", required_argument, NULL, 's'},
+		{"foreground", no_argument, NULL, 'f'},
+		{"debug", no_argument, NULL, 'd'},
+		{"cache-size", required_argument, NULL, 'C'},
+		{"log-level", required_argument, NULL, 'L'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{0}};
 	int c, level;
 
 	D.store_dir = getenv("HOARD_STORE") ? getenv("HOARD_STORE")
@@ -829,7 +849,8 @@ static void parse_args(int argc, char **argv)
 			       fuse_version());
 			exit(0);
 		case ':':
-			usage_die("option '%s' needs a value", argv[optind - 1]);
+			usage_die("option '%s' needs a value",
+				  argv[optind - 1]);
 		default:
 			usage_die("unknown option '%s'", argv[optind - 1]);
 		}
@@ -842,6 +863,12 @@ static void parse_args(int argc, char **argv)
 		parse_volume_arg(argv[i], &D.mounts[D.n_mounts]);
 		D.n_mounts++;
 	}
+	/* The daemon runs in "/": RocksDB opens new files (WAL, SSTs) by the
+	 * path it was given, so a relative store path must become absolute.
+	 * A path that does not resolve is left for the store's own error. */
+	char *abs = realpath(D.store_dir, NULL);
+	if (abs)
+		D.store_dir = abs; /* lives as long as the process */
 }
 
 /* Fork; the parent waits for the child's report and exits with it. */
@@ -859,7 +886,8 @@ static void daemonize(void)
 		die("fork: %s", strerror(errno));
 	if (pid > 0) {
 		close(p[1]);
-		while ((n = read(p[0], buf + got, sizeof(buf) - 1 - (size_t)got)) > 0)
+		while ((n = read(p[0], buf + got,
+				 sizeof(buf) - 1 - (size_t)got)) > 0)
 			got += n;
 		buf[got > 0 ? got : 0] = 0;
 		if (!strncmp(buf, "OK", 2))
@@ -868,8 +896,10 @@ static void daemonize(void)
 			fprintf(stderr, "hoardfs: %s", buf + 4);
 			exit(1);
 		}
-		fprintf(stderr, "hoardfs: the daemon died while starting (see "
-			"%s/hoardfs.log)\n", D.store_dir);
+		fprintf(stderr,
+			"hoardfs: the daemon died while starting (see "
+			"%s/hoardfs.log)\n",
+			D.store_dir);
 		exit(1);
 	}
 	close(p[0]);
@@ -935,7 +965,7 @@ static void wait_for_exiting_daemon(void)
 
 int main(int argc, char **argv)
 {
-	struct hoard_fs_opts fo = { 0 };
+	struct hoard_fs_opts fo = {0};
 	struct hoard_ctl_server *ctl = NULL;
 	char err[512], sock[PATH_MAX];
 	pthread_t sigthr;

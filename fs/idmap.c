@@ -96,7 +96,8 @@ void idmap_del(struct idmap *m, const struct hoard_id *id)
 	for (j = (i + 1) & (m->cap - 1); m->e[j].used;
 	     j = (j + 1) & (m->cap - 1)) {
 		k = slot_of(m, &m->e[j].id);
-		if ((j > i && (k <= i || k > j)) || (j < i && (k <= i && k > j))) {
+		if ((j > i && (k <= i || k > j)) ||
+		    (j < i && (k <= i && k > j))) {
 			m->e[i] = m->e[j];
 			m->e[j].used = false;
 			i = j;

@@ -40,7 +40,7 @@ static void get_ts(const uint8_t *p, struct timespec *ts)
 
 int inode_decode(const uint8_t *v, size_t n, struct hoard_inode *ret)
 {
-	struct hoard_inode in = { 0 };
+	struct hoard_inode in = {0};
 
 	if (n < INODE_REC_SIZE || v[0] != 1)
 		return -EBADMSG;
@@ -129,8 +129,7 @@ void inode_to_stat(const struct hoard_inode *in, uint64_t ino, struct stat *st)
 
 static size_t itab_slot(struct hoard_fs *fs, uint64_t ino)
 {
-	return (size_t)(ino * 0x9e3779b97f4a7c15ull >> 20) &
-	       (fs->itab_cap - 1);
+	return (size_t)(ino * 0x9e3779b97f4a7c15ull >> 20) & (fs->itab_cap - 1);
 }
 
 struct istate *istate_find(struct hoard_fs *fs, uint64_t ino)
@@ -269,8 +268,8 @@ static int dirent_get(struct hoard_fs *fs, uint64_t parent, const char *name,
 	return 0;
 }
 
-static void dirent_put(struct hoard_batch *b, uint64_t parent,
-		       const char *name, uint64_t ino, mode_t mode)
+static void dirent_put(struct hoard_batch *b, uint64_t parent, const char *name,
+		       uint64_t ino, mode_t mode)
 {
 	uint8_t k[8 + NAME_MAX_LEN], v[9];
 
@@ -280,8 +279,7 @@ static void dirent_put(struct hoard_batch *b, uint64_t parent,
 			9);
 }
 
-static void dirent_del(struct hoard_batch *b, uint64_t parent,
-		       const char *name)
+static void dirent_del(struct hoard_batch *b, uint64_t parent, const char *name)
 {
 	uint8_t k[8 + NAME_MAX_LEN];
 
@@ -407,12 +405,12 @@ static void put_next_ino(struct hoard_fs *fs, struct hoard_batch *b)
  * Create an inode named name in parent (fs->lock held): one batch with the
  * new inode, its entry, the parent's times (and nlink for a directory).
  */
-static int create_locked(struct hoard_fs *fs, uint64_t parent,
-			 const char *name, mode_t mode, dev_t rdev,
-			 const char *target, const struct hoard_ctx *ctx,
+static int create_locked(struct hoard_fs *fs, uint64_t parent, const char *name,
+			 mode_t mode, dev_t rdev, const char *target,
+			 const struct hoard_ctx *ctx,
 			 struct hoard_inode *ret_in, uint64_t *ret_ino)
 {
-	struct hoard_inode dir, in = { 0 };
+	struct hoard_inode dir, in = {0};
 	struct hoard_batch *b;
 	struct istate *is;
 	uint64_t ino;
@@ -507,7 +505,8 @@ int hoard_fs_mknod(struct hoard_fs *fs, uint64_t parent, const char *name,
 }
 
 int hoard_fs_mkdir(struct hoard_fs *fs, uint64_t parent, const char *name,
-		   mode_t mode, const struct hoard_ctx *ctx, struct stat *ret_st)
+		   mode_t mode, const struct hoard_ctx *ctx,
+		   struct stat *ret_st)
 {
 	return create_stat(fs, parent, name, S_IFDIR | (mode & 07777), 0, NULL,
 			   ctx, ret_st);
@@ -631,8 +630,8 @@ static int unlink_inode_locked(struct hoard_fs *fs, struct hoard_batch *b,
 	return 0;
 }
 
-static int remove_locked(struct hoard_fs *fs, uint64_t parent,
-			 const char *name, bool dir)
+static int remove_locked(struct hoard_fs *fs, uint64_t parent, const char *name,
+			 bool dir)
 {
 	struct hoard_inode pin, in;
 	struct hoard_batch *b;
@@ -833,8 +832,8 @@ static int rename_locked(struct hoard_fs *fs, struct rn *s, struct rn *d,
 int hoard_fs_rename(struct hoard_fs *fs, uint64_t parent, const char *name,
 		    uint64_t newparent, const char *newname, unsigned flags)
 {
-	struct rn s = { .parent = parent, .name = name };
-	struct rn d = { .parent = newparent, .name = newname };
+	struct rn s = {.parent = parent, .name = name};
+	struct rn d = {.parent = newparent, .name = newname};
 	int r;
 
 	if ((flags & HOARD_RENAME_EXCHANGE) && (flags & HOARD_RENAME_NOREPLACE))

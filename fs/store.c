@@ -256,7 +256,7 @@ static int take_lock(struct hoard_store *st, char *errbuf, size_t errlen)
 int hoard_store_lock_owner(const char *dir)
 {
 	char *p = path_join(dir, "lock");
-	char buf[32] = { 0 };
+	char buf[32] = {0};
 	int fd, pid = 0;
 
 	if (!p)
@@ -295,7 +295,7 @@ static int dir_is_empty(const char *dir)
 static int read_marker(const char *dir)
 {
 	char *p = path_join(dir, "HOARD");
-	char buf[64] = { 0 };
+	char buf[64] = {0};
 	int fd, fmt;
 	ssize_t n;
 
@@ -322,7 +322,8 @@ static int write_marker(const char *dir)
 		r = -ENOMEM;
 		goto out_free;
 	}
-	n = snprintf(line, sizeof(line), "hoard-store %d\n", HOARD_STORE_FORMAT);
+	n = snprintf(line, sizeof(line), "hoard-store %d\n",
+		     HOARD_STORE_FORMAT);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		r = -errno;
@@ -371,7 +372,7 @@ static int rm_entry(const char *path, const struct stat *sb, int flag,
 /* Undo a failed init: the directory was empty, so remove what we made. */
 static void remove_partial_store(const char *dir)
 {
-	static const char *const names[] = { "db", "lock", "HOARD.tmp" };
+	static const char *const names[] = {"db", "lock", "HOARD.tmp"};
 	char *p;
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -415,7 +416,7 @@ static int write_settings(struct hoard_store *st,
 int hoard_store_init(const char *dir, const struct hoard_store_init_opts *o,
 		     char *errbuf, size_t errlen)
 {
-	struct hoard_store_init_opts def = { .zstd_level = 1 };
+	struct hoard_store_init_opts def = {.zstd_level = 1};
 	struct hoard_store *st;
 	int r;
 
@@ -441,7 +442,8 @@ int hoard_store_init(const char *dir, const struct hoard_store_init_opts *o,
 	if (r <= 0) {
 		seterr(errbuf, errlen,
 		       "%s is not empty and not a hoard store; refusing to "
-		       "initialize it", dir);
+		       "initialize it",
+		       dir);
 		return r < 0 ? r : -ENOTEMPTY;
 	}
 	st = store_alloc(dir);
@@ -538,7 +540,8 @@ int hoard_store_open(const char *dir, struct hoard_store **ret_store,
 		}
 		seterr(errbuf, errlen,
 		       "no hoard store at %s (create one with: hoard init "
-		       "--store %s)", dir, dir);
+		       "--store %s)",
+		       dir, dir);
 		return -ENOENT;
 	}
 	if (!S_ISDIR(sb.st_mode)) {
@@ -549,7 +552,8 @@ int hoard_store_open(const char *dir, struct hoard_store **ret_store,
 	if (r == 0 && dir_is_empty(dir) == 1) {
 		seterr(errbuf, errlen,
 		       "%s is empty, not a hoard store (create one with: "
-		       "hoard init --store %s)", dir, dir);
+		       "hoard init --store %s)",
+		       dir, dir);
 		return -ENOENT;
 	}
 	if (r == 0 || r == -EMEDIUMTYPE) {
@@ -565,7 +569,8 @@ int hoard_store_open(const char *dir, struct hoard_store **ret_store,
 	if (r > HOARD_STORE_FORMAT) {
 		seterr(errbuf, errlen,
 		       "store %s has format %d, newer than this hoard supports "
-		       "(%d); upgrade hoard", dir, r, HOARD_STORE_FORMAT);
+		       "(%d); upgrade hoard",
+		       dir, r, HOARD_STORE_FORMAT);
 		return -EPROTONOSUPPORT;
 	}
 	st = store_alloc(dir);
@@ -656,9 +661,9 @@ int hoard_store_get(struct hoard_store *st, enum hoard_cf cf, const void *key,
 	char *err = NULL, *v;
 	size_t n;
 
-	v = rocksdb_get_cf(st->db,
-			   cf == HOARD_CF_CHUNKDATA ? st->ropts_frames : st->ropts,
-			   st->cf[cf], key, klen, &n, &err);
+	v = rocksdb_get_cf(
+		st->db, cf == HOARD_CF_CHUNKDATA ? st->ropts_frames : st->ropts,
+		st->cf[cf], key, klen, &n, &err);
 	if (err)
 		return rdb_err(err, "get");
 	if (!v)
@@ -712,8 +717,7 @@ void hoard_batch_free(struct hoard_batch *b)
 void hoard_batch_put(struct hoard_batch *b, enum hoard_cf cf, const void *key,
 		     size_t klen, const void *val, size_t vlen)
 {
-	rocksdb_writebatch_put_cf(b->wb, b->st->cf[cf], key, klen, val,
-				  vlen);
+	rocksdb_writebatch_put_cf(b->wb, b->st->cf[cf], key, klen, val, vlen);
 }
 
 void hoard_batch_delete(struct hoard_batch *b, enum hoard_cf cf,
@@ -834,8 +838,8 @@ uint64_t hoard_store_cf_size(struct hoard_store *st, enum hoard_cf cf)
 	uint64_t total = 0, v;
 
 	for (size_t i = 0; i < sizeof(props) / sizeof(props[0]); i++) {
-		if (rocksdb_property_int_cf(st->db, st->cf[cf], props[i],
-					    &v) == 0)
+		if (rocksdb_property_int_cf(st->db, st->cf[cf], props[i], &v) ==
+		    0)
 			total += v;
 	}
 	return total;

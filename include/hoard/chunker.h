@@ -36,16 +36,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HOARD_CHUNKER_VERSION 1
-#define HOARD_CHUNK_MIN (16u * 1024)
-#define HOARD_CHUNK_AVG (64u * 1024)
-#define HOARD_CHUNK_MAX (256u * 1024)
+#define HOARD_CHUNKER_VERSION	 1
+#define HOARD_CHUNK_MIN		 (16u * 1024)
+#define HOARD_CHUNK_AVG		 (64u * 1024)
+#define HOARD_CHUNK_MAX		 (256u * 1024)
 #define HOARD_CHUNKER_BITS_SMALL 18
 #define HOARD_CHUNKER_BITS_LARGE 14
 
 struct hoard_chunker {
-	uint64_t h;	 /* rolling hash of the current chunk */
-	uint64_t len;	 /* bytes of the current chunk seen so far */
+	uint64_t h;   /* rolling hash of the current chunk */
+	uint64_t len; /* bytes of the current chunk seen so far */
 };
 
 void hoard_chunker_init(struct hoard_chunker *c);

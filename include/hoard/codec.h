@@ -21,8 +21,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define HOARD_CODEC_RAW 0x00
-#define HOARD_CODEC_ZSTD 0x01
+#define HOARD_CODEC_RAW		  0x00
+#define HOARD_CODEC_ZSTD	  0x01
 #define HOARD_CODEC_DEFAULT_LEVEL 1
 
 /* Upper bound of the encoded size of len bytes: 1 + len (raw is the max). */

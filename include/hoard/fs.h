@@ -70,15 +70,15 @@ void hoard_fs_forget(struct hoard_fs *fs, uint64_t ino, uint64_t nlookup);
 void hoard_fs_ref(struct hoard_fs *fs, uint64_t ino);
 int hoard_fs_getattr(struct hoard_fs *fs, uint64_t ino, struct stat *ret_st);
 
-#define HOARD_SET_MODE (1 << 0)
-#define HOARD_SET_UID (1 << 1)
-#define HOARD_SET_GID (1 << 2)
-#define HOARD_SET_SIZE (1 << 3)
-#define HOARD_SET_ATIME (1 << 4)
-#define HOARD_SET_MTIME (1 << 5)
+#define HOARD_SET_MODE	    (1 << 0)
+#define HOARD_SET_UID	    (1 << 1)
+#define HOARD_SET_GID	    (1 << 2)
+#define HOARD_SET_SIZE	    (1 << 3)
+#define HOARD_SET_ATIME	    (1 << 4)
+#define HOARD_SET_MTIME	    (1 << 5)
 #define HOARD_SET_ATIME_NOW (1 << 7)
 #define HOARD_SET_MTIME_NOW (1 << 8)
-#define HOARD_SET_CTIME (1 << 10)
+#define HOARD_SET_CTIME	    (1 << 10)
 /* to_set: HOARD_SET_*; fh may be NULL. */
 int hoard_fs_setattr(struct hoard_fs *fs, uint64_t ino, const struct stat *attr,
 		     int to_set, struct hoard_fh *fh, struct stat *ret_st);
@@ -87,7 +87,8 @@ int hoard_fs_mknod(struct hoard_fs *fs, uint64_t parent, const char *name,
 		   mode_t mode, dev_t rdev, const struct hoard_ctx *ctx,
 		   struct stat *ret_st);
 int hoard_fs_mkdir(struct hoard_fs *fs, uint64_t parent, const char *name,
-		   mode_t mode, const struct hoard_ctx *ctx, struct stat *ret_st);
+		   mode_t mode, const struct hoard_ctx *ctx,
+		   struct stat *ret_st);
 int hoard_fs_symlink(struct hoard_fs *fs, uint64_t parent, const char *name,
 		     const char *target, const struct hoard_ctx *ctx,
 		     struct stat *ret_st);
@@ -96,7 +97,7 @@ int hoard_fs_link(struct hoard_fs *fs, uint64_t ino, uint64_t newparent,
 int hoard_fs_unlink(struct hoard_fs *fs, uint64_t parent, const char *name);
 int hoard_fs_rmdir(struct hoard_fs *fs, uint64_t parent, const char *name);
 #define HOARD_RENAME_NOREPLACE (1 << 0)
-#define HOARD_RENAME_EXCHANGE (1 << 1)
+#define HOARD_RENAME_EXCHANGE  (1 << 1)
 int hoard_fs_rename(struct hoard_fs *fs, uint64_t parent, const char *name,
 		    uint64_t newparent, const char *newname, unsigned flags);
 /* Target into buf (not NUL-terminated); returns its length. */

@@ -22,7 +22,7 @@
 #include <stdint.h>
 #include <stdbool.h>
 
-#define HOARD_ID_SIZE 16
+#define HOARD_ID_SIZE	  16
 #define HOARD_SECRET_SIZE 192
 #define HOARD_ID_HEX_SIZE (2 * HOARD_ID_SIZE + 1)
 
@@ -40,8 +40,8 @@ void hoard_key_init(struct hoard_key *key, const uint8_t *secret);
 int hoard_key_generate(struct hoard_key *key);
 
 /* Keyed id of len bytes at data. */
-void hoard_id_compute(const struct hoard_key *key, const void *data,
-		      size_t len, struct hoard_id *ret_id);
+void hoard_id_compute(const struct hoard_key *key, const void *data, size_t len,
+		      struct hoard_id *ret_id);
 
 static inline bool hoard_id_equal(const struct hoard_id *a,
 				  const struct hoard_id *b)

@@ -50,8 +50,8 @@ struct hoard_batch;
 struct hoard_iter;
 
 struct hoard_store_init_opts {
-	int zstd_level;			/* 0..19, default 1 */
-	const uint8_t *secret;		/* NULL: generate a new one */
+	int zstd_level;	       /* 0..19, default 1 */
+	const uint8_t *secret; /* NULL: generate a new one */
 };
 
 /*
@@ -92,7 +92,7 @@ int hoard_store_get_into(struct hoard_store *st, enum hoard_cf cf,
 			 const void *key, size_t klen, void *buf, size_t cap,
 			 size_t *ret_len);
 int hoard_store_exists(struct hoard_store *st, enum hoard_cf cf,
-		       const void *key, size_t klen);  /* 1, 0 or -errno */
+		       const void *key, size_t klen); /* 1, 0 or -errno */
 int hoard_store_put(struct hoard_store *st, enum hoard_cf cf, const void *key,
 		    size_t klen, const void *val, size_t vlen);
 
@@ -105,8 +105,7 @@ void hoard_batch_put(struct hoard_batch *b, enum hoard_cf cf, const void *key,
 void hoard_batch_delete(struct hoard_batch *b, enum hoard_cf cf,
 			const void *key, size_t klen);
 size_t hoard_batch_count(const struct hoard_batch *b);
-int hoard_store_write(struct hoard_store *st, struct hoard_batch *b,
-		      bool sync);
+int hoard_store_write(struct hoard_store *st, struct hoard_batch *b, bool sync);
 /* Sync the WAL (everything written so far becomes durable). */
 int hoard_store_sync(struct hoard_store *st);
 

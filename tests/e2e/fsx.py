@@ -3,7 +3,7 @@
 
 Applies one stream of random operations (write, pwrite anywhere including
 far past EOF, read, mmap read, truncate and ftruncate, rename, link, unlink,
-open/close, fsync, fstat) over a few file names to two directory trees, an
+open/dup/close, fsync, fstat, whole-file verify) over a few file names to two directory trees, an
 oracle (tmpfs) and the filesystem under test, and compares every result:
 bytes read, return values, errno names, sizes and link counts.  At the end
 (and every `check_every` operations) every name and every open descriptor is
@@ -14,6 +14,7 @@ Usage as a program: fsx.py [--seed N] [--ops N] ORACLE_DIR FUT_DIR
 """
 import argparse
 import collections
+import ctypes
 import errno
 import mmap
 import os
@@ -180,6 +181,19 @@ class Fsx:
             for fd in fds:
                 os.close(fd)
 
+    def op_dup(self):
+        """A second descriptor for one open file description: closing either
+        one flushes (FUSE_FLUSH) while the other stays open."""
+        h = self.handle()
+        if h is None:
+            return self.op_open()
+        if len(self.handles) >= self.max_handles:
+            return self.op_close()
+        fds = []
+        self.both(f"dup {h} -> h{self.next_hid}", lambda side: fds.append(os.dup(h.fds[side])))
+        self.handles.append(Handle(self.next_hid, h.name, fds, h.flags))
+        self.next_hid += 1
+
     def op_close(self):
         h = self.handle()
         if h is None:
@@ -306,7 +320,7 @@ class Fsx:
         self.compare_whole(f"verify {h} size={size}", h.fds, size)
 
     OPS = [("write", 16), ("pwrite", 16), ("read", 18), ("mapread", 8), ("truncate", 4),
-           ("rename", 2), ("link", 3), ("unlink", 2), ("open", 7), ("close", 4),
+           ("rename", 2), ("link", 3), ("unlink", 2), ("open", 7), ("dup", 1), ("close", 4),
            ("fsync", 3), ("stat", 10), ("verify", 5)]
 
     @staticmethod
@@ -367,18 +381,161 @@ class Fsx:
             h = self.handles.pop()
             self.both(f"close {h}", lambda side: os.close(h.fds[side]))
 
-    def run(self):
+    def steps(self, n):
+        """The next n operations."""
         names, weights = zip(*self.OPS)
-        for self.index in range(self.nops):
+        for _ in range(n):
+            self.index += 1
             op = self.rng.choices(names, weights)[0]
             self.counts[op] += 1
             getattr(self, "op_" + op)()
             if self.check_every and self.index % self.check_every == self.check_every - 1:
                 self.check_all()
-        self.index = self.nops
+
+    def finish(self):
         self.check_all("final check")
         self.close_all()
         self.check_all("after closing all")
+        return self.counts
+
+    def run(self):
+        self.steps(self.nops - self.index - 1)
+        return self.finish()
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def renameat2(old, new, flags):
+    if _libc.renameat2(-100, os.fsencode(old), -100, os.fsencode(new), ctypes.c_uint(flags)):
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e), old)
+
+
+class NamespaceFsx:
+    """The same idea for the namespace: random mkdir, rmdir, create, link,
+    symlink, unlink, rename (plain, RENAME_NOREPLACE, RENAME_EXCHANGE),
+    chmod and stat over every path of a small tree (components a, b, c up to
+    depth 3), compared with the oracle; at checkpoints the whole tree."""
+
+    def __init__(self, oracle, fut, seed, nops, check_every=250, log=None):
+        self.dirs = [os.fspath(oracle), os.fspath(fut)]
+        for d in self.dirs:
+            os.makedirs(d, exist_ok=True)
+        self.seed, self.nops = seed, nops
+        self.rng = random.Random(seed)
+        comps = ["a", "b", "c"]
+        self.paths = list(comps)
+        for depth in (2, 3):
+            self.paths += [p + "/" + c for p in self.paths if p.count("/") == depth - 2
+                           for c in comps]
+        self.check_every = check_every
+        self.history = collections.deque(maxlen=20)
+        self.index = -1
+        self.log = log
+        self.counts = collections.Counter()
+
+    both = Fsx.both
+    fail = Fsx.fail
+
+    def path(self, side, p):
+        return os.path.join(self.dirs[side], p)
+
+    @property
+    def names(self):
+        return self.paths
+
+    def pick(self):
+        """Two paths: mostly an existing one and one whose parent is a
+        directory (from the oracle), sometimes any."""
+        rng = self.rng
+        modes = {"": stat.S_IFDIR}
+        for p in self.paths:    # parents come first
+            parent = p.rpartition("/")[0]
+            if modes.get(parent) == stat.S_IFDIR:
+                try:
+                    modes[p] = stat.S_IFMT(os.lstat(self.dirs[0] + "/" + p).st_mode)
+                except FileNotFoundError:
+                    modes[p] = None
+        exist = [p for p in self.paths if modes.get(p)]
+        placeable = [p for p in self.paths if p in modes]
+        p = rng.choice(exist) if exist and rng.random() < 0.8 else rng.choice(self.paths)
+        q = rng.choice(placeable) if rng.random() < 0.8 else rng.choice(self.paths)
+        return p, q
+
+    def op(self):
+        rng = self.rng
+        p, q = self.pick()
+        if rng.random() < 0.5:      # creations want a free name in an existing dir
+            p = q if rng.random() < 0.5 else p
+        r = rng.random()
+        P = self.path
+        if r < 0.14:
+            return f"mkdir {q}", lambda s: os.mkdir(P(s, q), 0o755)
+        if r < 0.22:
+            return f"rmdir {p}", lambda s: os.rmdir(P(s, p))
+        if r < 0.36:
+            data = b"%d" % self.index * rng.randint(0, 3)
+
+            def create(s):
+                fd = os.open(P(s, p), os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
+                os.write(fd, data)
+                os.close(fd)
+            return f"create {p} len={len(data)}", create   # p: often exists: O_TRUNC
+        if r < 0.44:
+            return f"link {p} {q}", lambda s: os.link(P(s, p), P(s, q))
+        if r < 0.50:
+            t = rng.choice(["a", "b/c", "/nonexistent", "c/a/b"])   # resolve inside
+            return f"symlink {t} {q}", lambda s: os.symlink(t, P(s, q))
+        if r < 0.58:
+            return f"unlink {p}", lambda s: os.unlink(P(s, p))
+        if r < 0.76:
+            return f"rename {p} {q}", lambda s: os.rename(P(s, p), P(s, q))
+        if r < 0.80:
+            return f"rename-noreplace {p} {q}", lambda s: renameat2(P(s, p), P(s, q), 1)
+        if r < 0.86:
+            return f"rename-exchange {p} {q}", lambda s: renameat2(P(s, p), P(s, q), 2)
+        if r < 0.90:
+            m = rng.choice([0o700, 0o755, 0o644, 0o1777])
+            return f"chmod {p} {m:o}", lambda s: os.chmod(P(s, p), m)
+        if r < 0.96:
+            def lst(s):
+                st = os.lstat(P(s, p))
+                return oct(st.st_mode), st.st_nlink, \
+                    None if stat.S_ISDIR(st.st_mode) else st.st_size
+            return f"lstat {p}", lst
+        return f"listdir {p}", lambda s: sorted(os.listdir(P(s, p)))
+
+    def tree(self, side):
+        out = {}
+        root = self.dirs[side]
+        for dp, dns, fns in os.walk(root):
+            for n in sorted(dns + fns):
+                full = os.path.join(dp, n)
+                st = os.lstat(full)
+                e = [oct(st.st_mode), st.st_nlink]
+                if stat.S_ISLNK(st.st_mode):
+                    e += [os.readlink(full), st.st_size]
+                elif stat.S_ISREG(st.st_mode):
+                    with open(full, "rb") as f:
+                        e += [f.read()]
+                out[os.path.relpath(full, root)] = e
+        st = os.lstat(root)
+        out["."] = [oct(st.st_mode), st.st_nlink]
+        return out
+
+    def check_all(self, what="full check"):
+        self.both(f"{what}: tree", self.tree)
+
+    def run(self):
+        for self.index in range(self.nops):
+            desc, fn = self.op()
+            self.counts[desc.split()[0]] += 1
+            self.both(desc, fn)
+            if self.index % self.check_every == self.check_every - 1:
+                self.check_all()
+        self.index = self.nops
+        self.check_all("final check")
         return self.counts
 
 

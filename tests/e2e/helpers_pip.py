@@ -194,8 +194,8 @@ class PackageIndex:
                                ("Accept-Ranges", "bytes")]
                     if self.headers.get("If-None-Match") == etag:
                         return self._reply(304, headers)
-                    return self._reply(200, headers + [("Content-Type", "application/octet-stream")],
-                                       f.read_bytes(), send_body)
+                    headers.append(("Content-Type", "application/octet-stream"))
+                    return self._reply(200, headers, f.read_bytes(), send_body)
                 page = index.page_for(path)
                 if page is not None:
                     etag = '"' + hashlib.sha256(page).hexdigest()[:32] + '"'
@@ -203,8 +203,8 @@ class PackageIndex:
                                ("Vary", "Accept-Encoding, Accept")]
                     if self.headers.get("If-None-Match") == etag:
                         return self._reply(304, headers)
-                    return self._reply(200, headers + [("Content-Type", "text/html; charset=utf-8")],
-                                       page, send_body)
+                    headers.append(("Content-Type", "text/html; charset=utf-8"))
+                    return self._reply(200, headers, page, send_body)
                 return self._reply(404, [("Content-Type", "text/plain")], b"not found\n", send_body)
 
             def do_GET(self):

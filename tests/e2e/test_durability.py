@@ -4,6 +4,7 @@ keeps what fsync acknowledged, and anything else reads back either missing,
 short, or as bytes that were written at those offsets (docs: "nothing
 lost")."""
 import hashlib
+import mmap
 import os
 import socket
 import stat
@@ -27,14 +28,15 @@ def pattern(n, seed):
     return bytes(out[:n])
 
 
-def write(path, data, mode=0o644, sync=False):
+def write(path, data, mode=0o644, sync=None):
+    """sync: None, os.fsync or os.fdatasync."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view[:MIB]):]
         if sync:
-            os.fsync(fd)
+            sync(fd)
     finally:
         os.close(fd)
 
@@ -139,6 +141,12 @@ def snapshot(root):
     return entries, links
 
 
+def root_meta(d):
+    s = os.stat(d)
+    return {"mode": oct(s.st_mode), "uid": s.st_uid, "gid": s.st_gid, "atime": s.st_atime_ns,
+            "mtime": s.st_mtime_ns, "xattrs": {n: os.getxattr(d, n) for n in os.listxattr(d)}}
+
+
 def diff(a, b):
     out = [f"{k}: {a[0].get(k)} != {b[0].get(k)}" for k in sorted(set(a[0]) | set(b[0]))
            if a[0].get(k) != b[0].get(k)]
@@ -158,10 +166,19 @@ def test_remount_keeps_everything(store, mnt, tmpfs):
     oracle, before = snapshot(tmpfs / "tree"), snapshot(mnt / "tree")
     assert len(before[0]) >= 30 and len(before[1]) == 2
     assert not diff(oracle, before), "differs from tmpfs before remount:\n" + diff(oracle, before)
+    # the volume's root keeps its own metadata too (a cache dir owned by a user)
+    os.chown(mnt, 1234, 4321)
+    os.chmod(mnt, 0o2750)
+    os.setxattr(mnt, "user.root", b"r")
+    os.utime(mnt, ns=(T1, T2))
+    root = root_meta(mnt)
+    assert root == {"mode": "0o42750", "uid": 1234, "gid": 4321, "atime": T1, "mtime": T2,
+                    "xattrs": {"user.root": b"r"}}
     store.umount()
     mnt = store.mount("test")["test"]
     after = snapshot(mnt / "tree")
     assert not diff(before, after), "changed by unmount/remount:\n" + diff(before, after)
+    assert root_meta(mnt) == root
     # and once more, after the remount has been read
     store.umount()
     after2 = snapshot(store.mount("test")["test"] / "tree")
@@ -200,10 +217,19 @@ def test_kill9_keeps_fsynced_data(store, mnt, sizes):
         seed = 1000 * (rnd + 1)
         os.makedirs(mnt / f"r{rnd}", exist_ok=True)
         # fsynced: must survive exactly
-        for i in range(3):
+        for i, sync in enumerate((os.fsync, os.fdatasync, os.fsync)):
             data = pattern(size, seed + i)
-            write(mnt / f"r{rnd}" / f"sync{i}", data, sync=True)
+            write(mnt / f"r{rnd}" / f"sync{i}", data, sync=sync)
             model[f"r{rnd}/sync{i}"] = ("exact", data)
+        if size:    # written through a shared mapping, msync(MS_SYNC)
+            data = pattern(size, seed + 5)
+            fd = os.open(mnt / f"r{rnd}" / "msync", os.O_CREAT | os.O_RDWR, 0o644)
+            os.ftruncate(fd, size)
+            with mmap.mmap(fd, size) as m:
+                m[:] = data
+                m.flush()
+            os.close(fd)
+            model[f"r{rnd}/msync"] = ("exact", data)
         # not fsynced: closed, or still open at the kill
         for i in range(3):
             data = pattern(size + i, seed + 10 + i)
@@ -278,3 +304,69 @@ def test_kill9_keeps_fsynced_data(store, mnt, sizes):
             "staging files survived the restart"
     store.umount()
     store.check_log()
+
+
+def crash_file(i):
+    """The i-th file of the busy writer: its size and bytes."""
+    import random
+    rng = random.Random(i)
+    size = rng.choice([0, 1, 4095, 70000, 300 * KIB, MIB + 5, 3 * MIB])
+    return rng.randbytes(size)
+
+
+def test_kill9_during_writes(store, mnt):
+    """kill -9 while a writer is busy: acknowledged fsyncs survive, nothing
+    else reads back wrong, and the store's accounting is consistent (deleting
+    every file afterwards leaves no chunk behind)."""
+    d = mnt / "busy"
+    d.mkdir()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:    # the writer: reports each file whose fsync returned
+        os.close(r)
+        try:
+            for i in range(100000):
+                data = crash_file(i)
+                fd = os.open(d / f"f{i}", os.O_CREAT | os.O_WRONLY, 0o644)
+                for off in range(0, len(data), 64 * KIB):
+                    os.write(fd, data[off:off + 64 * KIB])
+                if i % 2 == 0:
+                    os.fsync(fd)
+                    os.write(w, b"%d\n" % i)
+                os.close(fd)
+        finally:
+            os._exit(0)
+    os.close(w)
+    import time
+    time.sleep(2.0)
+    store.kill9()
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    synced = set()
+    while b := os.read(r, 65536):
+        synced.update(int(x) for x in b.split())
+    os.close(r)
+    assert len(synced) >= 3, "the writer made too little progress to test anything"
+    print(f"{len(synced)} files fsynced before the kill")
+    mnt = store.mount("test")["test"]
+    d = mnt / "busy"
+    names = os.listdir(d)
+    problems = []
+    for i in sorted(synced):
+        if f"f{i}" not in names:
+            problems.append(f"f{i}: fsynced, missing")
+        elif read(d / f"f{i}") != crash_file(i):
+            problems.append(f"f{i}: fsynced, content differs")
+    for n in names:
+        got, want = read(d / n), crash_file(int(n[1:]))
+        if bad := check_written(got, None, want):
+            problems.append(f"{n}: {len(got)} bytes, wrong at {bad}")
+    assert not problems, "\n".join(problems)
+    s = store.stats()
+    assert (s["files"], s["logical_bytes"]) == \
+        (len(names), sum(os.path.getsize(d / n) for n in names)), s
+    for n in names:
+        os.unlink(d / n)
+    s = store.stats()
+    assert [s[k] for k in ("files", "logical_bytes", "unique_bytes", "stored_bytes",
+                           "chunks")] == [0] * 5, s

@@ -13,7 +13,6 @@ HOARD_E2E_PLAIN=1 runs the same workload on a plain directory (no daemon).
 """
 import subprocess
 import zipfile
-from pathlib import Path
 
 import pytest
 

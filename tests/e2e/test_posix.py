@@ -351,6 +351,13 @@ def sc_read_write(d, rec):
     rec("reopen.big", digest(pread_all(fd, len(expect), 0)), digest(bytes(expect)))
     rec("reopen.end", os.pread(fd, 100, far - 2), b"\0\0END!")
     os.close(fd)
+    # offsets past 4 GiB are not truncated to 32 bits
+    fd = os.open(d / "g", os.O_CREAT | os.O_RDWR, 0o644)
+    os.pwrite(fd, b"low", 7)
+    os.pwrite(fd, b"high", 5 * GIB + 7)
+    rec("5g", (fst(fd)["size"], os.pread(fd, 10, 5 * GIB + 5), os.pread(fd, 5, 5)),
+        (5 * GIB + 11, b"\0\0high", b"\0\0low"))
+    os.close(fd)
 
 
 def sc_append(d, rec):
@@ -433,6 +440,12 @@ def sc_unlink_open(d, rec):
         digest(b"hello" + pattern(300 * KIB, 3)))
     os.ftruncate(fd, 2)
     rec("read.after.truncate", os.pread(fd, 100, 0), b"he")
+    os.fchmod(fd, 0o600)
+    os.fchown(fd, 1234, 4321)
+    os.utime(fd, ns=(1_000_000_000_000_000_001, 1_000_000_000_000_000_002))
+    rec("fsetattr", fst(fd, times=True),
+        {"type": "reg", "mode": "0o600", "nlink": 0, "size": 2, "uid": 1234, "gid": 4321,
+         "atime": 1_000_000_000_000_000_001, "mtime": 1_000_000_000_000_000_002})
     # a new file under the same name is a different file
     write_file(f, b"new")
     rec("new", read_file(f), b"new")
@@ -894,6 +907,10 @@ def sc_fsync(d, rec):
     rec("fsync.dir", e(os.fsync, fd), None)
     rec("fdatasync.dir", e(os.fdatasync, fd), None)
     os.close(fd)
+    for flag in (os.O_SYNC, os.O_DSYNC):
+        fd = os.open(d / "sync", os.O_CREAT | os.O_WRONLY | flag, 0o644)
+        rec(f"write.{flag:#o}", os.write(fd, b"synchronous"), 11)
+        os.close(fd)
     os.sync()
     rec("content", digest(read_file(f)),
         digest(pattern(10, 5) + b"x" + pattern(200 * KIB, 5)[11:]))
@@ -1013,6 +1030,127 @@ def sc_mmap_write(d, rec):
     os.close(fd)
     rec("reopen", digest(read_file(f)))
     rec("st", st(f))
+
+
+def sc_odirect(d, rec):
+    f = d / "f"
+    buf = mmap.mmap(-1, 3 * 4096)       # page-aligned, as O_DIRECT wants
+    buf[:] = pattern(3 * 4096, 8)
+    fd = os.open(f, os.O_CREAT | os.O_RDWR | os.O_DIRECT, 0o644)
+    rec("write", os.write(fd, buf), 3 * 4096)
+    rec("pwritev", os.pwritev(fd, [buf], 64 * 1024), 3 * 4096)
+    out = mmap.mmap(-1, 4096)
+    rec("preadv", (os.preadv(fd, [out], 4096), out[:] == buf[4096:8192]), (4096, True))
+    # cached and direct I/O on one file see each other
+    cached = os.open(f, os.O_RDWR)
+    os.pwrite(cached, b"cached", 8192)
+    os.preadv(fd, [out], 8192)
+    rec("direct.sees.cached", out[:6], b"cached")
+    buf[:6] = b"direct"
+    os.pwritev(fd, [buf], 0)
+    rec("cached.sees.direct", os.pread(cached, 6, 0), b"direct")
+    os.close(cached)
+    os.close(fd)
+    rec("st", st(f))
+    rec("content", digest(read_file(f)))
+
+
+def sc_copy(d, rec):
+    import shutil
+    src = d / "src"
+    data = pattern(MIB + 77, 9)
+    write_file(src, data)
+    os.setxattr(src, "user.tag", b"copied")
+    os.utime(src, ns=(1_000_000_000_000_000_001, 1_100_000_000_000_000_002))
+    a, b = os.open(src, os.O_RDONLY), os.open(d / "cfr", os.O_CREAT | os.O_WRONLY, 0o644)
+    n = 0
+    while n < len(data):
+        k = os.copy_file_range(a, b, len(data) - n)
+        if k == 0:
+            break
+        n += k
+    os.close(b)
+    rec("copy_file_range", read_file(d / "cfr") == data, True)
+    b = os.open(d / "sendfile", os.O_CREAT | os.O_WRONLY, 0o644)
+    off = 0
+    while off < len(data):
+        k = os.sendfile(b, a, off, len(data) - off)
+        if k == 0:
+            break
+        off += k
+    os.close(b)
+    os.close(a)
+    rec("sendfile", read_file(d / "sendfile") == data, True)
+    shutil.copyfile(src, d / "copyfile")
+    rec("copyfile", read_file(d / "copyfile") == data, True)
+    shutil.copy2(src, d / "copy2")
+    rec("copy2", (read_file(d / "copy2") == data, st(d / "copy2")))
+    # (atime is copied from the source, which tmpfs updated on read)
+    rec("copy2.mtime", os.stat(d / "copy2").st_mtime_ns, 1_100_000_000_000_000_002)
+    rec("copy2.xattr", os.getxattr(d / "copy2", "user.tag"), b"copied")
+    # posix_fallocate (glibc writes zeros where fallocate is unsupported)
+    fd = os.open(d / "alloc", os.O_CREAT | os.O_RDWR, 0o644)
+    os.write(fd, b"keep")
+    rec("fallocate", e(os.posix_fallocate, fd, 0, 300 * KIB), None)
+    rec("fallocate.st", (fst(fd)["size"], os.pread(fd, 6, 0)), (300 * KIB, b"keep\0\0"))
+    os.close(fd)
+    rec("list", sorted(os.listdir(d)),
+        ["alloc", "cfr", "copy2", "copyfile", "sendfile", "src"])
+
+
+def sc_permissions(d, rec):
+    """An unprivileged process: the kernel checks modes (default_permissions)
+    against the owners the filesystem reports, and what it creates is its."""
+    write_file(d / "private", b"secret", 0o600)
+    write_file(d / "public", b"public", 0o644)
+    os.mkdir(d / "rootdir")
+    os.mkdir(d / "sticky")
+    os.chmod(d / "sticky", 0o1777)
+    os.mkdir(d / "open")
+    os.chmod(d / "open", 0o777)
+    write_file(d / "sticky" / "roots", b"")
+    os.chmod(d / "sticky" / "roots", 0o666)
+
+    def as_user():
+        os.chdir(d)     # before dropping privileges: the parents are 0700
+        os.setgroups([])
+        os.setgid(4321)
+        os.setuid(1234)
+        r = {}
+
+        def t(key, fn, *a, **kw):
+            r[key] = e(fn, *a, **kw)
+        t("read.private", lambda: read_file("private"))
+        t("read.public", lambda: read_file("public"))
+        t("write.public", os.open, "public", os.O_WRONLY)
+        t("create.rootdir", os.open, "rootdir/x", os.O_CREAT | os.O_WRONLY, 0o644)
+        t("mkdir.rootdir", os.mkdir, "rootdir/x")
+        t("chmod.public", os.chmod, "public", 0o777)
+        t("chown.public", os.chown, "public", 1234, 4321)
+        t("utime.public", os.utime, "public")
+        t("truncate.public", os.truncate, "public", 0)
+        t("setxattr.public", os.setxattr, "public", "user.x", b"1")
+        t("unlink.public", os.unlink, "public")
+        t("create.sticky", lambda: write_file("sticky/mine", b"mine"))
+        t("unlink.sticky.roots", os.unlink, "sticky/roots")
+        t("write.sticky.roots", lambda: write_file("sticky/roots", b"w"))
+        t("rename.sticky.roots", os.rename, "sticky/roots", "sticky/x")
+        t("mkdir.open", os.mkdir, "open/sub", 0o700)
+        t("create.open", lambda: write_file("open/file", b"by 1234", 0o640))
+        t("chmod.own", os.chmod, "open/file", 0o600)
+        t("utime.own", os.utime, "open/file", ns=(5, 6))
+        t("setxattr.own", os.setxattr, "open/file", "user.mine", b"1")
+        t("chown.own.to.other", os.chown, "open/file", 99, -1)
+        t("chown.own.to.group", os.chown, "open/file", -1, 0)
+        t("unlink.sticky.mine", os.unlink, "sticky/mine")
+        return r
+
+    got = Child(as_user).result(30)
+    rec("as.user", got)
+    rec("created", (st(d / "open" / "file", times=True), st(d / "open" / "sub")))
+    rec("created.xattr", e(os.getxattr, d / "open" / "file", "user.mine"), b"1")
+    rec("roots", read_file(d / "sticky" / "roots"), b"w")
+    rec("list", sorted(os.listdir(d / "sticky")), ["roots"])
 
 
 def sc_special_files(d, rec):

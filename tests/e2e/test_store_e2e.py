@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from conftest import CORRUPT, requires_hoard, run
+from conftest import CORRUPT, Store, requires_hoard, run
 
 pytestmark = requires_hoard
 
@@ -82,6 +82,37 @@ def test_cross_volume_dedup(store):
         assert (v["unique_bytes"], v["stored_bytes"], v["chunks"]) == \
             (s["unique_bytes"], s["stored_bytes"], s["chunks"])
     assert sha(m["b"] / "same.bin") == hashlib.sha256(data).hexdigest()
+    # volumes are separate trees
+    assert (os.listdir(m["a"]), os.listdir(m["b"])) == (["model.bin"], ["same.bin"])
+    store.umount()
+    assert os.listdir(store.mount("b")["b"]) == ["same.bin"]
+    s = store.stats()
+    assert set(s["volumes"]) == {"a", "b"}      # a volume outlives its mount
+
+
+@pytest.mark.parametrize("level", [0, 1, 19])
+def test_compression_levels(tmp_path, level):
+    """Level 0 stores frames raw; otherwise a chunk is compressed unless
+    zstd saves less than a tenth (docs/FORMAT.md section 3)."""
+    store = Store(tmp_path / "store")
+    store.init("--level", str(level))
+    m = store.mount("test")["test"]
+    try:
+        text = b"".join(b"line %d of a very compressible file\n" % i for i in range(200000))
+        write(m / "text", text)
+        s = store.stats()
+        if level == 0:     # one tag byte per frame
+            assert s["stored_bytes"] == s["unique_bytes"] + s["chunks"], s
+        else:
+            assert s["stored_bytes"] < s["unique_bytes"] // 5, s
+        write(m / "random", os.urandom(4 * MIB))
+        s2 = store.stats()
+        grown = [s2[k] - s[k] for k in ("unique_bytes", "stored_bytes", "chunks")]
+        assert grown[0] == 4 * MIB and grown[1] == grown[0] + grown[2], (s, s2)   # raw
+        assert (m / "text").read_bytes() == text
+    finally:
+        store.umount()
+    store.check_log()
 
 
 def test_corrupt_chunk_is_eio_for_that_file_only(store, mnt):

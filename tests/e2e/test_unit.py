@@ -1,12 +1,14 @@
 # SPDX-License-Identifier: MIT
 """The C unit tests, run through pytest so one summary closes the suite.
 
-Each binary in $HOARD_BUILD/tests is one test.  When $HOARD_ASAN_BUILD names an
+Each binary of tests/meson.build's unit_tests (built in $HOARD_BUILD/tests)
+is one test.  When $HOARD_ASAN_BUILD names an
 ASan/UBSan build directory, its unit tests run too, and so does a short e2e
 pass (HOARD_E2E_SHORT=1) of the POSIX, fsx and durability tests against its
 daemon, in a pytest subprocess.
 """
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +17,18 @@ import pytest
 
 from conftest import BUILD, REPO
 
-UNIT_TESTS = ["test_chunker", "test_codec", "test_hash", "test_store"]
+REQUIRED_UNIT_TESTS = ["test_chunker", "test_codec", "test_hash", "test_store"]
+
+
+def unit_tests():
+    """The unit_tests list of tests/meson.build, so new ones are run too."""
+    m = re.search(r"^unit_tests\s*=\s*\[([^\]]*)\]",
+                  (REPO / "tests" / "meson.build").read_text(), re.M)
+    names = re.findall(r"'([^']+)'", m.group(1)) if m else []
+    return names + [n for n in REQUIRED_UNIT_TESTS if n not in names]
+
+
+UNIT_TESTS = unit_tests()
 ASAN_E2E_FILES = ["tests/e2e/test_posix.py", "tests/e2e/test_fsx.py",
                   "tests/e2e/test_durability.py"]
 UNIT_TIMEOUT = 600

@@ -56,11 +56,10 @@ static int corrupt_first_chunk(struct hoard_store *st, uint64_t ino)
 int main(int argc, char **argv)
 {
 	static const struct option lopts[] = {
-		{ "store", required_argument, NULL, 's' },
-		{ "volume", required_argument, NULL, 'v' },
-		{ "path", required_argument, NULL, 'p' },
-		{ 0 }
-	};
+		{"store", required_argument, NULL, 's'},
+		{"volume", required_argument, NULL, 'v'},
+		{"path", required_argument, NULL, 'p'},
+		{0}};
 	const char *dir = NULL, *vol = NULL, *path = NULL;
 	struct hoard_store *st;
 	struct hoard_fs *fs;
@@ -80,7 +79,7 @@ int main(int argc, char **argv)
 	}
 	if (!dir || !vol || !path) {
 		fprintf(stderr, "usage: hoard-test-corrupt --store DIR "
-			"--volume NAME --path PATH\n");
+				"--volume NAME --path PATH\n");
 		return 2;
 	}
 	if (hoard_store_open(dir, &st, err, sizeof(err)) < 0) {

@@ -12,20 +12,44 @@
 
 static void test_parse_size(void)
 {
-	static const struct { const char *s; uint64_t v; } good[] = {
-		{ "0", 0 }, { "512", 512 }, { "512b", 512 }, { "64K", 65536 },
-		{ "64k", 65536 }, { "64KiB", 65536 }, { "64kib", 65536 },
-		{ "64KB", 65536 }, { "10G", 10ull << 30 }, { "1.5G", 3ull << 29 },
-		{ "1.5GiB", 3ull << 29 }, { "2T", 2ull << 40 }, { "0.5K", 512 },
-		{ "1.0", 1 }, { "3M", 3ull << 20 }, { "1E", 1ull << 60 },
-		{ "15.999999999999999999E", UINT64_MAX - 1 },
-		{ "18446744073709551615", UINT64_MAX },
-		{ "16383P", 16383ull << 50 }, { "007", 7 },
+	static const struct {
+		const char *s;
+		uint64_t v;
+	} good[] = {
+		{"0", 0},
+		{"512", 512},
+		{"512b", 512},
+		{"64K", 65536},
+		{"64k", 65536},
+		{"64KiB", 65536},
+		{"64kib", 65536},
+		{"64KB", 65536},
+		{"10G", 10ull << 30},
+		{"1.5G", 3ull << 29},
+		{"1.5GiB", 3ull << 29},
+		{"2T", 2ull << 40},
+		{"0.5K", 512},
+		{"1.0", 1},
+		{"3M", 3ull << 20},
+		{"1E", 1ull << 60},
+		{"15.999999999999999999E", UINT64_MAX - 1},
+		{"18446744073709551615", UINT64_MAX},
+		{"16383P", 16383ull << 50},
+		{"007", 7},
 	};
 	static const char *bad[] = {
-		"", "K", "-1", "-1K", "+5", " 5", "5 ", "5KK", "5Kb!", "1.5",
-		"1.", ".5", "1.5.5K", "18446744073709551616", "16E", "16384P",
-		"5X", "5iB", "5Ki", "0x10", "1e3", "5KiBB", "1,5G", "nan",
+		"",	  "K",
+		"-1",	  "-1K",
+		"+5",	  " 5",
+		"5 ",	  "5KK",
+		"5Kb!",	  "1.5",
+		"1.",	  ".5",
+		"1.5.5K", "18446744073709551616",
+		"16E",	  "16384P",
+		"5X",	  "5iB",
+		"5Ki",	  "0x10",
+		"1e3",	  "5KiBB",
+		"1,5G",	  "nan",
 	};
 	uint64_t v;
 
@@ -33,7 +57,8 @@ static void test_parse_size(void)
 		v = 12345;
 		CHECK_EQ(hoard_parse_size(good[i].s, &v), 0);
 		if (v != good[i].v)
-			fprintf(stderr, "%s -> %llu\n", good[i].s, (unsigned long long)v);
+			fprintf(stderr, "%s -> %llu\n", good[i].s,
+				(unsigned long long)v);
 		CHECK(v == good[i].v);
 	}
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -50,7 +75,8 @@ static char last_msg[4096];
 static int last_level, calls;
 static void sink(int level, const char *msg)
 {
-	last_level = level; calls++;
+	last_level = level;
+	calls++;
 	snprintf(last_msg, sizeof(last_msg), "%s", msg);
 }
 
@@ -74,7 +100,8 @@ static void test_log(void)
 	memset(big, 'a', sizeof(big) - 1);
 	big[sizeof(big) - 1] = 0;
 	hoard_log(LOG_INFO, "%s", big);
-	CHECK(strlen(last_msg) < sizeof(big) && strcmp(last_msg + strlen(last_msg) - 3, "...") == 0);
+	CHECK(strlen(last_msg) < sizeof(big) &&
+	      strcmp(last_msg + strlen(last_msg) - 3, "...") == 0);
 	hoard_log_set_sink(NULL);
 	hoard_log(LOG_WARNING, "to stderr %d", 3);
 	CHECK_EQ(calls, 3);
@@ -93,7 +120,8 @@ static void test_io(void)
 	CHECK_EQ(hoard_pwrite_full(fd, buf, sizeof(buf), 10), 0);
 	CHECK_EQ(hoard_pread_full(fd, back, sizeof(back), 10), sizeof(back));
 	CHECK(memcmp(buf, back, sizeof(buf)) == 0);
-	CHECK_EQ(hoard_pread_full(fd, back, sizeof(back), 20), sizeof(back) - 10);
+	CHECK_EQ(hoard_pread_full(fd, back, sizeof(back), 20),
+		 sizeof(back) - 10);
 	CHECK_EQ(hoard_pread_full(-1, back, 1, 0), -EBADF);
 	CHECK_EQ(hoard_pwrite_full(-1, back, 1, 0), -EBADF);
 	close(fd);
