@@ -1,0 +1,864 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""hoard's benchmark: every figure of issue 5 against its baseline, in one run.
+
+Run it through tests/bench/run (which installs the tools and builds a
+release build); as root:
+
+    tests/bench/run [--quick] [--out DIR] [--work DIR] [--build DIR] [--keep]
+
+It makes two deterministic corpora (seeded; the same bytes on every run):
+
+  pip  real wheels (Debian's /usr/share/python-wheels and wheels packed
+       here from the Python packages Debian installed), near-duplicate
+       "versions" of each (one module changed and re-zipped; then one more
+       file appended to the archive), and pip-http-cache-like copies of
+       every wheel (a response header in front of the body);
+  hf   a model cache: three revisions of a safetensors model of fp16-like
+       weights; rev2 changes ~10% of the tensors and has a longer JSON
+       header (every tensor shifts), rev3 appends a tensor.  The ideal
+       stored size is known exactly: the distinct tensor bytes plus the
+       three headers.
+
+and measures, each against its baseline in the same run (the machine is
+shared and noisy, so only ratios are meaningful), the figures listed in
+README.md ("Benchmarks").  The table goes to stdout, results.json and
+results.md to the out dir.  Exit status: 0 when the run completed (whether
+or not the targets are met), 1 when a step failed, 2 on a usage error.
+"""
+import argparse
+import json
+import os
+import platform
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+MB = 1_000_000
+MiB = 1 << 20
+
+SIZES = {
+    # quick: the whole run takes about a minute
+    "quick": dict(wheel_budget=6 * MiB, hidden=512, vocab=8192, layers=7,
+                  inter=1408, readfile=256 * MiB, stat_files=10_000,
+                  create_files=2_000, runs=2),
+    # full: a ~500 MB model (three revisions: ~1.6 GB) and a 1 GiB file
+    "full": dict(wheel_budget=40 * MiB, hidden=1024, vocab=32000, layers=17,
+                 inter=2816, readfile=1 << 30, stat_files=100_000,
+                 create_files=10_000, runs=3),
+}
+SEED = 20260501
+CACHE_SIZE = 64 * MiB          # hoardfs --cache-size default
+RSS_ALLOWANCE = 150 * MB       # issue 5: caches + 150 MB
+SMALL_FILE_MAX = 8192          # create benchmark: 1..8192 bytes per file
+ZIP_TIME = (2024, 1, 1, 0, 0, 0)
+
+
+class BenchError(Exception):
+    pass
+
+
+def log(msg):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr,
+          flush=True)
+
+
+def run(args, check=True, env=None, **kw):
+    p = subprocess.run([str(a) for a in args], capture_output=True,
+                       text=True, env=env, **kw)
+    if check and p.returncode != 0:
+        raise BenchError(f"{' '.join(map(str, args))} exited "
+                         f"{p.returncode}: {p.stderr.strip()[-2000:]}")
+    return p
+
+
+def timed(args, **kw):
+    t0 = time.monotonic()
+    run(args, **kw)
+    return time.monotonic() - t0
+
+
+def sync_fs():
+    os.sync()
+
+
+def drop_caches():
+    os.sync()
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("3\n")
+
+
+def tree_bytes(path):
+    """Sum of the sizes of the regular files under path (or of one file)."""
+    path = Path(path)
+    if path.is_file():
+        return path.stat().st_size
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for n in files:
+            p = os.path.join(root, n)
+            if not os.path.islink(p):
+                total += os.lstat(p).st_size
+    return total
+
+
+def tree_files(path):
+    out = []
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        for n in sorted(files):
+            p = os.path.join(root, n)
+            if os.path.isfile(p) and not os.path.islink(p):
+                out.append(p)
+    return out
+
+
+# -- corpus (a): pip-like ---------------------------------------------------
+
+def _dist_sources():
+    """(name, version, metadata dir, [top-level paths]) of the pure and
+    binary Python distributions Debian installed, sorted by name."""
+    base = Path("/usr/lib/python3/dist-packages")
+    out = []
+    if not base.is_dir():
+        return out
+    for meta in sorted(base.iterdir()):
+        if not meta.name.endswith((".dist-info", ".egg-info")) or not meta.is_dir():
+            continue
+        stem = meta.name.rsplit(".", 1)[0]
+        if "-" not in stem:
+            continue
+        name, version = stem.split("-", 1)
+        top = meta / "top_level.txt"
+        if not top.exists():
+            continue
+        paths = []
+        for line in top.read_text(errors="replace").split():
+            for cand in (base / line, base / f"{line}.py"):
+                if cand.exists():
+                    paths.append(cand)
+        if paths:
+            out.append((name, version, meta, paths))
+    return out
+
+
+def _zip_write(zf, arcname, data):
+    zi = zipfile.ZipInfo(arcname, ZIP_TIME)
+    zi.compress_type = zipfile.ZIP_DEFLATED
+    zi.external_attr = 0o644 << 16
+    zf.writestr(zi, data, compresslevel=6)
+
+
+def _write_wheel(path, members):
+    """members: [(arcname, bytes)] in order; deterministic bytes."""
+    with zipfile.ZipFile(path, "w") as zf:
+        for arcname, data in members:
+            _zip_write(zf, arcname, data)
+
+
+def _wheel_from_dist(name, version, paths):
+    """A wheel's members built from an installed distribution's files."""
+    members = []
+    for p in paths:
+        if p.is_file():
+            members.append((p.name, p.read_bytes()))
+            continue
+        for root, dirs, files in os.walk(p):
+            dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+            for n in sorted(files):
+                if n.endswith(".pyc"):
+                    continue
+                f = Path(root) / n
+                if f.is_symlink() or not f.is_file():
+                    continue
+                rel = f.relative_to(p.parent).as_posix()
+                members.append((rel, f.read_bytes()))
+    di = f"{name}-{version}.dist-info"
+    members.append((f"{di}/METADATA",
+                    f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+                    f"Summary: packed from Debian's installed files\n".encode()))
+    members.append((f"{di}/WHEEL", b"Wheel-Version: 1.0\nGenerator: hoard-bench\n"
+                    b"Root-Is-Purelib: true\nTag: py3-none-any\n"))
+    members.append((f"{di}/RECORD",
+                    "".join(f"{a},,\n" for a, _ in members).encode()))
+    return members
+
+
+def _read_members(path):
+    with zipfile.ZipFile(path) as zf:
+        return [(i.filename, zf.read(i)) for i in zf.infolist()]
+
+
+def _next_version(members, rng, vtag):
+    """One module changed (a line appended) and the version bumped: what
+    a new release of a package looks like."""
+    out = list(members)
+    code = [i for i, (a, _) in enumerate(out) if a.endswith(".py")]
+    if code:
+        i = code[rng.randrange(len(code))]
+        a, d = out[i]
+        out[i] = (a, d + f"\n# release {vtag}: {rng.getrandbits(64):x}\n".encode())
+    for i, (a, d) in enumerate(out):
+        if a.endswith(("/METADATA", "PKG-INFO")):
+            out[i] = (a, d + f"X-Release: {vtag}\n".encode())
+    return out
+
+
+def _http_cache_entry(url, body, rng):
+    """pip's (cachecontrol) HTTP cache stores a response as a serialized
+    header block followed by the body: the same wheel bytes, shifted."""
+    hdr = (f"cc=4,HTTP/1.1 200 OK\r\nurl: {url}\r\n"
+           f"content-type: application/octet-stream\r\n"
+           f"etag: \"{rng.getrandbits(128):032x}\"\r\n"
+           f"cache-control: max-age=365000000, immutable, public\r\n"
+           f"content-length: {len(body)}\r\n"
+           f"date: Mon, 01 Jan 2024 00:00:{rng.randrange(60):02d} GMT\r\n\r\n")
+    return hdr.encode() + body
+
+
+def make_pip_corpus(dest, budget, rng):
+    """Wheels, near-duplicate versions, http-cache copies.  Returns a
+    summary dict."""
+    wheels = dest / "wheels"
+    http = dest / "http"
+    wheels.mkdir(parents=True)
+    http.mkdir()
+    bases = []   # (filename stem parts, members)
+    deb = Path("/usr/share/python-wheels")
+    for w in sorted(deb.glob("*.whl")) if deb.is_dir() else []:
+        bases.append((w.name, _read_members(w), w.read_bytes()))
+    size = sum(len(b[2]) for b in bases)
+    for name, version, _meta, paths in _dist_sources():
+        if size >= budget:
+            break
+        members = _wheel_from_dist(name, version, paths)
+        raw = sum(len(d) for _, d in members)
+        if raw > budget // 3:      # keep many packages, not one huge one
+            continue
+        fn = f"{name.replace('-', '_')}-{version}-py3-none-any.whl"
+        p = wheels / fn
+        _write_wheel(p, members)
+        bases.append((fn, members, p.read_bytes()))
+        size += p.stat().st_size
+    if not bases:
+        raise BenchError("no wheels found for the pip corpus")
+    for fn, members, data in bases:
+        name, version, rest = fn.split("-", 2)
+        versions = [(fn, data)]
+        v1 = _next_version(members, rng, "1")
+        f1 = f"{name}-{version}.post1-{rest}"
+        _write_wheel(wheels / f1, v1)
+        versions.append((f1, (wheels / f1).read_bytes()))
+        v2 = _next_version(v1, rng, "2") + [
+            (f"{name}-{version}.dist-info/entry_points.txt",
+             f"[console_scripts]\n{name}-bench = {name}:main\n".encode())]
+        f2 = f"{name}-{version}.post2-{rest}"
+        _write_wheel(wheels / f2, v2)
+        versions.append((f2, (wheels / f2).read_bytes()))
+        if not (wheels / fn).exists():
+            (wheels / fn).write_bytes(data)
+        for vf, vdata in versions:
+            key = f"{rng.getrandbits(224):056x}"
+            d = http / key[0] / key[1] / key[2] / key[3]
+            d.mkdir(parents=True, exist_ok=True)
+            (d / key).write_bytes(_http_cache_entry(
+                f"http://127.0.0.1/packages/{vf}", vdata, rng))
+    return dict(base_wheels=len(bases), files=len(tree_files(dest)),
+                bytes=tree_bytes(dest))
+
+
+# -- corpus (b): model cache --------------------------------------------------
+
+# fp16 weights of a trained model: sign random, exponents clustered around
+# 2^-6 .. 2^-9, mantissas random.  The high byte of each little-endian fp16
+# is s|eeeee|mm; map a uniform byte to that distribution.
+def _fp16_high_table():
+    exps = [6] * 10 + [7] * 20 + [8] * 46 + [9] * 38 + [10] * 12 + [11] * 2
+    assert len(exps) == 128
+    return bytes((b & 0x80) | (exps[b & 0x7F] << 2) | (b & 0x3)
+                 for b in range(256))
+
+
+FP16_HIGH = _fp16_high_table()
+
+
+def fp16_like(rng, n):
+    buf = bytearray(rng.randbytes(n))
+    buf[1::2] = bytes(buf[1::2]).translate(FP16_HIGH)
+    return bytes(buf)
+
+
+def _model_tensors(sz):
+    h, v, inter = sz["hidden"], sz["vocab"], sz["inter"]
+    t = [("model.embed_tokens.weight", [v, h])]
+    for i in range(sz["layers"]):
+        p = f"model.layers.{i}."
+        t += [(p + "input_layernorm.weight", [h]),
+              (p + "self_attn.q_proj.weight", [h, h]),
+              (p + "self_attn.k_proj.weight", [h, h]),
+              (p + "self_attn.v_proj.weight", [h, h]),
+              (p + "self_attn.o_proj.weight", [h, h]),
+              (p + "post_attention_layernorm.weight", [h]),
+              (p + "mlp.gate_proj.weight", [inter, h]),
+              (p + "mlp.up_proj.weight", [inter, h]),
+              (p + "mlp.down_proj.weight", [h, inter])]
+    t.append(("model.norm.weight", [h]))
+    return t
+
+
+def _nbytes(shape):
+    n = 2
+    for d in shape:
+        n *= d
+    return n
+
+
+def safetensors_header(tensors, metadata):
+    """tensors: [(name, shape, nbytes)] in data order.  Returns the full
+    header: 8-byte little-endian length + JSON, padded with spaces to a
+    multiple of 8 bytes (as the safetensors library writes it)."""
+    hdr = {"__metadata__": metadata}
+    off = 0
+    for name, shape, nb in tensors:
+        hdr[name] = {"dtype": "F16", "shape": shape,
+                     "data_offsets": [off, off + nb]}
+        off += nb
+    js = json.dumps(hdr, separators=(",", ":")).encode()
+    js += b" " * (-len(js) % 8)
+    return len(js).to_bytes(8, "little") + js
+
+
+def write_safetensors(path, tensors, data, metadata):
+    hdr = safetensors_header([(n, s, len(data[n])) for n, s in tensors],
+                             metadata)
+    with open(path, "wb") as f:
+        f.write(hdr)
+        for n, _s in tensors:
+            f.write(data[n])
+    return len(hdr)
+
+
+def make_model_corpus(dest, sz, rng):
+    """Three revisions under an HF-hub-like layout.  Returns a summary with
+    the exact ideal stored size."""
+    tensors = _model_tensors(sz)
+    data = {n: fp16_like(rng, _nbytes(s)) for n, s in tensors}
+    distinct = sum(len(d) for d in data.values())
+    snap = dest / "hub" / "models--hoard--bench" / "snapshots"
+    revs = {}
+    # rev1
+    p1 = snap / "rev1"
+    p1.mkdir(parents=True)
+    h1 = write_safetensors(p1 / "model.safetensors", tensors, data,
+                           {"format": "pt"})
+    # rev2: ~10% of the tensors retrained, longer header
+    k = max(1, round(len(tensors) / 10))
+    changed = sorted(rng.sample(range(len(tensors)), k))
+    data2 = dict(data)
+    for i in changed:
+        n, s = tensors[i]
+        data2[n] = fp16_like(rng, _nbytes(s))
+        distinct += len(data2[n])
+    meta2 = {"format": "pt", "revision": "2",
+             "notes": "fine-tuned; " + "x" * 200}
+    p2 = snap / "rev2"
+    p2.mkdir()
+    h2 = write_safetensors(p2 / "model.safetensors", tensors, data2, meta2)
+    # rev3: rev2 plus one appended tensor
+    extra = ("lm_head.adapter.weight", [sz["inter"], sz["hidden"]])
+    data3 = dict(data2)
+    data3[extra[0]] = fp16_like(rng, _nbytes(extra[1]))
+    distinct += len(data3[extra[0]])
+    p3 = snap / "rev3"
+    p3.mkdir()
+    h3 = write_safetensors(p3 / "model.safetensors", tensors + [extra], data3,
+                           {**meta2, "revision": "3"})
+    for r in ("rev1", "rev2", "rev3"):
+        (snap / r / "config.json").write_text(json.dumps(
+            {"hidden_size": sz["hidden"], "num_hidden_layers": sz["layers"],
+             "vocab_size": sz["vocab"], "revision": r}, indent=2) + "\n")
+    configs = sum((snap / r / "config.json").stat().st_size
+                  for r in ("rev1", "rev2", "rev3"))
+    ideal = distinct + h1 + h2 + h3 + configs
+    return dict(tensors=len(tensors), changed_in_rev2=len(changed),
+                headers=[h1, h2, h3], distinct_tensor_bytes=distinct,
+                ideal_stored_bytes=ideal,
+                model_files=[str(snap / r / "model.safetensors")
+                             for r in ("rev1", "rev2", "rev3")],
+                bytes=tree_bytes(dest))
+
+
+def make_big_file(path, nbytes, rng):
+    with open(path, "wb") as f:
+        left = nbytes
+        while left:
+            n = min(left, 32 * MiB)
+            f.write(fp16_like(rng, n))
+            left -= n
+
+
+# -- hoard daemon ---------------------------------------------------------------
+
+def is_mounted(path):
+    path = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == path for line in f)
+
+
+class Daemon:
+    """hoardfs in the foreground as our child, so that its exit status and
+    rusage (peak RSS, blocks written, all threads, up to its very end)
+    come back to us with wait4.  /proc/PID/status and /proc/PID/io are
+    sampled while it runs as a cross-check."""
+
+    def __init__(self, build, store, mounts, logfile, cpus=None, extra=()):
+        self.mounts = mounts
+        args = [str(build / "hoardfs"), "-f", "--store", str(store), *extra]
+        for name, mp in mounts.items():
+            Path(mp).mkdir(parents=True, exist_ok=True)
+            args.append(f"{name}={mp}")
+        if cpus is not None:
+            args = ["taskset", "-c", cpus] + args
+        self.log = open(logfile, "ab")
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
+                                     stdout=self.log, stderr=self.log)
+        self.samples = {"VmHWM": 0, "write_bytes": 0,
+                        "cancelled_write_bytes": 0}
+        deadline = time.time() + 60
+        while not all(is_mounted(mp) for mp in mounts.values()):
+            if self.proc.poll() is not None:
+                raise BenchError(f"hoardfs exited {self.proc.returncode} "
+                                 f"before mounting; see {logfile}")
+            if time.time() > deadline:
+                raise BenchError("hoardfs did not mount within 60 s")
+            time.sleep(0.02)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self):
+        pid = self.proc.pid
+        while not self._stop.is_set():
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    for line in f:
+                        if line.startswith("VmHWM:"):
+                            self.samples["VmHWM"] = int(line.split()[1]) * 1024
+                with open(f"/proc/{pid}/io") as f:
+                    for line in f:
+                        k, v = line.split(":")
+                        if k in self.samples:
+                            self.samples[k] = int(v)
+            except (OSError, ValueError):
+                pass
+            self._stop.wait(0.05)
+
+    def stop(self):
+        """Unmount every volume; returns the daemon's wait4 figures."""
+        for mp in self.mounts.values():
+            run(["fusermount3", "-u", mp])
+        _pid, status, ru = os.wait4(self.proc.pid, 0)
+        self.proc.returncode = os.waitstatus_to_exitcode(status)
+        self._stop.set()
+        self._thread.join()
+        self.log.close()
+        if self.proc.returncode != 0:
+            raise BenchError(f"hoardfs exited {self.proc.returncode}")
+        return dict(peak_rss=ru.ru_maxrss * 1024,
+                    write_bytes=ru.ru_oublock * 512,
+                    sampled=dict(self.samples))
+
+
+# -- the benchmark ----------------------------------------------------------------
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.size = "quick" if args.quick else "full"
+        self.sz = SIZES[self.size]
+        self.build = Path(args.build).resolve()
+        self.hoard = self.build / "hoard"
+        self.tool = self.build / "tests" / "hoard-bench"
+        self.work = Path(args.work).resolve()
+        self.rows = []
+        self.detail = {}
+
+    # rows: kind "higher": ratio = hoard / baseline and must be >= target;
+    # "lower": ratio = hoard / baseline and must be <= target ("<" when
+    # strict).
+    def row(self, figure, unit, hoard, baseline, target, kind, strict=False):
+        ratio = hoard / baseline if baseline else float("inf")
+        if kind == "higher":
+            met = ratio >= target
+            tstr = f">= {target:g}x"
+        else:
+            met = ratio < target if strict else ratio <= target
+            tstr = f"{'<' if strict else '<='} {target:g}x"
+        self.rows.append(dict(figure=figure, unit=unit, hoard=hoard,
+                              baseline=baseline, ratio=ratio, target=tstr,
+                              met=bool(met)))
+        log(f"{figure}: hoard {hoard:.4g} {unit}, baseline {baseline:.4g} "
+            f"{unit}, ratio {ratio:.3f} ({tstr}: {'yes' if met else 'no'})")
+
+    def hb(self, *args):
+        return json.loads(run([self.tool, *args]).stdout)
+
+    # -- phases ----------------------------------------------------------------
+    def make_corpora(self):
+        src = self.work / "src"
+        self.src_pip = src / "pip"
+        self.src_hf = src / "hf"
+        t0 = time.monotonic()
+        self.pip = make_pip_corpus(self.src_pip, self.sz["wheel_budget"],
+                                   random.Random(SEED))
+        self.model = make_model_corpus(self.src_hf, self.sz,
+                                       random.Random(SEED + 1))
+        self.local = self.work / "local"
+        self.local.mkdir()
+        make_big_file(self.local / "big.bin", self.sz["readfile"],
+                      random.Random(SEED + 2))
+        sync_fs()
+        self.detail["corpora"] = dict(pip=self.pip, model=self.model,
+                                      seconds=round(time.monotonic() - t0, 2))
+        log(f"corpora: pip {self.pip['bytes'] / MB:.1f} MB in "
+            f"{self.pip['files']} files, model cache "
+            f"{self.model['bytes'] / MB:.1f} MB (ideal stored "
+            f"{self.model['ideal_stored_bytes'] / MB:.1f} MB), "
+            f"read file {self.sz['readfile'] / MiB:.0f} MiB")
+
+    def bound(self):
+        files = tree_files(self.src_pip) + tree_files(self.src_hf)
+        b = self.hb("bound", *files)
+        self.detail["bound"] = b
+        self.bound_bps = b["bytes"] / b["seconds"]
+        log(f"one-core bound: {self.bound_bps / MB:.0f} MB/s over "
+            f"{b['bytes'] / MB:.1f} MB ({b['unique_bytes'] / MB:.1f} MB in "
+            f"distinct chunks, {b['stored_bytes'] / MB:.1f} MB compressed)")
+
+    def ingest(self, name, cpus=None):
+        store = self.work / f"store-{name}"
+        run([self.hoard, "init", "--store", store])
+        mounts = {"pip": self.work / f"mnt-{name}-pip",
+                  "huggingface": self.work / f"mnt-{name}-hf"}
+        sync_fs()
+        d = Daemon(self.build, store, mounts, self.work / f"hoardfs-{name}.log",
+                   cpus=cpus)
+        t0 = time.monotonic()
+        run(["cp", "-a", f"{self.src_pip}/.", mounts["pip"]])
+        run(["cp", "-a", f"{self.src_hf}/.", mounts["huggingface"]])
+        figs = d.stop()
+        sync_fs()
+        secs = time.monotonic() - t0
+        stats = json.loads(run([self.hoard, "stats", "--json", "--store",
+                                store]).stdout)
+        logical = self.pip["bytes"] + self.model["bytes"]
+        res = dict(seconds=secs, bytes=logical, stats=stats, daemon=figs,
+                   store=str(store), store_dir_bytes=tree_bytes(store))
+        self.detail[f"ingest_{name}"] = res
+        log(f"ingest ({name}): {logical / MB:.1f} MB in {secs:.2f} s "
+            f"({logical / secs / MB:.0f} MB/s)")
+        return res
+
+    def baseline_tools(self):
+        env = dict(os.environ)
+        env.update(RESTIC_PASSWORD="hoard-bench",
+                   RESTIC_CACHE_DIR=str(self.work / "restic-cache"),
+                   BORG_BASE_DIR=str(self.work / "borg-base"),
+                   BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK="yes",
+                   BORG_RELOCATED_REPO_ACCESS_IS_OK="yes")
+        res = {}
+        for corpus, src in (("pip", self.src_pip), ("hf", self.src_hf)):
+            # restic (repository format 2: zstd compression, its default "auto")
+            repo = self.work / f"restic-{corpus}"
+            run(["restic", "init", "--repo", repo, "--repository-version",
+                 "2"], env=env)
+            sync_fs()
+            t = timed(["restic", "--repo", repo, "backup", "--quiet", "."],
+                      env=env, cwd=src)
+            sync_fs()
+            res.setdefault("restic", {})[corpus] = dict(
+                seconds=t, bytes=tree_bytes(repo))
+            # borg 1.2, zstd level 1, its default chunker (buzhash, ~2 MiB)
+            repo = self.work / f"borg-{corpus}"
+            run(["borg", "init", "--encryption", "none", repo], env=env)
+            sync_fs()
+            t = timed(["borg", "create", "--compression", "zstd,1",
+                       f"{repo}::bench", "."], env=env, cwd=src)
+            sync_fs()
+            res.setdefault("borg", {})[corpus] = dict(
+                seconds=t,
+                bytes=tree_bytes(repo))
+            # casync: the same 16/64/256 KiB chunking as hoard, zstd
+            repo = self.work / f"casync-{corpus}"
+            repo.mkdir()
+            sync_fs()
+            t = timed(["casync", "make", f"--store={repo}/store",
+                       "--chunk-size=16384:65536:262144",
+                       "--compression=zstd", f"{repo}/index.caidx", src],
+                      env=env)
+            sync_fs()
+            res.setdefault("casync", {})[corpus] = dict(
+                seconds=t, bytes=tree_bytes(repo))
+        for tool, r in res.items():
+            log(f"{tool}: " + ", ".join(
+                f"{c} {v['seconds']:.2f} s {v['bytes'] / MB:.1f} MB"
+                for c, v in r.items()))
+        self.detail["tools"] = res
+        return res
+
+    def read_phase(self, store):
+        """Reads, mmap, stat and small-file creation, hoard vs local disk."""
+        sz, runs = self.sz, self.sz["runs"]
+        mounts = {"bench": self.work / "mnt-read-bench",
+                  "huggingface": self.work / "mnt-read-hf"}
+        logf = self.work / "hoardfs-read.log"
+        d = Daemon(self.build, store, mounts, logf)
+        mnt = mounts["bench"]
+        t0 = time.monotonic()
+        run(["cp", self.local / "big.bin", mnt / "big.bin"])
+        log(f"copied the read file into the mount in "
+            f"{time.monotonic() - t0:.1f} s")
+        for base in (self.local, mnt):
+            (base / "stat").mkdir()
+            self.hb("mkfiles", base / "stat", str(sz["stat_files"]), "0")
+        d.stop()
+        rel_model = Path(self.model["model_files"][0]).relative_to(self.src_hf)
+        local_model = self.src_hf / rel_model
+        hoard_model = mounts["huggingface"] / rel_model
+        res = {}
+
+        def fresh():
+            """A fresh daemon (empty chunk cache, RocksDB reopened)."""
+            return Daemon(self.build, store, mounts, logf)
+
+        def best(key, side, value):
+            res.setdefault(key, {}).setdefault(side, []).append(value)
+
+        # cold: a fresh daemon and the page cache dropped, for every run
+        for _ in range(runs):
+            drop_caches()
+            best("seq_cold", "local",
+                 self.hb("seqread", self.local / "big.bin")["seconds"])
+            d = fresh()
+            drop_caches()
+            best("seq_cold", "hoard", self.hb("seqread", mnt / "big.bin")["seconds"])
+            drop_caches()
+            best("mmap_cold", "hoard", self.hb("mmap", hoard_model)["seconds"])
+            drop_caches()
+            best("stat_cold", "hoard",
+                 self.hb("statfiles", mnt / "stat", str(sz["stat_files"]))["seconds"])
+            d.stop()
+            drop_caches()
+            best("mmap_cold", "local", self.hb("mmap", local_model)["seconds"])
+            drop_caches()
+            best("stat_cold", "local",
+                 self.hb("statfiles", self.local / "stat",
+                         str(sz["stat_files"]))["seconds"])
+        # warm: everything read once, then measured
+        d = fresh()
+        for side, big, model, stat in (
+                ("local", self.local / "big.bin", local_model, self.local / "stat"),
+                ("hoard", mnt / "big.bin", hoard_model, mnt / "stat")):
+            self.hb("seqread", big)
+            self.hb("mmap", model)
+            self.hb("statfiles", stat, str(sz["stat_files"]))
+            for _ in range(max(runs, 5)):   # short: more runs, best kept
+                best("seq_warm", side, self.hb("seqread", big)["seconds"])
+                best("mmap_warm", side, self.hb("mmap", model)["seconds"])
+                best("stat_warm", side, self.hb("statfiles", stat,
+                                                str(sz["stat_files"]))["seconds"])
+        # create + write + close of small files (not synced, either side)
+        for i in range(runs):
+            for side, base in (("local", self.local), ("hoard", mnt)):
+                dd = base / f"create{i}"
+                dd.mkdir()
+                best("create", side, self.hb("mkfiles", dd, str(sz["create_files"]),
+                                             str(SMALL_FILE_MAX))["seconds"])
+        d.stop()
+        self.detail["reads"] = res
+        return {k: {s: min(v) for s, v in sides.items()}
+                for k, sides in res.items()}
+
+    # -- the whole run ------------------------------------------------------------
+    def main(self):
+        t_start = time.monotonic()
+        self.make_corpora()
+        self.bound()
+        ing = self.ingest("2cores")
+        ing1 = self.ingest("1core", cpus="0")
+        tools = self.baseline_tools()
+        reads = self.read_phase(Path(ing["store"]))
+
+        logical = ing["bytes"]
+        self.row("ingest throughput, daemon on 1 core (vs 1-core bound)",
+                 "MB/s", logical / ing1["seconds"] / MB, self.bound_bps / MB,
+                 0.7, "higher")
+        self.row("ingest throughput, 2 cores (vs 1-core bound)", "MB/s",
+                 logical / ing["seconds"] / MB, self.bound_bps / MB, 1.6,
+                 "higher")
+        for tool in ("restic", "borg", "casync"):
+            t = sum(v["seconds"] for v in tools[tool].values())
+            self.row(f"ingest wall time (vs {tool})", "s", ing["seconds"], t,
+                     1.0, "lower", strict=True)
+        vols = ing["stats"].get("volumes", {})
+        stored = {"pip": vols["pip"]["stored_bytes"],
+                  "hf": vols["huggingface"]["stored_bytes"]}
+        self.row("stored bytes, model revisions (vs exact ideal)", "MB",
+                 stored["hf"] / MB, self.model["ideal_stored_bytes"] / MB,
+                 1.05, "lower")
+        for corpus, label in (("pip", "pip corpus"), ("hf", "model corpus")):
+            for tool in ("casync", "restic", "borg"):
+                self.row(f"stored bytes, {label} (vs {tool})", "MB",
+                         stored[corpus] / MB, tools[tool][corpus]["bytes"] / MB,
+                         1.0, "lower")
+        fsz = self.sz["readfile"]
+        rf = f"{fsz / MiB:.0f} MiB" if fsz < (1 << 30) else f"{fsz >> 30} GiB"
+        self.row(f"cold sequential read, {rf} (vs local disk)", "MB/s",
+                 fsz / reads["seq_cold"]["hoard"] / MB,
+                 fsz / reads["seq_cold"]["local"] / MB, 0.8, "higher")
+        self.row(f"warm re-read, {rf} (vs local disk)", "MB/s",
+                 fsz / reads["seq_warm"]["hoard"] / MB,
+                 fsz / reads["seq_warm"]["local"] / MB, 0.95, "higher")
+        msz = Path(self.model["model_files"][0]).stat().st_size
+        self.row("safetensors mmap load, cold (vs local disk)", "MB/s",
+                 msz / reads["mmap_cold"]["hoard"] / MB,
+                 msz / reads["mmap_cold"]["local"] / MB, 0.7, "higher")
+        self.row("safetensors mmap load, warm (vs local disk)", "MB/s",
+                 msz / reads["mmap_warm"]["hoard"] / MB,
+                 msz / reads["mmap_warm"]["local"] / MB, 0.95, "higher")
+        n = self.sz["stat_files"]
+        self.row(f"stat of {n:,} files, cold (vs local disk)", "s",
+                 reads["stat_cold"]["hoard"], reads["stat_cold"]["local"], 3.0,
+                 "lower")
+        self.row(f"stat of {n:,} files, warm (vs local disk)", "s",
+                 reads["stat_warm"]["hoard"], reads["stat_warm"]["local"], 1.2,
+                 "lower")
+        n = self.sz["create_files"]
+        self.row(f"create+write+close of {n:,} small files (vs local disk)",
+                 "s", reads["create"]["hoard"], reads["create"]["local"], 3.0,
+                 "lower")
+        unique = ing["stats"]["unique_bytes"]
+        s = ing["daemon"]["sampled"]
+        written = ing["daemon"]["write_bytes"] - s["cancelled_write_bytes"]
+        self.row("write amplification (daemon disk writes vs unique bytes)",
+                 "MB", written / MB, unique / MB, 1.5, "lower")
+        self.row("daemon peak RSS during ingest (vs 64 MiB cache + 150 MB)",
+                 "MB", ing["daemon"]["peak_rss"] / MB,
+                 (CACHE_SIZE + RSS_ALLOWANCE) / MB, 1.0, "lower")
+        self.detail["seconds_total"] = round(time.monotonic() - t_start, 1)
+        self.report()
+
+    def report(self):
+        out = Path(self.args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        meta = dict(size=self.size, date=time.strftime("%Y-%m-%d %H:%M:%S UTC",
+                                                       time.gmtime()),
+                    git=run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
+                            check=False).stdout.strip(),
+                    kernel=platform.release(), cpus=os.cpu_count(),
+                    build=str(self.build))
+        doc = dict(meta=meta, figures=self.rows, detail=self.detail)
+        (out / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
+        md = table_markdown(self.rows)
+        head = (f"# hoard benchmark ({self.size})\n\n"
+                f"{meta['date']}, git {meta['git']}, {meta['cpus']} cores, "
+                f"Linux {meta['kernel']}, {self.detail['seconds_total']} s\n\n")
+        (out / "results.md").write_text(head + md)
+        print(head + md, end="")
+        met = sum(r["met"] for r in self.rows)
+        print(f"\n{met} of {len(self.rows)} targets met; "
+              f"{out / 'results.json'}, {out / 'results.md'}")
+
+
+def fmt(v):
+    if v >= 100:
+        return f"{v:,.0f}"
+    if v >= 1:
+        return f"{v:.2f}"
+    return f"{v:.3g}"
+
+
+def table_markdown(rows):
+    lines = ["| figure | hoard | baseline | ratio | target | met |",
+             "|---|---:|---:|---:|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['figure']} | {fmt(r['hoard'])} {r['unit']} | "
+                     f"{fmt(r['baseline'])} {r['unit']} | {r['ratio']:.2f}x | "
+                     f"{r['target']} | {'yes' if r['met'] else 'no'} |")
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(
+        prog="tests/bench/run",
+        description="hoard's benchmark: every figure against its baseline "
+        "in the same run (see README.md, Benchmarks).  Needs root.")
+    ap.add_argument("--quick", action="store_true",
+                    help="small corpora: the whole run takes about a minute")
+    ap.add_argument("--out", default="bench-out",
+                    help="where results.json and results.md go "
+                    "(default: ./bench-out)")
+    ap.add_argument("--work", default=None,
+                    help="scratch directory on the local disk (default: a new "
+                    "directory in /var/tmp, removed at the end)")
+    ap.add_argument("--build", default=str(REPO / "build-release"),
+                    help="build directory with hoard, hoardfs and "
+                    "tests/hoard-bench (default: build-release)")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the scratch directory")
+    return ap.parse_args(argv)
+
+
+def main(argv):
+    args = parse_args(argv)
+    if os.geteuid() != 0:
+        print("bench: must run as root (FUSE mounts, dropping the page cache)",
+              file=sys.stderr)
+        return 2
+    for exe in ("restic", "borg", "casync", "taskset", "fusermount3"):
+        if not shutil.which(exe):
+            print(f"bench: {exe} not found (tests/bench/run installs it)",
+                  file=sys.stderr)
+            return 1
+    build = Path(args.build)
+    for exe in ("hoard", "hoardfs", "tests/hoard-bench"):
+        if not (build / exe).exists():
+            print(f"bench: {build / exe} missing (build it: ninja -C {build})",
+                  file=sys.stderr)
+            return 1
+    made_work = args.work is None
+    if made_work:
+        args.work = tempfile.mkdtemp(prefix="hoard-bench-", dir="/var/tmp")
+    else:
+        Path(args.work).mkdir(parents=True, exist_ok=True)
+        if any(Path(args.work).iterdir()):
+            print(f"bench: --work {args.work} is not empty", file=sys.stderr)
+            return 2
+    bench = Bench(args)
+    try:
+        bench.main()
+    except BenchError as e:
+        print(f"bench: {e}", file=sys.stderr)
+        return 1
+    finally:
+        # never leave a mount behind
+        with open("/proc/self/mountinfo") as f:
+            mps = [l.split()[4] for l in f]
+        for mp in mps:
+            if mp.startswith(str(Path(args.work).resolve()) + "/"):
+                subprocess.run(["fusermount3", "-u", "-z", mp],
+                               capture_output=True)
+        if made_work and not args.keep:
+            shutil.rmtree(args.work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
