@@ -850,3 +850,45 @@ void hoard_store_compact(struct hoard_store *st)
 	for (int i = 0; i < HOARD_CF_COUNT; i++)
 		rocksdb_compact_range_cf(st->db, st->cf[i], NULL, 0, NULL, 0);
 }
+
+/*
+ * Space reclamation (hoard gc).  RocksDB 7.8's C API has no per-compaction
+ * blob GC settings (rocksdb_compactoptions_set_blob_garbage_collection_*
+ * came later), so the chunkdata family's mutable options are changed for the
+ * duration: an age cutoff of 1.0 makes a compaction relocate the live blobs
+ * of every blob file, and a forced bottommost compaction drops the
+ * tombstones, after which no SST refers to the old blob files and RocksDB
+ * deletes them.  The options are set back to make_cf_opts()'s values.
+ */
+int hoard_store_gc(struct hoard_store *st)
+{
+	static const char *const keys[] = {
+		"enable_blob_garbage_collection",
+		"blob_garbage_collection_age_cutoff",
+	};
+	static const char *const gc_vals[] = {"true", "1.0"};
+	static const char *const normal_vals[] = {"true", "0.25"};
+	rocksdb_compactoptions_t *co = rocksdb_compactoptions_create();
+	rocksdb_column_family_handle_t *data = st->cf[HOARD_CF_CHUNKDATA];
+	char *err = NULL;
+	int r;
+
+	if (!co)
+		return -ENOMEM;
+	rocksdb_set_options_cf(st->db, data, 2, keys, gc_vals, &err);
+	r = rdb_err(err, "set_options (blob gc)");
+	if (r < 0)
+		goto out_free_co;
+	/* 2 = BottommostLevelCompaction::kForce */
+	rocksdb_compactoptions_set_bottommost_level_compaction(co, 2);
+	rocksdb_compactoptions_set_exclusive_manual_compaction(co, 0);
+	for (int i = 0; i < HOARD_CF_COUNT; i++)
+		rocksdb_compact_range_cf_opt(st->db, st->cf[i], co, NULL, 0,
+					     NULL, 0);
+	err = NULL;
+	rocksdb_set_options_cf(st->db, data, 2, keys, normal_vals, &err);
+	r = rdb_err(err, "set_options (restore)");
+out_free_co:
+	rocksdb_compactoptions_destroy(co);
+	return r;
+}

@@ -25,6 +25,7 @@
 #include "hoard/stats.h"
 #include "hoard/store.h"
 #include "hoard/util.h"
+#include "fsck_cmds.h"
 
 #define EXIT_USAGE    2
 #define DEFAULT_STORE "/var/lib/hoard"
@@ -57,6 +58,18 @@ static const char usage_text[] =
 "      DIR/control.sock; otherwise hoard opens the store itself.  --json\n"
 "      prints one JSON object instead of a table.\n"
 "\n"
+"  fsck [--repair] [--json]\n"
+"      Check the store (stop hoardfs first): every chunk re-hashed against\n"
+"      its id, every reference, refcount and link count.  Exit 0 clean, 1\n"
+"      problems found (and not repaired).  --repair removes files whose data\n"
+"      is lost (listed, never truncated) and fixes the rest.  See 'hoard fsck\n"
+"      --help'.\n"
+"\n"
+"  gc [--json]\n"
+"      Give the space of deleted chunks back to the filesystem (RocksDB\n"
+"      compaction and blob garbage collection); reports the store's disk\n"
+"      use before and after.  Through the daemon when it runs.\n"
+"\n"
 "  help\n"
 "      Show this text.\n"
 "\n"
@@ -74,6 +87,7 @@ static const char usage_text[] =
 "  0  success\n"
 "  1  runtime error (no such store, store in use, damaged data, ...); one\n"
 "     line on stderr says what went wrong\n"
+"     (fsck: also \"problems found and not repaired\")\n"
 "  2  usage error (unknown command or option, bad value)\n"
 "\n"
 "Examples:\n"
@@ -377,11 +391,22 @@ static int cmd_help(struct ctx *c, int argc, char **argv)
 	return finish_output();
 }
 
+/* ---- fsck, gc (tools/fsck_cmds.c) ---- */
+
+static int cmd_fsck(struct ctx *c, int argc, char **argv)
+{
+	return hoard_cmd_fsck(&c->store, argc, argv);
+}
+
+static int cmd_gc(struct ctx *c, int argc, char **argv)
+{
+	return hoard_cmd_gc(&c->store, argc, argv);
+}
+
 /* ---- the command table ---- */
 
 /*
- * To come: push and pull (sync with a remote), gc (drop unreferenced
- * chunks, compact), fsck (check every reference and chunk).  Each is a row
+ * To come: push and pull (sync with a remote).  Each is a row
  * here, a cmd_*() function and a paragraph of usage_text.
  */
 static const struct command {
@@ -390,6 +415,8 @@ static const struct command {
 } commands[] = {
 	{"init", cmd_init},   /* create a store */
 	{"stats", cmd_stats}, /* figures, via the daemon if it runs */
+	{"fsck", cmd_fsck},   /* check / repair; store to itself */
+	{"gc", cmd_gc},	      /* compaction, blob gc; via the daemon */
 	{"help", cmd_help},   /* usage_text */
 };
 

@@ -132,5 +132,10 @@ const uint8_t *hoard_iter_value(struct hoard_iter *it, size_t *ret_len);
 uint64_t hoard_store_cf_size(struct hoard_store *st, enum hoard_cf cf);
 /* Full compaction (returns space after deletes). */
 void hoard_store_compact(struct hoard_store *st);
+/* Full compaction of every column family with blob garbage collection of
+ * all blob files, so that the space of deleted chunks goes back to the
+ * filesystem (hoard gc).  May run while other threads read and write.
+ * 0 or -errno. */
+int hoard_store_gc(struct hoard_store *st);
 
 #endif

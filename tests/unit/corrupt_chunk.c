@@ -5,7 +5,11 @@
  * gives EIO (and only for that file).  A test helper; never installed.
  *
  *   hoard-test-corrupt --store DIR --volume NAME --path /PATH/IN/VOLUME
- * Prints the damaged chunk's id.  The store must not be in use.
+ *                      [--mode frame|record|refcount|data]
+ * Modes (for fsck's tests): frame (default) flips a byte of the frame;
+ * record deletes the chunk's record; refcount adds 5 to the record's
+ * refcount; data deletes the frame.  Prints the damaged chunk's id.  The
+ * store must not be in use.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -18,7 +22,43 @@
 #include "hoard/store.h"
 #include "hoard/util.h"
 
-static int corrupt_first_chunk(struct hoard_store *st, uint64_t ino)
+/* The other modes: damage the record (FORMAT 2.3) or drop the frame. */
+static int damage_record(struct hoard_store *st, const struct hoard_id *id,
+			 const char *mode)
+{
+	struct hoard_batch *b = hoard_batch_new(st);
+	uint8_t *rec;
+	size_t n;
+	void *v;
+	int r = 0;
+
+	if (!b)
+		return -ENOMEM;
+	if (!strcmp(mode, "record")) {
+		hoard_batch_delete(b, HOARD_CF_CHUNKS, id->b, HOARD_ID_SIZE);
+	} else if (!strcmp(mode, "data")) {
+		hoard_batch_delete(b, HOARD_CF_CHUNKDATA, id->b, HOARD_ID_SIZE);
+	} else {
+		r = hoard_store_get(st, HOARD_CF_CHUNKS, id->b, HOARD_ID_SIZE,
+				    &v, &n);
+		if (r == 0 && n < 24)
+			r = -EBADMSG;
+		if (r == 0) {
+			rec = v;
+			hoard_put_be64(rec + 16, hoard_get_be64(rec + 16) + 5);
+			hoard_batch_put(b, HOARD_CF_CHUNKS, id->b,
+					HOARD_ID_SIZE, rec, n);
+			free(v);
+		}
+	}
+	if (r == 0)
+		r = hoard_store_write(st, b, true);
+	hoard_batch_free(b);
+	return r;
+}
+
+static int corrupt_first_chunk(struct hoard_store *st, uint64_t ino,
+			       const char *mode)
 {
 	uint8_t k[8], *frame;
 	char hex[HOARD_ID_HEX_SIZE];
@@ -37,6 +77,14 @@ static int corrupt_first_chunk(struct hoard_store *st, uint64_t ino)
 	}
 	memcpy(id.b, hoard_iter_value(it, &vl), HOARD_ID_SIZE);
 	hoard_iter_free(it);
+	if (strcmp(mode, "frame")) {
+		r = damage_record(st, &id, mode);
+		if (r == 0) {
+			hoard_id_hex(&id, hex);
+			printf("%s\n", hex);
+		}
+		return r;
+	}
 	r = hoard_store_get(st, HOARD_CF_CHUNKDATA, id.b, HOARD_ID_SIZE, &v,
 			    &flen);
 	if (r < 0)
@@ -59,8 +107,9 @@ int main(int argc, char **argv)
 		{"store", required_argument, NULL, 's'},
 		{"volume", required_argument, NULL, 'v'},
 		{"path", required_argument, NULL, 'p'},
+		{"mode", required_argument, NULL, 'm'},
 		{0}};
-	const char *dir = NULL, *vol = NULL, *path = NULL;
+	const char *dir = NULL, *vol = NULL, *path = NULL, *mode = "frame";
 	struct hoard_store *st;
 	struct hoard_fs *fs;
 	uint64_t root, ino;
@@ -74,12 +123,17 @@ int main(int argc, char **argv)
 			vol = optarg;
 		else if (c == 'p')
 			path = optarg;
+		else if (c == 'm')
+			mode = optarg;
 		else
 			return 2;
 	}
-	if (!dir || !vol || !path) {
+	if (!dir || !vol || !path ||
+	    (strcmp(mode, "frame") && strcmp(mode, "record") &&
+	     strcmp(mode, "refcount") && strcmp(mode, "data"))) {
 		fprintf(stderr, "usage: hoard-test-corrupt --store DIR "
-				"--volume NAME --path PATH\n");
+				"--volume NAME --path PATH "
+				"[--mode frame|record|refcount|data]\n");
 		return 2;
 	}
 	if (hoard_store_open(dir, &st, err, sizeof(err)) < 0) {
@@ -92,7 +146,7 @@ int main(int argc, char **argv)
 	if (r == 0)
 		r = hoard_fs_resolve(fs, root, path, &ino);
 	if (r == 0)
-		r = corrupt_first_chunk(st, ino);
+		r = corrupt_first_chunk(st, ino, mode);
 	if (r < 0)
 		fprintf(stderr, "hoard-test-corrupt: %s\n", strerror(-r));
 	hoard_fs_free(fs);

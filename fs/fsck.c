@@ -1,0 +1,1255 @@
+// SPDX-License-Identifier: MIT
+/*
+ * fsck: check (and repair) every record of a store (fsck.h).
+ *
+ * The check reads each column family with one iterator, in an order that
+ * lets each pass use what the earlier ones learnt:
+ *
+ *   volumes     name -> root                 the roots (checked after inodes)
+ *   inodes      ino -> record (FORMAT 2.2)   a sorted array of inode entries
+ *   orphans     ino                          flags on those entries
+ *   dirents     parent + name -> child       link counts, a parent for paths
+ *   (dirents again, one directory at a time: reachability from the roots)
+ *   chunks      id -> record (FORMAT 2.3)  \ merged by id: every frame is
+ *   chunkdata   id -> frame  (FORMAT 3)    / decoded and re-hashed
+ *   extents     ino + off -> id + length     references counted per chunk
+ *   xattrs      ino + name                   owners exist
+ *
+ * The repair then decides which inodes stay (not lost, not unreachable) and
+ * scans the families once more, deleting and rewriting; nlinks and
+ * refcounts are recounted from what stays, so the result is consistent
+ * even when one problem causes another.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "hoard/chunker.h"
+#include "hoard/codec.h"
+#include "hoard/fsck.h"
+#include "hoard/util.h"
+#include "fs-internal.h"
+
+#define BATCH_OPS  4096
+#define MAX_DEPTH  4096
+#define PROGRESS_N 1024
+
+static const char *const problem_names[HOARD_FSCK_N_PROBLEMS] = {
+	[HOARD_FSCK_BAD_RECORDS] = "bad_records",
+	[HOARD_FSCK_CORRUPT_CHUNKS] = "corrupt_chunks",
+	[HOARD_FSCK_MISSING_FRAMES] = "missing_frames",
+	[HOARD_FSCK_ORPHAN_FRAMES] = "orphan_frames",
+	[HOARD_FSCK_MISSING_CHUNKS] = "missing_chunks",
+	[HOARD_FSCK_BAD_EXTENTS] = "bad_extents",
+	[HOARD_FSCK_REFCOUNTS] = "wrong_refcounts",
+	[HOARD_FSCK_DANGLING_DIRENTS] = "dangling_dirents",
+	[HOARD_FSCK_UNREACHABLE] = "unreachable_inodes",
+	[HOARD_FSCK_NLINKS] = "wrong_nlinks",
+	[HOARD_FSCK_BAD_VOLUMES] = "bad_volumes",
+	[HOARD_FSCK_STALE_ORPHANS] = "stale_orphans",
+	[HOARD_FSCK_ORPHAN_XATTRS] = "orphan_xattrs",
+};
+
+const char *hoard_fsck_problem_name(enum hoard_fsck_problem p)
+{
+	return (unsigned)p < HOARD_FSCK_N_PROBLEMS ? problem_names[p] : "?";
+}
+
+/* ---- inodes: a sorted array ---------------------------------------------- */
+
+enum {
+	I_ORPHAN = 1 << 0, /* listed in orphans */
+	I_REACH = 1 << 1,  /* reachable from a volume root */
+	I_ROOT = 1 << 2,   /* a volume's root */
+	I_LOST = 1 << 3,   /* a file whose data is gone */
+	I_DEL = 1 << 4,	   /* the repair deletes it */
+	I_NAMED = 1 << 5,  /* parent below is set */
+};
+
+struct ient {
+	uint64_t ino, parent; /* parent: of the first entry naming it */
+	uint32_t mode, nlink;
+	uint32_t links, subdirs;   /* entries naming it; subdirectories */
+	uint32_t links2, subdirs2; /* the same among what the repair keeps */
+	uint8_t flags;
+};
+
+/* ---- chunks: a hash table by id ------------------------------------------- */
+
+enum {
+	C_USED = 1 << 0,
+	C_REC = 1 << 1,	   /* a decodable record */
+	C_BADREC = 1 << 2, /* an undecodable record */
+	C_BAD = 1 << 3,	   /* frame missing, corrupt or undecodable */
+};
+
+struct cent {
+	struct hoard_id id;
+	uint64_t refs, kept, rec_refcount;
+	uint32_t raw, frame;
+	uint8_t flags;
+};
+
+struct ctab {
+	struct cent *e;
+	size_t cap, n; /* cap: a power of two or 0 */
+};
+
+static size_t cslot(const struct hoard_id *id, size_t cap)
+{
+	uint64_t h = hoard_get_be64(id->b) ^ (hoard_get_be64(id->b + 8) >> 7);
+
+	h ^= h >> 31;
+	h *= 0x94d049bb133111ebULL;
+	h ^= h >> 29;
+	return (size_t)h & (cap - 1);
+}
+
+static struct cent *ctab_get(struct ctab *t, const struct hoard_id *id)
+{
+	size_t j;
+
+	if (!t->n)
+		return NULL;
+	for (j = cslot(id, t->cap); t->e[j].flags & C_USED;
+	     j = (j + 1) & (t->cap - 1))
+		if (hoard_id_equal(&t->e[j].id, id))
+			return &t->e[j];
+	return NULL;
+}
+
+static struct cent *ctab_place(struct ctab *t, const struct hoard_id *id)
+{
+	size_t j = cslot(id, t->cap);
+
+	while (t->e[j].flags & C_USED)
+		j = (j + 1) & (t->cap - 1);
+	memset(&t->e[j], 0, sizeof(t->e[j]));
+	t->e[j].id = *id;
+	t->e[j].flags = C_USED;
+	t->n++;
+	return &t->e[j];
+}
+
+/* Find or add (flags C_USED, counters 0); NULL on ENOMEM. */
+static struct cent *ctab_add(struct ctab *t, const struct hoard_id *id)
+{
+	struct cent *e = ctab_get(t, id);
+
+	if (e)
+		return e;
+	if ((t->n + 1) * 2 > t->cap) {
+		struct ctab g = {.cap = t->cap ? t->cap * 2 : 1024};
+
+		g.e = calloc(g.cap, sizeof(*g.e));
+		if (!g.e)
+			return NULL;
+		for (size_t i = 0; i < t->cap; i++)
+			if (t->e[i].flags & C_USED)
+				*ctab_place(&g, &t->e[i].id) = t->e[i];
+		free(t->e);
+		*t = g;
+	}
+	return ctab_place(t, id);
+}
+
+/* ---- the run ------------------------------------------------------------- */
+
+struct volent {
+	char name[65];
+	uint64_t root;
+	bool ok;
+};
+
+struct fsck {
+	struct hoard_store *st;
+	const struct hoard_fsck_opts *o;
+	struct hoard_fsck_report *rep;
+	struct ient *in;
+	size_t n_in, cap_in;
+	struct volent *vols;
+	size_t n_vols;
+	struct ctab chunks;
+	uint8_t *buf; /* HOARD_CHUNK_MAX bytes for decoding */
+	/* repair */
+	struct hoard_batch *b;
+	size_t b_ops;
+	int werr;
+};
+
+static void progress(struct fsck *c, const char *phase, uint64_t items,
+		     uint64_t bytes)
+{
+	if (c->o->progress)
+		c->o->progress(c->o->ud, phase, items, bytes);
+}
+
+static void problem(struct fsck *c, enum hoard_fsck_problem p)
+{
+	c->rep->problem[p]++;
+	c->rep->problems++;
+}
+
+static struct ient *ifind(struct fsck *c, uint64_t ino)
+{
+	size_t lo = 0, hi = c->n_in;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (c->in[mid].ino == ino)
+			return &c->in[mid];
+		if (c->in[mid].ino < ino)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* Kept by the repair (and, before it, simply: exists). */
+static bool kept(const struct ient *e)
+{
+	return e && !(e->flags & I_DEL);
+}
+
+static int iter_end(struct hoard_iter *it)
+{
+	int r = hoard_iter_status(it);
+
+	hoard_iter_free(it);
+	return r;
+}
+
+/* ---- pass: volumes, inodes, orphans ---- */
+
+static int scan_volumes(struct fsck *c)
+{
+	struct hoard_iter *it = hoard_iter_new(c->st, HOARD_CF_VOLUMES, "", 0);
+	size_t cap = 0;
+
+	if (!it)
+		return -ENOMEM;
+	for (; hoard_iter_valid(it); hoard_iter_next(it)) {
+		size_t kl, vl;
+		const uint8_t *k = hoard_iter_key(it, &kl);
+		const uint8_t *v = hoard_iter_value(it, &vl);
+		struct volent *ve;
+
+		if (kl == 0 || kl > 64 || vl != 8) {
+			problem(c, HOARD_FSCK_BAD_RECORDS);
+			continue;
+		}
+		if (c->n_vols == cap) {
+			void *p = reallocarray(c->vols, cap ? cap * 2 : 8,
+					       sizeof(*c->vols));
+
+			if (!p) {
+				hoard_iter_free(it);
+				return -ENOMEM;
+			}
+			c->vols = p;
+			cap = cap ? cap * 2 : 8;
+		}
+		ve = &c->vols[c->n_vols++];
+		memset(ve, 0, sizeof(*ve));
+		memcpy(ve->name, k, kl);
+		ve->root = hoard_get_be64(v);
+		c->rep->volumes++;
+	}
+	return iter_end(it);
+}
+
+static bool inode_rec_ok(const uint8_t *k, size_t kl, const uint8_t *v,
+			 size_t vl)
+{
+	if (kl != 8 || vl < INODE_REC_SIZE || v[0] != 1)
+		return false;
+	if (S_ISLNK(hoard_get_be32(v + 4)))
+		return vl - INODE_REC_SIZE == hoard_get_be64(v + 24);
+	return true;
+}
+
+static int scan_inodes(struct fsck *c)
+{
+	struct hoard_iter *it = hoard_iter_new(c->st, HOARD_CF_INODES, "", 0);
+
+	if (!it)
+		return -ENOMEM;
+	for (; hoard_iter_valid(it); hoard_iter_next(it)) {
+		size_t kl, vl;
+		const uint8_t *k = hoard_iter_key(it, &kl);
+		const uint8_t *v = hoard_iter_value(it, &vl);
+		struct ient *e;
+
+		c->rep->inodes++;
+		if (!inode_rec_ok(k, kl, v, vl)) {
+			problem(c, HOARD_FSCK_BAD_RECORDS);
+			continue;
+		}
+		if (c->n_in == c->cap_in) {
+			size_t cap = c->cap_in ? c->cap_in * 2 : 1024;
+			void *p = reallocarray(c->in, cap, sizeof(*c->in));
+
+			if (!p) {
+				hoard_iter_free(it);
+				return -ENOMEM;
+			}
+			c->in = p;
+			c->cap_in = cap;
+		}
+		e = &c->in[c->n_in++];
+		memset(e, 0, sizeof(*e));
+		e->ino = hoard_get_be64(k);
+		e->mode = hoard_get_be32(v + 4);
+		e->nlink = hoard_get_be32(v + 16);
+	}
+	return iter_end(it);
+}
+
+static int scan_orphans(struct fsck *c)
+{
+	struct hoard_iter *it = hoard_iter_new(c->st, HOARD_CF_ORPHANS, "", 0);
+
+	if (!it)
+		return -ENOMEM;
+	for (; hoard_iter_valid(it); hoard_iter_next(it)) {
+		size_t kl;
+		const uint8_t *k = hoard_iter_key(it, &kl);
+		struct ient *e = kl == 8 ? ifind(c, hoard_get_be64(k)) : NULL;
+
+		if (kl != 8)
+			problem(c, HOARD_FSCK_BAD_RECORDS);
+		else if (!e)
+			problem(c, HOARD_FSCK_STALE_ORPHANS);
+		else
+			e->flags |= I_ORPHAN;
+	}
+	return iter_end(it);
+}
+
+/* ---- pass: directory entries ---- */
+
+static bool dirent_ok(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)
+{
+	return kl > 8 && kl <= 8 + NAME_MAX_LEN && vl == 9 &&
+	       !memchr(k + 8, '/', kl - 8) && !memchr(k + 8, 0, kl - 8);
+}
+
+/* Count the entries naming each inode; with repair, among kept inodes
+ * only, deleting the others (and fixing type bytes). */
+static int scan_dirents(struct fsck *c, bool repair);
+
+static void wr_flush(struct fsck *c, bool sync)
+{
+	int r;
+
+	if (!c->b || (!c->b_ops && !sync))
+		return;
+	r = hoard_store_write(c->st, c->b, sync);
+	if (r < 0 && !c->werr)
+		c->werr = r;
+	hoard_batch_free(c->b);
+	c->b = NULL;
+	c->b_ops = 0;
+}
+
+static void wr_op(struct fsck *c, enum hoard_cf cf, const void *k, size_t kl,
+		  const void *v, size_t vl, bool del)
+{
+	if (!c->b) {
+		c->b = hoard_batch_new(c->st);
+		if (!c->b) {
+			c->werr = -ENOMEM;
+			return;
+		}
+	}
+	if (del)
+		hoard_batch_delete(c->b, cf, k, kl);
+	else
+		hoard_batch_put(c->b, cf, k, kl, v, vl);
+	c->rep->writes++;
+	if (++c->b_ops >= BATCH_OPS)
+		wr_flush(c, false);
+}
+
+static void wr_del(struct fsck *c, enum hoard_cf cf, const void *k, size_t kl)
+{
+	wr_op(c, cf, k, kl, NULL, 0, true);
+}
+
+static void wr_put(struct fsck *c, enum hoard_cf cf, const void *k, size_t kl,
+		   const void *v, size_t vl)
+{
+	wr_op(c, cf, k, kl, v, vl, false);
+}
+
+static int scan_dirents(struct fsck *c, bool repair)
+{
+	struct hoard_iter *it = hoard_iter_new(c->st, HOARD_CF_DIRENTS, "", 0);
+
+	if (!it)
+		return -ENOMEM;
+	for (; hoard_iter_valid(it); hoard_iter_next(it)) {
+		size_t kl, vl;
+		const uint8_t *k = hoard_iter_key(it, &kl);
+		const uint8_t *v = hoard_iter_value(it, &vl);
+		struct ient *p, *ch;
+		uint8_t type;
+
+		if (!repair)
+			c->rep->dirents++;
+		if (!dirent_ok(k, kl, v, vl)) {
+			if (repair)
+				wr_del(c, HOARD_CF_DIRENTS, k, kl);
+			else
+				problem(c, HOARD_FSCK_BAD_RECORDS);
+			continue;
+		}
+		p = ifind(c, hoard_get_be64(k));
+		ch = ifind(c, hoard_get_be64(v));
+		if (!kept(p) || !S_ISDIR(p->mode) || !kept(ch)) {
+			if (repair)
+				wr_del(c, HOARD_CF_DIRENTS, k, kl);
+			else
+				problem(c, HOARD_FSCK_DANGLING_DIRENTS);
+			continue;
+		}
+		type = (uint8_t)((ch->mode & S_IFMT) >> 12);
+		if (v[8] != type) {
+			if (repair) {
+				uint8_t nv[9];
+
+				memcpy(nv, v, 8);
+				nv[8] = type;
+				wr_put(c, HOARD_CF_DIRENTS, k, kl, nv, 9);
+			} else {
+				problem(c, HOARD_FSCK_BAD_RECORDS);
+			}
+		}
+		if (repair) {
+			ch->links2++;
+			if (S_ISDIR(ch->mode))
+				p->subdirs2++;
+			continue;
+		}
+		ch->links++;
+		if (S_ISDIR(ch->mode))
+			p->subdirs++;
+		if (!(ch->flags & I_NAMED)) {
+			ch->flags |= I_NAMED;
+			ch->parent = p->ino;
+		}
+	}
+	return iter_end(it);
+}
+
+/* Mark what the volume roots reach (breadth first, one prefix scan of the
+ * dirents per directory). */
+static int mark_reachable(struct fsck *c)
+{
+	uint64_t *q = NULL;
+	size_t qn = 0, qcap = 0, qi = 0;
+	int r = 0;
+
+	for (size_t i = 0; i < c->n_vols; i++) {
+		struct ient *e = ifind(c, c->vols[i].root);
+
+		if (!e || !S_ISDIR(e->mode)) {
+			problem(c, HOARD_FSCK_BAD_VOLUMES);
+			continue;
+		}
+		c->vols[i].ok = true;
+		e->flags |= I_ROOT;
+	}
+	for (size_t i = 0; i < c->n_in; i++) {
+		if (!(c->in[i].flags & I_ROOT))
+			continue;
+		c->in[i].flags |= I_REACH;
+		if (qn == qcap) {
+			void *p = reallocarray(q, qcap ? qcap * 2 : 64,
+					       sizeof(*q));
+
+			if (!p) {
+				free(q);
+				return -ENOMEM;
+			}
+			q = p;
+			qcap = qcap ? qcap * 2 : 64;
+		}
+		q[qn++] = c->in[i].ino;
+	}
+	for (; r == 0 && qi < qn; qi++) {
+		uint8_t k[8];
+		struct hoard_iter *it;
+
+		hoard_put_be64(k, q[qi]);
+		it = hoard_iter_new(c->st, HOARD_CF_DIRENTS, k, 8);
+		if (!it) {
+			r = -ENOMEM;
+			break;
+		}
+		for (; hoard_iter_valid(it); hoard_iter_next(it)) {
+			size_t kl, vl;
+			const uint8_t *dk = hoard_iter_key(it, &kl);
+			const uint8_t *v = hoard_iter_value(it, &vl);
+			struct ient *ch;
+
+			if (!dirent_ok(dk, kl, v, vl))
+				continue;
+			ch = ifind(c, hoard_get_be64(v));
+			if (!ch || (ch->flags & I_REACH))
+				continue;
+			ch->flags |= I_REACH;
+			if (!S_ISDIR(ch->mode))
+				continue;
+			if (qn == qcap) {
+				void *p = reallocarray(q, qcap * 2, sizeof(*q));
+
+				if (!p) {
+					r = -ENOMEM;
+					break;
+				}
+				q = p;
+				qcap *= 2;
+			}
+			q[qn++] = ch->ino;
+		}
+		if (r == 0)
+			r = iter_end(it);
+		else
+			hoard_iter_free(it);
+	}
+	free(q);
+	return r;
+}
+
+/* The nlink an inode should have, from the given counts. */
+static uint32_t want_nlink(const struct ient *e, uint32_t links,
+			   uint32_t subdirs)
+{
+	if ((e->flags & I_ORPHAN) && links == 0)
+		return 0;
+	if (S_ISDIR(e->mode))
+		return 2 + subdirs;
+	return links;
+}
+
+static void check_inodes(struct fsck *c)
+{
+	for (size_t i = 0; i < c->n_in; i++) {
+		struct ient *e = &c->in[i];
+
+		if (!(e->flags & (I_REACH | I_ORPHAN)))
+			problem(c, HOARD_FSCK_UNREACHABLE);
+		if ((e->flags & I_ORPHAN) && e->links)
+			problem(c, HOARD_FSCK_STALE_ORPHANS);
+		if (e->nlink != want_nlink(e, e->links, e->subdirs))
+			problem(c, HOARD_FSCK_NLINKS);
+	}
+}
+
+/* ---- pass: chunks and their frames ---- */
+
+static bool chunk_rec_ok(const uint8_t *k, size_t kl, const uint8_t *v,
+			 size_t vl)
+{
+	return kl == HOARD_ID_SIZE && vl == CHUNK_REC_SIZE && v[0] == 1 &&
+	       hoard_get_be32(v + 4) <= HOARD_CHUNK_MAX;
+}
+
+/* Decode and re-hash one frame; true when it is the chunk e names. */
+static bool frame_ok(struct fsck *c, const struct cent *e, const uint8_t *f,
+		     size_t fl)
+{
+	struct hoard_id got;
+	ssize_t n;
+
+	c->rep->frame_bytes += fl;
+	n = hoard_codec_decode(f, fl, c->buf, HOARD_CHUNK_MAX, e->raw);
+	if (n < 0 || (size_t)n != e->raw)
+		return false;
+	c->rep->raw_bytes += e->raw;
+	hoard_id_compute(hoard_store_key(c->st), c->buf, e->raw, &got);
+	return hoard_id_equal(&got, &e->id);
+}
+
+static int key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+{
+	int d = memcmp(a, b, al < bl ? al : bl);
+
+	return d ? d : (al > bl) - (al < bl);
+}
+
+/* One chunk record (k, v) and its frame (f, NULL when there is none). */
+static int check_chunk(struct fsck *c, const uint8_t *k, size_t kl,
+		       const uint8_t *v, size_t vl, const uint8_t *f, size_t fl)
+{
+	struct hoard_id id;
+	struct cent *e;
+
+	c->rep->chunks++;
+	if (kl != HOARD_ID_SIZE) {
+		problem(c, HOARD_FSCK_BAD_RECORDS);
+		return 0;
+	}
+	memcpy(id.b, k, HOARD_ID_SIZE);
+	e = ctab_add(&c->chunks, &id);
+	if (!e)
+		return -ENOMEM;
+	if (!chunk_rec_ok(k, kl, v, vl)) {
+		e->flags |= C_BADREC | C_BAD;
+		problem(c, HOARD_FSCK_BAD_RECORDS);
+		return 0;
+	}
+	e->flags |= C_REC;
+	e->raw = hoard_get_be32(v + 4);
+	e->frame = hoard_get_be32(v + 8);
+	e->rec_refcount = hoard_get_be64(v + 16);
+	if (!f) {
+		/* flag bit 0 clear: known, not local (a remote's); with no
+		 * remote in this build that is data that cannot be read */
+		e->flags |= C_BAD;
+		problem(c, HOARD_FSCK_MISSING_FRAMES);
+	} else if (!frame_ok(c, e, f, fl)) {
+		e->flags |= C_BAD;
+		problem(c, HOARD_FSCK_CORRUPT_CHUNKS);
+	}
+	return 0;
+}
+
+static int scan_chunks(struct fsck *c)
+{
+	struct hoard_iter *rec = hoard_iter_new(c->st, HOARD_CF_CHUNKS, "", 0);
+	struct hoard_iter *dat = hoard_iter_new(c->st, HOARD_CF_CHUNKDATA, "",
+						0);
+	uint64_t n = 0;
+	int r = 0;
+
+	if (!rec || !dat) {
+		r = -ENOMEM;
+		goto out_free;
+	}
+	while (r == 0) {
+		bool rv = hoard_iter_valid(rec), dv = hoard_iter_valid(dat);
+		size_t kl = 0, dl = 0, vl, fl;
+		const uint8_t *k = rv ? hoard_iter_key(rec, &kl) : NULL;
+		const uint8_t *dk = dv ? hoard_iter_key(dat, &dl) : NULL;
+		const uint8_t *v, *f;
+		int d;
+
+		if (!rv && !dv)
+			break;
+		d = !rv ? 1 : !dv ? -1 : key_cmp(k, kl, dk, dl);
+		if (d > 0) {
+			problem(c, HOARD_FSCK_ORPHAN_FRAMES);
+			hoard_iter_next(dat);
+			continue;
+		}
+		v = hoard_iter_value(rec, &vl);
+		f = NULL;
+		fl = 0;
+		if (d == 0)
+			f = hoard_iter_value(dat, &fl);
+		r = check_chunk(c, k, kl, v, vl, f, fl);
+		hoard_iter_next(rec);
+		if (d == 0)
+			hoard_iter_next(dat);
+		if (++n % PROGRESS_N == 0)
+			progress(c, "chunks", n, c->rep->frame_bytes);
+	}
+	progress(c, "chunks", n, c->rep->frame_bytes);
+	if (r == 0)
+		r = hoard_iter_status(rec);
+	if (r == 0)
+		r = hoard_iter_status(dat);
+out_free:
+	hoard_iter_free(rec);
+	hoard_iter_free(dat);
+	return r;
+}
+
+/* ---- pass: extents ---- */
+
+static bool extent_ok(size_t kl, size_t vl)
+{
+	return kl == EXTENT_KEY_SIZE && vl == EXTENT_VAL_SIZE;
+}
+
+static int scan_extents(struct fsck *c, bool repair)
+{
+	struct hoard_iter *it = hoard_iter_new(c->st, HOARD_CF_EXTENTS, "", 0);
+
+	if (!it)
+		return -ENOMEM;
+	for (; hoard_iter_valid(it); hoard_iter_next(it)) {
+		size_t kl, vl;
+		const uint8_t *k = hoard_iter_key(it, &kl);
+		const uint8_t *v = hoard_iter_value(it, &vl);
+		struct hoard_id id;
+		struct ient *own;
+		struct cent *e;
+
+		if (!repair)
+			c->rep->extents++;
+		if (!extent_ok(kl, vl)) {
+			if (repair)
+				wr_del(c, HOARD_CF_EXTENTS, k, kl);
+			else
+				problem(c, HOARD_FSCK_BAD_RECORDS);
+			continue;
+		}
+		own = ifind(c, hoard_get_be64(k));
+		memcpy(id.b, v, HOARD_ID_SIZE);
+		e = ctab_get(&c->chunks, &id);
+		if (repair) {
+			if (!kept(own) || !S_ISREG(own->mode))
+				wr_del(c, HOARD_CF_EXTENTS, k, kl);
+			else if (e) /* kept files have only good chunks */
+				e->kept++;
+			continue;
+		}
+		if (e)
+			e->refs++;
+		if (!own || !S_ISREG(own->mode)) {
+			problem(c, HOARD_FSCK_BAD_EXTENTS);
+			continue;
+		}
+		if (!e || !(e->flags & C_REC)) {
+			problem(c, HOARD_FSCK_MISSING_CHUNKS);
+			own->flags |= I_LOST;
+		} else if (e->raw != hoard_get_be32(v + HOARD_ID_SIZE)) {
+			problem(c, HOARD_FSCK_BAD_EXTENTS);
+			own->flags |= I_LOST;
+		} else if (e->flags & C_BAD) {
+			own->flags |= I_LOST;
+		}
+	}
+	return iter_end(it);
+}
+
+static void check_refcounts(struct fsck *c)
+{
+	for (size_t i = 0; i < c->chunks.cap; i++) {
+		struct cent *e = &c->chunks.e[i];
+
+		if ((e->flags & C_REC) && e->rec_refcount != e->refs)
+			problem(c, HOARD_FSCK_REFCOUNTS);
+	}
+}
+
+/* ---- pass: xattrs ---- */
+
+static int scan_xattrs(struct fsck *c, bool repair)
+{
+	struct hoard_iter *it = hoard_iter_new(c->st, HOARD_CF_XATTRS, "", 0);
+
+	if (!it)
+		return -ENOMEM;
+	for (; hoard_iter_valid(it); hoard_iter_next(it)) {
+		size_t kl;
+		const uint8_t *k = hoard_iter_key(it, &kl);
+		struct ient *own = kl > 8 ? ifind(c, hoard_get_be64(k)) : NULL;
+
+		if (!repair)
+			c->rep->xattrs++;
+		if (kept(own))
+			continue;
+		if (repair)
+			wr_del(c, HOARD_CF_XATTRS, k, kl);
+		else
+			problem(c, kl > 8 ? HOARD_FSCK_ORPHAN_XATTRS
+					  : HOARD_FSCK_BAD_RECORDS);
+	}
+	return iter_end(it);
+}
+
+/* ---- lost files: their paths ---- */
+
+/* The name under which parent lists ino, malloc()ed; NULL if none. */
+static char *name_in(struct fsck *c, uint64_t parent, uint64_t ino)
+{
+	struct hoard_iter *it;
+	uint8_t k[8];
+	char *name = NULL;
+
+	hoard_put_be64(k, parent);
+	it = hoard_iter_new(c->st, HOARD_CF_DIRENTS, k, 8);
+	for (; it && hoard_iter_valid(it); hoard_iter_next(it)) {
+		size_t kl, vl;
+		const uint8_t *dk = hoard_iter_key(it, &kl);
+		const uint8_t *v = hoard_iter_value(it, &vl);
+
+		if (dirent_ok(dk, kl, v, vl) && hoard_get_be64(v) == ino) {
+			name = strndup((const char *)dk + 8, kl - 8);
+			break;
+		}
+	}
+	hoard_iter_free(it);
+	return name;
+}
+
+static const char *volume_name(struct fsck *c, uint64_t root)
+{
+	for (size_t i = 0; i < c->n_vols; i++)
+		if (c->vols[i].ok && c->vols[i].root == root)
+			return c->vols[i].name;
+	return NULL;
+}
+
+/* "VOLUME:/a/b" for a directory reachable by first names from a root, "?"
+ * when it is not; NULL on ENOMEM. */
+static char *dir_path(struct fsck *c, uint64_t dir)
+{
+	struct ient *e = ifind(c, dir);
+	char *path = strdup(""), *name, *p;
+	const char *vol;
+	int depth = 0;
+
+	while (path && e && depth++ < MAX_DEPTH) {
+		if (e->flags & I_ROOT) {
+			vol = volume_name(c, e->ino);
+			if (asprintf(&p, "%s:%s", vol ? vol : "?", path) < 0)
+				p = NULL;
+			free(path);
+			return p;
+		}
+		if (!(e->flags & I_NAMED))
+			break;
+		name = name_in(c, e->parent, e->ino);
+		if (!name)
+			break;
+		if (asprintf(&p, "/%s%s", name, path) < 0)
+			p = NULL;
+		free(name);
+		free(path);
+		path = p;
+		e = ifind(c, e->parent);
+	}
+	if (!path)
+		return NULL;
+	free(path);
+	return strdup("?");
+}
+
+static int add_lost(struct fsck *c, char *path, size_t *cap)
+{
+	if (!path)
+		return -ENOMEM;
+	if (c->rep->n_lost == *cap) {
+		void *p = reallocarray(c->rep->lost, *cap ? *cap * 2 : 16,
+				       sizeof(char *));
+
+		if (!p) {
+			free(path);
+			return -ENOMEM;
+		}
+		c->rep->lost = p;
+		*cap = *cap ? *cap * 2 : 16;
+	}
+	c->rep->lost[c->rep->n_lost++] = path;
+	return 0;
+}
+
+/* Every name of every lost file ("VOLUME:/PATH"), then "inode N" for lost
+ * files that have none. */
+static int list_lost(struct fsck *c)
+{
+	struct hoard_iter *it;
+	size_t cap = 0;
+	char *dir, *p;
+	int r = 0;
+
+	for (size_t i = 0; i < c->n_in; i++)
+		if (c->in[i].flags & I_LOST)
+			break;
+		else if (i + 1 == c->n_in)
+			return 0;
+	it = hoard_iter_new(c->st, HOARD_CF_DIRENTS, "", 0);
+	if (!it)
+		return -ENOMEM;
+	for (; r == 0 && hoard_iter_valid(it); hoard_iter_next(it)) {
+		size_t kl, vl;
+		const uint8_t *k = hoard_iter_key(it, &kl);
+		const uint8_t *v = hoard_iter_value(it, &vl);
+		struct ient *ch;
+
+		if (!dirent_ok(k, kl, v, vl))
+			continue;
+		ch = ifind(c, hoard_get_be64(v));
+		if (!ch || !(ch->flags & I_LOST))
+			continue;
+		dir = dir_path(c, hoard_get_be64(k));
+		if (!dir)
+			r = -ENOMEM;
+		else if (asprintf(&p, "%s/%.*s", dir, (int)(kl - 8),
+				  (const char *)k + 8) < 0)
+			r = -ENOMEM;
+		else
+			r = add_lost(c, p, &cap);
+		free(dir);
+	}
+	hoard_iter_free(it);
+	for (size_t i = 0; r == 0 && i < c->n_in; i++) {
+		if ((c->in[i].flags & I_LOST) && !c->in[i].links) {
+			if (asprintf(&p, "inode %llu (no name)",
+				     (unsigned long long)c->in[i].ino) < 0)
+				return -ENOMEM;
+			r = add_lost(c, p, &cap);
+		}
+	}
+	return r;
+}
+
+/* ---- repair ---- */
+
+static int repair_inodes(struct fsck *c)
+{
+	struct hoard_iter *it = hoard_iter_new(c->st, HOARD_CF_INODES, "", 0);
+
+	if (!it)
+		return -ENOMEM;
+	for (; hoard_iter_valid(it); hoard_iter_next(it)) {
+		size_t kl, vl;
+		const uint8_t *k = hoard_iter_key(it, &kl);
+		const uint8_t *v = hoard_iter_value(it, &vl);
+		struct ient *e = kl == 8 ? ifind(c, hoard_get_be64(k)) : NULL;
+		uint32_t want;
+		uint8_t *nv;
+
+		if (!inode_rec_ok(k, kl, v, vl) || !kept(e)) {
+			wr_del(c, HOARD_CF_INODES, k, kl);
+			continue;
+		}
+		want = want_nlink(e, e->links2, e->subdirs2);
+		if (e->nlink == want)
+			continue;
+		nv = malloc(vl);
+		if (!nv) {
+			hoard_iter_free(it);
+			return -ENOMEM;
+		}
+		memcpy(nv, v, vl);
+		hoard_put_be32(nv + 16, want);
+		wr_put(c, HOARD_CF_INODES, k, kl, nv, vl);
+		free(nv);
+	}
+	return iter_end(it);
+}
+
+static int repair_small(struct fsck *c, enum hoard_cf cf)
+{
+	struct hoard_iter *it = hoard_iter_new(c->st, cf, "", 0);
+
+	if (!it)
+		return -ENOMEM;
+	for (; hoard_iter_valid(it); hoard_iter_next(it)) {
+		size_t kl, vl;
+		const uint8_t *k = hoard_iter_key(it, &kl);
+		const uint8_t *v = hoard_iter_value(it, &vl);
+		struct ient *e;
+		bool ok;
+
+		if (cf == HOARD_CF_ORPHANS) {
+			e = kl == 8 ? ifind(c, hoard_get_be64(k)) : NULL;
+			ok = kept(e) && e->links2 == 0;
+		} else { /* volumes */
+			e = vl == 8 ? ifind(c, hoard_get_be64(v)) : NULL;
+			ok = kl > 0 && kl <= 64 && kept(e) &&
+			     S_ISDIR(e->mode) && (e->flags & I_ROOT);
+		}
+		if (!ok)
+			wr_del(c, cf, k, kl);
+	}
+	return iter_end(it);
+}
+
+static int repair_chunks(struct fsck *c)
+{
+	struct hoard_iter *it = hoard_iter_new(c->st, HOARD_CF_CHUNKS, "", 0);
+
+	if (!it)
+		return -ENOMEM;
+	for (; hoard_iter_valid(it); hoard_iter_next(it)) {
+		size_t kl, vl;
+		const uint8_t *k = hoard_iter_key(it, &kl);
+		const uint8_t *v = hoard_iter_value(it, &vl);
+		struct hoard_id id;
+		struct cent *e = NULL;
+		uint8_t nv[CHUNK_REC_SIZE];
+
+		if (kl == HOARD_ID_SIZE) {
+			memcpy(id.b, k, HOARD_ID_SIZE);
+			e = ctab_get(&c->chunks, &id);
+		}
+		if (!e || !(e->flags & C_REC) || (e->flags & C_BAD) ||
+		    e->kept == 0) {
+			wr_del(c, HOARD_CF_CHUNKS, k, kl);
+			wr_del(c, HOARD_CF_CHUNKDATA, k, kl);
+			continue;
+		}
+		if (e->rec_refcount == e->kept)
+			continue;
+		memcpy(nv, v, CHUNK_REC_SIZE);
+		hoard_put_be64(nv + 16, e->kept);
+		wr_put(c, HOARD_CF_CHUNKS, k, kl, nv, sizeof(nv));
+	}
+	return iter_end(it);
+}
+
+/* Frames whose record is gone (or is being deleted above). */
+static int repair_frames(struct fsck *c)
+{
+	struct hoard_iter *it = hoard_iter_new(c->st, HOARD_CF_CHUNKDATA, "",
+					       0);
+
+	if (!it)
+		return -ENOMEM;
+	for (; hoard_iter_valid(it); hoard_iter_next(it)) {
+		size_t kl;
+		const uint8_t *k = hoard_iter_key(it, &kl);
+		struct hoard_id id;
+
+		if (kl == HOARD_ID_SIZE) {
+			memcpy(id.b, k, HOARD_ID_SIZE);
+			if (ctab_get(&c->chunks, &id))
+				continue; /* repair_chunks decided */
+		}
+		wr_del(c, HOARD_CF_CHUNKDATA, k, kl);
+	}
+	return iter_end(it);
+}
+
+static int repair(struct fsck *c)
+{
+	int r;
+
+	for (size_t i = 0; i < c->n_in; i++) {
+		struct ient *e = &c->in[i];
+
+		if ((e->flags & I_LOST) || !(e->flags & (I_REACH | I_ORPHAN)))
+			e->flags |= I_DEL;
+	}
+	for (size_t i = 0; i < c->chunks.cap; i++)
+		c->chunks.e[i].kept = 0;
+	r = scan_dirents(c, true);
+	if (r == 0)
+		r = scan_extents(c, true);
+	if (r == 0)
+		r = scan_xattrs(c, true);
+	if (r == 0)
+		r = repair_inodes(c);
+	if (r == 0)
+		r = repair_small(c, HOARD_CF_ORPHANS);
+	if (r == 0)
+		r = repair_small(c, HOARD_CF_VOLUMES);
+	if (r == 0)
+		r = repair_chunks(c);
+	if (r == 0)
+		r = repair_frames(c);
+	wr_flush(c, true);
+	if (r == 0)
+		r = c->werr;
+	if (r == 0)
+		r = hoard_store_sync(c->st);
+	return r;
+}
+
+/* ---- entry points ---- */
+
+int hoard_fsck_run(struct hoard_store *st, const struct hoard_fsck_opts *o,
+		   struct hoard_fsck_report **ret)
+{
+	static const struct hoard_fsck_opts none;
+	struct fsck c = {.st = st, .o = o ? o : &none};
+	uint64_t t0 = hoard_now_mono_ns();
+	int r;
+
+	c.rep = calloc(1, sizeof(*c.rep));
+	c.buf = malloc(HOARD_CHUNK_MAX);
+	if (!c.rep || !c.buf) {
+		r = -ENOMEM;
+		goto out_free;
+	}
+	progress(&c, "inodes", 0, 0);
+	r = scan_volumes(&c);
+	if (r == 0)
+		r = scan_inodes(&c);
+	if (r == 0)
+		r = scan_orphans(&c);
+	if (r == 0)
+		r = scan_dirents(&c, false);
+	if (r == 0)
+		r = mark_reachable(&c);
+	if (r == 0) {
+		check_inodes(&c);
+		r = scan_chunks(&c);
+	}
+	if (r == 0)
+		r = scan_extents(&c, false);
+	if (r == 0) {
+		check_refcounts(&c);
+		r = scan_xattrs(&c, false);
+	}
+	if (r == 0)
+		r = list_lost(&c);
+	if (r == 0 && c.o->repair && c.rep->problems) {
+		progress(&c, "repair", 0, 0);
+		r = repair(&c);
+		if (r == 0)
+			c.rep->repaired = true;
+	}
+	if (r < 0)
+		goto out_free;
+	c.rep->seconds = (double)(hoard_now_mono_ns() - t0) / 1e9;
+	*ret = c.rep;
+	c.rep = NULL;
+out_free:
+	if (c.b)
+		hoard_batch_free(c.b);
+	hoard_fsck_report_free(c.rep);
+	free(c.buf);
+	free(c.in);
+	free(c.vols);
+	free(c.chunks.e);
+	return r;
+}
+
+void hoard_fsck_report_free(struct hoard_fsck_report *r)
+{
+	if (!r)
+		return;
+	for (size_t i = 0; i < r->n_lost; i++)
+		free(r->lost[i]);
+	free(r->lost);
+	free(r);
+}
+
+/* ---- output ---- */
+
+static void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\')
+			fprintf(f, "\\%c", ch);
+		else if (ch < 0x20 || ch >= 0x7f)
+			fprintf(f, "\\u%04x", ch); /* bytes, not characters */
+		else
+			fputc(ch, f);
+	}
+	fputc('"', f);
+}
+
+static char *finish(FILE *f, char **buf)
+{
+	bool bad = ferror(f);
+
+	if (fclose(f) || bad) {
+		free(*buf);
+		return NULL;
+	}
+	return *buf;
+}
+
+char *hoard_fsck_json(const struct hoard_fsck_report *r)
+{
+	char *buf = NULL;
+	size_t len;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f)
+		return NULL;
+	fprintf(f,
+		"{\"clean\":%s,\"problems\":%llu,\"repaired\":%s,"
+		"\"writes\":%llu,\"seconds\":%.3f,",
+		r->problems ? "false" : "true", (unsigned long long)r->problems,
+		r->repaired ? "true" : "false", (unsigned long long)r->writes,
+		r->seconds);
+	fprintf(f,
+		"\"checked\":{\"volumes\":%llu,\"inodes\":%llu,"
+		"\"dirents\":%llu,\"extents\":%llu,\"xattrs\":%llu,"
+		"\"chunks\":%llu,\"raw_bytes\":%llu,\"frame_bytes\":%llu},",
+		(unsigned long long)r->volumes, (unsigned long long)r->inodes,
+		(unsigned long long)r->dirents, (unsigned long long)r->extents,
+		(unsigned long long)r->xattrs, (unsigned long long)r->chunks,
+		(unsigned long long)r->raw_bytes,
+		(unsigned long long)r->frame_bytes);
+	fputs("\"found\":{", f);
+	for (int i = 0; i < HOARD_FSCK_N_PROBLEMS; i++)
+		fprintf(f, "%s\"%s\":%llu", i ? "," : "", problem_names[i],
+			(unsigned long long)r->problem[i]);
+	fputs("},\"lost_files\":[", f);
+	for (size_t i = 0; i < r->n_lost; i++) {
+		if (i)
+			fputc(',', f);
+		json_str(f, r->lost[i]);
+	}
+	fputs("]}\n", f);
+	return finish(f, &buf);
+}
+
+static const char *const problem_text[HOARD_FSCK_N_PROBLEMS] = {
+	[HOARD_FSCK_BAD_RECORDS] = "undecodable records",
+	[HOARD_FSCK_CORRUPT_CHUNKS] = "corrupt chunks (bytes do not match id)",
+	[HOARD_FSCK_MISSING_FRAMES] = "chunk records without data",
+	[HOARD_FSCK_ORPHAN_FRAMES] = "chunk data without a record",
+	[HOARD_FSCK_MISSING_CHUNKS] = "extents naming a missing chunk",
+	[HOARD_FSCK_BAD_EXTENTS] = "extents of a wrong length or owner",
+	[HOARD_FSCK_REFCOUNTS] = "wrong chunk refcounts",
+	[HOARD_FSCK_DANGLING_DIRENTS] = "entries naming a missing inode",
+	[HOARD_FSCK_UNREACHABLE] = "unreachable inodes",
+	[HOARD_FSCK_NLINKS] = "wrong link counts",
+	[HOARD_FSCK_BAD_VOLUMES] = "volumes without a root directory",
+	[HOARD_FSCK_STALE_ORPHANS] = "orphans entries of missing/linked inodes",
+	[HOARD_FSCK_ORPHAN_XATTRS] = "xattrs of missing inodes",
+};
+
+char *hoard_fsck_text(const struct hoard_fsck_report *r)
+{
+	char *buf = NULL;
+	size_t len;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f)
+		return NULL;
+	fprintf(f,
+		"checked %llu volumes, %llu inodes, %llu entries, %llu "
+		"extents, %llu xattrs,\n"
+		"        %llu chunks (%.1f MiB, %.1f MiB stored, all "
+		"re-hashed) "
+		"in %.2f s\n",
+		(unsigned long long)r->volumes, (unsigned long long)r->inodes,
+		(unsigned long long)r->dirents, (unsigned long long)r->extents,
+		(unsigned long long)r->xattrs, (unsigned long long)r->chunks,
+		(double)r->raw_bytes / (1 << 20),
+		(double)r->frame_bytes / (1 << 20), r->seconds);
+	for (int i = 0; i < HOARD_FSCK_N_PROBLEMS; i++)
+		if (r->problem[i])
+			fprintf(f, "  %-40s %llu\n", problem_text[i],
+				(unsigned long long)r->problem[i]);
+	if (r->n_lost)
+		fprintf(f, "files whose data is lost%s:\n",
+			r->repaired ? " (removed)" : "");
+	for (size_t i = 0; i < r->n_lost; i++)
+		fprintf(f, "  %s\n", r->lost[i]);
+	if (!r->problems)
+		fputs("clean: no problems found\n", f);
+	else if (r->repaired)
+		fprintf(f,
+			"%llu problems found, all repaired (%llu records "
+			"written or deleted)\n",
+			(unsigned long long)r->problems,
+			(unsigned long long)r->writes);
+	else
+		fprintf(f,
+			"%llu problems found; `hoard fsck --repair` fixes "
+			"them\n",
+			(unsigned long long)r->problems);
+	return finish(f, &buf);
+}
