@@ -28,6 +28,7 @@ PACKAGES=(
 	python3-pytest python3-filelock python3-botocore python3-pip python3-venv
 	python3-pip-whl python3-setuptools-whl python3-wheel-whl
 	attr awscli clang-format
+	restic borgbackup casync fio hyperfine
 )
 
 missing=()

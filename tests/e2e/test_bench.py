@@ -1,0 +1,130 @@
+# SPDX-License-Identifier: MIT
+"""Smoke test of the benchmark command (tests/bench/run --quick).
+
+Checks the harness, not hoard's speed: the run completes, the table has
+every figure of issue 5 with numeric values, results.json parses and
+agrees with results.md.  Whether targets are met is not asserted (the
+machine is shared; that is the full run's job).  Also checks the model
+corpus generator writes real safetensors files whose ideal stored size is
+what the benchmark compares against.
+"""
+import importlib.util
+import json
+import math
+import os
+import shutil
+import struct
+import subprocess
+import time
+
+import pytest
+
+from conftest import BUILD, REPO, requires_hoard
+
+RUN = REPO / "tests" / "bench" / "run"
+
+# every figure of the issue's table (pip install is optional and not run)
+FIGURES = [
+    "ingest throughput, daemon on 1 core",
+    "ingest throughput, 2 cores",
+    "ingest wall time (vs restic)",
+    "ingest wall time (vs borg)",
+    "ingest wall time (vs casync)",
+    "stored bytes, model revisions (vs exact ideal)",
+    "stored bytes, pip corpus (vs casync)",
+    "stored bytes, pip corpus (vs restic)",
+    "stored bytes, pip corpus (vs borg)",
+    "stored bytes, model corpus (vs casync)",
+    "stored bytes, model corpus (vs restic)",
+    "stored bytes, model corpus (vs borg)",
+    "cold sequential read",
+    "warm re-read",
+    "safetensors mmap load, cold",
+    "safetensors mmap load, warm",
+    "stat of 10,000 files, cold",
+    "stat of 10,000 files, warm",
+    "create+write+close of 2,000 small files",
+    "write amplification",
+    "daemon peak RSS during ingest",
+]
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location(
+        "hoard_bench_py", REPO / "tests" / "bench" / "bench.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_model_corpus_is_real_safetensors(tmp_path):
+    """Three revisions: rev2 shares ~90% of rev1's tensors at shifted
+    offsets (longer header), rev3 = rev2 + one tensor; the ideal is the
+    distinct tensor bytes + the headers (+ the small config files)."""
+    bench = load_bench()
+    import random
+    sz = dict(hidden=64, vocab=256, layers=3, inter=160)
+    info = bench.make_model_corpus(tmp_path / "hf", sz, random.Random(1))
+    revs = []
+    for path in info["model_files"]:
+        raw = open(path, "rb").read()
+        n = struct.unpack("<Q", raw[:8])[0]
+        hdr = json.loads(raw[8:8 + n])
+        data = raw[8 + n:]
+        tensors = {k: data[v["data_offsets"][0]:v["data_offsets"][1]]
+                   for k, v in hdr.items() if k != "__metadata__"}
+        assert max(v["data_offsets"][1] for k, v in hdr.items()
+                   if k != "__metadata__") == len(data)
+        for k, v in hdr.items():
+            if k != "__metadata__":
+                assert v["dtype"] == "F16"
+                assert len(tensors[k]) == 2 * math.prod(v["shape"])
+        revs.append((8 + n, tensors))
+    (h1, t1), (h2, t2), (h3, t3) = revs
+    assert h2 > h1, "rev2's header must be longer (every tensor shifts)"
+    changed = [k for k in t1 if t1[k] != t2[k]]
+    assert 1 <= len(changed) <= max(1, round(len(t1) / 10))
+    assert set(t3) - set(t2) and all(t3[k] == t2[k] for k in t2)
+    distinct = {bytes(v) for t in (t1, t2, t3) for v in t.values()}
+    configs = sum(os.path.getsize(os.path.join(os.path.dirname(p), "config.json"))
+                  for p in info["model_files"])
+    assert info["ideal_stored_bytes"] == (
+        sum(len(v) for v in distinct) + h1 + h2 + h3 + configs)
+
+
+@requires_hoard
+def test_bench_quick(tmp_path):
+    for tool in ("restic", "borg", "casync"):
+        if not shutil.which(tool):
+            pytest.fail(f"{tool} missing: tests/run.sh installs it")
+    out = tmp_path / "out"
+    t0 = time.monotonic()
+    p = subprocess.run([str(RUN), "--quick", "--out", str(out), "--build",
+                        str(BUILD), "--work", str(tmp_path / "work")],
+                       capture_output=True, text=True, timeout=300)
+    took = time.monotonic() - t0
+    assert p.returncode == 0, f"bench exited {p.returncode}:\n{p.stderr[-3000:]}"
+    doc = json.loads((out / "results.json").read_text())
+    rows = doc["figures"]
+    names = [r["figure"] for r in rows]
+    for fig in FIGURES:
+        assert any(n.startswith(fig) for n in names), f"no figure {fig!r}: {names}"
+    for r in rows:
+        for k in ("hoard", "baseline", "ratio"):
+            assert isinstance(r[k], (int, float)) and math.isfinite(r[k]) \
+                and r[k] > 0, f"{r['figure']}: {k} = {r[k]!r}"
+        assert isinstance(r["met"], bool)
+        assert r["target"].split()[0] in (">=", "<=", "<")
+        assert r["figure"] in p.stdout     # the table was printed
+    md = (out / "results.md").read_text()
+    table = [l for l in md.splitlines() if l.startswith("| ") and
+             not l.startswith("| figure")]
+    assert len(table) == len(rows)
+    for line, r in zip(table, rows):
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert cells[0] == r["figure"]
+        assert cells[5] == ("yes" if r["met"] else "no")
+    # the harness cleans up after itself: no mount left behind
+    with open("/proc/self/mountinfo") as f:
+        assert str(tmp_path / "work") not in f.read()
+    assert took < 150, f"the quick benchmark took {took:.0f} s"
