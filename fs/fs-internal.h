@@ -57,6 +57,8 @@ struct istate {
 	pthread_rwlock_t rw; /* readers of the data vs. writers/commits */
 	pthread_mutex_t mu;  /* protects the fields below */
 	int staging_fd;	     /* -1 when the content is all in extents */
+	uint8_t *mem;	     /* or the staging content in memory (small) */
+	size_t mem_cap;	     /* bytes allocated at mem; beyond size: zeros */
 	bool dirty;	     /* staging holds changes not yet committed */
 	bool size_valid;     /* size below is the current size */
 	uint64_t size;
@@ -89,6 +91,7 @@ struct hoard_fs {
 	pthread_cond_t frame_cv;   /* with lock: a frame finished writing */
 	struct chunk_cache *cache; /* has its own lock */
 	int staging_dirfd;
+	size_t staging_mem; /* bytes of in-memory staging (atomic) */
 	int level;
 };
 
