@@ -116,6 +116,17 @@ static void cache_evict_one(struct chunk_cache *c)
 	free(e);
 }
 
+void hoard_fs_cache_counts(struct hoard_fs *fs, uint64_t *ret_hits,
+			   uint64_t *ret_misses)
+{
+	struct chunk_cache *c = fs->cache;
+
+	pthread_mutex_lock(&c->mu);
+	*ret_hits = c->hits;
+	*ret_misses = c->misses;
+	pthread_mutex_unlock(&c->mu);
+}
+
 /* Copy [off, off+n) of a cached chunk; false on a miss.  c->mu held. */
 static bool cache_copy_locked(struct chunk_cache *c, const struct hoard_id *id,
 			      uint32_t off, void *dst, size_t n)

@@ -282,6 +282,37 @@ static size_t xattr_key(uint8_t *k, uint64_t ino, const char *name)
 	return 8 + n;
 }
 
+/* HOARD_INFO_XATTR (fs.h): JSON made on each read, no trailing newline;
+ * never stored, so listxattr does not show it. */
+static ssize_t info_xattr(struct hoard_fs *fs, uint64_t ino, void *buf,
+			  size_t size)
+{
+	struct hoard_file_info fi;
+	char text[512];
+	int n, r;
+
+	r = hoard_fs_file_info(fs, ino, &fi);
+	if (r < 0)
+		return r;
+	n = snprintf(text, sizeof(text),
+		     "{\"chunks\":%llu,\"unique_chunks\":%llu,"
+		     "\"logical_bytes\":%llu,\"data_bytes\":%llu,"
+		     "\"stored_bytes\":%llu,\"local_bytes\":%llu,"
+		     "\"dirty\":%s}",
+		     (unsigned long long)fi.chunks,
+		     (unsigned long long)fi.unique_chunks,
+		     (unsigned long long)fi.logical_bytes,
+		     (unsigned long long)fi.data_bytes,
+		     (unsigned long long)fi.stored_bytes,
+		     (unsigned long long)fi.local_bytes,
+		     fi.dirty ? "true" : "false");
+	if (size && (size_t)n > size)
+		return -ERANGE;
+	if (size)
+		memcpy(buf, text, (size_t)n);
+	return n;
+}
+
 int hoard_fs_setxattr(struct hoard_fs *fs, uint64_t ino, const char *name,
 		      const void *value, size_t size, int flags)
 {
@@ -295,6 +326,8 @@ int hoard_fs_setxattr(struct hoard_fs *fs, uint64_t ino, const char *name,
 		return -ERANGE;
 	if (!xattr_name_ok(name))
 		return -EOPNOTSUPP;
+	if (!strcmp(name, HOARD_INFO_XATTR))
+		return -EPERM; /* read-only */
 	if (size > XATTR_MAX_VALUE)
 		return -E2BIG;
 	kl = xattr_key(k, ino, name);
@@ -334,6 +367,8 @@ ssize_t hoard_fs_getxattr(struct hoard_fs *fs, uint64_t ino, const char *name,
 
 	if (!xattr_name_ok(name))
 		return -EOPNOTSUPP;
+	if (!strcmp(name, HOARD_INFO_XATTR))
+		return info_xattr(fs, ino, buf, size);
 	if (strlen(name) > XATTR_NAME_MAX)
 		return -ENODATA;
 	r = hoard_store_get(fs->st, HOARD_CF_XATTRS, k, xattr_key(k, ino, name),
@@ -389,6 +424,8 @@ int hoard_fs_removexattr(struct hoard_fs *fs, uint64_t ino, const char *name)
 
 	if (!xattr_name_ok(name))
 		return -EOPNOTSUPP;
+	if (!strcmp(name, HOARD_INFO_XATTR))
+		return -EPERM; /* read-only */
 	if (strlen(name) > XATTR_NAME_MAX)
 		return -ENODATA;
 	kl = xattr_key(k, ino, name);

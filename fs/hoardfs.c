@@ -23,6 +23,7 @@
 #include <fuse_lowlevel.h>
 
 #include "hoard/ctl.h"
+#include "hoard/gc.h"
 #include "hoard/fs.h"
 #include "hoard/stats.h"
 #include "hoard/store.h"
@@ -720,8 +721,19 @@ static int ctl_handler(void *ud, const char *req, char **ret_out)
 		r = hoard_stats_compute(D.st, &s);
 		if (r < 0)
 			return r;
+		hoard_fs_cache_counts(D.fs, &s->cache_hits, &s->cache_misses);
+		s->have_cache = true;
 		*ret_out = hoard_stats_json(s);
 		hoard_stats_free(s);
+		return *ret_out ? 0 : -ENOMEM;
+	}
+	if (!strcmp(req, "gc")) {
+		struct hoard_gc_report g;
+
+		r = hoard_gc_run(D.st, &g);
+		if (r < 0)
+			return r;
+		*ret_out = hoard_gc_json(&g);
 		return *ret_out ? 0 : -ENOMEM;
 	}
 	*ret_out = strdup("unknown request");

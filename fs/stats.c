@@ -508,6 +508,10 @@ char *hoard_stats_json(const struct hoard_stats *s)
 	if (!f)
 		return NULL;
 	json_figs(f, &s->total, &s->db_bytes);
+	if (s->have_cache)
+		fprintf(f, ",\"cache_hits\":%llu,\"cache_misses\":%llu",
+			(unsigned long long)s->cache_hits,
+			(unsigned long long)s->cache_misses);
 	fputs(",\"volumes\":{", f);
 	for (size_t i = 0; i < s->n_volumes; i++) {
 		if (i)
@@ -587,6 +591,10 @@ char *hoard_stats_text(const struct hoard_stats *s)
 		"volumes counts in each.\n"
 		"database on disk: %s\n",
 		db);
+	if (s->have_cache)
+		fprintf(f, "decompressed-chunk cache: %llu hits, %llu misses\n",
+			(unsigned long long)s->cache_hits,
+			(unsigned long long)s->cache_misses);
 	return memstream_finish(f, &buf);
 }
 
@@ -884,10 +892,16 @@ int hoard_stats_from_json(const char *json, struct hoard_stats **ret)
 				goto out_free_stats;
 			if (!strcmp(key, "volumes"))
 				r = jp_volumes(&j, s);
+			else if (!strcmp(key, "cache_hits"))
+				r = jp_u64(&j, &s->cache_hits);
+			else if (!strcmp(key, "cache_misses"))
+				r = jp_u64(&j, &s->cache_misses);
 			else
 				r = jp_fig(&j, key, &s->total, &s->db_bytes);
 			if (r < 0)
 				goto out_free_stats;
+			if (!strncmp(key, "cache_", 6))
+				s->have_cache = true;
 		} while (jp_eat(&j, ','));
 		r = -EBADMSG;
 		if (!jp_eat(&j, '}'))

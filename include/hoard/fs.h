@@ -145,6 +145,29 @@ int hoard_fs_removexattr(struct hoard_fs *fs, uint64_t ino, const char *name);
 
 int hoard_fs_statfs(struct hoard_fs *fs, struct statvfs *ret);
 
+/*
+ * What a regular file is made of, from its committed extents (a file being
+ * written reports its last commit and dirty).  Also readable as the JSON
+ * value of the xattr HOARD_INFO_XATTR, which is not listed by listxattr
+ * and cannot be set or removed (-EPERM).  -ENODATA for other file types.
+ */
+#define HOARD_INFO_XATTR "user.hoard.info"
+struct hoard_file_info {
+	uint64_t chunks;	/* extents */
+	uint64_t unique_chunks; /* distinct chunks among them */
+	uint64_t logical_bytes; /* the file's size */
+	uint64_t data_bytes;	/* bytes in extents (size minus holes) */
+	uint64_t stored_bytes;	/* frames of its distinct chunks */
+	uint64_t local_bytes;	/* of those, frames present in this store */
+	bool dirty;
+};
+int hoard_fs_file_info(struct hoard_fs *fs, uint64_t ino,
+		       struct hoard_file_info *ret);
+/* Lookups in the decompressed-chunk cache since hoard_fs_new (reads and
+ * dedup confirmations). */
+void hoard_fs_cache_counts(struct hoard_fs *fs, uint64_t *ret_hits,
+			   uint64_t *ret_misses);
+
 /* Resolve a path (relative to a volume root, "/"-separated, no symlinks
  * followed) to an inode; for tools and tests. */
 int hoard_fs_resolve(struct hoard_fs *fs, uint64_t root, const char *path,

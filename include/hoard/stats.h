@@ -18,6 +18,7 @@
 #ifndef HOARD_STATS_H
 #define HOARD_STATS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include "hoard/store.h"
 
@@ -35,6 +36,10 @@ struct hoard_stats_volume {
 struct hoard_stats {
 	struct hoard_stats_figs total;
 	uint64_t db_bytes; /* RocksDB's live SST + blob bytes */
+	/* The running daemon's decompressed-chunk cache (hoard_fs_cache_counts);
+	 * filled by the daemon, have_cache false (and 0) when computed offline. */
+	bool have_cache;
+	uint64_t cache_hits, cache_misses;
 	size_t n_volumes;
 	struct hoard_stats_volume *volumes;
 };

@@ -5,11 +5,12 @@
  * gives EIO (and only for that file).  A test helper; never installed.
  *
  *   hoard-test-corrupt --store DIR --volume NAME --path /PATH/IN/VOLUME
- *                      [--mode frame|record|refcount|data]
+ *                      [--mode frame|record|refcount|data|entry]
  * Modes (for fsck's tests): frame (default) flips a byte of the frame;
  * record deletes the chunk's record; refcount adds 5 to the record's
- * refcount; data deletes the frame.  Prints the damaged chunk's id.  The
- * store must not be in use.
+ * refcount; data deletes the frame; entry deletes PATH's directory entry
+ * (nothing else: what it names becomes unreachable).  Prints the damaged
+ * chunk's id (entry: the inode number).  The store must not be in use.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -101,6 +102,38 @@ static int corrupt_first_chunk(struct hoard_store *st, uint64_t ino,
 	return r;
 }
 
+/* Delete the entry naming path (in its parent directory), nothing else. */
+static int drop_entry(struct hoard_fs *fs, uint64_t root, const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir = strndup(path, slash ? (size_t)(slash - path) : 0);
+	const char *name = slash ? slash + 1 : path;
+	struct hoard_batch *b;
+	uint8_t k[8 + 256];
+	uint64_t parent, ino;
+	int r;
+
+	if (!dir)
+		return -ENOMEM;
+	r = hoard_fs_resolve(fs, root, dir, &parent);
+	free(dir);
+	if (r == 0)
+		r = hoard_fs_resolve(fs, root, path, &ino);
+	if (r < 0 || !*name || strlen(name) > 255)
+		return r < 0 ? r : -EINVAL;
+	hoard_put_be64(k, parent);
+	memcpy(k + 8, name, strlen(name));
+	b = hoard_batch_new(hoard_fs_store(fs));
+	if (!b)
+		return -ENOMEM;
+	hoard_batch_delete(b, HOARD_CF_DIRENTS, k, 8 + strlen(name));
+	r = hoard_store_write(hoard_fs_store(fs), b, true);
+	hoard_batch_free(b);
+	if (r == 0)
+		printf("%llu\n", (unsigned long long)ino);
+	return r;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option lopts[] = {
@@ -130,10 +163,11 @@ int main(int argc, char **argv)
 	}
 	if (!dir || !vol || !path ||
 	    (strcmp(mode, "frame") && strcmp(mode, "record") &&
-	     strcmp(mode, "refcount") && strcmp(mode, "data"))) {
+	     strcmp(mode, "refcount") && strcmp(mode, "data") &&
+	     strcmp(mode, "entry"))) {
 		fprintf(stderr, "usage: hoard-test-corrupt --store DIR "
 				"--volume NAME --path PATH "
-				"[--mode frame|record|refcount|data]\n");
+				"[--mode frame|record|refcount|data|entry]\n");
 		return 2;
 	}
 	if (hoard_store_open(dir, &st, err, sizeof(err)) < 0) {
@@ -143,10 +177,14 @@ int main(int argc, char **argv)
 	r = hoard_fs_new(st, NULL, &fs);
 	if (r == 0)
 		r = hoard_fs_volume(fs, vol, false, &root);
-	if (r == 0)
-		r = hoard_fs_resolve(fs, root, path, &ino);
-	if (r == 0)
-		r = corrupt_first_chunk(st, ino, mode);
+	if (r == 0 && !strcmp(mode, "entry")) {
+		r = drop_entry(fs, root, path);
+	} else {
+		if (r == 0)
+			r = hoard_fs_resolve(fs, root, path, &ino);
+		if (r == 0)
+			r = corrupt_first_chunk(st, ino, mode);
+	}
 	if (r < 0)
 		fprintf(stderr, "hoard-test-corrupt: %s\n", strerror(-r));
 	hoard_fs_free(fs);
