@@ -485,6 +485,13 @@ static int parse_reply(const char *reply, char **ret_out)
 
 int hoard_ctl_call(const char *path, const char *request, char **ret_out)
 {
+	return hoard_ctl_call_timeout(path, request, CTL_CLIENT_TIMEOUT_S,
+				      ret_out);
+}
+
+int hoard_ctl_call_timeout(const char *path, const char *request,
+			   unsigned timeout_s, char **ret_out)
+{
 	size_t len = strlen(request);
 	char *reply = NULL;
 	int fd, r;
@@ -494,7 +501,7 @@ int hoard_ctl_call(const char *path, const char *request, char **ret_out)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	r = set_timeouts(fd, CTL_CLIENT_TIMEOUT_S);
+	r = set_timeouts(fd, (int)timeout_s);
 	if (r < 0)
 		goto out_close;
 	r = ctl_attach(fd, path, false);

@@ -33,5 +33,9 @@ void hoard_ctl_server_stop(struct hoard_ctl_server *s);
  * be NULL.
  */
 int hoard_ctl_call(const char *path, const char *request, char **ret_out);
+/* The same with another limit on the daemon's silence (requests that run
+ * long, such as push and pull). */
+int hoard_ctl_call_timeout(const char *path, const char *request,
+			   unsigned timeout_s, char **ret_out);
 
 #endif

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Private to fs/sync.c (common parts, push) and fs/syncpull.c (pull,
+ * ls-remote).
+ */
+#ifndef HOARD_SYNC_INTERNAL_H
+#define HOARD_SYNC_INTERNAL_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+
+#include "hoard/remote.h"
+#include "hoard/s3.h"
+#include "hoard/sync.h"
+
+/* One repository: an S3 client plus where its objects live. */
+struct remote {
+	struct hoard_s3_client *cl;
+	char *bucket;
+	char *prefix; /* "" or ends with '/' */
+	const char *url;
+	unsigned jobs;
+	/* the chunk index of the bucket (remote_load_index) */
+	struct hoard_rindex *rx;
+	char (*packs)[HOARD_SHA256_HEX_SIZE]; /* pack number -> name */
+	size_t n_packs, cap_packs;
+	char cache_dir[PATH_MAX]; /* "" when no local cache */
+	/* progress */
+	pthread_mutex_t mu;
+	struct hoard_sync_progress prog;
+	uint64_t t0;
+	void (*progress)(void *ud, const struct hoard_sync_progress *p);
+	void *progress_ud;
+};
+
+int sync_err(char *errbuf, size_t errlen, int err, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* Open the repository at url (checks the bucket). */
+int remote_open(struct remote *r, const struct hoard_s3_config *s3,
+		const char *url, unsigned jobs, char *errbuf, size_t errlen);
+void remote_close(struct remote *r);
+/* PREFIX + the formatted rest; malloc()ed or NULL. */
+char *remote_key(const struct remote *r, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* The repository's config: -ENOENT when there is none. */
+int remote_get_config(struct remote *r, struct hoard_remote_config *ret,
+		      char *errbuf, size_t errlen);
+/* Read every pack index of the bucket into r->rx (cached in cache_dir). */
+int remote_load_index(struct remote *r, const char *store_dir, char *errbuf,
+		      size_t errlen);
+/* Run fn(ud, i) for i in [0, n) on up to jobs threads; the first error
+ * stops the handing out of new tasks and is returned. */
+int run_parallel(size_t n, unsigned jobs, int (*fn)(void *ud, size_t i),
+		 void *ud);
+void progress_add(struct remote *r, uint64_t bytes, uint64_t objects);
+void result_finish(struct remote *r, struct hoard_sync_result *res);
+/* Copy hoard_s3_last_error() into errbuf (the thread's own). */
+int s3_fail(char *errbuf, size_t errlen, int err, const char *what);
+
+#endif

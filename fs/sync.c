@@ -1,0 +1,1144 @@
+// SPDX-License-Identifier: MIT
+/*
+ * sync: the parts push and pull share (the repository handle, the bucket's
+ * chunk index, a small thread pool) and the push engine (sync.h,
+ * docs/REMOTE.md section 7).
+ *
+ * Push, in order:
+ *   1. config: read PREFIX/config; create it from the store's secret when
+ *      the repository is new; refuse when its secret is another one.
+ *   2. index: list PREFIX/packs/ and read every *.idx not in the local
+ *      cache (STORE/remote/<hash of bucket+prefix>/), so the bucket's chunk
+ *      ids are known.
+ *   3. snapshot: under the filesystem's metadata lock, walk the volume and
+ *      build its manifest (names, modes, owners, mtimes, symlinks, hard
+ *      links, each file's extents).  Every file is as its last commit left
+ *      it, all at one instant; the walk only reads RocksDB, so the lock is
+ *      held for milliseconds per thousand files.
+ *   4. packs: the chunks the bucket lacks, in manifest order, cut into
+ *      packs of about HOARD_PACK_TARGET frame bytes; `jobs` threads read
+ *      the frames (each verified against its id), PUT the pack, then its
+ *      index.  A frame that vanished since the snapshot (its file was
+ *      rewritten and the chunk dropped) restarts from step 3; what was
+ *      uploaded stays useful, since packs are named by content.
+ *   5. the manifest (unless the bucket has it), then the ref: the commit.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fs-internal.h"
+#include "hoard/chunker.h"
+#include "hoard/codec.h"
+#include "hoard/util.h"
+#include "sync-internal.h"
+
+#define SNAPSHOT_ATTEMPTS 3
+
+/* ---- common --------------------------------------------------------------- */
+
+int sync_err(char *errbuf, size_t errlen, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (errbuf && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(errbuf, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return err;
+}
+
+int s3_fail(char *errbuf, size_t errlen, int err, const char *what)
+{
+	const char *m = hoard_s3_last_error();
+
+	if (m && *m)
+		return sync_err(errbuf, errlen, err, "%s: %s", what, m);
+	return sync_err(errbuf, errlen, err, "%s: %s", what, strerror(-err));
+}
+
+int remote_open(struct remote *r, const struct hoard_s3_config *s3,
+		const char *url, unsigned jobs, char *errbuf, size_t errlen)
+{
+	char *prefix = NULL;
+	int e;
+
+	memset(r, 0, sizeof(*r));
+	pthread_mutex_init(&r->mu, NULL);
+	r->url = url;
+	r->jobs = jobs ? jobs : HOARD_SYNC_DEFAULT_JOBS;
+	r->t0 = hoard_now_mono_ns();
+	e = hoard_s3_url_parse(url, &r->bucket, &prefix);
+	if (e < 0)
+		return sync_err(errbuf, errlen, -EINVAL,
+				"'%s' is not an s3://BUCKET/PREFIX URL", url);
+	/* PREFIX names a directory: "a/b" and "a/b/" are the same one */
+	while (*prefix == '/')
+		memmove(prefix, prefix + 1, strlen(prefix));
+	if (*prefix && prefix[strlen(prefix) - 1] != '/') {
+		if (asprintf(&r->prefix, "%s/", prefix) < 0)
+			r->prefix = NULL;
+		free(prefix);
+	} else {
+		r->prefix = prefix;
+	}
+	if (!r->prefix)
+		return -ENOMEM;
+	r->rx = hoard_rindex_new();
+	if (!r->rx)
+		return -ENOMEM;
+	e = hoard_s3_client_new(s3, &r->cl);
+	if (e < 0)
+		return sync_err(errbuf, errlen, e,
+				"cannot make an S3 client: %s", strerror(-e));
+	e = hoard_s3_bucket_check(r->cl, r->bucket);
+	if (e == -ENXIO)
+		return sync_err(errbuf, errlen, e,
+				"the bucket '%s' does not exist", r->bucket);
+	if (e < 0)
+		return s3_fail(errbuf, errlen, e, "checking the bucket");
+	return 0;
+}
+
+void remote_close(struct remote *r)
+{
+	hoard_s3_client_free(r->cl);
+	hoard_rindex_free(r->rx);
+	free(r->packs);
+	free(r->bucket);
+	free(r->prefix);
+	pthread_mutex_destroy(&r->mu);
+	memset(r, 0, sizeof(*r));
+}
+
+char *remote_key(const struct remote *r, const char *fmt, ...)
+{
+	char *rest, *key;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&rest, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return NULL;
+	n = asprintf(&key, "%s%s", r->prefix, rest);
+	free(rest);
+	return n < 0 ? NULL : key;
+}
+
+int remote_get_config(struct remote *r, struct hoard_remote_config *ret,
+		      char *errbuf, size_t errlen)
+{
+	char *key = remote_key(r, "config");
+	void *buf = NULL;
+	size_t len;
+	int e;
+
+	if (!key)
+		return -ENOMEM;
+	e = hoard_s3_get_object(r->cl, r->bucket, key, &buf, &len, NULL);
+	free(key);
+	if (e == -ENOENT)
+		return sync_err(errbuf, errlen, e,
+				"there is no hoard repository at %s (no "
+				"config object)",
+				r->url);
+	if (e < 0)
+		return s3_fail(errbuf, errlen, e,
+			       "reading the repository config");
+	e = hoard_remote_config_decode(buf, len, ret, errbuf, errlen);
+	free(buf);
+	return e;
+}
+
+struct pool {
+	size_t n;
+	atomic_size_t next;
+	atomic_int err;
+	int (*fn)(void *ud, size_t i);
+	void *ud;
+};
+
+static void *pool_thread(void *arg)
+{
+	struct pool *p = arg;
+	size_t i;
+	int r;
+
+	while (atomic_load(&p->err) == 0 &&
+	       (i = atomic_fetch_add(&p->next, 1)) < p->n) {
+		r = p->fn(p->ud, i);
+		if (r < 0) {
+			int zero = 0;
+
+			atomic_compare_exchange_strong(&p->err, &zero, r);
+		}
+	}
+	return NULL;
+}
+
+int run_parallel(size_t n, unsigned jobs, int (*fn)(void *ud, size_t i),
+		 void *ud)
+{
+	struct pool p = {.n = n, .fn = fn, .ud = ud};
+	pthread_t th[HOARD_SYNC_MAX_JOBS];
+	unsigned started = 0;
+
+	atomic_init(&p.next, 0);
+	atomic_init(&p.err, 0);
+	if (jobs > HOARD_SYNC_MAX_JOBS)
+		jobs = HOARD_SYNC_MAX_JOBS;
+	if (jobs > n)
+		jobs = (unsigned)n;
+	for (unsigned k = 1; k < jobs; k++)
+		if (pthread_create(&th[started], NULL, pool_thread, &p) == 0)
+			started++;
+	pool_thread(&p); /* this thread works too */
+	for (unsigned k = 0; k < started; k++)
+		pthread_join(th[k], NULL);
+	return atomic_load(&p.err);
+}
+
+void progress_add(struct remote *r, uint64_t bytes, uint64_t objects)
+{
+	pthread_mutex_lock(&r->mu);
+	r->prog.bytes_done += bytes;
+	r->prog.objects_done += objects;
+	r->prog.elapsed_ns = hoard_now_mono_ns() - r->t0;
+	if (r->progress)
+		r->progress(r->progress_ud, &r->prog);
+	pthread_mutex_unlock(&r->mu);
+}
+
+void result_finish(struct remote *r, struct hoard_sync_result *res)
+{
+	struct hoard_s3_stats s;
+
+	hoard_s3_client_stats(r->cl, &s);
+	res->requests = s.requests;
+	res->retries = s.retries;
+	res->bytes_up = s.bytes_up;
+	res->bytes_down = s.bytes_down;
+	res->elapsed_ns = hoard_now_mono_ns() - r->t0;
+}
+
+/* ---- the bucket's chunk index ----------------------------------------------- */
+
+struct idx_list {
+	struct remote *r;
+	char (*names)[HOARD_SHA256_HEX_SIZE];
+	size_t n, cap;
+};
+
+static bool hex64(const char *s)
+{
+	for (int i = 0; i < 64; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') ||
+		      (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return s[64] == '\0';
+}
+
+static int list_idx_cb(const struct hoard_s3_entry *e, void *arg)
+{
+	struct idx_list *l = arg;
+	const char *base = e->key + strlen(l->r->prefix) + strlen("packs/");
+	char name[80];
+	size_t bl = strlen(base);
+
+	if (e->is_prefix || bl != 68 || strcmp(base + 64, ".idx"))
+		return 0;
+	memcpy(name, base, 64);
+	name[64] = '\0';
+	if (!hex64(name))
+		return 0;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		void *x = realloc(l->names, cap * sizeof(*l->names));
+
+		if (!x)
+			return -ENOMEM;
+		l->names = x;
+		l->cap = cap;
+	}
+	memcpy(l->names[l->n++], name, HOARD_SHA256_HEX_SIZE);
+	return 0;
+}
+
+struct idx_load {
+	struct remote *r;
+	struct idx_list *l;
+	struct hoard_pack_index *ix;
+	pthread_mutex_t mu;
+	char *errbuf;
+	size_t errlen;
+};
+
+static void set_err_once(pthread_mutex_t *mu, char *errbuf, size_t errlen,
+			 const char *msg)
+{
+	pthread_mutex_lock(mu);
+	if (errbuf && errlen && !*errbuf)
+		snprintf(errbuf, errlen, "%s", msg);
+	pthread_mutex_unlock(mu);
+}
+
+static int read_cached(const char *path, void **ret, size_t *ret_len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	ssize_t got;
+	void *buf;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0 || st.st_size > (64 << 20)) {
+		close(fd);
+		return -EIO;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		close(fd);
+		return -ENOMEM;
+	}
+	got = hoard_pread_full(fd, buf, (size_t)st.st_size, 0);
+	close(fd);
+	if (got != st.st_size) {
+		free(buf);
+		return -EIO;
+	}
+	*ret = buf;
+	*ret_len = (size_t)st.st_size;
+	return 0;
+}
+
+static void write_cached(const char *dir, const char *name, const void *buf,
+			 size_t len)
+{
+	char path[PATH_MAX + 80], tmp[PATH_MAX + 100];
+	int fd;
+
+	if (!*dir)
+		return;
+	snprintf(path, sizeof(path), "%s/%s.idx", dir, name);
+	snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)gettid());
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	if (hoard_pwrite_full(fd, buf, len, 0) < 0 || close(fd) < 0 ||
+	    rename(tmp, path) < 0)
+		unlink(tmp);
+}
+
+static int idx_load_one(void *ud, size_t i)
+{
+	struct idx_load *L = ud;
+	struct remote *r = L->r;
+	const char *name = L->l->names[i];
+	char path[PATH_MAX + 80], msg[512] = "", hex[HOARD_SHA256_HEX_SIZE];
+	void *buf = NULL;
+	size_t len = 0;
+	bool cached = false;
+	int e;
+
+	if (*r->cache_dir) {
+		snprintf(path, sizeof(path), "%s/%s.idx", r->cache_dir, name);
+		cached = read_cached(path, &buf, &len) == 0;
+	}
+	if (!cached) {
+		char *key = remote_key(r, "packs/%s.idx", name);
+
+		if (!key)
+			return -ENOMEM;
+		e = hoard_s3_get_object(r->cl, r->bucket, key, &buf, &len,
+					NULL);
+		if (e < 0) {
+			snprintf(msg, sizeof(msg), "reading %s: %s", key,
+				 hoard_s3_last_error());
+			free(key);
+			set_err_once(&L->mu, L->errbuf, L->errlen, msg);
+			return e;
+		}
+		free(key);
+	}
+	e = hoard_pack_index_decode(buf, len, &L->ix[i], msg, sizeof(msg));
+	if (e == 0) {
+		hoard_hex(L->ix[i].pack_sha, HOARD_SHA256_SIZE, hex);
+		if (strcmp(hex, name)) {
+			hoard_pack_index_clear(&L->ix[i]);
+			snprintf(msg, sizeof(msg), "is for another pack");
+			e = -EBADMSG;
+		}
+	}
+	if (e < 0) {
+		char full[700];
+
+		free(buf);
+		if (cached) { /* a damaged cache file: fetch it afresh */
+			unlink(path);
+			return idx_load_one(ud, i);
+		}
+		snprintf(full, sizeof(full), "pack index %s: %s", name, msg);
+		set_err_once(&L->mu, L->errbuf, L->errlen, full);
+		return e;
+	}
+	if (!cached)
+		write_cached(r->cache_dir, name, buf, len);
+	free(buf);
+	progress_add(r, len, 1);
+	return 0;
+}
+
+static void cache_dir_make(struct remote *r, const char *store_dir)
+{
+	char id[HOARD_SHA256_HEX_SIZE], *s;
+
+	r->cache_dir[0] = '\0';
+	if (!store_dir || asprintf(&s, "%s\n%s", r->bucket, r->prefix) < 0)
+		return;
+	hoard_sha256_hex(s, strlen(s), id);
+	free(s);
+	id[16] = '\0';
+	snprintf(r->cache_dir, sizeof(r->cache_dir), "%s/remote", store_dir);
+	mkdir(r->cache_dir, 0700);
+	snprintf(r->cache_dir, sizeof(r->cache_dir), "%s/remote/%s", store_dir,
+		 id);
+	if (mkdir(r->cache_dir, 0700) < 0 && errno != EEXIST)
+		r->cache_dir[0] = '\0';
+}
+
+int remote_load_index(struct remote *r, const char *store_dir, char *errbuf,
+		      size_t errlen)
+{
+	struct idx_list l = {.r = r};
+	struct idx_load L = {
+		.r = r, .l = &l, .errbuf = errbuf, .errlen = errlen};
+	char *key;
+	int e;
+
+	cache_dir_make(r, store_dir);
+	hoard_rindex_free(r->rx);
+	free(r->packs);
+	r->packs = NULL;
+	r->n_packs = 0;
+	r->rx = hoard_rindex_new();
+	if (!r->rx)
+		return -ENOMEM;
+	key = remote_key(r, "packs/");
+	if (!key)
+		return -ENOMEM;
+	e = hoard_s3_list(r->cl, r->bucket, key, NULL, list_idx_cb, &l);
+	free(key);
+	if (e < 0) {
+		free(l.names);
+		return e == -ENOMEM ? e
+				    : s3_fail(errbuf, errlen, e,
+					      "listing the packs");
+	}
+	L.ix = calloc(l.n ? l.n : 1, sizeof(*L.ix));
+	if (!L.ix) {
+		free(l.names);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&L.mu, NULL);
+	if (errbuf && errlen)
+		*errbuf = '\0';
+	e = run_parallel(l.n, r->jobs, idx_load_one, &L);
+	pthread_mutex_destroy(&L.mu);
+	for (size_t i = 0; e == 0 && i < l.n; i++) {
+		for (uint32_t k = 0; e == 0 && k < L.ix[i].n; k++) {
+			struct hoard_rloc loc = {
+				.pack = (uint32_t)i,
+				.off = L.ix[i].e[k].off,
+				.frame_len = L.ix[i].e[k].frame_len,
+				.raw_len = L.ix[i].e[k].raw_len,
+			};
+
+			e = hoard_rindex_add(r->rx, &L.ix[i].e[k].id, &loc);
+		}
+	}
+	for (size_t i = 0; i < l.n; i++)
+		hoard_pack_index_clear(&L.ix[i]);
+	free(L.ix);
+	if (e < 0) {
+		free(l.names);
+		return e;
+	}
+	r->packs = l.names;
+	r->n_packs = r->cap_packs = l.n;
+	return 0;
+}
+
+/* ---- snapshot of a volume ---------------------------------------------------- */
+
+struct chunk_ref {
+	struct hoard_id id;
+	uint32_t raw_len, frame_len;
+};
+
+struct snap {
+	struct hoard_fs *fs;
+	struct hoard_manifest m;
+	struct idmap seen;	 /* distinct chunk ids */
+	struct chunk_ref *order; /* distinct chunks, first-use order */
+	size_t n_order, cap_order;
+	struct idmap links; /* ino of a file with nlink > 1 -> entry index */
+	uint64_t files, bytes;
+};
+
+/* Hard links: inode numbers kept in an idmap keyed by the ino's bytes. */
+static void ino_id(uint64_t ino, struct hoard_id *id)
+{
+	memset(id, 0, sizeof(*id));
+	hoard_put_be64(id->b, ino);
+	id->b[15] = 1;
+}
+
+static int snap_extents(struct snap *s, uint64_t ino, struct hoard_mentry *e)
+{
+	struct hoard_iter *it;
+	uint8_t k[8];
+	size_t cap = 0;
+	int r = 0;
+
+	ino_key(k, ino);
+	it = hoard_iter_new(s->fs->st, HOARD_CF_EXTENTS, k, 8);
+	if (!it)
+		return -ENOMEM;
+	for (; r == 0 && hoard_iter_valid(it); hoard_iter_next(it)) {
+		size_t kl, vl;
+		const uint8_t *key = hoard_iter_key(it, &kl);
+		const uint8_t *v = hoard_iter_value(it, &vl);
+		struct hoard_mextent *x;
+		struct idmap_ent *d;
+
+		if (kl != EXTENT_KEY_SIZE || vl != EXTENT_VAL_SIZE) {
+			r = -EBADMSG;
+			break;
+		}
+		if (e->n_ext == cap) {
+			cap = cap ? cap * 2 : 16;
+			x = realloc(e->ext, cap * sizeof(*x));
+			if (!x) {
+				r = -ENOMEM;
+				break;
+			}
+			e->ext = x;
+		}
+		x = &e->ext[e->n_ext++];
+		x->off = hoard_get_be64(key + 8);
+		memcpy(x->id.b, v, HOARD_ID_SIZE);
+		x->len = hoard_get_be32(v + HOARD_ID_SIZE);
+		d = idmap_add(&s->seen, &x->id);
+		if (!d) {
+			r = -ENOMEM;
+			break;
+		}
+		if (d->count++ == 0) {
+			struct chunk_rec rec;
+
+			r = chunk_rec_load(s->fs, &x->id, &rec);
+			if (r < 0)
+				break;
+			if (s->n_order == s->cap_order) {
+				size_t c2 = s->cap_order ? s->cap_order * 2
+							 : 256;
+				void *o = realloc(s->order,
+						  c2 * sizeof(*s->order));
+
+				if (!o) {
+					r = -ENOMEM;
+					break;
+				}
+				s->order = o;
+				s->cap_order = c2;
+			}
+			s->order[s->n_order++] = (struct chunk_ref){
+				.id = x->id,
+				.raw_len = rec.raw_size,
+				.frame_len = rec.frame_size,
+			};
+		}
+	}
+	if (r == 0)
+		r = hoard_iter_status(it);
+	hoard_iter_free(it);
+	return r;
+}
+
+static int snap_entry(struct snap *s, uint32_t parent, const char *name,
+		      uint64_t ino, uint64_t **queue, size_t *nq, size_t *cq)
+{
+	struct hoard_inode in;
+	struct hoard_mentry e = {0};
+	struct idmap_ent *l = NULL;
+	long idx;
+	int r = inode_load(s->fs, ino, &in);
+
+	if (r < 0)
+		return r;
+	e.parent = parent;
+	e.name = (char *)name;
+	e.mode = in.mode;
+	e.uid = in.uid;
+	e.gid = in.gid;
+	e.mtime_s = in.mtime.tv_sec;
+	e.mtime_ns = (uint32_t)in.mtime.tv_nsec;
+	if (S_ISDIR(in.mode)) {
+		e.type = HOARD_M_DIR;
+	} else if (S_ISREG(in.mode)) {
+		if (in.nlink > 1) {
+			struct hoard_id k;
+
+			ino_id(ino, &k);
+			l = idmap_add(&s->links, &k);
+			if (!l) {
+				inode_clear(&in);
+				return -ENOMEM;
+			}
+		}
+		if (l && l->count > 0) {
+			e.type = HOARD_M_HARDLINK;
+			e.link = (uint32_t)(l->count - 1);
+		} else {
+			e.type = HOARD_M_FILE;
+			e.size = in.size;
+			r = snap_extents(s, ino, &e);
+			if (r < 0) {
+				free(e.ext);
+				inode_clear(&in);
+				return r;
+			}
+			s->files++;
+			s->bytes += in.size;
+		}
+	} else if (S_ISLNK(in.mode)) {
+		e.type = HOARD_M_SYMLINK;
+		e.target = in.target;
+		e.size = in.target ? strlen(in.target) : 0;
+	} else {
+		e.type = HOARD_M_NODE;
+		e.rdev = in.rdev;
+	}
+	idx = hoard_manifest_add(&s->m, &e);
+	inode_clear(&in);
+	if (idx < 0) {
+		free(e.ext);
+		return (int)idx;
+	}
+	if (l && l->count == 0)
+		l->count = idx + 1;
+	if (e.type == HOARD_M_DIR) {
+		if (*nq + 2 > *cq) {
+			size_t c2 = *cq ? *cq * 2 : 64;
+			uint64_t *q = realloc(*queue, c2 * sizeof(**queue));
+
+			if (!q)
+				return -ENOMEM;
+			*queue = q;
+			*cq = c2;
+		}
+		(*queue)[(*nq)++] = ino;
+		(*queue)[(*nq)++] = (uint64_t)idx;
+	}
+	return 0;
+}
+
+/* Walk the volume breadth first (fs->lock held): parents come first. */
+static int snap_walk(struct snap *s, uint64_t root)
+{
+	uint64_t *queue = NULL;
+	size_t nq = 0, cq = 0, head = 0;
+	int r = 0;
+
+	if (nq + 2 > cq) {
+		queue = malloc(64 * sizeof(*queue));
+		if (!queue)
+			return -ENOMEM;
+		cq = 64;
+	}
+	queue[nq++] = root;
+	queue[nq++] = 0;
+	while (r == 0 && head < nq) {
+		uint64_t dir = queue[head++];
+		uint32_t idx = (uint32_t)queue[head++];
+		struct hoard_iter *it;
+		uint8_t k[8];
+
+		ino_key(k, dir);
+		it = hoard_iter_new(s->fs->st, HOARD_CF_DIRENTS, k, 8);
+		if (!it) {
+			r = -ENOMEM;
+			break;
+		}
+		for (; r == 0 && hoard_iter_valid(it); hoard_iter_next(it)) {
+			size_t kl, vl;
+			const uint8_t *key = hoard_iter_key(it, &kl);
+			const uint8_t *v = hoard_iter_value(it, &vl);
+			char name[NAME_MAX_LEN + 1];
+
+			if (kl <= 8 || kl > 8 + NAME_MAX_LEN || vl != 9) {
+				r = -EBADMSG;
+				break;
+			}
+			memcpy(name, key + 8, kl - 8);
+			name[kl - 8] = '\0';
+			r = snap_entry(s, idx, name, hoard_get_be64(v), &queue,
+				       &nq, &cq);
+		}
+		if (r == 0)
+			r = hoard_iter_status(it);
+		hoard_iter_free(it);
+	}
+	free(queue);
+	return r;
+}
+
+static void snap_clear(struct snap *s)
+{
+	hoard_manifest_clear(&s->m);
+	idmap_free(&s->seen);
+	idmap_free(&s->links);
+	free(s->order);
+	memset(s, 0, sizeof(*s));
+}
+
+static int snap_take(struct hoard_fs *fs, uint64_t root, struct snap *s)
+{
+	struct hoard_inode in;
+	int r;
+
+	memset(s, 0, sizeof(*s));
+	s->fs = fs;
+	if (idmap_init(&s->seen, 1024) < 0 || idmap_init(&s->links, 64) < 0)
+		return -ENOMEM;
+	pthread_mutex_lock(&fs->lock);
+	r = inode_load(fs, root, &in);
+	if (r == 0) {
+		r = hoard_manifest_init(&s->m, in.mode, in.uid, in.gid,
+					in.mtime.tv_sec,
+					(uint32_t)in.mtime.tv_nsec);
+		inode_clear(&in);
+	}
+	if (r == 0)
+		r = snap_walk(s, root);
+	pthread_mutex_unlock(&fs->lock);
+	return r;
+}
+
+/* ---- push ------------------------------------------------------------------ */
+
+struct pack_plan {
+	size_t first, n; /* range of push.todo */
+	uint64_t bytes;
+};
+
+struct push {
+	struct remote *r;
+	struct hoard_fs *fs;
+	struct chunk_ref *todo; /* chunks the bucket lacks, manifest order */
+	size_t n_todo;
+	struct pack_plan *plans;
+	size_t n_plans;
+	pthread_mutex_t mu; /* protects errbuf, packs_new, bytes_new */
+	char *errbuf;
+	size_t errlen;
+	uint64_t packs_new, bytes_new;
+};
+
+static int push_fail(struct push *p, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int push_fail(struct push *p, int err, const char *fmt, ...)
+{
+	char msg[600];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	set_err_once(&p->mu, p->errbuf, p->errlen, msg);
+	return err;
+}
+
+/* Read and verify one frame, append it to the pack buffer. */
+static int pack_add_frame(struct push *p, const struct chunk_ref *c,
+			  uint8_t **buf, size_t *len, size_t *cap,
+			  uint8_t *scratch, struct hoard_idx_entry *ie)
+{
+	void *frame;
+	size_t flen;
+	struct hoard_id got;
+	char hex[HOARD_ID_HEX_SIZE];
+	ssize_t n;
+	int r;
+
+	r = hoard_store_get(p->fs->st, HOARD_CF_CHUNKDATA, c->id.b,
+			    HOARD_ID_SIZE, &frame, &flen);
+	if (r == -ENOENT)
+		return -ESTALE; /* dropped since the snapshot */
+	hoard_id_hex(&c->id, hex);
+	if (r < 0)
+		return push_fail(p, r, "reading chunk %s: %s", hex,
+				 strerror(-r));
+	n = hoard_codec_decode(frame, flen, scratch, HOARD_CHUNK_MAX,
+			       c->raw_len);
+	if (n >= 0)
+		hoard_id_compute(hoard_store_key(p->fs->st), scratch, (size_t)n,
+				 &got);
+	if (n < 0 || !hoard_id_equal(&got, &c->id)) {
+		free(frame);
+		return push_fail(p, -EBADMSG,
+				 "local chunk %s is corrupt: not pushed (run "
+				 "'hoard fsck')",
+				 hex);
+	}
+	if (*len + flen > *cap) {
+		size_t c2 = *cap * 2 > *len + flen ? *cap * 2 : *len + flen;
+		uint8_t *x = realloc(*buf, c2);
+
+		if (!x) {
+			free(frame);
+			return -ENOMEM;
+		}
+		*buf = x;
+		*cap = c2;
+	}
+	memcpy(*buf + *len, frame, flen);
+	ie->id = c->id;
+	ie->off = *len;
+	ie->frame_len = (uint32_t)flen;
+	ie->raw_len = c->raw_len;
+	*len += flen;
+	free(frame);
+	return 0;
+}
+
+static int push_pack(void *ud, size_t k)
+{
+	struct push *p = ud;
+	struct pack_plan *pl = &p->plans[k];
+	struct hoard_pack_index ix = {0};
+	size_t len = 0, cap = pl->bytes + 4096, ilen;
+	uint8_t *buf = malloc(cap), *scratch = malloc(HOARD_CHUNK_MAX), *ib;
+	char hex[HOARD_SHA256_HEX_SIZE], *key = NULL;
+	int r = -ENOMEM;
+
+	ix.e = calloc(pl->n, sizeof(*ix.e));
+	if (!buf || !scratch || !ix.e)
+		goto out;
+	for (size_t i = 0; i < pl->n; i++) {
+		r = pack_add_frame(p, &p->todo[pl->first + i], &buf, &len, &cap,
+				   scratch, &ix.e[i]);
+		if (r < 0)
+			goto out;
+	}
+	ix.n = (uint32_t)pl->n;
+	ix.pack_size = len;
+	hoard_sha256(buf, len, ix.pack_sha);
+	hoard_hex(ix.pack_sha, HOARD_SHA256_SIZE, hex);
+	r = -ENOMEM;
+	key = remote_key(p->r, "packs/%s.pack", hex);
+	if (!key)
+		goto out;
+	r = hoard_s3_put_object(p->r->cl, p->r->bucket, key, buf, len, NULL);
+	if (r < 0) {
+		push_fail(p, r, "uploading %s: %s", key, hoard_s3_last_error());
+		goto out;
+	}
+	progress_add(p->r, len, 1);
+	free(key);
+	ilen = hoard_pack_index_size(ix.n);
+	ib = malloc(ilen);
+	r = -ENOMEM;
+	key = remote_key(p->r, "packs/%s.idx", hex);
+	if (!ib || !key) {
+		free(ib);
+		goto out;
+	}
+	hoard_pack_index_encode(&ix, ib);
+	r = hoard_s3_put_object(p->r->cl, p->r->bucket, key, ib, ilen, NULL);
+	if (r < 0) {
+		push_fail(p, r, "uploading %s: %s", key, hoard_s3_last_error());
+	} else {
+		write_cached(p->r->cache_dir, hex, ib, ilen);
+		pthread_mutex_lock(&p->mu);
+		p->packs_new++;
+		p->bytes_new += len;
+		pthread_mutex_unlock(&p->mu);
+	}
+	free(ib);
+out:
+	free(key);
+	free(buf);
+	free(scratch);
+	free(ix.e);
+	return r;
+}
+
+/* The chunks of the snapshot the bucket lacks, cut into packs. */
+static int push_plan(struct push *p, const struct snap *s,
+		     struct hoard_sync_result *res)
+{
+	size_t cap = 0;
+
+	p->todo = malloc((s->n_order ? s->n_order : 1) * sizeof(*p->todo));
+	if (!p->todo)
+		return -ENOMEM;
+	p->n_todo = 0;
+	for (size_t i = 0; i < s->n_order; i++) {
+		if (hoard_rindex_get(p->r->rx, &s->order[i].id)) {
+			res->bytes_dedup += s->order[i].frame_len;
+			continue;
+		}
+		p->todo[p->n_todo++] = s->order[i];
+	}
+	p->n_plans = 0;
+	for (size_t i = 0; i < p->n_todo; i++) {
+		struct pack_plan *pl;
+
+		if (p->n_plans == 0 ||
+		    p->plans[p->n_plans - 1].bytes >= HOARD_PACK_TARGET) {
+			if (p->n_plans == cap) {
+				size_t c2 = cap ? cap * 2 : 16;
+				void *x = realloc(p->plans, c2 * sizeof(*pl));
+
+				if (!x)
+					return -ENOMEM;
+				p->plans = x;
+				cap = c2;
+			}
+			p->plans[p->n_plans++] = (struct pack_plan){.first = i,
+								    .n = 0};
+		}
+		pl = &p->plans[p->n_plans - 1];
+		pl->n++;
+		pl->bytes += p->todo[i].frame_len;
+		p->r->prog.bytes_total += p->todo[i].frame_len;
+	}
+	p->r->prog.objects_total += p->n_plans;
+	return 0;
+}
+
+static int push_config(struct remote *r, struct hoard_fs *fs, char *errbuf,
+		       size_t errlen)
+{
+	const struct hoard_key *key = hoard_store_key(fs->st);
+	struct hoard_remote_config c;
+	uint8_t buf[HOARD_CONFIG_SIZE];
+	char *k;
+	int e = remote_get_config(r, &c, errbuf, errlen);
+
+	if (e == 0) {
+		if (memcmp(c.secret, key->secret, HOARD_SECRET_SIZE))
+			return sync_err(
+				errbuf, errlen, -EKEYREJECTED,
+				"this store's chunk secret differs from the "
+				"repository's at %s, so its chunk ids mean "
+				"other things there: nothing was pushed.  Make "
+				"a store keyed like the repository ('hoard "
+				"init --from %s --store NEWDIR'), pull into it "
+				"and push from it, or push to another prefix",
+				r->url, r->url);
+		return 0;
+	}
+	if (e != -ENOENT)
+		return e;
+	/* A new repository: ours. */
+	hoard_remote_config_make(&c, key->secret,
+				 hoard_store_zstd_level(fs->st));
+	hoard_remote_config_encode(&c, buf);
+	k = remote_key(r, "config");
+	if (!k)
+		return -ENOMEM;
+	e = hoard_s3_put_object(r->cl, r->bucket, k, buf, sizeof(buf), NULL);
+	free(k);
+	memset(buf, 0, sizeof(buf));
+	memset(&c, 0, sizeof(c));
+	if (e < 0)
+		return s3_fail(errbuf, errlen, e,
+			       "writing the repository config");
+	return 0;
+}
+
+/* Upload the manifest unless the bucket has it, then the ref. */
+static int push_commit(struct remote *r, const struct hoard_sync_opts *o,
+		       const char *ref, const struct snap *s,
+		       struct hoard_sync_result *res, char *errbuf,
+		       size_t errlen)
+{
+	struct hoard_ref rf = {.files = s->files, .bytes = s->bytes};
+	struct hoard_s3_object_info info;
+	uint8_t *mb = NULL;
+	size_t ml, rl;
+	char *key = NULL, *rtext = NULL;
+	void *old = NULL;
+	size_t oldlen;
+	int e;
+
+	e = hoard_manifest_encode(&s->m, &mb, &ml, errbuf, errlen);
+	if (e < 0)
+		return e;
+	hoard_sha256_hex(mb, ml, res->manifest);
+	key = remote_key(r, "manifests/%s", res->manifest);
+	if (!key) {
+		e = -ENOMEM;
+		goto out;
+	}
+	e = hoard_s3_head_object(r->cl, r->bucket, key, &info);
+	if (e == 0 && info.size == ml) {
+		res->manifest_new = false;
+	} else if (e == 0 || e == -ENOENT) {
+		e = hoard_s3_put_object(r->cl, r->bucket, key, mb, ml, NULL);
+		if (e < 0) {
+			e = s3_fail(errbuf, errlen, e,
+				    "uploading the manifest");
+			goto out;
+		}
+		res->manifest_new = true;
+	} else {
+		e = s3_fail(errbuf, errlen, e, "checking the manifest");
+		goto out;
+	}
+	free(key);
+	key = remote_key(r, "refs/%s/%s", o->volume, ref);
+	if (!key) {
+		e = -ENOMEM;
+		goto out;
+	}
+	/* The same manifest already named: nothing to commit. */
+	e = hoard_s3_get_object(r->cl, r->bucket, key, &old, &oldlen, NULL);
+	if (e == 0) {
+		struct hoard_ref cur;
+
+		if (hoard_ref_decode(old, oldlen, &cur, NULL, 0) == 0 &&
+		    !strcmp(cur.manifest, res->manifest)) {
+			res->ref_updated = false;
+			goto out;
+		}
+	} else if (e != -ENOENT) {
+		e = s3_fail(errbuf, errlen, e, "reading the ref");
+		goto out;
+	}
+	memcpy(rf.manifest, res->manifest, sizeof(rf.manifest));
+	rf.time = time(NULL);
+	e = hoard_ref_encode(&rf, &rtext, &rl);
+	if (e < 0)
+		goto out;
+	e = hoard_s3_put_object(r->cl, r->bucket, key, rtext, rl, NULL);
+	if (e < 0) {
+		e = s3_fail(errbuf, errlen, e, "uploading the ref");
+		goto out;
+	}
+	res->ref_updated = true;
+out:
+	free(old);
+	free(rtext);
+	free(key);
+	free(mb);
+	return e;
+}
+
+int hoard_sync_push(struct hoard_fs *fs, const struct hoard_sync_opts *o,
+		    struct hoard_sync_result *res, char *errbuf, size_t errlen)
+{
+	const char *ref = o->ref ? o->ref : HOARD_SYNC_DEFAULT_REF;
+	struct remote r;
+	struct snap s = {0};
+	struct push p = {0};
+	uint64_t root;
+	int e;
+
+	memset(res, 0, sizeof(*res));
+	if (errbuf && errlen)
+		*errbuf = '\0';
+	if (!hoard_fs_volume_name_ok(o->volume))
+		return sync_err(errbuf, errlen, -EINVAL,
+				"'%s' is not a volume name", o->volume);
+	if (!hoard_ref_name_ok(ref))
+		return sync_err(errbuf, errlen, -EINVAL,
+				"'%s' is not a ref name (1-64 of A-Z a-z 0-9 "
+				". _ -, not starting with '.')",
+				ref);
+	e = hoard_fs_volume(fs, o->volume, false, &root);
+	if (e == -ENOENT)
+		return sync_err(errbuf, errlen, e,
+				"the store has no volume '%s'", o->volume);
+	if (e < 0)
+		return sync_err(errbuf, errlen, e, "volume '%s': %s", o->volume,
+				strerror(-e));
+	e = remote_open(&r, o->s3, o->url, o->jobs, errbuf, errlen);
+	if (e < 0)
+		goto out;
+	r.progress = o->progress;
+	r.progress_ud = o->progress_ud;
+	e = push_config(&r, fs, errbuf, errlen);
+	if (e == 0)
+		e = remote_load_index(&r, hoard_store_dir(fs->st), errbuf,
+				      errlen);
+	if (e < 0)
+		goto out;
+	p.r = &r;
+	p.fs = fs;
+	p.errbuf = errbuf;
+	p.errlen = errlen;
+	pthread_mutex_init(&p.mu, NULL);
+	for (int attempt = 0;; attempt++) {
+		snap_clear(&s);
+		e = snap_take(fs, root, &s);
+		if (e < 0) {
+			sync_err(errbuf, errlen, e, "reading volume '%s': %s",
+				 o->volume, strerror(-e));
+			break;
+		}
+		res->bytes_dedup = 0;
+		free(p.todo);
+		free(p.plans);
+		p.todo = NULL;
+		p.plans = NULL;
+		e = push_plan(&p, &s, res);
+		if (e == 0)
+			e = run_parallel(p.n_plans, r.jobs, push_pack, &p);
+		if (e != -ESTALE)
+			break;
+		if (attempt + 1 == SNAPSHOT_ATTEMPTS) {
+			sync_err(errbuf, errlen, -EAGAIN,
+				 "volume '%s' kept changing under the push "
+				 "(%d snapshots); try again",
+				 o->volume, SNAPSHOT_ATTEMPTS);
+			e = -EAGAIN;
+			break;
+		}
+		/* what was uploaded so far is in the bucket's index now */
+		e = remote_load_index(&r, hoard_store_dir(fs->st), errbuf,
+				      errlen);
+		if (e < 0)
+			break;
+	}
+	if (e == 0)
+		e = push_commit(&r, o, ref, &s, res, errbuf, errlen);
+	if (e == 0) {
+		res->files = s.files;
+		res->logical_bytes = s.bytes;
+		res->chunks = s.n_order;
+		res->chunks_new = p.n_todo;
+		res->packs_new = p.packs_new;
+		res->bytes_new = p.bytes_new;
+	}
+	pthread_mutex_destroy(&p.mu);
+	free(p.todo);
+	free(p.plans);
+out:
+	if (r.cl)
+		result_finish(&r, res);
+	remote_close(&r);
+	snap_clear(&s);
+	return e;
+}

@@ -1,0 +1,1025 @@
+// SPDX-License-Identifier: MIT
+/*
+ * syncpull: pull a volume from a repository, ls-remote, and the config
+ * fetch of `hoard init --from` (sync.h, docs/REMOTE.md section 8).
+ *
+ * Pull, in order; nothing is written to the store before step 4:
+ *   1. config (its secret must be the store's), ref, manifest (its SHA-256
+ *      must be its name), strict decode of the manifest.
+ *   2. the bucket's chunk index (sync.c).
+ *   3. the chunks the manifest names that the store lacks, each found in a
+ *      pack, or the pull stops naming the first that is in none.
+ *   4. fetch: those chunks grouped per pack into ranged GETs (adjacent
+ *      frames, gaps under RANGE_GAP, ranges up to RANGE_MAX), on `jobs`
+ *      threads; every frame is decoded and hashed, and must give its id
+ *      (a mismatch refetches the range, then fails); good chunks are staged
+ *      into the store (counted in flight, so nothing drops them).
+ *   5. the tree, entry by entry in manifest order (parents first), with the
+ *      merge rule of REMOTE.md 8.2.  A new or replaced file is made under a
+ *      temporary name, filled with one WriteBatch (extents, chunk refcounts,
+ *      inode), then renamed onto its name: a file appears whole or not at
+ *      all.
+ *   6. the in-flight counts are dropped, the WAL synced, and the caller
+ *      told which names changed (the daemon invalidates the kernel's
+ *      caches with them).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fs-internal.h"
+#include "hoard/chunker.h"
+#include "hoard/codec.h"
+#include "hoard/util.h"
+#include "sync-internal.h"
+
+#define RANGE_GAP      (256u << 10)
+#define RANGE_MAX      (16u << 20)
+#define RANGE_ATTEMPTS 3
+
+struct want {
+	struct hoard_id id;
+	struct hoard_rloc loc;
+};
+
+struct range {
+	size_t first, n; /* in pull.want */
+	uint32_t pack;
+	uint64_t off, len;
+};
+
+struct changed {
+	uint64_t parent;
+	char *name; /* NULL: the directory itself */
+};
+
+struct pull {
+	struct remote *r;
+	struct hoard_fs *fs;
+	const struct hoard_sync_opts *o;
+	struct hoard_manifest m;
+	struct want *want;
+	size_t n_want;
+	struct range *ranges;
+	size_t n_ranges;
+	pthread_mutex_t mu;  /* protects staged, errbuf, counters */
+	struct idmap staged; /* chunks this pull staged: count, frame_size */
+	char *errbuf;
+	size_t errlen;
+	uint64_t fetched, fetched_bytes;
+	uint64_t *local; /* manifest entry -> local inode, 0: none */
+	struct changed *chg;
+	size_t n_chg, cap_chg;
+	unsigned long tmp_seq;
+	struct hoard_sync_result *res;
+};
+
+static int pull_fail(struct pull *P, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int pull_fail(struct pull *P, int err, const char *fmt, ...)
+{
+	char msg[600];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	pthread_mutex_lock(&P->mu);
+	if (P->errbuf && P->errlen && !*P->errbuf)
+		snprintf(P->errbuf, P->errlen, "%s", msg);
+	pthread_mutex_unlock(&P->mu);
+	return err;
+}
+
+/* ---- step 1: ref and manifest ----------------------------------------------- */
+
+static int get_manifest(struct pull *P, const char *ref, char *errbuf,
+			size_t errlen)
+{
+	struct remote *r = P->r;
+	struct hoard_ref rf;
+	char *key = remote_key(r, "refs/%s/%s", P->o->volume, ref);
+	char sum[HOARD_SHA256_HEX_SIZE];
+	void *buf = NULL;
+	size_t len;
+	int e;
+
+	if (!key)
+		return -ENOMEM;
+	e = hoard_s3_get_object(r->cl, r->bucket, key, &buf, &len, NULL);
+	free(key);
+	if (e == -ENOENT)
+		return sync_err(errbuf, errlen, e,
+				"there is no ref '%s/%s' at %s", P->o->volume,
+				ref, r->url);
+	if (e < 0)
+		return s3_fail(errbuf, errlen, e, "reading the ref");
+	e = hoard_ref_decode(buf, len, &rf, errbuf, errlen);
+	free(buf);
+	if (e < 0)
+		return e;
+	key = remote_key(r, "manifests/%s", rf.manifest);
+	if (!key)
+		return -ENOMEM;
+	e = hoard_s3_get_object(r->cl, r->bucket, key, &buf, &len, NULL);
+	free(key);
+	if (e == -ENOENT)
+		return sync_err(errbuf, errlen, -EBADMSG,
+				"the ref '%s/%s' names manifest %s, which is "
+				"not in the bucket",
+				P->o->volume, ref, rf.manifest);
+	if (e < 0)
+		return s3_fail(errbuf, errlen, e, "reading the manifest");
+	hoard_sha256_hex(buf, len, sum);
+	if (strcmp(sum, rf.manifest)) {
+		free(buf);
+		return sync_err(errbuf, errlen, -EBADMSG,
+				"manifest %s is corrupt (its SHA-256 is %s)",
+				rf.manifest, sum);
+	}
+	memcpy(P->res->manifest, sum, sizeof(sum));
+	e = hoard_manifest_decode(buf, len, &P->m, errbuf, errlen);
+	free(buf);
+	return e;
+}
+
+/* ---- steps 3, 4: what to fetch, fetching it ------------------------------------ */
+
+static int want_cmp(const void *a, const void *b)
+{
+	const struct want *x = a, *y = b;
+
+	if (x->loc.pack != y->loc.pack)
+		return x->loc.pack < y->loc.pack ? -1 : 1;
+	return x->loc.off < y->loc.off ? -1 : x->loc.off > y->loc.off;
+}
+
+static int plan_fetch(struct pull *P, char *errbuf, size_t errlen)
+{
+	struct idmap seen;
+	size_t cap = 0, cap_r = 0;
+	int e = 0;
+
+	if (idmap_init(&seen, 1024) < 0)
+		return -ENOMEM;
+	for (size_t i = 0; e == 0 && i < P->m.n; i++) {
+		const struct hoard_mentry *me = &P->m.e[i];
+
+		if (me->type != HOARD_M_FILE)
+			continue;
+		P->res->files++;
+		P->res->logical_bytes += me->size;
+		for (uint32_t k = 0; e == 0 && k < me->n_ext; k++) {
+			const struct hoard_id *id = &me->ext[k].id;
+			const struct hoard_rloc *loc;
+			struct idmap_ent *d = idmap_add(&seen, id);
+			struct chunk_rec rec;
+			char hex[HOARD_ID_HEX_SIZE], path[512];
+
+			if (!d) {
+				e = -ENOMEM;
+				break;
+			}
+			if (d->count++ > 0)
+				continue;
+			P->res->chunks++;
+			e = chunk_rec_load(P->fs, id, &rec);
+			if (e == 0 && (rec.flags & 1) && rec.refcount > 0)
+				continue;
+			if (e < 0 && e != -ENOENT)
+				break;
+			e = 0;
+			loc = hoard_rindex_get(P->r->rx, id);
+			if (!loc || loc->raw_len != me->ext[k].len) {
+				hoard_id_hex(id, hex);
+				hoard_manifest_path(&P->m, i, path,
+						    sizeof(path));
+				e = sync_err(errbuf, errlen, -EBADMSG,
+					     "chunk %s of '%s' is in no pack "
+					     "of the bucket (or with another "
+					     "length): the repository is "
+					     "damaged",
+					     hex, path);
+				break;
+			}
+			if (P->n_want == cap) {
+				size_t c2 = cap ? cap * 2 : 256;
+				void *x = realloc(P->want,
+						  c2 * sizeof(*P->want));
+
+				if (!x) {
+					e = -ENOMEM;
+					break;
+				}
+				P->want = x;
+				cap = c2;
+			}
+			P->want[P->n_want++] = (struct want){.id = *id,
+							     .loc = *loc};
+		}
+	}
+	idmap_free(&seen);
+	if (e < 0)
+		return e;
+	if (P->n_want)
+		qsort(P->want, P->n_want, sizeof(*P->want), want_cmp);
+	for (size_t i = 0; i < P->n_want; i++) {
+		const struct hoard_rloc *l = &P->want[i].loc;
+		struct range *g = P->n_ranges ? &P->ranges[P->n_ranges - 1]
+					      : NULL;
+
+		if (g && g->pack == l->pack && l->off >= g->off + g->len &&
+		    l->off - (g->off + g->len) <= RANGE_GAP &&
+		    l->off + l->frame_len - g->off <= RANGE_MAX) {
+			g->len = l->off + l->frame_len - g->off;
+			g->n++;
+		} else {
+			if (P->n_ranges == cap_r) {
+				size_t c2 = cap_r ? cap_r * 2 : 64;
+				void *x = realloc(P->ranges,
+						  c2 * sizeof(*P->ranges));
+
+				if (!x)
+					return -ENOMEM;
+				P->ranges = x;
+				cap_r = c2;
+			}
+			P->ranges[P->n_ranges++] = (struct range){
+				.first = i,
+				.n = 1,
+				.pack = l->pack,
+				.off = l->off,
+				.len = l->frame_len,
+			};
+		}
+		P->r->prog.bytes_total += l->frame_len;
+	}
+	P->r->prog.objects_total = P->n_ranges;
+	return 0;
+}
+
+/* Check every frame of a fetched range; 0, or the index of the first bad
+ * one + 1. */
+static size_t check_range(struct pull *P, const struct range *g,
+			  const uint8_t *buf, uint8_t *raw)
+{
+	const struct hoard_key *key = hoard_store_key(P->fs->st);
+
+	for (size_t k = 0; k < g->n; k++) {
+		const struct want *w = &P->want[g->first + k];
+		struct hoard_id got;
+		ssize_t n;
+
+		n = hoard_codec_decode(buf + (w->loc.off - g->off),
+				       w->loc.frame_len, raw, HOARD_CHUNK_MAX,
+				       w->loc.raw_len);
+		if (n < 0)
+			return k + 1;
+		hoard_id_compute(key, raw, (size_t)n, &got);
+		if (!hoard_id_equal(&got, &w->id))
+			return k + 1;
+	}
+	return 0;
+}
+
+static int stage_range(struct pull *P, const struct range *g,
+		       const uint8_t *buf, uint8_t *raw)
+{
+	for (size_t k = 0; k < g->n; k++) {
+		const struct want *w = &P->want[g->first + k];
+		struct idmap_ent *d;
+		uint32_t flen;
+		ssize_t n;
+		int e;
+
+		n = hoard_codec_decode(buf + (w->loc.off - g->off),
+				       w->loc.frame_len, raw, HOARD_CHUNK_MAX,
+				       w->loc.raw_len);
+		if (n < 0)
+			return (int)n;
+		e = chunks_stage(P->fs, &w->id, raw, (size_t)n, &flen);
+		if (e < 0)
+			return pull_fail(P, e, "storing a fetched chunk: %s",
+					 strerror(-e));
+		pthread_mutex_lock(&P->mu);
+		d = idmap_add(&P->staged, &w->id);
+		if (d) {
+			d->count++;
+			d->raw_size = (uint32_t)n;
+			d->frame_size = flen;
+			P->fetched++;
+			P->fetched_bytes += w->loc.frame_len;
+		}
+		pthread_mutex_unlock(&P->mu);
+		if (!d) {
+			/* not recorded: drop this stage count at once */
+			struct idmap one;
+
+			if (idmap_init(&one, 1) == 0) {
+				idmap_add(&one, &w->id)->count = 1;
+				pthread_mutex_lock(&P->fs->lock);
+				chunks_unstage_locked(P->fs, &one);
+				pthread_mutex_unlock(&P->fs->lock);
+				idmap_free(&one);
+			}
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+static int fetch_range(void *ud, size_t i)
+{
+	struct pull *P = ud;
+	const struct range *g = &P->ranges[i];
+	const char *pack = P->r->packs[g->pack];
+	uint8_t *buf = malloc(g->len), *raw = malloc(HOARD_CHUNK_MAX);
+	char *key = remote_key(P->r, "packs/%s.pack", pack);
+	size_t bad = 0;
+	ssize_t n;
+	int e = -ENOMEM;
+
+	if (!buf || !raw || !key)
+		goto out;
+	for (int attempt = 0; attempt < RANGE_ATTEMPTS; attempt++) {
+		n = hoard_s3_get_range(P->r->cl, P->r->bucket, key, g->off,
+				       g->len, buf);
+		if (n < 0) {
+			e = pull_fail(P, (int)n, "reading %s: %s", key,
+				      hoard_s3_last_error());
+			goto out;
+		}
+		if ((uint64_t)n != g->len) {
+			e = pull_fail(P, -EBADMSG,
+				      "pack %s is truncated (%zd of %llu "
+				      "bytes at %llu)",
+				      pack, n, (unsigned long long)g->len,
+				      (unsigned long long)g->off);
+			goto out;
+		}
+		bad = check_range(P, g, buf, raw);
+		if (!bad)
+			break;
+		hoard_log(LOG_DEBUG,
+			  "pull: pack %s: a frame did not verify, "
+			  "fetching the range again",
+			  pack);
+	}
+	if (bad) {
+		char hex[HOARD_ID_HEX_SIZE];
+
+		hoard_id_hex(&P->want[g->first + bad - 1].id, hex);
+		e = pull_fail(P, -EBADMSG,
+			      "pack %s is corrupt: chunk %s does not match its "
+			      "id",
+			      pack, hex);
+		goto out;
+	}
+	e = stage_range(P, g, buf, raw);
+	if (e == 0) {
+		pthread_mutex_lock(&P->mu);
+		P->res->range_gets++;
+		pthread_mutex_unlock(&P->mu);
+		progress_add(P->r, g->len, 1);
+	}
+out:
+	free(key);
+	free(buf);
+	free(raw);
+	return e;
+}
+
+/* ---- step 5: the tree ------------------------------------------------------------ */
+
+static void note_changed(struct pull *P, uint64_t parent, const char *name)
+{
+	struct changed *c;
+
+	if (!P->o->changed)
+		return;
+	if (P->n_chg == P->cap_chg) {
+		size_t c2 = P->cap_chg ? P->cap_chg * 2 : 64;
+
+		c = realloc(P->chg, c2 * sizeof(*c));
+		if (!c)
+			return;
+		P->chg = c;
+		P->cap_chg = c2;
+	}
+	c = &P->chg[P->n_chg];
+	c->parent = parent;
+	c->name = name ? strdup(name) : NULL;
+	if (!name || c->name)
+		P->n_chg++;
+}
+
+static bool newer(const struct hoard_mentry *e, const struct timespec *t)
+{
+	return e->mtime_s > t->tv_sec ||
+	       (e->mtime_s == t->tv_sec && e->mtime_ns > t->tv_nsec);
+}
+
+/* 1 when the local file ino has exactly e's size and extents. */
+static int same_file(struct pull *P, uint64_t ino, uint64_t size,
+		     const struct hoard_mentry *e)
+{
+	struct hoard_iter *it;
+	uint8_t k[8];
+	uint32_t i = 0;
+	int same = size == e->size;
+
+	ino_key(k, ino);
+	it = hoard_iter_new(P->fs->st, HOARD_CF_EXTENTS, k, 8);
+	if (!it)
+		return -ENOMEM;
+	for (; same && hoard_iter_valid(it); hoard_iter_next(it), i++) {
+		size_t kl, vl;
+		const uint8_t *key = hoard_iter_key(it, &kl);
+		const uint8_t *v = hoard_iter_value(it, &vl);
+
+		if (i >= e->n_ext || vl != EXTENT_VAL_SIZE ||
+		    hoard_get_be64(key + 8) != e->ext[i].off ||
+		    memcmp(v, e->ext[i].id.b, HOARD_ID_SIZE) ||
+		    hoard_get_be32(v + HOARD_ID_SIZE) != e->ext[i].len)
+			same = 0;
+	}
+	if (i != e->n_ext)
+		same = 0;
+	hoard_iter_free(it);
+	return same;
+}
+
+/* The one batch that gives the new inode ino e's content (fs->lock held). */
+static int fill_locked(struct pull *P, uint64_t ino,
+		       const struct hoard_mentry *e, struct idmap *deltas)
+{
+	struct hoard_fs *fs = P->fs;
+	struct hoard_batch *b;
+	struct hoard_inode in;
+	struct istate *is;
+	int r = 0;
+
+	for (uint32_t k = 0; k < e->n_ext; k++) {
+		struct idmap_ent *d = idmap_get(deltas, &e->ext[k].id);
+		struct idmap_ent *s = idmap_get(&P->staged, &e->ext[k].id);
+		struct chunk_rec rec;
+
+		if (d->frame_size)
+			continue;
+		if (s) {
+			d->frame_size = s->frame_size;
+			continue;
+		}
+		r = chunk_rec_load(fs, &e->ext[k].id, &rec);
+		if (r == 0 && (!(rec.flags & 1) || rec.refcount == 0))
+			r = -ENOENT;
+		if (r < 0)
+			return r == -ENOENT ? -EAGAIN : r;
+		d->frame_size = rec.frame_size;
+	}
+	b = hoard_batch_new(fs->st);
+	if (!b)
+		return -ENOMEM;
+	for (uint32_t k = 0; k < e->n_ext; k++) {
+		uint8_t key[EXTENT_KEY_SIZE], v[EXTENT_VAL_SIZE];
+
+		ino_key(key, ino);
+		hoard_put_be64(key + 8, e->ext[k].off);
+		memcpy(v, e->ext[k].id.b, HOARD_ID_SIZE);
+		hoard_put_be32(v + HOARD_ID_SIZE, e->ext[k].len);
+		hoard_batch_put(b, HOARD_CF_EXTENTS, key, sizeof(key), v,
+				sizeof(v));
+	}
+	r = chunks_apply_locked(fs, b, deltas);
+	if (r == 0)
+		r = inode_load(fs, ino, &in);
+	if (r == 0) {
+		in.size = e->size;
+		in.mode = S_IFREG | (e->mode & 07777);
+		in.uid = e->uid;
+		in.gid = e->gid;
+		in.mtime.tv_sec = e->mtime_s;
+		in.mtime.tv_nsec = e->mtime_ns;
+		inode_put(fs, b, ino, &in);
+		inode_clear(&in);
+		r = hoard_store_write(fs->st, b, false);
+	}
+	hoard_batch_free(b);
+	if (r == 0) {
+		is = istate_find(fs, ino);
+		if (is) {
+			pthread_mutex_lock(&is->mu);
+			is->size = e->size;
+			is->size_valid = true;
+			pthread_mutex_unlock(&is->mu);
+		}
+	}
+	return r;
+}
+
+/* Make e under a temporary name in parent, then rename it onto name. */
+static int put_file(struct pull *P, uint64_t parent, const char *name,
+		    const struct hoard_mentry *e, uint64_t *ret_ino)
+{
+	struct hoard_ctx ctx = {.uid = e->uid, .gid = e->gid};
+	struct idmap deltas;
+	char tmp[64];
+	struct stat st;
+	int r;
+
+	snprintf(tmp, sizeof(tmp), ".hoard-pull.%d.%lu", (int)getpid(),
+		 P->tmp_seq++);
+	r = hoard_fs_mknod(P->fs, parent, tmp, S_IFREG | (e->mode & 07777), 0,
+			   &ctx, &st);
+	if (r < 0)
+		return r;
+	r = idmap_init(&deltas, 16);
+	for (uint32_t k = 0; r == 0 && k < e->n_ext; k++) {
+		struct idmap_ent *d = idmap_add(&deltas, &e->ext[k].id);
+
+		if (!d) {
+			r = -ENOMEM;
+			break;
+		}
+		d->count++;
+		d->raw_size = e->ext[k].len;
+	}
+	if (r == 0) {
+		pthread_mutex_lock(&P->fs->lock);
+		r = fill_locked(P, st.st_ino, e, &deltas);
+		pthread_mutex_unlock(&P->fs->lock);
+	}
+	idmap_free(&deltas);
+	if (r == 0)
+		r = hoard_fs_rename(P->fs, parent, tmp, parent, name, 0);
+	if (r < 0)
+		hoard_fs_unlink(P->fs, parent, tmp);
+	hoard_fs_forget(P->fs, st.st_ino, 1);
+	if (r == 0)
+		*ret_ino = st.st_ino;
+	return r;
+}
+
+static int set_meta(struct pull *P, uint64_t ino, const struct hoard_mentry *e,
+		    bool mode)
+{
+	struct stat a = {0};
+	int to_set = HOARD_SET_UID | HOARD_SET_GID | HOARD_SET_MTIME;
+
+	a.st_uid = e->uid;
+	a.st_gid = e->gid;
+	a.st_mtim.tv_sec = e->mtime_s;
+	a.st_mtim.tv_nsec = e->mtime_ns;
+	if (mode) {
+		a.st_mode = e->mode;
+		to_set |= HOARD_SET_MODE;
+	}
+	return hoard_fs_setattr(P->fs, ino, &a, to_set, NULL, NULL);
+}
+
+/* A symlink, node or hard link under a temporary name, renamed onto name. */
+static int put_other(struct pull *P, uint64_t parent, const char *name,
+		     const struct hoard_mentry *e, uint64_t *ret_ino)
+{
+	struct hoard_ctx ctx = {.uid = e->uid, .gid = e->gid};
+	char tmp[64];
+	struct stat st;
+	int r;
+
+	snprintf(tmp, sizeof(tmp), ".hoard-pull.%d.%lu", (int)getpid(),
+		 P->tmp_seq++);
+	if (e->type == HOARD_M_SYMLINK)
+		r = hoard_fs_symlink(P->fs, parent, tmp, e->target, &ctx, &st);
+	else if (e->type == HOARD_M_HARDLINK)
+		r = hoard_fs_link(P->fs, P->local[e->link], parent, tmp, &st);
+	else
+		r = hoard_fs_mknod(P->fs, parent, tmp, e->mode, e->rdev, &ctx,
+				   &st);
+	if (r < 0)
+		return r;
+	if (e->type != HOARD_M_HARDLINK)
+		r = set_meta(P, st.st_ino, e, e->type == HOARD_M_NODE);
+	if (r == 0)
+		r = hoard_fs_rename(P->fs, parent, tmp, parent, name, 0);
+	if (r < 0)
+		hoard_fs_unlink(P->fs, parent, tmp);
+	hoard_fs_forget(P->fs, st.st_ino, 1);
+	if (r == 0)
+		*ret_ino = st.st_ino;
+	return r;
+}
+
+/* Is the local entry the same as e?  1 yes, 0 no, -errno. */
+static int same_entry(struct pull *P, uint64_t ino,
+		      const struct hoard_inode *in,
+		      const struct hoard_mentry *e)
+{
+	switch (e->type) {
+	case HOARD_M_FILE:
+		return S_ISREG(in->mode) ? same_file(P, ino, in->size, e) : 0;
+	case HOARD_M_SYMLINK:
+		return S_ISLNK(in->mode) && in->target &&
+		       !strcmp(in->target, e->target);
+	case HOARD_M_HARDLINK:
+		return ino == P->local[e->link];
+	case HOARD_M_NODE:
+		return (in->mode & S_IFMT) == (e->mode & S_IFMT) &&
+		       in->rdev == e->rdev;
+	default:
+		return 0;
+	}
+}
+
+static int apply_dir(struct pull *P, size_t i, uint64_t parent, bool *made)
+{
+	const struct hoard_mentry *e = &P->m.e[i];
+	struct hoard_ctx ctx = {.uid = e->uid, .gid = e->gid};
+	struct stat st;
+	int r = hoard_fs_lookup(P->fs, parent, e->name, &st);
+
+	*made = false;
+	if (r == 0) {
+		hoard_fs_forget(P->fs, st.st_ino, 1);
+		if (S_ISDIR(st.st_mode)) {
+			P->local[i] = st.st_ino;
+			return 0;
+		}
+		if (!newer(e, &st.st_mtim)) {
+			P->res->kept_newer++;
+			return 0; /* its subtree is skipped */
+		}
+		r = hoard_fs_unlink(P->fs, parent, e->name);
+		if (r < 0)
+			return r;
+		P->res->replaced++;
+	} else if (r != -ENOENT) {
+		return r;
+	}
+	r = hoard_fs_mkdir(P->fs, parent, e->name, e->mode & 07777, &ctx, &st);
+	if (r < 0)
+		return r;
+	hoard_fs_forget(P->fs, st.st_ino, 1);
+	P->local[i] = st.st_ino;
+	*made = true;
+	note_changed(P, parent, e->name);
+	return 0;
+}
+
+static int apply_entry(struct pull *P, size_t i)
+{
+	const struct hoard_mentry *e = &P->m.e[i];
+	const struct hoard_mentry *t = e->type == HOARD_M_HARDLINK
+					       ? &P->m.e[e->link]
+					       : e;
+	uint64_t parent = P->local[e->parent], ino = 0;
+	struct hoard_inode in;
+	struct stat st;
+	bool replace = false;
+	int r;
+
+	if (!parent)
+		return 0; /* under a directory we did not take */
+	if (e->type == HOARD_M_HARDLINK && !P->local[e->link])
+		return 0;
+	r = hoard_fs_lookup(P->fs, parent, e->name, &st);
+	if (r == 0) {
+		hoard_fs_forget(P->fs, st.st_ino, 1);
+		r = inode_load(P->fs, st.st_ino, &in);
+		if (r < 0)
+			return r;
+		r = same_entry(P, st.st_ino, &in, e);
+		inode_clear(&in);
+		if (r < 0)
+			return r;
+		if (r == 1) {
+			P->local[i] = st.st_ino;
+			P->res->identical++;
+			return 0;
+		}
+		if (S_ISDIR(st.st_mode)) {
+			P->res->conflicts++; /* never replace a directory */
+			return 0;
+		}
+		if (!newer(t, &st.st_mtim)) {
+			P->local[i] = st.st_ino;
+			P->res->kept_newer++;
+			return 0;
+		}
+		replace = true;
+	} else if (r != -ENOENT) {
+		return r;
+	}
+	if (e->type == HOARD_M_FILE)
+		r = put_file(P, parent, e->name, e, &ino);
+	else
+		r = put_other(P, parent, e->name, e, &ino);
+	if (r < 0)
+		return r;
+	P->local[i] = ino;
+	if (replace)
+		P->res->replaced++;
+	else
+		P->res->added++;
+	note_changed(P, parent, e->name);
+	return 0;
+}
+
+static int apply_tree(struct pull *P, uint64_t root, char *errbuf,
+		      size_t errlen)
+{
+	bool *made = calloc(P->m.n, sizeof(*made));
+	char path[512];
+	int r = 0;
+
+	if (!made)
+		return -ENOMEM;
+	P->local[0] = root;
+	for (size_t i = 1; i < P->m.n; i++) {
+		if (P->m.e[i].type == HOARD_M_DIR)
+			r = apply_dir(P, i, P->local[P->m.e[i].parent],
+				      &made[i]);
+		else
+			r = apply_entry(P, i);
+		if (r < 0) {
+			hoard_manifest_path(&P->m, i, path, sizeof(path));
+			if (r == -EAGAIN)
+				sync_err(errbuf, errlen, r,
+					 "'%s': a local chunk vanished during "
+					 "the pull; run it again",
+					 path);
+			else
+				sync_err(errbuf, errlen, r, "'%s': %s", path,
+					 strerror(-r));
+			break;
+		}
+	}
+	/* Directory times last (making entries in them changed them). */
+	for (size_t i = P->m.n; r == 0 && i-- > 1;)
+		if (made[i] && P->local[i])
+			set_meta(P, P->local[i], &P->m.e[i], true);
+	free(made);
+	return r;
+}
+
+/* ---- the engine ---------------------------------------------------------------- */
+
+static int pull_config(struct pull *P, char *errbuf, size_t errlen)
+{
+	struct hoard_remote_config c;
+	int e = remote_get_config(P->r, &c, errbuf, errlen);
+
+	if (e < 0)
+		return e;
+	e = memcmp(c.secret, hoard_store_key(P->fs->st)->secret,
+		   HOARD_SECRET_SIZE);
+	memset(&c, 0, sizeof(c));
+	if (e)
+		return sync_err(errbuf, errlen, -EKEYREJECTED,
+				"this store's chunk secret differs from the "
+				"repository's at %s: its chunks cannot be "
+				"used here.  Pull into a store made with "
+				"'hoard init --from %s --store NEWDIR'",
+				P->r->url, P->r->url);
+	return 0;
+}
+
+static void pull_release(struct pull *P)
+{
+	pthread_mutex_lock(&P->fs->lock);
+	chunks_unstage_locked(P->fs, &P->staged);
+	pthread_mutex_unlock(&P->fs->lock);
+}
+
+int hoard_sync_pull(struct hoard_fs *fs, const struct hoard_sync_opts *o,
+		    struct hoard_sync_result *res, char *errbuf, size_t errlen)
+{
+	const char *ref = o->ref ? o->ref : HOARD_SYNC_DEFAULT_REF;
+	struct pull P = {.fs = fs, .o = o, .res = res};
+	struct remote r;
+	uint64_t root;
+	int e;
+
+	memset(res, 0, sizeof(*res));
+	res->pull = true;
+	if (errbuf && errlen)
+		*errbuf = '\0';
+	if (!hoard_fs_volume_name_ok(o->volume))
+		return sync_err(errbuf, errlen, -EINVAL,
+				"'%s' is not a volume name", o->volume);
+	if (!hoard_ref_name_ok(ref))
+		return sync_err(errbuf, errlen, -EINVAL,
+				"'%s' is not a ref name", ref);
+	e = remote_open(&r, o->s3, o->url, o->jobs, errbuf, errlen);
+	P.r = &r;
+	P.errbuf = errbuf;
+	P.errlen = errlen;
+	pthread_mutex_init(&P.mu, NULL);
+	if (idmap_init(&P.staged, 1024) < 0)
+		e = -ENOMEM;
+	if (e == 0) {
+		r.progress = o->progress;
+		r.progress_ud = o->progress_ud;
+		e = pull_config(&P, errbuf, errlen);
+	}
+	if (e == 0)
+		e = get_manifest(&P, ref, errbuf, errlen);
+	if (e == 0)
+		e = remote_load_index(&r, hoard_store_dir(fs->st), errbuf,
+				      errlen);
+	if (e == 0) {
+		r.prog = (struct hoard_sync_progress){0};
+		e = plan_fetch(&P, errbuf, errlen);
+	}
+	if (e == 0) {
+		e = hoard_fs_volume(fs, o->volume, true, &root);
+		if (e < 0)
+			sync_err(errbuf, errlen, e, "volume '%s': %s",
+				 o->volume, strerror(-e));
+	}
+	if (e == 0)
+		e = run_parallel(P.n_ranges, r.jobs, fetch_range, &P);
+	if (e == 0) {
+		P.local = calloc(P.m.n, sizeof(*P.local));
+		e = P.local ? apply_tree(&P, root, errbuf, errlen) : -ENOMEM;
+	}
+	if (P.staged.e)
+		pull_release(&P);
+	if (e == 0)
+		e = hoard_store_sync(fs->st);
+	res->chunks_fetched = P.fetched;
+	res->bytes_fetched = P.fetched_bytes;
+	if (r.cl)
+		result_finish(&r, res);
+	for (size_t i = 0; i < P.n_chg; i++) {
+		o->changed(o->changed_ud, P.chg[i].parent, P.chg[i].name);
+		free(P.chg[i].name);
+	}
+	free(P.chg);
+	free(P.local);
+	free(P.want);
+	free(P.ranges);
+	idmap_free(&P.staged);
+	hoard_manifest_clear(&P.m);
+	pthread_mutex_destroy(&P.mu);
+	remote_close(&r);
+	return e;
+}
+
+/* ---- init --from, ls-remote ------------------------------------------------------ */
+
+int hoard_sync_fetch_config(const struct hoard_s3_config *s3, const char *url,
+			    struct hoard_remote_config *ret, char *errbuf,
+			    size_t errlen)
+{
+	struct remote r;
+	int e = remote_open(&r, s3, url, 1, errbuf, errlen);
+
+	if (e == 0)
+		e = remote_get_config(&r, ret, errbuf, errlen);
+	remote_close(&r);
+	return e;
+}
+
+struct refs {
+	struct remote *r;
+	char **keys;
+	size_t n, cap;
+};
+
+static int list_ref_cb(const struct hoard_s3_entry *e, void *arg)
+{
+	struct refs *l = arg;
+
+	if (e->is_prefix)
+		return 0;
+	if (l->n == l->cap) {
+		size_t c2 = l->cap ? l->cap * 2 : 16;
+		void *x = realloc(l->keys, c2 * sizeof(*l->keys));
+
+		if (!x)
+			return -ENOMEM;
+		l->keys = x;
+		l->cap = c2;
+	}
+	l->keys[l->n] = strdup(e->key);
+	return l->keys[l->n++] ? 0 : -ENOMEM;
+}
+
+static int ls_one(struct remote *r, const char *key, bool json, FILE *out,
+		  bool first)
+{
+	const char *name = key + strlen(r->prefix) + strlen("refs/");
+	struct hoard_s3_object_info info = {0};
+	struct hoard_ref rf;
+	char when[32] = "?", *mkey;
+	void *buf;
+	size_t len;
+	struct tm tm;
+	time_t t;
+	int e;
+
+	e = hoard_s3_get_object(r->cl, r->bucket, key, &buf, &len, NULL);
+	if (e == -ENOENT)
+		return 0; /* deleted meanwhile */
+	if (e < 0)
+		return e;
+	e = hoard_ref_decode(buf, len, &rf, NULL, 0);
+	free(buf);
+	if (e < 0) {
+		if (json)
+			fprintf(out,
+				"%s{\"ref\":\"%s\",\"error\":\"not a hoard "
+				"ref\"}",
+				first ? "" : ",", name);
+		else
+			fprintf(out, "%-24s (not a hoard ref)\n", name);
+		return 0;
+	}
+	mkey = remote_key(r, "manifests/%s", rf.manifest);
+	if (!mkey)
+		return -ENOMEM;
+	e = hoard_s3_head_object(r->cl, r->bucket, mkey, &info);
+	free(mkey);
+	if (e < 0 && e != -ENOENT)
+		return e;
+	t = (time_t)rf.time;
+	if (gmtime_r(&t, &tm))
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (json)
+		fprintf(out,
+			"%s{\"ref\":\"%s\",\"manifest\":\"%s\",\"files\":%llu,"
+			"\"bytes\":%llu,\"manifest_size\":%lld,\"time\":%lld,"
+			"\"date\":\"%s\"}",
+			first ? "" : ",", name, rf.manifest,
+			(unsigned long long)rf.files,
+			(unsigned long long)rf.bytes,
+			e == 0 ? (long long)info.size : -1LL,
+			(long long)rf.time, when);
+	else
+		fprintf(out, "%-24s %.12s %8llu %14llu %12lld  %s%s\n", name,
+			rf.manifest, (unsigned long long)rf.files,
+			(unsigned long long)rf.bytes,
+			e == 0 ? (long long)info.size : -1LL, when,
+			e == 0 ? "" : "  (manifest missing)");
+	return 0;
+}
+
+int hoard_sync_ls_remote(const struct hoard_s3_config *s3, const char *url,
+			 bool json, char **ret_out, char *errbuf, size_t errlen)
+{
+	struct hoard_remote_config c;
+	struct remote r;
+	struct refs l = {.r = &r};
+	char *text = NULL, *key;
+	size_t tlen = 0;
+	FILE *out;
+	int e = remote_open(&r, s3, url, 1, errbuf, errlen);
+
+	if (e == 0)
+		e = remote_get_config(&r, &c, errbuf, errlen);
+	if (e < 0)
+		goto done;
+	key = remote_key(&r, "refs/");
+	if (!key) {
+		e = -ENOMEM;
+		goto done;
+	}
+	e = hoard_s3_list(r.cl, r.bucket, key, NULL, list_ref_cb, &l);
+	free(key);
+	if (e < 0) {
+		e = s3_fail(errbuf, errlen, e, "listing the refs");
+		goto done;
+	}
+	out = open_memstream(&text, &tlen);
+	if (!out) {
+		e = -ENOMEM;
+		goto done;
+	}
+	if (json)
+		fputs("{\"refs\":[", out);
+	else
+		fprintf(out, "%-24s %-12s %8s %14s %12s  %s\n", "REF",
+			"MANIFEST", "FILES", "BYTES", "MANIFEST-B", "PUSHED");
+	for (size_t i = 0; e == 0 && i < l.n; i++) {
+		e = ls_one(&r, l.keys[i], json, out, i == 0);
+		if (e < 0)
+			s3_fail(errbuf, errlen, e, "reading a ref");
+	}
+	if (json)
+		fputs("]}\n", out);
+	fclose(out);
+	if (e == 0)
+		*ret_out = text;
+	else
+		free(text);
+done:
+	for (size_t i = 0; i < l.n; i++)
+		free(l.keys[i]);
+	free(l.keys);
+	remote_close(&r);
+	return e;
+}

@@ -1,0 +1,376 @@
+// SPDX-License-Identifier: MIT
+/*
+ * syncreq: what push and pull print (sync.h) and the control-socket
+ * requests that carry them to a running daemon (docs/FORMAT.md section 6).
+ *
+ * A request is one line of words separated by single spaces; each word is
+ * percent-encoded (every byte <= 0x20, 0x7f and '%' as %XX), so URLs and
+ * secrets with spaces survive.  The S3 settings travel as key=value words
+ * because the daemon's environment is not the caller's.  The line holds the
+ * caller's secret key: it goes over the 0600 socket only and is never
+ * logged.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hoard/sync.h"
+#include "hoard/util.h"
+
+/* ---- output ------------------------------------------------------------------ */
+
+char *hoard_sync_result_json(const struct hoard_sync_result *x)
+{
+	char *out;
+	int n;
+
+	if (x->pull)
+		n = asprintf(
+			&out,
+			"{\"op\":\"pull\",\"manifest\":\"%s\",\"files\":%llu,"
+			"\"logical_bytes\":%llu,\"chunks\":%llu,"
+			"\"chunks_fetched\":%llu,\"bytes_fetched\":%llu,"
+			"\"range_gets\":%llu,\"added\":%llu,\"replaced\":%llu,"
+			"\"identical\":%llu,\"kept_newer\":%llu,"
+			"\"conflicts\":%llu,\"requests\":%llu,"
+			"\"retries\":%llu,\"bytes_up\":%llu,"
+			"\"bytes_down\":%llu,\"seconds\":%.3f}\n",
+			x->manifest, (unsigned long long)x->files,
+			(unsigned long long)x->logical_bytes,
+			(unsigned long long)x->chunks,
+			(unsigned long long)x->chunks_fetched,
+			(unsigned long long)x->bytes_fetched,
+			(unsigned long long)x->range_gets,
+			(unsigned long long)x->added,
+			(unsigned long long)x->replaced,
+			(unsigned long long)x->identical,
+			(unsigned long long)x->kept_newer,
+			(unsigned long long)x->conflicts,
+			(unsigned long long)x->requests,
+			(unsigned long long)x->retries,
+			(unsigned long long)x->bytes_up,
+			(unsigned long long)x->bytes_down,
+			(double)x->elapsed_ns / 1e9);
+	else
+		n = asprintf(
+			&out,
+			"{\"op\":\"push\",\"manifest\":\"%s\",\"files\":%llu,"
+			"\"logical_bytes\":%llu,\"chunks\":%llu,"
+			"\"chunks_new\":%llu,\"packs_new\":%llu,"
+			"\"bytes_new\":%llu,\"bytes_dedup\":%llu,"
+			"\"manifest_new\":%s,\"ref_updated\":%s,"
+			"\"requests\":%llu,\"retries\":%llu,\"bytes_up\":%llu,"
+			"\"bytes_down\":%llu,\"seconds\":%.3f}\n",
+			x->manifest, (unsigned long long)x->files,
+			(unsigned long long)x->logical_bytes,
+			(unsigned long long)x->chunks,
+			(unsigned long long)x->chunks_new,
+			(unsigned long long)x->packs_new,
+			(unsigned long long)x->bytes_new,
+			(unsigned long long)x->bytes_dedup,
+			x->manifest_new ? "true" : "false",
+			x->ref_updated ? "true" : "false",
+			(unsigned long long)x->requests,
+			(unsigned long long)x->retries,
+			(unsigned long long)x->bytes_up,
+			(unsigned long long)x->bytes_down,
+			(double)x->elapsed_ns / 1e9);
+	return n < 0 ? NULL : out;
+}
+
+static void human(uint64_t b, char *out, size_t n)
+{
+	static const char *const u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+	double v = (double)b;
+	int i = 0;
+
+	while (v >= 1024 && i < 4) {
+		v /= 1024;
+		i++;
+	}
+	snprintf(out, n, i ? "%.1f %s" : "%.0f %s", v, u[i]);
+}
+
+char *hoard_sync_result_text(const struct hoard_sync_result *x)
+{
+	char a[32], b[32], c[32];
+	double secs = (double)x->elapsed_ns / 1e9;
+	char *out;
+	int n;
+
+	if (x->pull) {
+		human(x->bytes_fetched, a, sizeof(a));
+		human(x->logical_bytes, b, sizeof(b));
+		n = asprintf(&out,
+			     "pulled %llu files (%s): fetched %s in %llu "
+			     "chunks; %llu added, %llu replaced, %llu "
+			     "identical, %llu kept (local newer); %llu "
+			     "requests in %.1f s\n",
+			     (unsigned long long)x->files, b, a,
+			     (unsigned long long)x->chunks_fetched,
+			     (unsigned long long)x->added,
+			     (unsigned long long)x->replaced,
+			     (unsigned long long)x->identical,
+			     (unsigned long long)x->kept_newer,
+			     (unsigned long long)x->requests, secs);
+	} else {
+		human(x->bytes_new, a, sizeof(a));
+		human(x->bytes_dedup, b, sizeof(b));
+		human(x->logical_bytes, c, sizeof(c));
+		n = asprintf(
+			&out,
+			"pushed %llu files (%s): %s new in %llu packs, "
+			"%s deduplicated away; %llu requests in %.1f s%s\n",
+			(unsigned long long)x->files, c, a,
+			(unsigned long long)x->packs_new, b,
+			(unsigned long long)x->requests, secs,
+			x->ref_updated ? "" : " (ref unchanged)");
+	}
+	return n < 0 ? NULL : out;
+}
+
+/* ---- control-socket requests -------------------------------------------------- */
+
+static int put_word(FILE *f, const char *w)
+{
+	fputc(' ', f);
+	for (const unsigned char *p = (const unsigned char *)w; *p; p++) {
+		if (*p <= 0x20 || *p == 0x7f || *p == '%')
+			fprintf(f, "%%%02X", *p);
+		else
+			fputc(*p, f);
+	}
+	return 0;
+}
+
+static void put_kv(FILE *f, const char *k, const char *v)
+{
+	char *w;
+
+	if (!v)
+		return;
+	if (asprintf(&w, "%s=%s", k, v) < 0)
+		return;
+	put_word(f, w);
+	memset(w, 0, strlen(w));
+	free(w);
+}
+
+static void put_kn(FILE *f, const char *k, unsigned v)
+{
+	char w[64];
+
+	snprintf(w, sizeof(w), "%s=%u", k, v);
+	put_word(f, w);
+}
+
+char *hoard_sync_request_encode(const char *op, const struct hoard_sync_opts *o)
+{
+	const struct hoard_s3_config *c = o->s3;
+	char *line = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&line, &len);
+
+	if (!f)
+		return NULL;
+	fputs(op, f);
+	put_word(f, o->url);
+	put_word(f, o->volume);
+	put_word(f, o->ref ? o->ref : HOARD_SYNC_DEFAULT_REF);
+	put_kn(f, "jobs", o->jobs);
+	put_kv(f, "ak", c->access_key_id);
+	put_kv(f, "sk", c->secret_access_key);
+	put_kv(f, "st", c->session_token);
+	put_kv(f, "region", c->region);
+	put_kv(f, "endpoint", c->endpoint);
+	put_kv(f, "ca", c->ca_bundle);
+	put_kn(f, "attempts", c->max_attempts);
+	put_kn(f, "connect_ms", c->connect_timeout_ms);
+	put_kn(f, "backoff_base", c->backoff_base_ms);
+	put_kn(f, "backoff_max", c->backoff_max_ms);
+	if (fclose(f) != 0) {
+		free(line);
+		return NULL;
+	}
+	return line;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* Decode the word at *p (up to a space or the end); malloc()ed. */
+static char *get_word(const char **p)
+{
+	const char *s = *p;
+	size_t n = strcspn(s, " \n");
+	char *w = malloc(n + 1), *o = w;
+
+	if (!w)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '%' && i + 2 < n + 1 && hexval(s[i + 1]) >= 0 &&
+		    hexval(s[i + 2]) >= 0) {
+			*o++ = (char)(hexval(s[i + 1]) << 4 | hexval(s[i + 2]));
+			i += 2;
+		} else {
+			*o++ = s[i];
+		}
+	}
+	*o = '\0';
+	*p = s + n + (s[n] == ' ');
+	return w;
+}
+
+static int set_num(const char *v, unsigned *ret)
+{
+	char *end;
+	unsigned long x = strtoul(v, &end, 10);
+
+	if (!*v || *end || x > 1000000000ul)
+		return -EINVAL;
+	*ret = (unsigned)x;
+	return 0;
+}
+
+int hoard_sync_request_decode(const char *line, struct hoard_sync_request *q)
+{
+	const char *p = line;
+	char *w;
+	int r = 0;
+
+	memset(q, 0, sizeof(*q));
+	hoard_s3_config_defaults(&q->s3);
+	w = get_word(&p);
+	if (!w)
+		return -ENOMEM;
+	snprintf(q->op, sizeof(q->op), "%s", w);
+	free(w);
+	q->url = get_word(&p);
+	q->volume = get_word(&p);
+	q->ref = get_word(&p);
+	if (!q->url || !q->volume || !q->ref)
+		return -ENOMEM;
+	if (!*q->url || !*q->volume || !*q->ref)
+		return -EINVAL;
+	while (r == 0 && *p && *p != '\n') {
+		char *v;
+
+		w = get_word(&p);
+		if (!w)
+			return -ENOMEM;
+		v = strchr(w, '=');
+		if (!v) {
+			free(w);
+			return -EINVAL;
+		}
+		*v++ = '\0';
+#define STR(k, field)                                                          \
+	else if (!strcmp(w, k))                                                \
+	{                                                                      \
+		free(q->s3.field);                                             \
+		q->s3.field = strdup(v);                                       \
+		if (!q->s3.field)                                              \
+			r = -ENOMEM;                                           \
+	}
+		if (!strcmp(w, "jobs"))
+			r = set_num(v, &q->jobs);
+		STR("ak", access_key_id)
+		STR("sk", secret_access_key)
+		STR("st", session_token)
+		STR("region", region)
+		STR("endpoint", endpoint)
+		STR("ca", ca_bundle)
+		else if (!strcmp(w, "attempts"))
+			r = set_num(v, &q->s3.max_attempts);
+		else if (!strcmp(w, "connect_ms"))
+			r = set_num(v, &q->s3.connect_timeout_ms);
+		else if (!strcmp(w, "backoff_base"))
+			r = set_num(v, &q->s3.backoff_base_ms);
+		else if (!strcmp(w, "backoff_max"))
+			r = set_num(v, &q->s3.backoff_max_ms);
+		else r = -EINVAL;
+#undef STR
+		memset(w, 0, strlen(w) + 1 + strlen(v));
+		free(w);
+	}
+	if (r == 0 && (!q->s3.region || q->s3.max_attempts == 0))
+		r = -EINVAL;
+	return r;
+}
+
+void hoard_sync_request_clear(struct hoard_sync_request *q)
+{
+	if (!q)
+		return;
+	hoard_s3_config_clear(&q->s3);
+	free(q->url);
+	free(q->volume);
+	free(q->ref);
+	memset(q, 0, sizeof(*q));
+}
+
+/* ---- reading a result back ------------------------------------------------------ */
+
+static bool json_u64(const char *json, const char *key, uint64_t *ret)
+{
+	char pat[64];
+	const char *p;
+
+	snprintf(pat, sizeof(pat), "\"%s\":", key);
+	p = strstr(json, pat);
+	if (!p)
+		return false;
+	*ret = strtoull(p + strlen(pat), NULL, 10);
+	return true;
+}
+
+int hoard_sync_result_from_json(const char *json, struct hoard_sync_result *x)
+{
+	const char *m;
+	uint64_t v;
+
+	memset(x, 0, sizeof(*x));
+	if (!strstr(json, "\"op\":"))
+		return -EBADMSG;
+	x->pull = strstr(json, "\"op\":\"pull\"") != NULL;
+	m = strstr(json, "\"manifest\":\"");
+	if (m)
+		snprintf(x->manifest, sizeof(x->manifest), "%.64s", m + 12);
+#define U(k) json_u64(json, #k, &x->k)
+	U(files);
+	U(logical_bytes);
+	U(chunks);
+	U(chunks_new);
+	U(packs_new);
+	U(bytes_new);
+	U(bytes_dedup);
+	U(chunks_fetched);
+	U(bytes_fetched);
+	U(range_gets);
+	U(added);
+	U(replaced);
+	U(identical);
+	U(kept_newer);
+	U(conflicts);
+	U(requests);
+	U(retries);
+	U(bytes_up);
+	U(bytes_down);
+#undef U
+	x->manifest_new = strstr(json, "\"manifest_new\":true") != NULL;
+	x->ref_updated = strstr(json, "\"ref_updated\":true") != NULL;
+	m = strstr(json, "\"seconds\":");
+	if (m)
+		x->elapsed_ns = (uint64_t)(strtod(m + 10, NULL) * 1e9);
+	(void)v;
+	return 0;
+}
