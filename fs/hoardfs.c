@@ -27,6 +27,7 @@
 #include "hoard/fs.h"
 #include "hoard/stats.h"
 #include "hoard/store.h"
+#include "hoard/sync.h"
 #include "hoard/util.h"
 
 #define DEFAULT_STORE "/var/lib/hoard"
@@ -708,6 +709,65 @@ static void *signal_thread(void *arg)
 	return NULL;
 }
 
+/* A pull changed a name (or a directory, name NULL) in a volume: drop what
+ * the kernel caches of it in every mount of that volume. */
+static void pull_changed(void *ud, uint64_t parent, const char *name)
+{
+	const char *volume = ud;
+
+	for (int i = 0; i < D.n_mounts; i++) {
+		struct mount *m = &D.mounts[i];
+		fuse_ino_t node = parent == m->root ? FUSE_ROOT_ID : parent;
+
+		if (strcmp(m->name, volume) || !m->se)
+			continue;
+		if (name)
+			fuse_lowlevel_notify_inval_entry(m->se, node, name,
+							 strlen(name));
+		fuse_lowlevel_notify_inval_inode(m->se, node, 0, 0);
+	}
+}
+
+/* "push ..." / "pull ...": run the engine on the open filesystem. */
+static int ctl_sync(const char *req, char **ret_out)
+{
+	struct hoard_sync_request q;
+	struct hoard_sync_result res;
+	struct hoard_sync_opts o = {0};
+	char err[1024] = "";
+	int r = hoard_sync_request_decode(req, &q);
+
+	if (r < 0) {
+		hoard_sync_request_clear(&q);
+		*ret_out = strdup("malformed push/pull request");
+		return r;
+	}
+	o.s3 = &q.s3;
+	o.url = q.url;
+	o.volume = q.volume;
+	o.ref = q.ref;
+	o.jobs = q.jobs;
+	if (!strcmp(q.op, "pull")) {
+		o.changed = pull_changed;
+		o.changed_ud = q.volume;
+		r = hoard_sync_pull(D.fs, &o, &res, err, sizeof(err));
+	} else {
+		r = hoard_sync_push(D.fs, &o, &res, err, sizeof(err));
+	}
+	if (r < 0) {
+		hoard_log(LOG_WARNING, "%s of volume %s failed: %s", q.op,
+			  q.volume, *err ? err : strerror(-r));
+		*ret_out = strdup(*err ? err : strerror(-r));
+	} else {
+		hoard_log(LOG_INFO, "%s of volume %s done", q.op, q.volume);
+		*ret_out = hoard_sync_result_json(&res);
+		if (!*ret_out)
+			r = -ENOMEM;
+	}
+	hoard_sync_request_clear(&q);
+	return r;
+}
+
 static int ctl_handler(void *ud, const char *req, char **ret_out)
 {
 	struct hoard_stats *s;
@@ -736,6 +796,8 @@ static int ctl_handler(void *ud, const char *req, char **ret_out)
 		*ret_out = hoard_gc_json(&g);
 		return *ret_out ? 0 : -ENOMEM;
 	}
+	if (!strncmp(req, "push ", 5) || !strncmp(req, "pull ", 5))
+		return ctl_sync(req, ret_out);
 	*ret_out = strdup("unknown request");
 	return -EINVAL;
 }
