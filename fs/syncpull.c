@@ -567,7 +567,7 @@ static int put_file(struct pull *P, uint64_t parent, const char *name,
 static int set_meta(struct pull *P, uint64_t ino, const struct hoard_mentry *e,
 		    bool mode)
 {
-	struct stat a = {0};
+	struct stat a = {0}, st;
 	int to_set = HOARD_SET_UID | HOARD_SET_GID | HOARD_SET_MTIME;
 
 	a.st_uid = e->uid;
@@ -578,7 +578,7 @@ static int set_meta(struct pull *P, uint64_t ino, const struct hoard_mentry *e,
 		a.st_mode = e->mode;
 		to_set |= HOARD_SET_MODE;
 	}
-	return hoard_fs_setattr(P->fs, ino, &a, to_set, NULL, NULL);
+	return hoard_fs_setattr(P->fs, ino, &a, to_set, NULL, &st);
 }
 
 /* A symlink, node or hard link under a temporary name, renamed onto name. */
@@ -801,6 +801,7 @@ int hoard_sync_pull(struct hoard_fs *fs, const struct hoard_sync_opts *o,
 	struct pull P = {.fs = fs, .o = o, .res = res};
 	struct remote r;
 	uint64_t root;
+	bool fresh = false;
 	int e;
 
 	memset(res, 0, sizeof(*res));
@@ -835,6 +836,7 @@ int hoard_sync_pull(struct hoard_fs *fs, const struct hoard_sync_opts *o,
 		e = plan_fetch(&P, errbuf, errlen);
 	}
 	if (e == 0) {
+		fresh = hoard_fs_volume(fs, o->volume, false, &root) == -ENOENT;
 		e = hoard_fs_volume(fs, o->volume, true, &root);
 		if (e < 0)
 			sync_err(errbuf, errlen, e, "volume '%s': %s",
@@ -846,6 +848,8 @@ int hoard_sync_pull(struct hoard_fs *fs, const struct hoard_sync_opts *o,
 		P.local = calloc(P.m.n, sizeof(*P.local));
 		e = P.local ? apply_tree(&P, root, errbuf, errlen) : -ENOMEM;
 	}
+	if (e == 0 && fresh) /* a volume this pull made: the root's too */
+		set_meta(&P, root, &P.m.e[0], true);
 	if (P.staged.e)
 		pull_release(&P);
 	if (e == 0)

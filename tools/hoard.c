@@ -26,6 +26,7 @@
 #include "hoard/store.h"
 #include "hoard/util.h"
 #include "fsck_cmds.h"
+#include "sync_cmds.h"
 
 #define EXIT_USAGE    2
 #define DEFAULT_STORE "/var/lib/hoard"
@@ -71,6 +72,40 @@ static const char usage_text[] =
 "      compaction and blob garbage collection); reports the store's disk\n"
 "      use before and after.  Through the daemon when it runs.\n"
 "\n"
+"  init --from s3://BUCKET[/PREFIX] [--level N]\n"
+"      Create a new store keyed like that repository (it adopts the\n"
+"      repository's chunk secret), ready for 'hoard pull'.\n"
+"\n"
+"  push s3://BUCKET[/PREFIX] [--volume V] [--ref NAME] [--jobs N] [--json]\n"
+"      Upload a snapshot of volume V (default $HOARD_VOLUME) to the\n"
+"      repository: the chunks the bucket lacks, in packs of about 32 MiB,\n"
+"      N requests at a time (default 8, up to 64), then the volume's\n"
+"      manifest, then the ref V/NAME (default main), which is the commit.\n"
+"      A push of unchanged data uploads no pack.  A new repository takes\n"
+"      this store's chunk secret; a repository with another secret is\n"
+"      refused (exit 3).  While hoardfs serves the store, the daemon does\n"
+"      the work (a consistent snapshot of a mounted volume); otherwise\n"
+"      hoard opens the store itself and shows progress on a terminal.\n"
+"      Prints one summary line (new bytes, bytes deduplicated away,\n"
+"      requests), or one JSON object with --json.  S3 settings come from\n"
+"      the AWS environment: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,\n"
+"      AWS_SESSION_TOKEN, AWS_REGION, AWS_ENDPOINT_URL, AWS_PROFILE and\n"
+"      ~/.aws/{credentials,config}.\n"
+"\n"
+"  pull s3://BUCKET[/PREFIX] [--volume V] [--ref NAME] [--jobs N] [--json]\n"
+"      Bring the ref V/NAME into volume V (made if missing), mounted or\n"
+"      not: only the chunks the store lacks are fetched (ranged GETs,\n"
+"      grouped per pack) and each is verified against its id.  A file\n"
+"      appears only once all its data is in.  Merge rule: files absent\n"
+"      here are added, identical ones left alone, and a differing one is\n"
+"      replaced only when the remote copy's mtime is newer; a local\n"
+"      directory is never replaced.  The store's secret must be the\n"
+"      repository's (see init --from).\n"
+"\n"
+"  ls-remote s3://BUCKET[/PREFIX] [--json]\n"
+"      List the repository's refs: manifest, files, bytes, manifest size\n"
+"      and the time of the push.\n"
+"\n"
 "  help\n"
 "      Show this text.\n"
 "\n"
@@ -83,6 +118,7 @@ static const char usage_text[] =
 "\n"
 "Environment:\n"
 "  HOARD_STORE   the store directory when --store is not given\n"
+"  HOARD_VOLUME  the volume of push and pull when --volume is not given\n"
 "\n"
 "Exit status:\n"
 "  0  success\n"
@@ -90,6 +126,9 @@ static const char usage_text[] =
 "     line on stderr says what went wrong\n"
 "     (fsck: also \"problems found and not repaired\")\n"
 "  2  usage error (unknown command or option, bad value)\n"
+"  3  push, pull, ls-remote, init --from: the repository lacks or refuses\n"
+"     what was asked (no such bucket, no repository, no such ref, a\n"
+"     corrupt or invalid remote object, another chunk secret)\n"
 "\n"
 "Examples:\n"
 "  hoard init --store /var/lib/hoard --level 3\n"
@@ -156,6 +195,7 @@ enum {
 	OPT_VERSION,
 	OPT_JSON,
 	OPT_LEVEL,
+	OPT_FROM,
 };
 
 /* clang-format off */
@@ -235,14 +275,20 @@ static int cmd_init(struct ctx *c, int argc, char **argv)
 	static const struct option opts[] = {
 		COMMON_OPTIONS,
 		{"level", required_argument, NULL, OPT_LEVEL},
+		{"from", required_argument, NULL, OPT_FROM},
 		{0},
 	};
 	struct hoard_store_init_opts o = {.zstd_level = DEFAULT_LEVEL};
+	const char *from = NULL;
 	char err[512] = "";
 	long level = DEFAULT_LEVEL;
 	int opt, r;
 
 	while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		if (opt == OPT_FROM) {
+			from = optarg;
+			continue;
+		}
 		if (opt == OPT_LEVEL) {
 			if (parse_int(optarg, 0, MAX_LEVEL, &level) < 0)
 				return usage_error("init: invalid zstd level "
@@ -258,6 +304,8 @@ static int cmd_init(struct ctx *c, int argc, char **argv)
 	if (r >= 0)
 		return r;
 
+	if (from)
+		return sync_init_from(c->store, (int)level, from);
 	o.zstd_level = (int)level;
 	r = hoard_store_init(c->store, &o, err, sizeof(err));
 	if (r < 0)
@@ -404,6 +452,23 @@ static int cmd_gc(struct ctx *c, int argc, char **argv)
 	return hoard_cmd_gc(&c->store, argc, argv);
 }
 
+/* ---- push, pull, ls-remote (tools/sync_cmds.c) ---- */
+
+static int cmd_push(struct ctx *c, int argc, char **argv)
+{
+	return sync_cmd_push(&c->store, argc, argv);
+}
+
+static int cmd_pull(struct ctx *c, int argc, char **argv)
+{
+	return sync_cmd_pull(&c->store, argc, argv);
+}
+
+static int cmd_ls_remote(struct ctx *c, int argc, char **argv)
+{
+	return sync_cmd_ls_remote(&c->store, argc, argv);
+}
+
 /* ---- the command table ---- */
 
 /*
@@ -414,11 +479,14 @@ static const struct command {
 	const char *name;
 	int (*run)(struct ctx *c, int argc, char **argv);
 } commands[] = {
-	{"init", cmd_init},   /* create a store */
-	{"stats", cmd_stats}, /* figures, via the daemon if it runs */
-	{"fsck", cmd_fsck},   /* check / repair; store to itself */
-	{"gc", cmd_gc},	      /* compaction, blob gc; via the daemon */
-	{"help", cmd_help},   /* usage_text */
+	{"init", cmd_init},	      /* create a store */
+	{"stats", cmd_stats},	      /* figures, via the daemon if it runs */
+	{"fsck", cmd_fsck},	      /* check / repair; store to itself */
+	{"gc", cmd_gc},		      /* compaction, blob gc; via the daemon */
+	{"push", cmd_push},	      /* to S3; via the daemon if it runs */
+	{"pull", cmd_pull},	      /* from S3; via the daemon if it runs */
+	{"ls-remote", cmd_ls_remote}, /* a repository's refs */
+	{"help", cmd_help},	      /* usage_text */
 };
 
 static const struct command *find_command(const char *name)
