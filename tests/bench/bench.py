@@ -31,6 +31,7 @@ import json
 import os
 import platform
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -59,6 +60,7 @@ CACHE_SIZE = 64 * MiB          # hoardfs --cache-size default
 RSS_ALLOWANCE = 150 * MB       # issue 5: caches + 150 MB
 SMALL_FILE_MAX = 8192          # create benchmark: 1..8192 bytes per file
 ZIP_TIME = (2024, 1, 1, 0, 0, 0)
+PEP440 = re.compile(r"\d+(\.\d+)*((a|b|rc)\d+)?(\.post\d+)?(\.dev\d+)?")
 
 
 class BenchError(Exception):
@@ -196,19 +198,33 @@ def _read_members(path):
         return [(i.filename, zf.read(i)) for i in zf.infolist()]
 
 
-def _next_version(members, rng, vtag):
-    """One module changed (a line appended) and the version bumped: what
-    a new release of a package looks like."""
+def _next_version(members, rng, new_version):
+    """One module changed (a line appended), the version bumped in METADATA
+    and in the .dist-info directory's name: what a new release of a package
+    looks like."""
     out = list(members)
     code = [i for i, (a, _) in enumerate(out) if a.endswith(".py")]
     if code:
         i = code[rng.randrange(len(code))]
         a, d = out[i]
-        out[i] = (a, d + f"\n# release {vtag}: {rng.getrandbits(64):x}\n".encode())
-    for i, (a, d) in enumerate(out):
-        if a.endswith(("/METADATA", "PKG-INFO")):
-            out[i] = (a, d + f"X-Release: {vtag}\n".encode())
-    return out
+        out[i] = (a, d + f"\n# release {new_version}: "
+                  f"{rng.getrandbits(64):x}\n".encode())
+    meta = [a for a, _ in out if a.endswith(".dist-info/METADATA")]
+    if not meta:
+        return out
+    old_di = meta[0].rsplit("/", 1)[0]
+    new_di = f"{old_di.rsplit('-', 1)[0]}-{new_version}.dist-info"
+    renamed = []
+    for a, d in out:
+        if a == f"{old_di}/METADATA":
+            d = re.sub(rb"(?m)^Version: .*$",
+                       f"Version: {new_version}".encode(), d, count=1)
+        elif a == f"{old_di}/RECORD":
+            d = d.replace(f"{old_di}/".encode(), f"{new_di}/".encode())
+        if a.startswith(old_di + "/"):
+            a = new_di + a[len(old_di):]
+        renamed.append((a, d))
+    return renamed
 
 
 def _http_cache_entry(url, body, rng):
@@ -235,29 +251,34 @@ def make_pip_corpus(dest, budget, rng):
     for w in sorted(deb.glob("*.whl")) if deb.is_dir() else []:
         bases.append((w.name, _read_members(w), w.read_bytes()))
     size = sum(len(b[2]) for b in bases)
+    built = []   # wheels packed here (installable with pip)
     for name, version, _meta, paths in _dist_sources():
         if size >= budget:
             break
+        if not PEP440.fullmatch(version):
+            continue
+        name = re.sub(r"[-_.]+", "_", name)
         members = _wheel_from_dist(name, version, paths)
         raw = sum(len(d) for _, d in members)
         if raw > budget // 3:      # keep many packages, not one huge one
             continue
-        fn = f"{name.replace('-', '_')}-{version}-py3-none-any.whl"
+        fn = f"{name}-{version}-py3-none-any.whl"
         p = wheels / fn
         _write_wheel(p, members)
         bases.append((fn, members, p.read_bytes()))
+        built.append(fn)
         size += p.stat().st_size
     if not bases:
         raise BenchError("no wheels found for the pip corpus")
     for fn, members, data in bases:
         name, version, rest = fn.split("-", 2)
         versions = [(fn, data)]
-        v1 = _next_version(members, rng, "1")
+        v1 = _next_version(members, rng, f"{version}.post1")
         f1 = f"{name}-{version}.post1-{rest}"
         _write_wheel(wheels / f1, v1)
         versions.append((f1, (wheels / f1).read_bytes()))
-        v2 = _next_version(v1, rng, "2") + [
-            (f"{name}-{version}.dist-info/entry_points.txt",
+        v2 = _next_version(v1, rng, f"{version}.post2") + [
+            (f"{name}-{version}.post2.dist-info/entry_points.txt",
              f"[console_scripts]\n{name}-bench = {name}:main\n".encode())]
         f2 = f"{name}-{version}.post2-{rest}"
         _write_wheel(wheels / f2, v2)
@@ -270,7 +291,8 @@ def make_pip_corpus(dest, budget, rng):
             d.mkdir(parents=True, exist_ok=True)
             (d / key).write_bytes(_http_cache_entry(
                 f"http://127.0.0.1/packages/{vf}", vdata, rng))
-    return dict(base_wheels=len(bases), files=len(tree_files(dest)),
+    return dict(base_wheels=len(bases), installable=built,
+                files=len(tree_files(dest)),
                 bytes=tree_bytes(dest))
 
 
@@ -674,6 +696,7 @@ class Bench:
                 best("mmap_warm", side, self.hb("mmap", model)["seconds"])
                 best("stat_warm", side, self.hb("statfiles", stat,
                                                 str(sz["stat_files"]))["seconds"])
+        self.pip_install(mnt, best)
         # create + write + close of small files (not synced, either side)
         for i in range(runs):
             for side, base in (("local", self.local), ("hoard", mnt)):
@@ -685,6 +708,53 @@ class Bench:
         self.detail["reads"] = res
         return {k: {s: min(v) for s, v in sides.items()}
                 for k, sides in res.items()}
+
+    def pip_install(self, mnt, best):
+        """pip install of the packed wheels (30+ packages) from a local
+        index over http, with pip's HTTP cache on the mount vs on the local
+        disk.  The cache is filled once on the local disk by pip and copied
+        to the mount; in the measured runs pip revalidates only the index
+        pages (304) and takes every wheel from its cache.  --no-compile:
+        byte-compiling is CPU work that does not touch the cache."""
+        sys.path.insert(0, str(REPO / "tests" / "e2e"))
+        from helpers_pip import PackageIndex, pip_env
+        wheels = self.src_pip / "wheels"
+        reqs = []
+        for fn in self.pip["installable"]:
+            name, version = fn.split("-")[:2]
+            reqs.append(f"{name}=={version}")
+        idx = PackageIndex(sorted(wheels.glob("*.whl"))).start()
+        env = pip_env()
+        env.pop("PIP_FIND_LINKS", None)
+
+        def install(cache, target):
+            shutil.rmtree(target, ignore_errors=True)
+            mark = idx.mark()
+            t = timed(["/usr/bin/python3", "-m", "pip", "install", "--no-deps",
+                       "--no-compile", "--quiet", "--target", target,
+                       "--cache-dir", cache, "--index-url", idx.url,
+                       "--trusted-host", "127.0.0.1", *reqs], env=env)
+            reqs_seen = idx.requests_since(mark)
+            shutil.rmtree(target, ignore_errors=True)
+            return t, reqs_seen
+
+        try:
+            caches = {"local": self.local / "pipcache", "hoard": mnt / "pipcache"}
+            target = self.work / "pip-target"
+            install(caches["local"], target)
+            run(["cp", "-a", caches["local"], caches["hoard"]])
+            fetched = {}
+            for _ in range(self.sz["runs"]):
+                for side in ("local", "hoard"):
+                    t, seen = install(caches[side], target)
+                    best("pip_install", side, t)
+                    fetched.setdefault(side, []).append(
+                        sum(1 for r in seen if r[1].startswith("/packages/")))
+        finally:
+            idx.stop()
+        self.detail["pip_install"] = dict(packages=len(reqs),
+                                          wheels_fetched_per_run=fetched)
+        self.pip_packages = len(reqs)
 
     # -- the whole run ------------------------------------------------------------
     def main(self):
@@ -740,6 +810,10 @@ class Bench:
         self.row(f"stat of {n:,} files, warm (vs local disk)", "s",
                  reads["stat_warm"]["hoard"], reads["stat_warm"]["local"], 1.2,
                  "lower")
+        self.row(f"pip install of {self.pip_packages} packages, http cache "
+                 "on the mount (vs local disk)", "s",
+                 reads["pip_install"]["hoard"], reads["pip_install"]["local"],
+                 1.2, "lower")
         n = self.sz["create_files"]
         self.row(f"create+write+close of {n:,} small files (vs local disk)",
                  "s", reads["create"]["hoard"], reads["create"]["local"], 3.0,

@@ -43,6 +43,7 @@ FIGURES = [
     "safetensors mmap load, warm",
     "stat of 10,000 files, cold",
     "stat of 10,000 files, warm",
+    "pip install of ",
     "create+write+close of 2,000 small files",
     "write amplification",
     "daemon peak RSS during ingest",
