@@ -1060,6 +1060,17 @@ static int repair(struct fsck *c)
 
 /* ---- entry points ---- */
 
+/* The settings key "clean" (FORMAT 2.1) is not 0 (absent: never mounted). */
+static bool closed_cleanly(struct hoard_store *st)
+{
+	uint8_t clean = 1;
+	size_t n = 0;
+	int r = hoard_store_get_into(st, HOARD_CF_DEFAULT, "clean", 5, &clean,
+				     1, &n);
+
+	return r == -ENOENT || (r == 0 && n == 1 && clean != 0);
+}
+
 int hoard_fsck_run(struct hoard_store *st, const struct hoard_fsck_opts *o,
 		   struct hoard_fsck_report **ret)
 {
@@ -1075,6 +1086,7 @@ int hoard_fsck_run(struct hoard_store *st, const struct hoard_fsck_opts *o,
 		goto out_free;
 	}
 	progress(&c, "inodes", 0, 0);
+	c.rep->unclean = !closed_cleanly(st);
 	r = scan_volumes(&c);
 	if (r == 0)
 		r = scan_inodes(&c);
@@ -1167,10 +1179,10 @@ char *hoard_fsck_json(const struct hoard_fsck_report *r)
 		return NULL;
 	fprintf(f,
 		"{\"clean\":%s,\"problems\":%llu,\"repaired\":%s,"
-		"\"writes\":%llu,\"seconds\":%.3f,",
+		"\"writes\":%llu,\"seconds\":%.3f,\"closed_cleanly\":%s,",
 		r->problems ? "false" : "true", (unsigned long long)r->problems,
 		r->repaired ? "true" : "false", (unsigned long long)r->writes,
-		r->seconds);
+		r->seconds, r->unclean ? "false" : "true");
 	fprintf(f,
 		"\"checked\":{\"volumes\":%llu,\"inodes\":%llu,"
 		"\"dirents\":%llu,\"extents\":%llu,\"xattrs\":%llu,"
@@ -1229,6 +1241,14 @@ char *hoard_fsck_text(const struct hoard_fsck_report *r)
 		(unsigned long long)r->xattrs, (unsigned long long)r->chunks,
 		(double)r->raw_bytes / (1 << 20),
 		(double)r->frame_bytes / (1 << 20), r->seconds);
+	if (r->unclean)
+		fputs("the store was not closed cleanly (hoardfs crashed or "
+		      "was "
+		      "killed):\n"
+		      "  chunk data of interrupted commits is expected; "
+		      "mounting "
+		      "drops it\n",
+		      f);
 	for (int i = 0; i < HOARD_FSCK_N_PROBLEMS; i++)
 		if (r->problem[i])
 			fprintf(f, "  %-40s %llu\n", problem_text[i],

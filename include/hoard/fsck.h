@@ -82,7 +82,11 @@ struct hoard_fsck_report {
 	uint64_t problem[HOARD_FSCK_N_PROBLEMS];
 	uint64_t problems; /* the sum */
 	bool repaired;	   /* repair ran and wrote every change */
-	uint64_t writes;   /* records written or deleted by the repair */
+	/* the settings key "clean" is not 1: the last daemon did not close the
+	 * store (crashed or killed); chunk data of interrupted commits is then
+	 * expected (orphan_frames), and mounting runs the recovery */
+	bool unclean;
+	uint64_t writes; /* records written or deleted by the repair */
 	/* files whose data is lost: "VOLUME:/PATH", or "inode N" when the
 	 * file has no name */
 	char **lost;

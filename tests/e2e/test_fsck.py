@@ -185,6 +185,39 @@ def test_unreachable_tree_is_found_and_dropped(store, mnt):
     assert os.stat(m).st_nlink == 2 + 2        # a and c
 
 
+def test_crash_with_an_open_unlinked_file(store, mnt):
+    """kill -9 of the daemon while an unlinked file is still open: the
+    orphans entry accounts for the inode, so fsck finds nothing wrong (and
+    says the store was not closed cleanly); the next mount purges it."""
+    data = os.urandom(2 * MIB)
+    write(mnt / "keep", b"kept")
+    with open(mnt / "doomed", "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    fd = os.open(mnt / "doomed", os.O_RDONLY)
+    try:
+        os.unlink(mnt / "doomed")
+        assert os.pread(fd, 16, 0) == data[:16]
+        os.sync()
+        store.kill9()
+    finally:
+        try:
+            os.close(fd)
+        except OSError as e:        # the daemon is gone
+            assert e.errno == errno.ENOTCONN
+    rc, rep = fsck(store)
+    assert rc == 0 and rep["clean"] and not rep["closed_cleanly"], rep
+    assert rep["checked"]["raw_bytes"] >= len(data)    # the orphan's chunks
+    assert "not closed cleanly" in run([HOARD, "fsck", "--store", store.path]).stdout
+    m = store.mount("test")["test"]
+    assert (m / "keep").read_bytes() == b"kept" and not os.path.exists(m / "doomed")
+    store.umount()
+    rc, rep = fsck(store)
+    assert rc == 0 and rep["clean"] and rep["closed_cleanly"], rep
+    assert rep["checked"]["raw_bytes"] == 4
+
+
 def test_gc_returns_space(store, mnt):
     """Deleting half of the data, then gc: stored_bytes and the store's disk
     use both shrink (measured through the daemon's control socket)."""
