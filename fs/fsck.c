@@ -15,10 +15,11 @@
  *   extents     ino + off -> id + length     references counted per chunk
  *   xattrs      ino + name                   owners exist
  *
- * The repair then decides which inodes stay (not lost, not unreachable) and
- * scans the families once more, deleting and rewriting; nlinks and
- * refcounts are recounted from what stays, so the result is consistent
- * even when one problem causes another.
+ * The repair (fsckrepair.c) then decides which inodes stay (not lost, not
+ * unreachable) and scans the families once more, deleting and rewriting;
+ * nlinks and refcounts are recounted from what stays, so the result is
+ * consistent even when one problem causes another.  The report's text and
+ * JSON are in fsckreport.c.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -31,95 +32,10 @@
 #include "hoard/codec.h"
 #include "hoard/fsck.h"
 #include "hoard/util.h"
-#include "fs-internal.h"
+#include "fsck-internal.h"
 
-#define BATCH_OPS  4096
 #define MAX_DEPTH  4096
 #define PROGRESS_N 1024
-
-static const char *const problem_names[HOARD_FSCK_N_PROBLEMS] = {
-	[HOARD_FSCK_BAD_RECORDS] = "bad_records",
-	[HOARD_FSCK_CORRUPT_CHUNKS] = "corrupt_chunks",
-	[HOARD_FSCK_MISSING_FRAMES] = "missing_frames",
-	[HOARD_FSCK_ORPHAN_FRAMES] = "orphan_frames",
-	[HOARD_FSCK_MISSING_CHUNKS] = "missing_chunks",
-	[HOARD_FSCK_BAD_EXTENTS] = "bad_extents",
-	[HOARD_FSCK_REFCOUNTS] = "wrong_refcounts",
-	[HOARD_FSCK_DANGLING_DIRENTS] = "dangling_dirents",
-	[HOARD_FSCK_UNREACHABLE] = "unreachable_inodes",
-	[HOARD_FSCK_NLINKS] = "wrong_nlinks",
-	[HOARD_FSCK_BAD_VOLUMES] = "bad_volumes",
-	[HOARD_FSCK_STALE_ORPHANS] = "stale_orphans",
-	[HOARD_FSCK_ORPHAN_XATTRS] = "orphan_xattrs",
-};
-
-const char *hoard_fsck_problem_name(enum hoard_fsck_problem p)
-{
-	return (unsigned)p < HOARD_FSCK_N_PROBLEMS ? problem_names[p] : "?";
-}
-
-/* ---- inodes: a sorted array ---------------------------------------------- */
-
-enum {
-	I_ORPHAN = 1 << 0, /* listed in orphans */
-	I_REACH = 1 << 1,  /* reachable from a volume root */
-	I_ROOT = 1 << 2,   /* a volume's root */
-	I_LOST = 1 << 3,   /* a file whose data is gone */
-	I_DEL = 1 << 4,	   /* the repair deletes it */
-	I_NAMED = 1 << 5,  /* parent below is set */
-};
-
-struct ient {
-	uint64_t ino, parent; /* parent: of the first entry naming it */
-	uint32_t mode, nlink;
-	uint32_t links, subdirs;   /* entries naming it; subdirectories */
-	uint32_t links2, subdirs2; /* the same among what the repair keeps */
-	uint8_t flags;
-};
-
-/* ---- chunks: a hash table by id ------------------------------------------- */
-
-enum {
-	C_USED = 1 << 0,
-	C_REC = 1 << 1,	   /* a decodable record */
-	C_BADREC = 1 << 2, /* an undecodable record */
-	C_BAD = 1 << 3,	   /* frame missing, corrupt or undecodable */
-};
-
-struct cent {
-	struct hoard_id id;
-	uint64_t refs, kept, rec_refcount;
-	uint32_t raw, frame;
-	uint8_t flags;
-};
-
-struct ctab {
-	struct cent *e;
-	size_t cap, n; /* cap: a power of two or 0 */
-};
-
-static size_t cslot(const struct hoard_id *id, size_t cap)
-{
-	uint64_t h = hoard_get_be64(id->b) ^ (hoard_get_be64(id->b + 8) >> 7);
-
-	h ^= h >> 31;
-	h *= 0x94d049bb133111ebULL;
-	h ^= h >> 29;
-	return (size_t)h & (cap - 1);
-}
-
-static struct cent *ctab_get(struct ctab *t, const struct hoard_id *id)
-{
-	size_t j;
-
-	if (!t->n)
-		return NULL;
-	for (j = cslot(id, t->cap); t->e[j].flags & C_USED;
-	     j = (j + 1) & (t->cap - 1))
-		if (hoard_id_equal(&t->e[j].id, id))
-			return &t->e[j];
-	return NULL;
-}
 
 static struct cent *ctab_place(struct ctab *t, const struct hoard_id *id)
 {
@@ -156,29 +72,7 @@ static struct cent *ctab_add(struct ctab *t, const struct hoard_id *id)
 	return ctab_place(t, id);
 }
 
-/* ---- the run ------------------------------------------------------------- */
-
-struct volent {
-	char name[65];
-	uint64_t root;
-	bool ok;
-};
-
-struct fsck {
-	struct hoard_store *st;
-	const struct hoard_fsck_opts *o;
-	struct hoard_fsck_report *rep;
-	struct ient *in;
-	size_t n_in, cap_in;
-	struct volent *vols;
-	size_t n_vols;
-	struct ctab chunks;
-	uint8_t *buf; /* HOARD_CHUNK_MAX bytes for decoding */
-	/* repair */
-	struct hoard_batch *b;
-	size_t b_ops;
-	int werr;
-};
+/* ---- the run ---- */
 
 static void progress(struct fsck *c, const char *phase, uint64_t items,
 		     uint64_t bytes)
@@ -191,37 +85,6 @@ static void problem(struct fsck *c, enum hoard_fsck_problem p)
 {
 	c->rep->problem[p]++;
 	c->rep->problems++;
-}
-
-static struct ient *ifind(struct fsck *c, uint64_t ino)
-{
-	size_t lo = 0, hi = c->n_in;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (c->in[mid].ino == ino)
-			return &c->in[mid];
-		if (c->in[mid].ino < ino)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
-}
-
-/* Kept by the repair (and, before it, simply: exists). */
-static bool kept(const struct ient *e)
-{
-	return e && !(e->flags & I_DEL);
-}
-
-static int iter_end(struct hoard_iter *it)
-{
-	int r = hoard_iter_status(it);
-
-	hoard_iter_free(it);
-	return r;
 }
 
 /* ---- pass: volumes, inodes, orphans ---- */
@@ -261,16 +124,6 @@ static int scan_volumes(struct fsck *c)
 		c->rep->volumes++;
 	}
 	return iter_end(it);
-}
-
-static bool inode_rec_ok(const uint8_t *k, size_t kl, const uint8_t *v,
-			 size_t vl)
-{
-	if (kl != 8 || vl < INODE_REC_SIZE || v[0] != 1)
-		return false;
-	if (S_ISLNK(hoard_get_be32(v + 4)))
-		return vl - INODE_REC_SIZE == hoard_get_be64(v + 24);
-	return true;
 }
 
 static int scan_inodes(struct fsck *c)
@@ -333,61 +186,7 @@ static int scan_orphans(struct fsck *c)
 
 /* ---- pass: directory entries ---- */
 
-static bool dirent_ok(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)
-{
-	return kl > 8 && kl <= 8 + NAME_MAX_LEN && vl == 9 &&
-	       !memchr(k + 8, '/', kl - 8) && !memchr(k + 8, 0, kl - 8);
-}
-
-/* Count the entries naming each inode; with repair, among kept inodes
- * only, deleting the others (and fixing type bytes). */
-static int scan_dirents(struct fsck *c, bool repair);
-
-static void wr_flush(struct fsck *c, bool sync)
-{
-	int r;
-
-	if (!c->b || (!c->b_ops && !sync))
-		return;
-	r = hoard_store_write(c->st, c->b, sync);
-	if (r < 0 && !c->werr)
-		c->werr = r;
-	hoard_batch_free(c->b);
-	c->b = NULL;
-	c->b_ops = 0;
-}
-
-static void wr_op(struct fsck *c, enum hoard_cf cf, const void *k, size_t kl,
-		  const void *v, size_t vl, bool del)
-{
-	if (!c->b) {
-		c->b = hoard_batch_new(c->st);
-		if (!c->b) {
-			c->werr = -ENOMEM;
-			return;
-		}
-	}
-	if (del)
-		hoard_batch_delete(c->b, cf, k, kl);
-	else
-		hoard_batch_put(c->b, cf, k, kl, v, vl);
-	c->rep->writes++;
-	if (++c->b_ops >= BATCH_OPS)
-		wr_flush(c, false);
-}
-
-static void wr_del(struct fsck *c, enum hoard_cf cf, const void *k, size_t kl)
-{
-	wr_op(c, cf, k, kl, NULL, 0, true);
-}
-
-static void wr_put(struct fsck *c, enum hoard_cf cf, const void *k, size_t kl,
-		   const void *v, size_t vl)
-{
-	wr_op(c, cf, k, kl, v, vl, false);
-}
-
-static int scan_dirents(struct fsck *c, bool repair)
+int fsck_scan_dirents(struct fsck *c, bool repair)
 {
 	struct hoard_iter *it = hoard_iter_new(c->st, HOARD_CF_DIRENTS, "", 0);
 
@@ -404,7 +203,7 @@ static int scan_dirents(struct fsck *c, bool repair)
 			c->rep->dirents++;
 		if (!dirent_ok(k, kl, v, vl)) {
 			if (repair)
-				wr_del(c, HOARD_CF_DIRENTS, k, kl);
+				fsck_wr_del(c, HOARD_CF_DIRENTS, k, kl);
 			else
 				problem(c, HOARD_FSCK_BAD_RECORDS);
 			continue;
@@ -413,7 +212,7 @@ static int scan_dirents(struct fsck *c, bool repair)
 		ch = ifind(c, hoard_get_be64(v));
 		if (!kept(p) || !S_ISDIR(p->mode) || !kept(ch)) {
 			if (repair)
-				wr_del(c, HOARD_CF_DIRENTS, k, kl);
+				fsck_wr_del(c, HOARD_CF_DIRENTS, k, kl);
 			else
 				problem(c, HOARD_FSCK_DANGLING_DIRENTS);
 			continue;
@@ -425,7 +224,7 @@ static int scan_dirents(struct fsck *c, bool repair)
 
 				memcpy(nv, v, 8);
 				nv[8] = type;
-				wr_put(c, HOARD_CF_DIRENTS, k, kl, nv, 9);
+				fsck_wr_put(c, HOARD_CF_DIRENTS, k, kl, nv, 9);
 			} else {
 				problem(c, HOARD_FSCK_BAD_RECORDS);
 			}
@@ -525,17 +324,6 @@ static int mark_reachable(struct fsck *c)
 	}
 	free(q);
 	return r;
-}
-
-/* The nlink an inode should have, from the given counts. */
-static uint32_t want_nlink(const struct ient *e, uint32_t links,
-			   uint32_t subdirs)
-{
-	if ((e->flags & I_ORPHAN) && links == 0)
-		return 0;
-	if (S_ISDIR(e->mode))
-		return 2 + subdirs;
-	return links;
 }
 
 static void check_inodes(struct fsck *c)
@@ -679,7 +467,7 @@ static bool extent_ok(size_t kl, size_t vl)
 	return kl == EXTENT_KEY_SIZE && vl == EXTENT_VAL_SIZE;
 }
 
-static int scan_extents(struct fsck *c, bool repair)
+int fsck_scan_extents(struct fsck *c, bool repair)
 {
 	struct hoard_iter *it = hoard_iter_new(c->st, HOARD_CF_EXTENTS, "", 0);
 
@@ -697,7 +485,7 @@ static int scan_extents(struct fsck *c, bool repair)
 			c->rep->extents++;
 		if (!extent_ok(kl, vl)) {
 			if (repair)
-				wr_del(c, HOARD_CF_EXTENTS, k, kl);
+				fsck_wr_del(c, HOARD_CF_EXTENTS, k, kl);
 			else
 				problem(c, HOARD_FSCK_BAD_RECORDS);
 			continue;
@@ -707,7 +495,7 @@ static int scan_extents(struct fsck *c, bool repair)
 		e = ctab_get(&c->chunks, &id);
 		if (repair) {
 			if (!kept(own) || !S_ISREG(own->mode))
-				wr_del(c, HOARD_CF_EXTENTS, k, kl);
+				fsck_wr_del(c, HOARD_CF_EXTENTS, k, kl);
 			else if (e) /* kept files have only good chunks */
 				e->kept++;
 			continue;
@@ -743,7 +531,7 @@ static void check_refcounts(struct fsck *c)
 
 /* ---- pass: xattrs ---- */
 
-static int scan_xattrs(struct fsck *c, bool repair)
+int fsck_scan_xattrs(struct fsck *c, bool repair)
 {
 	struct hoard_iter *it = hoard_iter_new(c->st, HOARD_CF_XATTRS, "", 0);
 
@@ -759,7 +547,7 @@ static int scan_xattrs(struct fsck *c, bool repair)
 		if (kept(own))
 			continue;
 		if (repair)
-			wr_del(c, HOARD_CF_XATTRS, k, kl);
+			fsck_wr_del(c, HOARD_CF_XATTRS, k, kl);
 		else
 			problem(c, kl > 8 ? HOARD_FSCK_ORPHAN_XATTRS
 					  : HOARD_FSCK_BAD_RECORDS);
@@ -904,160 +692,6 @@ static int list_lost(struct fsck *c)
 	return r;
 }
 
-/* ---- repair ---- */
-
-static int repair_inodes(struct fsck *c)
-{
-	struct hoard_iter *it = hoard_iter_new(c->st, HOARD_CF_INODES, "", 0);
-
-	if (!it)
-		return -ENOMEM;
-	for (; hoard_iter_valid(it); hoard_iter_next(it)) {
-		size_t kl, vl;
-		const uint8_t *k = hoard_iter_key(it, &kl);
-		const uint8_t *v = hoard_iter_value(it, &vl);
-		struct ient *e = kl == 8 ? ifind(c, hoard_get_be64(k)) : NULL;
-		uint32_t want;
-		uint8_t *nv;
-
-		if (!inode_rec_ok(k, kl, v, vl) || !kept(e)) {
-			wr_del(c, HOARD_CF_INODES, k, kl);
-			continue;
-		}
-		want = want_nlink(e, e->links2, e->subdirs2);
-		if (e->nlink == want)
-			continue;
-		nv = malloc(vl);
-		if (!nv) {
-			hoard_iter_free(it);
-			return -ENOMEM;
-		}
-		memcpy(nv, v, vl);
-		hoard_put_be32(nv + 16, want);
-		wr_put(c, HOARD_CF_INODES, k, kl, nv, vl);
-		free(nv);
-	}
-	return iter_end(it);
-}
-
-static int repair_small(struct fsck *c, enum hoard_cf cf)
-{
-	struct hoard_iter *it = hoard_iter_new(c->st, cf, "", 0);
-
-	if (!it)
-		return -ENOMEM;
-	for (; hoard_iter_valid(it); hoard_iter_next(it)) {
-		size_t kl, vl;
-		const uint8_t *k = hoard_iter_key(it, &kl);
-		const uint8_t *v = hoard_iter_value(it, &vl);
-		struct ient *e;
-		bool ok;
-
-		if (cf == HOARD_CF_ORPHANS) {
-			e = kl == 8 ? ifind(c, hoard_get_be64(k)) : NULL;
-			ok = kept(e) && e->links2 == 0;
-		} else { /* volumes */
-			e = vl == 8 ? ifind(c, hoard_get_be64(v)) : NULL;
-			ok = kl > 0 && kl <= 64 && kept(e) &&
-			     S_ISDIR(e->mode) && (e->flags & I_ROOT);
-		}
-		if (!ok)
-			wr_del(c, cf, k, kl);
-	}
-	return iter_end(it);
-}
-
-static int repair_chunks(struct fsck *c)
-{
-	struct hoard_iter *it = hoard_iter_new(c->st, HOARD_CF_CHUNKS, "", 0);
-
-	if (!it)
-		return -ENOMEM;
-	for (; hoard_iter_valid(it); hoard_iter_next(it)) {
-		size_t kl, vl;
-		const uint8_t *k = hoard_iter_key(it, &kl);
-		const uint8_t *v = hoard_iter_value(it, &vl);
-		struct hoard_id id;
-		struct cent *e = NULL;
-		uint8_t nv[CHUNK_REC_SIZE];
-
-		if (kl == HOARD_ID_SIZE) {
-			memcpy(id.b, k, HOARD_ID_SIZE);
-			e = ctab_get(&c->chunks, &id);
-		}
-		if (!e || !(e->flags & C_REC) || (e->flags & C_BAD) ||
-		    e->kept == 0) {
-			wr_del(c, HOARD_CF_CHUNKS, k, kl);
-			wr_del(c, HOARD_CF_CHUNKDATA, k, kl);
-			continue;
-		}
-		if (e->rec_refcount == e->kept)
-			continue;
-		memcpy(nv, v, CHUNK_REC_SIZE);
-		hoard_put_be64(nv + 16, e->kept);
-		wr_put(c, HOARD_CF_CHUNKS, k, kl, nv, sizeof(nv));
-	}
-	return iter_end(it);
-}
-
-/* Frames whose record is gone (or is being deleted above). */
-static int repair_frames(struct fsck *c)
-{
-	struct hoard_iter *it = hoard_iter_new(c->st, HOARD_CF_CHUNKDATA, "",
-					       0);
-
-	if (!it)
-		return -ENOMEM;
-	for (; hoard_iter_valid(it); hoard_iter_next(it)) {
-		size_t kl;
-		const uint8_t *k = hoard_iter_key(it, &kl);
-		struct hoard_id id;
-
-		if (kl == HOARD_ID_SIZE) {
-			memcpy(id.b, k, HOARD_ID_SIZE);
-			if (ctab_get(&c->chunks, &id))
-				continue; /* repair_chunks decided */
-		}
-		wr_del(c, HOARD_CF_CHUNKDATA, k, kl);
-	}
-	return iter_end(it);
-}
-
-static int repair(struct fsck *c)
-{
-	int r;
-
-	for (size_t i = 0; i < c->n_in; i++) {
-		struct ient *e = &c->in[i];
-
-		if ((e->flags & I_LOST) || !(e->flags & (I_REACH | I_ORPHAN)))
-			e->flags |= I_DEL;
-	}
-	for (size_t i = 0; i < c->chunks.cap; i++)
-		c->chunks.e[i].kept = 0;
-	r = scan_dirents(c, true);
-	if (r == 0)
-		r = scan_extents(c, true);
-	if (r == 0)
-		r = scan_xattrs(c, true);
-	if (r == 0)
-		r = repair_inodes(c);
-	if (r == 0)
-		r = repair_small(c, HOARD_CF_ORPHANS);
-	if (r == 0)
-		r = repair_small(c, HOARD_CF_VOLUMES);
-	if (r == 0)
-		r = repair_chunks(c);
-	if (r == 0)
-		r = repair_frames(c);
-	wr_flush(c, true);
-	if (r == 0)
-		r = c->werr;
-	if (r == 0)
-		r = hoard_store_sync(c->st);
-	return r;
-}
-
 /* ---- entry points ---- */
 
 /* The settings key "clean" (FORMAT 2.1) is not 0 (absent: never mounted). */
@@ -1093,7 +727,7 @@ int hoard_fsck_run(struct hoard_store *st, const struct hoard_fsck_opts *o,
 	if (r == 0)
 		r = scan_orphans(&c);
 	if (r == 0)
-		r = scan_dirents(&c, false);
+		r = fsck_scan_dirents(&c, false);
 	if (r == 0)
 		r = mark_reachable(&c);
 	if (r == 0) {
@@ -1101,16 +735,16 @@ int hoard_fsck_run(struct hoard_store *st, const struct hoard_fsck_opts *o,
 		r = scan_chunks(&c);
 	}
 	if (r == 0)
-		r = scan_extents(&c, false);
+		r = fsck_scan_extents(&c, false);
 	if (r == 0) {
 		check_refcounts(&c);
-		r = scan_xattrs(&c, false);
+		r = fsck_scan_xattrs(&c, false);
 	}
 	if (r == 0)
 		r = list_lost(&c);
 	if (r == 0 && c.o->repair && c.rep->problems) {
 		progress(&c, "repair", 0, 0);
-		r = repair(&c);
+		r = fsck_repair(&c);
 		if (r == 0)
 			c.rep->repaired = true;
 	}
@@ -1128,148 +762,4 @@ out_free:
 	free(c.vols);
 	free(c.chunks.e);
 	return r;
-}
-
-void hoard_fsck_report_free(struct hoard_fsck_report *r)
-{
-	if (!r)
-		return;
-	for (size_t i = 0; i < r->n_lost; i++)
-		free(r->lost[i]);
-	free(r->lost);
-	free(r);
-}
-
-/* ---- output ---- */
-
-static void json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch == '"' || ch == '\\')
-			fprintf(f, "\\%c", ch);
-		else if (ch < 0x20 || ch >= 0x7f)
-			fprintf(f, "\\u%04x", ch); /* bytes, not characters */
-		else
-			fputc(ch, f);
-	}
-	fputc('"', f);
-}
-
-static char *finish(FILE *f, char **buf)
-{
-	bool bad = ferror(f);
-
-	if (fclose(f) || bad) {
-		free(*buf);
-		return NULL;
-	}
-	return *buf;
-}
-
-char *hoard_fsck_json(const struct hoard_fsck_report *r)
-{
-	char *buf = NULL;
-	size_t len;
-	FILE *f = open_memstream(&buf, &len);
-
-	if (!f)
-		return NULL;
-	fprintf(f,
-		"{\"clean\":%s,\"problems\":%llu,\"repaired\":%s,"
-		"\"writes\":%llu,\"seconds\":%.3f,\"closed_cleanly\":%s,",
-		r->problems ? "false" : "true", (unsigned long long)r->problems,
-		r->repaired ? "true" : "false", (unsigned long long)r->writes,
-		r->seconds, r->unclean ? "false" : "true");
-	fprintf(f,
-		"\"checked\":{\"volumes\":%llu,\"inodes\":%llu,"
-		"\"dirents\":%llu,\"extents\":%llu,\"xattrs\":%llu,"
-		"\"chunks\":%llu,\"raw_bytes\":%llu,\"frame_bytes\":%llu},",
-		(unsigned long long)r->volumes, (unsigned long long)r->inodes,
-		(unsigned long long)r->dirents, (unsigned long long)r->extents,
-		(unsigned long long)r->xattrs, (unsigned long long)r->chunks,
-		(unsigned long long)r->raw_bytes,
-		(unsigned long long)r->frame_bytes);
-	fputs("\"found\":{", f);
-	for (int i = 0; i < HOARD_FSCK_N_PROBLEMS; i++)
-		fprintf(f, "%s\"%s\":%llu", i ? "," : "", problem_names[i],
-			(unsigned long long)r->problem[i]);
-	fputs("},\"lost_files\":[", f);
-	for (size_t i = 0; i < r->n_lost; i++) {
-		if (i)
-			fputc(',', f);
-		json_str(f, r->lost[i]);
-	}
-	fputs("]}\n", f);
-	return finish(f, &buf);
-}
-
-static const char *const problem_text[HOARD_FSCK_N_PROBLEMS] = {
-	[HOARD_FSCK_BAD_RECORDS] = "undecodable records",
-	[HOARD_FSCK_CORRUPT_CHUNKS] = "corrupt chunks (bytes do not match id)",
-	[HOARD_FSCK_MISSING_FRAMES] = "chunk records without data",
-	[HOARD_FSCK_ORPHAN_FRAMES] = "chunk data without a record",
-	[HOARD_FSCK_MISSING_CHUNKS] = "extents naming a missing chunk",
-	[HOARD_FSCK_BAD_EXTENTS] = "extents of a wrong length or owner",
-	[HOARD_FSCK_REFCOUNTS] = "wrong chunk refcounts",
-	[HOARD_FSCK_DANGLING_DIRENTS] = "entries naming a missing inode",
-	[HOARD_FSCK_UNREACHABLE] = "unreachable inodes",
-	[HOARD_FSCK_NLINKS] = "wrong link counts",
-	[HOARD_FSCK_BAD_VOLUMES] = "volumes without a root directory",
-	[HOARD_FSCK_STALE_ORPHANS] = "orphans entries of missing/linked inodes",
-	[HOARD_FSCK_ORPHAN_XATTRS] = "xattrs of missing inodes",
-};
-
-char *hoard_fsck_text(const struct hoard_fsck_report *r)
-{
-	char *buf = NULL;
-	size_t len;
-	FILE *f = open_memstream(&buf, &len);
-
-	if (!f)
-		return NULL;
-	fprintf(f,
-		"checked %llu volumes, %llu inodes, %llu entries, %llu "
-		"extents, %llu xattrs,\n"
-		"        %llu chunks (%.1f MiB, %.1f MiB stored, all "
-		"re-hashed) "
-		"in %.2f s\n",
-		(unsigned long long)r->volumes, (unsigned long long)r->inodes,
-		(unsigned long long)r->dirents, (unsigned long long)r->extents,
-		(unsigned long long)r->xattrs, (unsigned long long)r->chunks,
-		(double)r->raw_bytes / (1 << 20),
-		(double)r->frame_bytes / (1 << 20), r->seconds);
-	if (r->unclean)
-		fputs("the store was not closed cleanly (hoardfs crashed or "
-		      "was "
-		      "killed):\n"
-		      "  chunk data of interrupted commits is expected; "
-		      "mounting "
-		      "drops it\n",
-		      f);
-	for (int i = 0; i < HOARD_FSCK_N_PROBLEMS; i++)
-		if (r->problem[i])
-			fprintf(f, "  %-40s %llu\n", problem_text[i],
-				(unsigned long long)r->problem[i]);
-	if (r->n_lost)
-		fprintf(f, "files whose data is lost%s:\n",
-			r->repaired ? " (removed)" : "");
-	for (size_t i = 0; i < r->n_lost; i++)
-		fprintf(f, "  %s\n", r->lost[i]);
-	if (!r->problems)
-		fputs("clean: no problems found\n", f);
-	else if (r->repaired)
-		fprintf(f,
-			"%llu problems found, all repaired (%llu records "
-			"written or deleted)\n",
-			(unsigned long long)r->problems,
-			(unsigned long long)r->writes);
-	else
-		fprintf(f,
-			"%llu problems found; `hoard fsck --repair` fixes "
-			"them\n",
-			(unsigned long long)r->problems);
-	return finish(f, &buf);
 }

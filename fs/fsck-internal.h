@@ -1,0 +1,177 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Private to fsck (fsck.c: the check; fsckrepair.c: the repair;
+ * fsckreport.c: the report's text and JSON).  What the check learns about
+ * inodes and chunks, and the small helpers both halves use.
+ */
+#ifndef HOARD_FSCK_INTERNAL_H
+#define HOARD_FSCK_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "hoard/fsck.h"
+#include "hoard/store.h"
+#include "hoard/util.h"
+#include "fs-internal.h"
+
+/* ---- inodes: a sorted array ---------------------------------------------- */
+
+enum {
+	I_ORPHAN = 1 << 0, /* listed in orphans */
+	I_REACH = 1 << 1,  /* reachable from a volume root */
+	I_ROOT = 1 << 2,   /* a volume's root */
+	I_LOST = 1 << 3,   /* a file whose data is gone */
+	I_DEL = 1 << 4,	   /* the repair deletes it */
+	I_NAMED = 1 << 5,  /* parent below is set */
+};
+
+struct ient {
+	uint64_t ino, parent; /* parent: of the first entry naming it */
+	uint32_t mode, nlink;
+	uint32_t links, subdirs;   /* entries naming it; subdirectories */
+	uint32_t links2, subdirs2; /* the same among what the repair keeps */
+	uint8_t flags;
+};
+
+/* ---- chunks: a hash table by id ------------------------------------------- */
+
+enum {
+	C_USED = 1 << 0,
+	C_REC = 1 << 1,	   /* a decodable record */
+	C_BADREC = 1 << 2, /* an undecodable record */
+	C_BAD = 1 << 3,	   /* frame missing, corrupt or undecodable */
+};
+
+struct cent {
+	struct hoard_id id;
+	uint64_t refs, kept, rec_refcount;
+	uint32_t raw, frame;
+	uint8_t flags;
+};
+
+struct ctab {
+	struct cent *e;
+	size_t cap, n; /* cap: a power of two or 0 */
+};
+
+static inline size_t cslot(const struct hoard_id *id, size_t cap)
+{
+	uint64_t h = hoard_get_be64(id->b) ^ (hoard_get_be64(id->b + 8) >> 7);
+
+	h ^= h >> 31;
+	h *= 0x94d049bb133111ebULL;
+	h ^= h >> 29;
+	return (size_t)h & (cap - 1);
+}
+
+static inline struct cent *ctab_get(struct ctab *t, const struct hoard_id *id)
+{
+	size_t j;
+
+	if (!t->n)
+		return NULL;
+	for (j = cslot(id, t->cap); t->e[j].flags & C_USED;
+	     j = (j + 1) & (t->cap - 1))
+		if (hoard_id_equal(&t->e[j].id, id))
+			return &t->e[j];
+	return NULL;
+}
+
+struct volent {
+	char name[65];
+	uint64_t root;
+	bool ok;
+};
+
+struct fsck {
+	struct hoard_store *st;
+	const struct hoard_fsck_opts *o;
+	struct hoard_fsck_report *rep;
+	struct ient *in;
+	size_t n_in, cap_in;
+	struct volent *vols;
+	size_t n_vols;
+	struct ctab chunks;
+	uint8_t *buf; /* HOARD_CHUNK_MAX bytes for decoding */
+	/* repair */
+	struct hoard_batch *b;
+	size_t b_ops;
+	int werr;
+};
+
+static inline struct ient *ifind(struct fsck *c, uint64_t ino)
+{
+	size_t lo = 0, hi = c->n_in;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (c->in[mid].ino == ino)
+			return &c->in[mid];
+		if (c->in[mid].ino < ino)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* Kept by the repair (and, before it, simply: exists). */
+static inline bool kept(const struct ient *e)
+{
+	return e && !(e->flags & I_DEL);
+}
+
+static inline int iter_end(struct hoard_iter *it)
+{
+	int r = hoard_iter_status(it);
+
+	hoard_iter_free(it);
+	return r;
+}
+
+static inline bool inode_rec_ok(const uint8_t *k, size_t kl, const uint8_t *v,
+				size_t vl)
+{
+	if (kl != 8 || vl < INODE_REC_SIZE || v[0] != 1)
+		return false;
+	if (S_ISLNK(hoard_get_be32(v + 4)))
+		return vl - INODE_REC_SIZE == hoard_get_be64(v + 24);
+	return true;
+}
+
+static inline bool dirent_ok(const uint8_t *k, size_t kl, const uint8_t *v,
+			     size_t vl)
+{
+	return kl > 8 && kl <= 8 + NAME_MAX_LEN && vl == 9 &&
+	       !memchr(k + 8, '/', kl - 8) && !memchr(k + 8, 0, kl - 8);
+}
+
+/* The nlink an inode should have, from the given counts. */
+static inline uint32_t want_nlink(const struct ient *e, uint32_t links,
+				  uint32_t subdirs)
+{
+	if ((e->flags & I_ORPHAN) && links == 0)
+		return 0;
+	if (S_ISDIR(e->mode))
+		return 2 + subdirs;
+	return links;
+}
+
+/* fsck.c: the passes that also serve the repair (repair: delete what does
+ * not stay, count what does in links2/subdirs2 and kept) */
+int fsck_scan_dirents(struct fsck *c, bool repair);
+int fsck_scan_extents(struct fsck *c, bool repair);
+int fsck_scan_xattrs(struct fsck *c, bool repair);
+
+/* fsckrepair.c */
+void fsck_wr_flush(struct fsck *c, bool sync);
+void fsck_wr_del(struct fsck *c, enum hoard_cf cf, const void *k, size_t kl);
+void fsck_wr_put(struct fsck *c, enum hoard_cf cf, const void *k, size_t kl,
+		 const void *v, size_t vl);
+int fsck_repair(struct fsck *c);
+
+#endif

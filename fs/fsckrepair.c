@@ -1,0 +1,210 @@
+// SPDX-License-Identifier: MIT
+/*
+ * fsck's repair (fsck.h): with the check's findings, decide which inodes
+ * stay (neither lost nor unreachable) and scan the column families once
+ * more, deleting what does not stay and rewriting nlinks and refcounts from
+ * what does.  Writes go in batches of BATCH_OPS, the last one synced.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fsck-internal.h"
+
+#define BATCH_OPS 4096
+
+void fsck_wr_flush(struct fsck *c, bool sync)
+{
+	int r;
+
+	if (!c->b || (!c->b_ops && !sync))
+		return;
+	r = hoard_store_write(c->st, c->b, sync);
+	if (r < 0 && !c->werr)
+		c->werr = r;
+	hoard_batch_free(c->b);
+	c->b = NULL;
+	c->b_ops = 0;
+}
+
+static void wr_op(struct fsck *c, enum hoard_cf cf, const void *k, size_t kl,
+		  const void *v, size_t vl, bool del)
+{
+	if (!c->b) {
+		c->b = hoard_batch_new(c->st);
+		if (!c->b) {
+			c->werr = -ENOMEM;
+			return;
+		}
+	}
+	if (del)
+		hoard_batch_delete(c->b, cf, k, kl);
+	else
+		hoard_batch_put(c->b, cf, k, kl, v, vl);
+	c->rep->writes++;
+	if (++c->b_ops >= BATCH_OPS)
+		fsck_wr_flush(c, false);
+}
+
+void fsck_wr_del(struct fsck *c, enum hoard_cf cf, const void *k, size_t kl)
+{
+	wr_op(c, cf, k, kl, NULL, 0, true);
+}
+
+void fsck_wr_put(struct fsck *c, enum hoard_cf cf, const void *k, size_t kl,
+		 const void *v, size_t vl)
+{
+	wr_op(c, cf, k, kl, v, vl, false);
+}
+
+static int repair_inodes(struct fsck *c)
+{
+	struct hoard_iter *it = hoard_iter_new(c->st, HOARD_CF_INODES, "", 0);
+
+	if (!it)
+		return -ENOMEM;
+	for (; hoard_iter_valid(it); hoard_iter_next(it)) {
+		size_t kl, vl;
+		const uint8_t *k = hoard_iter_key(it, &kl);
+		const uint8_t *v = hoard_iter_value(it, &vl);
+		struct ient *e = kl == 8 ? ifind(c, hoard_get_be64(k)) : NULL;
+		uint32_t want;
+		uint8_t *nv;
+
+		if (!inode_rec_ok(k, kl, v, vl) || !kept(e)) {
+			fsck_wr_del(c, HOARD_CF_INODES, k, kl);
+			continue;
+		}
+		want = want_nlink(e, e->links2, e->subdirs2);
+		if (e->nlink == want)
+			continue;
+		nv = malloc(vl);
+		if (!nv) {
+			hoard_iter_free(it);
+			return -ENOMEM;
+		}
+		memcpy(nv, v, vl);
+		hoard_put_be32(nv + 16, want);
+		fsck_wr_put(c, HOARD_CF_INODES, k, kl, nv, vl);
+		free(nv);
+	}
+	return iter_end(it);
+}
+
+static int repair_small(struct fsck *c, enum hoard_cf cf)
+{
+	struct hoard_iter *it = hoard_iter_new(c->st, cf, "", 0);
+
+	if (!it)
+		return -ENOMEM;
+	for (; hoard_iter_valid(it); hoard_iter_next(it)) {
+		size_t kl, vl;
+		const uint8_t *k = hoard_iter_key(it, &kl);
+		const uint8_t *v = hoard_iter_value(it, &vl);
+		struct ient *e;
+		bool ok;
+
+		if (cf == HOARD_CF_ORPHANS) {
+			e = kl == 8 ? ifind(c, hoard_get_be64(k)) : NULL;
+			ok = kept(e) && e->links2 == 0;
+		} else { /* volumes */
+			e = vl == 8 ? ifind(c, hoard_get_be64(v)) : NULL;
+			ok = kl > 0 && kl <= 64 && kept(e) &&
+			     S_ISDIR(e->mode) && (e->flags & I_ROOT);
+		}
+		if (!ok)
+			fsck_wr_del(c, cf, k, kl);
+	}
+	return iter_end(it);
+}
+
+static int repair_chunks(struct fsck *c)
+{
+	struct hoard_iter *it = hoard_iter_new(c->st, HOARD_CF_CHUNKS, "", 0);
+
+	if (!it)
+		return -ENOMEM;
+	for (; hoard_iter_valid(it); hoard_iter_next(it)) {
+		size_t kl, vl;
+		const uint8_t *k = hoard_iter_key(it, &kl);
+		const uint8_t *v = hoard_iter_value(it, &vl);
+		struct hoard_id id;
+		struct cent *e = NULL;
+		uint8_t nv[CHUNK_REC_SIZE];
+
+		if (kl == HOARD_ID_SIZE) {
+			memcpy(id.b, k, HOARD_ID_SIZE);
+			e = ctab_get(&c->chunks, &id);
+		}
+		if (!e || !(e->flags & C_REC) || (e->flags & C_BAD) ||
+		    e->kept == 0) {
+			fsck_wr_del(c, HOARD_CF_CHUNKS, k, kl);
+			fsck_wr_del(c, HOARD_CF_CHUNKDATA, k, kl);
+			continue;
+		}
+		if (e->rec_refcount == e->kept)
+			continue;
+		memcpy(nv, v, CHUNK_REC_SIZE);
+		hoard_put_be64(nv + 16, e->kept);
+		fsck_wr_put(c, HOARD_CF_CHUNKS, k, kl, nv, sizeof(nv));
+	}
+	return iter_end(it);
+}
+
+/* Frames whose record is gone (or is being deleted above). */
+static int repair_frames(struct fsck *c)
+{
+	struct hoard_iter *it = hoard_iter_new(c->st, HOARD_CF_CHUNKDATA, "",
+					       0);
+
+	if (!it)
+		return -ENOMEM;
+	for (; hoard_iter_valid(it); hoard_iter_next(it)) {
+		size_t kl;
+		const uint8_t *k = hoard_iter_key(it, &kl);
+		struct hoard_id id;
+
+		if (kl == HOARD_ID_SIZE) {
+			memcpy(id.b, k, HOARD_ID_SIZE);
+			if (ctab_get(&c->chunks, &id))
+				continue; /* repair_chunks decided */
+		}
+		fsck_wr_del(c, HOARD_CF_CHUNKDATA, k, kl);
+	}
+	return iter_end(it);
+}
+
+int fsck_repair(struct fsck *c)
+{
+	int r;
+
+	for (size_t i = 0; i < c->n_in; i++) {
+		struct ient *e = &c->in[i];
+
+		if ((e->flags & I_LOST) || !(e->flags & (I_REACH | I_ORPHAN)))
+			e->flags |= I_DEL;
+	}
+	for (size_t i = 0; i < c->chunks.cap; i++)
+		c->chunks.e[i].kept = 0;
+	r = fsck_scan_dirents(c, true);
+	if (r == 0)
+		r = fsck_scan_extents(c, true);
+	if (r == 0)
+		r = fsck_scan_xattrs(c, true);
+	if (r == 0)
+		r = repair_inodes(c);
+	if (r == 0)
+		r = repair_small(c, HOARD_CF_ORPHANS);
+	if (r == 0)
+		r = repair_small(c, HOARD_CF_VOLUMES);
+	if (r == 0)
+		r = repair_chunks(c);
+	if (r == 0)
+		r = repair_frames(c);
+	fsck_wr_flush(c, true);
+	if (r == 0)
+		r = c->werr;
+	if (r == 0)
+		r = hoard_store_sync(c->st);
+	return r;
+}
