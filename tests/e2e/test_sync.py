@@ -1,0 +1,496 @@
+# SPDX-License-Identifier: MIT
+"""hoard push / pull / ls-remote / init --from against a real S3 server.
+
+The server is s3rver behind tests/s3/signer-proxy.js (SigV4 verified, faults
+on request): see s3server.py.  What push wrote is checked with an S3 client
+that no one here wrote, Debian's awscli; pulled volumes are mounted and
+compared byte for byte (sha256) and by metadata with the pushed ones.
+Formats: docs/REMOTE.md.
+"""
+import hashlib
+import json
+import os
+import random
+import stat
+import struct
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import HOARD, Store, run
+from s3server import s3  # noqa: F401  (a fixture)
+
+AWS = "/usr/bin/aws"   # Debian's awscli
+EXIT_REMOTE = 3
+
+
+def hoard(s3, *args, check=True, env=None, timeout=300):
+    p = subprocess.run([str(HOARD), *map(str, args)], env=env or s3.env(),
+                       capture_output=True, text=True, timeout=timeout)
+    if check and p.returncode != 0:
+        raise AssertionError(f"hoard {args} exited {p.returncode}: {p.stderr.strip()}")
+    return p
+
+
+def hj(s3, *args, **kw):
+    """A hoard command with --json; its JSON."""
+    return json.loads(hoard(s3, *args, "--json", **kw).stdout)
+
+
+def aws(s3, *args, check=True):
+    p = subprocess.run([AWS, "--endpoint-url", s3.endpoint, *map(str, args)],
+                       env=s3.env(), capture_output=True, text=True, timeout=120)
+    if check and p.returncode != 0:
+        raise AssertionError(f"aws {args} exited {p.returncode}: {p.stderr}")
+    return p
+
+
+def objects(s3, url):
+    """{key: size} of everything under url, as awscli lists it."""
+    out = aws(s3, "s3", "ls", "--recursive", url.rstrip("/") + "/", check=False).stdout
+    res = {}
+    for line in out.splitlines():
+        parts = line.split(None, 3)
+        if len(parts) == 4:
+            res[parts[3]] = int(parts[2])
+    return res
+
+
+def packs(s3, url):
+    return {k: v for k, v in objects(s3, url).items() if k.endswith(".pack")}
+
+
+@pytest.fixture
+def stores(tmp_path):
+    """Factory of stores, all unmounted (and their logs checked) at the end."""
+    made = []
+
+    def new(name):
+        st = Store(tmp_path / name)
+        made.append(st)
+        return st
+    yield new
+    for st in made:
+        try:
+            if st.mounts:
+                st.umount()
+        finally:
+            for mp in list(st.mounts.values()):
+                run(["fusermount3", "-u", "-z", mp], check=False)
+        st.check_log()
+
+
+def rnd(n, seed):
+    return random.Random(seed).randbytes(n)
+
+
+def fill_tree(root, seed=1, big=6 << 20):
+    """Mixed content: random and compressible files, nested directories,
+    symlinks (relative, absolute, dangling), a hard link, modes, an empty
+    file, a sparse file."""
+    (root / "d1" / "d2" / "d3").mkdir(parents=True)
+    (root / "random.bin").write_bytes(rnd(big, seed))
+    (root / "d1" / "text.txt").write_bytes(b"".join(b"line %d of a compressible file\n" % i
+                                                    for i in range(120000)))
+    (root / "d1" / "d2" / "small").write_bytes(b"hello\n")
+    (root / "d1" / "d2" / "d3" / "deep.bin").write_bytes(rnd(300_000, seed + 1))
+    (root / "empty").write_bytes(b"")
+    with open(root / "sparse", "wb") as f:
+        f.truncate(8 << 20)
+        f.seek(3 << 20)
+        f.write(rnd(100_000, seed + 2))
+    os.symlink("d1/text.txt", root / "link-rel")
+    os.symlink("/etc/passwd", root / "link-abs")
+    os.symlink("nowhere/at/all", root / "d1" / "dangling")
+    os.link(root / "d1" / "d2" / "small", root / "hard")
+    os.chmod(root / "d1" / "d2" / "small", 0o640)
+    os.chmod(root / "random.bin", 0o755)
+    os.chmod(root / "d1" / "d2", 0o750)
+    os.chown(root / "d1" / "text.txt", 1234, 5678)
+    os.utime(root / "d1" / "text.txt", ns=(1_600_000_000_123_456_789,) * 2)
+
+
+def tree(root):
+    """{path: (type, mode, uid, gid, size, mtime_ns, target, sha256, nlink)}
+    (directory sizes and mtimes left out)."""
+    out = {}
+    for dirpath, dirs, files in os.walk(root):
+        for name in dirs + files:
+            p = Path(dirpath) / name
+            rel = str(p.relative_to(root))
+            s = p.lstat()
+            t = stat.S_IFMT(s.st_mode)
+            target = os.readlink(p) if stat.S_ISLNK(s.st_mode) else None
+            digest = (hashlib.sha256(p.read_bytes()).hexdigest()
+                      if stat.S_ISREG(s.st_mode) else None)
+            out[rel] = (t, stat.S_IMODE(s.st_mode), s.st_uid, s.st_gid,
+                        s.st_size if not stat.S_ISDIR(s.st_mode) else 0,
+                        s.st_mtime_ns if not stat.S_ISDIR(s.st_mode) else 0,
+                        target, digest, s.st_nlink if stat.S_ISREG(s.st_mode) else 0)
+    return out
+
+
+@pytest.fixture
+def pushed(s3, stores, request):
+    """Store "a" with volume "vol" filled by fill_tree, pushed (store
+    unmounted) to a fresh prefix; returns (store, url, tree, push JSON)."""
+    url = f"s3://{s3.bucket}/{request.node.name}"
+    a = stores("a")
+    a.init()
+    mp = a.mount("vol")["vol"]
+    fill_tree(mp)
+    want = tree(mp)
+    a.umount()
+    res = hj(s3, "push", url, "--store", a.path, "--volume", "vol")
+    return a, url, want, res
+
+
+# ---- round trip ---------------------------------------------------------------
+
+def test_push_pull_roundtrip(s3, stores, pushed):
+    a, url, want, res = pushed
+    assert res["op"] == "push" and res["files"] == 6 and res["packs_new"] >= 1
+    assert res["ref_updated"] and res["manifest_new"]
+    objs = objects(s3, url)
+    assert "config" in {k.split("/", 1)[1] for k in objs}
+    assert any(k.endswith(f"manifests/{res['manifest']}") for k in objs)
+    assert any(k.endswith("refs/vol/main") for k in objs)
+    npacks = len(packs(s3, url))
+    assert npacks == res["packs_new"]
+    assert sum(packs(s3, url).values()) == res["bytes_new"]
+    # awscli reads what push wrote: the ref names the manifest, whose
+    # SHA-256 is its name
+    ref = aws(s3, "s3", "cp", f"{url}/refs/vol/main", "-").stdout
+    assert f"manifest {res['manifest']}\n" in ref
+    m = subprocess.run([AWS, "--endpoint-url", s3.endpoint, "s3", "cp",
+                        f"{url}/manifests/{res['manifest']}", "-"], env=s3.env(),
+                       capture_output=True, check=True).stdout
+    assert hashlib.sha256(m).hexdigest() == res["manifest"]
+
+    # an empty store keyed like the repository, pulled, mounted
+    b = stores("b")
+    p = hoard(s3, "init", "--from", url, "--store", b.path)
+    assert "keyed like" in p.stdout
+    r = hj(s3, "pull", url, "--store", b.path, "--volume", "vol")
+    assert r["op"] == "pull" and r["added"] == 10 and r["replaced"] == 0
+    assert r["range_gets"] <= r["chunks_fetched"]
+    mp = b.mount("vol")["vol"]
+    got = tree(mp)
+    assert got == want
+    b.umount()
+
+    # a second push of unchanged data uploads nothing, not even a ref
+    before = objects(s3, url)
+    again = hj(s3, "push", url, "--store", a.path, "--volume", "vol")
+    assert again["packs_new"] == 0 and again["bytes_new"] == 0
+    assert not again["manifest_new"] and not again["ref_updated"]
+    assert again["manifest"] == res["manifest"]
+    assert objects(s3, url) == before
+    # pulling again changes nothing either
+    r2 = hj(s3, "pull", url, "--store", b.path, "--volume", "vol")
+    assert r2["chunks_fetched"] == 0 and r2["added"] == 0 and r2["identical"] == 10
+
+    # ls-remote
+    ls = hj(s3, "ls-remote", url)
+    assert [x["ref"] for x in ls["refs"]] == ["vol/main"]
+    assert ls["refs"][0]["manifest"] == res["manifest"]
+    assert ls["refs"][0]["files"] == 6
+    text = hoard(s3, "ls-remote", url).stdout
+    assert "vol/main" in text and res["manifest"][:12] in text
+    # the text summary of push
+    line = hoard(s3, "push", url, "--store", a.path, "--volume", "vol").stdout
+    assert line.startswith("pushed 6 files") and "0 B new in 0 packs" in line
+    assert line.count("\n") == 1
+
+
+def test_overlapping_stores_share_packs(s3, stores, pushed):
+    """A second store with 90% of the data pushes only what is new, and a
+    third pulling both refs downloads only what it lacks."""
+    a, url, want, res = pushed
+    b = stores("b")
+    hoard(s3, "init", "--from", url, "--store", b.path)
+    hj(s3, "pull", url, "--store", b.path, "--volume", "vol")
+    mp = b.mount("vol")["vol"]
+    extra = rnd(700_000, 99)
+    (mp / "new.bin").write_bytes(extra)
+    b.umount()
+    before = packs(s3, url)
+    r = hj(s3, "push", url, "--store", b.path, "--volume", "vol", "--ref", "b")
+    after = packs(s3, url)
+    assert r["packs_new"] == 1 and len(after) == len(before) + 1
+    # new bytes: the new file's chunks only (random: stored raw, + tags)
+    assert len(extra) <= r["bytes_new"] <= len(extra) + 64
+    assert r["bytes_dedup"] >= res["bytes_new"] - 64
+    # store a warms up from ref b: fetches exactly the new chunks
+    p = hj(s3, "pull", url, "--store", a.path, "--volume", "vol", "--ref", "b")
+    assert p["bytes_fetched"] == r["bytes_new"]
+    assert p["added"] == 1
+    assert sorted(x["ref"] for x in hj(s3, "ls-remote", url)["refs"]) == ["vol/b", "vol/main"]
+
+
+def test_pull_merge_rule(s3, stores, pushed):
+    """Absent added, identical kept, differing replaced only when newer."""
+    a, url, want, res = pushed
+    b = stores("b")
+    hoard(s3, "init", "--from", url, "--store", b.path)
+    mp = b.mount("vol")["vol"]
+    (mp / "d1").mkdir()
+    (mp / "d1" / "text.txt").write_bytes(b"local and newer\n")      # newer: kept
+    (mp / "random.bin").write_bytes(b"local and older\n")           # older: replaced
+    os.utime(mp / "random.bin", ns=(1_000_000_000,) * 2)
+    (mp / "mine").write_bytes(b"only here\n")                       # not in remote: kept
+    (mp / "link-rel").mkdir()                                       # dir vs symlink: conflict
+    b.umount()
+    r = hj(s3, "pull", url, "--store", b.path, "--volume", "vol")
+    assert r["kept_newer"] == 1 and r["replaced"] == 1 and r["conflicts"] == 1
+    mp = b.mount("vol")["vol"]
+    assert (mp / "d1" / "text.txt").read_bytes() == b"local and newer\n"
+    assert hashlib.sha256((mp / "random.bin").read_bytes()).hexdigest() == want["random.bin"][7]
+    assert (mp / "mine").read_bytes() == b"only here\n"
+    assert (mp / "link-rel").is_dir()
+    assert not [n for n in os.listdir(mp) if n.startswith(".hoard-pull")]
+
+
+# ---- through the daemon ------------------------------------------------------------
+
+def test_push_while_mounted_and_written(s3, stores, tmp_path):
+    """Push through the daemon while a writer rewrites files: the pushed tree
+    is a snapshot in which every file is one whole version."""
+    url = f"s3://{s3.bucket}/busy"
+    a = stores("a")
+    a.init()
+    mp = a.mount("vol")["vol"]
+    versions = {v: rnd(400_000, 1000 + v) for v in range(40)}
+    (mp / "hot").write_bytes(versions[0])
+    stop = threading.Event()
+    written = []
+
+    def writer():
+        v = 1
+        while not stop.is_set():
+            data = versions[v % 40]
+            tmp = mp / "hot.tmp"
+            tmp.write_bytes(data)
+            os.rename(tmp, mp / "hot")          # atomic replace
+            with open(mp / f"f{v}", "wb") as f:  # in place
+                f.write(data)
+            written.append(v)
+            v += 1
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        time.sleep(0.3)
+        results = [hj(s3, "push", url, "--store", a.path, "--volume", "vol") for _ in range(3)]
+    finally:
+        stop.set()
+        t.join()
+    assert written and all(r["op"] == "push" for r in results)
+    # it went through the daemon (the store is locked by it)
+    assert "push of volume vol done" in a.log()
+    b = stores("b")
+    hoard(s3, "init", "--from", url, "--store", b.path)
+    hj(s3, "pull", url, "--store", b.path, "--volume", "vol")
+    (tmp_path / "bm").mkdir()
+    mpb = b.mount("vol", root=tmp_path / "bm")["vol"]
+    good = {hashlib.sha256(d).hexdigest() for d in versions.values()}
+    names = os.listdir(mpb)
+    assert "hot" in names
+    for n in names:
+        data = (mpb / n).read_bytes()
+        # a file is some whole version, or (written in place, not yet
+        # committed) empty
+        assert hashlib.sha256(data).hexdigest() in good or data == b"", n
+
+
+def test_pull_into_mounted_store(s3, stores, pushed):
+    a, url, want, res = pushed
+    b = stores("b")
+    hoard(s3, "init", "--from", url, "--store", b.path)
+    mp = b.mount("vol")["vol"]
+    # the kernel caches a negative entry and an old file
+    assert not (mp / "random.bin").exists()
+    (mp / "d1").mkdir()
+    (mp / "d1" / "d2").mkdir()
+    (mp / "d1" / "d2" / "small").write_bytes(b"old\n")
+    os.utime(mp / "d1" / "d2" / "small", ns=(1_000_000_000,) * 2)
+    assert (mp / "d1" / "d2" / "small").read_bytes() == b"old\n"
+    r = hj(s3, "pull", url, "--store", b.path, "--volume", "vol")
+    assert r["replaced"] == 1
+    assert "pull of volume vol done" in b.log()
+    assert (mp / "random.bin").exists()
+    assert (mp / "d1" / "d2" / "small").read_bytes() == b"hello\n"
+    got = tree(mp)
+    for k, v in want.items():
+        if k not in ("d1", "d1/d2"):   # made locally, their modes are ours
+            assert got[k] == v, k
+
+
+# ---- refusals and bad input --------------------------------------------------------------
+
+def test_wrong_secret_push_refused(s3, stores, pushed):
+    a, url, want, res = pushed
+    c = stores("c")
+    c.init()                      # its own random secret
+    mp = c.mount("vol")["vol"]
+    (mp / "x").write_bytes(b"x" * 100_000)
+    c.umount()
+    before = objects(s3, url)
+    p = hoard(s3, "push", url, "--store", c.path, "--volume", "vol", check=False)
+    assert p.returncode == EXIT_REMOTE
+    assert "secret differs" in p.stderr and "init --from" in p.stderr
+    assert p.stderr.count("\n") == 1
+    assert objects(s3, url) == before
+    p = hoard(s3, "pull", url, "--store", c.path, "--volume", "vol", check=False)
+    assert p.returncode == EXIT_REMOTE and "init --from" in p.stderr
+
+
+def test_missing_ref_bucket_repository(s3, stores, pushed):
+    a, url, want, res = pushed
+    p = hoard(s3, "pull", url, "--store", a.path, "--volume", "vol", "--ref", "nope",
+              check=False)
+    assert p.returncode == EXIT_REMOTE and "no ref 'vol/nope'" in p.stderr
+    p = hoard(s3, "pull", "s3://no-such-bucket/x", "--store", a.path, "--volume", "vol",
+              check=False)
+    assert p.returncode == EXIT_REMOTE and "bucket 'no-such-bucket' does not exist" in p.stderr
+    p = hoard(s3, "ls-remote", f"s3://{s3.bucket}/nothing-here", check=False)
+    assert p.returncode == EXIT_REMOTE and "no hoard repository" in p.stderr
+    p = hoard(s3, "init", "--from", f"s3://{s3.bucket}/nothing-here", "--store",
+              a.path.parent / "never", check=False)
+    assert p.returncode == EXIT_REMOTE and not (a.path.parent / "never").exists()
+    p = hoard(s3, "push", "http://x/y", "--store", a.path, "--volume", "vol", check=False)
+    assert p.returncode == 2
+    p = hoard(s3, "push", url, "--store", a.path, "--volume", "nosuchvol", check=False)
+    assert p.returncode == EXIT_REMOTE and "no volume 'nosuchvol'" in p.stderr
+
+
+# A manifest encoder (docs/REMOTE.md section 5), to craft bad ones.
+def m_entry(typ, parent, name, mode, extra=b"", uid=0, gid=0, mtime=(1, 0)):
+    return (struct.pack(">BBHIIIIqI", typ, 0, len(name), parent, mode, uid, gid,
+                        mtime[0], mtime[1]) + name + extra)
+
+
+def m_file(size, extents=()):
+    return struct.pack(">QI", size, len(extents)) + b"".join(
+        struct.pack(">QI", off, ln) + cid for off, ln, cid in extents)
+
+
+def manifest(entries, version=1):
+    return b"HOARDMAN" + struct.pack(">IIQ", version, 0, len(entries)) + b"".join(entries)
+
+
+ROOT = m_entry(1, 0, b"", 0o40755)
+CID = bytes(range(16))
+BAD_MANIFESTS = {
+    "dotdot": ([ROOT, m_entry(2, 0, b"..", 0o100644, m_file(0))], "'.' or '..'"),
+    "dot": ([ROOT, m_entry(1, 0, b".", 0o40755)], "'.' or '..'"),
+    "empty-name": ([ROOT, m_entry(2, 0, b"", 0o100644, m_file(0))], "an empty name"),
+    "slash": ([ROOT, m_entry(2, 0, b"a/b", 0o100644, m_file(0))], "a name with '/'"),
+    "absolute": ([ROOT, m_entry(2, 0, b"/etc/passwd", 0o100644, m_file(0))],
+                 "a name with '/'"),
+    "nul": ([ROOT, m_entry(2, 0, b"a\0b", 0o100644, m_file(0))], "NUL"),
+    "through-symlink": ([ROOT, m_entry(3, 0, b"l", 0o120777, struct.pack(">I", 4) + b"/etc"),
+                         m_entry(2, 1, b"passwd", 0o100644, m_file(0))],
+                        "through the symlink"),
+    "duplicate": ([ROOT, m_entry(2, 0, b"a", 0o100644, m_file(0)),
+                   m_entry(2, 0, b"a", 0o100644, m_file(0))], "appears twice"),
+    "sizes": ([ROOT, m_entry(2, 0, b"f", 0o100644, m_file(100, [(0, 65536, CID)]))],
+              "sizes do not add up"),
+    "overlap": ([ROOT, m_entry(2, 0, b"f", 0o100644,
+                               m_file(200000, [(0, 70000, CID), (60000, 70000, CID)]))],
+                "overlap"),
+    "version": ("v2", "manifest version 2 is unknown"),
+    "truncated": ("trunc", "truncated"),
+    "parent-later": ([ROOT, m_entry(2, 2, b"f", 0o100644, m_file(0)),
+                      m_entry(1, 0, b"d", 0o40755)], "does not come before"),
+    "hardlink-to-dir": ([ROOT, m_entry(1, 0, b"d", 0o40755),
+                         m_entry(4, 0, b"h", 0o100644, struct.pack(">I", 1))],
+                        "not an earlier file"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_MANIFESTS))
+def test_bad_manifest(s3, stores, pushed, tmp_path, case):
+    a, url, want, res = pushed
+    entries, msg = BAD_MANIFESTS[case]
+    if entries == "v2":
+        body = manifest([ROOT], version=2)
+    elif entries == "trunc":
+        body = manifest([ROOT, m_entry(2, 0, b"f", 0o100644, m_file(0))])[:-5]
+    else:
+        body = manifest(entries)
+    name = hashlib.sha256(body).hexdigest()
+    f = tmp_path / "m"
+    f.write_bytes(body)
+    aws(s3, "s3", "cp", f, f"{url}/manifests/{name}")
+    ref = tmp_path / "ref"
+    ref.write_text(f"hoard-ref 1\nmanifest {name}\nfiles 1\nbytes 0\ntime 1\n")
+    aws(s3, "s3", "cp", ref, f"{url}/refs/bad/main")
+    # into a mounted store: nothing appears, anywhere
+    mp = a.mount("bad")["bad"]
+
+    def outside():   # everything around the mount but the store's own files
+        return {k: v for k, v in tree(mp.parent).items() if not k.startswith("a/")}
+    before = outside()
+    p = hoard(s3, "pull", url, "--store", a.path, "--volume", "bad", check=False)
+    assert p.returncode == EXIT_REMOTE, p.stderr
+    assert msg in p.stderr, p.stderr
+    assert p.stderr.count("\n") == 1
+    assert os.listdir(mp) == []
+    assert outside() == before
+    a.umount()
+    # a manifest that is not its name: corrupt
+    if case == "dotdot":
+        aws(s3, "s3", "cp", ref, f"{url}/manifests/{'0' * 64}")
+        ref.write_text(f"hoard-ref 1\nmanifest {'0' * 64}\nfiles 1\nbytes 0\ntime 1\n")
+        aws(s3, "s3", "cp", ref, f"{url}/refs/bad/main")
+        p = hoard(s3, "pull", url, "--store", a.path, "--volume", "bad", check=False)
+        assert p.returncode == EXIT_REMOTE and "is corrupt" in p.stderr
+
+
+# ---- faults ---------------------------------------------------------------------------------
+
+def test_push_pull_with_faults(s3, stores, tmp_path):
+    """503 SlowDown, 500, connection resets, truncated and corrupted bodies
+    on the way: push and pull still complete and verify."""
+    url = f"s3://{s3.bucket}/faults"
+    a = stores("a")
+    a.init()
+    mp = a.mount("vol")["vol"]
+    (mp / "big").write_bytes(rnd(3 << 20, 7))
+    (mp / "text").write_bytes(b"abc\n" * 300_000)
+    want = tree(mp)
+    a.umount()
+    env = s3.env(AWS_MAX_ATTEMPTS="8")
+    s3.reset()
+    s3.fault({"type": "status", "status": 503, "code": "SlowDown", "count": 3, "method": "PUT"},
+             {"type": "status", "status": 500, "code": "InternalError", "count": 2},
+             {"type": "reset", "count": 2, "method": "PUT"})
+    r = hj(s3, "push", url, "--store", a.path, "--volume", "vol", env=env)
+    assert r["retries"] >= 5
+    b = stores("b")
+    hoard(s3, "init", "--from", url, "--store", b.path, env=env)
+    s3.fault({"type": "corrupt", "count": 1, "method": "GET"},
+             {"type": "truncate", "count": 1, "method": "GET"},
+             {"type": "reset", "count": 1, "method": "GET"},
+             {"type": "status", "status": 503, "code": "SlowDown", "count": 2})
+    p = hj(s3, "pull", url, "--store", b.path, "--volume", "vol", env=env)
+    assert p["added"] == 2
+    mpb = b.mount("vol")["vol"]
+    assert tree(mpb) == want
+
+
+def test_usage(s3, tmp_path):
+    p = hoard(s3, "push", "--store", tmp_path, check=False)
+    assert p.returncode == 2 and "s3://" in p.stderr
+    p = hoard(s3, "push", "s3://b/p", "--store", tmp_path, check=False,
+              env={**s3.env(), "HOARD_VOLUME": ""})
+    assert p.returncode == 2 and "which volume" in p.stderr
+    p = hoard(s3, "pull", "s3://b/p", "--volume", "../x", "--store", tmp_path, check=False)
+    assert p.returncode == 2
+    p = hoard(s3, "pull", "s3://b/p", "--volume", "v", "--jobs", "0", "--store", tmp_path,
+              check=False)
+    assert p.returncode == 2
+    assert "push s3://BUCKET" in hoard(s3, "help").stdout
