@@ -29,6 +29,9 @@
 #define EXIT_PROBLEMS 1
 #define EXIT_USAGE    2
 #define CTL_SOCKET    "control.sock"
+/* A compaction of a large store runs for minutes; the daemon says nothing
+ * until it is done. */
+#define GC_TIMEOUT_S (6 * 3600)
 
 enum {
 	OPT_STORE = 0x100,
@@ -346,7 +349,7 @@ int hoard_cmd_gc(const char **store, int argc, char **argv)
 		return r;
 	if (asprintf(&sock, "%s/%s", *store, CTL_SOCKET) < 0)
 		return fail("%s", strerror(ENOMEM));
-	r = hoard_ctl_call(sock, "gc", &reply);
+	r = hoard_ctl_call_timeout(sock, "gc", GC_TIMEOUT_S, &reply);
 	if (r == 0) {
 		if (hoard_gc_from_json(reply, &g) < 0)
 			r = fail("the daemon's gc reply is not understood");
@@ -356,6 +359,9 @@ int hoard_cmd_gc(const char **store, int argc, char **argv)
 		r = offline_gc(*store, json);
 	} else if (reply) {
 		r = fail("the hoardfs daemon could not run gc: %s", reply);
+	} else if (r == -ETIMEDOUT || r == -EAGAIN) {
+		r = fail("the hoardfs daemon did not finish gc in %d s",
+			 GC_TIMEOUT_S);
 	} else {
 		r = fail("cannot ask the hoardfs daemon on %s: %s", sock,
 			 strerror(-r));
