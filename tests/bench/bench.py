@@ -374,7 +374,6 @@ def make_model_corpus(dest, sz, rng):
     data = {n: fp16_like(rng, _nbytes(s)) for n, s in tensors}
     distinct = sum(len(d) for d in data.values())
     snap = dest / "hub" / "models--hoard--bench" / "snapshots"
-    revs = {}
     # rev1
     p1 = snap / "rev1"
     p1.mkdir(parents=True)
