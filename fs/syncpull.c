@@ -29,6 +29,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include "fs-internal.h"
@@ -39,6 +40,7 @@
 
 #define RANGE_GAP      (256u << 10)
 #define RANGE_MAX      (16u << 20)
+#define TMP_PREFIX     ".hoard-pull."
 #define RANGE_ATTEMPTS 3
 
 struct want {
@@ -531,7 +533,7 @@ static int put_file(struct pull *P, uint64_t parent, const char *name,
 	struct stat st;
 	int r;
 
-	snprintf(tmp, sizeof(tmp), ".hoard-pull.%d.%lu", (int)getpid(),
+	snprintf(tmp, sizeof(tmp), TMP_PREFIX "%d.%lu", (int)getpid(),
 		 P->tmp_seq++);
 	r = hoard_fs_mknod(P->fs, parent, tmp, S_IFREG | (e->mode & 07777), 0,
 			   &ctx, &st);
@@ -590,7 +592,7 @@ static int put_other(struct pull *P, uint64_t parent, const char *name,
 	struct stat st;
 	int r;
 
-	snprintf(tmp, sizeof(tmp), ".hoard-pull.%d.%lu", (int)getpid(),
+	snprintf(tmp, sizeof(tmp), TMP_PREFIX "%d.%lu", (int)getpid(),
 		 P->tmp_seq++);
 	if (e->type == HOARD_M_SYMLINK)
 		r = hoard_fs_symlink(P->fs, parent, tmp, e->target, &ctx, &st);
@@ -728,6 +730,41 @@ static int apply_entry(struct pull *P, size_t i)
 	return 0;
 }
 
+/* Remove what interrupted pulls left under temporary names in dir: names
+ * of this process, or of one that is gone. */
+static void sweep_tmp(struct pull *P, uint64_t dir)
+{
+	uint8_t k[8 + sizeof(TMP_PREFIX)];
+	char names[8][NAME_MAX_LEN + 1];
+	struct hoard_iter *it;
+	int n = 0;
+
+	ino_key(k, dir);
+	memcpy(k + 8, TMP_PREFIX, strlen(TMP_PREFIX));
+	it = hoard_iter_new(P->fs->st, HOARD_CF_DIRENTS, k,
+			    8 + strlen(TMP_PREFIX));
+	if (!it)
+		return;
+	for (; n < 8 && hoard_iter_valid(it); hoard_iter_next(it)) {
+		size_t kl;
+		const uint8_t *key = hoard_iter_key(it, &kl);
+		long pid;
+
+		if (kl - 8 > NAME_MAX_LEN)
+			continue;
+		memcpy(names[n], key + 8, kl - 8);
+		names[n][kl - 8] = '\0';
+		pid = strtol(names[n] + strlen(TMP_PREFIX), NULL, 10);
+		if (pid > 0 && pid != getpid() && kill((pid_t)pid, 0) == 0)
+			continue; /* a pull under way elsewhere */
+		n++;
+	}
+	hoard_iter_free(it);
+	for (int i = 0; i < n; i++)
+		if (hoard_fs_unlink(P->fs, dir, names[i]) == 0)
+			note_changed(P, dir, names[i]);
+}
+
 static int apply_tree(struct pull *P, uint64_t root, char *errbuf,
 		      size_t errlen)
 {
@@ -757,6 +794,9 @@ static int apply_tree(struct pull *P, uint64_t root, char *errbuf,
 			break;
 		}
 	}
+	for (size_t i = 0; i < P->m.n; i++)
+		if (P->m.e[i].type == HOARD_M_DIR && P->local[i])
+			sweep_tmp(P, P->local[i]);
 	/* Directory times last (making entries in them changed them). */
 	for (size_t i = P->m.n; r == 0 && i-- > 1;)
 		if (made[i] && P->local[i])

@@ -243,6 +243,7 @@ def test_pull_merge_rule(s3, stores, pushed):
     os.utime(mp / "random.bin", ns=(1_000_000_000,) * 2)
     (mp / "mine").write_bytes(b"only here\n")                       # not in remote: kept
     (mp / "link-rel").mkdir()                                       # dir vs symlink: conflict
+    (mp / "d1" / ".hoard-pull.999999999.0").write_bytes(b"left by a killed pull")
     b.umount()
     r = hj(s3, "pull", url, "--store", b.path, "--volume", "vol")
     assert r["kept_newer"] == 1 and r["replaced"] == 1 and r["conflicts"] == 1
@@ -252,6 +253,7 @@ def test_pull_merge_rule(s3, stores, pushed):
     assert (mp / "mine").read_bytes() == b"only here\n"
     assert (mp / "link-rel").is_dir()
     assert not [n for n in os.listdir(mp) if n.startswith(".hoard-pull")]
+    assert not [n for n in os.listdir(mp / "d1") if n.startswith(".hoard-pull")]
 
 
 # ---- through the daemon ------------------------------------------------------------
