@@ -340,3 +340,21 @@ def test_stats_cache_figures(store, mnt):
     print("cache", s0, s1, s2, sep="\n")
     assert s2["cache_hits"] - s1["cache_hits"] >= chunks
     assert s2["cache_misses"] == s1["cache_misses"]
+
+
+def test_random_histories_leave_a_clean_store(store, mnt, tmpfs):
+    """No false alarms: after random file operations (fsx: writes far past
+    EOF, truncates, renames, links, unlinks of open files) and random tree
+    operations (hard links, symlinks, renames over and across directories),
+    with what they made left in place, fsck finds nothing: every refcount
+    and link count the random history maintained is right."""
+    from fsx import Fsx, NamespaceFsx
+    fsx = Fsx(tmpfs / "fsx", mnt / "fsx", 4242, 6000)
+    fsx.run()
+    ns = NamespaceFsx(tmpfs / "ns", mnt / "ns", 4243, 2000)
+    ns.run()
+    files = store.stats()["files"]
+    store.umount()
+    rc, rep = fsck(store)
+    assert rc == 0 and rep["clean"] and rep["closed_cleanly"], rep
+    assert rep["checked"]["inodes"] >= files and rep["checked"]["extents"] > 0
