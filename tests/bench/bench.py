@@ -686,6 +686,23 @@ class Bench:
             best("stat_cold", "local",
                  self.hb("statfiles", self.local / "stat",
                          str(sz["stat_files"]))["seconds"])
+        # cross-check of the cold sequential read with fio (same pattern:
+        # 1 MiB psync reads), recorded in the detail only
+        def fio(path):
+            out = run(["fio", "--name=seq", f"--filename={path}", "--rw=read",
+                       "--bs=1M", "--ioengine=psync", "--readonly",
+                       "--invalidate=0", "--output-format=json"]).stdout
+            return json.loads(out)["jobs"][0]["read"]["bw_bytes"]
+
+        cross = {}
+        if shutil.which("fio"):
+            drop_caches()
+            cross["local"] = fio(self.local / "big.bin")
+            d = fresh()
+            drop_caches()
+            cross["hoard"] = fio(mnt / "big.bin")
+            d.stop()
+            self.detail["fio_seq_cold_bytes_per_s"] = cross
         # warm: everything read once, then measured
         d = fresh()
         for side, big, model, stat in (
