@@ -852,17 +852,28 @@ class Bench:
     def report(self):
         out = Path(self.args.out)
         out.mkdir(parents=True, exist_ok=True)
+        git = run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
+                  check=False).stdout.strip()
+        if run(["git", "-C", REPO, "status", "--porcelain",
+                "--untracked-files=no"], check=False).stdout.strip():
+            git += "+dirty"     # the build may hold uncommitted changes
+        buildtype = "?"
+        try:
+            opts = json.loads((self.build / "meson-info" /
+                               "intro-buildoptions.json").read_text())
+            buildtype = next(o["value"] for o in opts if o["name"] == "buildtype")
+        except (OSError, ValueError, StopIteration):
+            pass
         meta = dict(size=self.size, date=time.strftime("%Y-%m-%d %H:%M:%S UTC",
                                                        time.gmtime()),
-                    git=run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
-                            check=False).stdout.strip(),
-                    kernel=platform.release(), cpus=os.cpu_count(),
-                    build=str(self.build))
+                    git=git, kernel=platform.release(), cpus=os.cpu_count(),
+                    build=str(self.build), buildtype=buildtype)
         doc = dict(meta=meta, figures=self.rows, detail=self.detail)
         (out / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
         md = table_markdown(self.rows)
         head = (f"# hoard benchmark ({self.size})\n\n"
-                f"{meta['date']}, git {meta['git']}, {meta['cpus']} cores, "
+                f"{meta['date']}, git {meta['git']}, {meta['buildtype']} "
+                f"build, {meta['cpus']} cores, "
                 f"Linux {meta['kernel']}, {self.detail['seconds_total']} s\n\n")
         (out / "results.md").write_text(head + md)
         print(head + md, end="")
