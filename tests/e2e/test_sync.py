@@ -413,9 +413,24 @@ BAD_MANIFESTS = {
 }
 
 
+@pytest.fixture(scope="module")
+def badrepo(s3, tmp_path_factory):
+    """A repository (made by a tiny push) and a store keyed like it."""
+    d = tmp_path_factory.mktemp("badrepo")
+    url = f"s3://{s3.bucket}/bad-manifests"
+    a = Store(d / "a")
+    a.init()
+    mp = a.mount("tiny", root=d)["tiny"]
+    (mp / "x").write_bytes(b"x")
+    a.umount()
+    hj(s3, "push", url, "--store", a.path, "--volume", "tiny")
+    yield a, url
+    a.check_log()
+
+
 @pytest.mark.parametrize("case", sorted(BAD_MANIFESTS))
-def test_bad_manifest(s3, stores, pushed, tmp_path, case):
-    a, url, want, res = pushed
+def test_bad_manifest(s3, badrepo, tmp_path, case):
+    a, url = badrepo
     entries, msg = BAD_MANIFESTS[case]
     if entries == "v2":
         body = manifest([ROOT], version=2)
@@ -431,18 +446,17 @@ def test_bad_manifest(s3, stores, pushed, tmp_path, case):
     ref.write_text(f"hoard-ref 1\nmanifest {name}\nfiles 1\nbytes 0\ntime 1\n")
     aws(s3, "s3", "cp", ref, f"{url}/refs/bad/main")
     # into a mounted store: nothing appears, anywhere
-    mp = a.mount("bad")["bad"]
-
-    def outside():   # everything around the mount but the store's own files
-        return {k: v for k, v in tree(mp.parent).items() if not k.startswith("a/")}
-    before = outside()
-    p = hoard(s3, "pull", url, "--store", a.path, "--volume", "bad", check=False)
-    assert p.returncode == EXIT_REMOTE, p.stderr
-    assert msg in p.stderr, p.stderr
-    assert p.stderr.count("\n") == 1
-    assert os.listdir(mp) == []
-    assert outside() == before
-    a.umount()
+    mp = a.mount("bad", root=tmp_path)["bad"]
+    try:
+        before = tree(tmp_path)
+        p = hoard(s3, "pull", url, "--store", a.path, "--volume", "bad", check=False)
+        assert p.returncode == EXIT_REMOTE, p.stderr
+        assert msg in p.stderr, p.stderr
+        assert p.stderr.count("\n") == 1
+        assert os.listdir(mp) == []
+        assert tree(tmp_path) == before
+    finally:
+        a.umount()
     # a manifest that is not its name: corrupt
     if case == "dotdot":
         aws(s3, "s3", "cp", ref, f"{url}/manifests/{'0' * 64}")
@@ -496,3 +510,43 @@ def test_usage(s3, tmp_path):
               check=False)
     assert p.returncode == 2
     assert "push s3://BUCKET" in hoard(s3, "help").stdout
+
+
+def test_killed_push_then_rerun(s3, stores, tmp_path):
+    """A pusher killed midway leaves no ref; the rerun uploads only the packs
+    that are still missing."""
+    url = f"s3://{s3.bucket}/killed"
+    a = stores("a")
+    a.init()
+    mp = a.mount("vol", "tiny")
+    (mp["tiny"] / "x").write_bytes(b"x")
+    for i in range(3):   # ~3 packs of 32 MiB: random data is stored raw
+        (mp["vol"] / f"r{i}").write_bytes(rnd(32 << 20, 40 + i))
+    a.umount()
+    hj(s3, "push", url, "--store", a.path, "--volume", "tiny")   # the config
+    s3.reset()
+    s3.fault({"type": "stall", "method": "PUT", "count": 1})
+    p = subprocess.Popen([str(HOARD), "push", url, "--store", a.path, "--volume", "vol",
+                          "--jobs", "2"], env=s3.env(), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if len([k for k in objects(s3, url) if k.endswith(".idx")]) >= 3:
+            break   # tiny's pack + two of vol's; the third is stalled
+        time.sleep(0.2)
+    p.kill()
+    p.wait()
+    assert p.returncode == -9
+    objs = objects(s3, url)
+    assert not any(k.endswith("refs/vol/main") for k in objs)
+    done = len([k for k in objs if k.endswith(".idx")]) - 1
+    assert done >= 2
+    r = hj(s3, "push", url, "--store", a.path, "--volume", "vol")
+    assert r["packs_new"] == 3 - done == 1 and r["ref_updated"]
+    # and the result is complete
+    b = stores("b")
+    hoard(s3, "init", "--from", url, "--store", b.path)
+    hj(s3, "pull", url, "--store", b.path, "--volume", "vol")
+    mpb = b.mount("vol")["vol"]
+    for i in range(3):
+        assert (mpb / f"r{i}").read_bytes() == rnd(32 << 20, 40 + i)
