@@ -439,14 +439,16 @@ def test_bad_manifest(s3, badrepo, tmp_path, case):
     else:
         body = manifest(entries)
     name = hashlib.sha256(body).hexdigest()
-    f = tmp_path / "m"
-    f.write_bytes(body)
-    aws(s3, "s3", "cp", f, f"{url}/manifests/{name}")
-    ref = tmp_path / "ref"
+    up = tmp_path / "up"
+    (up / "manifests").mkdir(parents=True)
+    (up / "refs" / "bad").mkdir(parents=True)
+    (up / "manifests" / name).write_bytes(body)
+    ref = up / "refs" / "bad" / "main"
     ref.write_text(f"hoard-ref 1\nmanifest {name}\nfiles 1\nbytes 0\ntime 1\n")
-    aws(s3, "s3", "cp", ref, f"{url}/refs/bad/main")
+    aws(s3, "s3", "cp", "--recursive", up, url)
     # into a mounted store: nothing appears, anywhere
-    mp = a.mount("bad", root=tmp_path)["bad"]
+    (tmp_path / "m").mkdir()
+    mp = a.mount("bad", root=tmp_path / "m")["bad"]
     try:
         before = tree(tmp_path)
         p = hoard(s3, "pull", url, "--store", a.path, "--volume", "bad", check=False)
