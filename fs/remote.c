@@ -819,7 +819,8 @@ int hoard_ref_decode(const void *buf, size_t len, struct hoard_ref *ret,
 	long long t;
 	int used = 0;
 
-	if (len > HOARD_REF_MAX || memchr(buf, '\0', len))
+	if (len > HOARD_REF_MAX || len == 0 || memchr(buf, '\0', len) ||
+	    ((const char *)buf)[len - 1] != '\n')
 		return bad(errbuf, errlen, -EBADMSG,
 			   "the ref is not a hoard ref");
 	memcpy(text, buf, len);
