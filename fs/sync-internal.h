@@ -29,7 +29,8 @@ struct remote {
 	/* progress */
 	pthread_mutex_t mu;
 	struct hoard_sync_progress prog;
-	uint64_t t0;
+	uint64_t t0;	   /* start of the push or pull */
+	uint64_t phase_t0; /* start of what the progress line counts */
 	void (*progress)(void *ud, const struct hoard_sync_progress *p);
 	void *progress_ud;
 };
@@ -54,6 +55,8 @@ int remote_load_index(struct remote *r, const char *store_dir, char *errbuf,
 int run_parallel(size_t n, unsigned jobs, int (*fn)(void *ud, size_t i),
 		 void *ud);
 void progress_add(struct remote *r, uint64_t bytes, uint64_t objects);
+/* Start counting a new phase (the figures go back to zero). */
+void progress_phase(struct remote *r);
 void result_finish(struct remote *r, struct hoard_sync_result *res);
 /* Copy hoard_s3_last_error() into errbuf (the thread's own). */
 int s3_fail(char *errbuf, size_t errlen, int err, const char *what);

@@ -74,7 +74,7 @@ int remote_open(struct remote *r, const struct hoard_s3_config *s3,
 	pthread_mutex_init(&r->mu, NULL);
 	r->url = url;
 	r->jobs = jobs ? jobs : HOARD_SYNC_DEFAULT_JOBS;
-	r->t0 = hoard_now_mono_ns();
+	r->t0 = r->phase_t0 = hoard_now_mono_ns();
 	e = hoard_s3_url_parse(url, &r->bucket, &prefix);
 	if (e < 0)
 		return sync_err(errbuf, errlen, -EINVAL,
@@ -212,9 +212,17 @@ void progress_add(struct remote *r, uint64_t bytes, uint64_t objects)
 	pthread_mutex_lock(&r->mu);
 	r->prog.bytes_done += bytes;
 	r->prog.objects_done += objects;
-	r->prog.elapsed_ns = hoard_now_mono_ns() - r->t0;
+	r->prog.elapsed_ns = hoard_now_mono_ns() - r->phase_t0;
 	if (r->progress)
 		r->progress(r->progress_ud, &r->prog);
+	pthread_mutex_unlock(&r->mu);
+}
+
+void progress_phase(struct remote *r)
+{
+	pthread_mutex_lock(&r->mu);
+	r->prog = (struct hoard_sync_progress){0};
+	r->phase_t0 = hoard_now_mono_ns();
 	pthread_mutex_unlock(&r->mu);
 }
 
@@ -451,6 +459,8 @@ int remote_load_index(struct remote *r, const char *store_dir, char *errbuf,
 	pthread_mutex_init(&L.mu, NULL);
 	if (errbuf && errlen)
 		*errbuf = '\0';
+	progress_phase(r); /* reading the indexes */
+	r->prog.objects_total = l.n;
 	e = run_parallel(l.n, r->jobs, idx_load_one, &L);
 	pthread_mutex_destroy(&L.mu);
 	for (size_t i = 0; e == 0 && i < l.n; i++) {
@@ -1099,6 +1109,7 @@ int hoard_sync_push(struct hoard_fs *fs, const struct hoard_sync_opts *o,
 			break;
 		}
 		res->bytes_dedup = 0;
+		progress_phase(&r);
 		free(p.todo);
 		free(p.plans);
 		p.todo = NULL;

@@ -872,7 +872,7 @@ int hoard_sync_pull(struct hoard_fs *fs, const struct hoard_sync_opts *o,
 		e = remote_load_index(&r, hoard_store_dir(fs->st), errbuf,
 				      errlen);
 	if (e == 0) {
-		r.prog = (struct hoard_sync_progress){0};
+		progress_phase(&r);
 		e = plan_fetch(&P, errbuf, errlen);
 	}
 	if (e == 0) {

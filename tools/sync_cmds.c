@@ -243,9 +243,16 @@ static void progress(void *ud, const struct hoard_sync_progress *p)
 	if (rate > 0 && p->bytes_total > p->bytes_done)
 		snprintf(eta, sizeof(eta), ", ETA %.0f s",
 			 (double)(p->bytes_total - p->bytes_done) / rate);
-	fprintf(stderr, "\r%s: %s of %s, %llu of %llu objects, %s/s%s\033[K",
-		what, done, total, (unsigned long long)p->objects_done,
-		(unsigned long long)p->objects_total, r, eta);
+	if (!p->bytes_total) /* reading the bucket's pack indexes */
+		fprintf(stderr,
+			"\r%s: reading pack indexes, %llu of %llu\033[K", what,
+			(unsigned long long)p->objects_done,
+			(unsigned long long)p->objects_total);
+	else
+		fprintf(stderr,
+			"\r%s: %s of %s, %llu of %llu objects, %s/s%s\033[K",
+			what, done, total, (unsigned long long)p->objects_done,
+			(unsigned long long)p->objects_total, r, eta);
 	fflush(stderr);
 }
 
