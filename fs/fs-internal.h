@@ -117,6 +117,8 @@ void istate_maybe_free(struct hoard_fs *fs, struct istate *is);
 void now_ts(struct timespec *ts);
 /* Overlay the in-memory size/times of a file being written. */
 void istate_overlay(struct istate *is, struct hoard_inode *in);
+/* hoard_fs_unlink with fs->lock held (evict.c removes files with it). */
+int fs_unlink_locked(struct hoard_fs *fs, uint64_t parent, const char *name);
 /* Delete an inode whose nlink is 0 and that nobody uses (fs->lock held). */
 int inode_purge(struct hoard_fs *fs, uint64_t ino);
 

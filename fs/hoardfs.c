@@ -23,6 +23,7 @@
 #include <fuse_lowlevel.h>
 
 #include "hoard/ctl.h"
+#include "hoard/evict.h"
 #include "hoard/gc.h"
 #include "hoard/fs.h"
 #include "hoard/stats.h"
@@ -44,6 +45,7 @@ struct mount {
 	struct fuse_session *se;
 	pthread_t thread;
 	bool running;
+	bool ended; /* protected by D.notify_mu: no more notifications */
 	struct hoard_fs *fs;
 };
 
@@ -52,13 +54,16 @@ static struct {
 	bool foreground, debug;
 	const char *extra_opts;
 	uint64_t cache_bytes;
+	uint64_t max_size; /* --max-size; 0: the store's setting */
+	struct hoard_evict *ev;
+	pthread_mutex_t notify_mu; /* sessions' fds vs. their unmount */
 	struct mount mounts[MAX_MOUNTS];
 	int n_mounts;
 	struct hoard_fs *fs;
 	struct hoard_store *st;
 	FILE *logf;
 	int report_fd; /* pipe to the waiting parent, -1 once reported */
-} D = {.report_fd = -1};
+} D = {.report_fd = -1, .notify_mu = PTHREAD_MUTEX_INITIALIZER};
 
 /* ---- logging and start-up reports -------------------------------------- */
 
@@ -317,6 +322,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fi->fh = (uintptr_t)fh;
+	hoard_evict_touch(D.ev, S(req, ino)); /* a use, for the budget */
 	/* Every write goes through this daemon, so the kernel's page cache
 	 * stays right across opens: keep it (never direct_io: mmap). */
 	fi->keep_cache = 1;
@@ -338,6 +344,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		return;
 	}
 	e.ino = e.attr.st_ino;
+	hoard_evict_touch(D.ev, e.ino);
 	e.attr_timeout = e.entry_timeout = ENTRY_TIMEOUT;
 	fi->fh = (uintptr_t)fh;
 	fi->keep_cache = 1;
@@ -388,12 +395,15 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
 	hoard_fs_release(M(req)->fs, FH(fi));
+	hoard_evict_touch(D.ev, S(req, ino));
+	hoard_evict_poke(D.ev); /* what it wrote is committed now */
 	fuse_reply_err(req, 0);
 }
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		     struct fuse_file_info *fi)
 {
+	hoard_evict_poke(D.ev);
 	fuse_reply_err(req, E(hoard_fs_fsync(M(req)->fs, FH(fi), datasync)));
 }
 
@@ -687,6 +697,9 @@ static void *mount_thread(void *arg)
 	fuse_loop_cfg_destroy(cfg);
 	hoard_log(LOG_INFO, "volume '%s' unmounted from %s (%d)", m->name,
 		  m->mountpoint, r);
+	pthread_mutex_lock(&D.notify_mu);
+	m->ended = true;
+	pthread_mutex_unlock(&D.notify_mu);
 	fuse_session_unmount(m->se);
 	return NULL;
 }
@@ -728,6 +741,69 @@ static void pull_changed(void *ud, uint64_t parent, const char *name)
 	}
 }
 
+/* The budget removed a file: the kernel forgets the name (and, with
+ * notify_delete, the inode's link, so it sends the forget that lets the
+ * daemon free the data).  Called by the eviction thread, no lock held. */
+static void evicted_notify(void *ud, uint64_t volume_root, uint64_t parent,
+			   uint64_t ino, const char *name)
+{
+	pthread_mutex_lock(&D.notify_mu);
+	for (int i = 0; i < D.n_mounts; i++) {
+		struct mount *m = &D.mounts[i];
+		fuse_ino_t node = parent == m->root ? FUSE_ROOT_ID : parent;
+
+		if (m->root != volume_root || !m->se || m->ended)
+			continue;
+		if (fuse_lowlevel_notify_delete(m->se, node, ino, name,
+						strlen(name)) < 0)
+			fuse_lowlevel_notify_inval_entry(m->se, node, name,
+							 strlen(name));
+	}
+	pthread_mutex_unlock(&D.notify_mu);
+}
+
+/* "config max-size SIZE|none": the store setting, applied at once unless
+ * --max-size overrides it. */
+static int ctl_config(const char *req, char **ret_out)
+{
+	static const char prefix[] = "config max-size ";
+	const char *v = req + sizeof(prefix) - 1;
+	uint64_t max = 0, cur;
+	int r;
+
+	if (!strcmp(req, "config max-size")) { /* read */
+		r = hoard_budget_get(D.st, &cur);
+		if (r < 0)
+			return r;
+		max = cur;
+		goto reply;
+	}
+	if (strncmp(req, prefix, sizeof(prefix) - 1) ||
+	    (strcmp(v, "none") && (hoard_parse_size(v, &max) < 0 || !max))) {
+		*ret_out = strdup("bad config request");
+		return -EINVAL;
+	}
+	r = hoard_budget_set(D.st, max);
+	if (r < 0)
+		return r;
+	if (!D.max_size)
+		hoard_evict_set_budget(D.ev, max);
+	hoard_log(LOG_INFO, "store setting max_size set to %llu%s",
+		  (unsigned long long)max,
+		  D.max_size ? " (--max-size overrides it)" : "");
+reply:
+	if (asprintf(ret_out,
+		     "{\"max_size\":%llu,\"in_force\":%llu,"
+		     "\"overridden\":%s}\n",
+		     (unsigned long long)max,
+		     (unsigned long long)(D.max_size ? D.max_size : max),
+		     D.max_size ? "true" : "false") < 0) {
+		*ret_out = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 /* "push ..." / "pull ...": run the engine on the open filesystem. */
 static int ctl_sync(const char *req, char **ret_out)
 {
@@ -760,12 +836,25 @@ static int ctl_sync(const char *req, char **ret_out)
 		*ret_out = strdup(*err ? err : strerror(-r));
 	} else {
 		hoard_log(LOG_INFO, "%s of volume %s done", q.op, q.volume);
+		hoard_evict_poke(D.ev);
 		*ret_out = hoard_sync_result_json(&res);
 		if (!*ret_out)
 			r = -ENOMEM;
 	}
 	hoard_sync_request_clear(&q);
 	return r;
+}
+
+static int stats_budget(struct hoard_stats *s)
+{
+	struct hoard_evict_counts c;
+
+	hoard_evict_get_counts(D.ev, &c);
+	s->have_budget = true;
+	s->max_size = c.max_bytes;
+	s->evicted_files = c.files;
+	s->evicted_bytes = c.bytes;
+	return hoard_budget_pinned_bytes(D.st, &s->pinned_bytes);
 }
 
 static int ctl_handler(void *ud, const char *req, char **ret_out)
@@ -783,6 +872,11 @@ static int ctl_handler(void *ud, const char *req, char **ret_out)
 			return r;
 		hoard_fs_cache_counts(D.fs, &s->cache_hits, &s->cache_misses);
 		s->have_cache = true;
+		r = stats_budget(s);
+		if (r < 0) {
+			hoard_stats_free(s);
+			return r;
+		}
 		*ret_out = hoard_stats_json(s);
 		hoard_stats_free(s);
 		return *ret_out ? 0 : -ENOMEM;
@@ -798,6 +892,8 @@ static int ctl_handler(void *ud, const char *req, char **ret_out)
 	}
 	if (!strncmp(req, "push ", 5) || !strncmp(req, "pull ", 5))
 		return ctl_sync(req, ret_out);
+	if (!strncmp(req, "config ", 7))
+		return ctl_config(req, ret_out);
 	*ret_out = strdup("unknown request");
 	return -EINVAL;
 }
@@ -839,6 +935,15 @@ static void usage(FILE *f)
 		"are always on\n"
 		"      --cache-size SIZE decompressed-chunk cache (default "
 		"64M)\n"
+		"      --max-size SIZE   size budget: when the store's stored "
+		"bytes pass SIZE\n"
+		"                        (K, M, G, T suffixes), least recently "
+		"used files\n"
+		"                        are removed down to 90%% of it "
+		"(open and pinned\n"
+		"                        files never); overrides the store "
+		"setting made\n"
+		"                        with 'hoard config max-size'\n"
 		"      --log-level LEVEL error, warning, info (default) or "
 		"debug\n"
 		"  -h, --help            show this help\n"
@@ -881,6 +986,7 @@ static void parse_args(int argc, char **argv)
 		{"foreground", no_argument, NULL, 'f'},
 		{"debug", no_argument, NULL, 'd'},
 		{"cache-size", required_argument, NULL, 'C'},
+		{"max-size", required_argument, NULL, 'M'},
 		{"log-level", required_argument, NULL, 'L'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
@@ -908,6 +1014,16 @@ static void parse_args(int argc, char **argv)
 		case 'C':
 			if (hoard_parse_size(optarg, &D.cache_bytes) < 0)
 				usage_die("bad --cache-size '%s'", optarg);
+			break;
+		case 'M':
+			if (hoard_parse_size(optarg, &D.max_size) < 0)
+				usage_die("bad --max-size '%s': expected a "
+					  "size such as 500M or 20G",
+					  optarg);
+			if (!D.max_size)
+				usage_die("bad --max-size '%s': the budget "
+					  "must be more than 0",
+					  optarg);
 			break;
 		case 'L':
 			level = parse_level(optarg);
@@ -1037,6 +1153,29 @@ static void wait_for_exiting_daemon(void)
 	}
 }
 
+/* The size budget: --max-size, else the store's setting (evict.h). */
+static void start_budget(void)
+{
+	struct hoard_evict_opts eo = {.evicted = evicted_notify};
+	uint64_t setting;
+	int r = hoard_budget_get(D.st, &setting);
+
+	if (r < 0)
+		die("cannot read the size budget of store %s: %s", D.store_dir,
+		    strerror(-r));
+	eo.max_bytes = D.max_size ? D.max_size : setting;
+	r = hoard_evict_new(D.fs, &eo, &D.ev);
+	if (r == 0)
+		r = hoard_evict_start(D.ev);
+	if (r < 0)
+		die("cannot start the eviction thread: %s", strerror(-r));
+	if (eo.max_bytes)
+		hoard_log(LOG_INFO, "size budget %llu bytes (%s)",
+			  (unsigned long long)eo.max_bytes,
+			  D.max_size ? "--max-size" : "store setting");
+	hoard_evict_poke(D.ev); /* the store may be over already */
+}
+
 int main(int argc, char **argv)
 {
 	struct hoard_fs_opts fo = {0};
@@ -1069,6 +1208,7 @@ int main(int argc, char **argv)
 	if (r < 0)
 		die("cannot start the filesystem of store %s: %s", D.store_dir,
 		    strerror(-r));
+	start_budget();
 	for (int i = 0; i < D.n_mounts; i++)
 		mount_one(&D.mounts[i]);
 	snprintf(sock, sizeof(sock), "%s/control.sock", D.store_dir);
@@ -1087,6 +1227,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < D.n_mounts; i++)
 		pthread_join(D.mounts[i].thread, NULL);
 	hoard_ctl_server_stop(ctl);
+	hoard_evict_free(D.ev);
 	for (int i = 0; i < D.n_mounts; i++)
 		fuse_session_destroy(D.mounts[i].se);
 	hoard_fs_free(D.fs);

@@ -677,6 +677,11 @@ out_pin:
 	return r;
 }
 
+int fs_unlink_locked(struct hoard_fs *fs, uint64_t parent, const char *name)
+{
+	return remove_locked(fs, parent, name, false);
+}
+
 int hoard_fs_unlink(struct hoard_fs *fs, uint64_t parent, const char *name)
 {
 	int r;

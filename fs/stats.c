@@ -512,6 +512,14 @@ char *hoard_stats_json(const struct hoard_stats *s)
 		fprintf(f, ",\"cache_hits\":%llu,\"cache_misses\":%llu",
 			(unsigned long long)s->cache_hits,
 			(unsigned long long)s->cache_misses);
+	if (s->have_budget)
+		fprintf(f,
+			",\"max_size\":%llu,\"pinned_bytes\":%llu,"
+			"\"evicted_files\":%llu,\"evicted_bytes\":%llu",
+			(unsigned long long)s->max_size,
+			(unsigned long long)s->pinned_bytes,
+			(unsigned long long)s->evicted_files,
+			(unsigned long long)s->evicted_bytes);
 	fputs(",\"volumes\":{", f);
 	for (size_t i = 0; i < s->n_volumes; i++) {
 		if (i)
@@ -595,6 +603,18 @@ char *hoard_stats_text(const struct hoard_stats *s)
 		fprintf(f, "decompressed-chunk cache: %llu hits, %llu misses\n",
 			(unsigned long long)s->cache_hits,
 			(unsigned long long)s->cache_misses);
+	if (s->have_budget) {
+		char mb[32], pb[32], eb[32];
+
+		human(s->max_size, mb, sizeof(mb));
+		human(s->pinned_bytes, pb, sizeof(pb));
+		human(s->evicted_bytes, eb, sizeof(eb));
+		fprintf(f,
+			"size budget: %s; pinned: %s; evicted since the "
+			"daemon started: %llu files, %s\n",
+			s->max_size ? mb : "none", pb,
+			(unsigned long long)s->evicted_files, eb);
+	}
 	return memstream_finish(f, &buf);
 }
 
@@ -896,12 +916,22 @@ int hoard_stats_from_json(const char *json, struct hoard_stats **ret)
 				r = jp_u64(&j, &s->cache_hits);
 			else if (!strcmp(key, "cache_misses"))
 				r = jp_u64(&j, &s->cache_misses);
+			else if (!strcmp(key, "max_size"))
+				r = jp_u64(&j, &s->max_size);
+			else if (!strcmp(key, "pinned_bytes"))
+				r = jp_u64(&j, &s->pinned_bytes);
+			else if (!strcmp(key, "evicted_files"))
+				r = jp_u64(&j, &s->evicted_files);
+			else if (!strcmp(key, "evicted_bytes"))
+				r = jp_u64(&j, &s->evicted_bytes);
 			else
 				r = jp_fig(&j, key, &s->total, &s->db_bytes);
 			if (r < 0)
 				goto out_free_stats;
 			if (!strncmp(key, "cache_", 6))
 				s->have_cache = true;
+			if (!strcmp(key, "max_size"))
+				s->have_budget = true;
 		} while (jp_eat(&j, ','));
 		r = -EBADMSG;
 		if (!jp_eat(&j, '}'))

@@ -22,9 +22,11 @@
 #include <string.h>
 
 #include "hoard/ctl.h"
+#include "hoard/evict.h"
 #include "hoard/stats.h"
 #include "hoard/store.h"
 #include "hoard/util.h"
+#include "budget_cmds.h"
 #include "fsck_cmds.h"
 #include "sync_cmds.h"
 
@@ -105,6 +107,16 @@ static const char usage_text[] =
 "  ls-remote s3://BUCKET[/PREFIX] [--json]\n"
 "      List the repository's refs: manifest, files, bytes, manifest size\n"
 "      and the time of the push.\n"
+"\n"
+"  config [max-size [SIZE|none]] [--json]\n"
+"      Show or set the store's size budget: when stored bytes pass SIZE\n"
+"      (K, M, G, T suffixes), hoardfs removes least recently used files\n"
+"      down to 90% of it.  Through the daemon when it runs (applied at\n"
+"      once).  hoardfs --max-size overrides it.  See 'hoard config --help'.\n"
+"\n"
+"  pin PATH... / unpin PATH...\n"
+"      Exempt files or whole trees of a mounted volume from the budget\n"
+"      (the xattr user.hoard.pin, kept in the store).\n"
 "\n"
 "  help\n"
 "      Show this text.\n"
@@ -373,6 +385,14 @@ static int offline_stats(struct ctx *c, const char *sock, int ctl_err,
 	if (r < 0)
 		return fail_errbuf(err, r, c->store);
 	r = hoard_stats_compute(st, &s);
+	if (r == 0) { /* the budget's figures; evictions are the daemon's */
+		s->have_budget = true;
+		r = hoard_budget_get(st, &s->max_size);
+		if (r == 0)
+			r = hoard_budget_pinned_bytes(st, &s->pinned_bytes);
+		if (r < 0)
+			hoard_stats_free(s);
+	}
 	hoard_store_close(st);
 	if (r < 0)
 		return fail("computing stats of %s: %s", c->store,
@@ -469,6 +489,23 @@ static int cmd_ls_remote(struct ctx *c, int argc, char **argv)
 	return sync_cmd_ls_remote(&c->store, argc, argv);
 }
 
+/* ---- config, pin, unpin (tools/budget_cmds.c) ---- */
+
+static int cmd_config(struct ctx *c, int argc, char **argv)
+{
+	return hoard_cmd_config(&c->store, argc, argv);
+}
+
+static int cmd_pin(struct ctx *c, int argc, char **argv)
+{
+	return hoard_cmd_pin(&c->store, argc, argv);
+}
+
+static int cmd_unpin(struct ctx *c, int argc, char **argv)
+{
+	return hoard_cmd_unpin(&c->store, argc, argv);
+}
+
 /* ---- the command table ---- */
 
 /*
@@ -486,7 +523,10 @@ static const struct command {
 	{"push", cmd_push},	      /* to S3; via the daemon if it runs */
 	{"pull", cmd_pull},	      /* from S3; via the daemon if it runs */
 	{"ls-remote", cmd_ls_remote}, /* a repository's refs */
-	{"help", cmd_help},	      /* usage_text */
+	{"config", cmd_config},	      /* store settings (max-size) */
+	{"pin", cmd_pin},	      /* exempt from the size budget */
+	{"unpin", cmd_unpin},
+	{"help", cmd_help}, /* usage_text */
 };
 
 static const struct command *find_command(const char *name)

@@ -40,6 +40,11 @@ struct hoard_stats {
 	 * filled by the daemon, have_cache false (and 0) when computed offline. */
 	bool have_cache;
 	uint64_t cache_hits, cache_misses;
+	/* The size budget (evict.h), filled by the daemon or, offline, by the
+	 * CLI from the store: max_size 0 when none; evicted_* since the daemon
+	 * started (0 offline). */
+	bool have_budget;
+	uint64_t max_size, pinned_bytes, evicted_files, evicted_bytes;
 	size_t n_volumes;
 	struct hoard_stats_volume *volumes;
 };

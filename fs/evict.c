@@ -1,0 +1,857 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * evict: the size budget (evict.h).
+ *
+ * A pass reads the store with iterators and no lock: the chunk records (for
+ * stored bytes), the xattrs (pins), the directory entries (names of regular
+ * files, parents of directories) and the inode records of the files (atime,
+ * mtime).  Candidates are the files with no name under a pin, oldest use
+ * first.  Each removal then takes fs->lock for that one file: it checks that
+ * the file is still closed and clean and its names still name it, counts
+ * what unlinking it frees (chunks whose every reference is in this file),
+ * and unlinks every name through fs_unlink_locked (meta.c, the code of
+ * unlink(2)).  The callback runs after the lock is dropped.
+ *
+ * Why the daemon keeps recency itself: the kernel answers most reads of a
+ * file kept in its page cache (keep_cache) without a request, and FUSE
+ * never sends atime updates, so the inode's atime would not move.  An open
+ * does reach the daemon, and a read needs an open, so open and release are
+ * the uses counted.  Writing each use to the inode would be an inode write
+ * per open; the in-memory time is written to the inode's atime at most once
+ * per HOARD_EVICT_ATIME_GRAN_S per file, which is what ranks files after a
+ * restart (to within that granularity).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "hoard/evict.h"
+#include "hoard/util.h"
+#include "fs-internal.h"
+
+#define POKE_INTERVAL_MS  1000 /* check at most this often after a poke */
+#define FLUSH_INTERVAL_S  60   /* write pending atimes this often */
+#define RETRY_INTERVAL_MS 1000 /* over budget after a pass: look again */
+#define MAX_DEPTH	  4096 /* directory depth walked for pins */
+#define TYPE_DIR	  (S_IFDIR >> 12)
+#define TYPE_REG	  (S_IFREG >> 12)
+
+/* ---- u64 -> u64 map (open addressing; key 0 is empty: inodes >= 16) ---- */
+
+struct u64map {
+	uint64_t *k, *v;
+	size_t cap, n;
+};
+
+static size_t m_slot(const struct u64map *m, uint64_t k)
+{
+	return (size_t)(k * 0x9e3779b97f4a7c15ull >> 17) & (m->cap - 1);
+}
+
+static uint64_t *m_get(const struct u64map *m, uint64_t k)
+{
+	if (!m->cap)
+		return NULL;
+	for (size_t i = m_slot(m, k);; i = (i + 1) & (m->cap - 1)) {
+		if (m->k[i] == k)
+			return &m->v[i];
+		if (!m->k[i])
+			return NULL;
+	}
+}
+
+static int m_put(struct u64map *m, uint64_t k, uint64_t v);
+
+static int m_grow(struct u64map *m)
+{
+	struct u64map old = *m;
+	size_t cap = old.cap ? old.cap * 2 : 64;
+
+	m->k = calloc(cap, sizeof(*m->k));
+	m->v = calloc(cap, sizeof(*m->v));
+	if (!m->k || !m->v) {
+		free(m->k);
+		free(m->v);
+		*m = old;
+		return -ENOMEM;
+	}
+	m->cap = cap;
+	m->n = 0;
+	for (size_t i = 0; i < old.cap; i++) {
+		if (old.k[i])
+			m_put(m, old.k[i], old.v[i]);
+	}
+	free(old.k);
+	free(old.v);
+	return 0;
+}
+
+static int m_put(struct u64map *m, uint64_t k, uint64_t v)
+{
+	uint64_t *p = m_get(m, k);
+	size_t i;
+
+	if (p) {
+		*p = v;
+		return 0;
+	}
+	if ((m->n + 1) * 2 > m->cap && m_grow(m) < 0)
+		return -ENOMEM;
+	for (i = m_slot(m, k); m->k[i]; i = (i + 1) & (m->cap - 1))
+		;
+	m->k[i] = k;
+	m->v[i] = v;
+	m->n++;
+	return 0;
+}
+
+static void m_free(struct u64map *m)
+{
+	free(m->k);
+	free(m->v);
+	memset(m, 0, sizeof(*m));
+}
+
+/* ---- state -------------------------------------------------------------- */
+
+struct hoard_evict {
+	struct hoard_fs *fs;
+	hoard_evict_fn evicted;
+	void *ud;
+	pthread_mutex_t mu; /* protects the fields below */
+	pthread_cond_t cv;
+	struct u64map used;	 /* ino -> last use, ns since the epoch */
+	struct u64map persisted; /* ino -> atime known to be in the inode */
+	uint64_t max_bytes;
+	unsigned low_pct;
+	bool poked, stop, running;
+	struct hoard_evict_counts counts;
+	pthread_t thread;
+	pthread_mutex_t pass_mu; /* one pass at a time */
+	uint64_t warned_ns;	 /* protected by pass_mu: next warning */
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t ts_ns(const struct timespec *ts)
+{
+	if (ts->tv_sec < 0)
+		return 0;
+	return (uint64_t)ts->tv_sec * 1000000000ull + (uint64_t)ts->tv_nsec;
+}
+
+int hoard_evict_new(struct hoard_fs *fs, const struct hoard_evict_opts *o,
+		    struct hoard_evict **ret)
+{
+	struct hoard_evict *ev = calloc(1, sizeof(*ev));
+
+	if (!ev)
+		return -ENOMEM;
+	ev->fs = fs;
+	ev->evicted = o ? o->evicted : NULL;
+	ev->ud = o ? o->ud : NULL;
+	ev->max_bytes = o ? o->max_bytes : 0;
+	ev->low_pct = o && o->low_pct && o->low_pct <= 100
+			      ? o->low_pct
+			      : HOARD_EVICT_LOW_PCT;
+	pthread_mutex_init(&ev->mu, NULL);
+	pthread_mutex_init(&ev->pass_mu, NULL);
+	pthread_cond_init(&ev->cv, NULL);
+	*ret = ev;
+	return 0;
+}
+
+void hoard_evict_touch(struct hoard_evict *ev, uint64_t ino)
+{
+	if (!ev)
+		return;
+	pthread_mutex_lock(&ev->mu);
+	m_put(&ev->used, ino, now_ns()); /* ENOMEM: the use is not counted */
+	pthread_mutex_unlock(&ev->mu);
+}
+
+void hoard_evict_poke(struct hoard_evict *ev)
+{
+	if (!ev)
+		return;
+	pthread_mutex_lock(&ev->mu);
+	ev->poked = true;
+	pthread_mutex_unlock(&ev->mu);
+}
+
+void hoard_evict_set_budget(struct hoard_evict *ev, uint64_t max_bytes)
+{
+	pthread_mutex_lock(&ev->mu);
+	ev->max_bytes = max_bytes;
+	ev->poked = true;
+	pthread_cond_signal(&ev->cv);
+	pthread_mutex_unlock(&ev->mu);
+}
+
+void hoard_evict_get_counts(struct hoard_evict *ev,
+			    struct hoard_evict_counts *ret)
+{
+	pthread_mutex_lock(&ev->mu);
+	*ret = ev->counts;
+	ret->max_bytes = ev->max_bytes;
+	ret->low_bytes = ev->max_bytes / 100 * ev->low_pct +
+			 ev->max_bytes % 100 * ev->low_pct / 100;
+	pthread_mutex_unlock(&ev->mu);
+}
+
+/* ---- store-level figures ------------------------------------------------ */
+
+int hoard_budget_get(struct hoard_store *st, uint64_t *ret)
+{
+	uint8_t v[8];
+	size_t n;
+	int r = hoard_store_get_into(st, HOARD_CF_DEFAULT, HOARD_MAX_SIZE_KEY,
+				     strlen(HOARD_MAX_SIZE_KEY), v, sizeof(v),
+				     &n);
+
+	if (r == -ENOENT) {
+		*ret = 0;
+		return 0;
+	}
+	if (r < 0)
+		return r == -ENOBUFS ? -EBADMSG : r;
+	if (n != 8)
+		return -EBADMSG;
+	*ret = hoard_get_be64(v);
+	return 0;
+}
+
+int hoard_budget_set(struct hoard_store *st, uint64_t max_bytes)
+{
+	struct hoard_batch *b = hoard_batch_new(st);
+	uint8_t v[8];
+	int r;
+
+	if (!b)
+		return -ENOMEM;
+	hoard_put_be64(v, max_bytes);
+	if (max_bytes)
+		hoard_batch_put(b, HOARD_CF_DEFAULT, HOARD_MAX_SIZE_KEY,
+				strlen(HOARD_MAX_SIZE_KEY), v, 8);
+	else
+		hoard_batch_delete(b, HOARD_CF_DEFAULT, HOARD_MAX_SIZE_KEY,
+				   strlen(HOARD_MAX_SIZE_KEY));
+	r = hoard_store_write(st, b, true);
+	hoard_batch_free(b);
+	return r;
+}
+
+/* Chunk record fields (FORMAT 2.3). */
+static int chunk_fields(const uint8_t *v, size_t n, uint32_t *ret_frame,
+			uint64_t *ret_refs)
+{
+	if (n != CHUNK_REC_SIZE || v[0] != 1)
+		return -EBADMSG;
+	*ret_frame = hoard_get_be32(v + 8);
+	*ret_refs = hoard_get_be64(v + 16);
+	return 0;
+}
+
+int hoard_budget_stored_bytes(struct hoard_store *st, uint64_t *ret)
+{
+	struct hoard_iter *it = hoard_iter_new(st, HOARD_CF_CHUNKS, NULL, 0);
+	uint64_t sum = 0, refs;
+	uint32_t frame;
+	size_t n;
+	int r = 0;
+
+	if (!it)
+		return -ENOMEM;
+	for (; hoard_iter_valid(it); hoard_iter_next(it)) {
+		const uint8_t *v = hoard_iter_value(it, &n);
+
+		if (chunk_fields(v, n, &frame, &refs) == 0 && refs > 0)
+			sum += frame;
+	}
+	r = hoard_iter_status(it);
+	hoard_iter_free(it);
+	if (r == 0)
+		*ret = sum;
+	return r;
+}
+
+/* ---- the scan ----------------------------------------------------------- */
+
+struct fname {
+	uint64_t ino, parent;
+	char *name;
+};
+
+struct cand {
+	uint64_t ino, when, volume;
+	size_t first, count; /* its names in scan.names */
+};
+
+struct scan {
+	struct u64map pins;	 /* ino -> 1 */
+	struct u64map dirparent; /* directory ino -> parent ino */
+	struct u64map dirpinned; /* memo: directory ino -> 1 pinned, 2 not */
+	struct fname *names;	 /* names of regular files, sorted by ino */
+	size_t n_names, cap_names;
+	struct cand *cands;
+	size_t n_cands;
+};
+
+static void scan_free(struct scan *s)
+{
+	m_free(&s->pins);
+	m_free(&s->dirparent);
+	m_free(&s->dirpinned);
+	for (size_t i = 0; i < s->n_names; i++)
+		free(s->names[i].name);
+	free(s->names);
+	free(s->cands);
+	memset(s, 0, sizeof(*s));
+}
+
+static int scan_pins(struct hoard_store *st, struct scan *s)
+{
+	struct hoard_iter *it = hoard_iter_new(st, HOARD_CF_XATTRS, NULL, 0);
+	const size_t pl = strlen(HOARD_PIN_XATTR);
+	int r = 0;
+	size_t n;
+
+	if (!it)
+		return -ENOMEM;
+	for (; r == 0 && hoard_iter_valid(it); hoard_iter_next(it)) {
+		const uint8_t *k = hoard_iter_key(it, &n);
+
+		if (n == 8 + pl && !memcmp(k + 8, HOARD_PIN_XATTR, pl))
+			r = m_put(&s->pins, hoard_get_be64(k), 1);
+	}
+	if (r == 0)
+		r = hoard_iter_status(it);
+	hoard_iter_free(it);
+	return r;
+}
+
+static int add_name(struct scan *s, uint64_t ino, uint64_t parent,
+		    const uint8_t *name, size_t len)
+{
+	if (s->n_names == s->cap_names) {
+		size_t cap = s->cap_names ? s->cap_names * 2 : 256;
+		struct fname *p = realloc(s->names, cap * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		s->names = p;
+		s->cap_names = cap;
+	}
+	s->names[s->n_names].name = strndup((const char *)name, len);
+	if (!s->names[s->n_names].name)
+		return -ENOMEM;
+	s->names[s->n_names].ino = ino;
+	s->names[s->n_names].parent = parent;
+	s->n_names++;
+	return 0;
+}
+
+static int scan_dirents(struct hoard_store *st, struct scan *s)
+{
+	struct hoard_iter *it = hoard_iter_new(st, HOARD_CF_DIRENTS, NULL, 0);
+	size_t kl, vl;
+	int r = 0;
+
+	if (!it)
+		return -ENOMEM;
+	for (; r == 0 && hoard_iter_valid(it); hoard_iter_next(it)) {
+		const uint8_t *k = hoard_iter_key(it, &kl);
+		const uint8_t *v = hoard_iter_value(it, &vl);
+		uint64_t parent, child;
+
+		if (kl <= 8 || vl != 9)
+			continue; /* fsck's business */
+		parent = hoard_get_be64(k);
+		child = hoard_get_be64(v);
+		if (v[8] == TYPE_DIR)
+			r = m_put(&s->dirparent, child, parent);
+		else if (v[8] == TYPE_REG)
+			r = add_name(s, child, parent, k + 8, kl - 8);
+	}
+	if (r == 0)
+		r = hoard_iter_status(it);
+	hoard_iter_free(it);
+	return r;
+}
+
+/* A directory is pinned when it or a directory above it carries the pin. */
+static bool dir_pinned(struct scan *s, uint64_t dir)
+{
+	uint64_t path[64], *p, d = dir;
+	size_t n = 0;
+	bool pinned = false;
+
+	for (int depth = 0; d && depth < MAX_DEPTH; depth++) {
+		p = m_get(&s->dirpinned, d);
+		if (p) {
+			pinned = *p == 1;
+			break;
+		}
+		if (m_get(&s->pins, d)) {
+			pinned = true;
+			break;
+		}
+		if (n < sizeof(path) / sizeof(path[0]))
+			path[n++] = d;
+		p = m_get(&s->dirparent, d);
+		d = p ? *p : 0;
+	}
+	for (size_t i = 0; i < n; i++)
+		m_put(&s->dirpinned, path[i], pinned ? 1 : 2);
+	return pinned;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+	const struct fname *x = a, *y = b;
+
+	return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+static int cand_cmp(const void *a, const void *b)
+{
+	const struct cand *x = a, *y = b;
+
+	if (x->when != y->when)
+		return x->when < y->when ? -1 : 1;
+	return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+/*
+ * Read pins and names; then, for each file: pinned (any name under a pin,
+ * or the file itself) or a candidate with its recency.  used (may be NULL)
+ * holds the daemon's in-memory last uses.  With want_pinned, the pinned
+ * files are the candidates instead (for the pinned-bytes figure).
+ */
+static int scan_run(struct hoard_store *st, struct scan *s,
+		    const struct u64map *used, bool want_pinned)
+{
+	uint8_t k[8], v[INODE_REC_SIZE + 16];
+	size_t i, j, n;
+	int r;
+
+	r = scan_pins(st, s);
+	if (r == 0)
+		r = scan_dirents(st, s);
+	if (r < 0)
+		return r;
+	qsort(s->names, s->n_names, sizeof(*s->names), name_cmp);
+	s->cands = calloc(s->n_names ? s->n_names : 1, sizeof(*s->cands));
+	if (!s->cands)
+		return -ENOMEM;
+	for (i = 0; i < s->n_names; i = j) {
+		struct hoard_inode in;
+		bool pinned = m_get(&s->pins, s->names[i].ino) != NULL;
+		struct cand *c;
+		uint64_t when;
+		const uint64_t *u;
+
+		for (j = i;
+		     j < s->n_names && s->names[j].ino == s->names[i].ino; j++)
+			pinned = pinned || dir_pinned(s, s->names[j].parent);
+		if (pinned != want_pinned)
+			continue;
+		ino_key(k, s->names[i].ino);
+		r = hoard_store_get_into(st, HOARD_CF_INODES, k, 8, v,
+					 sizeof(v), &n);
+		if (r < 0 || inode_decode(v, n, &in) < 0 || !S_ISREG(in.mode) ||
+		    in.nlink == 0)
+			continue; /* a dangling name: fsck's business */
+		when = ts_ns(&in.atime);
+		if (ts_ns(&in.mtime) > when)
+			when = ts_ns(&in.mtime);
+		u = used ? m_get(used, s->names[i].ino) : NULL;
+		if (u && *u > when)
+			when = *u;
+		c = &s->cands[s->n_cands++];
+		c->ino = s->names[i].ino;
+		c->when = when;
+		c->volume = in.volume;
+		c->first = i;
+		c->count = j - i;
+	}
+	qsort(s->cands, s->n_cands, sizeof(*s->cands), cand_cmp);
+	return 0;
+}
+
+int hoard_budget_pinned_bytes(struct hoard_store *st, uint64_t *ret)
+{
+	struct scan s = {0};
+	struct idmap ids;
+	uint64_t sum = 0, refs;
+	uint32_t frame;
+	size_t kl, vl;
+	int r;
+
+	if (idmap_init(&ids, 64) < 0)
+		return -ENOMEM;
+	r = scan_run(st, &s, NULL, true);
+	for (size_t i = 0; r == 0 && i < s.n_cands; i++) {
+		uint8_t k[8];
+		struct hoard_iter *it;
+
+		ino_key(k, s.cands[i].ino);
+		it = hoard_iter_new(st, HOARD_CF_EXTENTS, k, 8);
+		if (!it) {
+			r = -ENOMEM;
+			break;
+		}
+		for (; r == 0 && hoard_iter_valid(it); hoard_iter_next(it)) {
+			const uint8_t *v = hoard_iter_value(it, &vl);
+			struct hoard_id id;
+			uint8_t cv[CHUNK_REC_SIZE];
+			struct idmap_ent *e;
+
+			if (vl != EXTENT_VAL_SIZE)
+				continue;
+			memcpy(id.b, v, HOARD_ID_SIZE);
+			if (idmap_get(&ids, &id))
+				continue;
+			e = idmap_add(&ids, &id);
+			if (!e) {
+				r = -ENOMEM;
+				break;
+			}
+			if (hoard_store_get_into(st, HOARD_CF_CHUNKS, id.b,
+						 HOARD_ID_SIZE, cv, sizeof(cv),
+						 &kl) == 0 &&
+			    chunk_fields(cv, kl, &frame, &refs) == 0)
+				sum += frame;
+		}
+		hoard_iter_free(it);
+	}
+	idmap_free(&ids);
+	scan_free(&s);
+	if (r == 0)
+		*ret = sum;
+	return r;
+}
+
+/* ---- removing one file -------------------------------------------------- */
+
+/* Bytes that unlinking every name of ino frees: the frames of its chunks
+ * whose every reference is in ino (fs->lock held). */
+static uint64_t file_frees_locked(struct hoard_fs *fs, uint64_t ino)
+{
+	struct hoard_iter *it;
+	struct idmap m;
+	struct chunk_rec rec;
+	uint64_t freed = 0;
+	uint8_t k[8];
+	size_t vl;
+
+	if (idmap_init(&m, 64) < 0)
+		return 0;
+	ino_key(k, ino);
+	it = hoard_iter_new(fs->st, HOARD_CF_EXTENTS, k, 8);
+	for (; it && hoard_iter_valid(it); hoard_iter_next(it)) {
+		const uint8_t *v = hoard_iter_value(it, &vl);
+		struct hoard_id id;
+		struct idmap_ent *e;
+
+		if (vl != EXTENT_VAL_SIZE)
+			continue;
+		memcpy(id.b, v, HOARD_ID_SIZE);
+		e = idmap_add(&m, &id);
+		if (e)
+			e->count++;
+	}
+	hoard_iter_free(it);
+	for (size_t i = 0; i < m.cap; i++) {
+		if (!m.e[i].used || chunk_rec_load(fs, &m.e[i].id, &rec) < 0)
+			continue;
+		if (rec.refcount <= (uint64_t)m.e[i].count)
+			freed += rec.frame_size;
+	}
+	idmap_free(&m);
+	return freed;
+}
+
+/* The name still names ino. */
+static bool name_is(struct hoard_fs *fs, const struct fname *fn)
+{
+	uint8_t k[8 + NAME_MAX_LEN], v[9];
+	size_t len = strlen(fn->name), n;
+
+	if (len > NAME_MAX_LEN)
+		return false;
+	ino_key(k, fn->parent);
+	memcpy(k + 8, fn->name, len);
+	if (hoard_store_get_into(fs->st, HOARD_CF_DIRENTS, k, 8 + len, v,
+				 sizeof(v), &n) < 0 ||
+	    n != 9)
+		return false;
+	return hoard_get_be64(v) == fn->ino;
+}
+
+/*
+ * Remove every name of c's file unless it is open, dirty or changed since
+ * the scan.  Returns the bytes freed (0 when skipped) and sets *ret_done.
+ */
+static uint64_t evict_one(struct hoard_evict *ev, struct scan *s,
+			  const struct cand *c, bool *ret_done)
+{
+	struct hoard_fs *fs = ev->fs;
+	struct hoard_inode in;
+	struct istate *is;
+	uint64_t freed = 0;
+	bool removed[64] = {0};
+	size_t count = c->count < 64 ? c->count : 64;
+
+	*ret_done = false;
+	pthread_mutex_lock(&fs->lock);
+	is = istate_find(fs, c->ino);
+	if (is && (is->opens || is->dirty || is->staging_fd >= 0 || is->mem))
+		goto out_unlock;
+	if (inode_load(fs, c->ino, &in) < 0)
+		goto out_unlock;
+	if (!S_ISREG(in.mode) || in.nlink != c->count || in.nlink > 64) {
+		inode_clear(&in); /* linked or unlinked since the scan */
+		goto out_unlock;
+	}
+	inode_clear(&in);
+	for (size_t i = 0; i < count; i++) {
+		if (!name_is(fs, &s->names[c->first + i]))
+			goto out_unlock;
+	}
+	freed = file_frees_locked(fs, c->ino);
+	for (size_t i = 0; i < count; i++) {
+		const struct fname *fn = &s->names[c->first + i];
+
+		removed[i] = fs_unlink_locked(fs, fn->parent, fn->name) == 0;
+		if (!removed[i])
+			hoard_log(LOG_WARNING,
+				  "evict: cannot unlink %s in directory %llu",
+				  fn->name, (unsigned long long)fn->parent);
+		else
+			*ret_done = true;
+	}
+out_unlock:
+	pthread_mutex_unlock(&fs->lock);
+	if (!*ret_done)
+		return 0;
+	for (size_t i = 0; i < count; i++) {
+		const struct fname *fn = &s->names[c->first + i];
+
+		if (removed[i] && ev->evicted)
+			ev->evicted(ev->ud, c->volume, fn->parent, fn->ino,
+				    fn->name);
+	}
+	return freed;
+}
+
+int hoard_evict_pass(struct hoard_evict *ev, uint64_t *ret_stored)
+{
+	struct hoard_store *st = hoard_fs_store(ev->fs);
+	struct scan s = {0};
+	struct u64map used = {0};
+	uint64_t stored, max, low;
+	uint64_t files = 0, bytes = 0;
+	int r;
+
+	pthread_mutex_lock(&ev->pass_mu);
+	r = hoard_budget_stored_bytes(st, &stored);
+	if (r < 0)
+		goto out;
+	pthread_mutex_lock(&ev->mu);
+	max = ev->max_bytes;
+	low = max / 100 * ev->low_pct + max % 100 * ev->low_pct / 100;
+	if (max && stored > max) {
+		ev->counts.passes++;
+		/* a copy: touches go on while the pass runs */
+		for (size_t i = 0; r == 0 && i < ev->used.cap; i++) {
+			if (ev->used.k[i])
+				r = m_put(&used, ev->used.k[i], ev->used.v[i]);
+		}
+	}
+	pthread_mutex_unlock(&ev->mu);
+	if (r < 0 || !max || stored <= max)
+		goto out;
+	r = scan_run(st, &s, &used, false);
+	for (size_t i = 0; r == 0 && i < s.n_cands && stored > low; i++) {
+		bool done;
+		uint64_t freed = evict_one(ev, &s, &s.cands[i], &done);
+
+		if (!done)
+			continue;
+		files++;
+		bytes += freed;
+		stored = freed < stored ? stored - freed : 0;
+		pthread_mutex_lock(&ev->mu);
+		ev->counts.files++;
+		ev->counts.bytes += freed;
+		if (ev->stop) {
+			pthread_mutex_unlock(&ev->mu);
+			break;
+		}
+		pthread_mutex_unlock(&ev->mu);
+	}
+	if (files)
+		hoard_log(LOG_INFO,
+			  "evict: removed %llu file(s), %llu bytes freed; "
+			  "stored bytes now about %llu (budget %llu)",
+			  (unsigned long long)files, (unsigned long long)bytes,
+			  (unsigned long long)stored, (unsigned long long)max);
+	else if (stored > low && hoard_now_mono_ns() >= ev->warned_ns) {
+		ev->warned_ns = hoard_now_mono_ns() + 60000000000ull;
+		hoard_log(LOG_WARNING,
+			  "evict: stored bytes %llu over the budget %llu, "
+			  "and nothing more can be removed (open, pinned)",
+			  (unsigned long long)stored, (unsigned long long)max);
+	}
+out:
+	pthread_mutex_unlock(&ev->pass_mu);
+	scan_free(&s);
+	m_free(&used);
+	if (r == 0 && ret_stored)
+		*ret_stored = stored;
+	return r;
+}
+
+/* ---- atimes ------------------------------------------------------------- */
+
+/* Write last uses to inode atimes, at most once per granule per file. */
+static void flush_atimes(struct hoard_evict *ev)
+{
+	const uint64_t gran = (uint64_t)HOARD_EVICT_ATIME_GRAN_S *
+			      1000000000ull;
+	struct hoard_fs *fs = ev->fs;
+	struct u64map todo = {0};
+
+	pthread_mutex_lock(&ev->mu);
+	for (size_t i = 0; i < ev->used.cap; i++) {
+		uint64_t *p;
+
+		if (!ev->used.k[i])
+			continue;
+		p = m_get(&ev->persisted, ev->used.k[i]);
+		if (!p || ev->used.v[i] >= *p + gran)
+			m_put(&todo, ev->used.k[i], ev->used.v[i]);
+	}
+	pthread_mutex_unlock(&ev->mu);
+	for (size_t i = 0; i < todo.cap; i++) {
+		uint64_t ino = todo.k[i], use = todo.v[i], have;
+		struct hoard_inode in;
+		struct hoard_batch *b;
+		struct istate *is;
+
+		if (!ino)
+			continue;
+		pthread_mutex_lock(&fs->lock);
+		is = istate_find(fs, ino);
+		if ((is && is->dirty) || inode_load(fs, ino, &in) < 0) {
+			pthread_mutex_unlock(&fs->lock);
+			continue;
+		}
+		have = ts_ns(&in.atime);
+		if (in.nlink && use >= have + gran) {
+			b = hoard_batch_new(fs->st);
+			in.atime.tv_sec = (time_t)(use / 1000000000ull);
+			in.atime.tv_nsec = (long)(use % 1000000000ull);
+			if (b) {
+				inode_put(fs, b, ino, &in);
+				if (hoard_store_write(fs->st, b, false) == 0)
+					have = use;
+			}
+			hoard_batch_free(b);
+		}
+		inode_clear(&in);
+		pthread_mutex_unlock(&fs->lock);
+		pthread_mutex_lock(&ev->mu);
+		m_put(&ev->persisted, ino, have);
+		pthread_mutex_unlock(&ev->mu);
+	}
+	m_free(&todo);
+}
+
+/* ---- the thread --------------------------------------------------------- */
+
+static void *evict_thread(void *arg)
+{
+	struct hoard_evict *ev = arg;
+	uint64_t last_flush = hoard_now_mono_ns(), stored, max;
+	bool again = false;
+
+	pthread_mutex_lock(&ev->mu);
+	while (!ev->stop) {
+		struct timespec ts;
+		int ms = again ? RETRY_INTERVAL_MS : POKE_INTERVAL_MS;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += ms / 1000;
+		ts.tv_nsec += (long)(ms % 1000) * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&ev->cv, &ev->mu, &ts);
+		if (ev->stop)
+			break;
+		if (ev->poked || again) {
+			uint64_t before = ev->counts.files;
+
+			ev->poked = false;
+			pthread_mutex_unlock(&ev->mu);
+			stored = 0;
+			again = hoard_evict_pass(ev, &stored) == 0;
+			pthread_mutex_lock(&ev->mu);
+			max = ev->max_bytes;
+			/* still over after removing some (the rest may wait
+			 * for the kernel's forget): look again soon */
+			again = again && max && stored > max &&
+				ev->counts.files > before;
+		}
+		if (hoard_now_mono_ns() - last_flush >=
+		    FLUSH_INTERVAL_S * 1000000000ull) {
+			pthread_mutex_unlock(&ev->mu);
+			flush_atimes(ev);
+			last_flush = hoard_now_mono_ns();
+			pthread_mutex_lock(&ev->mu);
+		}
+	}
+	pthread_mutex_unlock(&ev->mu);
+	return NULL;
+}
+
+int hoard_evict_start(struct hoard_evict *ev)
+{
+	int r = pthread_create(&ev->thread, NULL, evict_thread, ev);
+
+	if (r)
+		return -r;
+	ev->running = true;
+	return 0;
+}
+
+void hoard_evict_free(struct hoard_evict *ev)
+{
+	if (!ev)
+		return;
+	pthread_mutex_lock(&ev->mu);
+	ev->stop = true;
+	pthread_cond_signal(&ev->cv);
+	pthread_mutex_unlock(&ev->mu);
+	if (ev->running)
+		pthread_join(ev->thread, NULL);
+	flush_atimes(ev);
+	m_free(&ev->used);
+	m_free(&ev->persisted);
+	pthread_cond_destroy(&ev->cv);
+	pthread_mutex_destroy(&ev->mu);
+	pthread_mutex_destroy(&ev->pass_mu);
+	free(ev);
+}
