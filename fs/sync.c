@@ -102,6 +102,13 @@ int remote_open(struct remote *r, const struct hoard_s3_config *s3,
 	if (e == -ENXIO)
 		return sync_err(errbuf, errlen, e,
 				"the bucket '%s' does not exist", r->bucket);
+	if (e == -EACCES)
+		return sync_err(errbuf, errlen, e,
+				"access to the bucket '%s' denied (%s): check "
+				"the credentials (AWS_ACCESS_KEY_ID, "
+				"AWS_SECRET_ACCESS_KEY, AWS_PROFILE), the "
+				"region and the clock",
+				r->bucket, hoard_s3_last_error());
 	if (e < 0)
 		return s3_fail(errbuf, errlen, e, "checking the bucket");
 	return 0;

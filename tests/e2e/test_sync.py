@@ -552,3 +552,42 @@ def test_killed_push_then_rerun(s3, stores, tmp_path):
     mpb = b.mount("vol")["vol"]
     for i in range(3):
         assert (mpb / f"r{i}").read_bytes() == rnd(32 << 20, 40 + i)
+
+
+def test_corrupt_truncated_pack_and_bad_credentials(s3, stores, pushed, tmp_path):
+    """A damaged pack stops the pull naming it, with no half file; wrong
+    credentials and an unreachable endpoint are one clear line."""
+    a, url, want, res = pushed
+    name, size = sorted(packs(s3, url).items())[0]
+    orig = tmp_path / "orig"
+    aws(s3, "s3", "cp", f"s3://{s3.bucket}/{name}", orig)
+    data = bytearray(orig.read_bytes())
+    b = stores("b")
+    hoard(s3, "init", "--from", url, "--store", b.path)
+    for what, bad, msg in (("corrupt", data[:1000] + bytes(b ^ 0x5a for b in data[1000:3000])
+                            + data[3000:], "is corrupt"),
+                           ("truncated", data[:len(data) // 2], "truncated")):
+        f = tmp_path / what
+        f.write_bytes(bytes(bad))
+        aws(s3, "s3", "cp", f, f"s3://{s3.bucket}/{name}")
+        p = hoard(s3, "pull", url, "--store", b.path, "--volume", "vol", check=False)
+        assert p.returncode == EXIT_REMOTE, p.stderr
+        assert msg in p.stderr and name.split("/")[-1][:64].split(".")[0] in p.stderr, p.stderr
+        assert p.stderr.count("\n") == 1
+        mp = b.mount("vol")["vol"]
+        assert os.listdir(mp) == [] or all(not n.startswith(".hoard-pull") for n in os.listdir(mp))
+        for n in os.listdir(mp):   # whatever is there is whole
+            if (mp / n).is_file() and n in want:
+                assert hashlib.sha256((mp / n).read_bytes()).hexdigest() == want[n][7]
+        b.umount()
+    aws(s3, "s3", "cp", orig, f"s3://{s3.bucket}/{name}")
+    hj(s3, "pull", url, "--store", b.path, "--volume", "vol")
+
+    p = hoard(s3, "pull", url, "--store", b.path, "--volume", "vol", check=False,
+              env=s3.env(AWS_SECRET_ACCESS_KEY="wrong"))
+    assert p.returncode == 1 and "403" in p.stderr and "wrong" not in p.stderr
+    assert p.stderr.count("\n") == 1
+    t = time.monotonic()
+    p = hoard(s3, "push", url, "--store", b.path, "--volume", "vol", check=False,
+              env=s3.env(AWS_ENDPOINT_URL="http://127.0.0.1:9"))
+    assert p.returncode == 1 and p.stderr.count("\n") == 1 and time.monotonic() - t < 10
