@@ -660,7 +660,7 @@ int hoard_evict_pass(struct hoard_evict *ev, uint64_t *ret_stored)
 	struct scan s = {0};
 	struct u64map used = {0};
 	uint64_t stored, max, low;
-	uint64_t files = 0, bytes = 0;
+	uint64_t files = 0, bytes = 0, t0 = hoard_now_mono_ns(), longest = 0;
 	int r;
 
 	pthread_mutex_lock(&ev->pass_mu);
@@ -683,9 +683,13 @@ int hoard_evict_pass(struct hoard_evict *ev, uint64_t *ret_stored)
 		goto out;
 	r = scan_run(st, &s, &used, false);
 	for (size_t i = 0; r == 0 && i < s.n_cands && stored > low; i++) {
+		uint64_t t1 = hoard_now_mono_ns(), freed;
 		bool done;
-		uint64_t freed = evict_one(ev, &s, &s.cands[i], &done);
 
+		freed = evict_one(ev, &s, &s.cands[i], &done);
+		t1 = hoard_now_mono_ns() - t1;
+		if (t1 > longest)
+			longest = t1;
 		if (!done)
 			continue;
 		files++;
@@ -703,9 +707,13 @@ int hoard_evict_pass(struct hoard_evict *ev, uint64_t *ret_stored)
 	if (files)
 		hoard_log(LOG_INFO,
 			  "evict: removed %llu file(s), %llu bytes freed; "
-			  "stored bytes now about %llu (budget %llu)",
+			  "stored bytes now about %llu (budget %llu); "
+			  "pass took %llu ms, the longest file %llu us",
 			  (unsigned long long)files, (unsigned long long)bytes,
-			  (unsigned long long)stored, (unsigned long long)max);
+			  (unsigned long long)stored, (unsigned long long)max,
+			  (unsigned long long)((hoard_now_mono_ns() - t0) /
+					       1000000),
+			  (unsigned long long)(longest / 1000));
 	else if (stored > low && hoard_now_mono_ns() >= ev->warned_ns) {
 		ev->warned_ns = hoard_now_mono_ns() + 60000000000ull;
 		hoard_log(LOG_WARNING,
