@@ -954,7 +954,7 @@ static int list_ref_cb(const struct hoard_s3_entry *e, void *arg)
 }
 
 static int ls_one(struct remote *r, const char *key, bool json, FILE *out,
-		  bool first)
+		  int *printed)
 {
 	const char *name = key + strlen(r->prefix) + strlen("refs/");
 	struct hoard_s3_object_info info = {0};
@@ -966,6 +966,16 @@ static int ls_one(struct remote *r, const char *key, bool json, FILE *out,
 	time_t t;
 	int e;
 
+	char vol[80];
+	const char *slash = strchr(name, '/');
+
+	/* only names push can make: they are safe in JSON and tables */
+	if (!slash || (size_t)(slash - name) >= sizeof(vol))
+		return 0;
+	memcpy(vol, name, (size_t)(slash - name));
+	vol[slash - name] = '\0';
+	if (!hoard_ref_name_ok(vol) || !hoard_ref_name_ok(slash + 1))
+		return 0;
 	e = hoard_s3_get_object(r->cl, r->bucket, key, &buf, &len, NULL);
 	if (e == -ENOENT)
 		return 0; /* deleted meanwhile */
@@ -978,7 +988,7 @@ static int ls_one(struct remote *r, const char *key, bool json, FILE *out,
 			fprintf(out,
 				"%s{\"ref\":\"%s\",\"error\":\"not a hoard "
 				"ref\"}",
-				first ? "" : ",", name);
+				(*printed)++ ? "," : "", name);
 		else
 			fprintf(out, "%-24s (not a hoard ref)\n", name);
 		return 0;
@@ -998,7 +1008,7 @@ static int ls_one(struct remote *r, const char *key, bool json, FILE *out,
 			"%s{\"ref\":\"%s\",\"manifest\":\"%s\",\"files\":%llu,"
 			"\"bytes\":%llu,\"manifest_size\":%lld,\"time\":%lld,"
 			"\"date\":\"%s\"}",
-			first ? "" : ",", name, rf.manifest,
+			(*printed)++ ? "," : "", name, rf.manifest,
 			(unsigned long long)rf.files,
 			(unsigned long long)rf.bytes,
 			e == 0 ? (long long)info.size : -1LL,
@@ -1020,6 +1030,7 @@ int hoard_sync_ls_remote(const struct hoard_s3_config *s3, const char *url,
 	struct refs l = {.r = &r};
 	char *text = NULL, *key;
 	size_t tlen = 0;
+	int printed = 0;
 	FILE *out;
 	int e = remote_open(&r, s3, url, 1, errbuf, errlen);
 
@@ -1049,7 +1060,7 @@ int hoard_sync_ls_remote(const struct hoard_s3_config *s3, const char *url,
 		fprintf(out, "%-24s %-12s %8s %14s %12s  %s\n", "REF",
 			"MANIFEST", "FILES", "BYTES", "MANIFEST-B", "PUSHED");
 	for (size_t i = 0; e == 0 && i < l.n; i++) {
-		e = ls_one(&r, l.keys[i], json, out, i == 0);
+		e = ls_one(&r, l.keys[i], json, out, &printed);
 		if (e < 0)
 			s3_fail(errbuf, errlen, e, "reading a ref");
 	}
