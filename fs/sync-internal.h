@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
 
 #include "hoard/remote.h"
 #include "hoard/s3.h"
@@ -25,6 +26,8 @@ struct remote {
 	struct hoard_rindex *rx;
 	char (*packs)[HOARD_SHA256_HEX_SIZE]; /* pack number -> name */
 	size_t n_packs, cap_packs;
+	uint32_t *pack_chunks;	  /* pack number -> chunks it holds */
+	bool skip_condemned;	  /* leave out packs remote gc condemned */
 	char cache_dir[PATH_MAX]; /* "" when no local cache */
 	/* progress */
 	pthread_mutex_t mu;
@@ -58,6 +61,12 @@ void progress_add(struct remote *r, uint64_t bytes, uint64_t objects);
 /* Start counting a new phase (the figures go back to zero). */
 void progress_phase(struct remote *r);
 void result_finish(struct remote *r, struct hoard_sync_result *res);
+/* First error wins: msg into errbuf under mu. */
+void set_err_once(pthread_mutex_t *mu, char *errbuf, size_t errlen,
+		  const char *msg);
+/* Keep a pack index in the local cache dir (no-op when dir is ""). */
+void write_cached(const char *dir, const char *name, const void *buf,
+		  size_t len);
 /* Copy hoard_s3_last_error() into errbuf (the thread's own). */
 int s3_fail(char *errbuf, size_t errlen, int err, const char *what);
 
