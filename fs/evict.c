@@ -581,6 +581,17 @@ static uint64_t file_frees_locked(struct hoard_fs *fs, uint64_t ino)
 	return freed;
 }
 
+/* Uncommitted data (fs->lock held; lock order allows is->mu inside). */
+static bool istate_busy(struct istate *is)
+{
+	bool busy;
+
+	pthread_mutex_lock(&is->mu);
+	busy = is->dirty || is->staging_fd >= 0 || is->mem;
+	pthread_mutex_unlock(&is->mu);
+	return busy;
+}
+
 /* The name still names ino. */
 static bool name_is(struct hoard_fs *fs, const struct fname *fn)
 {
@@ -615,7 +626,7 @@ static uint64_t evict_one(struct hoard_evict *ev, struct scan *s,
 	*ret_done = false;
 	pthread_mutex_lock(&fs->lock);
 	is = istate_find(fs, c->ino);
-	if (is && (is->opens || is->dirty || is->staging_fd >= 0 || is->mem))
+	if (is && (is->opens || istate_busy(is)))
 		goto out_unlock;
 	if (inode_load(fs, c->ino, &in) < 0)
 		goto out_unlock;
@@ -661,9 +672,15 @@ int hoard_evict_pass(struct hoard_evict *ev, uint64_t *ret_stored)
 	struct u64map used = {0};
 	uint64_t stored, max, low;
 	uint64_t files = 0, bytes = 0, t0 = hoard_now_mono_ns(), longest = 0;
-	int r;
+	int r = 0;
 
 	pthread_mutex_lock(&ev->pass_mu);
+	pthread_mutex_lock(&ev->mu);
+	max = ev->max_bytes;
+	pthread_mutex_unlock(&ev->mu);
+	stored = 0;
+	if (!max) /* no budget: no scan */
+		goto out;
 	r = hoard_budget_stored_bytes(st, &stored);
 	if (r < 0)
 		goto out;
@@ -732,6 +749,43 @@ out:
 
 /* ---- atimes ------------------------------------------------------------- */
 
+/*
+ * Forget in-memory uses that the inode's atime stands for: written exactly,
+ * or within a granule of it and older than a granule (ranking by the atime
+ * then errs by less than the granule, as after a restart).  Keeps the maps
+ * to about the files used in the last granule.
+ */
+static void prune(struct hoard_evict *ev, uint64_t gran)
+{
+	struct u64map used = {0}, persisted = {0};
+	uint64_t now = now_ns();
+	int r = 0;
+
+	pthread_mutex_lock(&ev->mu);
+	for (size_t i = 0; r == 0 && i < ev->used.cap; i++) {
+		uint64_t k = ev->used.k[i], v = ev->used.v[i];
+		const uint64_t *p = k ? m_get(&ev->persisted, k) : NULL;
+
+		if (!k)
+			continue;
+		if (p && (v == *p || (v < *p + gran && v + gran < now)))
+			continue;
+		r = m_put(&used, k, v);
+		if (r == 0 && p)
+			r = m_put(&persisted, k, *p);
+	}
+	if (r == 0) {
+		m_free(&ev->used);
+		m_free(&ev->persisted);
+		ev->used = used;
+		ev->persisted = persisted;
+	} else {
+		m_free(&used);
+		m_free(&persisted);
+	}
+	pthread_mutex_unlock(&ev->mu);
+}
+
 /* Write last uses to inode atimes, at most once per granule per file. */
 static void flush_atimes(struct hoard_evict *ev)
 {
@@ -761,7 +815,7 @@ static void flush_atimes(struct hoard_evict *ev)
 			continue;
 		pthread_mutex_lock(&fs->lock);
 		is = istate_find(fs, ino);
-		if ((is && is->dirty) || inode_load(fs, ino, &in) < 0) {
+		if ((is && istate_busy(is)) || inode_load(fs, ino, &in) < 0) {
 			pthread_mutex_unlock(&fs->lock);
 			continue;
 		}
@@ -784,6 +838,7 @@ static void flush_atimes(struct hoard_evict *ev)
 		pthread_mutex_unlock(&ev->mu);
 	}
 	m_free(&todo);
+	prune(ev, gran);
 }
 
 /* ---- the thread --------------------------------------------------------- */
@@ -791,13 +846,14 @@ static void flush_atimes(struct hoard_evict *ev)
 static void *evict_thread(void *arg)
 {
 	struct hoard_evict *ev = arg;
-	uint64_t last_flush = hoard_now_mono_ns(), stored, max;
+	uint64_t last_flush = hoard_now_mono_ns(), stored, max, took;
+	uint64_t gap_ms = POKE_INTERVAL_MS;
 	bool again = false;
 
 	pthread_mutex_lock(&ev->mu);
 	while (!ev->stop) {
 		struct timespec ts;
-		int ms = again ? RETRY_INTERVAL_MS : POKE_INTERVAL_MS;
+		uint64_t ms = again ? RETRY_INTERVAL_MS : gap_ms;
 
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_sec += ms / 1000;
@@ -815,7 +871,15 @@ static void *evict_thread(void *arg)
 			ev->poked = false;
 			pthread_mutex_unlock(&ev->mu);
 			stored = 0;
+			took = hoard_now_mono_ns();
 			again = hoard_evict_pass(ev, &stored) == 0;
+			took = (hoard_now_mono_ns() - took) / 1000000;
+			/* a pass scans the chunk records: on a large store,
+			 * look less often, so that checking costs at most
+			 * about 5% of a core */
+			gap_ms = took * 20 > POKE_INTERVAL_MS
+					 ? took * 20
+					 : POKE_INTERVAL_MS;
 			pthread_mutex_lock(&ev->mu);
 			max = ev->max_bytes;
 			/* still over after removing some (the rest may wait

@@ -85,7 +85,8 @@ void hoard_evict_get_counts(struct hoard_evict *ev,
 /*
  * One pass now, in the caller's thread: if stored bytes exceed the budget,
  * remove files down to the low-water mark.  *ret_stored (may be NULL) gets
- * the stored bytes after the pass as counted by it.  0 or -errno.
+ * the stored bytes after the pass as counted by it (0 with no budget: then
+ * nothing is scanned).  0 or -errno.
  */
 int hoard_evict_pass(struct hoard_evict *ev, uint64_t *ret_stored);
 
