@@ -5,8 +5,9 @@
  * hoard_evict_pass run in this thread: least recently used first (mtime,
  * atime, and the daemon's in-memory uses), pinned files and trees, open
  * files, a file whose chunks another file shares (removing it frees
- * nothing, so the pass goes on), a file with two names (both go), and the
- * bytes counted as freed equal to what the store really lost.
+ * nothing, so the pass goes on), a file with two names (both go), the
+ * bytes counted as freed equal to what the store really lost, and a use
+ * kept across a restart through the inode's atime.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -214,6 +215,25 @@ int main(void)
 	CHECK(!exists(fs, root, "a6"));
 	CHECK(exists(fs, root, "a4"));
 	CHECK(near(v, 2 * unit));
+	hoard_evict_free(ev);
+
+	/* a use outlives the daemon: written to the inode's atime when the
+	 * evictor stops, so a new one (no uses in memory) ranks by it */
+	ino_a5 = put_file(fs, root, "r0", data[1], FILE_SIZE, 2000);
+	put_file(fs, root, "r1", data[2], FILE_SIZE, 2001);
+	eo.max_bytes = 0;
+	CHECK_EQ(hoard_evict_new(fs, &eo, &ev), 0);
+	hoard_evict_touch(ev, ino_a5);
+	hoard_evict_free(ev); /* writes the atime */
+	CHECK_EQ(hoard_fs_getattr(fs, ino_a5, &sb), 0);
+	CHECK(sb.st_atim.tv_sec > 1700000000);
+	CHECK_EQ(sb.st_mtim.tv_sec, 2000);
+	eo.max_bytes = 35 * unit / 10;
+	CHECK_EQ(hoard_evict_new(fs, &eo, &ev), 0);
+	CHECK_EQ(hoard_evict_pass(ev, &v), 0);
+	CHECK(exists(fs, root, "r0"));
+	CHECK(!exists(fs, root, "r1"));
+	CHECK(near(v, 3 * unit));
 	hoard_evict_free(ev);
 
 	hoard_fs_free(fs);
