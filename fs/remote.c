@@ -925,3 +925,20 @@ size_t hoard_rindex_count(const struct hoard_rindex *x)
 {
 	return x->n;
 }
+
+int hoard_rindex_foreach(const struct hoard_rindex *x,
+			 int (*fn)(void *ud, const struct hoard_id *id,
+				   const struct hoard_rloc *loc),
+			 void *ud)
+{
+	int r;
+
+	for (size_t i = 0; i < x->cap; i++) {
+		if (!x->s[i].used)
+			continue;
+		r = fn(ud, &x->s[i].id, &x->s[i].loc);
+		if (r)
+			return r;
+	}
+	return 0;
+}

@@ -118,6 +118,15 @@ static const char usage_text[] =
 "      Exempt files or whole trees of a mounted volume from the budget\n"
 "      (the xattr user.hoard.pin, kept in the store).\n"
 "\n"
+"  gc --remote s3://BUCKET[/PREFIX] [--grace DURATION] [--dry-run] [--json]\n"
+"      Remote mark and sweep: the chunks of every ref's manifest are live;\n"
+"      a pack with none of them, older than the grace period (default\n"
+"      24h; 90s, 15m, 12h, 7d), is condemned, and deleted by a later gc\n"
+"      once condemned for the grace period (a push that used it again\n"
+"      revives it).  Unreferenced manifests older than the grace period\n"
+"      go too.  Safe while other hosts push, if a push takes less than\n"
+"      the grace period.  Partly dead packs are kept (no repacking).\n"
+"\n"
 "  help\n"
 "      Show this text.\n"
 "\n"
@@ -469,6 +478,10 @@ static int cmd_fsck(struct ctx *c, int argc, char **argv)
 
 static int cmd_gc(struct ctx *c, int argc, char **argv)
 {
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--remote") ||
+		    !strncmp(argv[i], "--remote=", 9))
+			return sync_cmd_gc_remote(&c->store, argc, argv);
 	return hoard_cmd_gc(&c->store, argc, argv);
 }
 

@@ -40,6 +40,9 @@ enum {
 	OPT_VOLUME,
 	OPT_REF,
 	OPT_JOBS,
+	OPT_REMOTE,
+	OPT_GRACE,
+	OPT_DRY_RUN,
 };
 
 static int report(int status, const char *fmt, ...)
@@ -416,5 +419,134 @@ int sync_init_from(const char *store, int zstd_level, const char *url)
 		return report(EXIT_FAILURE, "%s", *err ? err : strerror(-r));
 	printf("initialized hoard store at %s (zstd level %d), keyed like %s\n",
 	       store, zstd_level, url);
+	return finish();
+}
+
+/* ---- gc --remote ------------------------------------------------------------------ */
+
+/* "90", "90s", "15m", "12h", "7d" -> seconds; -1 when malformed. */
+static long long parse_duration(const char *s)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || end == s || v < 0)
+		return -1;
+	if (!strcmp(end, "") || !strcmp(end, "s"))
+		return v;
+	if (!strcmp(end, "m"))
+		return v * 60;
+	if (!strcmp(end, "h"))
+		return v * 3600;
+	if (!strcmp(end, "d"))
+		return v * 86400;
+	return -1;
+}
+
+int sync_cmd_gc_remote(const char **store, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"store", required_argument, NULL, OPT_STORE},
+		{"verbose", no_argument, NULL, OPT_VERBOSE},
+		{"help", no_argument, NULL, 'h'},
+		{"json", no_argument, NULL, OPT_JSON},
+		{"remote", required_argument, NULL, OPT_REMOTE},
+		{"grace", required_argument, NULL, OPT_GRACE},
+		{"dry-run", no_argument, NULL, OPT_DRY_RUN},
+		{"jobs", required_argument, NULL, OPT_JOBS},
+		{0},
+	};
+	struct hoard_gc_remote_opts o = {.grace_s = HOARD_GC_DEFAULT_GRACE,
+					 .jobs = HOARD_SYNC_DEFAULT_JOBS};
+	struct hoard_gc_remote_result res;
+	struct hoard_s3_config cfg;
+	char err[1024] = "", *out;
+	bool json = false;
+	long long g;
+	int opt, r;
+
+	while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (opt) {
+		case OPT_STORE:
+			*store = optarg;
+			break;
+		case OPT_VERBOSE:
+			hoard_log_set_level(LOG_DEBUG);
+			break;
+		case 'h':
+			fputs("Usage: hoard gc --remote s3://BUCKET[/PREFIX] "
+			      "[--grace DURATION] [--dry-run] [--json]\n"
+			      "See 'hoard help'.\n",
+			      stdout);
+			return EXIT_SUCCESS;
+		case OPT_JSON:
+			json = true;
+			break;
+		case OPT_REMOTE:
+			o.url = optarg;
+			break;
+		case OPT_GRACE:
+			g = parse_duration(optarg);
+			if (g < 0)
+				return report(EXIT_USAGE,
+					      "gc: bad --grace '%s' (e.g. 90s, "
+					      "15m, 12h, 7d)",
+					      optarg);
+			o.grace_s = (uint64_t)g;
+			break;
+		case OPT_DRY_RUN:
+			o.dry_run = true;
+			break;
+		case OPT_JOBS:
+			break;
+		case ':':
+			return report(EXIT_USAGE, "option '%s' needs a value",
+				      argv[optind - 1]);
+		default:
+			return report(EXIT_USAGE, "gc: unknown option '%s'",
+				      argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return report(EXIT_USAGE, "gc: unexpected argument '%s'",
+			      argv[optind]);
+	if (!o.url || strncmp(o.url, "s3://", 5))
+		return report(EXIT_USAGE, "gc: --remote needs an s3:// URL");
+	r = load_s3(&cfg);
+	if (r >= 0)
+		return r;
+	o.s3 = &cfg;
+	/* the pack index cache, when the store is there */
+	if (access(*store, W_OK) == 0)
+		o.store_dir = *store;
+	r = hoard_sync_gc_remote(&o, &res, err, sizeof(err));
+	hoard_s3_config_clear(&cfg);
+	if (r < 0)
+		return report(status_of(r), "gc --remote: %s",
+			      *err ? err : strerror(-r));
+	if (json) {
+		out = hoard_gc_remote_result_json(&res, o.dry_run);
+		if (!out)
+			return report(EXIT_FAILURE, "%s", strerror(ENOMEM));
+		fputs(out, stdout);
+		free(out);
+	} else {
+		printf("%s%llu refs, %llu packs (%llu live, %llu partly dead): "
+		       "%llu condemned, %llu revived, %llu deleted; %llu "
+		       "manifests deleted; %llu bytes freed; %llu requests\n",
+		       o.dry_run ? "dry run: " : "",
+		       (unsigned long long)res.refs,
+		       (unsigned long long)res.packs,
+		       (unsigned long long)res.packs_live,
+		       (unsigned long long)res.packs_partly_dead,
+		       (unsigned long long)res.packs_condemned,
+		       (unsigned long long)res.packs_revived,
+		       (unsigned long long)res.packs_deleted,
+		       (unsigned long long)res.manifests_deleted,
+		       (unsigned long long)res.bytes_deleted,
+		       (unsigned long long)res.requests);
+	}
 	return finish();
 }

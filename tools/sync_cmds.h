@@ -12,6 +12,9 @@
 int sync_cmd_push(const char **store, int argc, char **argv);
 int sync_cmd_pull(const char **store, int argc, char **argv);
 int sync_cmd_ls_remote(const char **store, int argc, char **argv);
+/* `hoard gc --remote URL ...` (hoard.c sends gc here when --remote is
+ * among its arguments). */
+int sync_cmd_gc_remote(const char **store, int argc, char **argv);
 /* `hoard init --from URL`: a new store keyed like the repository. */
 int sync_init_from(const char *store, int zstd_level, const char *url);
 

@@ -171,5 +171,10 @@ int hoard_rindex_add(struct hoard_rindex *x, const struct hoard_id *id,
 const struct hoard_rloc *hoard_rindex_get(const struct hoard_rindex *x,
 					  const struct hoard_id *id);
 size_t hoard_rindex_count(const struct hoard_rindex *x);
+/* Call fn for every id until it returns non-zero (then returns that). */
+int hoard_rindex_foreach(const struct hoard_rindex *x,
+			 int (*fn)(void *ud, const struct hoard_id *id,
+				   const struct hoard_rloc *loc),
+			 void *ud);
 
 #endif

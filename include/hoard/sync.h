@@ -33,6 +33,7 @@
 #define HOARD_SYNC_DEFAULT_JOBS 8
 #define HOARD_SYNC_MAX_JOBS	64
 #define HOARD_SYNC_DEFAULT_REF	"main"
+#define HOARD_GC_DEFAULT_GRACE	(24 * 3600) /* seconds */
 
 struct hoard_sync_progress {
 	uint64_t bytes_done, bytes_total;
@@ -104,6 +105,31 @@ char *hoard_sync_request_encode(const char *op,
 				const struct hoard_sync_opts *o);
 int hoard_sync_request_decode(const char *line, struct hoard_sync_request *q);
 void hoard_sync_request_clear(struct hoard_sync_request *q);
+
+/* Remote gc (docs/REMOTE.md section 9). */
+struct hoard_gc_remote_opts {
+	const struct hoard_s3_config *s3;
+	const char *url;
+	const char *store_dir; /* for the pack index cache; may be NULL */
+	uint64_t grace_s;      /* condemn / delete only older than this */
+	bool dry_run;	       /* count only: no PUT, no DELETE */
+	unsigned jobs;
+};
+
+struct hoard_gc_remote_result {
+	uint64_t refs, manifests, chunks_live;
+	uint64_t packs, packs_live, packs_partly_dead;
+	uint64_t packs_condemned, packs_revived, packs_deleted;
+	uint64_t manifests_deleted, bytes_deleted;
+	uint64_t requests;
+	double seconds;
+};
+
+int hoard_sync_gc_remote(const struct hoard_gc_remote_opts *o,
+			 struct hoard_gc_remote_result *res, char *errbuf,
+			 size_t errlen);
+char *hoard_gc_remote_result_json(const struct hoard_gc_remote_result *res,
+				  bool dry_run);
 
 /* The repository's config (for `hoard init --from`). */
 int hoard_sync_fetch_config(const struct hoard_s3_config *s3, const char *url,

@@ -591,3 +591,64 @@ def test_corrupt_truncated_pack_and_bad_credentials(s3, stores, pushed, tmp_path
     p = hoard(s3, "push", url, "--store", b.path, "--volume", "vol", check=False,
               env=s3.env(AWS_ENDPOINT_URL="http://127.0.0.1:9"))
     assert p.returncode == 1 and p.stderr.count("\n") == 1 and time.monotonic() - t < 10
+
+
+def test_gc_remote(s3, stores, tmp_path):
+    """Mark and sweep with a grace period: young packs are left alone, a
+    dead pack is condemned, then deleted by a later gc; a push that uses a
+    condemned pack's chunks again revives it; live refs stay whole."""
+    url = f"s3://{s3.bucket}/gc"
+    a = stores("a")
+    a.init()
+    mp = a.mount("keep", "tmp")
+    (mp["keep"] / "k").write_bytes(rnd(1 << 20, 70))
+    (mp["tmp"] / "t").write_bytes(rnd(1 << 20, 71))
+    a.umount()
+    hj(s3, "push", url, "--store", a.path, "--volume", "keep")
+    t = hj(s3, "push", url, "--store", a.path, "--volume", "tmp")
+    assert t["packs_new"] == 1
+    g = hj(s3, "gc", "--remote", url, "--store", a.path)     # default grace: 24h
+    assert g["refs"] == 2 and g["packs"] == 2 and g["packs_live"] == 2
+    assert g["packs_condemned"] == g["packs_deleted"] == 0
+
+    aws(s3, "s3", "rm", f"{url}/refs/tmp/main")
+    g = hj(s3, "gc", "--remote", url, "--grace", "0", "--dry-run")
+    assert g["packs_condemned"] == 1 and g["dry_run"]
+    assert not [k for k in objects(s3, url) if "/gc/condemned/" in k]
+    g = hj(s3, "gc", "--remote", url, "--grace", "0")
+    assert g["refs"] == 1 and g["packs_condemned"] == 1 and g["packs_deleted"] == 0
+    assert g["manifests_deleted"] == 1
+    assert len([k for k in objects(s3, url) if "/gc/condemned/" in k]) == 1
+
+    # a push does not rely on the condemned pack: it uploads its chunks
+    # again (the same bytes: the same pack), and gc then revives it
+    again = hj(s3, "push", url, "--store", a.path, "--volume", "tmp", "--ref", "again")
+    assert again["packs_new"] == 1
+    g = hj(s3, "gc", "--remote", url, "--grace", "0")
+    assert g["packs_revived"] == 1 and g["packs_deleted"] == 0 and g["packs_live"] == 2
+    assert not [k for k in objects(s3, url) if "/gc/condemned/" in k]
+
+    aws(s3, "s3", "rm", f"{url}/refs/tmp/again")
+    assert hj(s3, "gc", "--remote", url, "--grace", "0")["packs_condemned"] == 1
+    size = sum(packs(s3, url).values())
+    g = hj(s3, "gc", "--remote", url, "--grace", "0")
+    assert g["packs_deleted"] == 1 and g["bytes_deleted"] >= (1 << 20)
+    assert len(packs(s3, url)) == 1 and sum(packs(s3, url).values()) < size
+    assert not [k for k in objects(s3, url) if "/gc/condemned/" in k or k.endswith("tmp/main")]
+
+    # what is left is whole
+    b = stores("b")
+    hoard(s3, "init", "--from", url, "--store", b.path)
+    hj(s3, "pull", url, "--store", b.path, "--volume", "keep")
+    assert (b.mount("keep")["keep"] / "k").read_bytes() == rnd(1 << 20, 70)
+
+    # a ref gc cannot read stops it before any deletion
+    bad = tmp_path / "badref"
+    bad.write_text("not a ref\n")
+    aws(s3, "s3", "cp", bad, f"{url}/refs/keep/broken")
+    before = objects(s3, url)
+    p = hoard(s3, "gc", "--remote", url, "--grace", "0", check=False)
+    assert p.returncode == EXIT_REMOTE and "nothing was deleted" in p.stderr
+    assert objects(s3, url) == before
+    p = hoard(s3, "gc", "--remote", url, "--grace", "soon", check=False)
+    assert p.returncode == 2
