@@ -224,3 +224,56 @@ def test_cli_errors(store, tmp_path):
     for cmd in (["config", "--help"], ["pin", "--help"]):
         p = run([HOARD, *cmd])
         assert "Usage:" in p.stdout
+
+
+def test_readers_during_eviction(store):
+    """Readers opening files while the thread removes them get the whole,
+    right content or ENOENT: never EIO, a short read or wrong bytes."""
+    import threading
+
+    mnt = store.mount("v", extra=["--max-size", "4M"])["v"]
+    sums = {}
+    lock = threading.Lock()
+    stop = threading.Event()
+    problems, reads, misses = [], [0], [0]
+
+    def reader():
+        while not stop.is_set():
+            with lock:
+                items = list(sums.items())
+            for name, want in items[-24:]:
+                try:
+                    with open(mnt / name, "rb") as f:
+                        got = hashlib.sha256(f.read()).hexdigest()
+                except FileNotFoundError:
+                    misses[0] += 1
+                    continue
+                except OSError as e:
+                    problems.append(f"{name}: {e}")
+                    continue
+                reads[0] += 1
+                if got != want:
+                    problems.append(f"{name}: wrong bytes")
+
+    threads = [threading.Thread(target=reader) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        for i in range(40):
+            data = os.urandom(256 * 1024)
+            write(mnt / f"r{i:03d}", data)
+            with lock:
+                sums[f"r{i:03d}"] = hashlib.sha256(data).hexdigest()
+            time.sleep(0.02)
+        wait_under(store, 4 * MIB)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert not problems, problems[:5]
+    assert reads[0] > 40 and misses[0] > 0   # it did race the removals
+    print(f"\n{reads[0]} reads, {misses[0]} ENOENT")
+    assert store.stats()["evicted_files"] >= 20
+    store.umount()
+    p = run([HOARD, "fsck", "--store", store.path], check=False)
+    assert p.returncode == 0, p.stdout + p.stderr
