@@ -10,6 +10,7 @@ afterwards) and never an open or a pinned one.
 import errno
 import hashlib
 import os
+import subprocess
 import time
 
 import pytest
@@ -277,3 +278,44 @@ def test_readers_during_eviction(store):
     store.umount()
     p = run([HOARD, "fsck", "--store", store.path], check=False)
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_pip_after_eviction(store, tmp_path_factory, tmp_path):
+    """Real pip: files the budget removed from its cache are a cache miss
+    (downloaded again), never a failure; the install is the same."""
+    from helpers_pip import (PackageIndex, assert_same_tree, debian_wheels,
+                             make_venv, pip_env)
+    from test_pip import downloads
+
+    py = make_venv(tmp_path_factory.mktemp("venv") / "venv")
+    idx = PackageIndex(debian_wheels()).start()   # wheels only: no builds
+
+    def install(cache, target):
+        p = subprocess.run(
+            [py, "-m", "pip", "install", "--cache-dir", cache, "--index-url",
+             idx.url, "--trusted-host", "127.0.0.1", "--target", target,
+             "--no-compile", "--progress-bar", "off", "pip", "setuptools",
+             "wheel"],
+            capture_output=True, text=True, timeout=120,
+            env=pip_env(PIP_CACHE_DIR=str(cache)))
+        assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+
+    try:
+        mnt = store.mount("v")["v"]
+        cache = mnt / "pipcache"
+        install(cache, tmp_path / "t1")
+        before = {p for p in cache.rglob("*") if p.is_file()}
+        half = store.stats()["stored_bytes"] // 2
+        run([HOARD, "config", "--store", store.path, "max-size", str(half)])
+        s, _ = wait_under(store, half)
+        assert s["evicted_files"] > 0
+        after = {p for p in cache.rglob("*") if p.is_file()}
+        assert after < before
+        # no budget while pip runs: the second install sees a fixed cache
+        run([HOARD, "config", "--store", store.path, "max-size", "none"])
+        mark = idx.mark()
+        install(cache, tmp_path / "t2")
+        assert downloads(idx.requests_since(mark)), "nothing downloaded again"
+        assert_same_tree(tmp_path / "t1", tmp_path / "t2")
+    finally:
+        idx.stop()
