@@ -138,7 +138,7 @@ int hoard_pack_index_decode(const void *buf, size_t len,
 	const uint8_t *p = buf, *q;
 	uint8_t sum[HOARD_SHA256_SIZE];
 	struct hoard_pack_index ix = {0};
-	uint64_t off = 0;
+	uint64_t off = HOARD_PACK_HEADER;
 	uint32_t n;
 
 	if (len < hoard_pack_index_size(0) || memcmp(p, IDX_MAGIC, 8))

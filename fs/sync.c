@@ -397,6 +397,12 @@ static int push_pack(void *ud, size_t k)
 	ix.e = calloc(pl->n, sizeof(*ix.e));
 	if (!buf || !scratch || !ix.e)
 		goto out;
+	/* the header's nonce makes every upload a new name (REMOTE.md 3) */
+	memcpy(buf, HOARD_PACK_MAGIC, 8);
+	r = hoard_random(buf + 8, HOARD_PACK_HEADER - 8);
+	if (r < 0)
+		goto out;
+	len = HOARD_PACK_HEADER;
 	for (size_t i = 0; i < pl->n; i++) {
 		r = pack_add_frame(p, &p->todo[pl->first + i], &buf, &len, &cap,
 				   scratch, &ix.e[i]);

@@ -5,7 +5,7 @@
  * only; it does no I/O (fs/sync*.c move the bytes).
  *
  *   config          PREFIX/config: format, chunker, the chunk-id secret
- *   pack            PREFIX/packs/<sha256>.pack: chunk frames back to back
+ *   pack            PREFIX/packs/<sha256>.pack: header, then chunk frames
  *   pack index      PREFIX/packs/<sha256>.idx: what the pack holds, where
  *   manifest        PREFIX/manifests/<sha256>: one volume's tree
  *   ref             PREFIX/refs/<volume>/<name>: names a manifest
@@ -31,6 +31,8 @@
 #define HOARD_CONFIG_SIZE     256
 #define HOARD_PACK_TARGET     (32u << 20) /* cut a pack at this many bytes */
 #define HOARD_PACK_MAX	      (64u << 20)
+#define HOARD_PACK_MAGIC      "HOARDPK1"
+#define HOARD_PACK_HEADER     24 /* magic + 16 random bytes */
 #define HOARD_IDX_ENTRY_SIZE  32
 #define HOARD_MANIFEST_MAX    (1u << 30)
 #define HOARD_REF_MAX	      4096
@@ -77,7 +79,8 @@ struct hoard_pack_index {
 size_t hoard_pack_index_size(uint32_t n);
 /* Encode into out (hoard_pack_index_size(ix->n) bytes). */
 void hoard_pack_index_encode(const struct hoard_pack_index *ix, uint8_t *out);
-/* Decode and check (frames back to back from 0 up to pack_size, sane
+/* Decode and check (frames back to back from HOARD_PACK_HEADER up to
+ * pack_size, sane
  * lengths, checksum); *ret owns e (free with hoard_pack_index_clear). */
 int hoard_pack_index_decode(const void *buf, size_t len,
 			    struct hoard_pack_index *ret, char *errbuf,

@@ -253,14 +253,17 @@ static void test_manifest_mutations(const uint8_t *good, size_t len)
 static void test_pack_index(void)
 {
 	struct hoard_idx_entry e[3];
-	struct hoard_pack_index ix = {.n = 3, .e = e, .pack_size = 300}, back;
+	struct hoard_pack_index ix = {.n = 3,
+				      .e = e,
+				      .pack_size = HOARD_PACK_HEADER + 300},
+				back;
 	size_t len = hoard_pack_index_size(3);
 	uint8_t *b = malloc(len);
 	char err[256];
 
 	for (int i = 0; i < 3; i++) {
 		id_of(i, &e[i].id);
-		e[i].off = (uint64_t)i * 100;
+		e[i].off = HOARD_PACK_HEADER + (uint64_t)i * 100;
 		e[i].frame_len = 100;
 		e[i].raw_len = 1000;
 	}
@@ -268,7 +271,7 @@ static void test_pack_index(void)
 	hoard_pack_index_encode(&ix, b);
 	CHECK_EQ(hoard_pack_index_decode(b, len, &back, err, sizeof(err)), 0);
 	CHECK_EQ(back.n, 3);
-	CHECK_EQ(back.e[2].off, 200);
+	CHECK_EQ(back.e[2].off, HOARD_PACK_HEADER + 200);
 	hoard_pack_index_clear(&back);
 	for (size_t i = 0; i < len; i++) {
 		b[i] ^= 0x10;
