@@ -132,6 +132,7 @@ struct hoard_evict {
 	pthread_t thread;
 	pthread_mutex_t pass_mu; /* one pass at a time */
 	uint64_t warned_ns;	 /* protected by pass_mu: next warning */
+	uint64_t check_ms; /* how long the last scan of stored bytes took */
 };
 
 static uint64_t now_ns(void)
@@ -685,6 +686,7 @@ int hoard_evict_pass(struct hoard_evict *ev, uint64_t *ret_stored)
 	if (r < 0)
 		goto out;
 	pthread_mutex_lock(&ev->mu);
+	ev->check_ms = (hoard_now_mono_ns() - t0) / 1000000;
 	max = ev->max_bytes;
 	low = max / 100 * ev->low_pct + max % 100 * ev->low_pct / 100;
 	if (max && stored > max) {
@@ -846,7 +848,7 @@ static void flush_atimes(struct hoard_evict *ev)
 static void *evict_thread(void *arg)
 {
 	struct hoard_evict *ev = arg;
-	uint64_t last_flush = hoard_now_mono_ns(), stored, max, took;
+	uint64_t last_flush = hoard_now_mono_ns(), stored, max;
 	uint64_t gap_ms = POKE_INTERVAL_MS;
 	bool again = false;
 
@@ -871,16 +873,15 @@ static void *evict_thread(void *arg)
 			ev->poked = false;
 			pthread_mutex_unlock(&ev->mu);
 			stored = 0;
-			took = hoard_now_mono_ns();
 			again = hoard_evict_pass(ev, &stored) == 0;
-			took = (hoard_now_mono_ns() - took) / 1000000;
-			/* a pass scans the chunk records: on a large store,
-			 * look less often, so that checking costs at most
-			 * about 5% of a core */
-			gap_ms = took * 20 > POKE_INTERVAL_MS
-					 ? took * 20
-					 : POKE_INTERVAL_MS;
 			pthread_mutex_lock(&ev->mu);
+			/* the check scans the chunk records: on a large
+			 * store, look less often, so that checking costs at
+			 * most about 5% of a core (removals do not count:
+			 * they are the work to do) */
+			gap_ms = ev->check_ms * 20 > POKE_INTERVAL_MS
+					 ? ev->check_ms * 20
+					 : POKE_INTERVAL_MS;
 			max = ev->max_bytes;
 			/* still over after removing some (the rest may wait
 			 * for the kernel's forget): look again soon */
