@@ -478,7 +478,7 @@ static int create_stat(struct hoard_fs *fs, uint64_t parent, const char *name,
 		       const struct hoard_ctx *ctx, struct stat *ret_st)
 {
 	struct hoard_inode in;
-	uint64_t ino;
+	uint64_t ino = 0; /* gcc -O3 cannot see that success sets it */
 	int r;
 
 	pthread_mutex_lock(&fs->lock);
