@@ -559,6 +559,7 @@ int hoard_manifest_encode(const struct hoard_manifest *m, uint8_t **ret_buf,
 	wb_bytes(&w, MANIFEST_MAGIC, 8);
 	wb_u32(&w, HOARD_REMOTE_FORMAT);
 	wb_u32(&w, 0);
+	wb_bytes(&w, m->nonce, sizeof(m->nonce));
 	wb_u64(&w, m->n);
 	for (size_t i = 0; i < m->n; i++) {
 		const struct hoard_mentry *e = &m->e[i];
@@ -722,7 +723,7 @@ int hoard_manifest_decode(const void *buf, size_t len,
 {
 	struct rbuf rb = {.p = buf, .n = len};
 	struct hoard_manifest m = {0};
-	const uint8_t *p = rb_take(&rb, 24);
+	const uint8_t *p = rb_take(&rb, HOARD_MANIFEST_HEADER);
 	uint64_t n;
 	int r;
 
@@ -737,14 +738,15 @@ int hoard_manifest_decode(const void *buf, size_t len,
 		return bad(errbuf, errlen, -EBADMSG,
 			   "manifest: unknown flags %#x",
 			   hoard_get_be32(p + 12));
-	n = hoard_get_be64(p + 16);
-	if (n == 0 || n > (len - 24) / ENTRY_FIXED)
+	n = hoard_get_be64(p + 32);
+	if (n == 0 || n > (len - HOARD_MANIFEST_HEADER) / ENTRY_FIXED)
 		return bad(errbuf, errlen, -EBADMSG,
 			   "manifest: %llu entries cannot fit in %zu bytes",
 			   (unsigned long long)n, len);
 	m.e = calloc(n, sizeof(*m.e));
 	if (!m.e)
 		return -ENOMEM;
+	memcpy(m.nonce, p + 16, sizeof(m.nonce));
 	m.cap = n;
 	for (m.n = 0; m.n < n; m.n++) {
 		r = decode_entry(&rb, &m.e[m.n], m.n, errbuf, errlen);

@@ -538,62 +538,94 @@ static int push_config(struct remote *r, struct hoard_fs *fs, char *errbuf,
 }
 
 /* Upload the manifest unless the bucket has it, then the ref. */
+/* 1 when the ref at key names a manifest with the same tree as mb (all
+ * but the nonce), 0 when not (or no ref), -errno. */
+static int same_as_ref(struct remote *r, const char *key, const uint8_t *mb,
+		       size_t ml, char ret_name[HOARD_SHA256_HEX_SIZE])
+{
+	struct hoard_ref cur;
+	void *buf = NULL;
+	size_t len;
+	char *mkey;
+	int e = hoard_s3_get_object(r->cl, r->bucket, key, &buf, &len, NULL);
+
+	if (e == -ENOENT)
+		return 0;
+	if (e < 0)
+		return e;
+	e = hoard_ref_decode(buf, len, &cur, NULL, 0);
+	free(buf);
+	if (e < 0)
+		return 0; /* not ours: replace it */
+	mkey = remote_key(r, "manifests/%s", cur.manifest);
+	if (!mkey)
+		return -ENOMEM;
+	e = hoard_s3_get_object(r->cl, r->bucket, mkey, &buf, &len, NULL);
+	free(mkey);
+	if (e == -ENOENT)
+		return 0;
+	if (e < 0)
+		return e;
+	e = len == ml && !memcmp(buf, mb, 16) &&
+	    !memcmp((uint8_t *)buf + 32, mb + 32, ml - 32);
+	free(buf);
+	if (e)
+		memcpy(ret_name, cur.manifest, HOARD_SHA256_HEX_SIZE);
+	return e;
+}
+
+/*
+ * The commit: the manifest, then the ref.  The manifest carries a fresh
+ * nonce, so it is a new object that no gc can be deleting; when the ref
+ * already names the same tree, nothing is uploaded.
+ */
 static int push_commit(struct remote *r, const struct hoard_sync_opts *o,
-		       const char *ref, const struct snap *s,
+		       const char *ref, struct snap *s,
 		       struct hoard_sync_result *res, char *errbuf,
 		       size_t errlen)
 {
 	struct hoard_ref rf = {.files = s->files, .bytes = s->bytes};
-	struct hoard_s3_object_info info;
 	uint8_t *mb = NULL;
 	size_t ml, rl;
 	char *key = NULL, *rtext = NULL;
-	void *old = NULL;
-	size_t oldlen;
 	int e;
 
-	e = hoard_manifest_encode(&s->m, &mb, &ml, errbuf, errlen);
+	e = hoard_random(s->m.nonce, sizeof(s->m.nonce));
+	if (e == 0)
+		e = hoard_manifest_encode(&s->m, &mb, &ml, errbuf, errlen);
 	if (e < 0)
 		return e;
-	hoard_sha256_hex(mb, ml, res->manifest);
-	key = remote_key(r, "manifests/%s", res->manifest);
-	if (!key) {
-		e = -ENOMEM;
-		goto out;
-	}
-	e = hoard_s3_head_object(r->cl, r->bucket, key, &info);
-	if (e == 0 && info.size == ml) {
-		res->manifest_new = false;
-	} else if (e == 0 || e == -ENOENT) {
-		e = hoard_s3_put_object(r->cl, r->bucket, key, mb, ml, NULL);
-		if (e < 0) {
-			e = s3_fail(errbuf, errlen, e,
-				    "uploading the manifest");
-			goto out;
-		}
-		res->manifest_new = true;
-	} else {
-		e = s3_fail(errbuf, errlen, e, "checking the manifest");
-		goto out;
-	}
-	free(key);
 	key = remote_key(r, "refs/%s/%s", o->volume, ref);
 	if (!key) {
 		e = -ENOMEM;
 		goto out;
 	}
-	/* The same manifest already named: nothing to commit. */
-	e = hoard_s3_get_object(r->cl, r->bucket, key, &old, &oldlen, NULL);
-	if (e == 0) {
-		struct hoard_ref cur;
-
-		if (hoard_ref_decode(old, oldlen, &cur, NULL, 0) == 0 &&
-		    !strcmp(cur.manifest, res->manifest)) {
-			res->ref_updated = false;
-			goto out;
-		}
-	} else if (e != -ENOENT) {
-		e = s3_fail(errbuf, errlen, e, "reading the ref");
+	e = same_as_ref(r, key, mb, ml, res->manifest);
+	if (e < 0) {
+		e = s3_fail(errbuf, errlen, e, "reading the current ref");
+		goto out;
+	}
+	if (e == 1) {
+		e = 0;
+		goto out; /* unchanged: nothing to commit */
+	}
+	hoard_sha256_hex(mb, ml, res->manifest);
+	free(key);
+	key = remote_key(r, "manifests/%s", res->manifest);
+	if (!key) {
+		e = -ENOMEM;
+		goto out;
+	}
+	e = hoard_s3_put_object(r->cl, r->bucket, key, mb, ml, NULL);
+	if (e < 0) {
+		e = s3_fail(errbuf, errlen, e, "uploading the manifest");
+		goto out;
+	}
+	res->manifest_new = true;
+	free(key);
+	key = remote_key(r, "refs/%s/%s", o->volume, ref);
+	if (!key) {
+		e = -ENOMEM;
 		goto out;
 	}
 	memcpy(rf.manifest, res->manifest, sizeof(rf.manifest));
@@ -608,7 +640,6 @@ static int push_commit(struct remote *r, const struct hoard_sync_opts *o,
 	}
 	res->ref_updated = true;
 out:
-	free(old);
 	free(rtext);
 	free(key);
 	free(mb);

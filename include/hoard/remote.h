@@ -35,6 +35,7 @@
 #define HOARD_PACK_HEADER     24 /* magic + 16 random bytes */
 #define HOARD_IDX_ENTRY_SIZE  32
 #define HOARD_MANIFEST_MAX    (1u << 30)
+#define HOARD_MANIFEST_HEADER 40
 #define HOARD_REF_MAX	      4096
 #define HOARD_SYMLINK_MAX     4095
 #define HOARD_REMOTE_NAME_MAX 255
@@ -118,6 +119,7 @@ struct hoard_mentry {
 };
 
 struct hoard_manifest {
+	uint8_t nonce[16]; /* random per push: a new name every time */
 	size_t n, cap;
 	struct hoard_mentry *e;
 };

@@ -381,7 +381,8 @@ def m_file(size, extents=()):
 
 
 def manifest(entries, version=1):
-    return b"HOARDMAN" + struct.pack(">IIQ", version, 0, len(entries)) + b"".join(entries)
+    return (b"HOARDMAN" + struct.pack(">II", version, 0) + bytes(16)   # nonce
+            + struct.pack(">Q", len(entries)) + b"".join(entries))
 
 
 ROOT = m_entry(1, 0, b"", 0o40755)
