@@ -724,6 +724,10 @@ int hoard_sync_push(struct hoard_fs *fs, const struct hoard_sync_opts *o,
 		if (e < 0)
 			break;
 	}
+	/* Two first pushes may have raced to write the config: commit only
+	 * if the one that stayed is ours (else its packs mean nothing). */
+	if (e == 0)
+		e = push_config(&r, fs, errbuf, errlen);
 	if (e == 0)
 		e = push_commit(&r, o, ref, &s, res, errbuf, errlen);
 	if (e == 0) {
