@@ -500,6 +500,13 @@ int sync_cmd_gc_remote(const char **store, int argc, char **argv)
 			o.dry_run = true;
 			break;
 		case OPT_JOBS:
+			g = parse_duration(optarg); /* a plain number */
+			if (g < 1 || g > HOARD_SYNC_MAX_JOBS ||
+			    strspn(optarg, "0123456789") != strlen(optarg))
+				return report(EXIT_USAGE,
+					      "gc: --jobs takes 1 to %d",
+					      HOARD_SYNC_MAX_JOBS);
+			o.jobs = (unsigned)g;
 			break;
 		case ':':
 			return report(EXIT_USAGE, "option '%s' needs a value",
