@@ -593,6 +593,18 @@ static bool istate_busy(struct istate *is)
 	return busy;
 }
 
+/* Pinned since the scan (the file itself; a directory pinned in the last
+ * moments before its files go is not seen until the next pass). */
+static bool pinned_now(struct hoard_fs *fs, uint64_t ino)
+{
+	const size_t pl = strlen(HOARD_PIN_XATTR);
+	uint8_t k[8 + 32];
+
+	ino_key(k, ino);
+	memcpy(k + 8, HOARD_PIN_XATTR, pl);
+	return hoard_store_exists(fs->st, HOARD_CF_XATTRS, k, 8 + pl) != 0;
+}
+
 /* The name still names ino. */
 static bool name_is(struct hoard_fs *fs, const struct fname *fn)
 {
@@ -636,6 +648,8 @@ static uint64_t evict_one(struct hoard_evict *ev, struct scan *s,
 		goto out_unlock;
 	}
 	inode_clear(&in);
+	if (pinned_now(fs, c->ino))
+		goto out_unlock;
 	for (size_t i = 0; i < count; i++) {
 		if (!name_is(fs, &s->names[c->first + i]))
 			goto out_unlock;
