@@ -400,6 +400,10 @@ ssize_t hoard_fs_listxattr(struct hoard_fs *fs, uint64_t ino, char *buf,
 		size_t kl;
 		const uint8_t *key = hoard_iter_key(it, &kl);
 
+		/* the daemon's own rows ("hoard.use", evict.h) are in no
+		 * namespace: not xattrs for anyone else */
+		if (kl >= 8 + 6 && !memcmp(key + 8, "hoard.", 6))
+			continue;
 		if (size && total + kl - 8 + 1 > size) {
 			hoard_iter_free(it);
 			return -ERANGE;

@@ -16,10 +16,11 @@
  * file kept in its page cache (keep_cache) without a request, and FUSE
  * never sends atime updates, so the inode's atime would not move.  An open
  * does reach the daemon, and a read needs an open, so open and release are
- * the uses counted.  Writing each use to the inode would be an inode write
- * per open; the in-memory time is written to the inode's atime at most once
- * per HOARD_EVICT_ATIME_GRAN_S per file, which is what ranks files after a
- * restart (to within that granularity).
+ * the uses counted.  Writing each use would be a write per open; the
+ * in-memory time is stored (HOARD_USE_XATTR, not the atime, which belongs
+ * to the user: utimensat sets it and a remount must not change it) at most
+ * once per HOARD_EVICT_ATIME_GRAN_S per file, which is what ranks files
+ * after a restart (to within that granularity).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -124,7 +125,7 @@ struct hoard_evict {
 	pthread_mutex_t mu; /* protects the fields below */
 	pthread_cond_t cv;
 	struct u64map used;	 /* ino -> last use, ns since the epoch */
-	struct u64map persisted; /* ino -> atime known to be in the inode */
+	struct u64map persisted; /* ino -> last use known to be stored */
 	uint64_t max_bytes;
 	unsigned low_pct;
 	bool poked, stop, running;
@@ -299,6 +300,7 @@ struct cand {
 
 struct scan {
 	struct u64map pins;	 /* ino -> 1 */
+	struct u64map uses;	 /* ino -> stored last use (ns) */
 	struct u64map dirparent; /* directory ino -> parent ino */
 	struct u64map dirpinned; /* memo: directory ino -> 1 pinned, 2 not */
 	struct fname *names;	 /* names of regular files, sorted by ino */
@@ -310,6 +312,7 @@ struct scan {
 static void scan_free(struct scan *s)
 {
 	m_free(&s->pins);
+	m_free(&s->uses);
 	m_free(&s->dirparent);
 	m_free(&s->dirpinned);
 	for (size_t i = 0; i < s->n_names; i++)
@@ -322,17 +325,24 @@ static void scan_free(struct scan *s)
 static int scan_pins(struct hoard_store *st, struct scan *s)
 {
 	struct hoard_iter *it = hoard_iter_new(st, HOARD_CF_XATTRS, NULL, 0);
-	const size_t pl = strlen(HOARD_PIN_XATTR);
+	const size_t pl = strlen(HOARD_PIN_XATTR), ul = strlen(HOARD_USE_XATTR);
 	int r = 0;
-	size_t n;
+	size_t n, vl;
 
 	if (!it)
 		return -ENOMEM;
 	for (; r == 0 && hoard_iter_valid(it); hoard_iter_next(it)) {
 		const uint8_t *k = hoard_iter_key(it, &n);
 
-		if (n == 8 + pl && !memcmp(k + 8, HOARD_PIN_XATTR, pl))
+		if (n == 8 + pl && !memcmp(k + 8, HOARD_PIN_XATTR, pl)) {
 			r = m_put(&s->pins, hoard_get_be64(k), 1);
+		} else if (n == 8 + ul && !memcmp(k + 8, HOARD_USE_XATTR, ul)) {
+			const uint8_t *v = hoard_iter_value(it, &vl);
+
+			if (vl == 8)
+				r = m_put(&s->uses, hoard_get_be64(k),
+					  hoard_get_be64(v));
+		}
 	}
 	if (r == 0)
 		r = hoard_iter_status(it);
@@ -450,7 +460,8 @@ static int scan_run(struct hoard_store *st, struct scan *s,
 		r = scan_dirents(st, s);
 	if (r < 0)
 		return r;
-	qsort(s->names, s->n_names, sizeof(*s->names), name_cmp);
+	if (s->n_names) /* qsort(NULL, 0, ...) is undefined */
+		qsort(s->names, s->n_names, sizeof(*s->names), name_cmp);
 	s->cands = calloc(s->n_names ? s->n_names : 1, sizeof(*s->cands));
 	if (!s->cands)
 		return -ENOMEM;
@@ -475,6 +486,9 @@ static int scan_run(struct hoard_store *st, struct scan *s,
 		when = ts_ns(&in.atime);
 		if (ts_ns(&in.mtime) > when)
 			when = ts_ns(&in.mtime);
+		u = m_get(&s->uses, s->names[i].ino);
+		if (u && *u > when)
+			when = *u;
 		u = used ? m_get(used, s->names[i].ino) : NULL;
 		if (u && *u > when)
 			when = *u;
@@ -802,7 +816,23 @@ static void prune(struct hoard_evict *ev, uint64_t gran)
 	pthread_mutex_unlock(&ev->mu);
 }
 
-/* Write last uses to inode atimes, at most once per granule per file. */
+/* The stored last use of ino (0: none); fs->lock held. */
+static uint64_t use_load(struct hoard_fs *fs, uint64_t ino)
+{
+	uint8_t k[8 + sizeof(HOARD_USE_XATTR)], v[8];
+	size_t n;
+
+	ino_key(k, ino);
+	memcpy(k + 8, HOARD_USE_XATTR, strlen(HOARD_USE_XATTR));
+	if (hoard_store_get_into(fs->st, HOARD_CF_XATTRS, k,
+				 8 + strlen(HOARD_USE_XATTR), v, sizeof(v),
+				 &n) < 0 ||
+	    n != 8)
+		return 0;
+	return hoard_get_be64(v);
+}
+
+/* Store last uses, at most once per granule per file. */
 static void flush_atimes(struct hoard_evict *ev)
 {
 	const uint64_t gran = (uint64_t)HOARD_EVICT_ATIME_GRAN_S *
@@ -835,13 +865,18 @@ static void flush_atimes(struct hoard_evict *ev)
 			pthread_mutex_unlock(&fs->lock);
 			continue;
 		}
-		have = ts_ns(&in.atime);
+		have = use_load(fs, ino);
 		if (in.nlink && use >= have + gran) {
+			uint8_t k[8 + sizeof(HOARD_USE_XATTR)], v[8];
+
 			b = hoard_batch_new(fs->st);
-			in.atime.tv_sec = (time_t)(use / 1000000000ull);
-			in.atime.tv_nsec = (long)(use % 1000000000ull);
+			ino_key(k, ino);
+			memcpy(k + 8, HOARD_USE_XATTR, strlen(HOARD_USE_XATTR));
+			hoard_put_be64(v, use);
 			if (b) {
-				inode_put(fs, b, ino, &in);
+				hoard_batch_put(b, HOARD_CF_XATTRS, k,
+						8 + strlen(HOARD_USE_XATTR), v,
+						sizeof(v));
 				if (hoard_store_write(fs->st, b, false) == 0)
 					have = use;
 			}

@@ -19,10 +19,11 @@
  * it), and anything that is not a regular file.
  *
  * Recency: the daemon's last use of a file (open or release, kept in memory,
- * nanoseconds), else the inode's atime or mtime, whichever is later.  A use
- * is written to the inode's atime at most once per HOARD_EVICT_ATIME_GRAN_S
- * per file (by the eviction thread, and when it stops), so that ranking
- * survives a restart without an inode write per open.
+ * nanoseconds), else the latest of its stored last use (HOARD_USE_XATTR),
+ * atime and mtime.  A use is stored at most once per
+ * HOARD_EVICT_ATIME_GRAN_S per file (by the eviction thread, and when it
+ * stops), so that ranking survives a restart without a write per open.
+ * The inode's atime is never touched: it stays what the user set.
  *
  * Thread contract: all functions may be called from any thread.  The pass
  * takes fs->lock once per file it removes (never for the whole pass), so
@@ -40,6 +41,10 @@
 
 /* The xattr that pins a file or a whole tree (value ignored). */
 #define HOARD_PIN_XATTR "user.hoard.pin"
+/* The file's last use (u64 ns, big-endian), a row of the xattrs column
+ * family under a name outside every xattr namespace: no one can get, set
+ * or list it (dir.c), and purging the inode deletes it with its xattrs. */
+#define HOARD_USE_XATTR "hoard.use"
 /* The store setting (docs/FORMAT.md 2.1). */
 #define HOARD_MAX_SIZE_KEY	 "max_size"
 #define HOARD_EVICT_LOW_PCT	 90
