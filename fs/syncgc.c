@@ -8,8 +8,9 @@
  *      chunk it names is live.  A ref or manifest that cannot be read or
  *      decoded stops the gc before anything is deleted;
  *   3. the bucket's chunk index (every pack index, condemned ones too): a
- *      pack is live when a live chunk's location (the first pack in name
- *      order that holds it, the one every reader uses) is in it;
+ *      pack is live when a live chunk's location (the first pack, in name
+ *      order, not condemned ones first, that holds it: the one every reader
+ *      uses) is in it;
  *   4. sweep, per pack: live and condemned -> the mark is removed (a push
  *      used it again); dead, uploaded more than `grace` ago and not
  *      condemned -> condemned (PREFIX/gc/condemned/<name>); dead and
@@ -23,8 +24,14 @@
  * relies on pack P read the index before P was condemned; a pack is deleted
  * only `grace` after its condemnation, by a gc that marks afresh, and by
  * then any such push has committed its ref (pushes take less than
- * `grace`), which makes P live again.  Packs that are only partly dead are
- * kept whole (no repacking yet).
+ * `grace`), which makes P live again.
+ *
+ * Repacking: a live pack with fewer than half of its chunks live (and no
+ * younger than `grace`) has its live chunks copied, verified, into a new
+ * pack, and is condemned.  Readers prefer a chunk's copy in a pack that is
+ * not condemned, so the old pack is dead for the next gc, which deletes it
+ * after the grace period, or revives it if a push relied on one of its
+ * dead chunks meanwhile.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -32,6 +39,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "hoard/chunker.h"
+#include "hoard/codec.h"
 #include "hoard/util.h"
 #include "sync-internal.h"
 
@@ -85,6 +94,7 @@ struct gc {
 	size_t n_manifests;
 	int64_t now;
 	struct hoard_gc_remote_result *res;
+	struct hoard_key key; /* the repository's, to verify repacked chunks */
 	char *errbuf;
 	size_t errlen;
 };
@@ -307,6 +317,169 @@ static int mark_pack_of(void *ud, const struct hoard_id *id,
 	return 0;
 }
 
+/* ---- repacking --------------------------------------------------------- */
+
+struct live_in {
+	uint32_t pack;
+	struct want_loc {
+		struct hoard_id id;
+		struct hoard_rloc loc;
+	} * w;
+	size_t n, cap;
+	const struct hoard_rindex *rx;
+};
+
+static int collect_live(void *ud, const struct hoard_id *id,
+			const struct hoard_rloc *unused)
+{
+	struct live_in *li = ud;
+	const struct hoard_rloc *loc = hoard_rindex_get(li->rx, id);
+
+	(void)unused;
+	if (!loc || loc->pack != li->pack)
+		return 0;
+	if (li->n == li->cap) {
+		size_t cap = li->cap ? li->cap * 2 : 64;
+		void *x = realloc(li->w, cap * sizeof(*li->w));
+
+		if (!x)
+			return -ENOMEM;
+		li->w = x;
+		li->cap = cap;
+	}
+	li->w[li->n].id = *id;
+	li->w[li->n++].loc = *loc;
+	return 0;
+}
+
+static int by_off(const void *a, const void *b)
+{
+	const struct want_loc *x = a, *y = b;
+
+	return x->loc.off < y->loc.off ? -1 : x->loc.off > y->loc.off;
+}
+
+/*
+ * Copy the live chunks of pack i (each verified against its id) into a new
+ * pack, upload it and its index, then condemn pack i: readers prefer the
+ * new copy, and a later gc deletes the old pack once the grace period has
+ * passed (or revives it if a push relied on one of its dead chunks).
+ */
+static int repack(struct gc *g, size_t i)
+{
+	struct remote *r = g->r;
+	struct live_in li = {.pack = (uint32_t)i, .rx = r->rx};
+	struct hoard_pack_index ix = {0};
+	uint8_t *old = NULL, *buf = NULL, *raw = NULL, *ib = NULL;
+	char hex[HOARD_SHA256_HEX_SIZE], *key = NULL;
+	size_t olen = 0, len = HOARD_PACK_HEADER, ilen;
+	int e;
+
+	e = hoard_rindex_foreach(g->live, collect_live, &li);
+	if (e < 0 || li.n == 0)
+		goto out;
+	qsort(li.w, li.n, sizeof(*li.w), by_off);
+	key = remote_key(r, "packs/%s.pack", r->packs[i]);
+	if (!key) {
+		e = -ENOMEM;
+		goto out;
+	}
+	e = hoard_s3_get_object(r->cl, r->bucket, key, (void **)&old, &olen,
+				NULL);
+	if (e < 0) {
+		e = s3_fail(g->errbuf, g->errlen, e,
+			    "reading a pack to repack");
+		goto out;
+	}
+	hoard_sha256_hex(old, olen, hex);
+	buf = malloc(olen + HOARD_PACK_HEADER);
+	raw = malloc(HOARD_CHUNK_MAX);
+	ix.e = calloc(li.n, sizeof(*ix.e));
+	if (!buf || !raw || !ix.e) {
+		e = -ENOMEM;
+		goto out;
+	}
+	if (strcmp(hex, r->packs[i])) {
+		e = sync_err(g->errbuf, g->errlen, -EBADMSG,
+			     "pack %s is corrupt (SHA-256 %s); not repacked",
+			     r->packs[i], hex);
+		goto out;
+	}
+	memcpy(buf, HOARD_PACK_MAGIC, 8);
+	e = hoard_random(buf + 8, HOARD_PACK_HEADER - 8);
+	for (size_t k = 0; e == 0 && k < li.n; k++) {
+		const struct hoard_rloc *l = &li.w[k].loc;
+		struct hoard_id got;
+		ssize_t n;
+
+		if (l->off + l->frame_len > olen) {
+			e = -EBADMSG;
+			break;
+		}
+		n = hoard_codec_decode(old + l->off, l->frame_len, raw,
+				       HOARD_CHUNK_MAX, l->raw_len);
+		if (n >= 0)
+			hoard_id_compute(&g->key, raw, (size_t)n, &got);
+		if (n < 0 || !hoard_id_equal(&got, &li.w[k].id)) {
+			e = sync_err(g->errbuf, g->errlen, -EBADMSG,
+				     "pack %s holds a corrupt chunk; not "
+				     "repacked",
+				     r->packs[i]);
+			break;
+		}
+		memcpy(buf + len, old + l->off, l->frame_len);
+		ix.e[k] = (struct hoard_idx_entry){.id = li.w[k].id,
+						   .off = len,
+						   .frame_len = l->frame_len,
+						   .raw_len = l->raw_len};
+		len += l->frame_len;
+	}
+	if (e < 0)
+		goto out;
+	ix.n = (uint32_t)li.n;
+	ix.pack_size = len;
+	hoard_sha256(buf, len, ix.pack_sha);
+	hoard_hex(ix.pack_sha, HOARD_SHA256_SIZE, hex);
+	ilen = hoard_pack_index_size(ix.n);
+	ib = malloc(ilen);
+	if (!ib) {
+		e = -ENOMEM;
+		goto out;
+	}
+	hoard_pack_index_encode(&ix, ib);
+	g->res->packs_repacked++;
+	g->res->bytes_repacked += len;
+	if (g->o->dry_run)
+		goto out;
+	free(key);
+	key = remote_key(r, "packs/%s.pack", hex);
+	e = key ? hoard_s3_put_object(r->cl, r->bucket, key, buf, len, NULL)
+		: -ENOMEM;
+	if (e == 0) {
+		free(key);
+		key = remote_key(r, "packs/%s.idx", hex);
+		e = key ? hoard_s3_put_object(r->cl, r->bucket, key, ib, ilen,
+					      NULL)
+			: -ENOMEM;
+	}
+	if (e < 0) {
+		e = s3_fail(g->errbuf, g->errlen, e,
+			    "uploading a repacked pack");
+		goto out;
+	}
+	write_cached(r->cache_dir, hex, ib, ilen);
+	e = condemn(g, r->packs[i]);
+out:
+	free(li.w);
+	free(key);
+	free(old);
+	free(buf);
+	free(raw);
+	free(ib);
+	free(ix.e);
+	return e;
+}
+
 static int gc_run(struct gc *g)
 {
 	struct remote *r = g->r;
@@ -317,6 +490,8 @@ static int gc_run(struct gc *g)
 	int e;
 
 	e = remote_get_config(r, &c, g->errbuf, g->errlen);
+	if (e == 0)
+		hoard_key_init(&g->key, c.secret);
 	memset(&c, 0, sizeof(c));
 	if (e < 0)
 		return e;
@@ -354,6 +529,22 @@ static int gc_run(struct gc *g)
 	}
 	for (size_t i = 0; e == 0 && i < r->n_packs; i++)
 		e = sweep_pack(g, i, live, live_chunks);
+	/* mostly dead packs: their live chunks to a new pack */
+	for (size_t i = 0; e == 0 && i < r->n_packs; i++) {
+		char k_idx[100], k_mark[100];
+		const struct obj *idx, *mark;
+
+		if (!live[i] ||
+		    (uint64_t)live_chunks[i] * 2 >= r->pack_chunks[i])
+			continue;
+		snprintf(k_idx, sizeof(k_idx), "packs/%s.idx", r->packs[i]);
+		snprintf(k_mark, sizeof(k_mark), "gc/condemned/%s",
+			 r->packs[i]);
+		idx = find(&g->l, k_idx);
+		mark = find(&g->l, k_mark);
+		if (idx && !mark && old_enough(g, idx->mtime))
+			e = repack(g, i);
+	}
 	if (e == 0)
 		e = sweep_rest(g);
 	g->res->chunks_live = hoard_rindex_count(g->live);
@@ -409,7 +600,8 @@ char *hoard_gc_remote_result_json(const struct hoard_gc_remote_result *x,
 		"\"manifests\":%llu,\"chunks_live\":%llu,\"packs\":%llu,"
 		"\"packs_live\":%llu,\"packs_partly_dead\":%llu,"
 		"\"packs_condemned\":%llu,\"packs_revived\":%llu,"
-		"\"packs_deleted\":%llu,\"manifests_deleted\":%llu,"
+		"\"packs_deleted\":%llu,\"packs_repacked\":%llu,"
+		"\"bytes_repacked\":%llu,\"manifests_deleted\":%llu,"
 		"\"bytes_deleted\":%llu,\"requests\":%llu,\"seconds\":%.3f}\n",
 		dry_run ? "true" : "false", (unsigned long long)x->refs,
 		(unsigned long long)x->manifests,
@@ -419,6 +611,8 @@ char *hoard_gc_remote_result_json(const struct hoard_gc_remote_result *x,
 		(unsigned long long)x->packs_condemned,
 		(unsigned long long)x->packs_revived,
 		(unsigned long long)x->packs_deleted,
+		(unsigned long long)x->packs_repacked,
+		(unsigned long long)x->bytes_repacked,
 		(unsigned long long)x->manifests_deleted,
 		(unsigned long long)x->bytes_deleted,
 		(unsigned long long)x->requests, x->seconds);

@@ -427,13 +427,19 @@ static int list_condemned_cb(const struct hoard_s3_entry *e, void *arg)
 	return 0;
 }
 
-/* Drop from l the packs that remote gc condemned (REMOTE.md section 9). */
-static int drop_condemned(struct remote *r, struct idx_list *l, char *errbuf,
-			  size_t errlen)
+/*
+ * Packs that remote gc condemned (REMOTE.md section 9): dropped from l when
+ * drop, else moved after the others, so that a chunk held by a condemned
+ * pack and by another is read from the other (a repacked chunk from its
+ * new pack).
+ */
+static int order_condemned(struct remote *r, struct idx_list *l, bool drop,
+			   char *errbuf, size_t errlen)
 {
 	struct idx_list c = {.r = r};
+	char(*tail)[HOARD_SHA256_HEX_SIZE] = NULL;
 	char *key = remote_key(r, "gc/condemned/");
-	size_t n = 0;
+	size_t n = 0, nt = 0;
 	int e;
 
 	if (!key)
@@ -446,6 +452,13 @@ static int drop_condemned(struct remote *r, struct idx_list *l, char *errbuf,
 				    : s3_fail(errbuf, errlen, e,
 					      "listing condemned packs");
 	}
+	if (c.n && !drop) {
+		tail = malloc(l->n * sizeof(*tail));
+		if (!tail) {
+			free(c.names);
+			return -ENOMEM;
+		}
+	}
 	for (size_t i = 0; i < l->n; i++) {
 		bool gone = false;
 
@@ -454,8 +467,13 @@ static int drop_condemned(struct remote *r, struct idx_list *l, char *errbuf,
 		if (!gone)
 			memmove(l->names[n++], l->names[i],
 				HOARD_SHA256_HEX_SIZE);
+		else if (tail)
+			memcpy(tail[nt++], l->names[i], HOARD_SHA256_HEX_SIZE);
 	}
+	for (size_t i = 0; i < nt; i++)
+		memcpy(l->names[n++], tail[i], HOARD_SHA256_HEX_SIZE);
 	l->n = n;
+	free(tail);
 	free(c.names);
 	return 0;
 }
@@ -488,12 +506,10 @@ int remote_load_index(struct remote *r, const char *store_dir, char *errbuf,
 				    : s3_fail(errbuf, errlen, e,
 					      "listing the packs");
 	}
-	if (r->skip_condemned) {
-		e = drop_condemned(r, &l, errbuf, errlen);
-		if (e < 0) {
-			free(l.names);
-			return e;
-		}
+	e = order_condemned(r, &l, r->skip_condemned, errbuf, errlen);
+	if (e < 0) {
+		free(l.names);
+		return e;
 	}
 	free(r->pack_chunks);
 	r->pack_chunks = calloc(l.n ? l.n : 1, sizeof(*r->pack_chunks));

@@ -120,6 +120,7 @@ struct hoard_gc_remote_result {
 	uint64_t refs, manifests, chunks_live;
 	uint64_t packs, packs_live, packs_partly_dead;
 	uint64_t packs_condemned, packs_revived, packs_deleted;
+	uint64_t packs_repacked, bytes_repacked;
 	uint64_t manifests_deleted, bytes_deleted;
 	uint64_t requests;
 	double seconds;

@@ -669,3 +669,38 @@ def test_gc_remote(s3, stores, tmp_path):
     assert objects(s3, url) == before
     p = hoard(s3, "gc", "--remote", url, "--grace", "soon", check=False)
     assert p.returncode == 2
+
+
+def test_gc_remote_repacks_mostly_dead_packs(s3, stores):
+    url = f"s3://{s3.bucket}/repack"
+    a = stores("a")
+    a.init()
+    mp = a.mount("v")["v"]
+    for i in range(4):
+        (mp / f"f{i}").write_bytes(rnd(1 << 20, 80 + i))
+    a.umount()
+    first = hj(s3, "push", url, "--store", a.path, "--volume", "v")
+    assert first["packs_new"] == 1
+    mp = a.mount("v")["v"]
+    for i in range(1, 4):
+        (mp / f"f{i}").unlink()
+    a.umount()
+    hj(s3, "push", url, "--store", a.path, "--volume", "v")   # 1/4 of the pack live
+    old = packs(s3, url)
+    g = hj(s3, "gc", "--remote", url, "--grace", "0")
+    assert g["packs_partly_dead"] == 1 and g["packs_repacked"] == 1
+    assert (1 << 20) <= g["bytes_repacked"] < (1 << 20) + 4096
+    assert len(packs(s3, url)) == 2
+    g = hj(s3, "gc", "--remote", url, "--grace", "0")
+    assert g["packs_deleted"] == 1 and g["packs_repacked"] == 0
+    now = packs(s3, url)
+    assert len(now) == 1 and not set(now) & set(old)
+    assert sum(now.values()) < sum(old.values()) / 3
+    b = stores("b")
+    hoard(s3, "init", "--from", url, "--store", b.path)
+    r = hj(s3, "pull", url, "--store", b.path, "--volume", "v")
+    assert r["added"] == 1
+    assert (b.mount("v")["v"] / "f0").read_bytes() == rnd(1 << 20, 80)
+    # the first push's manifest is gone too, and gc now has nothing to do
+    g = hj(s3, "gc", "--remote", url, "--grace", "0")
+    assert g["packs"] == g["packs_live"] == 1 and g["packs_deleted"] == 0
