@@ -1,0 +1,179 @@
+// SPDX-License-Identifier: MIT
+/*
+ * syncls: `hoard ls-remote` and the config fetch of `hoard init --from`
+ * (sync.h).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "hoard/util.h"
+#include "sync-internal.h"
+
+/* ---- init --from, ls-remote ------------------------------------------------------ */
+
+int hoard_sync_fetch_config(const struct hoard_s3_config *s3, const char *url,
+			    struct hoard_remote_config *ret, char *errbuf,
+			    size_t errlen)
+{
+	struct remote r;
+	int e = remote_open(&r, s3, url, 1, errbuf, errlen);
+
+	if (e == 0)
+		e = remote_get_config(&r, ret, errbuf, errlen);
+	remote_close(&r);
+	return e;
+}
+
+struct refs {
+	struct remote *r;
+	char **keys;
+	size_t n, cap;
+};
+
+static int list_ref_cb(const struct hoard_s3_entry *e, void *arg)
+{
+	struct refs *l = arg;
+
+	if (e->is_prefix)
+		return 0;
+	if (l->n == l->cap) {
+		size_t c2 = l->cap ? l->cap * 2 : 16;
+		void *x = realloc(l->keys, c2 * sizeof(*l->keys));
+
+		if (!x)
+			return -ENOMEM;
+		l->keys = x;
+		l->cap = c2;
+	}
+	l->keys[l->n] = strdup(e->key);
+	return l->keys[l->n++] ? 0 : -ENOMEM;
+}
+
+static int ls_one(struct remote *r, const char *key, bool json, FILE *out,
+		  int *printed)
+{
+	const char *name = key + strlen(r->prefix) + strlen("refs/");
+	struct hoard_s3_object_info info = {0};
+	struct hoard_ref rf;
+	char when[32] = "?", *mkey;
+	void *buf;
+	size_t len;
+	struct tm tm;
+	time_t t;
+	int e;
+
+	char vol[80];
+	const char *slash = strchr(name, '/');
+
+	/* only names push can make: they are safe in JSON and tables */
+	if (!slash || (size_t)(slash - name) >= sizeof(vol))
+		return 0;
+	memcpy(vol, name, (size_t)(slash - name));
+	vol[slash - name] = '\0';
+	if (!hoard_ref_name_ok(vol) || !hoard_ref_name_ok(slash + 1))
+		return 0;
+	e = hoard_s3_get_object(r->cl, r->bucket, key, &buf, &len, NULL);
+	if (e == -ENOENT)
+		return 0; /* deleted meanwhile */
+	if (e < 0)
+		return e;
+	e = hoard_ref_decode(buf, len, &rf, NULL, 0);
+	free(buf);
+	if (e < 0) {
+		if (json)
+			fprintf(out,
+				"%s{\"ref\":\"%s\",\"error\":\"not a hoard "
+				"ref\"}",
+				(*printed)++ ? "," : "", name);
+		else
+			fprintf(out, "%-24s (not a hoard ref)\n", name);
+		return 0;
+	}
+	mkey = remote_key(r, "manifests/%s", rf.manifest);
+	if (!mkey)
+		return -ENOMEM;
+	e = hoard_s3_head_object(r->cl, r->bucket, mkey, &info);
+	free(mkey);
+	if (e < 0 && e != -ENOENT)
+		return e;
+	t = (time_t)rf.time;
+	if (gmtime_r(&t, &tm))
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (json)
+		fprintf(out,
+			"%s{\"ref\":\"%s\",\"manifest\":\"%s\",\"files\":%llu,"
+			"\"bytes\":%llu,\"manifest_size\":%lld,\"time\":%lld,"
+			"\"date\":\"%s\"}",
+			(*printed)++ ? "," : "", name, rf.manifest,
+			(unsigned long long)rf.files,
+			(unsigned long long)rf.bytes,
+			e == 0 ? (long long)info.size : -1LL,
+			(long long)rf.time, when);
+	else
+		fprintf(out, "%-24s %.12s %8llu %14llu %12lld  %s%s\n", name,
+			rf.manifest, (unsigned long long)rf.files,
+			(unsigned long long)rf.bytes,
+			e == 0 ? (long long)info.size : -1LL, when,
+			e == 0 ? "" : "  (manifest missing)");
+	return 0;
+}
+
+int hoard_sync_ls_remote(const struct hoard_s3_config *s3, const char *url,
+			 bool json, char **ret_out, char *errbuf, size_t errlen)
+{
+	struct hoard_remote_config c;
+	struct remote r;
+	struct refs l = {.r = &r};
+	char *text = NULL, *key;
+	size_t tlen = 0;
+	int printed = 0;
+	FILE *out;
+	int e = remote_open(&r, s3, url, 1, errbuf, errlen);
+
+	if (e == 0)
+		e = remote_get_config(&r, &c, errbuf, errlen);
+	if (e < 0)
+		goto done;
+	key = remote_key(&r, "refs/");
+	if (!key) {
+		e = -ENOMEM;
+		goto done;
+	}
+	e = hoard_s3_list(r.cl, r.bucket, key, NULL, list_ref_cb, &l);
+	free(key);
+	if (e < 0) {
+		e = s3_fail(errbuf, errlen, e, "listing the refs");
+		goto done;
+	}
+	out = open_memstream(&text, &tlen);
+	if (!out) {
+		e = -ENOMEM;
+		goto done;
+	}
+	if (json)
+		fputs("{\"refs\":[", out);
+	else
+		fprintf(out, "%-24s %-12s %8s %14s %12s  %s\n", "REF",
+			"MANIFEST", "FILES", "BYTES", "MANIFEST-B", "PUSHED");
+	for (size_t i = 0; e == 0 && i < l.n; i++) {
+		e = ls_one(&r, l.keys[i], json, out, &printed);
+		if (e < 0)
+			s3_fail(errbuf, errlen, e, "reading a ref");
+	}
+	if (json)
+		fputs("]}\n", out);
+	fclose(out);
+	if (e == 0)
+		*ret_out = text;
+	else
+		free(text);
+done:
+	for (size_t i = 0; i < l.n; i++)
+		free(l.keys[i]);
+	free(l.keys);
+	remote_close(&r);
+	return e;
+}
