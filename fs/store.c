@@ -197,6 +197,10 @@ static struct hoard_store *store_alloc(const char *dir)
 	 * read of a file then fetched each 64 KiB chunk with its own disk
 	 * read. */
 	rocksdb_options_set_advise_random_on_open(st->db_opts, 0);
+	/* All memtables together (a write buffer manager): without a cap,
+	 * nine column families of 16-64 MiB write buffers, two each, could
+	 * hold hundreds of MiB during an ingest. */
+	rocksdb_options_set_db_write_buffer_size(st->db_opts, 64u << 20);
 	for (int i = 0; i < HOARD_CF_COUNT; i++)
 		st->cf_opts[i] = make_cf_opts(st, i);
 	return st;
