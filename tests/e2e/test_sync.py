@@ -704,3 +704,46 @@ def test_gc_remote_repacks_mostly_dead_packs(s3, stores):
     # the first push's manifest is gone too, and gc now has nothing to do
     g = hj(s3, "gc", "--remote", url, "--grace", "0")
     assert g["packs"] == g["packs_live"] == 1 and g["packs_deleted"] == 0
+
+
+def test_killed_pull_then_rerun(s3, stores):
+    """A pull killed midway leaves no half file under a real name; a rerun
+    finishes the job."""
+    url = f"s3://{s3.bucket}/killed-pull"
+    a = stores("a")
+    a.init()
+    mp = a.mount("v")["v"]
+    for i in range(48):
+        (mp / f"f{i:02d}").write_bytes(rnd(1 << 20, 200 + i))
+    a.umount()
+    hj(s3, "push", url, "--store", a.path, "--volume", "v")
+    b = stores("b")
+    hoard(s3, "init", "--from", url, "--store", b.path)
+    # the pull stalls on a ranged GET (a fault queued once it has read the
+    # config, ref, manifest, listing and index) and is killed there
+    s3.reset()
+    p = subprocess.Popen([str(HOARD), "pull", url, "--store", b.path, "--volume", "v",
+                          "--jobs", "1"], env=s3.env(), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 20
+    while s3.stats()["by_method"].get("GET", 0) < 5 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    s3.fault({"type": "stall", "method": "GET", "count": 1})
+    time.sleep(1)
+    p.kill()
+    p.wait()
+    stalled = s3.stats()["faults_fired"] == 1
+    s3.reset()
+    mp = b.mount("v")["v"]
+    for n in os.listdir(mp):   # whatever is there is whole
+        assert not n.startswith(".hoard-pull") or (mp / n).stat().st_size in (0, 1 << 20)
+        if n.startswith("f"):
+            assert (mp / n).read_bytes() == rnd(1 << 20, 200 + int(n[1:])), n
+    b.umount()
+    r = hj(s3, "pull", url, "--store", b.path, "--volume", "v")
+    assert r["added"] + r["identical"] == 48
+    assert not stalled or r["chunks_fetched"] > 0
+    mp = b.mount("v")["v"]
+    assert sorted(os.listdir(mp)) == [f"f{i:02d}" for i in range(48)]
+    for i in range(48):
+        assert (mp / f"f{i:02d}").read_bytes() == rnd(1 << 20, 200 + i)
