@@ -146,6 +146,26 @@ static int get_manifest(struct pull *P, const char *ref, char *errbuf,
 	memcpy(P->res->manifest, sum, sizeof(sum));
 	e = hoard_manifest_decode(buf, len, &P->m, errbuf, errlen);
 	free(buf);
+	if (e == 0) {
+		uint64_t files = 0, bytes = 0;
+
+		for (size_t i = 0; i < P->m.n; i++) {
+			if (P->m.e[i].type == HOARD_M_FILE) {
+				files++;
+				bytes += P->m.e[i].size;
+			}
+		}
+		if (files != rf.files || bytes != rf.bytes)
+			e = sync_err(errbuf, errlen, -EBADMSG,
+				     "the ref '%s/%s' and its manifest do not "
+				     "add up (%llu files of %llu bytes "
+				     "against %llu of %llu)",
+				     P->o->volume, ref,
+				     (unsigned long long)rf.files,
+				     (unsigned long long)rf.bytes,
+				     (unsigned long long)files,
+				     (unsigned long long)bytes);
+	}
 	return e;
 }
 

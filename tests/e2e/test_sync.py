@@ -412,6 +412,7 @@ BAD_MANIFESTS = {
     "truncated": ("trunc", "truncated"),
     "parent-later": ([ROOT, m_entry(2, 2, b"f", 0o100644, m_file(0)),
                       m_entry(1, 0, b"d", 0o40755)], "does not come before"),
+    "ref-sizes": ([ROOT, m_entry(2, 0, b"f", 0o100644, m_file(5))], "do not add up"),
     "hardlink-to-dir": ([ROOT, m_entry(1, 0, b"d", 0o40755),
                          m_entry(4, 0, b"h", 0o100644, struct.pack(">I", 1))],
                         "not an earlier file"),
