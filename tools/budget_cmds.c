@@ -27,15 +27,7 @@
 #include "hoard/store.h"
 #include "hoard/util.h"
 #include "budget_cmds.h"
-
-#define EXIT_USAGE 2
-#define CTL_SOCKET "control.sock"
-
-enum {
-	OPT_STORE = 0x100,
-	OPT_VERBOSE,
-	OPT_JSON,
-};
+#include "cli.h"
 
 /* clang-format off */
 static const char config_help[] =
@@ -70,91 +62,6 @@ static const char pin_help[] =
 "Exit status: 0 done; 1 a path could not be pinned or unpinned (one line\n"
 "each: not found, not on a hoard mount); 2 usage error.\n";
 /* clang-format on */
-
-static int vreport(int status, const char *fmt, va_list ap)
-{
-	fputs("hoard: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	if (status == EXIT_USAGE)
-		fputs(" (see 'hoard --help')", stderr);
-	fputc('\n', stderr);
-	return status;
-}
-
-static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vreport(EXIT_FAILURE, fmt, ap);
-	va_end(ap);
-	return EXIT_FAILURE;
-}
-
-static int usage_error(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vreport(EXIT_USAGE, fmt, ap);
-	va_end(ap);
-	return EXIT_USAGE;
-}
-
-static int finish_output(void)
-{
-	if (fflush(stdout) == EOF || ferror(stdout))
-		return fail("writing output: %s", strerror(errno));
-	return EXIT_SUCCESS;
-}
-
-/* Options: --store, --verbose, -h/--help and (json not NULL) --json.
- * Returns -1 to go on, else the exit status. */
-static int parse(const char *cmd, const char *help, const char **store,
-		 int argc, char **argv, bool *json)
-{
-	static const struct option opts[] = {
-		{"store", required_argument, NULL, OPT_STORE},
-		{"verbose", no_argument, NULL, OPT_VERBOSE},
-		{"help", no_argument, NULL, 'h'},
-		{"json", no_argument, NULL, OPT_JSON},
-		{0},
-	};
-	int opt;
-
-	while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		const char *bad = argv[optind - 1];
-
-		switch (opt) {
-		case OPT_STORE:
-			if (!*optarg)
-				return usage_error("--store needs a directory");
-			*store = optarg;
-			break;
-		case OPT_VERBOSE:
-			hoard_log_set_level(LOG_DEBUG);
-			break;
-		case OPT_JSON:
-			if (!json)
-				return usage_error(
-					"%s: unknown option '--json'", cmd);
-			*json = true;
-			break;
-		case 'h':
-			fputs(help, stdout);
-			return finish_output();
-		case ':':
-			return usage_error("%s: option '%s' needs a value", cmd,
-					   bad);
-		default:
-			return usage_error("%s: unknown option '%s'", cmd, bad);
-		}
-	}
-	return -1;
-}
 
 /* ---- config ---- */
 
@@ -192,9 +99,9 @@ static int config_daemon(const char *sock, const char *value, bool json,
 	if (*ret_no_daemon)
 		return 0;
 	if (r < 0) {
-		r = reply ? fail("the hoardfs daemon refused: %s", reply)
-			  : fail("cannot ask the hoardfs daemon on %s: %s",
-				 sock, strerror(-r));
+		r = reply ? cli_fail("the hoardfs daemon refused: %s", reply)
+			  : cli_fail("cannot ask the hoardfs daemon on %s: %s",
+				     sock, strerror(-r));
 		free(reply);
 		return r;
 	}
@@ -207,7 +114,7 @@ static int config_daemon(const char *sock, const char *value, bool json,
 			       (unsigned long long)json_u64(reply, "in_force"));
 	}
 	free(reply);
-	return finish_output();
+	return cli_finish_output();
 }
 
 static int config_offline(const char *store, const char *value, uint64_t max,
@@ -220,18 +127,19 @@ static int config_offline(const char *store, const char *value, uint64_t max,
 
 	r = hoard_store_open(store, &st, err, sizeof(err));
 	if (r < 0)
-		return *err ? fail("%s", err)
-			    : fail("%s: %s", store, strerror(-r));
+		return *err ? cli_fail("%s", err)
+			    : cli_fail("%s: %s", store, strerror(-r));
 	if (value)
 		r = hoard_budget_set(st, max);
 	if (r == 0)
 		r = hoard_budget_get(st, &cur);
 	hoard_store_close(st);
 	if (r < 0)
-		return fail("%s the size budget of %s: %s",
-			    value ? "setting" : "reading", store, strerror(-r));
+		return cli_fail("%s the size budget of %s: %s",
+				value ? "setting" : "reading", store,
+				strerror(-r));
 	print_size("max_size", cur, json);
-	return finish_output();
+	return cli_finish_output();
 }
 
 int hoard_cmd_config(const char **store, int argc, char **argv)
@@ -242,33 +150,36 @@ int hoard_cmd_config(const char **store, int argc, char **argv)
 	uint64_t max = 0;
 	int r;
 
-	r = parse("config", config_help, store, argc, argv, &json);
+	r = cli_parse("config", config_help, store, argc, argv, &json, NULL,
+		      true);
 	if (r >= 0)
 		return r;
 	key = optind < argc ? argv[optind] : NULL;
 	if (key && strcmp(key, "max-size"))
-		return usage_error("config: unknown setting '%s' (the one "
-				   "setting is max-size)",
-				   key);
+		return cli_usage_error("config: unknown setting '%s' (the one "
+				       "setting is max-size)",
+				       key);
 	if (key && optind + 1 < argc)
 		value = argv[optind + 1];
 	if (key && optind + 2 < argc)
-		return usage_error("config: unexpected argument '%s'",
-				   argv[optind + 2]);
+		return cli_usage_error("config: unexpected argument '%s'",
+				       argv[optind + 2]);
 	if (value && strcmp(value, "none")) {
 		if (hoard_parse_size(value, &max) < 0)
-			return usage_error("config: bad max-size '%s': "
-					   "expected a size such as 500M or "
-					   "20G, or none",
-					   value);
+			return cli_usage_error(
+				"config: bad max-size '%s': "
+				"expected a size such as 500M or "
+				"20G, or none",
+				value);
 		if (!max)
-			return usage_error("config: bad max-size '%s': the "
-					   "budget must be more than 0 (none "
-					   "removes it)",
-					   value);
+			return cli_usage_error(
+				"config: bad max-size '%s': the "
+				"budget must be more than 0 (none "
+				"removes it)",
+				value);
 	}
 	if (asprintf(&sock, "%s/%s", *store, CTL_SOCKET) < 0)
-		return fail("%s", strerror(ENOMEM));
+		return cli_fail("%s", strerror(ENOMEM));
 	r = config_daemon(sock, value, json, &no_daemon);
 	free(sock);
 	if (!no_daemon)
@@ -333,20 +244,20 @@ static int pin_one(const char *path, bool pin)
 	int r;
 
 	if (!realpath(path, real))
-		return fail("%s: %s", path, strerror(errno));
+		return cli_fail("%s: %s", path, strerror(errno));
 	r = on_hoard(real);
 	if (r < 0)
-		return fail("%s: reading the mount table: %s", path,
-			    strerror(-r));
+		return cli_fail("%s: reading the mount table: %s", path,
+				strerror(-r));
 	if (r == 0)
-		return fail("%s: not on a mounted hoard volume", path);
+		return cli_fail("%s: not on a mounted hoard volume", path);
 	if (pin)
 		r = setxattr(real, HOARD_PIN_XATTR, "1", 1, 0);
 	else
 		r = removexattr(real, HOARD_PIN_XATTR);
 	if (r < 0 && !(!pin && errno == ENODATA))
-		return fail("%s: cannot %s: %s", path, pin ? "pin" : "unpin",
-			    strerror(errno));
+		return cli_fail("%s: cannot %s: %s", path,
+				pin ? "pin" : "unpin", strerror(errno));
 	return 0;
 }
 
@@ -355,11 +266,11 @@ static int pin_cmd(const char *cmd, const char **store, int argc, char **argv,
 {
 	int r, status = EXIT_SUCCESS;
 
-	r = parse(cmd, pin_help, store, argc, argv, NULL);
+	r = cli_parse(cmd, pin_help, store, argc, argv, NULL, NULL, true);
 	if (r >= 0)
 		return r;
 	if (optind >= argc)
-		return usage_error("%s: no path given", cmd);
+		return cli_usage_error("%s: no path given", cmd);
 	for (int i = optind; i < argc; i++) {
 		if (pin_one(argv[i], pin))
 			status = EXIT_FAILURE;

@@ -24,21 +24,13 @@
 #include "hoard/gc.h"
 #include "hoard/store.h"
 #include "hoard/util.h"
+#include "cli.h"
 #include "fsck_cmds.h"
 
 #define EXIT_PROBLEMS 1
-#define EXIT_USAGE    2
-#define CTL_SOCKET    "control.sock"
 /* A compaction of a large store runs for minutes; the daemon says nothing
  * until it is done. */
 #define GC_TIMEOUT_S (6 * 3600)
-
-enum {
-	OPT_STORE = 0x100,
-	OPT_VERBOSE,
-	OPT_JSON,
-	OPT_REPAIR,
-};
 
 /* clang-format off */
 static const char fsck_help[] =
@@ -78,111 +70,6 @@ static const char gc_help[] =
 "Exit status: 0 done; 1 runtime error; 2 usage error.\n";
 /* clang-format on */
 
-static int vreport(int status, const char *fmt, va_list ap)
-{
-	fputs("hoard: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	if (status == EXIT_USAGE)
-		fputs(" (see 'hoard --help')", stderr);
-	fputc('\n', stderr);
-	return status;
-}
-
-static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vreport(EXIT_FAILURE, fmt, ap);
-	va_end(ap);
-	return EXIT_FAILURE;
-}
-
-static int usage_error(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vreport(EXIT_USAGE, fmt, ap);
-	va_end(ap);
-	return EXIT_USAGE;
-}
-
-static int finish_output(void)
-{
-	if (fflush(stdout) == EOF || ferror(stdout))
-		return fail("writing output: %s", strerror(errno));
-	return EXIT_SUCCESS;
-}
-
-/*
- * Parse a command's options: --store, --verbose, -h/--help, --json and,
- * when repair is not NULL, --repair.  Returns -1 to go on, else the exit
- * status.
- */
-static int parse(const char *cmd, const char *help, const char **store,
-		 int argc, char **argv, bool *json, bool *repair)
-{
-	static const struct option all[] = {
-		{"store", required_argument, NULL, OPT_STORE},
-		{"verbose", no_argument, NULL, OPT_VERBOSE},
-		{"help", no_argument, NULL, 'h'},
-		{"json", no_argument, NULL, OPT_JSON},
-		{"repair", no_argument, NULL, OPT_REPAIR},
-		{0},
-	};
-	struct option opts[6];
-	int opt, n = 0;
-
-	for (int i = 0; all[i].name; i++)
-		if (all[i].val != OPT_REPAIR || repair)
-			opts[n++] = all[i];
-	memset(&opts[n], 0, sizeof(opts[n]));
-	while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		const char *bad = argv[optind - 1];
-
-		switch (opt) {
-		case OPT_STORE:
-			if (!*optarg)
-				return usage_error("--store needs a directory");
-			*store = optarg;
-			break;
-		case OPT_VERBOSE:
-			hoard_log_set_level(LOG_DEBUG);
-			break;
-		case OPT_JSON:
-			*json = true;
-			break;
-		case OPT_REPAIR:
-			*repair = true;
-			break;
-		case 'h':
-			fputs(help, stdout);
-			return finish_output();
-		case ':':
-			return usage_error("%s: option '%s' needs a value", cmd,
-					   bad);
-		default:
-			if (optopt && (optopt >= 0x100 || strchr(bad, '=')))
-				return usage_error(
-					"%s: option '%.*s' takes no value", cmd,
-					(int)strcspn(bad, "="), bad);
-			if (optopt > 0 && optopt < 0x100 &&
-			    strncmp(bad, "--", 2))
-				return usage_error("%s: unknown option '-%c'",
-						   cmd, optopt);
-			return usage_error("%s: unknown option '%s'", cmd, bad);
-		}
-	}
-	if (optind < argc)
-		return usage_error("%s: unexpected argument '%s'", cmd,
-				   argv[optind]);
-	return -1;
-}
-
 static void human(uint64_t n, char *out, size_t len)
 {
 	static const char *const units[] = {"KiB", "MiB", "GiB", "TiB", "PiB"};
@@ -211,15 +98,16 @@ static int open_exclusive(const char *store, const char *cmd,
 	if (r == -EBUSY) {
 		pid = hoard_store_lock_owner(store);
 		if (pid > 0)
-			return fail("%s: store %s is in use by pid %d (hoardfs "
-				    "serving it?); unmount its volumes first",
-				    cmd, store, pid);
-		return fail("%s: store %s is in use; unmount its volumes "
-			    "first",
-			    cmd, store);
+			return cli_fail(
+				"%s: store %s is in use by pid %d (hoardfs "
+				"serving it?); unmount its volumes first",
+				cmd, store, pid);
+		return cli_fail("%s: store %s is in use; unmount its volumes "
+				"first",
+				cmd, store);
 	}
 	if (r < 0)
-		return fail("%s", *err ? err : strerror(-r));
+		return cli_fail("%s", *err ? err : strerror(-r));
 	return 0;
 }
 
@@ -256,7 +144,8 @@ int hoard_cmd_fsck(const char **store, int argc, char **argv)
 	char *out;
 	int r;
 
-	r = parse("fsck", fsck_help, store, argc, argv, &json, &o.repair);
+	r = cli_parse("fsck", fsck_help, store, argc, argv, &json, &o.repair,
+		      false);
 	if (r >= 0)
 		return r;
 	r = open_exclusive(*store, "fsck", &st);
@@ -272,16 +161,16 @@ int hoard_cmd_fsck(const char **store, int argc, char **argv)
 	if (prog.shown)
 		fputs("\r\033[K", stderr);
 	if (r < 0)
-		return fail("fsck of %s could not finish: %s", *store,
-			    strerror(-r));
+		return cli_fail("fsck of %s could not finish: %s", *store,
+				strerror(-r));
 	out = json ? hoard_fsck_json(rep) : hoard_fsck_text(rep);
 	r = rep->problems && !rep->repaired ? EXIT_PROBLEMS : EXIT_SUCCESS;
 	hoard_fsck_report_free(rep);
 	if (!out)
-		return fail("formatting the report: %s", strerror(ENOMEM));
+		return cli_fail("formatting the report: %s", strerror(ENOMEM));
 	fputs(out, stdout);
 	free(out);
-	return finish_output() ?: r;
+	return cli_finish_output() ?: r;
 }
 
 /* ---- gc ---- */
@@ -295,10 +184,10 @@ static int print_gc(const struct hoard_gc_report *g, const char *json_text,
 	if (json) {
 		out = json_text ? NULL : hoard_gc_json(g);
 		if (!json_text && !out)
-			return fail("%s", strerror(ENOMEM));
+			return cli_fail("%s", strerror(ENOMEM));
 		fputs(json_text ? json_text : out, stdout);
 		free(out);
-		return finish_output();
+		return cli_finish_output();
 	}
 	human(g->disk_before, a, sizeof(a));
 	human(g->disk_after, b, sizeof(b));
@@ -312,7 +201,7 @@ static int print_gc(const struct hoard_gc_report *g, const char *json_text,
 	       "compaction: %.2f s%s\n",
 	       a, b, f, c, d, g->seconds,
 	       via_daemon ? " (by the running hoardfs)" : "");
-	return finish_output();
+	return cli_finish_output();
 }
 
 static int offline_gc(const char *store, bool json)
@@ -333,7 +222,7 @@ static int offline_gc(const char *store, bool json)
 	}
 	hoard_store_close(st);
 	if (r < 0)
-		return fail("gc of %s failed: %s", store, strerror(-r));
+		return cli_fail("gc of %s failed: %s", store, strerror(-r));
 	return print_gc(&g, NULL, json, false);
 }
 
@@ -344,27 +233,27 @@ int hoard_cmd_gc(const char **store, int argc, char **argv)
 	bool json = false;
 	int r;
 
-	r = parse("gc", gc_help, store, argc, argv, &json, NULL);
+	r = cli_parse("gc", gc_help, store, argc, argv, &json, NULL, false);
 	if (r >= 0)
 		return r;
 	if (asprintf(&sock, "%s/%s", *store, CTL_SOCKET) < 0)
-		return fail("%s", strerror(ENOMEM));
+		return cli_fail("%s", strerror(ENOMEM));
 	r = hoard_ctl_call_timeout(sock, "gc", GC_TIMEOUT_S, &reply);
 	if (r == 0) {
 		if (hoard_gc_from_json(reply, &g) < 0)
-			r = fail("the daemon's gc reply is not understood");
+			r = cli_fail("the daemon's gc reply is not understood");
 		else
 			r = print_gc(&g, reply, json, true);
 	} else if ((r == -ENOENT || r == -ECONNREFUSED) && !reply) {
 		r = offline_gc(*store, json);
 	} else if (reply) {
-		r = fail("the hoardfs daemon could not run gc: %s", reply);
+		r = cli_fail("the hoardfs daemon could not run gc: %s", reply);
 	} else if (r == -ETIMEDOUT || r == -EAGAIN) {
-		r = fail("the hoardfs daemon did not finish gc in %d s",
-			 GC_TIMEOUT_S);
+		r = cli_fail("the hoardfs daemon did not finish gc in %d s",
+			     GC_TIMEOUT_S);
 	} else {
-		r = fail("cannot ask the hoardfs daemon on %s: %s", sock,
-			 strerror(-r));
+		r = cli_fail("cannot ask the hoardfs daemon on %s: %s", sock,
+			     strerror(-r));
 	}
 	free(reply);
 	free(sock);

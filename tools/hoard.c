@@ -27,14 +27,13 @@
 #include "hoard/store.h"
 #include "hoard/util.h"
 #include "budget_cmds.h"
+#include "cli.h"
 #include "fsck_cmds.h"
 #include "sync_cmds.h"
 
-#define EXIT_USAGE    2
 #define DEFAULT_STORE "/var/lib/hoard"
 #define DEFAULT_LEVEL 1
 #define MAX_LEVEL     19
-#define CTL_SOCKET    "control.sock"
 
 /* The usage text is laid out as it prints. */
 /* clang-format off */
@@ -165,49 +164,12 @@ struct ctx {
 
 /* ---- messages ---- */
 
-static int vreport(int status, const char *fmt, va_list ap)
-{
-	fputs("hoard: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	if (status == EXIT_USAGE)
-		fputs(" (see 'hoard --help')", stderr);
-	fputc('\n', stderr);
-	return status;
-}
-
-/* Report a runtime error; returns 1. */
-static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int fail(const char *fmt, ...)
-{
-	va_list ap;
-	int r;
-
-	va_start(ap, fmt);
-	r = vreport(EXIT_FAILURE, fmt, ap);
-	va_end(ap);
-	return r;
-}
-
-/* Report a usage error; returns 2. */
-static int usage_error(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...)
-{
-	va_list ap;
-	int r;
-
-	va_start(ap, fmt);
-	r = vreport(EXIT_USAGE, fmt, ap);
-	va_end(ap);
-	return r;
-}
-
 /* The library's one-line explanation if it gave one, else what + errno. */
 static int fail_errbuf(const char *errbuf, int err, const char *what)
 {
 	if (errbuf && *errbuf)
-		return fail("%s", errbuf);
-	return fail("%s: %s", what, strerror(-err));
+		return cli_fail("%s", errbuf);
+	return cli_fail("%s: %s", what, strerror(-err));
 }
 
 /* ---- options ---- */
@@ -241,7 +203,7 @@ static int common_option(struct ctx *c, int opt, char **argv)
 	switch (opt) {
 	case OPT_STORE:
 		if (!*optarg)
-			return usage_error("--store needs a directory");
+			return cli_usage_error("--store needs a directory");
 		c->store = optarg;
 		return -1;
 	case OPT_VERBOSE:
@@ -251,12 +213,12 @@ static int common_option(struct ctx *c, int opt, char **argv)
 		fputs(usage_text, stdout);
 		return EXIT_SUCCESS;
 	case ':':
-		return usage_error("option '%s' needs a value", bad);
+		return cli_usage_error("option '%s' needs a value", bad);
 	default:
 		if (optopt && (optopt >= 0x100 || strchr(bad, '=')))
-			return usage_error("option '%.*s' takes no value",
-					   (int)strcspn(bad, "="), bad);
-		return usage_error("unknown option '%s'", bad);
+			return cli_usage_error("option '%.*s' takes no value",
+					       (int)strcspn(bad, "="), bad);
+		return cli_usage_error("unknown option '%s'", bad);
 	}
 }
 
@@ -264,8 +226,8 @@ static int common_option(struct ctx *c, int opt, char **argv)
 static int no_operands(const char *cmd, int argc, char **argv)
 {
 	if (optind < argc)
-		return usage_error("%s: unexpected argument '%s'", cmd,
-				   argv[optind]);
+		return cli_usage_error("%s: unexpected argument '%s'", cmd,
+				       argv[optind]);
 	return -1;
 }
 
@@ -281,14 +243,6 @@ static int parse_int(const char *s, long min, long max, long *ret)
 		return -EINVAL;
 	*ret = v;
 	return 0;
-}
-
-/* Flush stdout; 0 or 1 after reporting a write error. */
-static int finish_output(void)
-{
-	if (fflush(stdout) == EOF || ferror(stdout))
-		return fail("writing output: %s", strerror(errno));
-	return EXIT_SUCCESS;
 }
 
 /* ---- init ---- */
@@ -314,9 +268,10 @@ static int cmd_init(struct ctx *c, int argc, char **argv)
 		}
 		if (opt == OPT_LEVEL) {
 			if (parse_int(optarg, 0, MAX_LEVEL, &level) < 0)
-				return usage_error("init: invalid zstd level "
-						   "'%s' (0 to %d)",
-						   optarg, MAX_LEVEL);
+				return cli_usage_error(
+					"init: invalid zstd level "
+					"'%s' (0 to %d)",
+					optarg, MAX_LEVEL);
 			continue;
 		}
 		r = common_option(c, opt, argv);
@@ -335,7 +290,7 @@ static int cmd_init(struct ctx *c, int argc, char **argv)
 		return fail_errbuf(err, r, c->store);
 	printf("initialized hoard store at %s (zstd level %d)\n", c->store,
 	       o.zstd_level);
-	return finish_output();
+	return cli_finish_output();
 }
 
 /* ---- stats ---- */
@@ -345,10 +300,10 @@ static int print_stats(const struct hoard_stats *s, bool json)
 	char *out = json ? hoard_stats_json(s) : hoard_stats_text(s);
 
 	if (!out)
-		return fail("formatting stats: %s", strerror(ENOMEM));
+		return cli_fail("formatting stats: %s", strerror(ENOMEM));
 	fputs(out, stdout);
 	free(out);
-	return finish_output();
+	return cli_finish_output();
 }
 
 /* The daemon answered: its JSON as is, or as a table. */
@@ -361,12 +316,13 @@ static int print_daemon_stats(const char *reply, bool json)
 		fputs(reply, stdout);
 		if (!*reply || reply[strlen(reply) - 1] != '\n')
 			fputc('\n', stdout);
-		return finish_output();
+		return cli_finish_output();
 	}
 	r = hoard_stats_from_json(reply, &s);
 	if (r < 0)
-		return fail("the daemon's stats reply is not understood: %s",
-			    strerror(-r));
+		return cli_fail(
+			"the daemon's stats reply is not understood: %s",
+			strerror(-r));
 	r = print_stats(s, false);
 	hoard_stats_free(s);
 	return r;
@@ -386,12 +342,13 @@ static int offline_stats(struct ctx *c, const char *sock, int ctl_err,
 		pid = hoard_store_lock_owner(c->store);
 		/* locked, yet nobody answers: a daemon starting or stuck */
 		if (pid > 0)
-			return fail("store %s is in use by pid %d, but no "
-				    "daemon answers on %s (%s)",
-				    c->store, pid, sock, strerror(-ctl_err));
-		return fail("%s; no daemon answers on %s (%s)",
-			    *err ? err : strerror(EBUSY), sock,
-			    strerror(-ctl_err));
+			return cli_fail("store %s is in use by pid %d, but no "
+					"daemon answers on %s (%s)",
+					c->store, pid, sock,
+					strerror(-ctl_err));
+		return cli_fail("%s; no daemon answers on %s (%s)",
+				*err ? err : strerror(EBUSY), sock,
+				strerror(-ctl_err));
 	}
 	if (r < 0)
 		return fail_errbuf(err, r, c->store);
@@ -406,8 +363,8 @@ static int offline_stats(struct ctx *c, const char *sock, int ctl_err,
 	}
 	hoard_store_close(st);
 	if (r < 0)
-		return fail("computing stats of %s: %s", c->store,
-			    strerror(-r));
+		return cli_fail("computing stats of %s: %s", c->store,
+				strerror(-r));
 	r = print_stats(s, json);
 	hoard_stats_free(s);
 	return r;
@@ -438,7 +395,7 @@ static int cmd_stats(struct ctx *c, int argc, char **argv)
 		return r;
 
 	if (asprintf(&sock, "%s/%s", c->store, CTL_SOCKET) < 0)
-		return fail("%s", strerror(ENOMEM));
+		return cli_fail("%s", strerror(ENOMEM));
 	/* A daemon holds the store's lock: ask it.  ERR replies always carry
 	 * a message, which tells a daemon's -ENOENT from a missing socket. */
 	r = hoard_ctl_call(sock, "stats", &reply);
@@ -447,14 +404,14 @@ static int cmd_stats(struct ctx *c, int argc, char **argv)
 	else if ((r == -ENOENT || r == -ECONNREFUSED) && !reply)
 		r = offline_stats(c, sock, r, json);
 	else if (reply)
-		r = fail("the hoardfs daemon could not compute stats: %s",
-			 reply);
+		r = cli_fail("the hoardfs daemon could not compute stats: %s",
+			     reply);
 	else if (r == -ETIMEDOUT)
-		r = fail("the hoardfs daemon did not answer on %s in time",
-			 sock);
+		r = cli_fail("the hoardfs daemon did not answer on %s in time",
+			     sock);
 	else
-		r = fail("cannot ask the hoardfs daemon on %s: %s", sock,
-			 strerror(-r));
+		r = cli_fail("cannot ask the hoardfs daemon on %s: %s", sock,
+			     strerror(-r));
 	free(reply);
 	free(sock);
 	return r;
@@ -468,7 +425,7 @@ static int cmd_help(struct ctx *c, int argc, char **argv)
 	(void)argc;
 	(void)argv;
 	fputs(usage_text, stdout);
-	return finish_output();
+	return cli_finish_output();
 }
 
 /* ---- fsck, gc (tools/fsck_cmds.c) ---- */
@@ -571,17 +528,17 @@ int main(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
 		if (opt == OPT_VERSION) {
 			printf("hoard %s\n", HOARD_VERSION);
-			return finish_output();
+			return cli_finish_output();
 		}
 		r = common_option(&c, opt, argv);
 		if (r >= 0)
 			return r;
 	}
 	if (optind >= argc)
-		return usage_error("no command given");
+		return cli_usage_error("no command given");
 	cmd = find_command(argv[optind]);
 	if (!cmd)
-		return usage_error("unknown command '%s'", argv[optind]);
+		return cli_usage_error("unknown command '%s'", argv[optind]);
 
 	/* The command parses the rest, argv[0] being its name. */
 	argc -= optind;
