@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "hoard/chunker.h"
+#include "hoard/fs.h"
 #include "hoard/remote.h"
 #include "hoard/util.h"
 
@@ -775,19 +776,8 @@ fail:
 
 bool hoard_ref_name_ok(const char *name)
 {
-	size_t n = strlen(name);
-
-	if (n == 0 || n > 64 || name[0] == '.')
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = name[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-		      c == '-'))
-			return false;
-	}
-	return true;
+	/* a ref is named <volume>/<name>: the same rule for both halves */
+	return hoard_fs_volume_name_ok(name);
 }
 
 int hoard_ref_encode(const struct hoard_ref *r, char **ret, size_t *ret_len)
