@@ -199,33 +199,52 @@ static void cache_insert(struct chunk_cache *c, const struct hoard_id *id,
 
 /* ---- records ------------------------------------------------------------ */
 
-static void chunk_rec_encode(const struct chunk_rec *r, uint8_t *v)
+size_t chunk_rec_encode(const struct chunk_rec *r, uint8_t *v)
 {
-	memset(v, 0, CHUNK_REC_SIZE);
-	v[0] = 1;
+	size_t n = r->has_loc ? CHUNK_REC_V2_SIZE : CHUNK_REC_SIZE;
+
+	memset(v, 0, n);
+	v[0] = r->has_loc ? 2 : 1;
 	v[1] = r->flags;
 	hoard_put_be32(v + 4, r->raw_size);
 	hoard_put_be32(v + 8, r->frame_size);
 	hoard_put_be64(v + 16, r->refcount);
+	if (r->has_loc) {
+		memcpy(v + 24, r->pack, 32);
+		hoard_put_be64(v + 56, r->pack_off);
+	}
+	return n;
+}
+
+int chunk_rec_decode(const uint8_t *v, size_t n, struct chunk_rec *ret)
+{
+	if (!((n == CHUNK_REC_SIZE && v[0] == 1) ||
+	      (n == CHUNK_REC_V2_SIZE && v[0] == 2)))
+		return -EBADMSG;
+	memset(ret, 0, sizeof(*ret));
+	ret->flags = v[1];
+	ret->raw_size = hoard_get_be32(v + 4);
+	ret->frame_size = hoard_get_be32(v + 8);
+	ret->refcount = hoard_get_be64(v + 16);
+	if (v[0] == 2) {
+		ret->has_loc = true;
+		memcpy(ret->pack, v + 24, 32);
+		ret->pack_off = hoard_get_be64(v + 56);
+	}
+	return 0;
 }
 
 int chunk_rec_load(struct hoard_fs *fs, const struct hoard_id *id,
 		   struct chunk_rec *ret)
 {
-	uint8_t v[CHUNK_REC_SIZE];
+	uint8_t v[CHUNK_REC_V2_SIZE];
 	size_t n;
 	int r = hoard_store_get_into(fs->st, HOARD_CF_CHUNKS, id->b,
 				     HOARD_ID_SIZE, v, sizeof(v), &n);
 
 	if (r < 0)
 		return r == -ENOBUFS ? -EBADMSG : r;
-	if (n != CHUNK_REC_SIZE || v[0] != 1)
-		return -EBADMSG;
-	ret->flags = v[1];
-	ret->raw_size = hoard_get_be32(v + 4);
-	ret->frame_size = hoard_get_be32(v + 8);
-	ret->refcount = hoard_get_be64(v + 16);
-	return 0;
+	return chunk_rec_decode(v, n, ret);
 }
 
 /* ---- reading ------------------------------------------------------------ */
@@ -256,7 +275,9 @@ static int chunk_load(struct hoard_fs *fs, const struct hoard_id *id,
 			log_corrupt(id, r == -ENOENT
 						? "its data is missing"
 						: "its data cannot be read");
-		return r == -ENOENT ? -EBADMSG : r;
+		if (r == -ENOENT)
+			return quiet ? -ENODATA : -EBADMSG;
+		return r;
 	}
 	data = malloc(raw_size ? raw_size : 1);
 	if (!data) {
@@ -282,6 +303,43 @@ static int chunk_load(struct hoard_fs *fs, const struct hoard_id *id,
 	return 0;
 }
 
+static __thread bool fetched_here;
+
+bool chunks_fetched_here(void)
+{
+	bool f = fetched_here;
+
+	fetched_here = false;
+	return f;
+}
+
+/*
+ * A chunk whose frame is not in chunkdata: when its record says it is not
+ * local (flag bit 0 clear) and where it lives remotely, and a remote is
+ * configured, fetch it (fs/lazy.c verifies and stores it).  -ENOENT: not a
+ * lazy chunk (the caller reports the frame missing).
+ */
+static int chunk_fetch(struct hoard_fs *fs, const struct hoard_id *id,
+		       uint32_t raw_size, uint8_t **ret_data)
+{
+	struct chunk_rec rec;
+	int r;
+
+	if (!fs->fetch)
+		return -ENOENT;
+	r = chunk_rec_load(fs, id, &rec);
+	if (r == 0 && (rec.flags & 1) && rec.has_loc) /* fetched meanwhile */
+		return chunk_load(fs, id, raw_size, ret_data, false);
+	if (r < 0 || (rec.flags & 1) || !rec.has_loc)
+		return -ENOENT;
+	if (rec.raw_size != raw_size)
+		return -EBADMSG;
+	r = fs->fetch(fs->fetch_ud, id, &rec, ret_data);
+	if (r == 0)
+		fetched_here = true;
+	return r;
+}
+
 int chunks_copy(struct hoard_fs *fs, const struct hoard_id *id,
 		uint32_t raw_size, uint32_t off, void *dst, size_t n)
 {
@@ -292,12 +350,40 @@ int chunks_copy(struct hoard_fs *fs, const struct hoard_id *id,
 		return -EBADMSG;
 	if (cache_copy(fs->cache, id, off, dst, n))
 		return 0;
-	r = chunk_load(fs, id, raw_size, &data, false);
+	r = chunk_load(fs, id, raw_size, &data, fs->fetch != NULL);
+	if (r == -ENODATA) {
+		r = chunk_fetch(fs, id, raw_size, &data);
+		if (r == -ENOENT) {
+			log_corrupt(id, "its data is missing");
+			r = -EBADMSG;
+		}
+	} else if (r < 0 && fs->fetch) {
+		/* quiet above: report it now */
+		log_corrupt(id, "its data cannot be read or is corrupt");
+	}
 	if (r < 0)
 		return r;
 	memcpy(dst, data + off, n);
 	cache_insert(fs->cache, id, data, raw_size);
 	return 0;
+}
+
+int chunks_load_local(struct hoard_fs *fs, const struct hoard_id *id,
+		      uint32_t raw_size, uint8_t **ret_data)
+{
+	return chunk_load(fs, id, raw_size, ret_data, false);
+}
+
+/* Put a fetched, verified chunk into the decompressed cache (a copy). */
+void chunks_cache_put(struct hoard_fs *fs, const struct hoard_id *id,
+		      const uint8_t *data, uint32_t len)
+{
+	uint8_t *d = malloc(len ? len : 1);
+
+	if (!d)
+		return;
+	memcpy(d, data, len);
+	cache_insert(fs->cache, id, d, len);
 }
 
 /* ---- writing ------------------------------------------------------------ */
@@ -400,7 +486,7 @@ static int inflight_enter(struct hoard_fs *fs, const struct hoard_id *id,
 		return -ENOMEM;
 	e->count = 1;
 	e->raw_size = raw;
-	if (r == 0) {
+	if (r == 0 && (rec.flags & 1)) {
 		e->frame_size = *ret_flen = rec.frame_size;
 		return 1;
 	}
@@ -484,7 +570,8 @@ static int apply_one(struct hoard_fs *fs, struct hoard_batch *b,
 		     const struct idmap_ent *d)
 {
 	struct chunk_rec rec;
-	uint8_t v[CHUNK_REC_SIZE];
+	uint8_t v[CHUNK_REC_V2_SIZE];
+	size_t vl;
 	int r = chunk_rec_load(fs, &d->id, &rec);
 
 	if (r == -ENOENT) {
@@ -514,9 +601,15 @@ static int apply_one(struct hoard_fs *fs, struct hoard_batch *b,
 		return 0;
 	}
 	rec.refcount += (uint64_t)d->count;
-	chunk_rec_encode(&rec, v);
-	hoard_batch_put(b, HOARD_CF_CHUNKS, d->id.b, HOARD_ID_SIZE, v,
-			sizeof(v));
+	if (!(rec.flags & 1) && d->count > 0 && d->frame_size &&
+	    hoard_store_exists(fs->st, HOARD_CF_CHUNKDATA, d->id.b,
+			       HOARD_ID_SIZE) == 1) {
+		/* a lazy chunk that a writer of the same bytes staged */
+		rec.flags |= 1;
+		rec.frame_size = d->frame_size;
+	}
+	vl = chunk_rec_encode(&rec, v);
+	hoard_batch_put(b, HOARD_CF_CHUNKS, d->id.b, HOARD_ID_SIZE, v, vl);
 	return 0;
 }
 

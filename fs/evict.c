@@ -256,9 +256,11 @@ int hoard_budget_set(struct hoard_store *st, uint64_t max_bytes)
 static int chunk_fields(const uint8_t *v, size_t n, uint32_t *ret_frame,
 			uint64_t *ret_refs)
 {
-	if (n != CHUNK_REC_SIZE || v[0] != 1)
+	if (!((n == CHUNK_REC_SIZE && v[0] == 1) ||
+	      (n == CHUNK_REC_V2_SIZE && v[0] == 2)))
 		return -EBADMSG;
-	*ret_frame = hoard_get_be32(v + 8);
+	/* only local frames take space (a lazy chunk's are remote) */
+	*ret_frame = (v[1] & 1) ? hoard_get_be32(v + 8) : 0;
 	*ret_refs = hoard_get_be64(v + 16);
 	return 0;
 }
@@ -528,7 +530,7 @@ int hoard_budget_pinned_bytes(struct hoard_store *st, uint64_t *ret)
 		for (; r == 0 && hoard_iter_valid(it); hoard_iter_next(it)) {
 			const uint8_t *v = hoard_iter_value(it, &vl);
 			struct hoard_id id;
-			uint8_t cv[CHUNK_REC_SIZE];
+			uint8_t cv[CHUNK_REC_V2_SIZE];
 			struct idmap_ent *e;
 
 			if (vl != EXTENT_VAL_SIZE)

@@ -604,6 +604,28 @@ int hoard_fs_open(struct hoard_fs *fs, uint64_t ino, int flags,
 	return 0;
 }
 
+/* This read fetched from the remote: hint the next chunks of the file
+ * (it is positioned on the first extent past the read). */
+static void read_ahead(struct hoard_fs *fs, struct hoard_iter *it)
+{
+	struct hoard_id ids[HOARD_READ_AHEAD];
+	uint32_t lens[HOARD_READ_AHEAD];
+	size_t n = 0;
+
+	for (; n < HOARD_READ_AHEAD && hoard_iter_valid(it);
+	     hoard_iter_next(it)) {
+		size_t vl;
+		const uint8_t *v = hoard_iter_value(it, &vl);
+
+		if (vl != EXTENT_VAL_SIZE)
+			break;
+		memcpy(ids[n].b, v, HOARD_ID_SIZE);
+		lens[n++] = hoard_get_be32(v + HOARD_ID_SIZE);
+	}
+	if (n)
+		fs->ahead(fs->fetch_ud, ids, lens, n);
+}
+
 static int read_extents(struct hoard_fs *fs, struct istate *is, uint8_t *buf,
 			uint64_t off, uint64_t end)
 {
@@ -643,6 +665,8 @@ static int read_extents(struct hoard_fs *fs, struct istate *is, uint8_t *buf,
 		r = chunks_copy(fs, &id, len, (uint32_t)(from - eoff),
 				buf + (from - off), (size_t)(to - from));
 	}
+	if (r == 0 && fs->ahead && chunks_fetched_here())
+		read_ahead(fs, it);
 	hoard_iter_free(it);
 	return r;
 }

@@ -26,12 +26,14 @@
 #include "hoard/hash.h"
 #include "hoard/store.h"
 
-#define INODE_REC_SIZE	80
-#define CHUNK_REC_SIZE	24
-#define EXTENT_KEY_SIZE 16
-#define EXTENT_VAL_SIZE 20
-#define NAME_MAX_LEN	255
-#define XATTR_MAX_VALUE 65536
+#define INODE_REC_SIZE	  80
+#define CHUNK_REC_SIZE	  24 /* version 1: no remote location */
+#define CHUNK_REC_V2_SIZE 64 /* version 2: + pack SHA-256 + offset */
+#define EXTENT_KEY_SIZE	  16
+#define EXTENT_VAL_SIZE	  20
+#define NAME_MAX_LEN	  255
+#define HOARD_READ_AHEAD  6 /* chunks hinted after a fetching read */
+#define XATTR_MAX_VALUE	  65536
 
 /* Decoded inode record (docs/FORMAT.md 2.2). */
 struct hoard_inode {
@@ -43,10 +45,22 @@ struct hoard_inode {
 
 /* Decoded chunk record (2.3). */
 struct chunk_rec {
-	uint8_t flags;
+	uint8_t flags; /* bit 0: frame present in chunkdata */
 	uint32_t raw_size, frame_size;
 	uint64_t refcount;
+	bool has_loc;	  /* version 2: where the frame lives remotely */
+	uint8_t pack[32]; /* SHA-256 of the pack (its name) */
+	uint64_t pack_off;
 };
+
+/* Fetches a chunk that is not local (fs/lazy.c): verified raw bytes in
+ * a new buffer of rec->raw_size bytes, or -EIO / -errno. */
+typedef int (*hoard_fetch_fn)(void *ud, const struct hoard_id *id,
+			      const struct chunk_rec *rec, uint8_t **ret_data);
+/* A reader that fetched is about to read on: the next chunks of its file
+ * (fetched in the background when they are not local). */
+typedef void (*hoard_ahead_fn)(void *ud, const struct hoard_id *ids,
+			       const uint32_t *lens, size_t n);
 
 /* In-memory inode state; see the essay above. */
 struct istate {
@@ -93,6 +107,9 @@ struct hoard_fs {
 	int staging_dirfd;
 	size_t staging_mem; /* bytes of in-memory staging (atomic) */
 	int level;
+	hoard_fetch_fn fetch; /* NULL: no remote; set before serving */
+	hoard_ahead_fn ahead;
+	void *fetch_ud;
 };
 
 /* idmap.c */
@@ -127,6 +144,19 @@ int chunk_cache_new(size_t bytes, struct chunk_cache **ret);
 void chunk_cache_free(struct chunk_cache *c);
 int chunk_rec_load(struct hoard_fs *fs, const struct hoard_id *id,
 		   struct chunk_rec *ret);
+/* Encode r (version 1, or 2 when has_loc) into v; returns its length. */
+size_t chunk_rec_encode(const struct chunk_rec *r, uint8_t *v);
+/* Decode a record value; -EBADMSG when malformed. */
+int chunk_rec_decode(const uint8_t *v, size_t n, struct chunk_rec *ret);
+/* 1 when the calling thread fetched a chunk since the last call (and
+ * clears it). */
+bool chunks_fetched_here(void);
+/* Read and verify a local chunk (a new buffer). */
+int chunks_load_local(struct hoard_fs *fs, const struct hoard_id *id,
+		      uint32_t raw_size, uint8_t **ret_data);
+/* Put a copy of verified chunk bytes into the decompressed cache. */
+void chunks_cache_put(struct hoard_fs *fs, const struct hoard_id *id,
+		      const uint8_t *data, uint32_t len);
 /* Make sure a chunk's frame is in the store (confirming a dedup hit byte
  * for byte) and count it in flight.  Returns its frame size. */
 int chunks_stage(struct hoard_fs *fs, const struct hoard_id *id,

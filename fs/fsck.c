@@ -345,7 +345,9 @@ static void check_inodes(struct fsck *c)
 static bool chunk_rec_ok(const uint8_t *k, size_t kl, const uint8_t *v,
 			 size_t vl)
 {
-	return kl == HOARD_ID_SIZE && vl == CHUNK_REC_SIZE && v[0] == 1 &&
+	return kl == HOARD_ID_SIZE &&
+	       ((vl == CHUNK_REC_SIZE && v[0] == 1) ||
+		(vl == CHUNK_REC_V2_SIZE && v[0] == 2)) &&
 	       hoard_get_be32(v + 4) <= HOARD_CHUNK_MAX;
 }
 
@@ -397,9 +399,12 @@ static int check_chunk(struct fsck *c, const uint8_t *k, size_t kl,
 	e->raw = hoard_get_be32(v + 4);
 	e->frame = hoard_get_be32(v + 8);
 	e->rec_refcount = hoard_get_be64(v + 16);
-	if (!f) {
-		/* flag bit 0 clear: known, not local (a remote's); with no
-		 * remote in this build that is data that cannot be read */
+	if (!f && v[0] == 2 && !(v[1] & 1)) {
+		/* not local, with its place in a remote pack (2.3): a lazy
+		 * chunk, fetched on read */
+		c->rep->remote_chunks++;
+	} else if (!f) {
+		/* no frame and nowhere else: data that cannot be read */
 		e->flags |= C_BAD;
 		problem(c, HOARD_FSCK_MISSING_FRAMES);
 	} else if (!frame_ok(c, e, f, fl)) {

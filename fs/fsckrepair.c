@@ -130,7 +130,7 @@ static int repair_chunks(struct fsck *c)
 		const uint8_t *v = hoard_iter_value(it, &vl);
 		struct hoard_id id;
 		struct cent *e = NULL;
-		uint8_t nv[CHUNK_REC_SIZE];
+		uint8_t nv[CHUNK_REC_V2_SIZE];
 
 		if (kl == HOARD_ID_SIZE) {
 			memcpy(id.b, k, HOARD_ID_SIZE);
@@ -144,9 +144,11 @@ static int repair_chunks(struct fsck *c)
 		}
 		if (e->rec_refcount == e->kept)
 			continue;
-		memcpy(nv, v, CHUNK_REC_SIZE);
+		if (vl > sizeof(nv))
+			continue;
+		memcpy(nv, v, vl);
 		hoard_put_be64(nv + 16, e->kept);
-		fsck_wr_put(c, HOARD_CF_CHUNKS, k, kl, nv, sizeof(nv));
+		fsck_wr_put(c, HOARD_CF_CHUNKS, k, kl, nv, vl);
 	}
 	return iter_end(it);
 }

@@ -83,12 +83,14 @@ char *hoard_fsck_json(const struct hoard_fsck_report *r)
 	fprintf(f,
 		"\"checked\":{\"volumes\":%llu,\"inodes\":%llu,"
 		"\"dirents\":%llu,\"extents\":%llu,\"xattrs\":%llu,"
-		"\"chunks\":%llu,\"raw_bytes\":%llu,\"frame_bytes\":%llu},",
+		"\"chunks\":%llu,\"raw_bytes\":%llu,\"frame_bytes\":%llu,"
+		"\"remote_chunks\":%llu},",
 		(unsigned long long)r->volumes, (unsigned long long)r->inodes,
 		(unsigned long long)r->dirents, (unsigned long long)r->extents,
 		(unsigned long long)r->xattrs, (unsigned long long)r->chunks,
 		(unsigned long long)r->raw_bytes,
-		(unsigned long long)r->frame_bytes);
+		(unsigned long long)r->frame_bytes,
+		(unsigned long long)r->remote_chunks);
 	fputs("\"found\":{", f);
 	for (int i = 0; i < HOARD_FSCK_N_PROBLEMS; i++)
 		fprintf(f, "%s\"%s\":%llu", i ? "," : "", problem_names[i],

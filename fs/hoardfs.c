@@ -24,6 +24,7 @@
 
 #include "hoard/ctl.h"
 #include "hoard/evict.h"
+#include "hoard/lazy.h"
 #include "hoard/gc.h"
 #include "hoard/fs.h"
 #include "hoard/stats.h"
@@ -56,6 +57,8 @@ static struct {
 	uint64_t cache_bytes;
 	uint64_t max_size; /* --max-size; 0: the store's setting */
 	struct hoard_evict *ev;
+	const char *remote;	   /* --remote; NULL: the store's setting */
+	struct hoard_lazy *lz;	   /* NULL: no remote, nothing to fetch */
 	pthread_mutex_t notify_mu; /* sessions' fds vs. their unmount */
 	struct mount mounts[MAX_MOUNTS];
 	int n_mounts;
@@ -804,6 +807,8 @@ reply:
 	return 0;
 }
 
+static int start_lazy(const char *url, const struct hoard_s3_config *fallback);
+
 /* "push ..." / "pull ...": run the engine on the open filesystem. */
 static int ctl_sync(const char *req, char **ret_out)
 {
@@ -823,6 +828,7 @@ static int ctl_sync(const char *req, char **ret_out)
 	o.volume = q.volume;
 	o.ref = q.ref;
 	o.jobs = q.jobs;
+	o.lazy = q.lazy != 0;
 	if (!strcmp(q.op, "pull")) {
 		o.changed = pull_changed;
 		o.changed_ud = q.volume;
@@ -836,6 +842,8 @@ static int ctl_sync(const char *req, char **ret_out)
 		*ret_out = strdup(*err ? err : strerror(-r));
 	} else {
 		hoard_log(LOG_INFO, "%s of volume %s done", q.op, q.volume);
+		if (o.lazy)
+			start_lazy(D.remote ? D.remote : q.url, &q.s3);
 		hoard_evict_poke(D.ev);
 		*ret_out = hoard_sync_result_json(&res);
 		if (!*ret_out)
@@ -843,6 +851,46 @@ static int ctl_sync(const char *req, char **ret_out)
 	}
 	hoard_sync_request_clear(&q);
 	return r;
+}
+
+/* "prefetch INO...": make the files local (lazy.h). */
+static int ctl_prefetch(const char *args, char **ret_out)
+{
+	uint64_t total = 0, bytes;
+	unsigned long long ino;
+	unsigned files = 0;
+	char *end;
+	int r;
+
+	if (!D.lz) {
+		*ret_out = strdup("no remote: the store has no lazy chunks to "
+				  "fetch");
+		return -ENOTCONN;
+	}
+	while (*args) {
+		errno = 0;
+		ino = strtoull(args, &end, 10);
+		if (errno || end == args || (*end && *end != ' ')) {
+			*ret_out = strdup("malformed prefetch request");
+			return -EINVAL;
+		}
+		r = hoard_lazy_prefetch(D.lz, ino, &bytes);
+		total += bytes;
+		if (r < 0) {
+			if (asprintf(ret_out,
+				     "inode %llu: %s (the remote is "
+				     "unreachable or lacks a chunk)",
+				     ino, strerror(-r)) < 0)
+				*ret_out = NULL;
+			return r;
+		}
+		files++;
+		args = *end ? end + 1 : end;
+	}
+	if (asprintf(ret_out, "{\"files\":%u,\"fetched_bytes\":%llu}\n", files,
+		     (unsigned long long)total) < 0)
+		return -ENOMEM;
+	return 0;
 }
 
 static int stats_budget(struct hoard_stats *s)
@@ -872,6 +920,16 @@ static int ctl_handler(void *ud, const char *req, char **ret_out)
 			return r;
 		hoard_fs_cache_counts(D.fs, &s->cache_hits, &s->cache_misses);
 		s->have_cache = true;
+		if (D.lz) {
+			struct hoard_lazy_counts lc;
+
+			hoard_lazy_get_counts(D.lz, &lc);
+			s->have_fetch = true;
+			s->fetched_chunks = lc.fetched_chunks;
+			s->fetched_bytes = lc.fetched_bytes;
+			s->fetch_gets = lc.gets;
+			s->fetch_failures = lc.failures;
+		}
 		r = stats_budget(s);
 		if (r < 0) {
 			hoard_stats_free(s);
@@ -894,6 +952,8 @@ static int ctl_handler(void *ud, const char *req, char **ret_out)
 		return ctl_sync(req, ret_out);
 	if (!strncmp(req, "config ", 7))
 		return ctl_config(req, ret_out);
+	if (!strncmp(req, "prefetch ", 9))
+		return ctl_prefetch(req + 9, ret_out);
 	*ret_out = strdup("unknown request");
 	return -EINVAL;
 }
@@ -944,6 +1004,13 @@ static void usage(FILE *f)
 		"                        files never); overrides the store "
 		"setting made\n"
 		"                        with 'hoard config max-size'\n"
+		"      --remote URL      fetch chunks that are not local (made "
+		"by 'hoard pull\n"
+		"                        --lazy') from s3://BUCKET/PREFIX "
+		"instead of the\n"
+		"                        store's remote setting; credentials "
+		"from the\n"
+		"                        daemon's AWS environment\n"
 		"      --log-level LEVEL error, warning, info (default) or "
 		"debug\n"
 		"  -h, --help            show this help\n"
@@ -988,6 +1055,7 @@ static void parse_args(int argc, char **argv)
 		{"cache-size", required_argument, NULL, 'C'},
 		{"max-size", required_argument, NULL, 'M'},
 		{"log-level", required_argument, NULL, 'L'},
+		{"remote", required_argument, NULL, 'R'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{0}};
@@ -1024,6 +1092,13 @@ static void parse_args(int argc, char **argv)
 				usage_die("bad --max-size '%s': the budget "
 					  "must be more than 0",
 					  optarg);
+			break;
+		case 'R':
+			if (strncmp(optarg, "s3://", 5))
+				usage_die("bad --remote '%s': expected "
+					  "s3://BUCKET[/PREFIX]",
+					  optarg);
+			D.remote = optarg;
 			break;
 		case 'L':
 			level = parse_level(optarg);
@@ -1153,6 +1228,38 @@ static void wait_for_exiting_daemon(void)
 	}
 }
 
+/* Lazy fetch (lazy.h): --remote, else the store's setting, with the
+ * daemon's AWS configuration, else fallback (a pull request's). */
+static int start_lazy(const char *url, const struct hoard_s3_config *fallback)
+{
+	struct hoard_s3_config cfg;
+	char err[512] = "";
+	int r;
+
+	if (D.lz || !url)
+		return 0;
+	r = hoard_s3_config_load(&cfg, err, sizeof(err));
+	if (r < 0 && !fallback) {
+		hoard_log(LOG_WARNING,
+			  "no lazy fetch from %s (chunks that are not local "
+			  "read as EIO): %s",
+			  url, *err ? err : strerror(-r));
+		return r;
+	}
+	r = hoard_lazy_open(D.fs, url, r < 0 ? fallback : &cfg, &D.lz);
+	if (r < 0)
+		hoard_log(LOG_WARNING, "no lazy fetch from %s: %s", url,
+			  strerror(-r));
+	else
+		hoard_log(LOG_INFO,
+			  "chunks that are not local are fetched "
+			  "from %s",
+			  url);
+	if (cfg.region)
+		hoard_s3_config_clear(&cfg);
+	return r;
+}
+
 /* The size budget: --max-size, else the store's setting (evict.h). */
 static void start_budget(void)
 {
@@ -1208,6 +1315,13 @@ int main(int argc, char **argv)
 	if (r < 0)
 		die("cannot start the filesystem of store %s: %s", D.store_dir,
 		    strerror(-r));
+	{
+		char *url = D.remote ? strdup(D.remote)
+				     : hoard_lazy_setting(D.st);
+
+		start_lazy(url, NULL);
+		free(url);
+	}
 	start_budget();
 	for (int i = 0; i < D.n_mounts; i++)
 		mount_one(&D.mounts[i]);
@@ -1228,6 +1342,7 @@ int main(int argc, char **argv)
 		pthread_join(D.mounts[i].thread, NULL);
 	hoard_ctl_server_stop(ctl);
 	hoard_evict_free(D.ev);
+	hoard_lazy_free(D.lz);
 	for (int i = 0; i < D.n_mounts; i++)
 		fuse_session_destroy(D.mounts[i].se);
 	hoard_fs_free(D.fs);

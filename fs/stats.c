@@ -346,7 +346,7 @@ static int scan_chunks(struct scan *sc)
 		struct hoard_id id;
 
 		if (klen != HOARD_ID_SIZE || vlen < CHUNK_REC_MIN ||
-		    v[0] != 1) {
+		    (v[0] != 1 && v[0] != 2)) {
 			hoard_log(LOG_DEBUG,
 				  "stats: skipping a bad chunk record");
 			continue;
@@ -357,6 +357,10 @@ static int scan_chunks(struct scan *sc)
 		raw = hoard_get_be32(v + 4);
 		frame = hoard_get_be32(v + 8);
 		count_chunk(&s->total, raw, frame);
+		if (!(v[1] & 1)) {
+			s->not_local_chunks++;
+			s->not_local_bytes += frame;
+		}
 		for (size_t i = 0; i < s->n_volumes; i++)
 			if (id_set_has(&sc->sets[i], &id))
 				count_chunk(&s->volumes[i].f, raw, frame);
@@ -512,6 +516,17 @@ char *hoard_stats_json(const struct hoard_stats *s)
 		fprintf(f, ",\"cache_hits\":%llu,\"cache_misses\":%llu",
 			(unsigned long long)s->cache_hits,
 			(unsigned long long)s->cache_misses);
+	fprintf(f, ",\"chunks_not_local\":%llu,\"not_local_bytes\":%llu",
+		(unsigned long long)s->not_local_chunks,
+		(unsigned long long)s->not_local_bytes);
+	if (s->have_fetch)
+		fprintf(f,
+			",\"fetched_chunks\":%llu,\"fetched_bytes\":%llu,"
+			"\"fetch_gets\":%llu,\"fetch_failures\":%llu",
+			(unsigned long long)s->fetched_chunks,
+			(unsigned long long)s->fetched_bytes,
+			(unsigned long long)s->fetch_gets,
+			(unsigned long long)s->fetch_failures);
 	if (s->have_budget)
 		fprintf(f,
 			",\"max_size\":%llu,\"pinned_bytes\":%llu,"
@@ -603,6 +618,22 @@ char *hoard_stats_text(const struct hoard_stats *s)
 		fprintf(f, "decompressed-chunk cache: %llu hits, %llu misses\n",
 			(unsigned long long)s->cache_hits,
 			(unsigned long long)s->cache_misses);
+	if (s->not_local_chunks || s->have_fetch) {
+		char nb[32], fb[32];
+
+		human(s->not_local_bytes, nb, sizeof(nb));
+		human(s->fetched_bytes, fb, sizeof(fb));
+		fprintf(f, "not local (lazy, in the remote): %llu chunks, %s",
+			(unsigned long long)s->not_local_chunks, nb);
+		if (s->have_fetch)
+			fprintf(f,
+				"; fetched since the daemon started: %llu "
+				"chunks, %s in %llu GETs, %llu failed",
+				(unsigned long long)s->fetched_chunks, fb,
+				(unsigned long long)s->fetch_gets,
+				(unsigned long long)s->fetch_failures);
+		fputc('\n', f);
+	}
 	if (s->have_budget) {
 		char mb[32], pb[32], eb[32];
 
@@ -924,6 +955,18 @@ int hoard_stats_from_json(const char *json, struct hoard_stats **ret)
 				r = jp_u64(&j, &s->evicted_files);
 			else if (!strcmp(key, "evicted_bytes"))
 				r = jp_u64(&j, &s->evicted_bytes);
+			else if (!strcmp(key, "chunks_not_local"))
+				r = jp_u64(&j, &s->not_local_chunks);
+			else if (!strcmp(key, "not_local_bytes"))
+				r = jp_u64(&j, &s->not_local_bytes);
+			else if (!strcmp(key, "fetched_chunks"))
+				r = jp_u64(&j, &s->fetched_chunks);
+			else if (!strcmp(key, "fetched_bytes"))
+				r = jp_u64(&j, &s->fetched_bytes);
+			else if (!strcmp(key, "fetch_gets"))
+				r = jp_u64(&j, &s->fetch_gets);
+			else if (!strcmp(key, "fetch_failures"))
+				r = jp_u64(&j, &s->fetch_failures);
 			else
 				r = jp_fig(&j, key, &s->total, &s->db_bytes);
 			if (r < 0)
@@ -932,6 +975,8 @@ int hoard_stats_from_json(const char *json, struct hoard_stats **ret)
 				s->have_cache = true;
 			if (!strcmp(key, "max_size"))
 				s->have_budget = true;
+			if (!strncmp(key, "fetch", 5))
+				s->have_fetch = true;
 		} while (jp_eat(&j, ','));
 		r = -EBADMSG;
 		if (!jp_eat(&j, '}'))

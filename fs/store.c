@@ -332,7 +332,7 @@ static int write_marker(const char *dir)
 		goto out_free;
 	}
 	n = snprintf(line, sizeof(line), "hoard-store %d\n",
-		     HOARD_STORE_FORMAT);
+		     HOARD_STORE_FORMAT_INIT);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		r = -errno;
@@ -410,7 +410,7 @@ static int write_settings(struct hoard_store *st,
 
 	if (!b)
 		return -ENOMEM;
-	put_u32(b, "format", HOARD_STORE_FORMAT);
+	put_u32(b, "format", HOARD_STORE_FORMAT_INIT);
 	put_u32(b, "chunker", HOARD_CHUNKER_VERSION);
 	put_u32(b, "zstd_level", (uint32_t)o->zstd_level);
 	hoard_put_be64(ino, 16);

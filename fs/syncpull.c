@@ -210,7 +210,8 @@ static int plan_fetch(struct pull *P, char *errbuf, size_t errlen)
 				continue;
 			P->res->chunks++;
 			e = chunk_rec_load(P->fs, id, &rec);
-			if (e == 0 && (rec.flags & 1) && rec.refcount > 0)
+			if (e == 0 && rec.refcount > 0 &&
+			    ((rec.flags & 1) || (P->o->lazy && rec.has_loc)))
 				continue;
 			if (e < 0 && e != -ENOENT)
 				break;
@@ -415,6 +416,16 @@ out:
 	return e;
 }
 
+static void sha_from_hex(const char *hex, uint8_t out[32])
+{
+	for (int i = 0; i < 32; i++) {
+		unsigned x = 0;
+
+		sscanf(hex + 2 * i, "%2x", &x);
+		out[i] = (uint8_t)x;
+	}
+}
+
 /* ---- step 5: the tree ------------------------------------------------------------ */
 
 static void note_changed(struct pull *P, uint64_t parent, const char *name)
@@ -497,8 +508,22 @@ static int fill_locked(struct pull *P, uint64_t ino,
 			continue;
 		}
 		r = chunk_rec_load(fs, &e->ext[k].id, &rec);
-		if (r == 0 && (!(rec.flags & 1) || rec.refcount == 0))
+		if (r == 0 && rec.refcount > 0 && !(rec.flags & 1) &&
+		    P->o->lazy && rec.has_loc)
+			r = 0;
+		else if (r == 0 && (!(rec.flags & 1) || rec.refcount == 0))
 			r = -ENOENT;
+		if (r == -ENOENT && P->o->lazy) {
+			/* lazy: a record of a chunk that stays remote */
+			const struct hoard_rloc *loc = hoard_rindex_get(
+				P->r->rx, &e->ext[k].id);
+
+			if (!loc)
+				return -EAGAIN;
+			d->frame_size = loc->frame_len;
+			d->writing = true; /* marks "new remote record" */
+			continue;
+		}
 		if (r < 0)
 			return r == -ENOENT ? -EAGAIN : r;
 		d->frame_size = rec.frame_size;
@@ -517,6 +542,26 @@ static int fill_locked(struct pull *P, uint64_t ino,
 				sizeof(v));
 	}
 	r = chunks_apply_locked(fs, b, deltas);
+	for (size_t i = 0; r == 0 && P->o->lazy && i < deltas->cap; i++) {
+		const struct idmap_ent *d = &deltas->e[i];
+		const struct hoard_rloc *loc;
+		struct chunk_rec rec = {.has_loc = true};
+		uint8_t v[CHUNK_REC_V2_SIZE];
+		size_t vl;
+
+		if (!d->used || !d->writing || d->count <= 0)
+			continue;
+		loc = hoard_rindex_get(P->r->rx, &d->id);
+		rec.raw_size = loc->raw_len;
+		rec.frame_size = loc->frame_len;
+		rec.refcount = (uint64_t)d->count;
+		rec.pack_off = loc->off;
+		sha_from_hex(P->r->packs[loc->pack], rec.pack);
+		vl = chunk_rec_encode(&rec, v);
+		/* replaces the local record chunks_apply_locked put */
+		hoard_batch_put(b, HOARD_CF_CHUNKS, d->id.b, HOARD_ID_SIZE, v,
+				vl);
+	}
 	if (r == 0)
 		r = inode_load(fs, ino, &in);
 	if (r == 0) {
@@ -854,6 +899,26 @@ static void pull_release(struct pull *P)
 	pthread_mutex_unlock(&P->fs->lock);
 }
 
+/* A lazy pull: the store remembers the remote (the daemon fetches from
+ * it) and says format 2 (version-2 chunk records), before any record. */
+static int lazy_setting(struct pull *P, char *errbuf, size_t errlen)
+{
+	struct hoard_store *st = P->fs->st;
+	uint8_t v[4];
+	int e;
+
+	hoard_put_be32(v, HOARD_STORE_FORMAT);
+	e = hoard_store_put(st, HOARD_CF_DEFAULT, "format", 6, v, 4);
+	if (e == 0)
+		e = hoard_store_put(st, HOARD_CF_DEFAULT, "remote", 6,
+				    P->o->url, strlen(P->o->url));
+	if (e < 0)
+		return sync_err(errbuf, errlen, e,
+				"writing the store's remote setting: %s",
+				strerror(-e));
+	return 0;
+}
+
 int hoard_sync_pull(struct hoard_fs *fs, const struct hoard_sync_opts *o,
 		    struct hoard_sync_result *res, char *errbuf, size_t errlen)
 {
@@ -902,7 +967,9 @@ int hoard_sync_pull(struct hoard_fs *fs, const struct hoard_sync_opts *o,
 			sync_err(errbuf, errlen, e, "volume '%s': %s",
 				 o->volume, strerror(-e));
 	}
-	if (e == 0)
+	if (e == 0 && o->lazy)
+		e = lazy_setting(&P, errbuf, errlen);
+	else if (e == 0)
 		e = run_parallel(P.n_ranges, r.jobs, fetch_range, &P);
 	if (e == 0) {
 		P.local = calloc(P.m.n, sizeof(*P.local));

@@ -179,6 +179,8 @@ char *hoard_sync_request_encode(const char *op, const struct hoard_sync_opts *o)
 	put_word(f, o->volume);
 	put_word(f, o->ref ? o->ref : HOARD_SYNC_DEFAULT_REF);
 	put_kn(f, "jobs", o->jobs);
+	if (o->lazy)
+		put_kn(f, "lazy", 1);
 	put_kv(f, "ak", c->access_key_id);
 	put_kv(f, "sk", c->secret_access_key);
 	put_kv(f, "st", c->session_token);
@@ -283,6 +285,8 @@ int hoard_sync_request_decode(const char *line, struct hoard_sync_request *q)
 	}
 		if (!strcmp(w, "jobs"))
 			r = set_num(v, &q->jobs);
+		else if (!strcmp(w, "lazy"))
+			r = set_num(v, &q->lazy);
 		STR("ak", access_key_id)
 		STR("sk", secret_access_key)
 		STR("st", session_token)

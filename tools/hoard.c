@@ -27,6 +27,7 @@
 #include "hoard/store.h"
 #include "hoard/util.h"
 #include "budget_cmds.h"
+#include "lazy_cmds.h"
 #include "cli.h"
 #include "fsck_cmds.h"
 #include "sync_cmds.h"
@@ -93,7 +94,8 @@ static const char usage_text[] =
 "      AWS_SESSION_TOKEN, AWS_REGION, AWS_ENDPOINT_URL, AWS_PROFILE and\n"
 "      ~/.aws/{credentials,config}.\n"
 "\n"
-"  pull s3://BUCKET[/PREFIX] [--volume V] [--ref NAME] [--jobs N] [--json]\n"
+"  pull s3://BUCKET[/PREFIX] [--volume V] [--ref NAME] [--jobs N] [--lazy]\n"
+"       [--json]\n"
 "      Bring the ref V/NAME into volume V (made if missing), mounted or\n"
 "      not: only the chunks the store lacks are fetched (ranged GETs,\n"
 "      grouped per pack) and each is verified against its id.  A file\n"
@@ -102,6 +104,9 @@ static const char usage_text[] =
 "      replaced only when the remote copy's mtime is newer; a local\n"
 "      directory is never replaced.  The store's secret must be the\n"
 "      repository's (see init --from).\n"
+"      --lazy: fetch no chunk data; every file appears at once with\n"
+"      records of where its chunks are in the bucket, and hoardfs fetches\n"
+"      a chunk on its first read (the store remembers the URL).\n"
 "\n"
 "  ls-remote s3://BUCKET[/PREFIX] [--json]\n"
 "      List the repository's refs: manifest, files, bytes, manifest size\n"
@@ -112,6 +117,11 @@ static const char usage_text[] =
 "      (K, M, G, T suffixes), hoardfs removes least recently used files\n"
 "      down to 90% of it.  Through the daemon when it runs (applied at\n"
 "      once).  hoardfs --max-size overrides it.  See 'hoard config --help'.\n"
+"\n"
+"  prefetch PATH... [--json]\n"
+"      Make files (or trees) of a lazily pulled volume fully local, for\n"
+"      an offline host: the daemon fetches their chunks that are not\n"
+"      local.  See 'hoard prefetch --help'.\n"
 "\n"
 "  pin PATH... / unpin PATH...\n"
 "      Exempt files or whole trees of a mounted volume from the budget\n"
@@ -478,6 +488,11 @@ static int cmd_unpin(struct ctx *c, int argc, char **argv)
 	return hoard_cmd_unpin(&c->store, argc, argv);
 }
 
+static int cmd_prefetch(struct ctx *c, int argc, char **argv)
+{
+	return hoard_cmd_prefetch(&c->store, argc, argv);
+}
+
 /* ---- the command table ---- */
 
 /*
@@ -498,7 +513,8 @@ static const struct command {
 	{"config", cmd_config},	      /* store settings (max-size) */
 	{"pin", cmd_pin},	      /* exempt from the size budget */
 	{"unpin", cmd_unpin},
-	{"help", cmd_help}, /* usage_text */
+	{"prefetch", cmd_prefetch}, /* make lazy files local */
+	{"help", cmd_help},	    /* usage_text */
 };
 
 static const struct command *find_command(const char *name)

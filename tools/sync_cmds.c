@@ -43,6 +43,7 @@ enum {
 	OPT_REMOTE,
 	OPT_GRACE,
 	OPT_DRY_RUN,
+	OPT_LAZY,
 };
 
 static int report(int status, const char *fmt, ...)
@@ -81,14 +82,14 @@ static int status_of(int err)
 struct args {
 	const char *url, *volume, *ref;
 	unsigned jobs;
-	bool json;
+	bool json, lazy;
 };
 
 static const char push_usage[] =
 	"Usage: hoard push s3://BUCKET[/PREFIX] [--volume V] [--ref NAME] "
 	"[--jobs N] [--json]\n"
 	"       hoard pull s3://BUCKET[/PREFIX] [--volume V] [--ref NAME] "
-	"[--jobs N] [--json]\n"
+	"[--jobs N] [--lazy] [--json]\n"
 	"       hoard ls-remote s3://BUCKET[/PREFIX] [--json]\n"
 	"See 'hoard help' for what they do.\n";
 
@@ -104,6 +105,7 @@ static int parse(const char *cmd, const char **store, int argc, char **argv,
 		{"volume", required_argument, NULL, OPT_VOLUME},
 		{"ref", required_argument, NULL, OPT_REF},
 		{"jobs", required_argument, NULL, OPT_JOBS},
+		{"lazy", no_argument, NULL, OPT_LAZY},
 		{0},
 	};
 	char *end;
@@ -130,6 +132,13 @@ static int parse(const char *cmd, const char **store, int argc, char **argv,
 			return EXIT_SUCCESS;
 		case OPT_JSON:
 			a->json = true;
+			break;
+		case OPT_LAZY:
+			if (strcmp(cmd, "pull"))
+				return report(EXIT_USAGE,
+					      "%s: unknown option '%s'", cmd,
+					      argv[optind - 1]);
+			a->lazy = true;
 			break;
 		case OPT_VOLUME:
 		case OPT_REF:
@@ -326,6 +335,7 @@ static int sync_cmd(const char *op, const char **store, int argc, char **argv)
 	o.volume = a.volume;
 	o.ref = a.ref;
 	o.jobs = a.jobs;
+	o.lazy = a.lazy;
 	line = hoard_sync_request_encode(op, &o);
 	if (!line || asprintf(&sock, "%s/%s", *store, CTL_SOCKET) < 0) {
 		free(line);

@@ -76,8 +76,9 @@ enum hoard_fsck_problem {
 struct hoard_fsck_report {
 	/* what was checked */
 	uint64_t volumes, inodes, dirents, extents, xattrs, chunks;
-	uint64_t raw_bytes;   /* chunk bytes verified (decoded) */
-	uint64_t frame_bytes; /* stored bytes read */
+	uint64_t raw_bytes;	/* chunk bytes verified (decoded) */
+	uint64_t frame_bytes;	/* stored bytes read */
+	uint64_t remote_chunks; /* not local, with a remote location (lazy) */
 	/* what was found */
 	uint64_t problem[HOARD_FSCK_N_PROBLEMS];
 	uint64_t problems; /* the sum */

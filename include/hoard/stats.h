@@ -45,6 +45,12 @@ struct hoard_stats {
 	 * started (0 offline). */
 	bool have_budget;
 	uint64_t max_size, pinned_bytes, evicted_files, evicted_bytes;
+	/* Lazy chunks (docs/REMOTE.md 10): distinct chunks with refcount > 0
+	 * that are not local, and their frame bytes (in the remote). */
+	uint64_t not_local_chunks, not_local_bytes;
+	/* The daemon's lazy fetcher (lazy.h): have_fetch false offline. */
+	bool have_fetch;
+	uint64_t fetched_chunks, fetched_bytes, fetch_gets, fetch_failures;
 	size_t n_volumes;
 	struct hoard_stats_volume *volumes;
 };

@@ -30,7 +30,10 @@
 
 #include "hoard/hash.h"
 
-#define HOARD_STORE_FORMAT 1
+/* Newest store format this build reads (docs/FORMAT.md 1): 2 once a lazy
+ * pull wrote version-2 chunk records; `hoard init` makes format 1. */
+#define HOARD_STORE_FORMAT	2
+#define HOARD_STORE_FORMAT_INIT 1
 
 enum hoard_cf {
 	HOARD_CF_DEFAULT = 0, /* store settings */

@@ -46,7 +46,8 @@ struct hoard_sync_opts {
 	const char *url;    /* s3://BUCKET[/PREFIX] */
 	const char *volume; /* the local volume (and the ref's directory) */
 	const char *ref;    /* NULL: "main" */
-	unsigned jobs;	    /* parallel requests; 0: 8 */
+	bool lazy;     /* pull only: records, no chunk data (REMOTE.md 10) */
+	unsigned jobs; /* parallel requests; 0: 8 */
 	/* Optional, called from worker threads (serialized). */
 	void (*progress)(void *ud, const struct hoard_sync_progress *p);
 	void *progress_ud;
@@ -99,6 +100,7 @@ struct hoard_sync_request {
 	char op[8];
 	char *url, *volume, *ref;
 	unsigned jobs;
+	unsigned lazy; /* pull: 1 for --lazy */
 	struct hoard_s3_config s3;
 };
 char *hoard_sync_request_encode(const char *op,

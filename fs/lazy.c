@@ -1,0 +1,564 @@
+// SPDX-License-Identifier: MIT
+/*
+ * lazy: fetch on read of chunks that are not local (lazy.h; docs/REMOTE.md
+ * section 10, docs/FORMAT.md 2.3).
+ *
+ * A fetch: one ranged GET of the frame (its pack, offset and length are in
+ * the chunk's version-2 record), decode, re-hash against the id (a mismatch
+ * is fetched once more, then EIO), then, under the metadata lock, the frame
+ * and the record with flag bit 0 set go in one batch, unless the record went
+ * away meanwhile (its last file was deleted) or another path stored it.
+ *
+ * One fetch per chunk at a time: an in-flight table (a list; few fetches
+ * run at once) where later readers of the same id wait for the first one
+ * and take a copy of its bytes or its error.  A failure is not remembered:
+ * the next read tries again (and fails again within the bound while the
+ * remote is down).
+ *
+ * Read-ahead: a read that fetched hints the next chunks of its file
+ * (file.c); those not local and not in flight are queued (at most
+ * AHEAD_QUEUE) for HOARD_LAZY_THREADS background threads.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fs-internal.h"
+#include "hoard/codec.h"
+#include "hoard/lazy.h"
+#include "hoard/remote.h"
+#include "hoard/util.h"
+
+#define AHEAD_QUEUE  64
+#define VERIFY_TRIES 2
+
+struct flight {
+	struct hoard_id id;
+	bool done;
+	int r;
+	uint8_t *data;
+	uint32_t len;
+	unsigned refs;
+	struct flight *next;
+};
+
+struct hoard_lazy {
+	struct hoard_fs *fs;
+	struct hoard_s3_client *cl;
+	char *bucket, *prefix; /* prefix "" or ends with '/' */
+	pthread_mutex_t mu;    /* protects everything below */
+	pthread_cond_t cv;     /* a flight finished; the queue changed */
+	struct flight *flights;
+	struct hoard_id queue[AHEAD_QUEUE];
+	size_t q_head, q_n;
+	bool stop;
+	pthread_t th[HOARD_LAZY_THREADS];
+	unsigned n_th;
+	struct hoard_lazy_counts c;
+};
+
+char *hoard_lazy_setting(struct hoard_store *st)
+{
+	char buf[1100];
+	size_t n;
+
+	if (hoard_store_get_into(st, HOARD_CF_DEFAULT, HOARD_REMOTE_KEY,
+				 strlen(HOARD_REMOTE_KEY), buf, sizeof(buf) - 1,
+				 &n) < 0)
+		return NULL;
+	buf[n] = 0;
+	return strdup(buf);
+}
+
+int hoard_lazy_set_setting(struct hoard_store *st, const char *url)
+{
+	return hoard_store_put(st, HOARD_CF_DEFAULT, HOARD_REMOTE_KEY,
+			       strlen(HOARD_REMOTE_KEY), url, strlen(url));
+}
+
+/* ---- one fetch ---------------------------------------------------------- */
+
+static int get_verified(struct hoard_lazy *lz, const struct hoard_id *id,
+			const struct chunk_rec *rec, uint8_t *frame,
+			uint8_t *raw)
+{
+	char hex[HOARD_SHA256_HEX_SIZE], idhex[HOARD_ID_HEX_SIZE], *key;
+	struct hoard_id got;
+	ssize_t n;
+	int r = -EIO;
+
+	for (int i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", rec->pack[i]);
+	if (asprintf(&key, "%spacks/%s.pack", lz->prefix, hex) < 0)
+		return -ENOMEM;
+	hoard_id_hex(id, idhex);
+	for (int t = 0; t < VERIFY_TRIES; t++) {
+		pthread_mutex_lock(&lz->mu);
+		lz->c.gets++;
+		pthread_mutex_unlock(&lz->mu);
+		n = hoard_s3_get_range(lz->cl, lz->bucket, key, rec->pack_off,
+				       rec->frame_size, frame);
+		if (n < 0) {
+			hoard_log(LOG_WARNING,
+				  "lazy fetch of chunk %s from %s: %s", idhex,
+				  key, hoard_s3_last_error());
+			r = -EIO;
+			break;
+		}
+		if ((uint64_t)n == rec->frame_size &&
+		    hoard_codec_decode(frame, (size_t)n, raw, rec->raw_size,
+				       rec->raw_size) ==
+			    (ssize_t)rec->raw_size) {
+			hoard_id_compute(hoard_store_key(lz->fs->st), raw,
+					 rec->raw_size, &got);
+			if (hoard_id_equal(&got, id)) {
+				r = 0;
+				break;
+			}
+		}
+		hoard_log(LOG_WARNING,
+			  "lazy fetch of chunk %s from %s: the frame does not "
+			  "match its id%s",
+			  idhex, key, t + 1 < VERIFY_TRIES ? ", again" : "");
+		r = -EIO;
+	}
+	free(key);
+	return r;
+}
+
+/* Store a verified frame unless the chunk went away or is local now. */
+static int store_fetched(struct hoard_lazy *lz, const struct hoard_id *id,
+			 const uint8_t *frame, uint32_t flen)
+{
+	struct hoard_fs *fs = lz->fs;
+	uint8_t v[CHUNK_REC_V2_SIZE];
+	struct hoard_batch *b;
+	struct chunk_rec rec;
+	size_t vl;
+	int r;
+
+	pthread_mutex_lock(&fs->lock);
+	r = chunk_rec_load(fs, id, &rec);
+	if (r < 0 || (rec.flags & 1) || rec.refcount == 0) {
+		pthread_mutex_unlock(&fs->lock);
+		return r == -ENOENT ? 0 : r < 0 ? r : 0;
+	}
+	b = hoard_batch_new(fs->st);
+	if (!b) {
+		pthread_mutex_unlock(&fs->lock);
+		return -ENOMEM;
+	}
+	rec.flags |= 1;
+	rec.frame_size = flen;
+	vl = chunk_rec_encode(&rec, v);
+	hoard_batch_put(b, HOARD_CF_CHUNKDATA, id->b, HOARD_ID_SIZE, frame,
+			flen);
+	hoard_batch_put(b, HOARD_CF_CHUNKS, id->b, HOARD_ID_SIZE, v, vl);
+	r = hoard_store_write(fs->st, b, false);
+	hoard_batch_free(b);
+	pthread_mutex_unlock(&fs->lock);
+	if (r == 0) {
+		pthread_mutex_lock(&lz->mu);
+		lz->c.fetched_chunks++;
+		lz->c.fetched_bytes += flen;
+		pthread_mutex_unlock(&lz->mu);
+	}
+	return r;
+}
+
+static int fetch_now(struct hoard_lazy *lz, const struct hoard_id *id,
+		     const struct chunk_rec *rec, uint8_t **ret_data)
+{
+	uint8_t *frame = malloc(rec->frame_size ? rec->frame_size : 1);
+	uint8_t *raw = malloc(rec->raw_size ? rec->raw_size : 1);
+	int r = -ENOMEM;
+
+	if (frame && raw)
+		r = get_verified(lz, id, rec, frame, raw);
+	if (r == 0) {
+		r = store_fetched(lz, id, frame, rec->frame_size);
+		if (r < 0) {
+			/* the bytes are good: answer, fetch again next time */
+			hoard_log(LOG_WARNING,
+				  "lazy fetch: storing a chunk: %s",
+				  strerror(-r));
+			r = 0;
+		}
+	}
+	free(frame);
+	if (r < 0) {
+		free(raw);
+		return r;
+	}
+	*ret_data = raw;
+	return 0;
+}
+
+static struct flight *flight_find(struct hoard_lazy *lz,
+				  const struct hoard_id *id)
+{
+	for (struct flight *f = lz->flights; f; f = f->next)
+		if (hoard_id_equal(&f->id, id))
+			return f;
+	return NULL;
+}
+
+static void flight_put(struct hoard_lazy *lz, struct flight *f)
+{
+	struct flight **pp;
+
+	if (--f->refs)
+		return;
+	for (pp = &lz->flights; *pp != f; pp = &(*pp)->next)
+		;
+	*pp = f->next;
+	free(f->data);
+	free(f);
+}
+
+static int lazy_fetch(void *ud, const struct hoard_id *id,
+		      const struct chunk_rec *rec, uint8_t **ret_data)
+{
+	struct hoard_lazy *lz = ud;
+	struct chunk_rec now;
+	struct flight *f;
+	uint8_t *data = NULL;
+	int r;
+
+	pthread_mutex_lock(&lz->mu);
+	f = flight_find(lz, id);
+	if (f) {
+		f->refs++;
+		while (!f->done)
+			pthread_cond_wait(&lz->cv, &lz->mu);
+		r = f->r;
+		if (r == 0) {
+			data = malloc(f->len ? f->len : 1);
+			if (data)
+				memcpy(data, f->data, f->len);
+			else
+				r = -ENOMEM;
+		}
+		flight_put(lz, f);
+		pthread_mutex_unlock(&lz->mu);
+		if (r == 0)
+			*ret_data = data;
+		return r;
+	}
+	f = calloc(1, sizeof(*f));
+	if (!f) {
+		pthread_mutex_unlock(&lz->mu);
+		return -ENOMEM;
+	}
+	f->id = *id;
+	f->refs = 1;
+	f->next = lz->flights;
+	lz->flights = f;
+	pthread_mutex_unlock(&lz->mu);
+
+	/* A fetch that finished just before we looked stored it: read it
+	 * here rather than fetch it twice. */
+	if (chunk_rec_load(lz->fs, id, &now) == 0 && (now.flags & 1))
+		r = chunks_load_local(lz->fs, id, rec->raw_size, &data);
+	else
+		r = fetch_now(lz, id, rec, &data);
+
+	pthread_mutex_lock(&lz->mu);
+	if (r == 0 && f->refs > 1) {
+		f->data = malloc(rec->raw_size ? rec->raw_size : 1);
+		if (f->data) {
+			memcpy(f->data, data, rec->raw_size);
+			f->len = rec->raw_size;
+		} else {
+			f->r = -ENOMEM;
+		}
+	}
+	if (r < 0) {
+		f->r = r;
+		lz->c.failures++;
+	}
+	f->done = true;
+	pthread_cond_broadcast(&lz->cv);
+	flight_put(lz, f);
+	pthread_mutex_unlock(&lz->mu);
+	if (r == 0)
+		*ret_data = data;
+	return r;
+}
+
+/* Fetch one chunk by id if it is not local (background and prefetch). */
+static int fetch_if_needed(struct hoard_lazy *lz, const struct hoard_id *id,
+			   uint64_t *ret_bytes)
+{
+	struct chunk_rec rec;
+	uint8_t *data;
+	int r = chunk_rec_load(lz->fs, id, &rec);
+
+	if (r < 0 || (rec.flags & 1))
+		return r == -ENOENT ? 0 : r;
+	if (!rec.has_loc)
+		return -EIO; /* not local and nowhere else: lost */
+	r = lazy_fetch(lz, id, &rec, &data);
+	if (r < 0)
+		return r;
+	chunks_cache_put(lz->fs, id, data, rec.raw_size);
+	free(data);
+	if (ret_bytes)
+		*ret_bytes += rec.frame_size;
+	return 0;
+}
+
+/* ---- read-ahead ----------------------------------------------------------- */
+
+static bool queued(struct hoard_lazy *lz, const struct hoard_id *id)
+{
+	for (size_t i = 0; i < lz->q_n; i++)
+		if (hoard_id_equal(&lz->queue[(lz->q_head + i) % AHEAD_QUEUE],
+				   id))
+			return true;
+	return flight_find(lz, id) != NULL;
+}
+
+static void lazy_ahead(void *ud, const struct hoard_id *ids,
+		       const uint32_t *lens, size_t n)
+{
+	struct hoard_lazy *lz = ud;
+
+	(void)lens;
+	for (size_t i = 0; i < n; i++) {
+		struct chunk_rec rec;
+
+		if (chunk_rec_load(lz->fs, &ids[i], &rec) < 0 ||
+		    (rec.flags & 1) || !rec.has_loc)
+			continue;
+		pthread_mutex_lock(&lz->mu);
+		if (lz->q_n < AHEAD_QUEUE && !queued(lz, &ids[i])) {
+			lz->queue[(lz->q_head + lz->q_n) % AHEAD_QUEUE] = ids[i];
+			lz->q_n++;
+			lz->c.ahead_queued++;
+			pthread_cond_broadcast(&lz->cv);
+		}
+		pthread_mutex_unlock(&lz->mu);
+	}
+}
+
+static void *ahead_thread(void *arg)
+{
+	struct hoard_lazy *lz = arg;
+
+	pthread_mutex_lock(&lz->mu);
+	for (;;) {
+		struct hoard_id id;
+
+		while (!lz->stop && !lz->q_n)
+			pthread_cond_wait(&lz->cv, &lz->mu);
+		if (lz->stop)
+			break;
+		id = lz->queue[lz->q_head];
+		lz->q_head = (lz->q_head + 1) % AHEAD_QUEUE;
+		lz->q_n--;
+		pthread_mutex_unlock(&lz->mu);
+		fetch_if_needed(lz, &id, NULL);
+		pthread_mutex_lock(&lz->mu);
+	}
+	pthread_mutex_unlock(&lz->mu);
+	return NULL;
+}
+
+/* ---- prefetch ------------------------------------------------------------- */
+
+struct pf {
+	struct hoard_lazy *lz;
+	struct hoard_id *ids;
+	size_t n, next;
+	uint64_t bytes;
+	int r;
+	pthread_mutex_t mu;
+};
+
+static void *pf_thread(void *arg)
+{
+	struct pf *p = arg;
+
+	for (;;) {
+		uint64_t bytes = 0;
+		size_t i;
+		int r;
+
+		pthread_mutex_lock(&p->mu);
+		if (p->next >= p->n || p->r < 0) {
+			pthread_mutex_unlock(&p->mu);
+			return NULL;
+		}
+		i = p->next++;
+		pthread_mutex_unlock(&p->mu);
+		r = fetch_if_needed(p->lz, &p->ids[i], &bytes);
+		pthread_mutex_lock(&p->mu);
+		p->bytes += bytes;
+		if (r < 0 && p->r == 0)
+			p->r = r;
+		pthread_mutex_unlock(&p->mu);
+	}
+}
+
+int hoard_lazy_prefetch(struct hoard_lazy *lz, uint64_t ino,
+			uint64_t *ret_bytes)
+{
+	struct pf p = {.lz = lz};
+	struct idmap seen;
+	struct hoard_iter *it;
+	pthread_t th[4];
+	unsigned n_th = 0;
+	size_t cap = 0;
+	uint8_t k[8];
+	int r = 0;
+
+	if (idmap_init(&seen, 256) < 0)
+		return -ENOMEM;
+	pthread_mutex_init(&p.mu, NULL);
+	ino_key(k, ino);
+	it = hoard_iter_new(lz->fs->st, HOARD_CF_EXTENTS, k, 8);
+	for (; it && hoard_iter_valid(it); hoard_iter_next(it)) {
+		size_t vl;
+		const uint8_t *v = hoard_iter_value(it, &vl);
+		struct hoard_id id;
+
+		if (vl != EXTENT_VAL_SIZE) {
+			r = -EBADMSG;
+			break;
+		}
+		memcpy(id.b, v, HOARD_ID_SIZE);
+		if (idmap_get(&seen, &id))
+			continue;
+		if (!idmap_add(&seen, &id)) {
+			r = -ENOMEM;
+			break;
+		}
+		if (p.n == cap) {
+			size_t c2 = cap ? cap * 2 : 64;
+			void *x = realloc(p.ids, c2 * sizeof(*p.ids));
+
+			if (!x) {
+				r = -ENOMEM;
+				break;
+			}
+			p.ids = x;
+			cap = c2;
+		}
+		p.ids[p.n++] = id;
+	}
+	if (!it)
+		r = -ENOMEM;
+	else if (r == 0)
+		r = hoard_iter_status(it);
+	hoard_iter_free(it);
+	idmap_free(&seen);
+	if (r == 0) {
+		for (; n_th < 4; n_th++)
+			if (pthread_create(&th[n_th], NULL, pf_thread, &p))
+				break;
+		if (!n_th)
+			pf_thread(&p);
+		for (unsigned i = 0; i < n_th; i++)
+			pthread_join(th[i], NULL);
+		r = p.r;
+	}
+	free(p.ids);
+	pthread_mutex_destroy(&p.mu);
+	if (ret_bytes)
+		*ret_bytes = p.bytes;
+	return r;
+}
+
+/* ---- open, close ----------------------------------------------------------- */
+
+int hoard_lazy_open(struct hoard_fs *fs, const char *url,
+		    const struct hoard_s3_config *s3, struct hoard_lazy **ret)
+{
+	struct hoard_s3_config cfg = *s3;
+	struct hoard_lazy *lz = calloc(1, sizeof(*lz));
+	char *prefix = NULL;
+	int r;
+
+	if (!lz)
+		return -ENOMEM;
+	lz->fs = fs;
+	pthread_mutex_init(&lz->mu, NULL);
+	pthread_cond_init(&lz->cv, NULL);
+	r = hoard_s3_url_parse(url, &lz->bucket, &prefix);
+	if (r < 0)
+		goto fail;
+	while (*prefix == '/')
+		memmove(prefix, prefix + 1, strlen(prefix));
+	if (*prefix && prefix[strlen(prefix) - 1] != '/') {
+		if (asprintf(&lz->prefix, "%s/", prefix) < 0)
+			lz->prefix = NULL;
+		free(prefix);
+	} else {
+		lz->prefix = prefix;
+	}
+	r = -ENOMEM;
+	if (!lz->prefix)
+		goto fail;
+	/* the bound on a read of a chunk while the remote is unreachable */
+	if (cfg.max_attempts > HOARD_LAZY_ATTEMPTS || !cfg.max_attempts)
+		cfg.max_attempts = HOARD_LAZY_ATTEMPTS;
+	if (cfg.connect_timeout_ms > HOARD_LAZY_CONNECT_MS ||
+	    !cfg.connect_timeout_ms)
+		cfg.connect_timeout_ms = HOARD_LAZY_CONNECT_MS;
+	if (!cfg.low_speed_limit)
+		cfg.low_speed_limit = 1;
+	if (cfg.low_speed_time_s > HOARD_LAZY_STALL_S || !cfg.low_speed_time_s)
+		cfg.low_speed_time_s = HOARD_LAZY_STALL_S;
+	if (cfg.backoff_max_ms > 500 || !cfg.backoff_max_ms)
+		cfg.backoff_max_ms = 500;
+	r = hoard_s3_client_new(&cfg, &lz->cl);
+	if (r < 0)
+		goto fail;
+	for (; lz->n_th < HOARD_LAZY_THREADS; lz->n_th++)
+		if (pthread_create(&lz->th[lz->n_th], NULL, ahead_thread, lz))
+			break;
+	pthread_mutex_lock(&fs->lock);
+	fs->fetch_ud = lz;
+	fs->ahead = lazy_ahead;
+	fs->fetch = lazy_fetch;
+	pthread_mutex_unlock(&fs->lock);
+	*ret = lz;
+	return 0;
+fail:
+	hoard_lazy_free(lz);
+	return r;
+}
+
+void hoard_lazy_free(struct hoard_lazy *lz)
+{
+	if (!lz)
+		return;
+	if (lz->fs && lz->fs->fetch_ud == lz) {
+		pthread_mutex_lock(&lz->fs->lock);
+		lz->fs->fetch = NULL;
+		lz->fs->ahead = NULL;
+		lz->fs->fetch_ud = NULL;
+		pthread_mutex_unlock(&lz->fs->lock);
+	}
+	pthread_mutex_lock(&lz->mu);
+	lz->stop = true;
+	pthread_cond_broadcast(&lz->cv);
+	pthread_mutex_unlock(&lz->mu);
+	for (unsigned i = 0; i < lz->n_th; i++)
+		pthread_join(lz->th[i], NULL);
+	hoard_s3_client_free(lz->cl);
+	free(lz->bucket);
+	free(lz->prefix);
+	pthread_cond_destroy(&lz->cv);
+	pthread_mutex_destroy(&lz->mu);
+	free(lz);
+}
+
+void hoard_lazy_get_counts(struct hoard_lazy *lz, struct hoard_lazy_counts *ret)
+{
+	pthread_mutex_lock(&lz->mu);
+	*ret = lz->c;
+	pthread_mutex_unlock(&lz->mu);
+}
