@@ -598,6 +598,70 @@ static uint64_t file_frees_locked(struct hoard_fs *fs, uint64_t ino)
 	return freed;
 }
 
+/*
+ * With a remote (fs->locate): drop the local frames of ino's chunks that
+ * only ino uses and that the remote holds (in a pack of its index), so the
+ * file stays and reads back by lazy fetch (docs/FORMAT.md 2.5).  Chunks not
+ * in the remote, shared with other files or relied on by a commit under
+ * way keep their frames.  Returns the bytes freed (fs->lock held).
+ */
+static uint64_t drop_local_locked(struct hoard_fs *fs, uint64_t ino)
+{
+	struct hoard_batch *b = hoard_batch_new(fs->st);
+	struct hoard_iter *it;
+	struct idmap m;
+	uint64_t freed = 0, n = 0;
+	uint8_t k[8];
+	size_t vl;
+
+	if (!b)
+		return 0;
+	if (idmap_init(&m, 64) < 0) {
+		hoard_batch_free(b);
+		return 0;
+	}
+	ino_key(k, ino);
+	it = hoard_iter_new(fs->st, HOARD_CF_EXTENTS, k, 8);
+	for (; it && hoard_iter_valid(it); hoard_iter_next(it)) {
+		const uint8_t *v = hoard_iter_value(it, &vl);
+		struct hoard_id id;
+		struct idmap_ent *e;
+
+		if (vl != EXTENT_VAL_SIZE)
+			continue;
+		memcpy(id.b, v, HOARD_ID_SIZE);
+		e = idmap_add(&m, &id);
+		if (e)
+			e->count++;
+	}
+	hoard_iter_free(it);
+	for (size_t i = 0; i < m.cap; i++) {
+		const struct hoard_id *id = &m.e[i].id;
+		struct chunk_rec rec;
+		uint8_t v[CHUNK_REC_V2_SIZE];
+		uint32_t local;
+
+		if (!m.e[i].used || chunk_rec_load(fs, id, &rec) < 0 ||
+		    !(rec.flags & 1) || rec.refcount > (uint64_t)m.e[i].count ||
+		    idmap_get(&fs->inflight, id))
+			continue;
+		local = rec.frame_size;
+		if (!rec.has_loc && fs->locate(fs->fetch_ud, id, &rec) < 0)
+			continue; /* not in the remote: it stays */
+		rec.flags &= (uint8_t)~1u;
+		hoard_batch_delete(b, HOARD_CF_CHUNKDATA, id->b, HOARD_ID_SIZE);
+		hoard_batch_put(b, HOARD_CF_CHUNKS, id->b, HOARD_ID_SIZE, v,
+				chunk_rec_encode(&rec, v));
+		freed += local;
+		n++;
+	}
+	idmap_free(&m);
+	if (n && hoard_store_write(fs->st, b, false) < 0)
+		freed = 0;
+	hoard_batch_free(b);
+	return freed;
+}
+
 /* Uncommitted data (fs->lock held; lock order allows is->mu inside). */
 static bool istate_busy(struct istate *is)
 {
@@ -670,6 +734,13 @@ static uint64_t evict_one(struct hoard_evict *ev, struct scan *s,
 		if (!name_is(fs, &s->names[c->first + i]))
 			goto out_unlock;
 	}
+	if (fs->locate) {
+		/* a remote: the file stays, its local bytes go */
+		freed = drop_local_locked(fs, c->ino);
+		pthread_mutex_unlock(&fs->lock);
+		*ret_done = freed > 0;
+		return freed;
+	}
 	freed = file_frees_locked(fs, c->ino);
 	for (size_t i = 0; i < count; i++) {
 		const struct fname *fn = &s->names[c->first + i];
@@ -730,6 +801,8 @@ int hoard_evict_pass(struct hoard_evict *ev, uint64_t *ret_stored)
 	pthread_mutex_unlock(&ev->mu);
 	if (r < 0 || !max || stored <= max)
 		goto out;
+	if (ev->fs->locate_refresh) /* what the remote holds (rate-limited) */
+		ev->fs->locate_refresh(ev->fs->fetch_ud);
 	r = scan_run(st, &s, &used, false);
 	for (size_t i = 0; r == 0 && i < s.n_cands && stored > low; i++) {
 		uint64_t t1 = hoard_now_mono_ns(), freed;

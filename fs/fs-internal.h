@@ -109,6 +109,12 @@ struct hoard_fs {
 	int level;
 	hoard_fetch_fn fetch; /* NULL: no remote; set before serving */
 	hoard_ahead_fn ahead;
+	/* Where a local chunk is in the remote (its pack index, lazy.c):
+	 * 0 and rec's location (and frame_size: the pack's frame) filled, or
+	 * -ENOENT.  refresh re-reads the bucket's index (slow; no lock held). */
+	int (*locate)(void *ud, const struct hoard_id *id,
+		      struct chunk_rec *rec);
+	void (*locate_refresh)(void *ud);
 	void *fetch_ud;
 };
 

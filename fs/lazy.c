@@ -29,9 +29,11 @@
 #include "hoard/lazy.h"
 #include "hoard/remote.h"
 #include "hoard/util.h"
+#include "sync-internal.h"
 
-#define AHEAD_QUEUE  64
-#define VERIFY_TRIES 2
+#define AHEAD_QUEUE	 64
+#define VERIFY_TRIES	 2
+#define INDEX_REFRESH_NS (30 * 1000000000ull) /* re-read at most this often */
 
 struct flight {
 	struct hoard_id id;
@@ -56,6 +58,11 @@ struct hoard_lazy {
 	pthread_t th[HOARD_LAZY_THREADS];
 	unsigned n_th;
 	struct hoard_lazy_counts c;
+	/* the bucket's chunk index, for eviction (locate) */
+	char *url;
+	pthread_mutex_t idx_mu; /* protects idx, idx_ns */
+	struct remote *idx;	/* NULL until read */
+	uint64_t idx_ns;	/* when it was read (monotonic) */
 };
 
 char *hoard_lazy_setting(struct hoard_store *st)
@@ -471,6 +478,90 @@ int hoard_lazy_prefetch(struct hoard_lazy *lz, uint64_t ino,
 	return r;
 }
 
+/* ---- where local chunks are in the remote (eviction) ---------------------- */
+
+static void idx_free(struct remote *x)
+{
+	if (!x)
+		return;
+	x->cl = NULL; /* lz's */
+	x->bucket = x->prefix = NULL;
+	remote_close(x);
+	free(x);
+}
+
+static void lazy_refresh(void *ud)
+{
+	struct hoard_lazy *lz = ud;
+	struct remote *x;
+	char err[512] = "";
+	int e;
+
+	pthread_mutex_lock(&lz->idx_mu);
+	if (lz->idx && hoard_now_mono_ns() - lz->idx_ns < INDEX_REFRESH_NS) {
+		pthread_mutex_unlock(&lz->idx_mu);
+		return;
+	}
+	pthread_mutex_unlock(&lz->idx_mu);
+	x = calloc(1, sizeof(*x));
+	if (!x)
+		return;
+	pthread_mutex_init(&x->mu, NULL);
+	x->cl = lz->cl;
+	x->bucket = lz->bucket;
+	x->prefix = lz->prefix;
+	x->url = lz->url;
+	x->jobs = 4;
+	x->skip_condemned = true; /* never point at a pack being deleted */
+	x->rx = hoard_rindex_new();
+	e = x->rx ? remote_load_index(x, hoard_store_dir(lz->fs->st), err,
+				      sizeof(err))
+		  : -ENOMEM;
+	if (e < 0) {
+		hoard_log(LOG_WARNING,
+			  "evict: cannot read the chunk index of %s (no local "
+			  "chunk is dropped): %s",
+			  lz->url, *err ? err : strerror(-e));
+		idx_free(x);
+		return;
+	}
+	pthread_mutex_lock(&lz->idx_mu);
+	idx_free(lz->idx);
+	lz->idx = x;
+	lz->idx_ns = hoard_now_mono_ns();
+	pthread_mutex_unlock(&lz->idx_mu);
+}
+
+static void sha_from_hex(const char *hex, uint8_t out[32])
+{
+	for (int i = 0; i < 32; i++) {
+		unsigned v = 0;
+
+		sscanf(hex + 2 * i, "%2x", &v);
+		out[i] = (uint8_t)v;
+	}
+}
+
+static int lazy_locate(void *ud, const struct hoard_id *id,
+		       struct chunk_rec *rec)
+{
+	struct hoard_lazy *lz = ud;
+	const struct hoard_rloc *loc;
+	int r = -ENOENT;
+
+	pthread_mutex_lock(&lz->idx_mu);
+	loc = lz->idx ? hoard_rindex_get(lz->idx->rx, id) : NULL;
+	if (loc && loc->raw_len == rec->raw_size) {
+		rec->has_loc = true;
+		sha_from_hex(lz->idx->packs[loc->pack], rec->pack);
+		rec->pack_off = loc->off;
+		rec->frame_size = loc->frame_len;
+		r = 0;
+	}
+	pthread_mutex_unlock(&lz->idx_mu);
+	return r;
+}
+
 /* ---- open, close ----------------------------------------------------------- */
 
 int hoard_lazy_open(struct hoard_fs *fs, const char *url,
@@ -479,12 +570,16 @@ int hoard_lazy_open(struct hoard_fs *fs, const char *url,
 	struct hoard_s3_config cfg = *s3;
 	struct hoard_lazy *lz = calloc(1, sizeof(*lz));
 	char *prefix = NULL;
-	int r;
+	int r = -ENOMEM;
 
 	if (!lz)
 		return -ENOMEM;
 	lz->fs = fs;
 	pthread_mutex_init(&lz->mu, NULL);
+	pthread_mutex_init(&lz->idx_mu, NULL);
+	lz->url = strdup(url);
+	if (!lz->url)
+		goto fail;
 	pthread_cond_init(&lz->cv, NULL);
 	r = hoard_s3_url_parse(url, &lz->bucket, &prefix);
 	if (r < 0)
@@ -522,6 +617,8 @@ int hoard_lazy_open(struct hoard_fs *fs, const char *url,
 	pthread_mutex_lock(&fs->lock);
 	fs->fetch_ud = lz;
 	fs->ahead = lazy_ahead;
+	fs->locate = lazy_locate;
+	fs->locate_refresh = lazy_refresh;
 	fs->fetch = lazy_fetch;
 	pthread_mutex_unlock(&fs->lock);
 	*ret = lz;
@@ -539,6 +636,8 @@ void hoard_lazy_free(struct hoard_lazy *lz)
 		pthread_mutex_lock(&lz->fs->lock);
 		lz->fs->fetch = NULL;
 		lz->fs->ahead = NULL;
+		lz->fs->locate = NULL;
+		lz->fs->locate_refresh = NULL;
 		lz->fs->fetch_ud = NULL;
 		pthread_mutex_unlock(&lz->fs->lock);
 	}
@@ -548,7 +647,10 @@ void hoard_lazy_free(struct hoard_lazy *lz)
 	pthread_mutex_unlock(&lz->mu);
 	for (unsigned i = 0; i < lz->n_th; i++)
 		pthread_join(lz->th[i], NULL);
+	idx_free(lz->idx);
 	hoard_s3_client_free(lz->cl);
+	free(lz->url);
+	pthread_mutex_destroy(&lz->idx_mu);
 	free(lz->bucket);
 	free(lz->prefix);
 	pthread_cond_destroy(&lz->cv);

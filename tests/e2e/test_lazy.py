@@ -163,6 +163,57 @@ def test_fsck_accepts_remote_chunks(s3, lazy):
     mount(b, s3.env())
 
 
+def local_bytes(st):
+    return st["stored_bytes"] - st["not_local_bytes"]
+
+
+def info(path):
+    return json.loads(os.getxattr(path, "user.hoard.info"))
+
+
+def test_budget_with_remote_drops_local_bytes_files_stay(s3, lazy):
+    """With a remote, eviction drops local chunk bytes of least recently
+    used files that the remote holds; files stay and read back by lazy
+    fetch.  Open files and data not in the remote keep their bytes."""
+    b, mp, _ = lazy
+    sub = mp / "sub"
+    for i in range(10, 22):   # 12 MiB made local
+        assert sha((sub / f"f{i:02d}").read_bytes()) == sha(content(i))
+    (mp / "local.bin").write_bytes(random.Random(7).randbytes(FILE_SIZE))
+    held = open(sub / "f21", "rb")
+    try:
+        assert local_bytes(b.stats()) >= 14 * FILE_SIZE
+        run([HOARD, "config", "--store", b.path, "max-size", "6M"])
+        deadline = time.monotonic() + 30
+        while local_bytes(b.stats()) > 6 * FILE_SIZE:
+            assert time.monotonic() < deadline, b.stats()
+            time.sleep(0.2)
+        st = b.stats()
+        assert st["evicted_files"] >= 1 and st["evicted_bytes"] > 0
+        # every file is still there; the open one and the one the remote
+        # lacks kept their bytes
+        assert sorted(os.listdir(sub)) == [f"f{i:02d}" for i in range(N_FILES)]
+        assert info(sub / "f21")["local_bytes"] == info(sub / "f21")["stored_bytes"]
+        assert info(mp / "local.bin")["local_bytes"] == \
+            info(mp / "local.bin")["stored_bytes"] > 0
+        dropped = [i for i in range(10, 21)
+                   if info(sub / f"f{i:02d}")["local_bytes"] == 0]
+        assert dropped
+    finally:
+        held.close()
+        run([HOARD, "config", "--store", b.path, "max-size", "none"])
+    # dropped chunks are remote chunks to fsck
+    b.umount()
+    p = run([HOARD, "fsck", "--store", b.path, "--json"], check=False)
+    assert p.returncode == 0 and json.loads(p.stdout)["clean"], p.stdout
+    # after a remount (no page cache, no chunk cache) an evicted file reads
+    # back byte-identical via lazy fetch
+    mp = mount(b, s3.env())
+    i = dropped[0]
+    assert sha((mp / "sub" / f"f{i:02d}").read_bytes()) == sha(content(i))
+    assert b.stats()["fetched_bytes"] >= FILE_SIZE
+
+
 def test_unreachable_remote_eio_in_bound_local_reads(tmp_path):
     """Own server, killed: non-local chunks give EIO within the bound (and
     again: nothing cached), local and prefetched files still read."""
