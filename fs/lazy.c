@@ -110,7 +110,7 @@ static int get_verified(struct hoard_lazy *lz, const struct hoard_id *id,
 			hoard_log(LOG_WARNING,
 				  "lazy fetch of chunk %s from %s: %s", idhex,
 				  key, hoard_s3_last_error());
-			r = -EIO;
+			r = n == -ENOENT ? -ENOENT : -EIO;
 			break;
 		}
 		if ((uint64_t)n == rec->frame_size &&
@@ -174,6 +174,34 @@ static int store_fetched(struct hoard_lazy *lz, const struct hoard_id *id,
 	return r;
 }
 
+static void lazy_refresh(void *ud);
+static int lazy_locate(void *ud, const struct hoard_id *id,
+		       struct chunk_rec *rec);
+
+/* Point the record of id at its new place (it is still not local). */
+static int relocate(struct hoard_lazy *lz, const struct hoard_id *id,
+		    const struct chunk_rec *moved)
+{
+	struct hoard_fs *fs = lz->fs;
+	uint8_t v[CHUNK_REC_V2_SIZE];
+	struct chunk_rec rec;
+	int r;
+
+	pthread_mutex_lock(&fs->lock);
+	r = chunk_rec_load(fs, id, &rec);
+	if (r == 0 && !(rec.flags & 1) && rec.refcount > 0) {
+		rec.has_loc = true;
+		memcpy(rec.pack, moved->pack, 32);
+		rec.pack_off = moved->pack_off;
+		rec.frame_size = moved->frame_size;
+		r = hoard_store_put(fs->st, HOARD_CF_CHUNKS, id->b,
+				    HOARD_ID_SIZE, v,
+				    chunk_rec_encode(&rec, v));
+	}
+	pthread_mutex_unlock(&fs->lock);
+	return r == -ENOENT ? 0 : r;
+}
+
 static int fetch_now(struct hoard_lazy *lz, const struct hoard_id *id,
 		     const struct chunk_rec *rec, uint8_t **ret_data)
 {
@@ -183,6 +211,31 @@ static int fetch_now(struct hoard_lazy *lz, const struct hoard_id *id,
 
 	if (frame && raw)
 		r = get_verified(lz, id, rec, frame, raw);
+	if (r == -ENOENT) {
+		/* the pack is gone (remote gc repacked it): look the chunk up
+		 * in the bucket's index again and fetch it from there */
+		struct chunk_rec moved = *rec;
+
+		r = -EIO;
+		lazy_refresh(lz);
+		if (lazy_locate(lz, id, &moved) == 0 &&
+		    (memcmp(moved.pack, rec->pack, 32) ||
+		     moved.pack_off != rec->pack_off)) {
+			uint8_t *f2 = realloc(
+				frame, moved.frame_size ? moved.frame_size : 1);
+
+			if (f2) {
+				frame = f2;
+				r = get_verified(lz, id, &moved, frame, raw);
+			}
+			if (r == 0)
+				r = relocate(lz, id, &moved);
+			if (r == 0)
+				rec = &moved;
+		}
+		if (r == -ENOENT)
+			r = -EIO;
+	}
 	if (r == 0) {
 		r = store_fetched(lz, id, frame, rec->frame_size);
 		if (r < 0) {

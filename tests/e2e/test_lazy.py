@@ -214,6 +214,35 @@ def test_budget_with_remote_drops_local_bytes_files_stay(s3, lazy):
     assert b.stats()["fetched_bytes"] >= FILE_SIZE
 
 
+def test_fetch_follows_a_repacked_chunk(s3, tmp_path):
+    """Remote gc repacks the pack a lazy record points at and deletes it:
+    the fetch reads the bucket's index again and takes the chunk from its
+    new pack (REMOTE.md 10.2)."""
+    env = s3.env()
+    url = f"s3://{s3.bucket}/lazy-repack"
+    a = pushed_volume(env, tmp_path, url, "a", n=4)
+    b, _, _ = lazy_store(env, tmp_path, url, "b")
+    mp = mount(a, env)
+    for i in range(1, 4):
+        (mp / "sub" / f"f{i:02d}").unlink()
+    a.umount()
+    hoard(env, "push", url, "--store", a.path, "--volume", "vol")
+    g = hj(env, "gc", "--remote", url, "--grace", "0")
+    assert g["packs_repacked"] == 1
+    g = hj(env, "gc", "--remote", url, "--grace", "0")
+    assert g["packs_deleted"] == 1
+    mp = mount(b, env)
+    try:
+        assert sha((mp / "sub" / "f00").read_bytes()) == sha(content(0))
+        # f01's chunks died with the old pack: EIO, not wrong bytes
+        with pytest.raises(OSError) as ei:
+            (mp / "sub" / "f01").read_bytes()
+        assert ei.value.errno == errno.EIO
+    finally:
+        b.umount()
+    b.check_log()
+
+
 def test_unreachable_remote_eio_in_bound_local_reads(tmp_path):
     """Own server, killed: non-local chunks give EIO within the bound (and
     again: nothing cached), local and prefetched files still read."""
