@@ -32,7 +32,7 @@
 #define EXTENT_KEY_SIZE	  16
 #define EXTENT_VAL_SIZE	  20
 #define NAME_MAX_LEN	  255
-#define HOARD_READ_AHEAD  6 /* chunks hinted after a fetching read */
+#define HOARD_READ_AHEAD  16 /* chunks hinted after a fetching read */
 #define XATTR_MAX_VALUE	  65536
 
 /* Decoded inode record (docs/FORMAT.md 2.2). */

@@ -34,6 +34,7 @@
 #define AHEAD_QUEUE	 64
 #define VERIFY_TRIES	 2
 #define INDEX_REFRESH_NS (30 * 1000000000ull) /* re-read at most this often */
+#define DOWN_NS		 (3 * 1000000000ull) /* after a failed GET: fail fast */
 
 struct flight {
 	struct hoard_id id;
@@ -58,6 +59,7 @@ struct hoard_lazy {
 	pthread_t th[HOARD_LAZY_THREADS];
 	unsigned n_th;
 	struct hoard_lazy_counts c;
+	uint64_t down_until; /* monotonic ns: until then, fetches fail at once */
 	/* the bucket's chunk index, for eviction (locate) */
 	char *url;
 	pthread_mutex_t idx_mu; /* protects idx, idx_ns */
@@ -102,6 +104,13 @@ static int get_verified(struct hoard_lazy *lz, const struct hoard_id *id,
 	hoard_id_hex(id, idhex);
 	for (int t = 0; t < VERIFY_TRIES; t++) {
 		pthread_mutex_lock(&lz->mu);
+		if (hoard_now_mono_ns() < lz->down_until) {
+			/* the remote just failed: the kernel's retry of a failed
+			 * readahead must not wait out the bound again */
+			pthread_mutex_unlock(&lz->mu);
+			r = -EIO;
+			break;
+		}
 		lz->c.gets++;
 		pthread_mutex_unlock(&lz->mu);
 		n = hoard_s3_get_range(lz->cl, lz->bucket, key, rec->pack_off,
@@ -111,6 +120,11 @@ static int get_verified(struct hoard_lazy *lz, const struct hoard_id *id,
 				  "lazy fetch of chunk %s from %s: %s", idhex,
 				  key, hoard_s3_last_error());
 			r = n == -ENOENT ? -ENOENT : -EIO;
+			if (r == -EIO) {
+				pthread_mutex_lock(&lz->mu);
+				lz->down_until = hoard_now_mono_ns() + DOWN_NS;
+				pthread_mutex_unlock(&lz->mu);
+			}
 			break;
 		}
 		if ((uint64_t)n == rec->frame_size &&

@@ -516,9 +516,11 @@ char *hoard_stats_json(const struct hoard_stats *s)
 		fprintf(f, ",\"cache_hits\":%llu,\"cache_misses\":%llu",
 			(unsigned long long)s->cache_hits,
 			(unsigned long long)s->cache_misses);
-	fprintf(f, ",\"chunks_not_local\":%llu,\"not_local_bytes\":%llu",
-		(unsigned long long)s->not_local_chunks,
-		(unsigned long long)s->not_local_bytes);
+	if (s->not_local_chunks || s->have_fetch)
+		fprintf(f,
+			",\"chunks_not_local\":%llu,\"not_local_bytes\":%llu",
+			(unsigned long long)s->not_local_chunks,
+			(unsigned long long)s->not_local_bytes);
 	if (s->have_fetch)
 		fprintf(f,
 			",\"fetched_chunks\":%llu,\"fetched_bytes\":%llu,"

@@ -27,7 +27,7 @@
 #define HOARD_LAZY_ATTEMPTS   2
 #define HOARD_LAZY_CONNECT_MS 2000
 #define HOARD_LAZY_STALL_S    5
-#define HOARD_LAZY_THREADS    3 /* background read-ahead fetches */
+#define HOARD_LAZY_THREADS    8 /* background read-ahead fetches */
 
 struct hoard_lazy;
 

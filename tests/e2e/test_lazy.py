@@ -153,6 +153,27 @@ def test_parallel_readers_fetch_each_chunk_once(s3, lazy):
     assert after["fetched_bytes"] - before["fetched_bytes"] <= FILE_SIZE + 4096
 
 
+def test_stalled_remote_eio_within_bound_then_reads(s3, lazy):
+    """A remote that accepts and never answers: EIO within the bound (the
+    kernel's retry of the failed readahead fails at once), and once the
+    remote answers again the same bytes read right (no zeros cached)."""
+    b, mp, _ = lazy
+    s3.reset()
+    s3.fault({"type": "stall", "count": 100, "method": "GET"})
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(OSError) as ei:
+            (mp / "sub" / "f30").read_bytes()
+        took = time.monotonic() - t0
+        assert ei.value.errno == errno.EIO
+        assert 4 < took < EIO_BOUND_S, took
+    finally:
+        s3.reset()
+    time.sleep(3.2)   # the fail-fast window after a failed GET
+    assert sha((mp / "sub" / "f30").read_bytes()) == sha(content(30))
+    assert b.stats()["fetch_failures"] >= 1
+
+
 def test_fsck_accepts_remote_chunks(s3, lazy):
     b, mp, url = lazy
     b.umount()
