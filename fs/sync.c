@@ -345,9 +345,21 @@ static int pack_add_frame(struct push *p, const struct chunk_ref *c,
 
 	r = hoard_store_get(p->fs->st, HOARD_CF_CHUNKDATA, c->id.b,
 			    HOARD_ID_SIZE, &frame, &flen);
-	if (r == -ENOENT)
-		return -ESTALE; /* dropped since the snapshot */
 	hoard_id_hex(&c->id, hex);
+	if (r == -ENOENT) {
+		struct chunk_rec rec;
+
+		if (chunk_rec_load(p->fs, &c->id, &rec) == 0 &&
+		    !(rec.flags & 1) && rec.has_loc && rec.refcount > 0)
+			return push_fail(
+				p, -ENODATA,
+				"chunk %s is not local (a lazy pull's, "
+				"REMOTE.md 10) and this repository "
+				"lacks it: run 'hoard prefetch' on the "
+				"volume first",
+				hex);
+		return -ESTALE; /* dropped since the snapshot */
+	}
 	if (r < 0)
 		return push_fail(p, r, "reading chunk %s: %s", hex,
 				 strerror(-r));

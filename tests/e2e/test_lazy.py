@@ -174,6 +174,18 @@ def test_stalled_remote_eio_within_bound_then_reads(s3, lazy):
     assert b.stats()["fetch_failures"] >= 1
 
 
+def test_push_of_lazy_chunks_elsewhere_says_prefetch(s3, lazy):
+    """Chunks that are not local cannot be pushed to a repository that
+    lacks them: one clear line, exit 1, nothing committed there."""
+    b, mp, url = lazy
+    other = f"s3://{s3.bucket}/lazy-other"
+    p = hoard(s3.env(), "push", other, "--store", b.path, "--volume", "vol",
+              check=False)
+    assert p.returncode == 1 and "hoard prefetch" in p.stderr, p.stderr
+    ls = hoard(s3.env(), "ls-remote", other, check=False)
+    assert "vol/main" not in ls.stdout
+
+
 def test_fsck_accepts_remote_chunks(s3, lazy):
     b, mp, url = lazy
     b.umount()
