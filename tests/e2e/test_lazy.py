@@ -247,6 +247,25 @@ def test_budget_with_remote_drops_local_bytes_files_stay(s3, lazy):
     assert b.stats()["fetched_bytes"] >= FILE_SIZE
 
 
+def test_lazy_pull_through_the_daemon(s3, lazy, tmp_path):
+    """`pull --lazy` into a mounted store: the daemon starts fetching from
+    that URL at once, no restart."""
+    _, _, url = lazy
+    env = s3.env()
+    d = Store(tmp_path / "d")
+    hoard(env, "init", "--from", url, "--store", d.path)
+    mp = mount(d, env)
+    try:
+        r = hj(env, "pull", url, "--store", d.path, "--volume", "vol", "--lazy")
+        assert r["files"] == N_FILES and r["bytes_fetched"] == 0
+        assert sha((mp / "sub" / "f05").read_bytes()) == sha(content(5))
+        st = d.stats()
+        assert FILE_SIZE <= st["fetched_bytes"] <= 2 * FILE_SIZE
+    finally:
+        d.umount()
+    d.check_log()
+
+
 def test_fetch_follows_a_repacked_chunk(s3, tmp_path):
     """Remote gc repacks the pack a lazy record points at and deletes it:
     the fetch reads the bucket's index again and takes the chunk from its
