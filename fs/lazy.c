@@ -221,6 +221,7 @@ static int fetch_now(struct hoard_lazy *lz, const struct hoard_id *id,
 {
 	uint8_t *frame = malloc(rec->frame_size ? rec->frame_size : 1);
 	uint8_t *raw = malloc(rec->raw_size ? rec->raw_size : 1);
+	struct chunk_rec moved = *rec; /* outlives the block: rec may be it */
 	int r = -ENOMEM;
 
 	if (frame && raw)
@@ -228,8 +229,6 @@ static int fetch_now(struct hoard_lazy *lz, const struct hoard_id *id,
 	if (r == -ENOENT) {
 		/* the pack is gone (remote gc repacked it): look the chunk up
 		 * in the bucket's index again and fetch it from there */
-		struct chunk_rec moved = *rec;
-
 		r = -EIO;
 		lazy_refresh(lz);
 		if (lazy_locate(lz, id, &moved) == 0 &&

@@ -331,3 +331,4 @@ def test_unreachable_remote_eio_in_bound_local_reads(tmp_path):
         finally:
             c.umount()
             run(["fusermount3", "-u", "-z", mp], check=False)
+        c.check_log()
