@@ -64,7 +64,7 @@ struct hoard_lazy {
 	char *url;
 	pthread_mutex_t idx_mu; /* protects idx, idx_ns */
 	struct remote *idx;	/* NULL until read */
-	uint64_t idx_ns;	/* when it was read (monotonic) */
+	uint64_t idx_ns;	/* when it was last read or tried (monotonic) */
 };
 
 char *hoard_lazy_setting(struct hoard_store *st)
@@ -564,10 +564,13 @@ static void lazy_refresh(void *ud)
 	int e;
 
 	pthread_mutex_lock(&lz->idx_mu);
-	if (lz->idx && hoard_now_mono_ns() - lz->idx_ns < INDEX_REFRESH_NS) {
+	/* at most every INDEX_REFRESH_NS, failed tries too (no warning per
+	 * eviction pass while the remote is down) */
+	if (lz->idx_ns && hoard_now_mono_ns() - lz->idx_ns < INDEX_REFRESH_NS) {
 		pthread_mutex_unlock(&lz->idx_mu);
 		return;
 	}
+	lz->idx_ns = hoard_now_mono_ns();
 	pthread_mutex_unlock(&lz->idx_mu);
 	x = calloc(1, sizeof(*x));
 	if (!x)
@@ -594,7 +597,6 @@ static void lazy_refresh(void *ud)
 	pthread_mutex_lock(&lz->idx_mu);
 	idx_free(lz->idx);
 	lz->idx = x;
-	lz->idx_ns = hoard_now_mono_ns();
 	pthread_mutex_unlock(&lz->idx_mu);
 }
 
