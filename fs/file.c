@@ -604,16 +604,33 @@ int hoard_fs_open(struct hoard_fs *fs, uint64_t ino, int flags,
 	return 0;
 }
 
-/* This read fetched from the remote: hint the next chunks of the file
- * (it is positioned on the first extent past the read). */
-static void read_ahead(struct hoard_fs *fs, struct hoard_iter *it)
+/*
+ * This read [off, end) fetched from the remote: hint the next chunks of the
+ * file (it is positioned on the first extent past the read).  The window
+ * starts at 2 chunks and doubles, up to HOARD_READ_AHEAD, while each read
+ * that fetches starts after the last one's end and within its window (a
+ * sequential reader); a read elsewhere starts again at 2.
+ */
+static void read_ahead(struct hoard_fs *fs, struct istate *is,
+		       struct hoard_iter *it, uint64_t off, uint64_t end)
 {
 	struct hoard_id ids[HOARD_READ_AHEAD];
 	uint32_t lens[HOARD_READ_AHEAD];
+	unsigned win;
 	size_t n = 0;
 
-	for (; n < HOARD_READ_AHEAD && hoard_iter_valid(it);
-	     hoard_iter_next(it)) {
+	pthread_mutex_lock(&is->mu);
+	if (is->ahead_win && off >= is->ahead_end &&
+	    off - is->ahead_end <=
+		    (uint64_t)(is->ahead_win + 2) * HOARD_CHUNK_MAX)
+		win = is->ahead_win * 2 > HOARD_READ_AHEAD ? HOARD_READ_AHEAD
+							   : is->ahead_win * 2;
+	else
+		win = 2;
+	is->ahead_win = win;
+	is->ahead_end = end;
+	pthread_mutex_unlock(&is->mu);
+	for (; n < win && hoard_iter_valid(it); hoard_iter_next(it)) {
 		size_t vl;
 		const uint8_t *v = hoard_iter_value(it, &vl);
 
@@ -666,7 +683,7 @@ static int read_extents(struct hoard_fs *fs, struct istate *is, uint8_t *buf,
 				buf + (from - off), (size_t)(to - from));
 	}
 	if (r == 0 && fs->ahead && chunks_fetched_here())
-		read_ahead(fs, it);
+		read_ahead(fs, is, it, off, end);
 	hoard_iter_free(it);
 	return r;
 }

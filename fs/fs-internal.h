@@ -77,6 +77,9 @@ struct istate {
 	bool size_valid;     /* size below is the current size */
 	uint64_t size;
 	struct timespec mtime, ctime; /* valid while dirty */
+	uint64_t ahead_end;	      /* lazy read-ahead: where the last read
+				       * that fetched ended ... */
+	unsigned ahead_win;	      /* ... and the chunks it hinted */
 };
 
 /* Hash map from chunk id to counters (open addressing, linear probing). */
