@@ -186,6 +186,23 @@ def test_push_of_lazy_chunks_elsewhere_says_prefetch(s3, lazy):
     assert "vol/main" not in ls.stdout
 
 
+def test_hoardfs_remote_overrides_the_setting(s3, lazy):
+    """hoardfs --remote names where to fetch from for one run: a prefix
+    without the packs gives EIO; the store's setting is unchanged."""
+    b, mp, url = lazy
+    b.umount()
+    mp = mount(b, s3.env(), extra=("--remote", f"s3://{s3.bucket}/nothing-here"))
+    try:
+        with pytest.raises(OSError) as ei:
+            (mp / "sub" / "f35").read_bytes()
+        assert ei.value.errno == errno.EIO
+        assert "nothing-here" in b.log()
+    finally:
+        b.umount()
+    mp = mount(b, s3.env())   # the setting again
+    assert sha((mp / "sub" / "f35").read_bytes()) == sha(content(35))
+
+
 def test_fsck_accepts_remote_chunks(s3, lazy):
     b, mp, url = lazy
     b.umount()
