@@ -929,6 +929,7 @@ static int ctl_handler(void *ud, const char *req, char **ret_out)
 			s->fetched_bytes = lc.fetched_bytes;
 			s->fetch_gets = lc.gets;
 			s->fetch_failures = lc.failures;
+			s->fetch_get_bytes = lc.get_bytes;
 		}
 		r = stats_budget(s);
 		if (r < 0) {

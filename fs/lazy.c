@@ -115,6 +115,11 @@ static int get_verified(struct hoard_lazy *lz, const struct hoard_id *id,
 		pthread_mutex_unlock(&lz->mu);
 		n = hoard_s3_get_range(lz->cl, lz->bucket, key, rec->pack_off,
 				       rec->frame_size, frame);
+		if (n > 0) {
+			pthread_mutex_lock(&lz->mu);
+			lz->c.get_bytes += (uint64_t)n;
+			pthread_mutex_unlock(&lz->mu);
+		}
 		if (n < 0) {
 			hoard_log(LOG_WARNING,
 				  "lazy fetch of chunk %s from %s: %s", idhex,
@@ -300,12 +305,19 @@ static int lazy_fetch(void *ud, const struct hoard_id *id,
 	int r;
 
 	pthread_mutex_lock(&lz->mu);
+again:
 	f = flight_find(lz, id);
+	if (f && f->done && f->r == -EAGAIN)
+		f = NULL; /* a failed read-ahead: fetch it ourselves */
 	if (f) {
 		f->refs++;
 		while (!f->done)
 			pthread_cond_wait(&lz->cv, &lz->mu);
 		r = f->r;
+		if (r == -EAGAIN) {
+			flight_put(lz, f);
+			goto again;
+		}
 		if (r == 0) {
 			data = malloc(f->len ? f->len : 1);
 			if (data)
@@ -416,23 +428,162 @@ static void lazy_ahead(void *ud, const struct hoard_id *ids,
 	}
 }
 
+/*
+ * Read-ahead in runs: the queued chunks that follow one another in one
+ * pack (frames back to back, as a push writes a file's chunks) are fetched
+ * with one ranged GET, up to MAX_RUN of them.  Each gets a flight of its
+ * own, so readers wait for it as for any fetch; a chunk already in flight
+ * ends the run.
+ */
+#define MAX_RUN 8
+
+struct run_ent {
+	struct hoard_id id;
+	struct chunk_rec rec;
+	struct flight *f;
+};
+
+/* Take the chunks after the queue's head that continue run[n - 1] (lz->mu
+ * held).  Returns the new length. */
+static size_t run_extend(struct hoard_lazy *lz, struct run_ent *run, size_t n)
+{
+	while (n < MAX_RUN && lz->q_n) {
+		const struct hoard_id *id = &lz->queue[lz->q_head];
+		struct run_ent *last = &run[n - 1];
+		struct chunk_rec rec;
+
+		if (chunk_rec_load(lz->fs, id, &rec) < 0 || (rec.flags & 1) ||
+		    !rec.has_loc || memcmp(rec.pack, last->rec.pack, 32) ||
+		    rec.pack_off != last->rec.pack_off + last->rec.frame_size ||
+		    flight_find(lz, id))
+			break;
+		run[n].id = *id;
+		run[n].rec = rec;
+		n++;
+		lz->q_head = (lz->q_head + 1) % AHEAD_QUEUE;
+		lz->q_n--;
+	}
+	return n;
+}
+
+static void run_fetch(struct hoard_lazy *lz, struct run_ent *run, size_t n)
+{
+	uint64_t off = run[0].rec.pack_off;
+	uint64_t len = run[n - 1].rec.pack_off + run[n - 1].rec.frame_size -
+		       off;
+	uint8_t *buf = malloc(len ? len : 1);
+	uint8_t *raw[MAX_RUN] = {0};
+	int rr[MAX_RUN];
+	char hex[HOARD_SHA256_HEX_SIZE], *key = NULL;
+	ssize_t got = -ENOMEM;
+
+	for (int i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", run[0].rec.pack[i]);
+	pthread_mutex_lock(&lz->mu);
+	if (hoard_now_mono_ns() < lz->down_until) {
+		got = -EIO;
+	} else if (buf &&
+		   asprintf(&key, "%spacks/%s.pack", lz->prefix, hex) >= 0) {
+		lz->c.gets++;
+		got = 0;
+	}
+	pthread_mutex_unlock(&lz->mu);
+	if (got == 0) {
+		got = hoard_s3_get_range(lz->cl, lz->bucket, key, off, len,
+					 buf);
+		if (got > 0) {
+			pthread_mutex_lock(&lz->mu);
+			lz->c.get_bytes += (uint64_t)got;
+			pthread_mutex_unlock(&lz->mu);
+		}
+		if (got < 0 && got != -ENOENT) {
+			hoard_log(LOG_WARNING, "lazy read-ahead from %s: %s",
+				  key, hoard_s3_last_error());
+			pthread_mutex_lock(&lz->mu);
+			lz->down_until = hoard_now_mono_ns() + DOWN_NS;
+			pthread_mutex_unlock(&lz->mu);
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct chunk_rec *rec = &run[i].rec;
+		const uint8_t *frame = buf + (rec->pack_off - off);
+		struct hoard_id hid;
+
+		rr[i] = -EIO;
+		if (got < 0 || (uint64_t)got != len)
+			continue;
+		raw[i] = malloc(rec->raw_size ? rec->raw_size : 1);
+		if (!raw[i] ||
+		    hoard_codec_decode(frame, rec->frame_size, raw[i],
+				       rec->raw_size,
+				       rec->raw_size) != (ssize_t)rec->raw_size)
+			continue;
+		hoard_id_compute(hoard_store_key(lz->fs->st), raw[i],
+				 rec->raw_size, &hid);
+		if (!hoard_id_equal(&hid, &run[i].id))
+			continue;
+		rr[i] = 0;
+		store_fetched(lz, &run[i].id, frame, rec->frame_size);
+		chunks_cache_put(lz->fs, &run[i].id, raw[i], rec->raw_size);
+	}
+	pthread_mutex_lock(&lz->mu);
+	for (size_t i = 0; i < n; i++) {
+		struct flight *f = run[i].f;
+
+		/* a failed read-ahead is no one's error: waiters fetch again */
+		f->r = rr[i] ? -EAGAIN : 0;
+		if (rr[i] == 0 && f->refs > 1) {
+			f->data = raw[i];
+			f->len = run[i].rec.raw_size;
+			raw[i] = NULL;
+		}
+		f->done = true;
+		flight_put(lz, f);
+	}
+	pthread_cond_broadcast(&lz->cv);
+	pthread_mutex_unlock(&lz->mu);
+	for (size_t i = 0; i < n; i++)
+		free(raw[i]);
+	free(key);
+	free(buf);
+}
+
 static void *ahead_thread(void *arg)
 {
 	struct hoard_lazy *lz = arg;
+	struct run_ent run[MAX_RUN];
 
 	pthread_mutex_lock(&lz->mu);
 	for (;;) {
-		struct hoard_id id;
+		size_t n;
 
 		while (!lz->stop && !lz->q_n)
 			pthread_cond_wait(&lz->cv, &lz->mu);
 		if (lz->stop)
 			break;
-		id = lz->queue[lz->q_head];
+		run[0].id = lz->queue[lz->q_head];
 		lz->q_head = (lz->q_head + 1) % AHEAD_QUEUE;
 		lz->q_n--;
+		if (flight_find(lz, &run[0].id) ||
+		    chunk_rec_load(lz->fs, &run[0].id, &run[0].rec) < 0 ||
+		    (run[0].rec.flags & 1) || !run[0].rec.has_loc)
+			continue;
+		n = run_extend(lz, run, 1);
+		for (size_t i = 0; i < n; i++) {
+			run[i].f = calloc(1, sizeof(*run[i].f));
+			if (!run[i].f) {
+				n = i;
+				break;
+			}
+			run[i].f->id = run[i].id;
+			run[i].f->refs = 1;
+			run[i].f->next = lz->flights;
+			lz->flights = run[i].f;
+		}
+		if (!n)
+			continue;
 		pthread_mutex_unlock(&lz->mu);
-		fetch_if_needed(lz, &id, NULL);
+		run_fetch(lz, run, n);
 		pthread_mutex_lock(&lz->mu);
 	}
 	pthread_mutex_unlock(&lz->mu);

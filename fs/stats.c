@@ -524,10 +524,12 @@ char *hoard_stats_json(const struct hoard_stats *s)
 	if (s->have_fetch)
 		fprintf(f,
 			",\"fetched_chunks\":%llu,\"fetched_bytes\":%llu,"
-			"\"fetch_gets\":%llu,\"fetch_failures\":%llu",
+			"\"fetch_gets\":%llu,\"fetch_get_bytes\":%llu,"
+			"\"fetch_failures\":%llu",
 			(unsigned long long)s->fetched_chunks,
 			(unsigned long long)s->fetched_bytes,
 			(unsigned long long)s->fetch_gets,
+			(unsigned long long)s->fetch_get_bytes,
 			(unsigned long long)s->fetch_failures);
 	if (s->have_budget)
 		fprintf(f,
@@ -967,6 +969,8 @@ int hoard_stats_from_json(const char *json, struct hoard_stats **ret)
 				r = jp_u64(&j, &s->fetched_bytes);
 			else if (!strcmp(key, "fetch_gets"))
 				r = jp_u64(&j, &s->fetch_gets);
+			else if (!strcmp(key, "fetch_get_bytes"))
+				r = jp_u64(&j, &s->fetch_get_bytes);
 			else if (!strcmp(key, "fetch_failures"))
 				r = jp_u64(&j, &s->fetch_failures);
 			else

@@ -51,6 +51,7 @@ struct hoard_stats {
 	/* The daemon's lazy fetcher (lazy.h): have_fetch false offline. */
 	bool have_fetch;
 	uint64_t fetched_chunks, fetched_bytes, fetch_gets, fetch_failures;
+	uint64_t fetch_get_bytes; /* bytes the fetches' GETs brought */
 	size_t n_volumes;
 	struct hoard_stats_volume *volumes;
 };
