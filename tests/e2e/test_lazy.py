@@ -286,6 +286,13 @@ def test_lazy_pull_through_the_daemon(s3, lazy, tmp_path):
         assert sha((mp / "sub" / "f05").read_bytes()) == sha(content(5))
         st = d.stats()
         assert FILE_SIZE <= st["fetched_bytes"] <= 2 * FILE_SIZE
+        # prefetch of a tree: every file local afterwards
+        p = json.loads(hoard(env, "prefetch", "--store", d.path, "--json",
+                             mp).stdout)
+        assert p["files"] == N_FILES
+        assert p["fetched_bytes"] >= (N_FILES - 2) * FILE_SIZE
+        st = d.stats()
+        assert st["chunks_not_local"] == 0 and st["not_local_bytes"] == 0
     finally:
         d.umount()
     d.check_log()
