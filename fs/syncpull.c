@@ -545,7 +545,7 @@ static int fill_locked(struct pull *P, uint64_t ino,
 	for (size_t i = 0; r == 0 && P->o->lazy && i < deltas->cap; i++) {
 		const struct idmap_ent *d = &deltas->e[i];
 		const struct hoard_rloc *loc;
-		struct chunk_rec rec = {.has_loc = true};
+		struct chunk_rec rec = {.has_loc = true}, old;
 		uint8_t v[CHUNK_REC_V2_SIZE];
 		size_t vl;
 
@@ -555,6 +555,11 @@ static int fill_locked(struct pull *P, uint64_t ino,
 		rec.raw_size = loc->raw_len;
 		rec.frame_size = loc->frame_len;
 		rec.refcount = (uint64_t)d->count;
+		/* a record that lost its frame (no location): keep its other
+		 * references; the batch has not been written, so this reads
+		 * the record as it was */
+		if (chunk_rec_load(fs, &d->id, &old) == 0)
+			rec.refcount += old.refcount;
 		rec.pack_off = loc->off;
 		sha_from_hex(P->r->packs[loc->pack], rec.pack);
 		vl = chunk_rec_encode(&rec, v);
