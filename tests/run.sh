@@ -22,14 +22,8 @@ die() {
 
 [ "$(id -u)" = 0 ] || die "must run as root (FUSE mounts with allow_other, tmpfs mounts)"
 
-PACKAGES=(
-	build-essential meson ninja-build pkg-config
-	libfuse3-dev fuse3 librocksdb-dev libzstd-dev libxxhash-dev libcurl4-openssl-dev
-	python3-pytest python3-filelock python3-botocore python3-pip python3-venv
-	python3-pip-whl python3-setuptools-whl python3-wheel-whl
-	attr awscli clang-format
-	restic borgbackup casync fio hyperfine
-)
+# the list lives in tests/packages.txt (shared with .ci/run)
+mapfile -t PACKAGES < <(sed 's/#.*//' tests/packages.txt | tr -s ' \t' '\n' | grep .)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
