@@ -560,19 +560,14 @@ int hoard_budget_pinned_bytes(struct hoard_store *st, uint64_t *ret)
 
 /* ---- removing one file -------------------------------------------------- */
 
-/* Bytes that unlinking every name of ino frees: the frames of its chunks
- * whose every reference is in ino (fs->lock held). */
-static uint64_t file_frees_locked(struct hoard_fs *fs, uint64_t ino)
+/* Count in m (initialized) the references of ino's extents to each chunk. */
+static void file_chunk_counts(struct hoard_fs *fs, uint64_t ino,
+			      struct idmap *m)
 {
 	struct hoard_iter *it;
-	struct idmap m;
-	struct chunk_rec rec;
-	uint64_t freed = 0;
 	uint8_t k[8];
 	size_t vl;
 
-	if (idmap_init(&m, 64) < 0)
-		return 0;
 	ino_key(k, ino);
 	it = hoard_iter_new(fs->st, HOARD_CF_EXTENTS, k, 8);
 	for (; it && hoard_iter_valid(it); hoard_iter_next(it)) {
@@ -583,11 +578,24 @@ static uint64_t file_frees_locked(struct hoard_fs *fs, uint64_t ino)
 		if (vl != EXTENT_VAL_SIZE)
 			continue;
 		memcpy(id.b, v, HOARD_ID_SIZE);
-		e = idmap_add(&m, &id);
+		e = idmap_add(m, &id);
 		if (e)
 			e->count++;
 	}
 	hoard_iter_free(it);
+}
+
+/* Bytes that unlinking every name of ino frees: the frames of its chunks
+ * whose every reference is in ino (fs->lock held). */
+static uint64_t file_frees_locked(struct hoard_fs *fs, uint64_t ino)
+{
+	struct idmap m;
+	struct chunk_rec rec;
+	uint64_t freed = 0;
+
+	if (idmap_init(&m, 64) < 0)
+		return 0;
+	file_chunk_counts(fs, ino, &m);
 	for (size_t i = 0; i < m.cap; i++) {
 		if (!m.e[i].used || chunk_rec_load(fs, &m.e[i].id, &rec) < 0)
 			continue;
@@ -608,11 +616,8 @@ static uint64_t file_frees_locked(struct hoard_fs *fs, uint64_t ino)
 static uint64_t drop_local_locked(struct hoard_fs *fs, uint64_t ino)
 {
 	struct hoard_batch *b = hoard_batch_new(fs->st);
-	struct hoard_iter *it;
 	struct idmap m;
 	uint64_t freed = 0, n = 0;
-	uint8_t k[8];
-	size_t vl;
 
 	if (!b)
 		return 0;
@@ -620,21 +625,7 @@ static uint64_t drop_local_locked(struct hoard_fs *fs, uint64_t ino)
 		hoard_batch_free(b);
 		return 0;
 	}
-	ino_key(k, ino);
-	it = hoard_iter_new(fs->st, HOARD_CF_EXTENTS, k, 8);
-	for (; it && hoard_iter_valid(it); hoard_iter_next(it)) {
-		const uint8_t *v = hoard_iter_value(it, &vl);
-		struct hoard_id id;
-		struct idmap_ent *e;
-
-		if (vl != EXTENT_VAL_SIZE)
-			continue;
-		memcpy(id.b, v, HOARD_ID_SIZE);
-		e = idmap_add(&m, &id);
-		if (e)
-			e->count++;
-	}
-	hoard_iter_free(it);
+	file_chunk_counts(fs, ino, &m);
 	for (size_t i = 0; i < m.cap; i++) {
 		const struct hoard_id *id = &m.e[i].id;
 		struct chunk_rec rec;
