@@ -24,20 +24,6 @@
 #define ENTRY_FIXED    32 /* type .. mtime ns, before the name */
 #define EXTENT_SIZE    28
 
-static int bad(char *errbuf, size_t errlen, int err, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static int bad(char *errbuf, size_t errlen, int err, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (errbuf && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(errbuf, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return err;
-}
-
 /* ---- config ------------------------------------------------------------ */
 
 void hoard_remote_config_make(struct hoard_remote_config *c,
@@ -76,12 +62,14 @@ int hoard_remote_config_decode(const void *buf, size_t len,
 	struct hoard_remote_config c;
 
 	if (len != HOARD_CONFIG_SIZE || memcmp(p, CONFIG_MAGIC, 8))
-		return bad(errbuf, errlen, -EBADMSG,
-			   "the repository config is not a hoard config");
+		return hoard_errf(
+			errbuf, errlen, -EBADMSG,
+			"the repository config is not a hoard config");
 	hoard_sha256(p, 224, sum);
 	if (memcmp(sum, p + 224, HOARD_SHA256_SIZE))
-		return bad(errbuf, errlen, -EBADMSG,
-			   "the repository config is corrupt (checksum)");
+		return hoard_errf(
+			errbuf, errlen, -EBADMSG,
+			"the repository config is corrupt (checksum)");
 	c.format = hoard_get_be32(p + 8);
 	c.chunker_version = hoard_get_be32(p + 12);
 	c.chunk_min = hoard_get_be32(p + 16);
@@ -90,18 +78,20 @@ int hoard_remote_config_decode(const void *buf, size_t len,
 	c.zstd_level = hoard_get_be32(p + 28);
 	memcpy(c.secret, p + 32, HOARD_SECRET_SIZE);
 	if (c.format != HOARD_REMOTE_FORMAT)
-		return bad(errbuf, errlen, -EPROTONOSUPPORT,
-			   "the repository has format %u; this hoard knows "
-			   "format %u",
-			   c.format, HOARD_REMOTE_FORMAT);
+		return hoard_errf(
+			errbuf, errlen, -EPROTONOSUPPORT,
+			"the repository has format %u; this hoard knows "
+			"format %u",
+			c.format, HOARD_REMOTE_FORMAT);
 	if (c.chunker_version != HOARD_CHUNKER_VERSION ||
 	    c.chunk_min != HOARD_CHUNK_MIN || c.chunk_avg != HOARD_CHUNK_AVG ||
 	    c.chunk_max != HOARD_CHUNK_MAX)
-		return bad(errbuf, errlen, -EPROTONOSUPPORT,
-			   "the repository uses chunker %u (%u/%u/%u); this "
-			   "hoard uses chunker %u",
-			   c.chunker_version, c.chunk_min, c.chunk_avg,
-			   c.chunk_max, HOARD_CHUNKER_VERSION);
+		return hoard_errf(
+			errbuf, errlen, -EPROTONOSUPPORT,
+			"the repository uses chunker %u (%u/%u/%u); this "
+			"hoard uses chunker %u",
+			c.chunker_version, c.chunk_min, c.chunk_avg,
+			c.chunk_max, HOARD_CHUNKER_VERSION);
 	*ret = c;
 	return 0;
 }
@@ -143,28 +133,29 @@ int hoard_pack_index_decode(const void *buf, size_t len,
 	uint32_t n;
 
 	if (len < hoard_pack_index_size(0) || memcmp(p, IDX_MAGIC, 8))
-		return bad(errbuf, errlen, -EBADMSG, "not a hoard pack index");
+		return hoard_errf(errbuf, errlen, -EBADMSG,
+				  "not a hoard pack index");
 	if (hoard_get_be32(p + 8) != 1)
-		return bad(errbuf, errlen, -EPROTONOSUPPORT,
-			   "pack index version %u is unknown",
-			   hoard_get_be32(p + 8));
+		return hoard_errf(errbuf, errlen, -EPROTONOSUPPORT,
+				  "pack index version %u is unknown",
+				  hoard_get_be32(p + 8));
 	n = hoard_get_be32(p + 12);
 	if ((len - hoard_pack_index_size(0)) / HOARD_IDX_ENTRY_SIZE != n ||
 	    hoard_pack_index_size(n) != len)
-		return bad(errbuf, errlen, -EBADMSG,
-			   "pack index: %u entries do not fit %zu bytes", n,
-			   len);
+		return hoard_errf(errbuf, errlen, -EBADMSG,
+				  "pack index: %u entries do not fit %zu bytes",
+				  n, len);
 	hoard_sha256(p, len - HOARD_SHA256_SIZE, sum);
 	if (memcmp(sum, p + len - HOARD_SHA256_SIZE, HOARD_SHA256_SIZE))
-		return bad(errbuf, errlen, -EBADMSG,
-			   "pack index is corrupt (checksum)");
+		return hoard_errf(errbuf, errlen, -EBADMSG,
+				  "pack index is corrupt (checksum)");
 	ix.n = n;
 	ix.pack_size = hoard_get_be64(p + 16);
 	memcpy(ix.pack_sha, p + 24, HOARD_SHA256_SIZE);
 	if (ix.pack_size > HOARD_PACK_MAX + HOARD_CHUNK_MAX + 1)
-		return bad(errbuf, errlen, -EBADMSG,
-			   "pack index: pack size %llu is too large",
-			   (unsigned long long)ix.pack_size);
+		return hoard_errf(errbuf, errlen, -EBADMSG,
+				  "pack index: pack size %llu is too large",
+				  (unsigned long long)ix.pack_size);
 	ix.e = calloc(n ? n : 1, sizeof(*ix.e));
 	if (!ix.e)
 		return -ENOMEM;
@@ -180,18 +171,20 @@ int hoard_pack_index_decode(const void *buf, size_t len,
 		    e->raw_len > HOARD_CHUNK_MAX || e->frame_len < 2 ||
 		    e->frame_len > e->raw_len + 1) {
 			free(ix.e);
-			return bad(errbuf, errlen, -EBADMSG,
-				   "pack index: entry %u is inconsistent", i);
+			return hoard_errf(
+				errbuf, errlen, -EBADMSG,
+				"pack index: entry %u is inconsistent", i);
 		}
 		off += e->frame_len;
 	}
 	if (off != ix.pack_size) {
 		free(ix.e);
-		return bad(errbuf, errlen, -EBADMSG,
-			   "pack index: frames add up to %llu bytes, the "
-			   "pack has %llu",
-			   (unsigned long long)off,
-			   (unsigned long long)ix.pack_size);
+		return hoard_errf(
+			errbuf, errlen, -EBADMSG,
+			"pack index: frames add up to %llu bytes, the "
+			"pack has %llu",
+			(unsigned long long)off,
+			(unsigned long long)ix.pack_size);
 	}
 	*ret = ix;
 	return 0;
@@ -371,11 +364,12 @@ static int manifest_check(const struct hoard_manifest *m, char *errbuf,
 
 	if (m->n == 0 || m->e[0].type != HOARD_M_DIR || m->e[0].name[0] ||
 	    m->e[0].parent != 0 || !S_ISDIR(m->e[0].mode))
-		return bad(errbuf, errlen, -EBADMSG,
-			   "manifest: entry 0 is not the root directory");
+		return hoard_errf(
+			errbuf, errlen, -EBADMSG,
+			"manifest: entry 0 is not the root directory");
 	if (m->n > UINT32_MAX - 1)
-		return bad(errbuf, errlen, -EBADMSG,
-			   "manifest: too many entries");
+		return hoard_errf(errbuf, errlen, -EBADMSG,
+				  "manifest: too many entries");
 	ns.cap = 64;
 	while (ns.cap < m->n * 2)
 		ns.cap *= 2;
@@ -389,7 +383,7 @@ static int manifest_check(const struct hoard_manifest *m, char *errbuf,
 
 #define FAIL(...)                                                              \
 	do {                                                                   \
-		r = bad(errbuf, errlen, -EBADMSG, __VA_ARGS__);                \
+		r = hoard_errf(errbuf, errlen, -EBADMSG, __VA_ARGS__);         \
 		goto out;                                                      \
 	} while (0)
 		if (e->parent >= i)
@@ -630,14 +624,15 @@ static int decode_entry(struct rbuf *rb, struct hoard_mentry *e, size_t i,
 	uint32_t n;
 
 #define TRUNC()                                                                \
-	bad(errbuf, errlen, -EBADMSG, "manifest: truncated in entry %zu", i)
+	hoard_errf(errbuf, errlen, -EBADMSG,                                   \
+		   "manifest: truncated in entry %zu", i)
 	if (!p)
 		return TRUNC();
 	e->type = p[0];
 	if (p[1] != 0)
-		return bad(errbuf, errlen, -EBADMSG,
-			   "manifest: entry %zu has a non-zero reserved byte",
-			   i);
+		return hoard_errf(
+			errbuf, errlen, -EBADMSG,
+			"manifest: entry %zu has a non-zero reserved byte", i);
 	nl = (uint16_t)(p[2] << 8 | p[3]);
 	e->parent = hoard_get_be32(p + 4);
 	e->mode = hoard_get_be32(p + 8);
@@ -649,8 +644,9 @@ static int decode_entry(struct rbuf *rb, struct hoard_mentry *e, size_t i,
 	if (!q)
 		return TRUNC();
 	if (memchr(q, '\0', nl))
-		return bad(errbuf, errlen, -EBADMSG,
-			   "manifest: entry %zu has a name with a NUL byte", i);
+		return hoard_errf(
+			errbuf, errlen, -EBADMSG,
+			"manifest: entry %zu has a name with a NUL byte", i);
 	e->name = strndup((const char *)q, nl);
 	if (!e->name)
 		return -ENOMEM;
@@ -680,18 +676,20 @@ static int decode_entry(struct rbuf *rb, struct hoard_mentry *e, size_t i,
 			return TRUNC();
 		n = hoard_get_be32(p);
 		if (n > HOARD_SYMLINK_MAX)
-			return bad(errbuf, errlen, -EBADMSG,
-				   "manifest: entry %zu has a symlink target "
-				   "of %u bytes",
-				   i, n);
+			return hoard_errf(
+				errbuf, errlen, -EBADMSG,
+				"manifest: entry %zu has a symlink target "
+				"of %u bytes",
+				i, n);
 		q = rb_take(rb, n);
 		if (!q)
 			return TRUNC();
 		if (memchr(q, '\0', n))
-			return bad(errbuf, errlen, -EBADMSG,
-				   "manifest: entry %zu has a symlink target "
-				   "with a NUL byte",
-				   i);
+			return hoard_errf(
+				errbuf, errlen, -EBADMSG,
+				"manifest: entry %zu has a symlink target "
+				"with a NUL byte",
+				i);
 		e->target = strndup((const char *)q, n);
 		if (!e->target)
 			return -ENOMEM;
@@ -710,9 +708,9 @@ static int decode_entry(struct rbuf *rb, struct hoard_mentry *e, size_t i,
 	case HOARD_M_DIR:
 		break;
 	default:
-		return bad(errbuf, errlen, -EBADMSG,
-			   "manifest: entry %zu has an unknown type %u", i,
-			   e->type);
+		return hoard_errf(errbuf, errlen, -EBADMSG,
+				  "manifest: entry %zu has an unknown type %u",
+				  i, e->type);
 	}
 #undef TRUNC
 	return 0;
@@ -729,21 +727,24 @@ int hoard_manifest_decode(const void *buf, size_t len,
 	int r;
 
 	if (!p || memcmp(p, MANIFEST_MAGIC, 8))
-		return bad(errbuf, errlen, -EBADMSG, "not a hoard manifest");
+		return hoard_errf(errbuf, errlen, -EBADMSG,
+				  "not a hoard manifest");
 	if (hoard_get_be32(p + 8) != HOARD_REMOTE_FORMAT)
-		return bad(errbuf, errlen, -EPROTONOSUPPORT,
-			   "manifest version %u is unknown (this hoard reads "
-			   "version %u)",
-			   hoard_get_be32(p + 8), HOARD_REMOTE_FORMAT);
+		return hoard_errf(
+			errbuf, errlen, -EPROTONOSUPPORT,
+			"manifest version %u is unknown (this hoard reads "
+			"version %u)",
+			hoard_get_be32(p + 8), HOARD_REMOTE_FORMAT);
 	if (hoard_get_be32(p + 12) != 0)
-		return bad(errbuf, errlen, -EBADMSG,
-			   "manifest: unknown flags %#x",
-			   hoard_get_be32(p + 12));
+		return hoard_errf(errbuf, errlen, -EBADMSG,
+				  "manifest: unknown flags %#x",
+				  hoard_get_be32(p + 12));
 	n = hoard_get_be64(p + 32);
 	if (n == 0 || n > (len - HOARD_MANIFEST_HEADER) / ENTRY_FIXED)
-		return bad(errbuf, errlen, -EBADMSG,
-			   "manifest: %llu entries cannot fit in %zu bytes",
-			   (unsigned long long)n, len);
+		return hoard_errf(
+			errbuf, errlen, -EBADMSG,
+			"manifest: %llu entries cannot fit in %zu bytes",
+			(unsigned long long)n, len);
 	m.e = calloc(n, sizeof(*m.e));
 	if (!m.e)
 		return -ENOMEM;
@@ -757,9 +758,9 @@ int hoard_manifest_decode(const void *buf, size_t len,
 		}
 	}
 	if (rb.pos != rb.n) {
-		r = bad(errbuf, errlen, -EBADMSG,
-			"manifest: %zu bytes after the last entry",
-			rb.n - rb.pos);
+		r = hoard_errf(errbuf, errlen, -EBADMSG,
+			       "manifest: %zu bytes after the last entry",
+			       rb.n - rb.pos);
 		goto fail;
 	}
 	r = manifest_check(&m, errbuf, errlen);
@@ -813,8 +814,8 @@ int hoard_ref_decode(const void *buf, size_t len, struct hoard_ref *ret,
 
 	if (len > HOARD_REF_MAX || len == 0 || memchr(buf, '\0', len) ||
 	    ((const char *)buf)[len - 1] != '\n')
-		return bad(errbuf, errlen, -EBADMSG,
-			   "the ref is not a hoard ref");
+		return hoard_errf(errbuf, errlen, -EBADMSG,
+				  "the ref is not a hoard ref");
 	memcpy(text, buf, len);
 	text[len] = '\0';
 	if (sscanf(text,
@@ -822,8 +823,8 @@ int hoard_ref_decode(const void *buf, size_t len, struct hoard_ref *ret,
 		   "time %lld\n%n",
 		   hex, &files, &bytes, &t, &used) != 4 ||
 	    (size_t)used != len || strlen(hex) != 64 || !all_hex(hex, 64))
-		return bad(errbuf, errlen, -EBADMSG,
-			   "the ref is not a hoard ref (version 1)");
+		return hoard_errf(errbuf, errlen, -EBADMSG,
+				  "the ref is not a hoard ref (version 1)");
 	memcpy(ret->manifest, hex, 65);
 	ret->files = files;
 	ret->bytes = bytes;

@@ -38,8 +38,6 @@ struct remote {
 	void *progress_ud;
 };
 
-int sync_err(char *errbuf, size_t errlen, int err, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
 /* Open the repository at url (checks the bucket). */
 int remote_open(struct remote *r, const struct hoard_s3_config *s3,
 		const char *url, unsigned jobs, char *errbuf, size_t errlen);
@@ -64,6 +62,9 @@ void result_finish(struct remote *r, struct hoard_sync_result *res);
 /* First error wins: msg into errbuf under mu. */
 void set_err_once(pthread_mutex_t *mu, char *errbuf, size_t errlen,
 		  const char *msg);
+/* set_err_once() of a formatted message; returns err. */
+int set_err_oncef(pthread_mutex_t *mu, char *errbuf, size_t errlen, int err,
+		  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 /* Keep a pack index in the local cache dir (no-op when dir is ""). */
 void write_cached(const char *dir, const char *name, const void *buf,
 		  size_t len);

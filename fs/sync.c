@@ -317,19 +317,8 @@ struct push {
 	uint64_t packs_new, bytes_new;
 };
 
-static int push_fail(struct push *p, int err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int push_fail(struct push *p, int err, const char *fmt, ...)
-{
-	char msg[600];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	set_err_once(&p->mu, p->errbuf, p->errlen, msg);
-	return err;
-}
+#define push_fail(p, err, ...)                                                 \
+	set_err_oncef(&(p)->mu, (p)->errbuf, (p)->errlen, err, __VA_ARGS__)
 
 /* Read and verify one frame, append it to the pack buffer. */
 static int pack_add_frame(struct push *p, const struct chunk_ref *c,
@@ -519,7 +508,7 @@ static int push_config(struct remote *r, struct hoard_fs *fs, char *errbuf,
 
 	if (e == 0) {
 		if (memcmp(c.secret, key->secret, HOARD_SECRET_SIZE))
-			return sync_err(
+			return hoard_errf(
 				errbuf, errlen, -EKEYREJECTED,
 				"this store's chunk secret differs from the "
 				"repository's at %s, so its chunk ids mean "
@@ -672,20 +661,20 @@ int hoard_sync_push(struct hoard_fs *fs, const struct hoard_sync_opts *o,
 	if (errbuf && errlen)
 		*errbuf = '\0';
 	if (!hoard_fs_volume_name_ok(o->volume))
-		return sync_err(errbuf, errlen, -EINVAL,
-				"'%s' is not a volume name", o->volume);
+		return hoard_errf(errbuf, errlen, -EINVAL,
+				  "'%s' is not a volume name", o->volume);
 	if (!hoard_ref_name_ok(ref))
-		return sync_err(errbuf, errlen, -EINVAL,
-				"'%s' is not a ref name (1-64 of A-Z a-z 0-9 "
-				". _ -, not starting with '.')",
-				ref);
+		return hoard_errf(errbuf, errlen, -EINVAL,
+				  "'%s' is not a ref name (1-64 of A-Z a-z 0-9 "
+				  ". _ -, not starting with '.')",
+				  ref);
 	e = hoard_fs_volume(fs, o->volume, false, &root);
 	if (e == -ENOENT)
-		return sync_err(errbuf, errlen, e,
-				"the store has no volume '%s'", o->volume);
+		return hoard_errf(errbuf, errlen, e,
+				  "the store has no volume '%s'", o->volume);
 	if (e < 0)
-		return sync_err(errbuf, errlen, e, "volume '%s': %s", o->volume,
-				strerror(-e));
+		return hoard_errf(errbuf, errlen, e, "volume '%s': %s",
+				  o->volume, strerror(-e));
 	e = remote_open(&r, o->s3, o->url, o->jobs, errbuf, errlen);
 	if (e < 0)
 		goto out;
@@ -707,8 +696,8 @@ int hoard_sync_push(struct hoard_fs *fs, const struct hoard_sync_opts *o,
 		snap_clear(&s);
 		e = snap_take(fs, root, &s);
 		if (e < 0) {
-			sync_err(errbuf, errlen, e, "reading volume '%s': %s",
-				 o->volume, strerror(-e));
+			hoard_errf(errbuf, errlen, e, "reading volume '%s': %s",
+				   o->volume, strerror(-e));
 			break;
 		}
 		res->bytes_dedup = 0;
@@ -723,10 +712,10 @@ int hoard_sync_push(struct hoard_fs *fs, const struct hoard_sync_opts *o,
 		if (e != -ESTALE)
 			break;
 		if (attempt + 1 == SNAPSHOT_ATTEMPTS) {
-			sync_err(errbuf, errlen, -EAGAIN,
-				 "volume '%s' kept changing under the push "
-				 "(%d snapshots); try again",
-				 o->volume, SNAPSHOT_ATTEMPTS);
+			hoard_errf(errbuf, errlen, -EAGAIN,
+				   "volume '%s' kept changing under the push "
+				   "(%d snapshots); try again",
+				   o->volume, SNAPSHOT_ATTEMPTS);
 			e = -EAGAIN;
 			break;
 		}

@@ -127,15 +127,15 @@ static int mark_ref(struct gc *g, const char *key)
 	e = hoard_ref_decode(buf, len, &rf, msg, sizeof(msg));
 	free(buf);
 	if (e < 0)
-		return sync_err(g->errbuf, g->errlen, e,
-				"%s: %s; nothing was deleted", key, msg);
+		return hoard_errf(g->errbuf, g->errlen, e,
+				  "%s: %s; nothing was deleted", key, msg);
 	full = remote_key(r, "manifests/%s", rf.manifest);
 	if (!full)
 		return -ENOMEM;
 	e = hoard_s3_get_object(r->cl, r->bucket, full, &buf, &len, NULL);
 	free(full);
 	if (e < 0)
-		return sync_err(
+		return hoard_errf(
 			g->errbuf, g->errlen, e == -ENOENT ? -EBADMSG : e,
 			"%s names manifest %s, which cannot be read "
 			"(%s); nothing was deleted",
@@ -147,10 +147,10 @@ static int mark_ref(struct gc *g, const char *key)
 		    : hoard_manifest_decode(buf, len, &m, msg, sizeof(msg));
 	free(buf);
 	if (e < 0)
-		return sync_err(g->errbuf, g->errlen, e,
-				"manifest %s of %s is corrupt or invalid; "
-				"nothing was deleted",
-				rf.manifest, key);
+		return hoard_errf(g->errbuf, g->errlen, e,
+				  "manifest %s of %s is corrupt or invalid; "
+				  "nothing was deleted",
+				  rf.manifest, key);
 	for (size_t i = 0; e == 0 && i < m.n; i++)
 		for (uint32_t k = 0; e == 0 && k < m.e[i].n_ext; k++)
 			e = hoard_rindex_add(g->live, &m.e[i].ext[k].id,
@@ -400,9 +400,9 @@ static int repack(struct gc *g, size_t i)
 		goto out;
 	}
 	if (strcmp(hex, r->packs[i])) {
-		e = sync_err(g->errbuf, g->errlen, -EBADMSG,
-			     "pack %s is corrupt (SHA-256 %s); not repacked",
-			     r->packs[i], hex);
+		e = hoard_errf(g->errbuf, g->errlen, -EBADMSG,
+			       "pack %s is corrupt (SHA-256 %s); not repacked",
+			       r->packs[i], hex);
 		goto out;
 	}
 	memcpy(buf, HOARD_PACK_MAGIC, 8);
@@ -421,10 +421,10 @@ static int repack(struct gc *g, size_t i)
 		if (n >= 0)
 			hoard_id_compute(&g->key, raw, (size_t)n, &got);
 		if (n < 0 || !hoard_id_equal(&got, &li.w[k].id)) {
-			e = sync_err(g->errbuf, g->errlen, -EBADMSG,
-				     "pack %s holds a corrupt chunk; not "
-				     "repacked",
-				     r->packs[i]);
+			e = hoard_errf(g->errbuf, g->errlen, -EBADMSG,
+				       "pack %s holds a corrupt chunk; not "
+				       "repacked",
+				       r->packs[i]);
 			break;
 		}
 		memcpy(buf + len, old + l->off, l->frame_len);
@@ -522,9 +522,9 @@ static int gc_run(struct gc *g)
 		g->live, mark_pack_of,
 		&(struct mark_packs){r->rx, live, live_chunks});
 	if (e < 0) {
-		e = sync_err(g->errbuf, g->errlen, -EBADMSG,
-			     "a ref names chunks that are in no pack: the "
-			     "repository is damaged; nothing was deleted");
+		e = hoard_errf(g->errbuf, g->errlen, -EBADMSG,
+			       "a ref names chunks that are in no pack: the "
+			       "repository is damaged; nothing was deleted");
 		goto out;
 	}
 	for (size_t i = 0; e == 0 && i < r->n_packs; i++)

@@ -80,22 +80,8 @@ struct pull {
 	struct hoard_sync_result *res;
 };
 
-static int pull_fail(struct pull *P, int err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int pull_fail(struct pull *P, int err, const char *fmt, ...)
-{
-	char msg[600];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	pthread_mutex_lock(&P->mu);
-	if (P->errbuf && P->errlen && !*P->errbuf)
-		snprintf(P->errbuf, P->errlen, "%s", msg);
-	pthread_mutex_unlock(&P->mu);
-	return err;
-}
+#define pull_fail(P, err, ...)                                                 \
+	set_err_oncef(&(P)->mu, (P)->errbuf, (P)->errlen, err, __VA_ARGS__)
 
 /* ---- step 1: ref and manifest ----------------------------------------------- */
 
@@ -115,9 +101,9 @@ static int get_manifest(struct pull *P, const char *ref, char *errbuf,
 	e = hoard_s3_get_object(r->cl, r->bucket, key, &buf, &len, NULL);
 	free(key);
 	if (e == -ENOENT)
-		return sync_err(errbuf, errlen, e,
-				"there is no ref '%s/%s' at %s", P->o->volume,
-				ref, r->url);
+		return hoard_errf(errbuf, errlen, e,
+				  "there is no ref '%s/%s' at %s", P->o->volume,
+				  ref, r->url);
 	if (e < 0)
 		return s3_fail(errbuf, errlen, e, "reading the ref");
 	e = hoard_ref_decode(buf, len, &rf, errbuf, errlen);
@@ -130,18 +116,18 @@ static int get_manifest(struct pull *P, const char *ref, char *errbuf,
 	e = hoard_s3_get_object(r->cl, r->bucket, key, &buf, &len, NULL);
 	free(key);
 	if (e == -ENOENT)
-		return sync_err(errbuf, errlen, -EBADMSG,
-				"the ref '%s/%s' names manifest %s, which is "
-				"not in the bucket",
-				P->o->volume, ref, rf.manifest);
+		return hoard_errf(errbuf, errlen, -EBADMSG,
+				  "the ref '%s/%s' names manifest %s, which is "
+				  "not in the bucket",
+				  P->o->volume, ref, rf.manifest);
 	if (e < 0)
 		return s3_fail(errbuf, errlen, e, "reading the manifest");
 	hoard_sha256_hex(buf, len, sum);
 	if (strcmp(sum, rf.manifest)) {
 		free(buf);
-		return sync_err(errbuf, errlen, -EBADMSG,
-				"manifest %s is corrupt (its SHA-256 is %s)",
-				rf.manifest, sum);
+		return hoard_errf(errbuf, errlen, -EBADMSG,
+				  "manifest %s is corrupt (its SHA-256 is %s)",
+				  rf.manifest, sum);
 	}
 	memcpy(P->res->manifest, sum, sizeof(sum));
 	e = hoard_manifest_decode(buf, len, &P->m, errbuf, errlen);
@@ -156,15 +142,15 @@ static int get_manifest(struct pull *P, const char *ref, char *errbuf,
 			}
 		}
 		if (files != rf.files || bytes != rf.bytes)
-			e = sync_err(errbuf, errlen, -EBADMSG,
-				     "the ref '%s/%s' and its manifest do not "
-				     "add up (%llu files of %llu bytes "
-				     "against %llu of %llu)",
-				     P->o->volume, ref,
-				     (unsigned long long)rf.files,
-				     (unsigned long long)rf.bytes,
-				     (unsigned long long)files,
-				     (unsigned long long)bytes);
+			e = hoard_errf(
+				errbuf, errlen, -EBADMSG,
+				"the ref '%s/%s' and its manifest do not "
+				"add up (%llu files of %llu bytes "
+				"against %llu of %llu)",
+				P->o->volume, ref, (unsigned long long)rf.files,
+				(unsigned long long)rf.bytes,
+				(unsigned long long)files,
+				(unsigned long long)bytes);
 	}
 	return e;
 }
@@ -221,12 +207,12 @@ static int plan_fetch(struct pull *P, char *errbuf, size_t errlen)
 				hoard_id_hex(id, hex);
 				hoard_manifest_path(&P->m, i, path,
 						    sizeof(path));
-				e = sync_err(errbuf, errlen, -EBADMSG,
-					     "chunk %s of '%s' is in no pack "
-					     "of the bucket (or with another "
-					     "length): the repository is "
-					     "damaged",
-					     hex, path);
+				e = hoard_errf(errbuf, errlen, -EBADMSG,
+					       "chunk %s of '%s' is in no pack "
+					       "of the bucket (or with another "
+					       "length): the repository is "
+					       "damaged",
+					       hex, path);
 				break;
 			}
 			if (P->n_want == cap) {
@@ -854,13 +840,14 @@ static int apply_tree(struct pull *P, uint64_t root, char *errbuf,
 		if (r < 0) {
 			hoard_manifest_path(&P->m, i, path, sizeof(path));
 			if (r == -EAGAIN)
-				sync_err(errbuf, errlen, r,
-					 "'%s': a local chunk vanished during "
-					 "the pull; run it again",
-					 path);
+				hoard_errf(
+					errbuf, errlen, r,
+					"'%s': a local chunk vanished during "
+					"the pull; run it again",
+					path);
 			else
-				sync_err(errbuf, errlen, r, "'%s': %s", path,
-					 strerror(-r));
+				hoard_errf(errbuf, errlen, r, "'%s': %s", path,
+					   strerror(-r));
 			break;
 		}
 	}
@@ -888,12 +875,12 @@ static int pull_config(struct pull *P, char *errbuf, size_t errlen)
 		   HOARD_SECRET_SIZE);
 	memset(&c, 0, sizeof(c));
 	if (e)
-		return sync_err(errbuf, errlen, -EKEYREJECTED,
-				"this store's chunk secret differs from the "
-				"repository's at %s: its chunks cannot be "
-				"used here.  Pull into a store made with "
-				"'hoard init --from %s --store NEWDIR'",
-				P->r->url, P->r->url);
+		return hoard_errf(errbuf, errlen, -EKEYREJECTED,
+				  "this store's chunk secret differs from the "
+				  "repository's at %s: its chunks cannot be "
+				  "used here.  Pull into a store made with "
+				  "'hoard init --from %s --store NEWDIR'",
+				  P->r->url, P->r->url);
 	return 0;
 }
 
@@ -918,9 +905,9 @@ static int lazy_setting(struct pull *P, char *errbuf, size_t errlen)
 		e = hoard_store_put(st, HOARD_CF_DEFAULT, "remote", 6,
 				    P->o->url, strlen(P->o->url));
 	if (e < 0)
-		return sync_err(errbuf, errlen, e,
-				"writing the store's remote setting: %s",
-				strerror(-e));
+		return hoard_errf(errbuf, errlen, e,
+				  "writing the store's remote setting: %s",
+				  strerror(-e));
 	return 0;
 }
 
@@ -939,11 +926,11 @@ int hoard_sync_pull(struct hoard_fs *fs, const struct hoard_sync_opts *o,
 	if (errbuf && errlen)
 		*errbuf = '\0';
 	if (!hoard_fs_volume_name_ok(o->volume))
-		return sync_err(errbuf, errlen, -EINVAL,
-				"'%s' is not a volume name", o->volume);
+		return hoard_errf(errbuf, errlen, -EINVAL,
+				  "'%s' is not a volume name", o->volume);
 	if (!hoard_ref_name_ok(ref))
-		return sync_err(errbuf, errlen, -EINVAL,
-				"'%s' is not a ref name", ref);
+		return hoard_errf(errbuf, errlen, -EINVAL,
+				  "'%s' is not a ref name", ref);
 	e = remote_open(&r, o->s3, o->url, o->jobs, errbuf, errlen);
 	P.r = &r;
 	P.errbuf = errbuf;
@@ -969,8 +956,8 @@ int hoard_sync_pull(struct hoard_fs *fs, const struct hoard_sync_opts *o,
 		fresh = hoard_fs_volume(fs, o->volume, false, &root) == -ENOENT;
 		e = hoard_fs_volume(fs, o->volume, true, &root);
 		if (e < 0)
-			sync_err(errbuf, errlen, e, "volume '%s': %s",
-				 o->volume, strerror(-e));
+			hoard_errf(errbuf, errlen, e, "volume '%s': %s",
+				   o->volume, strerror(-e));
 	}
 	if (e == 0 && o->lazy)
 		e = lazy_setting(&P, errbuf, errlen);

@@ -18,25 +18,13 @@
 
 /* ---- common --------------------------------------------------------------- */
 
-int sync_err(char *errbuf, size_t errlen, int err, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (errbuf && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(errbuf, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return err;
-}
-
 int s3_fail(char *errbuf, size_t errlen, int err, const char *what)
 {
 	const char *m = hoard_s3_last_error();
 
 	if (m && *m)
-		return sync_err(errbuf, errlen, err, "%s: %s", what, m);
-	return sync_err(errbuf, errlen, err, "%s: %s", what, strerror(-err));
+		return hoard_errf(errbuf, errlen, err, "%s: %s", what, m);
+	return hoard_errf(errbuf, errlen, err, "%s: %s", what, strerror(-err));
 }
 
 int remote_open(struct remote *r, const struct hoard_s3_config *s3,
@@ -52,8 +40,8 @@ int remote_open(struct remote *r, const struct hoard_s3_config *s3,
 	r->t0 = r->phase_t0 = hoard_now_mono_ns();
 	e = hoard_s3_url_parse(url, &r->bucket, &prefix);
 	if (e < 0)
-		return sync_err(errbuf, errlen, -EINVAL,
-				"'%s' is not an s3://BUCKET/PREFIX URL", url);
+		return hoard_errf(errbuf, errlen, -EINVAL,
+				  "'%s' is not an s3://BUCKET/PREFIX URL", url);
 	/* PREFIX names a directory: "a/b" and "a/b/" are the same one */
 	while (*prefix == '/')
 		memmove(prefix, prefix + 1, strlen(prefix));
@@ -71,19 +59,20 @@ int remote_open(struct remote *r, const struct hoard_s3_config *s3,
 		return -ENOMEM;
 	e = hoard_s3_client_new(s3, &r->cl);
 	if (e < 0)
-		return sync_err(errbuf, errlen, e,
-				"cannot make an S3 client: %s", strerror(-e));
+		return hoard_errf(errbuf, errlen, e,
+				  "cannot make an S3 client: %s", strerror(-e));
 	e = hoard_s3_bucket_check(r->cl, r->bucket);
 	if (e == -ENXIO)
-		return sync_err(errbuf, errlen, e,
-				"the bucket '%s' does not exist", r->bucket);
+		return hoard_errf(errbuf, errlen, e,
+				  "the bucket '%s' does not exist", r->bucket);
 	if (e == -EACCES)
-		return sync_err(errbuf, errlen, e,
-				"access to the bucket '%s' denied (%s): check "
-				"the credentials (AWS_ACCESS_KEY_ID, "
-				"AWS_SECRET_ACCESS_KEY, AWS_PROFILE), the "
-				"region and the clock",
-				r->bucket, hoard_s3_last_error());
+		return hoard_errf(
+			errbuf, errlen, e,
+			"access to the bucket '%s' denied (%s): check "
+			"the credentials (AWS_ACCESS_KEY_ID, "
+			"AWS_SECRET_ACCESS_KEY, AWS_PROFILE), the "
+			"region and the clock",
+			r->bucket, hoard_s3_last_error());
 	if (e < 0)
 		return s3_fail(errbuf, errlen, e, "checking the bucket");
 	return 0;
@@ -130,10 +119,10 @@ int remote_get_config(struct remote *r, struct hoard_remote_config *ret,
 	e = hoard_s3_get_object(r->cl, r->bucket, key, &buf, &len, NULL);
 	free(key);
 	if (e == -ENOENT)
-		return sync_err(errbuf, errlen, e,
-				"there is no hoard repository at %s (no "
-				"config object)",
-				r->url);
+		return hoard_errf(errbuf, errlen, e,
+				  "there is no hoard repository at %s (no "
+				  "config object)",
+				  r->url);
 	if (e < 0)
 		return s3_fail(errbuf, errlen, e,
 			       "reading the repository config");
@@ -238,6 +227,22 @@ static bool hex64(const char *s)
 	return s[64] == '\0';
 }
 
+/* Append a 64-hex-digit pack name to l. */
+static int idx_list_add(struct idx_list *l, const char *name)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		void *x = realloc(l->names, cap * sizeof(*l->names));
+
+		if (!x)
+			return -ENOMEM;
+		l->names = x;
+		l->cap = cap;
+	}
+	memcpy(l->names[l->n++], name, HOARD_SHA256_HEX_SIZE);
+	return 0;
+}
+
 static int list_idx_cb(const struct hoard_s3_entry *e, void *arg)
 {
 	struct idx_list *l = arg;
@@ -251,17 +256,7 @@ static int list_idx_cb(const struct hoard_s3_entry *e, void *arg)
 	name[64] = '\0';
 	if (!hex64(name))
 		return 0;
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 64;
-		void *x = realloc(l->names, cap * sizeof(*l->names));
-
-		if (!x)
-			return -ENOMEM;
-		l->names = x;
-		l->cap = cap;
-	}
-	memcpy(l->names[l->n++], name, HOARD_SHA256_HEX_SIZE);
-	return 0;
+	return idx_list_add(l, name);
 }
 
 struct idx_load {
@@ -280,6 +275,19 @@ void set_err_once(pthread_mutex_t *mu, char *errbuf, size_t errlen,
 	if (errbuf && errlen && !*errbuf)
 		snprintf(errbuf, errlen, "%s", msg);
 	pthread_mutex_unlock(mu);
+}
+
+int set_err_oncef(pthread_mutex_t *mu, char *errbuf, size_t errlen, int err,
+		  const char *fmt, ...)
+{
+	char msg[600];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	set_err_once(mu, errbuf, errlen, msg);
+	return err;
 }
 
 static int read_cached(const char *path, void **ret, size_t *ret_len)
@@ -414,17 +422,7 @@ static int list_condemned_cb(const struct hoard_s3_entry *e, void *arg)
 
 	if (e->is_prefix || strlen(base) != 64 || !hex64(base))
 		return 0;
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 64;
-		void *x = realloc(l->names, cap * sizeof(*l->names));
-
-		if (!x)
-			return -ENOMEM;
-		l->names = x;
-		l->cap = cap;
-	}
-	memcpy(l->names[l->n++], base, HOARD_SHA256_HEX_SIZE);
-	return 0;
+	return idx_list_add(l, base);
 }
 
 /*

@@ -35,6 +35,11 @@ void hoard_log_set_sink(hoard_log_sink_fn sink);
 void hoard_log_set_level(int level);
 int hoard_log_get_level(void);
 
+/* For functions that explain a failure in a caller's buffer: format into
+ * errbuf when it is given (errbuf may be NULL or errlen 0); returns err. */
+int hoard_errf(char *errbuf, size_t errlen, int err, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
 /* Big-endian integers: keys sort numerically under bytewise comparison. */
 static inline void hoard_put_be64(uint8_t *p, uint64_t v)
 {
