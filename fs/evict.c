@@ -256,12 +256,14 @@ int hoard_budget_set(struct hoard_store *st, uint64_t max_bytes)
 static int chunk_fields(const uint8_t *v, size_t n, uint32_t *ret_frame,
 			uint64_t *ret_refs)
 {
-	if (!((n == CHUNK_REC_SIZE && v[0] == 1) ||
-	      (n == CHUNK_REC_V2_SIZE && v[0] == 2)))
-		return -EBADMSG;
+	struct chunk_rec rec;
+	int r = chunk_rec_decode(v, n, &rec);
+
+	if (r < 0)
+		return r;
 	/* only local frames take space (a lazy chunk's are remote) */
-	*ret_frame = (v[1] & 1) ? hoard_get_be32(v + 8) : 0;
-	*ret_refs = hoard_get_be64(v + 16);
+	*ret_frame = (rec.flags & 1) ? rec.frame_size : 0;
+	*ret_refs = rec.refcount;
 	return 0;
 }
 
