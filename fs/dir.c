@@ -249,6 +249,100 @@ int hoard_fs_readdir(struct hoard_fs *fs, struct hoard_dirh *dh, off_t off,
 	return r;
 }
 
+/* 0 when name in dir still leads to ino, -ENOENT when not (fs->lock held:
+ * entries change only under it). */
+static int dirent_is_locked(struct hoard_fs *fs, uint64_t dir, const char *name,
+			    uint64_t ino)
+{
+	uint8_t k[8 + NAME_MAX_LEN], v[9];
+	size_t kl = strlen(name), n;
+	int r;
+
+	if (kl > NAME_MAX_LEN)
+		return -ENOENT;
+	ino_key(k, dir);
+	memcpy(k + 8, name, kl);
+	r = hoard_store_get_into(fs->st, HOARD_CF_DIRENTS, k, 8 + kl, v,
+				 sizeof(v), &n);
+	if (r < 0)
+		return r == -ENOBUFS ? -EBADMSG : r;
+	return n == 9 && hoard_get_be64(v) == ino ? 0 : -ENOENT;
+}
+
+/*
+ * Count a lookup of entry d of directory dir and get its attributes, as
+ * hoard_fs_lookup does, but with the lookup counted first: an inode that
+ * is counted cannot be purged, so the attributes are those of a live
+ * inode.  check: the snapshot may be older than this request (it was taken
+ * by an earlier one), so see that the name still leads to d->ino.
+ * -ENOENT: gone (the entry is then listed without attributes).
+ */
+static int plus_ref(struct hoard_fs *fs, uint64_t dir, const struct dent *d,
+		    bool check, struct stat *ret_st)
+{
+	struct istate *is = NULL;
+	int r = 0;
+
+	pthread_mutex_lock(&fs->lock);
+	if (check)
+		r = dirent_is_locked(fs, dir, d->name, d->ino);
+	if (r == 0) {
+		is = istate_get(fs, d->ino);
+		if (is)
+			is->nlookup++;
+		else
+			r = -ENOMEM;
+	}
+	pthread_mutex_unlock(&fs->lock);
+	if (r < 0)
+		return r;
+	r = hoard_fs_getattr(fs, d->ino, ret_st);
+	if (r < 0)
+		hoard_fs_forget(fs, d->ino, 1);
+	return r;
+}
+
+int hoard_fs_readdirplus(struct hoard_fs *fs, struct hoard_dirh *dh, off_t off,
+			 hoard_fillplus_fn fill, void *ud)
+{
+	bool fresh, any = false;
+	int r = 0;
+
+	pthread_mutex_lock(&dh->mu);
+	fresh = off == 0 || !dh->ents;
+	if (fresh)
+		r = dirh_load(fs, dh);
+	for (size_t i = (size_t)off; r == 0 && i < dh->n; i++) {
+		const struct dent *d = &dh->ents[i];
+		struct stat st = {.st_ino = d->ino, .st_mode = d->type << 12};
+		bool counted = false;
+
+		if (i >= 2) { /* not "." or "..": those count no lookup */
+			r = plus_ref(fs, dh->ino, d, !fresh, &st);
+			if (r == 0) {
+				counted = true;
+			} else if (r == -ENOENT) {
+				st = (struct stat){.st_ino = d->ino,
+						   .st_mode = d->type << 12};
+				r = 0;
+			} else {
+				if (any) /* reply with what we have; the next
+					  * request meets the error again */
+					r = 0;
+				break;
+			}
+		}
+		if (fill(ud, d->name, &st, counted, (off_t)i + 1)) {
+			if (counted) /* not sent: not looked up */
+				hoard_fs_forget(fs, d->ino, 1);
+			break;
+		}
+		any = true;
+	}
+	pthread_mutex_unlock(&dh->mu);
+	return r;
+}
+
 void hoard_fs_releasedir(struct hoard_fs *fs, struct hoard_dirh *dh)
 {
 	if (!dh)

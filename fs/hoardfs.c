@@ -17,6 +17,8 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -55,7 +57,8 @@ static struct {
 	bool foreground, debug;
 	const char *extra_opts;
 	uint64_t cache_bytes;
-	uint64_t max_size; /* --max-size; 0: the store's setting */
+	uint64_t max_size;   /* --max-size; 0: the store's setting */
+	uint64_t read_ahead; /* --read-ahead bytes; 0: the kernel's */
 	struct hoard_evict *ev;
 	const char *remote;	   /* --remote; NULL: the store's setting */
 	struct hoard_lazy *lz;	   /* NULL: no remote, nothing to fetch */
@@ -471,6 +474,65 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	free(f.buf);
 }
 
+struct fillplus {
+	fuse_req_t req;
+	uint64_t root;
+	char *buf;
+	size_t size, used;
+	uint64_t *inos; /* the entries taken with a lookup counted */
+	size_t n, cap;
+};
+
+static int fill_plus(void *ud, const char *name, const struct stat *st,
+		     bool counted, off_t next)
+{
+	struct fillplus *f = ud;
+	struct fuse_entry_param e = {.attr = *st};
+	size_t n;
+
+	if (counted) { /* else node id 0: the kernel makes no dentry */
+		e.ino = st->st_ino == f->root ? FUSE_ROOT_ID : st->st_ino;
+		e.attr_timeout = e.entry_timeout = ENTRY_TIMEOUT;
+	}
+	n = fuse_add_direntry_plus(f->req, f->buf + f->used, f->size - f->used,
+				   name, &e, next);
+	if (n > f->size - f->used || (counted && f->n == f->cap))
+		return 1;
+	f->used += n;
+	if (counted)
+		f->inos[f->n++] = st->st_ino;
+	return 0;
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			   off_t off, struct fuse_file_info *fi)
+{
+	/* an entry takes 160 bytes or more (fuse_entry_out + fuse_dirent) */
+	struct fillplus f = {
+		.req = req,
+		.root = M(req)->root,
+		.size = size,
+		.buf = malloc(size),
+		.cap = size / 128 + 1,
+	};
+	int r = -ENOMEM;
+
+	f.inos = malloc(f.cap * sizeof(*f.inos));
+	if (f.buf && f.inos)
+		r = hoard_fs_readdirplus(M(req)->fs,
+					 (struct hoard_dirh *)(uintptr_t)fi->fh,
+					 off, fill_plus, &f);
+	if (r < 0) {
+		fuse_reply_err(req, E(r));
+	} else if (fuse_reply_buf(req, f.buf, f.used) < 0) {
+		/* interrupted: the kernel saw none of them */
+		for (size_t i = 0; i < f.n; i++)
+			hoard_fs_forget(M(req)->fs, f.inos[i], 1);
+	}
+	free(f.buf);
+	free(f.inos);
+}
+
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
 			  struct fuse_file_info *fi)
 {
@@ -573,6 +635,7 @@ static const struct fuse_lowlevel_ops ops = {
 	.fallocate = op_fallocate,
 	.opendir = op_opendir,
 	.readdir = op_readdir,
+	.readdirplus = op_readdirplus,
 	.releasedir = op_releasedir,
 	.fsyncdir = op_fsyncdir,
 	.statfs = op_statfs,
@@ -996,6 +1059,10 @@ static void usage(FILE *f)
 		"are always on\n"
 		"      --cache-size SIZE decompressed-chunk cache (default "
 		"64M)\n"
+		"      --read-ahead SIZE the kernel's read-ahead on each mount "
+		"(default 8M,\n"
+		"                        as for a local disk; 0 leaves FUSE's "
+		"128K; needs root)\n"
 		"      --max-size SIZE   size budget: when the store's stored "
 		"bytes pass SIZE\n"
 		"                        (K, M, G, T suffixes), least recently "
@@ -1055,6 +1122,7 @@ static void parse_args(int argc, char **argv)
 		{"debug", no_argument, NULL, 'd'},
 		{"cache-size", required_argument, NULL, 'C'},
 		{"max-size", required_argument, NULL, 'M'},
+		{"read-ahead", required_argument, NULL, 'A'},
 		{"log-level", required_argument, NULL, 'L'},
 		{"remote", required_argument, NULL, 'R'},
 		{"help", no_argument, NULL, 'h'},
@@ -1064,6 +1132,7 @@ static void parse_args(int argc, char **argv)
 
 	D.store_dir = getenv("HOARD_STORE") ? getenv("HOARD_STORE")
 					    : DEFAULT_STORE;
+	D.read_ahead = 8u << 20;
 	opterr = 0; /* one line of our own instead of getopt's */
 	while ((c = getopt_long(argc, argv, ":s:fdo:hV", lopts, NULL)) != -1) {
 		switch (c) {
@@ -1083,6 +1152,13 @@ static void parse_args(int argc, char **argv)
 		case 'C':
 			if (hoard_parse_size(optarg, &D.cache_bytes) < 0)
 				usage_die("bad --cache-size '%s'", optarg);
+			break;
+		case 'A':
+			if (hoard_parse_size(optarg, &D.read_ahead) < 0 ||
+			    D.read_ahead > (1ull << 30))
+				usage_die("bad --read-ahead '%s': expected a "
+					  "size from 0 to 1G such as 8M",
+					  optarg);
 			break;
 		case 'M':
 			if (hoard_parse_size(optarg, &D.max_size) < 0)
@@ -1185,6 +1261,38 @@ static void open_log(void)
 		return;
 	snprintf(path, sizeof(path), "%s/hoardfs.log", D.store_dir);
 	D.logf = fopen(path, "ae");
+}
+
+/*
+ * FUSE mounts get the kernel's default read-ahead (128 KiB), which keeps
+ * one or two reads in flight: a cold sequential read then waits on each
+ * chunk in turn.  A local disk here has 8 MiB.  The window is the mount's
+ * backing device setting, and the kernel lowers it to what the INIT reply
+ * said, so it is raised once INIT is done: statfs() on the mount waits for
+ * that (requests queue until the connection is initialized).
+ */
+static void raise_read_ahead(const struct mount *m)
+{
+	struct statfs sfs;
+	struct stat st;
+	char path[64];
+	FILE *f;
+
+	if (!D.read_ahead || statfs(m->mountpoint, &sfs) < 0 ||
+	    stat(m->mountpoint, &st) < 0)
+		return;
+	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb",
+		 major(st.st_dev), minor(st.st_dev));
+	f = fopen(path, "w");
+	if (f) {
+		bool ok = fprintf(f, "%llu\n",
+				  (unsigned long long)(D.read_ahead >> 10)) > 0;
+
+		if (fclose(f) == 0 && ok)
+			return;
+	}
+	hoard_log(LOG_INFO, "%s: read-ahead left as it is (%s: %s)",
+		  m->mountpoint, path, strerror(errno));
 }
 
 static void report_ready(void)
@@ -1338,6 +1446,8 @@ int main(int argc, char **argv)
 	}
 	pthread_create(&sigthr, NULL, signal_thread, &set);
 	pthread_detach(sigthr);
+	for (int i = 0; i < D.n_mounts; i++)
+		raise_read_ahead(&D.mounts[i]);
 	report_ready();
 	for (int i = 0; i < D.n_mounts; i++)
 		pthread_join(D.mounts[i].thread, NULL);
