@@ -501,6 +501,36 @@ class Daemon:
                     sampled=dict(self.samples))
 
 
+class NullFs:
+    """tests/hoard-nullfs (tests/bench/nullfs.c) mounted at mp: a FUSE
+    filesystem that keeps everything in memory and does no storage work,
+    mounted and served like hoardfs.  What a workload takes on it is the
+    kernel's and libfuse's share: the floor of any FUSE filesystem."""
+
+    def __init__(self, build, mp, logfile):
+        self.mp = Path(mp)
+        self.mp.mkdir(parents=True, exist_ok=True)
+        self.log = open(logfile, "ab")
+        self.proc = subprocess.Popen([str(build / "tests" / "hoard-nullfs"),
+                                      str(self.mp)], stdin=subprocess.DEVNULL,
+                                     stdout=self.log, stderr=self.log)
+        deadline = time.time() + 30
+        while not is_mounted(self.mp):
+            if self.proc.poll() is not None:
+                raise BenchError(f"hoard-nullfs exited {self.proc.returncode} "
+                                 f"before mounting; see {logfile}")
+            if time.time() > deadline:
+                raise BenchError("hoard-nullfs did not mount within 30 s")
+            time.sleep(0.02)
+
+    def stop(self):
+        run(["fusermount3", "-u", self.mp])
+        rc = self.proc.wait(timeout=60)
+        self.log.close()
+        if rc != 0:
+            raise BenchError(f"hoard-nullfs exited {rc}")
+
+
 # -- the benchmark ----------------------------------------------------------------
 
 class Bench:
@@ -511,15 +541,25 @@ class Bench:
         self.build = Path(args.build).resolve()
         self.hoard = self.build / "hoard"
         self.tool = self.build / "tests" / "hoard-bench"
+        self.nullfs = self.build / "tests" / "hoard-nullfs"
         self.work = Path(args.work).resolve()
         self.rows = []
         self.detail = {}
 
     # rows: kind "higher": ratio = hoard / baseline and must be >= target;
     # "lower": ratio = hoard / baseline and must be <= target ("<" when
-    # strict).
+    # strict); "reference": no target (target "none", met None), a figure
+    # that explains others (the null FUSE fs rows: there the "hoard"
+    # column holds what the figure names, e.g. the null fs's time).
     def row(self, figure, unit, hoard, baseline, target, kind, strict=False):
         ratio = hoard / baseline if baseline else float("inf")
+        if kind == "reference":
+            self.rows.append(dict(figure=figure, unit=unit, hoard=hoard,
+                                  baseline=baseline, ratio=ratio,
+                                  target="none", met=None))
+            log(f"{figure}: {hoard:.4g} {unit}, baseline {baseline:.4g} "
+                f"{unit}, ratio {ratio:.3f} (reference, no target)")
+            return
         if kind == "higher":
             met = ratio >= target
             tstr = f">= {target:g}x"
@@ -681,6 +721,14 @@ class Bench:
             (base / "stat").mkdir()
             self.hb("mkfiles", base / "stat", str(sz["stat_files"]), "0")
         d.stop()
+        # the FUSE floor: the same stat and create measurements on a null
+        # FUSE fs, mounted for the whole phase (its files live in its
+        # memory); "cold" there is the page, dentry and inode caches
+        # dropped (the kernel forgets its inodes: every lstat is a LOOKUP)
+        nmnt = self.work / "mnt-null"
+        nfs = NullFs(self.build, nmnt, self.work / "nullfs.log")
+        (nmnt / "stat").mkdir()
+        self.hb("mkfiles", nmnt / "stat", str(sz["stat_files"]), "0")
         rel_model = Path(self.model["model_files"][0]).relative_to(self.src_hf)
         local_model = self.src_hf / rel_model
         hoard_model = mounts["huggingface"] / rel_model
@@ -713,6 +761,10 @@ class Bench:
             best("stat_cold", "local",
                  self.hb("statfiles", self.local / "stat",
                          str(sz["stat_files"]))["seconds"])
+            drop_caches()
+            best("stat_cold", "null",
+                 self.hb("statfiles", nmnt / "stat",
+                         str(sz["stat_files"]))["seconds"])
         # cross-check of the cold sequential read with fio (same pattern:
         # 1 MiB psync reads), recorded in the detail only
         def fio(path):
@@ -734,24 +786,29 @@ class Bench:
         d = fresh()
         for side, big, model, stat in (
                 ("local", self.local / "big.bin", local_model, self.local / "stat"),
-                ("hoard", mnt / "big.bin", hoard_model, mnt / "stat")):
-            self.hb("seqread", big)
-            self.hb("mmap", model)
+                ("hoard", mnt / "big.bin", hoard_model, mnt / "stat"),
+                ("null", None, None, nmnt / "stat")):
+            if big:
+                self.hb("seqread", big)
+                self.hb("mmap", model)
             self.hb("statfiles", stat, str(sz["stat_files"]))
             for _ in range(max(runs, 5)):   # short: more runs, best kept
-                best("seq_warm", side, self.hb("seqread", big)["seconds"])
-                best("mmap_warm", side, self.hb("mmap", model)["seconds"])
+                if big:
+                    best("seq_warm", side, self.hb("seqread", big)["seconds"])
+                    best("mmap_warm", side, self.hb("mmap", model)["seconds"])
                 best("stat_warm", side, self.hb("statfiles", stat,
                                                 str(sz["stat_files"]))["seconds"])
         self.pip_install(mnt, best)
         # create + write + close of small files (not synced, either side)
         for i in range(runs):
-            for side, base in (("local", self.local), ("hoard", mnt)):
+            for side, base in (("local", self.local), ("hoard", mnt),
+                               ("null", nmnt)):
                 dd = base / f"create{i}"
                 dd.mkdir()
                 best("create", side, self.hb("mkfiles", dd, str(sz["create_files"]),
                                              str(SMALL_FILE_MAX))["seconds"])
         d.stop()
+        nfs.stop()
         self.detail["reads"] = res
         return {k: {s: min(v) for s, v in sides.items()}
                 for k, sides in res.items()}
@@ -865,6 +922,7 @@ class Bench:
         self.row(f"create+write+close of {n:,} small files (vs local disk)",
                  "s", reads["create"]["hoard"], reads["create"]["local"], 3.0,
                  "lower")
+        self.fuse_floor(reads)
         unique = ing["stats"]["unique_bytes"]
         s = ing["daemon"]["sampled"]
         written = ing["daemon"]["write_bytes"] - s["cancelled_write_bytes"]
@@ -875,6 +933,32 @@ class Bench:
                  (CACHE_SIZE + RSS_ALLOWANCE) / MB, 1.0, "lower")
         self.detail["seconds_total"] = round(time.monotonic() - t_start, 1)
         self.report()
+
+    def fuse_floor(self, reads):
+        """Reference rows: the null FUSE fs against the local disk (what
+        FUSE alone costs) and hoard against the null fs (what hoard adds),
+        from the same runs as the hoard rows, best of each side."""
+        ns, nc = self.sz["stat_files"], self.sz["create_files"]
+        figs = (("stat_cold", f"stat of {ns:,} files, cold"),
+                ("stat_warm", f"stat of {ns:,} files, warm"),
+                ("create", f"create+write+close of {nc:,} small files"))
+        floor = {}
+        for key, what in figs:
+            r = reads[key]
+            self.row(f"{what}, null FUSE fs (vs local disk)", "s", r["null"],
+                     r["local"], None, "reference")
+            self.row(f"{what}, hoard (vs null FUSE fs)", "s", r["hoard"],
+                     r["null"], None, "reference")
+            floor[key] = dict(
+                figure=what, seconds={s: r[s] for s in ("local", "null", "hoard")},
+                null_vs_local=r["null"] / r["local"],
+                hoard_vs_null=r["hoard"] / r["null"],
+                hoard_vs_local=r["hoard"] / r["local"],
+                note=f"a FUSE filesystem that does nothing takes "
+                f"{r['null'] / r['local']:.2f}x local disk for {what}; "
+                f"hoard takes {r['hoard'] / r['null']:.2f}x the null fs "
+                f"({r['hoard'] / r['local']:.2f}x local)")
+        self.detail["fuse_floor"] = floor
 
     def report(self):
         out = Path(self.args.out)
@@ -898,14 +982,20 @@ class Bench:
         doc = dict(meta=meta, figures=self.rows, detail=self.detail)
         (out / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
         md = table_markdown(self.rows)
+        floor = self.detail.get("fuse_floor", {})
+        if floor:
+            md += "\nFUSE floor (tests/hoard-nullfs, a FUSE fs that does " \
+                "no storage work):\n\n" + "".join(
+                    f"- {f['note']}\n" for f in floor.values())
         head = (f"# hoard benchmark ({self.size})\n\n"
                 f"{meta['date']}, git {meta['git']}, {meta['buildtype']} "
                 f"build, {meta['cpus']} cores, "
                 f"Linux {meta['kernel']}, {self.detail['seconds_total']} s\n\n")
         (out / "results.md").write_text(head + md)
         print(head + md, end="")
-        met = sum(r["met"] for r in self.rows)
-        print(f"\n{met} of {len(self.rows)} targets met; "
+        targets = [r for r in self.rows if r["met"] is not None]
+        met = sum(r["met"] for r in targets)
+        print(f"\n{met} of {len(targets)} targets met; "
               f"{out / 'results.json'}, {out / 'results.md'}")
 
 
@@ -921,9 +1011,10 @@ def table_markdown(rows):
     lines = ["| figure | hoard | baseline | ratio | target | met |",
              "|---|---:|---:|---:|---|---|"]
     for r in rows:
+        met = "-" if r["met"] is None else "yes" if r["met"] else "no"
         lines.append(f"| {r['figure']} | {fmt(r['hoard'])} {r['unit']} | "
                      f"{fmt(r['baseline'])} {r['unit']} | {r['ratio']:.2f}x | "
-                     f"{r['target']} | {'yes' if r['met'] else 'no'} |")
+                     f"{r['target']} | {met} |")
     return "\n".join(lines) + "\n"
 
 
@@ -941,8 +1032,9 @@ def parse_args(argv):
                     help="scratch directory on the local disk (default: a new "
                     "directory in /var/tmp, removed at the end)")
     ap.add_argument("--build", default=str(REPO / "build-release"),
-                    help="build directory with hoard, hoardfs and "
-                    "tests/hoard-bench (default: build-release)")
+                    help="build directory with hoard, hoardfs, "
+                    "tests/hoard-bench and tests/hoard-nullfs (default: "
+                    "build-release)")
     ap.add_argument("--keep", action="store_true",
                     help="keep the scratch directory")
     # tests/bench/run checks the arguments before installing and building
@@ -965,7 +1057,7 @@ def main(argv):
                   file=sys.stderr)
             return 1
     build = Path(args.build)
-    for exe in ("hoard", "hoardfs", "tests/hoard-bench"):
+    for exe in ("hoard", "hoardfs", "tests/hoard-bench", "tests/hoard-nullfs"):
         if not (build / exe).exists():
             print(f"bench: {build / exe} missing (build it: ninja -C {build})",
                   file=sys.stderr)
