@@ -257,20 +257,44 @@ static void log_corrupt(const struct hoard_id *id, const char *why)
 	hoard_log(LOG_ERR, "chunk %s is corrupt: %s", hex, why);
 }
 
+struct decode_to {
+	uint8_t *data;
+	uint32_t raw_size;
+};
+
+/* The frame, pinned in RocksDB, decoded straight into the new buffer. */
+static int decode_pinned(void *ud, const void *frame, size_t flen)
+{
+	struct decode_to *d = ud;
+
+	return hoard_codec_decode(frame, flen, d->data, d->raw_size,
+				  d->raw_size) < 0
+		       ? -EILSEQ
+		       : 0;
+}
+
 /* Read, decode and verify a whole chunk into a new buffer. */
 static int chunk_load(struct hoard_fs *fs, const struct hoard_id *id,
 		      uint32_t raw_size, uint8_t **ret_data, bool quiet)
 {
+	struct decode_to d = {.raw_size = raw_size};
 	struct hoard_id got;
-	void *frame;
-	size_t flen;
 	uint8_t *data;
-	ssize_t n;
 	int r;
 
-	r = hoard_store_get(fs->st, HOARD_CF_CHUNKDATA, id->b, HOARD_ID_SIZE,
-			    &frame, &flen);
+	data = d.data = malloc(raw_size ? raw_size : 1);
+	if (!data)
+		return -ENOMEM;
+	r = hoard_store_get_pinned(fs->st, HOARD_CF_CHUNKDATA, id->b,
+				   HOARD_ID_SIZE, decode_pinned, &d);
+	if (r == -EILSEQ) {
+		if (!quiet)
+			log_corrupt(id, "its frame does not decode");
+		free(data);
+		return -EBADMSG;
+	}
 	if (r < 0) {
+		free(data);
 		if (!quiet)
 			log_corrupt(id, r == -ENOENT
 						? "its data is missing"
@@ -278,19 +302,6 @@ static int chunk_load(struct hoard_fs *fs, const struct hoard_id *id,
 		if (r == -ENOENT)
 			return quiet ? -ENODATA : -EBADMSG;
 		return r;
-	}
-	data = malloc(raw_size ? raw_size : 1);
-	if (!data) {
-		free(frame);
-		return -ENOMEM;
-	}
-	n = hoard_codec_decode(frame, flen, data, raw_size, raw_size);
-	free(frame);
-	if (n < 0) {
-		if (!quiet)
-			log_corrupt(id, "its frame does not decode");
-		free(data);
-		return -EBADMSG;
 	}
 	hoard_id_compute(hoard_store_key(fs->st), data, raw_size, &got);
 	if (!hoard_id_equal(&got, id)) {
@@ -429,7 +440,7 @@ out_check:
 }
 
 static int put_frame(struct hoard_fs *fs, const struct hoard_id *id,
-		     const void *raw, size_t len, uint32_t *ret_flen)
+		     const void *raw, size_t len, bool wal, uint32_t *ret_flen)
 {
 	size_t cap = hoard_codec_bound(len);
 	uint8_t *frame = malloc(cap);
@@ -443,8 +454,12 @@ static int put_frame(struct hoard_fs *fs, const struct hoard_id *id,
 		free(frame);
 		return (int)n;
 	}
-	r = hoard_store_put(fs->st, HOARD_CF_CHUNKDATA, id->b, HOARD_ID_SIZE,
-			    frame, (size_t)n);
+	if (wal)
+		r = hoard_store_put(fs->st, HOARD_CF_CHUNKDATA, id->b,
+				    HOARD_ID_SIZE, frame, (size_t)n);
+	else
+		r = hoard_store_put_nowal(fs->st, HOARD_CF_CHUNKDATA, id->b,
+					  HOARD_ID_SIZE, frame, (size_t)n);
 	free(frame);
 	if (r == 0)
 		*ret_flen = (uint32_t)n;
@@ -465,7 +480,7 @@ static void inflight_drop(struct hoard_fs *fs, const struct hoard_id *id)
  * other stagers of the same id wait for frame_done()).  fs->lock held.
  */
 static int inflight_enter(struct hoard_fs *fs, const struct hoard_id *id,
-			  uint32_t raw, uint32_t *ret_flen)
+			  uint32_t raw, uint32_t *ret_flen, bool *ret_unflushed)
 {
 	struct idmap_ent *e;
 	struct chunk_rec rec;
@@ -476,6 +491,8 @@ static int inflight_enter(struct hoard_fs *fs, const struct hoard_id *id,
 	if (e) {
 		e->count++;
 		*ret_flen = e->frame_size;
+		if (e->unflushed)
+			*ret_unflushed = true;
 		return 1;
 	}
 	r = chunk_rec_load(fs, id, &rec);
@@ -496,13 +513,14 @@ static int inflight_enter(struct hoard_fs *fs, const struct hoard_id *id,
 
 /* The frame of id was written (r == 0, flen) or not (r < 0). */
 static void frame_done(struct hoard_fs *fs, const struct hoard_id *id, int r,
-		       uint32_t flen)
+		       uint32_t flen, bool unflushed)
 {
 	struct idmap_ent *e;
 
 	pthread_mutex_lock(&fs->lock);
 	e = idmap_get(&fs->inflight, id);
 	e->writing = false;
+	e->unflushed = unflushed;
 	e->frame_size = flen;
 	if (r < 0)
 		inflight_drop(fs, id);
@@ -510,23 +528,27 @@ static void frame_done(struct hoard_fs *fs, const struct hoard_id *id, int r,
 	pthread_mutex_unlock(&fs->lock);
 }
 
-int chunks_stage(struct hoard_fs *fs, const struct hoard_id *id,
-		 const void *raw, size_t len, uint32_t *ret_frame_size)
+static int stage(struct hoard_fs *fs, const struct hoard_id *id,
+		 const void *raw, size_t len, bool wal,
+		 uint32_t *ret_frame_size, bool *ret_unflushed)
 {
 	uint32_t flen = 0;
 	int have, r;
 
 	pthread_mutex_lock(&fs->lock);
-	have = inflight_enter(fs, id, (uint32_t)len, &flen);
+	have = inflight_enter(fs, id, (uint32_t)len, &flen, ret_unflushed);
 	pthread_mutex_unlock(&fs->lock);
 	if (have < 0)
 		return have;
 	if (!have) {
 		/* A new chunk; written outside the lock, others wait. */
-		r = put_frame(fs, id, raw, len, &flen);
-		frame_done(fs, id, r, flen);
-		if (r == 0)
+		r = put_frame(fs, id, raw, len, wal, &flen);
+		frame_done(fs, id, r, flen, r == 0 && !wal);
+		if (r == 0) {
 			*ret_frame_size = flen;
+			if (!wal)
+				*ret_unflushed = true;
+		}
 		return r;
 	}
 	r = confirm(fs, id, raw, len);
@@ -535,7 +557,7 @@ int chunks_stage(struct hoard_fs *fs, const struct hoard_id *id,
 		 * were just hashed, so rewriting the frame repairs it. */
 		char hex[HOARD_ID_HEX_SIZE];
 
-		r = put_frame(fs, id, raw, len, &flen);
+		r = put_frame(fs, id, raw, len, true, &flen);
 		hoard_id_hex(id, hex);
 		hoard_log(r ? LOG_ERR : LOG_WARNING, "chunk %s %s", hex,
 			  r ? "could not be repaired" : "rewritten (repaired)");
@@ -552,6 +574,59 @@ int chunks_stage(struct hoard_fs *fs, const struct hoard_id *id,
 		return r;
 	}
 	*ret_frame_size = flen;
+	return 0;
+}
+
+int chunks_stage(struct hoard_fs *fs, const struct hoard_id *id,
+		 const void *raw, size_t len, uint32_t *ret_frame_size)
+{
+	bool unflushed = false;
+	int r = stage(fs, id, raw, len, true, ret_frame_size, &unflushed);
+
+	/* relying on another writer's unflushed frame: make it durable */
+	if (r == 0 && unflushed) {
+		struct idmap one = {0};
+
+		r = idmap_init(&one, 1);
+		if (r == 0 && !idmap_add(&one, id))
+			r = -ENOMEM;
+		if (r == 0)
+			r = chunks_make_durable(fs, &one);
+		idmap_free(&one);
+		if (r < 0) {
+			pthread_mutex_lock(&fs->lock);
+			inflight_drop(fs, id);
+			pthread_mutex_unlock(&fs->lock);
+		}
+	}
+	return r;
+}
+
+int chunks_stage_bulk(struct hoard_fs *fs, const struct hoard_id *id,
+		      const void *raw, size_t len, uint32_t *ret_frame_size,
+		      bool *ret_unflushed)
+{
+	return stage(fs, id, raw, len, false, ret_frame_size, ret_unflushed);
+}
+
+int chunks_make_durable(struct hoard_fs *fs, struct idmap *staged)
+{
+	int r = hoard_store_flush(fs->st, HOARD_CF_CHUNKDATA);
+
+	if (r < 0)
+		return r;
+	/* every frame of these ids was written before the flush began */
+	pthread_mutex_lock(&fs->lock);
+	for (size_t i = 0; i < staged->cap; i++) {
+		struct idmap_ent *e;
+
+		if (!staged->e[i].used)
+			continue;
+		e = idmap_get(&fs->inflight, &staged->e[i].id);
+		if (e && !e->writing)
+			e->unflushed = false;
+	}
+	pthread_mutex_unlock(&fs->lock);
 	return 0;
 }
 
@@ -595,9 +670,12 @@ static int apply_one(struct hoard_fs *fs, struct hoard_batch *b,
 	if (d->count < 0 && (uint64_t)-d->count >= rec.refcount) {
 		hoard_batch_delete(b, HOARD_CF_CHUNKS, d->id.b, HOARD_ID_SIZE);
 		/* A commit under way may still rely on the frame. */
-		if (!idmap_get(&fs->inflight, &d->id))
+		if (!idmap_get(&fs->inflight, &d->id)) {
 			hoard_batch_delete(b, HOARD_CF_CHUNKDATA, d->id.b,
 					   HOARD_ID_SIZE);
+			if (rec.flags & 1)
+				fs->garbage_bytes += rec.frame_size;
+		}
 		return 0;
 	}
 	rec.refcount += (uint64_t)d->count;

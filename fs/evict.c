@@ -30,6 +30,7 @@
 #include <time.h>
 
 #include "hoard/evict.h"
+#include "hoard/gc.h"
 #include "hoard/util.h"
 #include "fs-internal.h"
 
@@ -646,6 +647,7 @@ static uint64_t drop_local_locked(struct hoard_fs *fs, uint64_t ino)
 		hoard_batch_put(b, HOARD_CF_CHUNKS, id->b, HOARD_ID_SIZE, v,
 				chunk_rec_encode(&rec, v));
 		freed += local;
+		fs->garbage_bytes += local;
 		n++;
 	}
 	idmap_free(&m);
@@ -960,6 +962,51 @@ static void flush_atimes(struct hoard_evict *ev)
 	prune(ev, gran);
 }
 
+/* ---- blob garbage collection -------------------------------------------- */
+
+/*
+ * Deleted chunk frames stay in their blob files until a compaction with blob
+ * GC relocates the live frames around them.  RocksDB's own GC during every
+ * compaction (enable_blob_garbage_collection) relocates the live blobs of
+ * the oldest files whether they hold garbage or not, which rewrote ~60% of
+ * the data once more on ingest; so it is off (store.c), and this thread runs
+ * the full GC of `hoard gc` once frames deleted since the last one are both
+ * AUTO_GC_MIN bytes and a quarter of the blob files.  The count starts at 0
+ * when the daemon starts: garbage left by an earlier run waits for the next
+ * trigger or for `hoard gc`.
+ */
+#define AUTO_GC_MIN (256ull << 20)
+
+static void maybe_blob_gc(struct hoard_fs *fs)
+{
+	uint64_t garbage, total;
+	struct hoard_gc_report rep;
+	int r;
+
+	pthread_mutex_lock(&fs->lock);
+	garbage = fs->garbage_bytes;
+	pthread_mutex_unlock(&fs->lock);
+	if (garbage < AUTO_GC_MIN)
+		return;
+	total = hoard_store_cf_size(fs->st, HOARD_CF_CHUNKDATA);
+	if (garbage * 4 < total)
+		return;
+	r = hoard_gc_run(fs->st, &rep);
+	if (r < 0) {
+		hoard_log(LOG_WARNING, "automatic blob gc: %s", strerror(-r));
+		return;
+	}
+	pthread_mutex_lock(&fs->lock);
+	fs->garbage_bytes -= garbage; /* what was deleted meanwhile stays */
+	pthread_mutex_unlock(&fs->lock);
+	hoard_log(LOG_INFO,
+		  "automatic blob gc: %llu bytes of deleted frames; disk use "
+		  "%llu -> %llu bytes in %.1f s",
+		  (unsigned long long)garbage,
+		  (unsigned long long)rep.disk_before,
+		  (unsigned long long)rep.disk_after, rep.seconds);
+}
+
 /* ---- the thread --------------------------------------------------------- */
 
 static void *evict_thread(void *arg)
@@ -1005,6 +1052,9 @@ static void *evict_thread(void *arg)
 			again = again && max && stored > max &&
 				ev->counts.files > before;
 		}
+		pthread_mutex_unlock(&ev->mu);
+		maybe_blob_gc(ev->fs);
+		pthread_mutex_lock(&ev->mu);
 		if (hoard_now_mono_ns() - last_flush >=
 		    FLUSH_INTERVAL_S * 1000000000ull) {
 			pthread_mutex_unlock(&ev->mu);

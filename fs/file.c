@@ -27,6 +27,8 @@
 #define COMMIT_BUF    (4u << 20)
 #define MEM_FILE_MAX  (1u << 20)  /* in-memory staging per file */
 #define MEM_TOTAL_MAX (32u << 20) /* and for all files */
+/* files from this size commit their new frames without the WAL */
+#define HOARD_BULK_COMMIT_MIN (8u << 20)
 
 struct hoard_fh {
 	struct istate *is;
@@ -275,6 +277,8 @@ struct commit {
 	struct hoard_fs *fs;
 	struct idmap deltas; /* id -> refcount change, sizes */
 	struct idmap staged; /* id -> times chunks_stage() counted it */
+	bool bulk;	     /* frames without the WAL, see file_commit */
+	bool unflushed;	     /* a staged frame is not durable yet */
 	uint8_t *ext;	     /* new extents: key + value each */
 	size_t n_ext, cap_ext;
 };
@@ -304,7 +308,10 @@ static int emit_chunk(struct commit *c, uint64_t ino, uint64_t off,
 	if (all_zero(p, len))
 		return 0; /* a hole reads as zeros: store nothing */
 	hoard_id_compute(hoard_store_key(c->fs->st), p, len, &id);
-	r = chunks_stage(c->fs, &id, p, len, &flen);
+	if (c->bulk)
+		r = chunks_stage_bulk(c->fs, &id, p, len, &flen, &c->unflushed);
+	else
+		r = chunks_stage(c->fs, &id, p, len, &flen);
 	if (r < 0)
 		return r;
 	s = idmap_add(&c->staged, &id);
@@ -531,7 +538,19 @@ int file_commit(struct hoard_fs *fs, struct istate *is, bool sync)
 		idmap_free(&c.deltas);
 		return -ENOMEM;
 	}
+	/*
+	 * A large file's new frames skip the WAL: with it, RocksDB writes
+	 * every frame twice (the WAL, then a blob file when the memtable is
+	 * flushed), which is most of the daemon's disk writes on ingest.
+	 * Instead one flush of chunkdata makes them durable before the batch
+	 * that references them lands, so a crash loses the frames only
+	 * together with the commit.  Small files keep the WAL: a flush per
+	 * small file would cost more than the second write.
+	 */
+	c.bulk = !is->mem && size >= HOARD_BULK_COMMIT_MIN;
 	r = chunk_staging(&c, is, size);
+	if (r == 0 && c.unflushed)
+		r = chunks_make_durable(fs, &c.staged);
 	pthread_mutex_lock(&fs->lock);
 	if (r == 0)
 		r = commit_land(&c, is, sync);
@@ -647,10 +666,10 @@ static int read_extents(struct hoard_fs *fs, struct istate *is, uint8_t *buf,
 			uint64_t off, uint64_t end)
 {
 	uint8_t k[EXTENT_KEY_SIZE];
+	uint64_t filled = off; /* buf holds [off, filled) */
 	struct hoard_iter *it;
 	int r = 0;
 
-	memset(buf, 0, end - off); /* holes */
 	extent_key(k, is->ino, off);
 	it = hoard_iter_new(fs->st, HOARD_CF_EXTENTS, k, 8);
 	if (!it)
@@ -678,10 +697,15 @@ static int read_extents(struct hoard_fs *fs, struct istate *is, uint8_t *buf,
 			continue;
 		from = eoff > off ? eoff : off;
 		to = eoff + len < end ? eoff + len : end;
+		if (from > filled) /* a hole reads as zeros */
+			memset(buf + (filled - off), 0, from - filled);
+		filled = to;
 		memcpy(id.b, v, HOARD_ID_SIZE);
 		r = chunks_copy(fs, &id, len, (uint32_t)(from - eoff),
 				buf + (from - off), (size_t)(to - from));
 	}
+	if (r == 0 && filled < end)
+		memset(buf + (filled - off), 0, end - filled);
 	if (r == 0 && fs->ahead && chunks_fetched_here())
 		read_ahead(fs, is, it, off, end);
 	hoard_iter_free(it);

@@ -88,7 +88,9 @@ struct idmap_ent {
 	int64_t count;
 	uint32_t raw_size, frame_size;
 	bool used;
-	bool writing; /* inflight only: the frame is being written */
+	bool writing;	/* inflight only: the frame is being written */
+	bool unflushed; /* inflight only: written without the WAL, no flush
+			 * has made it durable yet */
 };
 struct idmap {
 	struct idmap_ent *e;
@@ -107,6 +109,8 @@ struct hoard_fs {
 				   * commits under way rely on */
 	pthread_cond_t frame_cv;   /* with lock: a frame finished writing */
 	struct chunk_cache *cache; /* has its own lock */
+	uint64_t garbage_bytes;	   /* protected by lock: frame bytes deleted
+				    * since the last blob gc (evict.c) */
 	int staging_dirfd;
 	size_t staging_mem; /* bytes of in-memory staging (atomic) */
 	int level;
@@ -170,6 +174,19 @@ void chunks_cache_put(struct hoard_fs *fs, const struct hoard_id *id,
  * for byte) and count it in flight.  Returns its frame size. */
 int chunks_stage(struct hoard_fs *fs, const struct hoard_id *id,
 		 const void *raw, size_t len, uint32_t *ret_frame_size);
+/*
+ * The same for a bulk writer: a new frame goes in without the WAL (written
+ * once, to a blob file at the flush, instead of twice).  *ret_unflushed
+ * becomes true when the frame the caller now relies on is not durable yet
+ * (its own or another bulk writer's): the caller must then call
+ * chunks_make_durable() before its batch references the chunk.
+ */
+int chunks_stage_bulk(struct hoard_fs *fs, const struct hoard_id *id,
+		      const void *raw, size_t len, uint32_t *ret_frame_size,
+		      bool *ret_unflushed);
+/* Flush the chunk frames written so far without the WAL; clears the
+ * unflushed mark of the ids in `staged`.  fs->lock not held. */
+int chunks_make_durable(struct hoard_fs *fs, struct idmap *staged);
 /* Drop in-flight counts of every id in m (fs->lock held). */
 void chunks_unstage_locked(struct hoard_fs *fs, struct idmap *m);
 /* Add the refcount changes in m (count = delta) to b (fs->lock held). */

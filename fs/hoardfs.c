@@ -17,6 +17,8 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -55,7 +57,8 @@ static struct {
 	bool foreground, debug;
 	const char *extra_opts;
 	uint64_t cache_bytes;
-	uint64_t max_size; /* --max-size; 0: the store's setting */
+	uint64_t max_size;   /* --max-size; 0: the store's setting */
+	uint64_t read_ahead; /* --read-ahead bytes; 0: the kernel's */
 	struct hoard_evict *ev;
 	const char *remote;	   /* --remote; NULL: the store's setting */
 	struct hoard_lazy *lz;	   /* NULL: no remote, nothing to fetch */
@@ -1056,6 +1059,10 @@ static void usage(FILE *f)
 		"are always on\n"
 		"      --cache-size SIZE decompressed-chunk cache (default "
 		"64M)\n"
+		"      --read-ahead SIZE the kernel's read-ahead on each mount "
+		"(default 8M,\n"
+		"                        as for a local disk; 0 leaves FUSE's "
+		"128K; needs root)\n"
 		"      --max-size SIZE   size budget: when the store's stored "
 		"bytes pass SIZE\n"
 		"                        (K, M, G, T suffixes), least recently "
@@ -1115,6 +1122,7 @@ static void parse_args(int argc, char **argv)
 		{"debug", no_argument, NULL, 'd'},
 		{"cache-size", required_argument, NULL, 'C'},
 		{"max-size", required_argument, NULL, 'M'},
+		{"read-ahead", required_argument, NULL, 'A'},
 		{"log-level", required_argument, NULL, 'L'},
 		{"remote", required_argument, NULL, 'R'},
 		{"help", no_argument, NULL, 'h'},
@@ -1124,6 +1132,7 @@ static void parse_args(int argc, char **argv)
 
 	D.store_dir = getenv("HOARD_STORE") ? getenv("HOARD_STORE")
 					    : DEFAULT_STORE;
+	D.read_ahead = 8u << 20;
 	opterr = 0; /* one line of our own instead of getopt's */
 	while ((c = getopt_long(argc, argv, ":s:fdo:hV", lopts, NULL)) != -1) {
 		switch (c) {
@@ -1143,6 +1152,13 @@ static void parse_args(int argc, char **argv)
 		case 'C':
 			if (hoard_parse_size(optarg, &D.cache_bytes) < 0)
 				usage_die("bad --cache-size '%s'", optarg);
+			break;
+		case 'A':
+			if (hoard_parse_size(optarg, &D.read_ahead) < 0 ||
+			    D.read_ahead > (1ull << 30))
+				usage_die("bad --read-ahead '%s': expected a "
+					  "size from 0 to 1G such as 8M",
+					  optarg);
 			break;
 		case 'M':
 			if (hoard_parse_size(optarg, &D.max_size) < 0)
@@ -1245,6 +1261,38 @@ static void open_log(void)
 		return;
 	snprintf(path, sizeof(path), "%s/hoardfs.log", D.store_dir);
 	D.logf = fopen(path, "ae");
+}
+
+/*
+ * FUSE mounts get the kernel's default read-ahead (128 KiB), which keeps
+ * one or two reads in flight: a cold sequential read then waits on each
+ * chunk in turn.  A local disk here has 8 MiB.  The window is the mount's
+ * backing device setting, and the kernel lowers it to what the INIT reply
+ * said, so it is raised once INIT is done: statfs() on the mount waits for
+ * that (requests queue until the connection is initialized).
+ */
+static void raise_read_ahead(const struct mount *m)
+{
+	struct statfs sfs;
+	struct stat st;
+	char path[64];
+	FILE *f;
+
+	if (!D.read_ahead || statfs(m->mountpoint, &sfs) < 0 ||
+	    stat(m->mountpoint, &st) < 0)
+		return;
+	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb",
+		 major(st.st_dev), minor(st.st_dev));
+	f = fopen(path, "w");
+	if (f) {
+		bool ok = fprintf(f, "%llu\n",
+				  (unsigned long long)(D.read_ahead >> 10)) > 0;
+
+		if (fclose(f) == 0 && ok)
+			return;
+	}
+	hoard_log(LOG_INFO, "%s: read-ahead left as it is (%s: %s)",
+		  m->mountpoint, path, strerror(errno));
 }
 
 static void report_ready(void)
@@ -1398,6 +1446,8 @@ int main(int argc, char **argv)
 	}
 	pthread_create(&sigthr, NULL, signal_thread, &set);
 	pthread_detach(sigthr);
+	for (int i = 0; i < D.n_mounts; i++)
+		raise_read_ahead(&D.mounts[i]);
 	report_ready();
 	for (int i = 0; i < D.n_mounts; i++)
 		pthread_join(D.mounts[i].thread, NULL);

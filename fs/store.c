@@ -42,6 +42,8 @@ struct hoard_store {
 	rocksdb_readoptions_t *ropts_frames; /* no RocksDB checksums, below */
 	rocksdb_writeoptions_t *wopts;
 	rocksdb_writeoptions_t *wopts_sync;
+	rocksdb_writeoptions_t *wopts_nowal;
+	rocksdb_flushoptions_t *fopts;
 	struct hoard_key key;
 	int zstd_level;
 };
@@ -111,7 +113,7 @@ static rocksdb_options_t *make_cf_opts(struct hoard_store *st, enum hoard_cf cf)
 		rocksdb_options_set_blob_file_size(o, 256u << 20);
 		rocksdb_options_set_blob_compression_type(
 			o, rocksdb_no_compression);
-		rocksdb_options_set_enable_blob_gc(o, 1);
+		rocksdb_options_set_enable_blob_gc(o, 0);
 		rocksdb_options_set_blob_gc_age_cutoff(o, 0.25);
 		rocksdb_options_set_compression(o, rocksdb_no_compression);
 		rocksdb_options_set_write_buffer_size(o, 64u << 20);
@@ -149,6 +151,10 @@ static void store_free(struct hoard_store *st)
 		rocksdb_writeoptions_destroy(st->wopts);
 	if (st->wopts_sync)
 		rocksdb_writeoptions_destroy(st->wopts_sync);
+	if (st->wopts_nowal)
+		rocksdb_writeoptions_destroy(st->wopts_nowal);
+	if (st->fopts)
+		rocksdb_flushoptions_destroy(st->fopts);
 	if (st->lock_fd >= 0)
 		close(st->lock_fd); /* releases the flock */
 	explicit_bzero(&st->key, sizeof(st->key));
@@ -175,6 +181,10 @@ static struct hoard_store *store_alloc(const char *dir)
 	rocksdb_readoptions_set_verify_checksums(st->ropts_frames, 0);
 	st->wopts = rocksdb_writeoptions_create();
 	st->wopts_sync = rocksdb_writeoptions_create();
+	st->wopts_nowal = rocksdb_writeoptions_create();
+	rocksdb_writeoptions_disable_WAL(st->wopts_nowal, 1);
+	st->fopts = rocksdb_flushoptions_create();
+	rocksdb_flushoptions_set_wait(st->fopts, 1);
 	if (!st->dir) {
 		store_free(st);
 		return NULL;
@@ -682,6 +692,30 @@ int hoard_store_get(struct hoard_store *st, enum hoard_cf cf, const void *key,
 	return 0;
 }
 
+int hoard_store_get_pinned(struct hoard_store *st, enum hoard_cf cf,
+			   const void *key, size_t klen,
+			   int (*fn)(void *ud, const void *val, size_t len),
+			   void *ud)
+{
+	rocksdb_pinnableslice_t *p;
+	char *err = NULL;
+	const char *v;
+	size_t n;
+	int r;
+
+	p = rocksdb_get_pinned_cf(
+		st->db, cf == HOARD_CF_CHUNKDATA ? st->ropts_frames : st->ropts,
+		st->cf[cf], key, klen, &err);
+	if (err)
+		return rdb_err(err, "get");
+	if (!p)
+		return -ENOENT;
+	v = rocksdb_pinnableslice_value(p, &n);
+	r = v ? fn(ud, v, n) : -ENOENT;
+	rocksdb_pinnableslice_destroy(p);
+	return r;
+}
+
 int hoard_store_exists(struct hoard_store *st, enum hoard_cf cf,
 		       const void *key, size_t klen)
 {
@@ -702,6 +736,25 @@ int hoard_store_put(struct hoard_store *st, enum hoard_cf cf, const void *key,
 	rocksdb_put_cf(st->db, st->wopts, st->cf[cf], key, klen, val, vlen,
 		       &err);
 	return rdb_err(err, "put");
+}
+
+int hoard_store_put_nowal(struct hoard_store *st, enum hoard_cf cf,
+			  const void *key, size_t klen, const void *val,
+			  size_t vlen)
+{
+	char *err = NULL;
+
+	rocksdb_put_cf(st->db, st->wopts_nowal, st->cf[cf], key, klen, val,
+		       vlen, &err);
+	return rdb_err(err, "put");
+}
+
+int hoard_store_flush(struct hoard_store *st, enum hoard_cf cf)
+{
+	char *err = NULL;
+
+	rocksdb_flush_cf(st->db, st->fopts, st->cf[cf], &err);
+	return rdb_err(err, "flush");
 }
 
 struct hoard_batch *hoard_batch_new(struct hoard_store *st)
@@ -876,7 +929,7 @@ int hoard_store_gc(struct hoard_store *st)
 		"blob_garbage_collection_age_cutoff",
 	};
 	static const char *const gc_vals[] = {"true", "1.0"};
-	static const char *const normal_vals[] = {"true", "0.25"};
+	static const char *const normal_vals[] = {"false", "0.25"};
 	rocksdb_compactoptions_t *co = rocksdb_compactoptions_create();
 	rocksdb_column_family_handle_t *data = st->cf[HOARD_CF_CHUNKDATA];
 	char *err = NULL;

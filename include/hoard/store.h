@@ -94,10 +94,25 @@ int hoard_store_get(struct hoard_store *st, enum hoard_cf cf, const void *key,
 int hoard_store_get_into(struct hoard_store *st, enum hoard_cf cf,
 			 const void *key, size_t klen, void *buf, size_t cap,
 			 size_t *ret_len);
+/* Hand the value of key to fn without a copy (RocksDB keeps it pinned for
+ * the call); returns fn's result, -ENOENT when absent, or -errno. */
+int hoard_store_get_pinned(struct hoard_store *st, enum hoard_cf cf,
+			   const void *key, size_t klen,
+			   int (*fn)(void *ud, const void *val, size_t len),
+			   void *ud);
 int hoard_store_exists(struct hoard_store *st, enum hoard_cf cf,
 		       const void *key, size_t klen); /* 1, 0 or -errno */
 int hoard_store_put(struct hoard_store *st, enum hoard_cf cf, const void *key,
 		    size_t klen, const void *val, size_t vlen);
+/* A put that skips the WAL: the value is durable only once a flush of cf
+ * (hoard_store_flush) that started after it has returned, and is lost by a
+ * crash before that.  For bulk chunk frames that would otherwise be written
+ * twice (WAL, then blob file). */
+int hoard_store_put_nowal(struct hoard_store *st, enum hoard_cf cf,
+			  const void *key, size_t klen, const void *val,
+			  size_t vlen);
+/* Flush cf's memtable to its files and wait (they are synced). */
+int hoard_store_flush(struct hoard_store *st, enum hoard_cf cf);
 
 /* Batches: applied atomically by hoard_store_write(); sync=true syncs the
  * WAL before returning (what fsync promises). */

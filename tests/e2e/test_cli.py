@@ -238,7 +238,9 @@ def test_hoard_usage_errors(tmp_path, args):
     assert not (tmp_path / "s").exists()
 
 
-@pytest.mark.parametrize("args", [["--bogus"], ["-Z"], ["--store"]], ids=lambda a: " ".join(a))
+@pytest.mark.parametrize("args", [["--bogus"], ["-Z"], ["--store"],
+                                  ["--read-ahead", "lots"], ["--read-ahead", "2G"]],
+                         ids=lambda a: " ".join(a))
 def test_hoardfs_usage_errors(store, mp, args):
     before = listing(store.path)
     fails([HOARDFS, *args, vol("x", mp)] if args != ["--store"] else [HOARDFS, "--store"], 2)
@@ -391,3 +393,24 @@ def test_relative_store_path(tmp_path):
     with open(m / "big", "rb") as f:
         assert hashlib.sha256(f.read()).hexdigest() == h.hexdigest()
     store.umount()
+
+
+def bdi_read_ahead_kb(path):
+    st = os.stat(path)
+    bdi = f"/sys/class/bdi/{os.major(st.st_dev)}:{os.minor(st.st_dev)}/read_ahead_kb"
+    with open(bdi) as f:
+        return int(f.read())
+
+
+@pytest.mark.parametrize("opt,kb", [(None, 8192), ("0", None), ("1M", 1024)],
+                         ids=["default", "0-leaves-it", "1M"])
+def test_read_ahead(store, tmp_path, opt, kb):
+    """The mount's read-ahead window is raised once INIT is done (as root),
+    to 8 MiB by default; 0 leaves the kernel's FUSE default."""
+    extra = ("--read-ahead", opt) if opt is not None else ()
+    mnt = store.mount("ra", extra=extra)["ra"]
+    got = bdi_read_ahead_kb(mnt)
+    if kb is None:
+        assert got <= 1024, got   # FUSE's own default (128 KiB here)
+    else:
+        assert got == kb

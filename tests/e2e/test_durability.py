@@ -8,10 +8,12 @@ import mmap
 import os
 import socket
 import stat
+import time
+from pathlib import Path
 
 import pytest
 
-from conftest import requires_hoard, run
+from conftest import HOARD, requires_hoard, run
 
 pytestmark = requires_hoard
 
@@ -206,7 +208,10 @@ def check_written(got, old, new):
     return bad
 
 
-@pytest.mark.parametrize("sizes", [(0, 1, 100 * KIB, 5 * MIB)], ids=["0-1-100K-5M"])
+# 12 MiB: files from 8 MiB commit their frames without the WAL (a flush of
+# chunkdata before the batch, docs/FORMAT.md 2.4)
+@pytest.mark.parametrize("sizes", [(0, 1, 100 * KIB, 5 * MIB, 12 * MIB)],
+                         ids=["0-1-100K-5M-12M"])
 def test_kill9_keeps_fsynced_data(store, mnt, sizes):
     # name -> (state, ...): what the next recovery must show
     #   ("exact", data)            fsync acknowledged
@@ -310,7 +315,7 @@ def crash_file(i):
     """The i-th file of the busy writer: its size and bytes."""
     import random
     rng = random.Random(i)
-    size = rng.choice([0, 1, 4095, 70000, 300 * KIB, MIB + 5, 3 * MIB])
+    size = rng.choice([0, 1, 4095, 70000, 300 * KIB, MIB + 5, 3 * MIB, 9 * MIB])
     return rng.randbytes(size)
 
 
@@ -370,3 +375,64 @@ def test_kill9_during_writes(store, mnt):
     s = store.stats()
     assert [s[k] for k in ("files", "logical_bytes", "unique_bytes", "stored_bytes",
                            "chunks")] == [0] * 5, s
+
+
+def wal_bytes(store):
+    return sum(p.stat().st_size for p in (store.path / "db").glob("*.log"))
+
+
+def test_bulk_commit_skips_the_wal(store, mnt):
+    """A large file's frames are written once (blob files, not the WAL too),
+    and a closed file survives kill -9 without fsync: the frames were flushed
+    before the batch that refers to them.  Two files with the same new
+    content committed at once (one relies on the other's frames) both read
+    back."""
+    import threading
+    data = os.urandom(24 * MIB)
+    before = wal_bytes(store)
+    write(mnt / "big", data)
+    grown = wal_bytes(store) - before
+    assert grown < 2 * MIB, f"WAL grew {grown} bytes for a 24 MiB file"
+    twin = os.urandom(16 * MIB)
+    ts = [threading.Thread(target=write, args=(mnt / f"twin{i}", twin))
+          for i in range(2)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    store.kill9()
+    mnt = store.mount("test")["test"]
+    assert read(mnt / "big") == data
+    assert read(mnt / "twin0") == twin and read(mnt / "twin1") == twin
+    s = store.stats()
+    assert s["files"] == 3
+    assert s["unique_bytes"] == 40 * MIB
+    store.umount()
+    out = run([HOARD, "fsck", "--store", store.path], check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def disk_use(path):
+    return sum(p.stat().st_blocks * 512 for p in Path(path).rglob("*")
+               if p.is_file())
+
+
+def test_automatic_blob_gc(store, mnt):
+    """Deleted frames stay in blob files until a blob gc; the daemon runs one
+    itself once 256 MiB of frames were deleted (and they are a quarter of the
+    blob files), without `hoard gc`."""
+    for i in range(3):
+        write(mnt / f"f{i}", os.urandom(100 * MIB))
+    keep = os.urandom(8 * MIB)
+    write(mnt / "keep", keep)
+    full = disk_use(store.path)
+    assert full > 300 * MIB
+    for i in range(3):
+        os.unlink(mnt / f"f{i}")
+    deadline = time.time() + 60
+    while "automatic blob gc" not in store.log():
+        assert time.time() < deadline, "no automatic blob gc in 60 s"
+        time.sleep(0.2)
+    after = disk_use(store.path)
+    assert after < 100 * MIB, f"disk use {full} -> {after} bytes"
+    assert read(mnt / "keep") == keep
