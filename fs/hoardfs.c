@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -1401,6 +1402,16 @@ int main(int argc, char **argv)
 	sigset_t set;
 	int r;
 
+	/*
+	 * glibc gives each thread that contends on malloc an arena of its own,
+	 * up to 8 per core; with 16 FUSE threads and RocksDB's, chunk-sized
+	 * buffers freed in one arena are not reused by the next thread, and
+	 * the daemon's peak RSS in an ingest was 287 MB against 178 MB with 2
+	 * arenas (1 GiB file + /usr/share/doc copied in, then read back).
+	 * Unless the user set MALLOC_ARENA_MAX, use 2 arenas.
+	 */
+	if (!getenv("MALLOC_ARENA_MAX"))
+		mallopt(M_ARENA_MAX, 2);
 	hoard_log_set_sink(log_sink);
 	fuse_set_log_func(fuse_log_sink);
 	parse_args(argc, argv);

@@ -107,6 +107,13 @@ static rocksdb_options_t *make_cf_opts(struct hoard_store *st, enum hoard_cf cf)
 
 	rocksdb_options_set_block_based_table_factory(o, st->table_opts);
 	rocksdb_options_set_write_buffer_size(o, 16u << 20);
+	/* A bloom filter over each memtable's keys: most lookups on a busy
+	 * volume are of keys that are not there (a new name's dirent, a new
+	 * chunk's record, security.capability on every first write), and
+	 * without it each walks the whole skiplist (~1 us, measured as 28% of
+	 * the daemon's CPU time creating small files). */
+	rocksdb_options_set_memtable_prefix_bloom_size_ratio(o, 0.02);
+	rocksdb_options_set_memtable_whole_key_filtering(o, 1);
 	if (cf == HOARD_CF_CHUNKDATA) {
 		rocksdb_options_set_enable_blob_files(o, 1);
 		rocksdb_options_set_min_blob_size(o, 4096);
