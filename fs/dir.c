@@ -125,6 +125,11 @@ struct hoard_dirh {
 	struct dent *ents;
 	size_t n;
 	char *names; /* all names, NUL-separated */
+	/* the directory's times when the snapshot was taken: while they are
+	 * the same, no entry has changed since (meta.c sets them on every
+	 * entry it adds, removes or renames) */
+	struct timespec mtime, ctime;
+	bool stamped;
 };
 
 static void dirh_clear(struct hoard_dirh *dh)
@@ -142,10 +147,17 @@ static int dirh_load(struct hoard_fs *fs, struct hoard_dirh *dh)
 	size_t cap = 64, ncap = 4096, nlen = 0, n = 2;
 	struct dent *ents = malloc(cap * sizeof(*ents));
 	char *names = malloc(ncap);
-	struct hoard_iter *it;
+	struct hoard_iter *it = NULL;
+	struct hoard_inode dir;
 	uint8_t k[8];
+	bool stamped;
 	int r = 0;
 
+	/* the times before the entries: a change in between only makes the
+	 * snapshot look older than it is */
+	stamped = inode_load(fs, dh->ino, &dir) == 0;
+	if (stamped)
+		inode_clear(&dir); /* keeps the times */
 	ino_key(k, dh->ino);
 	it = hoard_iter_new(fs->st, HOARD_CF_DIRENTS, k, 8);
 	if (!ents || !names || !it) {
@@ -200,6 +212,11 @@ static int dirh_load(struct hoard_fs *fs, struct hoard_dirh *dh)
 	dh->ents = ents;
 	dh->names = names;
 	dh->n = n;
+	dh->stamped = stamped;
+	if (stamped) {
+		dh->mtime = dir.mtime;
+		dh->ctime = dir.ctime;
+	}
 	return 0;
 out_fail:
 	hoard_iter_free(it);
@@ -269,13 +286,39 @@ static int dirent_is_locked(struct hoard_fs *fs, uint64_t dir, const char *name,
 	return n == 9 && hoard_get_be64(v) == ino ? 0 : -ENOENT;
 }
 
+static bool ts_eq(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
+}
+
+/* true when no entry of the directory changed since the snapshot */
+static bool dirh_current(struct hoard_fs *fs, struct hoard_dirh *dh)
+{
+	struct hoard_inode in;
+	bool same;
+
+	if (!dh->stamped || inode_load(fs, dh->ino, &in) < 0)
+		return false;
+	same = ts_eq(&in.mtime, &dh->mtime) && ts_eq(&in.ctime, &dh->ctime);
+	inode_clear(&in);
+	return same;
+}
+
 /*
  * Count a lookup of entry d of directory dir and get its attributes, as
  * hoard_fs_lookup does, but with the lookup counted first: an inode that
  * is counted cannot be purged, so the attributes are those of a live
- * inode.  check: the snapshot may be older than this request (it was taken
- * by an earlier one), so see that the name still leads to d->ino.
- * -ENOENT: gone (the entry is then listed without attributes).
+ * inode.  check: the directory changed since the snapshot, so see that the
+ * name still leads to d->ino.  -ENOENT: gone (the entry is then listed
+ * without attributes); so is an inode with no links left (an unlink the
+ * daemon made itself, evict.c, after the check).
+ *
+ * 1: the kernel knows the inode already (a lookup of it is counted), so
+ * its attributes are cached there as they are here (this daemon makes
+ * every change, and answers with long timeouts): the entry goes without
+ * attributes, as plain readdir has it, and costs no inode read.  A name
+ * of it that the kernel has no dentry for then gets a LOOKUP.  This keeps
+ * listing a directory the kernel knows (warm) as cheap as plain READDIR.
  */
 static int plus_ref(struct hoard_fs *fs, uint64_t dir, const struct dent *d,
 		    bool check, struct stat *ret_st)
@@ -284,6 +327,11 @@ static int plus_ref(struct hoard_fs *fs, uint64_t dir, const struct dent *d,
 	int r = 0;
 
 	pthread_mutex_lock(&fs->lock);
+	is = istate_find(fs, d->ino);
+	if (is && is->nlookup) {
+		pthread_mutex_unlock(&fs->lock);
+		return 1;
+	}
 	if (check)
 		r = dirent_is_locked(fs, dir, d->name, d->ino);
 	if (r == 0) {
@@ -297,6 +345,8 @@ static int plus_ref(struct hoard_fs *fs, uint64_t dir, const struct dent *d,
 	if (r < 0)
 		return r;
 	r = hoard_fs_getattr(fs, d->ino, ret_st);
+	if (r == 0 && ret_st->st_nlink == 0)
+		r = -ENOENT;
 	if (r < 0)
 		hoard_fs_forget(fs, d->ino, 1);
 	return r;
@@ -305,23 +355,27 @@ static int plus_ref(struct hoard_fs *fs, uint64_t dir, const struct dent *d,
 int hoard_fs_readdirplus(struct hoard_fs *fs, struct hoard_dirh *dh, off_t off,
 			 hoard_fillplus_fn fill, void *ud)
 {
-	bool fresh, any = false;
+	bool check = false, any = false;
 	int r = 0;
 
 	pthread_mutex_lock(&dh->mu);
-	fresh = off == 0 || !dh->ents;
-	if (fresh)
+	/* The kernel holds the directory's lock across a request, so nothing
+	 * it asks for changes the entries while this one is served; between
+	 * requests they may have changed. */
+	if (off == 0 || !dh->ents)
 		r = dirh_load(fs, dh);
+	else
+		check = !dirh_current(fs, dh);
 	for (size_t i = (size_t)off; r == 0 && i < dh->n; i++) {
 		const struct dent *d = &dh->ents[i];
 		struct stat st = {.st_ino = d->ino, .st_mode = d->type << 12};
 		bool counted = false;
 
 		if (i >= 2) { /* not "." or "..": those count no lookup */
-			r = plus_ref(fs, dh->ino, d, !fresh, &st);
+			r = plus_ref(fs, dh->ino, d, check, &st);
 			if (r == 0) {
 				counted = true;
-			} else if (r == -ENOENT) {
+			} else if (r == 1 || r == -ENOENT) {
 				st = (struct stat){.st_ino = d->ino,
 						   .st_mode = d->type << 12};
 				r = 0;
