@@ -216,15 +216,22 @@ def test_listing_while_the_directory_changes(store):
         i = 0
         try:
             while not stop.is_set() and i < 20000:
-                a, b = d / f"new{i:05d}", d / f"lnk{i:05d}"
-                a.write_bytes(b"n")
-                os.link(a, b)
-                os.unlink(a)            # b keeps the inode alive
-                removed.add(a.name)
-                if i % 3 == 0:
-                    os.unlink(b)
-                    removed.add(b.name)
-                i += 1
+                batch = range(i, i + 200)
+                for j in batch:
+                    a, b = d / f"new{j:05d}", d / f"lnk{j:05d}"
+                    a.write_bytes(b"n")
+                    os.link(a, b)
+                # the kernel forgets them: a listing that meets them
+                # counts lookups of its own (and must check the names)
+                drop_kernel_caches()
+                for j in batch:
+                    os.unlink(d / f"new{j:05d}")    # lnk keeps the inode
+                    removed.add(f"new{j:05d}")
+                    if j % 3 == 0:
+                        os.unlink(d / f"lnk{j:05d}")
+                        removed.add(f"lnk{j:05d}")
+                drop_kernel_caches()   # and the inodes of the lnk names
+                i += 200
         except Exception as e:          # reported by the main thread
             errors.append(e)
 
@@ -252,3 +259,39 @@ def test_listing_while_the_directory_changes(store):
     back = [n for n in removed if os.path.lexists(d / n)]
     assert not back, f"{len(back)} removed names still found, e.g. {back[:5]}"
     assert os.lstat(d).st_nlink == 2
+
+
+def test_listing_after_unlinks_brings_back_no_name(store):
+    """A listing open across unlinks: names unlinked after its snapshot
+    was taken, whose inodes live on through another link and which the
+    kernel has forgotten, are listed (as plain readdir lists its snapshot)
+    but must not become dentries: afterwards none of them is found."""
+    m = store.mount("test")["test"]
+    d = m / "dir"
+    d.mkdir()
+    for i in range(1000):
+        (d / f"a{i:04d}").write_bytes(b"a")
+    for i in range(200):
+        (d / f"zz-new{i:03d}").write_bytes(b"n")
+        os.link(d / f"zz-new{i:03d}", d / f"zz-other{i:03d}")
+    names = []
+    with os.scandir(d) as it:          # the snapshot: the first READDIRPLUS
+        for _k, e in zip(range(10), it):
+            names.append(e.name)
+        for i in range(200):
+            os.unlink(d / f"zz-new{i:03d}")
+        drop_kernel_caches()           # the kernel forgets the zz inodes
+        time.sleep(0.5)                # (FORGETs are sent asynchronously)
+        for e in it:
+            names.append(e.name)
+            try:
+                e.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                assert e.name.startswith("zz-new"), e.name
+    assert len(names) == 1400 and len(set(names)) == 1400
+    back = [f"zz-new{i:03d}" for i in range(200)
+            if os.path.lexists(d / f"zz-new{i:03d}")]
+    assert not back, f"{len(back)} unlinked names still found, e.g. {back[:5]}"
+    assert sorted(os.listdir(d)) == sorted(
+        [f"a{i:04d}" for i in range(1000)] + [f"zz-other{i:03d}" for i in range(200)])
+    assert all(os.lstat(d / f"zz-other{i:03d}").st_nlink == 1 for i in range(200))
