@@ -45,6 +45,7 @@
 #define ENTRY_TIMEOUT 86400.0
 #define NEG_TIMEOUT   60.0
 #define NAME_MAX_LEN  255
+#define MAX_FILE_SIZE (1ull << 36) /* in memory: 64 GiB at most */
 
 struct node;
 
@@ -233,6 +234,8 @@ static int node_resize(struct node *nd, size_t size)
 {
 	size_t old = (size_t)nd->st.st_size;
 
+	if (size > MAX_FILE_SIZE)
+		return -EFBIG;
 	if (size > nd->cap) {
 		size_t cap = nd->cap + nd->cap / 2;
 		char *p;
@@ -434,6 +437,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	struct timespec t = now();
 	struct node *nd;
 	struct stat st;
+	int r;
 
 	(void)fi;
 	pthread_mutex_lock(&N.mu);
@@ -448,10 +452,10 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 								      : EINVAL);
 			return;
 		}
-		if (attr->st_size < 0 ||
-		    node_resize(nd, (size_t)attr->st_size) < 0) {
-			reply_err_unlock(req,
-					 attr->st_size < 0 ? EINVAL : ENOSPC);
+		r = attr->st_size < 0 ? -EINVAL
+				      : node_resize(nd, (size_t)attr->st_size);
+		if (r < 0) {
+			reply_err_unlock(req, -r);
 			return;
 		}
 		nd->st.st_mtim = t;
@@ -655,6 +659,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		     size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct node *nd;
+	int r;
 
 	(void)fi;
 	pthread_mutex_lock(&N.mu);
@@ -668,8 +673,8 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		return;
 	}
 	if ((size_t)off + size > (size_t)nd->st.st_size &&
-	    node_resize(nd, (size_t)off + size) < 0) {
-		reply_err_unlock(req, ENOSPC);
+	    (r = node_resize(nd, (size_t)off + size)) < 0) {
+		reply_err_unlock(req, -r);
 		return;
 	}
 	memcpy(nd->data + off, buf, size);
