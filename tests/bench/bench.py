@@ -507,12 +507,12 @@ class NullFs:
     mounted and served like hoardfs.  What a workload takes on it is the
     kernel's and libfuse's share: the floor of any FUSE filesystem."""
 
-    def __init__(self, build, mp, logfile):
+    def __init__(self, exe, mp, logfile):
         self.mp = Path(mp)
         self.mp.mkdir(parents=True, exist_ok=True)
         self.log = open(logfile, "ab")
-        self.proc = subprocess.Popen([str(build / "tests" / "hoard-nullfs"),
-                                      str(self.mp)], stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen([str(exe), str(self.mp)],
+                                     stdin=subprocess.DEVNULL,
                                      stdout=self.log, stderr=self.log)
         deadline = time.time() + 30
         while not is_mounted(self.mp):
@@ -726,7 +726,7 @@ class Bench:
         # memory); "cold" there is the page, dentry and inode caches
         # dropped (the kernel forgets its inodes: every lstat is a LOOKUP)
         nmnt = self.work / "mnt-null"
-        nfs = NullFs(self.build, nmnt, self.work / "nullfs.log")
+        nfs = NullFs(self.nullfs, nmnt, self.work / "nullfs.log")
         (nmnt / "stat").mkdir()
         self.hb("mkfiles", nmnt / "stat", str(sz["stat_files"]), "0")
         rel_model = Path(self.model["model_files"][0]).relative_to(self.src_hf)
