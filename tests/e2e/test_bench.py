@@ -10,6 +10,7 @@ target, and agree with the hoard and local figures they are made of.  Also check
 corpus generator writes real safetensors files whose ideal stored size is
 what the benchmark compares against.
 """
+import errno
 import importlib.util
 import json
 import math
@@ -103,6 +104,56 @@ def test_model_corpus_is_real_safetensors(tmp_path):
                   for p in info["model_files"])
     assert info["ideal_stored_bytes"] == (
         sum(len(v) for v in distinct) + h1 + h2 + h3 + configs)
+
+
+@requires_hoard
+def test_nullfs_is_a_filesystem(tmp_path):
+    """hoard-nullfs, the benchmark's FUSE floor, keeps what is written:
+    data, sizes, modes, times, names; answers no xattr with ENODATA; and
+    exits 0 when unmounted."""
+    mp = tmp_path / "mnt"
+    mp.mkdir()
+    p = subprocess.Popen([str(BUILD / "tests" / "hoard-nullfs"), str(mp)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while not os.path.ismount(mp):
+            assert p.poll() is None, p.stderr.read()
+            assert time.monotonic() < deadline, "hoard-nullfs did not mount"
+            time.sleep(0.02)
+        data = os.urandom(3 << 20)
+        (mp / "d" / "e").mkdir(parents=True)
+        (mp / "d" / "f").write_bytes(data)
+        with open(mp / "d" / "f", "r+b") as f:
+            f.seek(5 << 20)
+            f.write(b"end")
+        subprocess.run(["sh", "-c", "echo 3 > /proc/sys/vm/drop_caches"],
+                       check=True)
+        raw = (mp / "d" / "f").read_bytes()
+        assert raw == data + bytes((5 << 20) - len(data)) + b"end"
+        os.truncate(mp / "d" / "f", 10)
+        assert (mp / "d" / "f").read_bytes() == data[:10]
+        os.chmod(mp / "d" / "f", 0o600)
+        os.utime(mp / "d" / "f", ns=(1, 1_600_000_000_123_456_789))
+        st = os.stat(mp / "d" / "f")
+        assert (st.st_mode & 0o7777, st.st_size, st.st_mtime_ns) == \
+            (0o600, 10, 1_600_000_000_123_456_789)
+        assert sorted(os.listdir(mp / "d")) == ["e", "f"]
+        with pytest.raises(OSError) as e:
+            os.getxattr(mp / "d" / "f", "user.x")
+        assert e.value.errno == errno.ENODATA
+        with pytest.raises(OSError) as e:
+            os.rmdir(mp / "d")
+        assert e.value.errno == errno.ENOTEMPTY
+        os.unlink(mp / "d" / "f")
+        os.rmdir(mp / "d" / "e")
+        os.rmdir(mp / "d")
+        assert os.listdir(mp) == []
+        assert os.statvfs(mp).f_namemax == 255
+    finally:
+        subprocess.run(["fusermount3", "-u", str(mp)], capture_output=True)
+        out, err = p.communicate(timeout=30)
+    assert p.returncode == 0 and out == b"" and err == b"", (p.returncode, err)
 
 
 @requires_hoard
