@@ -663,7 +663,7 @@ static bool istate_busy(struct istate *is)
 	bool busy;
 
 	pthread_mutex_lock(&is->mu);
-	busy = is->dirty || is->staging_fd >= 0 || is->mem;
+	busy = is->dirty || is->staging_fd >= 0 || is->mem || is->stream;
 	pthread_mutex_unlock(&is->mu);
 	return busy;
 }

@@ -10,8 +10,15 @@
  * each and MEM_TOTAL_MAX in all): a staging file on ext4 costs an open, a
  * truncate, a writeback at close (ext4's auto_da_alloc after the truncate)
  * and an unlink, which made creating a small file ~8x slower than on the
- * local disk.  A file that grows past the limit spills to a staging file.
- * Either way staging is lost on a crash, as uncommitted data may be.
+ * local disk.  A file that grows past the limit spills to a staging file,
+ * unless it was written only by appends: then it streams (is->stream): each
+ * chunk is cut, hashed, compressed and stored as the writes arrive, and
+ * only the bytes after the last cut are held, so a large file never goes
+ * through a staging file (written, maybe written back to disk, and read
+ * again at the commit).  A write elsewhere, a truncate or an fallocate
+ * turns a stream into a staging file (its content read back from its
+ * chunks).  Either way staging is lost on a crash, as uncommitted data
+ * may be.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +36,13 @@
 #define MEM_TOTAL_MAX (32u << 20) /* and for all files */
 /* files from this size commit their new frames without the WAL */
 #define HOARD_BULK_COMMIT_MIN (8u << 20)
+
+struct stream;
+static int stream_start(struct hoard_fs *fs, struct istate *is);
+static int stream_feed(struct hoard_fs *fs, struct istate *is, const uint8_t *p,
+		       size_t n);
+static int stream_to_file(struct hoard_fs *fs, struct istate *is);
+static void stream_free(struct hoard_fs *fs, struct istate *is, bool locked);
 
 struct hoard_fh {
 	struct istate *is;
@@ -48,7 +62,7 @@ static void staging_name(char *buf, size_t n, uint64_t ino)
 
 static bool staged(const struct istate *is)
 {
-	return is->staging_fd >= 0 || is->mem;
+	return is->staging_fd >= 0 || is->mem || is->stream;
 }
 
 static void mem_release(struct hoard_fs *fs, struct istate *is)
@@ -91,10 +105,12 @@ static int mem_reserve(struct hoard_fs *fs, struct istate *is, size_t n)
 	return 0;
 }
 
-void staging_drop(struct hoard_fs *fs, struct istate *is)
+void staging_drop(struct hoard_fs *fs, struct istate *is, bool locked)
 {
 	char name[32];
 
+	if (is->stream)
+		stream_free(fs, is, locked);
 	if (is->mem)
 		mem_release(fs, is);
 	if (is->staging_fd < 0)
@@ -167,6 +183,7 @@ static int staging_open(struct hoard_fs *fs, struct istate *is, uint64_t keep)
 	if (is->size <= MEM_FILE_MAX &&
 	    mem_reserve(fs, is, is->size ? is->size : 1) == 0) {
 		r = keep ? staging_fill(fs, is, -1, keep) : 0;
+		is->seq = is->size == 0;
 		/* beyond size: zeros, as the invariant wants */
 		if (r == 0 && is->mem_cap > is->size)
 			memset(is->mem + is->size, 0, is->mem_cap - is->size);
@@ -221,12 +238,23 @@ static int staging_pwrite(struct hoard_fs *fs, struct istate *is,
 {
 	int r;
 
+	if (is->stream) {
+		if (off == is->size)
+			return stream_feed(fs, is, buf, size);
+		r = stream_to_file(fs, is);
+		if (r < 0)
+			return r;
+	}
 	if (is->mem) {
+		if (off != is->size)
+			is->seq = false;
 		if (off + size <= MEM_FILE_MAX &&
 		    mem_reserve(fs, is, (size_t)(off + size)) == 0) {
 			memcpy(is->mem + off, buf, size);
 			return 0;
 		}
+		if (is->seq && stream_start(fs, is) == 0)
+			return stream_feed(fs, is, buf, size);
 		r = staging_spill(fs, is);
 		if (r < 0)
 			return r;
@@ -241,7 +269,13 @@ static int staging_truncate(struct hoard_fs *fs, struct istate *is,
 {
 	int r;
 
+	if (is->stream) {
+		r = stream_to_file(fs, is);
+		if (r < 0)
+			return r;
+	}
 	if (is->mem) {
+		is->seq = size == 0;
 		if (size < is->size) {
 			memset(is->mem + size, 0, (size_t)(is->size - size));
 			return 0;
@@ -277,9 +311,9 @@ struct commit {
 	struct hoard_fs *fs;
 	struct idmap deltas; /* id -> refcount change, sizes */
 	struct idmap staged; /* id -> times chunks_stage() counted it */
-	bool bulk;	     /* frames without the WAL, see file_commit */
-	bool unflushed;	     /* a staged frame is not durable yet */
-	uint8_t *ext;	     /* new extents: key + value each */
+	bool bulk;	/* frames past HOARD_BULK_COMMIT_MIN without the WAL */
+	bool unflushed; /* a staged frame is not durable yet */
+	uint8_t *ext;	/* new extents: key + value each */
 	size_t n_ext, cap_ext;
 };
 
@@ -308,7 +342,7 @@ static int emit_chunk(struct commit *c, uint64_t ino, uint64_t off,
 	if (all_zero(p, len))
 		return 0; /* a hole reads as zeros: store nothing */
 	hoard_id_compute(hoard_store_key(c->fs->st), p, len, &id);
-	if (c->bulk)
+	if (c->bulk && off >= HOARD_BULK_COMMIT_MIN)
 		r = chunks_stage_bulk(c->fs, &id, p, len, &flen, &c->unflushed);
 	else
 		r = chunks_stage(c->fs, &id, p, len, &flen);
@@ -522,6 +556,254 @@ static int commit_land(struct commit *c, struct istate *is, bool sync)
 	return r;
 }
 
+/* ---- streams ------------------------------------------------------------ */
+
+/* Holds what follows the last cut; the chunker cuts at HOARD_CHUNK_MAX at
+ * the latest, so after a scan less than that is left and the rest of the
+ * buffer takes the next piece of a write. */
+#define STREAM_BUF (2 * HOARD_CHUNK_MAX)
+
+struct stream {
+	struct commit c; /* the chunks cut so far: extents, deltas, stages */
+	struct hoard_chunker ch;
+	uint8_t *buf; /* buf[head, len): the file's bytes from base on */
+	size_t head, len, scanned; /* the chunker has seen buf[head, scanned) */
+	uint64_t base;
+};
+
+static void stream_free(struct hoard_fs *fs, struct istate *is, bool locked)
+{
+	struct stream *st = is->stream;
+
+	if (!locked)
+		pthread_mutex_lock(&fs->lock);
+	chunks_unstage_locked(fs, &st->c.staged);
+	if (!locked)
+		pthread_mutex_unlock(&fs->lock);
+	idmap_free(&st->c.deltas);
+	idmap_free(&st->c.staged);
+	free(st->c.ext);
+	free(st->buf);
+	free(st);
+	is->stream = NULL;
+}
+
+/* Cut the next n bytes of the stream as a chunk. */
+static int stream_emit(struct istate *is, size_t n)
+{
+	struct stream *st = is->stream;
+	int r;
+
+	r = emit_chunk(&st->c, is->ino, st->base, st->buf + st->head, n);
+	if (r < 0)
+		return r;
+	st->head += n;
+	st->base += n;
+	return 0;
+}
+
+/* Append n bytes at the end of a streaming file. */
+static int stream_feed(struct hoard_fs *fs, struct istate *is, const uint8_t *p,
+		       size_t n)
+{
+	struct stream *st = is->stream;
+	int cut, r;
+
+	while (n) {
+		size_t take;
+
+		if (st->head) { /* what is left after the last cut: < MAX */
+			memmove(st->buf, st->buf + st->head,
+				st->len - st->head);
+			st->len -= st->head;
+			st->scanned -= st->head;
+			st->head = 0;
+		}
+		take = STREAM_BUF - st->len < n ? STREAM_BUF - st->len : n;
+		memcpy(st->buf + st->len, p, take);
+		st->len += take;
+		p += take;
+		n -= take;
+		while (st->scanned < st->len) {
+			st->scanned += hoard_chunker_next(
+				&st->ch, st->buf + st->scanned,
+				st->len - st->scanned, &cut);
+			if (!cut)
+				break;
+			r = stream_emit(is, st->scanned - st->head);
+			if (r < 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
+/* In-memory staging written by appends only becomes a stream; on failure
+ * nothing changed. */
+static int stream_start(struct hoard_fs *fs, struct istate *is)
+{
+	struct stream *st = calloc(1, sizeof(*st));
+	int r = -ENOMEM;
+
+	if (!st)
+		return r;
+	st->c.fs = fs;
+	st->c.bulk = true;
+	st->buf = malloc(STREAM_BUF);
+	if (!st->buf || idmap_init(&st->c.deltas, 64) < 0 ||
+	    idmap_init(&st->c.staged, 64) < 0) {
+		idmap_free(&st->c.deltas);
+		free(st->buf);
+		free(st);
+		return r;
+	}
+	hoard_chunker_init(&st->ch);
+	is->stream = st;
+	r = stream_feed(fs, is, is->mem, (size_t)is->size);
+	if (r < 0) {
+		stream_free(fs, is, false);
+		return r;
+	}
+	mem_release(fs, is);
+	return 0;
+}
+
+/* Bytes [off, end) of a streaming file into buf. */
+static int stream_read(struct hoard_fs *fs, struct istate *is, uint8_t *buf,
+		       uint64_t off, uint64_t end)
+{
+	const size_t esz = EXTENT_KEY_SIZE + EXTENT_VAL_SIZE;
+	struct stream *st = is->stream;
+	uint64_t filled = off;
+	size_t lo = 0, hi = st->c.n_ext;
+	int r = 0;
+
+	while (lo < hi) { /* the first extent that ends after off */
+		size_t mid = (lo + hi) / 2;
+		const uint8_t *e = st->c.ext + mid * esz;
+
+		if (hoard_get_be64(e + 8) + hoard_get_be32(e + EXTENT_KEY_SIZE +
+							   HOARD_ID_SIZE) <=
+		    off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t i = lo; r == 0 && i < st->c.n_ext; i++) {
+		const uint8_t *e = st->c.ext + i * esz;
+		uint64_t eoff = hoard_get_be64(e + 8), from, to;
+		uint32_t len = hoard_get_be32(e + EXTENT_KEY_SIZE +
+					      HOARD_ID_SIZE);
+		struct hoard_id id;
+
+		if (eoff >= end)
+			break;
+		from = eoff > off ? eoff : off;
+		to = eoff + len < end ? eoff + len : end;
+		if (from > filled)
+			memset(buf + (filled - off), 0, from - filled);
+		memcpy(id.b, e + EXTENT_KEY_SIZE, HOARD_ID_SIZE);
+		r = chunks_copy(fs, &id, len, (uint32_t)(from - eoff),
+				buf + (from - off), (size_t)(to - from));
+		filled = to;
+	}
+	if (r < 0)
+		return r;
+	if (end > st->base && st->len > st->head) {
+		uint64_t top = st->base + (st->len - st->head);
+		uint64_t from = off > st->base ? off : st->base;
+		uint64_t to = top < end ? top : end;
+
+		if (from > filled)
+			memset(buf + (filled - off), 0, from - filled);
+		if (to > from) {
+			memcpy(buf + (from - off),
+			       st->buf + st->head + (from - st->base),
+			       (size_t)(to - from));
+			filled = to;
+		}
+	}
+	if (filled < end)
+		memset(buf + (filled - off), 0, end - filled);
+	return 0;
+}
+
+/* A write elsewhere than the end, a truncate, an fallocate: the stream's
+ * content goes to a staging file, which takes over. */
+static int stream_to_file(struct hoard_fs *fs, struct istate *is)
+{
+	uint8_t *buf = malloc(HOARD_CHUNK_MAX);
+	char name[32];
+	int fd, r = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	staging_name(name, sizeof(name), is->ino);
+	fd = openat(fs->staging_dirfd, name,
+		    O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		free(buf);
+		return -errno;
+	}
+	for (uint64_t off = 0; r == 0 && off < is->size;) {
+		size_t n = is->size - off < HOARD_CHUNK_MAX
+				   ? (size_t)(is->size - off)
+				   : HOARD_CHUNK_MAX;
+
+		r = stream_read(fs, is, buf, off, off + n);
+		if (r == 0 && hoard_pwrite_full(fd, buf, n, (off_t)off) < 0)
+			r = -errno;
+		off += n;
+	}
+	free(buf);
+	if (r == 0 && ftruncate(fd, (off_t)is->size) < 0)
+		r = -errno;
+	if (r < 0) {
+		close(fd);
+		unlinkat(fs->staging_dirfd, name, 0);
+		return r;
+	}
+	stream_free(fs, is, false);
+	is->staging_fd = fd;
+	return 0;
+}
+
+/* Land a stream: its last chunk, then the batch. */
+static int stream_commit(struct hoard_fs *fs, struct istate *is, bool sync)
+{
+	struct stream *st = is->stream;
+	int r = 0;
+
+	if (st->len > st->head)
+		r = stream_emit(is, st->len - st->head);
+	if (r == 0 && st->c.unflushed)
+		r = chunks_make_durable(fs, &st->c.staged);
+	if (r == 0) {
+		pthread_mutex_lock(&fs->lock);
+		r = commit_land(&st->c, is, sync);
+		pthread_mutex_unlock(&fs->lock);
+	}
+	if (r < 0) {
+		/* keep the content for a later commit (commit_land changed
+		 * the deltas, so the stream cannot be landed again) */
+		int e = stream_to_file(fs, is);
+
+		if (e < 0) {
+			hoard_log(LOG_ERR,
+				  "inode %llu: content lost: %s after a "
+				  "failed commit",
+				  (unsigned long long)is->ino, strerror(-e));
+			stream_free(fs, is, false);
+		}
+		return r;
+	}
+	stream_free(fs, is, false);
+	pthread_mutex_lock(&is->mu);
+	is->dirty = false;
+	pthread_mutex_unlock(&is->mu);
+	return 0;
+}
+
 /* Commit a dirty file; is->rw held for writing. */
 int file_commit(struct hoard_fs *fs, struct istate *is, bool sync)
 {
@@ -531,6 +813,13 @@ int file_commit(struct hoard_fs *fs, struct istate *is, bool sync)
 
 	if (!is->dirty || !staged(is))
 		return sync ? hoard_store_sync(fs->st) : 0;
+	if (is->stream) {
+		r = stream_commit(fs, is, sync);
+		if (r < 0)
+			hoard_log(LOG_ERR, "commit of inode %llu failed: %s",
+				  (unsigned long long)is->ino, strerror(-r));
+		return r;
+	}
 	size = is->size;
 	if (idmap_init(&c.deltas, 64) < 0)
 		return -ENOMEM;
@@ -544,10 +833,11 @@ int file_commit(struct hoard_fs *fs, struct istate *is, bool sync)
 	 * flushed), which is most of the daemon's disk writes on ingest.
 	 * Instead one flush of chunkdata makes them durable before the batch
 	 * that references them lands, so a crash loses the frames only
-	 * together with the commit.  Small files keep the WAL: a flush per
-	 * small file would cost more than the second write.
+	 * together with the commit.  The first HOARD_BULK_COMMIT_MIN bytes
+	 * of every file keep the WAL (emit_chunk): a flush per small file
+	 * would cost more than the second write.  Streams do the same.
 	 */
-	c.bulk = !is->mem && size >= HOARD_BULK_COMMIT_MIN;
+	c.bulk = true;
 	r = chunk_staging(&c, is, size);
 	if (r == 0 && c.unflushed)
 		r = chunks_make_durable(fs, &c.staged);
@@ -742,6 +1032,12 @@ ssize_t hoard_fs_read(struct hoard_fs *fs, struct hoard_fh *fh, void *buf,
 				     (size_t)(end - (uint64_t)off), off);
 		goto out_unlock;
 	}
+	if (is->stream) {
+		r = stream_read(fs, is, buf, (uint64_t)off, end);
+		if (r == 0)
+			r = (ssize_t)(end - (uint64_t)off);
+		goto out_unlock;
+	}
 	r = read_extents(fs, is, buf, (uint64_t)off, end);
 	if (r == 0)
 		r = (ssize_t)(end - (uint64_t)off);
@@ -788,7 +1084,7 @@ int file_truncate(struct hoard_fs *fs, struct istate *is, uint64_t size)
 	pthread_mutex_unlock(&fs->lock);
 	if (r == 0 && opens == 0) {
 		r = file_commit(fs, is, false);
-		staging_drop(fs, is);
+		staging_drop(fs, is, false);
 	}
 	pthread_rwlock_unlock(&is->rw);
 	return r;
@@ -836,7 +1132,7 @@ void hoard_fs_release(struct hoard_fs *fs, struct hoard_fh *fh)
 		pthread_mutex_lock(&fs->lock);
 		if (is->opens == 0) {
 			is->dirty = false;
-			staging_drop(fs, is);
+			staging_drop(fs, is, true);
 		}
 		pthread_mutex_unlock(&fs->lock);
 		pthread_rwlock_unlock(&is->rw);
@@ -882,7 +1178,7 @@ int fs_commit_all(struct hoard_fs *fs)
 		for (struct istate *is = fs->itab[i]; is; is = is->next) {
 			if (is->dirty && file_commit(fs, is, false) < 0)
 				r = -EIO;
-			staging_drop(fs, is);
+			staging_drop(fs, is, false);
 		}
 	}
 	return r;

@@ -65,16 +65,18 @@ typedef void (*hoard_ahead_fn)(void *ud, const struct hoard_id *ids,
 /* In-memory inode state; see the essay above. */
 struct istate {
 	uint64_t ino;
-	uint64_t nlookup;    /* protected by fs->lock */
-	unsigned opens;	     /* protected by fs->lock */
-	struct istate *next; /* hash chain; protected by fs->lock */
-	pthread_rwlock_t rw; /* readers of the data vs. writers/commits */
-	pthread_mutex_t mu;  /* protects the fields below */
-	int staging_fd;	     /* -1 when the content is all in extents */
-	uint8_t *mem;	     /* or the staging content in memory (small) */
-	size_t mem_cap;	     /* bytes allocated at mem; beyond size: zeros */
-	bool dirty;	     /* staging holds changes not yet committed */
-	bool size_valid;     /* size below is the current size */
+	uint64_t nlookup;      /* protected by fs->lock */
+	unsigned opens;	       /* protected by fs->lock */
+	struct istate *next;   /* hash chain; protected by fs->lock */
+	pthread_rwlock_t rw;   /* readers of the data vs. writers/commits */
+	pthread_mutex_t mu;    /* protects the fields below */
+	int staging_fd;	       /* -1 when the content is all in extents */
+	uint8_t *mem;	       /* or the staging content in memory (small) */
+	size_t mem_cap;	       /* bytes allocated at mem; beyond size: zeros */
+	struct stream *stream; /* or a sequential writer's chunks (file.c) */
+	bool seq;	       /* in-memory staging written only by appends */
+	bool dirty;	       /* staging holds changes not yet committed */
+	bool size_valid;       /* size below is the current size */
 	uint64_t size;
 	struct timespec mtime, ctime; /* valid while dirty */
 	uint64_t ahead_end;	      /* lazy read-ahead: where the last read
@@ -202,7 +204,8 @@ int file_commit(struct hoard_fs *fs, struct istate *is, bool sync);
 int extents_collect(struct hoard_fs *fs, uint64_t ino, struct idmap *m,
 		    struct hoard_batch *b);
 int file_truncate(struct hoard_fs *fs, struct istate *is, uint64_t size);
-void staging_drop(struct hoard_fs *fs, struct istate *is);
+/* fs->lock held or not, as `locked` says */
+void staging_drop(struct hoard_fs *fs, struct istate *is, bool locked);
 int fs_commit_all(struct hoard_fs *fs);
 
 #endif

@@ -199,7 +199,7 @@ void istate_maybe_free(struct hoard_fs *fs, struct istate *is)
 		;
 	*pp = is->next;
 	fs->icount--;
-	staging_drop(fs, is);
+	staging_drop(fs, is, true);
 	pthread_rwlock_destroy(&is->rw);
 	pthread_mutex_destroy(&is->mu);
 	free(is);

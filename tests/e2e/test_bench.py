@@ -215,4 +215,7 @@ def test_bench_quick(tmp_path):
     # the harness cleans up after itself: no mount left behind
     with open("/proc/self/mountinfo") as f:
         assert str(tmp_path / "work") not in f.read()
-    assert took < 150, f"the quick benchmark took {took:.0f} s"
+    # "about a minute" on a quiet machine; this bound only catches a
+    # runaway (a shared CI machine can be several times slower)
+    print(f"the quick benchmark took {took:.0f} s")
+    assert took < 600, f"the quick benchmark took {took:.0f} s"

@@ -388,11 +388,13 @@ def test_bulk_commit_skips_the_wal(store, mnt):
     content committed at once (one relies on the other's frames) both read
     back."""
     import threading
-    data = os.urandom(24 * MIB)
+    data = os.urandom(40 * MIB)
     before = wal_bytes(store)
     write(mnt / "big", data)
     grown = wal_bytes(store) - before
-    assert grown < 2 * MIB, f"WAL grew {grown} bytes for a 24 MiB file"
+    # the first 8 MiB of a file go through the WAL (a small file's way),
+    # the other 32 MiB not
+    assert grown < 9 * MIB, f"WAL grew {grown} bytes for a 40 MiB file"
     twin = os.urandom(16 * MIB)
     ts = [threading.Thread(target=write, args=(mnt / f"twin{i}", twin))
           for i in range(2)]
@@ -406,7 +408,7 @@ def test_bulk_commit_skips_the_wal(store, mnt):
     assert read(mnt / "twin0") == twin and read(mnt / "twin1") == twin
     s = store.stats()
     assert s["files"] == 3
-    assert s["unique_bytes"] == 40 * MIB
+    assert s["unique_bytes"] == 56 * MIB
     store.umount()
     out = run([HOARD, "fsck", "--store", store.path], check=False)
     assert out.returncode == 0, out.stdout + out.stderr

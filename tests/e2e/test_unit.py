@@ -30,7 +30,7 @@ def unit_tests():
 
 UNIT_TESTS = unit_tests()
 ASAN_E2E_FILES = ["tests/e2e/test_posix.py", "tests/e2e/test_fsx.py",
-                  "tests/e2e/test_durability.py"]
+                  "tests/e2e/test_durability.py", "tests/e2e/test_stream.py"]
 UNIT_TIMEOUT = 600
 ASAN_E2E_TIMEOUT = 3600
 
