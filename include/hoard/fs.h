@@ -131,12 +131,14 @@ typedef int (*hoard_fill_fn)(void *ud, const char *name, uint64_t ino,
 			     unsigned type, off_t next_off);
 int hoard_fs_readdir(struct hoard_fs *fs, struct hoard_dirh *dh, off_t off,
 		     hoard_fill_fn fill, void *ud);
-/* READDIRPLUS: fill(ud, name, st, counted, next_off) gets each entry with
- * its attributes.  counted: a lookup was counted for st->st_ino (every
- * entry but "." and ".."; and one that vanished since the snapshot, which
- * comes with st_ino and the type in st_mode only).  When fill returns
- * non-zero the entry was not taken and its lookup is dropped again; a
- * caller that cannot deliver taken entries must hoard_fs_forget() them. */
+/* READDIRPLUS: fill(ud, name, st, counted, next_off) gets each entry.
+ * counted: st holds the entry's attributes and a lookup of st->st_ino was
+ * counted.  Not counted ("." and "..", an entry gone since the snapshot,
+ * one whose inode the kernel already holds a lookup of): st has st_ino and
+ * the type in st_mode only, to be sent without attributes.  When fill
+ * returns non-zero the entry was not taken and its lookup is dropped
+ * again; a caller that cannot deliver taken entries must
+ * hoard_fs_forget() them. */
 typedef int (*hoard_fillplus_fn)(void *ud, const char *name,
 				 const struct stat *st, bool counted,
 				 off_t next_off);
