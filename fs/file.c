@@ -169,12 +169,39 @@ static int staging_fill(struct hoard_fs *fs, struct istate *is, int fd,
 	return r;
 }
 
+typedef int (*fill_fn)(struct hoard_fs *fs, struct istate *is, int fd,
+		       uint64_t arg);
+
+/* A new staging file for is, holding what fill writes (nothing when fill
+ * is NULL) and is->size long; it becomes is->staging_fd. */
+static int staging_file_new(struct hoard_fs *fs, struct istate *is,
+			    fill_fn fill, uint64_t arg)
+{
+	char name[32];
+	int fd, r;
+
+	staging_name(name, sizeof(name), is->ino);
+	fd = openat(fs->staging_dirfd, name,
+		    O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	r = fill ? fill(fs, is, fd, arg) : 0;
+	if (r == 0 && ftruncate(fd, (off_t)is->size) < 0)
+		r = -errno;
+	if (r < 0) {
+		close(fd);
+		unlinkat(fs->staging_dirfd, name, 0);
+		return r;
+	}
+	is->staging_fd = fd;
+	return 0;
+}
+
 /* Give is a staging file holding its current content up to keep bytes.
  * is->rw held for writing. */
 static int staging_open(struct hoard_fs *fs, struct istate *is, uint64_t keep)
 {
-	char name[32];
-	int fd, r = 0;
+	int r = 0;
 
 	if (staged(is))
 		return 0;
@@ -191,45 +218,24 @@ static int staging_open(struct hoard_fs *fs, struct istate *is, uint64_t keep)
 			mem_release(fs, is);
 		return r;
 	}
-	staging_name(name, sizeof(name), is->ino);
-	fd = openat(fs->staging_dirfd, name,
-		    O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	if (keep)
-		r = staging_fill(fs, is, fd, keep);
-	if (r == 0 && ftruncate(fd, (off_t)is->size) < 0)
-		r = -errno;
-	if (r < 0) {
-		close(fd);
-		unlinkat(fs->staging_dirfd, name, 0);
-		return r;
-	}
-	is->staging_fd = fd;
-	return 0;
+	return staging_file_new(fs, is, keep ? staging_fill : NULL, keep);
+}
+
+static int fill_from_mem(struct hoard_fs *fs, struct istate *is, int fd,
+			 uint64_t unused)
+{
+	return hoard_pwrite_full(fd, is->mem, (size_t)is->size, 0) < 0 ? -errno
+								       : 0;
 }
 
 /* Move in-memory staging to a staging file. */
 static int staging_spill(struct hoard_fs *fs, struct istate *is)
 {
-	char name[32];
-	int fd;
+	int r = staging_file_new(fs, is, fill_from_mem, 0);
 
-	staging_name(name, sizeof(name), is->ino);
-	fd = openat(fs->staging_dirfd, name,
-		    O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	if (hoard_pwrite_full(fd, is->mem, (size_t)is->size, 0) < 0) {
-		int r = -errno;
-
-		close(fd);
-		unlinkat(fs->staging_dirfd, name, 0);
-		return r;
-	}
-	mem_release(fs, is);
-	is->staging_fd = fd;
-	return 0;
+	if (r == 0)
+		mem_release(fs, is);
+	return r;
 }
 
 /* The staging operations; is->rw held for writing, staging open. */
@@ -728,23 +734,14 @@ static int stream_read(struct hoard_fs *fs, struct istate *is, uint8_t *buf,
 	return 0;
 }
 
-/* A write elsewhere than the end, a truncate, an fallocate: the stream's
- * content goes to a staging file, which takes over. */
-static int stream_to_file(struct hoard_fs *fs, struct istate *is)
+static int fill_from_stream(struct hoard_fs *fs, struct istate *is, int fd,
+			    uint64_t unused)
 {
 	uint8_t *buf = malloc(HOARD_CHUNK_MAX);
-	char name[32];
-	int fd, r = 0;
+	int r = 0;
 
 	if (!buf)
 		return -ENOMEM;
-	staging_name(name, sizeof(name), is->ino);
-	fd = openat(fs->staging_dirfd, name,
-		    O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		free(buf);
-		return -errno;
-	}
 	for (uint64_t off = 0; r == 0 && off < is->size;) {
 		size_t n = is->size - off < HOARD_CHUNK_MAX
 				   ? (size_t)(is->size - off)
@@ -756,16 +753,18 @@ static int stream_to_file(struct hoard_fs *fs, struct istate *is)
 		off += n;
 	}
 	free(buf);
-	if (r == 0 && ftruncate(fd, (off_t)is->size) < 0)
-		r = -errno;
-	if (r < 0) {
-		close(fd);
-		unlinkat(fs->staging_dirfd, name, 0);
-		return r;
-	}
-	stream_free(fs, is, false);
-	is->staging_fd = fd;
-	return 0;
+	return r;
+}
+
+/* A write elsewhere than the end, a truncate, an fallocate: the stream's
+ * content goes to a staging file, which takes over. */
+static int stream_to_file(struct hoard_fs *fs, struct istate *is)
+{
+	int r = staging_file_new(fs, is, fill_from_stream, 0);
+
+	if (r == 0)
+		stream_free(fs, is, false);
+	return r;
 }
 
 /* Land a stream: its last chunk, then the batch. */

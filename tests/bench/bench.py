@@ -427,6 +427,18 @@ def make_big_file(path, nbytes, rng):
 
 # -- hoard daemon ---------------------------------------------------------------
 
+def wait_mounted(proc, what, mps, logfile, timeout):
+    """Wait until every mountpoint in mps is mounted by proc (a Popen)."""
+    deadline = time.time() + timeout
+    while not all(is_mounted(mp) for mp in mps):
+        if proc.poll() is not None:
+            raise BenchError(f"{what} exited {proc.returncode} "
+                             f"before mounting; see {logfile}")
+        if time.time() > deadline:
+            raise BenchError(f"{what} did not mount within {timeout} s")
+        time.sleep(0.02)
+
+
 def is_mounted(path):
     path = os.path.realpath(path)
     with open("/proc/self/mountinfo") as f:
@@ -452,14 +464,7 @@ class Daemon:
                                      stdout=self.log, stderr=self.log)
         self.samples = {"VmHWM": 0, "write_bytes": 0,
                         "cancelled_write_bytes": 0}
-        deadline = time.time() + 60
-        while not all(is_mounted(mp) for mp in mounts.values()):
-            if self.proc.poll() is not None:
-                raise BenchError(f"hoardfs exited {self.proc.returncode} "
-                                 f"before mounting; see {logfile}")
-            if time.time() > deadline:
-                raise BenchError("hoardfs did not mount within 60 s")
-            time.sleep(0.02)
+        wait_mounted(self.proc, "hoardfs", list(mounts.values()), logfile, 60)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
@@ -514,14 +519,7 @@ class NullFs:
         self.proc = subprocess.Popen([str(exe), str(self.mp)],
                                      stdin=subprocess.DEVNULL,
                                      stdout=self.log, stderr=self.log)
-        deadline = time.time() + 30
-        while not is_mounted(self.mp):
-            if self.proc.poll() is not None:
-                raise BenchError(f"hoard-nullfs exited {self.proc.returncode} "
-                                 f"before mounting; see {logfile}")
-            if time.time() > deadline:
-                raise BenchError("hoard-nullfs did not mount within 30 s")
-            time.sleep(0.02)
+        wait_mounted(self.proc, "hoard-nullfs", [self.mp], logfile, 30)
 
     def stop(self):
         run(["fusermount3", "-u", self.mp])

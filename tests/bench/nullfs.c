@@ -350,6 +350,34 @@ static int dir_for_new(fuse_ino_t parent, const char *name, struct node **dir)
 
 /* ---- operations --------------------------------------------------------- */
 
+/* The node ino, with N.mu held; NULL when ENOENT was answered (and N.mu
+ * released). */
+static struct node *node_find(fuse_req_t req, fuse_ino_t ino)
+{
+	struct node *nd;
+
+	pthread_mutex_lock(&N.mu);
+	nd = node_get(ino);
+	if (!nd)
+		reply_err_unlock(req, ENOENT);
+	return nd;
+}
+
+/* The entry name in parent, with N.mu held; NULL when ENOENT was answered
+ * (and N.mu released). */
+static struct dent *dent_find(fuse_req_t req, fuse_ino_t parent,
+			      const char *name, struct node **ret_dir)
+{
+	struct dent *d;
+
+	pthread_mutex_lock(&N.mu);
+	*ret_dir = node_get(parent);
+	d = *ret_dir ? dent_get(parent, name) : NULL;
+	if (!d)
+		reply_err_unlock(req, ENOENT);
+	return d;
+}
+
 static void op_init(void *ud, struct fuse_conn_info *conn)
 {
 	(void)ud;
@@ -414,12 +442,9 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 	struct stat st;
 
 	(void)fi;
-	pthread_mutex_lock(&N.mu);
-	nd = node_get(ino);
-	if (!nd) {
-		reply_err_unlock(req, ENOENT);
+	nd = node_find(req, ino);
+	if (!nd)
 		return;
-	}
 	st = nd->st;
 	pthread_mutex_unlock(&N.mu);
 	fuse_reply_attr(req, &st, ENTRY_TIMEOUT);
@@ -440,12 +465,9 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	int r;
 
 	(void)fi;
-	pthread_mutex_lock(&N.mu);
-	nd = node_get(ino);
-	if (!nd) {
-		reply_err_unlock(req, ENOENT);
+	nd = node_find(req, ino);
+	if (!nd)
 		return;
-	}
 	if (to_set & FUSE_SET_ATTR_SIZE) {
 		if (!S_ISREG(nd->st.st_mode)) {
 			reply_err_unlock(req, S_ISDIR(nd->st.st_mode) ? EISDIR
@@ -479,30 +501,44 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	fuse_reply_attr(req, &st, ENTRY_TIMEOUT);
 }
 
-static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
-		     mode_t mode)
+/* A new node of type fmt named name in parent: returned with N.mu held,
+ * or NULL when the error was answered (and N.mu released). */
+static struct node *entry_new(fuse_req_t req, fuse_ino_t parent,
+			      const char *name, mode_t fmt, mode_t mode,
+			      struct node **ret_dir)
 {
 	const struct fuse_ctx *c = fuse_req_ctx(req);
-	struct node *dir, *nd;
+	struct node *nd;
 	int err;
 
 	pthread_mutex_lock(&N.mu);
-	err = dir_for_new(parent, name, &dir);
+	err = dir_for_new(parent, name, ret_dir);
 	if (err) {
 		reply_err_unlock(req, err);
-		return;
+		return NULL;
 	}
-	nd = node_new(S_IFDIR | (mode & 07777), c->uid, c->gid, parent);
+	nd = node_new(fmt | (mode & 07777), c->uid, c->gid, parent);
 	if (!nd) {
 		reply_err_unlock(req, ENOMEM);
-		return;
+		return NULL;
 	}
-	if (dent_add(dir, name, nd) < 0) {
+	if (dent_add(*ret_dir, name, nd) < 0) {
 		nd->st.st_nlink = 0;
 		node_maybe_free(nd);
 		reply_err_unlock(req, ENOMEM);
-		return;
+		return NULL;
 	}
+	return nd;
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode)
+{
+	struct node *dir,
+		*nd = entry_new(req, parent, name, S_IFDIR, mode, &dir);
+
+	if (!nd)
+		return;
 	dir->st.st_nlink++;
 	reply_entry(req, nd);
 }
@@ -510,15 +546,10 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct node *dir, *nd;
-	struct dent *d;
+	struct dent *d = dent_find(req, parent, name, &dir);
 
-	pthread_mutex_lock(&N.mu);
-	dir = node_get(parent);
-	d = dir ? dent_get(parent, name) : NULL;
-	if (!d) {
-		reply_err_unlock(req, ENOENT);
+	if (!d)
 		return;
-	}
 	nd = d->child;
 	if (S_ISDIR(nd->st.st_mode)) {
 		reply_err_unlock(req, EISDIR);
@@ -534,15 +565,10 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct node *dir, *nd;
-	struct dent *d;
+	struct dent *d = dent_find(req, parent, name, &dir);
 
-	pthread_mutex_lock(&N.mu);
-	dir = node_get(parent);
-	d = dir ? dent_get(parent, name) : NULL;
-	if (!d) {
-		reply_err_unlock(req, ENOENT);
+	if (!d)
 		return;
-	}
 	nd = d->child;
 	if (!S_ISDIR(nd->st.st_mode)) {
 		reply_err_unlock(req, ENOTDIR);
@@ -563,12 +589,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct node *nd;
 
-	pthread_mutex_lock(&N.mu);
-	nd = node_get(ino);
-	if (!nd) {
-		reply_err_unlock(req, ENOENT);
+	nd = node_find(req, ino);
+	if (!nd)
 		return;
-	}
 	if (S_ISDIR(nd->st.st_mode)) {
 		reply_err_unlock(req, EISDIR);
 		return;
@@ -585,28 +608,12 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      mode_t mode, struct fuse_file_info *fi)
 {
-	const struct fuse_ctx *c = fuse_req_ctx(req);
 	struct fuse_entry_param e = {0};
-	struct node *dir, *nd;
-	int err;
+	struct node *dir,
+		*nd = entry_new(req, parent, name, S_IFREG, mode, &dir);
 
-	pthread_mutex_lock(&N.mu);
-	err = dir_for_new(parent, name, &dir);
-	if (err) {
-		reply_err_unlock(req, err);
+	if (!nd)
 		return;
-	}
-	nd = node_new(S_IFREG | (mode & 07777), c->uid, c->gid, parent);
-	if (!nd) {
-		reply_err_unlock(req, ENOMEM);
-		return;
-	}
-	if (dent_add(dir, name, nd) < 0) {
-		nd->st.st_nlink = 0;
-		node_maybe_free(nd);
-		reply_err_unlock(req, ENOMEM);
-		return;
-	}
 	nd->nlookup++;
 	e.ino = nd->st.st_ino;
 	e.attr = nd->st;
@@ -662,12 +669,9 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	int r;
 
 	(void)fi;
-	pthread_mutex_lock(&N.mu);
-	nd = node_get(ino);
-	if (!nd) {
-		reply_err_unlock(req, ENOENT);
+	nd = node_find(req, ino);
+	if (!nd)
 		return;
-	}
 	if (off < 0) {
 		reply_err_unlock(req, EINVAL);
 		return;
