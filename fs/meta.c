@@ -313,17 +313,24 @@ int hoard_fs_lookup(struct hoard_fs *fs, uint64_t parent, const char *name,
 	r = dirent_get(fs, parent, name, &ino);
 	if (r < 0)
 		return r;
-	r = inode_load_current(fs, ino, &in);
-	if (r < 0)
-		return r == -ENOENT ? -EIO : r;
+	/* The lookup is counted first: inode_load_current relies on one
+	 * (without it a FORGET racing this lookup could free the istate it
+	 * looks at), and it is given back if the inode cannot be read. */
 	pthread_mutex_lock(&fs->lock);
 	is = istate_get(fs, ino);
 	if (is)
 		is->nlookup++;
 	pthread_mutex_unlock(&fs->lock);
+	if (!is)
+		return -ENOMEM;
+	r = inode_load_current(fs, ino, &in);
+	if (r < 0) {
+		hoard_fs_forget(fs, ino, 1);
+		return r == -ENOENT ? -EIO : r;
+	}
 	inode_to_stat(&in, ino, ret_st);
 	inode_clear(&in);
-	return is ? 0 : -ENOMEM;
+	return 0;
 }
 
 void hoard_fs_ref(struct hoard_fs *fs, uint64_t ino)
