@@ -799,8 +799,8 @@ class Bench:
         self.pip_install(mnt, best)
         # create + write + close of small files (not synced, either side)
         for i in range(runs):
-            for side, base in (("local", self.local), ("hoard", mnt),
-                               ("null", nmnt)):
+            sides = [("local", self.local), ("hoard", mnt), ("null", nmnt)]
+            for side, base in sides[i % 3:] + sides[:i % 3]:  # rotated
                 dd = base / f"create{i}"
                 dd.mkdir()
                 best("create", side, self.hb("mkfiles", dd, str(sz["create_files"]),
@@ -846,8 +846,13 @@ class Bench:
             install(caches["local"], target)
             run(["cp", "-a", caches["local"], caches["hoard"]])
             fetched = {}
-            for _ in range(self.sz["runs"]):
-                for side in ("local", "hoard"):
+            # pip's time on this machine drifts and jumps from run to run
+            # (2.3-6.6 s for the same local install): more runs, and each
+            # round starts with the other side, so neither gets the quiet
+            # first slot every time
+            for i in range(max(self.sz["runs"], 5)):
+                for side in (("local", "hoard") if i % 2 == 0
+                             else ("hoard", "local")):
                     t, seen = install(caches[side], target)
                     best("pip_install", side, t)
                     fetched.setdefault(side, []).append(
