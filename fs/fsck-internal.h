@@ -93,7 +93,7 @@ struct fsck {
 	struct ient *in;
 	size_t n_in, cap_in;
 	struct volent *vols;
-	size_t n_vols;
+	size_t n_vols, cap_vols;
 	struct ctab chunks;
 	uint8_t *buf; /* HOARD_CHUNK_MAX bytes for decoding */
 	/* repair */
@@ -125,13 +125,12 @@ static inline bool kept(const struct ient *e)
 	return e && !(e->flags & I_DEL);
 }
 
-static inline int iter_end(struct hoard_iter *it)
-{
-	int r = hoard_iter_status(it);
-
-	hoard_iter_free(it);
-	return r;
-}
+/* What a pass's hoard_store_scan callback needs: fsck.c scans each table
+ * twice, to check and (with repair) to fix. */
+struct fsck_pass {
+	struct fsck *c;
+	bool repair;
+};
 
 static inline bool inode_rec_ok(const uint8_t *k, size_t kl, const uint8_t *v,
 				size_t vl)

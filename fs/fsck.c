@@ -89,169 +89,197 @@ static void problem(struct fsck *c, enum hoard_fsck_problem p)
 
 /* ---- pass: volumes, inodes, orphans ---- */
 
+static int volume_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
+		      size_t vl)
+{
+	struct fsck *c = ud;
+	struct volent *ve;
+
+	if (kl == 0 || kl > 64 || vl != 8) {
+		problem(c, HOARD_FSCK_BAD_RECORDS);
+		return 0;
+	}
+	if (c->n_vols == c->cap_vols) {
+		size_t cap = c->cap_vols ? c->cap_vols * 2 : 8;
+		void *p = reallocarray(c->vols, cap, sizeof(*c->vols));
+
+		if (!p)
+			return -ENOMEM;
+		c->vols = p;
+		c->cap_vols = cap;
+	}
+	ve = &c->vols[c->n_vols++];
+	memset(ve, 0, sizeof(*ve));
+	memcpy(ve->name, k, kl);
+	ve->root = hoard_get_be64(v);
+	c->rep->volumes++;
+	return 0;
+}
+
 static int scan_volumes(struct fsck *c)
 {
-	struct hoard_iter *it = hoard_iter_new(c->st, HOARD_CF_VOLUMES, "", 0);
-	size_t cap = 0;
+	return hoard_store_scan(c->st, HOARD_CF_VOLUMES, "", 0, volume_one, c);
+}
 
-	if (!it)
-		return -ENOMEM;
-	for (; hoard_iter_valid(it); hoard_iter_next(it)) {
-		size_t kl, vl;
-		const uint8_t *k = hoard_iter_key(it, &kl);
-		const uint8_t *v = hoard_iter_value(it, &vl);
-		struct volent *ve;
+static int inode_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
+		     size_t vl)
+{
+	struct fsck *c = ud;
+	struct ient *e;
 
-		if (kl == 0 || kl > 64 || vl != 8) {
-			problem(c, HOARD_FSCK_BAD_RECORDS);
-			continue;
-		}
-		if (c->n_vols == cap) {
-			void *p = reallocarray(c->vols, cap ? cap * 2 : 8,
-					       sizeof(*c->vols));
-
-			if (!p) {
-				hoard_iter_free(it);
-				return -ENOMEM;
-			}
-			c->vols = p;
-			cap = cap ? cap * 2 : 8;
-		}
-		ve = &c->vols[c->n_vols++];
-		memset(ve, 0, sizeof(*ve));
-		memcpy(ve->name, k, kl);
-		ve->root = hoard_get_be64(v);
-		c->rep->volumes++;
+	c->rep->inodes++;
+	if (!inode_rec_ok(k, kl, v, vl)) {
+		problem(c, HOARD_FSCK_BAD_RECORDS);
+		return 0;
 	}
-	return iter_end(it);
+	if (c->n_in == c->cap_in) {
+		size_t cap = c->cap_in ? c->cap_in * 2 : 1024;
+		void *p = reallocarray(c->in, cap, sizeof(*c->in));
+
+		if (!p)
+			return -ENOMEM;
+		c->in = p;
+		c->cap_in = cap;
+	}
+	e = &c->in[c->n_in++];
+	memset(e, 0, sizeof(*e));
+	e->ino = hoard_get_be64(k);
+	e->mode = hoard_get_be32(v + 4);
+	e->nlink = hoard_get_be32(v + 16);
+	return 0;
 }
 
 static int scan_inodes(struct fsck *c)
 {
-	struct hoard_iter *it = hoard_iter_new(c->st, HOARD_CF_INODES, "", 0);
+	return hoard_store_scan(c->st, HOARD_CF_INODES, "", 0, inode_one, c);
+}
 
-	if (!it)
-		return -ENOMEM;
-	for (; hoard_iter_valid(it); hoard_iter_next(it)) {
-		size_t kl, vl;
-		const uint8_t *k = hoard_iter_key(it, &kl);
-		const uint8_t *v = hoard_iter_value(it, &vl);
-		struct ient *e;
+static int orphan_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
+		      size_t vl)
+{
+	struct fsck *c = ud;
+	struct ient *e = kl == 8 ? ifind(c, hoard_get_be64(k)) : NULL;
 
-		c->rep->inodes++;
-		if (!inode_rec_ok(k, kl, v, vl)) {
-			problem(c, HOARD_FSCK_BAD_RECORDS);
-			continue;
-		}
-		if (c->n_in == c->cap_in) {
-			size_t cap = c->cap_in ? c->cap_in * 2 : 1024;
-			void *p = reallocarray(c->in, cap, sizeof(*c->in));
-
-			if (!p) {
-				hoard_iter_free(it);
-				return -ENOMEM;
-			}
-			c->in = p;
-			c->cap_in = cap;
-		}
-		e = &c->in[c->n_in++];
-		memset(e, 0, sizeof(*e));
-		e->ino = hoard_get_be64(k);
-		e->mode = hoard_get_be32(v + 4);
-		e->nlink = hoard_get_be32(v + 16);
-	}
-	return iter_end(it);
+	if (kl != 8)
+		problem(c, HOARD_FSCK_BAD_RECORDS);
+	else if (!e)
+		problem(c, HOARD_FSCK_STALE_ORPHANS);
+	else
+		e->flags |= I_ORPHAN;
+	return 0;
 }
 
 static int scan_orphans(struct fsck *c)
 {
-	struct hoard_iter *it = hoard_iter_new(c->st, HOARD_CF_ORPHANS, "", 0);
-
-	if (!it)
-		return -ENOMEM;
-	for (; hoard_iter_valid(it); hoard_iter_next(it)) {
-		size_t kl;
-		const uint8_t *k = hoard_iter_key(it, &kl);
-		struct ient *e = kl == 8 ? ifind(c, hoard_get_be64(k)) : NULL;
-
-		if (kl != 8)
-			problem(c, HOARD_FSCK_BAD_RECORDS);
-		else if (!e)
-			problem(c, HOARD_FSCK_STALE_ORPHANS);
-		else
-			e->flags |= I_ORPHAN;
-	}
-	return iter_end(it);
+	return hoard_store_scan(c->st, HOARD_CF_ORPHANS, "", 0, orphan_one, c);
 }
 
 /* ---- pass: directory entries ---- */
 
-int fsck_scan_dirents(struct fsck *c, bool repair)
+static int dirent_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
+		      size_t vl)
 {
-	struct hoard_iter *it = hoard_iter_new(c->st, HOARD_CF_DIRENTS, "", 0);
+	const struct fsck_pass *ps = ud;
+	struct fsck *c = ps->c;
+	bool repair = ps->repair;
+	struct ient *p, *ch;
+	uint8_t type;
 
-	if (!it)
-		return -ENOMEM;
-	for (; hoard_iter_valid(it); hoard_iter_next(it)) {
-		size_t kl, vl;
-		const uint8_t *k = hoard_iter_key(it, &kl);
-		const uint8_t *v = hoard_iter_value(it, &vl);
-		struct ient *p, *ch;
-		uint8_t type;
-
-		if (!repair)
-			c->rep->dirents++;
-		if (!dirent_ok(k, kl, v, vl)) {
-			if (repair)
-				fsck_wr_del(c, HOARD_CF_DIRENTS, k, kl);
-			else
-				problem(c, HOARD_FSCK_BAD_RECORDS);
-			continue;
-		}
-		p = ifind(c, hoard_get_be64(k));
-		ch = ifind(c, hoard_get_be64(v));
-		if (!kept(p) || !S_ISDIR(p->mode) || !kept(ch)) {
-			if (repair)
-				fsck_wr_del(c, HOARD_CF_DIRENTS, k, kl);
-			else
-				problem(c, HOARD_FSCK_DANGLING_DIRENTS);
-			continue;
-		}
-		type = (uint8_t)((ch->mode & S_IFMT) >> 12);
-		if (v[8] != type) {
-			if (repair) {
-				uint8_t nv[9];
-
-				memcpy(nv, v, 8);
-				nv[8] = type;
-				fsck_wr_put(c, HOARD_CF_DIRENTS, k, kl, nv, 9);
-			} else {
-				problem(c, HOARD_FSCK_BAD_RECORDS);
-			}
-		}
+	if (!repair)
+		c->rep->dirents++;
+	if (!dirent_ok(k, kl, v, vl)) {
+		if (repair)
+			fsck_wr_del(c, HOARD_CF_DIRENTS, k, kl);
+		else
+			problem(c, HOARD_FSCK_BAD_RECORDS);
+		return 0;
+	}
+	p = ifind(c, hoard_get_be64(k));
+	ch = ifind(c, hoard_get_be64(v));
+	if (!kept(p) || !S_ISDIR(p->mode) || !kept(ch)) {
+		if (repair)
+			fsck_wr_del(c, HOARD_CF_DIRENTS, k, kl);
+		else
+			problem(c, HOARD_FSCK_DANGLING_DIRENTS);
+		return 0;
+	}
+	type = (uint8_t)((ch->mode & S_IFMT) >> 12);
+	if (v[8] != type) {
 		if (repair) {
-			ch->links2++;
-			if (S_ISDIR(ch->mode))
-				p->subdirs2++;
-			continue;
-		}
-		ch->links++;
-		if (S_ISDIR(ch->mode))
-			p->subdirs++;
-		if (!(ch->flags & I_NAMED)) {
-			ch->flags |= I_NAMED;
-			ch->parent = p->ino;
+			uint8_t nv[9];
+
+			memcpy(nv, v, 8);
+			nv[8] = type;
+			fsck_wr_put(c, HOARD_CF_DIRENTS, k, kl, nv, 9);
+		} else {
+			problem(c, HOARD_FSCK_BAD_RECORDS);
 		}
 	}
-	return iter_end(it);
+	if (repair) {
+		ch->links2++;
+		if (S_ISDIR(ch->mode))
+			p->subdirs2++;
+		return 0;
+	}
+	ch->links++;
+	if (S_ISDIR(ch->mode))
+		p->subdirs++;
+	if (!(ch->flags & I_NAMED)) {
+		ch->flags |= I_NAMED;
+		ch->parent = p->ino;
+	}
+	return 0;
+}
+
+int fsck_scan_dirents(struct fsck *c, bool repair)
+{
+	struct fsck_pass ps = {.c = c, .repair = repair};
+
+	return hoard_store_scan(c->st, HOARD_CF_DIRENTS, "", 0, dirent_one,
+				&ps);
 }
 
 /* Mark what the volume roots reach (breadth first, one prefix scan of the
  * dirents per directory). */
+struct reach {
+	struct fsck *c;
+	uint64_t *q; /* directories to scan: [done, n) */
+	size_t done, n, cap;
+};
+
+static int reach_push(struct reach *rq, uint64_t ino)
+{
+	if (rq->n == rq->cap) {
+		size_t cap = rq->cap ? rq->cap * 2 : 64;
+		void *p = reallocarray(rq->q, cap, sizeof(*rq->q));
+
+		if (!p)
+			return -ENOMEM;
+		rq->q = p;
+		rq->cap = cap;
+	}
+	rq->q[rq->n++] = ino;
+	return 0;
+}
+
+static int reach_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
+		     size_t vl)
+{
+	struct reach *rq = ud;
+	struct ient *ch;
+
+	if (!dirent_ok(k, kl, v, vl))
+		return 0;
+	ch = ifind(rq->c, hoard_get_be64(v));
+	if (!ch || (ch->flags & I_REACH))
+		return 0;
+	ch->flags |= I_REACH;
+	return S_ISDIR(ch->mode) ? reach_push(rq, ch->ino) : 0;
+}
+
 static int mark_reachable(struct fsck *c)
 {
-	uint64_t *q = NULL;
-	size_t qn = 0, qcap = 0, qi = 0;
+	struct reach rq = {.c = c};
 	int r = 0;
 
 	for (size_t i = 0; i < c->n_vols; i++) {
@@ -264,65 +292,20 @@ static int mark_reachable(struct fsck *c)
 		c->vols[i].ok = true;
 		e->flags |= I_ROOT;
 	}
-	for (size_t i = 0; i < c->n_in; i++) {
+	for (size_t i = 0; r == 0 && i < c->n_in; i++) {
 		if (!(c->in[i].flags & I_ROOT))
 			continue;
 		c->in[i].flags |= I_REACH;
-		if (qn == qcap) {
-			void *p = reallocarray(q, qcap ? qcap * 2 : 64,
-					       sizeof(*q));
-
-			if (!p) {
-				free(q);
-				return -ENOMEM;
-			}
-			q = p;
-			qcap = qcap ? qcap * 2 : 64;
-		}
-		q[qn++] = c->in[i].ino;
+		r = reach_push(&rq, c->in[i].ino);
 	}
-	for (; r == 0 && qi < qn; qi++) {
+	for (; r == 0 && rq.done < rq.n; rq.done++) {
 		uint8_t k[8];
-		struct hoard_iter *it;
 
-		hoard_put_be64(k, q[qi]);
-		it = hoard_iter_new(c->st, HOARD_CF_DIRENTS, k, 8);
-		if (!it) {
-			r = -ENOMEM;
-			break;
-		}
-		for (; hoard_iter_valid(it); hoard_iter_next(it)) {
-			size_t kl, vl;
-			const uint8_t *dk = hoard_iter_key(it, &kl);
-			const uint8_t *v = hoard_iter_value(it, &vl);
-			struct ient *ch;
-
-			if (!dirent_ok(dk, kl, v, vl))
-				continue;
-			ch = ifind(c, hoard_get_be64(v));
-			if (!ch || (ch->flags & I_REACH))
-				continue;
-			ch->flags |= I_REACH;
-			if (!S_ISDIR(ch->mode))
-				continue;
-			if (qn == qcap) {
-				void *p = reallocarray(q, qcap * 2, sizeof(*q));
-
-				if (!p) {
-					r = -ENOMEM;
-					break;
-				}
-				q = p;
-				qcap *= 2;
-			}
-			q[qn++] = ch->ino;
-		}
-		if (r == 0)
-			r = iter_end(it);
-		else
-			hoard_iter_free(it);
+		hoard_put_be64(k, rq.q[rq.done]);
+		r = hoard_store_scan(c->st, HOARD_CF_DIRENTS, k, 8, reach_one,
+				     &rq);
 	}
-	free(q);
+	free(rq.q);
 	return r;
 }
 
@@ -472,56 +455,59 @@ static bool extent_ok(size_t kl, size_t vl)
 	return kl == EXTENT_KEY_SIZE && vl == EXTENT_VAL_SIZE;
 }
 
+static int extent_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
+		      size_t vl)
+{
+	const struct fsck_pass *ps = ud;
+	struct fsck *c = ps->c;
+	bool repair = ps->repair;
+	struct hoard_id id;
+	struct ient *own;
+	struct cent *e;
+
+	if (!repair)
+		c->rep->extents++;
+	if (!extent_ok(kl, vl)) {
+		if (repair)
+			fsck_wr_del(c, HOARD_CF_EXTENTS, k, kl);
+		else
+			problem(c, HOARD_FSCK_BAD_RECORDS);
+		return 0;
+	}
+	own = ifind(c, hoard_get_be64(k));
+	memcpy(id.b, v, HOARD_ID_SIZE);
+	e = ctab_get(&c->chunks, &id);
+	if (repair) {
+		if (!kept(own) || !S_ISREG(own->mode))
+			fsck_wr_del(c, HOARD_CF_EXTENTS, k, kl);
+		else if (e) /* kept files have only good chunks */
+			e->kept++;
+		return 0;
+	}
+	if (e)
+		e->refs++;
+	if (!own || !S_ISREG(own->mode)) {
+		problem(c, HOARD_FSCK_BAD_EXTENTS);
+		return 0;
+	}
+	if (!e || !(e->flags & C_REC)) {
+		problem(c, HOARD_FSCK_MISSING_CHUNKS);
+		own->flags |= I_LOST;
+	} else if (e->raw != hoard_get_be32(v + HOARD_ID_SIZE)) {
+		problem(c, HOARD_FSCK_BAD_EXTENTS);
+		own->flags |= I_LOST;
+	} else if (e->flags & C_BAD) {
+		own->flags |= I_LOST;
+	}
+	return 0;
+}
+
 int fsck_scan_extents(struct fsck *c, bool repair)
 {
-	struct hoard_iter *it = hoard_iter_new(c->st, HOARD_CF_EXTENTS, "", 0);
+	struct fsck_pass ps = {.c = c, .repair = repair};
 
-	if (!it)
-		return -ENOMEM;
-	for (; hoard_iter_valid(it); hoard_iter_next(it)) {
-		size_t kl, vl;
-		const uint8_t *k = hoard_iter_key(it, &kl);
-		const uint8_t *v = hoard_iter_value(it, &vl);
-		struct hoard_id id;
-		struct ient *own;
-		struct cent *e;
-
-		if (!repair)
-			c->rep->extents++;
-		if (!extent_ok(kl, vl)) {
-			if (repair)
-				fsck_wr_del(c, HOARD_CF_EXTENTS, k, kl);
-			else
-				problem(c, HOARD_FSCK_BAD_RECORDS);
-			continue;
-		}
-		own = ifind(c, hoard_get_be64(k));
-		memcpy(id.b, v, HOARD_ID_SIZE);
-		e = ctab_get(&c->chunks, &id);
-		if (repair) {
-			if (!kept(own) || !S_ISREG(own->mode))
-				fsck_wr_del(c, HOARD_CF_EXTENTS, k, kl);
-			else if (e) /* kept files have only good chunks */
-				e->kept++;
-			continue;
-		}
-		if (e)
-			e->refs++;
-		if (!own || !S_ISREG(own->mode)) {
-			problem(c, HOARD_FSCK_BAD_EXTENTS);
-			continue;
-		}
-		if (!e || !(e->flags & C_REC)) {
-			problem(c, HOARD_FSCK_MISSING_CHUNKS);
-			own->flags |= I_LOST;
-		} else if (e->raw != hoard_get_be32(v + HOARD_ID_SIZE)) {
-			problem(c, HOARD_FSCK_BAD_EXTENTS);
-			own->flags |= I_LOST;
-		} else if (e->flags & C_BAD) {
-			own->flags |= I_LOST;
-		}
-	}
-	return iter_end(it);
+	return hoard_store_scan(c->st, HOARD_CF_EXTENTS, "", 0, extent_one,
+				&ps);
 }
 
 static void check_refcounts(struct fsck *c)
@@ -536,55 +522,61 @@ static void check_refcounts(struct fsck *c)
 
 /* ---- pass: xattrs ---- */
 
+static int xattr_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
+		     size_t vl)
+{
+	const struct fsck_pass *ps = ud;
+	struct fsck *c = ps->c;
+	struct ient *own = kl > 8 ? ifind(c, hoard_get_be64(k)) : NULL;
+
+	/* "hoard.*" rows are the daemon's (evict.h), not xattrs; checked
+	 * for an owner all the same */
+	if (!ps->repair && !(kl >= 8 + 6 && !memcmp(k + 8, "hoard.", 6)))
+		c->rep->xattrs++;
+	if (kept(own))
+		return 0;
+	if (ps->repair)
+		fsck_wr_del(c, HOARD_CF_XATTRS, k, kl);
+	else
+		problem(c, kl > 8 ? HOARD_FSCK_ORPHAN_XATTRS
+				  : HOARD_FSCK_BAD_RECORDS);
+	return 0;
+}
+
 int fsck_scan_xattrs(struct fsck *c, bool repair)
 {
-	struct hoard_iter *it = hoard_iter_new(c->st, HOARD_CF_XATTRS, "", 0);
+	struct fsck_pass ps = {.c = c, .repair = repair};
 
-	if (!it)
-		return -ENOMEM;
-	for (; hoard_iter_valid(it); hoard_iter_next(it)) {
-		size_t kl;
-		const uint8_t *k = hoard_iter_key(it, &kl);
-		struct ient *own = kl > 8 ? ifind(c, hoard_get_be64(k)) : NULL;
-
-		/* "hoard.*" rows are the daemon's (evict.h), not xattrs;
-		 * checked for an owner all the same */
-		if (!repair && !(kl >= 8 + 6 && !memcmp(k + 8, "hoard.", 6)))
-			c->rep->xattrs++;
-		if (kept(own))
-			continue;
-		if (repair)
-			fsck_wr_del(c, HOARD_CF_XATTRS, k, kl);
-		else
-			problem(c, kl > 8 ? HOARD_FSCK_ORPHAN_XATTRS
-					  : HOARD_FSCK_BAD_RECORDS);
-	}
-	return iter_end(it);
+	return hoard_store_scan(c->st, HOARD_CF_XATTRS, "", 0, xattr_one, &ps);
 }
 
 /* ---- lost files: their paths ---- */
 
+struct name_of {
+	uint64_t ino;
+	char *name;
+};
+
+static int name_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
+		    size_t vl)
+{
+	struct name_of *n = ud;
+
+	if (!dirent_ok(k, kl, v, vl) || hoard_get_be64(v) != n->ino)
+		return 0;
+	n->name = strndup((const char *)k + 8, kl - 8);
+	return 1; /* found: stop */
+}
+
 /* The name under which parent lists ino, malloc()ed; NULL if none. */
 static char *name_in(struct fsck *c, uint64_t parent, uint64_t ino)
 {
-	struct hoard_iter *it;
+	struct name_of n = {.ino = ino};
 	uint8_t k[8];
-	char *name = NULL;
 
 	hoard_put_be64(k, parent);
-	it = hoard_iter_new(c->st, HOARD_CF_DIRENTS, k, 8);
-	for (; it && hoard_iter_valid(it); hoard_iter_next(it)) {
-		size_t kl, vl;
-		const uint8_t *dk = hoard_iter_key(it, &kl);
-		const uint8_t *v = hoard_iter_value(it, &vl);
-
-		if (dirent_ok(dk, kl, v, vl) && hoard_get_be64(v) == ino) {
-			name = strndup((const char *)dk + 8, kl - 8);
-			break;
-		}
-	}
-	hoard_iter_free(it);
-	return name;
+	hoard_store_scan(c->st, HOARD_CF_DIRENTS, k, 8, name_one, &n);
+	return n.name;
 }
 
 static const char *volume_name(struct fsck *c, uint64_t root)
@@ -651,49 +643,54 @@ static int add_lost(struct fsck *c, char *path, size_t *cap)
 
 /* Every name of every lost file ("VOLUME:/PATH"), then "inode N" for lost
  * files that have none. */
+struct lost {
+	struct fsck *c;
+	size_t cap; /* of c->rep->lost */
+};
+
+static int lost_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
+		    size_t vl)
+{
+	struct lost *l = ud;
+	struct ient *ch;
+	char *dir, *p;
+	int r;
+
+	if (!dirent_ok(k, kl, v, vl))
+		return 0;
+	ch = ifind(l->c, hoard_get_be64(v));
+	if (!ch || !(ch->flags & I_LOST))
+		return 0;
+	dir = dir_path(l->c, hoard_get_be64(k));
+	if (!dir)
+		r = -ENOMEM;
+	else if (asprintf(&p, "%s/%.*s", dir, (int)(kl - 8),
+			  (const char *)k + 8) < 0)
+		r = -ENOMEM;
+	else
+		r = add_lost(l->c, p, &l->cap);
+	free(dir);
+	return r;
+}
+
 static int list_lost(struct fsck *c)
 {
-	struct hoard_iter *it;
-	size_t cap = 0;
-	char *dir, *p;
-	int r = 0;
+	struct lost l = {.c = c};
+	char *p;
+	int r;
 
 	for (size_t i = 0; i < c->n_in; i++)
 		if (c->in[i].flags & I_LOST)
 			break;
 		else if (i + 1 == c->n_in)
 			return 0;
-	it = hoard_iter_new(c->st, HOARD_CF_DIRENTS, "", 0);
-	if (!it)
-		return -ENOMEM;
-	for (; r == 0 && hoard_iter_valid(it); hoard_iter_next(it)) {
-		size_t kl, vl;
-		const uint8_t *k = hoard_iter_key(it, &kl);
-		const uint8_t *v = hoard_iter_value(it, &vl);
-		struct ient *ch;
-
-		if (!dirent_ok(k, kl, v, vl))
-			continue;
-		ch = ifind(c, hoard_get_be64(v));
-		if (!ch || !(ch->flags & I_LOST))
-			continue;
-		dir = dir_path(c, hoard_get_be64(k));
-		if (!dir)
-			r = -ENOMEM;
-		else if (asprintf(&p, "%s/%.*s", dir, (int)(kl - 8),
-				  (const char *)k + 8) < 0)
-			r = -ENOMEM;
-		else
-			r = add_lost(c, p, &cap);
-		free(dir);
-	}
-	hoard_iter_free(it);
+	r = hoard_store_scan(c->st, HOARD_CF_DIRENTS, "", 0, lost_one, &l);
 	for (size_t i = 0; r == 0 && i < c->n_in; i++) {
 		if ((c->in[i].flags & I_LOST) && !c->in[i].links) {
 			if (asprintf(&p, "inode %llu (no name)",
 				     (unsigned long long)c->in[i].ino) < 0)
 				return -ENOMEM;
-			r = add_lost(c, p, &cap);
+			r = add_lost(c, p, &l.cap);
 		}
 	}
 	return r;

@@ -57,123 +57,93 @@ void fsck_wr_put(struct fsck *c, enum hoard_cf cf, const void *k, size_t kl,
 	wr_op(c, cf, k, kl, v, vl, false);
 }
 
-static int repair_inodes(struct fsck *c)
+static int inode_fix(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
+		     size_t vl)
 {
-	struct hoard_iter *it = hoard_iter_new(c->st, HOARD_CF_INODES, "", 0);
+	struct fsck *c = ud;
+	struct ient *e = kl == 8 ? ifind(c, hoard_get_be64(k)) : NULL;
+	uint32_t want;
+	uint8_t *nv;
 
-	if (!it)
-		return -ENOMEM;
-	for (; hoard_iter_valid(it); hoard_iter_next(it)) {
-		size_t kl, vl;
-		const uint8_t *k = hoard_iter_key(it, &kl);
-		const uint8_t *v = hoard_iter_value(it, &vl);
-		struct ient *e = kl == 8 ? ifind(c, hoard_get_be64(k)) : NULL;
-		uint32_t want;
-		uint8_t *nv;
-
-		if (!inode_rec_ok(k, kl, v, vl) || !kept(e)) {
-			fsck_wr_del(c, HOARD_CF_INODES, k, kl);
-			continue;
-		}
-		want = want_nlink(e, e->links2, e->subdirs2);
-		if (e->nlink == want)
-			continue;
-		nv = malloc(vl);
-		if (!nv) {
-			hoard_iter_free(it);
-			return -ENOMEM;
-		}
-		memcpy(nv, v, vl);
-		hoard_put_be32(nv + 16, want);
-		fsck_wr_put(c, HOARD_CF_INODES, k, kl, nv, vl);
-		free(nv);
+	if (!inode_rec_ok(k, kl, v, vl) || !kept(e)) {
+		fsck_wr_del(c, HOARD_CF_INODES, k, kl);
+		return 0;
 	}
-	return iter_end(it);
+	want = want_nlink(e, e->links2, e->subdirs2);
+	if (e->nlink == want)
+		return 0;
+	nv = malloc(vl);
+	if (!nv)
+		return -ENOMEM;
+	memcpy(nv, v, vl);
+	hoard_put_be32(nv + 16, want);
+	fsck_wr_put(c, HOARD_CF_INODES, k, kl, nv, vl);
+	free(nv);
+	return 0;
 }
 
-static int repair_small(struct fsck *c, enum hoard_cf cf)
+static int orphan_fix(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
+		      size_t vl)
 {
-	struct hoard_iter *it = hoard_iter_new(c->st, cf, "", 0);
+	struct fsck *c = ud;
+	struct ient *e = kl == 8 ? ifind(c, hoard_get_be64(k)) : NULL;
 
-	if (!it)
-		return -ENOMEM;
-	for (; hoard_iter_valid(it); hoard_iter_next(it)) {
-		size_t kl, vl;
-		const uint8_t *k = hoard_iter_key(it, &kl);
-		const uint8_t *v = hoard_iter_value(it, &vl);
-		struct ient *e;
-		bool ok;
-
-		if (cf == HOARD_CF_ORPHANS) {
-			e = kl == 8 ? ifind(c, hoard_get_be64(k)) : NULL;
-			ok = kept(e) && e->links2 == 0;
-		} else { /* volumes */
-			e = vl == 8 ? ifind(c, hoard_get_be64(v)) : NULL;
-			ok = kl > 0 && kl <= 64 && kept(e) &&
-			     S_ISDIR(e->mode) && (e->flags & I_ROOT);
-		}
-		if (!ok)
-			fsck_wr_del(c, cf, k, kl);
-	}
-	return iter_end(it);
+	if (!kept(e) || e->links2 != 0)
+		fsck_wr_del(c, HOARD_CF_ORPHANS, k, kl);
+	return 0;
 }
 
-static int repair_chunks(struct fsck *c)
+static int volume_fix(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
+		      size_t vl)
 {
-	struct hoard_iter *it = hoard_iter_new(c->st, HOARD_CF_CHUNKS, "", 0);
+	struct fsck *c = ud;
+	struct ient *e = vl == 8 ? ifind(c, hoard_get_be64(v)) : NULL;
 
-	if (!it)
-		return -ENOMEM;
-	for (; hoard_iter_valid(it); hoard_iter_next(it)) {
-		size_t kl, vl;
-		const uint8_t *k = hoard_iter_key(it, &kl);
-		const uint8_t *v = hoard_iter_value(it, &vl);
-		struct hoard_id id;
-		struct cent *e = NULL;
-		uint8_t nv[CHUNK_REC_V2_SIZE];
+	if (!(kl > 0 && kl <= 64 && kept(e) && S_ISDIR(e->mode) &&
+	      (e->flags & I_ROOT)))
+		fsck_wr_del(c, HOARD_CF_VOLUMES, k, kl);
+	return 0;
+}
 
-		if (kl == HOARD_ID_SIZE) {
-			memcpy(id.b, k, HOARD_ID_SIZE);
-			e = ctab_get(&c->chunks, &id);
-		}
-		if (!e || !(e->flags & C_REC) || (e->flags & C_BAD) ||
-		    e->kept == 0) {
-			fsck_wr_del(c, HOARD_CF_CHUNKS, k, kl);
-			fsck_wr_del(c, HOARD_CF_CHUNKDATA, k, kl);
-			continue;
-		}
-		if (e->rec_refcount == e->kept)
-			continue;
-		if (vl > sizeof(nv))
-			continue;
-		memcpy(nv, v, vl);
-		hoard_put_be64(nv + 16, e->kept);
-		fsck_wr_put(c, HOARD_CF_CHUNKS, k, kl, nv, vl);
+static int chunk_fix(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
+		     size_t vl)
+{
+	struct fsck *c = ud;
+	struct hoard_id id;
+	struct cent *e = NULL;
+	uint8_t nv[CHUNK_REC_V2_SIZE];
+
+	if (kl == HOARD_ID_SIZE) {
+		memcpy(id.b, k, HOARD_ID_SIZE);
+		e = ctab_get(&c->chunks, &id);
 	}
-	return iter_end(it);
+	if (!e || !(e->flags & C_REC) || (e->flags & C_BAD) || e->kept == 0) {
+		fsck_wr_del(c, HOARD_CF_CHUNKS, k, kl);
+		fsck_wr_del(c, HOARD_CF_CHUNKDATA, k, kl);
+		return 0;
+	}
+	if (e->rec_refcount == e->kept || vl > sizeof(nv))
+		return 0;
+	memcpy(nv, v, vl);
+	hoard_put_be64(nv + 16, e->kept);
+	fsck_wr_put(c, HOARD_CF_CHUNKS, k, kl, nv, vl);
+	return 0;
 }
 
 /* Frames whose record is gone (or is being deleted above). */
-static int repair_frames(struct fsck *c)
+static int frame_fix(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
+		     size_t vl)
 {
-	struct hoard_iter *it = hoard_iter_new(c->st, HOARD_CF_CHUNKDATA, "",
-					       0);
+	struct fsck *c = ud;
+	struct hoard_id id;
 
-	if (!it)
-		return -ENOMEM;
-	for (; hoard_iter_valid(it); hoard_iter_next(it)) {
-		size_t kl;
-		const uint8_t *k = hoard_iter_key(it, &kl);
-		struct hoard_id id;
-
-		if (kl == HOARD_ID_SIZE) {
-			memcpy(id.b, k, HOARD_ID_SIZE);
-			if (ctab_get(&c->chunks, &id))
-				continue; /* repair_chunks decided */
-		}
-		fsck_wr_del(c, HOARD_CF_CHUNKDATA, k, kl);
+	if (kl == HOARD_ID_SIZE) {
+		memcpy(id.b, k, HOARD_ID_SIZE);
+		if (ctab_get(&c->chunks, &id))
+			return 0; /* chunk_fix decided */
 	}
-	return iter_end(it);
+	fsck_wr_del(c, HOARD_CF_CHUNKDATA, k, kl);
+	return 0;
 }
 
 int fsck_repair(struct fsck *c)
@@ -194,15 +164,20 @@ int fsck_repair(struct fsck *c)
 	if (r == 0)
 		r = fsck_scan_xattrs(c, true);
 	if (r == 0)
-		r = repair_inodes(c);
+		r = hoard_store_scan(c->st, HOARD_CF_INODES, "", 0, inode_fix,
+				     c);
 	if (r == 0)
-		r = repair_small(c, HOARD_CF_ORPHANS);
+		r = hoard_store_scan(c->st, HOARD_CF_ORPHANS, "", 0, orphan_fix,
+				     c);
 	if (r == 0)
-		r = repair_small(c, HOARD_CF_VOLUMES);
+		r = hoard_store_scan(c->st, HOARD_CF_VOLUMES, "", 0, volume_fix,
+				     c);
 	if (r == 0)
-		r = repair_chunks(c);
+		r = hoard_store_scan(c->st, HOARD_CF_CHUNKS, "", 0, chunk_fix,
+				     c);
 	if (r == 0)
-		r = repair_frames(c);
+		r = hoard_store_scan(c->st, HOARD_CF_CHUNKDATA, "", 0,
+				     frame_fix, c);
 	fsck_wr_flush(c, true);
 	if (r == 0)
 		r = c->werr;

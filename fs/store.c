@@ -900,6 +900,28 @@ const uint8_t *hoard_iter_value(struct hoard_iter *it, size_t *ret_len)
 	return (const uint8_t *)rocksdb_iter_value(it->it, ret_len);
 }
 
+int hoard_store_scan(struct hoard_store *st, enum hoard_cf cf,
+		     const void *prefix, size_t plen, hoard_scan_fn fn,
+		     void *ud)
+{
+	struct hoard_iter *it = hoard_iter_new(st, cf, prefix, plen);
+	int r = 0;
+
+	if (!it)
+		return -ENOMEM;
+	for (; r == 0 && hoard_iter_valid(it); hoard_iter_next(it)) {
+		size_t kl, vl;
+		const uint8_t *k = hoard_iter_key(it, &kl);
+		const uint8_t *v = hoard_iter_value(it, &vl);
+
+		r = fn(ud, k, kl, v, vl);
+	}
+	if (r == 0)
+		r = hoard_iter_status(it);
+	hoard_iter_free(it);
+	return r;
+}
+
 uint64_t hoard_store_cf_size(struct hoard_store *st, enum hoard_cf cf)
 {
 	static const char *const props[] = {

@@ -128,6 +128,17 @@ int hoard_store_write(struct hoard_store *st, struct hoard_batch *b, bool sync);
 int hoard_store_sync(struct hoard_store *st);
 
 /*
+ * Call fn for each key of cf that starts with prefix (plen may be 0), in
+ * key order, until fn returns non-zero: that value is returned; otherwise 0,
+ * or the iterator's error.  k and v are valid during the call only.
+ */
+typedef int (*hoard_scan_fn)(void *ud, const uint8_t *k, size_t kl,
+			     const uint8_t *v, size_t vl);
+int hoard_store_scan(struct hoard_store *st, enum hoard_cf cf,
+		     const void *prefix, size_t plen, hoard_scan_fn fn,
+		     void *ud);
+
+/*
  * Iterators over one column family, limited to keys that start with prefix
  * (plen may be 0).  A fresh iterator is positioned at the first key >= prefix.
  */
