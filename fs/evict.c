@@ -358,15 +358,12 @@ static int scan_pins(struct hoard_store *st, struct scan *s)
 static int add_name(struct scan *s, uint64_t ino, uint64_t parent,
 		    const uint8_t *name, size_t len)
 {
-	if (s->n_names == s->cap_names) {
-		size_t cap = s->cap_names ? s->cap_names * 2 : 256;
-		struct fname *p = realloc(s->names, cap * sizeof(*p));
+	struct fname *p = hoard_grow(s->names, &s->cap_names, s->n_names + 1,
+				     sizeof(*p), 256);
 
-		if (!p)
-			return -ENOMEM;
-		s->names = p;
-		s->cap_names = cap;
-	}
+	if (!p)
+		return -ENOMEM;
+	s->names = p;
 	s->names[s->n_names].name = strndup((const char *)name, len);
 	if (!s->names[s->n_names].name)
 		return -ENOMEM;

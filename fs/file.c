@@ -375,15 +375,11 @@ static int emit_chunk(struct commit *c, uint64_t ino, uint64_t off,
 	d->count++;
 	d->raw_size = (uint32_t)len;
 	d->frame_size = flen;
-	if (c->n_ext == c->cap_ext) {
-		size_t cap = c->cap_ext ? c->cap_ext * 2 : 64;
-
-		e = realloc(c->ext, cap * (EXTENT_KEY_SIZE + EXTENT_VAL_SIZE));
-		if (!e)
-			return -ENOMEM;
-		c->ext = e;
-		c->cap_ext = cap;
-	}
+	e = hoard_grow(c->ext, &c->cap_ext, c->n_ext + 1,
+		       EXTENT_KEY_SIZE + EXTENT_VAL_SIZE, 64);
+	if (!e)
+		return -ENOMEM;
+	c->ext = e;
 	e = c->ext + c->n_ext++ * (EXTENT_KEY_SIZE + EXTENT_VAL_SIZE);
 	extent_key(e, ino, off);
 	memcpy(e + EXTENT_KEY_SIZE, id.b, HOARD_ID_SIZE);

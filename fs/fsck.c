@@ -99,15 +99,10 @@ static int volume_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 		problem(c, HOARD_FSCK_BAD_RECORDS);
 		return 0;
 	}
-	if (c->n_vols == c->cap_vols) {
-		size_t cap = c->cap_vols ? c->cap_vols * 2 : 8;
-		void *p = reallocarray(c->vols, cap, sizeof(*c->vols));
-
-		if (!p)
-			return -ENOMEM;
-		c->vols = p;
-		c->cap_vols = cap;
-	}
+	ve = hoard_grow(c->vols, &c->cap_vols, c->n_vols + 1, sizeof(*ve), 8);
+	if (!ve)
+		return -ENOMEM;
+	c->vols = ve;
 	ve = &c->vols[c->n_vols++];
 	memset(ve, 0, sizeof(*ve));
 	memcpy(ve->name, k, kl);
@@ -132,15 +127,10 @@ static int inode_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 		problem(c, HOARD_FSCK_BAD_RECORDS);
 		return 0;
 	}
-	if (c->n_in == c->cap_in) {
-		size_t cap = c->cap_in ? c->cap_in * 2 : 1024;
-		void *p = reallocarray(c->in, cap, sizeof(*c->in));
-
-		if (!p)
-			return -ENOMEM;
-		c->in = p;
-		c->cap_in = cap;
-	}
+	e = hoard_grow(c->in, &c->cap_in, c->n_in + 1, sizeof(*e), 1024);
+	if (!e)
+		return -ENOMEM;
+	c->in = e;
 	e = &c->in[c->n_in++];
 	memset(e, 0, sizeof(*e));
 	e->ino = hoard_get_be64(k);
@@ -249,15 +239,11 @@ struct reach {
 
 static int reach_push(struct reach *rq, uint64_t ino)
 {
-	if (rq->n == rq->cap) {
-		size_t cap = rq->cap ? rq->cap * 2 : 64;
-		void *p = reallocarray(rq->q, cap, sizeof(*rq->q));
+	uint64_t *q = hoard_grow(rq->q, &rq->cap, rq->n + 1, sizeof(*q), 64);
 
-		if (!p)
-			return -ENOMEM;
-		rq->q = p;
-		rq->cap = cap;
-	}
+	if (!q)
+		return -ENOMEM;
+	rq->q = q;
 	rq->q[rq->n++] = ino;
 	return 0;
 }
@@ -624,19 +610,17 @@ static char *dir_path(struct fsck *c, uint64_t dir)
 
 static int add_lost(struct fsck *c, char *path, size_t *cap)
 {
+	char **p;
+
 	if (!path)
 		return -ENOMEM;
-	if (c->rep->n_lost == *cap) {
-		void *p = reallocarray(c->rep->lost, *cap ? *cap * 2 : 16,
-				       sizeof(char *));
-
-		if (!p) {
-			free(path);
-			return -ENOMEM;
-		}
-		c->rep->lost = p;
-		*cap = *cap ? *cap * 2 : 16;
+	p = hoard_grow(c->rep->lost, cap, c->rep->n_lost + 1, sizeof(char *),
+		       16);
+	if (!p) {
+		free(path);
+		return -ENOMEM;
 	}
+	c->rep->lost = p;
 	c->rep->lost[c->rep->n_lost++] = path;
 	return 0;
 }

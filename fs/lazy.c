@@ -647,6 +647,7 @@ int hoard_lazy_prefetch(struct hoard_lazy *lz, uint64_t ino,
 		size_t vl;
 		const uint8_t *v = hoard_iter_value(it, &vl);
 		struct hoard_id id;
+		struct hoard_id *ids;
 
 		if (vl != EXTENT_VAL_SIZE) {
 			r = -EBADMSG;
@@ -659,17 +660,12 @@ int hoard_lazy_prefetch(struct hoard_lazy *lz, uint64_t ino,
 			r = -ENOMEM;
 			break;
 		}
-		if (p.n == cap) {
-			size_t c2 = cap ? cap * 2 : 64;
-			void *x = realloc(p.ids, c2 * sizeof(*p.ids));
-
-			if (!x) {
-				r = -ENOMEM;
-				break;
-			}
-			p.ids = x;
-			cap = c2;
+		ids = hoard_grow(p.ids, &cap, p.n + 1, sizeof(*p.ids), 64);
+		if (!ids) {
+			r = -ENOMEM;
+			break;
 		}
+		p.ids = ids;
 		p.ids[p.n++] = id;
 	}
 	if (!it)

@@ -237,15 +237,10 @@ long hoard_manifest_add(struct hoard_manifest *m, const struct hoard_mentry *e)
 {
 	struct hoard_mentry *x;
 
-	if (m->n == m->cap) {
-		size_t cap = m->cap ? m->cap * 2 : 64;
-
-		x = realloc(m->e, cap * sizeof(*x));
-		if (!x)
-			return -ENOMEM;
-		m->e = x;
-		m->cap = cap;
-	}
+	x = hoard_grow(m->e, &m->cap, m->n + 1, sizeof(*x), 64);
+	if (!x)
+		return -ENOMEM;
+	m->e = x;
 	x = &m->e[m->n];
 	*x = *e;
 	x->name = strdup(e->name ? e->name : "");

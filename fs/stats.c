@@ -186,24 +186,20 @@ static int scan_volumes(struct scan *sc)
 		const uint8_t *k = hoard_iter_key(it, &klen);
 		const uint8_t *v = hoard_iter_value(it, &vlen);
 		struct hoard_stats_volume *vol;
+		void *nv;
 
 		if (klen == 0 || klen > VOLUME_NAME_MAX || vlen != 8) {
 			hoard_log(LOG_DEBUG,
 				  "stats: skipping a bad volume entry");
 			continue;
 		}
-		if (s->n_volumes == cap) {
-			size_t ncap = cap ? cap * 2 : 8;
-			void *nv = reallocarray(s->volumes, ncap,
-						sizeof(*s->volumes));
-
-			if (!nv) {
-				r = -ENOMEM;
-				goto out_free_iter;
-			}
-			s->volumes = nv;
-			cap = ncap;
+		nv = hoard_grow(s->volumes, &cap, s->n_volumes + 1,
+				sizeof(*s->volumes), 8);
+		if (!nv) {
+			r = -ENOMEM;
+			goto out_free_iter;
 		}
+		s->volumes = nv;
 		vol = &s->volumes[s->n_volumes++];
 		memset(vol, 0, sizeof(*vol));
 		memcpy(vol->name, k, klen);
@@ -908,15 +904,12 @@ static int jp_volumes(struct jp *j, struct hoard_stats *s)
 	do {
 		struct hoard_stats_volume *v;
 
-		if (s->n_volumes == cap) {
-			size_t ncap = cap ? cap * 2 : 8;
-			void *nv = reallocarray(s->volumes, ncap, sizeof(*v));
+		void *nv = hoard_grow(s->volumes, &cap, s->n_volumes + 1,
+				      sizeof(*v), 8);
 
-			if (!nv)
-				return -ENOMEM;
-			s->volumes = nv;
-			cap = ncap;
-		}
+		if (!nv)
+			return -ENOMEM;
+		s->volumes = nv;
 		v = &s->volumes[s->n_volumes];
 		memset(v, 0, sizeof(*v));
 		if (jp_string(j, v->name, sizeof(v->name)) < 0 ||

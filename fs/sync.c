@@ -87,15 +87,12 @@ static int snap_extents(struct snap *s, uint64_t ino, struct hoard_mentry *e)
 			r = -EBADMSG;
 			break;
 		}
-		if (e->n_ext == cap) {
-			cap = cap ? cap * 2 : 16;
-			x = realloc(e->ext, cap * sizeof(*x));
-			if (!x) {
-				r = -ENOMEM;
-				break;
-			}
-			e->ext = x;
+		x = hoard_grow(e->ext, &cap, e->n_ext + 1, sizeof(*x), 16);
+		if (!x) {
+			r = -ENOMEM;
+			break;
 		}
+		e->ext = x;
 		x = &e->ext[e->n_ext++];
 		x->off = hoard_get_be64(key + 8);
 		memcpy(x->id.b, v, HOARD_ID_SIZE);
@@ -200,15 +197,11 @@ static int snap_entry(struct snap *s, uint32_t parent, const char *name,
 	if (l && l->count == 0)
 		l->count = idx + 1;
 	if (e.type == HOARD_M_DIR) {
-		if (*nq + 2 > *cq) {
-			size_t c2 = *cq ? *cq * 2 : 64;
-			uint64_t *q = realloc(*queue, c2 * sizeof(**queue));
+		uint64_t *q = hoard_grow(*queue, cq, *nq + 2, sizeof(*q), 64);
 
-			if (!q)
-				return -ENOMEM;
-			*queue = q;
-			*cq = c2;
-		}
+		if (!q)
+			return -ENOMEM;
+		*queue = q;
 		(*queue)[(*nq)++] = ino;
 		(*queue)[(*nq)++] = (uint64_t)idx;
 	}
@@ -476,15 +469,12 @@ static int push_plan(struct push *p, const struct snap *s,
 
 		if (p->n_plans == 0 ||
 		    p->plans[p->n_plans - 1].bytes >= HOARD_PACK_TARGET) {
-			if (p->n_plans == cap) {
-				size_t c2 = cap ? cap * 2 : 16;
-				void *x = realloc(p->plans, c2 * sizeof(*pl));
+			void *x = hoard_grow(p->plans, &cap, p->n_plans + 1,
+					     sizeof(*pl), 16);
 
-				if (!x)
-					return -ENOMEM;
-				p->plans = x;
-				cap = c2;
-			}
+			if (!x)
+				return -ENOMEM;
+			p->plans = x;
 			p->plans[p->n_plans++] = (struct pack_plan){.first = i,
 								    .n = 0};
 		}

@@ -59,18 +59,14 @@ struct listing {
 static int list_all_cb(const struct hoard_s3_entry *e, void *arg)
 {
 	struct listing *l = arg;
+	void *x;
 
 	if (e->is_prefix)
 		return 0;
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 256;
-		void *x = realloc(l->o, cap * sizeof(*l->o));
-
-		if (!x)
-			return -ENOMEM;
-		l->o = x;
-		l->cap = cap;
-	}
+	x = hoard_grow(l->o, &l->cap, l->n + 1, sizeof(*l->o), 256);
+	if (!x)
+		return -ENOMEM;
+	l->o = x;
 	l->o[l->n].key = strdup(e->key + strlen(l->r->prefix));
 	l->o[l->n].size = e->size;
 	l->o[l->n].mtime = e->last_modified;
@@ -334,19 +330,15 @@ static int collect_live(void *ud, const struct hoard_id *id,
 {
 	struct live_in *li = ud;
 	const struct hoard_rloc *loc = hoard_rindex_get(li->rx, id);
+	void *x;
 
 	(void)unused;
 	if (!loc || loc->pack != li->pack)
 		return 0;
-	if (li->n == li->cap) {
-		size_t cap = li->cap ? li->cap * 2 : 64;
-		void *x = realloc(li->w, cap * sizeof(*li->w));
-
-		if (!x)
-			return -ENOMEM;
-		li->w = x;
-		li->cap = cap;
-	}
+	x = hoard_grow(li->w, &li->cap, li->n + 1, sizeof(*li->w), 64);
+	if (!x)
+		return -ENOMEM;
+	li->w = x;
 	li->w[li->n].id = *id;
 	li->w[li->n++].loc = *loc;
 	return 0;

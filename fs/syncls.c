@@ -36,18 +36,14 @@ struct refs {
 static int list_ref_cb(const struct hoard_s3_entry *e, void *arg)
 {
 	struct refs *l = arg;
+	void *x;
 
 	if (e->is_prefix)
 		return 0;
-	if (l->n == l->cap) {
-		size_t c2 = l->cap ? l->cap * 2 : 16;
-		void *x = realloc(l->keys, c2 * sizeof(*l->keys));
-
-		if (!x)
-			return -ENOMEM;
-		l->keys = x;
-		l->cap = c2;
-	}
+	x = hoard_grow(l->keys, &l->cap, l->n + 1, sizeof(*l->keys), 16);
+	if (!x)
+		return -ENOMEM;
+	l->keys = x;
 	l->keys[l->n] = strdup(e->key);
 	return l->keys[l->n++] ? 0 : -ENOMEM;
 }

@@ -186,6 +186,7 @@ static int plan_fetch(struct pull *P, char *errbuf, size_t errlen)
 			const struct hoard_rloc *loc;
 			struct idmap_ent *d = idmap_add(&seen, id);
 			struct chunk_rec rec;
+			struct want *want;
 			char hex[HOARD_ID_HEX_SIZE], path[512];
 
 			if (!d) {
@@ -215,18 +216,13 @@ static int plan_fetch(struct pull *P, char *errbuf, size_t errlen)
 					       hex, path);
 				break;
 			}
-			if (P->n_want == cap) {
-				size_t c2 = cap ? cap * 2 : 256;
-				void *x = realloc(P->want,
-						  c2 * sizeof(*P->want));
-
-				if (!x) {
-					e = -ENOMEM;
-					break;
-				}
-				P->want = x;
-				cap = c2;
+			want = hoard_grow(P->want, &cap, P->n_want + 1,
+					  sizeof(*P->want), 256);
+			if (!want) {
+				e = -ENOMEM;
+				break;
 			}
+			P->want = want;
 			P->want[P->n_want++] = (struct want){.id = *id,
 							     .loc = *loc};
 		}
@@ -247,16 +243,13 @@ static int plan_fetch(struct pull *P, char *errbuf, size_t errlen)
 			g->len = l->off + l->frame_len - g->off;
 			g->n++;
 		} else {
-			if (P->n_ranges == cap_r) {
-				size_t c2 = cap_r ? cap_r * 2 : 64;
-				void *x = realloc(P->ranges,
-						  c2 * sizeof(*P->ranges));
+			void *grown = hoard_grow(P->ranges, &cap_r,
+						 P->n_ranges + 1,
+						 sizeof(*P->ranges), 64);
 
-				if (!x)
-					return -ENOMEM;
-				P->ranges = x;
-				cap_r = c2;
-			}
+			if (!grown)
+				return -ENOMEM;
+			P->ranges = grown;
 			P->ranges[P->n_ranges++] = (struct range){
 				.first = i,
 				.n = 1,
@@ -420,15 +413,10 @@ static void note_changed(struct pull *P, uint64_t parent, const char *name)
 
 	if (!P->o->changed)
 		return;
-	if (P->n_chg == P->cap_chg) {
-		size_t c2 = P->cap_chg ? P->cap_chg * 2 : 64;
-
-		c = realloc(P->chg, c2 * sizeof(*c));
-		if (!c)
-			return;
-		P->chg = c;
-		P->cap_chg = c2;
-	}
+	c = hoard_grow(P->chg, &P->cap_chg, P->n_chg + 1, sizeof(*c), 64);
+	if (!c)
+		return;
+	P->chg = c;
 	c = &P->chg[P->n_chg];
 	c->parent = parent;
 	c->name = name ? strdup(name) : NULL;

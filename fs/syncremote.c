@@ -230,15 +230,12 @@ static bool hex64(const char *s)
 /* Append a 64-hex-digit pack name to l. */
 static int idx_list_add(struct idx_list *l, const char *name)
 {
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 64;
-		void *x = realloc(l->names, cap * sizeof(*l->names));
+	void *x = hoard_grow(l->names, &l->cap, l->n + 1, sizeof(*l->names),
+			     64);
 
-		if (!x)
-			return -ENOMEM;
-		l->names = x;
-		l->cap = cap;
-	}
+	if (!x)
+		return -ENOMEM;
+	l->names = x;
 	memcpy(l->names[l->n++], name, HOARD_SHA256_HEX_SIZE);
 	return 0;
 }

@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -243,6 +244,21 @@ uint64_t hoard_now_mono_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void *hoard_grow(void *arr, size_t *cap, size_t need, size_t elem, size_t first)
+{
+	size_t n = *cap ? *cap * 2 : first;
+	void *p;
+
+	if (need <= *cap)
+		return arr;
+	if (n < need)
+		n = need;
+	p = reallocarray(arr, n, elem);
+	if (p)
+		*cap = n;
+	return p;
 }
 
 int hoard_errf(char *errbuf, size_t errlen, int err, const char *fmt, ...)

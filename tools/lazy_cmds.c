@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 
 #include "hoard/ctl.h"
+#include "hoard/util.h"
 #include "cli.h"
 #include "lazy_cmds.h"
 
@@ -40,17 +41,14 @@ static size_t n_inos, cap_inos;
 
 static int add_ino(const struct stat *sb)
 {
+	void *x;
+
 	if (!S_ISREG(sb->st_mode))
 		return 0;
-	if (n_inos == cap_inos) {
-		size_t c2 = cap_inos ? cap_inos * 2 : 64;
-		void *x = realloc(inos, c2 * sizeof(*inos));
-
-		if (!x)
-			return -1;
-		inos = x;
-		cap_inos = c2;
-	}
+	x = hoard_grow(inos, &cap_inos, n_inos + 1, sizeof(*inos), 64);
+	if (!x)
+		return -1;
+	inos = x;
 	inos[n_inos++] = (unsigned long long)sb->st_ino;
 	return 0;
 }

@@ -40,6 +40,15 @@ int hoard_log_get_level(void);
 int hoard_errf(char *errbuf, size_t errlen, int err, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
+/*
+ * Growing arrays: arr (an array of *cap elements of elem bytes each) with
+ * room for need elements: arr itself when it has it, else reallocated to
+ * twice its capacity (first when it had none, and at least need) with *cap
+ * updated.  NULL on ENOMEM, arr and *cap unchanged.
+ */
+void *hoard_grow(void *arr, size_t *cap, size_t need, size_t elem,
+		 size_t first);
+
 /* Big-endian integers: keys sort numerically under bytewise comparison. */
 static inline void hoard_put_be64(uint8_t *p, uint64_t v)
 {
