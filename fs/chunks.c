@@ -577,6 +577,16 @@ static int stage(struct hoard_fs *fs, const struct hoard_id *id,
 	return 0;
 }
 
+/* A flush that began after id's frame was written has made it durable.
+ * fs->lock held. */
+static void flushed_locked(struct hoard_fs *fs, const struct hoard_id *id)
+{
+	struct idmap_ent *e = idmap_get(&fs->inflight, id);
+
+	if (e && !e->writing)
+		e->unflushed = false;
+}
+
 int chunks_stage(struct hoard_fs *fs, const struct hoard_id *id,
 		 const void *raw, size_t len, uint32_t *ret_frame_size)
 {
@@ -585,19 +595,13 @@ int chunks_stage(struct hoard_fs *fs, const struct hoard_id *id,
 
 	/* relying on another writer's unflushed frame: make it durable */
 	if (r == 0 && unflushed) {
-		struct idmap one = {0};
-
-		r = idmap_init(&one, 1);
-		if (r == 0 && !idmap_add(&one, id))
-			r = -ENOMEM;
+		r = hoard_store_flush(fs->st, HOARD_CF_CHUNKDATA);
+		pthread_mutex_lock(&fs->lock);
 		if (r == 0)
-			r = chunks_make_durable(fs, &one);
-		idmap_free(&one);
-		if (r < 0) {
-			pthread_mutex_lock(&fs->lock);
+			flushed_locked(fs, id);
+		else
 			inflight_drop(fs, id);
-			pthread_mutex_unlock(&fs->lock);
-		}
+		pthread_mutex_unlock(&fs->lock);
 	}
 	return r;
 }
@@ -617,15 +621,9 @@ int chunks_make_durable(struct hoard_fs *fs, struct idmap *staged)
 		return r;
 	/* every frame of these ids was written before the flush began */
 	pthread_mutex_lock(&fs->lock);
-	for (size_t i = 0; i < staged->cap; i++) {
-		struct idmap_ent *e;
-
-		if (!staged->e[i].used)
-			continue;
-		e = idmap_get(&fs->inflight, &staged->e[i].id);
-		if (e && !e->writing)
-			e->unflushed = false;
-	}
+	for (size_t i = 0; i < staged->cap; i++)
+		if (staged->e[i].used)
+			flushed_locked(fs, &staged->e[i].id);
 	pthread_mutex_unlock(&fs->lock);
 	return 0;
 }

@@ -55,6 +55,27 @@ static void extent_key(uint8_t k[EXTENT_KEY_SIZE], uint64_t ino, uint64_t off)
 	hoard_put_be64(k + 8, off);
 }
 
+/*
+ * Reading [off, end) into buf, which holds [off, *filled) so far: the part
+ * of extent (eoff, len, id) that falls in the range, after zeros for the
+ * hole before it.  Extents come in file order.
+ */
+static int extent_read(struct hoard_fs *fs, uint8_t *buf, uint64_t off,
+		       uint64_t end, uint64_t *filled, uint64_t eoff,
+		       uint32_t len, const uint8_t *idb)
+{
+	uint64_t from = eoff > off ? eoff : off;
+	uint64_t to = eoff + len < end ? eoff + len : end;
+	struct hoard_id id;
+
+	if (from > *filled) /* a hole reads as zeros */
+		memset(buf + (*filled - off), 0, from - *filled);
+	*filled = to;
+	memcpy(id.b, idb, HOARD_ID_SIZE);
+	return chunks_copy(fs, &id, len, (uint32_t)(from - eoff),
+			   buf + (from - off), (size_t)(to - from));
+}
+
 static void staging_name(char *buf, size_t n, uint64_t ino)
 {
 	snprintf(buf, n, "%llu", (unsigned long long)ino);
@@ -693,21 +714,14 @@ static int stream_read(struct hoard_fs *fs, struct istate *is, uint8_t *buf,
 	}
 	for (size_t i = lo; r == 0 && i < st->c.n_ext; i++) {
 		const uint8_t *e = st->c.ext + i * esz;
-		uint64_t eoff = hoard_get_be64(e + 8), from, to;
-		uint32_t len = hoard_get_be32(e + EXTENT_KEY_SIZE +
-					      HOARD_ID_SIZE);
-		struct hoard_id id;
+		uint64_t eoff = hoard_get_be64(e + 8);
 
 		if (eoff >= end)
 			break;
-		from = eoff > off ? eoff : off;
-		to = eoff + len < end ? eoff + len : end;
-		if (from > filled)
-			memset(buf + (filled - off), 0, from - filled);
-		memcpy(id.b, e + EXTENT_KEY_SIZE, HOARD_ID_SIZE);
-		r = chunks_copy(fs, &id, len, (uint32_t)(from - eoff),
-				buf + (from - off), (size_t)(to - from));
-		filled = to;
+		r = extent_read(
+			fs, buf, off, end, &filled, eoff,
+			hoard_get_be32(e + EXTENT_KEY_SIZE + HOARD_ID_SIZE),
+			e + EXTENT_KEY_SIZE);
 	}
 	if (r < 0)
 		return r;
@@ -966,8 +980,7 @@ static int read_extents(struct hoard_fs *fs, struct istate *is, uint8_t *buf,
 		size_t kl, vl;
 		const uint8_t *key = hoard_iter_key(it, &kl);
 		const uint8_t *v = hoard_iter_value(it, &vl);
-		uint64_t eoff, from, to;
-		struct hoard_id id;
+		uint64_t eoff;
 		uint32_t len;
 
 		if (kl != EXTENT_KEY_SIZE || vl != EXTENT_VAL_SIZE) {
@@ -980,14 +993,7 @@ static int read_extents(struct hoard_fs *fs, struct istate *is, uint8_t *buf,
 			break;
 		if (eoff + len <= off)
 			continue;
-		from = eoff > off ? eoff : off;
-		to = eoff + len < end ? eoff + len : end;
-		if (from > filled) /* a hole reads as zeros */
-			memset(buf + (filled - off), 0, from - filled);
-		filled = to;
-		memcpy(id.b, v, HOARD_ID_SIZE);
-		r = chunks_copy(fs, &id, len, (uint32_t)(from - eoff),
-				buf + (from - off), (size_t)(to - from));
+		r = extent_read(fs, buf, off, end, &filled, eoff, len, v);
 	}
 	if (r == 0 && filled < end)
 		memset(buf + (filled - off), 0, end - filled);
