@@ -510,39 +510,41 @@ static int chunk_staging(struct commit *c, struct istate *is, uint64_t size)
 	return r;
 }
 
-int extents_collect(struct hoard_fs *fs, uint64_t ino, struct idmap *m,
-		    struct hoard_batch *b)
+struct ext_count {
+	struct idmap *m;
+	int delta;
+	struct hoard_batch *b;
+};
+
+static int ext_count_one(void *ud, const uint8_t *k, size_t kl,
+			 const uint8_t *v, size_t vl)
 {
-	struct hoard_iter *it;
+	struct ext_count *x = ud;
 	struct idmap_ent *e;
+	struct hoard_id id;
+
+	if (vl != EXTENT_VAL_SIZE)
+		return -EBADMSG;
+	memcpy(id.b, v, HOARD_ID_SIZE);
+	e = idmap_add(x->m, &id);
+	if (!e)
+		return -ENOMEM;
+	e->count += x->delta;
+	e->raw_size = hoard_get_be32(v + HOARD_ID_SIZE);
+	if (x->b)
+		hoard_batch_delete(x->b, HOARD_CF_EXTENTS, k, kl);
+	return 0;
+}
+
+int extents_count(struct hoard_fs *fs, uint64_t ino, struct idmap *m, int delta,
+		  struct hoard_batch *b)
+{
+	struct ext_count x = {.m = m, .delta = delta, .b = b};
 	uint8_t k[8];
-	int r = 0;
 
 	ino_key(k, ino);
-	it = hoard_iter_new(fs->st, HOARD_CF_EXTENTS, k, 8);
-	if (!it)
-		return -ENOMEM;
-	for (; hoard_iter_valid(it); hoard_iter_next(it)) {
-		size_t kl, vl;
-		const uint8_t *key = hoard_iter_key(it, &kl);
-		const uint8_t *v = hoard_iter_value(it, &vl);
-		struct hoard_id id;
-
-		if (vl != EXTENT_VAL_SIZE) {
-			r = -EBADMSG;
-			break;
-		}
-		memcpy(id.b, v, HOARD_ID_SIZE);
-		e = idmap_add(m, &id);
-		if (!e) {
-			r = -ENOMEM;
-			break;
-		}
-		e->count--;
-		hoard_batch_delete(b, HOARD_CF_EXTENTS, key, kl);
-	}
-	hoard_iter_free(it);
-	return r;
+	return hoard_store_scan(fs->st, HOARD_CF_EXTENTS, k, 8, ext_count_one,
+				&x);
 }
 
 /* The batch that lands a commit (fs->lock held). */
@@ -556,7 +558,7 @@ static int commit_land(struct commit *c, struct istate *is, bool sync)
 
 	if (!b)
 		return -ENOMEM;
-	r = extents_collect(fs, is->ino, &c->deltas, b);
+	r = extents_count(fs, is->ino, &c->deltas, -1, b);
 	for (size_t i = 0; r == 0 && i < c->n_ext; i++) {
 		const uint8_t *e = c->ext + i * esz;
 

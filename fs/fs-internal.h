@@ -200,9 +200,11 @@ int chunks_copy(struct hoard_fs *fs, const struct hoard_id *id,
 
 /* file.c */
 int file_commit(struct hoard_fs *fs, struct istate *is, bool sync);
-/* Deletes extents of ino from off on, adding refcount drops to m. */
-int extents_collect(struct hoard_fs *fs, uint64_t ino, struct idmap *m,
-		    struct hoard_batch *b);
+/* Adds delta to m's count of every chunk ino's extents name, once per
+ * extent (raw_size set too); with b, also deletes those extents in b.
+ * -EBADMSG on an extent record of the wrong size. */
+int extents_count(struct hoard_fs *fs, uint64_t ino, struct idmap *m, int delta,
+		  struct hoard_batch *b);
 int file_truncate(struct hoard_fs *fs, struct istate *is, uint64_t size);
 /* fs->lock held or not, as `locked` says */
 void staging_drop(struct hoard_fs *fs, struct istate *is, bool locked);

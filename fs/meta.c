@@ -723,7 +723,7 @@ int inode_purge(struct hoard_fs *fs, uint64_t ino)
 		return -ENOMEM;
 	}
 	ino_key(k, ino);
-	r = extents_collect(fs, ino, &drops, b);
+	r = extents_count(fs, ino, &drops, -1, b);
 	it = hoard_iter_new(fs->st, HOARD_CF_XATTRS, k, 8);
 	for (; r == 0 && it && hoard_iter_valid(it); hoard_iter_next(it)) {
 		const uint8_t *key = hoard_iter_key(it, &n);

@@ -70,5 +70,8 @@ void write_cached(const char *dir, const char *name, const void *buf,
 		  size_t len);
 /* Copy hoard_s3_last_error() into errbuf (the thread's own). */
 int s3_fail(char *errbuf, size_t errlen, int err, const char *what);
+/* The volume and ref names of a push or pull: 0, or -EINVAL explained. */
+int sync_names_check(const char *volume, const char *ref, char *errbuf,
+		     size_t errlen);
 
 #endif

@@ -637,6 +637,20 @@ out:
 	return e;
 }
 
+int sync_names_check(const char *volume, const char *ref, char *errbuf,
+		     size_t errlen)
+{
+	if (!hoard_fs_volume_name_ok(volume))
+		return hoard_errf(errbuf, errlen, -EINVAL,
+				  "'%s' is not a volume name", volume);
+	if (!hoard_ref_name_ok(ref))
+		return hoard_errf(errbuf, errlen, -EINVAL,
+				  "'%s' is not a ref name (1-64 of A-Z a-z 0-9 "
+				  ". _ -, not starting with '.')",
+				  ref);
+	return 0;
+}
+
 int hoard_sync_push(struct hoard_fs *fs, const struct hoard_sync_opts *o,
 		    struct hoard_sync_result *res, char *errbuf, size_t errlen)
 {
@@ -650,14 +664,9 @@ int hoard_sync_push(struct hoard_fs *fs, const struct hoard_sync_opts *o,
 	memset(res, 0, sizeof(*res));
 	if (errbuf && errlen)
 		*errbuf = '\0';
-	if (!hoard_fs_volume_name_ok(o->volume))
-		return hoard_errf(errbuf, errlen, -EINVAL,
-				  "'%s' is not a volume name", o->volume);
-	if (!hoard_ref_name_ok(ref))
-		return hoard_errf(errbuf, errlen, -EINVAL,
-				  "'%s' is not a ref name (1-64 of A-Z a-z 0-9 "
-				  ". _ -, not starting with '.')",
-				  ref);
+	e = sync_names_check(o->volume, ref, errbuf, errlen);
+	if (e < 0)
+		return e;
 	e = hoard_fs_volume(fs, o->volume, false, &root);
 	if (e == -ENOENT)
 		return hoard_errf(errbuf, errlen, e,

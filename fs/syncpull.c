@@ -567,6 +567,28 @@ static int fill_locked(struct pull *P, uint64_t ino,
 	return r;
 }
 
+/* A temporary name for an entry being made in a directory. */
+static void tmp_name(struct pull *P, char *tmp, size_t n)
+{
+	snprintf(tmp, n, TMP_PREFIX "%d.%lu", (int)getpid(), P->tmp_seq++);
+}
+
+/* The end of making an entry under tmp (r: how it went): renamed onto
+ * name, or removed; the lookup the making took is given back. */
+static int put_in_place(struct pull *P, uint64_t parent, const char *tmp,
+			const char *name, uint64_t ino, int r,
+			uint64_t *ret_ino)
+{
+	if (r == 0)
+		r = hoard_fs_rename(P->fs, parent, tmp, parent, name, 0);
+	if (r < 0)
+		hoard_fs_unlink(P->fs, parent, tmp);
+	hoard_fs_forget(P->fs, ino, 1);
+	if (r == 0)
+		*ret_ino = ino;
+	return r;
+}
+
 /* Make e under a temporary name in parent, then rename it onto name. */
 static int put_file(struct pull *P, uint64_t parent, const char *name,
 		    const struct hoard_mentry *e, uint64_t *ret_ino)
@@ -577,8 +599,7 @@ static int put_file(struct pull *P, uint64_t parent, const char *name,
 	struct stat st;
 	int r;
 
-	snprintf(tmp, sizeof(tmp), TMP_PREFIX "%d.%lu", (int)getpid(),
-		 P->tmp_seq++);
+	tmp_name(P, tmp, sizeof(tmp));
 	r = hoard_fs_mknod(P->fs, parent, tmp, S_IFREG | (e->mode & 07777), 0,
 			   &ctx, &st);
 	if (r < 0)
@@ -600,14 +621,7 @@ static int put_file(struct pull *P, uint64_t parent, const char *name,
 		pthread_mutex_unlock(&P->fs->lock);
 	}
 	idmap_free(&deltas);
-	if (r == 0)
-		r = hoard_fs_rename(P->fs, parent, tmp, parent, name, 0);
-	if (r < 0)
-		hoard_fs_unlink(P->fs, parent, tmp);
-	hoard_fs_forget(P->fs, st.st_ino, 1);
-	if (r == 0)
-		*ret_ino = st.st_ino;
-	return r;
+	return put_in_place(P, parent, tmp, name, st.st_ino, r, ret_ino);
 }
 
 static int set_meta(struct pull *P, uint64_t ino, const struct hoard_mentry *e,
@@ -636,8 +650,7 @@ static int put_other(struct pull *P, uint64_t parent, const char *name,
 	struct stat st;
 	int r;
 
-	snprintf(tmp, sizeof(tmp), TMP_PREFIX "%d.%lu", (int)getpid(),
-		 P->tmp_seq++);
+	tmp_name(P, tmp, sizeof(tmp));
 	if (e->type == HOARD_M_SYMLINK)
 		r = hoard_fs_symlink(P->fs, parent, tmp, e->target, &ctx, &st);
 	else if (e->type == HOARD_M_HARDLINK)
@@ -649,14 +662,7 @@ static int put_other(struct pull *P, uint64_t parent, const char *name,
 		return r;
 	if (e->type != HOARD_M_HARDLINK)
 		r = set_meta(P, st.st_ino, e, e->type == HOARD_M_NODE);
-	if (r == 0)
-		r = hoard_fs_rename(P->fs, parent, tmp, parent, name, 0);
-	if (r < 0)
-		hoard_fs_unlink(P->fs, parent, tmp);
-	hoard_fs_forget(P->fs, st.st_ino, 1);
-	if (r == 0)
-		*ret_ino = st.st_ino;
-	return r;
+	return put_in_place(P, parent, tmp, name, st.st_ino, r, ret_ino);
 }
 
 /* Is the local entry the same as e?  1 yes, 0 no, -errno. */
@@ -913,12 +919,9 @@ int hoard_sync_pull(struct hoard_fs *fs, const struct hoard_sync_opts *o,
 	res->pull = true;
 	if (errbuf && errlen)
 		*errbuf = '\0';
-	if (!hoard_fs_volume_name_ok(o->volume))
-		return hoard_errf(errbuf, errlen, -EINVAL,
-				  "'%s' is not a volume name", o->volume);
-	if (!hoard_ref_name_ok(ref))
-		return hoard_errf(errbuf, errlen, -EINVAL,
-				  "'%s' is not a ref name", ref);
+	e = sync_names_check(o->volume, ref, errbuf, errlen);
+	if (e < 0)
+		return e;
 	e = remote_open(&r, o->s3, o->url, o->jobs, errbuf, errlen);
 	P.r = &r;
 	P.errbuf = errbuf;
