@@ -20,16 +20,32 @@
 
 /* ---- decompressed-chunk cache ------------------------------------------ */
 
+/*
+ * An entry is shared by the cache and by the readers that pinned it (a read
+ * answered by reference, chunks_pin): refs counts the cache's own reference
+ * (while the entry is in the table) and one per pin; the last one frees it.
+ * So an entry evicted while a reply still points into it lives until that
+ * reply is sent.
+ */
 struct centry {
 	struct hoard_id id;
 	uint32_t len;
+	unsigned refs; /* protected by the cache's mu */
 	uint8_t *data;
 	struct centry *hnext;	    /* hash chain */
 	struct centry *prev, *next; /* LRU list, most recent first */
 };
 
+/* A chunk one reader is loading; the others wait for it (chunks_pin). */
+struct cloading {
+	struct hoard_id id;
+	struct cloading *next;
+};
+
 struct chunk_cache {
-	pthread_mutex_t mu; /* protects everything below */
+	pthread_mutex_t mu;    /* protects everything below */
+	pthread_cond_t loaded; /* with mu: a load in `loading` finished */
+	struct cloading *loading;
 	struct centry **tab;
 	size_t tab_cap;
 	size_t bytes, budget;
@@ -51,6 +67,7 @@ int chunk_cache_new(size_t bytes, struct chunk_cache **ret)
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->loaded, NULL);
 	*ret = c;
 	return 0;
 }
@@ -61,12 +78,13 @@ void chunk_cache_free(struct chunk_cache *c)
 
 	if (!c)
 		return;
-	for (e = c->head; e; e = n) {
+	for (e = c->head; e; e = n) { /* no pins are left: no reads */
 		n = e->next;
 		free(e->data);
 		free(e);
 	}
 	pthread_mutex_destroy(&c->mu);
+	pthread_cond_destroy(&c->loaded);
 	free(c->tab);
 	free(c);
 }
@@ -103,6 +121,15 @@ static void lru_push(struct chunk_cache *c, struct centry *e)
 		c->tail = e;
 }
 
+/* Drop one reference (c->mu held); the last frees the entry. */
+static void centry_put_locked(struct centry *e)
+{
+	if (--e->refs)
+		return;
+	free(e->data);
+	free(e);
+}
+
 static void cache_evict_one(struct chunk_cache *c)
 {
 	struct centry *e = c->tail, **pp;
@@ -112,8 +139,7 @@ static void cache_evict_one(struct chunk_cache *c)
 		;
 	*pp = e->hnext;
 	c->bytes -= e->len;
-	free(e->data);
-	free(e);
+	centry_put_locked(e);
 }
 
 void hoard_fs_cache_counts(struct hoard_fs *fs, uint64_t *ret_hits,
@@ -127,9 +153,10 @@ void hoard_fs_cache_counts(struct hoard_fs *fs, uint64_t *ret_hits,
 	pthread_mutex_unlock(&c->mu);
 }
 
-/* Copy [off, off+n) of a cached chunk; false on a miss.  c->mu held. */
-static bool cache_copy_locked(struct chunk_cache *c, const struct hoard_id *id,
-			      uint32_t off, void *dst, size_t n)
+/* The cached entry of id of len bytes, made most recent, or NULL (c->mu
+ * held). */
+static struct centry *cache_find_locked(struct chunk_cache *c,
+					const struct hoard_id *id, uint32_t len)
 {
 	struct centry *e;
 
@@ -137,64 +164,119 @@ static bool cache_copy_locked(struct chunk_cache *c, const struct hoard_id *id,
 		if (hoard_id_equal(&e->id, id))
 			break;
 	}
-	if (!e || (size_t)off + n > e->len)
-		return false;
-	memcpy(dst, e->data + off, n);
+	if (!e || e->len != len)
+		return NULL;
 	lru_unlink(c, e);
 	lru_push(c, e);
-	return true;
+	return e;
 }
 
-static bool cache_copy(struct chunk_cache *c, const struct hoard_id *id,
-		       uint32_t off, void *dst, size_t n)
+/*
+ * The cached entry of id, with a reference for the caller, or NULL (a
+ * miss).  Counts the hit or miss.  With ld: when another reader is loading
+ * the chunk, wait for it (readers of neighbouring ranges, in flight at
+ * once, share chunks); on a miss, ld is entered in the loading list and
+ * the caller must load the chunk and call cache_loaded(ld).
+ */
+static struct centry *cache_get(struct chunk_cache *c,
+				const struct hoard_id *id, uint32_t len,
+				struct cloading *ld)
 {
-	bool hit;
+	struct centry *e;
+	struct cloading *l;
 
 	pthread_mutex_lock(&c->mu);
-	hit = cache_copy_locked(c, id, off, dst, n);
-	if (hit)
+	for (;;) {
+		e = cache_find_locked(c, id, len);
+		if (e || !ld)
+			break;
+		for (l = c->loading; l && !hoard_id_equal(&l->id, id);
+		     l = l->next)
+			;
+		if (!l) {
+			ld->id = *id;
+			ld->next = c->loading;
+			c->loading = ld;
+			break;
+		}
+		pthread_cond_wait(&c->loaded, &c->mu);
+	}
+	if (e) {
+		e->refs++;
 		c->hits++;
-	else
+	} else {
 		c->misses++;
+	}
 	pthread_mutex_unlock(&c->mu);
-	return hit;
+	return e;
 }
 
-/* Insert a verified chunk; takes ownership of data. */
-static void cache_insert(struct chunk_cache *c, const struct hoard_id *id,
-			 uint8_t *data, uint32_t len)
+/* The load cache_get entered as ld is over (cached or failed). */
+static void cache_loaded(struct chunk_cache *c, struct cloading *ld)
+{
+	struct cloading **pp;
+
+	pthread_mutex_lock(&c->mu);
+	for (pp = &c->loading; *pp != ld; pp = &(*pp)->next)
+		;
+	*pp = ld->next;
+	pthread_cond_broadcast(&c->loaded);
+	pthread_mutex_unlock(&c->mu);
+}
+
+/*
+ * Insert a verified chunk; takes ownership of data.  With pin, returns the
+ * entry with a reference for the caller (a chunk larger than the whole
+ * cache gets an entry of its own, outside it; when another thread put the
+ * chunk in first, that entry), or NULL on ENOMEM; without, returns NULL.
+ */
+static struct centry *cache_insert(struct chunk_cache *c,
+				   const struct hoard_id *id, uint8_t *data,
+				   uint32_t len, bool pin)
 {
 	struct centry *e, **slot;
 
-	if (len > c->budget) {
-		free(data);
-		return;
-	}
 	pthread_mutex_lock(&c->mu);
-	slot = cache_slot(c, id);
-	for (e = *slot; e; e = e->hnext) {
-		if (hoard_id_equal(&e->id, id)) {
-			pthread_mutex_unlock(&c->mu);
+	if (len <= c->budget) {
+		e = cache_find_locked(c, id, len);
+		if (e) {
 			free(data);
-			return;
+			if (!pin)
+				e = NULL;
+			else
+				e->refs++;
+			pthread_mutex_unlock(&c->mu);
+			return e;
 		}
+	} else if (!pin) {
+		pthread_mutex_unlock(&c->mu);
+		free(data);
+		return NULL;
 	}
 	e = malloc(sizeof(*e));
 	if (!e) {
 		pthread_mutex_unlock(&c->mu);
 		free(data);
-		return;
+		return NULL;
 	}
 	e->id = *id;
 	e->len = len;
 	e->data = data;
-	e->hnext = *slot;
-	*slot = e;
-	lru_push(c, e);
-	c->bytes += len;
-	while (c->bytes > c->budget && c->tail != e)
-		cache_evict_one(c);
+	e->refs = pin ? 1 : 0;
+	e->hnext = NULL;
+	e->prev = e->next = NULL;
+	if (len <= c->budget) {
+		e->refs++; /* the cache's */
+		slot = cache_slot(c, id);
+		e->hnext = *slot;
+		*slot = e;
+		lru_push(c, e);
+		c->bytes += len;
+		while (c->bytes > c->budget && c->tail != e)
+			cache_evict_one(c);
+	}
 	pthread_mutex_unlock(&c->mu);
+	return pin ? e : NULL;
 }
 
 /* ---- records ------------------------------------------------------------ */
@@ -351,19 +433,14 @@ static int chunk_fetch(struct hoard_fs *fs, const struct hoard_id *id,
 	return r;
 }
 
-int chunks_copy(struct hoard_fs *fs, const struct hoard_id *id,
-		uint32_t raw_size, uint32_t off, void *dst, size_t n)
+/* A chunk's verified bytes, from the cache, the store or the remote. */
+static int chunk_get(struct hoard_fs *fs, const struct hoard_id *id,
+		     uint32_t raw_size, uint8_t **ret_data)
 {
-	uint8_t *data;
-	int r;
+	int r = chunk_load(fs, id, raw_size, ret_data, fs->fetch != NULL);
 
-	if ((size_t)off + n > raw_size)
-		return -EBADMSG;
-	if (cache_copy(fs->cache, id, off, dst, n))
-		return 0;
-	r = chunk_load(fs, id, raw_size, &data, fs->fetch != NULL);
 	if (r == -ENODATA) {
-		r = chunk_fetch(fs, id, raw_size, &data);
+		r = chunk_fetch(fs, id, raw_size, ret_data);
 		if (r == -ENOENT) {
 			log_corrupt(id, "its data is missing");
 			r = -EBADMSG;
@@ -372,10 +449,58 @@ int chunks_copy(struct hoard_fs *fs, const struct hoard_id *id,
 		/* quiet above: report it now */
 		log_corrupt(id, "its data cannot be read or is corrupt");
 	}
+	return r;
+}
+
+int chunks_pin(struct hoard_fs *fs, const struct hoard_id *id,
+	       uint32_t raw_size, struct hoard_pin **ret_pin,
+	       const uint8_t **ret_data)
+{
+	struct cloading ld;
+	struct centry *e = cache_get(fs->cache, id, raw_size, &ld);
+	uint8_t *data;
+	int r;
+
+	if (!e) {
+		r = chunk_get(fs, id, raw_size, &data);
+		if (r == 0)
+			e = cache_insert(fs->cache, id, data, raw_size, true);
+		cache_loaded(fs->cache, &ld);
+		if (r < 0)
+			return r;
+		if (!e)
+			return -ENOMEM;
+	}
+	*ret_pin = (struct hoard_pin *)e;
+	*ret_data = e->data;
+	return 0;
+}
+
+void chunks_unpin(struct hoard_fs *fs, struct hoard_pin *pin)
+{
+	struct chunk_cache *c = fs->cache;
+
+	if (!pin)
+		return;
+	pthread_mutex_lock(&c->mu);
+	centry_put_locked((struct centry *)pin);
+	pthread_mutex_unlock(&c->mu);
+}
+
+int chunks_copy(struct hoard_fs *fs, const struct hoard_id *id,
+		uint32_t raw_size, uint32_t off, void *dst, size_t n)
+{
+	struct hoard_pin *pin;
+	const uint8_t *data;
+	int r;
+
+	if ((size_t)off + n > raw_size)
+		return -EBADMSG;
+	r = chunks_pin(fs, id, raw_size, &pin, &data);
 	if (r < 0)
 		return r;
 	memcpy(dst, data + off, n);
-	cache_insert(fs->cache, id, data, raw_size);
+	chunks_unpin(fs, pin);
 	return 0;
 }
 
@@ -394,7 +519,7 @@ void chunks_cache_put(struct hoard_fs *fs, const struct hoard_id *id,
 	if (!d)
 		return;
 	memcpy(d, data, len);
-	cache_insert(fs->cache, id, d, len);
+	cache_insert(fs->cache, id, d, len, false);
 }
 
 /* ---- writing ------------------------------------------------------------ */
@@ -408,25 +533,22 @@ void chunks_cache_put(struct hoard_fs *fs, const struct hoard_id *id,
 static int confirm(struct hoard_fs *fs, const struct hoard_id *id,
 		   const void *raw, size_t len)
 {
-	uint8_t *data, *probe;
+	struct centry *e = cache_get(fs->cache, id, (uint32_t)len, NULL);
 	char hex[HOARD_ID_HEX_SIZE];
+	uint8_t *data;
 	int r;
 
-	probe = malloc(len ? len : 1);
-	if (!probe)
-		return -ENOMEM;
-	if (cache_copy(fs->cache, id, 0, probe, len)) {
-		r = memcmp(probe, raw, len) ? -EIO : 0;
-		free(probe);
+	if (e) { /* compared in place: the reference keeps it */
+		r = memcmp(e->data, raw, len) ? -EIO : 0;
+		chunks_unpin(fs, (struct hoard_pin *)e);
 		goto out_check;
 	}
-	free(probe);
 	r = chunk_load(fs, id, (uint32_t)len, &data, true);
 	if (r < 0)
 		return r == -ENOMEM ? r : -EBADMSG;
 	r = memcmp(data, raw, len) ? -EIO : 0;
 	if (r == 0)
-		cache_insert(fs->cache, id, data, (uint32_t)len);
+		cache_insert(fs->cache, id, data, (uint32_t)len, false);
 	else
 		free(data);
 out_check:
