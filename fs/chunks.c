@@ -30,8 +30,9 @@
 struct centry {
 	struct hoard_id id;
 	uint32_t len;
-	unsigned refs; /* protected by the cache's mu */
-	uint8_t *data;
+	unsigned refs;		    /* protected by the cache's mu */
+	uint8_t *data;		    /* malloc()ed, or in frame: */
+	struct hoard_pinned *frame; /* a raw frame kept pinned in RocksDB */
 	struct centry *hnext;	    /* hash chain */
 	struct centry *prev, *next; /* LRU list, most recent first */
 };
@@ -52,6 +53,15 @@ struct chunk_cache {
 	struct centry *head, *tail;
 	uint64_t hits, misses;
 };
+
+/* Chunk bytes: malloc()ed data, or data inside a pinned frame. */
+static void data_free(uint8_t *data, struct hoard_pinned *frame)
+{
+	if (frame)
+		hoard_store_unpin(frame);
+	else
+		free(data);
+}
 
 int chunk_cache_new(size_t bytes, struct chunk_cache **ret)
 {
@@ -80,7 +90,7 @@ void chunk_cache_free(struct chunk_cache *c)
 		return;
 	for (e = c->head; e; e = n) { /* no pins are left: no reads */
 		n = e->next;
-		free(e->data);
+		data_free(e->data, e->frame);
 		free(e);
 	}
 	pthread_mutex_destroy(&c->mu);
@@ -126,7 +136,7 @@ static void centry_put_locked(struct centry *e)
 {
 	if (--e->refs)
 		return;
-	free(e->data);
+	data_free(e->data, e->frame);
 	free(e);
 }
 
@@ -225,14 +235,16 @@ static void cache_loaded(struct chunk_cache *c, struct cloading *ld)
 }
 
 /*
- * Insert a verified chunk; takes ownership of data.  With pin, returns the
+ * Insert a verified chunk; takes ownership of data (and of frame, when
+ * data lies in it).  With pin, returns the
  * entry with a reference for the caller (a chunk larger than the whole
  * cache gets an entry of its own, outside it; when another thread put the
  * chunk in first, that entry), or NULL on ENOMEM; without, returns NULL.
  */
 static struct centry *cache_insert(struct chunk_cache *c,
 				   const struct hoard_id *id, uint8_t *data,
-				   uint32_t len, bool pin)
+				   struct hoard_pinned *frame, uint32_t len,
+				   bool pin)
 {
 	struct centry *e, **slot;
 
@@ -240,7 +252,7 @@ static struct centry *cache_insert(struct chunk_cache *c,
 	if (len <= c->budget) {
 		e = cache_find_locked(c, id, len);
 		if (e) {
-			free(data);
+			data_free(data, frame);
 			if (!pin)
 				e = NULL;
 			else
@@ -250,18 +262,19 @@ static struct centry *cache_insert(struct chunk_cache *c,
 		}
 	} else if (!pin) {
 		pthread_mutex_unlock(&c->mu);
-		free(data);
+		data_free(data, frame);
 		return NULL;
 	}
 	e = malloc(sizeof(*e));
 	if (!e) {
 		pthread_mutex_unlock(&c->mu);
-		free(data);
+		data_free(data, frame);
 		return NULL;
 	}
 	e->id = *id;
 	e->len = len;
 	e->data = data;
+	e->frame = frame;
 	e->refs = pin ? 1 : 0;
 	e->hnext = NULL;
 	e->prev = e->next = NULL;
@@ -396,6 +409,41 @@ static int chunk_load(struct hoard_fs *fs, const struct hoard_id *id,
 	return 0;
 }
 
+/*
+ * chunk_load without a copy when the frame is stored raw (fp16 weights,
+ * zip files): the chunk's bytes are the frame's own, kept pinned in
+ * RocksDB (*ret_frame) after they are verified.  Other frames, and every
+ * failure, take chunk_load.
+ */
+static int chunk_load_ref(struct hoard_fs *fs, const struct hoard_id *id,
+			  uint32_t raw_size, uint8_t **ret_data,
+			  struct hoard_pinned **ret_frame, bool quiet)
+{
+	struct hoard_pinned *pin;
+	struct hoard_id got;
+	const uint8_t *v;
+	size_t n;
+
+	*ret_frame = NULL;
+	if (hoard_store_pin(fs->st, HOARD_CF_CHUNKDATA, id->b, HOARD_ID_SIZE,
+			    &pin, (const void **)&v, &n) < 0)
+		return chunk_load(fs, id, raw_size, ret_data, quiet);
+	if (n < 1 || v[0] != HOARD_CODEC_RAW || n - 1 != raw_size) {
+		hoard_store_unpin(pin);
+		return chunk_load(fs, id, raw_size, ret_data, quiet);
+	}
+	hoard_id_compute(hoard_store_key(fs->st), v + 1, raw_size, &got);
+	if (!hoard_id_equal(&got, id)) {
+		if (!quiet)
+			log_corrupt(id, "its bytes do not match its id");
+		hoard_store_unpin(pin);
+		return -EBADMSG;
+	}
+	*ret_data = (uint8_t *)(v + 1);
+	*ret_frame = pin;
+	return 0;
+}
+
 static __thread bool fetched_here;
 
 bool chunks_fetched_here(void)
@@ -433,11 +481,14 @@ static int chunk_fetch(struct hoard_fs *fs, const struct hoard_id *id,
 	return r;
 }
 
-/* A chunk's verified bytes, from the cache, the store or the remote. */
+/* A chunk's verified bytes, from the store (maybe in a pinned frame) or
+ * the remote. */
 static int chunk_get(struct hoard_fs *fs, const struct hoard_id *id,
-		     uint32_t raw_size, uint8_t **ret_data)
+		     uint32_t raw_size, uint8_t **ret_data,
+		     struct hoard_pinned **ret_frame)
 {
-	int r = chunk_load(fs, id, raw_size, ret_data, fs->fetch != NULL);
+	int r = chunk_load_ref(fs, id, raw_size, ret_data, ret_frame,
+			       fs->fetch != NULL);
 
 	if (r == -ENODATA) {
 		r = chunk_fetch(fs, id, raw_size, ret_data);
@@ -458,13 +509,15 @@ int chunks_pin(struct hoard_fs *fs, const struct hoard_id *id,
 {
 	struct cloading ld;
 	struct centry *e = cache_get(fs->cache, id, raw_size, &ld);
+	struct hoard_pinned *frame;
 	uint8_t *data;
 	int r;
 
 	if (!e) {
-		r = chunk_get(fs, id, raw_size, &data);
+		r = chunk_get(fs, id, raw_size, &data, &frame);
 		if (r == 0)
-			e = cache_insert(fs->cache, id, data, raw_size, true);
+			e = cache_insert(fs->cache, id, data, frame, raw_size,
+					 true);
 		cache_loaded(fs->cache, &ld);
 		if (r < 0)
 			return r;
@@ -519,7 +572,7 @@ void chunks_cache_put(struct hoard_fs *fs, const struct hoard_id *id,
 	if (!d)
 		return;
 	memcpy(d, data, len);
-	cache_insert(fs->cache, id, d, len, false);
+	cache_insert(fs->cache, id, d, NULL, len, false);
 }
 
 /* ---- writing ------------------------------------------------------------ */
@@ -548,7 +601,7 @@ static int confirm(struct hoard_fs *fs, const struct hoard_id *id,
 		return r == -ENOMEM ? r : -EBADMSG;
 	r = memcmp(data, raw, len) ? -EIO : 0;
 	if (r == 0)
-		cache_insert(fs->cache, id, data, (uint32_t)len, false);
+		cache_insert(fs->cache, id, data, NULL, (uint32_t)len, false);
 	else
 		free(data);
 out_check:

@@ -144,6 +144,45 @@ def test_corrupt_chunk_is_eio_for_that_file_only(store, mnt):
         assert ids[0] in logged, f"log does not name chunk {ids[0]}:\n{log[-2000:]}"
 
 
+def test_corrupt_chunk_is_eio_for_every_concurrent_reader(store, mnt):
+    """Reads are answered by reference into the chunk cache, and readers
+    that miss on a chunk another reader is loading wait for that load: when
+    the load finds the chunk corrupt, every reader still gets EIO (none
+    hangs, none gets bytes), again on a later try, and a good file read at
+    the same time through the same cache is right."""
+    import threading
+    bad, good = os.urandom(3 * MIB), os.urandom(3 * MIB)
+    write(mnt / "bad", bad)
+    write(mnt / "good", good)
+    store.umount()
+    run([CORRUPT, "--store", store.path, "--volume", "test", "--path", "/bad"])
+    mnt = store.mount("test")["test"]
+    results = []
+
+    def reader(path, off):
+        try:
+            with open(path, "rb", buffering=0) as f:
+                f.seek(off)
+                results.append((path.name, off, f.read(64 * 1024)))
+        except OSError as e:
+            results.append((path.name, off, e.errno))
+
+    for attempt in range(2):
+        results.clear()
+        ts = [threading.Thread(target=reader, args=(mnt / n, o))
+              for o in (0, 4096, 16384, 0, 8192) for n in ("bad", "good")]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(60)
+        assert not any(t.is_alive() for t in ts), "a reader hangs"
+        for name, off, got in results:
+            if name == "bad":
+                assert got == errno.EIO, (attempt, off, got)
+            else:
+                assert got == good[off:off + 64 * 1024], (attempt, off)
+
+
 def test_stats_online_and_offline_agree(store, mnt):
     sizes = [0, 1, 70000, 1 * MIB + 7, 3 * MIB]
     for i, n in enumerate(sizes):
