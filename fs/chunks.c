@@ -88,7 +88,9 @@ void chunk_cache_free(struct chunk_cache *c)
 
 	if (!c)
 		return;
-	for (e = c->head; e; e = n) { /* no pins are left: no reads */
+	/* No reads are left, so no pins; entries may hold values pinned in
+	 * RocksDB: hoard_fs_free comes before hoard_store_close. */
+	for (e = c->head; e; e = n) {
 		n = e->next;
 		data_free(e->data, e->frame);
 		free(e);

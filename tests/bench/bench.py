@@ -513,6 +513,13 @@ class Daemon:
                 pass
             self._stop.wait(0.01)
 
+    def cpu(self):
+        """CPU seconds the daemon has used so far (user + system, all its
+        threads; /proc/PID/stat, in clock ticks)."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self):
         """Unmount every volume; returns the daemon's wait4 figures."""
         for mp in self.mounts.values():
@@ -832,8 +839,13 @@ class Bench:
             drop_caches()
             plain.setdefault("first_read_before", []).append(
                 plain_state(mnt / f"first{i}.bin"))
+            cpu0 = d.cpu()
             best("first_read", "hoard",
                  self.hb("seqread", mnt / f"first{i}.bin")["seconds"])
+            # the daemon's CPU for it: steadier than the time on a busy
+            # machine (a background plain copy would add to it)
+            self.detail.setdefault("first_read_daemon_cpu_s_per_gib", []).append(
+                round((d.cpu() - cpu0) * (1 << 30) / sz["readfile"], 3))
             settle("first_read", [mnt / f"first{i}.bin"])
             drop_caches()
             plain.setdefault("seq_cold", []).append(plain_state(hoard_big))
