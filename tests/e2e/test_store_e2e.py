@@ -5,6 +5,7 @@ import errno
 import hashlib
 import os
 import re
+import subprocess
 
 import pytest
 
@@ -181,6 +182,64 @@ def test_corrupt_chunk_is_eio_for_every_concurrent_reader(store, mnt):
                 assert got == errno.EIO, (attempt, off, got)
             else:
                 assert got == good[off:off + 64 * 1024], (attempt, off)
+
+
+def test_reads_by_reference_survive_eviction(store, mnt):
+    """Replies point into the chunk cache; with a cache smaller than what
+    concurrent readers use, entries are evicted while replies still point
+    into them (each is pinned until its reply is sent).  Every read gets
+    the right bytes: random data (chunks stored raw, kept as RocksDB's
+    pinned values), compressible data (decoded), and a sparse file (holes
+    answered with zeros)."""
+    import random
+    import threading
+    files = {"raw": os.urandom(6 * MIB),
+             "text": b"".join(b"row %d of a compressible file\n" % i
+                              for i in range(200000)),
+             "sparse": None}
+    for name, data in files.items():
+        if data is not None:
+            write(mnt / name, data)
+    with open(mnt / "sparse", "wb") as f:
+        for off in (0, 3 * MIB, 7 * MIB):
+            f.seek(off)
+            f.write(os.urandom(100000))
+    files["sparse"] = (mnt / "sparse").read_bytes()
+    store.umount()
+    mnt = store.mount("test", extra=["--cache-size", "256K"])["test"]
+    subprocess.run(["sh", "-c", "echo 3 > /proc/sys/vm/drop_caches"],
+                   check=True)
+    errors = []
+
+    def reader(seed):
+        rng = random.Random(seed)
+        try:
+            for _ in range(40):
+                name = rng.choice(sorted(files))
+                data = files[name]
+                off = rng.randrange(len(data))
+                n = rng.choice((4096, 65536, 300000, 1 << 20))
+                fd = os.open(mnt / name, os.O_RDONLY)
+                try:
+                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                    got = os.pread(fd, n, off)
+                finally:
+                    os.close(fd)
+                if got != data[off:off + n]:
+                    errors.append((name, off, n))
+        except OSError as e:
+            errors.append(e)
+
+    ts = [threading.Thread(target=reader, args=(i,)) for i in range(6)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(300)
+    assert not any(t.is_alive() for t in ts), "a reader hangs"
+    assert not errors, errors[:5]
+    for name, data in files.items():
+        assert (mnt / name).read_bytes() == data, name
+    assert store.stats()["cache_misses"] > 0
 
 
 def test_stats_online_and_offline_agree(store, mnt):
