@@ -446,14 +446,14 @@ static ssize_t info_xattr(struct hoard_fs *fs, uint64_t ino, void *buf,
 		     "{\"chunks\":%llu,\"unique_chunks\":%llu,"
 		     "\"logical_bytes\":%llu,\"data_bytes\":%llu,"
 		     "\"stored_bytes\":%llu,\"local_bytes\":%llu,"
-		     "\"dirty\":%s}",
+		     "\"dirty\":%s,\"plain\":%s}",
 		     (unsigned long long)fi.chunks,
 		     (unsigned long long)fi.unique_chunks,
 		     (unsigned long long)fi.logical_bytes,
 		     (unsigned long long)fi.data_bytes,
 		     (unsigned long long)fi.stored_bytes,
 		     (unsigned long long)fi.local_bytes,
-		     fi.dirty ? "true" : "false");
+		     fi.dirty ? "true" : "false", fi.plain ? "true" : "false");
 	if (size && (size_t)n > size)
 		return -ERANGE;
 	if (size)

@@ -24,12 +24,14 @@
 #include <unistd.h>
 
 #include <fuse_lowlevel.h>
+#include <jansson.h>
 
 #include "hoard/ctl.h"
 #include "hoard/evict.h"
 #include "hoard/lazy.h"
 #include "hoard/gc.h"
 #include "hoard/fs.h"
+#include "hoard/plain.h"
 #include "hoard/stats.h"
 #include "hoard/store.h"
 #include "hoard/sync.h"
@@ -41,6 +43,14 @@
  * and attributes for long (pull into a mounted volume will invalidate). */
 #define ENTRY_TIMEOUT 86400.0
 #define NEG_TIMEOUT   60.0
+/* FUSE passthrough needs libfuse >= 3.16 (fuse_passthrough_open) */
+#if FUSE_VERSION >= FUSE_MAKE_VERSION(3, 16)
+#define HAVE_PASSTHROUGH 1
+#else
+#define HAVE_PASSTHROUGH 0
+#endif
+#define DEFAULT_PLAIN_SIZE (8ull << 30)
+#define DEFAULT_PLAIN_MIN  (1ull << 20)
 
 struct mount {
 	char *name;
@@ -51,6 +61,8 @@ struct mount {
 	bool running;
 	bool ended; /* protected by D.notify_mu: no more notifications */
 	struct hoard_fs *fs;
+	bool pt;	    /* set at INIT: the kernel granted passthrough */
+	const char *pt_why; /* set at INIT: why passthrough is on or off */
 };
 
 static struct {
@@ -61,6 +73,9 @@ static struct {
 	uint64_t max_size;   /* --max-size; 0: the store's setting */
 	uint64_t read_ahead; /* --read-ahead bytes; 0: the kernel's */
 	struct hoard_evict *ev;
+	bool passthrough_off;		/* --passthrough=off */
+	uint64_t plain_size, plain_min; /* --plain-size, --plain-min */
+	struct hoard_plain *plain;	/* NULL: no tier */
 	const char *remote;	   /* --remote; NULL: the store's setting */
 	struct hoard_lazy *lz;	   /* NULL: no remote, nothing to fetch */
 	pthread_mutex_t notify_mu; /* sessions' fds vs. their unmount */
@@ -178,8 +193,40 @@ static struct hoard_ctx ctx_of(fuse_req_t req)
 
 /* ---- operations --------------------------------------------------------- */
 
+/* Passthrough is decided per mount at INIT: asked for unless
+ * --passthrough=off, used when the kernel grants it (Linux >= 6.9 with
+ * CONFIG_FUSE_PASSTHROUGH, and CAP_SYS_ADMIN). */
+static void init_passthrough(struct mount *m, struct fuse_conn_info *conn)
+{
+	m->pt = false;
+	if (D.passthrough_off) {
+		m->pt_why = "off (--passthrough=off)";
+	} else if (!HAVE_PASSTHROUGH) {
+		m->pt_why = "off (built with libfuse < 3.16)";
+	} else if (!D.plain) {
+		m->pt_why = "off (the plain-file tier did not start)";
+	} else {
+#if FUSE_VERSION >= FUSE_MAKE_VERSION(3, 17)
+		m->pt = fuse_set_feature_flag(conn, FUSE_CAP_PASSTHROUGH);
+#elif HAVE_PASSTHROUGH
+		if (conn->capable & FUSE_CAP_PASSTHROUGH) {
+			conn->want |= FUSE_CAP_PASSTHROUGH;
+			m->pt = true;
+		}
+#endif
+#if HAVE_PASSTHROUGH
+		/* copies live on the store's filesystem: one level below */
+		conn->max_backing_stack_depth = 1;
+#endif
+		m->pt_why = m->pt ? "on" : "off (the kernel does not offer it)";
+	}
+	hoard_log(LOG_INFO, "volume '%s' at %s: passthrough %s", m->name,
+		  m->mountpoint, m->pt_why);
+}
+
 static void op_init(void *ud, struct fuse_conn_info *conn)
 {
+	init_passthrough(ud, conn);
 	conn->time_gran = 1;
 	conn->max_write = 1u << 20;
 	if (conn->capable & FUSE_CAP_ASYNC_DIO)
@@ -319,10 +366,43 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 					      S(req, newparent), newname, f)));
 }
 
+#if HAVE_PASSTHROUGH
+static int pt_open(void *ud, int fd)
+{
+	int id;
+
+	errno = 0;
+	id = fuse_passthrough_open(ud, fd);
+	return id > 0 ? id : errno ? -errno : -EIO;
+}
+
+static void pt_close(void *ud, int backing_id)
+{
+	if (fuse_passthrough_close(ud, backing_id) < 0)
+		hoard_log(LOG_WARNING, "cannot close backing file %d: %s",
+			  backing_id, strerror(errno));
+}
+#endif
+
+/* The passthrough hooks for a request on m (fs.h); NULL: none. */
+static const struct hoard_pt_ops *pt_ops(fuse_req_t req, struct hoard_pt_ops *o)
+{
+#if HAVE_PASSTHROUGH
+	if (M(req)->pt) {
+		*o = (struct hoard_pt_ops){pt_open, pt_close, req};
+		return o;
+	}
+#endif
+	return NULL;
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct hoard_pt_ops pto;
+	struct hoard_open_reply rep;
 	struct hoard_fh *fh;
-	int r = hoard_fs_open(M(req)->fs, S(req, ino), fi->flags, &fh);
+	int r = hoard_fs_open_pt(M(req)->fs, S(req, ino), fi->flags,
+				 pt_ops(req, &pto), &fh, &rep);
 
 	if (r < 0) {
 		fuse_reply_err(req, E(r));
@@ -330,11 +410,21 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	fi->fh = (uintptr_t)fh;
 	hoard_evict_touch(D.ev, S(req, ino)); /* a use, for the budget */
-	/* Every write goes through this daemon, so the kernel's page cache
-	 * stays right across opens: keep it (never direct_io: mmap). */
-	fi->keep_cache = 1;
+	/* Every write goes through this daemon (or, with passthrough, into
+	 * the backing file), so the kernel's page cache stays right across
+	 * opens: keep it (never direct_io: mmap), unless passthrough writes
+	 * went around it. */
+	fi->keep_cache = rep.keep_cache;
+#if HAVE_PASSTHROUGH
+	if (rep.backing_id > 0) {
+		fi->backing_id = rep.backing_id;
+		fi->keep_cache = 0;
+	}
+#endif
+	/* interrupted: the request is gone, so the backing id (if this was
+	 * the inode's first passthrough open) stays until the unmount */
 	if (fuse_reply_open(req, fi) == -ENOENT)
-		hoard_fs_release(M(req)->fs, fh); /* interrupted */
+		hoard_fs_release_pt(M(req)->fs, fh, NULL);
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -401,7 +491,9 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void op_release(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
-	hoard_fs_release(M(req)->fs, FH(fi));
+	struct hoard_pt_ops pto;
+
+	hoard_fs_release_pt(M(req)->fs, FH(fi), pt_ops(req, &pto));
 	hoard_evict_touch(D.ev, S(req, ino));
 	hoard_evict_poke(D.ev); /* what it wrote is committed now */
 	fuse_reply_err(req, 0);
@@ -969,6 +1061,54 @@ static int stats_budget(struct hoard_stats *s)
 	return hoard_budget_pinned_bytes(D.st, &s->pinned_bytes);
 }
 
+/* The tier's figures and each mount's path, added to the stats JSON:
+ * plain_bytes, plain_files, plain_hits, and passthrough: {"global": "on"
+ * when any mount uses it, else "off (why)", "mounts": {NAME: "on" or
+ * "off (why)"}}. */
+static char *stats_add_plain(char *json)
+{
+	struct hoard_plain_counts pc;
+	json_t *o = json_loads(json, 0, NULL), *pt, *mounts;
+	const char *global = NULL;
+	char *out = NULL;
+
+	free(json);
+	if (!o)
+		return NULL;
+	hoard_plain_get_counts(D.plain, &pc);
+	json_object_set_new(o, "plain_bytes",
+			    json_integer((json_int_t)pc.bytes));
+	json_object_set_new(o, "plain_files",
+			    json_integer((json_int_t)pc.files));
+	json_object_set_new(o, "plain_hits", json_integer((json_int_t)pc.hits));
+	json_object_set_new(o, "plain_made", json_integer((json_int_t)pc.made));
+	json_object_set_new(o, "plain_dropped",
+			    json_integer((json_int_t)pc.dropped));
+	json_object_set_new(o, "plain_failed",
+			    json_integer((json_int_t)pc.failed));
+	pt = json_object();
+	mounts = json_object();
+	for (int i = 0; i < D.n_mounts; i++) {
+		const char *why = D.mounts[i].pt_why ? D.mounts[i].pt_why
+						     : "off (not initialized)";
+
+		json_object_set_new(mounts, D.mounts[i].name, json_string(why));
+		if (D.mounts[i].pt)
+			global = "on";
+		else if (!global || strcmp(global, "on"))
+			global = why;
+	}
+	json_object_set_new(pt, "global", json_string(global ? global : "off"));
+	json_object_set_new(pt, "mounts", mounts);
+	json_object_set_new(o, "passthrough", pt);
+	json = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (json && asprintf(&out, "%s\n", json) < 0)
+		out = NULL;
+	free(json);
+	return out;
+}
+
 static int ctl_handler(void *ud, const char *req, char **ret_out)
 {
 	struct hoard_stats *s;
@@ -1002,6 +1142,8 @@ static int ctl_handler(void *ud, const char *req, char **ret_out)
 		}
 		*ret_out = hoard_stats_json(s);
 		hoard_stats_free(s);
+		if (*ret_out)
+			*ret_out = stats_add_plain(*ret_out);
 		return *ret_out ? 0 : -ENOMEM;
 	}
 	if (!strcmp(req, "gc")) {
@@ -1080,6 +1222,20 @@ static void usage(FILE *f)
 		"                        store's remote setting; credentials "
 		"from the\n"
 		"                        daemon's AWS environment\n"
+		"      --passthrough=auto|off\n"
+		"                        auto (default): read-only opens of "
+		"files that have\n"
+		"                        a verified plain copy use FUSE "
+		"passthrough when the\n"
+		"                        kernel grants it; off: every read "
+		"goes through the\n"
+		"                        daemon and no copies are made\n"
+		"      --plain-size SIZE budget of the plain-file tier "
+		"(default 8G): copies\n"
+		"                        of files being read, kept in "
+		"STORE/plain\n"
+		"      --plain-min SIZE  files smaller than this get no copy "
+		"(default 1M)\n"
 		"      --log-level LEVEL error, warning, info (default) or "
 		"debug\n"
 		"  -h, --help            show this help\n"
@@ -1126,6 +1282,9 @@ static void parse_args(int argc, char **argv)
 		{"read-ahead", required_argument, NULL, 'A'},
 		{"log-level", required_argument, NULL, 'L'},
 		{"remote", required_argument, NULL, 'R'},
+		{"passthrough", required_argument, NULL, 'P'},
+		{"plain-size", required_argument, NULL, 'S'},
+		{"plain-min", required_argument, NULL, 'm'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{0}};
@@ -1134,6 +1293,8 @@ static void parse_args(int argc, char **argv)
 	D.store_dir = getenv("HOARD_STORE") ? getenv("HOARD_STORE")
 					    : DEFAULT_STORE;
 	D.read_ahead = 8u << 20;
+	D.plain_size = DEFAULT_PLAIN_SIZE;
+	D.plain_min = DEFAULT_PLAIN_MIN;
 	opterr = 0; /* one line of our own instead of getopt's */
 	while ((c = getopt_long(argc, argv, ":s:fdo:hV", lopts, NULL)) != -1) {
 		switch (c) {
@@ -1177,6 +1338,26 @@ static void parse_args(int argc, char **argv)
 					  "s3://BUCKET[/PREFIX]",
 					  optarg);
 			D.remote = optarg;
+			break;
+		case 'P':
+			if (!strcmp(optarg, "off"))
+				D.passthrough_off = true;
+			else if (strcmp(optarg, "auto"))
+				usage_die("bad --passthrough '%s': expected "
+					  "auto or off",
+					  optarg);
+			break;
+		case 'S':
+			if (hoard_parse_size(optarg, &D.plain_size) < 0)
+				usage_die("bad --plain-size '%s': expected a "
+					  "size such as 8G (0: no copies)",
+					  optarg);
+			break;
+		case 'm':
+			if (hoard_parse_size(optarg, &D.plain_min) < 0)
+				usage_die("bad --plain-min '%s': expected a "
+					  "size such as 1M",
+					  optarg);
 			break;
 		case 'L':
 			level = parse_level(optarg);
@@ -1370,6 +1551,29 @@ static int start_lazy(const char *url, const struct hoard_s3_config *fallback)
 	return r;
 }
 
+/* The plain-file tier (plain.h), when passthrough may be used. */
+static void start_plain(void)
+{
+	struct hoard_plain_opts po = {.max_bytes = D.plain_size,
+				      .min_file = D.plain_min};
+	int r;
+
+	if (D.passthrough_off || !HAVE_PASSTHROUGH || !D.plain_size)
+		return;
+	r = hoard_plain_new(D.fs, &po, &D.plain);
+	if (r < 0)
+		hoard_log(LOG_WARNING,
+			  "no plain-file tier (%s): reads go through the "
+			  "daemon",
+			  strerror(-r));
+	else
+		hoard_log(LOG_INFO,
+			  "plain-file tier: %llu bytes for copies of files "
+			  "from %llu bytes",
+			  (unsigned long long)D.plain_size,
+			  (unsigned long long)D.plain_min);
+}
+
 /* The size budget: --max-size, else the store's setting (evict.h). */
 static void start_budget(void)
 {
@@ -1443,6 +1647,7 @@ int main(int argc, char **argv)
 		free(url);
 	}
 	start_budget();
+	start_plain();
 	for (int i = 0; i < D.n_mounts; i++)
 		mount_one(&D.mounts[i]);
 	snprintf(sock, sizeof(sock), "%s/control.sock", D.store_dir);
@@ -1467,6 +1672,7 @@ int main(int argc, char **argv)
 	hoard_lazy_free(D.lz);
 	for (int i = 0; i < D.n_mounts; i++)
 		fuse_session_destroy(D.mounts[i].se);
+	hoard_plain_free(D.plain);
 	hoard_fs_free(D.fs);
 	hoard_store_close(D.st);
 	hoard_log(LOG_INFO, "all volumes unmounted; store closed");
