@@ -983,6 +983,8 @@ static int pt_decide(struct hoard_fs *fs, struct hoard_fh *fh,
 		is->pt_opens++;
 		fh->pt = true;
 		ret->backing_id = is->backing_id;
+		if (rdonly)
+			plain_hit(fs);
 		return 0;
 	}
 	pthread_mutex_lock(&fs->lock);

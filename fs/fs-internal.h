@@ -215,6 +215,8 @@ void plain_drop(struct hoard_fs *fs, uint64_t ino);
  * user, which plain_unuse() drops); -ENOENT when there is none. */
 int plain_open(struct hoard_fs *fs, uint64_t ino, int *ret_fd);
 void plain_unuse(struct hoard_fs *fs, uint64_t ino);
+/* Count a passthrough open of a copy already in use. */
+void plain_hit(struct hoard_fs *fs);
 /* A read-only open of a committed file of size bytes: copy it (queued). */
 void plain_want(struct hoard_fs *fs, uint64_t ino, uint64_t size);
 /* The copy becomes the file's staging file: renamed to staging/<ino> and

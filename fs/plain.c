@@ -131,6 +131,17 @@ int plain_open(struct hoard_fs *fs, uint64_t ino, int *ret_fd)
 	return r;
 }
 
+void plain_hit(struct hoard_fs *fs)
+{
+	struct hoard_plain *pl = fs->plain;
+
+	if (!pl)
+		return;
+	pthread_mutex_lock(&pl->mu);
+	pl->c.hits++;
+	pthread_mutex_unlock(&pl->mu);
+}
+
 void plain_unuse(struct hoard_fs *fs, uint64_t ino)
 {
 	struct hoard_plain *pl = fs->plain;
