@@ -166,6 +166,9 @@ int fsck_scan_dirents(struct fsck *c, bool repair);
 int fsck_scan_extents(struct fsck *c, bool repair);
 int fsck_scan_xattrs(struct fsck *c, bool repair);
 
+/* fsckplain.c: check the plain-file tier's copies (repair: delete the bad) */
+int fsck_check_plain(struct fsck *c);
+
 /* fsckrepair.c */
 void fsck_wr_flush(struct fsck *c, bool sync);
 void fsck_wr_del(struct fsck *c, enum hoard_cf cf, const void *k, size_t kl);

@@ -730,6 +730,8 @@ int hoard_fsck_run(struct hoard_store *st, const struct hoard_fsck_opts *o,
 	}
 	if (r == 0)
 		r = list_lost(&c);
+	if (r == 0)
+		r = fsck_check_plain(&c);
 	if (r == 0 && c.o->repair && c.rep->problems) {
 		progress(&c, "repair", 0, 0);
 		r = fsck_repair(&c);

@@ -22,6 +22,7 @@ static const char *const problem_names[HOARD_FSCK_N_PROBLEMS] = {
 	[HOARD_FSCK_BAD_VOLUMES] = "bad_volumes",
 	[HOARD_FSCK_STALE_ORPHANS] = "stale_orphans",
 	[HOARD_FSCK_ORPHAN_XATTRS] = "orphan_xattrs",
+	[HOARD_FSCK_BAD_PLAIN] = "bad_plain_copies",
 };
 
 const char *hoard_fsck_problem_name(enum hoard_fsck_problem p)
@@ -84,13 +85,14 @@ char *hoard_fsck_json(const struct hoard_fsck_report *r)
 		"\"checked\":{\"volumes\":%llu,\"inodes\":%llu,"
 		"\"dirents\":%llu,\"extents\":%llu,\"xattrs\":%llu,"
 		"\"chunks\":%llu,\"raw_bytes\":%llu,\"frame_bytes\":%llu,"
-		"\"remote_chunks\":%llu},",
+		"\"remote_chunks\":%llu,\"plain_copies\":%llu},",
 		(unsigned long long)r->volumes, (unsigned long long)r->inodes,
 		(unsigned long long)r->dirents, (unsigned long long)r->extents,
 		(unsigned long long)r->xattrs, (unsigned long long)r->chunks,
 		(unsigned long long)r->raw_bytes,
 		(unsigned long long)r->frame_bytes,
-		(unsigned long long)r->remote_chunks);
+		(unsigned long long)r->remote_chunks,
+		(unsigned long long)r->plain_copies);
 	fputs("\"found\":{", f);
 	for (int i = 0; i < HOARD_FSCK_N_PROBLEMS; i++)
 		fprintf(f, "%s\"%s\":%llu", i ? "," : "", problem_names[i],

@@ -70,6 +70,8 @@ enum hoard_fsck_problem {
 	HOARD_FSCK_BAD_VOLUMES,	     /* volume root missing / not a dir */
 	HOARD_FSCK_STALE_ORPHANS, /* orphans entry of a missing or linked inode */
 	HOARD_FSCK_ORPHAN_XATTRS, /* xattr of a missing inode */
+	HOARD_FSCK_BAD_PLAIN,	  /* plain copy that is not its file (FORMAT 7);
+				   * --repair deletes it */
 	HOARD_FSCK_N_PROBLEMS
 };
 
@@ -79,6 +81,7 @@ struct hoard_fsck_report {
 	uint64_t raw_bytes;	/* chunk bytes verified (decoded) */
 	uint64_t frame_bytes;	/* stored bytes read */
 	uint64_t remote_chunks; /* not local, with a remote location (lazy) */
+	uint64_t plain_copies;	/* files in STORE/plain (FORMAT 7) */
 	/* what was found */
 	uint64_t problem[HOARD_FSCK_N_PROBLEMS];
 	uint64_t problems; /* the sum */

@@ -323,3 +323,49 @@ def test_fsx_with_passthrough(store, tmpfs):
     counts = fsx.run()
     assert sum(counts.values()) == ops
     assert store.stats()["plain_hits"] > 0
+
+
+def test_fsck_checks_plain_copies(store):
+    """hoard fsck checks what it finds in STORE/plain (a crashed daemon's
+    copies) against the extents: a right copy passes, a copy with a
+    flipped byte, a copy of a wrong size, one of no file and a temporary
+    file are bad; --repair deletes exactly those."""
+    mnt = store.mount("test")["test"]
+    a, b = os.urandom(MIB + 17), os.urandom(300000)
+    write(mnt / "a", a)
+    write(mnt / "b", b)
+    with open(mnt / "sparse", "wb") as f:
+        f.truncate(2 * MIB)
+        f.seek(MIB)
+        f.write(b"middle")
+    ia, ib, isp = (os.stat(mnt / n).st_ino for n in ("a", "b", "sparse"))
+    sparse = (mnt / "sparse").read_bytes()
+    store.umount()
+    plain = store.path / "plain"
+    plain.mkdir(exist_ok=True)
+    (plain / str(ia)).write_bytes(a)                       # right
+    (plain / str(isp)).write_bytes(sparse)                 # right, holes as zeros
+    flipped = bytearray(b)
+    flipped[1234] ^= 1
+    (plain / str(ib)).write_bytes(bytes(flipped))          # a flipped byte
+    (plain / "999999").write_bytes(b"no such inode")       # no file
+    (plain / f".tmp.{ia}").write_bytes(a[:100])            # a copy under way
+    p = run([HOARD, "fsck", "--store", store.path, "--json"], check=False)
+    rep = json.loads(p.stdout)
+    assert p.returncode == 1, p.stdout
+    assert rep["found"]["bad_plain_copies"] == 3, rep
+    assert rep["checked"]["plain_copies"] == 5, rep
+    assert sorted(os.listdir(plain)) == sorted([str(ia), str(isp), str(ib), "999999",
+                                                f".tmp.{ia}"])   # checking changes nothing
+    (plain / str(ib)).write_bytes(b[:-1])                  # a wrong size is bad too
+    rep = json.loads(run([HOARD, "fsck", "--store", store.path, "--json"],
+                         check=False).stdout)
+    assert rep["found"]["bad_plain_copies"] == 3, rep
+    p = run([HOARD, "fsck", "--store", store.path, "--repair", "--json"], check=False)
+    assert sorted(os.listdir(plain)) == sorted([str(ia), str(isp)]), p.stdout
+    p = run([HOARD, "fsck", "--store", store.path, "--json"])
+    assert json.loads(p.stdout)["found"]["bad_plain_copies"] == 0
+    # and the daemon, which trusts no copy it did not make, drops them
+    mnt = store.mount("test")["test"]
+    assert os.listdir(plain) == []
+    assert (mnt / "a").read_bytes() == a
