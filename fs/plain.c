@@ -304,7 +304,7 @@ static void copy_one(struct hoard_plain *pl, struct job *j)
 	if (r == 0 && !c)
 		r = -ENOMEM;
 	pthread_mutex_lock(&pl->mu);
-	if (r == 0 && j->stale)
+	if (j->stale) /* also a chunk freed by the change under way */
 		r = -ESTALE;
 	if (r == 0 && !make_room(pl, j->size))
 		r = -ENOSPC;
