@@ -203,6 +203,8 @@ static void init_passthrough(struct mount *m, struct fuse_conn_info *conn)
 		m->pt_why = "off (--passthrough=off)";
 	} else if (!HAVE_PASSTHROUGH) {
 		m->pt_why = "off (built with libfuse < 3.16)";
+	} else if (!D.plain_size) {
+		m->pt_why = "off (--plain-size 0)";
 	} else if (!D.plain) {
 		m->pt_why = "off (the plain-file tier did not start)";
 	} else {
