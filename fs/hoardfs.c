@@ -1560,8 +1560,10 @@ static void start_plain(void)
 				      .min_file = D.plain_min};
 	int r;
 
-	if (D.passthrough_off || !HAVE_PASSTHROUGH || !D.plain_size)
+	if (D.passthrough_off || !HAVE_PASSTHROUGH || !D.plain_size) {
+		hoard_plain_clear(D.fs); /* an earlier daemon's copies */
 		return;
+	}
 	r = hoard_plain_new(D.fs, &po, &D.plain);
 	if (r < 0)
 		hoard_log(LOG_WARNING,

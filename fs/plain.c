@@ -401,6 +401,19 @@ static void clear_dir(int dirfd)
 			  n);
 }
 
+void hoard_plain_clear(struct hoard_fs *fs)
+{
+	char path[4096];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/plain", hoard_store_dir(fs->st));
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	clear_dir(fd);
+	close(fd);
+}
+
 int hoard_plain_new(struct hoard_fs *fs, const struct hoard_plain_opts *o,
 		    struct hoard_plain **ret_pl)
 {

@@ -42,6 +42,8 @@ struct hoard_plain_counts {
  * itself to fs.  -errno on failure (the daemon then runs without it). */
 int hoard_plain_new(struct hoard_fs *fs, const struct hoard_plain_opts *o,
 		    struct hoard_plain **ret_pl);
+/* Without a tier: delete what an earlier daemon left in STORE/plain. */
+void hoard_plain_clear(struct hoard_fs *fs);
 /* Stop the worker, delete every copy, detach from fs; accepts NULL.  Call
  * it before hoard_fs_free, with no FUSE request running. */
 void hoard_plain_free(struct hoard_plain *pl);

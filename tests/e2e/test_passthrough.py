@@ -366,6 +366,12 @@ def test_fsck_checks_plain_copies(store):
     p = run([HOARD, "fsck", "--store", store.path, "--json"])
     assert json.loads(p.stdout)["found"]["bad_plain_copies"] == 0
     # and the daemon, which trusts no copy it did not make, drops them
+    # (with or without a tier of its own)
+    (plain / str(ib)).write_bytes(b)
+    mnt = store.mount("test", extra=("--passthrough=off",))["test"]
+    assert os.listdir(plain) == []
+    store.umount()
+    (plain / str(ib)).write_bytes(b)
     mnt = store.mount("test")["test"]
     assert os.listdir(plain) == []
     assert (mnt / "a").read_bytes() == a
