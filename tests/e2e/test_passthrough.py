@@ -9,6 +9,7 @@ made, while passthrough readers are open and another process writes,
 truncates, renames over or unlinks the file, and after a kill -9.
 """
 import errno
+import fcntl
 import json
 import mmap
 import os
@@ -57,6 +58,22 @@ def make_copy(path):
     with open(path, "rb") as f:
         f.read(1)
     wait_plain(path)
+
+
+def wait_lock_free(store, timeout=60):
+    """After kill -9 the thread-group leader is a zombie before the other
+    threads are gone (a copy's write may hold one a while): wait until the
+    store's lock is free."""
+    deadline = time.time() + timeout
+    with open(store.path / "lock") as f:
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(f, fcntl.LOCK_UN)
+                return
+            except BlockingIOError:
+                assert time.time() < deadline, "the killed daemon holds the lock"
+                time.sleep(0.05)
 
 
 def write(path, data):
@@ -264,6 +281,7 @@ def test_kill9_during_copy(store):
     with open(mnt / "big", "rb") as f:
         f.read(1)                           # the copy starts
     store.kill9()
+    wait_lock_free(store)
     mnt = mount_pt(store)
     left = [n for n in os.listdir(store.path / "plain")]
     assert left == [], left                  # nothing of the old run is left
