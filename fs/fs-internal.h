@@ -204,6 +204,17 @@ void chunks_unstage_locked(struct hoard_fs *fs, struct idmap *m);
 /* Add the refcount changes in m (count = delta) to b (fs->lock held). */
 int chunks_apply_locked(struct hoard_fs *fs, struct hoard_batch *b,
 			struct idmap *m);
+/*
+ * A reference on a chunk's verified bytes (*ret_data, raw_size of them),
+ * from the decompressed cache or read (and verified, -EBADMSG when it does
+ * not match its id) and put there: the bytes stay valid, even if the cache
+ * evicts the entry, until chunks_unpin(*ret_pin).
+ */
+int chunks_pin(struct hoard_fs *fs, const struct hoard_id *id,
+	       uint32_t raw_size, struct hoard_pin **ret_pin,
+	       const uint8_t **ret_data);
+/* Drop a reference from chunks_pin (NULL: nothing). */
+void chunks_unpin(struct hoard_fs *fs, struct hoard_pin *pin);
 /* Copy n bytes at off within a chunk of raw_size bytes into dst, verified. */
 int chunks_copy(struct hoard_fs *fs, const struct hoard_id *id,
 		uint32_t raw_size, uint32_t off, void *dst, size_t n);

@@ -457,22 +457,27 @@ static struct hoard_fh *FH(struct fuse_file_info *fi)
 	return (struct hoard_fh *)(uintptr_t)fi->fh;
 }
 
+/*
+ * Answered by reference: the reply is written from the chunk cache's own
+ * buffers (pinned until it is sent), so the kernel's copy into its pages is
+ * the only one.  fuse_reply_iov, not fuse_reply_data: libfuse 3.14 copies
+ * a buffer vector of more than one piece into a new buffer when it does
+ * not splice, and splicing memory costs a copy into the pipe.
+ */
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	char *buf = malloc(size ? size : 1);
-	ssize_t n;
+	struct hoard_fs *fs = M(req)->fs;
+	struct hoard_rvec rv;
+	ssize_t n = hoard_fs_read_vec(fs, FH(fi), size, off, &rv);
 
-	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	n = hoard_fs_read(M(req)->fs, FH(fi), buf, size, off);
 	if (n < 0)
 		fuse_reply_err(req, E((int)n));
+	else if (rv.n == 0)
+		fuse_reply_buf(req, NULL, 0);
 	else
-		fuse_reply_buf(req, buf, (size_t)n);
-	free(buf);
+		fuse_reply_iov(req, rv.iov, rv.n);
+	hoard_fs_read_done(fs, &rv);
 }
 
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,

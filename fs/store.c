@@ -725,6 +725,39 @@ int hoard_store_get_pinned(struct hoard_store *st, enum hoard_cf cf,
 	return r;
 }
 
+int hoard_store_pin(struct hoard_store *st, enum hoard_cf cf, const void *key,
+		    size_t klen, struct hoard_pinned **ret_pin,
+		    const void **ret_val, size_t *ret_len)
+{
+	rocksdb_pinnableslice_t *p;
+	char *err = NULL;
+	const char *v;
+	size_t n;
+
+	p = rocksdb_get_pinned_cf(
+		st->db, cf == HOARD_CF_CHUNKDATA ? st->ropts_frames : st->ropts,
+		st->cf[cf], key, klen, &err);
+	if (err)
+		return rdb_err(err, "get");
+	if (!p)
+		return -ENOENT;
+	v = rocksdb_pinnableslice_value(p, &n);
+	if (!v) {
+		rocksdb_pinnableslice_destroy(p);
+		return -ENOENT;
+	}
+	*ret_pin = (struct hoard_pinned *)p;
+	*ret_val = v;
+	*ret_len = n;
+	return 0;
+}
+
+void hoard_store_unpin(struct hoard_pinned *pin)
+{
+	if (pin)
+		rocksdb_pinnableslice_destroy((rocksdb_pinnableslice_t *)pin);
+}
+
 int hoard_store_exists(struct hoard_store *st, enum hoard_cf cf,
 		       const void *key, size_t klen)
 {

@@ -30,6 +30,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "hoard/store.h"
 
@@ -141,6 +142,30 @@ void hoard_fs_release_pt(struct hoard_fs *fs, struct hoard_fh *fh,
 			 const struct hoard_pt_ops *pt);
 ssize_t hoard_fs_read(struct hoard_fs *fs, struct hoard_fh *fh, void *buf,
 		      size_t size, off_t off);
+
+/*
+ * A read answered by reference, without copying the bytes: iov[0..n) are
+ * the bytes of [off, off + returned size) in order, pointing into the
+ * decompressed-chunk cache (each entry used is pinned: it stays valid even
+ * if the cache evicts it), into a shared block of zeros for holes, or into
+ * a buffer of the read's own (a file being written, or a read of more than
+ * HOARD_RVEC_MAX pieces, is copied there).  Pass iov to writev() or
+ * fuse_reply_iov(), then hoard_fs_read_done(); the bytes are immutable
+ * until then.  A corrupt chunk is -EBADMSG and pins nothing.
+ */
+#define HOARD_RVEC_MAX 256
+struct hoard_pin;
+struct hoard_rvec {
+	struct iovec iov[HOARD_RVEC_MAX];
+	int n;
+	struct hoard_pin *pins[HOARD_RVEC_MAX];
+	int npins;
+	void *own; /* malloc()ed */
+};
+ssize_t hoard_fs_read_vec(struct hoard_fs *fs, struct hoard_fh *fh, size_t size,
+			  off_t off, struct hoard_rvec *rv);
+/* Unpin and free what rv holds (also after an error, or twice). */
+void hoard_fs_read_done(struct hoard_fs *fs, struct hoard_rvec *rv);
 ssize_t hoard_fs_write(struct hoard_fs *fs, struct hoard_fh *fh,
 		       const void *buf, size_t size, off_t off);
 int hoard_fs_flush(struct hoard_fs *fs, struct hoard_fh *fh);

@@ -100,6 +100,15 @@ int hoard_store_get_pinned(struct hoard_store *st, enum hoard_cf cf,
 			   const void *key, size_t klen,
 			   int (*fn)(void *ud, const void *val, size_t len),
 			   void *ud);
+/* The value of key kept pinned for the caller, without a copy: *ret_val
+ * (*ret_len bytes) stays valid until hoard_store_unpin(*ret_pin), from any
+ * thread.  -ENOENT when absent, or -errno. */
+struct hoard_pinned;
+int hoard_store_pin(struct hoard_store *st, enum hoard_cf cf, const void *key,
+		    size_t klen, struct hoard_pinned **ret_pin,
+		    const void **ret_val, size_t *ret_len);
+/* NULL: nothing. */
+void hoard_store_unpin(struct hoard_pinned *pin);
 int hoard_store_exists(struct hoard_store *st, enum hoard_cf cf,
 		       const void *key, size_t klen); /* 1, 0 or -errno */
 int hoard_store_put(struct hoard_store *st, enum hoard_cf cf, const void *key,
