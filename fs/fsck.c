@@ -709,6 +709,10 @@ int hoard_fsck_run(struct hoard_store *st, const struct hoard_fsck_opts *o,
 	}
 	progress(&c, "inodes", 0, 0);
 	c.rep->unclean = !closed_cleanly(st);
+	if (hoard_store_wal_damage(st)) {
+		c.rep->wal_damage = strdup(hoard_store_wal_damage(st));
+		problem(&c, HOARD_FSCK_WAL_DAMAGE);
+	}
 	r = scan_volumes(&c);
 	if (r == 0)
 		r = scan_inodes(&c);

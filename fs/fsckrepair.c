@@ -183,5 +183,8 @@ int fsck_repair(struct fsck *c)
 		r = c->werr;
 	if (r == 0)
 		r = hoard_store_sync(c->st);
+	/* the store is consistent again: the damage is dealt with */
+	if (r == 0 && hoard_store_wal_damage(c->st))
+		r = hoard_store_wal_damage_clear(c->st);
 	return r;
 }

@@ -70,6 +70,7 @@ enum hoard_fsck_problem {
 	HOARD_FSCK_BAD_VOLUMES,	     /* volume root missing / not a dir */
 	HOARD_FSCK_STALE_ORPHANS, /* orphans entry of a missing or linked inode */
 	HOARD_FSCK_ORPHAN_XATTRS, /* xattr of a missing inode */
+	HOARD_FSCK_WAL_DAMAGE,	  /* an open skipped damaged WAL records */
 	HOARD_FSCK_N_PROBLEMS
 };
 
@@ -87,6 +88,11 @@ struct hoard_fsck_report {
 	 * store (crashed or killed); chunk data of interrupted commits is then
 	 * expected (orphan_frames), and mounting runs the recovery */
 	bool unclean;
+	/* hoard_store_wal_damage(): an open skipped damaged records of the
+	 * write-ahead log (what it dropped, where a copy is); NULL if none.
+	 * The files those records leave inconsistent are among lost; the
+	 * repair clears it. */
+	char *wal_damage;
 	uint64_t writes; /* records written or deleted by the repair */
 	/* files whose data is lost: "VOLUME:/PATH", or "inode N" when the
 	 * file has no name */
