@@ -23,6 +23,7 @@ static const char *const problem_names[HOARD_FSCK_N_PROBLEMS] = {
 	[HOARD_FSCK_STALE_ORPHANS] = "stale_orphans",
 	[HOARD_FSCK_ORPHAN_XATTRS] = "orphan_xattrs",
 	[HOARD_FSCK_WAL_DAMAGE] = "wal_damage",
+	[HOARD_FSCK_UNREADABLE] = "unreadable_ranges",
 };
 
 const char *hoard_fsck_problem_name(enum hoard_fsck_problem p)
@@ -127,6 +128,7 @@ static const char *const problem_text[HOARD_FSCK_N_PROBLEMS] = {
 	[HOARD_FSCK_STALE_ORPHANS] = "orphans entries of missing/linked inodes",
 	[HOARD_FSCK_ORPHAN_XATTRS] = "xattrs of missing inodes",
 	[HOARD_FSCK_WAL_DAMAGE] = "opens that skipped damaged WAL records",
+	[HOARD_FSCK_UNREADABLE] = "stretches of unreadable records",
 };
 
 char *hoard_fsck_text(const struct hoard_fsck_report *r)

@@ -310,3 +310,23 @@ int store_space_check(struct hoard_store *st, uint64_t add)
 	 * other writers may still be taking space */
 	return avail < 2 * mem + add + SPACE_RESERVE ? -ENOSPC : 0;
 }
+
+int hoard_store_delete_range(struct hoard_store *st, enum hoard_cf cf,
+			     uint64_t lo, uint64_t hi)
+{
+	uint8_t a[8], b[9];
+	size_t bl = 8;
+	char *err = NULL;
+
+	hoard_put_be64(a, lo);
+	if (hi == UINT64_MAX) {
+		memset(b, 0xff, sizeof(b));
+		bl = sizeof(b);
+	} else {
+		hoard_put_be64(b, hi);
+	}
+	rocksdb_delete_range_cf(st->db, st->wopts_sync, st->cf[cf],
+				(const char *)a, sizeof(a), (const char *)b, bl,
+				&err);
+	return store_rdb_err(err, "delete_range");
+}

@@ -71,6 +71,7 @@ enum hoard_fsck_problem {
 	HOARD_FSCK_STALE_ORPHANS, /* orphans entry of a missing or linked inode */
 	HOARD_FSCK_ORPHAN_XATTRS, /* xattr of a missing inode */
 	HOARD_FSCK_WAL_DAMAGE,	  /* an open skipped damaged WAL records */
+	HOARD_FSCK_UNREADABLE,	  /* a stretch of records that cannot be read */
 	HOARD_FSCK_N_PROBLEMS
 };
 

@@ -161,6 +161,20 @@ int hoard_store_scan(struct hoard_store *st, enum hoard_cf cf,
 		     void *ud);
 
 /*
+ * hoard_store_scan over a whole family that goes on past records it cannot
+ * read (-EIO: a damaged table file): for each unreadable stretch, gap is
+ * called with the range [lo, hi) of the keys' first 8 bytes (big-endian)
+ * that may hold lost records, and the scan resumes at hi.  fsck.
+ */
+typedef int (*hoard_gap_fn)(void *ud, enum hoard_cf cf, uint64_t lo,
+			    uint64_t hi);
+int hoard_store_scan_past(struct hoard_store *st, enum hoard_cf cf,
+			  hoard_scan_fn fn, hoard_gap_fn gap, void *ud);
+/* Delete every key of cf whose first 8 bytes are in [lo, hi), synced. */
+int hoard_store_delete_range(struct hoard_store *st, enum hoard_cf cf,
+			     uint64_t lo, uint64_t hi);
+
+/*
  * Iterators over one column family, limited to keys that start with prefix
  * (plen may be 0).  A fresh iterator is positioned at the first key >= prefix.
  */
