@@ -113,6 +113,27 @@ out_close:
 	return r;
 }
 
+/* Remove the copy keep_logs made (rel: "damaged-wal/<stamp>"), and
+ * damaged-wal/ if that leaves it empty. */
+static void drop_copy(struct hoard_store *st, const char *rel)
+{
+	char path[4096];
+	struct dirent *e;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/%s", st->dir, rel);
+	d = opendir(path);
+	if (d) {
+		while ((e = readdir(d)))
+			if (e->d_name[0] != '.')
+				unlinkat(dirfd(d), e->d_name, 0);
+		closedir(d);
+	}
+	rmdir(path);
+	snprintf(path, sizeof(path), "%s/damaged-wal", st->dir);
+	rmdir(path);
+}
+
 /* What RocksDB's info log (db/LOG, started by this open) says it dropped:
  * "NNNNNN.log: dropping N bytes; Corruption: ...", joined by "; ". */
 static void dropped_records(struct hoard_store *st, char *out, size_t len)
@@ -161,7 +182,7 @@ int store_wal_recover(struct hoard_store *st, const char *msg, char *errbuf,
 	size_t oldlen = 0;
 	int r;
 
-	hoard_log(LOG_ERR,
+	hoard_log(LOG_DEBUG,
 		  "store %s: the database does not open (%s); opening again, "
 		  "skipping damaged write-ahead log records",
 		  st->dir, msg);
@@ -178,6 +199,9 @@ int store_wal_recover(struct hoard_store *st, const char *msg, char *errbuf,
 	rocksdb_options_set_wal_recovery_mode(
 		st->db_opts, rocksdb_tolerate_corrupted_tail_records_recovery);
 	if (r < 0) {
+		/* not (only) the WAL: nothing was changed, no copy needed */
+		if (*kept)
+			drop_copy(st, kept);
 		if (errbuf && errlen)
 			snprintf(errbuf, errlen,
 				 "store %s is damaged: its database does not "
