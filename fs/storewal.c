@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * store: the write-ahead log and the database's error states
- * (store-internal.h, docs/FORMAT.md 2.6).
+ * store: the write-ahead log, the database's error states and scans past
+ * damaged records (store-internal.h, docs/FORMAT.md 2.6).
  *
  * - A clean close flushes every column family, so the WAL holds nothing
  *   that the table and blob files do not: damage to it after a clean
@@ -19,6 +19,9 @@
  *   new chunk data is refused (ENOSPC) while the filesystem's free space
  *   is under what the memtables hold plus SPACE_RESERVE
  *   (store_space_check).
+ * - hoard_store_scan_past() goes on past records RocksDB cannot read (a
+ *   damaged table file) for fsck, which deletes such stretches with
+ *   hoard_store_delete_range().
  */
 #include <dirent.h>
 #include <errno.h>
@@ -333,6 +336,86 @@ int store_space_check(struct hoard_store *st, uint64_t add)
 	/* twice the memtables: a flush writes them while staging files and
 	 * other writers may still be taking space */
 	return avail < 2 * mem + add + SPACE_RESERVE ? -ENOSPC : 0;
+}
+
+/* ---- scans past unreadable records (a damaged table file) ---- */
+
+static uint64_t key_prefix64(const uint8_t *k, size_t kl)
+{
+	uint8_t b[8] = {0};
+
+	memcpy(b, k, kl < 8 ? kl : 8);
+	return hoard_get_be64(b);
+}
+
+/* Past an unreadable stretch after keys starting with base: a fresh
+ * iterator at the first readable key at or after base + 2^j for the
+ * smallest j that reads (so ret_hi: the end of what was skipped). */
+static struct hoard_iter *skip_unreadable(struct hoard_store *st,
+					  enum hoard_cf cf, uint64_t base,
+					  uint64_t *ret_hi, int *ret_r)
+{
+	struct hoard_iter *it;
+	uint8_t k[8];
+	int r;
+
+	*ret_r = 0;
+	for (uint64_t d = 1; d && base + d > base; d <<= 1) {
+		hoard_put_be64(k, base + d);
+		it = hoard_iter_new(st, cf, "", 0);
+		if (!it) {
+			*ret_r = -ENOMEM;
+			return NULL;
+		}
+		hoard_iter_seek(it, k, 8);
+		r = hoard_iter_valid(it) ? 0 : hoard_iter_status(it);
+		if (r == 0) {
+			*ret_hi = base + d;
+			if (hoard_iter_valid(it))
+				return it;
+			hoard_iter_free(it); /* the end */
+			return NULL;
+		}
+		hoard_iter_free(it);
+		if (r != -EIO) {
+			*ret_r = r;
+			return NULL;
+		}
+	}
+	*ret_hi = UINT64_MAX;
+	return NULL;
+}
+
+int hoard_store_scan_past(struct hoard_store *st, enum hoard_cf cf,
+			  hoard_scan_fn fn, hoard_gap_fn gap, void *ud)
+{
+	struct hoard_iter *it = hoard_iter_new(st, cf, "", 0);
+	uint64_t last = 0, hi;
+	int r = 0;
+
+	if (!it)
+		return -ENOMEM;
+	while (it) {
+		for (; r == 0 && hoard_iter_valid(it); hoard_iter_next(it)) {
+			size_t kl, vl;
+			const uint8_t *k = hoard_iter_key(it, &kl);
+			const uint8_t *v = hoard_iter_value(it, &vl);
+
+			last = key_prefix64(k, kl);
+			r = fn(ud, k, kl, v, vl);
+		}
+		if (r == 0)
+			r = hoard_iter_status(it);
+		hoard_iter_free(it);
+		it = NULL;
+		if (r != -EIO)
+			break;
+		it = skip_unreadable(st, cf, last, &hi, &r);
+		if (r == 0)
+			r = gap(ud, cf, last, hi);
+	}
+	hoard_iter_free(it);
+	return r;
 }
 
 int hoard_store_delete_range(struct hoard_store *st, enum hoard_cf cf,
