@@ -23,6 +23,8 @@ static const char *const problem_names[HOARD_FSCK_N_PROBLEMS] = {
 	[HOARD_FSCK_STALE_ORPHANS] = "stale_orphans",
 	[HOARD_FSCK_ORPHAN_XATTRS] = "orphan_xattrs",
 	[HOARD_FSCK_BAD_PLAIN] = "bad_plain_copies",
+	[HOARD_FSCK_WAL_DAMAGE] = "wal_damage",
+	[HOARD_FSCK_UNREADABLE] = "unreadable_ranges",
 };
 
 const char *hoard_fsck_problem_name(enum hoard_fsck_problem p)
@@ -37,6 +39,7 @@ void hoard_fsck_report_free(struct hoard_fsck_report *r)
 	for (size_t i = 0; i < r->n_lost; i++)
 		free(r->lost[i]);
 	free(r->lost);
+	free(r->wal_damage);
 	free(r);
 }
 
@@ -103,7 +106,12 @@ char *hoard_fsck_json(const struct hoard_fsck_report *r)
 			fputc(',', f);
 		json_str(f, r->lost[i]);
 	}
-	fputs("]}\n", f);
+	fputs("],\"wal_damage\":", f);
+	if (r->wal_damage)
+		json_str(f, r->wal_damage);
+	else
+		fputs("null", f);
+	fputs("}\n", f);
 	return finish(f, &buf);
 }
 
@@ -121,6 +129,8 @@ static const char *const problem_text[HOARD_FSCK_N_PROBLEMS] = {
 	[HOARD_FSCK_BAD_VOLUMES] = "volumes without a root directory",
 	[HOARD_FSCK_STALE_ORPHANS] = "orphans entries of missing/linked inodes",
 	[HOARD_FSCK_ORPHAN_XATTRS] = "xattrs of missing inodes",
+	[HOARD_FSCK_WAL_DAMAGE] = "opens that skipped damaged WAL records",
+	[HOARD_FSCK_UNREADABLE] = "stretches of unreadable records",
 };
 
 char *hoard_fsck_text(const struct hoard_fsck_report *r)
@@ -150,6 +160,12 @@ char *hoard_fsck_text(const struct hoard_fsck_report *r)
 		      "mounting "
 		      "drops it\n",
 		      f);
+	if (r->wal_damage)
+		fprintf(f,
+			"the write-ahead log was damaged%s; what the store "
+			"recorded:\n  %s\n",
+			r->repaired ? " (record cleared by the repair)" : "",
+			r->wal_damage);
 	for (int i = 0; i < HOARD_FSCK_N_PROBLEMS; i++)
 		if (r->problem[i])
 			fprintf(f, "  %-40s %llu\n", problem_text[i],

@@ -1650,6 +1650,13 @@ int main(int argc, char **argv)
 	if (r < 0)
 		die("%s", err);
 	open_log();
+	if (hoard_store_wal_damage(D.st))
+		hoard_log(LOG_ERR,
+			  "store %s: WAL damage: an open skipped damaged "
+			  "write-ahead log records; `hoard fsck` lists the "
+			  "files affected, `hoard fsck --repair` removes them: "
+			  "%s",
+			  D.store_dir, hoard_store_wal_damage(D.st));
 	fo.cache_bytes = D.cache_bytes;
 	r = hoard_fs_new(D.st, &fo, &D.fs);
 	if (r < 0)
