@@ -1171,13 +1171,17 @@ static void parse_args(int argc, char **argv)
 					  "must be more than 0",
 					  optarg);
 			break;
-		case 'R':
-			if (strncmp(optarg, "s3://", 5))
-				usage_die("bad --remote '%s': expected "
-					  "s3://BUCKET[/PREFIX]",
-					  optarg);
+		case 'R': {
+			char err[512], *b = NULL, *p = NULL;
+
+			if (hoard_s3_url_split(optarg, &b, &p, err,
+					       sizeof(err)) < 0)
+				usage_die("bad --remote: %s", err);
+			free(b);
+			free(p);
 			D.remote = optarg;
 			break;
+		}
 		case 'L':
 			level = parse_level(optarg);
 			if (level < 0)

@@ -799,8 +799,6 @@ int hoard_lazy_open(struct hoard_fs *fs, const char *url,
 	r = hoard_s3_url_parse(url, &lz->bucket, &prefix);
 	if (r < 0)
 		goto fail;
-	while (*prefix == '/')
-		memmove(prefix, prefix + 1, strlen(prefix));
 	if (*prefix && prefix[strlen(prefix) - 1] != '/') {
 		if (asprintf(&lz->prefix, "%s/", prefix) < 0)
 			lz->prefix = NULL;

@@ -353,6 +353,7 @@ static int manifest_check(const struct hoard_manifest *m, char *errbuf,
 			  size_t errlen)
 {
 	struct nameset ns = {0};
+	uint64_t total = 0; /* the regular files' sizes added */
 	char path[512];
 	const char *why;
 	int r = 0;
@@ -424,6 +425,15 @@ static int manifest_check(const struct hoard_manifest *m, char *errbuf,
 			FAIL("manifest: '%s' has a bad mtime", path);
 		switch (e->type) {
 		case HOARD_M_FILE:
+			if (e->size > HOARD_REMOTE_SIZE_MAX)
+				FAIL("manifest: '%s' has a size of %llu bytes, "
+				     "over the largest file size (2^63 - 1)",
+				     path, (unsigned long long)e->size);
+			if (e->size > HOARD_REMOTE_SIZE_MAX - total)
+				FAIL("manifest: at '%s' the file sizes add up "
+				     "to more than 2^63 - 1 bytes (overflow)",
+				     path);
+			total += e->size;
 			for (uint32_t k = 0; k < e->n_ext; k++) {
 				const struct hoard_mextent *x = &e->ext[k];
 
@@ -435,6 +445,14 @@ static int manifest_check(const struct hoard_manifest *m, char *errbuf,
 					FAIL("manifest: '%s': extents overlap "
 					     "or are out of order at %llu",
 					     path, (unsigned long long)x->off);
+				/* off + len must not wrap: off is at most
+				 * 2^64 - 1, len at most 2^18 */
+				if (x->off > HOARD_REMOTE_SIZE_MAX - x->len)
+					FAIL("manifest: '%s': extent %u at "
+					     "offset %llu ends past 2^63 - 1 "
+					     "(overflow)",
+					     path, k,
+					     (unsigned long long)x->off);
 				end = x->off + x->len;
 				if (end > e->size)
 					FAIL("manifest: '%s': sizes do not add "
@@ -799,13 +817,56 @@ static bool all_hex(const char *s, size_t n)
 	return true;
 }
 
+/*
+ * One "<word> <decimal>\n" line of a ref at *p: digits only (no sign, no
+ * space), at most max.  0 (and *p past the line), 1 when the line is not
+ * of that form, 2 when the number is out of range.
+ */
+static int ref_number(const char **p, const char *word, uint64_t max,
+		      uint64_t *ret)
+{
+	size_t wl = strlen(word);
+	const char *s = *p;
+	uint64_t v = 0;
+	bool range = false;
+
+	if (strncmp(s, word, wl) || s[wl] != ' ')
+		return 1;
+	s += wl + 1;
+	if (*s < '0' || *s > '9')
+		return 1;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		unsigned d = (unsigned)(*s - '0');
+
+		if (v > (max - d) / 10)
+			range = true;
+		else
+			v = v * 10 + d;
+	}
+	if (*s != '\n')
+		return 1;
+	if (range)
+		return 2;
+	*p = s + 1;
+	*ret = v;
+	return 0;
+}
+
 int hoard_ref_decode(const void *buf, size_t len, struct hoard_ref *ret,
 		     char *errbuf, size_t errlen)
 {
-	char text[HOARD_REF_MAX + 1], hex[80];
-	unsigned long long files, bytes;
-	long long t;
-	int used = 0;
+	static const struct {
+		const char *word;
+		uint64_t max;
+		const char *range;
+	} nums[] = {
+		{"files", UINT32_MAX, "2^32 - 1"},
+		{"bytes", HOARD_REMOTE_SIZE_MAX, "2^63 - 1"},
+		{"time", INT64_MAX, "2^63 - 1"},
+	};
+	char text[HOARD_REF_MAX + 1];
+	uint64_t v[3];
+	const char *p = text;
 
 	if (len > HOARD_REF_MAX || len == 0 || memchr(buf, '\0', len) ||
 	    ((const char *)buf)[len - 1] != '\n')
@@ -813,17 +874,36 @@ int hoard_ref_decode(const void *buf, size_t len, struct hoard_ref *ret,
 				  "the ref is not a hoard ref");
 	memcpy(text, buf, len);
 	text[len] = '\0';
-	if (sscanf(text,
-		   "hoard-ref 1\nmanifest %79s\nfiles %llu\nbytes %llu\n"
-		   "time %lld\n%n",
-		   hex, &files, &bytes, &t, &used) != 4 ||
-	    (size_t)used != len || strlen(hex) != 64 || !all_hex(hex, 64))
+	if (strncmp(p, "hoard-ref 1\nmanifest ", 21) || len < 21 + 65 ||
+	    !all_hex(p + 21, 64) || p[21 + 64] != '\n')
 		return hoard_errf(errbuf, errlen, -EBADMSG,
 				  "the ref is not a hoard ref (version 1)");
-	memcpy(ret->manifest, hex, 65);
-	ret->files = files;
-	ret->bytes = bytes;
-	ret->time = t;
+	p += 21 + 65;
+	for (size_t i = 0; i < 3; i++) {
+		int e = ref_number(&p, nums[i].word, nums[i].max, &v[i]);
+
+		if (e == 2)
+			return hoard_errf(
+				errbuf, errlen, -EBADMSG,
+				"the ref's '%s' value is out of range "
+				"(more than %s)",
+				nums[i].word, nums[i].range);
+		if (e)
+			return hoard_errf(
+				errbuf, errlen, -EBADMSG,
+				"the ref is not a hoard ref (version 1): bad "
+				"'%s' line",
+				nums[i].word);
+	}
+	if (*p)
+		return hoard_errf(errbuf, errlen, -EBADMSG,
+				  "the ref is not a hoard ref (version 1): "
+				  "bytes after the 'time' line");
+	memcpy(ret->manifest, text + 21, 64);
+	ret->manifest[64] = '\0';
+	ret->files = v[0];
+	ret->bytes = v[1];
+	ret->time = (int64_t)v[2];
 	return 0;
 }
 
