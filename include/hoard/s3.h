@@ -280,6 +280,16 @@ int hoard_s3_get_object(struct hoard_s3_client *client, const char *bucket,
 ssize_t hoard_s3_get_range(struct hoard_s3_client *client, const char *bucket,
 			   const char *key, uint64_t off, size_t len,
 			   void *buf);
+/*
+ * The same with a time budget: every attempt ends by deadline_ns
+ * (hoard_now_mono_ns() clock; its connect and transfer are cut there), and
+ * no retry starts within 100 ms of it; the backoff sleeps are shortened to
+ * fit.  -ETIMEDOUT (or the last attempt's error) when the budget is spent;
+ * hoard_s3_last_error() then says "time budget spent".  0: no deadline.
+ */
+ssize_t hoard_s3_get_range_by(struct hoard_s3_client *client,
+			      const char *bucket, const char *key, uint64_t off,
+			      size_t len, void *buf, uint64_t deadline_ns);
 
 /* Size, ETag and Last-Modified of an object. */
 int hoard_s3_head_object(struct hoard_s3_client *client, const char *bucket,
