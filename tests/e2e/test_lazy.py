@@ -177,7 +177,7 @@ def test_stalled_remote_eio_within_bound_then_reads(s3, lazy):
         assert 4 < took < EIO_BOUND_S, took
     finally:
         s3.reset()
-    time.sleep(3.2)   # the fail-fast window after a failed GET
+    time.sleep(3.2)   # a chunk whose fetch waited out the bound fails at once for 3 s
     assert sha((mp / "sub" / "f30").read_bytes()) == sha(content(30))
     assert b.stats()["fetch_failures"] >= 1
 
@@ -420,8 +420,17 @@ def test_flaky_remote_reads_and_prefetch(tmp_path):
             assert st["chaos_fired"] >= 3, st    # the faults did happen
             assert ok == set(range(N_FLAKY)), (passes, sorted(ok))
 
-            # the remote down: every GET stalls
+            # a short outage (every GET answers 503) fails the reads made
+            # during it, and only those: right after it, other files read
             srv.chaos(0)
+            srv.fault({"type": "status", "status": 503, "count": 100000, "method": "GET"})
+            with pytest.raises(OSError) as ei:
+                (mpc / "sub" / "f02").read_bytes()
+            assert ei.value.errno == errno.EIO
+            srv.reset()
+            assert (mpc / "sub" / "f03").read_bytes() == content(3)[:FLAKY_SIZE]
+
+            # the remote down: every GET stalls
             srv.fault({"type": "stall", "count": 10000, "method": "GET"})
             t0 = time.monotonic()
             with pytest.raises(OSError) as ei:
