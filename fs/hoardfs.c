@@ -1170,7 +1170,9 @@ static void parse_args(int argc, char **argv)
 			break;
 		case 'C':
 			if (hoard_parse_size(optarg, &D.cache_bytes) < 0)
-				usage_die("bad --cache-size '%s'", optarg);
+				usage_die("bad --cache-size '%s': expected a "
+					  "size such as 256M",
+					  optarg);
 			break;
 		case 'A':
 			if (hoard_parse_size(optarg, &D.read_ahead) < 0 ||
@@ -1203,7 +1205,9 @@ static void parse_args(int argc, char **argv)
 		case 'L':
 			level = parse_level(optarg);
 			if (level < 0)
-				usage_die("bad --log-level '%s'", optarg);
+				usage_die("bad --log-level '%s': expected "
+					  "error, warning, info or debug",
+					  optarg);
 			hoard_log_set_level(level);
 			break;
 		case 'h':

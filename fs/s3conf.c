@@ -265,29 +265,33 @@ int hoard_s3_url_parse(const char *url, char **ret_bucket, char **ret_prefix)
 	return hoard_s3_url_split(url, ret_bucket, ret_prefix, NULL, 0);
 }
 
-int hoard_s3_endpoint_check(const char *url)
+/* NULL for a good endpoint URL, else the rule it breaks. */
+static const char *endpoint_problem(const char *url)
 {
 	const char *p, *host_end;
 	unsigned long port;
 	char *end;
 
 	if (!url)
-		return -EINVAL;
+		return "no URL";
 	if (strncasecmp(url, "http://", 7) == 0)
 		p = url + 7;
 	else if (strncasecmp(url, "https://", 8) == 0)
 		p = url + 8;
 	else
-		return -EINVAL;
+		return "the scheme must be http:// or https://";
+	if (memchr(p, '@', strcspn(p, "/?#")))
+		return "no user or password in the URL";
 
 	if (*p == '[') {
 		host_end = strchr(p, ']');
 		if (!host_end || host_end == p + 1)
-			return -EINVAL;
+			return "an IPv6 host needs its closing ']'";
 		for (const char *q = p + 1; q < host_end; q++)
 			if (!isxdigit((unsigned char)*q) && *q != ':' &&
 			    *q != '.')
-				return -EINVAL;
+				return "an IPv6 host holds only hex digits, "
+				       "':' and '.'";
 		host_end++;
 	} else {
 		host_end = p;
@@ -295,21 +299,32 @@ int hoard_s3_endpoint_check(const char *url)
 		       *host_end == '-' || *host_end == '_')
 			host_end++;
 		if (host_end == p)
-			return -EINVAL;
+			return "no host (a name, IPv4 or [IPv6] address)";
 	}
 	p = host_end;
 	if (*p == ':') {
 		if (!isdigit((unsigned char)p[1]))
-			return -EINVAL;
+			return "the port must be a number";
 		errno = 0;
 		port = strtoul(p + 1, &end, 10);
 		if (errno || port == 0 || port > 65535)
-			return -EINVAL;
+			return "the port must be 1 to 65535";
 		p = end;
 	}
 	if (*p == '\0' || strcmp(p, "/") == 0)
-		return 0;
-	return -EINVAL;
+		return NULL;
+	if (*p == '/')
+		return "no path after the host (the bucket is not part of "
+		       "the endpoint)";
+	if (*p == '?' || *p == '#')
+		return "no query or fragment";
+	return "the host holds a character that is not a letter, digit, "
+	       "'.', '-' or '_'";
+}
+
+int hoard_s3_endpoint_check(const char *url)
+{
+	return endpoint_problem(url) ? -EINVAL : 0;
 }
 
 /* ---- files ------------------------------------------------------------ */
@@ -598,10 +613,12 @@ static int resolve_rest(struct hoard_s3_config *cfg, const struct profile *conf,
 	if (!endpoint)
 		endpoint = conf->endpoint_url;
 	if (endpoint) {
-		if (hoard_s3_endpoint_check(endpoint) < 0) {
-			ERR("bad endpoint URL '%s' (want "
+		const char *why = endpoint_problem(endpoint);
+
+		if (why) {
+			ERR("bad endpoint URL '%s': %s (want "
 			    "http[s]://host[:port])",
-			    endpoint);
+			    endpoint, why);
 			return -EINVAL;
 		}
 		cfg->endpoint = strdup(endpoint);

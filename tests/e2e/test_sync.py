@@ -587,6 +587,35 @@ def test_url_errors_name_the_rule(s3, tmp_path, url, msg):
     assert s3.stats()["requests"] == 0
 
 
+BAD_ENDPOINTS = [
+    ("ftp://x", "the scheme must be http:// or https://"),
+    ("http://127.0.0.1:9/bucket", "no path after the host"),
+    ("http://h:0", "the port must be 1 to 65535"),
+    ("http://h:99999", "the port must be 1 to 65535"),
+    ("http://h:x", "the port must be a number"),
+    ("http://u:p@h", "no user or password"),
+    ("http://h?x=1", "no query or fragment"),
+    ("http://[zz]", "an IPv6 host holds only hex digits"),
+]
+
+
+def test_option_errors_name_the_rule(s3, tmp_path):
+    """The endpoint setting and hoardfs's options: one line naming the
+    rule broken (issue 13 item 6)."""
+    for ep, msg in BAD_ENDPOINTS:
+        p = hoard(s3, "ls-remote", f"s3://{s3.bucket}/x", check=False,
+                  env=s3.env(AWS_ENDPOINT_URL=ep))
+        assert p.returncode != 0 and f"bad endpoint URL '{ep}': {msg}" in p.stderr, \
+            (ep, p.stderr)
+        assert p.stderr.count("\n") == 1, p.stderr
+    for opt, val, msg in (("--log-level", "loud", "expected error, warning, info or debug"),
+                          ("--cache-size", "big", "expected a size such as 256M"),
+                          ("--max-size", "0", "the budget must be more than 0")):
+        p = subprocess.run([str(HOARDFS), "--store", tmp_path, opt, val, f"v={tmp_path}"],
+                           env=s3.env(), capture_output=True, text=True, timeout=60)
+        assert p.returncode == 2 and msg in p.stderr, (opt, p.stderr)
+
+
 def test_good_urls_still_work(s3, stores):
     """The forms that stay valid: no prefix, a trailing '/', dots inside a
     segment ("v1.2", "..x")."""
