@@ -432,7 +432,7 @@ BAD_MANIFESTS = {
     "ref-bytes-2^64": ([ROOT, m_entry(2, 0, b"f", 0o100644, m_file(0))],
                        "'bytes' value is out of range", (1, str(1 << 64))),
     "ref-files-negative": ([ROOT, m_entry(2, 0, b"f", 0o100644, m_file(0))],
-                           "bad 'files' line", ("-1", "0")),
+                           "the ref is not a hoard ref", ("-1", "0")),
 }
 
 
