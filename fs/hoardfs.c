@@ -1020,13 +1020,15 @@ static int ctl_sync(const char *req, char **ret_out)
 	return r;
 }
 
-/* "prefetch INO...": make the files local (lazy.h). */
+/* "prefetch INO...": make the files local (lazy.h).  The JSON line, then
+ * a "missing ..." line per file that is not (docs/FORMAT.md 6). */
 static int ctl_prefetch(const char *args, char **ret_out)
 {
-	uint64_t total = 0, bytes;
+	struct hoard_lazy_prefetch_res res;
 	unsigned long long ino;
-	unsigned files = 0;
-	char *end;
+	uint64_t total = 0;
+	unsigned files = 0, streak = 0;
+	char *end, *miss = NULL, *x, idhex[HOARD_ID_HEX_SIZE];
 	int r;
 
 	if (!D.lz) {
@@ -1038,26 +1040,42 @@ static int ctl_prefetch(const char *args, char **ret_out)
 		errno = 0;
 		ino = strtoull(args, &end, 10);
 		if (errno || end == args || (*end && *end != ' ')) {
+			free(miss);
 			*ret_out = strdup("malformed prefetch request");
 			return -EINVAL;
 		}
-		r = hoard_lazy_prefetch(D.lz, ino, &bytes);
-		total += bytes;
-		if (r < 0) {
-			if (asprintf(ret_out,
-				     "inode %llu: %s (the remote is "
-				     "unreachable or lacks a chunk)",
-				     ino, strerror(-r)) < 0)
+		r = hoard_lazy_prefetch(D.lz, ino, &streak, &res);
+		total += res.fetched_bytes;
+		if (r < 0 && r != -EIO) {
+			free(miss);
+			if (asprintf(ret_out, "inode %llu: %s", ino,
+				     strerror(-r)) < 0)
 				*ret_out = NULL;
 			return r;
 		}
-		files++;
+		if (r == -EIO) {
+			hoard_id_hex(&res.first_missing, idhex);
+			if (asprintf(&x,
+				     "%smissing %llu %llu %llu %llu %s %d\n",
+				     miss ? miss : "", ino,
+				     (unsigned long long)res.missing,
+				     (unsigned long long)res.chunks,
+				     (unsigned long long)res.missing_bytes,
+				     idhex, -res.first_err) < 0) {
+				free(miss);
+				return -ENOMEM;
+			}
+			free(miss);
+			miss = x;
+		} else {
+			files++;
+		}
 		args = *end ? end + 1 : end;
 	}
-	if (asprintf(ret_out, "{\"files\":%u,\"fetched_bytes\":%llu}\n", files,
-		     (unsigned long long)total) < 0)
-		return -ENOMEM;
-	return 0;
+	r = asprintf(ret_out, "{\"files\":%u,\"fetched_bytes\":%llu}\n%s",
+		     files, (unsigned long long)total, miss ? miss : "");
+	free(miss);
+	return r < 0 ? -ENOMEM : 0;
 }
 
 static int stats_budget(struct hoard_stats *s)
@@ -1327,7 +1345,9 @@ static void parse_args(int argc, char **argv)
 			break;
 		case 'C':
 			if (hoard_parse_size(optarg, &D.cache_bytes) < 0)
-				usage_die("bad --cache-size '%s'", optarg);
+				usage_die("bad --cache-size '%s': expected a "
+					  "size such as 256M",
+					  optarg);
 			break;
 		case 'A':
 			if (hoard_parse_size(optarg, &D.read_ahead) < 0 ||
@@ -1346,13 +1366,17 @@ static void parse_args(int argc, char **argv)
 					  "must be more than 0",
 					  optarg);
 			break;
-		case 'R':
-			if (strncmp(optarg, "s3://", 5))
-				usage_die("bad --remote '%s': expected "
-					  "s3://BUCKET[/PREFIX]",
-					  optarg);
+		case 'R': {
+			char err[512], *b = NULL, *p = NULL;
+
+			if (hoard_s3_url_split(optarg, &b, &p, err,
+					       sizeof(err)) < 0)
+				usage_die("bad --remote: %s", err);
+			free(b);
+			free(p);
 			D.remote = optarg;
 			break;
+		}
 		case 'P':
 			if (!strcmp(optarg, "off"))
 				D.passthrough_off = true;
@@ -1376,7 +1400,9 @@ static void parse_args(int argc, char **argv)
 		case 'L':
 			level = parse_level(optarg);
 			if (level < 0)
-				usage_die("bad --log-level '%s'", optarg);
+				usage_die("bad --log-level '%s': expected "
+					  "error, warning, info or debug",
+					  optarg);
 			hoard_log_set_level(level);
 			break;
 		case 'h':
