@@ -73,5 +73,9 @@ int s3_fail(char *errbuf, size_t errlen, int err, const char *what);
 /* The volume and ref names of a push or pull: 0, or -EINVAL explained. */
 int sync_names_check(const char *volume, const char *ref, char *errbuf,
 		     size_t errlen);
+/* A consistent snapshot of the tree under root (push's step 3), as a
+ * manifest the caller clears. */
+int sync_snapshot(struct hoard_fs *fs, uint64_t root,
+		  struct hoard_manifest *ret);
 
 #endif
