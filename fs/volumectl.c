@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* volumectl: see volumectl.h. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +76,36 @@ static int req_ls(struct hoard_fs *fs, const struct hoard_volume_hooks *h,
 	return r;
 }
 
+/* "volume create NAME": made empty (0755 root:root) unless it exists. */
+static int req_create(struct hoard_fs *fs, const char *name, char **ret_out)
+{
+	bool had;
+	uint64_t root;
+	json_t *o;
+	char *s;
+	int r;
+
+	if (!hoard_fs_volume_name_ok(name)) {
+		*ret_out = strdup("not a volume name (1-64 of A-Z a-z 0-9 . _ "
+				  "-, not starting with '.')");
+		return -EINVAL;
+	}
+	had = hoard_fs_volume(fs, name, false, &root) == 0;
+	r = hoard_fs_volume(fs, name, true, &root);
+	if (r < 0) {
+		*ret_out = strdup(strerror(-r));
+		return r;
+	}
+	o = json_pack("{s:s, s:I, s:b}", "volume", name, "root",
+		      (json_int_t)root, "created", !had);
+	s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (!s || asprintf(ret_out, "%s\n", s) < 0)
+		*ret_out = NULL;
+	free(s);
+	return *ret_out ? 0 : -ENOMEM;
+}
+
 static int reply_err(int r, const char *err, char **ret_out)
 {
 	*ret_out = strdup(*err ? err : strerror(-r));
@@ -109,6 +140,8 @@ int hoard_volume_request(struct hoard_fs *fs, const char *req,
 				  (unsigned long long)vr.chunks, vr.seconds);
 		if (r == 0)
 			*ret_out = hoard_volume_result_json("clone", w[3], &vr);
+	} else if (!strcmp(w[1], "create") && n == 3) {
+		r = req_create(fs, w[2], ret_out);
 	} else if (!strcmp(w[1], "rm") && n == 3) {
 		mp = mounted(h, w[2]);
 		if (mp) {
@@ -152,8 +185,8 @@ int hoard_volume_request(struct hoard_fs *fs, const char *req,
 		r = -ENOMEM;
 	goto out;
 out_malformed:
-	*ret_out = strdup("malformed volume request (volume ls | clone SRC "
-			  "DST | rm NAME | merge SRC DST)");
+	*ret_out = strdup("malformed volume request (volume ls | create NAME "
+			  "| clone SRC DST | rm NAME | merge SRC DST)");
 out:
 	free(copy);
 	return r;

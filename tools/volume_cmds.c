@@ -140,6 +140,11 @@ static void print_human(const char *op, json_t *o, const char *a, const char *b)
 		       (long long)jint(o, "bytes"),
 		       (long long)jint(o, "chunks"),
 		       json_real_value(json_object_get(o, "seconds")));
+	} else if (!strcmp(op, "create")) {
+		printf("volume '%s' %s\n", a,
+		       json_is_true(json_object_get(o, "created"))
+			       ? "created"
+			       : "exists already");
 	} else if (!strcmp(op, "rm")) {
 		printf("removed volume '%s': %lld files, %lld bytes; %lld "
 		       "chunks freed\n",
@@ -200,12 +205,14 @@ static int cli_vfail(int status, const char *fmt, ...)
 
 static const char volume_help[] =
 	"Usage: hoard volume ls [--json]\n"
+	"       hoard volume create NAME [--json]\n"
 	"       hoard volume clone SRC DST [--json]\n"
 	"       hoard volume rm NAME [--json]\n"
 	"       hoard volume merge SRC DST [--json]\n"
 	"\n"
 	"ls     the store's volumes, their root inodes and where the daemon\n"
 	"       mounts them.\n"
+	"create an empty volume NAME (0755 root:root) unless it exists.\n"
 	"clone  a new volume DST with SRC's whole tree that shares every\n"
 	"       chunk with it: metadata only (inodes, names, extents, xattrs;\n"
 	"       chunk refcounts raised), no chunk data written.  SRC may be\n"
@@ -268,7 +275,8 @@ int hoard_cmd_volume(const char **store, int argc, char **argv)
 	static const struct {
 		const char *op;
 		int args;
-	} ops[] = {{"ls", 0}, {"clone", 2}, {"rm", 1}, {"merge", 2}};
+	} ops[] = {
+		{"ls", 0}, {"create", 1}, {"clone", 2}, {"rm", 1}, {"merge", 2}};
 	char *req = NULL, *reply = NULL;
 	const char *op, *a, *b;
 	bool json = false, nd;
@@ -279,7 +287,8 @@ int hoard_cmd_volume(const char **store, int argc, char **argv)
 	if (r >= 0)
 		return r;
 	if (optind >= argc)
-		return cli_usage_error("volume: which? (ls, clone, rm, merge)");
+		return cli_usage_error(
+			"volume: which? (ls, create, clone, rm, merge)");
 	op = argv[optind];
 	n = argc - optind - 1;
 	for (i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)

@@ -8,6 +8,8 @@
  * answers.
  *
  *   volume ls               {"volumes":[{"name","root","mountpoint"}]}
+ *   volume create NAME      {"volume","root","created"}: made empty if
+ *                           missing (as a first mount makes it)
  *   volume clone SRC DST    hoard_volume_result_json of the clone
  *   volume rm NAME          ... of the removal (a mounted volume: -EBUSY)
  *   volume merge SRC DST    hoard_sync_result_json of the merge (sync.h)

@@ -95,13 +95,12 @@ def service(store, tmp_path):
     """hoardfs --persist with no volume (a service, as the systemd unit
     runs it); yields the store; SIGTERM at the end."""
     run([HOARDFS, "--store", store.path, "--persist"], timeout=60)
-    pid = store.daemon_pid()
-    assert pid
+    assert store.daemon_pid()
     yield store
-    for p in tmp_path.glob("**/jobs/*/*"):
+    for p in list(tmp_path.glob("**/jobs/*/*")) + list(store.mounts.values()):
         if is_mounted(p):
             run(["fusermount3", "-u", "-z", p], check=False)
-    stop(store, pid)
+    stop(store, store.daemon_pid())
 
 
 # ---- clone, ls, rm ------------------------------------------------------------
