@@ -339,6 +339,7 @@ static int job_start(struct job *j, const char **from, int n_from)
 		r = start_one(j, from[i], out, err, sizeof(err));
 	if (r < 0) {
 		undo(j);
+		job_clear(j);
 		json_decref(out);
 		return cli_fail("job start %s: %s", j->id,
 				*err ? err : strerror(-r));
@@ -355,6 +356,7 @@ static int job_start(struct job *j, const char **from, int n_from)
 			printf("%s\n", j->v[i].path);
 		json_decref(out);
 	}
+	job_clear(j);
 	return cli_finish_output();
 }
 
@@ -424,7 +426,7 @@ static int run_push(const struct job *j, const char *url, const char *volume,
 static int job_finish(struct job *j, bool keep, const char *url,
 		      const char *sign, const char *ref)
 {
-	json_t *vols = json_array(), *o;
+	json_t *vols, *o;
 	char err[1024] = "", *text;
 	int r = state_load(j), status = EXIT_SUCCESS;
 
@@ -433,6 +435,11 @@ static int job_finish(struct job *j, bool keep, const char *url,
 				j->id, j->store);
 	if (r < 0)
 		return cli_fail("job finish: %s", strerror(-r));
+	vols = json_array();
+	if (!vols) {
+		job_clear(j);
+		return cli_fail("job finish: %s", strerror(ENOMEM));
+	}
 	if (j->n)
 		j->dir = NULL; /* the paths are in the state */
 	for (int i = 0; i < j->n && r == 0; i++) {
