@@ -1191,6 +1191,10 @@ static int ctl_mount(char *name, char *path, char **ret_out)
 					 MAX_MOUNTS);
 		return ctl_reply(ret_out, r, "%s", *err ? err : strerror(-r));
 	}
+	pthread_mutex_lock(&D.notify_mu);
+	if (D.stopping) /* a signal came meanwhile and missed this mount */
+		umount2(real, MNT_DETACH);
+	pthread_mutex_unlock(&D.notify_mu);
 	raise_read_ahead(m);
 	hoard_log(LOG_INFO, "volume '%s' mounted at %s on request", name, real);
 	return mount_json(ret_out, name, real);
