@@ -362,6 +362,28 @@ static int job_start(struct job *j, const char **from, int n_from)
 
 /* ---- finish ------------------------------------------------------------- */
 
+/* 1 when volume name exists, 0 when not, -errno. */
+static int volume_exists(const struct job *j, const char *name, char *err,
+			 size_t errlen)
+{
+	json_t *o = NULL, *e;
+	size_t i;
+	int r = call(j, "volume ls", &o, err, errlen);
+
+	if (r < 0)
+		return r;
+	r = 0;
+	json_array_foreach(json_object_get(o, "volumes"), i, e)
+	{
+		const char *n = json_string_value(json_object_get(e, "name"));
+
+		if (n && !strcmp(n, name))
+			r = 1;
+	}
+	json_decref(o);
+	return r;
+}
+
 /* `hoard push URL --volume V ...` as a child; its stdout into *ret_out
  * (json) or through.  Returns its exit status. */
 static int run_push(const struct job *j, const char *url, const char *volume,
@@ -449,11 +471,12 @@ static int job_finish(struct job *j, bool keep, const char *url,
 
 		r = umount_clone(j, v, err, sizeof(err));
 		if (r == 0 && keep) {
-			snprintf(req, sizeof(req), "volume merge %s %s",
-				 v->clone, v->from);
-			r = call(j, req, &m, err, sizeof(err));
-			if (r == -ENOENT) /* a start that failed before it */
-				r = 0;
+			r = volume_exists(j, v->clone, err, sizeof(err));
+			if (r == 1) {
+				snprintf(req, sizeof(req), "volume merge %s %s",
+					 v->clone, v->from);
+				r = call(j, req, &m, err, sizeof(err));
+			} /* 0: a start that failed before the clone */
 		}
 		if (r == 0)
 			r = rm_clone(j, v, err, sizeof(err));

@@ -407,3 +407,24 @@ def test_eight_concurrent_jobs(service, tmp_path):
     hoard(store, "umount", "pip")
     stop(store, store.daemon_pid())
     fsck_clean(store)
+
+
+def test_job_keep_into_a_missing_volume_keeps_the_job(service, tmp_path):
+    """A --keep whose shared volume went away fails, and loses nothing: the
+    job and its clone stay for another finish."""
+    store = service
+    hoard(store, "volume", "create", "pip")
+    j = job_start(store, "k1")
+    path = Path(j["volumes"][0]["path"])
+    (path / "work").write_bytes(b"the job's work")
+    hoard(store, "volume", "rm", "pip")
+    fails(store, 1, ["job", "finish", "k1", "--keep"], "pip", "finish again")
+    names = [v["name"] for v in hj(store, "volume", "ls")["volumes"]]
+    assert names == ["job.k1.pip"]
+    hoard(store, "volume", "create", "pip")
+    hoard(store, "job", "finish", "k1", "--keep")
+    d = tmp_path / "check"
+    d.mkdir()
+    hoard(store, "mount", "pip", d)
+    assert (d / "work").read_bytes() == b"the job's work"
+    hoard(store, "umount", "pip")
