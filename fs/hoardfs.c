@@ -60,6 +60,9 @@ struct mount {
 	bool used;	/* protected by D.notify_mu: the slot is taken */
 	bool ended;	/* protected by D.notify_mu: no more notifications */
 	bool requested; /* made by a "mount" request */
+	pthread_t thread;
+	bool zombie; /* protected by D.notify_mu: its thread ended, not yet
+		      * joined (by the next user of the slot, or at exit) */
 	struct hoard_fs *fs;
 };
 
@@ -813,21 +816,30 @@ static void *mount_thread(void *arg)
 	free(m->mountpoint);
 	m->name = m->mountpoint = NULL;
 	m->used = false;
+	m->zombie = true;
 	D.live--;
 	pthread_cond_broadcast(&D.mounts_cv);
 	pthread_mutex_unlock(&D.notify_mu);
 	return NULL;
 }
 
+/* Join the thread of a slot whose session ended (D.notify_mu held: the
+ * thread needs it no more). */
+static void reap_locked(struct mount *m)
+{
+	if (m->zombie) {
+		pthread_join(m->thread, NULL);
+		m->zombie = false;
+	}
+}
+
 /* Start m's session thread (m->se mounted). */
 static int mount_start(struct mount *m)
 {
-	pthread_t t;
-	int r = pthread_create(&t, NULL, mount_thread, m);
+	int r = pthread_create(&m->thread, NULL, mount_thread, m);
 
 	if (r != 0)
 		return -r;
-	pthread_detach(t);
 	pthread_mutex_lock(&D.notify_mu);
 	D.live++;
 	m->ended = false;
@@ -1152,6 +1164,7 @@ static int ctl_mount(char *name, char *path, char **ret_out)
 				m = &D.mounts[i];
 	}
 	if (m) {
+		reap_locked(m);
 		*m = (struct mount){.name = strdup(name),
 				    .mountpoint = strdup(real),
 				    .used = true,
@@ -1359,6 +1372,8 @@ static void wait_for_end(void)
 	while (D.live > 0 || (!D.stopping && (D.persist || D.ctl_busy)))
 		pthread_cond_wait(&D.mounts_cv, &D.notify_mu);
 	D.stopping = true; /* no mount request from now on */
+	for (int i = 0; i < MAX_MOUNTS; i++)
+		reap_locked(&D.mounts[i]);
 	pthread_mutex_unlock(&D.notify_mu);
 }
 
