@@ -25,6 +25,7 @@
 
 #include <fuse_lowlevel.h>
 #include <jansson.h>
+#include <systemd/sd-daemon.h>
 
 #include "hoard/ctl.h"
 #include "hoard/evict.h"
@@ -37,6 +38,7 @@
 #include "hoard/sign.h"
 #include "hoard/sync.h"
 #include "hoard/util.h"
+#include "hoard/volumectl.h"
 
 #define DEFAULT_STORE "/var/lib/hoard"
 #define MAX_MOUNTS    32
@@ -53,14 +55,24 @@
 #define DEFAULT_PLAIN_SIZE (8ull << 30)
 #define DEFAULT_PLAIN_MIN  (1ull << 20)
 
+/*
+ * A slot of the mount table.  Slots are taken by the command line's
+ * volumes at start-up and by "mount" requests (control socket) later;
+ * a mount's thread frees its slot when its session ends, so slots are
+ * reused.  Only the main thread (start-up) and the control thread take
+ * slots; every thread that walks the table holds D.notify_mu.
+ */
 struct mount {
-	char *name;
-	char *mountpoint; /* absolute */
+	char *name;	  /* protected by D.notify_mu while used */
+	char *mountpoint; /* absolute; the same */
 	uint64_t root;
 	struct fuse_session *se;
+	bool used;	/* protected by D.notify_mu: the slot is taken */
+	bool ended;	/* protected by D.notify_mu: no more notifications */
+	bool requested; /* made by a "mount" request */
 	pthread_t thread;
-	bool running;
-	bool ended; /* protected by D.notify_mu: no more notifications */
+	bool zombie; /* protected by D.notify_mu: its thread ended, not yet
+		      * joined (by the next user of the slot, or at exit) */
 	struct hoard_fs *fs;
 	bool pt;	    /* set at INIT: the kernel granted passthrough */
 	const char *pt_why; /* set at INIT: why passthrough is on or off */
@@ -79,14 +91,23 @@ static struct {
 	struct hoard_plain *plain;	/* NULL: no tier */
 	const char *remote;	   /* --remote; NULL: the store's setting */
 	struct hoard_lazy *lz;	   /* NULL: no remote, nothing to fetch */
-	pthread_mutex_t notify_mu; /* sessions' fds vs. their unmount */
+	pthread_mutex_t notify_mu; /* sessions' fds vs. their unmount, and
+				    * the mount table */
+	pthread_cond_t mounts_cv;  /* with notify_mu: a mount ended, or a
+				    * control request did */
 	struct mount mounts[MAX_MOUNTS];
-	int n_mounts;
+	int n_mounts;  /* the command line's, slots 0 .. n_mounts-1 */
+	int live;      /* protected by notify_mu: mounts whose thread runs */
+	bool persist;  /* --persist, or no volume given: stay without mounts */
+	bool stopping; /* protected by notify_mu: no new mounts */
+	bool ctl_busy; /* protected by notify_mu: a request is being served */
 	struct hoard_fs *fs;
 	struct hoard_store *st;
 	FILE *logf;
 	int report_fd; /* pipe to the waiting parent, -1 once reported */
-} D = {.report_fd = -1, .notify_mu = PTHREAD_MUTEX_INITIALIZER};
+} D = {.report_fd = -1,
+       .notify_mu = PTHREAD_MUTEX_INITIALIZER,
+       .mounts_cv = PTHREAD_COND_INITIALIZER};
 
 /* ---- logging and start-up reports -------------------------------------- */
 
@@ -815,7 +836,9 @@ static void parse_volume_arg(const char *arg, struct mount *m)
 	}
 }
 
-static void mount_one(struct mount *m)
+/* Open m's volume (made if missing) and mount it; 0, or -errno with one
+ * line in err. */
+static int mount_setup(struct mount *m, char *err, size_t errlen)
 {
 	char opts[1024];
 	char *argv[8];
@@ -825,7 +848,8 @@ static void mount_one(struct mount *m)
 
 	r = hoard_fs_volume(D.fs, m->name, true, &m->root);
 	if (r < 0)
-		die("cannot open volume '%s': %s", m->name, strerror(-r));
+		return hoard_errf(err, errlen, r, "cannot open volume '%s': %s",
+				  m->name, strerror(-r));
 	m->fs = D.fs;
 	snprintf(opts, sizeof(opts),
 		 "allow_other,default_permissions,fsname=hoard:%s,"
@@ -841,14 +865,28 @@ static void mount_one(struct mount *m)
 	m->se = fuse_session_new(&args, &ops, sizeof(ops), m);
 	fuse_opt_free_args(&args);
 	if (!m->se)
-		die("cannot create a FUSE session for %s (bad -o option?)",
-		    m->mountpoint);
+		return hoard_errf(err, errlen, -EINVAL,
+				  "cannot create a FUSE session for %s (bad "
+				  "-o option?)",
+				  m->mountpoint);
 	if (fuse_session_mount(m->se, m->mountpoint) != 0) {
 		fuse_session_destroy(m->se);
 		m->se = NULL;
-		die("cannot mount volume '%s' at %s", m->name, m->mountpoint);
+		return hoard_errf(err, errlen, -EIO,
+				  "cannot mount volume '%s' at %s", m->name,
+				  m->mountpoint);
 	}
 	hoard_fs_ref(D.fs, m->root); /* the kernel never forgets the root */
+	return 0;
+}
+
+static void mount_one(struct mount *m)
+{
+	char err[1024];
+
+	if (mount_setup(m, err, sizeof(err)) < 0)
+		die("%s", err);
+	m->used = true;
 }
 
 static void *mount_thread(void *arg)
@@ -868,7 +906,44 @@ static void *mount_thread(void *arg)
 	m->ended = true;
 	pthread_mutex_unlock(&D.notify_mu);
 	fuse_session_unmount(m->se);
+	fuse_session_destroy(m->se);
+	/* the mount's lookups are void now: the root's is ours to drop */
+	hoard_fs_forget(D.fs, m->root, 1);
+	pthread_mutex_lock(&D.notify_mu);
+	m->se = NULL;
+	free(m->name);
+	free(m->mountpoint);
+	m->name = m->mountpoint = NULL;
+	m->used = false;
+	m->zombie = true;
+	D.live--;
+	pthread_cond_broadcast(&D.mounts_cv);
+	pthread_mutex_unlock(&D.notify_mu);
 	return NULL;
+}
+
+/* Join the thread of a slot whose session ended (D.notify_mu held: the
+ * thread needs it no more). */
+static void reap_locked(struct mount *m)
+{
+	if (m->zombie) {
+		pthread_join(m->thread, NULL);
+		m->zombie = false;
+	}
+}
+
+/* Start m's session thread (m->se mounted). */
+static int mount_start(struct mount *m)
+{
+	int r = pthread_create(&m->thread, NULL, mount_thread, m);
+
+	if (r != 0)
+		return -r;
+	pthread_mutex_lock(&D.notify_mu);
+	D.live++;
+	m->ended = false;
+	pthread_mutex_unlock(&D.notify_mu);
+	return 0;
 }
 
 /* SIGTERM/SIGINT: unmount everything; the loops then end. */
@@ -880,10 +955,25 @@ static void *signal_thread(void *arg)
 	for (;;) {
 		if (sigwait(set, &sig) != 0)
 			continue;
+		char *mps[MAX_MOUNTS];
+		int n = 0;
+
 		hoard_log(LOG_INFO, "signal %d: unmounting", sig);
-		for (int i = 0; i < D.n_mounts; i++) {
-			if (umount2(D.mounts[i].mountpoint, 0) < 0)
-				umount2(D.mounts[i].mountpoint, MNT_DETACH);
+		sd_notify(0, "STOPPING=1");
+		pthread_mutex_lock(&D.notify_mu);
+		D.stopping = true;
+		for (int i = 0; i < MAX_MOUNTS; i++) {
+			struct mount *m = &D.mounts[i];
+
+			if (m->used && !m->ended && m->mountpoint)
+				mps[n++] = strdup(m->mountpoint);
+		}
+		pthread_cond_broadcast(&D.mounts_cv);
+		pthread_mutex_unlock(&D.notify_mu);
+		for (int i = 0; i < n; i++) {
+			if (mps[i] && umount2(mps[i], 0) < 0)
+				umount2(mps[i], MNT_DETACH);
+			free(mps[i]);
 		}
 	}
 	return NULL;
@@ -895,17 +985,19 @@ static void pull_changed(void *ud, uint64_t parent, const char *name)
 {
 	const char *volume = ud;
 
-	for (int i = 0; i < D.n_mounts; i++) {
+	pthread_mutex_lock(&D.notify_mu);
+	for (int i = 0; i < MAX_MOUNTS; i++) {
 		struct mount *m = &D.mounts[i];
 		fuse_ino_t node = parent == m->root ? FUSE_ROOT_ID : parent;
 
-		if (strcmp(m->name, volume) || !m->se)
+		if (!m->used || m->ended || !m->se || strcmp(m->name, volume))
 			continue;
 		if (name)
 			fuse_lowlevel_notify_inval_entry(m->se, node, name,
 							 strlen(name));
 		fuse_lowlevel_notify_inval_inode(m->se, node, 0, 0);
 	}
+	pthread_mutex_unlock(&D.notify_mu);
 }
 
 /* The budget removed a file: the kernel forgets the name (and, with
@@ -915,11 +1007,11 @@ static void evicted_notify(void *ud, uint64_t volume_root, uint64_t parent,
 			   uint64_t ino, const char *name)
 {
 	pthread_mutex_lock(&D.notify_mu);
-	for (int i = 0; i < D.n_mounts; i++) {
+	for (int i = 0; i < MAX_MOUNTS; i++) {
 		struct mount *m = &D.mounts[i];
 		fuse_ino_t node = parent == m->root ? FUSE_ROOT_ID : parent;
 
-		if (m->root != volume_root || !m->se || m->ended)
+		if (!m->used || m->root != volume_root || !m->se || m->ended)
 			continue;
 		if (fuse_lowlevel_notify_delete(m->se, node, ino, name,
 						strlen(name)) < 0)
@@ -1117,16 +1209,21 @@ static char *stats_add_plain(char *json)
 			    json_integer((json_int_t)pc.failed));
 	pt = json_object();
 	mounts = json_object();
-	for (int i = 0; i < D.n_mounts; i++) {
-		const char *why = D.mounts[i].pt_why ? D.mounts[i].pt_why
-						     : "off (not initialized)";
+	pthread_mutex_lock(&D.notify_mu);
+	for (int i = 0; i < MAX_MOUNTS; i++) {
+		const struct mount *m = &D.mounts[i];
+		const char *why = m->pt_why ? m->pt_why
+					    : "off (not initialized)";
 
-		json_object_set_new(mounts, D.mounts[i].name, json_string(why));
-		if (D.mounts[i].pt)
+		if (!m->used || m->ended)
+			continue;
+		json_object_set_new(mounts, m->name, json_string(why));
+		if (m->pt)
 			global = "on";
 		else if (!global || strcmp(global, "on"))
 			global = why;
 	}
+	pthread_mutex_unlock(&D.notify_mu);
 	json_object_set_new(pt, "global", json_string(global ? global : "off"));
 	json_object_set_new(pt, "mounts", mounts);
 	json_object_set_new(o, "passthrough", pt);
@@ -1138,7 +1235,225 @@ static char *stats_add_plain(char *json)
 	return out;
 }
 
-static int ctl_handler(void *ud, const char *req, char **ret_out)
+/* ---- mounts on request --------------------------------------------------- */
+
+/* Decode %XX escapes in place (the words of "mount"); -EINVAL if bad. */
+static int pct_decode(char *s)
+{
+	char *o = s;
+
+	for (; *s; s++) {
+		unsigned x;
+
+		if (*s != '%') {
+			*o++ = *s;
+			continue;
+		}
+		if (sscanf(s + 1, "%2x", &x) != 1 || !s[1] || !s[2] || !x)
+			return -EINVAL;
+		*o++ = (char)x;
+		s += 2;
+	}
+	*o = '\0';
+	return 0;
+}
+
+static int ctl_reply(char **ret_out, int r, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int ctl_reply(char **ret_out, int r, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vasprintf(ret_out, fmt, ap) < 0)
+		*ret_out = NULL;
+	va_end(ap);
+	return *ret_out || r < 0 ? r : -ENOMEM;
+}
+
+static void raise_read_ahead(const struct mount *m);
+
+/* The reply of mount and umount: {"volume":...,"mountpoint":...}. */
+static int mount_json(char **ret_out, const char *volume, const char *mp)
+{
+	json_t *o = json_pack("{s:s, s:s}", "volume", volume, "mountpoint", mp);
+	char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	int r = t ? ctl_reply(ret_out, 0, "%s\n", t) : -ENOMEM;
+
+	free(t);
+	json_decref(o);
+	return r;
+}
+
+/* The live mount of volume name or at path mp (D.notify_mu held). */
+static struct mount *find_mount_locked(const char *name, const char *mp)
+{
+	for (int i = 0; i < MAX_MOUNTS; i++) {
+		struct mount *m = &D.mounts[i];
+
+		if (!m->used || m->ended)
+			continue;
+		if ((name && !strcmp(m->name, name)) ||
+		    (mp && !strcmp(m->mountpoint, mp)))
+			return m;
+	}
+	return NULL;
+}
+
+/* "mount NAME PATH": a new FUSE session with the daemon's options. */
+static int ctl_mount(char *name, char *path, char **ret_out)
+{
+	char real[PATH_MAX], err[1024] = "";
+	struct mount *m = NULL;
+	struct stat sb;
+	int r;
+
+	if (pct_decode(name) < 0 || pct_decode(path) < 0 ||
+	    !hoard_fs_volume_name_ok(name))
+		return ctl_reply(ret_out, -EINVAL,
+				 "invalid volume name '%s': use 1-64 of "
+				 "[A-Za-z0-9._-], not starting with '.'",
+				 name);
+	if (!realpath(path, real) || stat(real, &sb) < 0)
+		return ctl_reply(ret_out, -errno, "mountpoint %s: %s", path,
+				 strerror(errno));
+	if (!S_ISDIR(sb.st_mode))
+		return ctl_reply(ret_out, -ENOTDIR,
+				 "mountpoint %s is not a directory", path);
+	if (is_mountpoint(real))
+		return ctl_reply(ret_out, -EBUSY,
+				 "mountpoint %s is busy: something is already "
+				 "mounted there",
+				 real);
+	pthread_mutex_lock(&D.notify_mu);
+	if (D.stopping) {
+		r = -ESHUTDOWN;
+	} else if (find_mount_locked(name, real)) {
+		r = -EBUSY;
+	} else {
+		r = -ENOSPC;
+		for (int i = 0; i < MAX_MOUNTS && !m; i++)
+			if (!D.mounts[i].used)
+				m = &D.mounts[i];
+	}
+	if (m) {
+		reap_locked(m);
+		*m = (struct mount){.name = strdup(name),
+				    .mountpoint = strdup(real),
+				    .used = true,
+				    .ended = true, /* until its thread runs */
+				    .requested = true};
+		r = m->name && m->mountpoint ? 0 : -ENOMEM;
+	}
+	pthread_mutex_unlock(&D.notify_mu);
+	if (r == 0)
+		r = mount_setup(m, err, sizeof(err));
+	if (r == 0) {
+		r = mount_start(m);
+		if (r < 0) {
+			fuse_session_unmount(m->se);
+			fuse_session_destroy(m->se);
+			hoard_fs_forget(D.fs, m->root, 1);
+			snprintf(err, sizeof(err), "cannot start a thread");
+		}
+	}
+	if (r < 0) {
+		if (m) {
+			pthread_mutex_lock(&D.notify_mu);
+			free(m->name);
+			free(m->mountpoint);
+			*m = (struct mount){0};
+			pthread_mutex_unlock(&D.notify_mu);
+		}
+		if (r == -EBUSY)
+			return ctl_reply(ret_out, r,
+					 "volume '%s' or mountpoint %s is "
+					 "mounted already",
+					 name, real);
+		if (r == -ESHUTDOWN)
+			return ctl_reply(ret_out, r, "the daemon is stopping");
+		if (r == -ENOSPC)
+			return ctl_reply(ret_out, r, "at most %d mounts",
+					 MAX_MOUNTS);
+		return ctl_reply(ret_out, r, "%s", *err ? err : strerror(-r));
+	}
+	pthread_mutex_lock(&D.notify_mu);
+	if (D.stopping) /* a signal came meanwhile and missed this mount */
+		umount2(real, MNT_DETACH);
+	pthread_mutex_unlock(&D.notify_mu);
+	raise_read_ahead(m);
+	hoard_log(LOG_INFO, "volume '%s' mounted at %s on request", name, real);
+	return mount_json(ret_out, name, real);
+}
+
+/* "umount NAME": unmount, and answer once the session has ended (its
+ * files committed, its slot free). */
+static int ctl_umount(char *name, char **ret_out)
+{
+	char mp[PATH_MAX] = "";
+	struct mount *m;
+
+	if (pct_decode(name) < 0)
+		return ctl_reply(ret_out, -EINVAL, "malformed umount request");
+	pthread_mutex_lock(&D.notify_mu);
+	m = find_mount_locked(name, NULL);
+	if (m)
+		snprintf(mp, sizeof(mp), "%s", m->mountpoint);
+	pthread_mutex_unlock(&D.notify_mu);
+	if (!m)
+		return ctl_reply(ret_out, -ENOENT, "volume '%s' is not mounted",
+				 name);
+	if (umount2(mp, 0) < 0)
+		return ctl_reply(ret_out, -errno, "cannot unmount %s: %s%s", mp,
+				 strerror(errno),
+				 errno == EBUSY ? " (a process still uses it)"
+						: "");
+	/* only this thread takes slots: m cannot be reused meanwhile */
+	pthread_mutex_lock(&D.notify_mu);
+	while (m->used)
+		pthread_cond_wait(&D.mounts_cv, &D.notify_mu);
+	pthread_mutex_unlock(&D.notify_mu);
+	return mount_json(ret_out, name, mp);
+}
+
+/* volumectl's hook: where a volume is mounted (the control thread's
+ * buffer: volumectl copies it before the next call). */
+static const char *mounted_at(void *ud, const char *name)
+{
+	static char buf[PATH_MAX];
+	struct mount *m;
+
+	pthread_mutex_lock(&D.notify_mu);
+	m = find_mount_locked(name, NULL);
+	if (m)
+		snprintf(buf, sizeof(buf), "%s", m->mountpoint);
+	pthread_mutex_unlock(&D.notify_mu);
+	return m ? buf : NULL;
+}
+
+static int ctl_mounts(const char *req, char **ret_out)
+{
+	char *copy = strdup(req), *w[4] = {0}, *save = NULL;
+	int n = 0, r;
+
+	if (!copy)
+		return -ENOMEM;
+	for (char *p = strtok_r(copy, " ", &save); p && n < 4;
+	     p = strtok_r(NULL, " ", &save))
+		w[n++] = p;
+	if (n == 3 && !strcmp(w[0], "mount"))
+		r = ctl_mount(w[1], w[2], ret_out);
+	else if (n == 2 && !strcmp(w[0], "umount"))
+		r = ctl_umount(w[1], ret_out);
+	else
+		r = ctl_reply(ret_out, -EINVAL,
+			      "malformed request (mount NAME PATH | umount "
+			      "NAME)");
+	free(copy);
+	return r;
+}
+
+static int ctl_serve(void *ud, const char *req, char **ret_out)
 {
 	struct hoard_stats *s;
 	int r;
@@ -1193,8 +1508,51 @@ static int ctl_handler(void *ud, const char *req, char **ret_out)
 		return ctl_config(req, ret_out);
 	if (!strncmp(req, "prefetch ", 9))
 		return ctl_prefetch(req + 9, ret_out);
+	if (!strncmp(req, "mount ", 6) || !strncmp(req, "umount ", 7))
+		return ctl_mounts(req, ret_out);
+	if (!strncmp(req, "volume ", 7)) {
+		struct hoard_volume_hooks h = {.mountpoint = mounted_at,
+					       .changed = pull_changed};
+
+		r = hoard_volume_request(D.fs, req, &h, ret_out);
+		hoard_evict_poke(D.ev);
+		return r;
+	}
 	*ret_out = strdup("unknown request");
 	return -EINVAL;
+}
+
+/* Every request: while one is served the daemon does not exit (a client
+ * that unmounted the last mount may have more to ask). */
+static int ctl_handler(void *ud, const char *req, char **ret_out)
+{
+	int r;
+
+	pthread_mutex_lock(&D.notify_mu);
+	D.ctl_busy = true;
+	pthread_mutex_unlock(&D.notify_mu);
+	r = ctl_serve(ud, req, ret_out);
+	pthread_mutex_lock(&D.notify_mu);
+	D.ctl_busy = false;
+	pthread_cond_broadcast(&D.mounts_cv);
+	pthread_mutex_unlock(&D.notify_mu);
+	return r;
+}
+
+/*
+ * Wait until the daemon should stop: no mount is left and either a
+ * signal came, or the daemon does not persist (--persist, or started
+ * with no volume) and no control request is being served.
+ */
+static void wait_for_end(void)
+{
+	pthread_mutex_lock(&D.notify_mu);
+	while (D.live > 0 || (!D.stopping && (D.persist || D.ctl_busy)))
+		pthread_cond_wait(&D.mounts_cv, &D.notify_mu);
+	D.stopping = true; /* no mount request from now on */
+	for (int i = 0; i < MAX_MOUNTS; i++)
+		reap_locked(&D.mounts[i]);
+	pthread_mutex_unlock(&D.notify_mu);
 }
 
 /* ---- main --------------------------------------------------------------- */
@@ -1202,8 +1560,7 @@ static int ctl_handler(void *ud, const char *req, char **ret_out)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: hoardfs [OPTIONS] NAME=MOUNTPOINT [NAME=MOUNTPOINT "
-		"...]\n"
+		"Usage: hoardfs [OPTIONS] [NAME=MOUNTPOINT ...]\n"
 		"\n"
 		"Serve volumes of a hoard store as FUSE filesystems.  Each "
 		"volume is an\n"
@@ -1218,6 +1575,13 @@ static void usage(FILE *f)
 		"background; it exits when the last of its mounts is "
 		"unmounted\n"
 		"(fusermount3 -u MOUNTPOINT, or umount) or on SIGTERM/SIGINT.\n"
+		"'hoard mount NAME PATH' asks it for more mounts (they count "
+		"too); it\n"
+		"never exits while it serves a control request.  With "
+		"--persist, or\n"
+		"with no volume given, it stays without mounts until "
+		"SIGTERM/SIGINT.\n"
+		"It tells systemd when it is ready (sd_notify, Type=notify).\n"
 		"\n"
 		"Options:\n"
 		"  -s, --store DIR       store directory (default: "
@@ -1268,6 +1632,10 @@ static void usage(FILE *f)
 		"STORE/plain\n"
 		"      --plain-min SIZE  files smaller than this get no copy "
 		"(default 1M)\n"
+		"      --persist         keep serving when the last mount is "
+		"gone (a\n"
+		"                        service for 'hoard mount' and 'hoard "
+		"job')\n"
 		"      --log-level LEVEL error, warning, info (default) or "
 		"debug\n"
 		"  -h, --help            show this help\n"
@@ -1317,6 +1685,7 @@ static void parse_args(int argc, char **argv)
 		{"passthrough", required_argument, NULL, 'P'},
 		{"plain-size", required_argument, NULL, 'S'},
 		{"plain-min", required_argument, NULL, 'm'},
+		{"persist", no_argument, NULL, 'p'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{0}};
@@ -1397,6 +1766,9 @@ static void parse_args(int argc, char **argv)
 					  "size such as 1M",
 					  optarg);
 			break;
+		case 'p':
+			D.persist = true;
+			break;
 		case 'L':
 			level = parse_level(optarg);
 			if (level < 0)
@@ -1419,8 +1791,8 @@ static void parse_args(int argc, char **argv)
 			usage_die("unknown option '%s'", argv[optind - 1]);
 		}
 	}
-	if (optind == argc)
-		usage_die("no volume given: expected NAME=MOUNTPOINT");
+	if (optind == argc) /* a service: volumes come by "mount" request */
+		D.persist = true;
 	if (argc - optind > MAX_MOUNTS)
 		usage_die("at most %d volumes", MAX_MOUNTS);
 	for (int i = optind; i < argc; i++) {
@@ -1521,8 +1893,12 @@ static void report_ready(void)
 {
 	int fd;
 
-	hoard_log(LOG_INFO, "serving %d volume(s) from %s", D.n_mounts,
-		  D.store_dir);
+	hoard_log(LOG_INFO, "serving %d volume(s) from %s%s", D.n_mounts,
+		  D.store_dir, D.persist ? " (persisting)" : "");
+	/* systemd's Type=notify (no-op without $NOTIFY_SOCKET) */
+	sd_notifyf(0,
+		   "READY=1\nSTATUS=serving %d volume(s) from %s\nMAINPID=%lu",
+		   D.n_mounts, D.store_dir, (unsigned long)getpid());
 	if (D.report_fd < 0)
 		return;
 	fd = open("/dev/null", O_RDWR);
@@ -1704,23 +2080,19 @@ int main(int argc, char **argv)
 	if (r < 0)
 		die("cannot listen on %s: %s", sock, strerror(-r));
 	for (int i = 0; i < D.n_mounts; i++) {
-		if (pthread_create(&D.mounts[i].thread, NULL, mount_thread,
-				   &D.mounts[i]) != 0)
+		if (mount_start(&D.mounts[i]) < 0)
 			die("cannot start a thread");
-		D.mounts[i].running = true;
 	}
 	pthread_create(&sigthr, NULL, signal_thread, &set);
 	pthread_detach(sigthr);
 	for (int i = 0; i < D.n_mounts; i++)
 		raise_read_ahead(&D.mounts[i]);
 	report_ready();
-	for (int i = 0; i < D.n_mounts; i++)
-		pthread_join(D.mounts[i].thread, NULL);
+	wait_for_end();
+	sd_notify(0, "STOPPING=1");
 	hoard_ctl_server_stop(ctl);
 	hoard_evict_free(D.ev);
 	hoard_lazy_free(D.lz);
-	for (int i = 0; i < D.n_mounts; i++)
-		fuse_session_destroy(D.mounts[i].se);
 	hoard_plain_free(D.plain);
 	hoard_fs_free(D.fs);
 	hoard_store_close(D.st);
