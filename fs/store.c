@@ -776,7 +776,7 @@ int hoard_store_pin(struct hoard_store *st, enum hoard_cf cf, const void *key,
 		st->db, cf == HOARD_CF_CHUNKDATA ? st->ropts_frames : st->ropts,
 		st->cf[cf], key, klen, &err);
 	if (err)
-		return rdb_err(err, "get");
+		return store_rdb_err(err, "get");
 	if (!p)
 		return -ENOENT;
 	v = rocksdb_pinnableslice_value(p, &n);
