@@ -47,6 +47,7 @@ static void stream_free(struct hoard_fs *fs, struct istate *is, bool locked);
 struct hoard_fh {
 	struct istate *is;
 	int flags;
+	bool pt; /* answered with passthrough (counted in is->pt_opens) */
 };
 
 static void extent_key(uint8_t k[EXTENT_KEY_SIZE], uint64_t ino, uint64_t off)
@@ -311,6 +312,65 @@ static int staging_file_new(struct hoard_fs *fs, struct istate *is,
 	return 0;
 }
 
+void pt_sync_locked(struct istate *is)
+{
+	struct stat sb;
+
+	if (!is->pt_staging || fstat(is->staging_fd, &sb) < 0)
+		return;
+	is->size = (uint64_t)sb.st_size;
+	is->size_valid = true;
+	is->dirty = true;
+	if (sb.st_mtim.tv_sec != is->pt_mtime.tv_sec ||
+	    sb.st_mtim.tv_nsec != is->pt_mtime.tv_nsec) {
+		/* a passthrough write */
+		is->pt_mtime = sb.st_mtim;
+		is->mtime = is->ctime = sb.st_mtim;
+	}
+}
+
+/*
+ * The inode has passthrough opens and is about to change (a write open,
+ * a truncate, an fallocate): the kernel sends their reads and writes to
+ * the copy, so the copy becomes the staging file (FORMAT 7.3) and stays
+ * dirty until the last passthrough open goes.
+ */
+static int pt_to_staging(struct hoard_fs *fs, struct istate *is)
+{
+	struct hoard_inode in;
+	struct stat sb;
+	int fd, r;
+
+	r = inode_load(fs, is->ino, &in);
+	if (r < 0)
+		return r;
+	r = plain_detach(fs, is->ino);
+	fd = r < 0 ? -1 : dup(is->pt_fd);
+	if (r == 0 && (fd < 0 || fstat(fd, &sb) < 0))
+		r = -errno;
+	if (r < 0) {
+		if (fd >= 0)
+			close(fd);
+		inode_clear(&in);
+		hoard_log(LOG_ERR,
+			  "inode %llu: its plain copy cannot become "
+			  "its staging file: %s",
+			  (unsigned long long)is->ino, strerror(-r));
+		return r;
+	}
+	pthread_mutex_lock(&is->mu);
+	is->staging_fd = fd;
+	is->pt_staging = true;
+	is->pt_wrote = true;
+	is->pt_mtime = sb.st_mtim;
+	is->mtime = in.mtime;
+	is->ctime = in.ctime;
+	pt_sync_locked(is);
+	pthread_mutex_unlock(&is->mu);
+	inode_clear(&in);
+	return 0;
+}
+
 /* Give is a staging file holding its current content up to keep bytes.
  * is->rw held for writing. */
 static int staging_open(struct hoard_fs *fs, struct istate *is, uint64_t keep)
@@ -319,6 +379,9 @@ static int staging_open(struct hoard_fs *fs, struct istate *is, uint64_t keep)
 
 	if (staged(is))
 		return 0;
+	if (is->pt_fd >= 0)
+		return pt_to_staging(fs, is);
+	plain_drop(fs, is->ino); /* the committed content is changing */
 	if (keep > is->size)
 		keep = is->size;
 	if (is->size <= MEM_FILE_MAX &&
@@ -916,6 +979,9 @@ int file_commit(struct hoard_fs *fs, struct istate *is, bool sync)
 	uint64_t size;
 	int r;
 
+	pthread_mutex_lock(&is->mu);
+	pt_sync_locked(is);
+	pthread_mutex_unlock(&is->mu);
 	if (!is->dirty || !staged(is))
 		return sync ? hoard_store_sync(fs->st) : 0;
 	if (is->stream) {
@@ -953,7 +1019,7 @@ int file_commit(struct hoard_fs *fs, struct istate *is, bool sync)
 	pthread_mutex_unlock(&fs->lock);
 	if (r == 0) {
 		pthread_mutex_lock(&is->mu);
-		is->dirty = false;
+		is->dirty = is->pt_staging; /* more writes may come unseen */
 		pthread_mutex_unlock(&is->mu);
 	} else {
 		hoard_log(LOG_ERR, "commit of inode %llu failed: %s",
@@ -987,13 +1053,95 @@ static int ensure_size(struct hoard_fs *fs, struct istate *is)
 	return 0;
 }
 
-int hoard_fs_open(struct hoard_fs *fs, uint64_t ino, int flags,
-		  struct hoard_fh **ret_fh)
+/*
+ * Which path an open takes (FORMAT 7.3); is->rw held for writing.  The
+ * kernel refuses an inode cached opens and passthrough opens at once, so:
+ * while the inode has passthrough opens, this one is one too; while it has
+ * other opens, it is not; else a read-only open of a committed file with a
+ * copy starts passthrough, and one without asks the tier for a copy.
+ */
+static int pt_decide(struct hoard_fs *fs, struct hoard_fh *fh,
+		     const struct hoard_pt_ops *pt,
+		     struct hoard_open_reply *ret)
+{
+	struct istate *is = fh->is;
+	bool rdonly = (fh->flags & O_ACCMODE) == O_RDONLY;
+	unsigned others;
+	int fd, id, r = 0;
+
+	if (is->pt_fd >= 0) {
+		if (!rdonly)
+			r = staging_open(fs, is, UINT64_MAX);
+		if (r < 0)
+			return r;
+		is->pt_opens++;
+		fh->pt = true;
+		ret->backing_id = is->backing_id;
+		if (rdonly)
+			plain_hit(fs);
+		return 0;
+	}
+	pthread_mutex_lock(&fs->lock);
+	others = is->opens - 1;
+	pthread_mutex_unlock(&fs->lock);
+	if (!rdonly || (fh->flags & O_TRUNC) || others || staged(is) ||
+	    is->dirty)
+		goto out_cached;
+	if (plain_open(fs, is->ino, &fd) < 0) {
+		plain_want(fs, is->ino, is->size);
+		goto out_cached;
+	}
+	id = pt->open(pt->ud, fd);
+	if (id <= 0) {
+		hoard_log(LOG_WARNING,
+			  "inode %llu: passthrough refused (%s): served "
+			  "by the daemon",
+			  (unsigned long long)is->ino, strerror(-id));
+		close(fd);
+		plain_unuse(fs, is->ino);
+		goto out_cached;
+	}
+	is->pt_fd = fd;
+	is->backing_id = id;
+	is->pt_opens = 1;
+	fh->pt = true;
+	ret->backing_id = id;
+	return 0;
+out_cached:
+	if (is->pt_wrote) { /* pages of before the passthrough writes */
+		ret->keep_cache = false;
+		is->pt_wrote = false;
+	}
+	return 0;
+}
+
+/* The last passthrough open went (is->rw held for writing): close the
+ * backing file; a copy that became staging is an ordinary one now. */
+static void pt_end(struct hoard_fs *fs, struct istate *is,
+		   const struct hoard_pt_ops *pt)
+{
+	if (pt && pt->close)
+		pt->close(pt->ud, is->backing_id);
+	pthread_mutex_lock(&is->mu);
+	pt_sync_locked(is);
+	is->pt_staging = false;
+	pthread_mutex_unlock(&is->mu);
+	plain_unuse(fs, is->ino);
+	close(is->pt_fd);
+	is->pt_fd = -1;
+	is->backing_id = 0;
+}
+
+int hoard_fs_open_pt(struct hoard_fs *fs, uint64_t ino, int flags,
+		     const struct hoard_pt_ops *pt, struct hoard_fh **ret_fh,
+		     struct hoard_open_reply *ret)
 {
 	struct hoard_fh *fh = malloc(sizeof(*fh));
 	struct istate *is;
 	int r;
 
+	ret->backing_id = 0;
+	ret->keep_cache = true;
 	if (!fh)
 		return -ENOMEM;
 	pthread_mutex_lock(&fs->lock);
@@ -1007,15 +1155,29 @@ int hoard_fs_open(struct hoard_fs *fs, uint64_t ino, int flags,
 	}
 	fh->is = is;
 	fh->flags = flags;
+	fh->pt = false;
 	r = ensure_size(fs, is);
+	if (r == 0 && pt && fs->plain) {
+		pthread_rwlock_wrlock(&is->rw);
+		r = pt_decide(fs, fh, pt, ret);
+		pthread_rwlock_unlock(&is->rw);
+	}
 	if (r == 0 && (flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY)
 		r = file_truncate(fs, is, 0);
 	if (r < 0) {
-		hoard_fs_release(fs, fh);
+		hoard_fs_release_pt(fs, fh, pt);
 		return r;
 	}
 	*ret_fh = fh;
 	return 0;
+}
+
+int hoard_fs_open(struct hoard_fs *fs, uint64_t ino, int flags,
+		  struct hoard_fh **ret_fh)
+{
+	struct hoard_open_reply rep;
+
+	return hoard_fs_open_pt(fs, ino, flags, NULL, ret_fh, &rep);
 }
 
 /*
@@ -1263,10 +1425,22 @@ int hoard_fs_fsync(struct hoard_fs *fs, struct hoard_fh *fh, bool datasync)
 
 void hoard_fs_release(struct hoard_fs *fs, struct hoard_fh *fh)
 {
+	hoard_fs_release_pt(fs, fh, NULL);
+}
+
+void hoard_fs_release_pt(struct hoard_fs *fs, struct hoard_fh *fh,
+			 const struct hoard_pt_ops *pt)
+{
 	struct istate *is = fh->is;
 	struct hoard_inode in;
 	bool last, gone = false;
 
+	if (fh->pt) {
+		pthread_rwlock_wrlock(&is->rw);
+		if (--is->pt_opens == 0)
+			pt_end(fs, is, pt);
+		pthread_rwlock_unlock(&is->rw);
+	}
 	pthread_mutex_lock(&fs->lock);
 	last = --is->opens == 0;
 	pthread_mutex_unlock(&fs->lock);
@@ -1306,6 +1480,9 @@ int hoard_fs_fallocate(struct hoard_fs *fs, struct hoard_fh *fh, int mode,
 	if (off < 0 || len <= 0)
 		return -EINVAL;
 	pthread_rwlock_wrlock(&is->rw);
+	pthread_mutex_lock(&is->mu);
+	pt_sync_locked(is);
+	pthread_mutex_unlock(&is->mu);
 	r = 0;
 	if (end > is->size) {
 		r = staging_open(fs, is, UINT64_MAX);

@@ -112,6 +112,34 @@ int hoard_fs_open(struct hoard_fs *fs, uint64_t ino, int flags,
 int hoard_fs_create(struct hoard_fs *fs, uint64_t parent, const char *name,
 		    mode_t mode, int flags, const struct hoard_ctx *ctx,
 		    struct stat *ret_st, struct hoard_fh **ret_fh);
+/*
+ * FUSE passthrough (docs/FORMAT.md 7.3): the front end's hooks.  open
+ * registers fd as a backing file and returns its id (> 0) or -errno;
+ * close unregisters an id.  ud: the request being answered.
+ */
+struct hoard_pt_ops {
+	int (*open)(void *ud, int fd);
+	void (*close)(void *ud, int backing_id);
+	void *ud;
+};
+struct hoard_open_reply {
+	int backing_id;	 /* > 0: answer with passthrough to this id */
+	bool keep_cache; /* false: the kernel must drop its cached pages */
+};
+/*
+ * hoard_fs_open with passthrough (pt NULL: never).  While an inode has
+ * passthrough opens every open of it is one (a write open turns the copy
+ * into the staging file); while it has other opens none is; a read-only
+ * open of a committed file with a plain copy and no other opens starts
+ * passthrough, and one without a copy asks the tier for one.
+ */
+int hoard_fs_open_pt(struct hoard_fs *fs, uint64_t ino, int flags,
+		     const struct hoard_pt_ops *pt, struct hoard_fh **ret_fh,
+		     struct hoard_open_reply *ret);
+/* hoard_fs_release; pt closes the backing id with the last passthrough
+ * open (NULL: the session is gone). */
+void hoard_fs_release_pt(struct hoard_fs *fs, struct hoard_fh *fh,
+			 const struct hoard_pt_ops *pt);
 ssize_t hoard_fs_read(struct hoard_fs *fs, struct hoard_fh *fh, void *buf,
 		      size_t size, off_t off);
 
@@ -198,6 +226,7 @@ struct hoard_file_info {
 	uint64_t stored_bytes;	/* frames of its distinct chunks */
 	uint64_t local_bytes;	/* of those, frames present in this store */
 	bool dirty;
+	bool plain; /* a verified plain copy is present (plain.h) */
 };
 int hoard_fs_file_info(struct hoard_fs *fs, uint64_t ino,
 		       struct hoard_file_info *ret);
