@@ -42,7 +42,8 @@ static int stream_start(struct hoard_fs *fs, struct istate *is);
 static int stream_feed(struct hoard_fs *fs, struct istate *is, const uint8_t *p,
 		       size_t n);
 static int stream_to_file(struct hoard_fs *fs, struct istate *is);
-static void stream_free(struct hoard_fs *fs, struct istate *is, bool locked);
+static void stream_free(struct hoard_fs *fs, struct istate *is, bool locked,
+			bool landed);
 
 struct hoard_fh {
 	struct istate *is;
@@ -225,7 +226,7 @@ void staging_drop(struct hoard_fs *fs, struct istate *is, bool locked)
 	char name[32];
 
 	if (is->stream)
-		stream_free(fs, is, locked);
+		stream_free(fs, is, locked, false);
 	if (is->mem)
 		mem_release(fs, is);
 	if (is->staging_fd < 0)
@@ -532,8 +533,10 @@ static int emit_chunk(struct commit *c, uint64_t ino, uint64_t off,
 	if (r < 0)
 		return r;
 	s = idmap_add(&c->staged, &id);
-	if (s)
+	if (s) {
 		s->count++;
+		s->frame_size = flen; /* for a failed commit's delete */
+	}
 	d = idmap_add(&c->deltas, &id);
 	if (!s || !d) {
 		if (!s) { /* not recorded: undo the stage count here */
@@ -752,13 +755,19 @@ struct stream {
 	uint64_t base;
 };
 
-static void stream_free(struct hoard_fs *fs, struct istate *is, bool locked)
+/* landed: the stream's commit landed; otherwise the frames it staged that
+ * nothing else refers to are deleted. */
+static void stream_free(struct hoard_fs *fs, struct istate *is, bool locked,
+			bool landed)
 {
 	struct stream *st = is->stream;
 
 	if (!locked)
 		pthread_mutex_lock(&fs->lock);
-	chunks_unstage_locked(fs, &st->c.staged);
+	if (landed)
+		chunks_unstage_locked(fs, &st->c.staged);
+	else
+		chunks_unstage_failed_locked(fs, &st->c.staged);
 	if (!locked)
 		pthread_mutex_unlock(&fs->lock);
 	idmap_free(&st->c.deltas);
@@ -842,7 +851,7 @@ static int stream_start(struct hoard_fs *fs, struct istate *is)
 	is->stream = st;
 	r = stream_feed(fs, is, is->mem, (size_t)is->size);
 	if (r < 0) {
-		stream_free(fs, is, false);
+		stream_free(fs, is, false, false);
 		return r;
 	}
 	mem_release(fs, is);
@@ -932,7 +941,7 @@ static int stream_to_file(struct hoard_fs *fs, struct istate *is)
 	int r = staging_file_new(fs, is, fill_from_stream, 0);
 
 	if (r == 0)
-		stream_free(fs, is, false);
+		stream_free(fs, is, false, false);
 	return r;
 }
 
@@ -961,11 +970,11 @@ static int stream_commit(struct hoard_fs *fs, struct istate *is, bool sync)
 				  "inode %llu: content lost: %s after a "
 				  "failed commit",
 				  (unsigned long long)is->ino, strerror(-e));
-			stream_free(fs, is, false);
+			stream_free(fs, is, false, false);
 		}
 		return r;
 	}
-	stream_free(fs, is, false);
+	stream_free(fs, is, false, true);
 	pthread_mutex_lock(&is->mu);
 	is->dirty = false;
 	pthread_mutex_unlock(&is->mu);
@@ -1015,7 +1024,10 @@ int file_commit(struct hoard_fs *fs, struct istate *is, bool sync)
 	pthread_mutex_lock(&fs->lock);
 	if (r == 0)
 		r = commit_land(&c, is, sync);
-	chunks_unstage_locked(fs, &c.staged);
+	if (r == 0)
+		chunks_unstage_locked(fs, &c.staged);
+	else
+		chunks_unstage_failed_locked(fs, &c.staged);
 	pthread_mutex_unlock(&fs->lock);
 	if (r == 0) {
 		pthread_mutex_lock(&is->mu);

@@ -201,6 +201,14 @@ int chunks_stage_bulk(struct hoard_fs *fs, const struct hoard_id *id,
 int chunks_make_durable(struct hoard_fs *fs, struct idmap *staged);
 /* Drop in-flight counts of every id in m (fs->lock held). */
 void chunks_unstage_locked(struct hoard_fs *fs, struct idmap *m);
+/*
+ * The same for a commit that did not land (failed, or abandoned when a
+ * stream becomes a staging file): then also delete the frames of m that no
+ * chunk record refers to and no other commit under way relies on, so that
+ * a full disk gets their space back without waiting for the unmount's
+ * sweep.  m's frame_size fields give the bytes (fs->garbage_bytes).
+ */
+void chunks_unstage_failed_locked(struct hoard_fs *fs, struct idmap *m);
 /* Add the refcount changes in m (count = delta) to b (fs->lock held). */
 int chunks_apply_locked(struct hoard_fs *fs, struct hoard_batch *b,
 			struct idmap *m);
