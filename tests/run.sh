@@ -5,7 +5,8 @@
 #   1. installs the build and test dependencies (skipped when present),
 #   2. builds `build` (debugoptimized, -Werror) and `build-asan`
 #      (AddressSanitizer + UBSan),
-#   3. checks formatting with clang-format (when .clang-format exists),
+#   3. checks formatting with clang-format (when .clang-format exists) and
+#      the include rule per layer (tests/check_layers.py),
 #   4. runs one pytest session over tests/e2e: the C unit tests of both
 #      builds, the end-to-end tests against build/hoardfs, and a short e2e
 #      pass against the ASan daemon.  Extra arguments go to pytest.
@@ -79,6 +80,10 @@ if [ -f .clang-format ]; then
 	for d in fs tools include tests/unit; do [ -d "$d" ] && dirs+=("$d"); done
 	find "${dirs[@]}" -name '*.[ch]' -print0 | xargs -0 -r clang-format --dry-run --Werror
 fi
+
+# the include rule per layer (README, How it works): a break fails the run
+echo "== include layers"
+/usr/bin/python3 tests/check_layers.py
 
 # pip in the tests must see none of the caller's pip configuration
 unset PIP_FIND_LINKS PIP_INDEX_URL PIP_EXTRA_INDEX_URL PIP_CONFIG_FILE PIP_NO_INDEX
