@@ -7,12 +7,30 @@
 #      (AddressSanitizer + UBSan),
 #   3. checks formatting with clang-format (when .clang-format exists) and
 #      the include rule per layer (tests/check_layers.py),
-#   4. runs one pytest session over tests/e2e: the C unit tests of both
-#      builds, the end-to-end tests against build/hoardfs, and a short e2e
-#      pass against the ASan daemon.  Extra arguments go to pytest.
+#   4. builds the libFuzzer targets in `build-fuzz` (clang, -Dfuzz=true,
+#      ASan/UBSan) when clang's libFuzzer is installed,
+#   5. runs one pytest session over tests/e2e: the C unit tests of both
+#      builds, the fuzz corpora replayed by both builds and a short
+#      libFuzzer run of every target (tests/e2e/test_fuzz.py), the
+#      end-to-end tests against build/hoardfs, and a short e2e pass against
+#      the ASan daemon.  Extra arguments go to pytest.
+#
+# Options (before the pytest arguments):
+#   --fuzz-long[=SECONDS]  only fuzz: every libFuzzer target for SECONDS
+#                          (default 600) each, growing build-fuzz/corpus/
 #
 # The last line printed is pytest's summary.
 set -euo pipefail
+
+FUZZ_LONG=
+while [ $# -gt 0 ]; do
+	case $1 in
+	--fuzz-long) FUZZ_LONG=600 ;;
+	--fuzz-long=*) FUZZ_LONG=${1#--fuzz-long=} ;;
+	*) break ;;
+	esac
+	shift
+done
 
 cd "$(dirname "$(readlink -f "$0")")/.."
 
@@ -77,8 +95,25 @@ ninja -C build-asan
 if [ -f .clang-format ]; then
 	echo "== clang-format"
 	dirs=()
-	for d in fs tools include tests/unit; do [ -d "$d" ] && dirs+=("$d"); done
+	for d in fs tools include tests/unit tests/fuzz; do [ -d "$d" ] && dirs+=("$d"); done
 	find "${dirs[@]}" -name '*.[ch]' -print0 | xargs -0 -r clang-format --dry-run --Werror
+fi
+
+# libFuzzer targets: clang with its runtime (Debian: libclang-rt-14-dev)
+FUZZ_ENV=()
+if command -v clang >/dev/null &&
+	[ -f "$(clang -print-file-name=libclang_rt.fuzzer-x86_64.a)" ]; then
+	echo "== build-fuzz"
+	CC=clang setup build-fuzz -Dbuildtype=debugoptimized -Dwerror=true -Dfuzz=true \
+		-Db_sanitize=address,undefined -Db_lundef=false
+	mapfile -t fuzz_targets < <(sed -n "/^fuzz_targets/,/]/p" tests/meson.build |
+		grep -o "'[a-z0-9_]*'" | tr -d "'" | sed 's|^|tests/fuzz_|')
+	ninja -C build-fuzz "${fuzz_targets[@]}"
+	FUZZ_ENV=(HOARD_FUZZ_BUILD="$PWD/build-fuzz")
+elif [ -n "$FUZZ_LONG" ]; then
+	die "--fuzz-long needs clang and libclang-rt-14-dev (tests/packages.txt)"
+else
+	echo "== build-fuzz: skipped (no clang libFuzzer); the corpora still replay"
 fi
 
 # the include rule per layer (README, How it works): a break fails the run
@@ -88,6 +123,13 @@ echo "== include layers"
 # pip in the tests must see none of the caller's pip configuration
 unset PIP_FIND_LINKS PIP_INDEX_URL PIP_EXTRA_INDEX_URL PIP_CONFIG_FILE PIP_NO_INDEX
 
+if [ -n "$FUZZ_LONG" ]; then
+	echo "== pytest: libFuzzer, ${FUZZ_LONG} s per target"
+	exec env HOARD_BUILD="$PWD/build" HOARD_FUZZ_SECONDS="$FUZZ_LONG" "${FUZZ_ENV[@]}" \
+		/usr/bin/python3 -m pytest -v -p no:cacheprovider \
+		tests/e2e/test_fuzz.py -k test_libfuzzer "$@"
+fi
+
 echo "== pytest"
-HOARD_BUILD="$PWD/build" HOARD_ASAN_BUILD="$PWD/build-asan" \
-	exec /usr/bin/python3 -m pytest -v -p no:cacheprovider tests/e2e "$@"
+exec env HOARD_BUILD="$PWD/build" HOARD_ASAN_BUILD="$PWD/build-asan" "${FUZZ_ENV[@]}" \
+	/usr/bin/python3 -m pytest -v -p no:cacheprovider tests/e2e "$@"
