@@ -4,7 +4,7 @@
 # hoard's whole test suite, as root on Debian 12:
 #   1. installs the build and test dependencies (skipped when present),
 #   2. builds `build` (debugoptimized, -Werror) and `build-asan`
-#      (AddressSanitizer + UBSan),
+#      (AddressSanitizer + UBSan), and with --tsan `build-tsan`,
 #   3. checks formatting with clang-format (when .clang-format exists) and
 #      the include rule per layer (tests/check_layers.py),
 #   4. builds the libFuzzer targets in `build-fuzz` (clang, -Dfuzz=true,
@@ -16,6 +16,11 @@
 #      the ASan daemon.  Extra arguments go to pytest.
 #
 # Options (before the pytest arguments):
+#   --tsan                 also build `build-tsan` (ThreadSanitizer) and run
+#                          the concurrency tests against it
+#                          (tests/e2e/test_tsan.py).  Not in the default
+#                          run: it takes 15-20 minutes on a shared 2-core
+#                          machine.
 #   --fuzz-long[=SECONDS]  only fuzz: every libFuzzer target for SECONDS
 #                          (default 600) each, growing build-fuzz/corpus/
 #
@@ -23,8 +28,10 @@
 set -euo pipefail
 
 FUZZ_LONG=
+TSAN=
 while [ $# -gt 0 ]; do
 	case $1 in
+	--tsan) TSAN=1 ;;
 	--fuzz-long) FUZZ_LONG=600 ;;
 	--fuzz-long=*) FUZZ_LONG=${1#--fuzz-long=} ;;
 	*) break ;;
@@ -99,6 +106,15 @@ if [ -f .clang-format ]; then
 	find "${dirs[@]}" -name '*.[ch]' -print0 | xargs -0 -r clang-format --dry-run --Werror
 fi
 
+TSAN_ENV=()
+if [ -n "$TSAN" ]; then
+	echo "== build-tsan"
+	setup build-tsan -Dbuildtype=debugoptimized -Dwerror=true \
+		-Db_sanitize=thread -Db_lundef=false
+	ninja -C build-tsan
+	TSAN_ENV=(HOARD_TSAN_BUILD="$PWD/build-tsan")
+fi
+
 # libFuzzer targets: clang with its runtime (Debian: libclang-rt-14-dev)
 FUZZ_ENV=()
 if command -v clang >/dev/null &&
@@ -131,5 +147,5 @@ if [ -n "$FUZZ_LONG" ]; then
 fi
 
 echo "== pytest"
-exec env HOARD_BUILD="$PWD/build" HOARD_ASAN_BUILD="$PWD/build-asan" "${FUZZ_ENV[@]}" \
+exec env HOARD_BUILD="$PWD/build" HOARD_ASAN_BUILD="$PWD/build-asan" "${FUZZ_ENV[@]}" "${TSAN_ENV[@]}" \
 	/usr/bin/python3 -m pytest -v -p no:cacheprovider tests/e2e "$@"
