@@ -1134,7 +1134,9 @@ void hoard_fs_release(struct hoard_fs *fs, struct hoard_fh *fh)
 			file_commit(fs, is, false);
 		pthread_mutex_lock(&fs->lock);
 		if (is->opens == 0) {
+			pthread_mutex_lock(&is->mu); /* dirty: see istate */
 			is->dirty = false;
+			pthread_mutex_unlock(&is->mu);
 			staging_drop(fs, is, true);
 		}
 		pthread_mutex_unlock(&fs->lock);
