@@ -876,9 +876,13 @@ int file_commit(struct hoard_fs *fs, struct istate *is, bool sync)
 static int ensure_size(struct hoard_fs *fs, struct istate *is)
 {
 	struct hoard_inode in;
+	bool valid;
 	int r;
 
-	if (is->size_valid)
+	pthread_mutex_lock(&is->mu); /* size_valid: see istate */
+	valid = is->size_valid;
+	pthread_mutex_unlock(&is->mu);
+	if (valid)
 		return 0;
 	r = inode_load(fs, is->ino, &in);
 	if (r < 0)
