@@ -3,8 +3,9 @@
 #
 # hoard's whole test suite, as root on Debian 12:
 #   1. installs the build and test dependencies (skipped when present),
-#   2. builds `build` (debugoptimized, -Werror) and `build-asan`
-#      (AddressSanitizer + UBSan), and with --tsan `build-tsan`,
+#   2. builds `build` (debugoptimized, -Werror), `build-asan`
+#      (AddressSanitizer + UBSan) and `build-tsan` (ThreadSanitizer: the
+#      daemon and the CLI only),
 #   3. checks formatting with clang-format (when .clang-format exists) and
 #      the include rule per layer (tests/check_layers.py),
 #   4. builds the libFuzzer targets in `build-fuzz` (clang, -Dfuzz=true,
@@ -12,15 +13,14 @@
 #   5. runs one pytest session over tests/e2e: the C unit tests of both
 #      builds, the fuzz corpora replayed by both builds and a short
 #      libFuzzer run of every target (tests/e2e/test_fuzz.py), the
-#      end-to-end tests against build/hoardfs, and a short e2e pass against
-#      the ASan daemon.  Extra arguments go to pytest.
+#      end-to-end tests against build/hoardfs, a short e2e pass against
+#      the ASan daemon, and the concurrency tests against the TSan daemon
+#      (tests/e2e/test_tsan.py).  Extra arguments go to pytest.
 #
 # Options (before the pytest arguments):
-#   --tsan                 also build `build-tsan` (ThreadSanitizer) and run
-#                          the concurrency tests against it
-#                          (tests/e2e/test_tsan.py).  Not in the default
-#                          run: it takes 15-20 minutes on a shared 2-core
-#                          machine.
+#   --no-tsan              skip build-tsan and the TSan pass (about 2 min to
+#                          build and 2 min to run on a shared 2-core
+#                          machine)
 #   --fuzz-long[=SECONDS]  only fuzz: every libFuzzer target for SECONDS
 #                          (default 600) each, growing build-fuzz/corpus/
 #
@@ -28,10 +28,10 @@
 set -euo pipefail
 
 FUZZ_LONG=
-TSAN=
+TSAN=1
 while [ $# -gt 0 ]; do
 	case $1 in
-	--tsan) TSAN=1 ;;
+	--no-tsan) TSAN= ;;
 	--fuzz-long) FUZZ_LONG=600 ;;
 	--fuzz-long=*) FUZZ_LONG=${1#--fuzz-long=} ;;
 	*) break ;;
@@ -107,11 +107,11 @@ if [ -f .clang-format ]; then
 fi
 
 TSAN_ENV=()
-if [ -n "$TSAN" ]; then
+if [ -n "$TSAN" ] && [ -z "$FUZZ_LONG" ]; then
 	echo "== build-tsan"
 	setup build-tsan -Dbuildtype=debugoptimized -Dwerror=true \
 		-Db_sanitize=thread -Db_lundef=false
-	ninja -C build-tsan
+	ninja -C build-tsan hoardfs hoard
 	TSAN_ENV=(HOARD_TSAN_BUILD="$PWD/build-tsan")
 fi
 
