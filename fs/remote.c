@@ -821,8 +821,11 @@ static bool all_hex(const char *s, size_t n)
 int hoard_ref_decode(const void *buf, size_t len, struct hoard_ref *ret,
 		     char *errbuf, size_t errlen)
 {
-	char text[HOARD_REF_MAX + 1], hex[80];
+	char text[HOARD_REF_MAX + 1], hex[80], *canon;
 	unsigned long long files, bytes;
+	struct hoard_ref r;
+	size_t clen;
+	bool same;
 	long long t;
 	int used = 0;
 
@@ -839,10 +842,21 @@ int hoard_ref_decode(const void *buf, size_t len, struct hoard_ref *ret,
 	    (size_t)used != len || strlen(hex) != 64 || !all_hex(hex, 64))
 		return hoard_errf(errbuf, errlen, -EBADMSG,
 				  "the ref is not a hoard ref (version 1)");
-	memcpy(ret->manifest, hex, 65);
-	ret->files = files;
-	ret->bytes = bytes;
-	ret->time = t;
+	memcpy(r.manifest, hex, 65);
+	r.files = files;
+	r.bytes = bytes;
+	r.time = t;
+	/* sscanf takes any run of white space for one, and "-1" for a
+	 * count: only the one form hoard_ref_encode writes is a ref */
+	if (hoard_ref_encode(&r, &canon, &clen) < 0)
+		return -ENOMEM;
+	same = clen == len && !memcmp(canon, text, len);
+	free(canon);
+	if (!same)
+		return hoard_errf(errbuf, errlen, -EBADMSG,
+				  "the ref is not in the one form of version 1 "
+				  "(spacing, signs or leading zeros)");
+	*ret = r;
 	return 0;
 }
 
