@@ -29,6 +29,8 @@ int hoard_sync_fetch_config(const struct hoard_s3_config *s3, const char *url,
 
 struct refs {
 	struct remote *r;
+	const struct hoard_pubkey *trust;
+	size_t n_trust;
 	char **keys;
 	size_t n, cap;
 };
@@ -48,9 +50,36 @@ static int list_ref_cb(const struct hoard_s3_entry *e, void *arg)
 	return l->keys[l->n++] ? 0 : -ENOMEM;
 }
 
-static int ls_one(struct remote *r, const char *key, bool json, FILE *out,
+/* What ls-remote says of a ref's signature: "unsigned", "valid",
+ * "trusted" (valid, by a trusted key), "untrusted" (valid, another key
+ * while some are trusted) or "invalid"; the key id into id. */
+static const char *sig_state(const struct refs *l, const struct hoard_ref *rf,
+			     const char *volume, const char *name,
+			     char id[HOARD_SIGN_ID_SIZE])
+{
+	struct hoard_ref_site site;
+
+	*id = '\0';
+	if (!rf->is_signed)
+		return "unsigned";
+	hoard_sign_key_id(&rf->key, id);
+	remote_ref_site(l->r, volume, name, &site);
+	if (hoard_ref_verify(rf, &site) < 0)
+		return "invalid";
+	if (!l->n_trust)
+		return "valid";
+	for (size_t i = 0; i < l->n_trust; i++)
+		if (!memcmp(l->trust[i].b, rf->key.b, sizeof(rf->key.b)))
+			return "trusted";
+	return "untrusted";
+}
+
+static int ls_one(struct refs *l, const char *key, bool json, FILE *out,
 		  int *printed)
 {
+	struct remote *r = l->r;
+	char id[HOARD_SIGN_ID_SIZE];
+	const char *sig;
 	const char *name = key + strlen(r->prefix) + strlen("refs/");
 	struct hoard_s3_object_info info = {0};
 	struct hoard_ref rf;
@@ -88,6 +117,7 @@ static int ls_one(struct remote *r, const char *key, bool json, FILE *out,
 			fprintf(out, "%-24s (not a hoard ref)\n", name);
 		return 0;
 	}
+	sig = sig_state(l, &rf, vol, slash + 1, id);
 	mkey = remote_key(r, "manifests/%s", rf.manifest);
 	if (!mkey)
 		return -ENOMEM;
@@ -102,27 +132,30 @@ static int ls_one(struct remote *r, const char *key, bool json, FILE *out,
 		fprintf(out,
 			"%s{\"ref\":\"%s\",\"manifest\":\"%s\",\"files\":%llu,"
 			"\"bytes\":%llu,\"manifest_size\":%lld,\"time\":%lld,"
-			"\"date\":\"%s\"}",
+			"\"date\":\"%s\",\"key\":%s%s%s,\"signature\":\"%s\"}",
 			(*printed)++ ? "," : "", name, rf.manifest,
 			(unsigned long long)rf.files,
 			(unsigned long long)rf.bytes,
 			e == 0 ? (long long)info.size : -1LL,
-			(long long)rf.time, when);
+			(long long)rf.time, when, *id ? "\"" : "",
+			*id ? id : "null", *id ? "\"" : "", sig);
 	else
-		fprintf(out, "%-24s %.12s %8llu %14llu %12lld  %s%s\n", name,
-			rf.manifest, (unsigned long long)rf.files,
+		fprintf(out, "%-24s %.12s %8llu %14llu %12lld  %s  %s%s%s%s\n",
+			name, rf.manifest, (unsigned long long)rf.files,
 			(unsigned long long)rf.bytes,
-			e == 0 ? (long long)info.size : -1LL, when,
+			e == 0 ? (long long)info.size : -1LL, when, sig,
+			*id ? " " : "", id,
 			e == 0 ? "" : "  (manifest missing)");
 	return 0;
 }
 
 int hoard_sync_ls_remote(const struct hoard_s3_config *s3, const char *url,
+			 const struct hoard_pubkey *trust, size_t n_trust,
 			 bool json, char **ret_out, char *errbuf, size_t errlen)
 {
 	struct hoard_remote_config c;
 	struct remote r;
-	struct refs l = {.r = &r};
+	struct refs l = {.r = &r, .trust = trust, .n_trust = n_trust};
 	char *text = NULL, *key;
 	size_t tlen = 0;
 	int printed = 0;
@@ -152,10 +185,11 @@ int hoard_sync_ls_remote(const struct hoard_s3_config *s3, const char *url,
 	if (json)
 		fputs("{\"refs\":[", out);
 	else
-		fprintf(out, "%-24s %-12s %8s %14s %12s  %s\n", "REF",
-			"MANIFEST", "FILES", "BYTES", "MANIFEST-B", "PUSHED");
+		fprintf(out, "%-24s %-12s %8s %14s %12s  %-20s  %s\n", "REF",
+			"MANIFEST", "FILES", "BYTES", "MANIFEST-B", "PUSHED",
+			"SIGNATURE");
 	for (size_t i = 0; e == 0 && i < l.n; i++) {
-		e = ls_one(&r, l.keys[i], json, out, &printed);
+		e = ls_one(&l, l.keys[i], json, out, &printed);
 		if (e < 0)
 			s3_fail(errbuf, errlen, e, "reading a ref");
 	}

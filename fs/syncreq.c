@@ -20,6 +20,9 @@
 
 /* ---- output ------------------------------------------------------------------ */
 
+/* A key id as a JSON string, or null: three %s. */
+#define Q(id) *(id) ? "\"" : "", *(id) ? (id) : "null", *(id) ? "\"" : ""
+
 char *hoard_sync_result_json(const struct hoard_sync_result *x)
 {
 	char *out;
@@ -33,7 +36,8 @@ char *hoard_sync_result_json(const struct hoard_sync_result *x)
 			"\"chunks_fetched\":%llu,\"bytes_fetched\":%llu,"
 			"\"range_gets\":%llu,\"added\":%llu,\"replaced\":%llu,"
 			"\"identical\":%llu,\"kept_newer\":%llu,"
-			"\"conflicts\":%llu,\"requests\":%llu,"
+			"\"conflicts\":%llu,\"signed_by\":%s%s%s,"
+			"\"requests\":%llu,"
 			"\"retries\":%llu,\"bytes_up\":%llu,"
 			"\"bytes_down\":%llu,\"seconds\":%.3f}\n",
 			x->manifest, (unsigned long long)x->files,
@@ -46,7 +50,7 @@ char *hoard_sync_result_json(const struct hoard_sync_result *x)
 			(unsigned long long)x->replaced,
 			(unsigned long long)x->identical,
 			(unsigned long long)x->kept_newer,
-			(unsigned long long)x->conflicts,
+			(unsigned long long)x->conflicts, Q(x->key_id),
 			(unsigned long long)x->requests,
 			(unsigned long long)x->retries,
 			(unsigned long long)x->bytes_up,
@@ -60,6 +64,7 @@ char *hoard_sync_result_json(const struct hoard_sync_result *x)
 			"\"chunks_new\":%llu,\"packs_new\":%llu,"
 			"\"bytes_new\":%llu,\"bytes_dedup\":%llu,"
 			"\"manifest_new\":%s,\"ref_updated\":%s,"
+			"\"signed_by\":%s%s%s,"
 			"\"requests\":%llu,\"retries\":%llu,\"bytes_up\":%llu,"
 			"\"bytes_down\":%llu,\"seconds\":%.3f}\n",
 			x->manifest, (unsigned long long)x->files,
@@ -70,7 +75,7 @@ char *hoard_sync_result_json(const struct hoard_sync_result *x)
 			(unsigned long long)x->bytes_new,
 			(unsigned long long)x->bytes_dedup,
 			x->manifest_new ? "true" : "false",
-			x->ref_updated ? "true" : "false",
+			x->ref_updated ? "true" : "false", Q(x->key_id),
 			(unsigned long long)x->requests,
 			(unsigned long long)x->retries,
 			(unsigned long long)x->bytes_up,
@@ -181,6 +186,19 @@ char *hoard_sync_request_encode(const char *op, const struct hoard_sync_opts *o)
 	put_kn(f, "jobs", o->jobs);
 	if (o->lazy)
 		put_kn(f, "lazy", 1);
+	if (o->sign) {
+		char hex[2 * HOARD_SIGN_SEED_SIZE + 1];
+
+		hoard_hex(o->sign->seed, sizeof(o->sign->seed), hex);
+		put_kv(f, "sign", hex);
+		memset(hex, 0, sizeof(hex));
+	}
+	for (size_t i = 0; i < o->n_trust; i++) {
+		char hex[2 * HOARD_SIGN_PUB_SIZE + 1];
+
+		hoard_hex(o->trust[i].b, sizeof(o->trust[i].b), hex);
+		put_kv(f, "trust", hex);
+	}
 	put_kv(f, "ak", c->access_key_id);
 	put_kv(f, "sk", c->secret_access_key);
 	put_kv(f, "st", c->session_token);
@@ -243,6 +261,31 @@ static int set_num(const char *v, unsigned *ret)
 	return 0;
 }
 
+static int set_sign(const char *v, struct hoard_sync_request *q)
+{
+	uint8_t seed[HOARD_SIGN_SEED_SIZE];
+	int r = hoard_sign_hex32(v, seed);
+
+	if (r == 0)
+		r = hoard_sign_from_seed(seed, &q->sign);
+	memset(seed, 0, sizeof(seed));
+	q->has_sign = r == 0;
+	return r;
+}
+
+static int add_trust(const char *v, struct hoard_sync_request *q)
+{
+	struct hoard_pubkey *x;
+
+	if (q->n_trust >= HOARD_TRUST_MAX)
+		return -EINVAL;
+	x = reallocarray(q->trust, q->n_trust + 1, sizeof(*x));
+	if (!x)
+		return -ENOMEM;
+	q->trust = x;
+	return hoard_sign_hex32(v, x[q->n_trust++].b) == 0 ? 0 : -EINVAL;
+}
+
 int hoard_sync_request_decode(const char *line, struct hoard_sync_request *q)
 {
 	const char *p = line;
@@ -287,6 +330,10 @@ int hoard_sync_request_decode(const char *line, struct hoard_sync_request *q)
 			r = set_num(v, &q->jobs);
 		else if (!strcmp(w, "lazy"))
 			r = set_num(v, &q->lazy);
+		else if (!strcmp(w, "sign"))
+			r = set_sign(v, q);
+		else if (!strcmp(w, "trust"))
+			r = add_trust(v, q);
 		STR("ak", access_key_id)
 		STR("sk", secret_access_key)
 		STR("st", session_token)
@@ -316,6 +363,8 @@ void hoard_sync_request_clear(struct hoard_sync_request *q)
 	if (!q)
 		return;
 	hoard_s3_config_clear(&q->s3);
+	hoard_sign_key_wipe(&q->sign);
+	free(q->trust);
 	free(q->url);
 	free(q->volume);
 	free(q->ref);
@@ -370,6 +419,9 @@ int hoard_sync_result_from_json(const char *json, struct hoard_sync_result *x)
 	U(bytes_up);
 	U(bytes_down);
 #undef U
+	m = strstr(json, "\"signed_by\":\"");
+	if (m)
+		snprintf(x->key_id, sizeof(x->key_id), "%.16s", m + 13);
 	x->manifest_new = strstr(json, "\"manifest_new\":true") != NULL;
 	x->ref_updated = strstr(json, "\"ref_updated\":true") != NULL;
 	m = strstr(json, "\"seconds\":");
