@@ -446,14 +446,14 @@ static ssize_t info_xattr(struct hoard_fs *fs, uint64_t ino, void *buf,
 		     "{\"chunks\":%llu,\"unique_chunks\":%llu,"
 		     "\"logical_bytes\":%llu,\"data_bytes\":%llu,"
 		     "\"stored_bytes\":%llu,\"local_bytes\":%llu,"
-		     "\"dirty\":%s}",
+		     "\"dirty\":%s,\"plain\":%s}",
 		     (unsigned long long)fi.chunks,
 		     (unsigned long long)fi.unique_chunks,
 		     (unsigned long long)fi.logical_bytes,
 		     (unsigned long long)fi.data_bytes,
 		     (unsigned long long)fi.stored_bytes,
 		     (unsigned long long)fi.local_bytes,
-		     fi.dirty ? "true" : "false");
+		     fi.dirty ? "true" : "false", fi.plain ? "true" : "false");
 	if (size && (size_t)n > size)
 		return -ERANGE;
 	if (size)
@@ -730,6 +730,44 @@ static int load_next_ino(struct hoard_fs *fs)
 	return n == 8 && fs->next_ino >= 16 ? 0 : -EBADMSG;
 }
 
+/* The last inode number a family's keys start with (0 if none). */
+static uint64_t last_ino_in(struct hoard_fs *fs, enum hoard_cf cf)
+{
+	static const uint8_t top[8] = {0xff, 0xff, 0xff, 0xff,
+				       0xff, 0xff, 0xff, 0xff};
+	struct hoard_iter *it = hoard_iter_new(fs->st, cf, "", 0);
+	uint64_t ino = 0;
+	size_t kl;
+
+	if (!it)
+		return 0;
+	hoard_iter_seek_for_prev(it, top, sizeof(top));
+	if (hoard_iter_valid(it) && hoard_iter_key(it, &kl) && kl >= 8)
+		ino = hoard_get_be64(hoard_iter_key(it, &kl));
+	hoard_iter_free(it);
+	return ino;
+}
+
+/*
+ * After an open skipped damaged WAL records (store.h), next_ino may be
+ * older than records that survived: hand out numbers past every inode
+ * number in use, so that no new file meets a dead one's extents.
+ */
+static void next_ino_past_damage(struct hoard_fs *fs)
+{
+	static const enum hoard_cf cfs[] = {HOARD_CF_INODES, HOARD_CF_EXTENTS,
+					    HOARD_CF_XATTRS, HOARD_CF_DIRENTS};
+
+	if (!hoard_store_wal_damage(fs->st))
+		return;
+	for (size_t i = 0; i < sizeof(cfs) / sizeof(cfs[0]); i++) {
+		uint64_t last = last_ino_in(fs, cfs[i]);
+
+		if (last >= fs->next_ino)
+			fs->next_ino = last + 1;
+	}
+}
+
 /* Staging files were never acknowledged by fsync: drop them. */
 static int clean_staging(struct hoard_fs *fs)
 {
@@ -840,6 +878,8 @@ int hoard_fs_new(struct hoard_store *st, const struct hoard_fs_opts *o,
 				    &fs->cache);
 	if (r == 0)
 		r = load_next_ino(fs);
+	if (r == 0)
+		next_ino_past_damage(fs);
 	if (r == 0) {
 		char path[4096];
 
@@ -887,6 +927,11 @@ void hoard_fs_free(struct hoard_fs *fs)
 		free(fs->itab);
 		fs->itab = NULL;
 		purge_orphans(fs);
+		/* a commit that failed half-way (a full disk) may have left
+		 * frames without a record, which only a start after a crash
+		 * would sweep */
+		if (ok && hoard_store_write_failures(fs->st))
+			sweep_frames(fs);
 		if (ok && fs->staging_dirfd >= 0)
 			set_clean(fs, true);
 	}

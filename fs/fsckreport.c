@@ -22,6 +22,9 @@ static const char *const problem_names[HOARD_FSCK_N_PROBLEMS] = {
 	[HOARD_FSCK_BAD_VOLUMES] = "bad_volumes",
 	[HOARD_FSCK_STALE_ORPHANS] = "stale_orphans",
 	[HOARD_FSCK_ORPHAN_XATTRS] = "orphan_xattrs",
+	[HOARD_FSCK_BAD_PLAIN] = "bad_plain_copies",
+	[HOARD_FSCK_WAL_DAMAGE] = "wal_damage",
+	[HOARD_FSCK_UNREADABLE] = "unreadable_ranges",
 };
 
 const char *hoard_fsck_problem_name(enum hoard_fsck_problem p)
@@ -36,6 +39,7 @@ void hoard_fsck_report_free(struct hoard_fsck_report *r)
 	for (size_t i = 0; i < r->n_lost; i++)
 		free(r->lost[i]);
 	free(r->lost);
+	free(r->wal_damage);
 	free(r);
 }
 
@@ -84,13 +88,14 @@ char *hoard_fsck_json(const struct hoard_fsck_report *r)
 		"\"checked\":{\"volumes\":%llu,\"inodes\":%llu,"
 		"\"dirents\":%llu,\"extents\":%llu,\"xattrs\":%llu,"
 		"\"chunks\":%llu,\"raw_bytes\":%llu,\"frame_bytes\":%llu,"
-		"\"remote_chunks\":%llu},",
+		"\"remote_chunks\":%llu,\"plain_copies\":%llu},",
 		(unsigned long long)r->volumes, (unsigned long long)r->inodes,
 		(unsigned long long)r->dirents, (unsigned long long)r->extents,
 		(unsigned long long)r->xattrs, (unsigned long long)r->chunks,
 		(unsigned long long)r->raw_bytes,
 		(unsigned long long)r->frame_bytes,
-		(unsigned long long)r->remote_chunks);
+		(unsigned long long)r->remote_chunks,
+		(unsigned long long)r->plain_copies);
 	fputs("\"found\":{", f);
 	for (int i = 0; i < HOARD_FSCK_N_PROBLEMS; i++)
 		fprintf(f, "%s\"%s\":%llu", i ? "," : "", problem_names[i],
@@ -101,7 +106,12 @@ char *hoard_fsck_json(const struct hoard_fsck_report *r)
 			fputc(',', f);
 		json_str(f, r->lost[i]);
 	}
-	fputs("]}\n", f);
+	fputs("],\"wal_damage\":", f);
+	if (r->wal_damage)
+		json_str(f, r->wal_damage);
+	else
+		fputs("null", f);
+	fputs("}\n", f);
 	return finish(f, &buf);
 }
 
@@ -119,6 +129,8 @@ static const char *const problem_text[HOARD_FSCK_N_PROBLEMS] = {
 	[HOARD_FSCK_BAD_VOLUMES] = "volumes without a root directory",
 	[HOARD_FSCK_STALE_ORPHANS] = "orphans entries of missing/linked inodes",
 	[HOARD_FSCK_ORPHAN_XATTRS] = "xattrs of missing inodes",
+	[HOARD_FSCK_WAL_DAMAGE] = "opens that skipped damaged WAL records",
+	[HOARD_FSCK_UNREADABLE] = "stretches of unreadable records",
 };
 
 char *hoard_fsck_text(const struct hoard_fsck_report *r)
@@ -148,6 +160,12 @@ char *hoard_fsck_text(const struct hoard_fsck_report *r)
 		      "mounting "
 		      "drops it\n",
 		      f);
+	if (r->wal_damage)
+		fprintf(f,
+			"the write-ahead log was damaged%s; what the store "
+			"recorded:\n  %s\n",
+			r->repaired ? " (record cleared by the repair)" : "",
+			r->wal_damage);
 	for (int i = 0; i < HOARD_FSCK_N_PROBLEMS; i++)
 		if (r->problem[i])
 			fprintf(f, "  %-40s %llu\n", problem_text[i],
