@@ -120,7 +120,9 @@ FUZZ_ENV=()
 if command -v clang >/dev/null &&
 	[ -f "$(clang -print-file-name=libclang_rt.fuzzer-x86_64.a)" ]; then
 	echo "== build-fuzz"
-	CC=clang setup build-fuzz -Dbuildtype=debugoptimized -Dwerror=true -Dfuzz=true \
+	# (a build-fuzz made before the C++ file came has g++ as its linker)
+	[ ! -f build-fuzz/build.ninja ] || grep -q clang++ build-fuzz/build.ninja || rm -rf build-fuzz
+	CC=clang CXX=clang++ setup build-fuzz -Dbuildtype=debugoptimized -Dwerror=true -Dfuzz=true \
 		-Db_sanitize=address,undefined -Db_lundef=false
 	mapfile -t fuzz_targets < <(sed -n "/^fuzz_targets/,/]/p" tests/meson.build |
 		grep -o "'[a-z0-9_]*'" | tr -d "'" | sed 's|^|tests/fuzz_|')
