@@ -425,8 +425,13 @@ int hoard_sync_result_from_json(const char *json, struct hoard_sync_result *x)
 	x->manifest_new = strstr(json, "\"manifest_new\":true") != NULL;
 	x->ref_updated = strstr(json, "\"ref_updated\":true") != NULL;
 	m = strstr(json, "\"seconds\":");
-	if (m)
-		x->elapsed_ns = (uint64_t)(strtod(m + 10, NULL) * 1e9);
+	if (m) {
+		double secs = strtod(m + 10, NULL);
+
+		/* out of range (or NaN) would be undefined in the cast */
+		if (secs > 0 && secs < 1e9)
+			x->elapsed_ns = (uint64_t)(secs * 1e9);
+	}
 	(void)v;
 	return 0;
 }
