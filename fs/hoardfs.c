@@ -30,6 +30,7 @@
 #include "hoard/lazy.h"
 #include "hoard/gc.h"
 #include "hoard/fs.h"
+#include "hoard/json.h"
 #include "hoard/stats.h"
 #include "hoard/store.h"
 #include "hoard/sync.h"
@@ -69,7 +70,8 @@ static struct {
 	struct hoard_fs *fs;
 	struct hoard_store *st;
 	FILE *logf;
-	int report_fd; /* pipe to the waiting parent, -1 once reported */
+	int report_fd;	      /* pipe to the waiting parent, -1 once reported */
+	uint64_t read_errors; /* reads answered EIO; atomic (__atomic_*) */
 } D = {.report_fd = -1, .notify_mu = PTHREAD_MUTEX_INITIALIZER};
 
 /* ---- logging and start-up reports -------------------------------------- */
@@ -375,6 +377,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	n = hoard_fs_read(M(req)->fs, FH(fi), buf, size, off);
+	if (n == -EBADMSG || n == -EIO) /* `hoard stats`: read_errors */
+		__atomic_add_fetch(&D.read_errors, 1, __ATOMIC_RELAXED);
 	if (n < 0)
 		fuse_reply_err(req, E((int)n));
 	else
@@ -859,15 +863,14 @@ static int ctl_config(const char *req, char **ret_out)
 		  (unsigned long long)max,
 		  D.max_size ? " (--max-size overrides it)" : "");
 reply:
-	if (asprintf(ret_out,
-		     "{\"max_size\":%llu,\"in_force\":%llu,"
-		     "\"overridden\":%s}\n",
-		     (unsigned long long)max,
-		     (unsigned long long)(D.max_size ? D.max_size : max),
-		     D.max_size ? "true" : "false") < 0) {
-		*ret_out = NULL;
+	*ret_out = hoard_json_dump(
+		json_pack("{s:o,s:o,s:b}", "max_size", hoard_json_u64(max),
+			  "in_force",
+			  hoard_json_u64(D.max_size ? D.max_size : max),
+			  "overridden", D.max_size != 0),
+		true);
+	if (!*ret_out)
 		return -ENOMEM;
-	}
 	return 0;
 }
 
@@ -951,8 +954,11 @@ static int ctl_prefetch(const char *args, char **ret_out)
 		files++;
 		args = *end ? end + 1 : end;
 	}
-	if (asprintf(ret_out, "{\"files\":%u,\"fetched_bytes\":%llu}\n", files,
-		     (unsigned long long)total) < 0)
+	*ret_out = hoard_json_dump(json_pack("{s:I,s:o}", "files",
+					     (json_int_t)files, "fetched_bytes",
+					     hoard_json_u64(total)),
+				   true);
+	if (!*ret_out)
 		return -ENOMEM;
 	return 0;
 }
@@ -984,6 +990,9 @@ static int ctl_handler(void *ud, const char *req, char **ret_out)
 			return r;
 		hoard_fs_cache_counts(D.fs, &s->cache_hits, &s->cache_misses);
 		s->have_cache = true;
+		s->have_reads = true;
+		s->read_errors = __atomic_load_n(&D.read_errors,
+						 __ATOMIC_RELAXED);
 		if (D.lz) {
 			struct hoard_lazy_counts lc;
 
@@ -994,6 +1003,7 @@ static int ctl_handler(void *ud, const char *req, char **ret_out)
 			s->fetch_gets = lc.gets;
 			s->fetch_failures = lc.failures;
 			s->fetch_get_bytes = lc.get_bytes;
+			s->fetch_retries = lc.retries;
 		}
 		r = stats_budget(s);
 		if (r < 0) {

@@ -41,9 +41,12 @@ json_t *hoard_json_u64(uint64_t v)
 
 json_t *hoard_json_real3(double v)
 {
+	/* rounded half away from zero, without libm */
 	if (!isfinite(v))
 		v = 0;
-	return json_real(round(v * 1000) / 1000);
+	if (v > -9e15 / 1000 && v < 9e15 / 1000)
+		v = (double)(long long)(v * 1000 + (v < 0 ? -0.5 : 0.5)) / 1000;
+	return json_real(v);
 }
 
 /* Length of the valid UTF-8 sequence at p (at most n bytes), or 0. */

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "hoard/json.h"
 #include "hoard/util.h"
 #include "sync-internal.h"
 
@@ -48,8 +49,8 @@ static int list_ref_cb(const struct hoard_s3_entry *e, void *arg)
 	return l->keys[l->n++] ? 0 : -ENOMEM;
 }
 
-static int ls_one(struct remote *r, const char *key, bool json, FILE *out,
-		  int *printed)
+/* One ref: a row of the table on out, or an object appended to arr. */
+static int ls_one(struct remote *r, const char *key, json_t *arr, FILE *out)
 {
 	const char *name = key + strlen(r->prefix) + strlen("refs/");
 	struct hoard_s3_object_info info = {0};
@@ -79,11 +80,13 @@ static int ls_one(struct remote *r, const char *key, bool json, FILE *out,
 	e = hoard_ref_decode(buf, len, &rf, NULL, 0);
 	free(buf);
 	if (e < 0) {
-		if (json)
-			fprintf(out,
-				"%s{\"ref\":\"%s\",\"error\":\"not a hoard "
-				"ref\"}",
-				(*printed)++ ? "," : "", name);
+		if (arr)
+			return json_array_append_new(
+				       arr,
+				       json_pack("{s:s,s:s}", "ref", name,
+						 "error", "not a hoard ref"))
+				       ? -ENOMEM
+				       : 0;
 		else
 			fprintf(out, "%-24s (not a hoard ref)\n", name);
 		return 0;
@@ -98,16 +101,21 @@ static int ls_one(struct remote *r, const char *key, bool json, FILE *out,
 	t = (time_t)rf.time;
 	if (gmtime_r(&t, &tm))
 		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	if (json)
-		fprintf(out,
-			"%s{\"ref\":\"%s\",\"manifest\":\"%s\",\"files\":%llu,"
-			"\"bytes\":%llu,\"manifest_size\":%lld,\"time\":%lld,"
-			"\"date\":\"%s\"}",
-			(*printed)++ ? "," : "", name, rf.manifest,
-			(unsigned long long)rf.files,
-			(unsigned long long)rf.bytes,
-			e == 0 ? (long long)info.size : -1LL,
-			(long long)rf.time, when);
+	if (arr)
+		return json_array_append_new(
+			       arr,
+			       json_pack(
+				       "{s:s,s:s,s:o,s:o,s:I,s:I,s:s}", "ref",
+				       name, "manifest", rf.manifest, "files",
+				       hoard_json_u64(rf.files), "bytes",
+				       hoard_json_u64(rf.bytes),
+				       "manifest_size",
+				       (json_int_t)(e == 0 ? (long long)info.size
+							   : -1LL),
+				       "time", (json_int_t)rf.time, "date",
+				       when))
+			       ? -ENOMEM
+			       : 0;
 	else
 		fprintf(out, "%-24s %.12s %8llu %14llu %12lld  %s%s\n", name,
 			rf.manifest, (unsigned long long)rf.files,
@@ -125,7 +133,7 @@ int hoard_sync_ls_remote(const struct hoard_s3_config *s3, const char *url,
 	struct refs l = {.r = &r};
 	char *text = NULL, *key;
 	size_t tlen = 0;
-	int printed = 0;
+	json_t *arr = NULL;
 	FILE *out;
 	int e = remote_open(&r, s3, url, 1, errbuf, errlen);
 
@@ -149,18 +157,28 @@ int hoard_sync_ls_remote(const struct hoard_s3_config *s3, const char *url,
 		e = -ENOMEM;
 		goto done;
 	}
-	if (json)
-		fputs("{\"refs\":[", out);
-	else
+	if (json) {
+		arr = json_array();
+		if (!arr)
+			e = -ENOMEM;
+	} else {
 		fprintf(out, "%-24s %-12s %8s %14s %12s  %s\n", "REF",
 			"MANIFEST", "FILES", "BYTES", "MANIFEST-B", "PUSHED");
+	}
 	for (size_t i = 0; e == 0 && i < l.n; i++) {
-		e = ls_one(&r, l.keys[i], json, out, &printed);
+		e = ls_one(&r, l.keys[i], arr, out);
 		if (e < 0)
 			s3_fail(errbuf, errlen, e, "reading a ref");
 	}
-	if (json)
-		fputs("]}\n", out);
+	if (e == 0 && json) {
+		char *t = hoard_json_dump(json_pack("{s:O}", "refs", arr),
+					  true);
+
+		if (!t || fputs(t, out) < 0)
+			e = -ENOMEM;
+		free(t);
+	}
+	json_decref(arr);
 	fclose(out);
 	if (e == 0)
 		*ret_out = text;
