@@ -33,6 +33,7 @@
 #include "hoard/json.h"
 #include "hoard/stats.h"
 #include "hoard/store.h"
+#include "hoard/sign.h"
 #include "hoard/sync.h"
 #include "hoard/util.h"
 
@@ -896,6 +897,9 @@ static int ctl_sync(const char *req, char **ret_out)
 	o.ref = q.ref;
 	o.jobs = q.jobs;
 	o.lazy = q.lazy != 0;
+	o.sign = q.has_sign ? &q.sign : NULL;
+	o.trust = q.trust;
+	o.n_trust = q.n_trust;
 	if (!strcmp(q.op, "pull")) {
 		o.changed = pull_changed;
 		o.changed_ud = q.volume;
@@ -1025,6 +1029,9 @@ static int ctl_handler(void *ud, const char *req, char **ret_out)
 	}
 	if (!strncmp(req, "push ", 5) || !strncmp(req, "pull ", 5))
 		return ctl_sync(req, ret_out);
+	if (!strcmp(req, "config trust") || !strncmp(req, "config trust ", 13))
+		return hoard_trust_request(D.st, req[12] ? req + 13 : "",
+					   ret_out);
 	if (!strncmp(req, "config ", 7))
 		return ctl_config(req, ret_out);
 	if (!strncmp(req, "prefetch ", 9))

@@ -778,12 +778,21 @@ bool hoard_ref_name_ok(const char *name)
 
 int hoard_ref_encode(const struct hoard_ref *r, char **ret, size_t *ret_len)
 {
-	int n = asprintf(ret,
-			 "hoard-ref 1\nmanifest %s\nfiles %llu\nbytes %llu\n"
-			 "time %lld\n",
-			 r->manifest, (unsigned long long)r->files,
-			 (unsigned long long)r->bytes, (long long)r->time);
+	char key[2 * HOARD_SIGN_PUB_SIZE + 1], sig[2 * HOARD_SIGN_SIG_SIZE + 1];
+	int n;
 
+	if (r->is_signed) {
+		hoard_hex(r->key.b, sizeof(r->key.b), key);
+		hoard_hex(r->sig, sizeof(r->sig), sig);
+	}
+	n = asprintf(ret,
+		     "hoard-ref %d\nmanifest %s\nfiles %llu\nbytes %llu\n"
+		     "time %lld\n%s%s%s%s%s",
+		     r->is_signed ? 2 : 1, r->manifest,
+		     (unsigned long long)r->files, (unsigned long long)r->bytes,
+		     (long long)r->time, r->is_signed ? "key " : "",
+		     r->is_signed ? key : "", r->is_signed ? "\nsig " : "",
+		     r->is_signed ? sig : "", r->is_signed ? "\n" : "");
 	if (n < 0)
 		return -ENOMEM;
 	*ret_len = (size_t)n;
@@ -799,13 +808,24 @@ static bool all_hex(const char *s, size_t n)
 	return true;
 }
 
+static void unhex(const char *hex, uint8_t *out, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned v;
+
+		sscanf(hex + 2 * i, "%2x", &v);
+		out[i] = (uint8_t)v;
+	}
+}
+
 int hoard_ref_decode(const void *buf, size_t len, struct hoard_ref *ret,
 		     char *errbuf, size_t errlen)
 {
-	char text[HOARD_REF_MAX + 1], hex[80];
+	char text[HOARD_REF_MAX + 1], hex[80], key[80], sig[160];
 	unsigned long long files, bytes;
+	unsigned version;
 	long long t;
-	int used = 0;
+	int used = 0, n;
 
 	if (len > HOARD_REF_MAX || len == 0 || memchr(buf, '\0', len) ||
 	    ((const char *)buf)[len - 1] != '\n')
@@ -813,17 +833,160 @@ int hoard_ref_decode(const void *buf, size_t len, struct hoard_ref *ret,
 				  "the ref is not a hoard ref");
 	memcpy(text, buf, len);
 	text[len] = '\0';
-	if (sscanf(text,
-		   "hoard-ref 1\nmanifest %79s\nfiles %llu\nbytes %llu\n"
-		   "time %lld\n%n",
-		   hex, &files, &bytes, &t, &used) != 4 ||
-	    (size_t)used != len || strlen(hex) != 64 || !all_hex(hex, 64))
+	if (sscanf(text, "hoard-ref %u\n", &version) != 1 || version < 1)
 		return hoard_errf(errbuf, errlen, -EBADMSG,
-				  "the ref is not a hoard ref (version 1)");
-	memcpy(ret->manifest, hex, 65);
-	ret->files = files;
-	ret->bytes = bytes;
-	ret->time = t;
+				  "the ref is not a hoard ref");
+	if (version > 2)
+		return hoard_errf(errbuf, errlen, -EPROTONOSUPPORT,
+				  "the ref is of version %u: this hoard reads "
+				  "versions 1 and 2",
+				  version);
+	memset(ret, 0, sizeof(*ret));
+	if (version == 1) {
+		n = sscanf(text,
+			   "hoard-ref 1\nmanifest %79s\nfiles %llu\nbytes "
+			   "%llu\ntime %lld\n%n",
+			   hex, &files, &bytes, &t, &used);
+		if (n != 4 || (size_t)used != len)
+			goto bad;
+	} else {
+		n = sscanf(text,
+			   "hoard-ref 2\nmanifest %79s\nfiles %llu\nbytes "
+			   "%llu\ntime %lld\nkey %79s\nsig %159s\n%n",
+			   hex, &files, &bytes, &t, key, sig, &used);
+		if (n != 6 || (size_t)used != len || strlen(key) != 64 ||
+		    !all_hex(key, 64) || strlen(sig) != 128 ||
+		    !all_hex(sig, 128))
+			goto bad;
+		ret->is_signed = true;
+		unhex(key, ret->key.b, sizeof(ret->key.b));
+		unhex(sig, ret->sig, sizeof(ret->sig));
+	}
+	if (strlen(hex) != 64 || !all_hex(hex, 64))
+		goto bad;
+	/* the text must be exactly what the encoder writes (no leading
+	 * zeros, '+' or spaces): the signature covers the fields, and one
+	 * ref has one spelling */
+	{
+		char *again;
+		size_t alen;
+
+		memcpy(ret->manifest, hex, 65);
+		ret->files = files;
+		ret->bytes = bytes;
+		ret->time = t;
+		if (hoard_ref_encode(ret, &again, &alen) < 0)
+			return -ENOMEM;
+		n = alen == len && !memcmp(again, text, len);
+		free(again);
+		if (!n)
+			goto bad;
+	}
+	return 0;
+bad:
+	memset(ret, 0, sizeof(*ret));
+	return hoard_errf(errbuf, errlen, -EBADMSG,
+			  "the ref is not a hoard ref (version %u)", version);
+}
+
+int hoard_ref_signed_text(const struct hoard_ref *r,
+			  const struct hoard_ref_site *site, char **ret,
+			  size_t *ret_len)
+{
+	char repo[HOARD_SHA256_HEX_SIZE], key[2 * HOARD_SIGN_PUB_SIZE + 1];
+	int n;
+
+	hoard_hex(site->repo, sizeof(site->repo), repo);
+	hoard_hex(r->key.b, sizeof(r->key.b), key);
+	n = asprintf(ret,
+		     "hoard-ref-signature 1\nrepository %s\nlocation %s/%s\n"
+		     "ref %s/%s\nmanifest %s\nfiles %llu\nbytes %llu\n"
+		     "time %lld\nkey %s\n",
+		     repo, site->bucket, site->prefix, site->volume, site->name,
+		     r->manifest, (unsigned long long)r->files,
+		     (unsigned long long)r->bytes, (long long)r->time, key);
+	if (n < 0)
+		return -ENOMEM;
+	*ret_len = (size_t)n;
+	return 0;
+}
+
+int hoard_ref_sign(struct hoard_ref *r, const struct hoard_sign_key *k,
+		   const struct hoard_ref_site *site)
+{
+	char *text;
+	size_t len;
+	int e;
+
+	r->key = k->pub;
+	e = hoard_ref_signed_text(r, site, &text, &len);
+	if (e < 0)
+		return e;
+	e = hoard_sign(k, text, len, r->sig);
+	free(text);
+	if (e == 0)
+		r->is_signed = true;
+	return e;
+}
+
+int hoard_ref_verify(const struct hoard_ref *r,
+		     const struct hoard_ref_site *site)
+{
+	char *text;
+	size_t len;
+	int e;
+
+	if (!r->is_signed)
+		return -ENOKEY;
+	e = hoard_ref_signed_text(r, site, &text, &len);
+	if (e < 0)
+		return e;
+	e = hoard_sign_verify(&r->key, text, len, r->sig);
+	free(text);
+	return e;
+}
+
+int hoard_ref_check_trust(const struct hoard_ref *r,
+			  const struct hoard_ref_site *site,
+			  const struct hoard_pubkey *trusted, size_t n_trusted,
+			  char *errbuf, size_t errlen)
+{
+	char id[HOARD_SIGN_ID_SIZE];
+	bool known = false;
+	int e;
+
+	if (!r->is_signed) {
+		if (!n_trusted)
+			return 0;
+		return hoard_errf(errbuf, errlen, -EKEYREJECTED,
+				  "the ref '%s/%s' is not signed, and only "
+				  "refs signed by a trusted key are accepted "
+				  "(--trust, hoard config trust): nothing was "
+				  "pulled",
+				  site->volume, site->name);
+	}
+	hoard_sign_key_id(&r->key, id);
+	for (size_t i = 0; i < n_trusted; i++)
+		if (!memcmp(trusted[i].b, r->key.b, sizeof(r->key.b)))
+			known = true;
+	if (n_trusted && !known)
+		return hoard_errf(errbuf, errlen, -EKEYREJECTED,
+				  "the ref '%s/%s' is signed by key %s, which "
+				  "is not trusted here: nothing was pulled",
+				  site->volume, site->name, id);
+	e = hoard_ref_verify(r, site);
+	if (e == -EBADMSG)
+		return hoard_errf(errbuf, errlen, e,
+				  "the signature of the ref '%s/%s' (key %s) "
+				  "does not verify: the ref was altered, or "
+				  "copied from another ref or repository; "
+				  "nothing was pulled",
+				  site->volume, site->name, id);
+	if (e < 0)
+		return hoard_errf(errbuf, errlen, e,
+				  "checking the signature of the ref "
+				  "'%s/%s': %s",
+				  site->volume, site->name, strerror(-e));
 	return 0;
 }
 

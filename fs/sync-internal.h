@@ -22,6 +22,9 @@ struct remote {
 	char *prefix; /* "" or ends with '/' */
 	const char *url;
 	unsigned jobs;
+	/* SHA-256 of the config object, once remote_get_config read it: the
+	 * repository's identity in ref signatures (REMOTE.md 6.1) */
+	uint8_t config_sha[HOARD_SHA256_SIZE];
 	/* the chunk index of the bucket (remote_load_index) */
 	struct hoard_rindex *rx;
 	char (*packs)[HOARD_SHA256_HEX_SIZE]; /* pack number -> name */
@@ -70,6 +73,9 @@ void write_cached(const char *dir, const char *name, const void *buf,
 		  size_t len);
 /* Copy hoard_s3_last_error() into errbuf (the thread's own). */
 int s3_fail(char *errbuf, size_t errlen, int err, const char *what);
+/* The site of the ref volume/name (for signatures); needs config_sha. */
+void remote_ref_site(const struct remote *r, const char *volume,
+		     const char *name, struct hoard_ref_site *ret);
 /* The volume and ref names of a push or pull: 0, or -EINVAL explained. */
 int sync_names_check(const char *volume, const char *ref, char *errbuf,
 		     size_t errlen);

@@ -528,11 +528,13 @@ static int push_config(struct remote *r, struct hoard_fs *fs, char *errbuf,
 	return 0;
 }
 
-/* Upload the manifest unless the bucket has it, then the ref. */
 /* 1 when the ref at key names a manifest with the same tree as mb (all
- * but the nonce), 0 when not (or no ref), -errno. */
+ * but the nonce), 0 when not (or no ref), -errno.  A push that signs also
+ * needs the ref signed by its key, valid where it is. */
 static int same_as_ref(struct remote *r, const char *key, const uint8_t *mb,
-		       size_t ml, char ret_name[HOARD_SHA256_HEX_SIZE])
+		       size_t ml, const struct hoard_sign_key *sign,
+		       const struct hoard_ref_site *site,
+		       char ret_name[HOARD_SHA256_HEX_SIZE])
 {
 	struct hoard_ref cur;
 	void *buf = NULL;
@@ -548,6 +550,9 @@ static int same_as_ref(struct remote *r, const char *key, const uint8_t *mb,
 	free(buf);
 	if (e < 0)
 		return 0; /* not ours: replace it */
+	if (sign && (!cur.is_signed || memcmp(cur.key.b, sign->pub.b, 32) ||
+		     hoard_ref_verify(&cur, site) < 0))
+		return 0; /* sign it */
 	mkey = remote_key(r, "manifests/%s", cur.manifest);
 	if (!mkey)
 		return -ENOMEM;
@@ -576,6 +581,7 @@ static int push_commit(struct remote *r, const struct hoard_sync_opts *o,
 		       size_t errlen)
 {
 	struct hoard_ref rf = {.files = s->files, .bytes = s->bytes};
+	struct hoard_ref_site site;
 	uint8_t *mb = NULL;
 	size_t ml, rl;
 	char *key = NULL, *rtext = NULL;
@@ -591,13 +597,16 @@ static int push_commit(struct remote *r, const struct hoard_sync_opts *o,
 		e = -ENOMEM;
 		goto out;
 	}
-	e = same_as_ref(r, key, mb, ml, res->manifest);
+	remote_ref_site(r, o->volume, ref, &site);
+	e = same_as_ref(r, key, mb, ml, o->sign, &site, res->manifest);
 	if (e < 0) {
 		e = s3_fail(errbuf, errlen, e, "reading the current ref");
 		goto out;
 	}
 	if (e == 1) {
 		e = 0;
+		if (o->sign)
+			hoard_sign_key_id(&o->sign->pub, res->key_id);
 		goto out; /* unchanged: nothing to commit */
 	}
 	hoard_sha256_hex(mb, ml, res->manifest);
@@ -621,6 +630,15 @@ static int push_commit(struct remote *r, const struct hoard_sync_opts *o,
 	}
 	memcpy(rf.manifest, res->manifest, sizeof(rf.manifest));
 	rf.time = time(NULL);
+	if (o->sign) {
+		e = hoard_ref_sign(&rf, o->sign, &site);
+		if (e < 0) {
+			hoard_errf(errbuf, errlen, e, "signing the ref: %s",
+				   strerror(-e));
+			goto out;
+		}
+		hoard_sign_key_id(&rf.key, res->key_id);
+	}
 	e = hoard_ref_encode(&rf, &rtext, &rl);
 	if (e < 0)
 		goto out;

@@ -30,6 +30,8 @@ int hoard_sync_fetch_config(const struct hoard_s3_config *s3, const char *url,
 
 struct refs {
 	struct remote *r;
+	const struct hoard_pubkey *trust;
+	size_t n_trust;
 	char **keys;
 	size_t n, cap;
 };
@@ -49,9 +51,36 @@ static int list_ref_cb(const struct hoard_s3_entry *e, void *arg)
 	return l->keys[l->n++] ? 0 : -ENOMEM;
 }
 
-/* One ref: a row of the table on out, or an object appended to arr. */
-static int ls_one(struct remote *r, const char *key, json_t *arr, FILE *out)
+/* What ls-remote says of a ref's signature: "unsigned", "valid",
+ * "trusted" (valid, by a trusted key), "untrusted" (valid, another key
+ * while some are trusted) or "invalid"; the key id into id. */
+static const char *sig_state(const struct refs *l, const struct hoard_ref *rf,
+			     const char *volume, const char *name,
+			     char id[HOARD_SIGN_ID_SIZE])
 {
+	struct hoard_ref_site site;
+
+	*id = '\0';
+	if (!rf->is_signed)
+		return "unsigned";
+	hoard_sign_key_id(&rf->key, id);
+	remote_ref_site(l->r, volume, name, &site);
+	if (hoard_ref_verify(rf, &site) < 0)
+		return "invalid";
+	if (!l->n_trust)
+		return "valid";
+	for (size_t i = 0; i < l->n_trust; i++)
+		if (!memcmp(l->trust[i].b, rf->key.b, sizeof(rf->key.b)))
+			return "trusted";
+	return "untrusted";
+}
+
+/* One ref: a row of the table on out, or an object appended to arr. */
+static int ls_one(struct refs *l, const char *key, json_t *arr, FILE *out)
+{
+	struct remote *r = l->r;
+	char id[HOARD_SIGN_ID_SIZE];
+	const char *sig;
 	const char *name = key + strlen(r->prefix) + strlen("refs/");
 	struct hoard_s3_object_info info = {0};
 	struct hoard_ref rf;
@@ -91,6 +120,7 @@ static int ls_one(struct remote *r, const char *key, json_t *arr, FILE *out)
 			fprintf(out, "%-24s (not a hoard ref)\n", name);
 		return 0;
 	}
+	sig = sig_state(l, &rf, vol, slash + 1, id);
 	mkey = remote_key(r, "manifests/%s", rf.manifest);
 	if (!mkey)
 		return -ENOMEM;
@@ -105,32 +135,36 @@ static int ls_one(struct remote *r, const char *key, json_t *arr, FILE *out)
 		return json_array_append_new(
 			       arr,
 			       json_pack(
-				       "{s:s,s:s,s:o,s:o,s:I,s:I,s:s}", "ref",
-				       name, "manifest", rf.manifest, "files",
-				       hoard_json_u64(rf.files), "bytes",
-				       hoard_json_u64(rf.bytes),
+				       "{s:s,s:s,s:o,s:o,s:I,s:I,s:s,s:o,s:s}",
+				       "ref", name, "manifest", rf.manifest,
+				       "files", hoard_json_u64(rf.files),
+				       "bytes", hoard_json_u64(rf.bytes),
 				       "manifest_size",
 				       (json_int_t)(e == 0 ? (long long)info.size
 							   : -1LL),
 				       "time", (json_int_t)rf.time, "date",
-				       when))
+				       when, "key",
+				       *id ? json_string(id) : json_null(),
+				       "signature", sig))
 			       ? -ENOMEM
 			       : 0;
 	else
-		fprintf(out, "%-24s %.12s %8llu %14llu %12lld  %s%s\n", name,
-			rf.manifest, (unsigned long long)rf.files,
+		fprintf(out, "%-24s %.12s %8llu %14llu %12lld  %s  %s%s%s%s\n",
+			name, rf.manifest, (unsigned long long)rf.files,
 			(unsigned long long)rf.bytes,
-			e == 0 ? (long long)info.size : -1LL, when,
+			e == 0 ? (long long)info.size : -1LL, when, sig,
+			*id ? " " : "", id,
 			e == 0 ? "" : "  (manifest missing)");
 	return 0;
 }
 
 int hoard_sync_ls_remote(const struct hoard_s3_config *s3, const char *url,
+			 const struct hoard_pubkey *trust, size_t n_trust,
 			 bool json, char **ret_out, char *errbuf, size_t errlen)
 {
 	struct hoard_remote_config c;
 	struct remote r;
-	struct refs l = {.r = &r};
+	struct refs l = {.r = &r, .trust = trust, .n_trust = n_trust};
 	char *text = NULL, *key;
 	size_t tlen = 0;
 	json_t *arr = NULL;
@@ -162,11 +196,12 @@ int hoard_sync_ls_remote(const struct hoard_s3_config *s3, const char *url,
 		if (!arr)
 			e = -ENOMEM;
 	} else {
-		fprintf(out, "%-24s %-12s %8s %14s %12s  %s\n", "REF",
-			"MANIFEST", "FILES", "BYTES", "MANIFEST-B", "PUSHED");
+		fprintf(out, "%-24s %-12s %8s %14s %12s  %-20s  %s\n", "REF",
+			"MANIFEST", "FILES", "BYTES", "MANIFEST-B", "PUSHED",
+			"SIGNATURE");
 	}
 	for (size_t i = 0; e == 0 && i < l.n; i++) {
-		e = ls_one(&r, l.keys[i], arr, out);
+		e = ls_one(&l, l.keys[i], arr, out);
 		if (e < 0)
 			s3_fail(errbuf, errlen, e, "reading a ref");
 	}

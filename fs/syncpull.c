@@ -85,6 +85,41 @@ struct pull {
 
 /* ---- step 1: ref and manifest ----------------------------------------------- */
 
+/* The ref's signature against the trusted keys: the request's and the
+ * store's setting (REMOTE.md 6.1).  Before anything else is read. */
+static int check_trust(struct pull *P, const struct hoard_ref *rf,
+		       const char *ref, char *errbuf, size_t errlen)
+{
+	struct hoard_ref_site site;
+	struct hoard_pubkey *keys = NULL, *all = NULL;
+	size_t n = 0;
+	int e = hoard_trust_get(P->fs->st, &keys, &n);
+
+	if (e < 0)
+		return hoard_errf(errbuf, errlen, e,
+				  "reading the store's trust setting: %s",
+				  strerror(-e));
+	if (P->o->n_trust) {
+		all = calloc(n + P->o->n_trust, sizeof(*all));
+		if (!all) {
+			free(keys);
+			return -ENOMEM;
+		}
+		if (n)
+			memcpy(all, keys, n * sizeof(*all));
+		memcpy(all + n, P->o->trust, P->o->n_trust * sizeof(*all));
+		n += P->o->n_trust;
+		free(keys);
+		keys = all;
+	}
+	remote_ref_site(P->r, P->o->volume, ref, &site);
+	e = hoard_ref_check_trust(rf, &site, keys, n, errbuf, errlen);
+	free(keys);
+	if (e == 0 && rf->is_signed)
+		hoard_sign_key_id(&rf->key, P->res->key_id);
+	return e;
+}
+
 static int get_manifest(struct pull *P, const char *ref, char *errbuf,
 			size_t errlen)
 {
@@ -108,6 +143,9 @@ static int get_manifest(struct pull *P, const char *ref, char *errbuf,
 		return s3_fail(errbuf, errlen, e, "reading the ref");
 	e = hoard_ref_decode(buf, len, &rf, errbuf, errlen);
 	free(buf);
+	if (e < 0)
+		return e;
+	e = check_trust(P, &rf, ref, errbuf, errlen);
 	if (e < 0)
 		return e;
 	key = remote_key(r, "manifests/%s", rf.manifest);

@@ -126,9 +126,20 @@ int remote_get_config(struct remote *r, struct hoard_remote_config *ret,
 	if (e < 0)
 		return s3_fail(errbuf, errlen, e,
 			       "reading the repository config");
+	hoard_sha256(buf, len, r->config_sha);
 	e = hoard_remote_config_decode(buf, len, ret, errbuf, errlen);
 	free(buf);
 	return e;
+}
+
+void remote_ref_site(const struct remote *r, const char *volume,
+		     const char *name, struct hoard_ref_site *ret)
+{
+	memcpy(ret->repo, r->config_sha, sizeof(ret->repo));
+	ret->bucket = r->bucket;
+	ret->prefix = r->prefix;
+	ret->volume = volume;
+	ret->name = name;
 }
 
 struct pool {

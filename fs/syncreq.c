@@ -23,35 +23,50 @@
 /* ---- output ------------------------------------------------------------------ */
 
 /* The figures of a push and of a pull, in the order of their JSON. */
+enum result_kind { RK_U64, RK_BOOL, RK_KEY_ID };
+
 struct result_field {
 	const char *name;
 	size_t off;
-	bool is_bool;
+	enum result_kind kind;
 };
 
-#define RU(x)                                                                  \
-	{                                                                      \
-#x, offsetof(struct hoard_sync_result, x), false               \
-	}
-#define RB(x)                                                                  \
-	{                                                                      \
-#x, offsetof(struct hoard_sync_result, x), true                \
-	}
+/* clang-format off */
+#define RU(x) {#x, offsetof(struct hoard_sync_result, x), RK_U64}
+#define RB(x) {#x, offsetof(struct hoard_sync_result, x), RK_BOOL}
+/* the signing key's id as a string, or null when unsigned */
+#define RK {"signed_by", offsetof(struct hoard_sync_result, key_id), RK_KEY_ID}
 static const struct result_field push_fields[] = {
-	RU(files),	 RU(logical_bytes), RU(chunks),	     RU(chunks_new),
-	RU(packs_new),	 RU(bytes_new),	    RU(bytes_dedup), RB(manifest_new),
-	RB(ref_updated), RU(requests),	    RU(retries),     RU(bytes_up),
+	RU(files), RU(logical_bytes), RU(chunks), RU(chunks_new),
+	RU(packs_new), RU(bytes_new), RU(bytes_dedup), RB(manifest_new),
+	RB(ref_updated), RK, RU(requests), RU(retries), RU(bytes_up),
 	RU(bytes_down),
 };
 static const struct result_field pull_fields[] = {
-	RU(files),	    RU(logical_bytes), RU(chunks),
-	RU(chunks_fetched), RU(bytes_fetched), RU(range_gets),
-	RU(added),	    RU(replaced),      RU(identical),
-	RU(kept_newer),	    RU(conflicts),     RU(requests),
-	RU(retries),	    RU(bytes_up),      RU(bytes_down),
+	RU(files), RU(logical_bytes), RU(chunks), RU(chunks_fetched),
+	RU(bytes_fetched), RU(range_gets), RU(added), RU(replaced),
+	RU(identical), RU(kept_newer), RU(conflicts), RK, RU(requests),
+	RU(retries), RU(bytes_up), RU(bytes_down),
 };
+/* clang-format on */
 #undef RU
 #undef RB
+#undef RK
+
+static json_t *result_value(const struct hoard_sync_result *x,
+			    const struct result_field *f)
+{
+	const char *p = (const char *)x + f->off;
+
+	switch (f->kind) {
+	case RK_BOOL:
+		return json_boolean(*(const bool *)p);
+	case RK_KEY_ID:
+		return *p ? json_string(p) : json_null();
+	default:
+		return hoard_json_u64(*(const uint64_t *)p);
+	}
+}
 
 char *hoard_sync_result_json(const struct hoard_sync_result *x)
 {
@@ -62,14 +77,8 @@ char *hoard_sync_result_json(const struct hoard_sync_result *x)
 			      "manifest", x->manifest);
 	int r = o ? 0 : -1;
 
-	for (size_t i = 0; r == 0 && i < n; i++) {
-		const char *p = (const char *)x + f[i].off;
-
-		r = json_object_set_new(
-			o, f[i].name,
-			f[i].is_bool ? json_boolean(*(const bool *)p)
-				     : hoard_json_u64(*(const uint64_t *)p));
-	}
+	for (size_t i = 0; r == 0 && i < n; i++)
+		r = json_object_set_new(o, f[i].name, result_value(x, &f[i]));
 	if (r == 0)
 		r = json_object_set_new(
 			o, "seconds",
@@ -183,6 +192,19 @@ char *hoard_sync_request_encode(const char *op, const struct hoard_sync_opts *o)
 	put_kn(f, "jobs", o->jobs);
 	if (o->lazy)
 		put_kn(f, "lazy", 1);
+	if (o->sign) {
+		char hex[2 * HOARD_SIGN_SEED_SIZE + 1];
+
+		hoard_hex(o->sign->seed, sizeof(o->sign->seed), hex);
+		put_kv(f, "sign", hex);
+		memset(hex, 0, sizeof(hex));
+	}
+	for (size_t i = 0; i < o->n_trust; i++) {
+		char hex[2 * HOARD_SIGN_PUB_SIZE + 1];
+
+		hoard_hex(o->trust[i].b, sizeof(o->trust[i].b), hex);
+		put_kv(f, "trust", hex);
+	}
 	put_kv(f, "ak", c->access_key_id);
 	put_kv(f, "sk", c->secret_access_key);
 	put_kv(f, "st", c->session_token);
@@ -245,6 +267,31 @@ static int set_num(const char *v, unsigned *ret)
 	return 0;
 }
 
+static int set_sign(const char *v, struct hoard_sync_request *q)
+{
+	uint8_t seed[HOARD_SIGN_SEED_SIZE];
+	int r = hoard_sign_hex32(v, seed);
+
+	if (r == 0)
+		r = hoard_sign_from_seed(seed, &q->sign);
+	memset(seed, 0, sizeof(seed));
+	q->has_sign = r == 0;
+	return r;
+}
+
+static int add_trust(const char *v, struct hoard_sync_request *q)
+{
+	struct hoard_pubkey *x;
+
+	if (q->n_trust >= HOARD_TRUST_MAX)
+		return -EINVAL;
+	x = reallocarray(q->trust, q->n_trust + 1, sizeof(*x));
+	if (!x)
+		return -ENOMEM;
+	q->trust = x;
+	return hoard_sign_hex32(v, x[q->n_trust++].b) == 0 ? 0 : -EINVAL;
+}
+
 int hoard_sync_request_decode(const char *line, struct hoard_sync_request *q)
 {
 	const char *p = line;
@@ -289,6 +336,10 @@ int hoard_sync_request_decode(const char *line, struct hoard_sync_request *q)
 			r = set_num(v, &q->jobs);
 		else if (!strcmp(w, "lazy"))
 			r = set_num(v, &q->lazy);
+		else if (!strcmp(w, "sign"))
+			r = set_sign(v, q);
+		else if (!strcmp(w, "trust"))
+			r = add_trust(v, q);
 		STR("ak", access_key_id)
 		STR("sk", secret_access_key)
 		STR("st", session_token)
@@ -318,6 +369,8 @@ void hoard_sync_request_clear(struct hoard_sync_request *q)
 	if (!q)
 		return;
 	hoard_s3_config_clear(&q->s3);
+	hoard_sign_key_wipe(&q->sign);
+	free(q->trust);
 	free(q->url);
 	free(q->volume);
 	free(q->ref);
@@ -350,12 +403,20 @@ int hoard_sync_result_from_json(const char *json, struct hoard_sync_result *x)
 
 		for (size_t i = 0; i < n; i++) {
 			char *p = (char *)x + f[i].off;
-			int e = f[i].is_bool
-					? hoard_json_get_bool(o, f[i].name,
-							      true, (bool *)p)
-					: hoard_json_get_u64(o, f[i].name, true,
-							     (uint64_t *)p);
+			json_t *v = json_object_get(o, f[i].name);
+			int e = 0;
 
+			if (f[i].kind == RK_BOOL)
+				e = hoard_json_get_bool(o, f[i].name, true,
+							(bool *)p);
+			else if (f[i].kind == RK_U64)
+				e = hoard_json_get_u64(o, f[i].name, true,
+						       (uint64_t *)p);
+			else if (json_is_string(v))
+				snprintf(p, sizeof(x->key_id), "%s",
+					 json_string_value(v));
+			else if (v && !json_is_null(v))
+				e = -EBADMSG;
 			if (e < 0 && e != -ENOENT)
 				goto out_put;
 		}

@@ -29,13 +29,20 @@
 #include "hoard/util.h"
 #include "budget_cmds.h"
 #include "cli.h"
+#include "key_cmds.h"
 
 /* clang-format off */
 static const char config_help[] =
 "Usage: hoard config [--store DIR] [--json] [max-size [SIZE|none]]\n"
+"       hoard config [--store DIR] trust [PUBFILE...|none]\n"
 "\n"
-"Show or change the store's settings.  The one setting is max-size, the\n"
-"size budget: when the store's stored bytes (hoard stats) pass SIZE, the\n"
+"Show or change the store's settings.  trust: the public keys (.pub files\n"
+"of 'hoard key generate') whose signed refs pulls accept; once set, every\n"
+"pull into this store (CLI or daemon) refuses unsigned refs and refs\n"
+"signed by other keys (exit 3).  PUBFILE... replaces the list, none\n"
+"removes it; each line of output is a key id and the key.\n"
+"\n"
+"max-size is the size budget: when the store's stored bytes (hoard stats) pass SIZE, the\n"
 "daemon removes the least recently used files until they are at or under\n"
 "90% of SIZE.  Open files and pinned ones (hoard pin) are never removed.\n"
 "SIZE takes K, M, G and T suffixes (powers of 1024); 'none' removes the\n"
@@ -46,6 +53,7 @@ static const char config_help[] =
 "  hoard config max-size         show the budget (bytes, or none)\n"
 "  hoard config max-size 20G     set it\n"
 "  hoard config max-size none    remove it\n"
+"  hoard config trust ci.pub     accept only refs signed by ci's key\n"
 "\n"
 "Exit status: 0 done; 1 runtime error; 2 usage error (bad value).\n";
 
@@ -167,9 +175,12 @@ int hoard_cmd_config(const char **store, int argc, char **argv)
 	if (r >= 0)
 		return r;
 	key = optind < argc ? argv[optind] : NULL;
+	if (key && !strcmp(key, "trust"))
+		return hoard_cmd_config_trust(*store, argc - optind,
+					      argv + optind);
 	if (key && strcmp(key, "max-size"))
-		return cli_usage_error("config: unknown setting '%s' (the one "
-				       "setting is max-size)",
+		return cli_usage_error("config: unknown setting '%s' (the "
+				       "settings are max-size and trust)",
 				       key);
 	if (key && optind + 1 < argc)
 		value = argv[optind + 1];

@@ -27,6 +27,7 @@
 #include "hoard/store.h"
 #include "hoard/util.h"
 #include "budget_cmds.h"
+#include "key_cmds.h"
 #include "lazy_cmds.h"
 #include "cli.h"
 #include "fsck_cmds.h"
@@ -81,7 +82,8 @@ static const char usage_text[] =
 "      Create a new store keyed like that repository (it adopts the\n"
 "      repository's chunk secret), ready for 'hoard pull'.\n"
 "\n"
-"  push s3://BUCKET[/PREFIX] [--volume V] [--ref NAME] [--jobs N] [--json]\n"
+"  push s3://BUCKET[/PREFIX] [--volume V] [--ref NAME] [--jobs N]\n"
+"       [--sign KEYFILE] [--json]\n"
 "      Upload a snapshot of volume V (default $HOARD_VOLUME) to the\n"
 "      repository: the chunks the bucket lacks, in packs of about 32 MiB,\n"
 "      N requests at a time (default 8, up to 64), then the volume's\n"
@@ -95,10 +97,11 @@ static const char usage_text[] =
 "      requests), or one JSON object with --json.  S3 settings come from\n"
 "      the AWS environment: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,\n"
 "      AWS_SESSION_TOKEN, AWS_REGION, AWS_ENDPOINT_URL, AWS_PROFILE and\n"
-"      ~/.aws/{credentials,config}.\n"
+"      ~/.aws/{credentials,config}.  --sign KEYFILE signs the ref (a key\n"
+"      of 'hoard key generate'; docs/REMOTE.md 6.1).\n"
 "\n"
 "  pull s3://BUCKET[/PREFIX] [--volume V] [--ref NAME] [--jobs N] [--lazy]\n"
-"       [--json]\n"
+"       [--trust PUBFILE]... [--json]\n"
 "      Bring the ref V/NAME into volume V (made if missing), mounted or\n"
 "      not: only the chunks the store lacks are fetched (ranged GETs,\n"
 "      grouped per pack) and each is verified against its id.  A file\n"
@@ -110,16 +113,28 @@ static const char usage_text[] =
 "      --lazy: fetch no chunk data; every file appears at once with\n"
 "      records of where its chunks are in the bucket, and hoardfs fetches\n"
 "      a chunk on its first read (the store remembers the URL).\n"
+"      --trust PUBFILE (repeatable), or the store's 'config trust': accept\n"
+"      only a ref signed by one of those keys; an unsigned ref, another\n"
+"      key, or a signature that does not match (altered, or copied from\n"
+"      another ref) is refused with exit 3 and the store left unchanged.\n"
 "\n"
-"  ls-remote s3://BUCKET[/PREFIX] [--json]\n"
-"      List the repository's refs: manifest, files, bytes, manifest size\n"
-"      and the time of the push.\n"
+"  ls-remote s3://BUCKET[/PREFIX] [--trust PUBFILE]... [--json]\n"
+"      List the repository's refs: manifest, files, bytes, manifest size,\n"
+"      the time of the push and the signature: unsigned, valid (or, with\n"
+"      --trust, trusted / untrusted) or invalid, with the key id.\n"
+"\n"
+"  key generate FILE\n"
+"      Make an Ed25519 key pair for signed refs: the secret key in FILE\n"
+"      (0600), the public key in FILE.pub; never overwrites.\n"
 "\n"
 "  config [--json] [max-size [SIZE|none]]\n"
+"  config trust [PUBFILE...|none]\n"
 "      Show or set the store's size budget: when stored bytes pass SIZE\n"
 "      (K, M, G, T suffixes), hoardfs removes least recently used files\n"
 "      down to 90% of it.  Through the daemon when it runs (applied at\n"
-"      once).  hoardfs --max-size overrides it.  See 'hoard config --help'.\n"
+"      once).  hoardfs --max-size overrides it.  trust: the public keys\n"
+"      whose signed refs every pull into this store requires.  See 'hoard\n"
+"      config --help'.\n"
 "\n"
 "  prefetch [--json] PATH...\n"
 "      Make files (or trees) of a lazily pulled volume fully local, for\n"
@@ -164,7 +179,7 @@ static const char usage_text[] =
 "  3  push, pull, ls-remote, init --from, gc --remote: the repository\n"
 "     lacks or refuses what was asked (no such bucket, no repository,\n"
 "     no such ref, a corrupt or invalid remote object, another chunk\n"
-"     secret)\n"
+"     secret, a ref not signed by a trusted key)\n"
 "\n"
 "Examples:\n"
 "  hoard init --store /var/lib/hoard --level 3\n"
@@ -502,6 +517,11 @@ static int cmd_ls_remote(struct ctx *c, int argc, char **argv)
 	return sync_cmd_ls_remote(&c->store, argc, argv);
 }
 
+static int cmd_key(struct ctx *c, int argc, char **argv)
+{
+	return hoard_cmd_key(&c->store, argc, argv);
+}
+
 /* ---- config, pin, unpin (tools/budget_cmds.c) ---- */
 
 static int cmd_config(struct ctx *c, int argc, char **argv)
@@ -541,6 +561,7 @@ static const struct command {
 	{"push", cmd_push},	      /* to S3; via the daemon if it runs */
 	{"pull", cmd_pull},	      /* from S3; via the daemon if it runs */
 	{"ls-remote", cmd_ls_remote}, /* a repository's refs */
+	{"key", cmd_key},	      /* signing keys for refs */
 	{"config", cmd_config},	      /* store settings (max-size) */
 	{"pin", cmd_pin},	      /* exempt from the size budget */
 	{"unpin", cmd_unpin},

@@ -44,6 +44,8 @@ enum {
 	OPT_GRACE,
 	OPT_DRY_RUN,
 	OPT_LAZY,
+	OPT_SIGN,
+	OPT_TRUST,
 };
 
 static int report(int status, const char *fmt, ...)
@@ -83,14 +85,22 @@ struct args {
 	const char *url, *volume, *ref;
 	unsigned jobs;
 	bool json, lazy;
+	bool sign; /* push --sign FILE: key */
+	struct hoard_sign_key key;
+	struct hoard_pubkey trust[HOARD_TRUST_MAX]; /* pull, ls-remote */
+	size_t n_trust;
 };
 
 static const char push_usage[] =
 	"Usage: hoard push s3://BUCKET[/PREFIX] [--volume V] [--ref NAME] "
-	"[--jobs N] [--json]\n"
+	"[--jobs N] [--sign KEYFILE] [--json]\n"
 	"       hoard pull s3://BUCKET[/PREFIX] [--volume V] [--ref NAME] "
-	"[--jobs N] [--lazy] [--json]\n"
-	"       hoard ls-remote s3://BUCKET[/PREFIX] [--json]\n"
+	"[--jobs N] [--lazy] [--trust PUBFILE]... [--json]\n"
+	"       hoard ls-remote s3://BUCKET[/PREFIX] [--trust PUBFILE]... "
+	"[--json]\n"
+	"--sign signs the ref with a key of 'hoard key generate'; --trust "
+	"(repeatable)\naccepts only refs signed by that key (or by a key of "
+	"'hoard config trust'),\nrefusing any other ref with exit 3.\n"
 	"See 'hoard help' for what they do.\n";
 
 /* Parse the options of push, pull and ls-remote.  -1: go on. */
@@ -106,8 +116,11 @@ static int parse(const char *cmd, const char **store, int argc, char **argv,
 		{"ref", required_argument, NULL, OPT_REF},
 		{"jobs", required_argument, NULL, OPT_JOBS},
 		{"lazy", no_argument, NULL, OPT_LAZY},
+		{"sign", required_argument, NULL, OPT_SIGN},
+		{"trust", required_argument, NULL, OPT_TRUST},
 		{0},
 	};
+	char err[512] = "";
 	char *end;
 	unsigned long v;
 	int opt;
@@ -139,6 +152,33 @@ static int parse(const char *cmd, const char **store, int argc, char **argv,
 					      "%s: unknown option '%s'", cmd,
 					      argv[optind - 1]);
 			a->lazy = true;
+			break;
+		case OPT_SIGN:
+			if (strcmp(cmd, "push"))
+				return report(EXIT_USAGE,
+					      "%s: unknown option '%s'", cmd,
+					      argv[optind - 1]);
+			hoard_sign_key_wipe(&a->key);
+			if (hoard_sign_key_load(optarg, &a->key, err,
+						sizeof(err)) < 0)
+				return report(EXIT_USAGE, "%s: --sign: %s", cmd,
+					      err);
+			a->sign = true;
+			break;
+		case OPT_TRUST:
+			if (!strcmp(cmd, "push"))
+				return report(EXIT_USAGE,
+					      "%s: unknown option '%s'", cmd,
+					      argv[optind - 1]);
+			if (a->n_trust == HOARD_TRUST_MAX)
+				return report(EXIT_USAGE,
+					      "%s: at most %d --trust keys",
+					      cmd, HOARD_TRUST_MAX);
+			if (hoard_sign_pub_load(optarg, &a->trust[a->n_trust],
+						err, sizeof(err)) < 0)
+				return report(EXIT_USAGE, "%s: --trust: %s",
+					      cmd, err);
+			a->n_trust++;
 			break;
 		case OPT_VOLUME:
 		case OPT_REF:
@@ -325,17 +365,21 @@ static int sync_cmd(const char *op, const char **store, int argc, char **argv)
 	char *sock = NULL, *line, *reply = NULL;
 	int r = parse(op, store, argc, argv, &a, true);
 
-	if (r >= 0)
+	if (r < 0)
+		r = load_s3(&cfg);
+	if (r >= 0) {
+		hoard_sign_key_wipe(&a.key);
 		return r;
-	r = load_s3(&cfg);
-	if (r >= 0)
-		return r;
+	}
 	o.s3 = &cfg;
 	o.url = a.url;
 	o.volume = a.volume;
 	o.ref = a.ref;
 	o.jobs = a.jobs;
 	o.lazy = a.lazy;
+	o.sign = a.sign ? &a.key : NULL;
+	o.trust = a.trust;
+	o.n_trust = a.n_trust;
 	line = hoard_sync_request_encode(op, &o);
 	if (!line || asprintf(&sock, "%s/%s", *store, CTL_SOCKET) < 0) {
 		free(line);
@@ -368,6 +412,7 @@ static int sync_cmd(const char *op, const char **store, int argc, char **argv)
 	free(reply);
 	free(sock);
 	hoard_s3_config_clear(&cfg);
+	hoard_sign_key_wipe(&a.key);
 	return r;
 }
 
@@ -393,7 +438,8 @@ int sync_cmd_ls_remote(const char **store, int argc, char **argv)
 	r = load_s3(&cfg);
 	if (r >= 0)
 		return r;
-	r = hoard_sync_ls_remote(&cfg, a.url, a.json, &out, err, sizeof(err));
+	r = hoard_sync_ls_remote(&cfg, a.url, a.trust, a.n_trust, a.json, &out,
+				 err, sizeof(err));
 	hoard_s3_config_clear(&cfg);
 	if (r < 0)
 		return report(status_of(r), "ls-remote: %s",

@@ -26,6 +26,7 @@
 
 #include "hoard/digest.h"
 #include "hoard/hash.h"
+#include "hoard/sign.h"
 
 #define HOARD_REMOTE_FORMAT   1
 #define HOARD_CONFIG_SIZE     256
@@ -150,12 +151,45 @@ struct hoard_ref {
 	char manifest[HOARD_SHA256_HEX_SIZE]; /* hex SHA-256 */
 	uint64_t files, bytes;		      /* of the volume */
 	int64_t time;			      /* unix seconds of the push */
+	bool is_signed;			      /* version 2 (REMOTE.md 6.1) */
+	struct hoard_pubkey key;	      /* signed: the signer */
+	uint8_t sig[HOARD_SIGN_SIG_SIZE];     /* signed: Ed25519 */
 };
 
-/* *ret is malloc()ed text. */
+/* Where a ref lives: what its signature binds besides its own fields. */
+struct hoard_ref_site {
+	uint8_t repo[HOARD_SHA256_SIZE]; /* SHA-256 of the config object */
+	const char *bucket;
+	const char *prefix; /* "" or ends with '/' */
+	const char *volume, *name;
+};
+
+/* Version 1 text, or version 2 when r->is_signed; *ret is malloc()ed. */
 int hoard_ref_encode(const struct hoard_ref *r, char **ret, size_t *ret_len);
+/* Versions 1 and 2; -EPROTONOSUPPORT for a later one. */
 int hoard_ref_decode(const void *buf, size_t len, struct hoard_ref *ret,
 		     char *errbuf, size_t errlen);
+/* The bytes a signature covers (REMOTE.md 6.1); *ret is malloc()ed. */
+int hoard_ref_signed_text(const struct hoard_ref *r,
+			  const struct hoard_ref_site *site, char **ret,
+			  size_t *ret_len);
+/* Sign r where it will live (sets is_signed, key, sig). */
+int hoard_ref_sign(struct hoard_ref *r, const struct hoard_sign_key *k,
+		   const struct hoard_ref_site *site);
+/* 0 when r is signed and its signature verifies for site; -EBADMSG when
+ * it does not, -ENOKEY when r is unsigned. */
+int hoard_ref_verify(const struct hoard_ref *r,
+		     const struct hoard_ref_site *site);
+/*
+ * The pull's rule: with no trusted key, an unsigned ref passes and a signed
+ * one must verify; with trusted keys, the ref must be signed by one of them
+ * and verify.  -EKEYREJECTED (unsigned, or another key) or -EBADMSG (a
+ * signature that does not verify), explained in errbuf.
+ */
+int hoard_ref_check_trust(const struct hoard_ref *r,
+			  const struct hoard_ref_site *site,
+			  const struct hoard_pubkey *trusted, size_t n_trusted,
+			  char *errbuf, size_t errlen);
 /* A ref name: 1-64 of [A-Za-z0-9._-], not starting with '.'. */
 bool hoard_ref_name_ok(const char *name);
 

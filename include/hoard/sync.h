@@ -12,7 +12,8 @@
  *   -ENOENT        no hoard repository at the URL, or no such ref
  *   -EBADMSG       a remote object is corrupt or breaks a format rule
  *   -EPROTONOSUPPORT  the repository is of a newer format or chunker
- *   -EKEYREJECTED  the store's chunk secret is not the repository's
+ *   -EKEYREJECTED  the store's chunk secret is not the repository's, or
+ *                  (pull) the ref is not signed by a trusted key
  *   -EACCES, -ECONNREFUSED, ...  from the S3 client (s3.h)
  *
  * Thread contract: one push or pull at a time per struct hoard_fs (the
@@ -29,6 +30,7 @@
 #include "hoard/fs.h"
 #include "hoard/remote.h"
 #include "hoard/s3.h"
+#include "hoard/sign.h"
 
 #define HOARD_SYNC_DEFAULT_JOBS 8
 #define HOARD_SYNC_MAX_JOBS	64
@@ -48,6 +50,13 @@ struct hoard_sync_opts {
 	const char *ref;    /* NULL: "main" */
 	bool lazy;     /* pull only: records, no chunk data (REMOTE.md 10) */
 	unsigned jobs; /* parallel requests; 0: 8 */
+	/* push only, optional: sign the ref with this key (REMOTE.md 6.1) */
+	const struct hoard_sign_key *sign;
+	/* pull only: accept only refs signed by one of these keys or by one
+	 * of the store's setting `trust` (none in either: unsigned refs pass,
+	 * signed ones must verify) */
+	const struct hoard_pubkey *trust;
+	size_t n_trust;
 	/* Optional, called from worker threads (serialized). */
 	void (*progress)(void *ud, const struct hoard_sync_progress *p);
 	void *progress_ud;
@@ -71,7 +80,8 @@ struct hoard_sync_result {
 	/* pull */
 	uint64_t chunks_fetched, bytes_fetched, range_gets;
 	uint64_t added, replaced, identical, kept_newer, conflicts;
-	/* both */
+	/* both: the key that signed the ref (pushed or pulled), "" none */
+	char key_id[HOARD_SIGN_ID_SIZE];
 	uint64_t requests, retries, bytes_up, bytes_down;
 	uint64_t elapsed_ns;
 };
@@ -94,7 +104,7 @@ int hoard_sync_result_from_json(const char *json,
  * The control-socket request that asks a daemon to run a push or pull
  * (docs/FORMAT.md section 6): "push|pull URL VOLUME REF key=value...",
  * words percent-encoded.  encode: a malloc()ed line (it holds the secret
- * key: wipe and free it).  decode: -EINVAL for a malformed line.
+ * S3 key and the signing key: wipe and free it).  decode: -EINVAL for a malformed line.
  */
 struct hoard_sync_request {
 	char op[8];
@@ -102,6 +112,10 @@ struct hoard_sync_request {
 	unsigned jobs;
 	unsigned lazy; /* pull: 1 for --lazy */
 	struct hoard_s3_config s3;
+	bool has_sign; /* push: sign= (the secret seed, hex) */
+	struct hoard_sign_key sign;
+	struct hoard_pubkey *trust; /* pull: trust= words, malloc()ed */
+	size_t n_trust;
 };
 char *hoard_sync_request_encode(const char *op,
 				const struct hoard_sync_opts *o);
@@ -139,8 +153,11 @@ int hoard_sync_fetch_config(const struct hoard_s3_config *s3, const char *url,
 			    struct hoard_remote_config *ret, char *errbuf,
 			    size_t errlen);
 
-/* `hoard ls-remote`: *ret_out gets the table (or JSON), malloc()ed. */
+/* `hoard ls-remote`: *ret_out gets the table (or JSON), malloc()ed.  Each
+ * ref's signature is checked (REMOTE.md 6.1) and shown: its key id, and
+ * whether it verifies and is by one of the trusted keys (may be none). */
 int hoard_sync_ls_remote(const struct hoard_s3_config *s3, const char *url,
+			 const struct hoard_pubkey *trust, size_t n_trust,
 			 bool json, char **ret_out, char *errbuf,
 			 size_t errlen);
 

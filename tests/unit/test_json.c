@@ -203,7 +203,8 @@ static void test_sync_and_gc(void)
 			 "\"files\":3,\"logical_bytes\":0,\"chunks\":0,"
 			 "\"chunks_new\":2,\"packs_new\":0,\"bytes_new\":0,"
 			 "\"bytes_dedup\":0,\"manifest_new\":true,"
-			 "\"ref_updated\":false,\"requests\":0,"
+			 "\"ref_updated\":false,\"signed_by\":null,"
+			 "\"requests\":0,"
 			 "\"retries\":1,\"bytes_up\":0,\"bytes_down\":0,"
 			 "\"seconds\":1.5}\n"));
 	CHECK_EQ(hoard_sync_result_from_json(t, &y), 0);
@@ -219,11 +220,16 @@ static void test_sync_and_gc(void)
 	free(t);
 	x.pull = true;
 	x.added = 9;
+	snprintf(x.key_id, sizeof(x.key_id), "0123456789abcdef");
 	t = hoard_sync_result_json(&x);
 	CHECK(t && strstr(t, "\"op\":\"pull\"") && strstr(t, "\"added\":9") &&
-	      !strstr(t, "chunks_new"));
+	      !strstr(t, "chunks_new") &&
+	      strstr(t, "\"conflicts\":0,\"signed_by\":\"0123456789abcdef\","));
 	CHECK_EQ(hoard_sync_result_from_json(t, &y), 0);
-	CHECK(y.pull && y.added == 9);
+	CHECK(y.pull && y.added == 9 && !strcmp(y.key_id, "0123456789abcdef"));
+	CHECK_EQ(hoard_sync_result_from_json(
+			 "{\"op\":\"pull\",\"signed_by\":1}", &y),
+		 -EBADMSG);
 	free(t);
 
 	t = hoard_gc_json(&g);
