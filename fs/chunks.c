@@ -20,22 +20,48 @@
 
 /* ---- decompressed-chunk cache ------------------------------------------ */
 
+/*
+ * An entry is shared by the cache and by the readers that pinned it (a read
+ * answered by reference, chunks_pin): refs counts the cache's own reference
+ * (while the entry is in the table) and one per pin; the last one frees it.
+ * So an entry evicted while a reply still points into it lives until that
+ * reply is sent.
+ */
 struct centry {
 	struct hoard_id id;
 	uint32_t len;
-	uint8_t *data;
+	unsigned refs;		    /* protected by the cache's mu */
+	uint8_t *data;		    /* malloc()ed, or in frame: */
+	struct hoard_pinned *frame; /* a raw frame kept pinned in RocksDB */
 	struct centry *hnext;	    /* hash chain */
 	struct centry *prev, *next; /* LRU list, most recent first */
 };
 
+/* A chunk one reader is loading; the others wait for it (chunks_pin). */
+struct cloading {
+	struct hoard_id id;
+	struct cloading *next;
+};
+
 struct chunk_cache {
-	pthread_mutex_t mu; /* protects everything below */
+	pthread_mutex_t mu;    /* protects everything below */
+	pthread_cond_t loaded; /* with mu: a load in `loading` finished */
+	struct cloading *loading;
 	struct centry **tab;
 	size_t tab_cap;
 	size_t bytes, budget;
 	struct centry *head, *tail;
 	uint64_t hits, misses;
 };
+
+/* Chunk bytes: malloc()ed data, or data inside a pinned frame. */
+static void data_free(uint8_t *data, struct hoard_pinned *frame)
+{
+	if (frame)
+		hoard_store_unpin(frame);
+	else
+		free(data);
+}
 
 int chunk_cache_new(size_t bytes, struct chunk_cache **ret)
 {
@@ -51,6 +77,7 @@ int chunk_cache_new(size_t bytes, struct chunk_cache **ret)
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->loaded, NULL);
 	*ret = c;
 	return 0;
 }
@@ -61,12 +88,15 @@ void chunk_cache_free(struct chunk_cache *c)
 
 	if (!c)
 		return;
+	/* No reads are left, so no pins; entries may hold values pinned in
+	 * RocksDB: hoard_fs_free comes before hoard_store_close. */
 	for (e = c->head; e; e = n) {
 		n = e->next;
-		free(e->data);
+		data_free(e->data, e->frame);
 		free(e);
 	}
 	pthread_mutex_destroy(&c->mu);
+	pthread_cond_destroy(&c->loaded);
 	free(c->tab);
 	free(c);
 }
@@ -103,6 +133,15 @@ static void lru_push(struct chunk_cache *c, struct centry *e)
 		c->tail = e;
 }
 
+/* Drop one reference (c->mu held); the last frees the entry. */
+static void centry_put_locked(struct centry *e)
+{
+	if (--e->refs)
+		return;
+	data_free(e->data, e->frame);
+	free(e);
+}
+
 static void cache_evict_one(struct chunk_cache *c)
 {
 	struct centry *e = c->tail, **pp;
@@ -112,8 +151,7 @@ static void cache_evict_one(struct chunk_cache *c)
 		;
 	*pp = e->hnext;
 	c->bytes -= e->len;
-	free(e->data);
-	free(e);
+	centry_put_locked(e);
 }
 
 void hoard_fs_cache_counts(struct hoard_fs *fs, uint64_t *ret_hits,
@@ -127,9 +165,10 @@ void hoard_fs_cache_counts(struct hoard_fs *fs, uint64_t *ret_hits,
 	pthread_mutex_unlock(&c->mu);
 }
 
-/* Copy [off, off+n) of a cached chunk; false on a miss.  c->mu held. */
-static bool cache_copy_locked(struct chunk_cache *c, const struct hoard_id *id,
-			      uint32_t off, void *dst, size_t n)
+/* The cached entry of id of len bytes, made most recent, or NULL (c->mu
+ * held). */
+static struct centry *cache_find_locked(struct chunk_cache *c,
+					const struct hoard_id *id, uint32_t len)
 {
 	struct centry *e;
 
@@ -137,64 +176,122 @@ static bool cache_copy_locked(struct chunk_cache *c, const struct hoard_id *id,
 		if (hoard_id_equal(&e->id, id))
 			break;
 	}
-	if (!e || (size_t)off + n > e->len)
-		return false;
-	memcpy(dst, e->data + off, n);
+	if (!e || e->len != len)
+		return NULL;
 	lru_unlink(c, e);
 	lru_push(c, e);
-	return true;
+	return e;
 }
 
-static bool cache_copy(struct chunk_cache *c, const struct hoard_id *id,
-		       uint32_t off, void *dst, size_t n)
+/*
+ * The cached entry of id, with a reference for the caller, or NULL (a
+ * miss).  Counts the hit or miss.  With ld: when another reader is loading
+ * the chunk, wait for it (readers of neighbouring ranges, in flight at
+ * once, share chunks); on a miss, ld is entered in the loading list and
+ * the caller must load the chunk and call cache_loaded(ld).
+ */
+static struct centry *cache_get(struct chunk_cache *c,
+				const struct hoard_id *id, uint32_t len,
+				struct cloading *ld)
 {
-	bool hit;
+	struct centry *e;
+	struct cloading *l;
 
 	pthread_mutex_lock(&c->mu);
-	hit = cache_copy_locked(c, id, off, dst, n);
-	if (hit)
+	for (;;) {
+		e = cache_find_locked(c, id, len);
+		if (e || !ld)
+			break;
+		for (l = c->loading; l && !hoard_id_equal(&l->id, id);
+		     l = l->next)
+			;
+		if (!l) {
+			ld->id = *id;
+			ld->next = c->loading;
+			c->loading = ld;
+			break;
+		}
+		pthread_cond_wait(&c->loaded, &c->mu);
+	}
+	if (e) {
+		e->refs++;
 		c->hits++;
-	else
+	} else {
 		c->misses++;
+	}
 	pthread_mutex_unlock(&c->mu);
-	return hit;
+	return e;
 }
 
-/* Insert a verified chunk; takes ownership of data. */
-static void cache_insert(struct chunk_cache *c, const struct hoard_id *id,
-			 uint8_t *data, uint32_t len)
+/* The load cache_get entered as ld is over (cached or failed). */
+static void cache_loaded(struct chunk_cache *c, struct cloading *ld)
+{
+	struct cloading **pp;
+
+	pthread_mutex_lock(&c->mu);
+	for (pp = &c->loading; *pp != ld; pp = &(*pp)->next)
+		;
+	*pp = ld->next;
+	pthread_cond_broadcast(&c->loaded);
+	pthread_mutex_unlock(&c->mu);
+}
+
+/*
+ * Insert a verified chunk; takes ownership of data (and of frame, when
+ * data lies in it).  With pin, returns the
+ * entry with a reference for the caller (a chunk larger than the whole
+ * cache gets an entry of its own, outside it; when another thread put the
+ * chunk in first, that entry), or NULL on ENOMEM; without, returns NULL.
+ */
+static struct centry *cache_insert(struct chunk_cache *c,
+				   const struct hoard_id *id, uint8_t *data,
+				   struct hoard_pinned *frame, uint32_t len,
+				   bool pin)
 {
 	struct centry *e, **slot;
 
-	if (len > c->budget) {
-		free(data);
-		return;
-	}
 	pthread_mutex_lock(&c->mu);
-	slot = cache_slot(c, id);
-	for (e = *slot; e; e = e->hnext) {
-		if (hoard_id_equal(&e->id, id)) {
+	if (len <= c->budget) {
+		e = cache_find_locked(c, id, len);
+		if (e) {
+			data_free(data, frame);
+			if (!pin)
+				e = NULL;
+			else
+				e->refs++;
 			pthread_mutex_unlock(&c->mu);
-			free(data);
-			return;
+			return e;
 		}
+	} else if (!pin) {
+		pthread_mutex_unlock(&c->mu);
+		data_free(data, frame);
+		return NULL;
 	}
 	e = malloc(sizeof(*e));
 	if (!e) {
 		pthread_mutex_unlock(&c->mu);
-		free(data);
-		return;
+		data_free(data, frame);
+		return NULL;
 	}
 	e->id = *id;
 	e->len = len;
 	e->data = data;
-	e->hnext = *slot;
-	*slot = e;
-	lru_push(c, e);
-	c->bytes += len;
-	while (c->bytes > c->budget && c->tail != e)
-		cache_evict_one(c);
+	e->frame = frame;
+	e->refs = pin ? 1 : 0;
+	e->hnext = NULL;
+	e->prev = e->next = NULL;
+	if (len <= c->budget) {
+		e->refs++; /* the cache's */
+		slot = cache_slot(c, id);
+		e->hnext = *slot;
+		*slot = e;
+		lru_push(c, e);
+		c->bytes += len;
+		while (c->bytes > c->budget && c->tail != e)
+			cache_evict_one(c);
+	}
 	pthread_mutex_unlock(&c->mu);
+	return pin ? e : NULL;
 }
 
 /* ---- records ------------------------------------------------------------ */
@@ -314,6 +411,41 @@ static int chunk_load(struct hoard_fs *fs, const struct hoard_id *id,
 	return 0;
 }
 
+/*
+ * chunk_load without a copy when the frame is stored raw (fp16 weights,
+ * zip files): the chunk's bytes are the frame's own, kept pinned in
+ * RocksDB (*ret_frame) after they are verified.  Other frames, and every
+ * failure, take chunk_load.
+ */
+static int chunk_load_ref(struct hoard_fs *fs, const struct hoard_id *id,
+			  uint32_t raw_size, uint8_t **ret_data,
+			  struct hoard_pinned **ret_frame, bool quiet)
+{
+	struct hoard_pinned *pin;
+	struct hoard_id got;
+	const uint8_t *v;
+	size_t n;
+
+	*ret_frame = NULL;
+	if (hoard_store_pin(fs->st, HOARD_CF_CHUNKDATA, id->b, HOARD_ID_SIZE,
+			    &pin, (const void **)&v, &n) < 0)
+		return chunk_load(fs, id, raw_size, ret_data, quiet);
+	if (n < 1 || v[0] != HOARD_CODEC_RAW || n - 1 != raw_size) {
+		hoard_store_unpin(pin);
+		return chunk_load(fs, id, raw_size, ret_data, quiet);
+	}
+	hoard_id_compute(hoard_store_key(fs->st), v + 1, raw_size, &got);
+	if (!hoard_id_equal(&got, id)) {
+		if (!quiet)
+			log_corrupt(id, "its bytes do not match its id");
+		hoard_store_unpin(pin);
+		return -EBADMSG;
+	}
+	*ret_data = (uint8_t *)(v + 1);
+	*ret_frame = pin;
+	return 0;
+}
+
 static __thread bool fetched_here;
 
 bool chunks_fetched_here(void)
@@ -351,19 +483,17 @@ static int chunk_fetch(struct hoard_fs *fs, const struct hoard_id *id,
 	return r;
 }
 
-int chunks_copy(struct hoard_fs *fs, const struct hoard_id *id,
-		uint32_t raw_size, uint32_t off, void *dst, size_t n)
+/* A chunk's verified bytes, from the store (maybe in a pinned frame) or
+ * the remote. */
+static int chunk_get(struct hoard_fs *fs, const struct hoard_id *id,
+		     uint32_t raw_size, uint8_t **ret_data,
+		     struct hoard_pinned **ret_frame)
 {
-	uint8_t *data;
-	int r;
+	int r = chunk_load_ref(fs, id, raw_size, ret_data, ret_frame,
+			       fs->fetch != NULL);
 
-	if ((size_t)off + n > raw_size)
-		return -EBADMSG;
-	if (cache_copy(fs->cache, id, off, dst, n))
-		return 0;
-	r = chunk_load(fs, id, raw_size, &data, fs->fetch != NULL);
 	if (r == -ENODATA) {
-		r = chunk_fetch(fs, id, raw_size, &data);
+		r = chunk_fetch(fs, id, raw_size, ret_data);
 		if (r == -ENOENT) {
 			log_corrupt(id, "its data is missing");
 			r = -EBADMSG;
@@ -372,10 +502,60 @@ int chunks_copy(struct hoard_fs *fs, const struct hoard_id *id,
 		/* quiet above: report it now */
 		log_corrupt(id, "its data cannot be read or is corrupt");
 	}
+	return r;
+}
+
+int chunks_pin(struct hoard_fs *fs, const struct hoard_id *id,
+	       uint32_t raw_size, struct hoard_pin **ret_pin,
+	       const uint8_t **ret_data)
+{
+	struct cloading ld;
+	struct centry *e = cache_get(fs->cache, id, raw_size, &ld);
+	struct hoard_pinned *frame;
+	uint8_t *data;
+	int r;
+
+	if (!e) {
+		r = chunk_get(fs, id, raw_size, &data, &frame);
+		if (r == 0)
+			e = cache_insert(fs->cache, id, data, frame, raw_size,
+					 true);
+		cache_loaded(fs->cache, &ld);
+		if (r < 0)
+			return r;
+		if (!e)
+			return -ENOMEM;
+	}
+	*ret_pin = (struct hoard_pin *)e;
+	*ret_data = e->data;
+	return 0;
+}
+
+void chunks_unpin(struct hoard_fs *fs, struct hoard_pin *pin)
+{
+	struct chunk_cache *c = fs->cache;
+
+	if (!pin)
+		return;
+	pthread_mutex_lock(&c->mu);
+	centry_put_locked((struct centry *)pin);
+	pthread_mutex_unlock(&c->mu);
+}
+
+int chunks_copy(struct hoard_fs *fs, const struct hoard_id *id,
+		uint32_t raw_size, uint32_t off, void *dst, size_t n)
+{
+	struct hoard_pin *pin;
+	const uint8_t *data;
+	int r;
+
+	if ((size_t)off + n > raw_size)
+		return -EBADMSG;
+	r = chunks_pin(fs, id, raw_size, &pin, &data);
 	if (r < 0)
 		return r;
 	memcpy(dst, data + off, n);
-	cache_insert(fs->cache, id, data, raw_size);
+	chunks_unpin(fs, pin);
 	return 0;
 }
 
@@ -394,7 +574,7 @@ void chunks_cache_put(struct hoard_fs *fs, const struct hoard_id *id,
 	if (!d)
 		return;
 	memcpy(d, data, len);
-	cache_insert(fs->cache, id, d, len);
+	cache_insert(fs->cache, id, d, NULL, len, false);
 }
 
 /* ---- writing ------------------------------------------------------------ */
@@ -408,25 +588,22 @@ void chunks_cache_put(struct hoard_fs *fs, const struct hoard_id *id,
 static int confirm(struct hoard_fs *fs, const struct hoard_id *id,
 		   const void *raw, size_t len)
 {
-	uint8_t *data, *probe;
+	struct centry *e = cache_get(fs->cache, id, (uint32_t)len, NULL);
 	char hex[HOARD_ID_HEX_SIZE];
+	uint8_t *data;
 	int r;
 
-	probe = malloc(len ? len : 1);
-	if (!probe)
-		return -ENOMEM;
-	if (cache_copy(fs->cache, id, 0, probe, len)) {
-		r = memcmp(probe, raw, len) ? -EIO : 0;
-		free(probe);
+	if (e) { /* compared in place: the reference keeps it */
+		r = memcmp(e->data, raw, len) ? -EIO : 0;
+		chunks_unpin(fs, (struct hoard_pin *)e);
 		goto out_check;
 	}
-	free(probe);
 	r = chunk_load(fs, id, (uint32_t)len, &data, true);
 	if (r < 0)
 		return r == -ENOMEM ? r : -EBADMSG;
 	r = memcmp(data, raw, len) ? -EIO : 0;
 	if (r == 0)
-		cache_insert(fs->cache, id, data, (uint32_t)len);
+		cache_insert(fs->cache, id, data, NULL, (uint32_t)len, false);
 	else
 		free(data);
 out_check:

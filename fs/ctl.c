@@ -124,6 +124,10 @@ static int ctl_attach(int fd, const char *path, bool bind_it)
 	r = r < 0 ? -errno : 0;
 	if (dfd >= 0)
 		close(dfd);
+	/* a store path that is no directory has no daemon either: the
+	 * caller's open of the store then names the problem */
+	if (!bind_it && r == -ENOTDIR)
+		r = -ENOENT;
 	return r;
 }
 

@@ -444,14 +444,14 @@ static ssize_t info_xattr(struct hoard_fs *fs, uint64_t ino, void *buf,
 	if (r < 0)
 		return r;
 	text = hoard_json_dump(
-		json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:b}", "chunks",
+		json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:b,s:b}", "chunks",
 			  hoard_json_u64(fi.chunks), "unique_chunks",
 			  hoard_json_u64(fi.unique_chunks), "logical_bytes",
 			  hoard_json_u64(fi.logical_bytes), "data_bytes",
 			  hoard_json_u64(fi.data_bytes), "stored_bytes",
 			  hoard_json_u64(fi.stored_bytes), "local_bytes",
 			  hoard_json_u64(fi.local_bytes), "dirty",
-			  (int)fi.dirty),
+			  (int)fi.dirty, "plain", (int)fi.plain),
 		false);
 	if (!text)
 		return -ENOMEM;
@@ -735,6 +735,44 @@ static int load_next_ino(struct hoard_fs *fs)
 	return n == 8 && fs->next_ino >= 16 ? 0 : -EBADMSG;
 }
 
+/* The last inode number a family's keys start with (0 if none). */
+static uint64_t last_ino_in(struct hoard_fs *fs, enum hoard_cf cf)
+{
+	static const uint8_t top[8] = {0xff, 0xff, 0xff, 0xff,
+				       0xff, 0xff, 0xff, 0xff};
+	struct hoard_iter *it = hoard_iter_new(fs->st, cf, "", 0);
+	uint64_t ino = 0;
+	size_t kl;
+
+	if (!it)
+		return 0;
+	hoard_iter_seek_for_prev(it, top, sizeof(top));
+	if (hoard_iter_valid(it) && hoard_iter_key(it, &kl) && kl >= 8)
+		ino = hoard_get_be64(hoard_iter_key(it, &kl));
+	hoard_iter_free(it);
+	return ino;
+}
+
+/*
+ * After an open skipped damaged WAL records (store.h), next_ino may be
+ * older than records that survived: hand out numbers past every inode
+ * number in use, so that no new file meets a dead one's extents.
+ */
+static void next_ino_past_damage(struct hoard_fs *fs)
+{
+	static const enum hoard_cf cfs[] = {HOARD_CF_INODES, HOARD_CF_EXTENTS,
+					    HOARD_CF_XATTRS, HOARD_CF_DIRENTS};
+
+	if (!hoard_store_wal_damage(fs->st))
+		return;
+	for (size_t i = 0; i < sizeof(cfs) / sizeof(cfs[0]); i++) {
+		uint64_t last = last_ino_in(fs, cfs[i]);
+
+		if (last >= fs->next_ino)
+			fs->next_ino = last + 1;
+	}
+}
+
 /* Staging files were never acknowledged by fsync: drop them. */
 static int clean_staging(struct hoard_fs *fs)
 {
@@ -845,6 +883,8 @@ int hoard_fs_new(struct hoard_store *st, const struct hoard_fs_opts *o,
 				    &fs->cache);
 	if (r == 0)
 		r = load_next_ino(fs);
+	if (r == 0)
+		next_ino_past_damage(fs);
 	if (r == 0) {
 		char path[4096];
 
@@ -892,6 +932,11 @@ void hoard_fs_free(struct hoard_fs *fs)
 		free(fs->itab);
 		fs->itab = NULL;
 		purge_orphans(fs);
+		/* a commit that failed half-way (a full disk) may have left
+		 * frames without a record, which only a start after a crash
+		 * would sweep */
+		if (ok && hoard_store_write_failures(fs->st))
+			sweep_frames(fs);
 		if (ok && fs->staging_dirfd >= 0)
 			set_clean(fs, true);
 	}

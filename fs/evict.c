@@ -619,6 +619,7 @@ static uint64_t drop_local_locked(struct hoard_fs *fs, uint64_t ino)
 	struct idmap m;
 	uint64_t freed = 0, n = 0;
 
+	plain_drop(fs, ino); /* frees its copy too (FORMAT 7.2) */
 	if (!b)
 		return 0;
 	if (idmap_init(&m, 64) < 0) {

@@ -47,6 +47,7 @@ static void stream_free(struct hoard_fs *fs, struct istate *is, bool locked);
 struct hoard_fh {
 	struct istate *is;
 	int flags;
+	bool pt; /* answered with passthrough (counted in is->pt_opens) */
 };
 
 static void extent_key(uint8_t k[EXTENT_KEY_SIZE], uint64_t ino, uint64_t off)
@@ -55,25 +56,118 @@ static void extent_key(uint8_t k[EXTENT_KEY_SIZE], uint64_t ino, uint64_t off)
 	hoard_put_be64(k + 8, off);
 }
 
+/* Holes in a read by reference are pieces of this. */
+static const uint8_t zeros[1 << 16];
+
 /*
- * Reading [off, end) into buf, which holds [off, *filled) so far: the part
+ * Where a read's bytes go: copied into buf (at file offset off), or, while
+ * buf is NULL, added to rv as pieces (hoard_fs_read_vec).  A read by
+ * reference that would need more than HOARD_RVEC_MAX pieces, or reads a
+ * file being written, turns into a copy into rv->own (sink_flatten).
+ */
+struct rsink {
+	uint8_t *buf;
+	uint64_t off, end;
+	struct hoard_rvec *rv;
+};
+
+/* Copy the pieces so far into a new buffer of the whole read, unpin them,
+ * and go on by copying. */
+static int sink_flatten(struct hoard_fs *fs, struct rsink *s)
+{
+	struct hoard_rvec *rv = s->rv;
+	uint8_t *buf = malloc(s->end > s->off ? (size_t)(s->end - s->off) : 1);
+	size_t at = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	for (int i = 0; i < rv->n; i++) {
+		memcpy(buf + at, rv->iov[i].iov_base, rv->iov[i].iov_len);
+		at += rv->iov[i].iov_len;
+	}
+	for (int i = 0; i < rv->npins; i++)
+		chunks_unpin(fs, rv->pins[i]);
+	rv->n = rv->npins = 0;
+	rv->own = s->buf = buf;
+	return 0;
+}
+
+/* File bytes [from, to) are zeros. */
+static int sink_zeros(struct hoard_fs *fs, struct rsink *s, uint64_t from,
+		      uint64_t to)
+{
+	struct hoard_rvec *rv = s->rv;
+	int r;
+
+	while (!s->buf && from < to) {
+		size_t n = to - from < sizeof(zeros) ? (size_t)(to - from)
+						     : sizeof(zeros);
+
+		if (rv->n == HOARD_RVEC_MAX) {
+			r = sink_flatten(fs, s);
+			if (r < 0)
+				return r;
+			break;
+		}
+		rv->iov[rv->n].iov_base = (void *)zeros;
+		rv->iov[rv->n++].iov_len = n;
+		from += n;
+	}
+	if (s->buf && from < to)
+		memset(s->buf + (from - s->off), 0, (size_t)(to - from));
+	return 0;
+}
+
+/* File bytes [from, to) are bytes [coff, ...) of chunk id (len bytes). */
+static int sink_chunk(struct hoard_fs *fs, struct rsink *s,
+		      const struct hoard_id *id, uint32_t len, uint32_t coff,
+		      uint64_t from, uint64_t to)
+{
+	struct hoard_rvec *rv = s->rv;
+	const uint8_t *data;
+	int r;
+
+	if (!s->buf && rv->n == HOARD_RVEC_MAX) {
+		r = sink_flatten(fs, s);
+		if (r < 0)
+			return r;
+	}
+	if (s->buf)
+		return chunks_copy(fs, id, len, coff, s->buf + (from - s->off),
+				   (size_t)(to - from));
+	if ((uint64_t)coff + (to - from) > len)
+		return -EBADMSG;
+	r = chunks_pin(fs, id, len, &rv->pins[rv->npins], &data);
+	if (r < 0)
+		return r;
+	rv->npins++;
+	rv->iov[rv->n].iov_base = (void *)(data + coff);
+	rv->iov[rv->n++].iov_len = (size_t)(to - from);
+	return 0;
+}
+
+/*
+ * Reading [off, end) into s, which holds [off, *filled) so far: the part
  * of extent (eoff, len, id) that falls in the range, after zeros for the
  * hole before it.  Extents come in file order.
  */
-static int extent_read(struct hoard_fs *fs, uint8_t *buf, uint64_t off,
+static int extent_read(struct hoard_fs *fs, struct rsink *s, uint64_t off,
 		       uint64_t end, uint64_t *filled, uint64_t eoff,
 		       uint32_t len, const uint8_t *idb)
 {
 	uint64_t from = eoff > off ? eoff : off;
 	uint64_t to = eoff + len < end ? eoff + len : end;
 	struct hoard_id id;
+	int r;
 
-	if (from > *filled) /* a hole reads as zeros */
-		memset(buf + (*filled - off), 0, from - *filled);
+	if (from > *filled) { /* a hole reads as zeros */
+		r = sink_zeros(fs, s, *filled, from);
+		if (r < 0)
+			return r;
+	}
 	*filled = to;
 	memcpy(id.b, idb, HOARD_ID_SIZE);
-	return chunks_copy(fs, &id, len, (uint32_t)(from - eoff),
-			   buf + (from - off), (size_t)(to - from));
+	return sink_chunk(fs, s, &id, len, (uint32_t)(from - eoff), from, to);
 }
 
 static void staging_name(char *buf, size_t n, uint64_t ino)
@@ -218,6 +312,65 @@ static int staging_file_new(struct hoard_fs *fs, struct istate *is,
 	return 0;
 }
 
+void pt_sync_locked(struct istate *is)
+{
+	struct stat sb;
+
+	if (!is->pt_staging || fstat(is->staging_fd, &sb) < 0)
+		return;
+	is->size = (uint64_t)sb.st_size;
+	is->size_valid = true;
+	is->dirty = true;
+	if (sb.st_mtim.tv_sec != is->pt_mtime.tv_sec ||
+	    sb.st_mtim.tv_nsec != is->pt_mtime.tv_nsec) {
+		/* a passthrough write */
+		is->pt_mtime = sb.st_mtim;
+		is->mtime = is->ctime = sb.st_mtim;
+	}
+}
+
+/*
+ * The inode has passthrough opens and is about to change (a write open,
+ * a truncate, an fallocate): the kernel sends their reads and writes to
+ * the copy, so the copy becomes the staging file (FORMAT 7.3) and stays
+ * dirty until the last passthrough open goes.
+ */
+static int pt_to_staging(struct hoard_fs *fs, struct istate *is)
+{
+	struct hoard_inode in;
+	struct stat sb;
+	int fd, r;
+
+	r = inode_load(fs, is->ino, &in);
+	if (r < 0)
+		return r;
+	r = plain_detach(fs, is->ino);
+	fd = r < 0 ? -1 : dup(is->pt_fd);
+	if (r == 0 && (fd < 0 || fstat(fd, &sb) < 0))
+		r = -errno;
+	if (r < 0) {
+		if (fd >= 0)
+			close(fd);
+		inode_clear(&in);
+		hoard_log(LOG_ERR,
+			  "inode %llu: its plain copy cannot become "
+			  "its staging file: %s",
+			  (unsigned long long)is->ino, strerror(-r));
+		return r;
+	}
+	pthread_mutex_lock(&is->mu);
+	is->staging_fd = fd;
+	is->pt_staging = true;
+	is->pt_wrote = true;
+	is->pt_mtime = sb.st_mtim;
+	is->mtime = in.mtime;
+	is->ctime = in.ctime;
+	pt_sync_locked(is);
+	pthread_mutex_unlock(&is->mu);
+	inode_clear(&in);
+	return 0;
+}
+
 /* Give is a staging file holding its current content up to keep bytes.
  * is->rw held for writing. */
 static int staging_open(struct hoard_fs *fs, struct istate *is, uint64_t keep)
@@ -226,6 +379,9 @@ static int staging_open(struct hoard_fs *fs, struct istate *is, uint64_t keep)
 
 	if (staged(is))
 		return 0;
+	if (is->pt_fd >= 0)
+		return pt_to_staging(fs, is);
+	plain_drop(fs, is->ino); /* the committed content is changing */
 	if (keep > is->size)
 		keep = is->size;
 	if (is->size <= MEM_FILE_MAX &&
@@ -699,6 +855,7 @@ static int stream_read(struct hoard_fs *fs, struct istate *is, uint8_t *buf,
 {
 	const size_t esz = EXTENT_KEY_SIZE + EXTENT_VAL_SIZE;
 	struct stream *st = is->stream;
+	struct rsink s = {.buf = buf, .off = off, .end = end};
 	uint64_t filled = off;
 	size_t lo = 0, hi = st->c.n_ext;
 	int r = 0;
@@ -721,7 +878,7 @@ static int stream_read(struct hoard_fs *fs, struct istate *is, uint8_t *buf,
 		if (eoff >= end)
 			break;
 		r = extent_read(
-			fs, buf, off, end, &filled, eoff,
+			fs, &s, off, end, &filled, eoff,
 			hoard_get_be32(e + EXTENT_KEY_SIZE + HOARD_ID_SIZE),
 			e + EXTENT_KEY_SIZE);
 	}
@@ -822,6 +979,9 @@ int file_commit(struct hoard_fs *fs, struct istate *is, bool sync)
 	uint64_t size;
 	int r;
 
+	pthread_mutex_lock(&is->mu);
+	pt_sync_locked(is);
+	pthread_mutex_unlock(&is->mu);
 	if (!is->dirty || !staged(is))
 		return sync ? hoard_store_sync(fs->st) : 0;
 	if (is->stream) {
@@ -859,7 +1019,7 @@ int file_commit(struct hoard_fs *fs, struct istate *is, bool sync)
 	pthread_mutex_unlock(&fs->lock);
 	if (r == 0) {
 		pthread_mutex_lock(&is->mu);
-		is->dirty = false;
+		is->dirty = is->pt_staging; /* more writes may come unseen */
 		pthread_mutex_unlock(&is->mu);
 	} else {
 		hoard_log(LOG_ERR, "commit of inode %llu failed: %s",
@@ -893,13 +1053,95 @@ static int ensure_size(struct hoard_fs *fs, struct istate *is)
 	return 0;
 }
 
-int hoard_fs_open(struct hoard_fs *fs, uint64_t ino, int flags,
-		  struct hoard_fh **ret_fh)
+/*
+ * Which path an open takes (FORMAT 7.3); is->rw held for writing.  The
+ * kernel refuses an inode cached opens and passthrough opens at once, so:
+ * while the inode has passthrough opens, this one is one too; while it has
+ * other opens, it is not; else a read-only open of a committed file with a
+ * copy starts passthrough, and one without asks the tier for a copy.
+ */
+static int pt_decide(struct hoard_fs *fs, struct hoard_fh *fh,
+		     const struct hoard_pt_ops *pt,
+		     struct hoard_open_reply *ret)
+{
+	struct istate *is = fh->is;
+	bool rdonly = (fh->flags & O_ACCMODE) == O_RDONLY;
+	unsigned others;
+	int fd, id, r = 0;
+
+	if (is->pt_fd >= 0) {
+		if (!rdonly)
+			r = staging_open(fs, is, UINT64_MAX);
+		if (r < 0)
+			return r;
+		is->pt_opens++;
+		fh->pt = true;
+		ret->backing_id = is->backing_id;
+		if (rdonly)
+			plain_hit(fs);
+		return 0;
+	}
+	pthread_mutex_lock(&fs->lock);
+	others = is->opens - 1;
+	pthread_mutex_unlock(&fs->lock);
+	if (!rdonly || (fh->flags & O_TRUNC) || others || staged(is) ||
+	    is->dirty)
+		goto out_cached;
+	if (plain_open(fs, is->ino, &fd) < 0) {
+		plain_want(fs, is->ino, is->size);
+		goto out_cached;
+	}
+	id = pt->open(pt->ud, fd);
+	if (id <= 0) {
+		hoard_log(LOG_WARNING,
+			  "inode %llu: passthrough refused (%s): served "
+			  "by the daemon",
+			  (unsigned long long)is->ino, strerror(-id));
+		close(fd);
+		plain_unuse(fs, is->ino);
+		goto out_cached;
+	}
+	is->pt_fd = fd;
+	is->backing_id = id;
+	is->pt_opens = 1;
+	fh->pt = true;
+	ret->backing_id = id;
+	return 0;
+out_cached:
+	if (is->pt_wrote) { /* pages of before the passthrough writes */
+		ret->keep_cache = false;
+		is->pt_wrote = false;
+	}
+	return 0;
+}
+
+/* The last passthrough open went (is->rw held for writing): close the
+ * backing file; a copy that became staging is an ordinary one now. */
+static void pt_end(struct hoard_fs *fs, struct istate *is,
+		   const struct hoard_pt_ops *pt)
+{
+	if (pt && pt->close)
+		pt->close(pt->ud, is->backing_id);
+	pthread_mutex_lock(&is->mu);
+	pt_sync_locked(is);
+	is->pt_staging = false;
+	pthread_mutex_unlock(&is->mu);
+	plain_unuse(fs, is->ino);
+	close(is->pt_fd);
+	is->pt_fd = -1;
+	is->backing_id = 0;
+}
+
+int hoard_fs_open_pt(struct hoard_fs *fs, uint64_t ino, int flags,
+		     const struct hoard_pt_ops *pt, struct hoard_fh **ret_fh,
+		     struct hoard_open_reply *ret)
 {
 	struct hoard_fh *fh = malloc(sizeof(*fh));
 	struct istate *is;
 	int r;
 
+	ret->backing_id = 0;
+	ret->keep_cache = true;
 	if (!fh)
 		return -ENOMEM;
 	pthread_mutex_lock(&fs->lock);
@@ -913,15 +1155,29 @@ int hoard_fs_open(struct hoard_fs *fs, uint64_t ino, int flags,
 	}
 	fh->is = is;
 	fh->flags = flags;
+	fh->pt = false;
 	r = ensure_size(fs, is);
+	if (r == 0 && pt && fs->plain) {
+		pthread_rwlock_wrlock(&is->rw);
+		r = pt_decide(fs, fh, pt, ret);
+		pthread_rwlock_unlock(&is->rw);
+	}
 	if (r == 0 && (flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY)
 		r = file_truncate(fs, is, 0);
 	if (r < 0) {
-		hoard_fs_release(fs, fh);
+		hoard_fs_release_pt(fs, fh, pt);
 		return r;
 	}
 	*ret_fh = fh;
 	return 0;
+}
+
+int hoard_fs_open(struct hoard_fs *fs, uint64_t ino, int flags,
+		  struct hoard_fh **ret_fh)
+{
+	struct hoard_open_reply rep;
+
+	return hoard_fs_open_pt(fs, ino, flags, NULL, ret_fh, &rep);
 }
 
 /*
@@ -963,11 +1219,11 @@ static void read_ahead(struct hoard_fs *fs, struct istate *is,
 		fs->ahead(fs->fetch_ud, ids, lens, n);
 }
 
-static int read_extents(struct hoard_fs *fs, struct istate *is, uint8_t *buf,
+static int read_extents(struct hoard_fs *fs, struct istate *is, struct rsink *s,
 			uint64_t off, uint64_t end)
 {
 	uint8_t k[EXTENT_KEY_SIZE];
-	uint64_t filled = off; /* buf holds [off, filled) */
+	uint64_t filled = off; /* s holds [off, filled) */
 	struct hoard_iter *it;
 	int r = 0;
 
@@ -995,58 +1251,110 @@ static int read_extents(struct hoard_fs *fs, struct istate *is, uint8_t *buf,
 			break;
 		if (eoff + len <= off)
 			continue;
-		r = extent_read(fs, buf, off, end, &filled, eoff, len, v);
+		r = extent_read(fs, s, off, end, &filled, eoff, len, v);
 	}
 	if (r == 0 && filled < end)
-		memset(buf + (filled - off), 0, end - filled);
+		r = sink_zeros(fs, s, filled, end);
 	if (r == 0 && fs->ahead && chunks_fetched_here())
 		read_ahead(fs, is, it, off, end);
 	hoard_iter_free(it);
 	return r;
 }
 
+/* Bytes [off, end) of the file into s (is->rw held for reading); returns
+ * how many (fewer only at a short staging file). */
+static ssize_t read_range(struct hoard_fs *fs, struct istate *is,
+			  struct rsink *s, uint64_t off, uint64_t end)
+{
+	ssize_t r;
+
+	if (!is->mem && is->staging_fd < 0 && !is->stream) {
+		r = read_extents(fs, is, s, off, end);
+		return r < 0 ? r : (ssize_t)(end - off);
+	}
+	if (!s->buf) { /* a file being written changes: copied */
+		r = sink_flatten(fs, s);
+		if (r < 0)
+			return r;
+	}
+	if (is->mem) {
+		memcpy(s->buf, is->mem + off, (size_t)(end - off));
+		return (ssize_t)(end - off);
+	}
+	if (is->staging_fd >= 0)
+		return hoard_pread_full(is->staging_fd, s->buf,
+					(size_t)(end - off), (off_t)off);
+	r = stream_read(fs, is, s->buf, off, end);
+	return r < 0 ? r : (ssize_t)(end - off);
+}
+
+/* The read's range, [off, *ret_end), within the file's size. */
+static bool read_bounds(struct istate *is, size_t size, off_t off,
+			uint64_t *ret_end)
+{
+	uint64_t fsize;
+
+	pthread_mutex_lock(&is->mu);
+	fsize = is->size;
+	pthread_mutex_unlock(&is->mu);
+	if ((uint64_t)off >= fsize)
+		return false;
+	*ret_end = (uint64_t)off + size;
+	if (*ret_end > fsize)
+		*ret_end = fsize;
+	return true;
+}
+
 ssize_t hoard_fs_read(struct hoard_fs *fs, struct hoard_fh *fh, void *buf,
 		      size_t size, off_t off)
 {
 	struct istate *is = fh->is;
-	uint64_t end, fsize;
-	ssize_t r;
+	struct rsink s = {.buf = buf, .off = (uint64_t)off};
+	ssize_t r = 0;
 
 	if (off < 0)
 		return -EINVAL;
 	pthread_rwlock_rdlock(&is->rw);
-	pthread_mutex_lock(&is->mu);
-	fsize = is->size;
-	pthread_mutex_unlock(&is->mu);
-	if ((uint64_t)off >= fsize) {
-		r = 0;
-		goto out_unlock;
-	}
-	end = (uint64_t)off + size;
-	if (end > fsize)
-		end = fsize;
-	if (is->mem) {
-		memcpy(buf, is->mem + off, (size_t)(end - (uint64_t)off));
-		r = (ssize_t)(end - (uint64_t)off);
-		goto out_unlock;
-	}
-	if (is->staging_fd >= 0) {
-		r = hoard_pread_full(is->staging_fd, buf,
-				     (size_t)(end - (uint64_t)off), off);
-		goto out_unlock;
-	}
-	if (is->stream) {
-		r = stream_read(fs, is, buf, (uint64_t)off, end);
-		if (r == 0)
-			r = (ssize_t)(end - (uint64_t)off);
-		goto out_unlock;
-	}
-	r = read_extents(fs, is, buf, (uint64_t)off, end);
-	if (r == 0)
-		r = (ssize_t)(end - (uint64_t)off);
-out_unlock:
+	if (read_bounds(is, size, off, &s.end))
+		r = read_range(fs, is, &s, (uint64_t)off, s.end);
 	pthread_rwlock_unlock(&is->rw);
 	return r;
+}
+
+ssize_t hoard_fs_read_vec(struct hoard_fs *fs, struct hoard_fh *fh, size_t size,
+			  off_t off, struct hoard_rvec *rv)
+{
+	struct istate *is = fh->is;
+	struct rsink s = {.off = (uint64_t)off, .rv = rv};
+	ssize_t r = 0;
+
+	rv->n = rv->npins = 0;
+	rv->own = NULL;
+	if (off < 0)
+		return -EINVAL;
+	pthread_rwlock_rdlock(&is->rw);
+	if (read_bounds(is, size, off, &s.end))
+		r = read_range(fs, is, &s, (uint64_t)off, s.end);
+	pthread_rwlock_unlock(&is->rw);
+	if (r < 0) {
+		hoard_fs_read_done(fs, rv);
+		return r;
+	}
+	if (s.buf && r > 0) { /* copied: one piece */
+		rv->iov[0].iov_base = s.buf;
+		rv->iov[0].iov_len = (size_t)r;
+		rv->n = 1;
+	}
+	return r;
+}
+
+void hoard_fs_read_done(struct hoard_fs *fs, struct hoard_rvec *rv)
+{
+	for (int i = 0; i < rv->npins; i++)
+		chunks_unpin(fs, rv->pins[i]);
+	free(rv->own);
+	rv->n = rv->npins = 0;
+	rv->own = NULL;
 }
 
 ssize_t hoard_fs_write(struct hoard_fs *fs, struct hoard_fh *fh,
@@ -1117,10 +1425,22 @@ int hoard_fs_fsync(struct hoard_fs *fs, struct hoard_fh *fh, bool datasync)
 
 void hoard_fs_release(struct hoard_fs *fs, struct hoard_fh *fh)
 {
+	hoard_fs_release_pt(fs, fh, NULL);
+}
+
+void hoard_fs_release_pt(struct hoard_fs *fs, struct hoard_fh *fh,
+			 const struct hoard_pt_ops *pt)
+{
 	struct istate *is = fh->is;
 	struct hoard_inode in;
 	bool last, gone = false;
 
+	if (fh->pt) {
+		pthread_rwlock_wrlock(&is->rw);
+		if (--is->pt_opens == 0)
+			pt_end(fs, is, pt);
+		pthread_rwlock_unlock(&is->rw);
+	}
 	pthread_mutex_lock(&fs->lock);
 	last = --is->opens == 0;
 	pthread_mutex_unlock(&fs->lock);
@@ -1160,6 +1480,9 @@ int hoard_fs_fallocate(struct hoard_fs *fs, struct hoard_fh *fh, int mode,
 	if (off < 0 || len <= 0)
 		return -EINVAL;
 	pthread_rwlock_wrlock(&is->rw);
+	pthread_mutex_lock(&is->mu);
+	pt_sync_locked(is);
+	pthread_mutex_unlock(&is->mu);
 	r = 0;
 	if (end > is->size) {
 		r = staging_open(fs, is, UINT64_MAX);

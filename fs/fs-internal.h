@@ -82,6 +82,15 @@ struct istate {
 	uint64_t ahead_end;	      /* lazy read-ahead: where the last read
 				       * that fetched ended ... */
 	unsigned ahead_win;	      /* ... and the chunks it hinted */
+	/* FUSE passthrough (FORMAT 7.3); changed with rw held for writing */
+	unsigned pt_opens; /* opens answered with the backing file pt_fd */
+	int pt_fd;	   /* -1, or the plain copy those opens read */
+	int backing_id;	   /* the front end's id of pt_fd */
+	bool pt_staging;   /* also under mu: the copy became the staging
+			    * file (staging_fd): passthrough writes change
+			    * it without telling the daemon */
+	bool pt_wrote;	   /* the next cached open drops the page cache */
+	struct timespec pt_mtime; /* the copy's mtime when it became staging */
 };
 
 /* Hash map from chunk id to counters (open addressing, linear probing). */
@@ -125,6 +134,7 @@ struct hoard_fs {
 		      struct chunk_rec *rec);
 	void (*locate_refresh)(void *ud);
 	void *fetch_ud;
+	struct hoard_plain *plain; /* NULL: no tier; set before serving */
 };
 
 /* idmap.c */
@@ -194,9 +204,35 @@ void chunks_unstage_locked(struct hoard_fs *fs, struct idmap *m);
 /* Add the refcount changes in m (count = delta) to b (fs->lock held). */
 int chunks_apply_locked(struct hoard_fs *fs, struct hoard_batch *b,
 			struct idmap *m);
+/*
+ * A reference on a chunk's verified bytes (*ret_data, raw_size of them),
+ * from the decompressed cache or read (and verified, -EBADMSG when it does
+ * not match its id) and put there: the bytes stay valid, even if the cache
+ * evicts the entry, until chunks_unpin(*ret_pin).
+ */
+int chunks_pin(struct hoard_fs *fs, const struct hoard_id *id,
+	       uint32_t raw_size, struct hoard_pin **ret_pin,
+	       const uint8_t **ret_data);
+/* Drop a reference from chunks_pin (NULL: nothing). */
+void chunks_unpin(struct hoard_fs *fs, struct hoard_pin *pin);
 /* Copy n bytes at off within a chunk of raw_size bytes into dst, verified. */
 int chunks_copy(struct hoard_fs *fs, const struct hoard_id *id,
 		uint32_t raw_size, uint32_t off, void *dst, size_t n);
+
+/* plain.c: the tier's hooks (no-ops without a tier) */
+/* The file is about to change: drop its copy, or spoil a copy under way. */
+void plain_drop(struct hoard_fs *fs, uint64_t ino);
+/* Open ino's copy read-write for a passthrough open (counts a hit and a
+ * user, which plain_unuse() drops); -ENOENT when there is none. */
+int plain_open(struct hoard_fs *fs, uint64_t ino, int *ret_fd);
+void plain_unuse(struct hoard_fs *fs, uint64_t ino);
+/* Count a passthrough open of a copy already in use. */
+void plain_hit(struct hoard_fs *fs);
+/* A read-only open of a committed file of size bytes: copy it (queued). */
+void plain_want(struct hoard_fs *fs, uint64_t ino, uint64_t size);
+/* The copy becomes the file's staging file: renamed to staging/<ino> and
+ * out of the tier. */
+int plain_detach(struct hoard_fs *fs, uint64_t ino);
 
 /* file.c */
 int file_commit(struct hoard_fs *fs, struct istate *is, bool sync);
@@ -206,6 +242,9 @@ int file_commit(struct hoard_fs *fs, struct istate *is, bool sync);
 int extents_count(struct hoard_fs *fs, uint64_t ino, struct idmap *m, int delta,
 		  struct hoard_batch *b);
 int file_truncate(struct hoard_fs *fs, struct istate *is, uint64_t size);
+/* A file whose copy became its staging file (pt_staging): take its size
+ * and mtime from that file, which passthrough writes change (is->mu held). */
+void pt_sync_locked(struct istate *is);
 /* fs->lock held or not, as `locked` says */
 void staging_drop(struct hoard_fs *fs, struct istate *is, bool locked);
 int fs_commit_all(struct hoard_fs *fs);

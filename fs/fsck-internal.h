@@ -86,6 +86,13 @@ struct volent {
 	bool ok;
 };
 
+/* Keys whose first 8 bytes (an inode number but in chunks) are in
+ * [lo, hi) could not be read from cf. */
+struct gap {
+	enum hoard_cf cf;
+	uint64_t lo, hi;
+};
+
 struct fsck {
 	struct hoard_store *st;
 	const struct hoard_fsck_opts *o;
@@ -96,6 +103,8 @@ struct fsck {
 	size_t n_vols, cap_vols;
 	struct ctab chunks;
 	uint8_t *buf; /* HOARD_CHUNK_MAX bytes for decoding */
+	struct gap *gaps;
+	size_t n_gaps, cap_gaps;
 	/* repair */
 	struct hoard_batch *b;
 	size_t b_ops;
@@ -160,11 +169,32 @@ static inline uint32_t want_nlink(const struct ient *e, uint32_t links,
 	return links;
 }
 
+/* A gap of cf that covers ino. */
+static inline bool in_gap(const struct fsck *c, enum hoard_cf cf, uint64_t ino)
+{
+	for (size_t i = 0; i < c->n_gaps; i++)
+		if (c->gaps[i].cf == cf && ino >= c->gaps[i].lo &&
+		    ino < c->gaps[i].hi)
+			return true;
+	return false;
+}
+
+/* hoard_store_scan_past's gap callback for the repair's scans: the gaps
+ * are known from the check. */
+static inline int fsck_gap_known(void *ud, enum hoard_cf cf, uint64_t lo,
+				 uint64_t hi)
+{
+	return 0;
+}
+
 /* fsck.c: the passes that also serve the repair (repair: delete what does
  * not stay, count what does in links2/subdirs2 and kept) */
 int fsck_scan_dirents(struct fsck *c, bool repair);
 int fsck_scan_extents(struct fsck *c, bool repair);
 int fsck_scan_xattrs(struct fsck *c, bool repair);
+
+/* fsckplain.c: check the plain-file tier's copies (repair: delete the bad) */
+int fsck_check_plain(struct fsck *c);
 
 /* fsckrepair.c */
 void fsck_wr_flush(struct fsck *c, bool sync);

@@ -87,6 +87,63 @@ static void problem(struct fsck *c, enum hoard_fsck_problem p)
 	c->rep->problems++;
 }
 
+/* ---- unreadable stretches (a damaged table file) ---- */
+
+static int record_gap(struct fsck *c, enum hoard_cf cf, uint64_t lo,
+		      uint64_t hi)
+{
+	struct gap *g = hoard_grow(c->gaps, &c->cap_gaps, c->n_gaps + 1,
+				   sizeof(*g), 8);
+
+	if (!g)
+		return -ENOMEM;
+	c->gaps = g;
+	c->gaps[c->n_gaps++] = (struct gap){.cf = cf, .lo = lo, .hi = hi};
+	problem(c, HOARD_FSCK_UNREADABLE);
+	hoard_log(LOG_DEBUG,
+		  "fsck: unreadable records in family %d, keys "
+		  "%llu..%llu",
+		  (int)cf, (unsigned long long)lo, (unsigned long long)hi);
+	return 0;
+}
+
+static int gap_c(void *ud, enum hoard_cf cf, uint64_t lo, uint64_t hi)
+{
+	return record_gap(ud, cf, lo, hi);
+}
+
+static int gap_ps(void *ud, enum hoard_cf cf, uint64_t lo, uint64_t hi)
+{
+	const struct fsck_pass *ps = ud;
+
+	return ps->repair ? 0 : record_gap(ps->c, cf, lo, hi);
+}
+
+/*
+ * What the gaps cost: a file whose extents, xattrs or inode record may be
+ * among the unreadable records is lost (its data or metadata is
+ * incomplete); after unreadable directory entries, the regular files no
+ * name reaches are.  The repair deletes the unreadable stretches, so every
+ * inode whose record is in one goes too.
+ */
+static void apply_gaps(struct fsck *c)
+{
+	bool names = false;
+
+	for (size_t i = 0; i < c->n_gaps; i++)
+		names |= c->gaps[i].cf == HOARD_CF_DIRENTS;
+	for (size_t i = 0; i < c->n_in && c->n_gaps; i++) {
+		struct ient *e = &c->in[i];
+		bool reg = S_ISREG(e->mode);
+
+		if (in_gap(c, HOARD_CF_INODES, e->ino) ||
+		    (reg && (in_gap(c, HOARD_CF_EXTENTS, e->ino) ||
+			     in_gap(c, HOARD_CF_XATTRS, e->ino))) ||
+		    (reg && names && !(e->flags & (I_REACH | I_ORPHAN))))
+			e->flags |= I_LOST;
+	}
+}
+
 /* ---- pass: volumes, inodes, orphans ---- */
 
 static int volume_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
@@ -113,7 +170,8 @@ static int volume_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 
 static int scan_volumes(struct fsck *c)
 {
-	return hoard_store_scan(c->st, HOARD_CF_VOLUMES, "", 0, volume_one, c);
+	return hoard_store_scan_past(c->st, HOARD_CF_VOLUMES, volume_one, gap_c,
+				     c);
 }
 
 static int inode_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
@@ -141,7 +199,8 @@ static int inode_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 
 static int scan_inodes(struct fsck *c)
 {
-	return hoard_store_scan(c->st, HOARD_CF_INODES, "", 0, inode_one, c);
+	return hoard_store_scan_past(c->st, HOARD_CF_INODES, inode_one, gap_c,
+				     c);
 }
 
 static int orphan_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
@@ -161,7 +220,8 @@ static int orphan_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 
 static int scan_orphans(struct fsck *c)
 {
-	return hoard_store_scan(c->st, HOARD_CF_ORPHANS, "", 0, orphan_one, c);
+	return hoard_store_scan_past(c->st, HOARD_CF_ORPHANS, orphan_one, gap_c,
+				     c);
 }
 
 /* ---- pass: directory entries ---- */
@@ -225,8 +285,8 @@ int fsck_scan_dirents(struct fsck *c, bool repair)
 {
 	struct fsck_pass ps = {.c = c, .repair = repair};
 
-	return hoard_store_scan(c->st, HOARD_CF_DIRENTS, "", 0, dirent_one,
-				&ps);
+	return hoard_store_scan_past(c->st, HOARD_CF_DIRENTS, dirent_one,
+				     gap_ps, &ps);
 }
 
 /* Mark what the volume roots reach (breadth first, one prefix scan of the
@@ -290,6 +350,10 @@ static int mark_reachable(struct fsck *c)
 		hoard_put_be64(k, rq.q[rq.done]);
 		r = hoard_store_scan(c->st, HOARD_CF_DIRENTS, k, 8, reach_one,
 				     &rq);
+		/* a directory whose entries cannot be read: its gap was
+		 * recorded by the dirents pass */
+		if (r == -EIO)
+			r = 0;
 	}
 	free(rq.q);
 	return r;
@@ -388,7 +452,7 @@ static int scan_chunks(struct fsck *c)
 	struct hoard_iter *rec = hoard_iter_new(c->st, HOARD_CF_CHUNKS, "", 0);
 	struct hoard_iter *dat = hoard_iter_new(c->st, HOARD_CF_CHUNKDATA, "",
 						0);
-	uint64_t n = 0;
+	uint64_t n = 0, last = 0;
 	int r = 0;
 
 	if (!rec || !dat) {
@@ -417,6 +481,8 @@ static int scan_chunks(struct fsck *c)
 		if (d == 0)
 			f = hoard_iter_value(dat, &fl);
 		r = check_chunk(c, k, kl, v, vl, f, fl);
+		if (kl >= 8)
+			last = hoard_get_be64(k);
 		hoard_iter_next(rec);
 		if (d == 0)
 			hoard_iter_next(dat);
@@ -428,6 +494,14 @@ static int scan_chunks(struct fsck *c)
 		r = hoard_iter_status(rec);
 	if (r == 0)
 		r = hoard_iter_status(dat);
+	/* records or frames past here cannot be read: the chunks not seen
+	 * are missing to the extents that name them, and the repair deletes
+	 * the stretch */
+	if (r == -EIO) {
+		r = record_gap(c, HOARD_CF_CHUNKS, last, UINT64_MAX);
+		if (r == 0)
+			r = record_gap(c, HOARD_CF_CHUNKDATA, last, UINT64_MAX);
+	}
 out_free:
 	hoard_iter_free(rec);
 	hoard_iter_free(dat);
@@ -492,8 +566,8 @@ int fsck_scan_extents(struct fsck *c, bool repair)
 {
 	struct fsck_pass ps = {.c = c, .repair = repair};
 
-	return hoard_store_scan(c->st, HOARD_CF_EXTENTS, "", 0, extent_one,
-				&ps);
+	return hoard_store_scan_past(c->st, HOARD_CF_EXTENTS, extent_one,
+				     gap_ps, &ps);
 }
 
 static void check_refcounts(struct fsck *c)
@@ -533,7 +607,8 @@ int fsck_scan_xattrs(struct fsck *c, bool repair)
 {
 	struct fsck_pass ps = {.c = c, .repair = repair};
 
-	return hoard_store_scan(c->st, HOARD_CF_XATTRS, "", 0, xattr_one, &ps);
+	return hoard_store_scan_past(c->st, HOARD_CF_XATTRS, xattr_one, gap_ps,
+				     &ps);
 }
 
 /* ---- lost files: their paths ---- */
@@ -643,7 +718,10 @@ static int lost_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 	if (!dirent_ok(k, kl, v, vl))
 		return 0;
 	ch = ifind(l->c, hoard_get_be64(v));
-	if (!ch || !(ch->flags & I_LOST))
+	/* a name of an inode whose record is unreadable is lost too */
+	if (!ch && !in_gap(l->c, HOARD_CF_INODES, hoard_get_be64(v)))
+		return 0;
+	if (ch && !(ch->flags & I_LOST))
 		return 0;
 	dir = dir_path(l->c, hoard_get_be64(k));
 	if (!dir)
@@ -663,12 +741,13 @@ static int list_lost(struct fsck *c)
 	char *p;
 	int r;
 
-	for (size_t i = 0; i < c->n_in; i++)
+	for (size_t i = 0; i < c->n_in && !c->n_gaps; i++)
 		if (c->in[i].flags & I_LOST)
 			break;
 		else if (i + 1 == c->n_in)
 			return 0;
-	r = hoard_store_scan(c->st, HOARD_CF_DIRENTS, "", 0, lost_one, &l);
+	r = hoard_store_scan_past(c->st, HOARD_CF_DIRENTS, lost_one,
+				  fsck_gap_known, &l);
 	for (size_t i = 0; r == 0 && i < c->n_in; i++) {
 		if ((c->in[i].flags & I_LOST) && !c->in[i].links) {
 			if (asprintf(&p, "inode %llu (no name)",
@@ -709,6 +788,10 @@ int hoard_fsck_run(struct hoard_store *st, const struct hoard_fsck_opts *o,
 	}
 	progress(&c, "inodes", 0, 0);
 	c.rep->unclean = !closed_cleanly(st);
+	if (hoard_store_wal_damage(st)) {
+		c.rep->wal_damage = strdup(hoard_store_wal_damage(st));
+		problem(&c, HOARD_FSCK_WAL_DAMAGE);
+	}
 	r = scan_volumes(&c);
 	if (r == 0)
 		r = scan_inodes(&c);
@@ -728,8 +811,12 @@ int hoard_fsck_run(struct hoard_store *st, const struct hoard_fsck_opts *o,
 		check_refcounts(&c);
 		r = fsck_scan_xattrs(&c, false);
 	}
-	if (r == 0)
+	if (r == 0) {
+		apply_gaps(&c);
 		r = list_lost(&c);
+	}
+	if (r == 0)
+		r = fsck_check_plain(&c);
 	if (r == 0 && c.o->repair && c.rep->problems) {
 		progress(&c, "repair", 0, 0);
 		r = fsck_repair(&c);
@@ -749,5 +836,6 @@ out_free:
 	free(c.in);
 	free(c.vols);
 	free(c.chunks.e);
+	free(c.gaps);
 	return r;
 }

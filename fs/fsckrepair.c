@@ -164,24 +164,31 @@ int fsck_repair(struct fsck *c)
 	if (r == 0)
 		r = fsck_scan_xattrs(c, true);
 	if (r == 0)
-		r = hoard_store_scan(c->st, HOARD_CF_INODES, "", 0, inode_fix,
-				     c);
+		r = hoard_store_scan_past(c->st, HOARD_CF_INODES, inode_fix,
+					  fsck_gap_known, c);
 	if (r == 0)
-		r = hoard_store_scan(c->st, HOARD_CF_ORPHANS, "", 0, orphan_fix,
-				     c);
+		r = hoard_store_scan_past(c->st, HOARD_CF_ORPHANS, orphan_fix,
+					  fsck_gap_known, c);
 	if (r == 0)
-		r = hoard_store_scan(c->st, HOARD_CF_VOLUMES, "", 0, volume_fix,
-				     c);
+		r = hoard_store_scan_past(c->st, HOARD_CF_VOLUMES, volume_fix,
+					  fsck_gap_known, c);
 	if (r == 0)
-		r = hoard_store_scan(c->st, HOARD_CF_CHUNKS, "", 0, chunk_fix,
-				     c);
+		r = hoard_store_scan_past(c->st, HOARD_CF_CHUNKS, chunk_fix,
+					  fsck_gap_known, c);
 	if (r == 0)
-		r = hoard_store_scan(c->st, HOARD_CF_CHUNKDATA, "", 0,
-				     frame_fix, c);
+		r = hoard_store_scan_past(c->st, HOARD_CF_CHUNKDATA, frame_fix,
+					  fsck_gap_known, c);
 	fsck_wr_flush(c, true);
 	if (r == 0)
 		r = c->werr;
+	/* what could not be read cannot be deleted key by key */
+	for (size_t i = 0; r == 0 && i < c->n_gaps; i++)
+		r = hoard_store_delete_range(c->st, c->gaps[i].cf,
+					     c->gaps[i].lo, c->gaps[i].hi);
 	if (r == 0)
 		r = hoard_store_sync(c->st);
+	/* the store is consistent again: the damage is dealt with */
+	if (r == 0 && hoard_store_wal_damage(c->st))
+		r = hoard_store_wal_damage_clear(c->st);
 	return r;
 }

@@ -23,6 +23,9 @@ static const char *const problem_names[HOARD_FSCK_N_PROBLEMS] = {
 	[HOARD_FSCK_BAD_VOLUMES] = "bad_volumes",
 	[HOARD_FSCK_STALE_ORPHANS] = "stale_orphans",
 	[HOARD_FSCK_ORPHAN_XATTRS] = "orphan_xattrs",
+	[HOARD_FSCK_BAD_PLAIN] = "bad_plain_copies",
+	[HOARD_FSCK_WAL_DAMAGE] = "wal_damage",
+	[HOARD_FSCK_UNREADABLE] = "unreadable_ranges",
 };
 
 const char *hoard_fsck_problem_name(enum hoard_fsck_problem p)
@@ -37,6 +40,7 @@ void hoard_fsck_report_free(struct hoard_fsck_report *r)
 	for (size_t i = 0; i < r->n_lost; i++)
 		free(r->lost[i]);
 	free(r->lost);
+	free(r->wal_damage);
 	free(r);
 }
 
@@ -71,7 +75,7 @@ char *hoard_fsck_json(const struct hoard_fsck_report *r)
 	}
 	o = json_pack(
 		"{s:b,s:o,s:b,s:o,s:o,s:b,s:{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:"
-		"o},s:o,s:o}",
+		"o,s:o},s:o,s:o,s:o}",
 		"clean", !r->problems, "problems", hoard_json_u64(r->problems),
 		"repaired", (int)r->repaired, "writes",
 		hoard_json_u64(r->writes), "seconds",
@@ -83,8 +87,11 @@ char *hoard_fsck_json(const struct hoard_fsck_report *r)
 		"chunks", hoard_json_u64(r->chunks), "raw_bytes",
 		hoard_json_u64(r->raw_bytes), "frame_bytes",
 		hoard_json_u64(r->frame_bytes), "remote_chunks",
-		hoard_json_u64(r->remote_chunks), "found", found, "lost_files",
-		lost);
+		hoard_json_u64(r->remote_chunks), "plain_copies",
+		hoard_json_u64(r->plain_copies), "found", found, "lost_files",
+		lost, "wal_damage",
+		r->wal_damage ? hoard_json_str_bytes(r->wal_damage)
+			      : json_null());
 	return hoard_json_dump(o, true);
 }
 
@@ -102,6 +109,8 @@ static const char *const problem_text[HOARD_FSCK_N_PROBLEMS] = {
 	[HOARD_FSCK_BAD_VOLUMES] = "volumes without a root directory",
 	[HOARD_FSCK_STALE_ORPHANS] = "orphans entries of missing/linked inodes",
 	[HOARD_FSCK_ORPHAN_XATTRS] = "xattrs of missing inodes",
+	[HOARD_FSCK_WAL_DAMAGE] = "opens that skipped damaged WAL records",
+	[HOARD_FSCK_UNREADABLE] = "stretches of unreadable records",
 };
 
 char *hoard_fsck_text(const struct hoard_fsck_report *r)
@@ -131,6 +140,12 @@ char *hoard_fsck_text(const struct hoard_fsck_report *r)
 		      "mounting "
 		      "drops it\n",
 		      f);
+	if (r->wal_damage)
+		fprintf(f,
+			"the write-ahead log was damaged%s; what the store "
+			"recorded:\n  %s\n",
+			r->repaired ? " (record cleared by the repair)" : "",
+			r->wal_damage);
 	for (int i = 0; i < HOARD_FSCK_N_PROBLEMS; i++)
 		if (r->problem[i])
 			fprintf(f, "  %-40s %llu\n", problem_text[i],

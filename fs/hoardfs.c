@@ -24,6 +24,8 @@
 #include <unistd.h>
 
 #include <fuse_lowlevel.h>
+#include <jansson.h>
+#include <systemd/sd-daemon.h>
 
 #include "hoard/ctl.h"
 #include "hoard/evict.h"
@@ -31,11 +33,13 @@
 #include "hoard/gc.h"
 #include "hoard/fs.h"
 #include "hoard/json.h"
+#include "hoard/plain.h"
 #include "hoard/stats.h"
 #include "hoard/store.h"
 #include "hoard/sign.h"
 #include "hoard/sync.h"
 #include "hoard/util.h"
+#include "hoard/volumectl.h"
 
 #define DEFAULT_STORE "/var/lib/hoard"
 #define MAX_MOUNTS    32
@@ -43,16 +47,36 @@
  * and attributes for long (pull into a mounted volume will invalidate). */
 #define ENTRY_TIMEOUT 86400.0
 #define NEG_TIMEOUT   60.0
+/* FUSE passthrough needs libfuse >= 3.16 (fuse_passthrough_open) */
+#if FUSE_VERSION >= FUSE_MAKE_VERSION(3, 16)
+#define HAVE_PASSTHROUGH 1
+#else
+#define HAVE_PASSTHROUGH 0
+#endif
+#define DEFAULT_PLAIN_SIZE (8ull << 30)
+#define DEFAULT_PLAIN_MIN  (1ull << 20)
 
+/*
+ * A slot of the mount table.  Slots are taken by the command line's
+ * volumes at start-up and by "mount" requests (control socket) later;
+ * a mount's thread frees its slot when its session ends, so slots are
+ * reused.  Only the main thread (start-up) and the control thread take
+ * slots; every thread that walks the table holds D.notify_mu.
+ */
 struct mount {
-	char *name;
-	char *mountpoint; /* absolute */
+	char *name;	  /* protected by D.notify_mu while used */
+	char *mountpoint; /* absolute; the same */
 	uint64_t root;
 	struct fuse_session *se;
+	bool used;	/* protected by D.notify_mu: the slot is taken */
+	bool ended;	/* protected by D.notify_mu: no more notifications */
+	bool requested; /* made by a "mount" request */
 	pthread_t thread;
-	bool running;
-	bool ended; /* protected by D.notify_mu: no more notifications */
+	bool zombie; /* protected by D.notify_mu: its thread ended, not yet
+		      * joined (by the next user of the slot, or at exit) */
 	struct hoard_fs *fs;
+	bool pt;	    /* set at INIT: the kernel granted passthrough */
+	const char *pt_why; /* set at INIT: why passthrough is on or off */
 };
 
 static struct {
@@ -63,17 +87,29 @@ static struct {
 	uint64_t max_size;   /* --max-size; 0: the store's setting */
 	uint64_t read_ahead; /* --read-ahead bytes; 0: the kernel's */
 	struct hoard_evict *ev;
+	bool passthrough_off;		/* --passthrough=off */
+	uint64_t plain_size, plain_min; /* --plain-size, --plain-min */
+	struct hoard_plain *plain;	/* NULL: no tier */
 	const char *remote;	   /* --remote; NULL: the store's setting */
 	struct hoard_lazy *lz;	   /* NULL: no remote, nothing to fetch */
-	pthread_mutex_t notify_mu; /* sessions' fds vs. their unmount */
+	pthread_mutex_t notify_mu; /* sessions' fds vs. their unmount, and
+				    * the mount table */
+	pthread_cond_t mounts_cv;  /* with notify_mu: a mount ended, or a
+				    * control request did */
 	struct mount mounts[MAX_MOUNTS];
-	int n_mounts;
+	int n_mounts;  /* the command line's, slots 0 .. n_mounts-1 */
+	int live;      /* protected by notify_mu: mounts whose thread runs */
+	bool persist;  /* --persist, or no volume given: stay without mounts */
+	bool stopping; /* protected by notify_mu: no new mounts */
+	bool ctl_busy; /* protected by notify_mu: a request is being served */
 	struct hoard_fs *fs;
 	struct hoard_store *st;
 	FILE *logf;
 	int report_fd;	      /* pipe to the waiting parent, -1 once reported */
 	uint64_t read_errors; /* reads answered EIO; atomic (__atomic_*) */
-} D = {.report_fd = -1, .notify_mu = PTHREAD_MUTEX_INITIALIZER};
+} D = {.report_fd = -1,
+       .notify_mu = PTHREAD_MUTEX_INITIALIZER,
+       .mounts_cv = PTHREAD_COND_INITIALIZER};
 
 /* ---- logging and start-up reports -------------------------------------- */
 
@@ -181,8 +217,42 @@ static struct hoard_ctx ctx_of(fuse_req_t req)
 
 /* ---- operations --------------------------------------------------------- */
 
+/* Passthrough is decided per mount at INIT: asked for unless
+ * --passthrough=off, used when the kernel grants it (Linux >= 6.9 with
+ * CONFIG_FUSE_PASSTHROUGH, and CAP_SYS_ADMIN). */
+static void init_passthrough(struct mount *m, struct fuse_conn_info *conn)
+{
+	m->pt = false;
+	if (D.passthrough_off) {
+		m->pt_why = "off (--passthrough=off)";
+	} else if (!HAVE_PASSTHROUGH) {
+		m->pt_why = "off (built with libfuse < 3.16)";
+	} else if (!D.plain_size) {
+		m->pt_why = "off (--plain-size 0)";
+	} else if (!D.plain) {
+		m->pt_why = "off (the plain-file tier did not start)";
+	} else {
+#if FUSE_VERSION >= FUSE_MAKE_VERSION(3, 17)
+		m->pt = fuse_set_feature_flag(conn, FUSE_CAP_PASSTHROUGH);
+#elif HAVE_PASSTHROUGH
+		if (conn->capable & FUSE_CAP_PASSTHROUGH) {
+			conn->want |= FUSE_CAP_PASSTHROUGH;
+			m->pt = true;
+		}
+#endif
+#if HAVE_PASSTHROUGH
+		/* copies live on the store's filesystem: one level below */
+		conn->max_backing_stack_depth = 1;
+#endif
+		m->pt_why = m->pt ? "on" : "off (the kernel does not offer it)";
+	}
+	hoard_log(LOG_INFO, "volume '%s' at %s: passthrough %s", m->name,
+		  m->mountpoint, m->pt_why);
+}
+
 static void op_init(void *ud, struct fuse_conn_info *conn)
 {
+	init_passthrough(ud, conn);
 	conn->time_gran = 1;
 	conn->max_write = 1u << 20;
 	if (conn->capable & FUSE_CAP_ASYNC_DIO)
@@ -322,10 +392,43 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 					      S(req, newparent), newname, f)));
 }
 
+#if HAVE_PASSTHROUGH
+static int pt_open(void *ud, int fd)
+{
+	int id;
+
+	errno = 0;
+	id = fuse_passthrough_open(ud, fd);
+	return id > 0 ? id : errno ? -errno : -EIO;
+}
+
+static void pt_close(void *ud, int backing_id)
+{
+	if (fuse_passthrough_close(ud, backing_id) < 0)
+		hoard_log(LOG_WARNING, "cannot close backing file %d: %s",
+			  backing_id, strerror(errno));
+}
+#endif
+
+/* The passthrough hooks for a request on m (fs.h); NULL: none. */
+static const struct hoard_pt_ops *pt_ops(fuse_req_t req, struct hoard_pt_ops *o)
+{
+#if HAVE_PASSTHROUGH
+	if (M(req)->pt) {
+		*o = (struct hoard_pt_ops){pt_open, pt_close, req};
+		return o;
+	}
+#endif
+	return NULL;
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct hoard_pt_ops pto;
+	struct hoard_open_reply rep;
 	struct hoard_fh *fh;
-	int r = hoard_fs_open(M(req)->fs, S(req, ino), fi->flags, &fh);
+	int r = hoard_fs_open_pt(M(req)->fs, S(req, ino), fi->flags,
+				 pt_ops(req, &pto), &fh, &rep);
 
 	if (r < 0) {
 		fuse_reply_err(req, E(r));
@@ -333,11 +436,21 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	fi->fh = (uintptr_t)fh;
 	hoard_evict_touch(D.ev, S(req, ino)); /* a use, for the budget */
-	/* Every write goes through this daemon, so the kernel's page cache
-	 * stays right across opens: keep it (never direct_io: mmap). */
-	fi->keep_cache = 1;
+	/* Every write goes through this daemon (or, with passthrough, into
+	 * the backing file), so the kernel's page cache stays right across
+	 * opens: keep it (never direct_io: mmap), unless passthrough writes
+	 * went around it. */
+	fi->keep_cache = rep.keep_cache;
+#if HAVE_PASSTHROUGH
+	if (rep.backing_id > 0) {
+		fi->backing_id = rep.backing_id;
+		fi->keep_cache = 0;
+	}
+#endif
+	/* interrupted: the request is gone, so the backing id (if this was
+	 * the inode's first passthrough open) stays until the unmount */
 	if (fuse_reply_open(req, fi) == -ENOENT)
-		hoard_fs_release(M(req)->fs, fh); /* interrupted */
+		hoard_fs_release_pt(M(req)->fs, fh, NULL);
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -367,24 +480,29 @@ static struct hoard_fh *FH(struct fuse_file_info *fi)
 	return (struct hoard_fh *)(uintptr_t)fi->fh;
 }
 
+/*
+ * Answered by reference: the reply is written from the chunk cache's own
+ * buffers (pinned until it is sent), so the kernel's copy into its pages is
+ * the only one.  fuse_reply_iov, not fuse_reply_data: libfuse 3.14 copies
+ * a buffer vector of more than one piece into a new buffer when it does
+ * not splice, and splicing memory costs a copy into the pipe.
+ */
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	char *buf = malloc(size ? size : 1);
-	ssize_t n;
+	struct hoard_fs *fs = M(req)->fs;
+	struct hoard_rvec rv;
+	ssize_t n = hoard_fs_read_vec(fs, FH(fi), size, off, &rv);
 
-	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	n = hoard_fs_read(M(req)->fs, FH(fi), buf, size, off);
 	if (n == -EBADMSG || n == -EIO) /* `hoard stats`: read_errors */
 		__atomic_add_fetch(&D.read_errors, 1, __ATOMIC_RELAXED);
 	if (n < 0)
 		fuse_reply_err(req, E((int)n));
+	else if (rv.n == 0)
+		fuse_reply_buf(req, NULL, 0);
 	else
-		fuse_reply_buf(req, buf, (size_t)n);
-	free(buf);
+		fuse_reply_iov(req, rv.iov, rv.n);
+	hoard_fs_read_done(fs, &rv);
 }
 
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
@@ -406,7 +524,9 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void op_release(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
-	hoard_fs_release(M(req)->fs, FH(fi));
+	struct hoard_pt_ops pto;
+
+	hoard_fs_release_pt(M(req)->fs, FH(fi), pt_ops(req, &pto));
 	hoard_evict_touch(D.ev, S(req, ino));
 	hoard_evict_poke(D.ev); /* what it wrote is committed now */
 	fuse_reply_err(req, 0);
@@ -720,7 +840,9 @@ static void parse_volume_arg(const char *arg, struct mount *m)
 	}
 }
 
-static void mount_one(struct mount *m)
+/* Open m's volume (made if missing) and mount it; 0, or -errno with one
+ * line in err. */
+static int mount_setup(struct mount *m, char *err, size_t errlen)
 {
 	char opts[1024];
 	char *argv[8];
@@ -730,7 +852,8 @@ static void mount_one(struct mount *m)
 
 	r = hoard_fs_volume(D.fs, m->name, true, &m->root);
 	if (r < 0)
-		die("cannot open volume '%s': %s", m->name, strerror(-r));
+		return hoard_errf(err, errlen, r, "cannot open volume '%s': %s",
+				  m->name, strerror(-r));
 	m->fs = D.fs;
 	snprintf(opts, sizeof(opts),
 		 "allow_other,default_permissions,fsname=hoard:%s,"
@@ -746,14 +869,28 @@ static void mount_one(struct mount *m)
 	m->se = fuse_session_new(&args, &ops, sizeof(ops), m);
 	fuse_opt_free_args(&args);
 	if (!m->se)
-		die("cannot create a FUSE session for %s (bad -o option?)",
-		    m->mountpoint);
+		return hoard_errf(err, errlen, -EINVAL,
+				  "cannot create a FUSE session for %s (bad "
+				  "-o option?)",
+				  m->mountpoint);
 	if (fuse_session_mount(m->se, m->mountpoint) != 0) {
 		fuse_session_destroy(m->se);
 		m->se = NULL;
-		die("cannot mount volume '%s' at %s", m->name, m->mountpoint);
+		return hoard_errf(err, errlen, -EIO,
+				  "cannot mount volume '%s' at %s", m->name,
+				  m->mountpoint);
 	}
 	hoard_fs_ref(D.fs, m->root); /* the kernel never forgets the root */
+	return 0;
+}
+
+static void mount_one(struct mount *m)
+{
+	char err[1024];
+
+	if (mount_setup(m, err, sizeof(err)) < 0)
+		die("%s", err);
+	m->used = true;
 }
 
 static void *mount_thread(void *arg)
@@ -773,7 +910,44 @@ static void *mount_thread(void *arg)
 	m->ended = true;
 	pthread_mutex_unlock(&D.notify_mu);
 	fuse_session_unmount(m->se);
+	fuse_session_destroy(m->se);
+	/* the mount's lookups are void now: the root's is ours to drop */
+	hoard_fs_forget(D.fs, m->root, 1);
+	pthread_mutex_lock(&D.notify_mu);
+	m->se = NULL;
+	free(m->name);
+	free(m->mountpoint);
+	m->name = m->mountpoint = NULL;
+	m->used = false;
+	m->zombie = true;
+	D.live--;
+	pthread_cond_broadcast(&D.mounts_cv);
+	pthread_mutex_unlock(&D.notify_mu);
 	return NULL;
+}
+
+/* Join the thread of a slot whose session ended (D.notify_mu held: the
+ * thread needs it no more). */
+static void reap_locked(struct mount *m)
+{
+	if (m->zombie) {
+		pthread_join(m->thread, NULL);
+		m->zombie = false;
+	}
+}
+
+/* Start m's session thread (m->se mounted). */
+static int mount_start(struct mount *m)
+{
+	int r = pthread_create(&m->thread, NULL, mount_thread, m);
+
+	if (r != 0)
+		return -r;
+	pthread_mutex_lock(&D.notify_mu);
+	D.live++;
+	m->ended = false;
+	pthread_mutex_unlock(&D.notify_mu);
+	return 0;
 }
 
 /* SIGTERM/SIGINT: unmount everything; the loops then end. */
@@ -785,10 +959,25 @@ static void *signal_thread(void *arg)
 	for (;;) {
 		if (sigwait(set, &sig) != 0)
 			continue;
+		char *mps[MAX_MOUNTS];
+		int n = 0;
+
 		hoard_log(LOG_INFO, "signal %d: unmounting", sig);
-		for (int i = 0; i < D.n_mounts; i++) {
-			if (umount2(D.mounts[i].mountpoint, 0) < 0)
-				umount2(D.mounts[i].mountpoint, MNT_DETACH);
+		sd_notify(0, "STOPPING=1");
+		pthread_mutex_lock(&D.notify_mu);
+		D.stopping = true;
+		for (int i = 0; i < MAX_MOUNTS; i++) {
+			struct mount *m = &D.mounts[i];
+
+			if (m->used && !m->ended && m->mountpoint)
+				mps[n++] = strdup(m->mountpoint);
+		}
+		pthread_cond_broadcast(&D.mounts_cv);
+		pthread_mutex_unlock(&D.notify_mu);
+		for (int i = 0; i < n; i++) {
+			if (mps[i] && umount2(mps[i], 0) < 0)
+				umount2(mps[i], MNT_DETACH);
+			free(mps[i]);
 		}
 	}
 	return NULL;
@@ -800,17 +989,19 @@ static void pull_changed(void *ud, uint64_t parent, const char *name)
 {
 	const char *volume = ud;
 
-	for (int i = 0; i < D.n_mounts; i++) {
+	pthread_mutex_lock(&D.notify_mu);
+	for (int i = 0; i < MAX_MOUNTS; i++) {
 		struct mount *m = &D.mounts[i];
 		fuse_ino_t node = parent == m->root ? FUSE_ROOT_ID : parent;
 
-		if (strcmp(m->name, volume) || !m->se)
+		if (!m->used || m->ended || !m->se || strcmp(m->name, volume))
 			continue;
 		if (name)
 			fuse_lowlevel_notify_inval_entry(m->se, node, name,
 							 strlen(name));
 		fuse_lowlevel_notify_inval_inode(m->se, node, 0, 0);
 	}
+	pthread_mutex_unlock(&D.notify_mu);
 }
 
 /* The budget removed a file: the kernel forgets the name (and, with
@@ -820,11 +1011,11 @@ static void evicted_notify(void *ud, uint64_t volume_root, uint64_t parent,
 			   uint64_t ino, const char *name)
 {
 	pthread_mutex_lock(&D.notify_mu);
-	for (int i = 0; i < D.n_mounts; i++) {
+	for (int i = 0; i < MAX_MOUNTS; i++) {
 		struct mount *m = &D.mounts[i];
 		fuse_ino_t node = parent == m->root ? FUSE_ROOT_ID : parent;
 
-		if (m->root != volume_root || !m->se || m->ended)
+		if (!m->used || m->root != volume_root || !m->se || m->ended)
 			continue;
 		if (fuse_lowlevel_notify_delete(m->se, node, ino, name,
 						strlen(name)) < 0)
@@ -924,13 +1115,15 @@ static int ctl_sync(const char *req, char **ret_out)
 	return r;
 }
 
-/* "prefetch INO...": make the files local (lazy.h). */
+/* "prefetch INO...": make the files local (lazy.h).  The JSON line, then
+ * a "missing ..." line per file that is not (docs/FORMAT.md 6). */
 static int ctl_prefetch(const char *args, char **ret_out)
 {
-	uint64_t total = 0, bytes;
+	struct hoard_lazy_prefetch_res res;
 	unsigned long long ino;
-	unsigned files = 0;
-	char *end;
+	uint64_t total = 0;
+	unsigned files = 0, streak = 0;
+	char *end, *miss = NULL, *x, *json, idhex[HOARD_ID_HEX_SIZE];
 	int r;
 
 	if (!D.lz) {
@@ -942,29 +1135,47 @@ static int ctl_prefetch(const char *args, char **ret_out)
 		errno = 0;
 		ino = strtoull(args, &end, 10);
 		if (errno || end == args || (*end && *end != ' ')) {
+			free(miss);
 			*ret_out = strdup("malformed prefetch request");
 			return -EINVAL;
 		}
-		r = hoard_lazy_prefetch(D.lz, ino, &bytes);
-		total += bytes;
-		if (r < 0) {
-			if (asprintf(ret_out,
-				     "inode %llu: %s (the remote is "
-				     "unreachable or lacks a chunk)",
-				     ino, strerror(-r)) < 0)
+		r = hoard_lazy_prefetch(D.lz, ino, &streak, &res);
+		total += res.fetched_bytes;
+		if (r < 0 && r != -EIO) {
+			free(miss);
+			if (asprintf(ret_out, "inode %llu: %s", ino,
+				     strerror(-r)) < 0)
 				*ret_out = NULL;
 			return r;
 		}
-		files++;
+		if (r == -EIO) {
+			hoard_id_hex(&res.first_missing, idhex);
+			if (asprintf(&x,
+				     "%smissing %llu %llu %llu %llu %s %d\n",
+				     miss ? miss : "", ino,
+				     (unsigned long long)res.missing,
+				     (unsigned long long)res.chunks,
+				     (unsigned long long)res.missing_bytes,
+				     idhex, -res.first_err) < 0) {
+				free(miss);
+				return -ENOMEM;
+			}
+			free(miss);
+			miss = x;
+		} else {
+			files++;
+		}
 		args = *end ? end + 1 : end;
 	}
-	*ret_out = hoard_json_dump(json_pack("{s:I,s:o}", "files",
-					     (json_int_t)files, "fetched_bytes",
-					     hoard_json_u64(total)),
-				   true);
-	if (!*ret_out)
-		return -ENOMEM;
-	return 0;
+	/* one JSON line, then main's "missing ..." text lines */
+	json = hoard_json_dump(json_pack("{s:I,s:o}", "files",
+					 (json_int_t)files, "fetched_bytes",
+					 hoard_json_u64(total)),
+			       true);
+	r = json ? asprintf(ret_out, "%s%s", json, miss ? miss : "") : -1;
+	free(json);
+	free(miss);
+	return r < 0 ? -ENOMEM : 0;
 }
 
 static int stats_budget(struct hoard_stats *s)
@@ -979,7 +1190,272 @@ static int stats_budget(struct hoard_stats *s)
 	return hoard_budget_pinned_bytes(D.st, &s->pinned_bytes);
 }
 
-static int ctl_handler(void *ud, const char *req, char **ret_out)
+/* The tier's figures and each mount's path, added to the stats JSON:
+ * plain_bytes, plain_files, plain_hits, and passthrough: {"global": "on"
+ * when any mount uses it, else "off (why)", "mounts": {NAME: "on" or
+ * "off (why)"}}. */
+static char *stats_add_plain(char *json)
+{
+	struct hoard_plain_counts pc;
+	json_t *o = json_loads(json, 0, NULL), *pt, *mounts;
+	const char *global = NULL;
+
+	free(json);
+	if (!o)
+		return NULL;
+	hoard_plain_get_counts(D.plain, &pc);
+	json_object_set_new(o, "plain_bytes",
+			    json_integer((json_int_t)pc.bytes));
+	json_object_set_new(o, "plain_files",
+			    json_integer((json_int_t)pc.files));
+	json_object_set_new(o, "plain_hits", json_integer((json_int_t)pc.hits));
+	json_object_set_new(o, "plain_made", json_integer((json_int_t)pc.made));
+	json_object_set_new(o, "plain_dropped",
+			    json_integer((json_int_t)pc.dropped));
+	json_object_set_new(o, "plain_failed",
+			    json_integer((json_int_t)pc.failed));
+	pt = json_object();
+	mounts = json_object();
+	pthread_mutex_lock(&D.notify_mu);
+	for (int i = 0; i < MAX_MOUNTS; i++) {
+		const struct mount *m = &D.mounts[i];
+		const char *why = m->pt_why ? m->pt_why
+					    : "off (not initialized)";
+
+		if (!m->used || m->ended)
+			continue;
+		json_object_set_new(mounts, m->name, json_string(why));
+		if (m->pt)
+			global = "on";
+		else if (!global || strcmp(global, "on"))
+			global = why;
+	}
+	pthread_mutex_unlock(&D.notify_mu);
+	json_object_set_new(pt, "global", json_string(global ? global : "off"));
+	json_object_set_new(pt, "mounts", mounts);
+	json_object_set_new(o, "passthrough", pt);
+	return hoard_json_dump(o, true); /* hoard's number format (json.h) */
+}
+
+/* ---- mounts on request --------------------------------------------------- */
+
+/* Decode %XX escapes in place (the words of "mount"); -EINVAL if bad. */
+static int pct_decode(char *s)
+{
+	char *o = s;
+
+	for (; *s; s++) {
+		unsigned x;
+
+		if (*s != '%') {
+			*o++ = *s;
+			continue;
+		}
+		if (sscanf(s + 1, "%2x", &x) != 1 || !s[1] || !s[2] || !x)
+			return -EINVAL;
+		*o++ = (char)x;
+		s += 2;
+	}
+	*o = '\0';
+	return 0;
+}
+
+static int ctl_reply(char **ret_out, int r, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int ctl_reply(char **ret_out, int r, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vasprintf(ret_out, fmt, ap) < 0)
+		*ret_out = NULL;
+	va_end(ap);
+	return *ret_out || r < 0 ? r : -ENOMEM;
+}
+
+static void raise_read_ahead(const struct mount *m);
+
+/* The reply of mount and umount: {"volume":...,"mountpoint":...}. */
+static int mount_json(char **ret_out, const char *volume, const char *mp)
+{
+	json_t *o = json_pack("{s:s, s:s}", "volume", volume, "mountpoint", mp);
+	char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	int r = t ? ctl_reply(ret_out, 0, "%s\n", t) : -ENOMEM;
+
+	free(t);
+	json_decref(o);
+	return r;
+}
+
+/* The live mount of volume name or at path mp (D.notify_mu held). */
+static struct mount *find_mount_locked(const char *name, const char *mp)
+{
+	for (int i = 0; i < MAX_MOUNTS; i++) {
+		struct mount *m = &D.mounts[i];
+
+		if (!m->used || m->ended)
+			continue;
+		if ((name && !strcmp(m->name, name)) ||
+		    (mp && !strcmp(m->mountpoint, mp)))
+			return m;
+	}
+	return NULL;
+}
+
+/* "mount NAME PATH": a new FUSE session with the daemon's options. */
+static int ctl_mount(char *name, char *path, char **ret_out)
+{
+	char real[PATH_MAX], err[1024] = "";
+	struct mount *m = NULL;
+	struct stat sb;
+	int r;
+
+	if (pct_decode(name) < 0 || pct_decode(path) < 0 ||
+	    !hoard_fs_volume_name_ok(name))
+		return ctl_reply(ret_out, -EINVAL,
+				 "invalid volume name '%s': use 1-64 of "
+				 "[A-Za-z0-9._-], not starting with '.'",
+				 name);
+	if (!realpath(path, real) || stat(real, &sb) < 0)
+		return ctl_reply(ret_out, -errno, "mountpoint %s: %s", path,
+				 strerror(errno));
+	if (!S_ISDIR(sb.st_mode))
+		return ctl_reply(ret_out, -ENOTDIR,
+				 "mountpoint %s is not a directory", path);
+	if (is_mountpoint(real))
+		return ctl_reply(ret_out, -EBUSY,
+				 "mountpoint %s is busy: something is already "
+				 "mounted there",
+				 real);
+	pthread_mutex_lock(&D.notify_mu);
+	if (D.stopping) {
+		r = -ESHUTDOWN;
+	} else if (find_mount_locked(name, real)) {
+		r = -EBUSY;
+	} else {
+		r = -ENOSPC;
+		for (int i = 0; i < MAX_MOUNTS && !m; i++)
+			if (!D.mounts[i].used)
+				m = &D.mounts[i];
+	}
+	if (m) {
+		reap_locked(m);
+		*m = (struct mount){.name = strdup(name),
+				    .mountpoint = strdup(real),
+				    .used = true,
+				    .ended = true, /* until its thread runs */
+				    .requested = true};
+		r = m->name && m->mountpoint ? 0 : -ENOMEM;
+	}
+	pthread_mutex_unlock(&D.notify_mu);
+	if (r == 0)
+		r = mount_setup(m, err, sizeof(err));
+	if (r == 0) {
+		r = mount_start(m);
+		if (r < 0) {
+			fuse_session_unmount(m->se);
+			fuse_session_destroy(m->se);
+			hoard_fs_forget(D.fs, m->root, 1);
+			snprintf(err, sizeof(err), "cannot start a thread");
+		}
+	}
+	if (r < 0) {
+		if (m) {
+			pthread_mutex_lock(&D.notify_mu);
+			free(m->name);
+			free(m->mountpoint);
+			*m = (struct mount){0};
+			pthread_mutex_unlock(&D.notify_mu);
+		}
+		if (r == -EBUSY)
+			return ctl_reply(ret_out, r,
+					 "volume '%s' or mountpoint %s is "
+					 "mounted already",
+					 name, real);
+		if (r == -ESHUTDOWN)
+			return ctl_reply(ret_out, r, "the daemon is stopping");
+		if (r == -ENOSPC)
+			return ctl_reply(ret_out, r, "at most %d mounts",
+					 MAX_MOUNTS);
+		return ctl_reply(ret_out, r, "%s", *err ? err : strerror(-r));
+	}
+	pthread_mutex_lock(&D.notify_mu);
+	if (D.stopping) /* a signal came meanwhile and missed this mount */
+		umount2(real, MNT_DETACH);
+	pthread_mutex_unlock(&D.notify_mu);
+	raise_read_ahead(m);
+	hoard_log(LOG_INFO, "volume '%s' mounted at %s on request", name, real);
+	return mount_json(ret_out, name, real);
+}
+
+/* "umount NAME": unmount, and answer once the session has ended (its
+ * files committed, its slot free). */
+static int ctl_umount(char *name, char **ret_out)
+{
+	char mp[PATH_MAX] = "";
+	struct mount *m;
+
+	if (pct_decode(name) < 0)
+		return ctl_reply(ret_out, -EINVAL, "malformed umount request");
+	pthread_mutex_lock(&D.notify_mu);
+	m = find_mount_locked(name, NULL);
+	if (m)
+		snprintf(mp, sizeof(mp), "%s", m->mountpoint);
+	pthread_mutex_unlock(&D.notify_mu);
+	if (!m)
+		return ctl_reply(ret_out, -ENOENT, "volume '%s' is not mounted",
+				 name);
+	if (umount2(mp, 0) < 0)
+		return ctl_reply(ret_out, -errno, "cannot unmount %s: %s%s", mp,
+				 strerror(errno),
+				 errno == EBUSY ? " (a process still uses it)"
+						: "");
+	/* only this thread takes slots: m cannot be reused meanwhile */
+	pthread_mutex_lock(&D.notify_mu);
+	while (m->used)
+		pthread_cond_wait(&D.mounts_cv, &D.notify_mu);
+	pthread_mutex_unlock(&D.notify_mu);
+	return mount_json(ret_out, name, mp);
+}
+
+/* volumectl's hook: where a volume is mounted (the control thread's
+ * buffer: volumectl copies it before the next call). */
+static const char *mounted_at(void *ud, const char *name)
+{
+	static char buf[PATH_MAX];
+	struct mount *m;
+
+	pthread_mutex_lock(&D.notify_mu);
+	m = find_mount_locked(name, NULL);
+	if (m)
+		snprintf(buf, sizeof(buf), "%s", m->mountpoint);
+	pthread_mutex_unlock(&D.notify_mu);
+	return m ? buf : NULL;
+}
+
+static int ctl_mounts(const char *req, char **ret_out)
+{
+	char *copy = strdup(req), *w[4] = {0}, *save = NULL;
+	int n = 0, r;
+
+	if (!copy)
+		return -ENOMEM;
+	for (char *p = strtok_r(copy, " ", &save); p && n < 4;
+	     p = strtok_r(NULL, " ", &save))
+		w[n++] = p;
+	if (n == 3 && !strcmp(w[0], "mount"))
+		r = ctl_mount(w[1], w[2], ret_out);
+	else if (n == 2 && !strcmp(w[0], "umount"))
+		r = ctl_umount(w[1], ret_out);
+	else
+		r = ctl_reply(ret_out, -EINVAL,
+			      "malformed request (mount NAME PATH | umount "
+			      "NAME)");
+	free(copy);
+	return r;
+}
+
+static int ctl_serve(void *ud, const char *req, char **ret_out)
 {
 	struct hoard_stats *s;
 	int r;
@@ -1016,6 +1492,8 @@ static int ctl_handler(void *ud, const char *req, char **ret_out)
 		}
 		*ret_out = hoard_stats_json(s);
 		hoard_stats_free(s);
+		if (*ret_out)
+			*ret_out = stats_add_plain(*ret_out);
 		return *ret_out ? 0 : -ENOMEM;
 	}
 	if (!strcmp(req, "gc")) {
@@ -1036,8 +1514,51 @@ static int ctl_handler(void *ud, const char *req, char **ret_out)
 		return ctl_config(req, ret_out);
 	if (!strncmp(req, "prefetch ", 9))
 		return ctl_prefetch(req + 9, ret_out);
+	if (!strncmp(req, "mount ", 6) || !strncmp(req, "umount ", 7))
+		return ctl_mounts(req, ret_out);
+	if (!strncmp(req, "volume ", 7)) {
+		struct hoard_volume_hooks h = {.mountpoint = mounted_at,
+					       .changed = pull_changed};
+
+		r = hoard_volume_request(D.fs, req, &h, ret_out);
+		hoard_evict_poke(D.ev);
+		return r;
+	}
 	*ret_out = strdup("unknown request");
 	return -EINVAL;
+}
+
+/* Every request: while one is served the daemon does not exit (a client
+ * that unmounted the last mount may have more to ask). */
+static int ctl_handler(void *ud, const char *req, char **ret_out)
+{
+	int r;
+
+	pthread_mutex_lock(&D.notify_mu);
+	D.ctl_busy = true;
+	pthread_mutex_unlock(&D.notify_mu);
+	r = ctl_serve(ud, req, ret_out);
+	pthread_mutex_lock(&D.notify_mu);
+	D.ctl_busy = false;
+	pthread_cond_broadcast(&D.mounts_cv);
+	pthread_mutex_unlock(&D.notify_mu);
+	return r;
+}
+
+/*
+ * Wait until the daemon should stop: no mount is left and either a
+ * signal came, or the daemon does not persist (--persist, or started
+ * with no volume) and no control request is being served.
+ */
+static void wait_for_end(void)
+{
+	pthread_mutex_lock(&D.notify_mu);
+	while (D.live > 0 || (!D.stopping && (D.persist || D.ctl_busy)))
+		pthread_cond_wait(&D.mounts_cv, &D.notify_mu);
+	D.stopping = true; /* no mount request from now on */
+	for (int i = 0; i < MAX_MOUNTS; i++)
+		reap_locked(&D.mounts[i]);
+	pthread_mutex_unlock(&D.notify_mu);
 }
 
 /* ---- main --------------------------------------------------------------- */
@@ -1045,8 +1566,7 @@ static int ctl_handler(void *ud, const char *req, char **ret_out)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: hoardfs [OPTIONS] NAME=MOUNTPOINT [NAME=MOUNTPOINT "
-		"...]\n"
+		"Usage: hoardfs [OPTIONS] [NAME=MOUNTPOINT ...]\n"
 		"\n"
 		"Serve volumes of a hoard store as FUSE filesystems.  Each "
 		"volume is an\n"
@@ -1061,6 +1581,13 @@ static void usage(FILE *f)
 		"background; it exits when the last of its mounts is "
 		"unmounted\n"
 		"(fusermount3 -u MOUNTPOINT, or umount) or on SIGTERM/SIGINT.\n"
+		"'hoard mount NAME PATH' asks it for more mounts (they count "
+		"too); it\n"
+		"never exits while it serves a control request.  With "
+		"--persist, or\n"
+		"with no volume given, it stays without mounts until "
+		"SIGTERM/SIGINT.\n"
+		"It tells systemd when it is ready (sd_notify, Type=notify).\n"
 		"\n"
 		"Options:\n"
 		"  -s, --store DIR       store directory (default: "
@@ -1097,6 +1624,24 @@ static void usage(FILE *f)
 		"                        store's remote setting; credentials "
 		"from the\n"
 		"                        daemon's AWS environment\n"
+		"      --passthrough=auto|off\n"
+		"                        auto (default): read-only opens of "
+		"files that have\n"
+		"                        a verified plain copy use FUSE "
+		"passthrough when the\n"
+		"                        kernel grants it; off: every read "
+		"goes through the\n"
+		"                        daemon and no copies are made\n"
+		"      --plain-size SIZE budget of the plain-file tier "
+		"(default 8G): copies\n"
+		"                        of files being read, kept in "
+		"STORE/plain\n"
+		"      --plain-min SIZE  files smaller than this get no copy "
+		"(default 1M)\n"
+		"      --persist         keep serving when the last mount is "
+		"gone (a\n"
+		"                        service for 'hoard mount' and 'hoard "
+		"job')\n"
 		"      --log-level LEVEL error, warning, info (default) or "
 		"debug\n"
 		"  -h, --help            show this help\n"
@@ -1143,6 +1688,10 @@ static void parse_args(int argc, char **argv)
 		{"read-ahead", required_argument, NULL, 'A'},
 		{"log-level", required_argument, NULL, 'L'},
 		{"remote", required_argument, NULL, 'R'},
+		{"passthrough", required_argument, NULL, 'P'},
+		{"plain-size", required_argument, NULL, 'S'},
+		{"plain-min", required_argument, NULL, 'm'},
+		{"persist", no_argument, NULL, 'p'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{0}};
@@ -1151,6 +1700,8 @@ static void parse_args(int argc, char **argv)
 	D.store_dir = getenv("HOARD_STORE") ? getenv("HOARD_STORE")
 					    : DEFAULT_STORE;
 	D.read_ahead = 8u << 20;
+	D.plain_size = DEFAULT_PLAIN_SIZE;
+	D.plain_min = DEFAULT_PLAIN_MIN;
 	opterr = 0; /* one line of our own instead of getopt's */
 	while ((c = getopt_long(argc, argv, ":s:fdo:hV", lopts, NULL)) != -1) {
 		switch (c) {
@@ -1169,7 +1720,9 @@ static void parse_args(int argc, char **argv)
 			break;
 		case 'C':
 			if (hoard_parse_size(optarg, &D.cache_bytes) < 0)
-				usage_die("bad --cache-size '%s'", optarg);
+				usage_die("bad --cache-size '%s': expected a "
+					  "size such as 256M",
+					  optarg);
 			break;
 		case 'A':
 			if (hoard_parse_size(optarg, &D.read_ahead) < 0 ||
@@ -1188,17 +1741,46 @@ static void parse_args(int argc, char **argv)
 					  "must be more than 0",
 					  optarg);
 			break;
-		case 'R':
-			if (strncmp(optarg, "s3://", 5))
-				usage_die("bad --remote '%s': expected "
-					  "s3://BUCKET[/PREFIX]",
-					  optarg);
+		case 'R': {
+			char err[512], *b = NULL, *p = NULL;
+
+			if (hoard_s3_url_split(optarg, &b, &p, err,
+					       sizeof(err)) < 0)
+				usage_die("bad --remote: %s", err);
+			free(b);
+			free(p);
 			D.remote = optarg;
+			break;
+		}
+		case 'P':
+			if (!strcmp(optarg, "off"))
+				D.passthrough_off = true;
+			else if (strcmp(optarg, "auto"))
+				usage_die("bad --passthrough '%s': expected "
+					  "auto or off",
+					  optarg);
+			break;
+		case 'S':
+			if (hoard_parse_size(optarg, &D.plain_size) < 0)
+				usage_die("bad --plain-size '%s': expected a "
+					  "size such as 8G (0: no copies)",
+					  optarg);
+			break;
+		case 'm':
+			if (hoard_parse_size(optarg, &D.plain_min) < 0)
+				usage_die("bad --plain-min '%s': expected a "
+					  "size such as 1M",
+					  optarg);
+			break;
+		case 'p':
+			D.persist = true;
 			break;
 		case 'L':
 			level = parse_level(optarg);
 			if (level < 0)
-				usage_die("bad --log-level '%s'", optarg);
+				usage_die("bad --log-level '%s': expected "
+					  "error, warning, info or debug",
+					  optarg);
 			hoard_log_set_level(level);
 			break;
 		case 'h':
@@ -1215,8 +1797,8 @@ static void parse_args(int argc, char **argv)
 			usage_die("unknown option '%s'", argv[optind - 1]);
 		}
 	}
-	if (optind == argc)
-		usage_die("no volume given: expected NAME=MOUNTPOINT");
+	if (optind == argc) /* a service: volumes come by "mount" request */
+		D.persist = true;
 	if (argc - optind > MAX_MOUNTS)
 		usage_die("at most %d volumes", MAX_MOUNTS);
 	for (int i = optind; i < argc; i++) {
@@ -1317,8 +1899,12 @@ static void report_ready(void)
 {
 	int fd;
 
-	hoard_log(LOG_INFO, "serving %d volume(s) from %s", D.n_mounts,
-		  D.store_dir);
+	hoard_log(LOG_INFO, "serving %d volume(s) from %s%s", D.n_mounts,
+		  D.store_dir, D.persist ? " (persisting)" : "");
+	/* systemd's Type=notify (no-op without $NOTIFY_SOCKET) */
+	sd_notifyf(0,
+		   "READY=1\nSTATUS=serving %d volume(s) from %s\nMAINPID=%lu",
+		   D.n_mounts, D.store_dir, (unsigned long)getpid());
 	if (D.report_fd < 0)
 		return;
 	fd = open("/dev/null", O_RDWR);
@@ -1387,6 +1973,31 @@ static int start_lazy(const char *url, const struct hoard_s3_config *fallback)
 	return r;
 }
 
+/* The plain-file tier (plain.h), when passthrough may be used. */
+static void start_plain(void)
+{
+	struct hoard_plain_opts po = {.max_bytes = D.plain_size,
+				      .min_file = D.plain_min};
+	int r;
+
+	if (D.passthrough_off || !HAVE_PASSTHROUGH || !D.plain_size) {
+		hoard_plain_clear(D.fs); /* an earlier daemon's copies */
+		return;
+	}
+	r = hoard_plain_new(D.fs, &po, &D.plain);
+	if (r < 0)
+		hoard_log(LOG_WARNING,
+			  "no plain-file tier (%s): reads go through the "
+			  "daemon",
+			  strerror(-r));
+	else
+		hoard_log(LOG_INFO,
+			  "plain-file tier: %llu bytes for copies of files "
+			  "from %llu bytes",
+			  (unsigned long long)D.plain_size,
+			  (unsigned long long)D.plain_min);
+}
+
 /* The size budget: --max-size, else the store's setting (evict.h). */
 static void start_budget(void)
 {
@@ -1447,6 +2058,13 @@ int main(int argc, char **argv)
 	if (r < 0)
 		die("%s", err);
 	open_log();
+	if (hoard_store_wal_damage(D.st))
+		hoard_log(LOG_ERR,
+			  "store %s: WAL damage: an open skipped damaged "
+			  "write-ahead log records; `hoard fsck` lists the "
+			  "files affected, `hoard fsck --repair` removes them: "
+			  "%s",
+			  D.store_dir, hoard_store_wal_damage(D.st));
 	fo.cache_bytes = D.cache_bytes;
 	r = hoard_fs_new(D.st, &fo, &D.fs);
 	if (r < 0)
@@ -1460,6 +2078,7 @@ int main(int argc, char **argv)
 		free(url);
 	}
 	start_budget();
+	start_plain();
 	for (int i = 0; i < D.n_mounts; i++)
 		mount_one(&D.mounts[i]);
 	snprintf(sock, sizeof(sock), "%s/control.sock", D.store_dir);
@@ -1467,23 +2086,20 @@ int main(int argc, char **argv)
 	if (r < 0)
 		die("cannot listen on %s: %s", sock, strerror(-r));
 	for (int i = 0; i < D.n_mounts; i++) {
-		if (pthread_create(&D.mounts[i].thread, NULL, mount_thread,
-				   &D.mounts[i]) != 0)
+		if (mount_start(&D.mounts[i]) < 0)
 			die("cannot start a thread");
-		D.mounts[i].running = true;
 	}
 	pthread_create(&sigthr, NULL, signal_thread, &set);
 	pthread_detach(sigthr);
 	for (int i = 0; i < D.n_mounts; i++)
 		raise_read_ahead(&D.mounts[i]);
 	report_ready();
-	for (int i = 0; i < D.n_mounts; i++)
-		pthread_join(D.mounts[i].thread, NULL);
+	wait_for_end();
+	sd_notify(0, "STOPPING=1");
 	hoard_ctl_server_stop(ctl);
 	hoard_evict_free(D.ev);
 	hoard_lazy_free(D.lz);
-	for (int i = 0; i < D.n_mounts; i++)
-		fuse_session_destroy(D.mounts[i].se);
+	hoard_plain_free(D.plain);
 	hoard_fs_free(D.fs);
 	hoard_store_close(D.st);
 	hoard_log(LOG_INFO, "all volumes unmounted; store closed");

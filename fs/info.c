@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hoard/plain.h"
 #include "hoard/util.h"
 #include "fs-internal.h"
 
@@ -37,6 +38,7 @@ int hoard_fs_file_info(struct hoard_fs *fs, uint64_t ino,
 		pthread_mutex_unlock(&is->mu);
 	}
 	pthread_mutex_unlock(&fs->lock);
+	fi.plain = hoard_plain_present(fs->plain, ino);
 	if (idmap_init(&seen, 64) < 0)
 		return -ENOMEM;
 	r = extents_count(fs, ino, &seen, 1, NULL);

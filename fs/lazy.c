@@ -11,9 +11,19 @@
  *
  * One fetch per chunk at a time: an in-flight table (a list; few fetches
  * run at once) where later readers of the same id wait for the first one
- * and take a copy of its bytes or its error.  A failure is not remembered:
- * the next read tries again (and fails again within the bound while the
- * remote is down).
+ * and take a copy of its bytes or its error.
+ *
+ * Retries and the bound (docs/REMOTE.md 10.3): a read has HOARD_LAZY_BUDGET_MS
+ * from the moment it asks for a chunk.  Within it the S3 client retries as
+ * for a pull (transient errors, backoff with full jitter), each attempt cut
+ * at the deadline, and a frame that does not match its id is fetched again
+ * (VERIFY_TRIES in all).  Time spent waiting for another fetch of the chunk
+ * counts.  A failure is remembered for one chunk only, and only when the
+ * fetch waited (FAIL_SLOW_NS or more): for FAIL_MEMORY_NS a read of that
+ * chunk fails at once, because the kernel retries a failed readahead with a
+ * read of its own, which must not wait out the bound a second time.  Other
+ * chunks are not affected, and a refused connection (fails at once) is not
+ * remembered at all.
  *
  * Read-ahead: a read that fetched hints the next chunks of its file
  * (file.c); those not local and not in flight are queued (at most
@@ -32,9 +42,19 @@
 #include "sync-internal.h"
 
 #define AHEAD_QUEUE	 64
-#define VERIFY_TRIES	 2
+#define VERIFY_TRIES	 3 /* as pull: a frame that fails its id, again */
 #define INDEX_REFRESH_NS (30 * 1000000000ull) /* re-read at most this often */
-#define DOWN_NS		 (3 * 1000000000ull) /* after a failed GET: fail fast */
+#define FAIL_SLOTS	 64
+#define FAIL_SLOW_NS	 (2 * 1000000000ull) /* a failure that waited ... */
+#define FAIL_MEMORY_NS	 (3 * 1000000000ull) /* ... fails its chunk at once */
+#define PF_STREAK	 8 /* prefetch: failures in a row: the remote is down */
+#define PF_AGAIN	 2 /* a second pass with nothing fetched: so few failed */
+#define MS_NS		 1000000ull
+
+struct failed {
+	struct hoard_id id;
+	uint64_t until; /* monotonic ns; 0: free slot */
+};
 
 struct flight {
 	struct hoard_id id;
@@ -59,7 +79,8 @@ struct hoard_lazy {
 	pthread_t th[HOARD_LAZY_THREADS];
 	unsigned n_th;
 	struct hoard_lazy_counts c;
-	uint64_t down_until; /* monotonic ns: until then, fetches fail at once */
+	struct failed failed[FAIL_SLOTS]; /* chunks that just failed, slowly */
+	unsigned failed_next;
 	/* the bucket's chunk index, for eviction (locate) */
 	char *url;
 	pthread_mutex_t idx_mu; /* protects idx, idx_ns */
@@ -88,9 +109,14 @@ int hoard_lazy_set_setting(struct hoard_store *st, const char *url)
 
 /* ---- one fetch ---------------------------------------------------------- */
 
+static uint64_t budget_end(void)
+{
+	return hoard_now_mono_ns() + HOARD_LAZY_BUDGET_MS * MS_NS;
+}
+
 static int get_verified(struct hoard_lazy *lz, const struct hoard_id *id,
-			const struct chunk_rec *rec, uint8_t *frame,
-			uint8_t *raw)
+			const struct chunk_rec *rec, uint64_t deadline,
+			uint8_t *frame, uint8_t *raw)
 {
 	char hex[HOARD_SHA256_HEX_SIZE], idhex[HOARD_ID_HEX_SIZE], *key;
 	struct hoard_id got;
@@ -103,18 +129,19 @@ static int get_verified(struct hoard_lazy *lz, const struct hoard_id *id,
 		return -ENOMEM;
 	hoard_id_hex(id, idhex);
 	for (int t = 0; t < VERIFY_TRIES; t++) {
-		pthread_mutex_lock(&lz->mu);
-		if (hoard_now_mono_ns() < lz->down_until) {
-			/* the remote just failed: the kernel's retry of a failed
-			 * readahead must not wait out the bound again */
-			pthread_mutex_unlock(&lz->mu);
-			r = -EIO;
+		if (t > 0 && hoard_now_mono_ns() >= deadline) {
+			hoard_log(LOG_WARNING,
+				  "lazy fetch of chunk %s from %s: no time "
+				  "left in the %u ms budget of a read",
+				  idhex, key, HOARD_LAZY_BUDGET_MS);
 			break;
 		}
+		pthread_mutex_lock(&lz->mu);
 		lz->c.gets++;
 		pthread_mutex_unlock(&lz->mu);
-		n = hoard_s3_get_range(lz->cl, lz->bucket, key, rec->pack_off,
-				       rec->frame_size, frame);
+		n = hoard_s3_get_range_by(lz->cl, lz->bucket, key,
+					  rec->pack_off, rec->frame_size, frame,
+					  deadline);
 		if (n > 0) {
 			pthread_mutex_lock(&lz->mu);
 			lz->c.get_bytes += (uint64_t)n;
@@ -125,11 +152,6 @@ static int get_verified(struct hoard_lazy *lz, const struct hoard_id *id,
 				  "lazy fetch of chunk %s from %s: %s", idhex,
 				  key, hoard_s3_last_error());
 			r = n == -ENOENT ? -ENOENT : -EIO;
-			if (r == -EIO) {
-				pthread_mutex_lock(&lz->mu);
-				lz->down_until = hoard_now_mono_ns() + DOWN_NS;
-				pthread_mutex_unlock(&lz->mu);
-			}
 			break;
 		}
 		if ((uint64_t)n == rec->frame_size &&
@@ -151,6 +173,26 @@ static int get_verified(struct hoard_lazy *lz, const struct hoard_id *id,
 	}
 	free(key);
 	return r;
+}
+
+/* Did a fetch of id fail slowly just now?  (lz->mu held) */
+static bool failed_recently(struct hoard_lazy *lz, const struct hoard_id *id,
+			    uint64_t now)
+{
+	for (unsigned i = 0; i < FAIL_SLOTS; i++)
+		if (lz->failed[i].until > now &&
+		    hoard_id_equal(&lz->failed[i].id, id))
+			return true;
+	return false;
+}
+
+static void failed_note(struct hoard_lazy *lz, const struct hoard_id *id,
+			uint64_t now)
+{
+	struct failed *f = &lz->failed[lz->failed_next++ % FAIL_SLOTS];
+
+	f->id = *id;
+	f->until = now + FAIL_MEMORY_NS;
 }
 
 /* Store a verified frame unless the chunk went away or is local now. */
@@ -222,7 +264,8 @@ static int relocate(struct hoard_lazy *lz, const struct hoard_id *id,
 }
 
 static int fetch_now(struct hoard_lazy *lz, const struct hoard_id *id,
-		     const struct chunk_rec *rec, uint8_t **ret_data)
+		     const struct chunk_rec *rec, uint64_t deadline,
+		     uint8_t **ret_data)
 {
 	uint8_t *frame = malloc(rec->frame_size ? rec->frame_size : 1);
 	uint8_t *raw = malloc(rec->raw_size ? rec->raw_size : 1);
@@ -230,7 +273,7 @@ static int fetch_now(struct hoard_lazy *lz, const struct hoard_id *id,
 	int r = -ENOMEM;
 
 	if (frame && raw)
-		r = get_verified(lz, id, rec, frame, raw);
+		r = get_verified(lz, id, rec, deadline, frame, raw);
 	if (r == -ENOENT) {
 		/* the pack is gone (remote gc repacked it): look the chunk up
 		 * in the bucket's index again and fetch it from there */
@@ -244,7 +287,8 @@ static int fetch_now(struct hoard_lazy *lz, const struct hoard_id *id,
 
 			if (f2) {
 				frame = f2;
-				r = get_verified(lz, id, &moved, frame, raw);
+				r = get_verified(lz, id, &moved, deadline,
+						 frame, raw);
 			}
 			if (r == 0)
 				r = relocate(lz, id, &moved);
@@ -295,17 +339,34 @@ static void flight_put(struct hoard_lazy *lz, struct flight *f)
 	free(f);
 }
 
-static int lazy_fetch(void *ud, const struct hoard_id *id,
-		      const struct chunk_rec *rec, uint8_t **ret_data)
+/* Fetch one chunk (or wait for its fetch).  remember: a reader's fetch,
+ * which checks and notes the chunks that just failed slowly. */
+static int fetch_chunk(struct hoard_lazy *lz, const struct hoard_id *id,
+		       const struct chunk_rec *rec, bool remember,
+		       uint8_t **ret_data)
 {
-	struct hoard_lazy *lz = ud;
+	uint64_t t0 = hoard_now_mono_ns();
+	uint64_t deadline = t0 + HOARD_LAZY_BUDGET_MS * MS_NS;
 	struct chunk_rec now;
 	struct flight *f;
 	uint8_t *data = NULL;
 	int r;
 
 	pthread_mutex_lock(&lz->mu);
+	if (remember && failed_recently(lz, id, t0)) {
+		/* the kernel's retry of a read that just waited out the bound
+		 * for this chunk */
+		lz->c.failures++;
+		pthread_mutex_unlock(&lz->mu);
+		return -EIO;
+	}
 again:
+	if (hoard_now_mono_ns() >= deadline) {
+		/* the bound is spent waiting for a read-ahead that failed */
+		lz->c.failures++;
+		pthread_mutex_unlock(&lz->mu);
+		return -EIO;
+	}
 	f = flight_find(lz, id);
 	if (f && f->done && f->r == -EAGAIN)
 		f = NULL; /* a failed read-ahead: fetch it ourselves */
@@ -347,9 +408,11 @@ again:
 	if (chunk_rec_load(lz->fs, id, &now) == 0 && (now.flags & 1))
 		r = chunks_load_local(lz->fs, id, rec->raw_size, &data);
 	else
-		r = fetch_now(lz, id, rec, &data);
+		r = fetch_now(lz, id, rec, deadline, &data);
 
 	pthread_mutex_lock(&lz->mu);
+	if (remember && r == -EIO && hoard_now_mono_ns() - t0 >= FAIL_SLOW_NS)
+		failed_note(lz, id, hoard_now_mono_ns());
 	if (r == 0 && f->refs > 1) {
 		f->data = malloc(rec->raw_size ? rec->raw_size : 1);
 		if (f->data) {
@@ -372,7 +435,13 @@ again:
 	return r;
 }
 
-/* Fetch one chunk by id if it is not local (background and prefetch). */
+static int lazy_fetch(void *ud, const struct hoard_id *id,
+		      const struct chunk_rec *rec, uint8_t **ret_data)
+{
+	return fetch_chunk(ud, id, rec, true, ret_data);
+}
+
+/* Fetch one chunk by id if it is not local (prefetch). */
 static int fetch_if_needed(struct hoard_lazy *lz, const struct hoard_id *id,
 			   uint64_t *ret_bytes)
 {
@@ -383,8 +452,8 @@ static int fetch_if_needed(struct hoard_lazy *lz, const struct hoard_id *id,
 	if (r < 0 || (rec.flags & 1))
 		return r == -ENOENT ? 0 : r;
 	if (!rec.has_loc)
-		return -EIO; /* not local and nowhere else: lost */
-	r = lazy_fetch(lz, id, &rec, &data);
+		return -ENODATA; /* not local and nowhere else: lost */
+	r = fetch_chunk(lz, id, &rec, false, &data);
 	if (r < 0)
 		return r;
 	chunks_cache_put(lz->fs, id, data, rec.raw_size);
@@ -479,30 +548,20 @@ static void run_fetch(struct hoard_lazy *lz, struct run_ent *run, size_t n)
 
 	for (int i = 0; i < 32; i++)
 		snprintf(hex + 2 * i, 3, "%02x", run[0].rec.pack[i]);
-	pthread_mutex_lock(&lz->mu);
-	if (hoard_now_mono_ns() < lz->down_until) {
-		got = -EIO;
-	} else if (buf &&
-		   asprintf(&key, "%spacks/%s.pack", lz->prefix, hex) >= 0) {
+	if (buf && asprintf(&key, "%spacks/%s.pack", lz->prefix, hex) >= 0) {
+		pthread_mutex_lock(&lz->mu);
 		lz->c.gets++;
-		got = 0;
-	}
-	pthread_mutex_unlock(&lz->mu);
-	if (got == 0) {
-		got = hoard_s3_get_range(lz->cl, lz->bucket, key, off, len,
-					 buf);
+		pthread_mutex_unlock(&lz->mu);
+		got = hoard_s3_get_range_by(lz->cl, lz->bucket, key, off, len,
+					    buf, budget_end());
 		if (got > 0) {
 			pthread_mutex_lock(&lz->mu);
 			lz->c.get_bytes += (uint64_t)got;
 			pthread_mutex_unlock(&lz->mu);
 		}
-		if (got < 0 && got != -ENOENT) {
+		if (got < 0 && got != -ENOENT)
 			hoard_log(LOG_WARNING, "lazy read-ahead from %s: %s",
 				  key, hoard_s3_last_error());
-			pthread_mutex_lock(&lz->mu);
-			lz->down_until = hoard_now_mono_ns() + DOWN_NS;
-			pthread_mutex_unlock(&lz->mu);
-		}
 	}
 	for (size_t i = 0; i < n; i++) {
 		const struct chunk_rec *rec = &run[i].rec;
@@ -592,12 +651,22 @@ static void *ahead_thread(void *arg)
 
 /* ---- prefetch ------------------------------------------------------------- */
 
+/*
+ * Every chunk of the file is tried, 4 at a time; a failure does not stop
+ * the others.  Those that failed are tried once more in a second pass when
+ * the first fetched something or only PF_AGAIN failed (otherwise the
+ * remote is down: no second wait).
+ * PF_STREAK failures in a row with no success between them end a pass
+ * early, so a remote that is down costs a few budgets, not one per chunk;
+ * *streak carries that count from one file to the next of a request.
+ */
 struct pf {
 	struct hoard_lazy *lz;
 	struct hoard_id *ids;
+	int *err; /* per chunk: 0 local, 1 not tried yet, -errno */
 	size_t n, next;
-	uint64_t bytes;
-	int r;
+	uint64_t bytes, fetched;
+	unsigned *streak;
 	pthread_mutex_t mu;
 };
 
@@ -611,7 +680,9 @@ static void *pf_thread(void *arg)
 		int r;
 
 		pthread_mutex_lock(&p->mu);
-		if (p->next >= p->n || p->r < 0) {
+		while (p->next < p->n && p->err[p->next] <= 0)
+			p->next++;
+		if (p->next >= p->n || *p->streak >= PF_STREAK) {
 			pthread_mutex_unlock(&p->mu);
 			return NULL;
 		}
@@ -620,27 +691,43 @@ static void *pf_thread(void *arg)
 		r = fetch_if_needed(p->lz, &p->ids[i], &bytes);
 		pthread_mutex_lock(&p->mu);
 		p->bytes += bytes;
-		if (r < 0 && p->r == 0)
-			p->r = r;
+		p->err[i] = r;
+		if (r == 0) {
+			p->fetched += bytes ? 1 : 0;
+			*p->streak = 0;
+		} else if (r != -ENODATA) {
+			++*p->streak;
+		}
 		pthread_mutex_unlock(&p->mu);
 	}
 }
 
-int hoard_lazy_prefetch(struct hoard_lazy *lz, uint64_t ino,
-			uint64_t *ret_bytes)
+static void pf_pass(struct pf *p)
 {
-	struct pf p = {.lz = lz};
-	struct idmap seen;
-	struct hoard_iter *it;
 	pthread_t th[4];
 	unsigned n_th = 0;
+
+	p->next = 0;
+	for (; n_th < 4; n_th++)
+		if (pthread_create(&th[n_th], NULL, pf_thread, p))
+			break;
+	if (!n_th)
+		pf_thread(p);
+	for (unsigned i = 0; i < n_th; i++)
+		pthread_join(th[i], NULL);
+}
+
+/* The distinct chunk ids of ino's extents, in file order. */
+static int pf_collect(struct hoard_lazy *lz, uint64_t ino, struct pf *p)
+{
+	struct idmap seen;
+	struct hoard_iter *it;
 	size_t cap = 0;
 	uint8_t k[8];
 	int r = 0;
 
 	if (idmap_init(&seen, 256) < 0)
 		return -ENOMEM;
-	pthread_mutex_init(&p.mu, NULL);
 	ino_key(k, ino);
 	it = hoard_iter_new(lz->fs->st, HOARD_CF_EXTENTS, k, 8);
 	for (; it && hoard_iter_valid(it); hoard_iter_next(it)) {
@@ -660,13 +747,13 @@ int hoard_lazy_prefetch(struct hoard_lazy *lz, uint64_t ino,
 			r = -ENOMEM;
 			break;
 		}
-		ids = hoard_grow(p.ids, &cap, p.n + 1, sizeof(*p.ids), 64);
+		ids = hoard_grow(p->ids, &cap, p->n + 1, sizeof(*p->ids), 64);
 		if (!ids) {
 			r = -ENOMEM;
 			break;
 		}
-		p.ids = ids;
-		p.ids[p.n++] = id;
+		p->ids = ids;
+		p->ids[p->n++] = id;
 	}
 	if (!it)
 		r = -ENOMEM;
@@ -674,20 +761,62 @@ int hoard_lazy_prefetch(struct hoard_lazy *lz, uint64_t ino,
 		r = hoard_iter_status(it);
 	hoard_iter_free(it);
 	idmap_free(&seen);
-	if (r == 0) {
-		for (; n_th < 4; n_th++)
-			if (pthread_create(&th[n_th], NULL, pf_thread, &p))
-				break;
-		if (!n_th)
-			pf_thread(&p);
-		for (unsigned i = 0; i < n_th; i++)
-			pthread_join(th[i], NULL);
-		r = p.r;
+	return r;
+}
+
+int hoard_lazy_prefetch(struct hoard_lazy *lz, uint64_t ino, unsigned *streak,
+			struct hoard_lazy_prefetch_res *ret)
+{
+	unsigned own_streak = 0;
+	size_t failed = 0;
+	struct pf p = {.lz = lz, .streak = streak ? streak : &own_streak};
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	pthread_mutex_init(&p.mu, NULL);
+	r = pf_collect(lz, ino, &p);
+	if (r == 0 && p.n) {
+		p.err = malloc(p.n * sizeof(*p.err));
+		if (!p.err)
+			r = -ENOMEM;
 	}
+	if (r == 0 && p.n) {
+		for (size_t i = 0; i < p.n; i++)
+			p.err[i] = 1;
+		pf_pass(&p);
+		for (size_t i = 0; i < p.n; i++)
+			if (p.err[i] < 0 && p.err[i] != -ENODATA)
+				failed++;
+		if (failed && (p.fetched || failed <= PF_AGAIN)) {
+			/* the remote answers: try the failures once more */
+			for (size_t i = 0; i < p.n; i++)
+				if (p.err[i] < 0 && p.err[i] != -ENODATA)
+					p.err[i] = 1;
+			if (*p.streak >= PF_STREAK)
+				*p.streak = PF_STREAK - 1;
+			pf_pass(&p);
+		}
+		ret->chunks = p.n;
+		for (size_t i = 0; i < p.n; i++) {
+			struct chunk_rec rec;
+
+			if (p.err[i] == 0)
+				continue;
+			if (!ret->missing) {
+				ret->first_missing = p.ids[i];
+				ret->first_err = p.err[i] > 0 ? -ECANCELED
+							      : p.err[i];
+			}
+			ret->missing++;
+			if (chunk_rec_load(lz->fs, &p.ids[i], &rec) == 0)
+				ret->missing_bytes += rec.raw_size;
+		}
+		r = ret->missing ? -EIO : 0;
+	}
+	ret->fetched_bytes = p.bytes;
 	free(p.ids);
+	free(p.err);
 	pthread_mutex_destroy(&p.mu);
-	if (ret_bytes)
-		*ret_bytes = p.bytes;
 	return r;
 }
 
@@ -799,8 +928,6 @@ int hoard_lazy_open(struct hoard_fs *fs, const char *url,
 	r = hoard_s3_url_parse(url, &lz->bucket, &prefix);
 	if (r < 0)
 		goto fail;
-	while (*prefix == '/')
-		memmove(prefix, prefix + 1, strlen(prefix));
 	if (*prefix && prefix[strlen(prefix) - 1] != '/') {
 		if (asprintf(&lz->prefix, "%s/", prefix) < 0)
 			lz->prefix = NULL;
@@ -811,9 +938,12 @@ int hoard_lazy_open(struct hoard_fs *fs, const char *url,
 	r = -ENOMEM;
 	if (!lz->prefix)
 		goto fail;
-	/* the bound on a read of a chunk while the remote is unreachable */
-	if (cfg.max_attempts > HOARD_LAZY_ATTEMPTS || !cfg.max_attempts)
-		cfg.max_attempts = HOARD_LAZY_ATTEMPTS;
+	/* pull's retry policy (attempts, backoff with full jitter), inside
+	 * the budget of a read: shorter timeouts and backoff sleeps */
+	if (!cfg.max_attempts)
+		cfg.max_attempts = HOARD_S3_DEFAULT_ATTEMPTS;
+	if (!cfg.backoff_base_ms)
+		cfg.backoff_base_ms = 100;
 	if (cfg.connect_timeout_ms > HOARD_LAZY_CONNECT_MS ||
 	    !cfg.connect_timeout_ms)
 		cfg.connect_timeout_ms = HOARD_LAZY_CONNECT_MS;
@@ -821,8 +951,8 @@ int hoard_lazy_open(struct hoard_fs *fs, const char *url,
 		cfg.low_speed_limit = 1;
 	if (cfg.low_speed_time_s > HOARD_LAZY_STALL_S || !cfg.low_speed_time_s)
 		cfg.low_speed_time_s = HOARD_LAZY_STALL_S;
-	if (cfg.backoff_max_ms > 500 || !cfg.backoff_max_ms)
-		cfg.backoff_max_ms = 500;
+	if (cfg.backoff_max_ms > HOARD_LAZY_BACKOFF_MS || !cfg.backoff_max_ms)
+		cfg.backoff_max_ms = HOARD_LAZY_BACKOFF_MS;
 	r = hoard_s3_client_new(&cfg, &lz->cl);
 	if (r < 0)
 		goto fail;

@@ -179,6 +179,7 @@ struct istate *istate_get(struct hoard_fs *fs, uint64_t ino)
 		return NULL;
 	is->ino = ino;
 	is->staging_fd = -1;
+	is->pt_fd = -1;
 	pthread_rwlock_init(&is->rw, NULL);
 	pthread_mutex_init(&is->mu, NULL);
 	s = itab_slot(fs, ino);
@@ -207,6 +208,7 @@ void istate_maybe_free(struct hoard_fs *fs, struct istate *is)
 
 void istate_overlay(struct istate *is, struct hoard_inode *in)
 {
+	pt_sync_locked(is);
 	if (is->size_valid && S_ISREG(in->mode))
 		in->size = is->size;
 	if (is->dirty) {
@@ -718,6 +720,7 @@ int inode_purge(struct hoard_fs *fs, uint64_t ino)
 	size_t n;
 	int r;
 
+	plain_drop(fs, ino);
 	if (!b || idmap_init(&drops, 64) < 0) {
 		hoard_batch_free(b);
 		return -ENOMEM;

@@ -353,6 +353,7 @@ static int manifest_check(const struct hoard_manifest *m, char *errbuf,
 			  size_t errlen)
 {
 	struct nameset ns = {0};
+	uint64_t total = 0; /* the regular files' sizes added */
 	char path[512];
 	const char *why;
 	int r = 0;
@@ -424,6 +425,15 @@ static int manifest_check(const struct hoard_manifest *m, char *errbuf,
 			FAIL("manifest: '%s' has a bad mtime", path);
 		switch (e->type) {
 		case HOARD_M_FILE:
+			if (e->size > HOARD_REMOTE_SIZE_MAX)
+				FAIL("manifest: '%s' has a size of %llu bytes, "
+				     "over the largest file size (2^63 - 1)",
+				     path, (unsigned long long)e->size);
+			if (e->size > HOARD_REMOTE_SIZE_MAX - total)
+				FAIL("manifest: at '%s' the file sizes add up "
+				     "to more than 2^63 - 1 bytes (overflow)",
+				     path);
+			total += e->size;
 			for (uint32_t k = 0; k < e->n_ext; k++) {
 				const struct hoard_mextent *x = &e->ext[k];
 
@@ -435,6 +445,14 @@ static int manifest_check(const struct hoard_manifest *m, char *errbuf,
 					FAIL("manifest: '%s': extents overlap "
 					     "or are out of order at %llu",
 					     path, (unsigned long long)x->off);
+				/* off + len must not wrap: off is at most
+				 * 2^64 - 1, len at most 2^18 */
+				if (x->off > HOARD_REMOTE_SIZE_MAX - x->len)
+					FAIL("manifest: '%s': extent %u at "
+					     "offset %llu ends past 2^63 - 1 "
+					     "(overflow)",
+					     path, k,
+					     (unsigned long long)x->off);
 				end = x->off + x->len;
 				if (end > e->size)
 					FAIL("manifest: '%s': sizes do not add "
@@ -864,6 +882,17 @@ int hoard_ref_decode(const void *buf, size_t len, struct hoard_ref *ret,
 	}
 	if (strlen(hex) != 64 || !all_hex(hex, 64))
 		goto bad;
+	/* %llu takes "-1" (and wraps it) and saturates past 2^64 - 1 */
+	if (strstr(text, "\nfiles -") || strstr(text, "\nbytes -"))
+		goto bad;
+	if (files > UINT32_MAX || bytes > HOARD_REMOTE_SIZE_MAX) {
+		memset(ret, 0, sizeof(*ret));
+		return hoard_errf(errbuf, errlen, -EBADMSG,
+				  "the ref's '%s' value is out of range (more "
+				  "than %s)",
+				  files > UINT32_MAX ? "files" : "bytes",
+				  files > UINT32_MAX ? "2^32 - 1" : "2^63 - 1");
+	}
 	/* the text must be exactly what the encoder writes (no leading
 	 * zeros, '+' or spaces): the signature covers the fields, and one
 	 * ref has one spelling */

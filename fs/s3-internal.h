@@ -73,6 +73,9 @@ struct s3_request {
 	uint8_t *dst; /* ranged GET: the caller's buffer, else NULL */
 	size_t dst_cap;
 	uint64_t range_off;
+	/* hoard_now_mono_ns() by which the request, retries included, ends
+	 * (each attempt is cut there, no retry starts after it); 0: none */
+	uint64_t deadline_ns;
 };
 
 /* What came back (of the last attempt). */

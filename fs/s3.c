@@ -50,9 +50,11 @@
 
 _Static_assert(CURL_ERROR_SIZE <= S3_CURL_ERROR_SIZE, "curl error buffer");
 
-#define POOL_MAX    16
-#define ERRBODY_MAX 65536
-#define ERROR_SIZE  512
+#define POOL_MAX 16
+/* With a deadline, no retry starts with less than this left. */
+#define DEADLINE_MIN_NS (100 * 1000000ull)
+#define ERRBODY_MAX	65536
+#define ERROR_SIZE	512
 
 static __thread char last_error[ERROR_SIZE];
 static __thread uint64_t jitter_state;
@@ -639,6 +641,15 @@ static int perform(struct hoard_s3_client *c, const struct s3_request *rq,
 	}
 	curl_easy_reset(h);
 	set_options(c, h, rq, &x, url, headers);
+	if (rq->deadline_ns) {
+		uint64_t now = hoard_now_mono_ns();
+		uint64_t ms = rq->deadline_ns > now
+				      ? (rq->deadline_ns - now) / 1000000
+				      : 0;
+
+		/* the whole attempt, connect and transfer, ends in time */
+		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(ms ? ms : 1));
+	}
 	cc = curl_easy_perform(h);
 	curl_easy_getinfo(h, CURLINFO_SIZE_UPLOAD_T, &up);
 	curl_easy_getinfo(h, CURLINFO_SIZE_DOWNLOAD_T, &down);
@@ -793,7 +804,8 @@ static bool errno_transient(int r)
 	return r == -ETIMEDOUT || r == -ECONNRESET || r == -EBADMSG;
 }
 
-static void backoff(const struct hoard_s3_client *c, unsigned attempt)
+static void backoff(const struct hoard_s3_client *c, unsigned attempt,
+		    uint64_t left_ms)
 {
 	uint64_t cap = c->cfg.backoff_base_ms, ms;
 	struct timespec ts;
@@ -808,6 +820,8 @@ static void backoff(const struct hoard_s3_client *c, unsigned attempt)
 	jitter_state ^= jitter_state >> 7;
 	jitter_state ^= jitter_state << 17;
 	ms = cap ? jitter_state % (cap + 1) : 0; /* full jitter */
+	if (ms > left_ms)
+		ms = left_ms;
 	ts.tv_sec = (time_t)(ms / 1000);
 	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
@@ -824,6 +838,8 @@ int s3_request(struct hoard_s3_client *c, const char *op,
 	       s3_check_fn check)
 {
 	char payload_hash[HOARD_SHA256_HEX_SIZE], sig[HOARD_SHA256_HEX_SIZE];
+	uint64_t left_ms = UINT64_MAX;
+	bool out_of_time = false;
 	unsigned attempt;
 	int r = -EIO;
 
@@ -849,28 +865,42 @@ int s3_request(struct hoard_s3_client *c, const char *op,
 			  op, URL_ARGS(rq), attempt, rs->status, strerror(-r));
 		if (!transient || attempt >= c->cfg.max_attempts)
 			break;
+		if (rq->deadline_ns) {
+			uint64_t now = hoard_now_mono_ns();
+
+			/* no retry that could not get a connection made */
+			if (now + DEADLINE_MIN_NS >= rq->deadline_ns) {
+				out_of_time = true;
+				break;
+			}
+			left_ms = (rq->deadline_ns - now - DEADLINE_MIN_NS) /
+				  1000000;
+		}
 		__atomic_add_fetch(&c->retries, 1, __ATOMIC_RELAXED);
-		backoff(c, attempt);
+		backoff(c, attempt, left_ms);
 	}
 	if (rs->status && rs->status / 100 != 2)
 		s3_set_error(c, sig,
-			     "%s " URL_FMT ": HTTP %ld %s%s%s%s%s (%u %s)", op,
-			     URL_ARGS(rq), rs->status,
+			     "%s " URL_FMT ": HTTP %ld %s%s%s%s%s (%u %s%s)",
+			     op, URL_ARGS(rq), rs->status,
 			     rs->code[0] ? rs->code : status_text(rs->status),
 			     rs->message[0] ? ": " : "", rs->message,
 			     rs->bucket_region[0] ? "; the bucket is in region "
 						  : "",
 			     rs->bucket_region, attempt,
-			     attempt == 1 ? "attempt" : "attempts");
+			     attempt == 1 ? "attempt" : "attempts",
+			     out_of_time ? ", time budget spent" : "");
 	else if (rs->status)
-		s3_set_error(c, sig, "%s " URL_FMT ": %s: %s (%u %s)", op,
+		s3_set_error(c, sig, "%s " URL_FMT ": %s: %s (%u %s%s)", op,
 			     URL_ARGS(rq), strerror(-r),
 			     rs->message[0] ? rs->message : rs->curl_error,
-			     attempt, attempt == 1 ? "attempt" : "attempts");
+			     attempt, attempt == 1 ? "attempt" : "attempts",
+			     out_of_time ? ", time budget spent" : "");
 	else
-		s3_set_error(c, sig, "%s " URL_FMT ": %s (%s) (%u %s)", op,
+		s3_set_error(c, sig, "%s " URL_FMT ": %s (%s) (%u %s%s)", op,
 			     URL_ARGS(rq), rs->curl_error, strerror(-r),
-			     attempt, attempt == 1 ? "attempt" : "attempts");
+			     attempt, attempt == 1 ? "attempt" : "attempts",
+			     out_of_time ? ", time budget spent" : "");
 	s3_buf_free(&rs->body);
 	return r;
 }

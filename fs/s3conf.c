@@ -95,7 +95,9 @@ static bool ends_with(const char *s, const char *suffix)
 	return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-bool hoard_s3_bucket_name_valid(const char *name)
+#define BUCKET_RULES "(S3's rules: 3 to 63 of a-z 0-9 . -)"
+
+int hoard_s3_bucket_name_check(const char *name, char *errbuf, size_t errlen)
 {
 	static const char *const bad_prefix[] = {"xn--", "sthree-",
 						 "amzn-s3-demo-"};
@@ -103,90 +105,193 @@ bool hoard_s3_bucket_name_valid(const char *name)
 						 "--x-s3", "--table-s3"};
 	size_t n, i;
 
-	if (!name)
-		return false;
+	if (!name || !*name)
+		return hoard_errf(errbuf, errlen, -EINVAL,
+				  "the URL names no bucket (s3://BUCKET"
+				  "[/PREFIX])");
 	n = strlen(name);
 	if (n < 3 || n > 63)
-		return false;
+		return hoard_errf(errbuf, errlen, -EINVAL,
+				  "the bucket name '%.80s%s' has %zu "
+				  "character%s: a bucket name needs 3 to 63",
+				  name, n > 80 ? "..." : "", n,
+				  n == 1 ? "" : "s");
 	for (i = 0; i < n; i++) {
 		char c = name[i];
 
 		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
 		      c == '.' || c == '-'))
-			return false;
+			return hoard_errf(
+				errbuf, errlen, -EINVAL,
+				"the bucket name '%s' holds %s%c%s: a bucket "
+				"name is made of lower-case letters, digits, "
+				"'.' and '-'",
+				name, c >= 0x20 && c < 0x7f ? "'" : "the byte ",
+				c >= 0x20 && c < 0x7f ? c : '?',
+				c >= 0x20 && c < 0x7f ? "'" : "");
 	}
 	if (!isalnum((unsigned char)name[0]) ||
 	    !isalnum((unsigned char)name[n - 1]))
-		return false;
+		return hoard_errf(errbuf, errlen, -EINVAL,
+				  "the bucket name '%s' must begin and end "
+				  "with a letter or digit",
+				  name);
 	/* Each dot-separated label is a DNS label: no empty ones, none that
 	 * starts or ends with a hyphen. */
-	if (strstr(name, "..") || strstr(name, ".-") || strstr(name, "-."))
-		return false;
+	if (strstr(name, ".."))
+		return hoard_errf(errbuf, errlen, -EINVAL,
+				  "the bucket name '%s' has two dots in a "
+				  "row: a bucket name has no empty label",
+				  name);
+	if (strstr(name, ".-") || strstr(name, "-."))
+		return hoard_errf(errbuf, errlen, -EINVAL,
+				  "the bucket name '%s' has a '-' next to a "
+				  "'.': no label of a bucket name begins or "
+				  "ends with '-'",
+				  name);
 	if (is_ipv4_like(name))
-		return false;
+		return hoard_errf(errbuf, errlen, -EINVAL,
+				  "the bucket name '%s' is an IP address: a "
+				  "bucket name must not look like one",
+				  name);
 	for (i = 0; i < sizeof(bad_prefix) / sizeof(bad_prefix[0]); i++)
 		if (starts_with(name, bad_prefix[i]))
-			return false;
+			return hoard_errf(errbuf, errlen, -EINVAL,
+					  "the bucket name '%s' begins with "
+					  "'%s', which S3 reserves",
+					  name, bad_prefix[i]);
 	for (i = 0; i < sizeof(bad_suffix) / sizeof(bad_suffix[0]); i++)
 		if (ends_with(name, bad_suffix[i]))
-			return false;
-	return true;
+			return hoard_errf(errbuf, errlen, -EINVAL,
+					  "the bucket name '%s' ends with "
+					  "'%s', which S3 reserves",
+					  name, bad_suffix[i]);
+	return 0;
 }
 
-int hoard_s3_url_parse(const char *url, char **ret_bucket, char **ret_prefix)
+bool hoard_s3_bucket_name_valid(const char *name)
 {
-	const char *b, *slash;
-	char *bucket, *prefix;
+	return hoard_s3_bucket_name_check(name, NULL, 0) == 0;
+}
 
-	if (!url || strncasecmp(url, "s3://", 5) != 0)
-		return -EINVAL;
+/*
+ * The prefix's segments (between '/'): none empty ("a//b", "/a"; a '/' at
+ * the end is allowed: it ends the last segment) and none "." or "..".  A
+ * server resolves dot segments (and may merge "//") in an object's path
+ * but not in a listing's prefix= parameter, so the same URL would name two
+ * places.
+ */
+static int prefix_check(const char *url, const char *prefix, char *errbuf,
+			size_t errlen)
+{
+	const char *seg = prefix;
+
+	if (strlen(prefix) > HOARD_S3_MAX_KEY)
+		return hoard_errf(errbuf, errlen, -EINVAL,
+				  "the prefix of '%.60s...' has %zu bytes: an "
+				  "S3 key has at most %d",
+				  url, strlen(prefix), HOARD_S3_MAX_KEY);
+	while (*seg) {
+		size_t n = strcspn(seg, "/");
+
+		if (n == 0)
+			return hoard_errf(
+				errbuf, errlen, -EINVAL,
+				"'%s' has an empty segment in its prefix "
+				"'%s': a prefix must not begin with '/' nor "
+				"hold '//'",
+				url, prefix);
+		if ((n == 1 && seg[0] == '.') ||
+		    (n == 2 && seg[0] == '.' && seg[1] == '.'))
+			return hoard_errf(
+				errbuf, errlen, -EINVAL,
+				"'%s' has a dot segment '%.*s' in its prefix: "
+				"a prefix must not hold '.' or '..' segments "
+				"(S3 keys are not paths)",
+				url, (int)n, seg);
+		seg += n;
+		if (*seg == '/')
+			seg++;
+	}
+	return 0;
+}
+
+int hoard_s3_url_split(const char *url, char **ret_bucket, char **ret_prefix,
+		       char *errbuf, size_t errlen)
+{
+	const char *b, *slash, *colon;
+	char *bucket, *prefix;
+	int r;
+
+	if (!url)
+		return hoard_errf(errbuf, errlen, -EINVAL, "no s3:// URL");
+	if (strncasecmp(url, "s3://", 5) != 0) {
+		colon = strstr(url, "://");
+		if (colon && colon > url && (size_t)(colon - url) < 16)
+			return hoard_errf(errbuf, errlen, -EINVAL,
+					  "'%s' has the scheme '%.*s': the "
+					  "URL must begin with s3:// "
+					  "(s3://BUCKET[/PREFIX])",
+					  url, (int)(colon - url), url);
+		return hoard_errf(errbuf, errlen, -EINVAL,
+				  "'%s' does not begin with s3:// "
+				  "(s3://BUCKET[/PREFIX])",
+				  url);
+	}
 	b = url + 5;
 	slash = strchr(b, '/');
 	bucket = slash ? strndup(b, (size_t)(slash - b)) : strdup(b);
 	if (!bucket)
 		return -ENOMEM;
-	if (!hoard_s3_bucket_name_valid(bucket))
-		goto out_free_bucket;
+	r = hoard_s3_bucket_name_check(bucket, errbuf, errlen);
+	if (r == 0)
+		r = prefix_check(url, slash ? slash + 1 : "", errbuf, errlen);
+	if (r < 0) {
+		free(bucket);
+		return r;
+	}
 	prefix = strdup(slash ? slash + 1 : "");
 	if (!prefix) {
 		free(bucket);
 		return -ENOMEM;
 	}
-	if (strlen(prefix) > HOARD_S3_MAX_KEY) {
-		free(prefix);
-		goto out_free_bucket;
-	}
 	*ret_bucket = bucket;
 	*ret_prefix = prefix;
 	return 0;
-out_free_bucket:
-	free(bucket);
-	return -EINVAL;
 }
 
-int hoard_s3_endpoint_check(const char *url)
+int hoard_s3_url_parse(const char *url, char **ret_bucket, char **ret_prefix)
+{
+	return hoard_s3_url_split(url, ret_bucket, ret_prefix, NULL, 0);
+}
+
+/* NULL for a good endpoint URL, else the rule it breaks. */
+static const char *endpoint_problem(const char *url)
 {
 	const char *p, *host_end;
 	unsigned long port;
 	char *end;
 
 	if (!url)
-		return -EINVAL;
+		return "no URL";
 	if (strncasecmp(url, "http://", 7) == 0)
 		p = url + 7;
 	else if (strncasecmp(url, "https://", 8) == 0)
 		p = url + 8;
 	else
-		return -EINVAL;
+		return "the scheme must be http:// or https://";
+	if (memchr(p, '@', strcspn(p, "/?#")))
+		return "no user or password in the URL";
 
 	if (*p == '[') {
 		host_end = strchr(p, ']');
 		if (!host_end || host_end == p + 1)
-			return -EINVAL;
+			return "an IPv6 host needs its closing ']'";
 		for (const char *q = p + 1; q < host_end; q++)
 			if (!isxdigit((unsigned char)*q) && *q != ':' &&
 			    *q != '.')
-				return -EINVAL;
+				return "an IPv6 host holds only hex digits, "
+				       "':' and '.'";
 		host_end++;
 	} else {
 		host_end = p;
@@ -194,21 +299,32 @@ int hoard_s3_endpoint_check(const char *url)
 		       *host_end == '-' || *host_end == '_')
 			host_end++;
 		if (host_end == p)
-			return -EINVAL;
+			return "no host (a name, IPv4 or [IPv6] address)";
 	}
 	p = host_end;
 	if (*p == ':') {
 		if (!isdigit((unsigned char)p[1]))
-			return -EINVAL;
+			return "the port must be a number";
 		errno = 0;
 		port = strtoul(p + 1, &end, 10);
 		if (errno || port == 0 || port > 65535)
-			return -EINVAL;
+			return "the port must be 1 to 65535";
 		p = end;
 	}
 	if (*p == '\0' || strcmp(p, "/") == 0)
-		return 0;
-	return -EINVAL;
+		return NULL;
+	if (*p == '/')
+		return "no path after the host (the bucket is not part of "
+		       "the endpoint)";
+	if (*p == '?' || *p == '#')
+		return "no query or fragment";
+	return "the host holds a character that is not a letter, digit, "
+	       "'.', '-' or '_'";
+}
+
+int hoard_s3_endpoint_check(const char *url)
+{
+	return endpoint_problem(url) ? -EINVAL : 0;
 }
 
 /* ---- files ------------------------------------------------------------ */
@@ -497,10 +613,12 @@ static int resolve_rest(struct hoard_s3_config *cfg, const struct profile *conf,
 	if (!endpoint)
 		endpoint = conf->endpoint_url;
 	if (endpoint) {
-		if (hoard_s3_endpoint_check(endpoint) < 0) {
-			ERR("bad endpoint URL '%s' (want "
+		const char *why = endpoint_problem(endpoint);
+
+		if (why) {
+			ERR("bad endpoint URL '%s': %s (want "
 			    "http[s]://host[:port])",
-			    endpoint);
+			    endpoint, why);
 			return -EINVAL;
 		}
 		cfg->endpoint = strdup(endpoint);

@@ -178,12 +178,20 @@ static int check_range(const struct s3_request *rq, struct s3_response *rs)
 ssize_t hoard_s3_get_range(struct hoard_s3_client *c, const char *bucket,
 			   const char *key, uint64_t off, size_t len, void *buf)
 {
+	return hoard_s3_get_range_by(c, bucket, key, off, len, buf, 0);
+}
+
+ssize_t hoard_s3_get_range_by(struct hoard_s3_client *c, const char *bucket,
+			      const char *key, uint64_t off, size_t len,
+			      void *buf, uint64_t deadline_ns)
+{
 	struct s3_request rq = {.method = "GET",
 				.bucket = bucket,
 				.key = key,
 				.dst = buf,
 				.dst_cap = len,
-				.range_off = off};
+				.range_off = off,
+				.deadline_ns = deadline_ns};
 	struct s3_response rs = {0};
 	int r;
 

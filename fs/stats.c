@@ -727,6 +727,22 @@ char *hoard_stats_prometheus(const struct hoard_stats *s)
 			 "Reads the daemon answered with EIO (a corrupt or "
 			 "unfetchable chunk).",
 			 s->read_errors);
+	if (s->have_plain) {
+		prom_u64(f, "plain_bytes", "gauge",
+			 "Bytes of the plain-file tier's copies.",
+			 s->plain_bytes);
+		prom_u64(f, "plain_files", "gauge", "Files with a plain copy.",
+			 s->plain_files);
+		prom_u64(f, "plain_hits_total", "counter",
+			 "Reads served from plain copies.", s->plain_hits);
+		prom_u64(f, "plain_made_total", "counter", "Plain copies made.",
+			 s->plain_made);
+		prom_u64(f, "plain_dropped_total", "counter",
+			 "Plain copies dropped.", s->plain_dropped);
+		prom_u64(f, "plain_failed_total", "counter",
+			 "Plain copies that could not be made.",
+			 s->plain_failed);
+	}
 	if (s->not_local_chunks || s->have_fetch) {
 		prom_u64(f, "not_local_chunks", "gauge",
 			 "Chunks with a reference that are only in the remote.",
@@ -827,6 +843,12 @@ int hoard_stats_from_json(const char *json, struct hoard_stats **ret)
 		TOP("fetch_failures", fetch_failures),
 		TOP("fetch_retries", fetch_retries),
 		TOP("read_errors", read_errors),
+		TOP("plain_bytes", plain_bytes),
+		TOP("plain_files", plain_files),
+		TOP("plain_hits", plain_hits),
+		TOP("plain_made", plain_made),
+		TOP("plain_dropped", plain_dropped),
+		TOP("plain_failed", plain_failed),
 #undef TOP
 	};
 	json_t *o = hoard_json_parse_object(json), *vols, *v;
@@ -861,6 +883,8 @@ int hoard_stats_from_json(const char *json, struct hoard_stats **ret)
 			s->have_fetch = true;
 		if (!strcmp(tops[i].name, "read_errors"))
 			s->have_reads = true;
+		if (!strncmp(tops[i].name, "plain_", 6))
+			s->have_plain = true;
 	}
 	vols = json_object_get(o, "volumes");
 	if (vols && !json_is_object(vols))

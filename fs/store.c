@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * store: the store directory and its RocksDB database (docs/FORMAT.md
- * sections 1 and 2).  The only module that includes rocksdb/c.h.
+ * sections 1 and 2).  With storewal.c and storeresume.cc (see
+ * store-internal.h) the only files that include RocksDB.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -20,6 +21,7 @@
 #include "hoard/codec.h"
 #include "hoard/util.h"
 #include "hoard/chunker.h"
+#include "store-internal.h"
 
 static const char *const cf_names[HOARD_CF_COUNT] = {
 	[HOARD_CF_DEFAULT] = "default",	    [HOARD_CF_VOLUMES] = "volumes",
@@ -29,39 +31,21 @@ static const char *const cf_names[HOARD_CF_COUNT] = {
 	[HOARD_CF_ORPHANS] = "orphans",
 };
 
-struct hoard_store {
-	char *dir;
-	int lock_fd;
-	rocksdb_t *db;
-	rocksdb_options_t *db_opts;
-	rocksdb_options_t *cf_opts[HOARD_CF_COUNT];
-	rocksdb_column_family_handle_t *cf[HOARD_CF_COUNT];
-	rocksdb_cache_t *block_cache;
-	rocksdb_block_based_table_options_t *table_opts;
-	rocksdb_readoptions_t *ropts;
-	rocksdb_readoptions_t *ropts_frames; /* no RocksDB checksums, below */
-	rocksdb_writeoptions_t *wopts;
-	rocksdb_writeoptions_t *wopts_sync;
-	rocksdb_writeoptions_t *wopts_nowal;
-	rocksdb_flushoptions_t *fopts;
-	struct hoard_key key;
-	int zstd_level;
-};
+/* Count a failed write (hoard_store_write_failures); returns r. */
+static int write_failed(struct hoard_store *st, int r)
+{
+	if (r < 0)
+		__atomic_add_fetch(&st->write_failures, 1, __ATOMIC_RELAXED);
+	return r;
+}
 
-struct hoard_batch {
-	struct hoard_store *st;
-	rocksdb_writebatch_t *wb;
-};
-
-struct hoard_iter {
-	rocksdb_iterator_t *it;
-	rocksdb_readoptions_t *ropts;
-	uint8_t *prefix;
-	size_t plen;
-};
+uint64_t hoard_store_write_failures(struct hoard_store *st)
+{
+	return __atomic_load_n(&st->write_failures, __ATOMIC_RELAXED);
+}
 
 /* Turn a RocksDB error string into -errno, logged once at debug level. */
-static int rdb_err(char *err, const char *what)
+int store_rdb_err(char *err, const char *what)
 {
 	int r = -EIO;
 
@@ -90,7 +74,7 @@ static void seterr(char *errbuf, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
-static char *path_join(const char *dir, const char *name)
+char *store_path_join(const char *dir, const char *name)
 {
 	char *p;
 
@@ -165,6 +149,8 @@ static void store_free(struct hoard_store *st)
 	if (st->lock_fd >= 0)
 		close(st->lock_fd); /* releases the flock */
 	explicit_bzero(&st->key, sizeof(st->key));
+	pthread_mutex_destroy(&st->resume_mu);
+	free(st->wal_damage);
 	free(st->dir);
 	free(st);
 }
@@ -176,6 +162,7 @@ static struct hoard_store *store_alloc(const char *dir)
 	if (!st)
 		return NULL;
 	st->lock_fd = -1;
+	pthread_mutex_init(&st->resume_mu, NULL);
 	st->dir = strdup(dir);
 	st->table_opts = rocksdb_block_based_options_create();
 	st->block_cache = rocksdb_cache_create_lru(32u << 20);
@@ -205,6 +192,16 @@ static struct hoard_store *store_alloc(const char *dir)
 	rocksdb_writeoptions_set_sync(st->wopts_sync, 1);
 	st->db_opts = rocksdb_options_create();
 	rocksdb_options_set_create_missing_column_families(st->db_opts, 1);
+	/* WAL recovery (docs/FORMAT.md 2.6): a torn last record is a write
+	 * that was never acknowledged and is dropped quietly; a record that
+	 * fails its checksum anywhere else makes the open fail, and
+	 * store_wal_recover() then says so, records the damage and opens
+	 * skipping the damaged records.  Paranoid checks make RocksDB report
+	 * such corruption instead of logging and ignoring it. */
+	rocksdb_options_set_wal_recovery_mode(
+		st->db_opts, rocksdb_tolerate_corrupted_tail_records_recovery);
+	rocksdb_options_set_paranoid_checks(st->db_opts, 1);
+	hoard_rdb_listen(st->db_opts);
 	rocksdb_options_increase_parallelism(st->db_opts, 2);
 	rocksdb_options_set_max_open_files(st->db_opts, 512);
 	rocksdb_options_set_keep_log_file_num(st->db_opts, 3);
@@ -225,11 +222,15 @@ static struct hoard_store *store_alloc(const char *dir)
 	return st;
 }
 
-static int db_open(struct hoard_store *st, bool create)
+/* Open the database; on failure msg gets RocksDB's message, and a
+ * corruption RocksDB found is -EUCLEAN (the caller turns it into -EIO). */
+int store_db_open(struct hoard_store *st, bool create, char *msg, size_t msglen)
 {
 	const rocksdb_options_t *opts[HOARD_CF_COUNT];
-	char *dbdir = path_join(st->dir, "db");
+	char *dbdir = store_path_join(st->dir, "db");
 	char *err = NULL;
+	bool corrupt;
+	int r;
 
 	if (!dbdir)
 		return -ENOMEM;
@@ -240,13 +241,22 @@ static int db_open(struct hoard_store *st, bool create)
 					      HOARD_CF_COUNT, cf_names, opts,
 					      st->cf, &err);
 	free(dbdir);
-	return rdb_err(err, "open");
+	if (!err)
+		return 0;
+	st->db = NULL;
+	for (int i = 0; i < HOARD_CF_COUNT; i++)
+		st->cf[i] = NULL;
+	if (msg)
+		snprintf(msg, msglen, "%s", err);
+	corrupt = !strncmp(err, "Corruption", 10);
+	r = store_rdb_err(err, "open");
+	return r == -EIO && corrupt ? -EUCLEAN : r;
 }
 
 /* Take dir/lock (created if missing) and write our pid into it. */
 static int take_lock(struct hoard_store *st, char *errbuf, size_t errlen)
 {
-	char *p = path_join(st->dir, "lock");
+	char *p = store_path_join(st->dir, "lock");
 	char pid[32];
 	int n;
 
@@ -283,7 +293,7 @@ static int take_lock(struct hoard_store *st, char *errbuf, size_t errlen)
 
 int hoard_store_lock_owner(const char *dir)
 {
-	char *p = path_join(dir, "lock");
+	char *p = store_path_join(dir, "lock");
 	char buf[32] = {0};
 	int fd, pid = 0;
 
@@ -322,7 +332,7 @@ static int dir_is_empty(const char *dir)
 /* Read the marker; returns the format number, 0 when absent, or -errno. */
 static int read_marker(const char *dir)
 {
-	char *p = path_join(dir, "HOARD");
+	char *p = store_path_join(dir, "HOARD");
 	char buf[64] = {0};
 	int fd, fmt;
 	ssize_t n;
@@ -342,7 +352,8 @@ static int read_marker(const char *dir)
 
 static int write_marker(const char *dir)
 {
-	char *p = path_join(dir, "HOARD"), *tmp = path_join(dir, "HOARD.tmp");
+	char *p = store_path_join(dir, "HOARD"),
+	     *tmp = store_path_join(dir, "HOARD.tmp");
 	char line[32];
 	int fd, n, r = 0;
 
@@ -404,7 +415,7 @@ static void remove_partial_store(const char *dir)
 	char *p;
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		p = path_join(dir, names[i]);
+		p = store_path_join(dir, names[i]);
 		if (p)
 			nftw(p, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 		free(p);
@@ -446,6 +457,7 @@ int hoard_store_init(const char *dir, const struct hoard_store_init_opts *o,
 {
 	struct hoard_store_init_opts def = {.zstd_level = 1};
 	struct hoard_store *st;
+	struct stat sb;
 	int r;
 
 	if (!o)
@@ -455,6 +467,10 @@ int hoard_store_init(const char *dir, const struct hoard_store_init_opts *o,
 		       o->zstd_level);
 		return -EINVAL;
 	}
+	if (stat(dir, &sb) == 0 && !S_ISDIR(sb.st_mode)) {
+		seterr(errbuf, errlen, "%s is not a directory", dir);
+		return -ENOTDIR;
+	}
 	r = mkdir_p(dir, 0700);
 	if (r < 0) {
 		seterr(errbuf, errlen, "cannot create %s: %s", dir,
@@ -462,6 +478,18 @@ int hoard_store_init(const char *dir, const struct hoard_store_init_opts *o,
 		return r;
 	}
 	r = read_marker(dir);
+	if (r == -EMEDIUMTYPE) {
+		seterr(errbuf, errlen,
+		       "%s has a HOARD marker that is not a hoard store's; "
+		       "refusing to initialize it",
+		       dir);
+		return -EEXIST;
+	}
+	if (r < 0) {
+		seterr(errbuf, errlen, "cannot read %s/HOARD: %s", dir,
+		       strerror(-r));
+		return r;
+	}
 	if (r != 0) {
 		seterr(errbuf, errlen, "%s already holds a hoard store", dir);
 		return -EEXIST;
@@ -484,7 +512,7 @@ int hoard_store_init(const char *dir, const struct hoard_store_init_opts *o,
 		hoard_key_init(&st->key, o->secret);
 	else if ((r = hoard_key_generate(&st->key)) < 0)
 		goto out_free;
-	r = db_open(st, true);
+	r = store_db_open(st, true, NULL, 0);
 	if (r == 0)
 		r = write_settings(st, o);
 	if (r == 0)
@@ -555,6 +583,7 @@ int hoard_store_open(const char *dir, struct hoard_store **ret_store,
 		     char *errbuf, size_t errlen)
 {
 	struct hoard_store *st;
+	char msg[512] = "";
 	struct stat sb;
 	int r;
 
@@ -607,13 +636,18 @@ int hoard_store_open(const char *dir, struct hoard_store **ret_store,
 	r = take_lock(st, errbuf, errlen);
 	if (r < 0)
 		goto out_free;
-	r = db_open(st, false);
+	r = store_db_open(st, false, msg, sizeof(msg));
+	if (r == -EUCLEAN)
+		r = store_wal_recover(st, msg, errbuf, errlen);
+	else if (r < 0)
+		seterr(errbuf, errlen,
+		       "cannot open the database of store %s: %s", dir, msg);
 	if (r < 0) {
-		seterr(errbuf, errlen, "cannot open the database of store %s",
-		       dir);
 		r = r == -EBUSY ? -EBUSY : -EIO;
 		goto out_free;
 	}
+	if (!st->wal_damage)
+		store_wal_damage_load(st);
 	r = load_settings(st, errbuf, errlen);
 	if (r < 0)
 		goto out_free;
@@ -631,8 +665,12 @@ void hoard_store_close(struct hoard_store *st)
 	if (!st)
 		return;
 	if (st->db) {
-		rocksdb_flush_wal(st->db, 1, &err);
-		rdb_err(err, "flush_wal");
+		/* memtables to their files, so that a damaged WAL can lose
+		 * nothing that was written before a clean close */
+		if (store_flush_all(st) < 0) {
+			rocksdb_flush_wal(st->db, 1, &err);
+			store_rdb_err(err, "flush_wal");
+		}
 	}
 	store_free(st);
 }
@@ -664,7 +702,7 @@ int hoard_store_get_into(struct hoard_store *st, enum hoard_cf cf,
 	ps = rocksdb_get_pinned_cf(st->db, st->ropts, st->cf[cf], key, klen,
 				   &err);
 	if (err)
-		return rdb_err(err, "get");
+		return store_rdb_err(err, "get");
 	if (!ps)
 		return -ENOENT;
 	v = rocksdb_pinnableslice_value(ps, &n);
@@ -693,7 +731,7 @@ int hoard_store_get(struct hoard_store *st, enum hoard_cf cf, const void *key,
 		st->db, cf == HOARD_CF_CHUNKDATA ? st->ropts_frames : st->ropts,
 		st->cf[cf], key, klen, &n, &err);
 	if (err)
-		return rdb_err(err, "get");
+		return store_rdb_err(err, "get");
 	if (!v)
 		return -ENOENT;
 	*ret_val = v; /* rocksdb_get_cf returns malloc()ed memory */
@@ -716,13 +754,46 @@ int hoard_store_get_pinned(struct hoard_store *st, enum hoard_cf cf,
 		st->db, cf == HOARD_CF_CHUNKDATA ? st->ropts_frames : st->ropts,
 		st->cf[cf], key, klen, &err);
 	if (err)
-		return rdb_err(err, "get");
+		return store_rdb_err(err, "get");
 	if (!p)
 		return -ENOENT;
 	v = rocksdb_pinnableslice_value(p, &n);
 	r = v ? fn(ud, v, n) : -ENOENT;
 	rocksdb_pinnableslice_destroy(p);
 	return r;
+}
+
+int hoard_store_pin(struct hoard_store *st, enum hoard_cf cf, const void *key,
+		    size_t klen, struct hoard_pinned **ret_pin,
+		    const void **ret_val, size_t *ret_len)
+{
+	rocksdb_pinnableslice_t *p;
+	char *err = NULL;
+	const char *v;
+	size_t n;
+
+	p = rocksdb_get_pinned_cf(
+		st->db, cf == HOARD_CF_CHUNKDATA ? st->ropts_frames : st->ropts,
+		st->cf[cf], key, klen, &err);
+	if (err)
+		return store_rdb_err(err, "get");
+	if (!p)
+		return -ENOENT;
+	v = rocksdb_pinnableslice_value(p, &n);
+	if (!v) {
+		rocksdb_pinnableslice_destroy(p);
+		return -ENOENT;
+	}
+	*ret_pin = (struct hoard_pinned *)p;
+	*ret_val = v;
+	*ret_len = n;
+	return 0;
+}
+
+void hoard_store_unpin(struct hoard_pinned *pin)
+{
+	if (pin)
+		rocksdb_pinnableslice_destroy((rocksdb_pinnableslice_t *)pin);
 }
 
 int hoard_store_exists(struct hoard_store *st, enum hoard_cf cf,
@@ -742,9 +813,15 @@ int hoard_store_put(struct hoard_store *st, enum hoard_cf cf, const void *key,
 {
 	char *err = NULL;
 
-	rocksdb_put_cf(st->db, st->wopts, st->cf[cf], key, klen, val, vlen,
-		       &err);
-	return rdb_err(err, "put");
+	int r;
+
+	do {
+		rocksdb_put_cf(st->db, st->wopts, st->cf[cf], key, klen, val,
+			       vlen, &err);
+		r = store_rdb_err(err, "put");
+		err = NULL;
+	} while (r < 0 && store_try_resume(st, r));
+	return write_failed(st, r);
 }
 
 int hoard_store_put_nowal(struct hoard_store *st, enum hoard_cf cf,
@@ -753,17 +830,31 @@ int hoard_store_put_nowal(struct hoard_store *st, enum hoard_cf cf,
 {
 	char *err = NULL;
 
-	rocksdb_put_cf(st->db, st->wopts_nowal, st->cf[cf], key, klen, val,
-		       vlen, &err);
-	return rdb_err(err, "put");
+	int r = cf == HOARD_CF_CHUNKDATA ? store_space_check(st, vlen) : 0;
+
+	if (r < 0)
+		return write_failed(st, r);
+	do {
+		rocksdb_put_cf(st->db, st->wopts_nowal, st->cf[cf], key, klen,
+			       val, vlen, &err);
+		r = store_rdb_err(err, "put");
+		err = NULL;
+	} while (r < 0 && store_try_resume(st, r));
+	return write_failed(st, r);
 }
 
 int hoard_store_flush(struct hoard_store *st, enum hoard_cf cf)
 {
 	char *err = NULL;
 
-	rocksdb_flush_cf(st->db, st->fopts, st->cf[cf], &err);
-	return rdb_err(err, "flush");
+	int r;
+
+	do {
+		rocksdb_flush_cf(st->db, st->fopts, st->cf[cf], &err);
+		r = store_rdb_err(err, "flush");
+		err = NULL;
+	} while (r < 0 && store_try_resume(st, r));
+	return write_failed(st, r);
 }
 
 struct hoard_batch *hoard_batch_new(struct hoard_store *st)
@@ -773,6 +864,7 @@ struct hoard_batch *hoard_batch_new(struct hoard_store *st)
 	if (!b)
 		return NULL;
 	b->st = st;
+	b->data_bytes = 0;
 	b->wb = rocksdb_writebatch_create();
 	return b;
 }
@@ -789,6 +881,8 @@ void hoard_batch_put(struct hoard_batch *b, enum hoard_cf cf, const void *key,
 		     size_t klen, const void *val, size_t vlen)
 {
 	rocksdb_writebatch_put_cf(b->wb, b->st->cf[cf], key, klen, val, vlen);
+	if (cf == HOARD_CF_CHUNKDATA)
+		b->data_bytes += vlen;
 }
 
 void hoard_batch_delete(struct hoard_batch *b, enum hoard_cf cf,
@@ -806,16 +900,31 @@ int hoard_store_write(struct hoard_store *st, struct hoard_batch *b, bool sync)
 {
 	char *err = NULL;
 
-	rocksdb_write(st->db, sync ? st->wopts_sync : st->wopts, b->wb, &err);
-	return rdb_err(err, "write");
+	int r = b->data_bytes ? store_space_check(st, b->data_bytes) : 0;
+
+	if (r < 0)
+		return write_failed(st, r);
+	do {
+		rocksdb_write(st->db, sync ? st->wopts_sync : st->wopts, b->wb,
+			      &err);
+		r = store_rdb_err(err, "write");
+		err = NULL;
+	} while (r < 0 && store_try_resume(st, r));
+	return write_failed(st, r);
 }
 
 int hoard_store_sync(struct hoard_store *st)
 {
 	char *err = NULL;
 
-	rocksdb_flush_wal(st->db, 1, &err);
-	return rdb_err(err, "sync");
+	int r;
+
+	do {
+		rocksdb_flush_wal(st->db, 1, &err);
+		r = store_rdb_err(err, "sync");
+		err = NULL;
+	} while (r < 0 && store_try_resume(st, r));
+	return write_failed(st, r);
 }
 
 struct hoard_iter *hoard_iter_new(struct hoard_store *st, enum hoard_cf cf,
@@ -827,6 +936,11 @@ struct hoard_iter *hoard_iter_new(struct hoard_store *st, enum hoard_cf cf,
 		return NULL;
 	it->ropts = rocksdb_readoptions_create();
 	rocksdb_readoptions_set_fill_cache(it->ropts, 0);
+	/* frames: as for ropts_frames; every reader re-hashes them, so a
+	 * damaged blob is a frame that does not match its id (which fsck
+	 * reports per file) rather than an error that ends the scan */
+	if (cf == HOARD_CF_CHUNKDATA)
+		rocksdb_readoptions_set_verify_checksums(it->ropts, 0);
 	it->it = rocksdb_create_iterator_cf(st->db, it->ropts, st->cf[cf]);
 	if (plen) {
 		it->prefix = malloc(plen);
@@ -869,7 +983,7 @@ int hoard_iter_status(struct hoard_iter *it)
 	char *err = NULL;
 
 	rocksdb_iter_get_error(it->it, &err);
-	return rdb_err(err, "iterate");
+	return store_rdb_err(err, "iterate");
 }
 
 bool hoard_iter_valid(struct hoard_iter *it)
@@ -969,7 +1083,7 @@ int hoard_store_gc(struct hoard_store *st)
 	if (!co)
 		return -ENOMEM;
 	rocksdb_set_options_cf(st->db, data, 2, keys, gc_vals, &err);
-	r = rdb_err(err, "set_options (blob gc)");
+	r = store_rdb_err(err, "set_options (blob gc)");
 	if (r < 0)
 		goto out_free_co;
 	/* 2 = BottommostLevelCompaction::kForce */
@@ -980,7 +1094,7 @@ int hoard_store_gc(struct hoard_store *st)
 					     NULL, 0);
 	err = NULL;
 	rocksdb_set_options_cf(st->db, data, 2, keys, normal_vals, &err);
-	r = rdb_err(err, "set_options (restore)");
+	r = store_rdb_err(err, "set_options (restore)");
 out_free_co:
 	rocksdb_compactoptions_destroy(co);
 	return r;

@@ -79,5 +79,9 @@ void remote_ref_site(const struct remote *r, const char *volume,
 /* The volume and ref names of a push or pull: 0, or -EINVAL explained. */
 int sync_names_check(const char *volume, const char *ref, char *errbuf,
 		     size_t errlen);
+/* A consistent snapshot of the tree under root (push's step 3), as a
+ * manifest the caller clears. */
+int sync_snapshot(struct hoard_fs *fs, uint64_t root,
+		  struct hoard_manifest *ret);
 
 #endif

@@ -290,6 +290,20 @@ static int snap_take(struct hoard_fs *fs, uint64_t root, struct snap *s)
 	return r;
 }
 
+int sync_snapshot(struct hoard_fs *fs, uint64_t root,
+		  struct hoard_manifest *ret)
+{
+	struct snap s;
+	int r = snap_take(fs, root, &s);
+
+	if (r == 0) {
+		*ret = s.m;
+		memset(&s.m, 0, sizeof(s.m));
+	}
+	snap_clear(&s);
+	return r;
+}
+
 /* ---- push ------------------------------------------------------------------ */
 
 struct pack_plan {

@@ -78,6 +78,7 @@ struct pull {
 	size_t n_chg, cap_chg;
 	unsigned long tmp_seq;
 	struct hoard_sync_result *res;
+	bool merge; /* hoard_sync_merge: the chunks are the store's own */
 };
 
 #define pull_fail(P, err, ...)                                                 \
@@ -521,7 +522,7 @@ static int fill_locked(struct pull *P, uint64_t ino,
 		}
 		r = chunk_rec_load(fs, &e->ext[k].id, &rec);
 		if (r == 0 && rec.refcount > 0 && !(rec.flags & 1) &&
-		    P->o->lazy && rec.has_loc)
+		    (P->o->lazy || P->merge) && rec.has_loc)
 			r = 0;
 		else if (r == 0 && (!(rec.flags & 1) || rec.refcount == 0))
 			r = -ENOENT;
@@ -1018,5 +1019,76 @@ int hoard_sync_pull(struct hoard_fs *fs, const struct hoard_sync_opts *o,
 	hoard_manifest_clear(&P.m);
 	pthread_mutex_destroy(&P.mu);
 	remote_close(&r);
+	return e;
+}
+
+/* ---- merge: another volume of the store as the source --------------------------- */
+
+int hoard_sync_merge(struct hoard_fs *fs, const char *src, const char *dst,
+		     void (*changed)(void *ud, uint64_t parent,
+				     const char *name),
+		     void *changed_ud, struct hoard_sync_result *res,
+		     char *errbuf, size_t errlen)
+{
+	struct hoard_sync_opts o = {
+		.volume = dst, .changed = changed, .changed_ud = changed_ud};
+	struct pull P = {.fs = fs, .o = &o, .res = res, .merge = true};
+	uint64_t t0 = hoard_now_mono_ns(), sroot, droot;
+	int e;
+
+	memset(res, 0, sizeof(*res));
+	res->pull = true;
+	if (errbuf && errlen)
+		*errbuf = '\0';
+	P.errbuf = errbuf;
+	P.errlen = errlen;
+	pthread_mutex_init(&P.mu, NULL);
+	e = idmap_init(&P.staged, 16);
+	if (e == 0) {
+		e = hoard_fs_volume(fs, src, false, &sroot);
+		if (e < 0)
+			hoard_errf(errbuf, errlen, e, "volume '%s': %s", src,
+				   e == -ENOENT ? "there is no such volume"
+						: strerror(-e));
+	}
+	if (e == 0) {
+		e = hoard_fs_volume(fs, dst, false, &droot);
+		if (e < 0)
+			hoard_errf(errbuf, errlen, e, "volume '%s': %s", dst,
+				   e == -ENOENT ? "there is no such volume"
+						: strerror(-e));
+	}
+	if (e == 0 && sroot == droot)
+		e = hoard_errf(errbuf, errlen, -EINVAL,
+			       "cannot merge volume '%s' into itself", src);
+	if (e == 0) {
+		e = sync_snapshot(fs, sroot, &P.m);
+		if (e < 0)
+			hoard_errf(errbuf, errlen, e, "reading volume '%s': %s",
+				   src, strerror(-e));
+	}
+	for (size_t i = 0; e == 0 && i < P.m.n; i++) {
+		if (P.m.e[i].type == HOARD_M_FILE) {
+			res->files++;
+			res->logical_bytes += P.m.e[i].size;
+		}
+	}
+	if (e == 0) {
+		P.local = calloc(P.m.n, sizeof(*P.local));
+		e = P.local ? apply_tree(&P, droot, errbuf, errlen) : -ENOMEM;
+	}
+	if (e == 0)
+		e = hoard_store_sync(fs->st);
+	for (size_t i = 0; i < P.n_chg; i++) {
+		if (changed)
+			changed(changed_ud, P.chg[i].parent, P.chg[i].name);
+		free(P.chg[i].name);
+	}
+	free(P.chg);
+	free(P.local);
+	idmap_free(&P.staged);
+	hoard_manifest_clear(&P.m);
+	pthread_mutex_destroy(&P.mu);
+	res->elapsed_ns = hoard_now_mono_ns() - t0;
 	return e;
 }

@@ -38,13 +38,10 @@ int remote_open(struct remote *r, const struct hoard_s3_config *s3,
 	r->url = url;
 	r->jobs = jobs ? jobs : HOARD_SYNC_DEFAULT_JOBS;
 	r->t0 = r->phase_t0 = hoard_now_mono_ns();
-	e = hoard_s3_url_parse(url, &r->bucket, &prefix);
+	e = hoard_s3_url_split(url, &r->bucket, &prefix, errbuf, errlen);
 	if (e < 0)
-		return hoard_errf(errbuf, errlen, -EINVAL,
-				  "'%s' is not an s3://BUCKET/PREFIX URL", url);
+		return e;
 	/* PREFIX names a directory: "a/b" and "a/b/" are the same one */
-	while (*prefix == '/')
-		memmove(prefix, prefix + 1, strlen(prefix));
 	if (*prefix && prefix[strlen(prefix) - 1] != '/') {
 		if (asprintf(&r->prefix, "%s/", prefix) < 0)
 			r->prefix = NULL;

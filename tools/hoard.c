@@ -32,6 +32,7 @@
 #include "cli.h"
 #include "fsck_cmds.h"
 #include "sync_cmds.h"
+#include "volume_cmds.h"
 
 #define DEFAULT_STORE "/var/lib/hoard"
 #define DEFAULT_LEVEL 1
@@ -154,6 +155,22 @@ static const char usage_text[] =
 "      go too.  Safe while other hosts push, if a push takes less than\n"
 "      the grace period.  A pack less than half live is repacked: its\n"
 "      live chunks go to a new pack and the old one is condemned.\n"
+"\n"
+"  volume ls | clone SRC DST | rm NAME | merge SRC DST [--json]\n"
+"      List the volumes; clone one (metadata only: the clone shares\n"
+"      every chunk, no chunk data is written; SRC may be mounted); remove\n"
+"      one (not while mounted; its chunks that nothing else uses go);\n"
+"      fold one's files into another with pull's merge rule.  See 'hoard\n"
+"      volume --help'.\n"
+"\n"
+"  mount NAME PATH / umount NAME\n"
+"      Have the running daemon mount volume NAME at PATH, or unmount it.\n"
+"\n"
+"  job start ID [--from V]... / job finish ID [--keep|--discard]\n"
+"      [--push URL [--sign KEYFILE]]\n"
+"      A per-job clone of each V for a CI job (mounted, its path printed\n"
+"      for a bind mount), and at the end its files folded back into V\n"
+"      (--keep, trusted jobs) or dropped.  See 'hoard job --help'.\n"
 "\n"
 "  help\n"
 "      Show this text.\n"
@@ -544,6 +561,28 @@ static int cmd_prefetch(struct ctx *c, int argc, char **argv)
 	return hoard_cmd_prefetch(&c->store, argc, argv);
 }
 
+/* ---- volume, mount, umount, job (tools/volume_cmds.c, job_cmds.c) ---- */
+
+static int cmd_volume(struct ctx *c, int argc, char **argv)
+{
+	return hoard_cmd_volume(&c->store, argc, argv);
+}
+
+static int cmd_mount(struct ctx *c, int argc, char **argv)
+{
+	return hoard_cmd_mount(&c->store, argc, argv);
+}
+
+static int cmd_umount(struct ctx *c, int argc, char **argv)
+{
+	return hoard_cmd_umount(&c->store, argc, argv);
+}
+
+static int cmd_job(struct ctx *c, int argc, char **argv)
+{
+	return hoard_cmd_job(&c->store, argc, argv);
+}
+
 /* ---- the command table ---- */
 
 /*
@@ -566,7 +605,11 @@ static const struct command {
 	{"pin", cmd_pin},	      /* exempt from the size budget */
 	{"unpin", cmd_unpin},
 	{"prefetch", cmd_prefetch}, /* make lazy files local */
-	{"help", cmd_help},	    /* usage_text */
+	{"volume", cmd_volume},	    /* ls, clone, rm, merge */
+	{"mount", cmd_mount},	    /* through the daemon */
+	{"umount", cmd_umount},
+	{"job", cmd_job},   /* per-job clones for CI */
+	{"help", cmd_help}, /* usage_text */
 };
 
 static const struct command *find_command(const char *name)

@@ -33,14 +33,20 @@ static const char prefetch_help[] =
 "a directory (every regular file below it) on a volume that hoardfs\n"
 "serves from DIR; the daemon fetches every chunk that is not local.\n"
 "\n"
-"Exit status: 0 every file is local; 1 a chunk could not be fetched (the\n"
-"remote is unreachable) or no daemon serves the store; 2 usage error.\n";
+"Every chunk is tried (twice when the remote answers at all); a file\n"
+"that is still not fully local afterwards is named on stderr with the\n"
+"number of its chunks and bytes missing and the first missing chunk.\n"
+"\n"
+"Exit status: 0 every file is local; 1 a file is not (a chunk could not\n"
+"be fetched: the remote is unreachable or lacks it), or no daemon serves\n"
+"the store; 2 usage error.\n";
 /* clang-format on */
 
 static unsigned long long *inos;
-static size_t n_inos, cap_inos;
+static char **paths; /* of inos[i] */
+static size_t n_inos, cap_inos, cap_paths;
 
-static int add_ino(const struct stat *sb)
+static int add_ino(const char *path, const struct stat *sb)
 {
 	void *x;
 
@@ -50,6 +56,13 @@ static int add_ino(const struct stat *sb)
 	if (!x)
 		return -1;
 	inos = x;
+	x = hoard_grow(paths, &cap_paths, n_inos + 1, sizeof(*paths), 64);
+	if (!x)
+		return -1;
+	paths = x;
+	paths[n_inos] = strdup(path);
+	if (!paths[n_inos])
+		return -1;
 	inos[n_inos++] = (unsigned long long)sb->st_ino;
 	return 0;
 }
@@ -57,14 +70,49 @@ static int add_ino(const struct stat *sb)
 static int walk_one(const char *path, const struct stat *sb, int flag,
 		    struct FTW *ftw)
 {
-	(void)path;
 	(void)ftw;
-	return flag == FTW_F ? add_ino(sb) : 0;
+	return flag == FTW_F ? add_ino(path, sb) : 0;
+}
+
+static const char *path_of(unsigned long long ino, size_t from, size_t to)
+{
+	for (size_t k = from; k < to && k < n_inos; k++)
+		if (inos[k] == ino)
+			return paths[k];
+	return "?";
+}
+
+/* The "missing INO N OF BYTES CHUNK ERRNO" lines after the JSON line of a
+ * reply (docs/FORMAT.md 6), one stderr line each.  Returns their count. */
+static unsigned long long report_missing(const char *reply, size_t from,
+					 size_t to)
+{
+	unsigned long long n = 0;
+
+	for (const char *l = strchr(reply, '\n'); l && l[1];
+	     l = strchr(l + 1, '\n')) {
+		unsigned long long ino, miss, chunks, bytes;
+		char id[64];
+		int err;
+
+		if (sscanf(l + 1, "missing %llu %llu %llu %llu %63s %d", &ino,
+			   &miss, &chunks, &bytes, id, &err) != 6)
+			continue;
+		fprintf(stderr,
+			"hoard: prefetch: %s: %llu of %llu chunks (%llu bytes) "
+			"not fetched, the first chunk %s: %s\n",
+			path_of(ino, from, to), miss, chunks, bytes, id,
+			err == ECANCELED ? "not tried, the remote looked down"
+			: err == ENODATA ? "not local and in no pack"
+					 : strerror(err));
+		n++;
+	}
+	return n;
 }
 
 int hoard_cmd_prefetch(const char **store, int argc, char **argv)
 {
-	unsigned long long bytes = 0, files = 0;
+	unsigned long long bytes = 0, files = 0, missing = 0;
 	char *sock = NULL;
 	bool json = false;
 	int r;
@@ -86,7 +134,7 @@ int hoard_cmd_prefetch(const char **store, int argc, char **argv)
 				return cli_fail("prefetch: walking %s: %s",
 						argv[i], strerror(errno));
 		} else if (S_ISREG(sb.st_mode)) {
-			if (add_ino(&sb))
+			if (add_ino(argv[i], &sb))
 				return cli_fail("prefetch: %s",
 						strerror(ENOMEM));
 		}
@@ -97,6 +145,7 @@ int hoard_cmd_prefetch(const char **store, int argc, char **argv)
 		char req[32 + BATCH * 21], *reply = NULL;
 		size_t len = (size_t)snprintf(req, sizeof(req), "prefetch");
 		uint64_t b = 0, f = 0;
+		char *nl;
 		json_t *o;
 
 		for (size_t k = i; k < n_inos && k < i + BATCH; k++)
@@ -115,7 +164,13 @@ int hoard_cmd_prefetch(const char **store, int argc, char **argv)
 			free(sock);
 			return r;
 		}
+		/* one JSON line, then "missing ..." lines (FORMAT 6) */
+		nl = strchr(reply, '\n');
+		if (nl)
+			*nl = '\0';
 		o = hoard_json_parse_object(reply);
+		if (nl)
+			*nl = '\n';
 		if (!o || hoard_json_get_u64(o, "files", false, &f) < 0 ||
 		    hoard_json_get_u64(o, "fetched_bytes", false, &b) < 0) {
 			json_decref(o);
@@ -127,10 +182,14 @@ int hoard_cmd_prefetch(const char **store, int argc, char **argv)
 		json_decref(o);
 		files += f;
 		bytes += b;
+		missing += report_missing(reply, i, i + BATCH);
 		free(reply);
 	}
 	free(sock);
 	free(inos);
+	for (size_t i = 0; i < n_inos; i++)
+		free(paths[i]);
+	free(paths);
 	if (json) {
 		char *t = hoard_json_dump(
 			json_pack("{s:o,s:o}", "files", hoard_json_u64(files),
@@ -144,5 +203,10 @@ int hoard_cmd_prefetch(const char **store, int argc, char **argv)
 	} else {
 		printf("%llu files local; %llu bytes fetched\n", files, bytes);
 	}
-	return cli_finish_output();
+	r = cli_finish_output();
+	if (missing)
+		return cli_fail("prefetch: %llu of %llu files not fully local "
+				"(named above)",
+				missing, missing + files);
+	return r;
 }

@@ -15,7 +15,8 @@ PIP_DIR=${HOARD_PIP_DIR:-/root/.cache/pip}
 HF_DIR=${HOARD_HF_DIR:-/root/.cache/huggingface}
 PREFIX=${HOARD_PREFIX:-/usr/local}
 PKGS="build-essential meson ninja-build pkg-config libfuse3-dev fuse3
-      librocksdb-dev libzstd-dev libxxhash-dev libcurl4-openssl-dev"
+      librocksdb-dev libzstd-dev libxxhash-dev libcurl4-openssl-dev
+      libjansson-dev libsystemd-dev"
 
 if [ "$(id -u)" != 0 ]; then
 	echo "quickstart: run as root (it installs packages and mounts)" >&2

@@ -64,6 +64,19 @@ static int report(int status, const char *fmt, ...)
 	return status;
 }
 
+/* 0 for a good s3://BUCKET[/PREFIX], else -EINVAL and the rule broken. */
+static int url_check(const char *url, char *err, size_t errlen)
+{
+	char *bucket = NULL, *prefix = NULL;
+	int r = hoard_s3_url_split(url, &bucket, &prefix, err, errlen);
+
+	free(bucket);
+	free(prefix);
+	if (r == -ENOMEM)
+		snprintf(err, errlen, "out of memory");
+	return r;
+}
+
 /* The exit status for an engine's error. */
 static int status_of(int err)
 {
@@ -217,9 +230,8 @@ static int parse(const char *cmd, const char **store, int argc, char **argv,
 		return report(EXIT_USAGE, "%s: unexpected argument '%s'", cmd,
 			      argv[optind + 1]);
 	a->url = argv[optind];
-	if (strncmp(a->url, "s3://", 5))
-		return report(EXIT_USAGE, "%s: '%s' is not an s3:// URL", cmd,
-			      a->url);
+	if (url_check(a->url, err, sizeof(err)) < 0)
+		return report(EXIT_USAGE, "%s: %s", cmd, err);
 	if (!sync)
 		return -1;
 	if (!a->volume || !*a->volume)
@@ -228,8 +240,10 @@ static int parse(const char *cmd, const char **store, int argc, char **argv,
 			      "HOARD_VOLUME)",
 			      cmd);
 	if (!hoard_fs_volume_name_ok(a->volume))
-		return report(EXIT_USAGE, "%s: '%s' is not a volume name", cmd,
-			      a->volume);
+		return report(EXIT_USAGE,
+			      "%s: '%s' is not a volume name (1-64 of A-Z a-z "
+			      "0-9 . _ -, not starting with '.')",
+			      cmd, a->volume);
 	if (!hoard_ref_name_ok(a->ref))
 		return report(EXIT_USAGE,
 			      "%s: '%s' is not a ref name (1-64 of A-Z a-z "
@@ -457,9 +471,8 @@ int sync_init_from(const char *store, int zstd_level, const char *url)
 	char err[1024] = "";
 	int r;
 
-	if (strncmp(url, "s3://", 5))
-		return report(EXIT_USAGE, "init: '%s' is not an s3:// URL",
-			      url);
+	if (url_check(url, err, sizeof(err)) < 0)
+		return report(EXIT_USAGE, "init: %s", err);
 	r = load_s3(&cfg);
 	if (r >= 0)
 		return r;
@@ -575,8 +588,10 @@ int sync_cmd_gc_remote(const char **store, int argc, char **argv)
 	if (optind < argc)
 		return report(EXIT_USAGE, "gc: unexpected argument '%s'",
 			      argv[optind]);
-	if (!o.url || strncmp(o.url, "s3://", 5))
+	if (!o.url)
 		return report(EXIT_USAGE, "gc: --remote needs an s3:// URL");
+	if (url_check(o.url, err, sizeof(err)) < 0)
+		return report(EXIT_USAGE, "gc --remote: %s", err);
 	r = load_s3(&cfg);
 	if (r >= 0)
 		return r;

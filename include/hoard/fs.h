@@ -30,6 +30,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "hoard/store.h"
 
@@ -111,8 +112,60 @@ int hoard_fs_open(struct hoard_fs *fs, uint64_t ino, int flags,
 int hoard_fs_create(struct hoard_fs *fs, uint64_t parent, const char *name,
 		    mode_t mode, int flags, const struct hoard_ctx *ctx,
 		    struct stat *ret_st, struct hoard_fh **ret_fh);
+/*
+ * FUSE passthrough (docs/FORMAT.md 7.3): the front end's hooks.  open
+ * registers fd as a backing file and returns its id (> 0) or -errno;
+ * close unregisters an id.  ud: the request being answered.
+ */
+struct hoard_pt_ops {
+	int (*open)(void *ud, int fd);
+	void (*close)(void *ud, int backing_id);
+	void *ud;
+};
+struct hoard_open_reply {
+	int backing_id;	 /* > 0: answer with passthrough to this id */
+	bool keep_cache; /* false: the kernel must drop its cached pages */
+};
+/*
+ * hoard_fs_open with passthrough (pt NULL: never).  While an inode has
+ * passthrough opens every open of it is one (a write open turns the copy
+ * into the staging file); while it has other opens none is; a read-only
+ * open of a committed file with a plain copy and no other opens starts
+ * passthrough, and one without a copy asks the tier for one.
+ */
+int hoard_fs_open_pt(struct hoard_fs *fs, uint64_t ino, int flags,
+		     const struct hoard_pt_ops *pt, struct hoard_fh **ret_fh,
+		     struct hoard_open_reply *ret);
+/* hoard_fs_release; pt closes the backing id with the last passthrough
+ * open (NULL: the session is gone). */
+void hoard_fs_release_pt(struct hoard_fs *fs, struct hoard_fh *fh,
+			 const struct hoard_pt_ops *pt);
 ssize_t hoard_fs_read(struct hoard_fs *fs, struct hoard_fh *fh, void *buf,
 		      size_t size, off_t off);
+
+/*
+ * A read answered by reference, without copying the bytes: iov[0..n) are
+ * the bytes of [off, off + returned size) in order, pointing into the
+ * decompressed-chunk cache (each entry used is pinned: it stays valid even
+ * if the cache evicts it), into a shared block of zeros for holes, or into
+ * a buffer of the read's own (a file being written, or a read of more than
+ * HOARD_RVEC_MAX pieces, is copied there).  Pass iov to writev() or
+ * fuse_reply_iov(), then hoard_fs_read_done(); the bytes are immutable
+ * until then.  A corrupt chunk is -EBADMSG and pins nothing.
+ */
+#define HOARD_RVEC_MAX 256
+struct hoard_pin;
+struct hoard_rvec {
+	struct iovec iov[HOARD_RVEC_MAX];
+	int n;
+	struct hoard_pin *pins[HOARD_RVEC_MAX];
+	int npins;
+	void *own; /* malloc()ed */
+};
+ssize_t hoard_fs_read_vec(struct hoard_fs *fs, struct hoard_fh *fh, size_t size,
+			  off_t off, struct hoard_rvec *rv);
+/* Unpin and free what rv holds (also after an error, or twice). */
+void hoard_fs_read_done(struct hoard_fs *fs, struct hoard_rvec *rv);
 ssize_t hoard_fs_write(struct hoard_fs *fs, struct hoard_fh *fh,
 		       const void *buf, size_t size, off_t off);
 int hoard_fs_flush(struct hoard_fs *fs, struct hoard_fh *fh);
@@ -173,6 +226,7 @@ struct hoard_file_info {
 	uint64_t stored_bytes;	/* frames of its distinct chunks */
 	uint64_t local_bytes;	/* of those, frames present in this store */
 	bool dirty;
+	bool plain; /* a verified plain copy is present (plain.h) */
 };
 int hoard_fs_file_info(struct hoard_fs *fs, uint64_t ino,
 		       struct hoard_file_info *ret);

@@ -70,6 +70,10 @@ enum hoard_fsck_problem {
 	HOARD_FSCK_BAD_VOLUMES,	     /* volume root missing / not a dir */
 	HOARD_FSCK_STALE_ORPHANS, /* orphans entry of a missing or linked inode */
 	HOARD_FSCK_ORPHAN_XATTRS, /* xattr of a missing inode */
+	HOARD_FSCK_BAD_PLAIN,	  /* plain copy that is not its file (FORMAT 7);
+				   * --repair deletes it */
+	HOARD_FSCK_WAL_DAMAGE,	  /* an open skipped damaged WAL records */
+	HOARD_FSCK_UNREADABLE,	  /* a stretch of records that cannot be read */
 	HOARD_FSCK_N_PROBLEMS
 };
 
@@ -79,6 +83,7 @@ struct hoard_fsck_report {
 	uint64_t raw_bytes;	/* chunk bytes verified (decoded) */
 	uint64_t frame_bytes;	/* stored bytes read */
 	uint64_t remote_chunks; /* not local, with a remote location (lazy) */
+	uint64_t plain_copies;	/* files in STORE/plain (FORMAT 7) */
 	/* what was found */
 	uint64_t problem[HOARD_FSCK_N_PROBLEMS];
 	uint64_t problems; /* the sum */
@@ -87,6 +92,11 @@ struct hoard_fsck_report {
 	 * store (crashed or killed); chunk data of interrupted commits is then
 	 * expected (orphan_frames), and mounting runs the recovery */
 	bool unclean;
+	/* hoard_store_wal_damage(): an open skipped damaged records of the
+	 * write-ahead log (what it dropped, where a copy is); NULL if none.
+	 * The files those records leave inconsistent are among lost; the
+	 * repair clears it. */
+	char *wal_damage;
 	uint64_t writes; /* records written or deleted by the repair */
 	/* files whose data is lost: "VOLUME:/PATH", or "inode N" when the
 	 * file has no name */

@@ -23,11 +23,12 @@
 
 #define HOARD_REMOTE_KEY "remote" /* store setting: the s3:// URL */
 
-/* Lazy fetch bound (docs/REMOTE.md 10.3): attempts and timeouts. */
-#define HOARD_LAZY_ATTEMPTS   2
+/* Lazy fetch bound (docs/REMOTE.md 10.3): a read's budget, timeouts. */
+#define HOARD_LAZY_BUDGET_MS  12000 /* from a read's ask to EIO, at most */
 #define HOARD_LAZY_CONNECT_MS 2000
 #define HOARD_LAZY_STALL_S    5
-#define HOARD_LAZY_THREADS    8 /* background read-ahead fetches */
+#define HOARD_LAZY_BACKOFF_MS 1000 /* most one backoff sleep may take */
+#define HOARD_LAZY_THREADS    8	   /* background read-ahead fetches */
 
 struct hoard_lazy;
 
@@ -50,9 +51,25 @@ int hoard_lazy_open(struct hoard_fs *fs, const char *url,
 void hoard_lazy_free(struct hoard_lazy *lz);
 void hoard_lazy_get_counts(struct hoard_lazy *lz,
 			   struct hoard_lazy_counts *ret);
-/* Make every chunk of the regular file ino local: 0, or -EIO (a chunk
- * could not be fetched), -errno.  *ret_bytes: frame bytes fetched. */
-int hoard_lazy_prefetch(struct hoard_lazy *lz, uint64_t ino,
-			uint64_t *ret_bytes);
+struct hoard_lazy_prefetch_res {
+	uint64_t fetched_bytes; /* frame bytes fetched */
+	uint64_t chunks;	/* distinct chunks of the file */
+	uint64_t missing;	/* of them, still not local */
+	uint64_t missing_bytes; /* their raw bytes */
+	struct hoard_id first_missing;
+	int first_err; /* its error: -EIO (fetch failed), -ENODATA (not
+			* local and no place in the bucket), -ECANCELED (not
+			* tried: the remote looked down) */
+};
+
+/*
+ * Make every chunk of the regular file ino local, trying each (twice when
+ * the remote answers at all): 0, -EIO with *ret saying what is missing, or
+ * another -errno (store).  *streak (may be NULL) is the number of fetches
+ * that failed in a row, carried from one call to the next so that a remote
+ * that is down is not waited for once per file; start it at 0.
+ */
+int hoard_lazy_prefetch(struct hoard_lazy *lz, uint64_t ino, unsigned *streak,
+			struct hoard_lazy_prefetch_res *ret);
 
 #endif

@@ -40,6 +40,9 @@
 #define HOARD_REF_MAX	      4096
 #define HOARD_SYMLINK_MAX     4095
 #define HOARD_REMOTE_NAME_MAX 255
+/* The largest file size, and the largest sum of a volume's file sizes, a
+ * manifest or ref may hold: off_t's range (docs/REMOTE.md 5.3). */
+#define HOARD_REMOTE_SIZE_MAX ((uint64_t)INT64_MAX)
 
 /* ---- config ----------------------------------------------------------- */
 

@@ -132,10 +132,18 @@ int hoard_s3_endpoint_check(const char *url);
 /*
  * Split "s3://BUCKET" or "s3://BUCKET/PREFIX" into malloc'd strings (the
  * prefix may be empty, never NULL).  -EINVAL for another scheme, a bad
- * bucket name or a prefix over HOARD_S3_MAX_KEY bytes.
+ * bucket name, a prefix over HOARD_S3_MAX_KEY bytes, or a prefix with an
+ * empty segment ("a//b", "/a") or a dot segment ("." or ".."): servers
+ * resolve those in object paths but not in listings.  errbuf (may be
+ * NULL) gets one line naming the rule broken.
  */
+int hoard_s3_url_split(const char *url, char **ret_bucket, char **ret_prefix,
+		       char *errbuf, size_t errlen);
+/* hoard_s3_url_split() without the message. */
 int hoard_s3_url_parse(const char *url, char **ret_bucket, char **ret_prefix);
-/* S3's rules for general purpose bucket names. */
+/* S3's rules for general purpose bucket names: 0, or -EINVAL with the rule
+ * broken in errbuf (may be NULL). */
+int hoard_s3_bucket_name_check(const char *name, char *errbuf, size_t errlen);
 bool hoard_s3_bucket_name_valid(const char *name);
 
 /* ---- signing (pure) --------------------------------------------------- */
@@ -272,6 +280,16 @@ int hoard_s3_get_object(struct hoard_s3_client *client, const char *bucket,
 ssize_t hoard_s3_get_range(struct hoard_s3_client *client, const char *bucket,
 			   const char *key, uint64_t off, size_t len,
 			   void *buf);
+/*
+ * The same with a time budget: every attempt ends by deadline_ns
+ * (hoard_now_mono_ns() clock; its connect and transfer are cut there), and
+ * no retry starts within 100 ms of it; the backoff sleeps are shortened to
+ * fit.  -ETIMEDOUT (or the last attempt's error) when the budget is spent;
+ * hoard_s3_last_error() then says "time budget spent".  0: no deadline.
+ */
+ssize_t hoard_s3_get_range_by(struct hoard_s3_client *client,
+			      const char *bucket, const char *key, uint64_t off,
+			      size_t len, void *buf, uint64_t deadline_ns);
 
 /* Size, ETag and Last-Modified of an object. */
 int hoard_s3_head_object(struct hoard_s3_client *client, const char *bucket,

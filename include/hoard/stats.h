@@ -57,6 +57,12 @@ struct hoard_stats {
 	 * chunk): have_reads false offline. */
 	bool have_reads;
 	uint64_t read_errors;
+	/* The daemon's plain-file tier (plain.h), read back from its reply
+	 * (the daemon adds these keys to the JSON itself): have_plain false
+	 * offline. */
+	bool have_plain;
+	uint64_t plain_bytes, plain_files, plain_hits, plain_made;
+	uint64_t plain_dropped, plain_failed;
 	size_t n_volumes;
 	struct hoard_stats_volume *volumes;
 };

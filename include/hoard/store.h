@@ -12,6 +12,7 @@
  *   staging/       per-inode files of data not yet committed (daemon only)
  *   control.sock   the running daemon's control socket (ctl.h)
  *   hoardfs.log    the daemon's log when it runs in the background
+ *   damaged-wal/   copies of write-ahead logs an open found damaged
  *
  * This module gives a small key-value API over column families; the key and
  * value layouts live with the modules that use them and in docs/FORMAT.md.
@@ -72,13 +73,30 @@ int hoard_store_init(const char *dir, const struct hoard_store_init_opts *o,
  *   -ENOENT           no such directory, or no marker (not initialized)
  *   -EMEDIUMTYPE      directory exists but is not a hoard store
  *   -EPROTONOSUPPORT  the store's format is newer than this build's
+ *   -ENOTDIR          dir is not a directory
+ *   -EACCES           no permission to read it
  *   -EBUSY            another process holds the store
- *   -EIO              RocksDB refused to open the database
+ *   -EIO              RocksDB refused to open the database (its message
+ *                     is in errbuf)
+ * A corrupt record in the middle of the WAL is not an error: see
+ * hoard_store_wal_damage().
  */
 int hoard_store_open(const char *dir, struct hoard_store **ret_store,
 		     char *errbuf, size_t errlen);
-/* Flush and close; accepts NULL. */
+/* Flush every column family (so the WAL holds nothing needed) and close;
+ * accepts NULL. */
 void hoard_store_close(struct hoard_store *st);
+/*
+ * WAL damage (docs/FORMAT.md 2.6): when an open found corrupt records in
+ * the middle of RocksDB's write-ahead log, it logged it, kept a copy of
+ * the logs in DIR/damaged-wal/, opened skipping the damaged records and
+ * recorded the damage in the settings.  Returns that record (one line per
+ * damaging open: when, what RocksDB dropped, where the copy is), or NULL.
+ * The pointer lives as long as st.  _clear deletes the record (fsck
+ * --repair, once the store is consistent again).
+ */
+const char *hoard_store_wal_damage(const struct hoard_store *st);
+int hoard_store_wal_damage_clear(struct hoard_store *st);
 
 const char *hoard_store_dir(const struct hoard_store *st);
 const struct hoard_key *hoard_store_key(const struct hoard_store *st);
@@ -100,6 +118,15 @@ int hoard_store_get_pinned(struct hoard_store *st, enum hoard_cf cf,
 			   const void *key, size_t klen,
 			   int (*fn)(void *ud, const void *val, size_t len),
 			   void *ud);
+/* The value of key kept pinned for the caller, without a copy: *ret_val
+ * (*ret_len bytes) stays valid until hoard_store_unpin(*ret_pin), from any
+ * thread.  -ENOENT when absent, or -errno. */
+struct hoard_pinned;
+int hoard_store_pin(struct hoard_store *st, enum hoard_cf cf, const void *key,
+		    size_t klen, struct hoard_pinned **ret_pin,
+		    const void **ret_val, size_t *ret_len);
+/* NULL: nothing. */
+void hoard_store_unpin(struct hoard_pinned *pin);
 int hoard_store_exists(struct hoard_store *st, enum hoard_cf cf,
 		       const void *key, size_t klen); /* 1, 0 or -errno */
 int hoard_store_put(struct hoard_store *st, enum hoard_cf cf, const void *key,
@@ -124,6 +151,10 @@ void hoard_batch_delete(struct hoard_batch *b, enum hoard_cf cf,
 			const void *key, size_t klen);
 size_t hoard_batch_count(const struct hoard_batch *b);
 int hoard_store_write(struct hoard_store *st, struct hoard_batch *b, bool sync);
+/* Writes (put, batch, flush, sync) that failed since the open, e.g. with
+ * ENOSPC on a full disk: chunk frames of a commit that failed half-way may
+ * be left without a record. */
+uint64_t hoard_store_write_failures(struct hoard_store *st);
 /* Sync the WAL (everything written so far becomes durable). */
 int hoard_store_sync(struct hoard_store *st);
 
@@ -137,6 +168,20 @@ typedef int (*hoard_scan_fn)(void *ud, const uint8_t *k, size_t kl,
 int hoard_store_scan(struct hoard_store *st, enum hoard_cf cf,
 		     const void *prefix, size_t plen, hoard_scan_fn fn,
 		     void *ud);
+
+/*
+ * hoard_store_scan over a whole family that goes on past records it cannot
+ * read (-EIO: a damaged table file): for each unreadable stretch, gap is
+ * called with the range [lo, hi) of the keys' first 8 bytes (big-endian)
+ * that may hold lost records, and the scan resumes at hi.  fsck.
+ */
+typedef int (*hoard_gap_fn)(void *ud, enum hoard_cf cf, uint64_t lo,
+			    uint64_t hi);
+int hoard_store_scan_past(struct hoard_store *st, enum hoard_cf cf,
+			  hoard_scan_fn fn, hoard_gap_fn gap, void *ud);
+/* Delete every key of cf whose first 8 bytes are in [lo, hi), synced. */
+int hoard_store_delete_range(struct hoard_store *st, enum hoard_cf cf,
+			     uint64_t lo, uint64_t hi);
 
 /*
  * Iterators over one column family, limited to keys that start with prefix

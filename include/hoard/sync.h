@@ -91,6 +91,24 @@ int hoard_sync_push(struct hoard_fs *fs, const struct hoard_sync_opts *o,
 int hoard_sync_pull(struct hoard_fs *fs, const struct hoard_sync_opts *o,
 		    struct hoard_sync_result *res, char *errbuf, size_t errlen);
 
+/*
+ * Fold volume src's files into volume dst of the same store with pull's
+ * merge rule (docs/REMOTE.md 8.2): a consistent snapshot of src (as push
+ * takes) applied to dst as a pull applies a manifest: files absent in
+ * dst are added, identical ones left alone, a differing one replaced only
+ * when src's mtime is newer, never a directory replaced, nothing deleted.
+ * No chunk byte is copied: the new extents name src's chunks.  xattrs are
+ * not carried (as in a manifest).  changed as in hoard_sync_opts.  The
+ * result counts as a pull's (added, replaced, identical, kept_newer,
+ * conflicts).  -ENOENT: no such volume; -EAGAIN: a chunk of src vanished
+ * meanwhile (run it again).
+ */
+int hoard_sync_merge(struct hoard_fs *fs, const char *src, const char *dst,
+		     void (*changed)(void *ud, uint64_t parent,
+				     const char *name),
+		     void *changed_ud, struct hoard_sync_result *res,
+		     char *errbuf, size_t errlen);
+
 /* One JSON object, '\n'-terminated, malloc()ed (NULL on ENOMEM). */
 char *hoard_sync_result_json(const struct hoard_sync_result *res);
 /* One line for a human, '\n'-terminated, malloc()ed. */

@@ -425,6 +425,33 @@ def make_big_file(path, nbytes, rng):
             left -= n
 
 
+# -- the plain-file tier (issue 10) ----------------------------------------------
+
+def plain_state(path):
+    """True / False: the file's user.hoard.info says whether a verified
+    plain copy is present; None: the daemon has no plain tier (the key is
+    absent) or the xattr cannot be read."""
+    try:
+        info = json.loads(os.getxattr(path, "user.hoard.info"))
+    except (OSError, ValueError):
+        return None
+    p = info.get("plain")
+    return None if p is None else bool(p)
+
+
+def wait_plain(paths, timeout):
+    """Wait (bounded) until every file in paths has a plain copy.  Returns
+    {path: state} (see plain_state) and the seconds waited; never waits
+    when the daemon has no tier."""
+    t0 = time.monotonic()
+    while True:
+        st = {str(p): plain_state(p) for p in paths}
+        if all(v is not False for v in st.values()) or \
+                time.monotonic() - t0 > timeout:
+            return st, round(time.monotonic() - t0, 2)
+        time.sleep(0.2)
+
+
 # -- hoard daemon ---------------------------------------------------------------
 
 def wait_mounted(proc, what, mps, logfile, timeout):
@@ -486,6 +513,13 @@ class Daemon:
                 pass
             self._stop.wait(0.01)
 
+    def cpu(self):
+        """CPU seconds the daemon has used so far (user + system, all its
+        threads; /proc/PID/stat, in clock ticks)."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self):
         """Unmount every volume; returns the daemon's wait4 figures."""
         for mp in self.mounts.values():
@@ -543,6 +577,12 @@ class Bench:
         self.work = Path(args.work).resolve()
         self.rows = []
         self.detail = {}
+        # the plain-file tier and passthrough (issue 10), when this
+        # hoardfs has them: what was present when, and its disk use
+        helptext = run([self.build / "hoardfs", "--help"], check=False).stdout
+        self.tier = dict(passthrough_option="--passthrough" in helptext,
+                         plain_size_option="--plain-size" in helptext)
+        self.detail["tier"] = self.tier
 
     # rows: kind "higher": ratio = hoard / baseline and must be >= target;
     # "lower": ratio = hoard / baseline and must be <= target ("<" when
@@ -703,66 +743,164 @@ class Bench:
         self.detail["tools"] = res
         return res
 
+    def stload(self, path):
+        """tests/bench/stload.py: a safetensors load (header, mmap, every
+        tensor copied out), timed inside the process."""
+        return json.loads(run(["/usr/bin/python3",
+                               REPO / "tests" / "bench" / "stload.py",
+                               path]).stdout)
+
+    def tier_sample(self, store, when):
+        """plain_bytes / plain_files / plain_hits / passthrough of `hoard
+        stats --json` (asked of the running daemon), kept in the detail;
+        absent keys (no tier) are recorded as absent."""
+        try:
+            st = json.loads(run([self.hoard, "stats", "--json", "--store",
+                                 store]).stdout)
+        except (BenchError, ValueError) as e:
+            st = {"error": str(e)[:200]}
+        snap = {k: st.get(k) for k in ("plain_bytes", "plain_files",
+                                        "plain_hits", "passthrough")}
+        snap["when"] = when
+        self.tier.setdefault("samples", []).append(snap)
+
     def read_phase(self, store):
-        """Reads, mmap, stat and small-file creation, hoard vs local disk."""
+        """Reads, mmap, safetensors loads, stat and small-file creation,
+        hoard vs local disk.  With --only read, the reads only."""
         sz, runs = self.sz, self.sz["runs"]
+        reads_only = self.args.only == "read"
         mounts = {"bench": self.work / "mnt-read-bench",
                   "huggingface": self.work / "mnt-read-hf"}
         logf = self.work / "hoardfs-read.log"
+        store_bytes0 = tree_bytes(store)
         d = Daemon(self.build, store, mounts, logf)
         mnt = mounts["bench"]
         t0 = time.monotonic()
         run(["cp", self.local / "big.bin", mnt / "big.bin"])
         log(f"copied the read file into the mount in "
             f"{time.monotonic() - t0:.1f} s")
-        for base in (self.local, mnt):
-            (base / "stat").mkdir()
-            self.hb("mkfiles", base / "stat", str(sz["stat_files"]), "0")
+        # never-read files for the first-read figure: the same bytes
+        # (deduplicated: no new chunks), one new file per run, so each run
+        # reads a file that has no plain copy and was never opened
+        t0 = time.monotonic()
+        for i in range(runs):
+            run(["cp", self.local / "big.bin", mnt / f"first{i}.bin"])
+        log(f"copied {runs} never-read files into the mount in "
+            f"{time.monotonic() - t0:.1f} s")
+        if not reads_only:
+            for base in (self.local, mnt):
+                (base / "stat").mkdir()
+                self.hb("mkfiles", base / "stat", str(sz["stat_files"]), "0")
         d.stop()
         # the FUSE floor: the same stat and create measurements on a null
         # FUSE fs, mounted for the whole phase (its files live in its
         # memory); "cold" there is the page, dentry and inode caches
         # dropped (the kernel forgets its inodes: every lstat is a LOOKUP)
         nmnt = self.work / "mnt-null"
-        nfs = NullFs(self.nullfs, nmnt, self.work / "nullfs.log")
-        (nmnt / "stat").mkdir()
-        self.hb("mkfiles", nmnt / "stat", str(sz["stat_files"]), "0")
+        nfs = None
+        if not reads_only:
+            nfs = NullFs(self.nullfs, nmnt, self.work / "nullfs.log")
+            (nmnt / "stat").mkdir()
+            self.hb("mkfiles", nmnt / "stat", str(sz["stat_files"]), "0")
         rel_model = Path(self.model["model_files"][0]).relative_to(self.src_hf)
         local_model = self.src_hf / rel_model
         hoard_model = mounts["huggingface"] / rel_model
+        hoard_big = mnt / "big.bin"
         res = {}
+        plain = self.tier.setdefault("plain_state", {})
+        wait_s = 30 if self.size == "quick" else 120
 
-        def fresh():
+        def fresh(extra=()):
             """A fresh daemon (empty chunk cache, RocksDB reopened)."""
-            return Daemon(self.build, store, mounts, logf)
+            return Daemon(self.build, store, mounts, logf, extra=extra)
 
         def best(key, side, value):
             res.setdefault(key, {}).setdefault(side, []).append(value)
 
-        # cold: a fresh daemon and the page cache dropped, for every run
-        for _ in range(runs):
+        def settle(key, paths):
+            """After a read that may start plain copies: wait (bounded)
+            for them, so they do not run under the next measurement;
+            record what was present."""
+            st, waited = wait_plain(paths, wait_s)
+            plain.setdefault(key, []).append(dict(state=st, waited=waited))
+            return st
+
+        # cold: a fresh daemon and the page cache dropped, for every run.
+        # The first read of a never-read file (no plain copy: the daemon's
+        # own read path, with the copy starting in the background when the
+        # daemon has a plain tier) and the old cold rows: the same file
+        # each run, so with a tier, later runs may find a copy (recorded
+        # in detail.tier.plain_state.seq_cold)
+        for i in range(runs):
             drop_caches()
             best("seq_cold", "local",
                  self.hb("seqread", self.local / "big.bin")["seconds"])
             d = fresh()
             drop_caches()
-            best("seq_cold", "hoard", self.hb("seqread", mnt / "big.bin")["seconds"])
+            plain.setdefault("first_read_before", []).append(
+                plain_state(mnt / f"first{i}.bin"))
+            cpu0 = d.cpu()
+            best("first_read", "hoard",
+                 self.hb("seqread", mnt / f"first{i}.bin")["seconds"])
+            # the daemon's CPU for it: steadier than the time on a busy
+            # machine (a background plain copy would add to it)
+            self.detail.setdefault("first_read_daemon_cpu_s_per_gib", []).append(
+                round((d.cpu() - cpu0) * (1 << 30) / sz["readfile"], 3))
+            settle("first_read", [mnt / f"first{i}.bin"])
             drop_caches()
+            plain.setdefault("seq_cold", []).append(plain_state(hoard_big))
+            best("seq_cold", "hoard", self.hb("seqread", hoard_big)["seconds"])
+            settle("seq_cold_after", [hoard_big])
+            drop_caches()
+            plain.setdefault("mmap_cold", []).append(plain_state(hoard_model))
             best("mmap_cold", "hoard", self.hb("mmap", hoard_model)["seconds"])
-            drop_caches()
-            best("stat_cold", "hoard",
-                 self.hb("statfiles", mnt / "stat", str(sz["stat_files"]))["seconds"])
+            settle("mmap_cold_after", [hoard_model])
+            if not reads_only:
+                drop_caches()
+                best("stat_cold", "hoard",
+                     self.hb("statfiles", mnt / "stat",
+                             str(sz["stat_files"]))["seconds"])
+            self.tier_sample(store, f"cold run {i}")
             d.stop()
             drop_caches()
             best("mmap_cold", "local", self.hb("mmap", local_model)["seconds"])
+            if not reads_only:
+                drop_caches()
+                best("stat_cold", "local",
+                     self.hb("statfiles", self.local / "stat",
+                             str(sz["stat_files"]))["seconds"])
+                drop_caches()
+                best("stat_cold", "null",
+                     self.hb("statfiles", nmnt / "stat",
+                             str(sz["stat_files"]))["seconds"])
+        res["first_read"]["local"] = list(res["seq_cold"]["local"])
+        # cold with the plain copy present: both files read once, the
+        # copies waited for (bounded; if none comes, still measured, and
+        # detail.tier says no copy was present), then each run with the
+        # page cache dropped; the safetensors load (tests/bench/stload.py)
+        # cold on both sides
+        d = fresh()
+        self.hb("seqread", hoard_big)
+        self.hb("mmap", hoard_model)
+        settle("copy_present_setup", [hoard_big, hoard_model])
+        for i in range(runs):
             drop_caches()
-            best("stat_cold", "local",
-                 self.hb("statfiles", self.local / "stat",
-                         str(sz["stat_files"]))["seconds"])
+            plain.setdefault("seq_cold_copy", []).append(
+                plain_state(hoard_big))
+            best("seq_cold_copy", "hoard",
+                 self.hb("seqread", hoard_big)["seconds"])
             drop_caches()
-            best("stat_cold", "null",
-                 self.hb("statfiles", nmnt / "stat",
-                         str(sz["stat_files"]))["seconds"])
+            plain.setdefault("mmap_cold_copy", []).append(
+                plain_state(hoard_model))
+            best("mmap_cold_copy", "hoard",
+                 self.hb("mmap", hoard_model)["seconds"])
+            drop_caches()
+            best("st_cold", "hoard", self.stload(hoard_model)["seconds"])
+            drop_caches()
+            best("st_cold", "local", self.stload(local_model)["seconds"])
+        res["seq_cold_copy"]["local"] = list(res["seq_cold"]["local"])
+        res["mmap_cold_copy"]["local"] = list(res["mmap_cold"]["local"])
+        self.tier_sample(store, "cold, copies present")
         # cross-check of the cold sequential read with fio (same pattern:
         # 1 MiB psync reads), recorded in the detail only
         def fio(path):
@@ -771,42 +909,75 @@ class Bench:
                        "--invalidate=0", "--output-format=json"]).stdout
             return json.loads(out)["jobs"][0]["read"]["bw_bytes"]
 
+        d.stop()
         cross = {}
         if shutil.which("fio"):
             drop_caches()
             cross["local"] = fio(self.local / "big.bin")
             d = fresh()
             drop_caches()
-            cross["hoard"] = fio(mnt / "big.bin")
+            cross["hoard"] = fio(hoard_big)
             d.stop()
             self.detail["fio_seq_cold_bytes_per_s"] = cross
-        # warm: everything read once, then measured
-        d = fresh()
-        for side, big, model, stat in (
-                ("local", self.local / "big.bin", local_model, self.local / "stat"),
-                ("hoard", mnt / "big.bin", hoard_model, mnt / "stat"),
-                ("null", None, None, nmnt / "stat")):
-            if big:
-                self.hb("seqread", big)
-                self.hb("mmap", model)
-            self.hb("statfiles", stat, str(sz["stat_files"]))
-            for _ in range(max(runs, 5)):   # short: more runs, best kept
+
+        # warm: everything read once (and its plain copy waited for), then
+        # measured
+        def warm(d_sides, suffix=""):
+            for side, big, model, stat in d_sides:
                 if big:
-                    best("seq_warm", side, self.hb("seqread", big)["seconds"])
-                    best("mmap_warm", side, self.hb("mmap", model)["seconds"])
-                best("stat_warm", side, self.hb("statfiles", stat,
-                                                str(sz["stat_files"]))["seconds"])
-        self.pip_install(mnt, best)
-        # create + write + close of small files (not synced, either side)
-        for i in range(runs):
-            sides = [("local", self.local), ("hoard", mnt), ("null", nmnt)]
-            for side, base in sides[i % 3:] + sides[:i % 3]:  # rotated
-                dd = base / f"create{i}"
-                dd.mkdir()
-                best("create", side, self.hb("mkfiles", dd, str(sz["create_files"]),
-                                             str(SMALL_FILE_MAX))["seconds"])
+                    self.hb("seqread", big)
+                    self.hb("mmap", model)
+                    self.stload(model)
+                    if side == "hoard":
+                        settle("warm" + suffix, [big, model])
+                if stat and not reads_only:
+                    self.hb("statfiles", stat, str(sz["stat_files"]))
+                for _ in range(max(runs, 5)):   # short: more runs, best kept
+                    if big:
+                        best("seq_warm" + suffix, side,
+                             self.hb("seqread", big)["seconds"])
+                        best("mmap_warm" + suffix, side,
+                             self.hb("mmap", model)["seconds"])
+                        if not suffix:
+                            best("st_warm", side,
+                                 self.stload(model)["seconds"])
+                    if stat and not reads_only:
+                        best("stat_warm", side, self.hb(
+                            "statfiles", stat,
+                            str(sz["stat_files"]))["seconds"])
+
+        d = fresh()
+        warm((("local", self.local / "big.bin", local_model,
+               self.local / "stat"),
+              ("hoard", hoard_big, hoard_model, mnt / "stat"),
+              ("null", None, None, nmnt / "stat")))
+        self.tier_sample(store, "warm")
+        if not reads_only:
+            self.pip_install(mnt, best)
+            # create + write + close of small files (not synced, either side)
+            for i in range(runs):
+                sides = [("local", self.local), ("hoard", mnt), ("null", nmnt)]
+                for side, base in sides[i % 3:] + sides[:i % 3]:  # rotated
+                    dd = base / f"create{i}"
+                    dd.mkdir()
+                    best("create", side, self.hb(
+                        "mkfiles", dd, str(sz["create_files"]),
+                        str(SMALL_FILE_MAX))["seconds"])
+        self.tier_sample(store, "end")
         d.stop()
-        nfs.stop()
+        if nfs:
+            nfs.stop()
+        # warm with passthrough off (reference): the daemon's own read
+        # path over pages it already served (a daemon without the option
+        # has no passthrough: then this is the default daemon again)
+        extra = ["--passthrough=off"] if self.tier["passthrough_option"] \
+            else []
+        d = fresh(extra)
+        warm((("local", self.local / "big.bin", local_model, None),
+              ("hoard", hoard_big, hoard_model, None)), suffix="_nopt")
+        d.stop()
+        self.tier["store_bytes"] = dict(before=store_bytes0,
+                                        after=tree_bytes(store))
         self.detail["reads"] = res
         return {k: {s: min(v) for s, v in sides.items()}
                 for k, sides in res.items()}
@@ -867,6 +1038,13 @@ class Bench:
     def main(self):
         t_start = time.monotonic()
         self.make_corpora()
+        if self.args.only == "read":
+            ing = self.ingest_once("read")
+            reads = self.read_phase(Path(ing["store"]))
+            self.read_rows(reads)
+            self.detail["seconds_total"] = round(time.monotonic() - t_start, 1)
+            self.report()
+            return
         self.bound()
         ing = self.ingest("2cores")
         ing1 = self.ingest("1core", cpus="0")
@@ -895,21 +1073,7 @@ class Bench:
                 self.row(f"stored bytes, {label} (vs {tool})", "MB",
                          stored[corpus] / MB, tools[tool][corpus]["bytes"] / MB,
                          1.0, "lower")
-        fsz = self.sz["readfile"]
-        rf = f"{fsz / MiB:.0f} MiB" if fsz < (1 << 30) else f"{fsz >> 30} GiB"
-        self.row(f"cold sequential read, {rf} (vs local disk)", "MB/s",
-                 fsz / reads["seq_cold"]["hoard"] / MB,
-                 fsz / reads["seq_cold"]["local"] / MB, 0.8, "higher")
-        self.row(f"warm re-read, {rf} (vs local disk)", "MB/s",
-                 fsz / reads["seq_warm"]["hoard"] / MB,
-                 fsz / reads["seq_warm"]["local"] / MB, 0.95, "higher")
-        msz = Path(self.model["model_files"][0]).stat().st_size
-        self.row("safetensors mmap load, cold (vs local disk)", "MB/s",
-                 msz / reads["mmap_cold"]["hoard"] / MB,
-                 msz / reads["mmap_cold"]["local"] / MB, 0.7, "higher")
-        self.row("safetensors mmap load, warm (vs local disk)", "MB/s",
-                 msz / reads["mmap_warm"]["hoard"] / MB,
-                 msz / reads["mmap_warm"]["local"] / MB, 0.95, "higher")
+        self.read_rows(reads)
         n = self.sz["stat_files"]
         self.row(f"stat of {n:,} files, cold (vs local disk)", "s",
                  reads["stat_cold"]["hoard"], reads["stat_cold"]["local"], 3.0,
@@ -936,6 +1100,65 @@ class Bench:
                  (CACHE_SIZE + RSS_ALLOWANCE) / MB, 1.0, "lower")
         self.detail["seconds_total"] = round(time.monotonic() - t_start, 1)
         self.report()
+
+    def read_rows(self, reads):
+        """The read figures (issues 5 and 10), best of each side."""
+        fsz = self.sz["readfile"]
+        rf = f"{fsz / MiB:.0f} MiB" if fsz < (1 << 30) else f"{fsz >> 30} GiB"
+        msz = Path(self.model["model_files"][0]).stat().st_size
+
+        def mbps(size, key, side):
+            return size / reads[key][side] / MB
+
+        def pair(figure, key, size, target, kind="higher"):
+            self.row(figure, "MB/s", mbps(size, key, "hoard"),
+                     mbps(size, key, "local"), target, kind)
+
+        pair(f"cold sequential read, {rf} (vs local disk)", "seq_cold", fsz,
+             0.8)
+        pair(f"warm re-read, {rf} (vs local disk)", "seq_warm", fsz, 0.97)
+        pair("safetensors mmap load, cold (vs local disk)", "mmap_cold", msz,
+             0.7)
+        pair("safetensors mmap load, warm (vs local disk)", "mmap_warm", msz,
+             0.95)
+        pair(f"first read of a never-read file, {rf}, cold (vs local disk)",
+             "first_read", fsz, 0.6)
+        pair(f"cold read with the plain copy present, {rf} (vs local disk)",
+             "seq_cold_copy", fsz, 0.9)
+        pair("safetensors mmap load, cold, plain copy present "
+             "(vs local disk)", "mmap_cold_copy", msz, 0.85)
+        pair("safetensors load (header + every tensor, numpy), cold "
+             "(vs local disk)", "st_cold", msz, 0.85)
+        pair("safetensors load (header + every tensor, numpy), warm "
+             "(vs local disk)", "st_warm", msz, 0.95)
+        pair(f"warm re-read, {rf}, passthrough off (vs local disk)",
+             "seq_warm_nopt", fsz, None, "reference")
+        pair("safetensors mmap load, warm, passthrough off (vs local disk)",
+             "mmap_warm_nopt", msz, None, "reference")
+        # the tier's disk: the most plain_bytes seen (hoard stats) against
+        # the files the benchmark reads through the mount
+        samples = self.tier.get("samples", [])
+        peak = max([s["plain_bytes"] or 0 for s in samples] or [0])
+        readable = fsz * (1 + self.sz["runs"]) + msz
+        self.tier["peak_plain_bytes"] = peak
+        self.tier["present"] = any(s["plain_bytes"] is not None
+                                   for s in samples)
+        notes = []
+        for key in ("first_read_before", "seq_cold", "seq_cold_copy",
+                    "mmap_cold_copy"):
+            states = self.tier.get("plain_state", {}).get(key, [])
+            notes.append(f"{key}: " + ", ".join(
+                "no tier" if v is None else "copy" if v else "no copy"
+                for v in states))
+        self.tier["summary"] = (
+            "plain tier " + ("present" if self.tier["present"] else
+                             "absent (hoard stats has no plain_bytes): no "
+                             "plain copy was present in any run") +
+            "; plain copy per run: " + "; ".join(notes))
+        log(self.tier["summary"])
+        self.row("plain tier disk, peak during the run (vs the files read "
+                 "through the mount)", "MB", peak / MB, readable / MB, None,
+                 "reference")
 
     def fuse_floor(self, reads):
         """Reference rows: the null FUSE fs against the local disk (what
@@ -990,6 +1213,8 @@ class Bench:
             md += "\nFUSE floor (tests/hoard-nullfs, a FUSE fs that does " \
                 "no storage work):\n\n" + "".join(
                     f"- {f['note']}\n" for f in floor.values())
+        if self.tier.get("summary"):
+            md += f"\nPlain tier: {self.tier['summary']}\n"
         head = (f"# hoard benchmark ({self.size})\n\n"
                 f"{meta['date']}, git {meta['git']}, {meta['buildtype']} "
                 f"build, {meta['cpus']} cores, "
@@ -1040,6 +1265,11 @@ def parse_args(argv):
                     "build-release)")
     ap.add_argument("--keep", action="store_true",
                     help="keep the scratch directory")
+    ap.add_argument("--only", choices=["read"], default=None,
+                    help="run only some figures: 'read' makes the corpora "
+                    "and one store (untimed) and measures the read figures "
+                    "(sequential, first read, plain copy, mmap, "
+                    "safetensors, tier disk), a few minutes full size")
     # tests/bench/run checks the arguments before installing and building
     ap.add_argument("--parse-only", action="store_true",
                     help=argparse.SUPPRESS)

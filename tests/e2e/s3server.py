@@ -6,7 +6,8 @@ that verifies every request's SigV4 signature with the AWS SDK for
 JavaScript's signer, and the payload digests (x-amz-content-sha256,
 Content-MD5), as AWS S3 does; see the header of signer-proxy.js.  The front
 also injects faults on request (503 SlowDown, connection resets, stalls,
-truncated or corrupted bodies) for the retry tests.
+delays, truncated or corrupted bodies), queued one by one or at random for
+a fraction of requests (chaos), for the retry tests.
 
     from s3server import s3            # the module-scoped fixture
     def test_x(s3):
@@ -114,6 +115,20 @@ class S3Server:
         """Queue faults: dicts with type (status, reset, stall, truncate,
         corrupt), count, and optionally method, status, code."""
         return self._admin("POST", "/__hoard_test/faults", list(faults))
+
+    def chaos(self, rate, seed=1, method=None, types=None, ms=None):
+        """From now on a fault for each request with probability rate (of
+        method, if given): by default 503 SlowDown, 500, reset, truncated
+        body and a 5 s delay (ms), drawn from a PRNG seeded with seed.
+        rate 0 (or reset()) ends it."""
+        body = {"rate": rate, "seed": seed}
+        if method:
+            body["method"] = method
+        if types:
+            body["types"] = types
+        if ms:
+            body["ms"] = ms
+        return self._admin("POST", "/__hoard_test/chaos", body)
 
     def stats(self):
         return self._admin("GET", "/__hoard_test/stats")

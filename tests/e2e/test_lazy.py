@@ -21,7 +21,7 @@ from s3server import s3, start_s3_server  # noqa: F401  (a fixture)
 
 N_FILES = 40
 FILE_SIZE = 1 << 20
-EIO_BOUND_S = 15   # REMOTE.md 10.3: 2 attempts x (2 s connect + 5 s stall) + backoff
+EIO_BOUND_S = 15   # REMOTE.md 10.3: a read's 12 s budget, and scheduling
 
 
 def hoard(env, *args, check=True, timeout=300):
@@ -178,7 +178,7 @@ def test_stalled_remote_eio_within_bound_then_reads(s3, lazy):
         assert 4 < took < EIO_BOUND_S, took
     finally:
         s3.reset()
-    time.sleep(3.2)   # the fail-fast window after a failed GET
+    time.sleep(3.2)   # a chunk whose fetch waited out the bound fails at once for 3 s
     assert sha((mp / "sub" / "f30").read_bytes()) == sha(content(30))
     after = b.stats()
     assert after["fetch_failures"] >= before["fetch_failures"] + 1
@@ -367,10 +367,113 @@ def test_unreachable_remote_eio_in_bound_local_reads(tmp_path):
                 assert took < EIO_BOUND_S, took
             st = c.stats()
             assert st["fetch_failures"] >= 1
-            # a prefetch with the remote down fails, exit 1
-            p = hoard(env, "prefetch", "--store", c.path, f / "f03", check=False)
-            assert p.returncode == 1 and "prefetch" in p.stderr
+            # a prefetch with the remote down fails, exit 1, naming the
+            # files that are not local (and not those that are)
+            p = hoard(env, "prefetch", "--store", c.path, f, check=False)
+            assert p.returncode == 1, p.stderr
+            for name in ("f02", "f03"):
+                assert f"{f / name}: " in p.stderr and "chunks" in p.stderr, p.stderr
+            assert f"{f / 'f00'}:" not in p.stderr and f"{f / 'f01'}:" not in p.stderr
+            assert "2 of 4 files not fully local" in p.stderr, p.stderr
         finally:
             c.umount()
             run(["fusermount3", "-u", "-z", mp], check=False)
+        c.check_log()
+
+
+N_FLAKY = 19
+FLAKY_SIZE = 300_000
+
+
+def read_all_passes(mp, passes):
+    """Read every file up to passes times (a file that read right is not
+    read again); EIO is allowed, wrong bytes never.  Returns the set of
+    files read right and the pass count used."""
+    ok = set()
+    for n in range(1, passes + 1):
+        for i in range(N_FLAKY):
+            if i in ok:
+                continue
+            try:
+                data = (mp / "sub" / f"f{i:02d}").read_bytes()
+            except OSError as e:
+                assert e.errno == errno.EIO, e
+                continue
+            assert data == content(i)[:FLAKY_SIZE], f"f{i:02d}: wrong bytes"
+            ok.add(i)
+        if len(ok) == N_FLAKY:
+            return ok, n
+    return ok, passes
+
+
+def test_flaky_remote_reads_and_prefetch(tmp_path):
+    """~15% of the GETs fail (503, 500, resets, truncated bodies, 5 s
+    delays), the faults push and pull survive: every file of a lazy volume
+    reads byte-identical within a few passes, and prefetch completes.  With
+    the remote down (every GET stalls), a read still fails within the bound
+    and prefetch names what is missing (issue 11 item 4)."""
+    with start_s3_server(tmp_path / "s3") as srv:
+        env = srv.env()
+        url = f"s3://{srv.bucket}/flaky"
+        pushed_volume(env, tmp_path, url, "a", n=N_FLAKY, size=FLAKY_SIZE)
+        b, _, _ = lazy_store(env, tmp_path, url, "b")
+        c, _, _ = lazy_store(env, tmp_path, url, "c")
+        mp = mount(b, env)
+        mpc = mount(c, env)
+        try:
+            srv.reset()
+            srv.chaos(0.15, seed=11, method="GET")
+            ok, passes = read_all_passes(mp, 3)
+            st = srv.stats()
+            print(f"flaky reads: {len(ok)}/{N_FLAKY} files in {passes} pass(es), "
+                  f"{st['chaos_fired']} faults in {st['by_method'].get('GET', 0)} GETs")
+            assert st["chaos_fired"] >= 3, st    # the faults did happen
+            assert ok == set(range(N_FLAKY)), (passes, sorted(ok))
+
+            # a short outage (every GET answers 503) fails the reads made
+            # during it, and only those: right after it, other files read
+            srv.chaos(0)
+            srv.fault({"type": "status", "status": 503, "count": 100000, "method": "GET"})
+            with pytest.raises(OSError) as ei:
+                (mpc / "sub" / "f02").read_bytes()
+            assert ei.value.errno == errno.EIO
+            srv.reset()
+            assert (mpc / "sub" / "f03").read_bytes() == content(3)[:FLAKY_SIZE]
+
+            # the remote down: every GET stalls
+            srv.fault({"type": "stall", "count": 10000, "method": "GET"})
+            t0 = time.monotonic()
+            with pytest.raises(OSError) as ei:
+                (mpc / "sub" / "f00").read_bytes()
+            took = time.monotonic() - t0
+            assert ei.value.errno == errno.EIO and took < EIO_BOUND_S, took
+            p = hoard(env, "prefetch", "--store", c.path, mpc / "sub" / "f01",
+                      check=False, timeout=600)
+            assert p.returncode == 1, p.stderr
+            assert f"{mpc / 'sub' / 'f01'}: " in p.stderr and "not fetched" in p.stderr, \
+                p.stderr
+            assert "1 of 1 files not fully local" in p.stderr, p.stderr
+
+            # back, with the faults: prefetch of the whole tree completes
+            srv.reset()
+            srv.chaos(0.15, seed=12, method="GET")
+            p = hoard(env, "prefetch", "--store", c.path, "--json", mpc,
+                      check=False, timeout=600)
+            assert p.returncode == 0, p.stderr
+            assert json.loads(p.stdout)["files"] == N_FLAKY
+            assert srv.stats()["chaos_fired"] >= 1
+            srv.chaos(0)
+            stc = c.stats()
+            assert stc["chunks_not_local"] == 0 and stc["not_local_bytes"] == 0, stc
+            srv.reset()
+            srv.stop()   # local now: reads need no remote
+            for i in range(N_FLAKY):
+                assert (mpc / "sub" / f"f{i:02d}").read_bytes() == content(i)[:FLAKY_SIZE]
+        finally:
+            for st in (b, c):
+                try:
+                    st.umount()
+                except Exception:
+                    pass
+        b.check_log()
         c.check_log()

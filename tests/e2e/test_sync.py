@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import HOARD, Store, run
+from conftest import HOARD, HOARDFS, Store, run
 from s3server import s3  # noqa: F401  (a fixture)
 
 AWS = "/usr/bin/aws"   # Debian's awscli
@@ -416,6 +416,23 @@ BAD_MANIFESTS = {
     "hardlink-to-dir": ([ROOT, m_entry(1, 0, b"d", 0o40755),
                          m_entry(4, 0, b"h", 0o100644, struct.pack(">I", 1))],
                         "not an earlier file"),
+    # overflows (REMOTE.md 5.3): sizes past off_t, an extent whose end
+    # wraps past 2^64, a sum of sizes that wraps to the ref's count
+    "size-2^63": ([ROOT, m_entry(2, 0, b"f", 0o100644, m_file(1 << 63))],
+                  "over the largest file size"),
+    "size-2^64-1": ([ROOT, m_entry(2, 0, b"f", 0o100644, m_file((1 << 64) - 1))],
+                    "over the largest file size"),
+    "extent-wraps": ([ROOT, m_entry(2, 0, b"f", 0o100644,
+                                    m_file(100, [((1 << 64) - 10, 65536, CID)]))],
+                     "(overflow)"),
+    "sum-wraps": ([ROOT] + [m_entry(2, 0, n, 0o100644, m_file(s))
+                            for n, s in ((b"a", (1 << 63) - 1), (b"b", (1 << 63) - 1),
+                                         (b"c", 2))],
+                  "add up to more than 2^63 - 1", (3, "0")),
+    "ref-bytes-2^64": ([ROOT, m_entry(2, 0, b"f", 0o100644, m_file(0))],
+                       "'bytes' value is out of range", (1, str(1 << 64))),
+    "ref-files-negative": ([ROOT, m_entry(2, 0, b"f", 0o100644, m_file(0))],
+                           "the ref is not a hoard ref", ("-1", "0")),
 }
 
 
@@ -437,7 +454,8 @@ def badrepo(s3, tmp_path_factory):
 @pytest.mark.parametrize("case", sorted(BAD_MANIFESTS))
 def test_bad_manifest(s3, badrepo, tmp_path, case):
     a, url = badrepo
-    entries, msg = BAD_MANIFESTS[case]
+    entries, msg, *counts = BAD_MANIFESTS[case]
+    files, nbytes = counts[0] if counts else (1, "0")
     if entries == "v2":
         body = manifest([ROOT], version=2)
     elif entries == "trunc":
@@ -450,7 +468,7 @@ def test_bad_manifest(s3, badrepo, tmp_path, case):
     (up / "refs" / "bad").mkdir(parents=True)
     (up / "manifests" / name).write_bytes(body)
     ref = up / "refs" / "bad" / "main"
-    ref.write_text(f"hoard-ref 1\nmanifest {name}\nfiles 1\nbytes 0\ntime 1\n")
+    ref.write_text(f"hoard-ref 1\nmanifest {name}\nfiles {files}\nbytes {nbytes}\ntime 1\n")
     aws(s3, "s3", "cp", "--recursive", up, url)
     # into a mounted store: nothing appears, anywhere
     (tmp_path / "m").mkdir()
@@ -509,15 +527,109 @@ def test_push_pull_with_faults(s3, stores, tmp_path):
 def test_usage(s3, tmp_path):
     p = hoard(s3, "push", "--store", tmp_path, check=False)
     assert p.returncode == 2 and "s3://" in p.stderr
-    p = hoard(s3, "push", "s3://b/p", "--store", tmp_path, check=False,
+    p = hoard(s3, "push", "s3://bkt/p", "--store", tmp_path, check=False,
               env={**s3.env(), "HOARD_VOLUME": ""})
     assert p.returncode == 2 and "which volume" in p.stderr
-    p = hoard(s3, "pull", "s3://b/p", "--volume", "../x", "--store", tmp_path, check=False)
-    assert p.returncode == 2
-    p = hoard(s3, "pull", "s3://b/p", "--volume", "v", "--jobs", "0", "--store", tmp_path,
+    p = hoard(s3, "pull", "s3://bkt/p", "--volume", "../x", "--store", tmp_path, check=False)
+    assert p.returncode == 2 and "not a volume name (1-64 of" in p.stderr
+    p = hoard(s3, "pull", "s3://bkt/p", "--volume", "v", "--jobs", "0", "--store", tmp_path,
               check=False)
-    assert p.returncode == 2
+    assert p.returncode == 2 and "--jobs takes 1 to" in p.stderr
     assert "push s3://BUCKET" in hoard(s3, "help").stdout
+
+
+# Every URL error names the rule broken (issue 13 item 6, issue 11 item 6).
+BAD_URLS = [
+    ("s3://bk/x", "the bucket name 'bk' has 2 characters: a bucket name needs 3 to 63"),
+    ("s3://" + "b" * 64 + "/x", "has 64 characters: a bucket name needs 3 to 63"),
+    ("s3://Bucket/x", "the bucket name 'Bucket' holds 'B': a bucket name is made of "
+                      "lower-case letters, digits, '.' and '-'"),
+    ("s3://b_c/x", "holds '_'"),
+    ("s3://-abc/x", "must begin and end with a letter or digit"),
+    ("s3://a..b/x", "two dots in a row"),
+    ("s3://ab.-c/x", "a '-' next to a '.'"),
+    ("s3://10.0.0.1/x", "is an IP address"),
+    ("s3://xn--abc/x", "begins with 'xn--', which S3 reserves"),
+    ("s3://abc-s3alias/x", "ends with '-s3alias', which S3 reserves"),
+    ("s3://", "the URL names no bucket"),
+    ("s3:///x", "the URL names no bucket"),
+    ("http://bucket/x", "has the scheme 'http': the URL must begin with s3://"),
+    ("bucket/x", "'bucket/x' does not begin with s3://"),
+    ("s3://bucket/a/../r1", "has a dot segment '..' in its prefix"),
+    ("s3://bucket/a/./r1", "has a dot segment '.' in its prefix"),
+    ("s3://bucket/..", "has a dot segment '..' in its prefix"),
+    ("s3://bucket/a//r1", "has an empty segment in its prefix 'a//r1'"),
+    ("s3://bucket//r1", "has an empty segment in its prefix '/r1'"),
+    ("s3://bucket/" + "p" * 1025, "has 1025 bytes: an S3 key has at most 1024"),
+]
+
+
+@pytest.mark.parametrize("url,msg", BAD_URLS, ids=[u[:40] for u, _ in BAD_URLS])
+def test_url_errors_name_the_rule(s3, tmp_path, url, msg):
+    """push, pull, ls-remote, init --from, gc --remote and hoardfs --remote
+    refuse the URL before any request, exit 2, with one line naming the
+    rule."""
+    s3.reset()
+    runs = [("push", url, "--store", tmp_path, "--volume", "v"),
+            ("pull", url, "--store", tmp_path, "--volume", "v"),
+            ("ls-remote", url),
+            ("init", "--from", url, "--store", tmp_path / "new"),
+            ("gc", "--remote", url)]
+    for args in runs:
+        p = hoard(s3, *args, check=False)
+        assert p.returncode == 2, (args, p.stderr)
+        assert msg in p.stderr and p.stderr.count("\n") == 1, (args, p.stderr)
+    assert not (tmp_path / "new").exists()
+    p = subprocess.run([str(HOARDFS), "--store", tmp_path, "--remote", url,
+                        f"v={tmp_path}"], env=s3.env(), capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 2 and msg in p.stderr, p.stderr
+    assert s3.stats()["requests"] == 0
+
+
+BAD_ENDPOINTS = [
+    ("ftp://x", "the scheme must be http:// or https://"),
+    ("http://127.0.0.1:9/bucket", "no path after the host"),
+    ("http://h:0", "the port must be 1 to 65535"),
+    ("http://h:99999", "the port must be 1 to 65535"),
+    ("http://h:x", "the port must be a number"),
+    ("http://u:p@h", "no user or password"),
+    ("http://h?x=1", "no query or fragment"),
+    ("http://[zz]", "an IPv6 host holds only hex digits"),
+]
+
+
+def test_option_errors_name_the_rule(s3, tmp_path):
+    """The endpoint setting and hoardfs's options: one line naming the
+    rule broken (issue 13 item 6)."""
+    for ep, msg in BAD_ENDPOINTS:
+        p = hoard(s3, "ls-remote", f"s3://{s3.bucket}/x", check=False,
+                  env=s3.env(AWS_ENDPOINT_URL=ep))
+        assert p.returncode != 0 and f"bad endpoint URL '{ep}': {msg}" in p.stderr, \
+            (ep, p.stderr)
+        assert p.stderr.count("\n") == 1, p.stderr
+    for opt, val, msg in (("--log-level", "loud", "expected error, warning, info or debug"),
+                          ("--cache-size", "big", "expected a size such as 256M"),
+                          ("--max-size", "0", "the budget must be more than 0")):
+        p = subprocess.run([str(HOARDFS), "--store", tmp_path, opt, val, f"v={tmp_path}"],
+                           env=s3.env(), capture_output=True, text=True, timeout=60)
+        assert p.returncode == 2 and msg in p.stderr, (opt, p.stderr)
+
+
+def test_good_urls_still_work(s3, stores):
+    """The forms that stay valid: no prefix, a trailing '/', dots inside a
+    segment ("v1.2", "..x")."""
+    a = stores("urls")
+    a.init()
+    mp = a.mount("vol")["vol"]
+    (mp / "f").write_bytes(b"hello\n")
+    a.umount()
+    for url in (f"s3://{s3.bucket}/dots/v1.2/..x/", f"s3://{s3.bucket}/dots/v1.2/..x"):
+        hj(s3, "push", url, "--store", a.path, "--volume", "vol")
+        ls = hoard(s3, "ls-remote", url).stdout
+        assert "vol/main" in ls
+    assert any(k.startswith("dots/v1.2/..x/refs/")
+               for k in objects(s3, f"s3://{s3.bucket}/dots/"))
 
 
 def test_killed_push_then_rerun(s3, stores, tmp_path):

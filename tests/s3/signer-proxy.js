@@ -31,7 +31,14 @@
 //            "stall":  never answer (until the client goes away)
 //            "truncate": send the headers and half of the body, then close
 //            "corrupt": flip one byte of the response body
-//   GET  /__hoard_test/stats   JSON counters; DELETE resets faults and counters
+//            "delay":  answer normally after ms milliseconds (default 5000)
+//   POST /__hoard_test/chaos   JSON {rate, seed?, method?, types?, ms?}: from
+//       then on each request (of that method) gets, with probability rate,
+//       one fault drawn from types (default: 503 SlowDown, 500
+//       InternalError, reset, truncate, a 5 s delay), from a PRNG seeded
+//       with seed; {"rate": 0} ends it.  Queued faults come first.
+//   GET  /__hoard_test/stats   JSON counters; DELETE resets faults, chaos and
+//       counters
 //
 // Usage: node signer-proxy.js --dir DIR --access-key AK --secret-key SK
 //            [--session-token T] [--region R] [--bucket NAME]... [--port N]
@@ -70,11 +77,36 @@ function parseArgs(argv) {
 
 const opts = parseArgs(process.argv.slice(2));
 
+const CHAOS_TYPES = [
+  { type: 'status', status: 503, code: 'SlowDown' },
+  { type: 'status', status: 500, code: 'InternalError', message: 'We encountered an internal error.' },
+  { type: 'reset' },
+  { type: 'truncate' },
+  { type: 'delay', ms: 5000 },
+];
+
+// mulberry32: a small seeded PRNG, so a chaos run can be replayed.
+function prng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6D2B79F5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 const state = {
   faults: [],
-  stats: { requests: 0, forwarded: 0, auth_failures: 0, digest_failures: 0,
-           faults_fired: 0, by_method: {} },
+  chaos: null,   // {rate, method, types, rand}
+  stats: newStats(),
 };
+
+function newStats() {
+  return { requests: 0, forwarded: 0, auth_failures: 0, digest_failures: 0,
+           faults_fired: 0, chaos_fired: 0, by_method: {} };
+}
 
 function xmlEscape(s) {
   return String(s).replace(/[<>&'"]/g, (c) => ({
@@ -304,8 +336,14 @@ function verifyBody(req, body) {
 
 function takeFault(method) {
   const f = state.faults.find((x) => x.count > 0 && (!x.method || x.method === method));
-  if (!f)
-    return null;
+  if (!f) {
+    const c = state.chaos;
+    if (!c || (c.method && c.method !== method) || c.rand() >= c.rate)
+      return null;
+    state.stats.faults_fired++;
+    state.stats.chaos_fired++;
+    return c.types[Math.floor(c.rand() * c.types.length)];
+  }
   f.count--;
   state.stats.faults_fired++;
   return f;
@@ -360,12 +398,21 @@ async function admin(req, res, body) {
       state.faults.push({ count: 1, ...f });
     return send({ queued: state.faults.length });
   }
+  if (req.method === 'POST' && req.url === '/__hoard_test/chaos') {
+    const c = JSON.parse(body.toString() || '{}');
+    state.chaos = c.rate > 0 ? {
+      rate: c.rate, method: c.method || null,
+      types: (c.types || CHAOS_TYPES).map((t) => (t.type === 'delay' && c.ms ? { ...t, ms: c.ms } : t)),
+      rand: prng(c.seed === undefined ? 1 : c.seed),
+    } : null;
+    return send({ chaos: state.chaos !== null });
+  }
   if (req.method === 'GET' && req.url === '/__hoard_test/stats')
     return send(state.stats);
   if (req.method === 'DELETE' && req.url === '/__hoard_test/stats') {
     state.faults = [];
-    state.stats = { requests: 0, forwarded: 0, auth_failures: 0, digest_failures: 0,
-                    faults_fired: 0, by_method: {} };
+    state.chaos = null;
+    state.stats = newStats();
     return send({});
   }
   res.writeHead(404);
@@ -410,6 +457,12 @@ async function handle(req, res, s3port) {
         return req.socket.resetAndDestroy();
       case 'stall':
         return;   // the client's low-speed timeout must end this
+      case 'delay':
+        setTimeout(() => {
+          if (!req.socket.destroyed)
+            forward(req, res, body, null, s3port);
+        }, fault.ms || 5000);
+        return;
       case 'truncate':
       case 'corrupt':
         return forward(req, res, body, fault, s3port);

@@ -16,6 +16,7 @@
 
 #include "check.h"
 #include "hoard/remote.h"
+#include "hoard/util.h"
 
 static uint64_t rng_next(uint64_t *s)
 {
@@ -194,8 +195,28 @@ static void e_ns(struct hoard_manifest *m)
 	m->e[1].mtime_ns = 1000000000;
 }
 
+static void e_huge(struct hoard_manifest *m)
+{
+	m->e[6].size = UINT64_C(1) << 63;
+}
+static void e_wrap(struct hoard_manifest *m)
+{
+	/* off + len wraps to 65526: below the size without the check */
+	m->e[2].ext[1].off = UINT64_MAX - 9;
+	m->e[2].ext[1].len = 65536;
+}
+static void e_sum(struct hoard_manifest *m)
+{
+	/* each size fits, their sum does not */
+	m->e[2].size = INT64_MAX;
+	m->e[6].size = INT64_MAX;
+}
+
 static void test_rules(void)
 {
+	expect_bad(e_huge, "over the largest file size");
+	expect_bad(e_wrap, "(overflow)");
+	expect_bad(e_sum, "add up to more than 2^63 - 1");
 	expect_bad(e_dotdot, "'.' or '..'");
 	expect_bad(e_dot, "'.' or '..'");
 	expect_bad(e_empty, "an empty name");
@@ -210,6 +231,37 @@ static void test_rules(void)
 	expect_bad(e_mode, "does not match");
 	expect_bad(e_link, "not an earlier file");
 	expect_bad(e_ns, "bad mtime");
+}
+
+/* The same overflows in crafted bytes, through the decoder. */
+static void test_decode_overflows(const uint8_t *good, size_t len)
+{
+	static const uint8_t name[] = {'f', 'i', 'l',  'e',  0,	  0, 0,
+				       0,   0,	 0x04, 0x93, 0xe0}; /* 300000 */
+	const uint8_t *at = memmem(good, len, name, sizeof(name));
+	uint8_t *b = malloc(len);
+	struct hoard_manifest m;
+	char err[256];
+	size_t size_at, ext1_at;
+
+	if (!CHECK(at && b)) {
+		free(b);
+		return;
+	}
+	size_at = (size_t)(at - good) + 4;
+	ext1_at = size_at + 12 + 28; /* size, count, extent 0 */
+	memcpy(b, good, len);
+	hoard_put_be64(b + size_at, UINT64_C(1) << 63);
+	err[0] = '\0';
+	CHECK_EQ(hoard_manifest_decode(b, len, &m, err, sizeof(err)), -EBADMSG);
+	CHECK(strstr(err, "over the largest file size"));
+	memcpy(b, good, len);
+	hoard_put_be64(b + ext1_at, UINT64_MAX - 9);
+	err[0] = '\0';
+	CHECK_EQ(hoard_manifest_decode(b, len, &m, err, sizeof(err)), -EBADMSG);
+	if (!CHECK(strstr(err, "(overflow)")))
+		fprintf(stderr, "  got '%s'\n", err);
+	free(b);
 }
 
 /* Every single-byte flip and every truncation: clean result or error. */
@@ -317,6 +369,45 @@ static void test_config_and_ref(void)
 	text[20] = 'X';
 	CHECK(hoard_ref_decode(text, len, &rb, err, sizeof(err)) < 0);
 	free(text);
+	{
+		static const char *const bad[] = {
+			/* out of range */
+			"files 1\nbytes 18446744073709551616\ntime 1\n",
+			"files 1\nbytes 9223372036854775808\ntime 1\n",
+			"files 4294967296\nbytes 0\ntime 1\n",
+			/* not canonical decimal */
+			"files 1\nbytes 0\ntime 99999999999999999999\n",
+			"files -1\nbytes 0\ntime 1\n",
+			"files +1\nbytes 0\ntime 1\n",
+			"files  1\nbytes 0\ntime 1\n",
+			"files 1\nbytes 0x10\ntime 1\n",
+			"files 1\nbytes \ntime 1\n",
+			"files 1\nbytes 0\ntime 1\nextra 1\n",
+		};
+		char rt[256];
+
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			int n = snprintf(rt, sizeof(rt),
+					 "hoard-ref 1\nmanifest %s\n%s",
+					 r.manifest, bad[i]);
+
+			err[0] = '\0';
+			CHECK_EQ(hoard_ref_decode(rt, (size_t)n, &rb, err,
+						  sizeof(err)),
+				 -EBADMSG);
+			CHECK(err[0]);
+			if (i < 3 && !CHECK(strstr(err, "out of range")))
+				fprintf(stderr, "  ref %zu: '%s'\n", i, err);
+		}
+		snprintf(rt, sizeof(rt),
+			 "hoard-ref 1\nmanifest %s\nfiles 4294967295\n"
+			 "bytes 9223372036854775807\ntime 0\n",
+			 r.manifest);
+		CHECK_EQ(
+			hoard_ref_decode(rt, strlen(rt), &rb, err, sizeof(err)),
+			0);
+		CHECK(rb.bytes == INT64_MAX && rb.files == UINT32_MAX);
+	}
 	CHECK(hoard_ref_name_ok("main") && !hoard_ref_name_ok(".x") &&
 	      !hoard_ref_name_ok("a/b") && !hoard_ref_name_ok(""));
 }
@@ -354,6 +445,7 @@ int main(void)
 
 	test_manifest_roundtrip(&good, &len);
 	test_rules();
+	test_decode_overflows(good, len);
 	test_manifest_mutations(good, len);
 	free(good);
 	test_pack_index();

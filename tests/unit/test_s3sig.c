@@ -225,7 +225,32 @@ static void test_urls(void)
 	memset(longurl + 12, 'k', 1025);
 	longurl[12 + 1025] = '\0';
 	CHECK_EQ(hoard_s3_url_parse(longurl, &b, &p), -EINVAL);
+	/* dot and empty segments: an object's path and a listing's prefix
+	 * would name different places */
+	CHECK_EQ(hoard_s3_url_parse("s3://bucket/a/../r1", &b, &p), -EINVAL);
+	CHECK_EQ(hoard_s3_url_parse("s3://bucket/./r1", &b, &p), -EINVAL);
+	CHECK_EQ(hoard_s3_url_parse("s3://bucket/a/..", &b, &p), -EINVAL);
+	CHECK_EQ(hoard_s3_url_parse("s3://bucket/a//r1", &b, &p), -EINVAL);
+	CHECK_EQ(hoard_s3_url_parse("s3://bucket//r1", &b, &p), -EINVAL);
 	CHECK(!strcmp(b, "untouched") && !strcmp(p, "untouched"));
+	{
+		char err[256] = "";
+
+		CHECK_EQ(hoard_s3_url_split("s3://bk/x", &b, &p, err,
+					    sizeof(err)),
+			 -EINVAL);
+		CHECK(strstr(err, "needs 3 to 63") != NULL);
+		CHECK_EQ(hoard_s3_url_split("s3://bucket/a/../r1", &b, &p, err,
+					    sizeof(err)),
+			 -EINVAL);
+		CHECK(strstr(err, "dot segment '..'") != NULL);
+		CHECK_EQ(hoard_s3_url_split("s3://bucket/v1.2/..x/", &b, &p,
+					    err, sizeof(err)),
+			 0);
+		CHECK(!strcmp(p, "v1.2/..x/"));
+		free(b);
+		free(p);
+	}
 
 	CHECK_EQ(hoard_s3_endpoint_check("http://127.0.0.1:9000"), 0);
 	CHECK_EQ(hoard_s3_endpoint_check("https://s3.example.com/"), 0);

@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Private to the store module (store.h): store.c (directory, open, point
+ * operations, batches, iterators), storewal.c (WAL recovery mode, damaged
+ * WAL records, flush at close, recovery from a background error such as a
+ * full disk) and storeresume.cc (the one RocksDB call the C API lacks).
+ * These are the only files that include rocksdb/c.h.
+ */
+#ifndef HOARD_STORE_INTERNAL_H
+#define HOARD_STORE_INTERNAL_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <rocksdb/c.h>
+
+#include "hoard/hash.h"
+#include "hoard/store.h"
+
+struct hoard_store {
+	char *dir;
+	int lock_fd;
+	rocksdb_t *db;
+	rocksdb_options_t *db_opts;
+	rocksdb_options_t *cf_opts[HOARD_CF_COUNT];
+	rocksdb_column_family_handle_t *cf[HOARD_CF_COUNT];
+	rocksdb_cache_t *block_cache;
+	rocksdb_block_based_table_options_t *table_opts;
+	rocksdb_readoptions_t *ropts;
+	rocksdb_readoptions_t *ropts_frames; /* no RocksDB checksums, below */
+	rocksdb_writeoptions_t *wopts;
+	rocksdb_writeoptions_t *wopts_sync;
+	rocksdb_writeoptions_t *wopts_nowal;
+	rocksdb_flushoptions_t *fopts;
+	struct hoard_key key;
+	int zstd_level;
+	char *wal_damage; /* set at open when damaged WAL records were skipped */
+	pthread_mutex_t resume_mu; /* serializes hoard_rdb_resume() calls */
+	uint64_t resume_ns;	   /* protected by resume_mu: last attempt */
+	uint64_t write_failures;   /* atomic (__atomic builtins) */
+};
+
+struct hoard_batch {
+	struct hoard_store *st;
+	rocksdb_writebatch_t *wb;
+	uint64_t data_bytes; /* chunk data put in it */
+};
+
+struct hoard_iter {
+	rocksdb_iterator_t *it;
+	rocksdb_readoptions_t *ropts;
+	uint8_t *prefix;
+	size_t plen;
+};
+
+/* store.c */
+int store_rdb_err(char *err, const char *what);
+char *store_path_join(const char *dir, const char *name);
+int store_db_open(struct hoard_store *st, bool create, char *msg,
+		  size_t msglen);
+
+/* storewal.c */
+/* db_open found a corrupt WAL record (-EUCLEAN): say so, keep a copy of
+ * the logs, open skipping the damaged records and record the damage in the
+ * settings (docs/FORMAT.md 2.1 `wal_damage`).  0 or -errno with errbuf
+ * set. */
+int store_wal_recover(struct hoard_store *st, const char *msg, char *errbuf,
+		      size_t errlen);
+/* Load an earlier open's `wal_damage` record into st->wal_damage. */
+void store_wal_damage_load(struct hoard_store *st);
+/* Flush every column family (waiting), so that the WAL holds nothing. */
+int store_flush_all(struct hoard_store *st);
+/* After a write failed with err_r: when the database is stopped by a
+ * background error (a full disk), try to resume it; true when the caller
+ * should retry the write once. */
+bool store_try_resume(struct hoard_store *st, int err_r);
+
+/* -ENOSPC when add more bytes of chunk data would leave the store's
+ * filesystem less free space than the memtables need to be flushed plus a
+ * reserve for deletes; else 0. */
+int store_space_check(struct hoard_store *st, uint64_t add);
+
+/* storeresume.cc: DB::Resume() (RocksDB 7.8's C API has no
+ * rocksdb_resume); NULL or a malloc()ed error message. */
+char *hoard_rdb_resume(rocksdb_t *db);
+/* Install the listener that logs background errors and leaves recovery
+ * from them to store_try_resume. */
+void hoard_rdb_listen(rocksdb_options_t *o);
+
+#endif

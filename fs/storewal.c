@@ -1,0 +1,439 @@
+// SPDX-License-Identifier: MIT
+/*
+ * store: the write-ahead log, the database's error states and scans past
+ * damaged records (store-internal.h, docs/FORMAT.md 2.6).
+ *
+ * - A clean close flushes every column family, so the WAL holds nothing
+ *   that the table and blob files do not: damage to it after a clean
+ *   unmount costs nothing.
+ * - Opening uses kTolerateCorruptedTailRecords with paranoid checks: a torn
+ *   last record (a write never acknowledged) is dropped quietly, any other
+ *   corrupt record fails the open.  store_wal_recover() then logs it, keeps
+ *   a copy of the logs in damaged-wal/, opens again with
+ *   kSkipAnyCorruptedRecords (so every intact record is kept) and writes the
+ *   settings key `wal_damage`; fsck reports it and lists the files that the
+ *   skipped records leave inconsistent, and --repair clears it.
+ * - A full disk stops RocksDB's writes (a background error); writes then
+ *   call store_try_resume(), which resumes the database as soon as a flush
+ *   fits again (storeresume.cc).  So that a flush and a delete always fit,
+ *   new chunk data is refused (ENOSPC) while the filesystem's free space
+ *   is under what the memtables hold plus SPACE_RESERVE
+ *   (store_space_check).
+ * - hoard_store_scan_past() goes on past records RocksDB cannot read (a
+ *   damaged table file) for fsck, which deletes such stretches with
+ *   hoard_store_delete_range().
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hoard/util.h"
+#include "store-internal.h"
+
+#define DAMAGE_KEY    "wal_damage"
+#define DAMAGE_MAX    4000
+#define RESUME_GAP_NS 200000000ull /* between two attempts to resume */
+/* Free space that new chunk data may not take (docs/FORMAT.md 2.6). */
+#define SPACE_RESERVE (8ull << 20)
+
+static int copy_file(int dfd_from, const char *name, int dfd_to)
+{
+	char buf[65536];
+	int in, out, r = 0;
+	ssize_t n;
+
+	in = openat(dfd_from, name, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return -errno;
+	out = openat(dfd_to, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+		     0600);
+	if (out < 0) {
+		r = -errno;
+		close(in);
+		return r;
+	}
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		if (write(out, buf, (size_t)n) != n) {
+			r = errno ? -errno : -EIO;
+			break;
+		}
+	if (n < 0)
+		r = -errno;
+	if (r == 0 && fsync(out) < 0)
+		r = -errno;
+	close(in);
+	close(out);
+	return r;
+}
+
+/* Copy db/ *.log to damaged-wal/<stamp>/ (ret: that path, relative to the
+ * store) before an open that skips damaged records drops them. */
+static int keep_logs(struct hoard_store *st, const char *stamp, char *ret,
+		     size_t len)
+{
+	char path[4096];
+	int from, to, r = 0;
+	struct dirent *e;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/damaged-wal", st->dir);
+	if (mkdir(path, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	snprintf(path, sizeof(path), "%s/damaged-wal/%s", st->dir, stamp);
+	if (mkdir(path, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	snprintf(ret, len, "damaged-wal/%s", stamp);
+	to = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	snprintf(path, sizeof(path), "%s/db", st->dir);
+	from = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	d = from >= 0 ? fdopendir(dup(from)) : NULL;
+	if (to < 0 || !d) {
+		r = -errno;
+		goto out_close;
+	}
+	while (r == 0 && (e = readdir(d))) {
+		size_t n = strlen(e->d_name);
+
+		if (n > 4 && !strcmp(e->d_name + n - 4, ".log"))
+			r = copy_file(from, e->d_name, to);
+	}
+	if (r == 0 && fsync(to) < 0)
+		r = -errno;
+out_close:
+	if (d)
+		closedir(d);
+	if (from >= 0)
+		close(from);
+	if (to >= 0)
+		close(to);
+	return r;
+}
+
+/* Remove the copy keep_logs made (rel: "damaged-wal/<stamp>"), and
+ * damaged-wal/ if that leaves it empty. */
+static void drop_copy(struct hoard_store *st, const char *rel)
+{
+	char path[4096];
+	struct dirent *e;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/%s", st->dir, rel);
+	d = opendir(path);
+	if (d) {
+		while ((e = readdir(d)))
+			if (e->d_name[0] != '.')
+				unlinkat(dirfd(d), e->d_name, 0);
+		closedir(d);
+	}
+	rmdir(path);
+	snprintf(path, sizeof(path), "%s/damaged-wal", st->dir);
+	rmdir(path);
+}
+
+/* What RocksDB's info log (db/LOG, started by this open) says it dropped:
+ * "NNNNNN.log: dropping N bytes; Corruption: ...", joined by "; ". */
+static void dropped_records(struct hoard_store *st, char *out, size_t len)
+{
+	char *path = store_path_join(st->dir, "db/LOG"), line[1024];
+	size_t used = 0;
+	FILE *f;
+
+	out[0] = 0;
+	f = path ? fopen(path, "re") : NULL;
+	free(path);
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f) && used + 1 < len) {
+		char *p = strstr(line, ".log: dropping "), *s;
+		int n;
+
+		if (!p)
+			continue;
+		for (s = p; s > line && s[-1] != '/' && s[-1] != ' '; s--)
+			;
+		line[strcspn(line, "\n")] = 0;
+		n = snprintf(out + used, len - used, "%s%s", used ? "; " : "",
+			     s);
+		if (n < 0 || (size_t)n >= len - used)
+			break;
+		used += (size_t)n;
+	}
+	fclose(f);
+}
+
+static void utc_stamp(char *out, size_t len, const char *fmt)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&now, &tm);
+	strftime(out, len, fmt, &tm);
+}
+
+int store_wal_recover(struct hoard_store *st, const char *msg, char *errbuf,
+		      size_t errlen)
+{
+	char stamp[32], when[32], kept[96] = "", dropped[1024], msg2[512] = "";
+	char *old = NULL, *rec = NULL;
+	size_t oldlen = 0;
+	int r;
+
+	hoard_log(LOG_DEBUG,
+		  "store %s: the database does not open (%s); opening again, "
+		  "skipping damaged write-ahead log records",
+		  st->dir, msg);
+	utc_stamp(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ");
+	utc_stamp(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ");
+	r = keep_logs(st, stamp, kept, sizeof(kept));
+	if (r < 0)
+		hoard_log(LOG_ERR,
+			  "store %s: cannot keep a copy of the log: %s",
+			  st->dir, strerror(-r));
+	rocksdb_options_set_wal_recovery_mode(
+		st->db_opts, rocksdb_skip_any_corrupted_records_recovery);
+	r = store_db_open(st, false, msg2, sizeof(msg2));
+	rocksdb_options_set_wal_recovery_mode(
+		st->db_opts, rocksdb_tolerate_corrupted_tail_records_recovery);
+	if (r < 0) {
+		/* not (only) the WAL: nothing was changed, no copy needed */
+		if (*kept)
+			drop_copy(st, kept);
+		if (errbuf && errlen)
+			snprintf(errbuf, errlen,
+				 "store %s is damaged: its database does not "
+				 "open (%s)",
+				 st->dir, msg);
+		return r == -EUCLEAN ? -EIO : r;
+	}
+	dropped_records(st, dropped, sizeof(dropped));
+	if (hoard_store_get(st, HOARD_CF_DEFAULT, DAMAGE_KEY,
+			    strlen(DAMAGE_KEY), (void **)&old, &oldlen) < 0)
+		old = NULL;
+	if (asprintf(&rec,
+		     "%.*s%s%s: damaged write-ahead log records skipped at "
+		     "open (%s)%s%s; a copy of the log is in %s",
+		     old ? (int)(oldlen < DAMAGE_MAX ? oldlen : DAMAGE_MAX) : 0,
+		     old ? old : "", old ? "\n" : "", when, msg,
+		     *dropped ? ": " : "", dropped,
+		     *kept ? kept : "(no copy)") < 0)
+		rec = NULL;
+	free(old);
+	if (!rec)
+		return -ENOMEM;
+	hoard_log(LOG_ERR,
+		  "store %s: WAL damage: writes in the damaged records are "
+		  "lost (%s%s); run `hoard fsck` to list the files affected",
+		  st->dir, *dropped ? dropped : msg, "");
+	r = hoard_store_put(st, HOARD_CF_DEFAULT, DAMAGE_KEY,
+			    strlen(DAMAGE_KEY), rec, strlen(rec));
+	if (r == 0)
+		r = store_flush_all(st);
+	if (r < 0) {
+		if (errbuf && errlen)
+			snprintf(errbuf, errlen,
+				 "store %s: cannot record the damage of its "
+				 "write-ahead log: %s",
+				 st->dir, strerror(-r));
+		free(rec);
+		return r;
+	}
+	st->wal_damage = rec;
+	return 0;
+}
+
+void store_wal_damage_load(struct hoard_store *st)
+{
+	char *v = NULL;
+	size_t n = 0;
+
+	if (hoard_store_get(st, HOARD_CF_DEFAULT, DAMAGE_KEY,
+			    strlen(DAMAGE_KEY), (void **)&v, &n) < 0)
+		return;
+	st->wal_damage = strndup(v, n);
+	free(v);
+}
+
+const char *hoard_store_wal_damage(const struct hoard_store *st)
+{
+	return st->wal_damage;
+}
+
+int hoard_store_wal_damage_clear(struct hoard_store *st)
+{
+	struct hoard_batch *b = hoard_batch_new(st);
+	int r;
+
+	if (!b)
+		return -ENOMEM;
+	hoard_batch_delete(b, HOARD_CF_DEFAULT, DAMAGE_KEY, strlen(DAMAGE_KEY));
+	r = hoard_store_write(st, b, true);
+	hoard_batch_free(b);
+	if (r == 0) {
+		free(st->wal_damage);
+		st->wal_damage = NULL;
+	}
+	return r;
+}
+
+int store_flush_all(struct hoard_store *st)
+{
+	char *err = NULL;
+	int r = 0, r1;
+
+	for (int i = 0; i < HOARD_CF_COUNT; i++) {
+		rocksdb_flush_cf(st->db, st->fopts, st->cf[i], &err);
+		r1 = store_rdb_err(err, "flush");
+		err = NULL;
+		if (r1 < 0 && !r)
+			r = r1;
+	}
+	rocksdb_flush_wal(st->db, 1, &err);
+	r1 = store_rdb_err(err, "flush_wal");
+	return r ?: r1;
+}
+
+bool store_try_resume(struct hoard_store *st, int err_r)
+{
+	uint64_t now = hoard_now_mono_ns();
+	bool ok = false;
+	char *err;
+
+	if (err_r != -ENOSPC || !st->db)
+		return false;
+	pthread_mutex_lock(&st->resume_mu);
+	if (!st->resume_ns || now - st->resume_ns >= RESUME_GAP_NS) {
+		err = hoard_rdb_resume(st->db);
+		st->resume_ns = hoard_now_mono_ns();
+		ok = !err;
+		if (err)
+			hoard_log(LOG_DEBUG, "rocksdb resume: %s", err);
+		free(err);
+	}
+	pthread_mutex_unlock(&st->resume_mu);
+	return ok;
+}
+
+int store_space_check(struct hoard_store *st, uint64_t add)
+{
+	uint64_t mem = 0, v, avail;
+	struct statvfs sv;
+
+	if (statvfs(st->dir, &sv) < 0)
+		return 0; /* let RocksDB find out */
+	avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+	for (int i = 0; i < HOARD_CF_COUNT; i++)
+		if (rocksdb_property_int_cf(st->db, st->cf[i],
+					    "rocksdb.cur-size-all-mem-tables",
+					    &v) == 0)
+			mem += v;
+	/* twice the memtables: a flush writes them while staging files and
+	 * other writers may still be taking space */
+	return avail < 2 * mem + add + SPACE_RESERVE ? -ENOSPC : 0;
+}
+
+/* ---- scans past unreadable records (a damaged table file) ---- */
+
+static uint64_t key_prefix64(const uint8_t *k, size_t kl)
+{
+	uint8_t b[8] = {0};
+
+	memcpy(b, k, kl < 8 ? kl : 8);
+	return hoard_get_be64(b);
+}
+
+/* Past an unreadable stretch after keys starting with base: a fresh
+ * iterator at the first readable key at or after base + 2^j for the
+ * smallest j that reads (so ret_hi: the end of what was skipped). */
+static struct hoard_iter *skip_unreadable(struct hoard_store *st,
+					  enum hoard_cf cf, uint64_t base,
+					  uint64_t *ret_hi, int *ret_r)
+{
+	struct hoard_iter *it;
+	uint8_t k[8];
+	int r;
+
+	*ret_r = 0;
+	for (uint64_t d = 1; d && base + d > base; d <<= 1) {
+		hoard_put_be64(k, base + d);
+		it = hoard_iter_new(st, cf, "", 0);
+		if (!it) {
+			*ret_r = -ENOMEM;
+			return NULL;
+		}
+		hoard_iter_seek(it, k, 8);
+		r = hoard_iter_valid(it) ? 0 : hoard_iter_status(it);
+		if (r == 0) {
+			*ret_hi = base + d;
+			if (hoard_iter_valid(it))
+				return it;
+			hoard_iter_free(it); /* the end */
+			return NULL;
+		}
+		hoard_iter_free(it);
+		if (r != -EIO) {
+			*ret_r = r;
+			return NULL;
+		}
+	}
+	*ret_hi = UINT64_MAX;
+	return NULL;
+}
+
+int hoard_store_scan_past(struct hoard_store *st, enum hoard_cf cf,
+			  hoard_scan_fn fn, hoard_gap_fn gap, void *ud)
+{
+	struct hoard_iter *it = hoard_iter_new(st, cf, "", 0);
+	uint64_t last = 0, hi;
+	int r = 0;
+
+	if (!it)
+		return -ENOMEM;
+	while (it) {
+		for (; r == 0 && hoard_iter_valid(it); hoard_iter_next(it)) {
+			size_t kl, vl;
+			const uint8_t *k = hoard_iter_key(it, &kl);
+			const uint8_t *v = hoard_iter_value(it, &vl);
+
+			last = key_prefix64(k, kl);
+			r = fn(ud, k, kl, v, vl);
+		}
+		if (r == 0)
+			r = hoard_iter_status(it);
+		hoard_iter_free(it);
+		it = NULL;
+		if (r != -EIO)
+			break;
+		it = skip_unreadable(st, cf, last, &hi, &r);
+		if (r == 0)
+			r = gap(ud, cf, last, hi);
+	}
+	hoard_iter_free(it);
+	return r;
+}
+
+int hoard_store_delete_range(struct hoard_store *st, enum hoard_cf cf,
+			     uint64_t lo, uint64_t hi)
+{
+	uint8_t a[8], b[9];
+	size_t bl = 8;
+	char *err = NULL;
+
+	hoard_put_be64(a, lo);
+	if (hi == UINT64_MAX) {
+		memset(b, 0xff, sizeof(b));
+		bl = sizeof(b);
+	} else {
+		hoard_put_be64(b, hi);
+	}
+	rocksdb_delete_range_cf(st->db, st->wopts_sync, st->cf[cf],
+				(const char *)a, sizeof(a), (const char *)b, bl,
+				&err);
+	return store_rdb_err(err, "delete_range");
+}

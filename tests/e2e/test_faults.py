@@ -1,0 +1,394 @@
+# SPDX-License-Identifier: MIT
+"""Faults of the store underneath the filesystem (issue 11): damaged
+write-ahead log records, damaged blob files, a full disk, and store paths
+that are not stores.  Each test injects its fault into a real RocksDB store
+served through real mounts; nothing may fail silently and nothing may read
+wrong bytes."""
+import errno
+import glob
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import HOARD, HOARDFS, Store, requires_hoard, run
+
+pytestmark = requires_hoard
+
+KIB, MIB = 1 << 10, 1 << 20
+
+
+def fsck(store, *extra):
+    p = run([HOARD, "fsck", "--store", store.path, "--json", *extra], check=False)
+    assert p.returncode in (0, 1), p.stderr
+    return p.returncode, json.loads(p.stdout)
+
+
+def flip(path, off):
+    with open(path, "r+b") as f:
+        f.seek(off)
+        b = f.read(1)
+        f.seek(off)
+        f.write(bytes([b[0] ^ 0xff]))
+
+
+def write_synced(path, data):
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def wal_files(store):
+    return sorted(glob.glob(str(store.path / "db" / "*.log")))
+
+
+def read_or_errno(path):
+    try:
+        return Path(path).read_bytes()
+    except OSError as e:
+        return e.errno
+
+
+# -- 1. the write-ahead log -------------------------------------------------
+
+def test_clean_unmount_leaves_nothing_in_the_wal(store, mnt):
+    """A clean unmount flushes every column family: bytes flipped all over
+    the logs afterwards (and the logs then deleted) cost nothing."""
+    files = {f"f{i}": os.urandom(200 * KIB + i) for i in range(12)}
+    for n, d in files.items():
+        (mnt / n).write_bytes(d)
+    os.mkdir(mnt / "dir")
+    os.setxattr(mnt / "dir", "user.k", b"v")
+    store.umount()
+    logs = wal_files(store)
+    assert sum(os.path.getsize(p) for p in logs) < 64 * KIB, logs
+    for p in logs:
+        n = os.path.getsize(p)
+        for off in range(7, n, 97):
+            flip(p, off)
+    m = store.mount("test")["test"]
+    for n, d in files.items():
+        assert (m / n).read_bytes() == d, n
+    assert os.getxattr(m / "dir", "user.k") == b"v"
+    store.umount()
+    for p in wal_files(store):
+        os.unlink(p)
+    m = store.mount("test")["test"]
+    for n, d in files.items():
+        assert (m / n).read_bytes() == d, n
+    store.umount()
+    rc, rep = fsck(store)
+    assert rc == 0 and rep["clean"] and rep["wal_damage"] is None, rep
+
+
+def test_wal_damage_is_reported_not_silent(store, mnt):
+    """kill -9 leaves acknowledged commits in the WAL only; a byte flipped
+    in the middle of it is damage: the open says so (log line, a copy of
+    the log kept), no file reads wrong bytes, fsck is not clean and lists
+    the files the skipped records leave without data, --repair removes
+    them and clears the record."""
+    files = {f"f{i:02d}": os.urandom(300 * KIB + i) for i in range(24)}
+    for n, d in files.items():
+        write_synced(mnt / n, d)
+    store.kill9()
+    logs = wal_files(store)
+    big = max(logs, key=os.path.getsize)
+    size = os.path.getsize(big)
+    assert size > 4 * MIB, logs           # the files are in the WAL only
+    flip(big, size // 2)
+    m = store.mount("test")["test"]
+    log = store.log()
+    assert "WAL damage" in log and "checksum mismatch" in log, log
+    kept = list((store.path / "damaged-wal").glob("*/*.log"))
+    assert [p.name for p in kept] == [os.path.basename(big)] or \
+        os.path.basename(big) in [p.name for p in kept], kept
+    bad = {}
+    for n, d in files.items():
+        got = read_or_errno(m / n)
+        if got != d:
+            # never wrong bytes: gone, EIO, or the file's previous commit
+            # (empty: it was new)
+            assert got in (errno.ENOENT, errno.EIO, b""), (n, got[:16])
+            bad[n] = got
+    assert bad, "a flipped byte in the middle of the WAL lost nothing?"
+    # the store works: a new file, read back
+    (m / "after").write_bytes(b"after the damage")
+    store.umount()
+    rc, rep = fsck(store)
+    assert rc == 1 and not rep["clean"], rep
+    assert rep["found"]["wal_damage"] == 1 and "checksum mismatch" in rep["wal_damage"]
+    assert rep["lost_files"], rep
+    text = run([HOARD, "fsck", "--store", store.path], check=False).stdout
+    assert "write-ahead log was damaged" in text, text
+    rc, rep = fsck(store, "--repair")
+    assert rc == 0 and rep["repaired"], rep
+    rc, rep = fsck(store)
+    assert rc == 0 and rep["clean"] and rep["wal_damage"] is None, rep
+    m = store.mount("test")["test"]
+    for n, d in files.items():
+        if n in bad and bad[n] != b"":
+            assert not os.path.lexists(m / n), n
+        elif n not in bad:
+            assert (m / n).read_bytes() == d, n
+    assert (m / "after").read_bytes() == b"after the damage"
+
+
+# -- 2. fsck past unreadable records ------------------------------------------
+
+def test_blob_damage_is_listed_and_repaired(store, mnt):
+    """Bytes flipped in a blob file: reads give EIO (never wrong bytes);
+    fsck goes on, lists every file hit, --repair removes exactly those."""
+    files = {f"f{i}": os.urandom(2 * MIB + i) for i in range(8)}
+    for n, d in files.items():
+        (mnt / n).write_bytes(d)
+    store.umount()
+    blobs = sorted(glob.glob(str(store.path / "db" / "*.blob")),
+                   key=os.path.getsize)
+    assert blobs
+    blob = blobs[-1]
+    n = os.path.getsize(blob)
+    for off in (n // 3, n // 2, 2 * n // 3):
+        flip(blob, off)
+    m = store.mount("test")["test"]
+    hit = set()
+    for name, d in files.items():
+        got = read_or_errno(m / name)
+        if got != d:
+            assert got == errno.EIO, name
+            hit.add(f"test:/{name}")
+    assert hit
+    store.umount()
+    rc, rep = fsck(store)
+    assert rc == 1 and rep["found"]["corrupt_chunks"] >= 1, rep
+    assert set(rep["lost_files"]) == hit, rep
+    rc, rep = fsck(store, "--repair")
+    assert rc == 0 and rep["repaired"] and set(rep["lost_files"]) == hit, rep
+    rc, rep = fsck(store)
+    assert rc == 0 and rep["clean"], rep
+    m = store.mount("test")["test"]
+    for name, d in files.items():
+        if f"test:/{name}" in hit:
+            assert not os.path.lexists(m / name)
+        else:
+            assert (m / name).read_bytes() == d, name
+
+
+def test_sst_damage_fsck_goes_on(store, mnt, tmp_path):
+    """A flipped byte in each table file in turn (on a copy of the store):
+    fsck never stops at an unreadable record ("could not finish"); when
+    records could not be read it says so and lists the files hit; after
+    --repair (a second one where the first left named problems) no file
+    that fsck did not list reads wrong bytes or goes missing."""
+    import shutil
+    files = {f"d/f{i}": os.urandom(1000 * i + 1) for i in range(1, 200)}
+    os.mkdir(mnt / "d")
+    for n, d in files.items():
+        (mnt / n).write_bytes(d)
+    store.umount()
+    orig = tmp_path / "orig"
+    shutil.copytree(store.path, orig)
+    ssts = sorted(p.name for p in (orig / "db").glob("*.sst"))
+    assert len(ssts) >= 5
+    gaps = clean_after = 0
+    for name in ssts:
+        shutil.rmtree(store.path)
+        shutil.copytree(orig, store.path)
+        p = store.path / "db" / name
+        flip(p, os.path.getsize(p) // 4)
+        r = run([HOARD, "fsck", "--store", store.path, "--json"], check=False)
+        assert "could not finish" not in r.stderr, (name, r.stderr)
+        if r.returncode == 1 and not r.stdout:
+            # the database itself does not open: one line with RocksDB's
+            # message (which names the file it blames), nothing changed
+            assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+            assert "does not open (Corruption" in r.stderr, (name, r.stderr)
+            assert not (store.path / "damaged-wal").exists()
+            continue
+        rep = json.loads(r.stdout)
+        if rep["clean"]:
+            continue
+        if rep["found"]["unreadable_ranges"]:
+            gaps += 1
+            assert rep["lost_files"], (name, rep)
+        lost = set(rep["lost_files"])
+        rc, rep2 = fsck(store, "--repair")
+        assert rc == 0 and rep2["repaired"], (name, rep2)
+        lost |= set(rep2["lost_files"])
+        rc, rep3 = fsck(store)
+        if not rep3["clean"]:
+            # a compaction met the damaged block, or RocksDB still reads
+            # through the deleted stretch: named problems, a second go
+            assert rep3["problems"] and "could not finish" not in r.stderr
+            rc, rep4 = fsck(store, "--repair")
+            lost |= set(rep4["lost_files"])
+            rc, rep3 = fsck(store)
+        clean_after += rep3["clean"]
+        if not rep3["clean"]:
+            continue     # counted: see the README's limits
+        m = store.mount("test")["test"]
+        for n, d in files.items():
+            if f"test:/{n}" in lost:
+                assert not os.path.lexists(m / n), (name, n)
+            else:
+                assert (m / n).read_bytes() == d, (name, n)
+        store.umount()
+    print(f"{len(ssts)} table files: {gaps} with unreadable records, "
+          f"{clean_after} clean after at most two repairs")
+    assert gaps >= 3, (gaps, ssts)
+    assert clean_after >= 1, (clean_after, gaps)
+
+
+# -- 3. a full disk -----------------------------------------------------------
+
+@pytest.fixture
+def small_fs(tmp_path):
+    d = tmp_path / "small"
+    d.mkdir()
+    run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", d])
+    yield d
+    run(["umount", "-l", d], check=False)
+
+
+def fill(path, limit):
+    """Write new random MiBs (no dedup) until ENOSPC or limit; returns
+    bytes written."""
+    n = 0
+    try:
+        with open(path, "wb") as f:
+            while n < limit:
+                f.write(os.urandom(MIB))
+                f.flush()
+                n += MIB
+    except OSError as e:
+        assert e.errno == errno.ENOSPC, e
+        return n
+    return n
+
+
+def test_full_disk_recovers_without_a_remount(small_fs):
+    """The store on a 64 MiB filesystem: writes fill it until ENOSPC; the
+    daemon stays up and does not stop its database (rm, mkdir, rename,
+    xattrs work at once; new data is stored or refused with ENOSPC); what
+    was fsynced before survives; after a remount the space of the failed
+    commit is back after `hoard gc`: a file larger than the fill got in
+    is stored."""
+    s = Store(small_fs / "store")
+    s.init()
+    try:
+        m = s.mount("test", root=small_fs.parent)["test"]
+        keep = os.urandom(3 * MIB)
+        write_synced(m / "keep", keep)
+        got, full = 0, False
+        for i in range(8):
+            n = fill(m / f"big{i}", 16 * MIB)
+            got += n
+            if n < 16 * MIB:
+                full = True
+                break
+        assert full and got >= 4 * MIB, got
+        pid = s.daemon_pid()
+        assert pid, "the daemon died on a full disk"
+        for p in m.glob("big*"):
+            os.unlink(p)
+        # the database is not stopped: metadata changes work at once
+        os.mkdir(m / "d")
+        (m / "small").write_bytes(b"x")
+        os.rename(m / "small", m / "d" / "small")
+        assert (m / "d" / "small").read_bytes() == b"x"
+        os.setxattr(m / "d", "user.k", b"v")
+        # new data: stored, or refused with ENOSPC (never EIO, never a
+        # hang) while the frames of the commit that failed still take
+        # their space (they are dropped at the unmount: see the README)
+        small = os.urandom(MIB)
+        try:
+            write_synced(m / "after", small)
+            assert (m / "after").read_bytes() == small
+        except OSError as e:
+            assert e.errno == errno.ENOSPC, e
+            small = None
+        assert (m / "keep").read_bytes() == keep
+        assert s.daemon_pid() == pid
+        s.umount()
+        m = s.mount("test", root=small_fs.parent)["test"]
+        assert (m / "keep").read_bytes() == keep
+        assert (m / "d" / "small").read_bytes() == b"x"
+        if small:
+            assert (m / "after").read_bytes() == small
+        else:
+            assert not os.path.lexists(m / "after")
+        # and with a blob gc the space is back: more than the fill got in
+        run([HOARD, "gc", "--store", s.path])
+        data = os.urandom(got + MIB)
+        write_synced(m / "again", data)
+        assert (m / "again").read_bytes() == data
+        s.umount()
+        rc, rep = fsck(s)
+        assert rc == 0 and rep["clean"], [k for k, v in rep["found"].items() if v]
+    finally:
+        if s.mounts:
+            s.umount()
+        s.check_log()
+
+
+# -- 6. store paths that are not stores ---------------------------------------
+
+def one_line(p):
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 1 and len(lines) == 1, p
+    return lines[0]
+
+
+def both(path, mnt):
+    """The message of `hoard stats`, `hoard fsck` and `hoardfs` for path."""
+    out = []
+    for args in ([HOARD, "stats", "--store", path], [HOARD, "fsck", "--store", path],
+                 [HOARDFS, "--store", path, f"t={mnt}"]):
+        out.append(one_line(run(args, check=False, timeout=60)))
+    return out
+
+
+def test_store_path_errors_name_the_problem(tmp_path, store):
+    mnt = tmp_path / "m"
+    mnt.mkdir()
+    f = tmp_path / "file"
+    f.write_text("x")
+    for line in both(f, mnt):
+        assert f"{f} is not a directory" in line, line
+    p = run([HOARD, "init", "--store", f], check=False)
+    assert f"{f} is not a directory" in one_line(p)
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "x").write_text("x")
+    for line in both(foreign, mnt):
+        assert "is not a hoard store" in line, line
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for line in both(empty, mnt):
+        assert "is empty, not a hoard store" in line, line
+    newer = tmp_path / "newer"
+    Store(newer).init()
+    (newer / "HOARD").write_text("hoard-store 99\n")
+    for line in both(newer, mnt):
+        assert "format 99, newer than this hoard supports" in line, line
+    missing = tmp_path / "missing"
+    for line in both(missing, mnt):
+        assert "no hoard store at" in line, line
+    # in use: a daemon serves it
+    m2 = store.mount("test")["test"]
+    pid = store.daemon_pid()
+    p = run([HOARD, "fsck", "--store", store.path], check=False)
+    assert f"in use by pid {pid}" in one_line(p)
+    p = run([HOARDFS, "--store", store.path, f"t={mnt}"], check=False, timeout=60)
+    assert f"pid {pid}" in one_line(p)
+    store.umount()
+    # permission denied: another user
+    os.chmod(tmp_path, 0o755)
+    for args in ([HOARD, "fsck", "--store", store.path],
+                 [HOARD, "stats", "--store", store.path]):
+        p = run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                 *args], check=False)
+        assert "Permission denied" in one_line(p), p
