@@ -422,7 +422,8 @@ int hoard_sync_result_from_json(const char *json, struct hoard_sync_result *x)
 		}
 	}
 	r = hoard_json_get_real(o, "seconds", true, &secs);
-	if (r == 0 && secs > 0)
+	/* out of range (or NaN) would be undefined in the cast */
+	if (r == 0 && secs > 0 && secs < 1e9)
 		x->elapsed_ns = (uint64_t)(secs * 1e9);
 	if (r == -ENOENT)
 		r = 0;

@@ -49,10 +49,15 @@ def pid_alive(pid):
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    # a zombie is not alive for our purposes
+    # a zombie is not alive for our purposes, unless other threads of it
+    # are still exiting (after kill -9, the thread-group leader can be a
+    # zombie while a thread finishes disk I/O: the process still holds its
+    # files, the store's lock among them)
     try:
         with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
+            if f.read().split(")")[-1].split()[0] != "Z":
+                return True
+        return len(os.listdir(f"/proc/{pid}/task")) > 1
     except FileNotFoundError:
         return False
 
