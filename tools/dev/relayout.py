@@ -33,6 +33,7 @@ Exit: 0 done (or already done), 1 refused (reason printed), 2 usage.
 """
 import re
 import subprocess
+import textwrap
 import sys
 from pathlib import Path
 
@@ -42,57 +43,57 @@ from pathlib import Path
 # neither includes the other.
 FOLDERS = [
     ("base", {
+        "title": "leaf helpers every layer uses",
         "job": "leaf helpers every layer uses: logging, byte order, sizes, "
                "digests, JSON conventions",
         "uses": [],
-        "libs": "libcrypto (digests), jansson (JSON)",
         "files": ["util.c", "digest.c", "json.c"],
     }),
     ("store", {
+        "title": "bytes to chunks, chunks to disk",
         "job": "bytes to chunks and chunks to disk: keyed XXH3 chunk ids, "
                "content-defined chunking, zstd frames, the store directory, "
                "RocksDB column families, batches and the WAL",
         "uses": ["base"],
-        "libs": "libxxhash, libzstd, RocksDB",
         "files": ["hash.c", "chunker.c", "codec.c", "store.c", "storewal.c",
                   "storeresume.cc", "store-internal.h"],
     }),
     ("core", {
+        "title": "the filesystem on top of the store",
         "job": "the filesystem on top of the store: inode numbers, chunk "
                "records and the chunk cache, inodes and names, directories, "
                "xattrs and volumes, the data path (commit), user.hoard.info, "
                "the plain-file tier; one lock discipline (fs-internal.h)",
         "uses": ["base", "store"],
-        "libs": "",
         "files": ["idmap.c", "chunks.c", "meta.c", "dir.c", "file.c",
                   "info.c", "plain.c", "volume.c", "fs-internal.h"],
     }),
     ("policy", {
+        "title": "statistics, gc, eviction, fsck",
         "job": "what runs over a store and decides: statistics, compaction "
                "(gc), the size budget (eviction, pins), fsck (check, repair, "
                "report)",
         "uses": ["base", "store", "core"],
-        "libs": "",
         "files": ["stats.c", "gc.c", "evict.c", "fsck.c", "fsckrepair.c",
                   "fsckreport.c", "fsckplain.c", "fsck-internal.h"],
     }),
     ("remote", {
+        "title": "the S3 client, remote formats, push/pull, lazy fetch",
         "job": "S3 repositories: the S3 client (SigV4, config, XML answers), "
                "the remote object formats, signed refs, push/pull/ls/gc of a "
                "bucket and lazy fetch of chunks from it",
         "uses": ["base", "store", "core"],
-        "libs": "libcurl, expat, libcrypto (Ed25519)",
         "files": ["s3.c", "s3conf.c", "s3ops.c", "s3sig.c", "s3xml.c",
                   "s3-internal.h", "remote.c", "sign.c", "sync.c",
                   "syncpull.c", "syncreq.c", "syncremote.c", "syncgc.c",
                   "syncls.c", "lazy.c", "sync-internal.h"],
     }),
     ("daemon", {
-        "job": "the FUSE daemon hoardfs and the control socket it answers "
-               "(ctl.c, volumectl.c are in the library: the CLI speaks the "
-               "same protocol)",
+        "title": "the FUSE daemon and its control socket",
+        "job": "the FUSE daemon hoardfs, and the control socket protocol it "
+               "answers (ctl.c and volumectl.c are in the library: the CLI "
+               "speaks the same protocol)",
         "uses": ["base", "store", "core", "policy", "remote"],
-        "libs": "libfuse3, libsystemd (sd_notify)",
         "files": ["ctl.c", "volumectl.c", "hoardfs.c"],
     }),
 ]
@@ -108,6 +109,13 @@ SPECIAL = [
      """("fs/policy/gc.c", '#include "../core/fs-internal.h"'"""),
     ("tests/check_layers.py", '"fs/*-internal.h"', '"fs/*/*-internal.h"'),
 ]
+
+# Outside libraries, by the header a file includes: the folder READMEs and
+# the README's table name the ones the folder's files really include.
+LIBS = [("rocksdb/", "RocksDB"), ("zstd", "libzstd"), ("xxhash.h", "libxxhash"),
+        ("curl/", "libcurl"), ("openssl/", "libcrypto"), ("expat", "expat"),
+        ("libxml/", "libxml2"), ("jansson.h", "jansson"), ("fuse", "libfuse3"),
+        ("systemd/", "libsystemd")]
 
 TEXT_SUFFIXES = {".c", ".cc", ".h", ".md", ".py", ".sh", ".build", ".txt",
                  ".in", ".supp", ".yml", ".yaml", ".toml", ""}
@@ -210,7 +218,7 @@ def meson_lists(flat, sources, where):
     Path("fs/meson.build").write_text("\n".join(top) + "\n")
     for folder, spec in present:
         lib = [f for f in spec["files"] if f in sources]
-        out = [f"# fs/{folder}: {spec['job'].split(':')[0]}."]
+        out = [f"# fs/{folder}: {spec['title']} (fs/{folder}/README.md)."]
         if lib:
             out.append("core_sources += files(")
             out += [f"  '{f}'," for f in lib]
@@ -265,52 +273,77 @@ def rewrite_paths(where, moved):
     return changed
 
 
+def libs_of(folder, spec, flat):
+    found = []
+    for f in spec["files"]:
+        p = Path("fs", folder, f)
+        if f not in flat or not p.is_file():
+            continue
+        for h in re.findall(r"^\s*#\s*include\s*<([^>]+)>", p.read_text(), re.M):
+            for prefix, lib in LIBS:
+                if h.startswith(prefix) and lib not in found:
+                    found.append(lib)
+    return ", ".join(found)
+
+
+def wrap(text):
+    return textwrap.fill(text, width=76, break_on_hyphens=False)
+
+
 def readmes(flat):
+    head = ("Lowest first.  A folder uses only the folders listed before it "
+            "(their public headers, include/hoard/); policy and remote are "
+            "siblings and do not include each other.  A private header "
+            "(X-internal.h) is included only in its own folder; the known "
+            "exceptions are in tests/check_layers.py, which checks the rule "
+            "per module.  Each folder's meson.build lists its files: add a "
+            "new file there.")
     lines = ["# fs/: the core library and the daemon, one folder per layer",
-             "",
-             "Lowest first.  A folder uses only the folders below it "
-             "(their public headers in include/hoard/); a private header "
-             "(X-internal.h) is included only in its own folder.  "
-             "tests/check_layers.py checks the rule per module.", ""]
+             "", wrap(head), ""]
     for folder, spec in FOLDERS:
         files = [f for f in spec["files"] if f in flat]
         if not files:
             continue
         uses = ", ".join(spec["uses"]) or "nothing of hoard"
-        lines.append(f"- `{folder}/`: {spec['job']}.  Uses: {uses}.")
-        body = [f"# fs/{folder}", "",
-                f"Job: {spec['job']}.", "",
-                "May include: " + (", ".join(
-                    f"the public headers of fs/{u}" for u in spec["uses"])
-                    or "only include/hoard/ headers of this folder") +
-                ", the public headers (include/hoard/) of this folder, "
-                "and its own private headers.  Nothing from folders above.",
-                ""]
-        if spec["libs"]:
-            body += [f"Outside libraries wrapped here: {spec['libs']}.", ""]
-        body += ["Files: " + ", ".join(f"`{f}`" for f in files) + ".", ""]
-        if folder == "policy":
-            body += ["Known break (issue 15 item 1): evict.c and "
-                     "fsck-internal.h include ../core/fs-internal.h.", ""]
-        if folder == "remote":
-            body += ["Known break (issue 15 item 1): lazy.c, sync.c and "
-                     "syncpull.c include ../core/fs-internal.h.", ""]
+        lines.append(wrap(f"- `{folder}/`: {spec['title']}.  Uses: {uses}."))
+        may = ("only its own headers" if not spec["uses"] else
+               "the public headers of " +
+               ", ".join(f"fs/{u}" for u in spec["uses"]) +
+               ", and its own")
+        body = [f"# fs/{folder}: {spec['title']}", "",
+                wrap(f"Job: {spec['job']}."), "",
+                wrap(f"May include: {may} (public ones in include/hoard/, "
+                     "private X-internal.h here).  Nothing from a folder "
+                     "that is not listed: see ../README.md."), ""]
+        libs = libs_of(folder, spec, flat)
+        if libs:
+            body += [wrap(f"Outside libraries, included only here: {libs}."), ""]
+        body += [wrap("Files: " + ", ".join(f"`{f}`" for f in files) + "."), ""]
+        reach = sorted(
+            f"{f} includes ../{m.group(1)}"
+            for f in files if Path("fs", folder, f).is_file()
+            for m in re.finditer(r'#\s*include\s*"\.\./([a-z]+/[A-Za-z0-9_]+-internal\.h)"',
+                                 Path("fs", folder, f).read_text()))
+        if reach:
+            body += [wrap("Known breaks of the rule (issue 15 item 1, the "
+                          "core API, removes them): " + "; ".join(reach) +
+                          "."), ""]
         Path(f"fs/{folder}/README.md").write_text("\n".join(body))
     lines.append("")
     Path("fs/README.md").write_text("\n".join(lines))
 
 
 def layer_table(flat):
-    rows = ["| folder (lowest first) | files | outside library (only here) |",
-            "|---|---|---|"]
+    rows = ["| folder | job | files | outside library (only here) |",
+            "|---|---|---|---|"]
     for folder, spec in FOLDERS:
         files = [f for f in spec["files"] if f in flat]
         if files:
-            rows.append(f"| `fs/{folder}/` {spec['job']} | " +
+            rows.append(f"| `fs/{folder}/` | {spec['job']} | " +
                         ", ".join(f"`{f}`" for f in files) +
-                        f" | {spec['libs']} |")
-    rows.append("| `tools/` the CLI `hoard` | `hoard.c`, `*_cmds.c`, "
-                "`cli.c` | |")
+                        f" | {libs_of(folder, spec, flat)} |")
+    rows.append("| `tools/` | the CLI, `hoard` | `hoard.c`, `cli.c`, "
+                "`*_cmds.c` | |")
     return rows
 
 
@@ -320,19 +353,22 @@ def rewrite_readme(flat):
         return "README.md missing"
     text = p.read_text()
     notes = []
-    tree = ["fs/              the core library (no FUSE in it) and the daemon, "
-            "one folder per layer (fs/README.md):"]
+    tree = ["fs/              the library and the daemon, one folder per layer, "
+            "lowest first (fs/README.md):"]
     for folder, spec in FOLDERS:
         if any(f in flat for f in spec["files"]):
-            tree.append(f"  {folder + '/':<14} {spec['job'].split(':')[0]}")
+            tree.append(f"  {folder + '/':<14} {spec['title']}")
     new, n = re.subn(r"^fs/ +.*$", lambda _: "\n".join(tree), text,
                      count=1, flags=re.M)
     if n == 0:
         notes.append("README.md: no tree line for fs/ found; not changed")
     m = re.search(r"^Layers, lowest first.*\n\n((?:\|.*\n)+)", new, re.M)
     if m:
-        intro = ("Layers, lowest first; each folder uses only the folders "
-                 "below it (policy and remote are siblings; no cycles):\n\n")
+        intro = ("Layers, lowest first: one folder of fs/ each.  A folder "
+                 "uses only the folders above\nit in this table (policy and "
+                 "remote are siblings: neither includes the other;\nno "
+                 "cycles); fs/README.md and each folder's README say what it "
+                 "may include:\n\n")
         new = (new[:m.start()] + intro + "\n".join(layer_table(flat)) + "\n" +
                new[m.end():])
     else:
