@@ -362,15 +362,13 @@ def rewrite_readme(flat):
                      count=1, flags=re.M)
     if n == 0:
         notes.append("README.md: no tree line for fs/ found; not changed")
-    m = re.search(r"^Layers, lowest first.*\n\n((?:\|.*\n)+)", new, re.M)
+    m = re.search(r"^Layers, lowest first(?:.*\n)*?\n((?:\|.*\n)+)", new,
+                  re.M)
     if m:
-        intro = ("Layers, lowest first: one folder of fs/ each.  A folder "
-                 "uses only the folders above\nit in this table (policy and "
-                 "remote are siblings: neither includes the other;\nno "
-                 "cycles); fs/README.md and each folder's README say what it "
-                 "may include:\n\n")
-        new = (new[:m.start()] + intro + "\n".join(layer_table(flat)) + "\n" +
-               new[m.end():])
+        # The paragraph above the table stays (it is still true of the
+        # folders); the table becomes one row per folder.
+        new = (new[:m.start(1)] + "\n".join(layer_table(flat)) + "\n" +
+               new[m.end(1):])
     else:
         notes.append("README.md: no 'Layers, lowest first' table found; not changed")
     p.write_text(new)
