@@ -334,7 +334,7 @@ def readmes(flat):
 
 
 def layer_table(flat):
-    rows = ["| folder | job | files | outside library (only here) |",
+    rows = ["| folder | job | files | outside libraries its files include |",
             "|---|---|---|---|"]
     for folder, spec in FOLDERS:
         files = [f for f in spec["files"] if f in flat]
