@@ -43,7 +43,7 @@
 #include "hoard/ctl.h"
 #include "hoard/util.h"
 
-#define CTL_REQUEST_MAX	     (64 * 1024)
+#define CTL_REQUEST_MAX	     HOARD_CTL_REQUEST_MAX
 #define CTL_DISCARD_MAX	     (64u << 20) /* of an oversized request */
 #define CTL_REPLY_MAX	     (256u << 20)
 #define CTL_SERVER_TIMEOUT_S 10
@@ -161,12 +161,8 @@ static int send_all(int fd, const void *buf, size_t len)
 
 /* ---- server ---- */
 
-/*
- * Read one request line into buf (CTL_REQUEST_MAX + 1 bytes), NUL-terminated
- * without its "\n" (or "\r\n").  0, -EMSGSIZE (too long: the rest of the
- * line was read and dropped), -ENODATA (nothing sent) or -errno.
- */
-static int read_request(int c, char *buf)
+/* See ctl.h. */
+int hoard_ctl_read_request(int c, char *buf)
 {
 	size_t len = 0, dropped = 0;
 	bool eol = false;
@@ -236,7 +232,7 @@ static void serve_one(struct hoard_ctl_server *s, int c)
 		reply_err(c, ENOMEM, NULL);
 		return;
 	}
-	r = read_request(c, req);
+	r = hoard_ctl_read_request(c, req);
 	if (r == -EMSGSIZE) {
 		reply_err(c, EMSGSIZE, "request line longer than 65536 bytes");
 		goto out_free_req;
@@ -448,8 +444,8 @@ static int read_all(int fd, char **ret_buf)
 	return 0;
 }
 
-/* Turn a reply into the call's result (see hoard_ctl_call). */
-static int parse_reply(const char *reply, char **ret_out)
+/* See ctl.h. */
+int hoard_ctl_parse_reply(const char *reply, char **ret_out)
 {
 	const char *msg;
 	char *end, *out;
@@ -526,7 +522,7 @@ int hoard_ctl_call_timeout(const char *path, const char *request,
 	r = read_all(fd, &reply);
 	if (r < 0)
 		goto out_close;
-	r = parse_reply(reply, ret_out);
+	r = hoard_ctl_parse_reply(reply, ret_out);
 	free(reply);
 out_close:
 	close(fd);

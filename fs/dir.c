@@ -12,6 +12,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "hoard/json.h"
 #include "hoard/util.h"
 #include "fs-internal.h"
 
@@ -436,28 +437,32 @@ static ssize_t info_xattr(struct hoard_fs *fs, uint64_t ino, void *buf,
 			  size_t size)
 {
 	struct hoard_file_info fi;
-	char text[512];
+	char *text;
 	int n, r;
 
 	r = hoard_fs_file_info(fs, ino, &fi);
 	if (r < 0)
 		return r;
-	n = snprintf(text, sizeof(text),
-		     "{\"chunks\":%llu,\"unique_chunks\":%llu,"
-		     "\"logical_bytes\":%llu,\"data_bytes\":%llu,"
-		     "\"stored_bytes\":%llu,\"local_bytes\":%llu,"
-		     "\"dirty\":%s,\"plain\":%s}",
-		     (unsigned long long)fi.chunks,
-		     (unsigned long long)fi.unique_chunks,
-		     (unsigned long long)fi.logical_bytes,
-		     (unsigned long long)fi.data_bytes,
-		     (unsigned long long)fi.stored_bytes,
-		     (unsigned long long)fi.local_bytes,
-		     fi.dirty ? "true" : "false", fi.plain ? "true" : "false");
-	if (size && (size_t)n > size)
+	text = hoard_json_dump(
+		json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:b,s:b}", "chunks",
+			  hoard_json_u64(fi.chunks), "unique_chunks",
+			  hoard_json_u64(fi.unique_chunks), "logical_bytes",
+			  hoard_json_u64(fi.logical_bytes), "data_bytes",
+			  hoard_json_u64(fi.data_bytes), "stored_bytes",
+			  hoard_json_u64(fi.stored_bytes), "local_bytes",
+			  hoard_json_u64(fi.local_bytes), "dirty",
+			  (int)fi.dirty, "plain", (int)fi.plain),
+		false);
+	if (!text)
+		return -ENOMEM;
+	n = (int)strlen(text);
+	if (size && (size_t)n > size) {
+		free(text);
 		return -ERANGE;
+	}
 	if (size)
 		memcpy(buf, text, (size_t)n);
+	free(text);
 	return n;
 }
 

@@ -1036,9 +1036,13 @@ int file_commit(struct hoard_fs *fs, struct istate *is, bool sync)
 static int ensure_size(struct hoard_fs *fs, struct istate *is)
 {
 	struct hoard_inode in;
+	bool valid;
 	int r;
 
-	if (is->size_valid)
+	pthread_mutex_lock(&is->mu); /* size_valid: see istate */
+	valid = is->size_valid;
+	pthread_mutex_unlock(&is->mu);
+	if (valid)
 		return 0;
 	r = inode_load(fs, is->ino, &in);
 	if (r < 0)
@@ -1454,7 +1458,9 @@ void hoard_fs_release_pt(struct hoard_fs *fs, struct hoard_fh *fh,
 			file_commit(fs, is, false);
 		pthread_mutex_lock(&fs->lock);
 		if (is->opens == 0) {
+			pthread_mutex_lock(&is->mu); /* dirty: see istate */
 			is->dirty = false;
+			pthread_mutex_unlock(&is->mu);
 			staging_drop(fs, is, true);
 		}
 		pthread_mutex_unlock(&fs->lock);

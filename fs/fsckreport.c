@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "hoard/fsck.h"
+#include "hoard/json.h"
 
 static const char *const problem_names[HOARD_FSCK_N_PROBLEMS] = {
 	[HOARD_FSCK_BAD_RECORDS] = "bad_records",
@@ -43,22 +44,7 @@ void hoard_fsck_report_free(struct hoard_fsck_report *r)
 	free(r);
 }
 
-static void json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch == '"' || ch == '\\')
-			fprintf(f, "\\%c", ch);
-		else if (ch < 0x20 || ch >= 0x7f)
-			fprintf(f, "\\u%04x", ch); /* bytes, not characters */
-		else
-			fputc(ch, f);
-	}
-	fputc('"', f);
-}
-
+/* Memstream close for the text report: the text, or NULL (freed). */
 static char *finish(FILE *f, char **buf)
 {
 	bool bad = ferror(f);
@@ -70,49 +56,43 @@ static char *finish(FILE *f, char **buf)
 	return *buf;
 }
 
+/* lost_files are paths: bytes, not characters (json.h's str_bytes). */
 char *hoard_fsck_json(const struct hoard_fsck_report *r)
 {
-	char *buf = NULL;
-	size_t len;
-	FILE *f = open_memstream(&buf, &len);
+	json_t *o, *found = json_object(), *lost = json_array();
+	int e = found && lost ? 0 : -1;
 
-	if (!f)
+	for (int i = 0; e == 0 && i < HOARD_FSCK_N_PROBLEMS; i++)
+		e = json_object_set_new(found, problem_names[i],
+					hoard_json_u64(r->problem[i]));
+	for (size_t i = 0; e == 0 && i < r->n_lost; i++)
+		e = json_array_append_new(lost,
+					  hoard_json_str_bytes(r->lost[i]));
+	if (e < 0) {
+		json_decref(found);
+		json_decref(lost);
 		return NULL;
-	fprintf(f,
-		"{\"clean\":%s,\"problems\":%llu,\"repaired\":%s,"
-		"\"writes\":%llu,\"seconds\":%.3f,\"closed_cleanly\":%s,",
-		r->problems ? "false" : "true", (unsigned long long)r->problems,
-		r->repaired ? "true" : "false", (unsigned long long)r->writes,
-		r->seconds, r->unclean ? "false" : "true");
-	fprintf(f,
-		"\"checked\":{\"volumes\":%llu,\"inodes\":%llu,"
-		"\"dirents\":%llu,\"extents\":%llu,\"xattrs\":%llu,"
-		"\"chunks\":%llu,\"raw_bytes\":%llu,\"frame_bytes\":%llu,"
-		"\"remote_chunks\":%llu,\"plain_copies\":%llu},",
-		(unsigned long long)r->volumes, (unsigned long long)r->inodes,
-		(unsigned long long)r->dirents, (unsigned long long)r->extents,
-		(unsigned long long)r->xattrs, (unsigned long long)r->chunks,
-		(unsigned long long)r->raw_bytes,
-		(unsigned long long)r->frame_bytes,
-		(unsigned long long)r->remote_chunks,
-		(unsigned long long)r->plain_copies);
-	fputs("\"found\":{", f);
-	for (int i = 0; i < HOARD_FSCK_N_PROBLEMS; i++)
-		fprintf(f, "%s\"%s\":%llu", i ? "," : "", problem_names[i],
-			(unsigned long long)r->problem[i]);
-	fputs("},\"lost_files\":[", f);
-	for (size_t i = 0; i < r->n_lost; i++) {
-		if (i)
-			fputc(',', f);
-		json_str(f, r->lost[i]);
 	}
-	fputs("],\"wal_damage\":", f);
-	if (r->wal_damage)
-		json_str(f, r->wal_damage);
-	else
-		fputs("null", f);
-	fputs("}\n", f);
-	return finish(f, &buf);
+	o = json_pack(
+		"{s:b,s:o,s:b,s:o,s:o,s:b,s:{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:"
+		"o,s:o},s:o,s:o,s:o}",
+		"clean", !r->problems, "problems", hoard_json_u64(r->problems),
+		"repaired", (int)r->repaired, "writes",
+		hoard_json_u64(r->writes), "seconds",
+		hoard_json_real3(r->seconds), "closed_cleanly", !r->unclean,
+		"checked", "volumes", hoard_json_u64(r->volumes), "inodes",
+		hoard_json_u64(r->inodes), "dirents",
+		hoard_json_u64(r->dirents), "extents",
+		hoard_json_u64(r->extents), "xattrs", hoard_json_u64(r->xattrs),
+		"chunks", hoard_json_u64(r->chunks), "raw_bytes",
+		hoard_json_u64(r->raw_bytes), "frame_bytes",
+		hoard_json_u64(r->frame_bytes), "remote_chunks",
+		hoard_json_u64(r->remote_chunks), "plain_copies",
+		hoard_json_u64(r->plain_copies), "found", found, "lost_files",
+		lost, "wal_damage",
+		r->wal_damage ? hoard_json_str_bytes(r->wal_damage)
+			      : json_null());
+	return hoard_json_dump(o, true);
 }
 
 static const char *const problem_text[HOARD_FSCK_N_PROBLEMS] = {

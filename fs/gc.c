@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "hoard/gc.h"
+#include "hoard/json.h"
 #include "hoard/util.h"
 
 /* nftw() has no user pointer: the sum lives here, guarded by a mutex since
@@ -86,50 +87,37 @@ int hoard_gc_run(struct hoard_store *st, struct hoard_gc_report *ret)
 
 char *hoard_gc_json(const struct hoard_gc_report *g)
 {
-	char *s;
-
-	if (asprintf(&s,
-		     "{\"disk_bytes_before\":%llu,\"disk_bytes_after\":%llu,"
-		     "\"db_bytes_before\":%llu,\"db_bytes_after\":%llu,"
-		     "\"seconds\":%.3f}\n",
-		     (unsigned long long)g->disk_before,
-		     (unsigned long long)g->disk_after,
-		     (unsigned long long)g->db_before,
-		     (unsigned long long)g->db_after, g->seconds) < 0)
-		return NULL;
-	return s;
-}
-
-static int json_u64(const char *json, const char *key, uint64_t *ret)
-{
-	char pat[64], *end;
-	const char *p;
-
-	snprintf(pat, sizeof(pat), "\"%s\":", key);
-	p = strstr(json, pat);
-	if (!p)
-		return -EBADMSG;
-	p += strlen(pat);
-	if (*p < '0' || *p > '9')
-		return -EBADMSG;
-	errno = 0;
-	*ret = strtoull(p, &end, 10);
-	return errno ? -EBADMSG : 0;
+	return hoard_json_dump(
+		json_pack("{s:o,s:o,s:o,s:o,s:o}", "disk_bytes_before",
+			  hoard_json_u64(g->disk_before), "disk_bytes_after",
+			  hoard_json_u64(g->disk_after), "db_bytes_before",
+			  hoard_json_u64(g->db_before), "db_bytes_after",
+			  hoard_json_u64(g->db_after), "seconds",
+			  hoard_json_real3(g->seconds)),
+		true);
 }
 
 int hoard_gc_from_json(const char *json, struct hoard_gc_report *ret)
 {
 	struct hoard_gc_report g = {0};
-	const char *p;
+	json_t *o = hoard_json_parse_object(json);
+	int r = -EBADMSG;
 
-	if (json_u64(json, "disk_bytes_before", &g.disk_before) < 0 ||
-	    json_u64(json, "disk_bytes_after", &g.disk_after) < 0 ||
-	    json_u64(json, "db_bytes_before", &g.db_before) < 0 ||
-	    json_u64(json, "db_bytes_after", &g.db_after) < 0)
+	if (!o)
 		return -EBADMSG;
-	p = strstr(json, "\"seconds\":");
-	if (p)
-		g.seconds = strtod(p + strlen("\"seconds\":"), NULL);
-	*ret = g;
-	return 0;
+	if (hoard_json_get_u64(o, "disk_bytes_before", false, &g.disk_before) <
+		    0 ||
+	    hoard_json_get_u64(o, "disk_bytes_after", false, &g.disk_after) <
+		    0 ||
+	    hoard_json_get_u64(o, "db_bytes_before", false, &g.db_before) < 0 ||
+	    hoard_json_get_u64(o, "db_bytes_after", false, &g.db_after) < 0)
+		goto out_put;
+	r = hoard_json_get_real(o, "seconds", true, &g.seconds);
+	if (r == -ENOENT)
+		r = 0;
+	if (r == 0)
+		*ret = g;
+out_put:
+	json_decref(o);
+	return r;
 }

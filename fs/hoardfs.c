@@ -32,6 +32,7 @@
 #include "hoard/lazy.h"
 #include "hoard/gc.h"
 #include "hoard/fs.h"
+#include "hoard/json.h"
 #include "hoard/plain.h"
 #include "hoard/stats.h"
 #include "hoard/store.h"
@@ -109,7 +110,8 @@ static struct {
 	struct hoard_fs *fs;
 	struct hoard_store *st;
 	FILE *logf;
-	int report_fd; /* pipe to the waiting parent, -1 once reported */
+	int report_fd;	      /* pipe to the waiting parent, -1 once reported */
+	uint64_t read_errors; /* reads answered EIO; atomic (__atomic_*) */
 } D = {.report_fd = -1,
        .notify_mu = PTHREAD_MUTEX_INITIALIZER,
        .mounts_cv = PTHREAD_COND_INITIALIZER};
@@ -499,6 +501,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct hoard_rvec rv;
 	ssize_t n = hoard_fs_read_vec(fs, FH(fi), size, off, &rv);
 
+	if (n == -EBADMSG || n == -EIO) /* `hoard stats`: read_errors */
+		__atomic_add_fetch(&D.read_errors, 1, __ATOMIC_RELAXED);
 	if (n < 0)
 		fuse_reply_err(req, E((int)n));
 	else if (rv.n == 0)
@@ -1058,15 +1062,14 @@ static int ctl_config(const char *req, char **ret_out)
 		  (unsigned long long)max,
 		  D.max_size ? " (--max-size overrides it)" : "");
 reply:
-	if (asprintf(ret_out,
-		     "{\"max_size\":%llu,\"in_force\":%llu,"
-		     "\"overridden\":%s}\n",
-		     (unsigned long long)max,
-		     (unsigned long long)(D.max_size ? D.max_size : max),
-		     D.max_size ? "true" : "false") < 0) {
-		*ret_out = NULL;
+	*ret_out = hoard_json_dump(
+		json_pack("{s:o,s:o,s:b}", "max_size", hoard_json_u64(max),
+			  "in_force",
+			  hoard_json_u64(D.max_size ? D.max_size : max),
+			  "overridden", D.max_size != 0),
+		true);
+	if (!*ret_out)
 		return -ENOMEM;
-	}
 	return 0;
 }
 
@@ -1127,7 +1130,7 @@ static int ctl_prefetch(const char *args, char **ret_out)
 	unsigned long long ino;
 	uint64_t total = 0;
 	unsigned files = 0, streak = 0;
-	char *end, *miss = NULL, *x, idhex[HOARD_ID_HEX_SIZE];
+	char *end, *miss = NULL, *x, *json, idhex[HOARD_ID_HEX_SIZE];
 	int r;
 
 	if (!D.lz) {
@@ -1171,8 +1174,13 @@ static int ctl_prefetch(const char *args, char **ret_out)
 		}
 		args = *end ? end + 1 : end;
 	}
-	r = asprintf(ret_out, "{\"files\":%u,\"fetched_bytes\":%llu}\n%s",
-		     files, (unsigned long long)total, miss ? miss : "");
+	/* one JSON line, then main's "missing ..." text lines */
+	json = hoard_json_dump(json_pack("{s:I,s:o}", "files",
+					 (json_int_t)files, "fetched_bytes",
+					 hoard_json_u64(total)),
+			       true);
+	r = json ? asprintf(ret_out, "%s%s", json, miss ? miss : "") : -1;
+	free(json);
 	free(miss);
 	return r < 0 ? -ENOMEM : 0;
 }
@@ -1198,7 +1206,6 @@ static char *stats_add_plain(char *json)
 	struct hoard_plain_counts pc;
 	json_t *o = json_loads(json, 0, NULL), *pt, *mounts;
 	const char *global = NULL;
-	char *out = NULL;
 
 	free(json);
 	if (!o)
@@ -1234,12 +1241,7 @@ static char *stats_add_plain(char *json)
 	json_object_set_new(pt, "global", json_string(global ? global : "off"));
 	json_object_set_new(pt, "mounts", mounts);
 	json_object_set_new(o, "passthrough", pt);
-	json = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	if (json && asprintf(&out, "%s\n", json) < 0)
-		out = NULL;
-	free(json);
-	return out;
+	return hoard_json_dump(o, true); /* hoard's number format (json.h) */
 }
 
 /* ---- mounts on request --------------------------------------------------- */
@@ -1475,6 +1477,9 @@ static int ctl_serve(void *ud, const char *req, char **ret_out)
 			return r;
 		hoard_fs_cache_counts(D.fs, &s->cache_hits, &s->cache_misses);
 		s->have_cache = true;
+		s->have_reads = true;
+		s->read_errors = __atomic_load_n(&D.read_errors,
+						 __ATOMIC_RELAXED);
 		if (D.lz) {
 			struct hoard_lazy_counts lc;
 
@@ -1485,6 +1490,7 @@ static int ctl_serve(void *ud, const char *req, char **ret_out)
 			s->fetch_gets = lc.gets;
 			s->fetch_failures = lc.failures;
 			s->fetch_get_bytes = lc.get_bytes;
+			s->fetch_retries = lc.retries;
 		}
 		r = stats_budget(s);
 		if (r < 0) {

@@ -1005,7 +1005,11 @@ void hoard_lazy_free(struct hoard_lazy *lz)
 
 void hoard_lazy_get_counts(struct hoard_lazy *lz, struct hoard_lazy_counts *ret)
 {
+	struct hoard_s3_stats ss;
+
 	pthread_mutex_lock(&lz->mu);
 	*ret = lz->c;
 	pthread_mutex_unlock(&lz->mu);
+	hoard_s3_client_stats(lz->cl, &ss);
+	ret->retries = ss.retries;
 }

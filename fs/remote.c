@@ -253,6 +253,24 @@ long hoard_manifest_add(struct hoard_manifest *m, const struct hoard_mentry *e)
 	return (long)m->n++;
 }
 
+/* A message shows names from the bucket: control characters (a newline,
+ * an escape sequence) become '?', so a message stays one line and cannot
+ * drive a terminal. */
+static void printable(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = '?';
+}
+
+static const char *msg_name(const char *name,
+			    char buf[HOARD_REMOTE_NAME_MAX + 1])
+{
+	snprintf(buf, HOARD_REMOTE_NAME_MAX + 1, "%s", name);
+	printable(buf);
+	return buf;
+}
+
 void hoard_manifest_path(const struct hoard_manifest *m, size_t i, char *buf,
 			 size_t n)
 {
@@ -281,6 +299,7 @@ void hoard_manifest_path(const struct hoard_manifest *m, size_t i, char *buf,
 			break;
 		len += (size_t)w;
 	}
+	printable(buf);
 }
 
 /* (parent, name) set to find duplicates: open addressing over indices. */
@@ -354,7 +373,7 @@ static int manifest_check(const struct hoard_manifest *m, char *errbuf,
 {
 	struct nameset ns = {0};
 	uint64_t total = 0; /* the regular files' sizes added */
-	char path[512];
+	char path[512], nm[HOARD_REMOTE_NAME_MAX + 1];
 	const char *why;
 	int r = 0;
 
@@ -393,17 +412,17 @@ static int manifest_check(const struct hoard_manifest *m, char *errbuf,
 		if (p->type == HOARD_M_SYMLINK)
 			FAIL("manifest: '%s/%s' would be reached through the "
 			     "symlink '%s'",
-			     path, e->name, path);
+			     path, msg_name(e->name, nm), path);
 		if (p->type != HOARD_M_DIR)
 			FAIL("manifest: '%s/%s' lies under '%s', which is not "
 			     "a directory",
-			     path, e->name, path);
+			     path, msg_name(e->name, nm), path);
 		r = nameset_add(&ns, m, i);
 		if (r < 0)
 			goto out;
 		if (r == 1)
 			FAIL("manifest: the name '%s' appears twice in '%s'",
-			     e->name, path);
+			     msg_name(e->name, nm), path);
 		hoard_manifest_path(m, i, path, sizeof(path));
 		if (e->type == HOARD_M_NODE) {
 			uint32_t t = e->mode & S_IFMT;

@@ -41,16 +41,8 @@ void s3_buf_free(struct s3_buf *b);
 
 /* ---- fs/s3xml.c ---- */
 
-/*
- * The first element <tag ...>...</tag> or <tag/> in [p, end): its content
- * in [*ret_in, *ret_in_end), and *ret_next just past it.  false if none.
- */
-bool s3_xml_find(const char *p, const char *end, const char *tag,
-		 const char **ret_in, const char **ret_in_end,
-		 const char **ret_next);
-/* Decoded text content (entities); -EBADMSG for markup or a bad entity. */
-int s3_xml_text(const char *in, const char *in_end, char **ret);
-/* Code and Message of an S3 error document ("" when absent), cut to fit. */
+/* Code and Message of an S3 error document ("" when absent or when the
+ * document is not well-formed XML with root <Error>), cut to fit. */
 void s3_xml_error(const char *doc, size_t n, char *code, size_t code_size,
 		  char *msg, size_t msg_size);
 /* "2013-05-24T00:00:00.000Z" to seconds since the epoch; -1 if bad. */
@@ -59,7 +51,7 @@ int64_t s3_parse_iso8601(const char *s);
  * One ListObjectsV2 page: fn for each <Contents>, then each
  * <CommonPrefixes>; keys url-decoded when <EncodingType>url.  *ret_next_token
  * is malloc'd when *ret_truncated.  Returns 0, fn's non-zero value, or
- * -EBADMSG / -ENOMEM.
+ * -EBADMSG / -ENOMEM (fn is called only when the whole page is good).
  */
 int s3_list_page_parse(const char *doc, size_t n, hoard_s3_list_fn fn,
 		       void *arg, bool *ret_truncated, char **ret_next_token);

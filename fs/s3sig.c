@@ -20,17 +20,91 @@
  * the canonical request), SCOPE = YYYYMMDD/REGION/SERVICE/aws4_request, and
  * the signature is HMAC-SHA-256 under the key derived by HMAC-chaining
  * "AWS4" SECRET through YYYYMMDD, REGION, SERVICE and "aws4_request".
+ *
+ * The digests themselves (digest.h) are OpenSSL's: this is the one module
+ * that includes it.
  */
 #include "hoard/s3.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #include "hoard/digest.h"
 #include "hoard/util.h"
 #include "s3-internal.h"
+
+/* ---- digests (digest.h), over OpenSSL's EVP ---------------------------- */
+
+static void digest_failed(const char *what)
+{
+	fprintf(stderr, "hoard: OpenSSL could not compute %s (out of memory)\n",
+		what);
+	abort();
+}
+
+static void evp_digest(const EVP_MD *md, const char *what, const void *data,
+		       size_t n, uint8_t *out, unsigned want)
+{
+	unsigned len = 0;
+
+	if (!EVP_Digest(data, n, out, &len, md, NULL) || len != want)
+		digest_failed(what);
+}
+
+void hoard_sha256(const void *data, size_t n,
+		  uint8_t ret_digest[HOARD_SHA256_SIZE])
+{
+	evp_digest(EVP_sha256(), "SHA-256", data, n, ret_digest,
+		   HOARD_SHA256_SIZE);
+}
+
+void hoard_sha256_hex(const void *data, size_t n,
+		      char ret_hex[HOARD_SHA256_HEX_SIZE])
+{
+	uint8_t d[HOARD_SHA256_SIZE];
+
+	hoard_sha256(data, n, d);
+	hoard_hex(d, sizeof(d), ret_hex);
+}
+
+void hoard_hmac_sha256(const void *key, size_t keylen, const void *data,
+		       size_t n, uint8_t ret_mac[HOARD_SHA256_SIZE])
+{
+	unsigned len = 0;
+
+	if (keylen > INT_MAX ||
+	    !HMAC(EVP_sha256(), key, (int)keylen, data, n, ret_mac, &len) ||
+	    len != HOARD_SHA256_SIZE)
+		digest_failed("HMAC-SHA-256");
+}
+
+void hoard_md5(const void *data, size_t n, uint8_t ret_digest[HOARD_MD5_SIZE])
+{
+	evp_digest(EVP_md5(), "MD5", data, n, ret_digest, HOARD_MD5_SIZE);
+}
+
+void hoard_base64(const void *data, size_t n, char *out)
+{
+	/* EVP_EncodeBlock writes whole groups and the NUL; its int length
+	 * bounds one call, so longer input goes in slices of whole groups. */
+	const unsigned char *p = data;
+	const size_t slice = 3 * 1024 * 1024;
+
+	*out = '\0';
+	while (n > 0) {
+		size_t k = n < slice ? n : slice;
+
+		out += EVP_EncodeBlock((unsigned char *)out, p, (int)k);
+		p += k;
+		n -= k;
+	}
+}
 
 /* ---- s3_buf ----------------------------------------------------------- */
 

@@ -1,193 +1,247 @@
 // SPDX-License-Identifier: MIT
 /*
- * s3xml: just enough XML for S3's answers: error documents
- * (<Error><Code>..</Code><Message>..</Message></Error>) and ListObjectsV2
- * pages (<ListBucketResult> with <Contents>, <CommonPrefixes>,
- * <IsTruncated>, <NextContinuationToken>, <EncodingType>).
+ * s3xml: S3's XML answers, read with expat (the one module that includes
+ * it): error documents (<Error><Code>..</Code><Message>..</Message></Error>)
+ * and ListObjectsV2 pages (<ListBucketResult> with <Contents>,
+ * <CommonPrefixes>, <IsTruncated>, <NextContinuationToken>,
+ * <EncodingType>).
  *
- * Not a general parser, but strict where it matters: an element is found by
- * its exact name (<Key> is not <KeyCount>), may carry attributes or be
- * empty (<Prefix/>), is looked up only inside its parent's span, and text
- * content is decoded (the five named entities, &#N; and &#xN;) and refused
- * when it holds markup, a NUL or a bad entity: -EBADMSG.
+ * Strict where it matters: the document must be well-formed XML (expat
+ * refuses a truncated document, a mismatched tag, a NUL, a bad or unknown
+ * entity, bytes that are not UTF-8, junk after the root); a DOCTYPE is
+ * refused outright (no entity declarations, so no entity expansion); the
+ * root and the fields are found by their exact names at their exact
+ * depth (<Key> is not <KeyCount>, a <Key> counts only directly inside a
+ * <Contents>); a field's text is expat's decoded character data (the five
+ * named entities, &#N; and &#xN;) and a field that holds markup is
+ * refused.  Unknown elements are skipped; the first of a repeated field
+ * counts.  Every refusal is -EBADMSG.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include <expat.h>
+
 #include "hoard/s3.h"
+#include "hoard/util.h"
 #include "s3-internal.h"
 
-static bool name_end(char c)
+/* The text fields we read, at depth 2 (root's children) or 3. */
+enum xml_field {
+	XF_NONE,
+	XF_ENCODING, /* ListBucketResult/EncodingType */
+	XF_TRUNCATED,
+	XF_TOKEN,
+	XF_KEY, /* Contents/Key */
+	XF_SIZE,
+	XF_MTIME,
+	XF_ETAG,
+	XF_PREFIX, /* CommonPrefixes/Prefix */
+	XF_CODE,   /* Error/Code */
+	XF_MESSAGE,
+	XF_COUNT,
+};
+
+enum xml_parent { XP_NONE, XP_CONTENTS, XP_PREFIXES };
+
+static const struct {
+	int depth;
+	enum xml_parent parent; /* at depth 3 */
+	const char *name;
+} xml_fields[XF_COUNT] = {
+	[XF_ENCODING] = {2, XP_NONE, "EncodingType"},
+	[XF_TRUNCATED] = {2, XP_NONE, "IsTruncated"},
+	[XF_TOKEN] = {2, XP_NONE, "NextContinuationToken"},
+	[XF_KEY] = {3, XP_CONTENTS, "Key"},
+	[XF_SIZE] = {3, XP_CONTENTS, "Size"},
+	[XF_MTIME] = {3, XP_CONTENTS, "LastModified"},
+	[XF_ETAG] = {3, XP_CONTENTS, "ETag"},
+	[XF_PREFIX] = {3, XP_PREFIXES, "Prefix"},
+	[XF_CODE] = {2, XP_NONE, "Code"},
+	[XF_MESSAGE] = {2, XP_NONE, "Message"},
+};
+
+/* One <Contents> or <CommonPrefixes>: its fields' texts (NULL: absent). */
+struct xml_entry {
+	bool is_prefix;
+	char *val[XF_COUNT]; /* XF_KEY .. XF_PREFIX used */
+};
+
+struct xml_state {
+	XML_Parser p;
+	const char *root; /* the root element's name */
+	int err;	  /* first refusal, 0 */
+	int depth;	  /* elements open */
+	enum xml_parent parent;
+	enum xml_field field; /* being read, XF_NONE */
+	struct s3_buf text;   /* its text so far */
+	char *val[XF_COUNT];  /* the root's own fields */
+	struct xml_entry cur; /* the open <Contents>/<CommonPrefixes> */
+	struct xml_entry *entries;
+	size_t n_entries, cap_entries;
+};
+
+static void xml_fail(struct xml_state *st, int err)
 {
-	return c == '>' || c == '/' || c == ' ' || c == '\t' || c == '\r' ||
-	       c == '\n';
+	if (!st->err)
+		st->err = err;
+	XML_StopParser(st->p, XML_FALSE);
 }
 
-bool s3_xml_find(const char *p, const char *end, const char *tag,
-		 const char **ret_in, const char **ret_in_end,
-		 const char **ret_next)
+static void entry_free(struct xml_entry *e)
 {
-	size_t tl = strlen(tag);
+	for (int i = 0; i < XF_COUNT; i++)
+		free(e->val[i]);
+	memset(e, 0, sizeof(*e));
+}
 
-	while (p < end) {
-		const char *lt = memchr(p, '<', (size_t)(end - p)), *gt, *q;
+static void XMLCALL xml_start(void *arg, const XML_Char *name,
+			      const XML_Char **attrs)
+{
+	struct xml_state *st = arg;
+	int d;
 
-		if (!lt)
-			return false;
-		p = lt + 1;
-		if ((size_t)(end - p) <= tl || memcmp(p, tag, tl) != 0 ||
-		    !name_end(p[tl]))
+	if (st->err)
+		return;
+	if (st->field != XF_NONE) { /* markup inside a text field */
+		xml_fail(st, -EBADMSG);
+		return;
+	}
+	d = ++st->depth;
+	if (d == 1) {
+		if (strcmp(name, st->root) != 0)
+			xml_fail(st, -EBADMSG);
+		return;
+	}
+	if (d == 2 && !strcmp(st->root, "ListBucketResult") &&
+	    (!strcmp(name, "Contents") || !strcmp(name, "CommonPrefixes"))) {
+		st->parent = !strcmp(name, "Contents") ? XP_CONTENTS
+						       : XP_PREFIXES;
+		st->cur.is_prefix = st->parent == XP_PREFIXES;
+		return;
+	}
+	for (int f = XF_NONE + 1; f < XF_COUNT; f++) {
+		if (xml_fields[f].depth != d ||
+		    strcmp(name, xml_fields[f].name))
 			continue;
-		gt = memchr(p, '>', (size_t)(end - p));
-		if (!gt)
-			return false;
-		if (gt[-1] == '/') { /* <Tag/> */
-			*ret_in = *ret_in_end = *ret_next = gt + 1;
-			return true;
-		}
-		/* The matching close tag: S3's elements never nest in
-		 * themselves, so the first "</tag>" closes it. */
-		for (q = gt + 1; q < end; q++) {
-			q = memchr(q, '<', (size_t)(end - q));
-			if (!q)
-				return false;
-			if ((size_t)(end - q) >= tl + 3 && q[1] == '/' &&
-			    memcmp(q + 2, tag, tl) == 0 && q[2 + tl] == '>') {
-				*ret_in = gt + 1;
-				*ret_in_end = q;
-				*ret_next = q + 3 + tl;
-				return true;
-			}
-		}
-		return false;
-	}
-	return false;
-}
-
-static void put_utf8(struct s3_buf *b, unsigned long cp)
-{
-	char u[4];
-	size_t n;
-
-	if (cp < 0x80) {
-		u[0] = (char)cp;
-		n = 1;
-	} else if (cp < 0x800) {
-		u[0] = (char)(0xc0 | (cp >> 6));
-		u[1] = (char)(0x80 | (cp & 0x3f));
-		n = 2;
-	} else if (cp < 0x10000) {
-		u[0] = (char)(0xe0 | (cp >> 12));
-		u[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-		u[2] = (char)(0x80 | (cp & 0x3f));
-		n = 3;
-	} else {
-		u[0] = (char)(0xf0 | (cp >> 18));
-		u[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-		u[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-		u[3] = (char)(0x80 | (cp & 0x3f));
-		n = 4;
-	}
-	s3_buf_add(b, u, n);
-}
-
-/* One entity at p (after '&', up to end); its length through ';' or 0. */
-static size_t entity(const char *p, const char *end, struct s3_buf *b)
-{
-	static const struct {
-		const char *name;
-		char c;
-	} named[] = {{"lt;", '<'},
-		     {"gt;", '>'},
-		     {"amp;", '&'},
-		     {"quot;", '"'},
-		     {"apos;", '\''}};
-	const char *semi = memchr(p, ';', (size_t)(end - p));
-	unsigned long cp;
-	char num[16], *e;
-
-	if (!semi)
-		return 0;
-	for (size_t i = 0; i < sizeof(named) / sizeof(named[0]); i++) {
-		size_t n = strlen(named[i].name);
-
-		if ((size_t)(end - p) >= n &&
-		    memcmp(p, named[i].name, n) == 0) {
-			s3_buf_add(b, &named[i].c, 1);
-			return n;
-		}
-	}
-	if (*p != '#' || semi - p < 2 || semi - p > 10)
-		return 0;
-	memcpy(num, p + 1, (size_t)(semi - p - 1));
-	num[semi - p - 1] = '\0';
-	if (num[0] == 'x' || num[0] == 'X')
-		cp = strtoul(num + 1, &e, 16);
-	else
-		cp = strtoul(num, &e, 10);
-	if (*e || e == num || cp == 0 || cp > 0x10ffff ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	put_utf8(b, cp);
-	return (size_t)(semi - p + 1);
-}
-
-int s3_xml_text(const char *in, const char *in_end, char **ret)
-{
-	struct s3_buf b = {0};
-	const char *p = in;
-	size_t n;
-
-	while (p < in_end) {
-		const char *amp = memchr(p, '&', (size_t)(in_end - p));
-		const char *stop = amp ? amp : in_end;
-
-		if (memchr(p, '<', (size_t)(stop - p)) ||
-		    memchr(p, '\0', (size_t)(stop - p)))
-			goto out_bad;
-		s3_buf_add(&b, p, (size_t)(stop - p));
-		if (!amp)
-			break;
-		n = entity(amp + 1, in_end, &b);
-		if (!n)
-			goto out_bad;
-		p = amp + 1 + n;
-	}
-	return s3_buf_steal(&b, ret);
-out_bad:
-	s3_buf_free(&b);
-	return -EBADMSG;
-}
-
-/* Text of the first <tag> in [p, end) into a fixed buffer, cut to fit. */
-static void text_into(const char *p, const char *end, const char *tag,
-		      char *out, size_t size)
-{
-	const char *in, *in_end, *next;
-	char *s;
-
-	out[0] = '\0';
-	if (!s3_xml_find(p, end, tag, &in, &in_end, &next))
+		if (d == 3 && xml_fields[f].parent != st->parent)
+			continue;
+		if (d == 2 && (f == XF_CODE || f == XF_MESSAGE) !=
+				      !strcmp(st->root, "Error"))
+			continue;
+		st->field = (enum xml_field)f;
+		st->text.len = 0;
+		s3_buf_add(&st->text, "", 0);
 		return;
-	if (s3_xml_text(in, in_end, &s) < 0)
+	}
+}
+
+static void XMLCALL xml_end(void *arg, const XML_Char *name)
+{
+	struct xml_state *st = arg;
+	char **slot;
+
+	if (st->err)
 		return;
-	snprintf(out, size, "%s", s);
-	free(s);
+	if (st->field != XF_NONE) { /* the field's own end tag */
+		slot = xml_fields[st->field].depth == 2
+			       ? &st->val[st->field]
+			       : &st->cur.val[st->field];
+		if (!*slot && s3_buf_steal(&st->text, slot) < 0) {
+			xml_fail(st, -ENOMEM);
+			return;
+		}
+		st->field = XF_NONE;
+	} else if (st->depth == 2 && st->parent != XP_NONE) {
+		struct xml_entry *g = hoard_grow(st->entries, &st->cap_entries,
+						 st->n_entries + 1, sizeof(*g),
+						 64);
+
+		if (!g) {
+			xml_fail(st, -ENOMEM);
+			return;
+		}
+		st->entries = g;
+		st->entries[st->n_entries++] = st->cur;
+		memset(&st->cur, 0, sizeof(st->cur));
+		st->parent = XP_NONE;
+	}
+	st->depth--;
+}
+
+static void XMLCALL xml_chars(void *arg, const XML_Char *s, int len)
+{
+	struct xml_state *st = arg;
+
+	if (!st->err && st->field != XF_NONE)
+		s3_buf_add(&st->text, s, (size_t)len);
+}
+
+static void XMLCALL xml_doctype(void *arg, const XML_Char *name,
+				const XML_Char *sysid, const XML_Char *pubid,
+				int has_internal_subset)
+{
+	xml_fail(arg, -EBADMSG);
+}
+
+static void xml_state_free(struct xml_state *st)
+{
+	for (int i = 0; i < XF_COUNT; i++)
+		free(st->val[i]);
+	for (size_t i = 0; i < st->n_entries; i++)
+		entry_free(&st->entries[i]);
+	free(st->entries);
+	entry_free(&st->cur);
+	s3_buf_free(&st->text);
+}
+
+/* Parse doc (whole) with root element root into st; 0 or -errno. */
+static int xml_parse(const char *doc, size_t n, const char *root,
+		     struct xml_state *st)
+{
+	int r = 0;
+
+	memset(st, 0, sizeof(*st));
+	st->root = root;
+	if (!doc || n > INT_MAX)
+		return -EBADMSG;
+	st->p = XML_ParserCreate("UTF-8");
+	if (!st->p)
+		return -ENOMEM;
+	XML_SetUserData(st->p, st);
+	XML_SetElementHandler(st->p, xml_start, xml_end);
+	XML_SetCharacterDataHandler(st->p, xml_chars);
+	XML_SetStartDoctypeDeclHandler(st->p, xml_doctype);
+	if (XML_Parse(st->p, doc, (int)n, XML_TRUE) != XML_STATUS_OK)
+		r = st->err					     ? st->err
+		    : XML_GetErrorCode(st->p) == XML_ERROR_NO_MEMORY ? -ENOMEM
+								     : -EBADMSG;
+	else if (st->err)
+		r = st->err;
+	else if (st->text.oom)
+		r = -ENOMEM;
+	XML_ParserFree(st->p);
+	st->p = NULL;
+	return r;
 }
 
 void s3_xml_error(const char *doc, size_t n, char *code, size_t code_size,
 		  char *msg, size_t msg_size)
 {
-	const char *in, *in_end, *next;
+	struct xml_state st;
 
 	code[0] = msg[0] = '\0';
-	if (!doc || !s3_xml_find(doc, doc + n, "Error", &in, &in_end, &next))
-		return;
-	text_into(in, in_end, "Code", code, code_size);
-	text_into(in, in_end, "Message", msg, msg_size);
+	if (xml_parse(doc, n, "Error", &st) == 0) {
+		if (st.val[XF_CODE])
+			snprintf(code, code_size, "%s", st.val[XF_CODE]);
+		if (st.val[XF_MESSAGE])
+			snprintf(msg, msg_size, "%s", st.val[XF_MESSAGE]);
+	}
+	xml_state_free(&st);
 }
 
 int64_t s3_parse_iso8601(const char *s)
@@ -233,55 +287,26 @@ static int url_decode(char *s)
 	return 0;
 }
 
-/* Decoded text of <tag> inside [p, end); *ret NULL if there is none. */
-static int field(const char *p, const char *end, const char *tag,
-		 bool url_encoded, char **ret)
+/* One entry to what fn sees; url: url-decode the key.  -EBADMSG if bad. */
+static int entry_out(struct xml_entry *x, bool url, struct hoard_s3_entry *e)
 {
-	const char *in, *in_end, *next;
-	int r;
+	char *key = x->val[x->is_prefix ? XF_PREFIX : XF_KEY], *q;
+	char *size = x->val[XF_SIZE], *etag = x->val[XF_ETAG];
 
-	*ret = NULL;
-	if (!s3_xml_find(p, end, tag, &in, &in_end, &next))
+	*e = (struct hoard_s3_entry){
+		.is_prefix = x->is_prefix, .last_modified = -1, .etag = ""};
+	if (!key || (url && url_decode(key) < 0))
+		return -EBADMSG;
+	e->key = key;
+	if (x->is_prefix)
 		return 0;
-	r = s3_xml_text(in, in_end, ret);
-	if (r == 0 && url_encoded) {
-		r = url_decode(*ret);
-		if (r < 0) {
-			free(*ret);
-			*ret = NULL;
-		}
-	}
-	return r;
-}
-
-static int parse_contents(const char *in, const char *end, bool url,
-			  hoard_s3_list_fn fn, void *arg)
-{
-	struct hoard_s3_entry e = {.last_modified = -1};
-	char *key, *size = NULL, *mtime = NULL, *etag = NULL, *q;
-	int r;
-
-	r = field(in, end, "Key", url, &key);
-	if (r == 0 && !key)
-		r = -EBADMSG;
-	if (r == 0)
-		r = field(in, end, "Size", false, &size);
-	if (r == 0)
-		r = field(in, end, "LastModified", false, &mtime);
-	if (r == 0)
-		r = field(in, end, "ETag", false, &etag);
-	if (r < 0)
-		goto out_free;
-	e.key = key;
 	if (size) {
-		e.size = strtoull(size, &q, 10);
-		if (q == size || *q || size[0] == '-') {
-			r = -EBADMSG;
-			goto out_free;
-		}
+		e->size = strtoull(size, &q, 10);
+		if (q == size || *q || size[0] == '-')
+			return -EBADMSG;
 	}
-	if (mtime)
-		e.last_modified = s3_parse_iso8601(mtime);
+	if (x->val[XF_MTIME])
+		e->last_modified = s3_parse_iso8601(x->val[XF_MTIME]);
 	if (etag) {
 		size_t n = strlen(etag);
 
@@ -289,69 +314,61 @@ static int parse_contents(const char *in, const char *end, bool url,
 			memmove(etag, etag + 1, n - 2);
 			etag[n - 2] = '\0';
 		}
+		e->etag = etag;
 	}
-	e.etag = etag ? etag : "";
-	r = fn(&e, arg);
-out_free:
-	free(key);
-	free(size);
-	free(mtime);
-	free(etag);
-	return r;
+	return 0;
 }
 
 int s3_list_page_parse(const char *doc, size_t n, hoard_s3_list_fn fn,
 		       void *arg, bool *ret_truncated, char **ret_next_token)
 {
-	const char *root, *end, *in, *in_end, *p;
-	char *enc = NULL, *trunc = NULL, *token = NULL;
-	bool url;
+	struct hoard_s3_entry *out = NULL;
+	struct xml_state st;
+	const char *enc, *trunc, *token;
+	bool url, truncated;
+	size_t i, k = 0;
 	int r;
 
-	if (!s3_xml_find(doc, doc + n, "ListBucketResult", &root, &end, &p))
-		return -EBADMSG;
-	r = field(root, end, "EncodingType", false, &enc);
+	r = xml_parse(doc, n, "ListBucketResult", &st);
 	if (r < 0)
-		return r;
+		goto out_free;
+	enc = st.val[XF_ENCODING];
+	trunc = st.val[XF_TRUNCATED];
+	token = st.val[XF_TOKEN];
 	url = enc && strcmp(enc, "url") == 0;
-	free(enc);
-
-	for (p = root; s3_xml_find(p, end, "Contents", &in, &in_end, &p);) {
-		r = parse_contents(in, in_end, url, fn, arg);
-		if (r)
-			return r;
-	}
-	for (p = root;
-	     s3_xml_find(p, end, "CommonPrefixes", &in, &in_end, &p);) {
-		struct hoard_s3_entry e = {
-			.is_prefix = true, .last_modified = -1, .etag = ""};
-		char *prefix;
-
-		r = field(in, in_end, "Prefix", url, &prefix);
-		if (r == 0 && !prefix)
-			r = -EBADMSG;
-		if (r < 0)
-			return r;
-		e.key = prefix;
-		r = fn(&e, arg);
-		free(prefix);
-		if (r)
-			return r;
-	}
-
-	r = field(root, end, "IsTruncated", false, &trunc);
-	if (r == 0)
-		r = field(root, end, "NextContinuationToken", false, &token);
-	if (r == 0 && trunc && strcmp(trunc, "true") == 0 &&
-	    (!token || !*token))
+	truncated = trunc && strcmp(trunc, "true") == 0;
+	if (truncated && (!token || !*token)) {
 		r = -EBADMSG; /* more pages, but no way to ask for them */
-	if (r == 0) {
-		*ret_truncated = trunc && strcmp(trunc, "true") == 0;
-		*ret_next_token = *ret_truncated ? token : NULL;
-		if (*ret_truncated)
-			token = NULL;
+		goto out_free;
 	}
-	free(trunc);
-	free(token);
+	/* Every entry is checked before fn sees any: <Contents> first, then
+	 * <CommonPrefixes>, each in document order. */
+	out = calloc(st.n_entries ? st.n_entries : 1, sizeof(*out));
+	if (!out) {
+		r = -ENOMEM;
+		goto out_free;
+	}
+	for (int pass = 0; pass < 2; pass++)
+		for (i = 0; i < st.n_entries; i++) {
+			if (st.entries[i].is_prefix != (pass == 1))
+				continue;
+			r = entry_out(&st.entries[i], url, &out[k++]);
+			if (r < 0)
+				goto out_free;
+		}
+	for (i = 0; i < k; i++) {
+		r = fn(&out[i], arg);
+		if (r)
+			goto out_free;
+	}
+	*ret_truncated = truncated;
+	*ret_next_token = NULL;
+	if (truncated) {
+		*ret_next_token = st.val[XF_TOKEN];
+		st.val[XF_TOKEN] = NULL;
+	}
+out_free:
+	free(out);
+	xml_state_free(&st);
 	return r;
 }

@@ -35,6 +35,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "hoard/json.h"
 #include "hoard/stats.h"
 #include "hoard/util.h"
 
@@ -414,76 +415,94 @@ static double ratio(const struct hoard_stats_figs *f)
 	return (double)f->logical_bytes / (double)f->stored_bytes;
 }
 
-/* Length of the valid UTF-8 sequence at p (at most n bytes), or 0. */
-static size_t utf8_len(const unsigned char *p, size_t n)
+/* The figures of g as an object; db_bytes too when not NULL. */
+static json_t *json_figs(const struct hoard_stats_figs *g,
+			 const uint64_t *db_bytes)
 {
-	size_t len, i;
-	uint32_t c;
+	json_t *o = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "files",
+			      hoard_json_u64(g->files), "logical_bytes",
+			      hoard_json_u64(g->logical_bytes), "unique_bytes",
+			      hoard_json_u64(g->unique_bytes), "stored_bytes",
+			      hoard_json_u64(g->stored_bytes), "chunks",
+			      hoard_json_u64(g->chunks), "dirs",
+			      hoard_json_u64(g->dirs), "symlinks",
+			      hoard_json_u64(g->symlinks), "others",
+			      hoard_json_u64(g->others));
 
-	if (p[0] >= 0xc2 && p[0] <= 0xdf)
-		len = 2, c = p[0] & 0x1f;
-	else if (p[0] >= 0xe0 && p[0] <= 0xef)
-		len = 3, c = p[0] & 0x0f;
-	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-		len = 4, c = p[0] & 0x07;
-	else
-		return 0;
-	if (len > n)
-		return 0;
-	for (i = 1; i < len; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		c = (c << 6) | (p[i] & 0x3f);
+	if (o && db_bytes &&
+	    json_object_set_new(o, "db_bytes", hoard_json_u64(*db_bytes)) < 0)
+		goto out_fail;
+	if (o && json_object_set_new(o, "dedup_ratio",
+				     hoard_json_real3(ratio(g))) < 0)
+		goto out_fail;
+	return o;
+out_fail:
+	json_decref(o);
+	return NULL;
+}
+
+/* Set the n (name, value) pairs on o; -1 if one could not be. */
+static int set_u64s(json_t *o, const char *const *names, const uint64_t *vals,
+		    size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (json_object_set_new(o, names[i], hoard_json_u64(vals[i])) <
+		    0)
+			return -1;
+	return 0;
+}
+
+#define SET_U64S(o, names, ...)                                                \
+	set_u64s(o, names, (const uint64_t[]){__VA_ARGS__},                    \
+		 sizeof(names) / sizeof(names[0]))
+
+char *hoard_stats_json(const struct hoard_stats *s)
+{
+	static const char *const cache[] = {"cache_hits", "cache_misses"};
+	static const char *const local[] = {"chunks_not_local",
+					    "not_local_bytes"};
+	static const char *const fetch[] = {"fetched_chunks", "fetched_bytes",
+					    "fetch_gets",     "fetch_get_bytes",
+					    "fetch_failures", "fetch_retries"};
+	static const char *const reads[] = {"read_errors"};
+	static const char *const budget[] = {"max_size", "pinned_bytes",
+					     "evicted_files", "evicted_bytes"};
+	json_t *o = json_figs(&s->total, &s->db_bytes), *vols;
+	int r = o ? 0 : -1;
+
+	if (r == 0 && s->have_cache)
+		r = SET_U64S(o, cache, s->cache_hits, s->cache_misses);
+	if (r == 0 && (s->not_local_chunks || s->have_fetch))
+		r = SET_U64S(o, local, s->not_local_chunks, s->not_local_bytes);
+	if (r == 0 && s->have_fetch)
+		r = SET_U64S(o, fetch, s->fetched_chunks, s->fetched_bytes,
+			     s->fetch_gets, s->fetch_get_bytes,
+			     s->fetch_failures, s->fetch_retries);
+	if (r == 0 && s->have_budget)
+		r = SET_U64S(o, budget, s->max_size, s->pinned_bytes,
+			     s->evicted_files, s->evicted_bytes);
+	if (r == 0 && s->have_reads)
+		r = SET_U64S(o, reads, s->read_errors);
+	vols = json_object();
+	if (r == 0 && json_object_set_new(o, "volumes", vols) < 0)
+		r = -1;
+	for (size_t i = 0; r == 0 && i < s->n_volumes; i++) {
+		json_t *name = hoard_json_str_lossy(s->volumes[i].name);
+
+		if (!name ||
+		    json_object_set_new(vols, json_string_value(name),
+					json_figs(&s->volumes[i].f, NULL)) < 0)
+			r = -1;
+		json_decref(name);
 	}
-	if ((len == 3 && (c < 0x800 || (c >= 0xd800 && c <= 0xdfff))) ||
-	    (len == 4 && (c < 0x10000 || c > 0x10ffff)))
-		return 0;
-	return len;
-}
-
-/* A JSON string; bytes that are not UTF-8 become U+FFFD. */
-static void json_string(FILE *f, const char *str)
-{
-	const unsigned char *p = (const unsigned char *)str;
-	size_t n = strlen(str);
-
-	fputc('"', f);
-	while (n) {
-		size_t len = 1;
-
-		if (*p == '"' || *p == '\\')
-			fprintf(f, "\\%c", *p);
-		else if (*p < 0x20 || *p == 0x7f)
-			fprintf(f, "\\u%04x", *p);
-		else if (*p < 0x80)
-			fputc(*p, f);
-		else if ((len = utf8_len(p, n)))
-			fwrite(p, 1, len, f);
-		else
-			fputs("\\ufffd", f), len = 1;
-		p += len;
-		n -= len;
+	if (r < 0) {
+		json_decref(o);
+		return NULL;
 	}
-	fputc('"', f);
+	return hoard_json_dump(o, true);
 }
 
-static void json_figs(FILE *f, const struct hoard_stats_figs *g,
-		      const uint64_t *db_bytes)
-{
-	fprintf(f,
-		"{\"files\":%llu,\"logical_bytes\":%llu,\"unique_bytes\":%llu,"
-		"\"stored_bytes\":%llu,\"chunks\":%llu,\"dirs\":%llu,"
-		"\"symlinks\":%llu,\"others\":%llu,",
-		(unsigned long long)g->files,
-		(unsigned long long)g->logical_bytes,
-		(unsigned long long)g->unique_bytes,
-		(unsigned long long)g->stored_bytes,
-		(unsigned long long)g->chunks, (unsigned long long)g->dirs,
-		(unsigned long long)g->symlinks, (unsigned long long)g->others);
-	if (db_bytes)
-		fprintf(f, "\"db_bytes\":%llu,", (unsigned long long)*db_bytes);
-	fprintf(f, "\"dedup_ratio\":%.3f", ratio(g));
-}
+/* ---- text out ---- */
 
 /* Close a memstream on *buf: the text, or NULL (freed) if a write failed.
  * (fclose() sets *buf, so it is read only after.) */
@@ -497,58 +516,6 @@ static char *memstream_finish(FILE *f, char **buf)
 	}
 	return *buf;
 }
-
-char *hoard_stats_json(const struct hoard_stats *s)
-{
-	char *buf = NULL;
-	size_t len;
-	FILE *f;
-
-	f = open_memstream(&buf, &len);
-	if (!f)
-		return NULL;
-	json_figs(f, &s->total, &s->db_bytes);
-	if (s->have_cache)
-		fprintf(f, ",\"cache_hits\":%llu,\"cache_misses\":%llu",
-			(unsigned long long)s->cache_hits,
-			(unsigned long long)s->cache_misses);
-	if (s->not_local_chunks || s->have_fetch)
-		fprintf(f,
-			",\"chunks_not_local\":%llu,\"not_local_bytes\":%llu",
-			(unsigned long long)s->not_local_chunks,
-			(unsigned long long)s->not_local_bytes);
-	if (s->have_fetch)
-		fprintf(f,
-			",\"fetched_chunks\":%llu,\"fetched_bytes\":%llu,"
-			"\"fetch_gets\":%llu,\"fetch_get_bytes\":%llu,"
-			"\"fetch_failures\":%llu",
-			(unsigned long long)s->fetched_chunks,
-			(unsigned long long)s->fetched_bytes,
-			(unsigned long long)s->fetch_gets,
-			(unsigned long long)s->fetch_get_bytes,
-			(unsigned long long)s->fetch_failures);
-	if (s->have_budget)
-		fprintf(f,
-			",\"max_size\":%llu,\"pinned_bytes\":%llu,"
-			"\"evicted_files\":%llu,\"evicted_bytes\":%llu",
-			(unsigned long long)s->max_size,
-			(unsigned long long)s->pinned_bytes,
-			(unsigned long long)s->evicted_files,
-			(unsigned long long)s->evicted_bytes);
-	fputs(",\"volumes\":{", f);
-	for (size_t i = 0; i < s->n_volumes; i++) {
-		if (i)
-			fputc(',', f);
-		json_string(f, s->volumes[i].name);
-		fputc(':', f);
-		json_figs(f, &s->volumes[i].f, NULL);
-		fputc('}', f);
-	}
-	fputs("}}\n", f);
-	return memstream_finish(f, &buf);
-}
-
-/* ---- text out ---- */
 
 static void human(uint64_t n, char *out, size_t len)
 {
@@ -649,344 +616,302 @@ char *hoard_stats_text(const struct hoard_stats *s)
 	return memstream_finish(f, &buf);
 }
 
-/* ---- JSON in: just enough for what hoard_stats_json() writes ---- */
+/* ---- Prometheus out ---- */
 
-struct jp {
-	const char *p;
+/* One family's # HELP and # TYPE lines. */
+static void prom_family(FILE *f, const char *name, const char *type,
+			const char *help)
+{
+	fprintf(f, "# HELP hoard_%s %s\n# TYPE hoard_%s %s\n", name, help, name,
+		type);
+}
+
+/* A label value: backslash, double quote and newline escaped. */
+static void prom_label(FILE *f, const char *v)
+{
+	for (; *v; v++) {
+		if (*v == '\\' || *v == '"')
+			fprintf(f, "\\%c", *v);
+		else if (*v == '\n')
+			fputs("\\n", f);
+		else
+			fputc(*v, f);
+	}
+}
+
+static void prom_u64(FILE *f, const char *name, const char *type,
+		     const char *help, uint64_t v)
+{
+	prom_family(f, name, type, help);
+	fprintf(f, "hoard_%s %llu\n", name, (unsigned long long)v);
+}
+
+static const struct {
+	const char *name; /* after hoard_store_ / hoard_volume_ */
+	size_t off;	  /* in struct hoard_stats_figs */
+	const char *help;
+} prom_figs[] = {
+#define FIG(n, x, h)                                                           \
+	{                                                                      \
+		n, offsetof(struct hoard_stats_figs, x), h                     \
+	}
+	FIG("files", files, "Regular files (hard links counted once)."),
+	FIG("dirs", dirs, "Directories."),
+	FIG("symlinks", symlinks, "Symbolic links."),
+	FIG("others", others, "Other inodes (devices, FIFOs, sockets)."),
+	FIG("logical_bytes", logical_bytes, "Sum of the files' sizes."),
+	FIG("unique_bytes", unique_bytes,
+	    "Raw bytes of the distinct chunks the files use."),
+	FIG("stored_bytes", stored_bytes,
+	    "Bytes of those chunks after compression."),
+	FIG("chunks", chunks, "Distinct chunks."),
+#undef FIG
 };
 
-static void jp_ws(struct jp *j)
+char *hoard_stats_prometheus(const struct hoard_stats *s)
 {
-	while (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r')
-		j->p++;
-}
-
-static bool jp_eat(struct jp *j, char c)
-{
-	jp_ws(j);
-	if (*j->p != c)
-		return false;
-	j->p++;
-	return true;
-}
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-static int jp_u4(struct jp *j, uint32_t *ret)
-{
-	uint32_t v = 0;
-
-	for (int i = 0; i < 4; i++) {
-		int h = hexval(j->p[i]);
-
-		if (h < 0)
-			return -EBADMSG;
-		v = (v << 4) | (uint32_t)h;
-	}
-	j->p += 4;
-	*ret = v;
-	return 0;
-}
-
-/* Append code point c as UTF-8 to out (cap bytes, *n used); out may be
- * NULL (skipping a string). */
-static int put_utf8(char *out, size_t cap, size_t *n, uint32_t c)
-{
-	unsigned char b[4];
+	char *buf = NULL;
 	size_t len;
+	FILE *f = open_memstream(&buf, &len);
 
-	if (c < 0x80) {
-		b[0] = (unsigned char)c;
-		len = 1;
-	} else if (c < 0x800) {
-		b[0] = (unsigned char)(0xc0 | (c >> 6));
-		b[1] = (unsigned char)(0x80 | (c & 0x3f));
-		len = 2;
-	} else if (c < 0x10000) {
-		b[0] = (unsigned char)(0xe0 | (c >> 12));
-		b[1] = (unsigned char)(0x80 | ((c >> 6) & 0x3f));
-		b[2] = (unsigned char)(0x80 | (c & 0x3f));
-		len = 3;
-	} else {
-		b[0] = (unsigned char)(0xf0 | (c >> 18));
-		b[1] = (unsigned char)(0x80 | ((c >> 12) & 0x3f));
-		b[2] = (unsigned char)(0x80 | ((c >> 6) & 0x3f));
-		b[3] = (unsigned char)(0x80 | (c & 0x3f));
-		len = 4;
+	if (!f)
+		return NULL;
+	for (size_t i = 0; i < sizeof(prom_figs) / sizeof(prom_figs[0]); i++) {
+		char name[64];
+
+		snprintf(name, sizeof(name), "store_%s", prom_figs[i].name);
+		prom_u64(f, name, "gauge", prom_figs[i].help,
+			 *(const uint64_t *)((const char *)&s->total +
+					     prom_figs[i].off));
 	}
-	if (!out)
-		return 0;
-	if (*n + len >= cap)
-		return -EBADMSG;
-	memcpy(out + *n, b, len);
-	*n += len;
-	return 0;
-}
+	prom_family(f, "store_dedup_ratio", "gauge",
+		    "Logical bytes / stored bytes (1 when empty).");
+	fprintf(f, "hoard_store_dedup_ratio %.3f\n", ratio(&s->total));
+	prom_u64(f, "store_db_bytes", "gauge",
+		 "RocksDB's live SST and blob bytes.", s->db_bytes);
+	for (size_t i = 0; i < sizeof(prom_figs) / sizeof(prom_figs[0]); i++) {
+		char name[64];
 
-/* The escape after a backslash (j->p is past it) as a code point. */
-static int jp_escape(struct jp *j, uint32_t *ret)
-{
-	static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
-	const char *e;
-	uint32_t c, lo;
-	char x = *j->p;
-
-	if (!x)
-		return -EBADMSG;
-	j->p++;
-	if (x != 'u') {
-		e = strchr(from, x);
-		if (!e)
-			return -EBADMSG;
-		*ret = (unsigned char)to[e - from];
-		return 0;
-	}
-	if (jp_u4(j, &c) < 0)
-		return -EBADMSG;
-	if (c >= 0xd800 && c <= 0xdbff && j->p[0] == '\\' && j->p[1] == 'u') {
-		j->p += 2;
-		if (jp_u4(j, &lo) < 0 || lo < 0xdc00 || lo > 0xdfff)
-			return -EBADMSG;
-		c = 0x10000 + ((c - 0xd800) << 10) + (lo - 0xdc00);
-	} else if (c >= 0xd800 && c <= 0xdfff) {
-		c = 0xfffd; /* a lone surrogate */
-	}
-	if (c == 0)
-		return -EBADMSG; /* would cut a C string */
-	*ret = c;
-	return 0;
-}
-
-/* A string into out (cap bytes, NUL-terminated); out NULL skips it. */
-static int jp_string(struct jp *j, char *out, size_t cap)
-{
-	size_t n = 0;
-
-	if (!jp_eat(j, '"'))
-		return -EBADMSG;
-	while (*j->p != '"') {
-		uint32_t c = (unsigned char)*j->p++;
-
-		if (c < 0x20)
-			return -EBADMSG; /* also the end of the text */
-		if (c == '\\') {
-			if (jp_escape(j, &c) < 0 ||
-			    put_utf8(out, cap, &n, c) < 0)
-				return -EBADMSG;
-			continue;
+		snprintf(name, sizeof(name), "volume_%s", prom_figs[i].name);
+		prom_family(f, name, "gauge", prom_figs[i].help);
+		for (size_t v = 0; v < s->n_volumes; v++) {
+			fprintf(f, "hoard_%s{volume=\"", name);
+			prom_label(f, s->volumes[v].name);
+			fprintf(f, "\"} %llu\n",
+				(unsigned long long)*(
+					const uint64_t *)((const char *)&s
+								  ->volumes[v]
+								  .f +
+							  prom_figs[i].off));
 		}
-		if (!out)
-			continue;
-		if (n + 1 >= cap)
-			return -EBADMSG;
-		out[n++] = (char)c;
 	}
-	j->p++;
-	if (out)
-		out[n] = '\0';
-	return 0;
+	prom_family(f, "volume_dedup_ratio", "gauge",
+		    "Logical bytes / stored bytes of the volume.");
+	for (size_t v = 0; v < s->n_volumes; v++) {
+		fputs("hoard_volume_dedup_ratio{volume=\"", f);
+		prom_label(f, s->volumes[v].name);
+		fprintf(f, "\"} %.3f\n", ratio(&s->volumes[v].f));
+	}
+	if (s->have_cache) {
+		prom_u64(f, "chunk_cache_hits_total", "counter",
+			 "Decompressed-chunk cache hits since the daemon "
+			 "started.",
+			 s->cache_hits);
+		prom_u64(f, "chunk_cache_misses_total", "counter",
+			 "Decompressed-chunk cache misses since the daemon "
+			 "started.",
+			 s->cache_misses);
+	}
+	if (s->have_reads)
+		prom_u64(f, "read_errors_total", "counter",
+			 "Reads the daemon answered with EIO (a corrupt or "
+			 "unfetchable chunk).",
+			 s->read_errors);
+	if (s->have_plain) {
+		prom_u64(f, "plain_bytes", "gauge",
+			 "Bytes of the plain-file tier's copies.",
+			 s->plain_bytes);
+		prom_u64(f, "plain_files", "gauge", "Files with a plain copy.",
+			 s->plain_files);
+		prom_u64(f, "plain_hits_total", "counter",
+			 "Reads served from plain copies.", s->plain_hits);
+		prom_u64(f, "plain_made_total", "counter", "Plain copies made.",
+			 s->plain_made);
+		prom_u64(f, "plain_dropped_total", "counter",
+			 "Plain copies dropped.", s->plain_dropped);
+		prom_u64(f, "plain_failed_total", "counter",
+			 "Plain copies that could not be made.",
+			 s->plain_failed);
+	}
+	if (s->not_local_chunks || s->have_fetch) {
+		prom_u64(f, "not_local_chunks", "gauge",
+			 "Chunks with a reference that are only in the remote.",
+			 s->not_local_chunks);
+		prom_u64(f, "not_local_bytes", "gauge",
+			 "Frame bytes of those chunks.", s->not_local_bytes);
+	}
+	if (s->have_fetch) {
+		prom_u64(f, "fetched_chunks_total", "counter",
+			 "Chunks fetched and stored by lazy fetch.",
+			 s->fetched_chunks);
+		prom_u64(f, "fetched_bytes_total", "counter",
+			 "Frame bytes fetched and stored by lazy fetch.",
+			 s->fetched_bytes);
+		prom_u64(f, "fetch_gets_total", "counter",
+			 "Ranged GETs made by lazy fetch.", s->fetch_gets);
+		prom_u64(f, "fetch_get_bytes_total", "counter",
+			 "Bytes those GETs brought.", s->fetch_get_bytes);
+		prom_u64(f, "fetch_failures_total", "counter",
+			 "Lazy fetches that ended in EIO.", s->fetch_failures);
+		prom_u64(f, "fetch_retries_total", "counter",
+			 "Lazy fetch requests retried after a failed attempt.",
+			 s->fetch_retries);
+	}
+	if (s->have_budget) {
+		prom_u64(f, "budget_max_bytes", "gauge",
+			 "The size budget in force (0: none).", s->max_size);
+		prom_family(f, "budget_used_ratio", "gauge",
+			    "Stored bytes / the size budget (0: no budget).");
+		fprintf(f, "hoard_budget_used_ratio %.3f\n",
+			s->max_size ? (double)s->total.stored_bytes /
+					      (double)s->max_size
+				    : 0.0);
+		prom_u64(f, "budget_pinned_bytes", "gauge",
+			 "Frame bytes of the distinct chunks of pinned files.",
+			 s->pinned_bytes);
+		prom_u64(f, "evicted_files_total", "counter",
+			 "Files removed by the size budget since the daemon "
+			 "started.",
+			 s->evicted_files);
+		prom_u64(f, "evicted_bytes_total", "counter",
+			 "Bytes those removals freed.", s->evicted_bytes);
+	}
+	return memstream_finish(f, &buf);
 }
 
-static int jp_u64(struct jp *j, uint64_t *ret)
-{
-	uint64_t v = 0;
+/* ---- JSON in ---- */
 
-	jp_ws(j);
-	if (*j->p < '0' || *j->p > '9')
-		return -EBADMSG;
-	for (; *j->p >= '0' && *j->p <= '9'; j->p++) {
-		if (v > (UINT64_MAX - (uint64_t)(*j->p - '0')) / 10)
-			return -EBADMSG;
-		v = v * 10 + (uint64_t)(*j->p - '0');
+static const struct {
+	const char *name;
+	size_t off;
+} fig_names[] = {
+#define FIG(x)                                                                 \
+	{                                                                      \
+#x, offsetof(struct hoard_stats_figs, x)                       \
 	}
-	*ret = v;
-	return 0;
-}
-
-/* Skip any value (depth-limited). */
-static int jp_skip(struct jp *j, int depth)
-{
-	const char *lit[] = {"true", "false", "null"};
-	char close;
-
-	jp_ws(j);
-	if (*j->p == '"')
-		return jp_string(j, NULL, 0);
-	if (*j->p == '{' || *j->p == '[') {
-		if (depth > 32)
-			return -EBADMSG;
-		close = *j->p == '{' ? '}' : ']';
-		j->p++;
-		if (jp_eat(j, close))
-			return 0;
-		do {
-			if (close == '}' &&
-			    (jp_string(j, NULL, 0) < 0 || !jp_eat(j, ':')))
-				return -EBADMSG;
-			if (jp_skip(j, depth + 1) < 0)
-				return -EBADMSG;
-		} while (jp_eat(j, ','));
-		return jp_eat(j, close) ? 0 : -EBADMSG;
-	}
-	for (int i = 0; i < 3; i++)
-		if (!strncmp(j->p, lit[i], strlen(lit[i]))) {
-			j->p += strlen(lit[i]);
-			return 0;
-		}
-	if (*j->p == '-' || (*j->p >= '0' && *j->p <= '9')) {
-		char *end;
-
-		strtod(j->p, &end);
-		if (end == j->p)
-			return -EBADMSG;
-		j->p = end;
-		return 0;
-	}
-	return -EBADMSG;
-}
-
-/* Set the figure named key from the next value; 0 if key is not a figure. */
-static int jp_fig(struct jp *j, const char *key, struct hoard_stats_figs *g,
-		  uint64_t *db_bytes)
-{
-	static const struct {
-		const char *name;
-		size_t off;
-	} figs[] = {
-#define FIG(x) {#x, offsetof(struct hoard_stats_figs, x)}
-		FIG(files),	   FIG(dirs),	       FIG(symlinks),
-		FIG(others),	   FIG(logical_bytes), FIG(unique_bytes),
-		FIG(stored_bytes), FIG(chunks),
+	FIG(files),	    FIG(dirs),	       FIG(symlinks),	  FIG(others),
+	FIG(logical_bytes), FIG(unique_bytes), FIG(stored_bytes), FIG(chunks),
 #undef FIG
-	};
+};
 
-	for (size_t i = 0; i < sizeof(figs) / sizeof(figs[0]); i++)
-		if (!strcmp(key, figs[i].name))
-			return jp_u64(j, (uint64_t *)((char *)g + figs[i].off));
-	if (db_bytes && !strcmp(key, "db_bytes"))
-		return jp_u64(j, db_bytes);
-	return jp_skip(j, 1);
-}
-
-static int jp_volume(struct jp *j, struct hoard_stats_volume *v)
+/* The figures of object o into g (missing ones stay 0). */
+static int figs_from(const json_t *o, struct hoard_stats_figs *g)
 {
-	char key[64];
-
-	if (!jp_eat(j, '{'))
+	if (!json_is_object(o))
 		return -EBADMSG;
-	if (jp_eat(j, '}'))
-		return 0;
-	do {
-		if (jp_string(j, key, sizeof(key)) < 0 || !jp_eat(j, ':') ||
-		    jp_fig(j, key, &v->f, NULL) < 0)
-			return -EBADMSG;
-	} while (jp_eat(j, ','));
-	return jp_eat(j, '}') ? 0 : -EBADMSG;
-}
+	for (size_t i = 0; i < sizeof(fig_names) / sizeof(fig_names[0]); i++) {
+		int r = hoard_json_get_u64(
+			o, fig_names[i].name, true,
+			(uint64_t *)((char *)g + fig_names[i].off));
 
-static int jp_volumes(struct jp *j, struct hoard_stats *s)
-{
-	size_t cap = 0;
-
-	if (!jp_eat(j, '{'))
-		return -EBADMSG;
-	if (jp_eat(j, '}'))
-		return 0;
-	do {
-		struct hoard_stats_volume *v;
-
-		void *nv = hoard_grow(s->volumes, &cap, s->n_volumes + 1,
-				      sizeof(*v), 8);
-
-		if (!nv)
-			return -ENOMEM;
-		s->volumes = nv;
-		v = &s->volumes[s->n_volumes];
-		memset(v, 0, sizeof(*v));
-		if (jp_string(j, v->name, sizeof(v->name)) < 0 ||
-		    !jp_eat(j, ':') || jp_volume(j, v) < 0)
-			return -EBADMSG;
-		s->n_volumes++;
-	} while (jp_eat(j, ','));
-	return jp_eat(j, '}') ? 0 : -EBADMSG;
+		if (r < 0 && r != -ENOENT)
+			return r;
+	}
+	return 0;
 }
 
 int hoard_stats_from_json(const char *json, struct hoard_stats **ret)
 {
-	struct jp j = {.p = json};
+	static const struct {
+		const char *name;
+		size_t off;
+	} tops[] = {
+#define TOP(k, x) {k, offsetof(struct hoard_stats, x)}
+		TOP("db_bytes", db_bytes),
+		TOP("cache_hits", cache_hits),
+		TOP("cache_misses", cache_misses),
+		TOP("max_size", max_size),
+		TOP("pinned_bytes", pinned_bytes),
+		TOP("evicted_files", evicted_files),
+		TOP("evicted_bytes", evicted_bytes),
+		TOP("chunks_not_local", not_local_chunks),
+		TOP("not_local_bytes", not_local_bytes),
+		TOP("fetched_chunks", fetched_chunks),
+		TOP("fetched_bytes", fetched_bytes),
+		TOP("fetch_gets", fetch_gets),
+		TOP("fetch_get_bytes", fetch_get_bytes),
+		TOP("fetch_failures", fetch_failures),
+		TOP("fetch_retries", fetch_retries),
+		TOP("read_errors", read_errors),
+		TOP("plain_bytes", plain_bytes),
+		TOP("plain_files", plain_files),
+		TOP("plain_hits", plain_hits),
+		TOP("plain_made", plain_made),
+		TOP("plain_dropped", plain_dropped),
+		TOP("plain_failed", plain_failed),
+#undef TOP
+	};
+	json_t *o = hoard_json_parse_object(json), *vols, *v;
 	struct hoard_stats *s;
-	char key[64];
+	const char *name;
+	size_t cap = 0;
 	int r = -EBADMSG;
 
+	if (!o)
+		return -EBADMSG;
 	s = calloc(1, sizeof(*s));
-	if (!s)
+	if (!s) {
+		json_decref(o);
 		return -ENOMEM;
-	if (!jp_eat(&j, '{'))
-		goto out_free_stats;
-	if (!jp_eat(&j, '}')) {
-		do {
-			r = -EBADMSG;
-			if (jp_string(&j, key, sizeof(key)) < 0 ||
-			    !jp_eat(&j, ':'))
-				goto out_free_stats;
-			if (!strcmp(key, "volumes"))
-				r = jp_volumes(&j, s);
-			else if (!strcmp(key, "cache_hits"))
-				r = jp_u64(&j, &s->cache_hits);
-			else if (!strcmp(key, "cache_misses"))
-				r = jp_u64(&j, &s->cache_misses);
-			else if (!strcmp(key, "max_size"))
-				r = jp_u64(&j, &s->max_size);
-			else if (!strcmp(key, "pinned_bytes"))
-				r = jp_u64(&j, &s->pinned_bytes);
-			else if (!strcmp(key, "evicted_files"))
-				r = jp_u64(&j, &s->evicted_files);
-			else if (!strcmp(key, "evicted_bytes"))
-				r = jp_u64(&j, &s->evicted_bytes);
-			else if (!strcmp(key, "chunks_not_local"))
-				r = jp_u64(&j, &s->not_local_chunks);
-			else if (!strcmp(key, "not_local_bytes"))
-				r = jp_u64(&j, &s->not_local_bytes);
-			else if (!strcmp(key, "fetched_chunks"))
-				r = jp_u64(&j, &s->fetched_chunks);
-			else if (!strcmp(key, "fetched_bytes"))
-				r = jp_u64(&j, &s->fetched_bytes);
-			else if (!strcmp(key, "fetch_gets"))
-				r = jp_u64(&j, &s->fetch_gets);
-			else if (!strcmp(key, "fetch_get_bytes"))
-				r = jp_u64(&j, &s->fetch_get_bytes);
-			else if (!strcmp(key, "fetch_failures"))
-				r = jp_u64(&j, &s->fetch_failures);
-			else
-				r = jp_fig(&j, key, &s->total, &s->db_bytes);
-			if (r < 0)
-				goto out_free_stats;
-			if (!strncmp(key, "cache_", 6))
-				s->have_cache = true;
-			if (!strcmp(key, "max_size"))
-				s->have_budget = true;
-			if (!strncmp(key, "fetch", 5))
-				s->have_fetch = true;
-		} while (jp_eat(&j, ','));
-		r = -EBADMSG;
-		if (!jp_eat(&j, '}'))
-			goto out_free_stats;
 	}
-	jp_ws(&j);
-	if (*j.p)
-		goto out_free_stats;
+	if (figs_from(o, &s->total) < 0)
+		goto out_free;
+	for (size_t i = 0; i < sizeof(tops) / sizeof(tops[0]); i++) {
+		int e = hoard_json_get_u64(
+			o, tops[i].name, true,
+			(uint64_t *)((char *)s + tops[i].off));
+
+		if (e == -ENOENT)
+			continue;
+		if (e < 0)
+			goto out_free;
+		if (!strncmp(tops[i].name, "cache_", 6))
+			s->have_cache = true;
+		if (!strcmp(tops[i].name, "max_size"))
+			s->have_budget = true;
+		if (!strncmp(tops[i].name, "fetch", 5))
+			s->have_fetch = true;
+		if (!strcmp(tops[i].name, "read_errors"))
+			s->have_reads = true;
+		if (!strncmp(tops[i].name, "plain_", 6))
+			s->have_plain = true;
+	}
+	vols = json_object_get(o, "volumes");
+	if (vols && !json_is_object(vols))
+		goto out_free;
+	json_object_foreach(vols, name, v)
+	{
+		struct hoard_stats_volume *nv = hoard_grow(
+			s->volumes, &cap, s->n_volumes + 1, sizeof(*nv), 8);
+
+		if (!nv) {
+			r = -ENOMEM;
+			goto out_free;
+		}
+		s->volumes = nv;
+		nv = &s->volumes[s->n_volumes];
+		memset(nv, 0, sizeof(*nv));
+		if (strlen(name) >= sizeof(nv->name) ||
+		    figs_from(v, &nv->f) < 0)
+			goto out_free;
+		strcpy(nv->name, name);
+		s->n_volumes++;
+	}
+	json_decref(o);
 	*ret = s;
 	return 0;
-out_free_stats:
+out_free:
+	json_decref(o);
 	hoard_stats_free(s);
 	return r;
 }

@@ -41,6 +41,7 @@
 
 #include "hoard/chunker.h"
 #include "hoard/codec.h"
+#include "hoard/json.h"
 #include "hoard/util.h"
 #include "sync-internal.h"
 
@@ -585,29 +586,25 @@ int hoard_sync_gc_remote(const struct hoard_gc_remote_opts *o,
 char *hoard_gc_remote_result_json(const struct hoard_gc_remote_result *x,
 				  bool dry_run)
 {
-	char *out;
-	int n = asprintf(
-		&out,
-		"{\"op\":\"gc-remote\",\"dry_run\":%s,\"refs\":%llu,"
-		"\"manifests\":%llu,\"chunks_live\":%llu,\"packs\":%llu,"
-		"\"packs_live\":%llu,\"packs_partly_dead\":%llu,"
-		"\"packs_condemned\":%llu,\"packs_revived\":%llu,"
-		"\"packs_deleted\":%llu,\"packs_repacked\":%llu,"
-		"\"bytes_repacked\":%llu,\"manifests_deleted\":%llu,"
-		"\"bytes_deleted\":%llu,\"requests\":%llu,\"seconds\":%.3f}\n",
-		dry_run ? "true" : "false", (unsigned long long)x->refs,
-		(unsigned long long)x->manifests,
-		(unsigned long long)x->chunks_live,
-		(unsigned long long)x->packs, (unsigned long long)x->packs_live,
-		(unsigned long long)x->packs_partly_dead,
-		(unsigned long long)x->packs_condemned,
-		(unsigned long long)x->packs_revived,
-		(unsigned long long)x->packs_deleted,
-		(unsigned long long)x->packs_repacked,
-		(unsigned long long)x->bytes_repacked,
-		(unsigned long long)x->manifests_deleted,
-		(unsigned long long)x->bytes_deleted,
-		(unsigned long long)x->requests, x->seconds);
-
-	return n < 0 ? NULL : out;
+	return hoard_json_dump(
+		json_pack(
+			"{s:s,s:b,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,"
+			"s:o,s:o,s:o,s:o}",
+			"op", "gc-remote", "dry_run", (int)dry_run, "refs",
+			hoard_json_u64(x->refs), "manifests",
+			hoard_json_u64(x->manifests), "chunks_live",
+			hoard_json_u64(x->chunks_live), "packs",
+			hoard_json_u64(x->packs), "packs_live",
+			hoard_json_u64(x->packs_live), "packs_partly_dead",
+			hoard_json_u64(x->packs_partly_dead), "packs_condemned",
+			hoard_json_u64(x->packs_condemned), "packs_revived",
+			hoard_json_u64(x->packs_revived), "packs_deleted",
+			hoard_json_u64(x->packs_deleted), "packs_repacked",
+			hoard_json_u64(x->packs_repacked), "bytes_repacked",
+			hoard_json_u64(x->bytes_repacked), "manifests_deleted",
+			hoard_json_u64(x->manifests_deleted), "bytes_deleted",
+			hoard_json_u64(x->bytes_deleted), "requests",
+			hoard_json_u64(x->requests), "seconds",
+			hoard_json_real3(x->seconds)),
+		true);
 }

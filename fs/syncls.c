@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "hoard/json.h"
 #include "hoard/util.h"
 #include "sync-internal.h"
 
@@ -74,8 +75,8 @@ static const char *sig_state(const struct refs *l, const struct hoard_ref *rf,
 	return "untrusted";
 }
 
-static int ls_one(struct refs *l, const char *key, bool json, FILE *out,
-		  int *printed)
+/* One ref: a row of the table on out, or an object appended to arr. */
+static int ls_one(struct refs *l, const char *key, json_t *arr, FILE *out)
 {
 	struct remote *r = l->r;
 	char id[HOARD_SIGN_ID_SIZE];
@@ -108,11 +109,13 @@ static int ls_one(struct refs *l, const char *key, bool json, FILE *out,
 	e = hoard_ref_decode(buf, len, &rf, NULL, 0);
 	free(buf);
 	if (e < 0) {
-		if (json)
-			fprintf(out,
-				"%s{\"ref\":\"%s\",\"error\":\"not a hoard "
-				"ref\"}",
-				(*printed)++ ? "," : "", name);
+		if (arr)
+			return json_array_append_new(
+				       arr,
+				       json_pack("{s:s,s:s}", "ref", name,
+						 "error", "not a hoard ref"))
+				       ? -ENOMEM
+				       : 0;
 		else
 			fprintf(out, "%-24s (not a hoard ref)\n", name);
 		return 0;
@@ -128,17 +131,23 @@ static int ls_one(struct refs *l, const char *key, bool json, FILE *out,
 	t = (time_t)rf.time;
 	if (gmtime_r(&t, &tm))
 		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	if (json)
-		fprintf(out,
-			"%s{\"ref\":\"%s\",\"manifest\":\"%s\",\"files\":%llu,"
-			"\"bytes\":%llu,\"manifest_size\":%lld,\"time\":%lld,"
-			"\"date\":\"%s\",\"key\":%s%s%s,\"signature\":\"%s\"}",
-			(*printed)++ ? "," : "", name, rf.manifest,
-			(unsigned long long)rf.files,
-			(unsigned long long)rf.bytes,
-			e == 0 ? (long long)info.size : -1LL,
-			(long long)rf.time, when, *id ? "\"" : "",
-			*id ? id : "null", *id ? "\"" : "", sig);
+	if (arr)
+		return json_array_append_new(
+			       arr,
+			       json_pack(
+				       "{s:s,s:s,s:o,s:o,s:I,s:I,s:s,s:o,s:s}",
+				       "ref", name, "manifest", rf.manifest,
+				       "files", hoard_json_u64(rf.files),
+				       "bytes", hoard_json_u64(rf.bytes),
+				       "manifest_size",
+				       (json_int_t)(e == 0 ? (long long)info.size
+							   : -1LL),
+				       "time", (json_int_t)rf.time, "date",
+				       when, "key",
+				       *id ? json_string(id) : json_null(),
+				       "signature", sig))
+			       ? -ENOMEM
+			       : 0;
 	else
 		fprintf(out, "%-24s %.12s %8llu %14llu %12lld  %s  %s%s%s%s\n",
 			name, rf.manifest, (unsigned long long)rf.files,
@@ -158,7 +167,7 @@ int hoard_sync_ls_remote(const struct hoard_s3_config *s3, const char *url,
 	struct refs l = {.r = &r, .trust = trust, .n_trust = n_trust};
 	char *text = NULL, *key;
 	size_t tlen = 0;
-	int printed = 0;
+	json_t *arr = NULL;
 	FILE *out;
 	int e = remote_open(&r, s3, url, 1, errbuf, errlen);
 
@@ -182,19 +191,29 @@ int hoard_sync_ls_remote(const struct hoard_s3_config *s3, const char *url,
 		e = -ENOMEM;
 		goto done;
 	}
-	if (json)
-		fputs("{\"refs\":[", out);
-	else
+	if (json) {
+		arr = json_array();
+		if (!arr)
+			e = -ENOMEM;
+	} else {
 		fprintf(out, "%-24s %-12s %8s %14s %12s  %-20s  %s\n", "REF",
 			"MANIFEST", "FILES", "BYTES", "MANIFEST-B", "PUSHED",
 			"SIGNATURE");
+	}
 	for (size_t i = 0; e == 0 && i < l.n; i++) {
-		e = ls_one(&l, l.keys[i], json, out, &printed);
+		e = ls_one(&l, l.keys[i], arr, out);
 		if (e < 0)
 			s3_fail(errbuf, errlen, e, "reading a ref");
 	}
-	if (json)
-		fputs("]}\n", out);
+	if (e == 0 && json) {
+		char *t = hoard_json_dump(json_pack("{s:O}", "refs", arr),
+					  true);
+
+		if (!t || fputs(t, out) < 0)
+			e = -ENOMEM;
+		free(t);
+	}
+	json_decref(arr);
 	fclose(out);
 	if (e == 0)
 		*ret_out = text;

@@ -12,76 +12,82 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "hoard/json.h"
 #include "hoard/sync.h"
 #include "hoard/util.h"
 
 /* ---- output ------------------------------------------------------------------ */
 
-/* A key id as a JSON string, or null: three %s. */
-#define Q(id) *(id) ? "\"" : "", *(id) ? (id) : "null", *(id) ? "\"" : ""
+/* The figures of a push and of a pull, in the order of their JSON. */
+enum result_kind { RK_U64, RK_BOOL, RK_KEY_ID };
+
+struct result_field {
+	const char *name;
+	size_t off;
+	enum result_kind kind;
+};
+
+/* clang-format off */
+#define RU(x) {#x, offsetof(struct hoard_sync_result, x), RK_U64}
+#define RB(x) {#x, offsetof(struct hoard_sync_result, x), RK_BOOL}
+/* the signing key's id as a string, or null when unsigned */
+#define RK {"signed_by", offsetof(struct hoard_sync_result, key_id), RK_KEY_ID}
+static const struct result_field push_fields[] = {
+	RU(files), RU(logical_bytes), RU(chunks), RU(chunks_new),
+	RU(packs_new), RU(bytes_new), RU(bytes_dedup), RB(manifest_new),
+	RB(ref_updated), RK, RU(requests), RU(retries), RU(bytes_up),
+	RU(bytes_down),
+};
+static const struct result_field pull_fields[] = {
+	RU(files), RU(logical_bytes), RU(chunks), RU(chunks_fetched),
+	RU(bytes_fetched), RU(range_gets), RU(added), RU(replaced),
+	RU(identical), RU(kept_newer), RU(conflicts), RK, RU(requests),
+	RU(retries), RU(bytes_up), RU(bytes_down),
+};
+/* clang-format on */
+#undef RU
+#undef RB
+#undef RK
+
+static json_t *result_value(const struct hoard_sync_result *x,
+			    const struct result_field *f)
+{
+	const char *p = (const char *)x + f->off;
+
+	switch (f->kind) {
+	case RK_BOOL:
+		return json_boolean(*(const bool *)p);
+	case RK_KEY_ID:
+		return *p ? json_string(p) : json_null();
+	default:
+		return hoard_json_u64(*(const uint64_t *)p);
+	}
+}
 
 char *hoard_sync_result_json(const struct hoard_sync_result *x)
 {
-	char *out;
-	int n;
+	const struct result_field *f = x->pull ? pull_fields : push_fields;
+	size_t n = x->pull ? sizeof(pull_fields) / sizeof(pull_fields[0])
+			   : sizeof(push_fields) / sizeof(push_fields[0]);
+	json_t *o = json_pack("{s:s,s:s}", "op", x->pull ? "pull" : "push",
+			      "manifest", x->manifest);
+	int r = o ? 0 : -1;
 
-	if (x->pull)
-		n = asprintf(
-			&out,
-			"{\"op\":\"pull\",\"manifest\":\"%s\",\"files\":%llu,"
-			"\"logical_bytes\":%llu,\"chunks\":%llu,"
-			"\"chunks_fetched\":%llu,\"bytes_fetched\":%llu,"
-			"\"range_gets\":%llu,\"added\":%llu,\"replaced\":%llu,"
-			"\"identical\":%llu,\"kept_newer\":%llu,"
-			"\"conflicts\":%llu,\"signed_by\":%s%s%s,"
-			"\"requests\":%llu,"
-			"\"retries\":%llu,\"bytes_up\":%llu,"
-			"\"bytes_down\":%llu,\"seconds\":%.3f}\n",
-			x->manifest, (unsigned long long)x->files,
-			(unsigned long long)x->logical_bytes,
-			(unsigned long long)x->chunks,
-			(unsigned long long)x->chunks_fetched,
-			(unsigned long long)x->bytes_fetched,
-			(unsigned long long)x->range_gets,
-			(unsigned long long)x->added,
-			(unsigned long long)x->replaced,
-			(unsigned long long)x->identical,
-			(unsigned long long)x->kept_newer,
-			(unsigned long long)x->conflicts, Q(x->key_id),
-			(unsigned long long)x->requests,
-			(unsigned long long)x->retries,
-			(unsigned long long)x->bytes_up,
-			(unsigned long long)x->bytes_down,
-			(double)x->elapsed_ns / 1e9);
-	else
-		n = asprintf(
-			&out,
-			"{\"op\":\"push\",\"manifest\":\"%s\",\"files\":%llu,"
-			"\"logical_bytes\":%llu,\"chunks\":%llu,"
-			"\"chunks_new\":%llu,\"packs_new\":%llu,"
-			"\"bytes_new\":%llu,\"bytes_dedup\":%llu,"
-			"\"manifest_new\":%s,\"ref_updated\":%s,"
-			"\"signed_by\":%s%s%s,"
-			"\"requests\":%llu,\"retries\":%llu,\"bytes_up\":%llu,"
-			"\"bytes_down\":%llu,\"seconds\":%.3f}\n",
-			x->manifest, (unsigned long long)x->files,
-			(unsigned long long)x->logical_bytes,
-			(unsigned long long)x->chunks,
-			(unsigned long long)x->chunks_new,
-			(unsigned long long)x->packs_new,
-			(unsigned long long)x->bytes_new,
-			(unsigned long long)x->bytes_dedup,
-			x->manifest_new ? "true" : "false",
-			x->ref_updated ? "true" : "false", Q(x->key_id),
-			(unsigned long long)x->requests,
-			(unsigned long long)x->retries,
-			(unsigned long long)x->bytes_up,
-			(unsigned long long)x->bytes_down,
-			(double)x->elapsed_ns / 1e9);
-	return n < 0 ? NULL : out;
+	for (size_t i = 0; r == 0 && i < n; i++)
+		r = json_object_set_new(o, f[i].name, result_value(x, &f[i]));
+	if (r == 0)
+		r = json_object_set_new(
+			o, "seconds",
+			hoard_json_real3((double)x->elapsed_ns / 1e9));
+	if (r < 0) {
+		json_decref(o);
+		return NULL;
+	}
+	return hoard_json_dump(o, true);
 }
 
 static void human(uint64_t b, char *out, size_t n)
@@ -373,60 +379,55 @@ void hoard_sync_request_clear(struct hoard_sync_request *q)
 
 /* ---- reading a result back ------------------------------------------------------ */
 
-static bool json_u64(const char *json, const char *key, uint64_t *ret)
-{
-	char pat[64];
-	const char *p;
-
-	snprintf(pat, sizeof(pat), "\"%s\":", key);
-	p = strstr(json, pat);
-	if (!p)
-		return false;
-	*ret = strtoull(p + strlen(pat), NULL, 10);
-	return true;
-}
-
 int hoard_sync_result_from_json(const char *json, struct hoard_sync_result *x)
 {
-	const char *m;
-	uint64_t v;
+	json_t *o = hoard_json_parse_object(json);
+	const char *op, *m;
+	double secs = 0;
+	int r = -EBADMSG;
 
 	memset(x, 0, sizeof(*x));
-	if (!strstr(json, "\"op\":"))
+	if (!o)
 		return -EBADMSG;
-	x->pull = strstr(json, "\"op\":\"pull\"") != NULL;
-	m = strstr(json, "\"manifest\":\"");
+	op = json_string_value(json_object_get(o, "op"));
+	if (!op || (strcmp(op, "push") && strcmp(op, "pull")))
+		goto out_put;
+	x->pull = !strcmp(op, "pull");
+	m = json_string_value(json_object_get(o, "manifest"));
 	if (m)
-		snprintf(x->manifest, sizeof(x->manifest), "%.64s", m + 12);
-#define U(k) json_u64(json, #k, &x->k)
-	U(files);
-	U(logical_bytes);
-	U(chunks);
-	U(chunks_new);
-	U(packs_new);
-	U(bytes_new);
-	U(bytes_dedup);
-	U(chunks_fetched);
-	U(bytes_fetched);
-	U(range_gets);
-	U(added);
-	U(replaced);
-	U(identical);
-	U(kept_newer);
-	U(conflicts);
-	U(requests);
-	U(retries);
-	U(bytes_up);
-	U(bytes_down);
-#undef U
-	m = strstr(json, "\"signed_by\":\"");
-	if (m)
-		snprintf(x->key_id, sizeof(x->key_id), "%.16s", m + 13);
-	x->manifest_new = strstr(json, "\"manifest_new\":true") != NULL;
-	x->ref_updated = strstr(json, "\"ref_updated\":true") != NULL;
-	m = strstr(json, "\"seconds\":");
-	if (m)
-		x->elapsed_ns = (uint64_t)(strtod(m + 10, NULL) * 1e9);
-	(void)v;
-	return 0;
+		snprintf(x->manifest, sizeof(x->manifest), "%s", m);
+	for (int t = 0; t < 2; t++) {
+		const struct result_field *f = t ? pull_fields : push_fields;
+		size_t n = t ? sizeof(pull_fields) / sizeof(pull_fields[0])
+			     : sizeof(push_fields) / sizeof(push_fields[0]);
+
+		for (size_t i = 0; i < n; i++) {
+			char *p = (char *)x + f[i].off;
+			json_t *v = json_object_get(o, f[i].name);
+			int e = 0;
+
+			if (f[i].kind == RK_BOOL)
+				e = hoard_json_get_bool(o, f[i].name, true,
+							(bool *)p);
+			else if (f[i].kind == RK_U64)
+				e = hoard_json_get_u64(o, f[i].name, true,
+						       (uint64_t *)p);
+			else if (json_is_string(v))
+				snprintf(p, sizeof(x->key_id), "%s",
+					 json_string_value(v));
+			else if (v && !json_is_null(v))
+				e = -EBADMSG;
+			if (e < 0 && e != -ENOENT)
+				goto out_put;
+		}
+	}
+	r = hoard_json_get_real(o, "seconds", true, &secs);
+	/* out of range (or NaN) would be undefined in the cast */
+	if (r == 0 && secs > 0 && secs < 1e9)
+		x->elapsed_ns = (uint64_t)(secs * 1e9);
+	if (r == -ENOENT)
+		r = 0;
+out_put:
+	json_decref(o);
+	return r;
 }

@@ -23,6 +23,7 @@
 #include <sys/xattr.h>
 
 #include "hoard/ctl.h"
+#include "hoard/json.h"
 #include "hoard/evict.h"
 #include "hoard/store.h"
 #include "hoard/util.h"
@@ -73,25 +74,22 @@ static const char pin_help[] =
 
 /* ---- config ---- */
 
-static void print_size(const char *what, uint64_t v, bool json)
+static int print_size(const char *what, uint64_t v, bool json)
 {
-	if (json)
-		printf("{\"%s\":%llu}\n", what, (unsigned long long)v);
-	else if (v)
+	if (json) {
+		char *t = hoard_json_dump(
+			json_pack("{s:o}", what, hoard_json_u64(v)), true);
+
+		if (!t)
+			return cli_fail("%s", strerror(ENOMEM));
+		fputs(t, stdout);
+		free(t);
+	} else if (v) {
 		printf("max-size %llu\n", (unsigned long long)v);
-	else
+	} else {
 		printf("max-size none\n");
-}
-
-/* The daemon's answer to "config max-size [V]": a JSON object. */
-static uint64_t json_u64(const char *json, const char *key)
-{
-	char pat[64];
-	const char *p;
-
-	snprintf(pat, sizeof(pat), "\"%s\":", key);
-	p = strstr(json, pat);
-	return p ? strtoull(p + strlen(pat), NULL, 10) : 0;
+	}
+	return 0;
 }
 
 static int config_daemon(const char *sock, const char *value, bool json,
@@ -116,10 +114,24 @@ static int config_daemon(const char *sock, const char *value, bool json,
 	if (json) {
 		fputs(reply, stdout);
 	} else {
-		print_size("max_size", json_u64(reply, "max_size"), false);
-		if (strstr(reply, "\"overridden\":true"))
+		/* the daemon's answer to "config max-size [V]" (FORMAT 6) */
+		json_t *o = hoard_json_parse_object(reply);
+		uint64_t max = 0, in_force = 0;
+		bool over = false;
+
+		if (!o || hoard_json_get_u64(o, "max_size", false, &max) < 0 ||
+		    hoard_json_get_u64(o, "in_force", false, &in_force) < 0 ||
+		    hoard_json_get_bool(o, "overridden", false, &over) < 0) {
+			json_decref(o);
+			free(reply);
+			return cli_fail("the daemon's config reply is not "
+					"understood");
+		}
+		json_decref(o);
+		print_size("max_size", max, false);
+		if (over)
 			printf("(the running daemon uses --max-size %llu)\n",
-			       (unsigned long long)json_u64(reply, "in_force"));
+			       (unsigned long long)in_force);
 	}
 	free(reply);
 	return cli_finish_output();
@@ -146,8 +158,8 @@ static int config_offline(const char *store, const char *value, uint64_t max,
 		return cli_fail("%s the size budget of %s: %s",
 				value ? "setting" : "reading", store,
 				strerror(-r));
-	print_size("max_size", cur, json);
-	return cli_finish_output();
+	r = print_size("max_size", cur, json);
+	return r ? r : cli_finish_output();
 }
 
 int hoard_cmd_config(const char **store, int argc, char **argv)

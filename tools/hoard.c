@@ -53,7 +53,7 @@ static const char usage_text[] =
 "      (store chunks raw) to 19; the default is 1.  A fresh random secret\n"
 "      for chunk ids is made and kept in the store.\n"
 "\n"
-"  stats [--json]\n"
+"  stats [--json | --format json|text|prometheus]\n"
 "      Show, for the whole store and for each volume: files, directories,\n"
 "      symlinks and other inodes; logical bytes (the files' sizes); unique\n"
 "      bytes (the distinct chunks they use); stored bytes (those chunks\n"
@@ -61,8 +61,11 @@ static const char usage_text[] =
 "      stored.  A chunk shared by two volumes counts in each volume.  While\n"
 "      hoardfs serves the store, the figures come from the daemon through\n"
 "      DIR/control.sock, with the hits and misses of its decompressed-\n"
-"      chunk cache; otherwise hoard opens the store itself.  --json prints\n"
-"      one JSON object instead of a table.\n"
+"      chunk cache; otherwise hoard opens the store itself.  --json (the\n"
+"      same as --format json) prints one JSON object instead of a table;\n"
+"      --format prometheus prints the Prometheus text format (0.0.4) for\n"
+"      node_exporter's textfile collector, with the daemon's counters\n"
+"      (reads answered EIO, lazy fetch failures and retries, evictions).\n"
 "\n"
 "  fsck [--repair] [--json]\n"
 "      Check the store (stop hoardfs first): every chunk re-hashed against\n"
@@ -222,6 +225,7 @@ enum {
 	OPT_VERBOSE,
 	OPT_VERSION,
 	OPT_JSON,
+	OPT_FORMAT,
 	OPT_LEVEL,
 	OPT_FROM,
 };
@@ -338,9 +342,13 @@ static int cmd_init(struct ctx *c, int argc, char **argv)
 
 /* ---- stats ---- */
 
-static int print_stats(const struct hoard_stats *s, bool json)
+enum stats_format { STATS_TEXT, STATS_JSON, STATS_PROMETHEUS };
+
+static int print_stats(const struct hoard_stats *s, enum stats_format fmt)
 {
-	char *out = json ? hoard_stats_json(s) : hoard_stats_text(s);
+	char *out = fmt == STATS_JSON	      ? hoard_stats_json(s)
+		    : fmt == STATS_PROMETHEUS ? hoard_stats_prometheus(s)
+					      : hoard_stats_text(s);
 
 	if (!out)
 		return cli_fail("formatting stats: %s", strerror(ENOMEM));
@@ -350,12 +358,12 @@ static int print_stats(const struct hoard_stats *s, bool json)
 }
 
 /* The daemon answered: its JSON as is, or as a table. */
-static int print_daemon_stats(const char *reply, bool json)
+static int print_daemon_stats(const char *reply, enum stats_format fmt)
 {
 	struct hoard_stats *s;
 	int r;
 
-	if (json) {
+	if (fmt == STATS_JSON) {
 		fputs(reply, stdout);
 		if (!*reply || reply[strlen(reply) - 1] != '\n')
 			fputc('\n', stdout);
@@ -366,14 +374,14 @@ static int print_daemon_stats(const char *reply, bool json)
 		return cli_fail(
 			"the daemon's stats reply is not understood: %s",
 			strerror(-r));
-	r = print_stats(s, false);
+	r = print_stats(s, fmt);
 	hoard_stats_free(s);
 	return r;
 }
 
 /* No daemon listens (ctl_err says why): open the store ourselves. */
 static int offline_stats(struct ctx *c, const char *sock, int ctl_err,
-			 bool json)
+			 enum stats_format fmt)
 {
 	struct hoard_store *st;
 	struct hoard_stats *s;
@@ -408,7 +416,7 @@ static int offline_stats(struct ctx *c, const char *sock, int ctl_err,
 	if (r < 0)
 		return cli_fail("computing stats of %s: %s", c->store,
 				strerror(-r));
-	r = print_stats(s, json);
+	r = print_stats(s, fmt);
 	hoard_stats_free(s);
 	return r;
 }
@@ -418,15 +426,32 @@ static int cmd_stats(struct ctx *c, int argc, char **argv)
 	static const struct option opts[] = {
 		COMMON_OPTIONS,
 		{"json", no_argument, NULL, OPT_JSON},
+		{"format", required_argument, NULL, OPT_FORMAT},
 		{0},
 	};
+	static const char *const names[] = {"text", "json", "prometheus"};
+	enum stats_format fmt = STATS_TEXT;
+	bool json = false, format = false;
 	char *sock, *reply = NULL;
-	bool json = false;
 	int opt, r;
 
 	while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		if (opt == OPT_JSON) {
 			json = true;
+			continue;
+		}
+		if (opt == OPT_FORMAT) {
+			size_t i = 0;
+
+			while (i < 3 && strcmp(optarg, names[i]))
+				i++;
+			if (i == 3)
+				return cli_usage_error(
+					"stats: --format must be json, text "
+					"or prometheus, not '%s'",
+					optarg);
+			fmt = (enum stats_format)i;
+			format = true;
 			continue;
 		}
 		r = common_option(c, opt, argv);
@@ -436,6 +461,11 @@ static int cmd_stats(struct ctx *c, int argc, char **argv)
 	r = no_operands("stats", argc, argv);
 	if (r >= 0)
 		return r;
+	if (json && format && fmt != STATS_JSON)
+		return cli_usage_error("stats: --json and --format %s disagree",
+				       names[fmt]);
+	if (json)
+		fmt = STATS_JSON;
 
 	if (asprintf(&sock, "%s/%s", c->store, CTL_SOCKET) < 0)
 		return cli_fail("%s", strerror(ENOMEM));
@@ -443,9 +473,9 @@ static int cmd_stats(struct ctx *c, int argc, char **argv)
 	 * a message, which tells a daemon's -ENOENT from a missing socket. */
 	r = hoard_ctl_call(sock, "stats", &reply);
 	if (r == 0)
-		r = print_daemon_stats(reply, json);
+		r = print_daemon_stats(reply, fmt);
 	else if ((r == -ENOENT || r == -ECONNREFUSED) && !reply)
-		r = offline_stats(c, sock, r, json);
+		r = offline_stats(c, sock, r, fmt);
 	else if (reply)
 		r = cli_fail("the hoardfs daemon could not compute stats: %s",
 			     reply);

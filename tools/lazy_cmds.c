@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 
 #include "hoard/ctl.h"
+#include "hoard/json.h"
 #include "hoard/util.h"
 #include "cli.h"
 #include "lazy_cmds.h"
@@ -143,7 +144,9 @@ int hoard_cmd_prefetch(const char **store, int argc, char **argv)
 	for (size_t i = 0; i < n_inos; i += BATCH) {
 		char req[32 + BATCH * 21], *reply = NULL;
 		size_t len = (size_t)snprintf(req, sizeof(req), "prefetch");
-		unsigned long long b = 0, f = 0;
+		uint64_t b = 0, f = 0;
+		char *nl;
+		json_t *o;
 
 		for (size_t k = i; k < n_inos && k < i + BATCH; k++)
 			len += (size_t)snprintf(req + len, sizeof(req) - len,
@@ -161,11 +164,24 @@ int hoard_cmd_prefetch(const char **store, int argc, char **argv)
 			free(sock);
 			return r;
 		}
-		if (sscanf(reply, "{\"files\":%llu,\"fetched_bytes\":%llu}", &f,
-			   &b) == 2) {
-			files += f;
-			bytes += b;
+		/* one JSON line, then "missing ..." lines (FORMAT 6) */
+		nl = strchr(reply, '\n');
+		if (nl)
+			*nl = '\0';
+		o = hoard_json_parse_object(reply);
+		if (nl)
+			*nl = '\n';
+		if (!o || hoard_json_get_u64(o, "files", false, &f) < 0 ||
+		    hoard_json_get_u64(o, "fetched_bytes", false, &b) < 0) {
+			json_decref(o);
+			free(reply);
+			free(sock);
+			return cli_fail("prefetch: the daemon's reply is not "
+					"understood");
 		}
+		json_decref(o);
+		files += f;
+		bytes += b;
 		missing += report_missing(reply, i, i + BATCH);
 		free(reply);
 	}
@@ -174,11 +190,19 @@ int hoard_cmd_prefetch(const char **store, int argc, char **argv)
 	for (size_t i = 0; i < n_inos; i++)
 		free(paths[i]);
 	free(paths);
-	if (json)
-		printf("{\"files\":%llu,\"fetched_bytes\":%llu}\n", files,
-		       bytes);
-	else
+	if (json) {
+		char *t = hoard_json_dump(
+			json_pack("{s:o,s:o}", "files", hoard_json_u64(files),
+				  "fetched_bytes", hoard_json_u64(bytes)),
+			true);
+
+		if (!t)
+			return cli_fail("prefetch: %s", strerror(ENOMEM));
+		fputs(t, stdout);
+		free(t);
+	} else {
 		printf("%llu files local; %llu bytes fetched\n", files, bytes);
+	}
 	r = cli_finish_output();
 	if (missing)
 		return cli_fail("prefetch: %llu of %llu files not fully local "

@@ -38,4 +38,22 @@ int hoard_ctl_call(const char *path, const char *request, char **ret_out);
 int hoard_ctl_call_timeout(const char *path, const char *request,
 			   unsigned timeout_s, char **ret_out);
 
+/*
+ * The two sides' parsers, public for tests/fuzz (fuzz_ctl) only; the
+ * server and the client above are their one user each.
+ *
+ * hoard_ctl_read_request: read one request line from the connected socket
+ * c into buf (HOARD_CTL_REQUEST_MAX + 1 bytes), NUL-terminated without its
+ * "\n" (or "\r\n").  0, -EMSGSIZE (too long: the rest of the line was read
+ * and dropped), -EINVAL (a NUL byte in it), -ENODATA (nothing sent),
+ * -ETIMEDOUT or -errno.
+ *
+ * hoard_ctl_parse_reply: a whole reply ("OK\n" + payload, or
+ * "ERR <errno> <message>\n") to the call's result, as hoard_ctl_call
+ * returns it; -EPROTO for anything else.
+ */
+#define HOARD_CTL_REQUEST_MAX (64 * 1024)
+int hoard_ctl_read_request(int c, char *buf);
+int hoard_ctl_parse_reply(const char *reply, char **ret_out);
+
 #endif

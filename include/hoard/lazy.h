@@ -36,6 +36,7 @@ struct hoard_lazy_counts {
 	uint64_t fetched_chunks, fetched_bytes; /* frames stored */
 	uint64_t gets, failures, ahead_queued;
 	uint64_t get_bytes; /* bytes the GETs brought */
+	uint64_t retries;   /* the S3 client's attempts after a first */
 };
 
 /* The store's `remote` setting: a malloc()ed URL, or NULL when none. */

@@ -52,6 +52,17 @@ struct hoard_stats {
 	bool have_fetch;
 	uint64_t fetched_chunks, fetched_bytes, fetch_gets, fetch_failures;
 	uint64_t fetch_get_bytes; /* bytes the fetches' GETs brought */
+	uint64_t fetch_retries;	  /* attempts after the first of a GET */
+	/* The daemon's reads answered with EIO (a corrupt or unfetchable
+	 * chunk): have_reads false offline. */
+	bool have_reads;
+	uint64_t read_errors;
+	/* The daemon's plain-file tier (plain.h), read back from its reply
+	 * (the daemon adds these keys to the JSON itself): have_plain false
+	 * offline. */
+	bool have_plain;
+	uint64_t plain_bytes, plain_files, plain_hits, plain_made;
+	uint64_t plain_dropped, plain_failed;
 	size_t n_volumes;
 	struct hoard_stats_volume *volumes;
 };
@@ -62,6 +73,12 @@ void hoard_stats_free(struct hoard_stats *s);
 char *hoard_stats_json(const struct hoard_stats *s);
 /* malloc()ed human-readable table. */
 char *hoard_stats_text(const struct hoard_stats *s);
+/*
+ * malloc()ed Prometheus text exposition (format 0.0.4): every figure of the
+ * JSON, store-wide as hoard_store_*, per volume as hoard_volume_* with a
+ * volume label, the daemon's counters as hoard_*_total (README, stats).
+ */
+char *hoard_stats_prometheus(const struct hoard_stats *s);
 /*
  * Read back what hoard_stats_json() wrote (the daemon's `stats` reply), so
  * that a client can print it with hoard_stats_text().  Unknown keys are

@@ -19,8 +19,9 @@
  *
  * Thread contract: after hoard_store_open() returns, every function may be
  * called from any thread at once (RocksDB is thread-safe).  Consistency of
- * read-modify-write sequences is the caller's: see meta.h for the lock that
- * serializes them.  Batches and iterators belong to one thread.
+ * read-modify-write sequences is the caller's: the filesystem core's metadata
+ * lock (fs->lock, see fs.h) serializes them.  Batches and iterators belong
+ * to one thread.
  */
 #ifndef HOARD_STORE_H
 #define HOARD_STORE_H

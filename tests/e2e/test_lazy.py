@@ -166,6 +166,7 @@ def test_stalled_remote_eio_within_bound_then_reads(s3, lazy):
     kernel's retry of the failed readahead fails at once), and once the
     remote answers again the same bytes read right (no zeros cached)."""
     b, mp, _ = lazy
+    before = b.stats()
     s3.reset()
     s3.fault({"type": "stall", "count": 100, "method": "GET"})
     try:
@@ -179,7 +180,16 @@ def test_stalled_remote_eio_within_bound_then_reads(s3, lazy):
         s3.reset()
     time.sleep(3.2)   # a chunk whose fetch waited out the bound fails at once for 3 s
     assert sha((mp / "sub" / "f30").read_bytes()) == sha(content(30))
-    assert b.stats()["fetch_failures"] >= 1
+    after = b.stats()
+    assert after["fetch_failures"] >= before["fetch_failures"] + 1
+    # the counters operators alert on (hoard stats --format prometheus)
+    assert after["read_errors"] >= before["read_errors"] + 1
+    assert after["fetch_retries"] >= before["fetch_retries"] + 1
+    prom = run([HOARD, "stats", "--store", b.path, "--format", "prometheus"]).stdout
+    for fam, key in (("hoard_fetch_failures_total", "fetch_failures"),
+                     ("hoard_fetch_retries_total", "fetch_retries")):
+        # no fetch ran between the two answers: the same figures
+        assert f"\n{fam} {after[key]}\n" in prom, (fam, after[key], prom)
 
 
 def test_push_of_lazy_chunks_elsewhere_says_prefetch(s3, lazy):

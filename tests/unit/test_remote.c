@@ -408,6 +408,25 @@ static void test_config_and_ref(void)
 			0);
 		CHECK(rb.bytes == INT64_MAX && rb.files == UINT32_MAX);
 	}
+	/* only the one form the encoder writes: sscanf alone took these */
+	{
+		static const char *const lax[] = {
+			"hoard-ref 1 manifest %s files 3 bytes 4 time 5\n",
+			"hoard-ref 1\nmanifest %s\nfiles -1\nbytes 4\ntime 5\n",
+			"hoard-ref 1\nmanifest %s\nfiles +3\nbytes 4\ntime 5\n",
+			"hoard-ref 1\nmanifest %s\nfiles 03\nbytes 4\ntime 5\n",
+			"hoard-ref  1\n\nmanifest\t%s\nfiles 3\nbytes 4\ntime "
+			"5\n",
+		};
+		char line[256];
+
+		for (size_t i = 0; i < sizeof(lax) / sizeof(lax[0]); i++) {
+			snprintf(line, sizeof(line), lax[i], r.manifest);
+			CHECK_EQ(hoard_ref_decode(line, strlen(line), &rb, err,
+						  sizeof(err)),
+				 -EBADMSG);
+		}
+	}
 	CHECK(hoard_ref_name_ok("main") && !hoard_ref_name_ok(".x") &&
 	      !hoard_ref_name_ok("a/b") && !hoard_ref_name_ok(""));
 }

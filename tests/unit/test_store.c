@@ -716,7 +716,7 @@ static void test_stats(struct hoard_store *st)
 	snprintf(expect, sizeof(expect),
 		 "{\"files\":0,\"logical_bytes\":0,\"unique_bytes\":0,"
 		 "\"stored_bytes\":0,\"chunks\":0,\"dirs\":0,\"symlinks\":0,"
-		 "\"others\":0,\"db_bytes\":%llu,\"dedup_ratio\":1.000,"
+		 "\"others\":0,\"db_bytes\":%llu,\"dedup_ratio\":1.0,"
 		 "\"volumes\":{}}\n",
 		 (unsigned long long)s->db_bytes);
 	CHECK(json && strcmp(json, expect) == 0);
@@ -854,8 +854,10 @@ static void test_stats_json(void)
 	CHECK(strstr(json, "\"we\\\"ird\\\\name\\u0001\":{\"files\":1,") !=
 	      NULL);
 	CHECK(strstr(json, "\"caf\xc3\xa9\":{") != NULL);
-	CHECK(strstr(json, "\"bad\\ufffd\":{") != NULL);
-	CHECK(strstr(json, "\"chunks\":18446744073709551615") != NULL);
+	/* not UTF-8: U+FFFD (raw UTF-8, as jansson writes it) */
+	CHECK(strstr(json, "\"bad\xef\xbf\xbd\":{") != NULL);
+	/* jansson's integers are signed 64-bit: clamped (json.h) */
+	CHECK(strstr(json, "\"chunks\":9223372036854775807") != NULL);
 	CHECK_EQ(hoard_stats_from_json(json, &back), 0);
 	if (back && back->n_volumes == 3) {
 		CHECK(strcmp(back->volumes[0].name, vols[0].name) == 0);
@@ -863,7 +865,7 @@ static void test_stats_json(void)
 		CHECK(strcmp(back->volumes[2].name, "bad\xef\xbf\xbd") == 0);
 		CHECK_EQ(back->volumes[0].f.files, 1);
 		CHECK_EQ(back->volumes[1].f.dirs, 2);
-		CHECK(back->volumes[2].f.chunks == UINT64_MAX);
+		CHECK(back->volumes[2].f.chunks == INT64_MAX);
 	}
 	hoard_stats_free(back);
 	back = NULL;
