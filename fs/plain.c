@@ -299,6 +299,17 @@ static void copy_one(struct hoard_plain *pl, struct job *j)
 	r = copy_extents(pl, j->ino, fd);
 	if (r == 0 && ftruncate(fd, (off_t)j->size) < 0)
 		r = -errno;
+	/*
+	 * Written back and dropped from the page cache: the pages the copy
+	 * was written through are small folios (and dirty), so passthrough
+	 * reads and mmap of them ran at FUSE-like speed (warm mmap 0.13x of
+	 * the local disk in the benchmark); read back through the backing
+	 * file's read-ahead they are the local disk's.  It also keeps a copy
+	 * from holding a second set of the file's pages in memory.  Not a
+	 * durability step: copies never outlive the daemon (FORMAT 7.2).
+	 */
+	if (r == 0 && fdatasync(fd) == 0)
+		posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
 	close(fd);
 	c = calloc(1, sizeof(*c));
 	if (r == 0 && !c)
