@@ -816,6 +816,56 @@ void chunks_unstage_locked(struct hoard_fs *fs, struct idmap *m)
 	}
 }
 
+void chunks_unstage_failed_locked(struct hoard_fs *fs, struct idmap *m)
+{
+	struct hoard_batch *b = NULL;
+	uint64_t bytes = 0;
+	size_t n = 0;
+	int r;
+
+	chunks_unstage_locked(fs, m);
+	for (size_t i = 0; i < m->cap; i++) {
+		const struct idmap_ent *s = &m->e[i];
+		struct chunk_rec rec;
+
+		if (!s->used || s->count <= 0)
+			continue;
+		/* Another commit under way relies on the frame (or is
+		 * writing it): it stays.  A stager that comes after this
+		 * finds neither an entry nor a record, so it writes the
+		 * frame again, after the delete (both under fs->lock). */
+		if (idmap_get(&fs->inflight, &s->id))
+			continue;
+		/* A record (a landed commit, or a lazy chunk) keeps it. */
+		if (chunk_rec_load(fs, &s->id, &rec) != -ENOENT)
+			continue;
+		if (!b)
+			b = hoard_batch_new(fs->st);
+		if (!b)
+			return; /* the unmount's sweep takes them */
+		hoard_batch_delete(b, HOARD_CF_CHUNKDATA, s->id.b,
+				   HOARD_ID_SIZE);
+		bytes += s->frame_size;
+		n++;
+	}
+	if (!b)
+		return;
+	r = hoard_store_write(fs->st, b, false);
+	hoard_batch_free(b);
+	if (r < 0) {
+		hoard_log(LOG_WARNING,
+			  "could not delete %zu frames of a commit that did "
+			  "not land: %s (the unmount's sweep deletes them)",
+			  n, strerror(-r));
+		return;
+	}
+	fs->garbage_bytes += bytes;
+	hoard_log(
+		LOG_DEBUG,
+		"deleted %zu frames (%llu bytes) of a commit that did not land",
+		n, (unsigned long long)bytes);
+}
+
 static int apply_one(struct hoard_fs *fs, struct hoard_batch *b,
 		     const struct idmap_ent *d)
 {

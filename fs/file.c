@@ -474,8 +474,10 @@ static int emit_chunk(struct commit *c, uint64_t ino, uint64_t off,
 	if (r < 0)
 		return r;
 	s = idmap_add(&c->staged, &id);
-	if (s)
+	if (s) {
 		s->count++;
+		s->frame_size = flen; /* for a failed commit's delete */
+	}
 	d = idmap_add(&c->deltas, &id);
 	if (!s || !d) {
 		if (!s) { /* not recorded: undo the stage count here */
@@ -722,7 +724,7 @@ static int stream_start(struct hoard_fs *fs, struct istate *is)
 	is->stream = st;
 	r = stream_feed(fs, is, is->mem, (size_t)is->size);
 	if (r < 0) {
-		stream_free(fs, is, false);
+		stream_free(fs, is, false, false);
 		return r;
 	}
 	mem_release(fs, is);
@@ -812,7 +814,7 @@ static int stream_to_file(struct hoard_fs *fs, struct istate *is)
 	int r = staging_file_new(fs, is, fill_from_stream, 0);
 
 	if (r == 0)
-		stream_free(fs, is, false);
+		stream_free(fs, is, false, false);
 	return r;
 }
 
@@ -841,11 +843,11 @@ static int stream_commit(struct hoard_fs *fs, struct istate *is, bool sync)
 				  "inode %llu: content lost: %s after a "
 				  "failed commit",
 				  (unsigned long long)is->ino, strerror(-e));
-			stream_free(fs, is, false);
+			stream_free(fs, is, false, false);
 		}
 		return r;
 	}
-	stream_free(fs, is, false);
+	stream_free(fs, is, false, true);
 	pthread_mutex_lock(&is->mu);
 	is->dirty = false;
 	pthread_mutex_unlock(&is->mu);
@@ -895,7 +897,10 @@ int file_commit(struct hoard_fs *fs, struct istate *is, bool sync)
 	pthread_mutex_lock(&fs->lock);
 	if (r == 0)
 		r = commit_land(&c, is, sync);
-	chunks_unstage_locked(fs, &c.staged);
+	if (r == 0)
+		chunks_unstage_locked(fs, &c.staged);
+	else
+		chunks_unstage_failed_locked(fs, &c.staged);
 	pthread_mutex_unlock(&fs->lock);
 	if (r == 0) {
 		pthread_mutex_lock(&is->mu);

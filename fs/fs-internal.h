@@ -202,6 +202,14 @@ int chunks_stage_bulk(struct hoard_fs *fs, const struct hoard_id *id,
 int chunks_make_durable(struct hoard_fs *fs, struct idmap *staged);
 /* Drop in-flight counts of every id in m (fs->lock held). */
 void chunks_unstage_locked(struct hoard_fs *fs, struct idmap *m);
+/*
+ * The same for a commit that did not land (failed, or abandoned when a
+ * stream becomes a staging file): then also delete the frames of m that no
+ * chunk record refers to and no other commit under way relies on, so that
+ * a full disk gets their space back without waiting for the unmount's
+ * sweep.  m's frame_size fields give the bytes (fs->garbage_bytes).
+ */
+void chunks_unstage_failed_locked(struct hoard_fs *fs, struct idmap *m);
 /* Add the refcount changes in m (count = delta) to b (fs->lock held). */
 int chunks_apply_locked(struct hoard_fs *fs, struct hoard_batch *b,
 			struct idmap *m);
@@ -276,8 +284,10 @@ void staging_name(char *buf, size_t n, uint64_t ino);
 /* Frees is->mem and gives its bytes back to fs->staging_mem. */
 void mem_release(struct hoard_fs *fs, struct istate *is);
 /* Frees is->stream, unstaging its chunks (fs->lock held or not, as
- * `locked` says). */
-void stream_free(struct hoard_fs *fs, struct istate *is, bool locked);
+ * `locked` says).  landed: the stream's commit landed; otherwise the
+ * frames it staged that nothing else refers to are deleted. */
+void stream_free(struct hoard_fs *fs, struct istate *is, bool locked,
+		 bool landed);
 /* A file whose copy became its staging file (pt_staging): take its size
  * and mtime from that file, which passthrough writes change (is->mu held). */
 void pt_sync_locked(struct istate *is);

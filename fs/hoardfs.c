@@ -47,6 +47,11 @@
  * and attributes for long (pull into a mounted volume will invalidate). */
 #define ENTRY_TIMEOUT 86400.0
 #define NEG_TIMEOUT   60.0
+/* Asynchronous requests (read-ahead READs) the kernel keeps in flight; its
+ * default of 12 (congestion at 9) caps a cold sequential read's depth.  The
+ * session loop's 16 threads bound what is served at once. */
+#define MAX_BACKGROUND	     64
+#define CONGESTION_THRESHOLD 48
 /* FUSE passthrough needs libfuse >= 3.16 (fuse_passthrough_open) */
 #if FUSE_VERSION >= FUSE_MAKE_VERSION(3, 16)
 #define HAVE_PASSTHROUGH 1
@@ -257,6 +262,8 @@ static void op_init(void *ud, struct fuse_conn_info *conn)
 	conn->max_write = 1u << 20;
 	if (conn->capable & FUSE_CAP_ASYNC_DIO)
 		conn->want |= FUSE_CAP_ASYNC_DIO;
+	conn->max_background = MAX_BACKGROUND;
+	conn->congestion_threshold = CONGESTION_THRESHOLD;
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)

@@ -29,13 +29,17 @@ void mem_release(struct hoard_fs *fs, struct istate *is)
 	is->mem_cap = 0;
 }
 
-void stream_free(struct hoard_fs *fs, struct istate *is, bool locked)
+void stream_free(struct hoard_fs *fs, struct istate *is, bool locked,
+		 bool landed)
 {
 	struct stream *st = is->stream;
 
 	if (!locked)
 		pthread_mutex_lock(&fs->lock);
-	chunks_unstage_locked(fs, &st->c.staged);
+	if (landed)
+		chunks_unstage_locked(fs, &st->c.staged);
+	else
+		chunks_unstage_failed_locked(fs, &st->c.staged);
 	if (!locked)
 		pthread_mutex_unlock(&fs->lock);
 	idmap_free(&st->c.deltas);
@@ -51,7 +55,7 @@ void staging_drop(struct hoard_fs *fs, struct istate *is, bool locked)
 	char name[32];
 
 	if (is->stream)
-		stream_free(fs, is, locked);
+		stream_free(fs, is, locked, false);
 	if (is->mem)
 		mem_release(fs, is);
 	if (is->staging_fd < 0)

@@ -326,7 +326,7 @@ static int clone_locked(struct walk *w, const char *src, const char *dst,
 			char *errbuf, size_t errlen)
 {
 	struct hoard_fs *fs = w->fs;
-	uint64_t root, next_before = fs->next_ino, dummy;
+	uint64_t root = 0, next_before = fs->next_ino, dummy;
 	struct hoard_inode in;
 	uint8_t v[8];
 	int r;
@@ -488,7 +488,7 @@ static int remove_locked(struct walk *w, const char *name, char *errbuf,
 			 size_t errlen)
 {
 	struct hoard_fs *fs = w->fs;
-	uint64_t root;
+	uint64_t root = 0; /* set by volume_root_locked on success */
 	int r = volume_root_locked(fs, name, &root);
 
 	if (r == -ENOENT)

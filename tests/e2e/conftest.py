@@ -97,6 +97,17 @@ class Store:
             return None
         return pid if pid_alive(pid) else None
 
+    def no_daemon_left(self, timeout=30):
+        """True once no daemon holds the store: a daemon that failed to
+        start exits on its own, but its threads may still be ending when
+        the command returns (pid_alive counts such a process as alive)."""
+        deadline = time.time() + timeout
+        while self.daemon_pid() is not None:
+            if time.time() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
     def wait_daemon_exit(self, pid, timeout=30):
         deadline = time.time() + timeout
         while pid_alive(pid):

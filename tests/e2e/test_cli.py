@@ -171,7 +171,7 @@ def test_no_volume(store):
 def test_bad_fuse_option(store, mp):
     fails([HOARDFS, "--store", store.path, "-o", "no_such_option", vol("x", mp)], (1, 2))
     assert not is_mounted(mp)
-    assert store.daemon_pid() is None
+    assert store.no_daemon_left()
 
 
 def test_read_only_mount(store, mp):
@@ -350,7 +350,7 @@ def test_one_bad_mountpoint_mounts_nothing(store, tmp_path, bad):
     try:
         fails([HOARDFS, "--store", store.path, vol("a", good), vol("b", other)], 1, str(other))
         assert not is_mounted(good)
-        assert store.daemon_pid() is None
+        assert store.no_daemon_left()
     finally:
         if bad == "busy":
             run(["umount", "-l", other], check=False)

@@ -711,6 +711,68 @@ def sc_dir_nlink(d, rec):
     rec("replaced", st(d)["nlink"], 4)
 
 
+# security.capability as setcap writes it: VFS_CAP_REVISION_2 with the
+# effective flag, CAP_NET_RAW permitted (the kernel checks the format)
+CAP_XATTR = bytes.fromhex("01000002" "00200000" "00000000" "00000000" "00000000")
+
+
+def as_nobody(op, fd):
+    """op(fd) in a child that dropped root (uid/gid 65534, no groups, so
+    no CAP_FSETID): the fd was opened by root, so no path is checked."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.setgroups([])
+            os.setresgid(65534, 65534, 65534)
+            os.setresuid(65534, 65534, 65534)
+            op(fd)
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def caps(f):
+    return e(os.getxattr, f, "security.capability") == CAP_XATTR
+
+
+def sc_kill_privs(d, rec):
+    """What the kernel (or, with FUSE_HANDLE_KILLPRIV_V2, the daemon) must
+    clear when a file is written or truncated by a caller without
+    CAP_FSETID: set-user-id and set-group-id; and the file capability,
+    which any write removes, even root's."""
+    f = d / "f"
+    write_file(f, b"data")
+    for name, op in (("write", lambda fd: os.write(fd, b"x")),
+                     ("ftruncate", lambda fd: os.ftruncate(fd, 2))):
+        os.chmod(f, 0o6777)
+        fd = os.open(f, os.O_WRONLY)
+        rec(f"nobody.{name}.exit", as_nobody(op, fd), 0)
+        os.close(fd)
+        rec(f"nobody.{name}.mode", st(f)["mode"], "0o777")
+        # sgid without group-execute: cleared too when the writer is not
+        # in the file's group, as Linux does now (setattr_should_drop_sgid)
+        os.chmod(f, 0o2757)
+        fd = os.open(f, os.O_WRONLY)
+        rec(f"nobody.{name}.sgid.noexec.exit", as_nobody(op, fd), 0)
+        os.close(fd)
+        rec(f"nobody.{name}.sgid.noexec.mode", st(f)["mode"])
+    os.chmod(f, 0o777)
+    rec("cap.set", e(os.setxattr, f, "security.capability", CAP_XATTR), None)
+    rec("cap.there", caps(f), True)
+    fd = os.open(f, os.O_WRONLY)
+    rec("nobody.cap.exit", as_nobody(lambda fd: os.write(fd, b"y"), fd), 0)
+    os.close(fd)
+    rec("nobody.write.kills.cap", caps(f), False)
+    os.setxattr(f, "security.capability", CAP_XATTR)
+    with open(f, "ab") as fh:
+        fh.write(b"root")
+    rec("root.write.kills.cap", caps(f), False)
+    rec("size", st(f)["size"], 2 + 4)  # "y" went over offset 0
+
+
 def sc_chmod_chown(d, rec):
     f = d / "f"
     write_file(f, b"data")
