@@ -37,13 +37,10 @@
 /* files from this size commit their new frames without the WAL */
 #define HOARD_BULK_COMMIT_MIN (8u << 20)
 
-struct stream;
 static int stream_start(struct hoard_fs *fs, struct istate *is);
 static int stream_feed(struct hoard_fs *fs, struct istate *is, const uint8_t *p,
 		       size_t n);
 static int stream_to_file(struct hoard_fs *fs, struct istate *is);
-static void stream_free(struct hoard_fs *fs, struct istate *is, bool locked,
-			bool landed);
 
 struct hoard_fh {
 	struct istate *is;
@@ -171,22 +168,9 @@ static int extent_read(struct hoard_fs *fs, struct rsink *s, uint64_t off,
 	return sink_chunk(fs, s, &id, len, (uint32_t)(from - eoff), from, to);
 }
 
-static void staging_name(char *buf, size_t n, uint64_t ino)
-{
-	snprintf(buf, n, "%llu", (unsigned long long)ino);
-}
-
 static bool staged(const struct istate *is)
 {
 	return is->staging_fd >= 0 || is->mem || is->stream;
-}
-
-static void mem_release(struct hoard_fs *fs, struct istate *is)
-{
-	__atomic_sub_fetch(&fs->staging_mem, is->mem_cap, __ATOMIC_RELAXED);
-	free(is->mem);
-	is->mem = NULL;
-	is->mem_cap = 0;
 }
 
 /* Grow is->mem to hold at least n bytes (zeroed beyond the old end). */
@@ -219,22 +203,6 @@ static int mem_reserve(struct hoard_fs *fs, struct istate *is, size_t n)
 	is->mem = m;
 	is->mem_cap = cap;
 	return 0;
-}
-
-void staging_drop(struct hoard_fs *fs, struct istate *is, bool locked)
-{
-	char name[32];
-
-	if (is->stream)
-		stream_free(fs, is, locked, false);
-	if (is->mem)
-		mem_release(fs, is);
-	if (is->staging_fd < 0)
-		return;
-	close(is->staging_fd);
-	is->staging_fd = -1;
-	staging_name(name, sizeof(name), is->ino);
-	unlinkat(fs->staging_dirfd, name, 0);
 }
 
 /* Copy the committed content of is below limit into fd (the new staging
@@ -311,23 +279,6 @@ static int staging_file_new(struct hoard_fs *fs, struct istate *is,
 	}
 	is->staging_fd = fd;
 	return 0;
-}
-
-void pt_sync_locked(struct istate *is)
-{
-	struct stat sb;
-
-	if (!is->pt_staging || fstat(is->staging_fd, &sb) < 0)
-		return;
-	is->size = (uint64_t)sb.st_size;
-	is->size_valid = true;
-	is->dirty = true;
-	if (sb.st_mtim.tv_sec != is->pt_mtime.tv_sec ||
-	    sb.st_mtim.tv_nsec != is->pt_mtime.tv_nsec) {
-		/* a passthrough write */
-		is->pt_mtime = sb.st_mtim;
-		is->mtime = is->ctime = sb.st_mtim;
-	}
 }
 
 /*
@@ -490,16 +441,6 @@ static void mark_dirty(struct istate *is, uint64_t new_size)
 }
 
 /* ---- commit ------------------------------------------------------------- */
-
-struct commit {
-	struct hoard_fs *fs;
-	struct idmap deltas; /* id -> refcount change, sizes */
-	struct idmap staged; /* id -> times chunks_stage() counted it */
-	bool bulk;	/* frames past HOARD_BULK_COMMIT_MIN without the WAL */
-	bool unflushed; /* a staged frame is not durable yet */
-	uint8_t *ext;	/* new extents: key + value each */
-	size_t n_ext, cap_ext;
-};
 
 static bool all_zero(const uint8_t *p, size_t n)
 {
@@ -669,43 +610,6 @@ static int chunk_staging(struct commit *c, struct istate *is, uint64_t size)
 	return r;
 }
 
-struct ext_count {
-	struct idmap *m;
-	int delta;
-	struct hoard_batch *b;
-};
-
-static int ext_count_one(void *ud, const uint8_t *k, size_t kl,
-			 const uint8_t *v, size_t vl)
-{
-	struct ext_count *x = ud;
-	struct idmap_ent *e;
-	struct hoard_id id;
-
-	if (vl != EXTENT_VAL_SIZE)
-		return -EBADMSG;
-	memcpy(id.b, v, HOARD_ID_SIZE);
-	e = idmap_add(x->m, &id);
-	if (!e)
-		return -ENOMEM;
-	e->count += x->delta;
-	e->raw_size = hoard_get_be32(v + HOARD_ID_SIZE);
-	if (x->b)
-		hoard_batch_delete(x->b, HOARD_CF_EXTENTS, k, kl);
-	return 0;
-}
-
-int extents_count(struct hoard_fs *fs, uint64_t ino, struct idmap *m, int delta,
-		  struct hoard_batch *b)
-{
-	struct ext_count x = {.m = m, .delta = delta, .b = b};
-	uint8_t k[8];
-
-	ino_key(k, ino);
-	return hoard_store_scan(fs->st, HOARD_CF_EXTENTS, k, 8, ext_count_one,
-				&x);
-}
-
 /* The batch that lands a commit (fs->lock held). */
 static int commit_land(struct commit *c, struct istate *is, bool sync)
 {
@@ -746,37 +650,6 @@ static int commit_land(struct commit *c, struct istate *is, bool sync)
  * the latest, so after a scan less than that is left and the rest of the
  * buffer takes the next piece of a write. */
 #define STREAM_BUF (2 * HOARD_CHUNK_MAX)
-
-struct stream {
-	struct commit c; /* the chunks cut so far: extents, deltas, stages */
-	struct hoard_chunker ch;
-	uint8_t *buf; /* buf[head, len): the file's bytes from base on */
-	size_t head, len, scanned; /* the chunker has seen buf[head, scanned) */
-	uint64_t base;
-};
-
-/* landed: the stream's commit landed; otherwise the frames it staged that
- * nothing else refers to are deleted. */
-static void stream_free(struct hoard_fs *fs, struct istate *is, bool locked,
-			bool landed)
-{
-	struct stream *st = is->stream;
-
-	if (!locked)
-		pthread_mutex_lock(&fs->lock);
-	if (landed)
-		chunks_unstage_locked(fs, &st->c.staged);
-	else
-		chunks_unstage_failed_locked(fs, &st->c.staged);
-	if (!locked)
-		pthread_mutex_unlock(&fs->lock);
-	idmap_free(&st->c.deltas);
-	idmap_free(&st->c.staged);
-	free(st->c.ext);
-	free(st->buf);
-	free(st);
-	is->stream = NULL;
-}
 
 /* Cut the next n bytes of the stream as a chunk. */
 static int stream_emit(struct istate *is, size_t n)
@@ -1194,6 +1067,22 @@ int hoard_fs_open(struct hoard_fs *fs, uint64_t ino, int flags,
 	struct hoard_open_reply rep;
 
 	return hoard_fs_open_pt(fs, ino, flags, NULL, ret_fh, &rep);
+}
+
+/* mknod (meta.c) and open: here, so that meta.c never calls up into file.c */
+int hoard_fs_create(struct hoard_fs *fs, uint64_t parent, const char *name,
+		    mode_t mode, int flags, const struct hoard_ctx *ctx,
+		    struct stat *ret_st, struct hoard_fh **ret_fh)
+{
+	int r = hoard_fs_mknod(fs, parent, name, S_IFREG | (mode & 07777), 0,
+			       ctx, ret_st);
+
+	if (r < 0)
+		return r;
+	r = hoard_fs_open(fs, ret_st->st_ino, flags & ~O_TRUNC, ret_fh);
+	if (r < 0)
+		hoard_fs_forget(fs, ret_st->st_ino, 1);
+	return r;
 }
 
 /*

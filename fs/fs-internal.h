@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "hoard/chunker.h"
 #include "hoard/fs.h"
 #include "hoard/hash.h"
 #include "hoard/store.h"
@@ -244,17 +245,53 @@ int plain_detach(struct hoard_fs *fs, uint64_t ino);
 
 /* file.c */
 int file_commit(struct hoard_fs *fs, struct istate *is, bool sync);
+int file_truncate(struct hoard_fs *fs, struct istate *is, uint64_t size);
+int fs_commit_all(struct hoard_fs *fs);
+
+/* extents.c (below meta.c and file.c) */
 /* Adds delta to m's count of every chunk ino's extents name, once per
  * extent (raw_size set too); with b, also deletes those extents in b.
  * -EBADMSG on an extent record of the wrong size. */
 int extents_count(struct hoard_fs *fs, uint64_t ino, struct idmap *m, int delta,
 		  struct hoard_batch *b);
-int file_truncate(struct hoard_fs *fs, struct istate *is, uint64_t size);
+
+/* staging.c (below meta.c and file.c): calls go file.c -> meta.c ->
+ * staging.c / extents.c, never back up. */
+
+/* A commit's work (file.c), also a stream's chunks cut so far. */
+struct commit {
+	struct hoard_fs *fs;
+	struct idmap deltas; /* id -> refcount change, sizes */
+	struct idmap staged; /* id -> times chunks_stage() counted it */
+	bool bulk;	/* frames past HOARD_BULK_COMMIT_MIN without the WAL */
+	bool unflushed; /* a staged frame is not durable yet */
+	uint8_t *ext;	/* new extents: key + value each */
+	size_t n_ext, cap_ext;
+};
+
+/* A file written only by appends, chunked as the writes arrive (file.c's
+ * essay); is->stream. */
+struct stream {
+	struct commit c; /* the chunks cut so far: extents, deltas, stages */
+	struct hoard_chunker ch;
+	uint8_t *buf; /* buf[head, len): the file's bytes from base on */
+	size_t head, len, scanned; /* the chunker has seen buf[head, scanned) */
+	uint64_t base;
+};
+
+/* staging/<ino> */
+void staging_name(char *buf, size_t n, uint64_t ino);
+/* Frees is->mem and gives its bytes back to fs->staging_mem. */
+void mem_release(struct hoard_fs *fs, struct istate *is);
+/* Frees is->stream, unstaging its chunks (fs->lock held or not, as
+ * `locked` says).  landed: the stream's commit landed; otherwise the
+ * frames it staged that nothing else refers to are deleted. */
+void stream_free(struct hoard_fs *fs, struct istate *is, bool locked,
+		 bool landed);
 /* A file whose copy became its staging file (pt_staging): take its size
  * and mtime from that file, which passthrough writes change (is->mu held). */
 void pt_sync_locked(struct istate *is);
 /* fs->lock held or not, as `locked` says */
 void staging_drop(struct hoard_fs *fs, struct istate *is, bool locked);
-int fs_commit_all(struct hoard_fs *fs);
 
 #endif

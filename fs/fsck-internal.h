@@ -1,8 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Private to fsck (fsck.c: the check; fsckrepair.c: the repair;
- * fsckreport.c: the report's text and JSON).  What the check learns about
- * inodes and chunks, and the small helpers both halves use.
+ * fsckscan.c: the scans and writes both use; fsckplain.c: the plain tier's
+ * copies; fsckreport.c: the report's text and JSON).  What the check learns
+ * about inodes and chunks, and the small helpers both halves use.
+ *
+ * Calls go one way: fsck.c -> fsckrepair.c -> fsckscan.c, fsck.c ->
+ * fsckscan.c and fsck.c -> fsckplain.c; fsckscan.c calls neither fsck.c
+ * nor fsckrepair.c.
  */
 #ifndef HOARD_FSCK_INTERNAL_H
 #define HOARD_FSCK_INTERNAL_H
@@ -187,20 +192,30 @@ static inline int fsck_gap_known(void *ud, enum hoard_cf cf, uint64_t lo,
 	return 0;
 }
 
-/* fsck.c: the passes that also serve the repair (repair: delete what does
- * not stay, count what does in links2/subdirs2 and kept) */
+/* fsckscan.c: the passes that also serve the repair (repair: delete what
+ * does not stay, count what does in links2/subdirs2 and kept) */
 int fsck_scan_dirents(struct fsck *c, bool repair);
 int fsck_scan_extents(struct fsck *c, bool repair);
 int fsck_scan_xattrs(struct fsck *c, bool repair);
+
+/* fsckscan.c: count a problem in the report */
+void fsck_problem(struct fsck *c, enum hoard_fsck_problem p);
+
+/* fsckscan.c: note that cf's keys [lo, hi) could not be read (a problem);
+ * 0 or -ENOMEM */
+int fsck_record_gap(struct fsck *c, enum hoard_cf cf, uint64_t lo, uint64_t hi);
+
+/* fsckscan.c: the repair's writes, in batches, the last one synced (sync);
+ * the first error is kept in c->werr */
+void fsck_wr_flush(struct fsck *c, bool sync);
+void fsck_wr_del(struct fsck *c, enum hoard_cf cf, const void *k, size_t kl);
+void fsck_wr_put(struct fsck *c, enum hoard_cf cf, const void *k, size_t kl,
+		 const void *v, size_t vl);
 
 /* fsckplain.c: check the plain-file tier's copies (repair: delete the bad) */
 int fsck_check_plain(struct fsck *c);
 
 /* fsckrepair.c */
-void fsck_wr_flush(struct fsck *c, bool sync);
-void fsck_wr_del(struct fsck *c, enum hoard_cf cf, const void *k, size_t kl);
-void fsck_wr_put(struct fsck *c, enum hoard_cf cf, const void *k, size_t kl,
-		 const void *v, size_t vl);
 int fsck_repair(struct fsck *c);
 
 #endif

@@ -81,42 +81,11 @@ static void progress(struct fsck *c, const char *phase, uint64_t items,
 		c->o->progress(c->o->ud, phase, items, bytes);
 }
 
-static void problem(struct fsck *c, enum hoard_fsck_problem p)
-{
-	c->rep->problem[p]++;
-	c->rep->problems++;
-}
-
 /* ---- unreadable stretches (a damaged table file) ---- */
-
-static int record_gap(struct fsck *c, enum hoard_cf cf, uint64_t lo,
-		      uint64_t hi)
-{
-	struct gap *g = hoard_grow(c->gaps, &c->cap_gaps, c->n_gaps + 1,
-				   sizeof(*g), 8);
-
-	if (!g)
-		return -ENOMEM;
-	c->gaps = g;
-	c->gaps[c->n_gaps++] = (struct gap){.cf = cf, .lo = lo, .hi = hi};
-	problem(c, HOARD_FSCK_UNREADABLE);
-	hoard_log(LOG_DEBUG,
-		  "fsck: unreadable records in family %d, keys "
-		  "%llu..%llu",
-		  (int)cf, (unsigned long long)lo, (unsigned long long)hi);
-	return 0;
-}
 
 static int gap_c(void *ud, enum hoard_cf cf, uint64_t lo, uint64_t hi)
 {
-	return record_gap(ud, cf, lo, hi);
-}
-
-static int gap_ps(void *ud, enum hoard_cf cf, uint64_t lo, uint64_t hi)
-{
-	const struct fsck_pass *ps = ud;
-
-	return ps->repair ? 0 : record_gap(ps->c, cf, lo, hi);
+	return fsck_record_gap(ud, cf, lo, hi);
 }
 
 /*
@@ -153,7 +122,7 @@ static int volume_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 	struct volent *ve;
 
 	if (kl == 0 || kl > 64 || vl != 8) {
-		problem(c, HOARD_FSCK_BAD_RECORDS);
+		fsck_problem(c, HOARD_FSCK_BAD_RECORDS);
 		return 0;
 	}
 	ve = hoard_grow(c->vols, &c->cap_vols, c->n_vols + 1, sizeof(*ve), 8);
@@ -182,7 +151,7 @@ static int inode_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 
 	c->rep->inodes++;
 	if (!inode_rec_ok(k, kl, v, vl)) {
-		problem(c, HOARD_FSCK_BAD_RECORDS);
+		fsck_problem(c, HOARD_FSCK_BAD_RECORDS);
 		return 0;
 	}
 	e = hoard_grow(c->in, &c->cap_in, c->n_in + 1, sizeof(*e), 1024);
@@ -210,9 +179,9 @@ static int orphan_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 	struct ient *e = kl == 8 ? ifind(c, hoard_get_be64(k)) : NULL;
 
 	if (kl != 8)
-		problem(c, HOARD_FSCK_BAD_RECORDS);
+		fsck_problem(c, HOARD_FSCK_BAD_RECORDS);
 	else if (!e)
-		problem(c, HOARD_FSCK_STALE_ORPHANS);
+		fsck_problem(c, HOARD_FSCK_STALE_ORPHANS);
 	else
 		e->flags |= I_ORPHAN;
 	return 0;
@@ -222,71 +191,6 @@ static int scan_orphans(struct fsck *c)
 {
 	return hoard_store_scan_past(c->st, HOARD_CF_ORPHANS, orphan_one, gap_c,
 				     c);
-}
-
-/* ---- pass: directory entries ---- */
-
-static int dirent_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
-		      size_t vl)
-{
-	const struct fsck_pass *ps = ud;
-	struct fsck *c = ps->c;
-	bool repair = ps->repair;
-	struct ient *p, *ch;
-	uint8_t type;
-
-	if (!repair)
-		c->rep->dirents++;
-	if (!dirent_ok(k, kl, v, vl)) {
-		if (repair)
-			fsck_wr_del(c, HOARD_CF_DIRENTS, k, kl);
-		else
-			problem(c, HOARD_FSCK_BAD_RECORDS);
-		return 0;
-	}
-	p = ifind(c, hoard_get_be64(k));
-	ch = ifind(c, hoard_get_be64(v));
-	if (!kept(p) || !S_ISDIR(p->mode) || !kept(ch)) {
-		if (repair)
-			fsck_wr_del(c, HOARD_CF_DIRENTS, k, kl);
-		else
-			problem(c, HOARD_FSCK_DANGLING_DIRENTS);
-		return 0;
-	}
-	type = (uint8_t)((ch->mode & S_IFMT) >> 12);
-	if (v[8] != type) {
-		if (repair) {
-			uint8_t nv[9];
-
-			memcpy(nv, v, 8);
-			nv[8] = type;
-			fsck_wr_put(c, HOARD_CF_DIRENTS, k, kl, nv, 9);
-		} else {
-			problem(c, HOARD_FSCK_BAD_RECORDS);
-		}
-	}
-	if (repair) {
-		ch->links2++;
-		if (S_ISDIR(ch->mode))
-			p->subdirs2++;
-		return 0;
-	}
-	ch->links++;
-	if (S_ISDIR(ch->mode))
-		p->subdirs++;
-	if (!(ch->flags & I_NAMED)) {
-		ch->flags |= I_NAMED;
-		ch->parent = p->ino;
-	}
-	return 0;
-}
-
-int fsck_scan_dirents(struct fsck *c, bool repair)
-{
-	struct fsck_pass ps = {.c = c, .repair = repair};
-
-	return hoard_store_scan_past(c->st, HOARD_CF_DIRENTS, dirent_one,
-				     gap_ps, &ps);
 }
 
 /* Mark what the volume roots reach (breadth first, one prefix scan of the
@@ -332,7 +236,7 @@ static int mark_reachable(struct fsck *c)
 		struct ient *e = ifind(c, c->vols[i].root);
 
 		if (!e || !S_ISDIR(e->mode)) {
-			problem(c, HOARD_FSCK_BAD_VOLUMES);
+			fsck_problem(c, HOARD_FSCK_BAD_VOLUMES);
 			continue;
 		}
 		c->vols[i].ok = true;
@@ -365,11 +269,11 @@ static void check_inodes(struct fsck *c)
 		struct ient *e = &c->in[i];
 
 		if (!(e->flags & (I_REACH | I_ORPHAN)))
-			problem(c, HOARD_FSCK_UNREACHABLE);
+			fsck_problem(c, HOARD_FSCK_UNREACHABLE);
 		if ((e->flags & I_ORPHAN) && e->links)
-			problem(c, HOARD_FSCK_STALE_ORPHANS);
+			fsck_problem(c, HOARD_FSCK_STALE_ORPHANS);
 		if (e->nlink != want_nlink(e, e->links, e->subdirs))
-			problem(c, HOARD_FSCK_NLINKS);
+			fsck_problem(c, HOARD_FSCK_NLINKS);
 	}
 }
 
@@ -416,7 +320,7 @@ static int check_chunk(struct fsck *c, const uint8_t *k, size_t kl,
 
 	c->rep->chunks++;
 	if (kl != HOARD_ID_SIZE) {
-		problem(c, HOARD_FSCK_BAD_RECORDS);
+		fsck_problem(c, HOARD_FSCK_BAD_RECORDS);
 		return 0;
 	}
 	memcpy(id.b, k, HOARD_ID_SIZE);
@@ -425,7 +329,7 @@ static int check_chunk(struct fsck *c, const uint8_t *k, size_t kl,
 		return -ENOMEM;
 	if (!chunk_rec_ok(k, kl, v, vl)) {
 		e->flags |= C_BADREC | C_BAD;
-		problem(c, HOARD_FSCK_BAD_RECORDS);
+		fsck_problem(c, HOARD_FSCK_BAD_RECORDS);
 		return 0;
 	}
 	e->flags |= C_REC;
@@ -439,10 +343,10 @@ static int check_chunk(struct fsck *c, const uint8_t *k, size_t kl,
 	} else if (!f) {
 		/* no frame and nowhere else: data that cannot be read */
 		e->flags |= C_BAD;
-		problem(c, HOARD_FSCK_MISSING_FRAMES);
+		fsck_problem(c, HOARD_FSCK_MISSING_FRAMES);
 	} else if (!frame_ok(c, e, f, fl)) {
 		e->flags |= C_BAD;
-		problem(c, HOARD_FSCK_CORRUPT_CHUNKS);
+		fsck_problem(c, HOARD_FSCK_CORRUPT_CHUNKS);
 	}
 	return 0;
 }
@@ -471,7 +375,7 @@ static int scan_chunks(struct fsck *c)
 			break;
 		d = !rv ? 1 : !dv ? -1 : key_cmp(k, kl, dk, dl);
 		if (d > 0) {
-			problem(c, HOARD_FSCK_ORPHAN_FRAMES);
+			fsck_problem(c, HOARD_FSCK_ORPHAN_FRAMES);
 			hoard_iter_next(dat);
 			continue;
 		}
@@ -498,76 +402,15 @@ static int scan_chunks(struct fsck *c)
 	 * are missing to the extents that name them, and the repair deletes
 	 * the stretch */
 	if (r == -EIO) {
-		r = record_gap(c, HOARD_CF_CHUNKS, last, UINT64_MAX);
+		r = fsck_record_gap(c, HOARD_CF_CHUNKS, last, UINT64_MAX);
 		if (r == 0)
-			r = record_gap(c, HOARD_CF_CHUNKDATA, last, UINT64_MAX);
+			r = fsck_record_gap(c, HOARD_CF_CHUNKDATA, last,
+					    UINT64_MAX);
 	}
 out_free:
 	hoard_iter_free(rec);
 	hoard_iter_free(dat);
 	return r;
-}
-
-/* ---- pass: extents ---- */
-
-static bool extent_ok(size_t kl, size_t vl)
-{
-	return kl == EXTENT_KEY_SIZE && vl == EXTENT_VAL_SIZE;
-}
-
-static int extent_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
-		      size_t vl)
-{
-	const struct fsck_pass *ps = ud;
-	struct fsck *c = ps->c;
-	bool repair = ps->repair;
-	struct hoard_id id;
-	struct ient *own;
-	struct cent *e;
-
-	if (!repair)
-		c->rep->extents++;
-	if (!extent_ok(kl, vl)) {
-		if (repair)
-			fsck_wr_del(c, HOARD_CF_EXTENTS, k, kl);
-		else
-			problem(c, HOARD_FSCK_BAD_RECORDS);
-		return 0;
-	}
-	own = ifind(c, hoard_get_be64(k));
-	memcpy(id.b, v, HOARD_ID_SIZE);
-	e = ctab_get(&c->chunks, &id);
-	if (repair) {
-		if (!kept(own) || !S_ISREG(own->mode))
-			fsck_wr_del(c, HOARD_CF_EXTENTS, k, kl);
-		else if (e) /* kept files have only good chunks */
-			e->kept++;
-		return 0;
-	}
-	if (e)
-		e->refs++;
-	if (!own || !S_ISREG(own->mode)) {
-		problem(c, HOARD_FSCK_BAD_EXTENTS);
-		return 0;
-	}
-	if (!e || !(e->flags & C_REC)) {
-		problem(c, HOARD_FSCK_MISSING_CHUNKS);
-		own->flags |= I_LOST;
-	} else if (e->raw != hoard_get_be32(v + HOARD_ID_SIZE)) {
-		problem(c, HOARD_FSCK_BAD_EXTENTS);
-		own->flags |= I_LOST;
-	} else if (e->flags & C_BAD) {
-		own->flags |= I_LOST;
-	}
-	return 0;
-}
-
-int fsck_scan_extents(struct fsck *c, bool repair)
-{
-	struct fsck_pass ps = {.c = c, .repair = repair};
-
-	return hoard_store_scan_past(c->st, HOARD_CF_EXTENTS, extent_one,
-				     gap_ps, &ps);
 }
 
 static void check_refcounts(struct fsck *c)
@@ -576,39 +419,8 @@ static void check_refcounts(struct fsck *c)
 		struct cent *e = &c->chunks.e[i];
 
 		if ((e->flags & C_REC) && e->rec_refcount != e->refs)
-			problem(c, HOARD_FSCK_REFCOUNTS);
+			fsck_problem(c, HOARD_FSCK_REFCOUNTS);
 	}
-}
-
-/* ---- pass: xattrs ---- */
-
-static int xattr_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
-		     size_t vl)
-{
-	const struct fsck_pass *ps = ud;
-	struct fsck *c = ps->c;
-	struct ient *own = kl > 8 ? ifind(c, hoard_get_be64(k)) : NULL;
-
-	/* "hoard.*" rows are the daemon's (evict.h), not xattrs; checked
-	 * for an owner all the same */
-	if (!ps->repair && !(kl >= 8 + 6 && !memcmp(k + 8, "hoard.", 6)))
-		c->rep->xattrs++;
-	if (kept(own))
-		return 0;
-	if (ps->repair)
-		fsck_wr_del(c, HOARD_CF_XATTRS, k, kl);
-	else
-		problem(c, kl > 8 ? HOARD_FSCK_ORPHAN_XATTRS
-				  : HOARD_FSCK_BAD_RECORDS);
-	return 0;
-}
-
-int fsck_scan_xattrs(struct fsck *c, bool repair)
-{
-	struct fsck_pass ps = {.c = c, .repair = repair};
-
-	return hoard_store_scan_past(c->st, HOARD_CF_XATTRS, xattr_one, gap_ps,
-				     &ps);
 }
 
 /* ---- lost files: their paths ---- */
@@ -790,7 +602,7 @@ int hoard_fsck_run(struct hoard_store *st, const struct hoard_fsck_opts *o,
 	c.rep->unclean = !closed_cleanly(st);
 	if (hoard_store_wal_damage(st)) {
 		c.rep->wal_damage = strdup(hoard_store_wal_damage(st));
-		problem(&c, HOARD_FSCK_WAL_DAMAGE);
+		fsck_problem(&c, HOARD_FSCK_WAL_DAMAGE);
 	}
 	r = scan_volumes(&c);
 	if (r == 0)

@@ -3,59 +3,13 @@
  * fsck's repair (fsck.h): with the check's findings, decide which inodes
  * stay (neither lost nor unreachable) and scan the column families once
  * more, deleting what does not stay and rewriting nlinks and refcounts from
- * what does.  Writes go in batches of BATCH_OPS, the last one synced.
+ * what does.  Its writes go through fsckscan.c (batched, the last synced).
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fsck-internal.h"
-
-#define BATCH_OPS 4096
-
-void fsck_wr_flush(struct fsck *c, bool sync)
-{
-	int r;
-
-	if (!c->b || (!c->b_ops && !sync))
-		return;
-	r = hoard_store_write(c->st, c->b, sync);
-	if (r < 0 && !c->werr)
-		c->werr = r;
-	hoard_batch_free(c->b);
-	c->b = NULL;
-	c->b_ops = 0;
-}
-
-static void wr_op(struct fsck *c, enum hoard_cf cf, const void *k, size_t kl,
-		  const void *v, size_t vl, bool del)
-{
-	if (!c->b) {
-		c->b = hoard_batch_new(c->st);
-		if (!c->b) {
-			c->werr = -ENOMEM;
-			return;
-		}
-	}
-	if (del)
-		hoard_batch_delete(c->b, cf, k, kl);
-	else
-		hoard_batch_put(c->b, cf, k, kl, v, vl);
-	c->rep->writes++;
-	if (++c->b_ops >= BATCH_OPS)
-		fsck_wr_flush(c, false);
-}
-
-void fsck_wr_del(struct fsck *c, enum hoard_cf cf, const void *k, size_t kl)
-{
-	wr_op(c, cf, k, kl, NULL, 0, true);
-}
-
-void fsck_wr_put(struct fsck *c, enum hoard_cf cf, const void *k, size_t kl,
-		 const void *v, size_t vl)
-{
-	wr_op(c, cf, k, kl, v, vl, false);
-}
 
 static int inode_fix(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 		     size_t vl)

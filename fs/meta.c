@@ -530,21 +530,6 @@ int hoard_fs_symlink(struct hoard_fs *fs, uint64_t parent, const char *name,
 			   ret_st);
 }
 
-int hoard_fs_create(struct hoard_fs *fs, uint64_t parent, const char *name,
-		    mode_t mode, int flags, const struct hoard_ctx *ctx,
-		    struct stat *ret_st, struct hoard_fh **ret_fh)
-{
-	int r = hoard_fs_mknod(fs, parent, name, S_IFREG | (mode & 07777), 0,
-			       ctx, ret_st);
-
-	if (r < 0)
-		return r;
-	r = hoard_fs_open(fs, ret_st->st_ino, flags & ~O_TRUNC, ret_fh);
-	if (r < 0)
-		hoard_fs_forget(fs, ret_st->st_ino, 1);
-	return r;
-}
-
 int hoard_fs_link(struct hoard_fs *fs, uint64_t ino, uint64_t newparent,
 		  const char *newname, struct stat *ret_st)
 {

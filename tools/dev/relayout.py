@@ -66,7 +66,8 @@ FOLDERS = [
                "the plain-file tier; one lock discipline (fs-internal.h)",
         "uses": ["base", "store"],
         "files": ["idmap.c", "chunks.c", "meta.c", "dir.c", "file.c",
-                  "info.c", "plain.c", "volume.c", "fs-internal.h"],
+                  "extents.c", "staging.c", "info.c", "plain.c", "volume.c",
+                  "fs-internal.h"],
     }),
     ("policy", {
         "title": "statistics, gc, eviction, fsck",
@@ -75,7 +76,8 @@ FOLDERS = [
                "report)",
         "uses": ["base", "store", "core"],
         "files": ["stats.c", "gc.c", "evict.c", "fsck.c", "fsckrepair.c",
-                  "fsckreport.c", "fsckplain.c", "fsck-internal.h"],
+                  "fsckscan.c", "fsckreport.c", "fsckplain.c",
+                  "fsck-internal.h"],
     }),
     ("remote", {
         "title": "the S3 client, remote formats, push/pull, lazy fetch",

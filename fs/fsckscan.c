@@ -1,0 +1,255 @@
+// SPDX-License-Identifier: MIT
+/*
+ * fsck's scans that the check (fsck.c) and the repair (fsckrepair.c) share:
+ * the passes over dirents, extents and xattrs (repair: delete what does not
+ * stay, count what does), the gap bookkeeping, and the repair's batched
+ * writes.  Calls go one way: fsck.c -> fsckrepair.c -> fsckscan.c, and
+ * fsck.c -> fsckscan.c; nothing here calls either of them.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "hoard/fsck.h"
+#include "hoard/util.h"
+#include "fsck-internal.h"
+
+/* ---- the repair's writes ---- */
+
+#define BATCH_OPS 4096
+
+void fsck_wr_flush(struct fsck *c, bool sync)
+{
+	int r;
+
+	if (!c->b || (!c->b_ops && !sync))
+		return;
+	r = hoard_store_write(c->st, c->b, sync);
+	if (r < 0 && !c->werr)
+		c->werr = r;
+	hoard_batch_free(c->b);
+	c->b = NULL;
+	c->b_ops = 0;
+}
+
+static void wr_op(struct fsck *c, enum hoard_cf cf, const void *k, size_t kl,
+		  const void *v, size_t vl, bool del)
+{
+	if (!c->b) {
+		c->b = hoard_batch_new(c->st);
+		if (!c->b) {
+			c->werr = -ENOMEM;
+			return;
+		}
+	}
+	if (del)
+		hoard_batch_delete(c->b, cf, k, kl);
+	else
+		hoard_batch_put(c->b, cf, k, kl, v, vl);
+	c->rep->writes++;
+	if (++c->b_ops >= BATCH_OPS)
+		fsck_wr_flush(c, false);
+}
+
+void fsck_wr_del(struct fsck *c, enum hoard_cf cf, const void *k, size_t kl)
+{
+	wr_op(c, cf, k, kl, NULL, 0, true);
+}
+
+void fsck_wr_put(struct fsck *c, enum hoard_cf cf, const void *k, size_t kl,
+		 const void *v, size_t vl)
+{
+	wr_op(c, cf, k, kl, v, vl, false);
+}
+
+void fsck_problem(struct fsck *c, enum hoard_fsck_problem p)
+{
+	c->rep->problem[p]++;
+	c->rep->problems++;
+}
+
+/* ---- unreadable stretches (a damaged table file) ---- */
+
+int fsck_record_gap(struct fsck *c, enum hoard_cf cf, uint64_t lo, uint64_t hi)
+{
+	struct gap *g = hoard_grow(c->gaps, &c->cap_gaps, c->n_gaps + 1,
+				   sizeof(*g), 8);
+
+	if (!g)
+		return -ENOMEM;
+	c->gaps = g;
+	c->gaps[c->n_gaps++] = (struct gap){.cf = cf, .lo = lo, .hi = hi};
+	fsck_problem(c, HOARD_FSCK_UNREADABLE);
+	hoard_log(LOG_DEBUG,
+		  "fsck: unreadable records in family %d, keys "
+		  "%llu..%llu",
+		  (int)cf, (unsigned long long)lo, (unsigned long long)hi);
+	return 0;
+}
+
+static int gap_ps(void *ud, enum hoard_cf cf, uint64_t lo, uint64_t hi)
+{
+	const struct fsck_pass *ps = ud;
+
+	return ps->repair ? 0 : fsck_record_gap(ps->c, cf, lo, hi);
+}
+
+/* ---- pass: directory entries ---- */
+
+static int dirent_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
+		      size_t vl)
+{
+	const struct fsck_pass *ps = ud;
+	struct fsck *c = ps->c;
+	bool repair = ps->repair;
+	struct ient *p, *ch;
+	uint8_t type;
+
+	if (!repair)
+		c->rep->dirents++;
+	if (!dirent_ok(k, kl, v, vl)) {
+		if (repair)
+			fsck_wr_del(c, HOARD_CF_DIRENTS, k, kl);
+		else
+			fsck_problem(c, HOARD_FSCK_BAD_RECORDS);
+		return 0;
+	}
+	p = ifind(c, hoard_get_be64(k));
+	ch = ifind(c, hoard_get_be64(v));
+	if (!kept(p) || !S_ISDIR(p->mode) || !kept(ch)) {
+		if (repair)
+			fsck_wr_del(c, HOARD_CF_DIRENTS, k, kl);
+		else
+			fsck_problem(c, HOARD_FSCK_DANGLING_DIRENTS);
+		return 0;
+	}
+	type = (uint8_t)((ch->mode & S_IFMT) >> 12);
+	if (v[8] != type) {
+		if (repair) {
+			uint8_t nv[9];
+
+			memcpy(nv, v, 8);
+			nv[8] = type;
+			fsck_wr_put(c, HOARD_CF_DIRENTS, k, kl, nv, 9);
+		} else {
+			fsck_problem(c, HOARD_FSCK_BAD_RECORDS);
+		}
+	}
+	if (repair) {
+		ch->links2++;
+		if (S_ISDIR(ch->mode))
+			p->subdirs2++;
+		return 0;
+	}
+	ch->links++;
+	if (S_ISDIR(ch->mode))
+		p->subdirs++;
+	if (!(ch->flags & I_NAMED)) {
+		ch->flags |= I_NAMED;
+		ch->parent = p->ino;
+	}
+	return 0;
+}
+
+int fsck_scan_dirents(struct fsck *c, bool repair)
+{
+	struct fsck_pass ps = {.c = c, .repair = repair};
+
+	return hoard_store_scan_past(c->st, HOARD_CF_DIRENTS, dirent_one,
+				     gap_ps, &ps);
+}
+
+/* ---- pass: extents ---- */
+
+static bool extent_ok(size_t kl, size_t vl)
+{
+	return kl == EXTENT_KEY_SIZE && vl == EXTENT_VAL_SIZE;
+}
+
+static int extent_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
+		      size_t vl)
+{
+	const struct fsck_pass *ps = ud;
+	struct fsck *c = ps->c;
+	bool repair = ps->repair;
+	struct hoard_id id;
+	struct ient *own;
+	struct cent *e;
+
+	if (!repair)
+		c->rep->extents++;
+	if (!extent_ok(kl, vl)) {
+		if (repair)
+			fsck_wr_del(c, HOARD_CF_EXTENTS, k, kl);
+		else
+			fsck_problem(c, HOARD_FSCK_BAD_RECORDS);
+		return 0;
+	}
+	own = ifind(c, hoard_get_be64(k));
+	memcpy(id.b, v, HOARD_ID_SIZE);
+	e = ctab_get(&c->chunks, &id);
+	if (repair) {
+		if (!kept(own) || !S_ISREG(own->mode))
+			fsck_wr_del(c, HOARD_CF_EXTENTS, k, kl);
+		else if (e) /* kept files have only good chunks */
+			e->kept++;
+		return 0;
+	}
+	if (e)
+		e->refs++;
+	if (!own || !S_ISREG(own->mode)) {
+		fsck_problem(c, HOARD_FSCK_BAD_EXTENTS);
+		return 0;
+	}
+	if (!e || !(e->flags & C_REC)) {
+		fsck_problem(c, HOARD_FSCK_MISSING_CHUNKS);
+		own->flags |= I_LOST;
+	} else if (e->raw != hoard_get_be32(v + HOARD_ID_SIZE)) {
+		fsck_problem(c, HOARD_FSCK_BAD_EXTENTS);
+		own->flags |= I_LOST;
+	} else if (e->flags & C_BAD) {
+		own->flags |= I_LOST;
+	}
+	return 0;
+}
+
+int fsck_scan_extents(struct fsck *c, bool repair)
+{
+	struct fsck_pass ps = {.c = c, .repair = repair};
+
+	return hoard_store_scan_past(c->st, HOARD_CF_EXTENTS, extent_one,
+				     gap_ps, &ps);
+}
+
+/* ---- pass: xattrs ---- */
+
+static int xattr_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
+		     size_t vl)
+{
+	const struct fsck_pass *ps = ud;
+	struct fsck *c = ps->c;
+	struct ient *own = kl > 8 ? ifind(c, hoard_get_be64(k)) : NULL;
+
+	/* "hoard.*" rows are the daemon's (evict.h), not xattrs; checked
+	 * for an owner all the same */
+	if (!ps->repair && !(kl >= 8 + 6 && !memcmp(k + 8, "hoard.", 6)))
+		c->rep->xattrs++;
+	if (kept(own))
+		return 0;
+	if (ps->repair)
+		fsck_wr_del(c, HOARD_CF_XATTRS, k, kl);
+	else
+		fsck_problem(c, kl > 8 ? HOARD_FSCK_ORPHAN_XATTRS
+				       : HOARD_FSCK_BAD_RECORDS);
+	return 0;
+}
+
+int fsck_scan_xattrs(struct fsck *c, bool repair)
+{
+	struct fsck_pass ps = {.c = c, .repair = repair};
+
+	return hoard_store_scan_past(c->st, HOARD_CF_XATTRS, xattr_one, gap_ps,
+				     &ps);
+}
