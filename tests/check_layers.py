@@ -34,57 +34,57 @@ REPO = Path(__file__).resolve().parent.parent
 # Layers, lowest first.  A module is a name -> the files that make it.
 LAYERS = [
     ("1 util", {
-        "util": ["fs/util.c", "include/hoard/util.h"],
-        # digest.h is implemented over libcrypto in fs/s3sig.c (module s3)
+        "util": ["fs/base/util.c", "include/hoard/util.h"],
+        # digest.h is implemented over libcrypto in fs/remote/s3sig.c (module s3)
         "digest": ["include/hoard/digest.h"],
         # jansson conventions (dump, integer and string helpers)
-        "json": ["fs/json.c", "include/hoard/json.h"],
+        "json": ["fs/base/json.c", "include/hoard/json.h"],
     }),
     ("2 hash, chunker, codec", {
-        "hash": ["fs/hash.c", "include/hoard/hash.h"],
-        "chunker": ["fs/chunker.c", "include/hoard/chunker.h"],
-        "codec": ["fs/codec.c", "include/hoard/codec.h"],
+        "hash": ["fs/store/hash.c", "include/hoard/hash.h"],
+        "chunker": ["fs/store/chunker.c", "include/hoard/chunker.h"],
+        "codec": ["fs/store/codec.c", "include/hoard/codec.h"],
     }),
     ("3 remote formats, S3 client", {
-        "remote": ["fs/remote.c", "include/hoard/remote.h"],
-        "s3": ["fs/s3.c", "fs/s3conf.c", "fs/s3ops.c", "fs/s3sig.c",
-               "fs/s3xml.c", "fs/s3-internal.h", "include/hoard/s3.h"],
-        "sign": ["fs/sign.c", "include/hoard/sign.h"],
+        "remote": ["fs/remote/remote.c", "include/hoard/remote.h"],
+        "s3": ["fs/remote/s3.c", "fs/remote/s3conf.c", "fs/remote/s3ops.c", "fs/remote/s3sig.c",
+               "fs/remote/s3xml.c", "fs/remote/s3-internal.h", "include/hoard/s3.h"],
+        "sign": ["fs/remote/sign.c", "include/hoard/sign.h"],
     }),
     ("4 store", {
-        "store": ["fs/store.c", "fs/storewal.c", "fs/store-internal.h",
+        "store": ["fs/store/store.c", "fs/store/storewal.c", "fs/store/store-internal.h",
                   "include/hoard/store.h"],
     }),
     ("5 filesystem core", {
-        "core": ["fs/idmap.c", "fs/chunks.c", "fs/meta.c", "fs/dir.c",
-                 "fs/file.c", "fs/extents.c", "fs/staging.c", "fs/info.c",
-                 "fs/plain.c", "fs/volume.c",
-                 "fs/fs-internal.h", "include/hoard/fs.h",
+        "core": ["fs/core/idmap.c", "fs/core/chunks.c", "fs/core/meta.c", "fs/core/dir.c",
+                 "fs/core/file.c", "fs/core/extents.c", "fs/core/staging.c", "fs/core/info.c",
+                 "fs/core/plain.c", "fs/core/volume.c",
+                 "fs/core/fs-internal.h", "include/hoard/fs.h",
                  "include/hoard/plain.h", "include/hoard/volume.h"],
     }),
     ("6 services", {
-        "stats": ["fs/stats.c", "include/hoard/stats.h"],
-        "ctl": ["fs/ctl.c", "include/hoard/ctl.h"],
-        "gc": ["fs/gc.c", "include/hoard/gc.h"],
-        "fsck": ["fs/fsck.c", "fs/fsckrepair.c", "fs/fsckscan.c",
-                 "fs/fsckreport.c",
-                 "fs/fsckplain.c", "fs/fsck-internal.h",
+        "stats": ["fs/policy/stats.c", "include/hoard/stats.h"],
+        "ctl": ["fs/daemon/ctl.c", "include/hoard/ctl.h"],
+        "gc": ["fs/policy/gc.c", "include/hoard/gc.h"],
+        "fsck": ["fs/policy/fsck.c", "fs/policy/fsckrepair.c", "fs/policy/fsckscan.c",
+                 "fs/policy/fsckreport.c",
+                 "fs/policy/fsckplain.c", "fs/policy/fsck-internal.h",
                  "include/hoard/fsck.h"],
-        "volumectl": ["fs/volumectl.c", "include/hoard/volumectl.h"],
-        "evict": ["fs/evict.c", "include/hoard/evict.h"],
-        "sync": ["fs/sync.c", "fs/syncpull.c", "fs/syncgc.c", "fs/syncls.c",
-                 "fs/syncremote.c", "fs/syncreq.c", "fs/sync-internal.h",
+        "volumectl": ["fs/daemon/volumectl.c", "include/hoard/volumectl.h"],
+        "evict": ["fs/policy/evict.c", "include/hoard/evict.h"],
+        "sync": ["fs/remote/sync.c", "fs/remote/syncpull.c", "fs/remote/syncgc.c", "fs/remote/syncls.c",
+                 "fs/remote/syncremote.c", "fs/remote/syncreq.c", "fs/remote/sync-internal.h",
                  "include/hoard/sync.h"],
-        "lazy": ["fs/lazy.c", "include/hoard/lazy.h"],
+        "lazy": ["fs/remote/lazy.c", "include/hoard/lazy.h"],
     }),
     ("7 front ends", {
-        "hoardfs": ["fs/hoardfs.c"],
+        "hoardfs": ["fs/daemon/hoardfs.c"],
         "cli": ["tools/*.c", "tools/*.h"],
     }),
 ]
 
 # Private headers: included only by files of their own module.
-PRIVATE = ["fs/*-internal.h", "tools/*.h"]
+PRIVATE = ["fs/*/*-internal.h", "tools/*.h"]
 
 # Outside libraries: header (or directory prefix) -> the one module that
 # may include it (a tuple: the modules that may).  Any other <header> must be the C library's or POSIX's
@@ -121,23 +121,23 @@ SYSTEM = re.compile(
 EXCEPTIONS = {
     # The core's private header outside the core: push, pull, lazy fetch,
     # the evict thread and fsck write chunk and inode records themselves.
-    ("fs/evict.c", "fs/fs-internal.h"): "issue 15 item 1 (core API)",
-    ("fs/lazy.c", "fs/fs-internal.h"): "issue 15 item 1 (core API)",
-    ("fs/sync.c", "fs/fs-internal.h"): "issue 15 item 1 (core API)",
-    ("fs/syncpull.c", "fs/fs-internal.h"): "issue 15 item 1 (core API)",
-    ("fs/fsck-internal.h", "fs/fs-internal.h"):
+    ("fs/policy/evict.c", "fs/core/fs-internal.h"): "issue 15 item 1 (core API)",
+    ("fs/remote/lazy.c", "fs/core/fs-internal.h"): "issue 15 item 1 (core API)",
+    ("fs/remote/sync.c", "fs/core/fs-internal.h"): "issue 15 item 1 (core API)",
+    ("fs/remote/syncpull.c", "fs/core/fs-internal.h"): "issue 15 item 1 (core API)",
+    ("fs/policy/fsck-internal.h", "fs/core/fs-internal.h"):
         "issue 15 items 1-2 (core API, record codec module)",
     # lazy fetch reaches into sync's private header (the repository handle,
     # the bucket's chunk index).
-    ("fs/lazy.c", "fs/sync-internal.h"): "issue 15 item 1 (core API)",
+    ("fs/remote/lazy.c", "fs/remote/sync-internal.h"): "issue 15 item 1 (core API)",
     # sign (ref signatures, a format-level module that remote.h includes)
     # also keeps the store's trust setting (hoard_trust_get/set), the one
     # reason it includes the store.
-    ("fs/sign.c", "include/hoard/store.h"):
+    ("fs/remote/sign.c", "include/hoard/store.h"):
         "issue 15 item 2 (the trust setting with the other record "
         "codecs, above the store)",
     # A format module calls the filesystem's volume-name check (dir.c).
-    ("fs/remote.c", "include/hoard/fs.h"):
+    ("fs/remote/remote.c", "include/hoard/fs.h"):
         "issue 15 item 2 (format modules include nothing from the "
         "filesystem layer)",
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * digest: SHA-256, HMAC-SHA-256, MD5 and base64 for the S3 client, over
- * OpenSSL's libcrypto (EVP).  Implemented in fs/s3sig.c, the one module that
+ * OpenSSL's libcrypto (EVP).  Implemented in fs/remote/s3sig.c, the one module that
  * includes OpenSSL; this header keeps OpenSSL's types out of every caller.
  *
  * They exist for the S3 client and the remote layout: SigV4 signs with

@@ -1,20 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * s3: a client for S3-compatible object storage (AWS S3, MinIO, Ceph RGW,
- * R2, GCS interop).  Layer 5: uses util and digest; fs/s3.c is the only
+ * R2, GCS interop).  Layer 5: uses util and digest; fs/remote/s3.c is the only
  * module that includes curl/curl.h, and it turns libcurl's and S3's errors
  * into negative errno values.
  *
  * Three parts:
  *   config     where the endpoint and credentials come from: the standard
  *              AWS environment and files (hoard_s3_config_load()), and
- *              s3://BUCKET/PREFIX URLs (fs/s3conf.c)
+ *              s3://BUCKET/PREFIX URLs (fs/remote/s3conf.c)
  *   signing    pure functions: RFC 3986 encoding, the canonical query string
- *              and AWS Signature Version 4 (fs/s3sig.c).  The client signs
+ *              and AWS Signature Version 4 (fs/remote/s3sig.c).  The client signs
  *              every request with these and sets the Authorization header
- *              itself; see fs/s3.c for why not with CURLOPT_AWS_SIGV4.
- *   client     requests over libcurl, with retries (fs/s3.c), and the
- *              object operations on top (fs/s3ops.c)
+ *              itself; see fs/remote/s3.c for why not with CURLOPT_AWS_SIGV4.
+ *   client     requests over libcurl, with retries (fs/remote/s3.c), and the
+ *              object operations on top (fs/remote/s3ops.c)
  *
  * Addressing: with the AWS default endpoint, virtual-hosted style
  * (https://BUCKET.s3.REGION.amazonaws.com/KEY), or path style when the

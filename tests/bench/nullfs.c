@@ -10,7 +10,7 @@
  * SIGINT/SIGTERM; prints nothing on success.  Everything lives in memory:
  * inodes and names in two hash tables, file data in malloc'd buffers, one
  * mutex around all of it.  It is mounted and served the way hoardfs is
- * (fs/hoardfs.c: allow_other, default_permissions, max_write 1 MiB, async
+ * (fs/daemon/hoardfs.c: allow_other, default_permissions, max_write 1 MiB, async
  * DIO, time_gran 1, keep_cache on open, a day of entry and attribute
  * timeout, cacheable negative lookups, getxattr answering ENODATA, the same
  * multi-threaded loop settings), so that the time a workload takes on it
@@ -41,7 +41,7 @@
 
 #include <fuse_lowlevel.h>
 
-/* as in fs/hoardfs.c */
+/* as in fs/daemon/hoardfs.c */
 #define ENTRY_TIMEOUT 86400.0
 #define NEG_TIMEOUT   60.0
 #define NAME_MAX_LEN  255

@@ -47,11 +47,11 @@ def test_copy_is_clean(tree):
 
 
 @pytest.mark.parametrize("file,line,expect", [
-    ("fs/store.c", '#include "hoard/fs.h"', "above"),              # store -> core
-    ("fs/util.c", '#include "hoard/store.h"', "above"),            # util -> store
-    ("fs/gc.c", '#include "fs-internal.h"', "private header"),     # not the core
-    ("fs/meta.c", "#include <zstd.h>", "only module codec"),      # outside lib
-    ("fs/meta.c", "#include <lz4.h>", "no module owns"),          # unknown lib
+    ("fs/store/store.c", '#include "hoard/fs.h"', "above"),              # store -> core
+    ("fs/base/util.c", '#include "hoard/store.h"', "above"),            # util -> store
+    ("fs/policy/gc.c", '#include "../core/fs-internal.h"', "private header"),     # not the core
+    ("fs/core/meta.c", "#include <zstd.h>", "only module codec"),      # outside lib
+    ("fs/core/meta.c", "#include <lz4.h>", "no module owns"),          # unknown lib
 ])
 def test_break_is_caught(tree, file, line, expect):
     add_include(tree / file, line)
@@ -63,14 +63,14 @@ def test_break_is_caught(tree, file, line, expect):
 def test_cycle_is_caught(tree):
     # two services including each other: same layer, so only the cycle
     # check can see it
-    add_include(tree / "fs/gc.c", '#include "hoard/evict.h"')
+    add_include(tree / "fs/policy/gc.c", '#include "hoard/evict.h"')
     p = run(tree)
     assert p.returncode == 1
     assert "include cycle" in p.stderr and "evict" in p.stderr, p.stderr
 
 
 def test_fixed_exception_must_be_removed(tree):
-    f = tree / "fs/remote.c"
+    f = tree / "fs/remote/remote.c"
     f.write_text(f.read_text().replace('#include "hoard/fs.h"\n', ""))
     p = run(tree)
     assert p.returncode == 1

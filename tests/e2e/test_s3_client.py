@@ -401,7 +401,7 @@ def test_stalled_server_times_out(s3, tmp_path):
 
 def test_curl_builtin_sigv4(s3, tmp_path):
     """What Debian 12's libcurl 7.88 CURLOPT_AWS_SIGV4 signs right, for the
-    record (hoard signs with its own signer; see fs/s3.c): given the
+    record (hoard signs with its own signer; see fs/remote/s3.c): given the
     canonical query and the encoded path as hoard builds them, and
     x-amz-content-sha256, its signatures pass for all these requests."""
     src = tmp_path / "src"

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Streaming writes (fs/file.c): a file written only by appends is chunked
+"""Streaming writes (fs/core/file.c): a file written only by appends is chunked
 as the writes arrive, without a staging file; reads while it is written,
 writes elsewhere, truncates and fsync mid-way all see the right bytes."""
 import hashlib

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * fuzz_s3xml: S3's answers (fs/s3xml.c, fs/s3-internal.h): a
+ * fuzz_s3xml: S3's answers (fs/remote/s3xml.c, fs/remote/s3-internal.h): a
  * ListObjectsV2 page (s3_list_page_parse), an error document
  * (s3_xml_error, into small buffers; both over expat, whose entity
  * decoding they use) and LastModified times (s3_parse_iso8601).  The document is
@@ -12,7 +12,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "../../fs/s3-internal.h"
+#include "../../fs/remote/s3-internal.h"
 #include "fuzz.h"
 
 static int entry(const struct hoard_s3_entry *e, void *arg)

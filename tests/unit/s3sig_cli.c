@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * s3sig_cli: hoard's SigV4 signer (hoard_s3_sign() and the encoding around
- * it, as fs/s3.c uses them) for given inputs, printed as one JSON object:
+ * it, as fs/remote/s3.c uses them) for given inputs, printed as one JSON object:
  * canonical_uri, canonical_query, payload_hash, canonical_request,
  * string_to_sign, signed_headers, signature.  tests/e2e/test_s3_client.py
  * compares them with botocore's.  Not installed.

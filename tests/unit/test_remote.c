@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Tests for the remote formats (fs/remote.c, docs/REMOTE.md): round trips
+ * Tests for the remote formats (fs/remote/remote.c, docs/REMOTE.md): round trips
  * of config, pack index, manifest and ref; every rule of REMOTE.md 5.3 on
  * hand-made manifests; and mutated encodings (every byte flipped, every
  * truncation, random garbage) that must decode cleanly or fail with

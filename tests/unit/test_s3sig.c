@@ -16,7 +16,7 @@
 #include "hoard/digest.h"
 #include "hoard/s3.h"
 #include "hoard/util.h"
-#include "../../fs/s3-internal.h"
+#include "../../fs/remote/s3-internal.h"
 #include "check.h"
 #include "sigv4_vectors.h"
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Unit test of fs/sign.c and the signed ref of fs/remote.c (docs/REMOTE.md
+ * Unit test of fs/remote/sign.c and the signed ref of fs/remote/remote.c (docs/REMOTE.md
  * 6.1): Ed25519 against RFC 8032's first test vector, key file texts and
  * files, a signed ref's round trip, every single-bit flip of an encoded
  * signed ref refused, a signature replayed onto another ref, volume,

@@ -32,7 +32,7 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include "fs-internal.h"
+#include "../core/fs-internal.h"
 #include "hoard/chunker.h"
 #include "hoard/codec.h"
 #include "hoard/util.h"

@@ -54,7 +54,7 @@ struct chunk_rec {
 	uint64_t pack_off;
 };
 
-/* Fetches a chunk that is not local (fs/lazy.c): verified raw bytes in
+/* Fetches a chunk that is not local (fs/remote/lazy.c): verified raw bytes in
  * a new buffer of rec->raw_size bytes, or -EIO / -errno. */
 typedef int (*hoard_fetch_fn)(void *ud, const struct hoard_id *id,
 			      const struct chunk_rec *rec, uint8_t **ret_data);

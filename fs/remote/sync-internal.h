@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Private to fs/sync.c (common parts, push) and fs/syncpull.c (pull,
+ * Private to fs/remote/sync.c (common parts, push) and fs/remote/syncpull.c (pull,
  * ls-remote).
  */
 #ifndef HOARD_SYNC_INTERNAL_H

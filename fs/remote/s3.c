@@ -3,7 +3,7 @@
  * s3: the S3 client over libcurl (the only module that includes curl.h).
  *
  * Signing.  We sign every request ourselves, with hoard_s3_sign()
- * (fs/s3sig.c), and set the Authorization header; CURLOPT_AWS_SIGV4 is not
+ * (fs/remote/s3sig.c), and set the Authorization header; CURLOPT_AWS_SIGV4 is not
  * used.  What we found with Debian 12's libcurl 7.88 against a server that
  * verifies signatures (tests/e2e/test_s3_client.py): its signatures are
  * right for what this module sends (keys with spaces, unicode, '+', '~',
@@ -26,7 +26,7 @@
  * goes on the wire is exactly what was signed.
  *
  * The operations themselves (what to ask, how to check the answer) are in
- * fs/s3ops.c.
+ * fs/remote/s3ops.c.
  *
  * Connections: a small pool of easy handles (each keeps its connections
  * alive between requests); a request takes one, or makes one when all are

@@ -20,7 +20,7 @@
 #include "hoard/fsck.h"
 #include "hoard/store.h"
 #include "hoard/util.h"
-#include "fs-internal.h"
+#include "../core/fs-internal.h"
 
 /* ---- inodes: a sorted array ---------------------------------------------- */
 

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Shared by fs/s3*.c only (and the unit test of the XML parts): a growable
- * string (fs/s3sig.c), the XML of S3's answers (fs/s3xml.c), and one
- * request with retries (fs/s3.c) for the operations (fs/s3ops.c).
+ * string (fs/remote/s3sig.c), the XML of S3's answers (fs/remote/s3xml.c), and one
+ * request with retries (fs/remote/s3.c) for the operations (fs/remote/s3ops.c).
  *
  * Thread contract: a struct s3_buf belongs to its caller.
  */
@@ -39,7 +39,7 @@ void s3_buf_addf(struct s3_buf *b, const char *fmt, ...)
 int s3_buf_steal(struct s3_buf *b, char **ret);
 void s3_buf_free(struct s3_buf *b);
 
-/* ---- fs/s3xml.c ---- */
+/* ---- fs/remote/s3xml.c ---- */
 
 /* Code and Message of an S3 error document ("" when absent or when the
  * document is not well-formed XML with root <Error>), cut to fit. */
@@ -56,11 +56,11 @@ int64_t s3_parse_iso8601(const char *s);
 int s3_list_page_parse(const char *doc, size_t n, hoard_s3_list_fn fn,
 		       void *arg, bool *ret_truncated, char **ret_next_token);
 
-/* ---- fs/s3.c ---- */
+/* ---- fs/remote/s3.c ---- */
 
 #define S3_CURL_ERROR_SIZE 256 /* libcurl's CURL_ERROR_SIZE */
 
-/* One S3 request, as fs/s3ops.c describes it to s3_request(). */
+/* One S3 request, as fs/remote/s3ops.c describes it to s3_request(). */
 struct s3_request {
 	const char *method; /* "GET", "PUT", "HEAD", "DELETE" */
 	const char *bucket;

@@ -34,7 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fs-internal.h"
+#include "../core/fs-internal.h"
 #include "hoard/codec.h"
 #include "hoard/lazy.h"
 #include "hoard/remote.h"

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * s3ops: the S3 operations over s3_request() (fs/s3.c): what each one asks
+ * s3ops: the S3 operations over s3_request() (fs/remote/s3.c): what each one asks
  * and how it checks the answer.
  *
  *   PUT     Content-MD5, so the server checks what it got; the ETag must

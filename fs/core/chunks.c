@@ -459,7 +459,7 @@ bool chunks_fetched_here(void)
 /*
  * A chunk whose frame is not in chunkdata: when its record says it is not
  * local (flag bit 0 clear) and where it lives remotely, and a remote is
- * configured, fetch it (fs/lazy.c verifies and stores it).  -ENOENT: not a
+ * configured, fetch it (fs/remote/lazy.c verifies and stores it).  -ENOENT: not a
  * lazy chunk (the caller reports the frame missing).
  */
 static int chunk_fetch(struct hoard_fs *fs, const struct hoard_id *id,

@@ -32,7 +32,7 @@
 #include "hoard/evict.h"
 #include "hoard/gc.h"
 #include "hoard/util.h"
-#include "fs-internal.h"
+#include "../core/fs-internal.h"
 
 #define POKE_INTERVAL_MS  1000 /* check at most this often after a poke */
 #define FLUSH_INTERVAL_S  60   /* write pending atimes this often */
