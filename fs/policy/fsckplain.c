@@ -151,6 +151,14 @@ int fsck_check_plain(struct fsck *c)
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
 		c->rep->plain_copies++;
+		/* an unfinished copy (".tmp.<ino>") is what a crash during a
+		 * copy leaves, as staging files are: no problem; the daemon
+		 * deletes it at start, --repair here */
+		if (!strncmp(e->d_name, ".tmp.", 5)) {
+			if (c->o->repair && unlinkat(dfd, e->d_name, 0) == 0)
+				c->rep->writes++;
+			continue;
+		}
 		errno = 0;
 		ino = strtoull(e->d_name, &end, 10);
 		if (!errno && *end == 0 && e->d_name[0] != '0' &&
