@@ -162,6 +162,11 @@ def test_writers_with_passthrough_readers(store, tmpfs):
     os.close(oracle)
     want = (tmpfs / "f").read_bytes()
     assert (mnt / "f").read_bytes() == want
+    # the last RELEASE, which commits, reaches the daemon after close(2)
+    # returns (FUSE sends it in the background): wait for it, bounded
+    deadline = time.time() + 30
+    while info(mnt / "f")["dirty"] and time.time() < deadline:
+        time.sleep(0.05)
     assert not info(mnt / "f")["dirty"]
     store.umount()
     mnt = mount_pt(store)
