@@ -442,37 +442,15 @@ static void mark_dirty(struct istate *is, uint64_t new_size)
 
 /* ---- commit ------------------------------------------------------------- */
 
-static bool all_zero(const uint8_t *p, size_t n)
+/* Record a chunk staged as id (frame flen bytes) at off: its refcount
+ * delta and its extent.  On failure its stage count is accounted for. */
+static int emit_record(struct commit *c, uint64_t ino, uint64_t off,
+		       const struct hoard_id *idp, size_t len, uint32_t flen)
 {
-	static const uint8_t zero[4096];
-
-	while (n >= sizeof(zero)) {
-		if (memcmp(p, zero, sizeof(zero)))
-			return false;
-		p += sizeof(zero);
-		n -= sizeof(zero);
-	}
-	return memcmp(p, zero, n) == 0;
-}
-
-static int emit_chunk(struct commit *c, uint64_t ino, uint64_t off,
-		      const uint8_t *p, size_t len)
-{
+	struct hoard_id id = *idp;
 	struct idmap_ent *d, *s;
-	struct hoard_id id;
-	uint32_t flen;
 	uint8_t *e;
-	int r;
 
-	if (all_zero(p, len))
-		return 0; /* a hole reads as zeros: store nothing */
-	hoard_id_compute(hoard_store_key(c->fs->st), p, len, &id);
-	if (c->bulk && off >= HOARD_BULK_COMMIT_MIN)
-		r = chunks_stage_bulk(c->fs, &id, p, len, &flen, &c->unflushed);
-	else
-		r = chunks_stage(c->fs, &id, p, len, &flen);
-	if (r < 0)
-		return r;
 	s = idmap_add(&c->staged, &id);
 	if (s) {
 		s->count++;
@@ -506,6 +484,32 @@ static int emit_chunk(struct commit *c, uint64_t ino, uint64_t off,
 	memcpy(e + EXTENT_KEY_SIZE, id.b, HOARD_ID_SIZE);
 	hoard_put_be32(e + EXTENT_KEY_SIZE + HOARD_ID_SIZE, (uint32_t)len);
 	return 0;
+}
+
+/* The frames of a file's first HOARD_BULK_COMMIT_MIN bytes keep the WAL
+ * (file_commit). */
+static bool emit_wal(const struct commit *c, uint64_t off)
+{
+	return !c->bulk || off < HOARD_BULK_COMMIT_MIN;
+}
+
+static int emit_chunk(struct commit *c, uint64_t ino, uint64_t off,
+		      const uint8_t *p, size_t len)
+{
+	struct hoard_id id;
+	uint32_t flen;
+	int r;
+
+	if (chunk_all_zero(p, len))
+		return 0; /* a hole reads as zeros: store nothing */
+	hoard_id_compute(hoard_store_key(c->fs->st), p, len, &id);
+	if (!emit_wal(c, off))
+		r = chunks_stage_bulk(c->fs, &id, p, len, &flen, &c->unflushed);
+	else
+		r = chunks_stage(c->fs, &id, p, len, &flen);
+	if (r < 0)
+		return r;
+	return emit_record(c, ino, off, &id, len, flen);
 }
 
 /* Chunk the bytes [start, end) of fd; the chunker starts afresh at start. */
@@ -651,13 +655,54 @@ static int commit_land(struct commit *c, struct istate *is, bool sync)
  * buffer takes the next piece of a write. */
 #define STREAM_BUF (2 * HOARD_CHUNK_MAX)
 
-/* Cut the next n bytes of the stream as a chunk. */
+/*
+ * Record the stream's finished jobs from the head of its queue (ingest.c)
+ * until at most keep are left, waiting for them when more are; in file
+ * order, as emit_chunk would have.  A job that failed is run once more
+ * here; when that fails too it stays (with its bytes) and the error is
+ * returned, as emit_chunk's would be.
+ */
+static int stream_reap(struct istate *is, unsigned keep)
+{
+	struct stream *st = is->stream;
+	struct ingest_job *j;
+	int r;
+
+	while ((j = ingest_peek(&st->q, st->q.n > keep))) {
+		if (j->r < 0)
+			ingest_run(j);
+		r = j->r;
+		if (r == 0 && !j->hole)
+			r = emit_record(&st->c, is->ino, j->off, &j->id, j->len,
+					j->flen);
+		if (r < 0) {
+			j->r = r; /* run again at the next reap */
+			return r;
+		}
+		if (j->unflushed)
+			st->c.unflushed = true;
+		ingest_pop(&st->q);
+	}
+	return 0;
+}
+
+/* Cut the next n bytes of the stream as a chunk: stored here, or handed
+ * to the ingest pool. */
 static int stream_emit(struct istate *is, size_t n)
 {
 	struct stream *st = is->stream;
 	int r;
 
-	r = emit_chunk(&st->c, is->ino, st->base, st->buf + st->head, n);
+	if (ingest_on()) {
+		r = stream_reap(is, INGEST_DEPTH - 1);
+		if (r == 0)
+			r = ingest_submit(st->c.fs, &st->q, st->base,
+					  st->buf + st->head, n,
+					  emit_wal(&st->c, st->base));
+	} else {
+		r = emit_chunk(&st->c, is->ino, st->base, st->buf + st->head,
+			       n);
+	}
 	if (r < 0)
 		return r;
 	st->head += n;
@@ -766,6 +811,19 @@ static int stream_read(struct hoard_fs *fs, struct istate *is, uint8_t *buf,
 	}
 	if (r < 0)
 		return r;
+	for (unsigned i = 0; i < st->q.n; i++) { /* cut, not yet recorded */
+		const struct ingest_job *j = ingest_at(&st->q, i);
+		uint64_t from = off > j->off ? off : j->off;
+		uint64_t to = j->off + j->len < end ? j->off + j->len : end;
+
+		if (to <= from)
+			continue;
+		if (from > filled)
+			memset(buf + (filled - off), 0, from - filled);
+		memcpy(buf + (from - off), j->data + (from - j->off),
+		       (size_t)(to - from));
+		filled = to;
+	}
 	if (end > st->base && st->len > st->head) {
 		uint64_t top = st->base + (st->len - st->head);
 		uint64_t from = off > st->base ? off : st->base;
@@ -826,6 +884,9 @@ static int stream_commit(struct hoard_fs *fs, struct istate *is, bool sync)
 
 	if (st->len > st->head)
 		r = stream_emit(is, st->len - st->head);
+	if (r == 0)
+		r = stream_reap(is,
+				0); /* every frame stored before the batch */
 	if (r == 0 && st->c.unflushed)
 		r = chunks_make_durable(fs, &st->c.staged);
 	if (r == 0) {
@@ -1414,5 +1475,6 @@ int fs_commit_all(struct hoard_fs *fs)
 			staging_drop(fs, is, false);
 		}
 	}
+	ingest_quiesce(fs); /* orphaned jobs use fs */
 	return r;
 }
