@@ -650,10 +650,10 @@ static int commit_land(struct commit *c, struct istate *is, bool sync)
 
 /* ---- streams ------------------------------------------------------------ */
 
-/* Holds what follows the last cut; the chunker cuts at HOARD_CHUNK_MAX at
- * the latest, so after a scan less than that is left and the rest of the
- * buffer takes the next piece of a write. */
-#define STREAM_BUF (2 * HOARD_CHUNK_MAX)
+/* Holds what follows the last cut: the chunker cuts at HOARD_CHUNK_MAX at
+ * the latest, so that is less than a chunk (or one whole owed chunk), and
+ * with the bytes of the next cut appended at most a chunk. */
+#define STREAM_BUF HOARD_CHUNK_MAX
 
 /*
  * Record the stream's finished jobs from the head of its queue (ingest.c)
@@ -686,62 +686,86 @@ static int stream_reap(struct istate *is, unsigned keep)
 	return 0;
 }
 
-/* Cut the next n bytes of the stream as a chunk: stored here, or handed
- * to the ingest pool. */
-static int stream_emit(struct istate *is, size_t n)
+/*
+ * Store the stream's buffered bytes buf[head, len) followed by p[0, k) as
+ * its next chunk: here, or handed to the ingest pool (which copies it).
+ * Here and with nothing buffered, the chunk is stored straight from p (the
+ * FUSE request's buffer): a chunk that lies inside one write is never
+ * copied.  On success the buffer is empty; on failure nothing changed.
+ */
+static int stream_emit(struct istate *is, const uint8_t *p, size_t k)
 {
 	struct stream *st = is->stream;
+	size_t have = st->len - st->head;
+	const uint8_t *chunk = p;
 	int r;
 
 	if (ingest_on()) {
 		r = stream_reap(is, INGEST_DEPTH - 1);
 		if (r == 0)
 			r = ingest_submit(st->c.fs, &st->q, st->base,
-					  st->buf + st->head, n,
+					  st->buf + st->head, have, p, k,
 					  emit_wal(&st->c, st->base));
 	} else {
-		r = emit_chunk(&st->c, is->ino, st->base, st->buf + st->head,
-			       n);
+		if (have) { /* one piece: p after the buffered bytes */
+			if (k)
+				memcpy(st->buf + st->len, p, k);
+			chunk = st->buf + st->head;
+		}
+		r = emit_chunk(&st->c, is->ino, st->base, chunk, have + k);
 	}
 	if (r < 0)
 		return r;
-	st->head += n;
-	st->base += n;
+	st->head = st->len = 0;
+	st->base += have + k;
 	return 0;
 }
 
-/* Append n bytes at the end of a streaming file. */
+/* Keep p[0, k) after the buffered bytes (they fit: a chunk's worth). */
+static void stream_keep(struct stream *st, const uint8_t *p, size_t k)
+{
+	if (st->head) {
+		memmove(st->buf, st->buf + st->head, st->len - st->head);
+		st->len -= st->head;
+		st->head = 0;
+	}
+	memcpy(st->buf + st->len, p, k);
+	st->len += k;
+}
+
+/*
+ * Append n bytes at the end of a streaming file.  The chunker scans p in
+ * place; only the bytes after the last cut are copied into the buffer.
+ * A chunk that could not be stored stays in the buffer as a whole chunk
+ * (owed) and is stored before anything else.
+ */
 static int stream_feed(struct hoard_fs *fs, struct istate *is, const uint8_t *p,
 		       size_t n)
 {
 	struct stream *st = is->stream;
 	int cut, r;
 
+	if (st->owed) {
+		r = stream_emit(is, NULL, 0);
+		if (r < 0)
+			return r;
+		st->owed = false;
+	}
 	while (n) {
-		size_t take;
+		size_t k = hoard_chunker_next(&st->ch, p, n, &cut);
 
-		if (st->head) { /* what is left after the last cut: < MAX */
-			memmove(st->buf, st->buf + st->head,
-				st->len - st->head);
-			st->len -= st->head;
-			st->scanned -= st->head;
-			st->head = 0;
+		if (!cut) { /* k == n, and the chunk so far is < MAX */
+			stream_keep(st, p, k);
+			return 0;
 		}
-		take = STREAM_BUF - st->len < n ? STREAM_BUF - st->len : n;
-		memcpy(st->buf + st->len, p, take);
-		st->len += take;
-		p += take;
-		n -= take;
-		while (st->scanned < st->len) {
-			st->scanned += hoard_chunker_next(
-				&st->ch, st->buf + st->scanned,
-				st->len - st->scanned, &cut);
-			if (!cut)
-				break;
-			r = stream_emit(is, st->scanned - st->head);
-			if (r < 0)
-				return r;
+		r = stream_emit(is, p, k);
+		if (r < 0) {
+			stream_keep(st, p, k);
+			st->owed = true;
+			return r;
 		}
+		p += k;
+		n -= k;
 	}
 	return 0;
 }
@@ -882,11 +906,13 @@ static int stream_commit(struct hoard_fs *fs, struct istate *is, bool sync)
 	struct stream *st = is->stream;
 	int r = 0;
 
+	/* the tail, then every frame stored before the batch */
 	if (st->len > st->head)
-		r = stream_emit(is, st->len - st->head);
-	if (r == 0)
-		r = stream_reap(is,
-				0); /* every frame stored before the batch */
+		r = stream_emit(is, NULL, 0);
+	if (r == 0) {
+		st->owed = false;
+		r = stream_reap(is, 0);
+	}
 	if (r == 0 && st->c.unflushed)
 		r = chunks_make_durable(fs, &st->c.staged);
 	if (r == 0) {

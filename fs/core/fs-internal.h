@@ -301,9 +301,11 @@ bool chunk_all_zero(const uint8_t *p, size_t n);
 /* There is a pool (more than one CPU); starts it on first use. */
 bool ingest_on(void);
 bool ingest_full(const struct ingest_q *q);
-/* Queue a copy of p[0..len), the file's bytes at off; q not full. */
+/* Queue a copy of a[0..alen) ++ b[0..blen), the file's bytes at off; q
+ * not full. */
 int ingest_submit(struct hoard_fs *fs, struct ingest_q *q, uint64_t off,
-		  const uint8_t *p, size_t len, bool wal);
+		  const uint8_t *a, size_t alen, const uint8_t *b, size_t blen,
+		  bool wal);
 /* The head job when it is done (waiting for it with wait), or NULL. */
 struct ingest_job *ingest_peek(struct ingest_q *q, bool wait);
 /* The i-th queued job from the head (i < q->n), done or not. */
@@ -325,8 +327,10 @@ struct stream {
 	struct ingest_q q; /* chunks cut after those recorded in c, before
 			    * base: with the pool, stored by its workers */
 	struct hoard_chunker ch;
-	uint8_t *buf; /* buf[head, len): the file's bytes from base on */
-	size_t head, len, scanned; /* the chunker has seen buf[head, scanned) */
+	uint8_t *buf;	  /* buf[head, len): the file's bytes from base on */
+	size_t head, len; /* the chunker has seen buf[head, len): no cut */
+	bool owed;	  /* ... but for this: buf[head, len) is a whole chunk
+			   * that could not be stored yet */
 	uint64_t base;
 };
 

@@ -179,8 +179,10 @@ bool ingest_full(const struct ingest_q *q)
 }
 
 int ingest_submit(struct hoard_fs *fs, struct ingest_q *q, uint64_t off,
-		  const uint8_t *p, size_t len, bool wal)
+		  const uint8_t *a, size_t alen, const uint8_t *b, size_t blen,
+		  bool wal)
 {
+	size_t len = alen + blen;
 	struct ingest_job *j = malloc(sizeof(*j) + (len ? len : 1));
 
 	if (!j)
@@ -190,7 +192,10 @@ int ingest_submit(struct hoard_fs *fs, struct ingest_q *q, uint64_t off,
 	j->off = off;
 	j->len = (uint32_t)len;
 	j->wal = wal;
-	memcpy(j->data, p, len);
+	if (alen)
+		memcpy(j->data, a, alen);
+	if (blen)
+		memcpy(j->data + alen, b, blen);
 	q->ring[(q->head + q->n) % INGEST_DEPTH] = j;
 	q->n++;
 	pthread_mutex_lock(&pool.mu);
