@@ -125,7 +125,6 @@ SYSTEM = re.compile(
 EXCEPTIONS = {
     # The core's private header outside the core: push and pull
     # write chunk and inode records themselves.
-    ("fs/remote/sync.c", "fs/core/fs-internal.h"): "issue 15 item 1 (core API)",
     ("fs/remote/syncpull.c", "fs/core/fs-internal.h"): "issue 15 item 1 (core API)",
     # sign (ref signatures, a format-level module that remote.h includes)
     # also keeps the store's trust setting (hoard_trust_get/set), the one
