@@ -123,9 +123,6 @@ SYSTEM = re.compile(
 # removes it.  Written out, not hidden: the check fails when one of them no
 # longer happens, so delete the line then.
 EXCEPTIONS = {
-    # The core's private header outside the core: push and pull
-    # write chunk and inode records themselves.
-    ("fs/remote/syncpull.c", "fs/core/fs-internal.h"): "issue 15 item 1 (core API)",
     # sign (ref signatures, a format-level module that remote.h includes)
     # also keeps the store's trust setting (hoard_trust_get/set), the one
     # reason it includes the store.

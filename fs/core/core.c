@@ -505,3 +505,166 @@ void hoard_core_garbage_done(struct hoard_fs *fs, uint64_t bytes)
 	fs->garbage_bytes -= bytes; /* what was deleted meanwhile stays */
 	pthread_mutex_unlock(&fs->lock);
 }
+
+/* ---- pull (from syncpull.c: fill_locked, put_file, pull_release) ------- */
+
+void hoard_core_unstage(struct hoard_fs *fs, struct idmap *m)
+{
+	pthread_mutex_lock(&fs->lock);
+	chunks_unstage_locked(fs, m);
+	pthread_mutex_unlock(&fs->lock);
+}
+
+struct install {
+	const struct hoard_core_file *f;
+	int (*locate)(void *ud, const struct hoard_id *id,
+		      struct chunk_rec *ret);
+	void *ud;
+	struct hoard_fs *fs;
+};
+
+/* The frame size of every chunk of f (fs->lock held), or -EAGAIN. */
+static int install_sizes_locked(struct hoard_fs *fs, struct install *x,
+				struct idmap *deltas, struct idmap *staged,
+				bool remote_ok)
+{
+	const struct hoard_core_file *e = x->f;
+	int r = 0;
+
+	for (size_t k = 0; k < e->n_ext; k++) {
+		struct idmap_ent *d = idmap_get(deltas, &e->ext[k].id);
+		struct idmap_ent *s = staged ? idmap_get(staged, &e->ext[k].id)
+					     : NULL;
+		struct chunk_rec rec;
+
+		if (d->frame_size)
+			continue;
+		if (s) {
+			d->frame_size = s->frame_size;
+			continue;
+		}
+		r = chunk_rec_load(fs, &e->ext[k].id, &rec);
+		if (r == 0 && rec.refcount > 0 && !(rec.flags & 1) &&
+		    remote_ok && rec.has_loc)
+			r = 0;
+		else if (r == 0 && (!(rec.flags & 1) || rec.refcount == 0))
+			r = -ENOENT;
+		if (r == -ENOENT && x->locate) {
+			/* lazy: a record of a chunk that stays remote */
+			struct chunk_rec loc = {0};
+
+			if (x->locate(x->ud, &e->ext[k].id, &loc) < 0)
+				return -EAGAIN;
+			d->frame_size = loc.frame_size;
+			d->writing = true; /* marks "new remote record" */
+			continue;
+		}
+		if (r < 0)
+			return r == -ENOENT ? -EAGAIN : r;
+		d->frame_size = rec.frame_size;
+	}
+	return 0;
+}
+
+/* The records of the chunks that stay remote (after the refcounts). */
+static int install_records(void *ud, struct hoard_batch *b,
+			   struct idmap *deltas)
+{
+	struct install *x = ud;
+
+	for (size_t i = 0; x->locate && i < deltas->cap; i++) {
+		const struct idmap_ent *d = &deltas->e[i];
+		struct chunk_rec rec = {0}, old;
+		uint8_t v[CHUNK_REC_V2_SIZE];
+		size_t vl;
+
+		if (!d->used || !d->writing || d->count <= 0)
+			continue;
+		if (x->locate(x->ud, &d->id, &rec) < 0)
+			return -EAGAIN;
+		rec.flags = 0;
+		rec.has_loc = true;
+		rec.refcount = (uint64_t)d->count;
+		/* a record that lost its frame (no location): keep its other
+		 * references; the batch has not been written, so this reads
+		 * the record as it was */
+		if (chunk_rec_load(x->fs, &d->id, &old) == 0)
+			rec.refcount += old.refcount;
+		vl = chunk_rec_encode(&rec, v);
+		/* replaces the local record chunks_apply_locked put */
+		hoard_batch_put(b, HOARD_CF_CHUNKS, d->id.b, HOARD_ID_SIZE, v,
+				vl);
+	}
+	return 0;
+}
+
+static void install_inode(void *ud, struct hoard_inode *in)
+{
+	const struct hoard_core_file *e = ((struct install *)ud)->f;
+
+	in->size = e->size;
+	in->mode = S_IFREG | (e->mode & 07777);
+	in->uid = e->uid;
+	in->gid = e->gid;
+	in->mtime = e->mtime;
+}
+
+int hoard_core_install_file(struct hoard_fs *fs, uint64_t ino,
+			    const struct hoard_core_file *e,
+			    struct idmap *staged, bool remote_ok,
+			    int (*locate)(void *ud, const struct hoard_id *id,
+					  struct chunk_rec *ret),
+			    void *ud)
+{
+	const size_t esz = EXTENT_KEY_SIZE + EXTENT_VAL_SIZE;
+	struct install x = {.f = e, .locate = locate, .ud = ud, .fs = fs};
+	const struct land l = {
+		.records = install_records,
+		.inode = install_inode,
+		.ud = &x,
+	};
+	struct idmap deltas;
+	struct istate *is;
+	uint8_t *ext;
+	int r;
+
+	ext = malloc(e->n_ext ? e->n_ext * esz : 1);
+	if (!ext)
+		return -ENOMEM;
+	r = idmap_init(&deltas, 16);
+	for (size_t k = 0; r == 0 && k < e->n_ext; k++) {
+		struct idmap_ent *d = idmap_add(&deltas, &e->ext[k].id);
+		uint8_t *key = ext + k * esz, *v = key + EXTENT_KEY_SIZE;
+
+		if (!d) {
+			r = -ENOMEM;
+			break;
+		}
+		d->count++;
+		d->raw_size = e->ext[k].len;
+		ino_key(key, ino);
+		hoard_put_be64(key + 8, e->ext[k].off);
+		memcpy(v, e->ext[k].id.b, HOARD_ID_SIZE);
+		hoard_put_be32(v + HOARD_ID_SIZE, e->ext[k].len);
+	}
+	if (r == 0) {
+		pthread_mutex_lock(&fs->lock);
+		r = install_sizes_locked(fs, &x, &deltas, staged, remote_ok);
+		if (r == 0)
+			r = file_land_locked(fs, ino, ext, e->n_ext, &deltas,
+					     &l, false);
+		if (r == 0) {
+			is = istate_find(fs, ino);
+			if (is) {
+				pthread_mutex_lock(&is->mu);
+				is->size = e->size;
+				is->size_valid = true;
+				pthread_mutex_unlock(&is->mu);
+			}
+		}
+		pthread_mutex_unlock(&fs->lock);
+	}
+	idmap_free(&deltas);
+	free(ext);
+	return r;
+}

@@ -116,10 +116,6 @@ void chunk_cache_free(struct chunk_cache *c);
 /* 1 when the calling thread fetched a chunk since the last call (and
  * clears it). */
 bool chunks_fetched_here(void);
-/* Make sure a chunk's frame is in the store (confirming a dedup hit byte
- * for byte) and count it in flight.  Returns its frame size. */
-int chunks_stage(struct hoard_fs *fs, const struct hoard_id *id,
-		 const void *raw, size_t len, uint32_t *ret_frame_size);
 /*
  * The same for a bulk writer: a new frame goes in without the WAL (written
  * once, to a blob file at the flush, instead of twice).  *ret_unflushed
@@ -178,6 +174,21 @@ int plain_detach(struct hoard_fs *fs, uint64_t ino);
 
 /* file.c */
 int file_commit(struct hoard_fs *fs, struct istate *is, bool sync);
+/* What a writer of a file's content adds to file_land_locked's batch. */
+struct land {
+	/* after the refcounts (NULL: nothing); -errno fails the batch */
+	int (*records)(void *ud, struct hoard_batch *b, struct idmap *deltas);
+	/* the inode record to write (loaded from the store) */
+	void (*inode)(void *ud, struct hoard_inode *in);
+	void *ud;
+};
+/* The one commit path (fs->lock held): ino's extents become the n_ext at
+ * ext (key + value each), deltas (the new extents' references, +1 each)
+ * apply with the old extents' -1, l's records and inode, one batch
+ * (synced when sync). */
+int file_land_locked(struct hoard_fs *fs, uint64_t ino, const uint8_t *ext,
+		     size_t n_ext, struct idmap *deltas, const struct land *l,
+		     bool sync);
 int file_truncate(struct hoard_fs *fs, struct istate *is, uint64_t size);
 int fs_commit_all(struct hoard_fs *fs);
 

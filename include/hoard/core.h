@@ -22,9 +22,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "hoard/fs.h"
 #include "hoard/hash.h"
+#include "hoard/idmap.h"
 #include "hoard/records.h"
 #include "hoard/store.h"
 
@@ -104,6 +106,53 @@ int hoard_core_chunk_fetched(struct hoard_fs *fs, const struct hoard_id *id,
  * now or gone. */
 int hoard_core_chunk_relocate(struct hoard_fs *fs, const struct hoard_id *id,
 			      const struct chunk_rec *moved);
+
+/* ---- pull: a file's content from a remote (fs/remote/syncpull.c) ------- */
+
+/* Make sure a chunk's frame is in the store (confirming a dedup hit byte
+ * for byte) and count it in flight, so that nothing deletes it before the
+ * file that uses it is installed.  Returns its frame size.  Takes the
+ * core's lock itself. */
+int chunks_stage(struct hoard_fs *fs, const struct hoard_id *id,
+		 const void *raw, size_t len, uint32_t *ret_frame_size);
+/* Drop the in-flight counts of chunks_stage (m: id -> times staged). */
+void hoard_core_unstage(struct hoard_fs *fs, struct idmap *m);
+
+struct hoard_core_extent {
+	uint64_t off;
+	uint32_t len;
+	struct hoard_id id;
+};
+
+/* A regular file's content and metadata, as a pull installs it. */
+struct hoard_core_file {
+	uint64_t size;
+	uint32_t mode; /* permission bits (07777) */
+	uint32_t uid, gid;
+	struct timespec mtime;
+	const struct hoard_core_extent *ext; /* sorted, not overlapping */
+	size_t n_ext;
+};
+
+/*
+ * Give the new, empty regular file ino f's content, in one batch through
+ * the core's one commit path (the one of close and fsync): the extents,
+ * the chunks' refcounts, the inode (size, mode, owner, mtime); not synced
+ * (a pull syncs the store at its end).  Every chunk must be local: staged
+ * (in `staged`, whose frame sizes are used) or recorded with its frame and
+ * a reference; or, when remote_ok, recorded with a remote location; or,
+ * with locate (lazy pull), be where locate says (filled: raw_size,
+ * frame_size, pack, pack_off), and then the record made points there.
+ * -EAGAIN when a chunk is none of these (it went away: fetch again).
+ * Takes the core's lock; locate is called with it held and must take no
+ * lock of the core.
+ */
+int hoard_core_install_file(struct hoard_fs *fs, uint64_t ino,
+			    const struct hoard_core_file *f,
+			    struct idmap *staged, bool remote_ok,
+			    int (*locate)(void *ud, const struct hoard_id *id,
+					  struct chunk_rec *ret),
+			    void *ud);
 
 /* ---- eviction (fs/policy/evict.c) ----------------------------------------- */
 
