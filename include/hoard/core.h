@@ -10,11 +10,13 @@
  * see fs.h: it serializes metadata changes and chunk refcounts; lock
  * order: an inode's data rwlock, then fs->lock, then an inode's field
  * mutex).  Every function here takes and drops it itself, or needs none,
- * as each says; a caller never holds it and is never called back with it
- * held, except hoard_core_read_locked()'s fn (see there).  The remote's
- * hooks (struct hoard_core_remote) are called by the core without
- * fs->lock held, from any thread, at once.  All functions may be called
- * from any thread at once.  Return values: 0 or a count, or -errno.
+ * as each says; a caller never holds it.  Three callbacks run with it
+ * held and must call nothing that takes it (their own locks only):
+ * hoard_core_read_locked()'s fn, hoard_core_install_file()'s locate and
+ * the remote's locate hook (eviction asks it under the lock).  The other
+ * remote hooks (fetch, ahead, locate_refresh) are called without it, from
+ * any thread, at once.  All functions may be called from any thread at
+ * once.  Return values: 0 or a count, or -errno.
  */
 #ifndef HOARD_CORE_H
 #define HOARD_CORE_H
@@ -80,7 +82,8 @@ struct hoard_core_remote {
 	hoard_fetch_fn fetch;
 	hoard_ahead_fn ahead;
 	/* Where a local chunk is in the remote (its pack index): 0 and rec's
-	 * location (and frame_size: the pack's frame) filled, or -ENOENT. */
+	 * location (and frame_size: the pack's frame) filled, or -ENOENT.
+	 * Called with fs->lock held (the eviction). */
 	int (*locate)(void *ud, const struct hoard_id *id,
 		      struct chunk_rec *rec);
 	/* Re-read the bucket's index (slow; called with no lock held). */
