@@ -80,6 +80,8 @@ int hoard_volume_list(struct hoard_fs *fs, struct hoard_volume_info **ret,
 #define CLONE_BATCH_RECORDS 4096
 /* Inode numbers a clone reserves at a time (under fs->lock). */
 #define CLONE_INO_BLOCK 1024
+/* Chunks whose refcounts a clone raises per hold of fs->lock. */
+#define CLONE_RAISE_BATCH 1024
 /* Snapshot clones tried before one under fs->lock (a chunk of the
  * snapshot freed before the clone could count it: try again). */
 #define CLONE_TRIES 3
@@ -442,21 +444,31 @@ static int volume_root_locked(struct hoard_fs *fs, const char *name,
 
 /* ---- clone -------------------------------------------------------------- */
 
-/* Tests only: HOARD_TEST_CLONE_PAUSE_MS=N makes a snapshot clone wait N ms
- * between its walk (records written) and publishing them, so that a test
- * can kill the daemon there or free chunks of the snapshot meanwhile. */
-static void test_pause(void)
+/*
+ * Tests only: HOARD_TEST_CLONE_PAUSE_MS=N makes a snapshot clone wait N ms
+ * between its walk (records written) and raising refcounts, or, with
+ * HOARD_TEST_CLONE_PAUSE_AT=raise, after its first batch of raised
+ * refcounts; HOARD_TEST_CLONE_RAISE_BATCH=N raises N chunks per batch.  So
+ * a test can kill the daemon there, or free chunks of the snapshot.
+ */
+static void test_pause(const char *at)
 {
 	const char *p = getenv("HOARD_TEST_CLONE_PAUSE_MS");
+	const char *w = getenv("HOARD_TEST_CLONE_PAUSE_AT");
 	long ms = p ? strtol(p, NULL, 10) : 0;
 
-	if (ms > 0 && ms <= 60000) {
-		struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	if (strcmp(w ? w : "walk", at) || ms <= 0 || ms > 60000)
+		return;
+	hoard_log(LOG_INFO, "clone: pausing %ld ms (%s)", ms, at);
+	nanosleep(&(struct timespec){ms / 1000, (ms % 1000) * 1000000L}, NULL);
+}
 
-		hoard_log(LOG_INFO, "clone: pausing %ld ms before publishing",
-			  ms);
-		nanosleep(&ts, NULL);
-	}
+static size_t raise_batch(void)
+{
+	const char *p = getenv("HOARD_TEST_CLONE_RAISE_BATCH");
+	long n = p ? strtol(p, NULL, 10) : 0;
+
+	return n > 0 ? (size_t)n : CLONE_RAISE_BATCH;
 }
 
 static size_t clone_key(char *k, const char *dst)
@@ -554,16 +566,20 @@ static int clone_locked(struct walk *w, const char *src, const char *dst,
 /*
  * Undo a snapshot clone that was not published: delete every record
  * reachable from its root (written by walk_flush) and its settings key, in
- * one synced batch.  Refcounts are untouched: only the publishing batch
- * raises them.  Nothing else knows these inode numbers, so no lock; a
- * crash before the batch lands leaves the key, and the next start does it
- * again (hoard_volume_recover).  Inodes with several names are deleted
- * once per name (a delete of a deleted key is nothing).
+ * one synced batch, and take back the references it raised so far: those
+ * of the chunks its extents name with ids up to `raised` (the chunks are
+ * raised in id order, the last one raised kept in the key; NULL: none).
+ * Nothing else knows these inode numbers, so the walk needs no lock; the
+ * refcounts are changed and the batch written under fs->lock.  A crash
+ * before the batch lands leaves the key, and the next start does it again
+ * (hoard_volume_recover).
  */
 struct undo {
 	struct hoard_store *st;
 	struct hoard_batch *b;
 	enum hoard_cf cf;
+	struct idmap seen;   /* inodes visited (several names: once) */
+	struct idmap deltas; /* chunk id -> extents of the clone naming it */
 	uint64_t *dirs;
 	size_t n, cap;
 	uint64_t inodes;
@@ -573,16 +589,35 @@ static int undo_row(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 		    size_t vl)
 {
 	struct undo *u = ud;
+	struct idmap_ent *d;
+	struct hoard_id id;
 
 	hoard_batch_delete(u->b, u->cf, k, kl);
+	if (u->cf != HOARD_CF_EXTENTS)
+		return 0;
+	if (vl != EXTENT_VAL_SIZE)
+		return -EBADMSG;
+	memcpy(id.b, v, HOARD_ID_SIZE);
+	d = idmap_add(&u->deltas, &id);
+	if (!d)
+		return -ENOMEM;
+	d->count--;
 	return 0;
 }
 
 static int undo_inode(struct undo *u, uint64_t ino)
 {
+	struct idmap_ent *e;
+	struct hoard_id key;
 	uint8_t k[8];
 	int r;
 
+	ino_id(ino, &key);
+	e = idmap_add(&u->seen, &key);
+	if (!e)
+		return -ENOMEM;
+	if (e->count++)
+		return 0;
 	ino_key(k, ino);
 	hoard_batch_delete(u->b, HOARD_CF_INODES, k, 8);
 	u->inodes++;
@@ -614,49 +649,146 @@ static int undo_dirent(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 	return undo_inode(u, child);
 }
 
-static int clone_undo(struct hoard_store *st, const char *dst, uint64_t root,
-		      uint64_t *ret_inodes)
+static int clone_undo(struct hoard_fs *fs, const char *dst, uint64_t root,
+		      const struct hoard_id *raised, uint64_t *ret_inodes)
 {
-	struct undo u = {.st = st, .b = hoard_batch_new(st)};
+	struct undo u = {.st = fs->st, .b = hoard_batch_new(fs->st)};
 	char k[CLONE_KEY_LEN + 65];
-	int r = u.b ? undo_inode(&u, root) : -ENOMEM;
+	int r = u.b ? 0 : -ENOMEM;
 
+	if (r == 0 &&
+	    (idmap_init(&u.seen, 1024) < 0 || idmap_init(&u.deltas, 1024) < 0))
+		r = -ENOMEM;
+	if (r == 0)
+		r = undo_inode(&u, root);
 	for (size_t i = 0; r == 0 && i <= u.n; i++) {
 		uint8_t dk[8];
 
 		ino_key(dk, i ? u.dirs[i - 1] : root);
-		r = hoard_store_scan(st, HOARD_CF_DIRENTS, dk, 8, undo_dirent,
-				     &u);
+		r = hoard_store_scan(fs->st, HOARD_CF_DIRENTS, dk, 8,
+				     undo_dirent, &u);
+	}
+	for (size_t i = 0; r == 0 && i < u.deltas.cap; i++) {
+		struct idmap_ent *d = &u.deltas.e[i];
+
+		if (d->used &&
+		    (!raised || memcmp(d->id.b, raised->b, HOARD_ID_SIZE) > 0))
+			d->count = 0; /* never raised */
 	}
 	if (r == 0) {
 		hoard_batch_delete(u.b, HOARD_CF_DEFAULT, k, clone_key(k, dst));
-		r = hoard_store_write(st, u.b, true);
+		pthread_mutex_lock(&fs->lock);
+		r = raised ? chunks_apply_locked(fs, u.b, &u.deltas) : 0;
+		if (r == 0)
+			r = hoard_store_write(fs->st, u.b, true);
+		pthread_mutex_unlock(&fs->lock);
 	}
 	if (ret_inodes)
 		*ret_inodes = u.inodes;
 	hoard_batch_free(u.b);
+	idmap_free(&u.seen);
+	idmap_free(&u.deltas);
 	free(u.dirs);
+	return r;
+}
+
+static int id_cmp(const void *a, const void *b)
+{
+	const struct idmap_ent *x = *(const struct idmap_ent *const *)a;
+	const struct idmap_ent *y = *(const struct idmap_ent *const *)b;
+
+	return memcmp(x->id.b, y->id.b, HOARD_ID_SIZE);
+}
+
+/*
+ * Raise the refcounts of the chunks the clone's extents name, in id order,
+ * CLONE_RAISE_BATCH chunks per hold of fs->lock; each batch also records
+ * the last id raised in the clone's key (root + id), so an undo, or a
+ * start after a crash, takes back exactly those.  A chunk whose record
+ * went since the snapshot: -ESTALE, *ret_raised says how far it got.
+ */
+static int raise_in_batches(struct walk *w, const char *k, size_t kl,
+			    struct hoard_id *ret_raised, bool *ret_any)
+{
+	struct hoard_fs *fs = w->fs;
+	struct idmap_ent **v = malloc((w->deltas.n + 1) * sizeof(*v));
+	size_t n = 0, step = raise_batch();
+	int r = v ? 0 : -ENOMEM;
+
+	for (size_t i = 0; v && i < w->deltas.cap; i++)
+		if (w->deltas.e[i].used)
+			v[n++] = &w->deltas.e[i];
+	if (n > 1)
+		qsort(v, n, sizeof(*v), id_cmp);
+	w->res->chunks = n;
+	for (size_t at = 0; r == 0 && at < n; at += step) {
+		size_t end = at + step < n ? at + step : n;
+		struct hoard_batch *b = hoard_batch_new(fs->st);
+		uint64_t t0 = hoard_now_mono_ns();
+		uint8_t kv[8 + HOARD_ID_SIZE];
+
+		if (!b) {
+			r = -ENOMEM;
+			break;
+		}
+		pthread_mutex_lock(&fs->lock);
+		for (size_t i = at; r == 0 && i < end; i++) {
+			uint8_t rv[CHUNK_REC_V2_SIZE];
+			struct chunk_rec rec;
+
+			r = chunk_rec_load(fs, &v[i]->id, &rec);
+			if (r == -ENOENT || (r == 0 && rec.refcount == 0))
+				r = -ESTALE;
+			if (r == 0) {
+				rec.refcount += (uint64_t)v[i]->count;
+				hoard_batch_put(b, HOARD_CF_CHUNKS, v[i]->id.b,
+						HOARD_ID_SIZE, rv,
+						chunk_rec_encode(&rec, rv));
+			}
+		}
+		if (r == 0) {
+			hoard_put_be64(kv, w->new_root);
+			memcpy(kv + 8, v[end - 1]->id.b, HOARD_ID_SIZE);
+			hoard_batch_put(b, HOARD_CF_DEFAULT, k, kl, kv,
+					sizeof(kv));
+			w->written += hoard_batch_count(b);
+			r = hoard_store_write(fs->st, b, false);
+		}
+		if (r == 0) {
+			*ret_raised = v[end - 1]->id;
+			*ret_any = true;
+		}
+		pthread_mutex_unlock(&fs->lock);
+		hoard_batch_free(b);
+		w->res->locked_seconds += (double)(hoard_now_mono_ns() - t0) /
+					  1e9;
+		if (r == 0 && at == 0)
+			test_pause("raise");
+	}
+	free(v);
 	return r;
 }
 
 /*
  * A clone from a snapshot: under fs->lock only (1) the checks, the
  * snapshot, the first inode numbers and the settings key "clone.DST" (one
- * batch), (2) each further block of inode numbers, and (3) the publishing
- * batch: the refcounts raised and the volume's row, the key deleted.
- * The walk and the batches of records between (1) and (3) hold no lock:
- * until (3) the records are reachable from no volume, so no mount, list
- * or walk sees them.  -ESTALE: a chunk was freed since the snapshot (the
- * records are undone; the caller tries again).
+ * batch), (2) each further block of inode numbers, (3) each batch of
+ * raised refcounts, and (4) the publishing batch: the volume's row, the
+ * key deleted.  The walk and the batches of records hold no lock: until
+ * (4) the records are reachable from no volume, so no mount, list or walk
+ * sees them.  -ESTALE: a chunk was freed since the snapshot (the records
+ * and the raised references are undone; the caller tries again).
  */
 static int clone_snap(struct walk *w, const char *src, const char *dst,
 		      char *errbuf, size_t errlen)
 {
 	struct hoard_fs *fs = w->fs;
 	char k[CLONE_KEY_LEN + 65];
+	size_t kl = clone_key(k, dst);
 	uint64_t root = 0, t0;
 	struct hoard_batch *b = hoard_batch_new(fs->st);
-	bool begun = false;
+	struct hoard_id raised;
+	bool begun = false, any = false;
 	uint8_t v[8];
 	int r;
 
@@ -672,8 +804,7 @@ static int clone_snap(struct walk *w, const char *src, const char *dst,
 	if (r == 0) {
 		w->new_root = w->ino_next++;
 		hoard_put_be64(v, w->new_root);
-		hoard_batch_put(b, HOARD_CF_DEFAULT, k, clone_key(k, dst), v,
-				8);
+		hoard_batch_put(b, HOARD_CF_DEFAULT, k, kl, v, 8);
 		r = hoard_store_write(fs->st, b, false);
 		begun = r == 0;
 	}
@@ -688,20 +819,20 @@ static int clone_snap(struct walk *w, const char *src, const char *dst,
 		r = walk_flush(w, 1);
 	if (r < 0)
 		goto out;
-	test_pause();
+	test_pause("walk");
+	r = raise_in_batches(w, k, kl, &raised, &any);
+	if (r < 0)
+		goto out;
 
 	t0 = hoard_now_mono_ns();
 	pthread_mutex_lock(&fs->lock);
 	if (volume_root_locked(fs, dst, &root) == 0)
 		r = hoard_errf(errbuf, errlen, -EEXIST,
 			       "volume '%s' exists already", dst);
-	if (r == 0)
-		r = raise_refs(w, errbuf, errlen);
 	if (r == 0) {
 		hoard_put_be64(v, w->new_root);
 		hoard_batch_put(w->b, HOARD_CF_VOLUMES, dst, strlen(dst), v, 8);
-		hoard_batch_delete(w->b, HOARD_CF_DEFAULT, k,
-				   clone_key(k, dst));
+		hoard_batch_delete(w->b, HOARD_CF_DEFAULT, k, kl);
 		w->res->records = w->written + hoard_batch_count(w->b);
 		r = hoard_store_write(fs->st, w->b, false);
 	}
@@ -711,12 +842,13 @@ static int clone_snap(struct walk *w, const char *src, const char *dst,
 		begun = false; /* published */
 		r = hoard_store_sync(fs->st);
 	}
+out:
 	if (r < 0 && r != -ESTALE && !*errbuf)
 		hoard_errf(errbuf, errlen, r, "writing the clone: %s",
 			   strerror(-r));
-out:
 	if (begun) {
-		int u = clone_undo(fs->st, dst, w->new_root, NULL);
+		int u = clone_undo(fs, dst, w->new_root, any ? &raised : NULL,
+				   NULL);
 
 		if (u < 0)
 			hoard_log(LOG_ERR,
@@ -770,55 +902,61 @@ int hoard_volume_clone(struct hoard_fs *fs, const char *src, const char *dst,
 	return r;
 }
 
+struct pending {
+	char name[65];
+	uint64_t root;
+	bool any;		/* some references were raised ... */
+	struct hoard_id raised; /* ... up to this id */
+};
+
 struct recover_ctx {
-	struct hoard_fs *fs;
-	char (*names)[65];
-	uint64_t *roots;
-	size_t n, cap, cap2;
+	struct pending *p;
+	size_t n, cap;
 };
 
 static int recover_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 		       size_t vl)
 {
 	struct recover_ctx *c = ud;
-	char(*nm)[65];
-	uint64_t *rt;
+	struct pending *p;
 
-	if (kl <= CLONE_KEY_LEN || kl > CLONE_KEY_LEN + 64 || vl != 8)
+	if (kl <= CLONE_KEY_LEN || kl > CLONE_KEY_LEN + 64 ||
+	    (vl != 8 && vl != 8 + HOARD_ID_SIZE))
 		return 0; /* not ours: left alone */
-	nm = hoard_grow(c->names, &c->cap, c->n + 1, sizeof(*nm), 4);
-	if (!nm)
+	p = hoard_grow(c->p, &c->cap, c->n + 1, sizeof(*p), 4);
+	if (!p)
 		return -ENOMEM;
-	c->names = nm;
-	rt = hoard_grow(c->roots, &c->cap2, c->n + 1, sizeof(*rt), 4);
-	if (!rt)
-		return -ENOMEM;
-	c->roots = rt;
-	memcpy(c->names[c->n], k + CLONE_KEY_LEN, kl - CLONE_KEY_LEN);
-	c->names[c->n][kl - CLONE_KEY_LEN] = '\0';
-	c->roots[c->n++] = hoard_get_be64(v);
+	c->p = p;
+	p = &c->p[c->n++];
+	memset(p, 0, sizeof(*p));
+	memcpy(p->name, k + CLONE_KEY_LEN, kl - CLONE_KEY_LEN);
+	p->root = hoard_get_be64(v);
+	p->any = vl > 8;
+	if (p->any)
+		memcpy(p->raised.b, v + 8, HOARD_ID_SIZE);
 	return 0;
 }
 
 int hoard_volume_recover(struct hoard_fs *fs)
 {
-	struct recover_ctx c = {.fs = fs};
+	struct recover_ctx c = {0};
 	int r = hoard_store_scan(fs->st, HOARD_CF_DEFAULT, CLONE_KEY,
 				 CLONE_KEY_LEN, recover_one, &c);
 
 	for (size_t i = 0; r == 0 && i < c.n; i++) {
+		struct pending *p = &c.p[i];
 		uint64_t n = 0;
 
-		r = clone_undo(fs->st, c.names[i], c.roots[i], &n);
+		r = clone_undo(fs, p->name, p->root, p->any ? &p->raised : NULL,
+			       &n);
 		hoard_log(r ? LOG_ERR : LOG_WARNING,
 			  "recovery: %s the unfinished clone to volume '%s' "
 			  "(%llu inodes)%s%s",
-			  r ? "could not remove" : "removed", c.names[i],
+			  r ? "could not remove" : "removed", p->name,
 			  (unsigned long long)n, r ? ": " : "",
 			  r ? strerror(-r) : "");
 	}
-	free(c.names);
-	free(c.roots);
+	free(c.p);
 	return r;
 }
 

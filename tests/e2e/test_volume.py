@@ -264,12 +264,17 @@ def test_clone_does_not_stall_other_mounts(store):
     fsck_clean(store)
 
 
-def test_clone_killed_mid_way_leaves_nothing(store, monkeypatch):
+@pytest.mark.parametrize("at", ["walk", "raise"])
+def test_clone_killed_mid_way_leaves_nothing(store, monkeypatch, at):
     """kill -9 of the daemon after a clone wrote its records and before it
-    published them (held there by the test hook): the restart removes
-    them (logged), no half volume is listed, the store is as before and
-    fsck is clean; the same clone then works."""
+    published them (held there by the test hook: after the walk, or after
+    the first of its batches of raised refcounts, 8 chunks a batch): the
+    restart removes them and takes back the references raised (logged), no
+    half volume is listed, the store is as before and fsck (which checks
+    every refcount) is clean; the same clone then works."""
     monkeypatch.setenv("HOARD_TEST_CLONE_PAUSE_MS", "20000")
+    monkeypatch.setenv("HOARD_TEST_CLONE_PAUSE_AT", at)
+    monkeypatch.setenv("HOARD_TEST_CLONE_RAISE_BATCH", "8")
     mp = store.mount("src")["src"]
     fill(mp)
     many_files(mp, 5, 100, 3000)
@@ -284,6 +289,7 @@ def test_clone_killed_mid_way_leaves_nothing(store, monkeypatch):
     store.kill9()
     _out, err = clone.communicate(timeout=60)
     assert clone.returncode == 1, err
+    wait_log(store, f"({at})")
     monkeypatch.delenv("HOARD_TEST_CLONE_PAUSE_MS")
     m = store.mount("src")
     assert "removed the unfinished clone to volume 'half'" in store.log()
@@ -301,11 +307,16 @@ def test_clone_killed_mid_way_leaves_nothing(store, monkeypatch):
     fsck_clean(store)
 
 
-def test_clone_tries_again_when_a_chunk_is_freed(store, monkeypatch):
+@pytest.mark.parametrize("at", ["walk", "raise"])
+def test_clone_tries_again_when_a_chunk_is_freed(store, monkeypatch, at):
     """A chunk of the snapshot freed before the clone publishes (a file
-    deleted in the mounted source meanwhile): the clone is undone and made
-    again from a new snapshot, which no longer has the file."""
+    deleted in the mounted source meanwhile, before the clone raised any
+    refcount, or after its first batch of 8): the clone is undone (the
+    references raised taken back) and made again from a new snapshot,
+    which no longer has the file; the store is as a clone of that state."""
     monkeypatch.setenv("HOARD_TEST_CLONE_PAUSE_MS", "1500")
+    monkeypatch.setenv("HOARD_TEST_CLONE_PAUSE_AT", at)
+    monkeypatch.setenv("HOARD_TEST_CLONE_RAISE_BATCH", "8")
     mp = store.mount("src")["src"]
     fill(mp)
     clone = subprocess.Popen([HOARD, "volume", "clone", "src", "c", "--json",
