@@ -210,6 +210,16 @@ static int reserve_inos_locked(struct walk *w, struct hoard_batch *b)
 	return hoard_store_put(fs->st, HOARD_CF_DEFAULT, "next_ino", 8, v, 8);
 }
 
+/* A hold of fs->lock that began at t0 ended: count it. */
+static void lock_held(struct hoard_volume_result *res, uint64_t t0)
+{
+	double s = (double)(hoard_now_mono_ns() - t0) / 1e9;
+
+	res->locked_seconds += s;
+	if (s > res->locked_max_seconds)
+		res->locked_max_seconds = s;
+}
+
 /* A new inode number for the clone. */
 static int walk_new_ino(struct walk *w, uint64_t *ret)
 {
@@ -225,8 +235,7 @@ static int walk_new_ino(struct walk *w, uint64_t *ret)
 		pthread_mutex_lock(&w->fs->lock);
 		r = reserve_inos_locked(w, NULL);
 		pthread_mutex_unlock(&w->fs->lock);
-		w->res->locked_seconds += (double)(hoard_now_mono_ns() - t0) /
-					  1e9;
+		lock_held(w->res, t0);
 	}
 	if (r == 0)
 		*ret = w->ino_next++;
@@ -760,8 +769,7 @@ static int raise_in_batches(struct walk *w, const char *k, size_t kl,
 		}
 		pthread_mutex_unlock(&fs->lock);
 		hoard_batch_free(b);
-		w->res->locked_seconds += (double)(hoard_now_mono_ns() - t0) /
-					  1e9;
+		lock_held(w->res, t0);
 		if (r == 0 && at == 0)
 			test_pause("raise");
 	}
@@ -810,7 +818,7 @@ static int clone_snap(struct walk *w, const char *src, const char *dst,
 	}
 	pthread_mutex_unlock(&fs->lock);
 	hoard_batch_free(b);
-	w->res->locked_seconds += (double)(hoard_now_mono_ns() - t0) / 1e9;
+	lock_held(w->res, t0);
 	if (r < 0)
 		goto out;
 
@@ -837,7 +845,7 @@ static int clone_snap(struct walk *w, const char *src, const char *dst,
 		r = hoard_store_write(fs->st, w->b, false);
 	}
 	pthread_mutex_unlock(&fs->lock);
-	w->res->locked_seconds += (double)(hoard_now_mono_ns() - t0) / 1e9;
+	lock_held(w->res, t0);
 	if (r == 0) {
 		begun = false; /* published */
 		r = hoard_store_sync(fs->st);
@@ -864,7 +872,7 @@ int hoard_volume_clone(struct hoard_fs *fs, const char *src, const char *dst,
 		       size_t errlen)
 {
 	uint64_t t0 = hoard_now_mono_ns();
-	double locked = 0;
+	double locked = 0, locked_max = 0;
 	struct walk w;
 	int r = -ESTALE;
 
@@ -889,15 +897,16 @@ int hoard_volume_clone(struct hoard_fs *fs, const char *src, const char *dst,
 			pthread_mutex_lock(&fs->lock);
 			r = clone_locked(&w, src, dst, errbuf, errlen);
 			pthread_mutex_unlock(&fs->lock);
-			res->locked_seconds = (double)(hoard_now_mono_ns() -
-						       t1) /
-					      1e9;
+			lock_held(res, t1);
 		}
 		locked += res->locked_seconds;
+		if (res->locked_max_seconds > locked_max)
+			locked_max = res->locked_max_seconds;
 		res->tries = (unsigned)i + 1;
 		walk_clear(&w);
 	}
 	res->locked_seconds = locked;
+	res->locked_max_seconds = locked_max;
 	res->seconds = (double)(hoard_now_mono_ns() - t0) / 1e9;
 	return r;
 }
@@ -1116,15 +1125,16 @@ char *hoard_volume_result_json(const char *op, const char *name,
 			       const struct hoard_volume_result *res)
 {
 	json_t *o = json_pack(
-		"{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:i}",
+		"{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, "
+		"s:i}",
 		"op", op, "volume", name, "inodes", (json_int_t)res->inodes,
 		"files", (json_int_t)res->files, "bytes",
 		(json_int_t)res->bytes, "extents", (json_int_t)res->extents,
 		"chunks", (json_int_t)res->chunks, "chunks_freed",
 		(json_int_t)res->chunks_freed, "records",
 		(json_int_t)res->records, "seconds", res->seconds,
-		"locked_seconds", res->locked_seconds, "tries",
-		(int)res->tries);
+		"locked_seconds", res->locked_seconds, "locked_max_seconds",
+		res->locked_max_seconds, "tries", (int)res->tries);
 	char *s, *out = NULL;
 
 	if (!o)

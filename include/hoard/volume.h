@@ -44,8 +44,9 @@ struct hoard_volume_result {
 	uint64_t chunks_freed; /* remove: chunks whose last reference went */
 	uint64_t records;      /* records written (clone: in every batch) */
 	double seconds;
-	double locked_seconds; /* of them, holding fs->lock */
-	unsigned tries;	       /* clone: snapshots walked (see below) */
+	double locked_seconds;	   /* of them, holding fs->lock (all holds) */
+	double locked_max_seconds; /* the longest single hold */
+	unsigned tries;		   /* clone: snapshots walked (see below) */
 };
 
 /*

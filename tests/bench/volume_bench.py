@@ -157,7 +157,8 @@ class VolumeBench:
                 log(f"volumes round {k}: clone {det['clone'][-1]:.3f} s "
                     f"({cj.get('seconds', 0):.3f} s in the daemon, "
                     f"{cj.get('locked_seconds', 0):.3f} s of it holding the "
-                    f"metadata lock), "
+                    f"metadata lock, the longest hold "
+                    f"{cj.get('locked_max_seconds', 0):.3f} s), "
                     f"cp -a {t_cp:.2f} s, job start {det['start'][-1]:.3f} s,"
                     f" finish --keep {det['keep'][-1]:.2f} s, --discard "
                     f"{det['discard'][-1]:.2f} s")

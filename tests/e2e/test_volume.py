@@ -249,10 +249,11 @@ def test_clone_does_not_stall_other_mounts(store):
         lo, hi = t1 - res["seconds"] * 0.75, t1 - res["seconds"] * 0.25
         n = sum(1 for x in done if lo <= x <= hi)
         print(f"clone: {res['seconds']:.3f} s, {res['locked_seconds']:.3f} s "
-              f"under the lock, {n} requests of the other mount completed "
-              f"in its middle half")
+              f"under the lock (longest hold {res['locked_max_seconds']:.3f}"
+              f" s), {n} requests of the other mount completed in its "
+              f"middle half")
         during += n
-        assert res["locked_seconds"] < res["seconds"]
+        assert res["locked_max_seconds"] < res["seconds"]
     assert during > 0, "the other mount made no progress during any clone"
     for k in range(3):
         mp = store.path.parent / f"mnt-c{k}"
