@@ -851,7 +851,7 @@ static int clone_snap(struct walk *w, const char *src, const char *dst,
 		r = hoard_store_sync(fs->st);
 	}
 out:
-	if (r < 0 && r != -ESTALE && !*errbuf)
+	if (r < 0 && r != -ESTALE && errbuf && !*errbuf)
 		hoard_errf(errbuf, errlen, r, "writing the clone: %s",
 			   strerror(-r));
 	if (begun) {
