@@ -1373,6 +1373,14 @@ bool hoard_fs_fh_deferred(const struct hoard_fh *fh)
 	return fh->deferred;
 }
 
+uint64_t hoard_fs_fh_pin(struct hoard_fs *fs, struct hoard_fh *fh)
+{
+	pthread_mutex_lock(&fs->lock);
+	fh->is->nlookup++;
+	pthread_mutex_unlock(&fs->lock);
+	return fh->is->ino;
+}
+
 uint64_t hoard_fs_commit_errors(struct hoard_fs *fs)
 {
 	return __atomic_load_n(&fs->commit_errors, __ATOMIC_RELAXED);

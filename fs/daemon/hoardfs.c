@@ -443,13 +443,18 @@ static void set_noflush(struct hoard_fh *fh, struct fuse_file_info *fi)
 #endif
 }
 
+static void commit_drain_ino(uint64_t ino);
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct hoard_pt_ops pto;
 	struct hoard_open_reply rep;
 	struct hoard_fh *fh;
-	int r = hoard_fs_open_pt(M(req)->fs, S(req, ino), fi->flags,
-				 pt_ops(req, &pto), &fh, &rep);
+	int r;
+
+	commit_drain_ino(S(req, ino));
+	r = hoard_fs_open_pt(M(req)->fs, S(req, ino), fi->flags,
+			     pt_ops(req, &pto), &fh, &rep);
 
 	if (r < 0) {
 		fuse_reply_err(req, E(r));
@@ -557,6 +562,8 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 struct commit_job {
 	struct commit_job *next;
 	struct hoard_fh *fh;
+	uint64_t pin;	/* hoard_fs_fh_pin: the RELEASE answered, the
+			 * kernel may forget the inode before the job runs */
 	uint64_t root;	/* the volume of ... */
 	fuse_ino_t ino; /* ... the kernel's inode */
 };
@@ -565,10 +572,14 @@ static struct {
 	pthread_cond_t cv;
 	struct commit_job *head, **tail; /* protected by mu */
 	unsigned n;			 /* protected by mu */
+	uint64_t running;		 /* protected by mu: the inode of
+					  * the job under way, 0 none */
+	pthread_cond_t done_cv;		 /* with mu: a job was done */
 	bool stop;			 /* protected by mu */
 	pthread_t thread;
 } C = {.mu = PTHREAD_MUTEX_INITIALIZER,
        .cv = PTHREAD_COND_INITIALIZER,
+       .done_cv = PTHREAD_COND_INITIALIZER,
        .tail = &C.head};
 
 /* The commit after a close failed: the file kept its previous content, so
@@ -583,6 +594,15 @@ static void release_failed_notify(uint64_t root, fuse_ino_t ino)
 			fuse_lowlevel_notify_inval_inode(m->se, ino, 0, 0);
 	}
 	pthread_mutex_unlock(&D.notify_mu);
+}
+
+static void commit_job_run(struct commit_job *j)
+{
+	if (hoard_fs_release_pt(D.fs, j->fh, NULL) < 0)
+		release_failed_notify(j->root, j->ino);
+	hoard_fs_forget(D.fs, j->pin, 1);
+	hoard_evict_poke(D.ev); /* what it wrote is committed now */
+	free(j);
 }
 
 static void *committer(void *arg)
@@ -600,15 +620,48 @@ static void *committer(void *arg)
 		if (!C.head)
 			C.tail = &C.head;
 		C.n--;
+		C.running = j->pin;
 		pthread_mutex_unlock(&C.mu);
-		if (hoard_fs_release_pt(D.fs, j->fh, NULL) < 0)
-			release_failed_notify(j->root, j->ino);
-		hoard_evict_poke(D.ev); /* what it wrote is committed now */
-		free(j);
+		commit_job_run(j);
 		pthread_mutex_lock(&C.mu);
+		C.running = 0;
+		pthread_cond_broadcast(&C.done_cv);
 	}
 	pthread_mutex_unlock(&C.mu);
 	return NULL;
+}
+
+/*
+ * An open of an inode whose earlier closes wait in the queue makes their
+ * releases first (and waits for one under way): it then finds the file
+ * committed and without other opens, as after a close that committed
+ * (passthrough and the plain-file copy depend on that).
+ */
+static void commit_drain_ino(uint64_t ino)
+{
+	struct commit_job *mine = NULL, **pp, *j;
+
+	pthread_mutex_lock(&C.mu);
+	while (C.running == ino)
+		pthread_cond_wait(&C.done_cv, &C.mu);
+	for (pp = &C.head; (j = *pp);) {
+		if (j->pin != ino) {
+			pp = &j->next;
+			continue;
+		}
+		*pp = j->next;
+		C.n--;
+		j->next = mine;
+		mine = j;
+	}
+	C.tail = &C.head;
+	while (*C.tail)
+		C.tail = &(*C.tail)->next;
+	pthread_mutex_unlock(&C.mu);
+	while ((j = mine)) {
+		mine = j->next;
+		commit_job_run(j);
+	}
 }
 
 /* Queue fh's release; false: do it now (queue full, or stopping). */
@@ -628,6 +681,7 @@ static bool commit_queue(fuse_req_t req, fuse_ino_t ino, struct hoard_fh *fh)
 		free(j);
 		return false;
 	}
+	j->pin = hoard_fs_fh_pin(D.fs, fh);
 	*C.tail = j;
 	C.tail = &j->next;
 	C.n++;

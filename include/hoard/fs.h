@@ -183,6 +183,10 @@ ssize_t hoard_fs_write(struct hoard_fs *fs, struct hoard_fh *fh,
 bool hoard_fs_defer_close(struct hoard_fs *fs, struct hoard_fh *fh);
 /* fh is one for writing whose close did not wait (its release commits). */
 bool hoard_fs_fh_deferred(const struct hoard_fh *fh);
+/* Keep fh's inode state (a lookup of the daemon's own, dropped with
+ * hoard_fs_forget(fs, returned ino, 1)) when its release is made after the
+ * RELEASE was answered: the kernel may then forget the inode first. */
+uint64_t hoard_fs_fh_pin(struct hoard_fs *fs, struct hoard_fh *fh);
 uint64_t hoard_fs_commit_errors(struct hoard_fs *fs);
 /* Commit every file with uncommitted writes now (before a snapshot: a
  * closed file whose release has not arrived yet is one). */
