@@ -464,7 +464,7 @@ char *hoard_stats_json(const struct hoard_stats *s)
 	static const char *const fetch[] = {"fetched_chunks", "fetched_bytes",
 					    "fetch_gets",     "fetch_get_bytes",
 					    "fetch_failures", "fetch_retries"};
-	static const char *const reads[] = {"read_errors"};
+	static const char *const reads[] = {"read_errors", "commit_errors"};
 	static const char *const budget[] = {"max_size", "pinned_bytes",
 					     "evicted_files", "evicted_bytes"};
 	json_t *o = json_figs(&s->total, &s->db_bytes), *vols;
@@ -482,7 +482,7 @@ char *hoard_stats_json(const struct hoard_stats *s)
 		r = SET_U64S(o, budget, s->max_size, s->pinned_bytes,
 			     s->evicted_files, s->evicted_bytes);
 	if (r == 0 && s->have_reads)
-		r = SET_U64S(o, reads, s->read_errors);
+		r = SET_U64S(o, reads, s->read_errors, s->commit_errors);
 	vols = json_object();
 	if (r == 0 && json_object_set_new(o, "volumes", vols) < 0)
 		r = -1;
@@ -727,6 +727,11 @@ char *hoard_stats_prometheus(const struct hoard_stats *s)
 			 "Reads the daemon answered with EIO (a corrupt or "
 			 "unfetchable chunk).",
 			 s->read_errors);
+	if (s->have_reads)
+		prom_u64(f, "commit_errors_total", "counter",
+			 "Commits after a close had returned that failed (the "
+			 "file kept its previous content).",
+			 s->commit_errors);
 	if (s->have_plain) {
 		prom_u64(f, "plain_bytes", "gauge",
 			 "Bytes of the plain-file tier's copies.",
@@ -843,6 +848,7 @@ int hoard_stats_from_json(const char *json, struct hoard_stats **ret)
 		TOP("fetch_failures", fetch_failures),
 		TOP("fetch_retries", fetch_retries),
 		TOP("read_errors", read_errors),
+		TOP("commit_errors", commit_errors),
 		TOP("plain_bytes", plain_bytes),
 		TOP("plain_files", plain_files),
 		TOP("plain_hits", plain_hits),

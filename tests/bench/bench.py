@@ -1046,11 +1046,67 @@ class Bench:
                                           wheels_fetched_per_run=fetched)
         self.pip_packages = len(reqs)
 
+    def create_only(self):
+        """--only create: the create+write+close figure alone (a new
+        store, no corpora): hoard, the null FUSE fs and the local disk,
+        rounds rotated as in the full run, with more rounds (at least 5)
+        since the figure is short and noisy."""
+        sz = self.sz
+        self.local = self.work / "local"
+        self.local.mkdir()
+        store = self.work / "store-create"
+        run([self.hoard, "init", "--store", store])
+        mnt = self.work / "mnt-create"
+        d = Daemon(self.build, store, {"bench": mnt},
+                   self.work / "hoardfs-create.log")
+        nmnt = self.work / "mnt-null"
+        nfs = NullFs(self.nullfs, nmnt, self.work / "nullfs.log")
+        res = {}
+        try:
+            sides = [("local", self.local), ("hoard", mnt), ("null", nmnt)]
+            for i in range(max(sz["runs"], 5)):
+                for side, base in sides[i % 3:] + sides[:i % 3]:  # rotated
+                    dd = base / f"create{i}"
+                    dd.mkdir()
+                    res.setdefault("create", {}).setdefault(side, []).append(
+                        self.hb("mkfiles", dd, str(sz["create_files"]),
+                                str(SMALL_FILE_MAX))["seconds"])
+        finally:
+            d.stop()
+            nfs.stop()
+        self.detail["reads"] = res
+        return {k: {s: min(v) for s, v in sides.items()}
+                for k, sides in res.items()}
+
+    def create_rows(self, reads):
+        n = self.sz["create_files"]
+        self.row(f"create+write+close of {n:,} small files (vs local disk)",
+                 "s", reads["create"]["hoard"], reads["create"]["local"], 3.0,
+                 "lower")
+        r = reads["create"]
+        what = f"create+write+close of {n:,} small files"
+        self.row(f"{what}, null FUSE fs (vs local disk)", "s", r["null"],
+                 r["local"], None, "reference")
+        self.row(f"{what}, hoard (vs null FUSE fs)", "s", r["hoard"],
+                 r["null"], None, "reference")
+        self.detail["fuse_floor"] = {"create": dict(
+            figure=what, seconds={s: r[s] for s in ("local", "null", "hoard")},
+            null_vs_local=r["null"] / r["local"],
+            hoard_vs_null=r["hoard"] / r["null"],
+            hoard_vs_local=r["hoard"] / r["local"],
+            note=f"a FUSE filesystem that does nothing takes "
+            f"{r['null'] / r['local']:.2f}x local disk for {what}; "
+            f"hoard takes {r['hoard'] / r['null']:.2f}x the null fs "
+            f"({r['hoard'] / r['local']:.2f}x local)")}
+
     # -- the whole run ------------------------------------------------------------
     def main(self):
         t_start = time.monotonic()
-        if self.args.only == "volumes":
-            self.volume_phase()
+        if self.args.only in ("create", "volumes"):
+            if self.args.only == "create":
+                self.create_rows(self.create_only())
+            else:
+                self.volume_phase()
             self.detail["seconds_total"] = round(time.monotonic() - t_start, 1)
             self.report()
             return
@@ -1292,7 +1348,7 @@ def parse_args(argv):
                     "build-release)")
     ap.add_argument("--keep", action="store_true",
                     help="keep the scratch directory")
-    ap.add_argument("--only", choices=["read", "ingest", "volumes"],
+    ap.add_argument("--only", choices=["read", "ingest", "volumes", "create"],
                     default=None,
                     help="run only some figures: 'read' makes the corpora "
                     "and one store (untimed) and measures the read figures "
@@ -1302,7 +1358,10 @@ def parse_args(argv):
                     "throughput rows (daemon CPU per run in the detail); "
                     "'volumes' the clone and CI job figures on a "
                     "10,000-file, 1 GiB volume (tests/bench/volume_bench.py)"
-                    ", a few minutes full size")
+                    ", a few minutes full size; 'create' measures "
+                    "create+write+close of small files on hoard, the null "
+                    "FUSE fs and the local disk (a new store, no corpora), "
+                    "a minute or two")
     # tests/bench/run checks the arguments before installing and building
     ap.add_argument("--parse-only", action="store_true",
                     help=argparse.SUPPRESS)

@@ -30,6 +30,7 @@ TOP = {
     "chunk_cache_hits_total": "cache_hits",
     "chunk_cache_misses_total": "cache_misses",
     "read_errors_total": "read_errors",
+    "commit_errors_total": "commit_errors",
     "not_local_chunks": "chunks_not_local", "not_local_bytes": "not_local_bytes",
     "fetched_chunks_total": "fetched_chunks",
     "fetched_bytes_total": "fetched_bytes", "fetch_gets_total": "fetch_gets",
