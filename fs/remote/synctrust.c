@@ -260,11 +260,21 @@ int sync_rollback_check(struct hoard_store *st,
 
 	if (e == -ENOENT)
 		return 0;
+	if (e == -EBADMSG && allow) {
+		hoard_log(LOG_WARNING,
+			  "the store's mark of the newest signed ref from "
+			  "'%s/%s' is damaged: ignored (--allow-rollback), "
+			  "rewritten by this pull",
+			  site->volume, site->name);
+		return 0;
+	}
 	if (e < 0)
-		return hoard_errf(errbuf, errlen, e,
-				  "reading the newest signed ref accepted "
-				  "from '%s/%s': %s",
-				  site->volume, site->name, strerror(-e));
+		return hoard_errf(
+			errbuf, errlen, e,
+			"reading the newest signed ref accepted "
+			"from '%s/%s': %s%s",
+			site->volume, site->name, strerror(-e),
+			e == -EBADMSG ? " (--allow-rollback resets it)" : "");
 	if (r->time >= t)
 		return 0;
 	if (allow) {

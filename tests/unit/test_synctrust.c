@@ -244,6 +244,27 @@ static void test_rollback(void)
 	r.time = 150;
 	CHECK_EQ(sync_rollback_check(st, &site, &r, false, err, sizeof(err)),
 		 -EKEYREJECTED);
+	/* a damaged mark: refused with the way out; the override rewrites
+	 * it */
+	{
+		const char *k = "signed-ref bkt/x/refs/vol/main";
+
+		CHECK_EQ(hoard_store_put(st, HOARD_CF_DEFAULT, k, strlen(k),
+					 "short", 5),
+			 0);
+		CHECK_EQ(sync_rollback_check(st, &site, &r, false, err,
+					     sizeof(err)),
+			 -EBADMSG);
+		CHECK(strstr(err, "--allow-rollback") != NULL);
+		CHECK_EQ(sync_rollback_check(st, &site, &r, true, err,
+					     sizeof(err)),
+			 0);
+		CHECK_EQ(sync_rollback_note(st, &site, &r), 0);
+		r.time = 149;
+		CHECK_EQ(sync_rollback_check(st, &site, &r, false, err,
+					     sizeof(err)),
+			 -EKEYREJECTED);
+	}
 }
 
 int main(void)
