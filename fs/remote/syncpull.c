@@ -326,6 +326,7 @@ static size_t check_range(struct pull *P, const struct range *g,
 {
 	const struct hoard_key *key = hoard_store_key(P->fs->st);
 
+	*sha_bad = false; /* of this attempt */
 	for (size_t k = 0; k < g->n; k++) {
 		const struct want *w = &P->want[g->first + k];
 		struct hoard_id got;
