@@ -76,7 +76,8 @@ LAYERS = [
         "volumectl": ["fs/daemon/volumectl.c", "include/hoard/volumectl.h"],
         "evict": ["fs/policy/evict.c", "include/hoard/evict.h"],
         "sync": ["fs/remote/sync.c", "fs/remote/syncpull.c", "fs/remote/syncgc.c", "fs/remote/syncls.c",
-                 "fs/remote/syncremote.c", "fs/remote/syncreq.c", "fs/remote/sync-internal.h",
+                 "fs/remote/syncremote.c", "fs/remote/syncreq.c", "fs/remote/synctrust.c",
+                 "fs/remote/sync-internal.h",
                  "include/hoard/sync.h",
                  # lazy fetch reads the bucket through sync's repository
                  # handle and chunk index (sync-internal.h): one module

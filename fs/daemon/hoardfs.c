@@ -1277,6 +1277,7 @@ static int ctl_sync(const char *req, char **ret_out)
 	o.ref = q.ref;
 	o.jobs = q.jobs;
 	o.lazy = q.lazy != 0;
+	o.allow_rollback = q.allow_rollback != 0;
 	o.sign = q.has_sign ? &q.sign : NULL;
 	o.trust = q.trust;
 	o.n_trust = q.n_trust;
