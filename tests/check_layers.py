@@ -44,6 +44,8 @@ LAYERS = [
         "hash": ["fs/store/hash.c", "include/hoard/hash.h"],
         "chunker": ["fs/store/chunker.c", "include/hoard/chunker.h"],
         "codec": ["fs/store/codec.c", "include/hoard/codec.h"],
+        # the store's record codecs (docs/FORMAT.md 2): bytes <-> structs
+        "records": ["fs/store/records.c", "include/hoard/records.h"],
     }),
     ("3 remote formats, S3 client", {
         "remote": ["fs/remote/remote.c", "include/hoard/remote.h"],

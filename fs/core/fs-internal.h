@@ -25,34 +25,14 @@
 #include "hoard/chunker.h"
 #include "hoard/fs.h"
 #include "hoard/hash.h"
+#include "hoard/records.h"
 #include "hoard/store.h"
 
-#define INODE_REC_SIZE	  80
-#define CHUNK_REC_SIZE	  24 /* version 1: no remote location */
-#define CHUNK_REC_V2_SIZE 64 /* version 2: + pack SHA-256 + offset */
-#define EXTENT_KEY_SIZE	  16
-#define EXTENT_VAL_SIZE	  20
-#define NAME_MAX_LEN	  255
-#define HOARD_READ_AHEAD  16 /* chunks hinted after a fetching read */
-#define XATTR_MAX_VALUE	  65536
+#define HOARD_READ_AHEAD 16 /* chunks hinted after a fetching read */
+#define XATTR_MAX_VALUE	 65536
 
-/* Decoded inode record (docs/FORMAT.md 2.2). */
-struct hoard_inode {
-	uint32_t mode, uid, gid, nlink, rdev;
-	uint64_t size, volume;
-	struct timespec atime, mtime, ctime;
-	char *target; /* symlinks: malloc()ed, NUL-terminated */
-};
-
-/* Decoded chunk record (2.3). */
-struct chunk_rec {
-	uint8_t flags; /* bit 0: frame present in chunkdata */
-	uint32_t raw_size, frame_size;
-	uint64_t refcount;
-	bool has_loc;	  /* version 2: where the frame lives remotely */
-	uint8_t pack[32]; /* SHA-256 of the pack (its name) */
-	uint64_t pack_off;
-};
+/* The records' codecs (struct hoard_inode, struct chunk_rec, the record
+ * sizes) are in hoard/records.h. */
 
 /* Fetches a chunk that is not local (fs/remote/lazy.c): verified raw bytes in
  * a new buffer of rec->raw_size bytes, or -EIO / -errno. */
@@ -147,9 +127,6 @@ struct idmap_ent *idmap_add(struct idmap *m, const struct hoard_id *id);
 void idmap_del(struct idmap *m, const struct hoard_id *id);
 
 /* meta.c */
-void ino_key(uint8_t k[8], uint64_t ino);
-int inode_decode(const uint8_t *v, size_t n, struct hoard_inode *ret);
-void inode_clear(struct hoard_inode *in);
 int inode_load(struct hoard_fs *fs, uint64_t ino, struct hoard_inode *ret);
 void inode_put(struct hoard_fs *fs, struct hoard_batch *b, uint64_t ino,
 	       const struct hoard_inode *in);
@@ -170,10 +147,6 @@ int chunk_cache_new(size_t bytes, struct chunk_cache **ret);
 void chunk_cache_free(struct chunk_cache *c);
 int chunk_rec_load(struct hoard_fs *fs, const struct hoard_id *id,
 		   struct chunk_rec *ret);
-/* Encode r (version 1, or 2 when has_loc) into v; returns its length. */
-size_t chunk_rec_encode(const struct chunk_rec *r, uint8_t *v);
-/* Decode a record value; -EBADMSG when malformed. */
-int chunk_rec_decode(const uint8_t *v, size_t n, struct chunk_rec *ret);
 /* 1 when the calling thread fetched a chunk since the last call (and
  * clears it). */
 bool chunks_fetched_here(void);
