@@ -283,8 +283,12 @@ void hoard_fs_forget(struct hoard_fs *fs, uint64_t ino, uint64_t nlookup)
 		return;
 	}
 	is->nlookup = nlookup >= is->nlookup ? 0 : is->nlookup - nlookup;
+	/* Only an orphan can have nlink 0 here: every last link goes in
+	 * unlink_inode_locked, which marks it (orphans of an earlier run are
+	 * purged at start).  So a forget reads no record (a cold walk's
+	 * FORGETs are one per name it looked up). */
 	if (!is->nlookup && !is->opens) {
-		if (inode_load(fs, ino, &in) == 0) {
+		if (is->orphan && inode_load(fs, ino, &in) == 0) {
 			if (in.nlink == 0)
 				inode_purge(fs, ino);
 			inode_clear(&in);
@@ -542,6 +546,7 @@ static int unlink_inode_locked(struct hoard_fs *fs, struct hoard_batch *b,
 		} else {
 			ino_key(k, ino);
 			hoard_batch_put(b, HOARD_CF_ORPHANS, k, 8, "", 0);
+			is->orphan = true;
 		}
 	}
 	inode_put(fs, b, ino, in);
