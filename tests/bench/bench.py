@@ -610,6 +610,17 @@ class Bench:
         log(f"{figure}: hoard {hoard:.4g} {unit}, baseline {baseline:.4g} "
             f"{unit}, ratio {ratio:.3f} ({tstr}: {'yes' if met else 'no'})")
 
+    def run_cmd(self, args, check=True):
+        return run(args, check=check)
+
+    def daemon(self, store, mounts, logfile):
+        return Daemon(self.build, store, mounts, logfile)
+
+    def volume_phase(self):
+        """The clone and CI job figures (issue 12): volume_bench.py."""
+        from volume_bench import VolumeBench
+        VolumeBench(self, log).run()
+
     def hb(self, *args):
         return json.loads(run([self.tool, *args]).stdout)
 
@@ -1086,6 +1097,11 @@ class Bench:
     # -- the whole run ------------------------------------------------------------
     def main(self):
         t_start = time.monotonic()
+        if self.args.only == "volumes":
+            self.volume_phase()
+            self.detail["seconds_total"] = round(time.monotonic() - t_start, 1)
+            self.report()
+            return
         if self.args.only == "stat":
             reads = self.stat_phase()
             n = self.sz["stat_files"]
@@ -1160,6 +1176,8 @@ class Bench:
         self.row("daemon peak RSS during ingest (vs 64 MiB cache + 150 MB)",
                  "MB", ing["daemon"]["peak_rss"] / MB,
                  (CACHE_SIZE + RSS_ALLOWANCE) / MB, 1.0, "lower")
+        if not self.args.quick:     # --quick --only volumes runs them
+            self.volume_phase()
         self.detail["seconds_total"] = round(time.monotonic() - t_start, 1)
         self.report()
 
@@ -1329,13 +1347,17 @@ def parse_args(argv):
                     "build-release)")
     ap.add_argument("--keep", action="store_true",
                     help="keep the scratch directory")
-    ap.add_argument("--only", choices=["read", "stat"], default=None,
+    ap.add_argument("--only", choices=["read", "stat", "volumes"],
+                    default=None,
                     help="run only some figures: 'read' makes the corpora "
                     "and one store (untimed) and measures the read figures "
                     "(sequential, first read, plain copy, mmap, "
                     "safetensors, tier disk), a few minutes full size; "
-                    "'stat' measures the stat figures alone (cold and "
-                    "warm, hoard, local disk, null FUSE fs; no corpora)")
+                    "'stat' the stat figures alone (cold and warm, hoard, "
+                    "local disk, null FUSE fs; no corpora); 'volumes' the "
+                    "clone and CI job figures on a 10,000-file, 1 GiB "
+                    "volume (tests/bench/volume_bench.py); a few minutes "
+                    "each full size")
     # tests/bench/run checks the arguments before installing and building
     ap.add_argument("--parse-only", action="store_true",
                     help=argparse.SUPPRESS)

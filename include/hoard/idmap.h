@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * idmap: a hash map from chunk id to counters (open addressing, linear
+ * probing, backward-shift deletion), the core's (fs/core/idmap.c) and the
+ * layers' above it that count or deduplicate chunk ids (push, pull).
+ *
+ * Thread contract: none inside; a map is used by one thread at a time, or
+ * under the lock its owner documents (the core's in-flight map: fs->lock).
+ */
+#ifndef HOARD_IDMAP_H
+#define HOARD_IDMAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hoard/hash.h"
+
+struct idmap_ent {
+	struct hoard_id id;
+	int64_t count;
+	uint32_t raw_size, frame_size;
+	bool used;
+	bool writing;	/* inflight only: the frame is being written */
+	bool unflushed; /* inflight only: written without the WAL, no flush
+			 * has made it durable yet */
+};
+struct idmap {
+	struct idmap_ent *e;
+	size_t cap, n;
+};
+
+int idmap_init(struct idmap *m, size_t cap);
+void idmap_free(struct idmap *m);
+struct idmap_ent *idmap_get(struct idmap *m, const struct hoard_id *id);
+/* Find or insert (count 0); NULL on ENOMEM. */
+struct idmap_ent *idmap_add(struct idmap *m, const struct hoard_id *id);
+void idmap_del(struct idmap *m, const struct hoard_id *id);
+
+#endif
