@@ -442,37 +442,15 @@ static void mark_dirty(struct istate *is, uint64_t new_size)
 
 /* ---- commit ------------------------------------------------------------- */
 
-static bool all_zero(const uint8_t *p, size_t n)
+/* Record a chunk staged as id (frame flen bytes) at off: its refcount
+ * delta and its extent.  On failure its stage count is accounted for. */
+static int emit_record(struct commit *c, uint64_t ino, uint64_t off,
+		       const struct hoard_id *idp, size_t len, uint32_t flen)
 {
-	static const uint8_t zero[4096];
-
-	while (n >= sizeof(zero)) {
-		if (memcmp(p, zero, sizeof(zero)))
-			return false;
-		p += sizeof(zero);
-		n -= sizeof(zero);
-	}
-	return memcmp(p, zero, n) == 0;
-}
-
-static int emit_chunk(struct commit *c, uint64_t ino, uint64_t off,
-		      const uint8_t *p, size_t len)
-{
+	struct hoard_id id = *idp;
 	struct idmap_ent *d, *s;
-	struct hoard_id id;
-	uint32_t flen;
 	uint8_t *e;
-	int r;
 
-	if (all_zero(p, len))
-		return 0; /* a hole reads as zeros: store nothing */
-	hoard_id_compute(hoard_store_key(c->fs->st), p, len, &id);
-	if (c->bulk && off >= HOARD_BULK_COMMIT_MIN)
-		r = chunks_stage_bulk(c->fs, &id, p, len, &flen, &c->unflushed);
-	else
-		r = chunks_stage(c->fs, &id, p, len, &flen);
-	if (r < 0)
-		return r;
 	s = idmap_add(&c->staged, &id);
 	if (s) {
 		s->count++;
@@ -506,6 +484,32 @@ static int emit_chunk(struct commit *c, uint64_t ino, uint64_t off,
 	memcpy(e + EXTENT_KEY_SIZE, id.b, HOARD_ID_SIZE);
 	hoard_put_be32(e + EXTENT_KEY_SIZE + HOARD_ID_SIZE, (uint32_t)len);
 	return 0;
+}
+
+/* The frames of a file's first HOARD_BULK_COMMIT_MIN bytes keep the WAL
+ * (file_commit). */
+static bool emit_wal(const struct commit *c, uint64_t off)
+{
+	return !c->bulk || off < HOARD_BULK_COMMIT_MIN;
+}
+
+static int emit_chunk(struct commit *c, uint64_t ino, uint64_t off,
+		      const uint8_t *p, size_t len)
+{
+	struct hoard_id id;
+	uint32_t flen;
+	int r;
+
+	if (chunk_all_zero(p, len))
+		return 0; /* a hole reads as zeros: store nothing */
+	hoard_id_compute(hoard_store_key(c->fs->st), p, len, &id);
+	if (!emit_wal(c, off))
+		r = chunks_stage_bulk(c->fs, &id, p, len, &flen, &c->unflushed);
+	else
+		r = chunks_stage(c->fs, &id, p, len, &flen);
+	if (r < 0)
+		return r;
+	return emit_record(c, ino, off, &id, len, flen);
 }
 
 /* Chunk the bytes [start, end) of fd; the chunker starts afresh at start. */
@@ -674,57 +678,122 @@ static int commit_land(struct commit *c, struct istate *is, bool sync)
 
 /* ---- streams ------------------------------------------------------------ */
 
-/* Holds what follows the last cut; the chunker cuts at HOARD_CHUNK_MAX at
- * the latest, so after a scan less than that is left and the rest of the
- * buffer takes the next piece of a write. */
-#define STREAM_BUF (2 * HOARD_CHUNK_MAX)
+/* Holds what follows the last cut: the chunker cuts at HOARD_CHUNK_MAX at
+ * the latest, so that is less than a chunk (or one whole owed chunk), and
+ * with the bytes of the next cut appended at most a chunk. */
+#define STREAM_BUF HOARD_CHUNK_MAX
 
-/* Cut the next n bytes of the stream as a chunk. */
-static int stream_emit(struct istate *is, size_t n)
+/*
+ * Record the stream's finished jobs from the head of its queue (ingest.c)
+ * until at most keep are left, waiting for them when more are; in file
+ * order, as emit_chunk would have.  A job that failed is run once more
+ * here; when that fails too it stays (with its bytes) and the error is
+ * returned, as emit_chunk's would be.
+ */
+static int stream_reap(struct istate *is, unsigned keep)
 {
 	struct stream *st = is->stream;
+	struct ingest_job *j;
 	int r;
 
-	r = emit_chunk(&st->c, is->ino, st->base, st->buf + st->head, n);
-	if (r < 0)
-		return r;
-	st->head += n;
-	st->base += n;
+	while ((j = ingest_peek(&st->q, st->q.n > keep))) {
+		if (j->r < 0)
+			ingest_run(j);
+		r = j->r;
+		if (r == 0 && !j->hole)
+			r = emit_record(&st->c, is->ino, j->off, &j->id, j->len,
+					j->flen);
+		if (r < 0) {
+			j->r = r; /* run again at the next reap */
+			return r;
+		}
+		if (j->unflushed)
+			st->c.unflushed = true;
+		ingest_pop(&st->q);
+	}
 	return 0;
 }
 
-/* Append n bytes at the end of a streaming file. */
+/*
+ * Store the stream's buffered bytes buf[head, len) followed by p[0, k) as
+ * its next chunk: here, or handed to the ingest pool (which copies it).
+ * Here and with nothing buffered, the chunk is stored straight from p (the
+ * FUSE request's buffer): a chunk that lies inside one write is never
+ * copied.  On success the buffer is empty; on failure nothing changed.
+ */
+static int stream_emit(struct istate *is, const uint8_t *p, size_t k)
+{
+	struct stream *st = is->stream;
+	size_t have = st->len - st->head;
+	const uint8_t *chunk = p;
+	int r;
+
+	if (ingest_on()) {
+		r = stream_reap(is, INGEST_DEPTH - 1);
+		if (r == 0)
+			r = ingest_submit(st->c.fs, &st->q, st->base,
+					  st->buf + st->head, have, p, k,
+					  emit_wal(&st->c, st->base));
+	} else {
+		if (have) { /* one piece: p after the buffered bytes */
+			if (k)
+				memcpy(st->buf + st->len, p, k);
+			chunk = st->buf + st->head;
+		}
+		r = emit_chunk(&st->c, is->ino, st->base, chunk, have + k);
+	}
+	if (r < 0)
+		return r;
+	st->head = st->len = 0;
+	st->base += have + k;
+	return 0;
+}
+
+/* Keep p[0, k) after the buffered bytes (they fit: a chunk's worth). */
+static void stream_keep(struct stream *st, const uint8_t *p, size_t k)
+{
+	if (st->head) {
+		memmove(st->buf, st->buf + st->head, st->len - st->head);
+		st->len -= st->head;
+		st->head = 0;
+	}
+	memcpy(st->buf + st->len, p, k);
+	st->len += k;
+}
+
+/*
+ * Append n bytes at the end of a streaming file.  The chunker scans p in
+ * place; only the bytes after the last cut are copied into the buffer.
+ * A chunk that could not be stored stays in the buffer as a whole chunk
+ * (owed) and is stored before anything else.
+ */
 static int stream_feed(struct hoard_fs *fs, struct istate *is, const uint8_t *p,
 		       size_t n)
 {
 	struct stream *st = is->stream;
 	int cut, r;
 
+	if (st->owed) {
+		r = stream_emit(is, NULL, 0);
+		if (r < 0)
+			return r;
+		st->owed = false;
+	}
 	while (n) {
-		size_t take;
+		size_t k = hoard_chunker_next(&st->ch, p, n, &cut);
 
-		if (st->head) { /* what is left after the last cut: < MAX */
-			memmove(st->buf, st->buf + st->head,
-				st->len - st->head);
-			st->len -= st->head;
-			st->scanned -= st->head;
-			st->head = 0;
+		if (!cut) { /* k == n, and the chunk so far is < MAX */
+			stream_keep(st, p, k);
+			return 0;
 		}
-		take = STREAM_BUF - st->len < n ? STREAM_BUF - st->len : n;
-		memcpy(st->buf + st->len, p, take);
-		st->len += take;
-		p += take;
-		n -= take;
-		while (st->scanned < st->len) {
-			st->scanned += hoard_chunker_next(
-				&st->ch, st->buf + st->scanned,
-				st->len - st->scanned, &cut);
-			if (!cut)
-				break;
-			r = stream_emit(is, st->scanned - st->head);
-			if (r < 0)
-				return r;
+		r = stream_emit(is, p, k);
+		if (r < 0) {
+			stream_keep(st, p, k);
+			st->owed = true;
+			return r;
 		}
+		p += k;
+		n -= k;
 	}
 	return 0;
 }
@@ -794,6 +863,19 @@ static int stream_read(struct hoard_fs *fs, struct istate *is, uint8_t *buf,
 	}
 	if (r < 0)
 		return r;
+	for (unsigned i = 0; i < st->q.n; i++) { /* cut, not yet recorded */
+		const struct ingest_job *j = ingest_at(&st->q, i);
+		uint64_t from = off > j->off ? off : j->off;
+		uint64_t to = j->off + j->len < end ? j->off + j->len : end;
+
+		if (to <= from)
+			continue;
+		if (from > filled)
+			memset(buf + (filled - off), 0, from - filled);
+		memcpy(buf + (from - off), j->data + (from - j->off),
+		       (size_t)(to - from));
+		filled = to;
+	}
 	if (end > st->base && st->len > st->head) {
 		uint64_t top = st->base + (st->len - st->head);
 		uint64_t from = off > st->base ? off : st->base;
@@ -852,8 +934,13 @@ static int stream_commit(struct hoard_fs *fs, struct istate *is, bool sync)
 	struct stream *st = is->stream;
 	int r = 0;
 
+	/* the tail, then every frame stored before the batch */
 	if (st->len > st->head)
-		r = stream_emit(is, st->len - st->head);
+		r = stream_emit(is, NULL, 0);
+	if (r == 0) {
+		st->owed = false;
+		r = stream_reap(is, 0);
+	}
 	if (r == 0 && st->c.unflushed)
 		r = chunks_make_durable(fs, &st->c.staged);
 	if (r == 0) {
@@ -1442,5 +1529,6 @@ int fs_commit_all(struct hoard_fs *fs)
 			staging_drop(fs, is, false);
 		}
 	}
+	ingest_quiesce(fs); /* orphaned jobs use fs */
 	return r;
 }

@@ -162,6 +162,9 @@ static struct hoard_store *store_alloc(const char *dir)
 	if (!st)
 		return NULL;
 	st->lock_fd = -1;
+	/* also links storecrc.c's CRC32C in (it is referenced only here) */
+	hoard_log(LOG_DEBUG, "RocksDB's CRC32C: %s",
+		  store_crc_hw() ? "crc32 instruction" : "RocksDB's own");
 	pthread_mutex_init(&st->resume_mu, NULL);
 	st->dir = strdup(dir);
 	st->table_opts = rocksdb_block_based_options_create();

@@ -536,6 +536,7 @@ class Daemon:
         # RSS of the forked copy of this (big) Python process.
         return dict(peak_rss=self.samples["VmHWM"],
                     write_bytes=ru.ru_oublock * 512,
+                    cpu_s=round(ru.ru_utime + ru.ru_stime, 3),
                     ru_maxrss=ru.ru_maxrss * 1024,
                     sampled=dict(self.samples))
 
@@ -1126,16 +1127,15 @@ class Bench:
         self.bound()
         ing = self.ingest("2cores")
         ing1 = self.ingest("1core", cpus="0")
+        if self.args.only == "ingest":
+            self.ingest_rows(ing, ing1)
+            self.detail["seconds_total"] = round(time.monotonic() - t_start, 1)
+            self.report()
+            return
         tools = self.baseline_tools()
         reads = self.read_phase(Path(ing["store"]))
 
-        logical = ing["bytes"]
-        self.row("ingest throughput, daemon on 1 core (vs 1-core bound)",
-                 "MB/s", logical / ing1["seconds"] / MB, self.bound_bps / MB,
-                 0.7, "higher")
-        self.row("ingest throughput, 2 cores (vs 1-core bound)", "MB/s",
-                 logical / ing["seconds"] / MB, self.bound_bps / MB, 1.6,
-                 "higher")
+        self.ingest_rows(ing, ing1)
         for tool in ("restic", "borg", "casync"):
             t = sum(v["seconds"] for v in tools[tool].values())
             self.row(f"ingest wall time (vs {tool})", "s", ing["seconds"], t,
@@ -1180,6 +1180,15 @@ class Bench:
             self.volume_phase()
         self.detail["seconds_total"] = round(time.monotonic() - t_start, 1)
         self.report()
+
+    def ingest_rows(self, ing, ing1):
+        logical = ing["bytes"]
+        self.row("ingest throughput, daemon on 1 core (vs 1-core bound)",
+                 "MB/s", logical / ing1["seconds"] / MB, self.bound_bps / MB,
+                 0.7, "higher")
+        self.row("ingest throughput, 2 cores (vs 1-core bound)", "MB/s",
+                 logical / ing["seconds"] / MB, self.bound_bps / MB, 1.6,
+                 "higher")
 
     def read_rows(self, reads):
         """The read figures (issues 5 and 10), best of each side."""
@@ -1347,17 +1356,19 @@ def parse_args(argv):
                     "build-release)")
     ap.add_argument("--keep", action="store_true",
                     help="keep the scratch directory")
-    ap.add_argument("--only", choices=["read", "stat", "volumes"],
+    ap.add_argument("--only", choices=["read", "ingest", "stat", "volumes"],
                     default=None,
                     help="run only some figures: 'read' makes the corpora "
                     "and one store (untimed) and measures the read figures "
                     "(sequential, first read, plain copy, mmap, "
                     "safetensors, tier disk), a few minutes full size; "
+                    "'ingest' the one-core bound and the two ingest "
+                    "throughput rows (daemon CPU per run in the detail); "
                     "'stat' the stat figures alone (cold and warm, hoard, "
-                    "local disk, null FUSE fs; no corpora); 'volumes' the "
-                    "clone and CI job figures on a 10,000-file, 1 GiB "
-                    "volume (tests/bench/volume_bench.py); a few minutes "
-                    "each full size")
+                    "local disk, null FUSE fs; no corpora); "
+                    "'volumes' the clone and CI job figures on a "
+                    "10,000-file, 1 GiB volume (tests/bench/volume_bench.py)"
+                    ", a few minutes full size")
     # tests/bench/run checks the arguments before installing and building
     ap.add_argument("--parse-only", action="store_true",
                     help=argparse.SUPPRESS)
