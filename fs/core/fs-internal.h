@@ -40,6 +40,9 @@ struct istate {
 	uint64_t ino;
 	uint64_t nlookup;      /* protected by fs->lock */
 	unsigned opens;	       /* protected by fs->lock */
+	bool orphan;	       /* protected by fs->lock: its last link went
+				* while in use (meta.c: an orphan, purged
+				* at the last forget or release) */
 	struct istate *next;   /* hash chain; protected by fs->lock */
 	pthread_rwlock_t rw;   /* readers of the data vs. writers/commits */
 	pthread_mutex_t mu;    /* protects the fields below */
