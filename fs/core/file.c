@@ -1158,6 +1158,7 @@ int hoard_fs_open_pt(struct hoard_fs *fs, uint64_t ino, int flags,
 	ret->keep_cache = true;
 	if (!fh)
 		return -ENOMEM;
+	fh->deferred = false;
 	pthread_mutex_lock(&fs->lock);
 	is = istate_get(fs, ino);
 	if (is)

@@ -93,6 +93,7 @@ static struct {
 	uint64_t read_ahead; /* --read-ahead bytes; 0: the kernel's */
 	struct hoard_evict *ev;
 	bool passthrough_off;		/* --passthrough=off */
+	bool close_defer;		/* --close=defer */
 	uint64_t plain_size, plain_min; /* --plain-size, --plain-min */
 	struct hoard_plain *plain;	/* NULL: no tier */
 	const char *remote;	   /* --remote; NULL: the store's setting */
@@ -438,7 +439,10 @@ static const struct hoard_pt_ops *pt_ops(fuse_req_t req, struct hoard_pt_ops *o)
 static void set_noflush(struct hoard_fh *fh, struct fuse_file_info *fi)
 {
 #if FUSE_VERSION >= FUSE_MAKE_VERSION(3, 11)
-	if (hoard_fs_defer_close(D.fs, fh))
+	/* a read-only handle's flush does nothing: never wait for it; a
+	 * writer's close waits for its commit unless --close=defer */
+	if (((fi->flags & O_ACCMODE) == O_RDONLY || D.close_defer) &&
+	    hoard_fs_defer_close(D.fs, fh))
 		fi->noflush = 1;
 #endif
 }
@@ -1829,6 +1833,14 @@ static void usage(FILE *f)
 		"                        kernel grants it; off: every read "
 		"goes through the\n"
 		"                        daemon and no copies are made\n"
+		"      --close=wait|defer\n"
+		"                        wait (default): close(2) returns once "
+		"the file's\n"
+		"                        commit landed; defer: close returns "
+		"at once and the\n"
+		"                        commit runs at RELEASE on a committer "
+		"thread (README,\n"
+		"                        \"Writes and durability\")\n"
 		"      --plain-size SIZE budget of the plain-file tier "
 		"(default 8G): copies\n"
 		"                        of files being read, kept in "
@@ -1886,6 +1898,7 @@ static void parse_args(int argc, char **argv)
 		{"log-level", required_argument, NULL, 'L'},
 		{"remote", required_argument, NULL, 'R'},
 		{"passthrough", required_argument, NULL, 'P'},
+		{"close", required_argument, NULL, 'c'},
 		{"plain-size", required_argument, NULL, 'S'},
 		{"plain-min", required_argument, NULL, 'm'},
 		{"persist", no_argument, NULL, 'p'},
@@ -1955,6 +1968,14 @@ static void parse_args(int argc, char **argv)
 			else if (strcmp(optarg, "auto"))
 				usage_die("bad --passthrough '%s': expected "
 					  "auto or off",
+					  optarg);
+			break;
+		case 'c':
+			if (!strcmp(optarg, "defer"))
+				D.close_defer = true;
+			else if (strcmp(optarg, "wait"))
+				usage_die("bad --close '%s': expected wait or "
+					  "defer",
 					  optarg);
 			break;
 		case 'S':

@@ -454,6 +454,8 @@ def test_fsync_after_close_keeps_the_close(store, mnt):
     handle of the file, opened after that close, covers what the close
     left: it survives kill -9 exactly, whether the RELEASE had arrived or
     not.  Files written after the last fsync are missing, empty or whole."""
+    store.umount()
+    mnt = store.mount("test", extra=("--close=defer",))["test"]
     model = {}
     for i in range(40):
         data = pattern(i * 997 + (i % 3) * 300 * KIB, 7000 + i)
@@ -518,6 +520,8 @@ def test_read_after_close_from_another_process(store, mnt):
     existing file too."""
     import subprocess
     import sys
+    store.umount()
+    mnt = store.mount("test", extra=("--close=defer",))["test"]
     rd = subprocess.Popen([sys.executable, "-c", READER, str(mnt)],
                           stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                           text=True)

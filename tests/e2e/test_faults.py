@@ -348,7 +348,8 @@ def test_full_disk_at_a_commit_after_close(mid_fs):
     s = Store(mid_fs / "store")
     s.init()
     try:
-        m = s.mount("test", root=mid_fs.parent)["test"]
+        m = s.mount("test", root=mid_fs.parent,
+                    extra=("--close=defer",))["test"]
         before = s.stats()["commit_errors"]
         fd = -1
         fd = os.open(m / "late", os.O_CREAT | os.O_WRONLY, 0o644)
