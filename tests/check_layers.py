@@ -78,7 +78,8 @@ LAYERS = [
         "lazy": ["fs/remote/lazy.c", "include/hoard/lazy.h"],
     }),
     ("7 front ends", {
-        "hoardfs": ["fs/daemon/hoardfs.c"],
+        "hoardfs": ["fs/daemon/hoardfs.c", "fs/daemon/hoardfsctl.c",
+                    "fs/daemon/hoardfs-internal.h"],
         "cli": ["tools/*.c", "tools/*.h"],
     }),
 ]
