@@ -74,6 +74,7 @@ LAYERS = [
         "evict": ["fs/policy/evict.c", "include/hoard/evict.h"],
         "sync": ["fs/remote/sync.c", "fs/remote/syncpull.c", "fs/remote/syncgc.c", "fs/remote/syncls.c",
                  "fs/remote/syncremote.c", "fs/remote/syncreq.c", "fs/remote/sync-internal.h",
+                 "fs/remote/pack.c", "fs/remote/pack-internal.h",
                  "include/hoard/sync.h"],
         "lazy": ["fs/remote/lazy.c", "include/hoard/lazy.h"],
     }),
