@@ -77,6 +77,8 @@ LAYERS = [
                  "fs/remote/pack.c", "fs/remote/pack-internal.h",
                  "include/hoard/sync.h"],
         "lazy": ["fs/remote/lazy.c", "include/hoard/lazy.h"],
+        # the store's trust setting (above the store and sign)
+        "trust": ["fs/remote/trust.c", "include/hoard/trust.h"],
     }),
     ("7 front ends", {
         "hoardfs": ["fs/daemon/hoardfs.c", "fs/daemon/hoardfsctl.c",
@@ -132,16 +134,6 @@ EXCEPTIONS = {
     # lazy fetch reaches into sync's private header (the repository handle,
     # the bucket's chunk index).
     ("fs/remote/lazy.c", "fs/remote/sync-internal.h"): "issue 15 item 1 (core API)",
-    # sign (ref signatures, a format-level module that remote.h includes)
-    # also keeps the store's trust setting (hoard_trust_get/set), the one
-    # reason it includes the store.
-    ("fs/remote/sign.c", "include/hoard/store.h"):
-        "issue 15 item 2 (the trust setting with the other record "
-        "codecs, above the store)",
-    # A format module calls the filesystem's volume-name check (dir.c).
-    ("fs/remote/remote.c", "include/hoard/fs.h"):
-        "issue 15 item 2 (format modules include nothing from the "
-        "filesystem layer)",
 }
 
 INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]', re.M)

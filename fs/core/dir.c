@@ -613,19 +613,7 @@ int hoard_fs_removexattr(struct hoard_fs *fs, uint64_t ino, const char *name)
 
 bool hoard_fs_volume_name_ok(const char *name)
 {
-	size_t n = strlen(name);
-
-	if (n == 0 || n > 64 || name[0] == '.')
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = name[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-		      c == '-'))
-			return false;
-	}
-	return true;
+	return hoard_name_ok(name);
 }
 
 static int volume_create_locked(struct hoard_fs *fs, const char *name,

@@ -29,6 +29,7 @@
 #include "hoard/stats.h"
 #include "hoard/store.h"
 #include "hoard/sync.h"
+#include "hoard/trust.h"
 #include "hoard/util.h"
 #include "hoard/volumectl.h"
 

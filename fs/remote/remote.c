@@ -13,7 +13,6 @@
 #include <sys/stat.h>
 
 #include "hoard/chunker.h"
-#include "hoard/fs.h"
 #include "hoard/remote.h"
 #include "hoard/util.h"
 
@@ -810,7 +809,7 @@ fail:
 bool hoard_ref_name_ok(const char *name)
 {
 	/* a ref is named <volume>/<name>: the same rule for both halves */
-	return hoard_fs_volume_name_ok(name);
+	return hoard_name_ok(name);
 }
 
 int hoard_ref_encode(const struct hoard_ref *r, char **ret, size_t *ret_len)

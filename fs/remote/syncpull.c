@@ -35,6 +35,7 @@
 #include "../core/fs-internal.h"
 #include "hoard/chunker.h"
 #include "hoard/codec.h"
+#include "hoard/trust.h"
 #include "hoard/util.h"
 #include "sync-internal.h"
 

@@ -70,8 +70,19 @@ def test_cycle_is_caught(tree):
 
 
 def test_fixed_exception_must_be_removed(tree):
-    f = tree / "fs/remote/remote.c"
-    f.write_text(f.read_text().replace('#include "hoard/fs.h"\n', ""))
+    # the first known exception of today's table, fixed in the copy
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("check_layers", CHECK)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    if not mod.EXCEPTIONS:
+        pytest.skip("no known exception left")
+    src, header = next(iter(mod.EXCEPTIONS))
+    f = tree / src
+    lines = [ln for ln in f.read_text().splitlines(keepends=True)
+             if not (ln.lstrip().startswith("#include")
+                     and header.rsplit("/", 1)[-1] in ln)]
+    f.write_text("".join(lines))
     p = run(tree)
     assert p.returncode == 1
     assert "no longer happens" in p.stderr, p.stderr
