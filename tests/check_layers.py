@@ -39,6 +39,8 @@ LAYERS = [
         "digest": ["include/hoard/digest.h"],
         # jansson conventions (dump, integer and string helpers)
         "json": ["fs/base/json.c", "include/hoard/json.h"],
+        # the one in-memory hash table
+        "htab": ["fs/base/htab.c", "include/hoard/htab.h"],
     }),
     ("2 hash, chunker, codec", {
         "hash": ["fs/store/hash.c", "include/hoard/hash.h"],
