@@ -37,103 +37,36 @@
 
 #include "hoard/json.h"
 #include "hoard/stats.h"
+#include "hoard/htab.h"
 #include "hoard/util.h"
 
 #define INODE_REC_MIN	40 /* up to and including the volume field */
 #define CHUNK_REC_MIN	24 /* up to and including the refcount */
 #define VOLUME_NAME_MAX 64
 
-/* ---- a set of chunk ids (open addressing, linear probing) ---- */
+/* ---- a set of chunk ids (htab.h) ---- */
 
 struct id_set {
-	struct hoard_id *ids;
-	uint8_t *used;
-	size_t cap; /* a power of two, or 0 */
-	size_t n;
+	struct hoard_htab t; /* entries: the ids; load 1/2 */
 };
-
-static inline uint64_t mix64(uint64_t x)
-{
-	/* splitmix64's finalizer: ids are hashes already, but test ids and
-	 * damaged ones need not be */
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ULL;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebULL;
-	x ^= x >> 31;
-	return x;
-}
-
-static size_t id_slot(const struct hoard_id *id, size_t cap)
-{
-	uint64_t h = hoard_get_be64(id->b) ^ mix64(hoard_get_be64(id->b + 8));
-
-	return mix64(h) & (cap - 1);
-}
 
 static bool id_set_has(const struct id_set *s, const struct hoard_id *id)
 {
-	size_t j;
-
-	if (!s->n)
-		return false;
-	for (j = id_slot(id, s->cap); s->used[j]; j = (j + 1) & (s->cap - 1))
-		if (hoard_id_equal(&s->ids[j], id))
-			return true;
-	return false;
-}
-
-static void id_set_place(struct id_set *s, const struct hoard_id *id)
-{
-	size_t j = id_slot(id, s->cap);
-
-	while (s->used[j])
-		j = (j + 1) & (s->cap - 1);
-	s->ids[j] = *id;
-	s->used[j] = 1;
-	s->n++;
-}
-
-static int id_set_grow(struct id_set *s)
-{
-	struct id_set g = {.cap = s->cap ? s->cap * 2 : 256};
-	size_t i;
-
-	g.ids = malloc(g.cap * sizeof(*g.ids));
-	g.used = calloc(g.cap, 1);
-	if (!g.ids || !g.used) {
-		free(g.ids);
-		free(g.used);
-		return -ENOMEM;
-	}
-	for (i = 0; i < s->cap; i++)
-		if (s->used[i])
-			id_set_place(&g, &s->ids[i]);
-	free(s->ids);
-	free(s->used);
-	*s = g;
-	return 0;
+	return hoard_htab_get(&s->t, id) != NULL;
 }
 
 static int id_set_add(struct id_set *s, const struct hoard_id *id)
 {
-	int r;
-
-	if (id_set_has(s, id))
-		return 0;
-	if ((s->n + 1) * 2 > s->cap) {
-		r = id_set_grow(s);
-		if (r < 0)
-			return r;
+	if (!s->t.esz) { /* a calloc()ed set: its first id */
+		s->t = HOARD_HTAB_INIT(sizeof(*id), sizeof(*id), 50);
+		s->t.min_cap = 256;
 	}
-	id_set_place(s, id);
-	return 0;
+	return hoard_htab_put(&s->t, id, NULL) ? 0 : -ENOMEM;
 }
 
 static void id_set_free(struct id_set *s)
 {
-	free(s->ids);
-	free(s->used);
+	hoard_htab_free(&s->t);
 }
 
 /* ---- the scan ---- */
