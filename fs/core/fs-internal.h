@@ -25,6 +25,7 @@
 #include "hoard/chunker.h"
 #include "hoard/fs.h"
 #include "hoard/hash.h"
+#include "hoard/htab.h"
 #include "hoard/store.h"
 
 #define INODE_REC_SIZE	  80
@@ -99,14 +100,12 @@ struct idmap_ent {
 	struct hoard_id id;
 	int64_t count;
 	uint32_t raw_size, frame_size;
-	bool used;
 	bool writing;	/* inflight only: the frame is being written */
 	bool unflushed; /* inflight only: written without the WAL, no flush
 			 * has made it durable yet */
 };
 struct idmap {
-	struct idmap_ent *e;
-	size_t cap, n;
+	struct hoard_htab t; /* entries: struct idmap_ent (htab.h) */
 };
 
 struct chunk_cache;
@@ -145,6 +144,10 @@ struct idmap_ent *idmap_get(struct idmap *m, const struct hoard_id *id);
 /* Find or insert (count 0); NULL on ENOMEM. */
 struct idmap_ent *idmap_add(struct idmap *m, const struct hoard_id *id);
 void idmap_del(struct idmap *m, const struct hoard_id *id);
+/* Walk: the entry after prev (NULL: the first), or NULL at the end; not
+ * across an add or del. */
+struct idmap_ent *idmap_next(const struct idmap *m,
+			     const struct idmap_ent *prev);
 
 /* meta.c */
 void ino_key(uint8_t k[8], uint64_t ino);

@@ -249,15 +249,14 @@ static int clone_dirent(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
  */
 static int raise_refs(struct walk *w, char *errbuf, size_t errlen)
 {
-	for (size_t i = 0; i < w->deltas.cap; i++) {
-		struct idmap_ent *d = &w->deltas.e[i];
+	struct idmap_ent *d;
+
+	for (d = NULL; (d = idmap_next(&w->deltas, d));) {
 		char hex[HOARD_ID_HEX_SIZE];
 		uint8_t v[CHUNK_REC_V2_SIZE];
 		struct chunk_rec rec;
 		int r;
 
-		if (!d->used)
-			continue;
 		w->res->chunks++;
 		r = chunk_rec_load(w->fs, &d->id, &rec);
 		if (r == 0 && rec.refcount > 0) {
@@ -469,11 +468,12 @@ static int remove_dirent(void *ud, const uint8_t *k, size_t kl,
 
 static int count_extents(struct walk *w)
 {
-	for (size_t i = 0; i < w->deltas.cap; i++) {
-		const struct idmap_ent *d = &w->deltas.e[i];
+	const struct idmap_ent *d;
+
+	for (d = NULL; (d = idmap_next(&w->deltas, d));) {
 		struct chunk_rec rec;
 
-		if (!d->used || !d->count)
+		if (!d->count)
 			continue;
 		w->res->chunks++;
 		w->res->extents += (uint64_t)-d->count;

@@ -556,14 +556,14 @@ static int fill_locked(struct pull *P, uint64_t ino,
 				sizeof(v));
 	}
 	r = chunks_apply_locked(fs, b, deltas);
-	for (size_t i = 0; r == 0 && P->o->lazy && i < deltas->cap; i++) {
-		const struct idmap_ent *d = &deltas->e[i];
+	for (const struct idmap_ent *d = NULL;
+	     r == 0 && P->o->lazy && (d = idmap_next(deltas, d));) {
 		const struct hoard_rloc *loc;
 		struct chunk_rec rec = {.has_loc = true}, old;
 		uint8_t v[CHUNK_REC_V2_SIZE];
 		size_t vl;
 
-		if (!d->used || !d->writing || d->count <= 0)
+		if (!d->writing || d->count <= 0)
 			continue;
 		loc = hoard_rindex_get(P->r->rx, &d->id);
 		rec.raw_size = loc->raw_len;
@@ -1000,7 +1000,7 @@ int hoard_sync_pull(struct hoard_fs *fs, const struct hoard_sync_opts *o,
 	}
 	if (e == 0 && fresh) /* a volume this pull made: the root's too */
 		set_meta(&P, root, &P.m.e[0], true);
-	if (P.staged.e)
+	if (P.staged.t.esz) /* initialized */
 		pull_release(&P);
 	if (e == 0)
 		e = hoard_store_sync(fs->st);
