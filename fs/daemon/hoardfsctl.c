@@ -198,32 +198,26 @@ static int stats_budget(struct hoard_stats *s)
 	return hoard_budget_pinned_bytes(D.st, &s->pinned_bytes);
 }
 
-/* The tier's figures and each mount's path, added to the stats JSON:
- * plain_bytes, plain_files, plain_hits, and passthrough: {"global": "on"
- * when any mount uses it, else "off (why)", "mounts": {NAME: "on" or
- * "off (why)"}}. */
-static char *stats_add_plain(char *json)
+/* The tier's figures and each mount's path (stats.h: plain_*,
+ * passthrough): the global one is "on" when any mount uses it, else the
+ * last mount's "off (why)". */
+static int stats_plain(struct hoard_stats *s)
 {
 	struct hoard_plain_counts pc;
-	json_t *o = json_loads(json, 0, NULL), *pt, *mounts;
 	const char *global = NULL;
 
-	free(json);
-	if (!o)
-		return NULL;
 	hoard_plain_get_counts(D.plain, &pc);
-	json_object_set_new(o, "plain_bytes",
-			    json_integer((json_int_t)pc.bytes));
-	json_object_set_new(o, "plain_files",
-			    json_integer((json_int_t)pc.files));
-	json_object_set_new(o, "plain_hits", json_integer((json_int_t)pc.hits));
-	json_object_set_new(o, "plain_made", json_integer((json_int_t)pc.made));
-	json_object_set_new(o, "plain_dropped",
-			    json_integer((json_int_t)pc.dropped));
-	json_object_set_new(o, "plain_failed",
-			    json_integer((json_int_t)pc.failed));
-	pt = json_object();
-	mounts = json_object();
+	s->have_plain = true;
+	s->plain_bytes = pc.bytes;
+	s->plain_files = pc.files;
+	s->plain_hits = pc.hits;
+	s->plain_made = pc.made;
+	s->plain_dropped = pc.dropped;
+	s->plain_failed = pc.failed;
+	s->pt = calloc(MAX_MOUNTS, sizeof(*s->pt));
+	if (!s->pt)
+		return -ENOMEM;
+	s->have_passthrough = true;
 	pthread_mutex_lock(&D.notify_mu);
 	for (int i = 0; i < MAX_MOUNTS; i++) {
 		const struct mount *m = &D.mounts[i];
@@ -232,17 +226,18 @@ static char *stats_add_plain(char *json)
 
 		if (!m->used || m->ended)
 			continue;
-		json_object_set_new(mounts, m->name, json_string(why));
+		snprintf(s->pt[s->n_pt].volume, sizeof(s->pt[0].volume), "%s",
+			 m->name);
+		snprintf(s->pt[s->n_pt++].why, sizeof(s->pt[0].why), "%s", why);
 		if (m->pt)
 			global = "on";
 		else if (!global || strcmp(global, "on"))
 			global = why;
 	}
 	pthread_mutex_unlock(&D.notify_mu);
-	json_object_set_new(pt, "global", json_string(global ? global : "off"));
-	json_object_set_new(pt, "mounts", mounts);
-	json_object_set_new(o, "passthrough", pt);
-	return hoard_json_dump(o, true); /* hoard's number format (json.h) */
+	snprintf(s->pt_global, sizeof(s->pt_global), "%s",
+		 global ? global : "off");
+	return 0;
 }
 
 /* ---- mounts on request --------------------------------------------------- */
@@ -492,14 +487,14 @@ static int ctl_serve(void *ud, const char *req, char **ret_out)
 			s->fetch_retries = lc.retries;
 		}
 		r = stats_budget(s);
+		if (r == 0)
+			r = stats_plain(s);
 		if (r < 0) {
 			hoard_stats_free(s);
 			return r;
 		}
 		*ret_out = hoard_stats_json(s);
 		hoard_stats_free(s);
-		if (*ret_out)
-			*ret_out = stats_add_plain(*ret_out);
 		return *ret_out ? 0 : -ENOMEM;
 	}
 	if (!strcmp(req, "gc")) {

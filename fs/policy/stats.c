@@ -335,6 +335,7 @@ void hoard_stats_free(struct hoard_stats *s)
 	if (!s)
 		return;
 	free(s->volumes);
+	free(s->pt);
 	free(s);
 }
 
@@ -389,6 +390,30 @@ static int set_u64s(json_t *o, const char *const *names, const uint64_t *vals,
 	set_u64s(o, names, (const uint64_t[]){__VA_ARGS__},                    \
 		 sizeof(names) / sizeof(names[0]))
 
+/* {"global": "on" or "off (why)", "mounts": {VOLUME: the same}}; NULL on
+ * ENOMEM (json_object_set_new then fails too). */
+static json_t *json_passthrough(const struct hoard_stats *s)
+{
+	json_t *pt = json_object(), *mounts = json_object();
+	int r = pt && mounts ? 0 : -1;
+
+	for (size_t i = 0; r == 0 && i < s->n_pt; i++)
+		r = json_object_set_new(mounts, s->pt[i].volume,
+					json_string(s->pt[i].why));
+	if (r == 0)
+		r = json_object_set_new(pt, "global",
+					json_string(s->pt_global));
+	if (r == 0)
+		r = json_object_set_new(pt, "mounts", mounts);
+	else
+		json_decref(mounts);
+	if (r < 0) {
+		json_decref(pt);
+		return NULL;
+	}
+	return pt;
+}
+
 char *hoard_stats_json(const struct hoard_stats *s)
 {
 	static const char *const cache[] = {"cache_hits", "cache_misses"};
@@ -400,6 +425,9 @@ char *hoard_stats_json(const struct hoard_stats *s)
 	static const char *const reads[] = {"read_errors"};
 	static const char *const budget[] = {"max_size", "pinned_bytes",
 					     "evicted_files", "evicted_bytes"};
+	static const char *const plain[] = {"plain_bytes",   "plain_files",
+					    "plain_hits",    "plain_made",
+					    "plain_dropped", "plain_failed"};
 	json_t *o = json_figs(&s->total, &s->db_bytes), *vols;
 	int r = o ? 0 : -1;
 
@@ -416,6 +444,12 @@ char *hoard_stats_json(const struct hoard_stats *s)
 			     s->evicted_files, s->evicted_bytes);
 	if (r == 0 && s->have_reads)
 		r = SET_U64S(o, reads, s->read_errors);
+	if (r == 0 && s->have_plain)
+		r = SET_U64S(o, plain, s->plain_bytes, s->plain_files,
+			     s->plain_hits, s->plain_made, s->plain_dropped,
+			     s->plain_failed);
+	if (r == 0 && s->have_passthrough)
+		r = json_object_set_new(o, "passthrough", json_passthrough(s));
 	vols = json_object();
 	if (r == 0 && json_object_set_new(o, "volumes", vols) < 0)
 		r = -1;
