@@ -41,8 +41,9 @@ struct mount {
 	bool zombie; /* protected by D.notify_mu: its thread ended, not yet
 		      * joined (by the next user of the slot, or at exit) */
 	struct hoard_fs *fs;
-	bool pt;	    /* set at INIT: the kernel granted passthrough */
-	const char *pt_why; /* set at INIT: why passthrough is on or off */
+	/* set at INIT, protected by D.notify_mu: */
+	bool pt;	    /* the kernel granted passthrough */
+	const char *pt_why; /* why passthrough is on or off */
 };
 
 /* The daemon's state: set up by main before the threads start, then

@@ -171,6 +171,8 @@ static struct hoard_ctx ctx_of(fuse_req_t req)
  * CONFIG_FUSE_PASSTHROUGH, and CAP_SYS_ADMIN). */
 static void init_passthrough(struct mount *m, struct fuse_conn_info *conn)
 {
+	/* pt and pt_why are read by stats under D.notify_mu */
+	pthread_mutex_lock(&D.notify_mu);
 	m->pt = false;
 	if (D.passthrough_off) {
 		m->pt_why = "off (--passthrough=off)";
@@ -195,6 +197,7 @@ static void init_passthrough(struct mount *m, struct fuse_conn_info *conn)
 #endif
 		m->pt_why = m->pt ? "on" : "off (the kernel does not offer it)";
 	}
+	pthread_mutex_unlock(&D.notify_mu);
 	hoard_log(LOG_INFO, "volume '%s' at %s: passthrough %s", m->name,
 		  m->mountpoint, m->pt_why);
 }
