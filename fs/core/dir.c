@@ -14,6 +14,7 @@
 
 #include "hoard/json.h"
 #include "hoard/util.h"
+#include "hoard/volume.h"
 #include "fs-internal.h"
 
 /* ---- setattr ------------------------------------------------------------ */
@@ -885,6 +886,7 @@ int hoard_fs_new(struct hoard_store *st, const struct hoard_fs_opts *o,
 		hoard_fs_free(fs);
 		return r;
 	}
+	hoard_volume_recover(fs); /* clones a crash interrupted */
 	purge_orphans(fs);
 	if (hoard_store_get_into(st, HOARD_CF_DEFAULT, "clean", 5, &clean, 1,
 				 &n) != 0 ||

@@ -610,10 +610,19 @@ static int chunk_staging(struct commit *c, struct istate *is, uint64_t size)
 	return r;
 }
 
-/* The batch that lands a commit (fs->lock held). */
-static int commit_land(struct commit *c, struct istate *is, bool sync)
+/*
+ * The one batch that gives the file ino new content (fs->lock held), for
+ * every writer of a file's extents, inode and chunk refcounts: a commit
+ * (close, fsync) and a pulled file's install (core.c).  The file's old
+ * extents go (their references leave deltas), the n_ext new ones (key +
+ * value each, at ext) come, deltas' refcount changes apply, l->records
+ * (NULL: none) adds what its caller needs, l->inode updates the inode
+ * record; one write, synced when sync.
+ */
+int file_land_locked(struct hoard_fs *fs, uint64_t ino, const uint8_t *ext,
+		     size_t n_ext, struct idmap *deltas, const struct land *l,
+		     bool sync)
 {
-	struct hoard_fs *fs = c->fs;
 	struct hoard_batch *b = hoard_batch_new(fs->st);
 	const size_t esz = EXTENT_KEY_SIZE + EXTENT_VAL_SIZE;
 	struct hoard_inode in;
@@ -621,27 +630,46 @@ static int commit_land(struct commit *c, struct istate *is, bool sync)
 
 	if (!b)
 		return -ENOMEM;
-	r = extents_count(fs, is->ino, &c->deltas, -1, b);
-	for (size_t i = 0; r == 0 && i < c->n_ext; i++) {
-		const uint8_t *e = c->ext + i * esz;
+	r = extents_count(fs, ino, deltas, -1, b);
+	for (size_t i = 0; r == 0 && i < n_ext; i++) {
+		const uint8_t *e = ext + i * esz;
 
 		hoard_batch_put(b, HOARD_CF_EXTENTS, e, EXTENT_KEY_SIZE,
 				e + EXTENT_KEY_SIZE, EXTENT_VAL_SIZE);
 	}
 	if (r == 0)
-		r = chunks_apply_locked(fs, b, &c->deltas);
+		r = chunks_apply_locked(fs, b, deltas);
+	if (r == 0 && l->records)
+		r = l->records(l->ud, b, deltas);
 	if (r == 0)
-		r = inode_load(fs, is->ino, &in);
+		r = inode_load(fs, ino, &in);
 	if (r == 0) {
-		pthread_mutex_lock(&is->mu);
-		istate_overlay(is, &in);
-		pthread_mutex_unlock(&is->mu);
-		inode_put(fs, b, is->ino, &in);
+		l->inode(l->ud, &in);
+		inode_put(fs, b, ino, &in);
 		inode_clear(&in);
 		r = hoard_store_write(fs->st, b, sync);
 	}
 	hoard_batch_free(b);
 	return r;
+}
+
+/* A commit's inode: the size and times of the file as written. */
+static void commit_inode(void *ud, struct hoard_inode *in)
+{
+	struct istate *is = ud;
+
+	pthread_mutex_lock(&is->mu);
+	istate_overlay(is, in);
+	pthread_mutex_unlock(&is->mu);
+}
+
+/* The batch that lands a commit (fs->lock held). */
+static int commit_land(struct commit *c, struct istate *is, bool sync)
+{
+	const struct land l = {.inode = commit_inode, .ud = is};
+
+	return file_land_locked(c->fs, is->ino, c->ext, c->n_ext, &c->deltas,
+				&l, sync);
 }
 
 /* ---- streams ------------------------------------------------------------ */

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Private to the filesystem core (meta.c, file.c, chunks.c, idmap.c).
+ * Private to the filesystem core (the files of fs/core): the layers above use its
+ * public headers, core.h (the named operations and the lock contract),
+ * records.h and idmap.h.
  *
  * The three ID spaces and how they meet (squashfuse's habit: write it down):
  *   - FUSE node ids: what the kernel names inodes by.  Equal to store inode
@@ -23,46 +25,15 @@
 #include <time.h>
 
 #include "hoard/chunker.h"
+#include "hoard/core.h"
 #include "hoard/fs.h"
 #include "hoard/hash.h"
-#include "hoard/htab.h"
+#include "hoard/idmap.h"
+#include "hoard/records.h"
 #include "hoard/store.h"
 
-#define INODE_REC_SIZE	  80
-#define CHUNK_REC_SIZE	  24 /* version 1: no remote location */
-#define CHUNK_REC_V2_SIZE 64 /* version 2: + pack SHA-256 + offset */
-#define EXTENT_KEY_SIZE	  16
-#define EXTENT_VAL_SIZE	  20
-#define NAME_MAX_LEN	  255
-#define HOARD_READ_AHEAD  16 /* chunks hinted after a fetching read */
-#define XATTR_MAX_VALUE	  65536
-
-/* Decoded inode record (docs/FORMAT.md 2.2). */
-struct hoard_inode {
-	uint32_t mode, uid, gid, nlink, rdev;
-	uint64_t size, volume;
-	struct timespec atime, mtime, ctime;
-	char *target; /* symlinks: malloc()ed, NUL-terminated */
-};
-
-/* Decoded chunk record (2.3). */
-struct chunk_rec {
-	uint8_t flags; /* bit 0: frame present in chunkdata */
-	uint32_t raw_size, frame_size;
-	uint64_t refcount;
-	bool has_loc;	  /* version 2: where the frame lives remotely */
-	uint8_t pack[32]; /* SHA-256 of the pack (its name) */
-	uint64_t pack_off;
-};
-
-/* Fetches a chunk that is not local (fs/remote/lazy.c): verified raw bytes in
- * a new buffer of rec->raw_size bytes, or -EIO / -errno. */
-typedef int (*hoard_fetch_fn)(void *ud, const struct hoard_id *id,
-			      const struct chunk_rec *rec, uint8_t **ret_data);
-/* A reader that fetched is about to read on: the next chunks of its file
- * (fetched in the background when they are not local). */
-typedef void (*hoard_ahead_fn)(void *ud, const struct hoard_id *ids,
-			       const uint32_t *lens, size_t n);
+#define HOARD_READ_AHEAD 16 /* chunks hinted after a fetching read */
+#define XATTR_MAX_VALUE	 65536
 
 /* In-memory inode state; see the essay above. */
 struct istate {
@@ -95,19 +66,6 @@ struct istate {
 	struct timespec pt_mtime; /* the copy's mtime when it became staging */
 };
 
-/* Hash map from chunk id to counters (open addressing, linear probing). */
-struct idmap_ent {
-	struct hoard_id id;
-	int64_t count;
-	uint32_t raw_size, frame_size;
-	bool writing;	/* inflight only: the frame is being written */
-	bool unflushed; /* inflight only: written without the WAL, no flush
-			 * has made it durable yet */
-};
-struct idmap {
-	struct hoard_htab t; /* entries: struct idmap_ent (htab.h) */
-};
-
 struct chunk_cache;
 
 struct hoard_fs {
@@ -137,23 +95,7 @@ struct hoard_fs {
 	struct hoard_plain *plain; /* NULL: no tier; set before serving */
 };
 
-/* idmap.c */
-int idmap_init(struct idmap *m, size_t cap);
-void idmap_free(struct idmap *m);
-struct idmap_ent *idmap_get(struct idmap *m, const struct hoard_id *id);
-/* Find or insert (count 0); NULL on ENOMEM. */
-struct idmap_ent *idmap_add(struct idmap *m, const struct hoard_id *id);
-void idmap_del(struct idmap *m, const struct hoard_id *id);
-/* Walk: the entry after prev (NULL: the first), or NULL at the end; not
- * across an add or del. */
-struct idmap_ent *idmap_next(const struct idmap *m,
-			     const struct idmap_ent *prev);
-
 /* meta.c */
-void ino_key(uint8_t k[8], uint64_t ino);
-int inode_decode(const uint8_t *v, size_t n, struct hoard_inode *ret);
-void inode_clear(struct hoard_inode *in);
-int inode_load(struct hoard_fs *fs, uint64_t ino, struct hoard_inode *ret);
 void inode_put(struct hoard_fs *fs, struct hoard_batch *b, uint64_t ino,
 	       const struct hoard_inode *in);
 void inode_to_stat(const struct hoard_inode *in, uint64_t ino, struct stat *st);
@@ -171,25 +113,9 @@ int inode_purge(struct hoard_fs *fs, uint64_t ino);
 /* chunks.c */
 int chunk_cache_new(size_t bytes, struct chunk_cache **ret);
 void chunk_cache_free(struct chunk_cache *c);
-int chunk_rec_load(struct hoard_fs *fs, const struct hoard_id *id,
-		   struct chunk_rec *ret);
-/* Encode r (version 1, or 2 when has_loc) into v; returns its length. */
-size_t chunk_rec_encode(const struct chunk_rec *r, uint8_t *v);
-/* Decode a record value; -EBADMSG when malformed. */
-int chunk_rec_decode(const uint8_t *v, size_t n, struct chunk_rec *ret);
 /* 1 when the calling thread fetched a chunk since the last call (and
  * clears it). */
 bool chunks_fetched_here(void);
-/* Read and verify a local chunk (a new buffer). */
-int chunks_load_local(struct hoard_fs *fs, const struct hoard_id *id,
-		      uint32_t raw_size, uint8_t **ret_data);
-/* Put a copy of verified chunk bytes into the decompressed cache. */
-void chunks_cache_put(struct hoard_fs *fs, const struct hoard_id *id,
-		      const uint8_t *data, uint32_t len);
-/* Make sure a chunk's frame is in the store (confirming a dedup hit byte
- * for byte) and count it in flight.  Returns its frame size. */
-int chunks_stage(struct hoard_fs *fs, const struct hoard_id *id,
-		 const void *raw, size_t len, uint32_t *ret_frame_size);
 /*
  * The same for a bulk writer: a new frame goes in without the WAL (written
  * once, to a blob file at the flush, instead of twice).  *ret_unflushed
@@ -248,6 +174,21 @@ int plain_detach(struct hoard_fs *fs, uint64_t ino);
 
 /* file.c */
 int file_commit(struct hoard_fs *fs, struct istate *is, bool sync);
+/* What a writer of a file's content adds to file_land_locked's batch. */
+struct land {
+	/* after the refcounts (NULL: nothing); -errno fails the batch */
+	int (*records)(void *ud, struct hoard_batch *b, struct idmap *deltas);
+	/* the inode record to write (loaded from the store) */
+	void (*inode)(void *ud, struct hoard_inode *in);
+	void *ud;
+};
+/* The one commit path (fs->lock held): ino's extents become the n_ext at
+ * ext (key + value each), deltas (the new extents' references, +1 each)
+ * apply with the old extents' -1, l's records and inode, one batch
+ * (synced when sync). */
+int file_land_locked(struct hoard_fs *fs, uint64_t ino, const uint8_t *ext,
+		     size_t n_ext, struct idmap *deltas, const struct land *l,
+		     bool sync);
 int file_truncate(struct hoard_fs *fs, struct istate *is, uint64_t size);
 int fs_commit_all(struct hoard_fs *fs);
 

@@ -6,11 +6,12 @@
  * stored bytes), the xattrs (pins), the directory entries (names of regular
  * files, parents of directories) and the inode records of the files (atime,
  * mtime).  Candidates are the files with no name under a pin, oldest use
- * first.  Each removal then takes fs->lock for that one file: it checks that
- * the file is still closed and clean and its names still name it, counts
- * what unlinking it frees (chunks whose every reference is in this file),
- * and unlinks every name through fs_unlink_locked (meta.c, the code of
- * unlink(2)).  The callback runs after the lock is dropped.
+ * first.  Each removal is then the core's hoard_core_evict_file (core.h),
+ * which takes the core's lock for that one file: it checks that the file is
+ * still closed and clean and its names still name it, counts what
+ * unlinking it frees (chunks whose every reference is in this file), and
+ * unlinks every name with the code of unlink(2).  The callback runs after
+ * the lock is dropped.
  *
  * Why the daemon keeps recency itself: the kernel answers most reads of a
  * file kept in its page cache (keep_cache) without a request, and FUSE
@@ -29,11 +30,11 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "hoard/core.h"
 #include "hoard/evict.h"
 #include "hoard/gc.h"
 #include "hoard/htab.h"
 #include "hoard/util.h"
-#include "../core/fs-internal.h"
 
 #define POKE_INTERVAL_MS  1000 /* check at most this often after a poke */
 #define FLUSH_INTERVAL_S  60   /* write pending atimes this often */
@@ -268,11 +269,6 @@ int hoard_budget_stored_bytes(struct hoard_store *st, uint64_t *ret)
 
 /* ---- the scan ----------------------------------------------------------- */
 
-struct fname {
-	uint64_t ino, parent;
-	char *name;
-};
-
 struct cand {
 	uint64_t ino, when, volume;
 	size_t first, count; /* its names in scan.names */
@@ -283,7 +279,7 @@ struct scan {
 	struct u64map uses;	 /* ino -> stored last use (ns) */
 	struct u64map dirparent; /* directory ino -> parent ino */
 	struct u64map dirpinned; /* memo: directory ino -> 1 pinned, 2 not */
-	struct fname *names;	 /* names of regular files, sorted by ino */
+	struct hoard_core_name *names; /* names of regular files, sorted by ino */
 	size_t n_names, cap_names;
 	struct cand *cands;
 	size_t n_cands;
@@ -333,8 +329,8 @@ static int scan_pins(struct hoard_store *st, struct scan *s)
 static int add_name(struct scan *s, uint64_t ino, uint64_t parent,
 		    const uint8_t *name, size_t len)
 {
-	struct fname *p = hoard_grow(s->names, &s->cap_names, s->n_names + 1,
-				     sizeof(*p), 256);
+	struct hoard_core_name *p = hoard_grow(s->names, &s->cap_names,
+					       s->n_names + 1, sizeof(*p), 256);
 
 	if (!p)
 		return -ENOMEM;
@@ -405,7 +401,7 @@ static bool dir_pinned(struct scan *s, uint64_t dir)
 
 static int name_cmp(const void *a, const void *b)
 {
-	const struct fname *x = a, *y = b;
+	const struct hoard_core_name *x = a, *y = b;
 
 	return x->ino < y->ino ? -1 : x->ino > y->ino;
 }
@@ -483,194 +479,25 @@ static int scan_run(struct hoard_store *st, struct scan *s,
 int hoard_budget_pinned_bytes(struct hoard_store *st, uint64_t *ret)
 {
 	struct scan s = {0};
-	struct idmap ids;
-	uint64_t sum = 0, refs;
-	uint32_t frame;
-	size_t kl, vl;
+	uint64_t *inos = NULL;
 	int r;
 
-	if (idmap_init(&ids, 64) < 0)
-		return -ENOMEM;
 	r = scan_run(st, &s, NULL, true);
-	for (size_t i = 0; r == 0 && i < s.n_cands; i++) {
-		uint8_t k[8];
-		struct hoard_iter *it;
-
-		ino_key(k, s.cands[i].ino);
-		it = hoard_iter_new(st, HOARD_CF_EXTENTS, k, 8);
-		if (!it) {
+	if (r == 0 && s.n_cands) {
+		inos = malloc(s.n_cands * sizeof(*inos));
+		if (!inos)
 			r = -ENOMEM;
-			break;
-		}
-		for (; r == 0 && hoard_iter_valid(it); hoard_iter_next(it)) {
-			const uint8_t *v = hoard_iter_value(it, &vl);
-			struct hoard_id id;
-			uint8_t cv[CHUNK_REC_V2_SIZE];
-			struct idmap_ent *e;
-
-			if (vl != EXTENT_VAL_SIZE)
-				continue;
-			memcpy(id.b, v, HOARD_ID_SIZE);
-			if (idmap_get(&ids, &id))
-				continue;
-			e = idmap_add(&ids, &id);
-			if (!e) {
-				r = -ENOMEM;
-				break;
-			}
-			if (hoard_store_get_into(st, HOARD_CF_CHUNKS, id.b,
-						 HOARD_ID_SIZE, cv, sizeof(cv),
-						 &kl) == 0 &&
-			    chunk_fields(cv, kl, &frame, &refs) == 0)
-				sum += frame;
-		}
-		hoard_iter_free(it);
 	}
-	idmap_free(&ids);
-	scan_free(&s);
+	for (size_t i = 0; r == 0 && i < s.n_cands; i++)
+		inos[i] = s.cands[i].ino;
 	if (r == 0)
-		*ret = sum;
+		r = hoard_core_files_frame_bytes(st, inos, s.n_cands, ret);
+	free(inos);
+	scan_free(&s);
 	return r;
 }
 
 /* ---- removing one file -------------------------------------------------- */
-
-/* Count in m (initialized) the references of ino's extents to each chunk. */
-static void file_chunk_counts(struct hoard_fs *fs, uint64_t ino,
-			      struct idmap *m)
-{
-	struct hoard_iter *it;
-	uint8_t k[8];
-	size_t vl;
-
-	ino_key(k, ino);
-	it = hoard_iter_new(fs->st, HOARD_CF_EXTENTS, k, 8);
-	for (; it && hoard_iter_valid(it); hoard_iter_next(it)) {
-		const uint8_t *v = hoard_iter_value(it, &vl);
-		struct hoard_id id;
-		struct idmap_ent *e;
-
-		if (vl != EXTENT_VAL_SIZE)
-			continue;
-		memcpy(id.b, v, HOARD_ID_SIZE);
-		e = idmap_add(m, &id);
-		if (e)
-			e->count++;
-	}
-	hoard_iter_free(it);
-}
-
-/* Bytes that unlinking every name of ino frees: the frames of its chunks
- * whose every reference is in ino (fs->lock held). */
-static uint64_t file_frees_locked(struct hoard_fs *fs, uint64_t ino)
-{
-	struct idmap m;
-	struct idmap_ent *e;
-	struct chunk_rec rec;
-	uint64_t freed = 0;
-
-	if (idmap_init(&m, 64) < 0)
-		return 0;
-	file_chunk_counts(fs, ino, &m);
-	for (e = NULL; (e = idmap_next(&m, e));) {
-		if (chunk_rec_load(fs, &e->id, &rec) < 0)
-			continue;
-		if (rec.refcount <= (uint64_t)e->count)
-			freed += rec.frame_size;
-	}
-	idmap_free(&m);
-	return freed;
-}
-
-/*
- * With a remote (fs->locate): drop the local frames of ino's chunks that
- * only ino uses and that the remote holds (in a pack of its index), so the
- * file stays and reads back by lazy fetch (docs/FORMAT.md 2.5).  Chunks not
- * in the remote, shared with other files or relied on by a commit under
- * way keep their frames.  Returns the bytes freed (fs->lock held).
- */
-static uint64_t drop_local_locked(struct hoard_fs *fs, uint64_t ino)
-{
-	struct hoard_batch *b = hoard_batch_new(fs->st);
-	struct idmap m;
-	struct idmap_ent *e;
-	uint64_t freed = 0, n = 0;
-
-	plain_drop(fs, ino); /* frees its copy too (FORMAT 7.2) */
-	if (!b)
-		return 0;
-	if (idmap_init(&m, 64) < 0) {
-		hoard_batch_free(b);
-		return 0;
-	}
-	file_chunk_counts(fs, ino, &m);
-	for (e = NULL; (e = idmap_next(&m, e));) {
-		const struct hoard_id *id = &e->id;
-		struct chunk_rec rec;
-		uint8_t v[CHUNK_REC_V2_SIZE];
-		uint32_t local;
-
-		if (chunk_rec_load(fs, id, &rec) < 0 || !(rec.flags & 1) ||
-		    rec.refcount > (uint64_t)e->count ||
-		    idmap_get(&fs->inflight, id))
-			continue;
-		local = rec.frame_size;
-		if (!rec.has_loc && fs->locate(fs->fetch_ud, id, &rec) < 0)
-			continue; /* not in the remote: it stays */
-		rec.flags &= (uint8_t)~1u;
-		hoard_batch_delete(b, HOARD_CF_CHUNKDATA, id->b, HOARD_ID_SIZE);
-		hoard_batch_put(b, HOARD_CF_CHUNKS, id->b, HOARD_ID_SIZE, v,
-				chunk_rec_encode(&rec, v));
-		freed += local;
-		fs->garbage_bytes += local;
-		n++;
-	}
-	idmap_free(&m);
-	if (n && hoard_store_write(fs->st, b, false) < 0)
-		freed = 0;
-	hoard_batch_free(b);
-	return freed;
-}
-
-/* Uncommitted data (fs->lock held; lock order allows is->mu inside). */
-static bool istate_busy(struct istate *is)
-{
-	bool busy;
-
-	pthread_mutex_lock(&is->mu);
-	busy = is->dirty || is->staging_fd >= 0 || is->mem || is->stream;
-	pthread_mutex_unlock(&is->mu);
-	return busy;
-}
-
-/* Pinned since the scan (the file itself; a directory pinned in the last
- * moments before its files go is not seen until the next pass). */
-static bool pinned_now(struct hoard_fs *fs, uint64_t ino)
-{
-	const size_t pl = strlen(HOARD_PIN_XATTR);
-	uint8_t k[8 + 32];
-
-	ino_key(k, ino);
-	memcpy(k + 8, HOARD_PIN_XATTR, pl);
-	return hoard_store_exists(fs->st, HOARD_CF_XATTRS, k, 8 + pl) != 0;
-}
-
-/* The name still names ino. */
-static bool name_is(struct hoard_fs *fs, const struct fname *fn)
-{
-	uint8_t k[8 + NAME_MAX_LEN], v[9];
-	size_t len = strlen(fn->name), n;
-
-	if (len > NAME_MAX_LEN)
-		return false;
-	ino_key(k, fn->parent);
-	memcpy(k + 8, fn->name, len);
-	if (hoard_store_get_into(fs->st, HOARD_CF_DIRENTS, k, 8 + len, v,
-				 sizeof(v), &n) < 0 ||
-	    n != 9)
-		return false;
-	return hoard_get_be64(v) == fn->ino;
-}
 
 /*
  * Remove every name of c's file unless it is open, dirty or changed since
@@ -679,56 +506,17 @@ static bool name_is(struct hoard_fs *fs, const struct fname *fn)
 static uint64_t evict_one(struct hoard_evict *ev, struct scan *s,
 			  const struct cand *c, bool *ret_done)
 {
-	struct hoard_fs *fs = ev->fs;
-	struct hoard_inode in;
-	struct istate *is;
-	uint64_t freed = 0;
 	bool removed[64] = {0};
 	size_t count = c->count < 64 ? c->count : 64;
+	uint64_t freed;
 
-	*ret_done = false;
-	pthread_mutex_lock(&fs->lock);
-	is = istate_find(fs, c->ino);
-	if (is && (is->opens || istate_busy(is)))
-		goto out_unlock;
-	if (inode_load(fs, c->ino, &in) < 0)
-		goto out_unlock;
-	if (!S_ISREG(in.mode) || in.nlink != c->count || in.nlink > 64) {
-		inode_clear(&in); /* linked or unlinked since the scan */
-		goto out_unlock;
-	}
-	inode_clear(&in);
-	if (pinned_now(fs, c->ino))
-		goto out_unlock;
-	for (size_t i = 0; i < count; i++) {
-		if (!name_is(fs, &s->names[c->first + i]))
-			goto out_unlock;
-	}
-	if (fs->locate) {
-		/* a remote: the file stays, its local bytes go */
-		freed = drop_local_locked(fs, c->ino);
-		pthread_mutex_unlock(&fs->lock);
-		*ret_done = freed > 0;
-		return freed;
-	}
-	freed = file_frees_locked(fs, c->ino);
-	for (size_t i = 0; i < count; i++) {
-		const struct fname *fn = &s->names[c->first + i];
-
-		removed[i] = fs_unlink_locked(fs, fn->parent, fn->name) == 0;
-		if (!removed[i])
-			hoard_log(LOG_WARNING,
-				  "evict: cannot unlink %s in directory %llu",
-				  fn->name, (unsigned long long)fn->parent);
-		else
-			*ret_done = true;
-	}
-out_unlock:
-	pthread_mutex_unlock(&fs->lock);
+	freed = hoard_core_evict_file(ev->fs, c->ino, &s->names[c->first],
+				      count, HOARD_PIN_XATTR, removed,
+				      ret_done);
 	if (!*ret_done)
 		return 0;
 	for (size_t i = 0; i < count; i++) {
-		const struct fname *fn = &s->names[c->first + i];
+		const struct hoard_core_name *fn = &s->names[c->first + i];
 
 		if (removed[i] && ev->evicted)
 			ev->evicted(ev->ud, c->volume, fn->parent, fn->ino,
@@ -769,8 +557,7 @@ int hoard_evict_pass(struct hoard_evict *ev, uint64_t *ret_stored)
 	pthread_mutex_unlock(&ev->mu);
 	if (r < 0 || !max || stored <= max)
 		goto out;
-	if (ev->fs->locate_refresh) /* what the remote holds (rate-limited) */
-		ev->fs->locate_refresh(ev->fs->fetch_ud);
+	hoard_core_remote_refresh(ev->fs); /* what the remote holds */
 	r = scan_run(st, &s, &used, false);
 	for (size_t i = 0; r == 0 && i < s.n_cands && stored > low; i++) {
 		uint64_t t1 = hoard_now_mono_ns(), freed;
@@ -856,22 +643,6 @@ static void prune(struct hoard_evict *ev, uint64_t gran)
 	pthread_mutex_unlock(&ev->mu);
 }
 
-/* The stored last use of ino (0: none); fs->lock held. */
-static uint64_t use_load(struct hoard_fs *fs, uint64_t ino)
-{
-	uint8_t k[8 + sizeof(HOARD_USE_XATTR)], v[8];
-	size_t n;
-
-	ino_key(k, ino);
-	memcpy(k + 8, HOARD_USE_XATTR, strlen(HOARD_USE_XATTR));
-	if (hoard_store_get_into(fs->st, HOARD_CF_XATTRS, k,
-				 8 + strlen(HOARD_USE_XATTR), v, sizeof(v),
-				 &n) < 0 ||
-	    n != 8)
-		return 0;
-	return hoard_get_be64(v);
-}
-
 /* Store last uses, at most once per granule per file. */
 static void flush_atimes(struct hoard_evict *ev)
 {
@@ -890,36 +661,11 @@ static void flush_atimes(struct hoard_evict *ev)
 	}
 	pthread_mutex_unlock(&ev->mu);
 	for (size_t pos = 0; m_next(&todo, &pos, &ino, &use);) {
-		uint64_t have;
-		struct hoard_inode in;
-		struct hoard_batch *b;
-		struct istate *is;
+		uint64_t have = hoard_core_store_use(fs, ino, HOARD_USE_XATTR,
+						     use, gran);
 
-		pthread_mutex_lock(&fs->lock);
-		is = istate_find(fs, ino);
-		if ((is && istate_busy(is)) || inode_load(fs, ino, &in) < 0) {
-			pthread_mutex_unlock(&fs->lock);
-			continue;
-		}
-		have = use_load(fs, ino);
-		if (in.nlink && use >= have + gran) {
-			uint8_t k[8 + sizeof(HOARD_USE_XATTR)], v[8];
-
-			b = hoard_batch_new(fs->st);
-			ino_key(k, ino);
-			memcpy(k + 8, HOARD_USE_XATTR, strlen(HOARD_USE_XATTR));
-			hoard_put_be64(v, use);
-			if (b) {
-				hoard_batch_put(b, HOARD_CF_XATTRS, k,
-						8 + strlen(HOARD_USE_XATTR), v,
-						sizeof(v));
-				if (hoard_store_write(fs->st, b, false) == 0)
-					have = use;
-			}
-			hoard_batch_free(b);
-		}
-		inode_clear(&in);
-		pthread_mutex_unlock(&fs->lock);
+		if (have == UINT64_MAX)
+			continue; /* busy or gone */
 		pthread_mutex_lock(&ev->mu);
 		m_put(&ev->persisted, ino, have);
 		pthread_mutex_unlock(&ev->mu);
@@ -949,22 +695,18 @@ static void maybe_blob_gc(struct hoard_fs *fs)
 	struct hoard_gc_report rep;
 	int r;
 
-	pthread_mutex_lock(&fs->lock);
-	garbage = fs->garbage_bytes;
-	pthread_mutex_unlock(&fs->lock);
+	garbage = hoard_core_garbage_bytes(fs);
 	if (garbage < AUTO_GC_MIN)
 		return;
-	total = hoard_store_cf_size(fs->st, HOARD_CF_CHUNKDATA);
+	total = hoard_store_cf_size(hoard_fs_store(fs), HOARD_CF_CHUNKDATA);
 	if (garbage * 4 < total)
 		return;
-	r = hoard_gc_run(fs->st, &rep);
+	r = hoard_gc_run(hoard_fs_store(fs), &rep);
 	if (r < 0) {
 		hoard_log(LOG_WARNING, "automatic blob gc: %s", strerror(-r));
 		return;
 	}
-	pthread_mutex_lock(&fs->lock);
-	fs->garbage_bytes -= garbage; /* what was deleted meanwhile stays */
-	pthread_mutex_unlock(&fs->lock);
+	hoard_core_garbage_done(fs, garbage); /* the rest stays counted */
 	hoard_log(LOG_INFO,
 		  "automatic blob gc: %llu bytes of deleted frames; disk use "
 		  "%llu -> %llu bytes in %.1f s",

@@ -18,10 +18,11 @@
 #include <sys/stat.h>
 
 #include "hoard/fsck.h"
+#include "hoard/hash.h"
 #include "hoard/htab.h"
+#include "hoard/records.h"
 #include "hoard/store.h"
 #include "hoard/util.h"
-#include "../core/fs-internal.h"
 
 /* ---- inodes: a sorted array ---------------------------------------------- */
 

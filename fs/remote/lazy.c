@@ -34,8 +34,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../core/fs-internal.h"
 #include "hoard/codec.h"
+#include "hoard/core.h"
 #include "hoard/lazy.h"
 #include "hoard/remote.h"
 #include "hoard/util.h"
@@ -158,8 +158,9 @@ static int get_verified(struct hoard_lazy *lz, const struct hoard_id *id,
 		    hoard_codec_decode(frame, (size_t)n, raw, rec->raw_size,
 				       rec->raw_size) ==
 			    (ssize_t)rec->raw_size) {
-			hoard_id_compute(hoard_store_key(lz->fs->st), raw,
-					 rec->raw_size, &got);
+			hoard_id_compute(
+				hoard_store_key(hoard_fs_store(lz->fs)), raw,
+				rec->raw_size, &got);
 			if (hoard_id_equal(&got, id)) {
 				r = 0;
 				break;
@@ -199,33 +200,8 @@ static void failed_note(struct hoard_lazy *lz, const struct hoard_id *id,
 static int store_fetched(struct hoard_lazy *lz, const struct hoard_id *id,
 			 const uint8_t *frame, uint32_t flen)
 {
-	struct hoard_fs *fs = lz->fs;
-	uint8_t v[CHUNK_REC_V2_SIZE];
-	struct hoard_batch *b;
-	struct chunk_rec rec;
-	size_t vl;
-	int r;
+	int r = hoard_core_chunk_fetched(lz->fs, id, frame, flen);
 
-	pthread_mutex_lock(&fs->lock);
-	r = chunk_rec_load(fs, id, &rec);
-	if (r < 0 || (rec.flags & 1) || rec.refcount == 0) {
-		pthread_mutex_unlock(&fs->lock);
-		return r == -ENOENT ? 0 : r < 0 ? r : 0;
-	}
-	b = hoard_batch_new(fs->st);
-	if (!b) {
-		pthread_mutex_unlock(&fs->lock);
-		return -ENOMEM;
-	}
-	rec.flags |= 1;
-	rec.frame_size = flen;
-	vl = chunk_rec_encode(&rec, v);
-	hoard_batch_put(b, HOARD_CF_CHUNKDATA, id->b, HOARD_ID_SIZE, frame,
-			flen);
-	hoard_batch_put(b, HOARD_CF_CHUNKS, id->b, HOARD_ID_SIZE, v, vl);
-	r = hoard_store_write(fs->st, b, false);
-	hoard_batch_free(b);
-	pthread_mutex_unlock(&fs->lock);
 	if (r == 0) {
 		pthread_mutex_lock(&lz->mu);
 		lz->c.fetched_chunks++;
@@ -243,24 +219,7 @@ static int lazy_locate(void *ud, const struct hoard_id *id,
 static int relocate(struct hoard_lazy *lz, const struct hoard_id *id,
 		    const struct chunk_rec *moved)
 {
-	struct hoard_fs *fs = lz->fs;
-	uint8_t v[CHUNK_REC_V2_SIZE];
-	struct chunk_rec rec;
-	int r;
-
-	pthread_mutex_lock(&fs->lock);
-	r = chunk_rec_load(fs, id, &rec);
-	if (r == 0 && !(rec.flags & 1) && rec.refcount > 0) {
-		rec.has_loc = true;
-		memcpy(rec.pack, moved->pack, 32);
-		rec.pack_off = moved->pack_off;
-		rec.frame_size = moved->frame_size;
-		r = hoard_store_put(fs->st, HOARD_CF_CHUNKS, id->b,
-				    HOARD_ID_SIZE, v,
-				    chunk_rec_encode(&rec, v));
-	}
-	pthread_mutex_unlock(&fs->lock);
-	return r == -ENOENT ? 0 : r;
+	return hoard_core_chunk_relocate(lz->fs, id, moved);
 }
 
 static int fetch_now(struct hoard_lazy *lz, const struct hoard_id *id,
@@ -577,8 +536,8 @@ static void run_fetch(struct hoard_lazy *lz, struct run_ent *run, size_t n)
 				       rec->raw_size,
 				       rec->raw_size) != (ssize_t)rec->raw_size)
 			continue;
-		hoard_id_compute(hoard_store_key(lz->fs->st), raw[i],
-				 rec->raw_size, &hid);
+		hoard_id_compute(hoard_store_key(hoard_fs_store(lz->fs)),
+				 raw[i], rec->raw_size, &hid);
 		if (!hoard_id_equal(&hid, &run[i].id))
 			continue;
 		rr[i] = 0;
@@ -720,48 +679,8 @@ static void pf_pass(struct pf *p)
 /* The distinct chunk ids of ino's extents, in file order. */
 static int pf_collect(struct hoard_lazy *lz, uint64_t ino, struct pf *p)
 {
-	struct idmap seen;
-	struct hoard_iter *it;
-	size_t cap = 0;
-	uint8_t k[8];
-	int r = 0;
-
-	if (idmap_init(&seen, 256) < 0)
-		return -ENOMEM;
-	ino_key(k, ino);
-	it = hoard_iter_new(lz->fs->st, HOARD_CF_EXTENTS, k, 8);
-	for (; it && hoard_iter_valid(it); hoard_iter_next(it)) {
-		size_t vl;
-		const uint8_t *v = hoard_iter_value(it, &vl);
-		struct hoard_id id;
-		struct hoard_id *ids;
-
-		if (vl != EXTENT_VAL_SIZE) {
-			r = -EBADMSG;
-			break;
-		}
-		memcpy(id.b, v, HOARD_ID_SIZE);
-		if (idmap_get(&seen, &id))
-			continue;
-		if (!idmap_add(&seen, &id)) {
-			r = -ENOMEM;
-			break;
-		}
-		ids = hoard_grow(p->ids, &cap, p->n + 1, sizeof(*p->ids), 64);
-		if (!ids) {
-			r = -ENOMEM;
-			break;
-		}
-		p->ids = ids;
-		p->ids[p->n++] = id;
-	}
-	if (!it)
-		r = -ENOMEM;
-	else if (r == 0)
-		r = hoard_iter_status(it);
-	hoard_iter_free(it);
-	idmap_free(&seen);
-	return r;
+	return hoard_core_file_chunk_ids(hoard_fs_store(lz->fs), ino, &p->ids,
+					 &p->n);
 }
 
 int hoard_lazy_prefetch(struct hoard_lazy *lz, uint64_t ino, unsigned *streak,
@@ -859,8 +778,9 @@ static void lazy_refresh(void *ud)
 	x->jobs = 4;
 	x->skip_condemned = true; /* never point at a pack being deleted */
 	x->rx = hoard_rindex_new();
-	e = x->rx ? remote_load_index(x, hoard_store_dir(lz->fs->st), err,
-				      sizeof(err))
+	e = x->rx ? remote_load_index(x,
+				      hoard_store_dir(hoard_fs_store(lz->fs)),
+				      err, sizeof(err))
 		  : -ENOMEM;
 	if (e < 0) {
 		hoard_log(LOG_WARNING,
@@ -907,6 +827,13 @@ static int lazy_locate(void *ud, const struct hoard_id *id,
 }
 
 /* ---- open, close ----------------------------------------------------------- */
+
+static const struct hoard_core_remote lazy_hooks = {
+	.fetch = lazy_fetch,
+	.ahead = lazy_ahead,
+	.locate = lazy_locate,
+	.locate_refresh = lazy_refresh,
+};
 
 int hoard_lazy_open(struct hoard_fs *fs, const char *url,
 		    const struct hoard_s3_config *s3, struct hoard_lazy **ret)
@@ -959,13 +886,7 @@ int hoard_lazy_open(struct hoard_fs *fs, const char *url,
 	for (; lz->n_th < HOARD_LAZY_THREADS; lz->n_th++)
 		if (pthread_create(&lz->th[lz->n_th], NULL, ahead_thread, lz))
 			break;
-	pthread_mutex_lock(&fs->lock);
-	fs->fetch_ud = lz;
-	fs->ahead = lazy_ahead;
-	fs->locate = lazy_locate;
-	fs->locate_refresh = lazy_refresh;
-	fs->fetch = lazy_fetch;
-	pthread_mutex_unlock(&fs->lock);
+	hoard_core_remote_attach(fs, &lazy_hooks, lz);
 	*ret = lz;
 	return 0;
 fail:
@@ -977,15 +898,8 @@ void hoard_lazy_free(struct hoard_lazy *lz)
 {
 	if (!lz)
 		return;
-	if (lz->fs && lz->fs->fetch_ud == lz) {
-		pthread_mutex_lock(&lz->fs->lock);
-		lz->fs->fetch = NULL;
-		lz->fs->ahead = NULL;
-		lz->fs->locate = NULL;
-		lz->fs->locate_refresh = NULL;
-		lz->fs->fetch_ud = NULL;
-		pthread_mutex_unlock(&lz->fs->lock);
-	}
+	if (lz->fs)
+		hoard_core_remote_detach(lz->fs, lz);
 	pthread_mutex_lock(&lz->mu);
 	lz->stop = true;
 	pthread_cond_broadcast(&lz->cv);

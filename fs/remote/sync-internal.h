@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Private to fs/remote/sync.c (common parts, push) and fs/remote/syncpull.c (pull,
- * ls-remote).
+ * ls-remote), and the other sync*.c; also lazy.c, which reads the bucket
+ * through the same repository handle (struct remote) and chunk index
+ * (remote_load_index): lazy fetch and sync are one module for the include
+ * rule (tests/check_layers.py).
  */
 #ifndef HOARD_SYNC_INTERNAL_H
 #define HOARD_SYNC_INTERNAL_H

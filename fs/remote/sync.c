@@ -9,11 +9,12 @@
  *   2. index: list PREFIX/packs/ and read every *.idx not in the local
  *      cache (STORE/remote/<hash of bucket+prefix>/), so the bucket's chunk
  *      ids are known.
- *   3. snapshot: under the filesystem's metadata lock, walk the volume and
- *      build its manifest (names, modes, owners, mtimes, symlinks, hard
- *      links, each file's extents).  Every file is as its last commit left
- *      it, all at one instant; the walk only reads RocksDB, so the lock is
- *      held for milliseconds per thousand files.
+ *   3. snapshot: under the core's metadata lock (hoard_core_read_locked,
+ *      core.h), walk the volume and build its manifest (names, modes,
+ *      owners, mtimes, symlinks, hard links, each file's extents).  Every
+ *      file is as its last commit left it, all at one instant; the walk
+ *      only reads RocksDB, so the lock is held for milliseconds per
+ *      thousand files.
  *   4. packs: the chunks the bucket lacks, in manifest order, cut into
  *      packs of about HOARD_PACK_TARGET frame bytes; `jobs` threads read
  *      the frames (each verified against its id), PUT the pack, then its
@@ -32,9 +33,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../core/fs-internal.h"
 #include "hoard/chunker.h"
 #include "hoard/codec.h"
+#include "hoard/core.h"
+#include "hoard/idmap.h"
 #include "hoard/util.h"
 #include "pack-internal.h"
 #include "sync-internal.h"
@@ -56,6 +58,7 @@ struct snap {
 	size_t n_order, cap_order;
 	struct idmap links; /* ino of a file with nlink > 1 -> entry index */
 	uint64_t files, bytes;
+	uint64_t root;
 };
 
 /* Hard links: inode numbers kept in an idmap keyed by the ino's bytes. */
@@ -74,7 +77,7 @@ static int snap_extents(struct snap *s, uint64_t ino, struct hoard_mentry *e)
 	int r = 0;
 
 	ino_key(k, ino);
-	it = hoard_iter_new(s->fs->st, HOARD_CF_EXTENTS, k, 8);
+	it = hoard_iter_new(hoard_fs_store(s->fs), HOARD_CF_EXTENTS, k, 8);
 	if (!it)
 		return -ENOMEM;
 	for (; r == 0 && hoard_iter_valid(it); hoard_iter_next(it)) {
@@ -209,7 +212,8 @@ static int snap_entry(struct snap *s, uint32_t parent, const char *name,
 	return 0;
 }
 
-/* Walk the volume breadth first (fs->lock held): parents come first. */
+/* Walk the volume breadth first (the core's lock held): parents come
+ * first. */
 static int snap_walk(struct snap *s, uint64_t root)
 {
 	uint64_t *queue = NULL;
@@ -231,7 +235,8 @@ static int snap_walk(struct snap *s, uint64_t root)
 		uint8_t k[8];
 
 		ino_key(k, dir);
-		it = hoard_iter_new(s->fs->st, HOARD_CF_DIRENTS, k, 8);
+		it = hoard_iter_new(hoard_fs_store(s->fs), HOARD_CF_DIRENTS, k,
+				    8);
 		if (!it) {
 			r = -ENOMEM;
 			break;
@@ -268,17 +273,14 @@ static void snap_clear(struct snap *s)
 	memset(s, 0, sizeof(*s));
 }
 
-static int snap_take(struct hoard_fs *fs, uint64_t root, struct snap *s)
+/* The walk under the core's lock (hoard_core_read_locked): one state. */
+static int snap_locked(struct hoard_fs *fs, void *ud)
 {
+	struct snap *s = ud;
 	struct hoard_inode in;
 	int r;
 
-	memset(s, 0, sizeof(*s));
-	s->fs = fs;
-	if (idmap_init(&s->seen, 1024) < 0 || idmap_init(&s->links, 64) < 0)
-		return -ENOMEM;
-	pthread_mutex_lock(&fs->lock);
-	r = inode_load(fs, root, &in);
+	r = inode_load(fs, s->root, &in);
 	if (r == 0) {
 		r = hoard_manifest_init(&s->m, in.mode, in.uid, in.gid,
 					in.mtime.tv_sec,
@@ -286,9 +288,18 @@ static int snap_take(struct hoard_fs *fs, uint64_t root, struct snap *s)
 		inode_clear(&in);
 	}
 	if (r == 0)
-		r = snap_walk(s, root);
-	pthread_mutex_unlock(&fs->lock);
+		r = snap_walk(s, s->root);
 	return r;
+}
+
+static int snap_take(struct hoard_fs *fs, uint64_t root, struct snap *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->fs = fs;
+	s->root = root;
+	if (idmap_init(&s->seen, 1024) < 0 || idmap_init(&s->links, 64) < 0)
+		return -ENOMEM;
+	return hoard_core_read_locked(fs, snap_locked, s);
 }
 
 int sync_snapshot(struct hoard_fs *fs, uint64_t root,
@@ -337,7 +348,7 @@ static int pack_add_frame(struct push *p, const struct chunk_ref *c,
 	char hex[HOARD_ID_HEX_SIZE];
 	int r;
 
-	r = hoard_store_get(p->fs->st, HOARD_CF_CHUNKDATA, c->id.b,
+	r = hoard_store_get(hoard_fs_store(p->fs), HOARD_CF_CHUNKDATA, c->id.b,
 			    HOARD_ID_SIZE, &frame, &flen);
 	hoard_id_hex(&c->id, hex);
 	if (r == -ENOENT) {
@@ -357,8 +368,8 @@ static int pack_add_frame(struct push *p, const struct chunk_ref *c,
 	if (r < 0)
 		return push_fail(p, r, "reading chunk %s: %s", hex,
 				 strerror(-r));
-	r = pack_writer_add(w, hoard_store_key(p->fs->st), &c->id, frame,
-			    (uint32_t)flen, c->raw_len);
+	r = pack_writer_add(w, hoard_store_key(hoard_fs_store(p->fs)), &c->id,
+			    frame, (uint32_t)flen, c->raw_len);
 	free(frame);
 	if (r == -EBADMSG)
 		return push_fail(p, -EBADMSG,
@@ -445,7 +456,7 @@ static int push_plan(struct push *p, const struct snap *s,
 static int push_config(struct remote *r, struct hoard_fs *fs, char *errbuf,
 		       size_t errlen)
 {
-	const struct hoard_key *key = hoard_store_key(fs->st);
+	const struct hoard_key *key = hoard_store_key(hoard_fs_store(fs));
 	struct hoard_remote_config c;
 	uint8_t buf[HOARD_CONFIG_SIZE];
 	char *k;
@@ -468,7 +479,7 @@ static int push_config(struct remote *r, struct hoard_fs *fs, char *errbuf,
 		return e;
 	/* A new repository: ours. */
 	hoard_remote_config_make(&c, key->secret,
-				 hoard_store_zstd_level(fs->st));
+				 hoard_store_zstd_level(hoard_fs_store(fs)));
 	hoard_remote_config_encode(&c, buf);
 	k = remote_key(r, "config");
 	if (!k)
@@ -655,8 +666,8 @@ int hoard_sync_push(struct hoard_fs *fs, const struct hoard_sync_opts *o,
 	r.skip_condemned = true; /* REMOTE.md 9: never rely on those */
 	e = push_config(&r, fs, errbuf, errlen);
 	if (e == 0)
-		e = remote_load_index(&r, hoard_store_dir(fs->st), errbuf,
-				      errlen);
+		e = remote_load_index(&r, hoard_store_dir(hoard_fs_store(fs)),
+				      errbuf, errlen);
 	if (e < 0)
 		goto out;
 	p.r = &r;
@@ -692,8 +703,8 @@ int hoard_sync_push(struct hoard_fs *fs, const struct hoard_sync_opts *o,
 			break;
 		}
 		/* what was uploaded so far is in the bucket's index now */
-		e = remote_load_index(&r, hoard_store_dir(fs->st), errbuf,
-				      errlen);
+		e = remote_load_index(&r, hoard_store_dir(hoard_fs_store(fs)),
+				      errbuf, errlen);
 		if (e < 0)
 			break;
 	}

@@ -32,9 +32,10 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include "../core/fs-internal.h"
 #include "hoard/chunker.h"
 #include "hoard/codec.h"
+#include "hoard/core.h"
+#include "hoard/idmap.h"
 #include "hoard/trust.h"
 #include "hoard/util.h"
 #include "sync-internal.h"
@@ -95,7 +96,7 @@ static int check_trust(struct pull *P, const struct hoard_ref *rf,
 	struct hoard_ref_site site;
 	struct hoard_pubkey *keys = NULL, *all = NULL;
 	size_t n = 0;
-	int e = hoard_trust_get(P->fs->st, &keys, &n);
+	int e = hoard_trust_get(hoard_fs_store(P->fs), &keys, &n);
 
 	if (e < 0)
 		return hoard_errf(errbuf, errlen, e,
@@ -307,7 +308,7 @@ static int plan_fetch(struct pull *P, char *errbuf, size_t errlen)
 static size_t check_range(struct pull *P, const struct range *g,
 			  const uint8_t *buf, uint8_t *raw)
 {
-	const struct hoard_key *key = hoard_store_key(P->fs->st);
+	const struct hoard_key *key = hoard_store_key(hoard_fs_store(P->fs));
 
 	for (size_t k = 0; k < g->n; k++) {
 		const struct want *w = &P->want[g->first + k];
@@ -361,9 +362,7 @@ static int stage_range(struct pull *P, const struct range *g,
 
 			if (idmap_init(&one, 1) == 0) {
 				idmap_add(&one, &w->id)->count = 1;
-				pthread_mutex_lock(&P->fs->lock);
-				chunks_unstage_locked(P->fs, &one);
-				pthread_mutex_unlock(&P->fs->lock);
+				hoard_core_unstage(P->fs, &one);
 				idmap_free(&one);
 			}
 			return -ENOMEM;
@@ -478,7 +477,7 @@ static int same_file(struct pull *P, uint64_t ino, uint64_t size,
 	int same = size == e->size;
 
 	ino_key(k, ino);
-	it = hoard_iter_new(P->fs->st, HOARD_CF_EXTENTS, k, 8);
+	it = hoard_iter_new(hoard_fs_store(P->fs), HOARD_CF_EXTENTS, k, 8);
 	if (!it)
 		return -ENOMEM;
 	for (; same && hoard_iter_valid(it); hoard_iter_next(it), i++) {
@@ -498,110 +497,52 @@ static int same_file(struct pull *P, uint64_t ino, uint64_t size,
 	return same;
 }
 
-/* The one batch that gives the new inode ino e's content (fs->lock held). */
-static int fill_locked(struct pull *P, uint64_t ino,
-		       const struct hoard_mentry *e, struct idmap *deltas)
+/* Where a chunk that stays remote is (a lazy pull's records): the
+ * bucket's chunk index, read before the tree (core.h's locate). */
+static int pull_locate(void *ud, const struct hoard_id *id,
+		       struct chunk_rec *rec)
 {
-	struct hoard_fs *fs = P->fs;
-	struct hoard_batch *b;
-	struct hoard_inode in;
-	struct istate *is;
-	int r = 0;
+	struct pull *P = ud;
+	const struct hoard_rloc *loc = hoard_rindex_get(P->r->rx, id);
 
-	for (uint32_t k = 0; k < e->n_ext; k++) {
-		struct idmap_ent *d = idmap_get(deltas, &e->ext[k].id);
-		struct idmap_ent *s = idmap_get(&P->staged, &e->ext[k].id);
-		struct chunk_rec rec;
+	if (!loc)
+		return -ENOENT;
+	rec->raw_size = loc->raw_len;
+	rec->frame_size = loc->frame_len;
+	rec->pack_off = loc->off;
+	sha_from_hex(P->r->packs[loc->pack], rec->pack);
+	return 0;
+}
 
-		if (d->frame_size)
-			continue;
-		if (s) {
-			d->frame_size = s->frame_size;
-			continue;
-		}
-		r = chunk_rec_load(fs, &e->ext[k].id, &rec);
-		if (r == 0 && rec.refcount > 0 && !(rec.flags & 1) &&
-		    (P->o->lazy || P->merge) && rec.has_loc)
-			r = 0;
-		else if (r == 0 && (!(rec.flags & 1) || rec.refcount == 0))
-			r = -ENOENT;
-		if (r == -ENOENT && P->o->lazy) {
-			/* lazy: a record of a chunk that stays remote */
-			const struct hoard_rloc *loc = hoard_rindex_get(
-				P->r->rx, &e->ext[k].id);
+/* The one batch that gives the new inode ino e's content (the core's
+ * commit path, core.h). */
+static int fill(struct pull *P, uint64_t ino, const struct hoard_mentry *e)
+{
+	struct hoard_core_file f = {
+		.size = e->size,
+		.mode = e->mode & 07777,
+		.uid = e->uid,
+		.gid = e->gid,
+		.mtime = {.tv_sec = e->mtime_s, .tv_nsec = e->mtime_ns},
+		.n_ext = e->n_ext,
+	};
+	struct hoard_core_extent *x = malloc(e->n_ext ? e->n_ext * sizeof(*x)
+						      : 1);
+	int r;
 
-			if (!loc)
-				return -EAGAIN;
-			d->frame_size = loc->frame_len;
-			d->writing = true; /* marks "new remote record" */
-			continue;
-		}
-		if (r < 0)
-			return r == -ENOENT ? -EAGAIN : r;
-		d->frame_size = rec.frame_size;
-	}
-	b = hoard_batch_new(fs->st);
-	if (!b)
+	if (!x)
 		return -ENOMEM;
-	for (uint32_t k = 0; k < e->n_ext; k++) {
-		uint8_t key[EXTENT_KEY_SIZE], v[EXTENT_VAL_SIZE];
-
-		ino_key(key, ino);
-		hoard_put_be64(key + 8, e->ext[k].off);
-		memcpy(v, e->ext[k].id.b, HOARD_ID_SIZE);
-		hoard_put_be32(v + HOARD_ID_SIZE, e->ext[k].len);
-		hoard_batch_put(b, HOARD_CF_EXTENTS, key, sizeof(key), v,
-				sizeof(v));
-	}
-	r = chunks_apply_locked(fs, b, deltas);
-	for (const struct idmap_ent *d = NULL;
-	     r == 0 && P->o->lazy && (d = idmap_next(deltas, d));) {
-		const struct hoard_rloc *loc;
-		struct chunk_rec rec = {.has_loc = true}, old;
-		uint8_t v[CHUNK_REC_V2_SIZE];
-		size_t vl;
-
-		if (!d->writing || d->count <= 0)
-			continue;
-		loc = hoard_rindex_get(P->r->rx, &d->id);
-		rec.raw_size = loc->raw_len;
-		rec.frame_size = loc->frame_len;
-		rec.refcount = (uint64_t)d->count;
-		/* a record that lost its frame (no location): keep its other
-		 * references; the batch has not been written, so this reads
-		 * the record as it was */
-		if (chunk_rec_load(fs, &d->id, &old) == 0)
-			rec.refcount += old.refcount;
-		rec.pack_off = loc->off;
-		sha_from_hex(P->r->packs[loc->pack], rec.pack);
-		vl = chunk_rec_encode(&rec, v);
-		/* replaces the local record chunks_apply_locked put */
-		hoard_batch_put(b, HOARD_CF_CHUNKS, d->id.b, HOARD_ID_SIZE, v,
-				vl);
-	}
-	if (r == 0)
-		r = inode_load(fs, ino, &in);
-	if (r == 0) {
-		in.size = e->size;
-		in.mode = S_IFREG | (e->mode & 07777);
-		in.uid = e->uid;
-		in.gid = e->gid;
-		in.mtime.tv_sec = e->mtime_s;
-		in.mtime.tv_nsec = e->mtime_ns;
-		inode_put(fs, b, ino, &in);
-		inode_clear(&in);
-		r = hoard_store_write(fs->st, b, false);
-	}
-	hoard_batch_free(b);
-	if (r == 0) {
-		is = istate_find(fs, ino);
-		if (is) {
-			pthread_mutex_lock(&is->mu);
-			is->size = e->size;
-			is->size_valid = true;
-			pthread_mutex_unlock(&is->mu);
-		}
-	}
+	for (uint32_t k = 0; k < e->n_ext; k++)
+		x[k] = (struct hoard_core_extent){
+			.off = e->ext[k].off,
+			.len = e->ext[k].len,
+			.id = e->ext[k].id,
+		};
+	f.ext = x;
+	r = hoard_core_install_file(P->fs, ino, &f, &P->staged,
+				    P->o->lazy || P->merge,
+				    P->o->lazy ? pull_locate : NULL, P);
+	free(x);
 	return r;
 }
 
@@ -632,7 +573,6 @@ static int put_file(struct pull *P, uint64_t parent, const char *name,
 		    const struct hoard_mentry *e, uint64_t *ret_ino)
 {
 	struct hoard_ctx ctx = {.uid = e->uid, .gid = e->gid};
-	struct idmap deltas;
 	char tmp[64];
 	struct stat st;
 	int r;
@@ -642,23 +582,7 @@ static int put_file(struct pull *P, uint64_t parent, const char *name,
 			   &ctx, &st);
 	if (r < 0)
 		return r;
-	r = idmap_init(&deltas, 16);
-	for (uint32_t k = 0; r == 0 && k < e->n_ext; k++) {
-		struct idmap_ent *d = idmap_add(&deltas, &e->ext[k].id);
-
-		if (!d) {
-			r = -ENOMEM;
-			break;
-		}
-		d->count++;
-		d->raw_size = e->ext[k].len;
-	}
-	if (r == 0) {
-		pthread_mutex_lock(&P->fs->lock);
-		r = fill_locked(P, st.st_ino, e, &deltas);
-		pthread_mutex_unlock(&P->fs->lock);
-	}
-	idmap_free(&deltas);
+	r = fill(P, st.st_ino, e);
 	return put_in_place(P, parent, tmp, name, st.st_ino, r, ret_ino);
 }
 
@@ -829,7 +753,7 @@ static void sweep_tmp(struct pull *P, uint64_t dir)
 
 	ino_key(k, dir);
 	memcpy(k + 8, TMP_PREFIX, strlen(TMP_PREFIX));
-	it = hoard_iter_new(P->fs->st, HOARD_CF_DIRENTS, k,
+	it = hoard_iter_new(hoard_fs_store(P->fs), HOARD_CF_DIRENTS, k,
 			    8 + strlen(TMP_PREFIX));
 	if (!it)
 		return;
@@ -903,7 +827,7 @@ static int pull_config(struct pull *P, char *errbuf, size_t errlen)
 
 	if (e < 0)
 		return e;
-	e = memcmp(c.secret, hoard_store_key(P->fs->st)->secret,
+	e = memcmp(c.secret, hoard_store_key(hoard_fs_store(P->fs))->secret,
 		   HOARD_SECRET_SIZE);
 	memset(&c, 0, sizeof(c));
 	if (e)
@@ -918,16 +842,14 @@ static int pull_config(struct pull *P, char *errbuf, size_t errlen)
 
 static void pull_release(struct pull *P)
 {
-	pthread_mutex_lock(&P->fs->lock);
-	chunks_unstage_locked(P->fs, &P->staged);
-	pthread_mutex_unlock(&P->fs->lock);
+	hoard_core_unstage(P->fs, &P->staged);
 }
 
 /* A lazy pull: the store remembers the remote (the daemon fetches from
  * it) and says format 2 (version-2 chunk records), before any record. */
 static int lazy_setting(struct pull *P, char *errbuf, size_t errlen)
 {
-	struct hoard_store *st = P->fs->st;
+	struct hoard_store *st = hoard_fs_store(P->fs);
 	uint8_t v[4];
 	int e;
 
@@ -975,8 +897,8 @@ int hoard_sync_pull(struct hoard_fs *fs, const struct hoard_sync_opts *o,
 	if (e == 0)
 		e = get_manifest(&P, ref, errbuf, errlen);
 	if (e == 0)
-		e = remote_load_index(&r, hoard_store_dir(fs->st), errbuf,
-				      errlen);
+		e = remote_load_index(&r, hoard_store_dir(hoard_fs_store(fs)),
+				      errbuf, errlen);
 	if (e == 0) {
 		progress_phase(&r);
 		e = plan_fetch(&P, errbuf, errlen);
@@ -1001,7 +923,7 @@ int hoard_sync_pull(struct hoard_fs *fs, const struct hoard_sync_opts *o,
 	if (P.staged.t.esz) /* initialized */
 		pull_release(&P);
 	if (e == 0)
-		e = hoard_store_sync(fs->st);
+		e = hoard_store_sync(hoard_fs_store(fs));
 	res->chunks_fetched = P.fetched;
 	res->bytes_fetched = P.fetched_bytes;
 	if (r.cl)
@@ -1077,7 +999,7 @@ int hoard_sync_merge(struct hoard_fs *fs, const char *src, const char *dst,
 		e = P.local ? apply_tree(&P, droot, errbuf, errlen) : -ENOMEM;
 	}
 	if (e == 0)
-		e = hoard_store_sync(fs->st);
+		e = hoard_store_sync(hoard_fs_store(fs));
 	for (size_t i = 0; i < P.n_chg; i++) {
 		if (changed)
 			changed(changed_ud, P.chg[i].parent, P.chg[i].name);

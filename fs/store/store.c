@@ -927,8 +927,28 @@ int hoard_store_sync(struct hoard_store *st)
 	return write_failed(st, r);
 }
 
+struct hoard_snapshot *hoard_store_snapshot(struct hoard_store *st)
+{
+	return (struct hoard_snapshot *)rocksdb_create_snapshot(st->db);
+}
+
+void hoard_store_snapshot_free(struct hoard_store *st,
+			       struct hoard_snapshot *snap)
+{
+	if (snap)
+		rocksdb_release_snapshot(st->db,
+					 (const rocksdb_snapshot_t *)snap);
+}
+
 struct hoard_iter *hoard_iter_new(struct hoard_store *st, enum hoard_cf cf,
 				  const void *prefix, size_t plen)
+{
+	return hoard_iter_new_at(st, cf, prefix, plen, NULL);
+}
+
+struct hoard_iter *hoard_iter_new_at(struct hoard_store *st, enum hoard_cf cf,
+				     const void *prefix, size_t plen,
+				     const struct hoard_snapshot *snap)
 {
 	struct hoard_iter *it = calloc(1, sizeof(*it));
 
@@ -936,6 +956,9 @@ struct hoard_iter *hoard_iter_new(struct hoard_store *st, enum hoard_cf cf,
 		return NULL;
 	it->ropts = rocksdb_readoptions_create();
 	rocksdb_readoptions_set_fill_cache(it->ropts, 0);
+	if (snap)
+		rocksdb_readoptions_set_snapshot(
+			it->ropts, (const rocksdb_snapshot_t *)snap);
 	/* frames: as for ropts_frames; every reader re-hashes them, so a
 	 * damaged blob is a frame that does not match its id (which fsck
 	 * reports per file) rather than an error that ends the scan */

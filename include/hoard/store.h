@@ -190,6 +190,22 @@ int hoard_store_delete_range(struct hoard_store *st, enum hoard_cf cf,
  */
 struct hoard_iter *hoard_iter_new(struct hoard_store *st, enum hoard_cf cf,
 				  const void *prefix, size_t plen);
+/*
+ * Snapshots: the database as of one instant (a RocksDB snapshot).  An
+ * iterator made with _at reads only what was written before the snapshot
+ * was taken, whatever is written meanwhile; a long walk of a consistent
+ * state needs no lock.  Take the snapshot where the state is consistent
+ * (e.g. under fs->lock); free it with the store open.  Any thread.
+ */
+struct hoard_snapshot;
+struct hoard_snapshot *hoard_store_snapshot(struct hoard_store *st);
+/* NULL: nothing. */
+void hoard_store_snapshot_free(struct hoard_store *st,
+			       struct hoard_snapshot *snap);
+/* hoard_iter_new reading at snap (NULL: the current state). */
+struct hoard_iter *hoard_iter_new_at(struct hoard_store *st, enum hoard_cf cf,
+				     const void *prefix, size_t plen,
+				     const struct hoard_snapshot *snap);
 void hoard_iter_free(struct hoard_iter *it);
 void hoard_iter_seek(struct hoard_iter *it, const void *key, size_t klen);
 /* Last key <= key (within the prefix). */

@@ -6,13 +6,17 @@
  * into another with pull's merge rule is hoard_sync_merge (sync.h).
  *
  * Thread contract: every function may be called from any thread while
- * FUSE threads use the same struct hoard_fs.  Clone and remove each hold
- * fs->lock for their whole walk, so they see (and leave) the store as of
- * one instant: every file as its last commit left it, as push's snapshot
- * does.  Metadata operations of the mounts wait meanwhile (clone: about
- * 0.1-0.3 s per 10,000 files here, see README).  Each is one synced
- * WriteBatch: a crash leaves the store before or after it, never between.
- * All return 0 or -errno, with one line in errbuf.
+ * FUSE threads use the same struct hoard_fs.  Clone walks a RocksDB
+ * snapshot taken under fs->lock (the source as of that instant: every
+ * file as its last commit left it, as push's snapshot) and writes the
+ * new volume's records in batches without the lock; it holds fs->lock
+ * only to take the snapshot, to reserve inode numbers and to publish
+ * (refcounts and the volume's row in one batch), so the mounts' requests
+ * go on meanwhile.  Until published the records belong to no volume; a
+ * crash leaves them behind a settings key (docs/FORMAT.md 2.1, `clone.`)
+ * that the next start removes (hoard_volume_recover).  Remove holds
+ * fs->lock for its whole walk and writes one synced batch.  All return 0
+ * or -errno, with one line in errbuf.
  */
 #ifndef HOARD_VOLUME_H
 #define HOARD_VOLUME_H
@@ -38,8 +42,11 @@ struct hoard_volume_result {
 	uint64_t extents;      /* extent records copied or removed */
 	uint64_t chunks;       /* distinct chunks whose refcount changed */
 	uint64_t chunks_freed; /* remove: chunks whose last reference went */
-	uint64_t records;      /* records in the WriteBatch written */
+	uint64_t records;      /* records written (clone: in every batch) */
 	double seconds;
+	double locked_seconds;	   /* of them, holding fs->lock (all holds) */
+	double locked_max_seconds; /* the longest single hold */
+	unsigned tries;		   /* clone: snapshots walked (see below) */
 };
 
 /*
@@ -47,12 +54,22 @@ struct hoard_volume_result {
  * next_ino), the same names, modes, owners, times, hard links, symlink
  * targets, xattrs and extents; every chunk's refcount goes up by the
  * extents that now name it, and no chunk byte is written.
- * -ENOENT: no volume src; -EEXIST: dst exists; -EINVAL: bad name;
- * -EBADMSG: src names a chunk with no record (run fsck).
+ * -ENOENT: no volume src; -EEXIST: dst exists (or a clone to it is under
+ * way); -EINVAL: bad name; -EBADMSG: src names a chunk with no record
+ * (run fsck).  A chunk of the snapshot may be freed by a mount before the
+ * clone counts it: the clone is then undone and tried again from a new
+ * snapshot, and after CLONE_TRIES (3) such losses done under fs->lock.
  */
 int hoard_volume_clone(struct hoard_fs *fs, const char *src, const char *dst,
 		       struct hoard_volume_result *res, char *errbuf,
 		       size_t errlen);
+
+/*
+ * Remove the records of clones a crash interrupted (their `clone.` keys),
+ * before the filesystem serves anything (hoard_fs_new).  0 or -errno;
+ * each removal is logged.
+ */
+int hoard_volume_recover(struct hoard_fs *fs);
 
 /*
  * Remove volume name and everything in it; chunks whose refcount drops to

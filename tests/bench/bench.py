@@ -610,6 +610,17 @@ class Bench:
         log(f"{figure}: hoard {hoard:.4g} {unit}, baseline {baseline:.4g} "
             f"{unit}, ratio {ratio:.3f} ({tstr}: {'yes' if met else 'no'})")
 
+    def run_cmd(self, args, check=True):
+        return run(args, check=check)
+
+    def daemon(self, store, mounts, logfile):
+        return Daemon(self.build, store, mounts, logfile)
+
+    def volume_phase(self):
+        """The clone and CI job figures (issue 12): volume_bench.py."""
+        from volume_bench import VolumeBench
+        VolumeBench(self, log).run()
+
     def hb(self, *args):
         return json.loads(run([self.tool, *args]).stdout)
 
@@ -1037,6 +1048,11 @@ class Bench:
     # -- the whole run ------------------------------------------------------------
     def main(self):
         t_start = time.monotonic()
+        if self.args.only == "volumes":
+            self.volume_phase()
+            self.detail["seconds_total"] = round(time.monotonic() - t_start, 1)
+            self.report()
+            return
         self.make_corpora()
         if self.args.only == "read":
             ing = self.ingest_once("read")
@@ -1098,6 +1114,8 @@ class Bench:
         self.row("daemon peak RSS during ingest (vs 64 MiB cache + 150 MB)",
                  "MB", ing["daemon"]["peak_rss"] / MB,
                  (CACHE_SIZE + RSS_ALLOWANCE) / MB, 1.0, "lower")
+        if not self.args.quick:     # --quick --only volumes runs them
+            self.volume_phase()
         self.detail["seconds_total"] = round(time.monotonic() - t_start, 1)
         self.report()
 
@@ -1265,11 +1283,14 @@ def parse_args(argv):
                     "build-release)")
     ap.add_argument("--keep", action="store_true",
                     help="keep the scratch directory")
-    ap.add_argument("--only", choices=["read"], default=None,
+    ap.add_argument("--only", choices=["read", "volumes"], default=None,
                     help="run only some figures: 'read' makes the corpora "
                     "and one store (untimed) and measures the read figures "
                     "(sequential, first read, plain copy, mmap, "
-                    "safetensors, tier disk), a few minutes full size")
+                    "safetensors, tier disk), a few minutes full size; "
+                    "'volumes' the clone and CI job figures on a "
+                    "10,000-file, 1 GiB volume (tests/bench/volume_bench.py)"
+                    ", a few minutes full size")
     # tests/bench/run checks the arguments before installing and building
     ap.add_argument("--parse-only", action="store_true",
                     help=argparse.SUPPRESS)

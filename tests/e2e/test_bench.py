@@ -245,3 +245,28 @@ def test_bench_quick(tmp_path):
     # runaway (a shared CI machine can be several times slower)
     print(f"the quick benchmark took {took:.0f} s")
     assert took < 600, f"the quick benchmark took {took:.0f} s"
+
+
+def test_bench_volumes_quick(tmp_path):
+    """tests/bench/run --only volumes --quick: the clone and CI job rows
+    (tests/bench/volume_bench.py), each with a baseline, 8 concurrent
+    jobs with no error and fsck clean; no mount left behind."""
+    out = tmp_path / "out"
+    p = subprocess.run([str(RUN), "--quick", "--only", "volumes", "--out", str(out),
+                        "--build", str(BUILD), "--work", str(tmp_path / "work")],
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, f"bench exited {p.returncode}:\n{p.stderr[-3000:]}"
+    doc = json.loads((out / "results.json").read_text())
+    names = [r["figure"] for r in doc["figures"]]
+    for fig in ("volume clone, 1,000-file", "volume clone, bytes the daemon wrote",
+                "job start (clone + mount)", "job finish --keep", "job finish --discard",
+                "8 concurrent job starts"):
+        assert any(n.startswith(fig) for n in names), f"no figure {fig!r}: {names}"
+    for r in doc["figures"]:
+        assert r["hoard"] > 0 and r["baseline"] > 0 and isinstance(r["met"], bool), r
+    v = doc["detail"]["volumes"]
+    assert v["eight_errors"] == [] and v["fsck_clean"]
+    assert "0 errors, fsck clean" in names[-1]
+    assert all(c["files"] >= 1000 and c["chunks"] >= 1000 for c in v["clone_json"])
+    with open("/proc/self/mountinfo") as f:
+        assert str(tmp_path / "work") not in f.read()

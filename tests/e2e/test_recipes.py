@@ -278,3 +278,107 @@ def test_gitlab_hooks(s3, host, tmp_path):
     job(3, "true")
     assert (shared / "from-3.whl").read_text() == "job\n"
     assert (shared / "pkg.whl").read_text() == "changed\n"
+
+
+# ---- GitLab Runner, docker (a custom executor driving docker) ------------------------
+
+from test_docker import IMAGE, engine  # noqa: E402,F401  (engine: a fixture)
+
+GLD = "gitlab/docker"
+
+
+def gitlab_stage(stage, env, *args, check=True):
+    p = subprocess.run([str(RECIPES / GLD / stage), *map(str, args)], env=env,
+                       capture_output=True, text=True, timeout=300)
+    if check:
+        assert p.returncode == 0, f"{stage} exited {p.returncode}: {p.stderr}"
+    return p
+
+
+def test_gitlab_docker_executor(engine, host, tmp_path):
+    """The custom executor's four stages run as GitLab Runner runs them
+    (the runner binary itself is not available here): CUSTOM_ENV_* job
+    variables, BUILD_FAILURE_EXIT_CODE / SYSTEM_FAILURE_EXIT_CODE, a
+    script file per stage.  Real dockerd, real daemon, real clones: two
+    jobs at once do not see each other's files; only a job with the
+    protected token (not a merge request) folds its files back; a wrong
+    token, no token, or a merge request are dropped; a failing script is
+    a build failure; a job with no image fails prepare and leaves no clone."""
+    docker, denv = engine
+    store, shared = host
+    (shared / "pkg.whl").write_bytes(b"real")
+    token = tmp_path / "trust-token"
+    token.write_text("s3cret-protected-value")
+
+    def env_for(job_id, **job):
+        env = dict(denv, HOARD=str(HOARD), HOARD_STORE=str(store.path),
+                   HOARD_JOB_DIR=str(tmp_path / "jobs"), DOCKER=docker,
+                   HOARD_TRUST_TOKEN_FILE=str(token), TMPDIR=str(tmp_path),
+                   BUILD_FAILURE_EXIT_CODE="41", SYSTEM_FAILURE_EXIT_CODE="42",
+                   CUSTOM_ENV_CI_JOB_ID=str(job_id), CUSTOM_ENV_CI_JOB_IMAGE=IMAGE,
+                   CUSTOM_ENV_CI_PIPELINE_SOURCE="push")
+        env.update({f"CUSTOM_ENV_{k}": v for k, v in job.items()})
+        return env
+
+    def script(name, text):
+        p = tmp_path / name
+        p.write_text("set -e\n" + text)
+        return p
+
+    conf = json.loads(gitlab_stage("config.sh", env_for(1)).stdout)
+    assert conf["builds_dir"] and conf["builds_dir_is_shared"] is False
+
+    envs = {1: env_for(1), 2: env_for(2)}
+    for j, env in envs.items():
+        gitlab_stage("prepare.sh", env)
+    for j, env in envs.items():
+        out = gitlab_stage("run.sh", env, script(f"s{j}", f"""
+            test "$PIP_CACHE_DIR" = /cache/pip
+            test "$(cat $PIP_CACHE_DIR/pkg.whl)" = real
+            echo job{j} > $PIP_CACHE_DIR/from-{j}.whl
+            echo poison > $PIP_CACHE_DIR/pkg.whl
+            ls $PIP_CACHE_DIR
+            """), "build_script").stdout
+        assert f"from-{j}.whl" in out and f"from-{3 - j}.whl" not in out
+    failed = gitlab_stage("run.sh", envs[1], script("bad", "exit 3\n"), "build_script",
+                          check=False)
+    assert failed.returncode == 41
+    # job 1: no token; job 2: the wrong one.  Neither comes back.
+    envs[2]["CUSTOM_ENV_HOARD_TRUST_TOKEN"] = "guessed"
+    for env in envs.values():
+        gitlab_stage("cleanup.sh", env)
+    assert sorted(os.listdir(shared)) == ["pkg.whl"]
+    assert (shared / "pkg.whl").read_bytes() == b"real"
+    assert not list((tmp_path / "jobs").glob("*/*")) or not any(
+        is_mounted(p) for p in (tmp_path / "jobs").glob("*/*"))
+    ps = run([docker, "ps", "-a", "-q", "--filter", "label=com.hoard.job"], env=denv)
+    assert ps.stdout.strip() == ""
+
+    def job(job_id, **vars_):
+        env = env_for(job_id, **vars_)
+        gitlab_stage("prepare.sh", env)
+        gitlab_stage("run.sh", env, script("w", f"echo built > $PIP_CACHE_DIR/j{job_id}.whl\n"),
+                     "build_script")
+        gitlab_stage("cleanup.sh", env)
+
+    # the right token, but a merge request pipeline: dropped
+    job(3, HOARD_TRUST_TOKEN="s3cret-protected-value",
+        CI_PIPELINE_SOURCE="merge_request_event")
+    # the job's own yaml claims a protected ref: not enough
+    job(4, CI_COMMIT_REF_PROTECTED="true")
+    assert sorted(os.listdir(shared)) == ["pkg.whl"]
+    # the protected token: folded back
+    job(5, HOARD_TRUST_TOKEN="s3cret-protected-value")
+    assert (shared / "j5.whl").read_text() == "built\n"
+    # no image: prepare fails as a system failure and leaves nothing
+    env = env_for(6)
+    del env["CUSTOM_ENV_CI_JOB_IMAGE"]
+    assert gitlab_stage("prepare.sh", env, check=False).returncode == 42
+    env["CUSTOM_ENV_CI_JOB_IMAGE"] = "no-such-image:0"
+    p = gitlab_stage("prepare.sh", env, check=False)
+    assert p.returncode == 42 and "docker run" in p.stderr
+    gitlab_stage("cleanup.sh", env)
+    assert not (store.path / "jobs" / "gl-6.json").exists()
+    names = [v["name"] for v in json.loads(run(
+        [HOARD, "volume", "ls", "--json", "--store", store.path]).stdout)["volumes"]]
+    assert names == ["pip"]
