@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "hoard/chunker.h"
@@ -45,8 +46,17 @@ static int stream_to_file(struct hoard_fs *fs, struct istate *is);
 struct hoard_fh {
 	struct istate *is;
 	int flags;
-	bool pt; /* answered with passthrough (counted in is->pt_opens) */
+	bool pt;       /* answered with passthrough (counted in is->pt_opens) */
+	bool deferred; /* its close does not wait for the commit (below) */
 };
+
+/*
+ * A close may return before its commit (hoard_fs_defer_close) while the
+ * store's filesystem has this much free: then a commit that runs after the
+ * close can hardly meet a full disk.  Below it, closes commit and return
+ * the commit's error as before.
+ */
+#define DEFER_ROOM (256ull << 20)
 
 static void extent_key(uint8_t k[EXTENT_KEY_SIZE], uint64_t ino, uint64_t off)
 {
@@ -442,37 +452,15 @@ static void mark_dirty(struct istate *is, uint64_t new_size)
 
 /* ---- commit ------------------------------------------------------------- */
 
-static bool all_zero(const uint8_t *p, size_t n)
+/* Record a chunk staged as id (frame flen bytes) at off: its refcount
+ * delta and its extent.  On failure its stage count is accounted for. */
+static int emit_record(struct commit *c, uint64_t ino, uint64_t off,
+		       const struct hoard_id *idp, size_t len, uint32_t flen)
 {
-	static const uint8_t zero[4096];
-
-	while (n >= sizeof(zero)) {
-		if (memcmp(p, zero, sizeof(zero)))
-			return false;
-		p += sizeof(zero);
-		n -= sizeof(zero);
-	}
-	return memcmp(p, zero, n) == 0;
-}
-
-static int emit_chunk(struct commit *c, uint64_t ino, uint64_t off,
-		      const uint8_t *p, size_t len)
-{
+	struct hoard_id id = *idp;
 	struct idmap_ent *d, *s;
-	struct hoard_id id;
-	uint32_t flen;
 	uint8_t *e;
-	int r;
 
-	if (all_zero(p, len))
-		return 0; /* a hole reads as zeros: store nothing */
-	hoard_id_compute(hoard_store_key(c->fs->st), p, len, &id);
-	if (c->bulk && off >= HOARD_BULK_COMMIT_MIN)
-		r = chunks_stage_bulk(c->fs, &id, p, len, &flen, &c->unflushed);
-	else
-		r = chunks_stage(c->fs, &id, p, len, &flen);
-	if (r < 0)
-		return r;
 	s = idmap_add(&c->staged, &id);
 	if (s) {
 		s->count++;
@@ -506,6 +494,32 @@ static int emit_chunk(struct commit *c, uint64_t ino, uint64_t off,
 	memcpy(e + EXTENT_KEY_SIZE, id.b, HOARD_ID_SIZE);
 	hoard_put_be32(e + EXTENT_KEY_SIZE + HOARD_ID_SIZE, (uint32_t)len);
 	return 0;
+}
+
+/* The frames of a file's first HOARD_BULK_COMMIT_MIN bytes keep the WAL
+ * (file_commit). */
+static bool emit_wal(const struct commit *c, uint64_t off)
+{
+	return !c->bulk || off < HOARD_BULK_COMMIT_MIN;
+}
+
+static int emit_chunk(struct commit *c, uint64_t ino, uint64_t off,
+		      const uint8_t *p, size_t len)
+{
+	struct hoard_id id;
+	uint32_t flen;
+	int r;
+
+	if (chunk_all_zero(p, len))
+		return 0; /* a hole reads as zeros: store nothing */
+	hoard_id_compute(hoard_store_key(c->fs->st), p, len, &id);
+	if (!emit_wal(c, off))
+		r = chunks_stage_bulk(c->fs, &id, p, len, &flen, &c->unflushed);
+	else
+		r = chunks_stage(c->fs, &id, p, len, &flen);
+	if (r < 0)
+		return r;
+	return emit_record(c, ino, off, &id, len, flen);
 }
 
 /* Chunk the bytes [start, end) of fd; the chunker starts afresh at start. */
@@ -674,57 +688,122 @@ static int commit_land(struct commit *c, struct istate *is, bool sync)
 
 /* ---- streams ------------------------------------------------------------ */
 
-/* Holds what follows the last cut; the chunker cuts at HOARD_CHUNK_MAX at
- * the latest, so after a scan less than that is left and the rest of the
- * buffer takes the next piece of a write. */
-#define STREAM_BUF (2 * HOARD_CHUNK_MAX)
+/* Holds what follows the last cut: the chunker cuts at HOARD_CHUNK_MAX at
+ * the latest, so that is less than a chunk (or one whole owed chunk), and
+ * with the bytes of the next cut appended at most a chunk. */
+#define STREAM_BUF HOARD_CHUNK_MAX
 
-/* Cut the next n bytes of the stream as a chunk. */
-static int stream_emit(struct istate *is, size_t n)
+/*
+ * Record the stream's finished jobs from the head of its queue (ingest.c)
+ * until at most keep are left, waiting for them when more are; in file
+ * order, as emit_chunk would have.  A job that failed is run once more
+ * here; when that fails too it stays (with its bytes) and the error is
+ * returned, as emit_chunk's would be.
+ */
+static int stream_reap(struct istate *is, unsigned keep)
 {
 	struct stream *st = is->stream;
+	struct ingest_job *j;
 	int r;
 
-	r = emit_chunk(&st->c, is->ino, st->base, st->buf + st->head, n);
-	if (r < 0)
-		return r;
-	st->head += n;
-	st->base += n;
+	while ((j = ingest_peek(&st->q, st->q.n > keep))) {
+		if (j->r < 0)
+			ingest_run(j);
+		r = j->r;
+		if (r == 0 && !j->hole)
+			r = emit_record(&st->c, is->ino, j->off, &j->id, j->len,
+					j->flen);
+		if (r < 0) {
+			j->r = r; /* run again at the next reap */
+			return r;
+		}
+		if (j->unflushed)
+			st->c.unflushed = true;
+		ingest_pop(&st->q);
+	}
 	return 0;
 }
 
-/* Append n bytes at the end of a streaming file. */
+/*
+ * Store the stream's buffered bytes buf[head, len) followed by p[0, k) as
+ * its next chunk: here, or handed to the ingest pool (which copies it).
+ * Here and with nothing buffered, the chunk is stored straight from p (the
+ * FUSE request's buffer): a chunk that lies inside one write is never
+ * copied.  On success the buffer is empty; on failure nothing changed.
+ */
+static int stream_emit(struct istate *is, const uint8_t *p, size_t k)
+{
+	struct stream *st = is->stream;
+	size_t have = st->len - st->head;
+	const uint8_t *chunk = p;
+	int r;
+
+	if (ingest_on()) {
+		r = stream_reap(is, INGEST_DEPTH - 1);
+		if (r == 0)
+			r = ingest_submit(st->c.fs, &st->q, st->base,
+					  st->buf + st->head, have, p, k,
+					  emit_wal(&st->c, st->base));
+	} else {
+		if (have) { /* one piece: p after the buffered bytes */
+			if (k)
+				memcpy(st->buf + st->len, p, k);
+			chunk = st->buf + st->head;
+		}
+		r = emit_chunk(&st->c, is->ino, st->base, chunk, have + k);
+	}
+	if (r < 0)
+		return r;
+	st->head = st->len = 0;
+	st->base += have + k;
+	return 0;
+}
+
+/* Keep p[0, k) after the buffered bytes (they fit: a chunk's worth). */
+static void stream_keep(struct stream *st, const uint8_t *p, size_t k)
+{
+	if (st->head) {
+		memmove(st->buf, st->buf + st->head, st->len - st->head);
+		st->len -= st->head;
+		st->head = 0;
+	}
+	memcpy(st->buf + st->len, p, k);
+	st->len += k;
+}
+
+/*
+ * Append n bytes at the end of a streaming file.  The chunker scans p in
+ * place; only the bytes after the last cut are copied into the buffer.
+ * A chunk that could not be stored stays in the buffer as a whole chunk
+ * (owed) and is stored before anything else.
+ */
 static int stream_feed(struct hoard_fs *fs, struct istate *is, const uint8_t *p,
 		       size_t n)
 {
 	struct stream *st = is->stream;
 	int cut, r;
 
+	if (st->owed) {
+		r = stream_emit(is, NULL, 0);
+		if (r < 0)
+			return r;
+		st->owed = false;
+	}
 	while (n) {
-		size_t take;
+		size_t k = hoard_chunker_next(&st->ch, p, n, &cut);
 
-		if (st->head) { /* what is left after the last cut: < MAX */
-			memmove(st->buf, st->buf + st->head,
-				st->len - st->head);
-			st->len -= st->head;
-			st->scanned -= st->head;
-			st->head = 0;
+		if (!cut) { /* k == n, and the chunk so far is < MAX */
+			stream_keep(st, p, k);
+			return 0;
 		}
-		take = STREAM_BUF - st->len < n ? STREAM_BUF - st->len : n;
-		memcpy(st->buf + st->len, p, take);
-		st->len += take;
-		p += take;
-		n -= take;
-		while (st->scanned < st->len) {
-			st->scanned += hoard_chunker_next(
-				&st->ch, st->buf + st->scanned,
-				st->len - st->scanned, &cut);
-			if (!cut)
-				break;
-			r = stream_emit(is, st->scanned - st->head);
-			if (r < 0)
-				return r;
+		r = stream_emit(is, p, k);
+		if (r < 0) {
+			stream_keep(st, p, k);
+			st->owed = true;
+			return r;
 		}
+		p += k;
+		n -= k;
 	}
 	return 0;
 }
@@ -794,6 +873,19 @@ static int stream_read(struct hoard_fs *fs, struct istate *is, uint8_t *buf,
 	}
 	if (r < 0)
 		return r;
+	for (unsigned i = 0; i < st->q.n; i++) { /* cut, not yet recorded */
+		const struct ingest_job *j = ingest_at(&st->q, i);
+		uint64_t from = off > j->off ? off : j->off;
+		uint64_t to = j->off + j->len < end ? j->off + j->len : end;
+
+		if (to <= from)
+			continue;
+		if (from > filled)
+			memset(buf + (filled - off), 0, from - filled);
+		memcpy(buf + (from - off), j->data + (from - j->off),
+		       (size_t)(to - from));
+		filled = to;
+	}
 	if (end > st->base && st->len > st->head) {
 		uint64_t top = st->base + (st->len - st->head);
 		uint64_t from = off > st->base ? off : st->base;
@@ -852,8 +944,13 @@ static int stream_commit(struct hoard_fs *fs, struct istate *is, bool sync)
 	struct stream *st = is->stream;
 	int r = 0;
 
+	/* the tail, then every frame stored before the batch */
 	if (st->len > st->head)
-		r = stream_emit(is, st->len - st->head);
+		r = stream_emit(is, NULL, 0);
+	if (r == 0) {
+		st->owed = false;
+		r = stream_reap(is, 0);
+	}
 	if (r == 0 && st->c.unflushed)
 		r = chunks_make_durable(fs, &st->c.staged);
 	if (r == 0) {
@@ -1334,6 +1431,19 @@ int file_truncate(struct hoard_fs *fs, struct istate *is, uint64_t size)
 	return r;
 }
 
+/* The error of a commit that ran after its close returned, once (is->rw
+ * held for writing). */
+static int take_commit_err(struct istate *is)
+{
+	int r;
+
+	pthread_mutex_lock(&is->mu);
+	r = is->commit_err;
+	is->commit_err = 0;
+	pthread_mutex_unlock(&is->mu);
+	return r;
+}
+
 int hoard_fs_flush(struct hoard_fs *fs, struct hoard_fh *fh)
 {
 	int r;
@@ -1342,6 +1452,8 @@ int hoard_fs_flush(struct hoard_fs *fs, struct hoard_fh *fh)
 		return 0;
 	pthread_rwlock_wrlock(&fh->is->rw);
 	r = file_commit(fs, fh->is, false);
+	if (r == 0)
+		r = take_commit_err(fh->is);
 	pthread_rwlock_unlock(&fh->is->rw);
 	return r;
 }
@@ -1352,7 +1464,105 @@ int hoard_fs_fsync(struct hoard_fs *fs, struct hoard_fh *fh, bool datasync)
 
 	pthread_rwlock_wrlock(&fh->is->rw);
 	r = file_commit(fs, fh->is, true);
+	if (r == 0)
+		r = take_commit_err(fh->is);
 	pthread_rwlock_unlock(&fh->is->rw);
+	return r;
+}
+
+bool hoard_fs_defer_close(struct hoard_fs *fs, struct hoard_fh *fh)
+{
+	struct statvfs sv;
+
+	if ((fh->flags & O_ACCMODE) == O_RDONLY)
+		return true; /* its flush does nothing */
+	if (fh->pt || statvfs(hoard_store_dir(fs->st), &sv) < 0 ||
+	    (uint64_t)sv.f_bavail * sv.f_frsize < DEFER_ROOM)
+		return false;
+	fh->deferred = true;
+	return true;
+}
+
+bool hoard_fs_fh_deferred(const struct hoard_fh *fh)
+{
+	return fh->deferred;
+}
+
+uint64_t hoard_fs_fh_pin(struct hoard_fs *fs, struct hoard_fh *fh)
+{
+	pthread_mutex_lock(&fs->lock);
+	fh->is->nlookup++;
+	pthread_mutex_unlock(&fs->lock);
+	return fh->is->ino;
+}
+
+uint64_t hoard_fs_commit_errors(struct hoard_fs *fs)
+{
+	return __atomic_load_n(&fs->commit_errors, __ATOMIC_RELAXED);
+}
+
+/* A commit at the last release failed: nobody waits for it, so keep the
+ * error for the file's next flush or fsync, count it, and say it. */
+static void release_failed(struct hoard_fs *fs, struct istate *is, int r)
+{
+	__atomic_add_fetch(&fs->commit_errors, 1, __ATOMIC_RELAXED);
+	pthread_mutex_lock(&is->mu);
+	is->commit_err = r;
+	pthread_mutex_unlock(&is->mu);
+	hoard_log(LOG_ERR,
+		  "inode %llu: the commit after its close failed (%s): "
+		  "it keeps its previous content",
+		  (unsigned long long)is->ino, strerror(-r));
+}
+
+int hoard_fs_commit_dirty(struct hoard_fs *fs)
+{
+	struct istate **v = NULL, **nv;
+	size_t n = 0, cap = 0;
+	struct hoard_inode in;
+	int r = 0, e;
+
+	/* pinned by a lookup of our own while we commit them */
+	pthread_mutex_lock(&fs->lock);
+	for (size_t i = 0; i < fs->itab_cap; i++) {
+		for (struct istate *is = fs->itab[i]; is; is = is->next) {
+			bool dirty;
+
+			pthread_mutex_lock(&is->mu);
+			dirty = is->dirty;
+			pthread_mutex_unlock(&is->mu);
+			if (!dirty || !is->opens)
+				continue;
+			if (n == cap) {
+				cap = cap ? 2 * cap : 16;
+				nv = realloc(v, cap * sizeof(*v));
+				if (!nv) {
+					r = -ENOMEM;
+					break;
+				}
+				v = nv;
+			}
+			is->nlookup++;
+			v[n++] = is;
+		}
+	}
+	pthread_mutex_unlock(&fs->lock);
+	for (size_t i = 0; i < n; i++) {
+		struct istate *is = v[i];
+
+		pthread_rwlock_wrlock(&is->rw);
+		if (inode_load(fs, is->ino, &in) == 0) {
+			if (in.nlink) {
+				e = file_commit(fs, is, false);
+				if (e < 0 && r == 0)
+					r = e;
+			}
+			inode_clear(&in);
+		}
+		pthread_rwlock_unlock(&is->rw);
+		hoard_fs_forget(fs, is->ino, 1);
+	}
+	free(v);
 	return r;
 }
 
@@ -1361,12 +1571,13 @@ void hoard_fs_release(struct hoard_fs *fs, struct hoard_fh *fh)
 	hoard_fs_release_pt(fs, fh, NULL);
 }
 
-void hoard_fs_release_pt(struct hoard_fs *fs, struct hoard_fh *fh,
-			 const struct hoard_pt_ops *pt)
+int hoard_fs_release_pt(struct hoard_fs *fs, struct hoard_fh *fh,
+			const struct hoard_pt_ops *pt)
 {
 	struct istate *is = fh->is;
 	struct hoard_inode in;
 	bool last, gone = false;
+	int r = 0;
 
 	if (fh->pt) {
 		pthread_rwlock_wrlock(&is->rw);
@@ -1383,12 +1594,17 @@ void hoard_fs_release_pt(struct hoard_fs *fs, struct hoard_fh *fh,
 			gone = in.nlink == 0;
 			inode_clear(&in);
 		}
-		if (!gone)
-			file_commit(fs, is, false);
+		if (!gone) {
+			r = file_commit(fs, is, false);
+			if (r < 0)
+				release_failed(fs, is, r);
+		}
 		pthread_mutex_lock(&fs->lock);
 		if (is->opens == 0) {
 			pthread_mutex_lock(&is->mu); /* dirty: see istate */
 			is->dirty = false;
+			if (r < 0) /* the size is the inode's again */
+				is->size_valid = false;
 			pthread_mutex_unlock(&is->mu);
 			staging_drop(fs, is, true);
 		}
@@ -1401,6 +1617,7 @@ void hoard_fs_release_pt(struct hoard_fs *fs, struct hoard_fh *fh,
 	istate_maybe_free(fs, is);
 	pthread_mutex_unlock(&fs->lock);
 	free(fh);
+	return r;
 }
 
 int hoard_fs_fallocate(struct hoard_fs *fs, struct hoard_fh *fh, int mode,
@@ -1442,5 +1659,6 @@ int fs_commit_all(struct hoard_fs *fs)
 			staging_drop(fs, is, false);
 		}
 	}
+	ingest_quiesce(fs); /* orphaned jobs use fs */
 	return r;
 }

@@ -40,6 +40,9 @@ struct istate {
 	uint64_t ino;
 	uint64_t nlookup;      /* protected by fs->lock */
 	unsigned opens;	       /* protected by fs->lock */
+	bool orphan;	       /* protected by fs->lock: its last link went
+				* while in use (meta.c: an orphan, purged
+				* at the last forget or release) */
 	struct istate *next;   /* hash chain; protected by fs->lock */
 	pthread_rwlock_t rw;   /* readers of the data vs. writers/commits */
 	pthread_mutex_t mu;    /* protects the fields below */
@@ -52,6 +55,8 @@ struct istate {
 	bool size_valid;       /* size below is the current size */
 	uint64_t size;
 	struct timespec mtime, ctime; /* valid while dirty */
+	int commit_err;		      /* a commit after the close failed:
+				       * for the next flush or fsync */
 	uint64_t ahead_end;	      /* lazy read-ahead: where the last read
 				       * that fetched ended ... */
 	unsigned ahead_win;	      /* ... and the chunks it hinted */
@@ -81,7 +86,9 @@ struct hoard_fs {
 	uint64_t garbage_bytes;	   /* protected by lock: frame bytes deleted
 				    * since the last blob gc (evict.c) */
 	int staging_dirfd;
-	size_t staging_mem; /* bytes of in-memory staging (atomic) */
+	size_t staging_mem;	/* bytes of in-memory staging (atomic) */
+	uint64_t commit_errors; /* commits at the last release that failed
+				 * (atomic) */
 	int level;
 	hoard_fetch_fn fetch; /* NULL: no remote; set before serving */
 	hoard_ahead_fn ahead;
@@ -93,6 +100,8 @@ struct hoard_fs {
 	void (*locate_refresh)(void *ud);
 	void *fetch_ud;
 	struct hoard_plain *plain; /* NULL: no tier; set before serving */
+	unsigned ingest_jobs;	   /* protected by ingest.c's pool mutex:
+				    * jobs not yet freed */
 };
 
 /* meta.c */
@@ -213,13 +222,66 @@ struct commit {
 	size_t n_ext, cap_ext;
 };
 
+/* ingest.c: a stream's cut chunk, hashed and stored by a worker. */
+struct ingest_job {
+	struct hoard_fs *fs;
+	uint64_t off; /* in the file */
+	uint32_t len;
+	bool wal; /* chunks_stage(), else chunks_stage_bulk() */
+	/* results, set by ingest_run() */
+	int r;
+	bool hole; /* all zeros: nothing stored */
+	bool unflushed;
+	struct hoard_id id;
+	uint32_t flen;
+	/* protected by the pool's mutex */
+	int state;
+	bool orphan;
+	struct ingest_job *qnext;
+	uint8_t data[]; /* the chunk's bytes, kept until it is recorded */
+};
+
+/* A stream's jobs in file order (owned by the writer, see ingest.c). */
+#define INGEST_DEPTH 8
+struct ingest_q {
+	struct ingest_job *ring[INGEST_DEPTH];
+	unsigned head, n;
+};
+
+bool chunk_all_zero(const uint8_t *p, size_t n);
+/* There is a pool (more than one CPU); starts it on first use. */
+bool ingest_on(void);
+bool ingest_full(const struct ingest_q *q);
+/* Queue a copy of a[0..alen) ++ b[0..blen), the file's bytes at off; q
+ * not full. */
+int ingest_submit(struct hoard_fs *fs, struct ingest_q *q, uint64_t off,
+		  const uint8_t *a, size_t alen, const uint8_t *b, size_t blen,
+		  bool wal);
+/* The head job when it is done (waiting for it with wait), or NULL. */
+struct ingest_job *ingest_peek(struct ingest_q *q, bool wait);
+/* The i-th queued job from the head (i < q->n), done or not. */
+struct ingest_job *ingest_at(const struct ingest_q *q, unsigned i);
+/* Hash and stage a job's chunk (a worker, or the writer to retry). */
+void ingest_run(struct ingest_job *j);
+/* Free the head job (done, recorded). */
+void ingest_pop(struct ingest_q *q);
+/* Drop every job of q, undoing their stage counts (fs->lock held or not,
+ * as `locked` says); never waits. */
+void ingest_abandon(struct hoard_fs *fs, struct ingest_q *q, bool locked);
+/* Wait until no job of fs is left (orphans included). */
+void ingest_quiesce(struct hoard_fs *fs);
+
 /* A file written only by appends, chunked as the writes arrive (file.c's
  * essay); is->stream. */
 struct stream {
-	struct commit c; /* the chunks cut so far: extents, deltas, stages */
+	struct commit c;   /* the chunks cut so far: extents, deltas, stages */
+	struct ingest_q q; /* chunks cut after those recorded in c, before
+			    * base: with the pool, stored by its workers */
 	struct hoard_chunker ch;
-	uint8_t *buf; /* buf[head, len): the file's bytes from base on */
-	size_t head, len, scanned; /* the chunker has seen buf[head, scanned) */
+	uint8_t *buf;	  /* buf[head, len): the file's bytes from base on */
+	size_t head, len; /* the chunker has seen buf[head, len): no cut */
+	bool owed;	  /* ... but for this: buf[head, len) is a whole chunk
+			   * that could not be stored yet */
 	uint64_t base;
 };
 

@@ -34,6 +34,7 @@ void stream_free(struct hoard_fs *fs, struct istate *is, bool locked,
 {
 	struct stream *st = is->stream;
 
+	ingest_abandon(fs, &st->q, locked); /* none left when landed */
 	if (!locked)
 		pthread_mutex_lock(&fs->lock);
 	if (landed)

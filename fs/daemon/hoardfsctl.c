@@ -96,6 +96,7 @@ static int ctl_sync(const char *req, char **ret_out)
 	o.ref = q.ref;
 	o.jobs = q.jobs;
 	o.lazy = q.lazy != 0;
+	o.allow_rollback = q.allow_rollback != 0;
 	o.sign = q.has_sign ? &q.sign : NULL;
 	o.trust = q.trust;
 	o.n_trust = q.n_trust;
@@ -104,6 +105,9 @@ static int ctl_sync(const char *req, char **ret_out)
 		o.changed_ud = q.volume;
 		r = hoard_sync_pull(D.fs, &o, &res, err, sizeof(err));
 	} else {
+		/* closes do not wait for commits (op_open): a file closed
+		 * before the push is in it */
+		hoard_fs_commit_dirty(D.fs);
 		r = hoard_sync_push(D.fs, &o, &res, err, sizeof(err));
 	}
 	if (r < 0) {
@@ -474,6 +478,7 @@ static int ctl_serve(void *ud, const char *req, char **ret_out)
 		s->have_reads = true;
 		s->read_errors = __atomic_load_n(&D.read_errors,
 						 __ATOMIC_RELAXED);
+		s->commit_errors = hoard_fs_commit_errors(D.fs);
 		if (D.lz) {
 			struct hoard_lazy_counts lc;
 

@@ -60,6 +60,10 @@ char *store_path_join(const char *dir, const char *name);
 int store_db_open(struct hoard_store *st, bool create, char *msg,
 		  size_t msglen);
 
+/* storecrc.c: true when RocksDB's CRC32C runs on the crc32 instruction
+ * (checked against the library's own function on first use). */
+bool store_crc_hw(void);
+
 /* storewal.c */
 /* db_open found a corrupt WAL record (-EUCLEAN): say so, keep a copy of
  * the logs, open skipping the damaged records and record the damage in the

@@ -38,6 +38,8 @@ TSAN_TESTS = [
     "tests/e2e/test_lazy.py::test_budget_with_remote_drops_local_bytes_files_stay",
     "tests/e2e/test_sync.py::test_push_while_mounted_and_written",
     "tests/e2e/test_readdirplus.py::test_listing_while_the_directory_changes",
+    "tests/e2e/test_stream.py::test_parallel_streams_share_chunks",
+    "tests/e2e/test_stream.py::test_stream_unlinked_while_open",
 ]
 TSAN_TIMEOUT = 3600
 

@@ -7,6 +7,7 @@
  * The -EBUSY test forks before this process first touches RocksDB, so the
  * child starts without RocksDB's background threads half-copied.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -1089,6 +1090,42 @@ static void test_ctl(void)
 	free(path);
 }
 
+/*
+ * storecrc.c: the program's rocksdb::crc32c::Extend (what RocksDB calls
+ * through the PLT) computes exactly the library's CRC32C: the check value,
+ * chaining, and every length and alignment against the library's own
+ * function (the next definition, dlsym RTLD_NEXT).
+ */
+typedef uint32_t (*crc_fn)(uint32_t, const char *, size_t);
+uint32_t rdb_crc_extend(uint32_t crc, const char *p,
+			size_t n) __asm__("_ZN7rocksdb6crc32c6ExtendEjPKcm");
+bool store_crc_hw(void);
+
+static void test_crc32c(void)
+{
+	crc_fn lib = (crc_fn)dlsym(RTLD_NEXT,
+				   "_ZN7rocksdb6crc32c6ExtendEjPKcm");
+	static char buf[70000];
+	uint64_t seed = 7;
+
+	CHECK_EQ(rdb_crc_extend(0, "123456789", 9), 0xe3069283u);
+	CHECK_EQ(rdb_crc_extend(rdb_crc_extend(0, "1234", 4), "56789", 5),
+		 0xe3069283u);
+	if (__builtin_cpu_supports("sse4.2"))
+		CHECK(store_crc_hw());
+	CHECK(lib != NULL && lib != rdb_crc_extend);
+	if (!lib)
+		return;
+	for (size_t i = 0; i < sizeof(buf); i++) {
+		seed = seed * 6364136223846793005u + 1442695040888963407u;
+		buf[i] = (char)(seed >> 56);
+	}
+	for (size_t off = 0; off < 9; off++)
+		for (size_t n = 0; n + off <= sizeof(buf); n += 1 + n / 2)
+			CHECK_EQ(rdb_crc_extend((uint32_t)n, buf + off, n),
+				 lib((uint32_t)n, buf + off, n));
+}
+
 int main(void)
 {
 	struct hoard_store *st;
@@ -1099,6 +1136,7 @@ int main(void)
 		return 1;
 	}
 	test_busy(); /* first: it forks */
+	test_crc32c();
 	test_init();
 	test_open_errors();
 	test_settings_persist();
