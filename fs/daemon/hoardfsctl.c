@@ -470,6 +470,9 @@ static int ctl_serve(void *ud, const char *req, char **ret_out)
 		return *ret_out ? 0 : -ENOMEM;
 	}
 	if (!strcmp(req, "stats")) {
+		/* a closed file whose commit still waits for the committer
+		 * counts as written: the figures follow every close */
+		hoard_fs_commit_dirty(D.fs);
 		r = hoard_stats_compute(D.st, &s);
 		if (r < 0)
 			return r;
