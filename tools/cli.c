@@ -16,6 +16,8 @@ enum {
 	OPT_REPAIR,
 };
 
+static int set_repair(void *ud, int val, const char *arg);
+
 int cli_vreport(int status, const char *fmt, va_list ap)
 {
 	fputs("hoard: ", stderr);
@@ -56,27 +58,49 @@ int cli_finish_output(void)
 int cli_parse(const char *cmd, const char *help, const char **store, int argc,
 	      char **argv, bool *json, bool *repair, bool positional)
 {
-	static const struct option all[] = {
+	static const struct cli_opt rep[] = {{"repair", false, OPT_REPAIR},
+					     {0}};
+
+	return cli_parse_with(cmd, help, store, argc, argv, json,
+			      positional ? CLI_ARGS_FIRST : CLI_ARGS_NONE,
+			      repair ? rep : NULL, set_repair, repair);
+}
+
+static int set_repair(void *ud, int val, const char *arg)
+{
+	*(bool *)ud = true;
+	return -1;
+}
+
+int cli_parse_with(const char *cmd, const char *help, const char **store,
+		   int argc, char **argv, bool *json, enum cli_args args,
+		   const struct cli_opt *extra,
+		   int (*fn)(void *ud, int val, const char *arg), void *ud)
+{
+	static const struct option common[] = {
 		{"store", required_argument, NULL, OPT_STORE},
 		{"verbose", no_argument, NULL, OPT_VERBOSE},
 		{"help", no_argument, NULL, 'h'},
 		{"json", no_argument, NULL, OPT_JSON},
-		{"repair", no_argument, NULL, OPT_REPAIR},
-		{0},
 	};
-	struct option opts[6];
-	int opt, n = 0;
+	struct option opts[CLI_MAX_OPTS + 5];
+	int opt, n = 0, r;
 
 	/* an option the command does not take is unknown to getopt */
-	for (int i = 0; all[i].name; i++)
-		if ((all[i].val != OPT_REPAIR || repair) &&
-		    (all[i].val != OPT_JSON || json))
-			opts[n++] = all[i];
+	for (size_t i = 0; i < sizeof(common) / sizeof(common[0]); i++)
+		if (common[i].val != OPT_JSON || json)
+			opts[n++] = common[i];
+	for (int i = 0; extra && extra[i].name && i < CLI_MAX_OPTS; i++)
+		opts[n++] = (struct option){extra[i].name,
+					    extra[i].arg ? required_argument
+							 : no_argument,
+					    NULL, extra[i].val};
 	memset(&opts[n], 0, sizeof(opts[n]));
-	/* With arguments, options come first ("+": stop at the first
+	/* CLI_ARGS_FIRST: options come first ("+": stop at the first
 	 * argument), so that a value such as "-5M" is an argument for the
 	 * command to judge, not an unknown option. */
-	while ((opt = getopt_long(argc, argv, positional ? "+:h" : ":h", opts,
+	while ((opt = getopt_long(argc, argv,
+				  args == CLI_ARGS_FIRST ? "+:h" : ":h", opts,
 				  NULL)) != -1) {
 		const char *bad = argv[optind - 1];
 
@@ -93,16 +117,13 @@ int cli_parse(const char *cmd, const char *help, const char **store, int argc,
 		case OPT_JSON:
 			*json = true;
 			break;
-		case OPT_REPAIR:
-			*repair = true;
-			break;
 		case 'h':
 			fputs(help, stdout);
 			return cli_finish_output();
 		case ':':
 			return cli_usage_error("%s: option '%s' needs a value",
 					       cmd, bad);
-		default:
+		case '?':
 			if (optopt && (optopt >= 0x100 || strchr(bad, '=')))
 				return cli_usage_error(
 					"%s: option '%.*s' takes no value", cmd,
@@ -114,9 +135,13 @@ int cli_parse(const char *cmd, const char *help, const char **store, int argc,
 					optopt);
 			return cli_usage_error("%s: unknown option '%s'", cmd,
 					       bad);
+		default:
+			r = fn(ud, opt, optarg);
+			if (r >= 0)
+				return r;
 		}
 	}
-	if (!positional && optind < argc)
+	if (args == CLI_ARGS_NONE && optind < argc)
 		return cli_usage_error("%s: unexpected argument '%s'", cmd,
 				       argv[optind]);
 	return -1;

@@ -551,10 +551,7 @@ static int job_finish(struct job *j, bool keep, const char *url,
 /* ---- the command -------------------------------------------------------- */
 
 enum {
-	O_STORE = 0x100,
-	O_VERBOSE,
-	O_JSON,
-	O_FROM,
+	O_FROM = CLI_OPT_CMD,
 	O_DIR,
 	O_KEEP,
 	O_DISCARD,
@@ -563,87 +560,83 @@ enum {
 	O_REF,
 };
 
+/* What job's options set (cli_parse_with's fn: job_opt). */
+struct job_args {
+	struct job *j;
+	const char **from;
+	int n_from, keep;
+	const char *url, *sign, *ref;
+};
+
+static int job_opt(void *ud, int opt, const char *arg)
+{
+	struct job_args *a = ud;
+
+	switch (opt) {
+	case O_FROM:
+		if (a->n_from == MAX_FROM)
+			return cli_usage_error("job: at most %d --from",
+					       MAX_FROM);
+		if (!hoard_fs_volume_name_ok(arg))
+			return cli_usage_error("job: '%s' is not a volume name",
+					       arg);
+		for (int i = 0; i < a->n_from; i++)
+			if (!strcmp(a->from[i], arg))
+				return cli_usage_error(
+					"job: --from %s given twice", arg);
+		a->from[a->n_from++] = arg;
+		break;
+	case O_DIR:
+		a->j->dir = arg;
+		break;
+	case O_KEEP:
+	case O_DISCARD:
+		if (a->keep != -1 && a->keep != (opt == O_KEEP))
+			return cli_usage_error(
+				"job: --keep or --discard, not both");
+		a->keep = opt == O_KEEP;
+		break;
+	case O_PUSH:
+		if (strncmp(arg, "s3://", 5))
+			return cli_usage_error(
+				"job: --push takes an s3:// URL");
+		a->url = arg;
+		break;
+	case O_SIGN:
+		a->sign = arg;
+		break;
+	case O_REF:
+		a->ref = arg;
+		break;
+	}
+	return -1;
+}
+
 int hoard_cmd_job(const char **store, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"store", required_argument, NULL, O_STORE},
-		{"verbose", no_argument, NULL, O_VERBOSE},
-		{"help", no_argument, NULL, 'h'},
-		{"json", no_argument, NULL, O_JSON},
-		{"from", required_argument, NULL, O_FROM},
-		{"dir", required_argument, NULL, O_DIR},
-		{"keep", no_argument, NULL, O_KEEP},
-		{"discard", no_argument, NULL, O_DISCARD},
-		{"push", required_argument, NULL, O_PUSH},
-		{"sign", required_argument, NULL, O_SIGN},
-		{"ref", required_argument, NULL, O_REF},
-		{0},
+	static const struct cli_opt opts[] = {
+		{"from", true, O_FROM},	 {"dir", true, O_DIR},
+		{"keep", false, O_KEEP}, {"discard", false, O_DISCARD},
+		{"push", true, O_PUSH},	 {"sign", true, O_SIGN},
+		{"ref", true, O_REF},	 {0},
 	};
 	struct job j = {.dir = DEFAULT_JOB_DIR};
-	const char *from[MAX_FROM], *url = NULL, *sign = NULL, *ref = NULL;
-	int n_from = 0, opt, keep = -1;
+	const char *from[MAX_FROM];
+	struct job_args a = {.j = &j, .from = from, .keep = -1};
+	int n_from, keep, r;
+	const char *url, *sign, *ref;
 	bool start;
 	char dirbuf[PATH_MAX];
 
-	while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		switch (opt) {
-		case O_STORE:
-			*store = optarg;
-			break;
-		case O_VERBOSE:
-			hoard_log_set_level(LOG_DEBUG);
-			break;
-		case 'h':
-			fputs(job_help, stdout);
-			return cli_finish_output();
-		case O_JSON:
-			j.json = true;
-			break;
-		case O_FROM:
-			if (n_from == MAX_FROM)
-				return cli_usage_error("job: at most %d --from",
-						       MAX_FROM);
-			if (!hoard_fs_volume_name_ok(optarg))
-				return cli_usage_error(
-					"job: '%s' is not a volume name",
-					optarg);
-			for (int i = 0; i < n_from; i++)
-				if (!strcmp(from[i], optarg))
-					return cli_usage_error(
-						"job: --from %s given twice",
-						optarg);
-			from[n_from++] = optarg;
-			break;
-		case O_DIR:
-			j.dir = optarg;
-			break;
-		case O_KEEP:
-		case O_DISCARD:
-			if (keep != -1 && keep != (opt == O_KEEP))
-				return cli_usage_error(
-					"job: --keep or --discard, not both");
-			keep = opt == O_KEEP;
-			break;
-		case O_PUSH:
-			if (strncmp(optarg, "s3://", 5))
-				return cli_usage_error(
-					"job: --push takes an s3:// URL");
-			url = optarg;
-			break;
-		case O_SIGN:
-			sign = optarg;
-			break;
-		case O_REF:
-			ref = optarg;
-			break;
-		case ':':
-			return cli_usage_error("job: option '%s' needs a value",
-					       argv[optind - 1]);
-		default:
-			return cli_usage_error("job: unknown option '%s'",
-					       argv[optind - 1]);
-		}
-	}
+	r = cli_parse_with("job", job_help, store, argc, argv, &j.json,
+			   CLI_ARGS_ANY, opts, job_opt, &a);
+	if (r >= 0)
+		return r;
+	n_from = a.n_from;
+	keep = a.keep;
+	url = a.url;
+	sign = a.sign;
+	ref = a.ref;
 	if (argc - optind != 2 ||
 	    (strcmp(argv[optind], "start") && strcmp(argv[optind], "finish")))
 		return cli_usage_error("job: expected 'start ID' or 'finish "

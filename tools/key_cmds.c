@@ -17,6 +17,7 @@
 #include "hoard/ctl.h"
 #include "hoard/sign.h"
 #include "hoard/store.h"
+#include "hoard/trust.h"
 #include "hoard/util.h"
 #include "cli.h"
 #include "key_cmds.h"

@@ -27,6 +27,7 @@
 #include "hoard/store.h"
 #include "hoard/sync.h"
 #include "hoard/util.h"
+#include "cli.h"
 #include "sync_cmds.h"
 
 #define EXIT_USAGE     2
@@ -120,122 +121,110 @@ static const char push_usage[] =
 	"(a rollback) unless --allow-rollback is given.\n"
 	"See 'hoard help' for what they do.\n";
 
+struct parse_ud {
+	const char *cmd;
+	char **argv;
+	struct args *a;
+	bool sync;
+};
+
+/* One option of push, pull or ls-remote (cli_parse_with's fn). */
+static int parse_opt(void *ud, int opt, const char *arg)
+{
+	struct parse_ud *u = ud;
+	const char *cmd = u->cmd, *given = u->argv[optind - 1];
+	struct args *a = u->a;
+	char err[512] = "";
+	char *end;
+	unsigned long v;
+
+	if (arg && arg == given && optind >= 2) /* "--opt VALUE" */
+		given = u->argv[optind - 2];
+	switch (opt) {
+	case OPT_LAZY:
+		if (strcmp(cmd, "pull"))
+			return report(EXIT_USAGE, "%s: unknown option '%s'",
+				      cmd, given);
+		a->lazy = true;
+		break;
+	case OPT_ALLOW_ROLLBACK:
+		if (strcmp(cmd, "pull"))
+			return report(EXIT_USAGE, "%s: unknown option '%s'",
+				      cmd, given);
+		a->allow_rollback = true;
+		break;
+	case OPT_SIGN:
+		if (strcmp(cmd, "push"))
+			return report(EXIT_USAGE, "%s: unknown option '%s'",
+				      cmd, given);
+		hoard_sign_key_wipe(&a->key);
+		if (hoard_sign_key_load(arg, &a->key, err, sizeof(err)) < 0)
+			return report(EXIT_USAGE, "%s: --sign: %s", cmd, err);
+		a->sign = true;
+		break;
+	case OPT_TRUST:
+		if (!strcmp(cmd, "push"))
+			return report(EXIT_USAGE, "%s: unknown option '%s'",
+				      cmd, given);
+		if (a->n_trust == HOARD_TRUST_MAX)
+			return report(EXIT_USAGE, "%s: at most %d --trust keys",
+				      cmd, HOARD_TRUST_MAX);
+		if (hoard_sign_pub_load(arg, &a->trust[a->n_trust], err,
+					sizeof(err)) < 0)
+			return report(EXIT_USAGE, "%s: --trust: %s", cmd, err);
+		a->n_trust++;
+		break;
+	case OPT_VOLUME:
+	case OPT_REF:
+	case OPT_JOBS:
+		if (!u->sync)
+			return report(EXIT_USAGE, "%s: unknown option '%s'",
+				      cmd, given);
+		if (opt == OPT_VOLUME) {
+			a->volume = arg;
+		} else if (opt == OPT_REF) {
+			a->ref = arg;
+		} else {
+			errno = 0;
+			v = strtoul(arg, &end, 10);
+			if (errno || !*arg || *end || v < 1 ||
+			    v > HOARD_SYNC_MAX_JOBS)
+				return report(EXIT_USAGE,
+					      "%s: --jobs takes 1 to %d", cmd,
+					      HOARD_SYNC_MAX_JOBS);
+			a->jobs = (unsigned)v;
+		}
+		break;
+	}
+	return -1;
+}
+
 /* Parse the options of push, pull and ls-remote.  -1: go on. */
 static int parse(const char *cmd, const char **store, int argc, char **argv,
 		 struct args *a, bool sync)
 {
-	static const struct option opts[] = {
-		{"store", required_argument, NULL, OPT_STORE},
-		{"verbose", no_argument, NULL, OPT_VERBOSE},
-		{"help", no_argument, NULL, 'h'},
-		{"json", no_argument, NULL, OPT_JSON},
-		{"volume", required_argument, NULL, OPT_VOLUME},
-		{"ref", required_argument, NULL, OPT_REF},
-		{"jobs", required_argument, NULL, OPT_JOBS},
-		{"lazy", no_argument, NULL, OPT_LAZY},
-		{"sign", required_argument, NULL, OPT_SIGN},
-		{"trust", required_argument, NULL, OPT_TRUST},
-		{"allow-rollback", no_argument, NULL, OPT_ALLOW_ROLLBACK},
+	static const struct cli_opt opts[] = {
+		{"volume", true, OPT_VOLUME},
+		{"ref", true, OPT_REF},
+		{"jobs", true, OPT_JOBS},
+		{"lazy", false, OPT_LAZY},
+		{"sign", true, OPT_SIGN},
+		{"trust", true, OPT_TRUST},
+		{"allow-rollback", false, OPT_ALLOW_ROLLBACK},
 		{0},
 	};
+	struct parse_ud u = {.cmd = cmd, .argv = argv, .a = a, .sync = sync};
 	char err[512] = "";
-	char *end;
-	unsigned long v;
-	int opt;
+	int r;
 
 	memset(a, 0, sizeof(*a));
 	a->volume = getenv("HOARD_VOLUME");
 	a->ref = HOARD_SYNC_DEFAULT_REF;
 	a->jobs = HOARD_SYNC_DEFAULT_JOBS;
-	while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		switch (opt) {
-		case OPT_STORE:
-			if (!*optarg)
-				return report(EXIT_USAGE,
-					      "--store needs a directory");
-			*store = optarg;
-			break;
-		case OPT_VERBOSE:
-			hoard_log_set_level(LOG_DEBUG);
-			break;
-		case 'h':
-			fputs(push_usage, stdout);
-			return EXIT_SUCCESS;
-		case OPT_JSON:
-			a->json = true;
-			break;
-		case OPT_LAZY:
-			if (strcmp(cmd, "pull"))
-				return report(EXIT_USAGE,
-					      "%s: unknown option '%s'", cmd,
-					      argv[optind - 1]);
-			a->lazy = true;
-			break;
-		case OPT_ALLOW_ROLLBACK:
-			if (strcmp(cmd, "pull"))
-				return report(EXIT_USAGE,
-					      "%s: unknown option '%s'", cmd,
-					      argv[optind - 1]);
-			a->allow_rollback = true;
-			break;
-		case OPT_SIGN:
-			if (strcmp(cmd, "push"))
-				return report(EXIT_USAGE,
-					      "%s: unknown option '%s'", cmd,
-					      argv[optind - 1]);
-			hoard_sign_key_wipe(&a->key);
-			if (hoard_sign_key_load(optarg, &a->key, err,
-						sizeof(err)) < 0)
-				return report(EXIT_USAGE, "%s: --sign: %s", cmd,
-					      err);
-			a->sign = true;
-			break;
-		case OPT_TRUST:
-			if (!strcmp(cmd, "push"))
-				return report(EXIT_USAGE,
-					      "%s: unknown option '%s'", cmd,
-					      argv[optind - 1]);
-			if (a->n_trust == HOARD_TRUST_MAX)
-				return report(EXIT_USAGE,
-					      "%s: at most %d --trust keys",
-					      cmd, HOARD_TRUST_MAX);
-			if (hoard_sign_pub_load(optarg, &a->trust[a->n_trust],
-						err, sizeof(err)) < 0)
-				return report(EXIT_USAGE, "%s: --trust: %s",
-					      cmd, err);
-			a->n_trust++;
-			break;
-		case OPT_VOLUME:
-		case OPT_REF:
-		case OPT_JOBS:
-			if (!sync)
-				return report(EXIT_USAGE,
-					      "%s: unknown option '%s'", cmd,
-					      argv[optind - 1]);
-			if (opt == OPT_VOLUME) {
-				a->volume = optarg;
-			} else if (opt == OPT_REF) {
-				a->ref = optarg;
-			} else {
-				errno = 0;
-				v = strtoul(optarg, &end, 10);
-				if (errno || !*optarg || *end || v < 1 ||
-				    v > HOARD_SYNC_MAX_JOBS)
-					return report(EXIT_USAGE,
-						      "%s: --jobs takes 1 to "
-						      "%d",
-						      cmd, HOARD_SYNC_MAX_JOBS);
-				a->jobs = (unsigned)v;
-			}
-			break;
-		case ':':
-			return report(EXIT_USAGE, "option '%s' needs a value",
-				      argv[optind - 1]);
-		default:
-			return report(EXIT_USAGE, "%s: unknown option '%s'",
-				      cmd, argv[optind - 1]);
-		}
-	}
+	r = cli_parse_with(cmd, push_usage, store, argc, argv, &a->json,
+			   CLI_ARGS_ANY, opts, parse_opt, &u);
+	if (r >= 0)
+		return r;
 	if (optind >= argc)
 		return report(EXIT_USAGE, "%s: which s3://BUCKET/PREFIX?", cmd);
 	if (optind + 1 < argc)
@@ -527,17 +516,51 @@ static long long parse_duration(const char *s)
 	return -1;
 }
 
+static const char gc_usage[] = "Usage: hoard gc --remote s3://BUCKET[/PREFIX] "
+			       "[--grace DURATION] [--dry-run] [--json]\n"
+			       "See 'hoard help'.\n";
+
+/* One option of gc --remote (cli_parse_with's fn). */
+static int gc_opt(void *ud, int opt, const char *arg)
+{
+	struct hoard_gc_remote_opts *o = ud;
+	long long g;
+
+	switch (opt) {
+	case OPT_REMOTE:
+		o->url = arg;
+		break;
+	case OPT_GRACE:
+		g = parse_duration(arg);
+		if (g < 0)
+			return report(EXIT_USAGE,
+				      "gc: bad --grace '%s' (e.g. 90s, 15m, "
+				      "12h, 7d)",
+				      arg);
+		o->grace_s = (uint64_t)g;
+		break;
+	case OPT_DRY_RUN:
+		o->dry_run = true;
+		break;
+	case OPT_JOBS:
+		g = parse_duration(arg); /* a plain number */
+		if (g < 1 || g > HOARD_SYNC_MAX_JOBS ||
+		    strspn(arg, "0123456789") != strlen(arg))
+			return report(EXIT_USAGE, "gc: --jobs takes 1 to %d",
+				      HOARD_SYNC_MAX_JOBS);
+		o->jobs = (unsigned)g;
+		break;
+	}
+	return -1;
+}
+
 int sync_cmd_gc_remote(const char **store, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"store", required_argument, NULL, OPT_STORE},
-		{"verbose", no_argument, NULL, OPT_VERBOSE},
-		{"help", no_argument, NULL, 'h'},
-		{"json", no_argument, NULL, OPT_JSON},
-		{"remote", required_argument, NULL, OPT_REMOTE},
-		{"grace", required_argument, NULL, OPT_GRACE},
-		{"dry-run", no_argument, NULL, OPT_DRY_RUN},
-		{"jobs", required_argument, NULL, OPT_JOBS},
+	static const struct cli_opt opts[] = {
+		{"remote", true, OPT_REMOTE},
+		{"grace", true, OPT_GRACE},
+		{"dry-run", false, OPT_DRY_RUN},
+		{"jobs", true, OPT_JOBS},
 		{0},
 	};
 	struct hoard_gc_remote_opts o = {.grace_s = HOARD_GC_DEFAULT_GRACE,
@@ -546,61 +569,12 @@ int sync_cmd_gc_remote(const char **store, int argc, char **argv)
 	struct hoard_s3_config cfg;
 	char err[1024] = "", *out;
 	bool json = false;
-	long long g;
-	int opt, r;
+	int r;
 
-	while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		switch (opt) {
-		case OPT_STORE:
-			*store = optarg;
-			break;
-		case OPT_VERBOSE:
-			hoard_log_set_level(LOG_DEBUG);
-			break;
-		case 'h':
-			fputs("Usage: hoard gc --remote s3://BUCKET[/PREFIX] "
-			      "[--grace DURATION] [--dry-run] [--json]\n"
-			      "See 'hoard help'.\n",
-			      stdout);
-			return EXIT_SUCCESS;
-		case OPT_JSON:
-			json = true;
-			break;
-		case OPT_REMOTE:
-			o.url = optarg;
-			break;
-		case OPT_GRACE:
-			g = parse_duration(optarg);
-			if (g < 0)
-				return report(EXIT_USAGE,
-					      "gc: bad --grace '%s' (e.g. 90s, "
-					      "15m, 12h, 7d)",
-					      optarg);
-			o.grace_s = (uint64_t)g;
-			break;
-		case OPT_DRY_RUN:
-			o.dry_run = true;
-			break;
-		case OPT_JOBS:
-			g = parse_duration(optarg); /* a plain number */
-			if (g < 1 || g > HOARD_SYNC_MAX_JOBS ||
-			    strspn(optarg, "0123456789") != strlen(optarg))
-				return report(EXIT_USAGE,
-					      "gc: --jobs takes 1 to %d",
-					      HOARD_SYNC_MAX_JOBS);
-			o.jobs = (unsigned)g;
-			break;
-		case ':':
-			return report(EXIT_USAGE, "option '%s' needs a value",
-				      argv[optind - 1]);
-		default:
-			return report(EXIT_USAGE, "gc: unknown option '%s'",
-				      argv[optind - 1]);
-		}
-	}
-	if (optind < argc)
-		return report(EXIT_USAGE, "gc: unexpected argument '%s'",
-			      argv[optind]);
+	r = cli_parse_with("gc", gc_usage, store, argc, argv, &json,
+			   CLI_ARGS_NONE, opts, gc_opt, &o);
+	if (r >= 0)
+		return r;
 	if (!o.url)
 		return report(EXIT_USAGE, "gc: --remote needs an s3:// URL");
 	if (url_check(o.url, err, sizeof(err)) < 0)

@@ -233,41 +233,8 @@ static const char volume_help[] =
 static int parse_simple(const char *cmd, const char *help, const char **store,
 			int argc, char **argv, bool *json)
 {
-	static const struct option opts[] = {
-		{"store", required_argument, NULL, 's'},
-		{"verbose", no_argument, NULL, 'v'},
-		{"help", no_argument, NULL, 'h'},
-		{"json", no_argument, NULL, 'j'},
-		{0},
-	};
-	int opt;
-
-	while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		switch (opt) {
-		case 's':
-			if (!*optarg)
-				return cli_usage_error(
-					"--store needs a directory");
-			*store = optarg;
-			break;
-		case 'v':
-			hoard_log_set_level(LOG_DEBUG);
-			break;
-		case 'j':
-			*json = true;
-			break;
-		case 'h':
-			fputs(help, stdout);
-			return cli_finish_output();
-		case ':':
-			return cli_usage_error("%s: option '%s' needs a value",
-					       cmd, argv[optind - 1]);
-		default:
-			return cli_usage_error("%s: unknown option '%s'", cmd,
-					       argv[optind - 1]);
-		}
-	}
-	return -1;
+	return cli_parse_with(cmd, help, store, argc, argv, json, CLI_ARGS_ANY,
+			      NULL, NULL, NULL);
 }
 
 int hoard_cmd_volume(const char **store, int argc, char **argv)

@@ -101,6 +101,13 @@ void chunk_cache_free(struct chunk_cache *c)
 	free(c);
 }
 
+/*
+ * The cache's own hash chains, not the shared table (htab.h), on purpose:
+ * readers hold an entry's address while it is pinned (refs) and the LRU
+ * list links entries, so entries must not move, and a chain is the
+ * table: adding an entry allocates nothing and cannot fail after the
+ * entry itself was made.  htab.h stores entries in place and moves them.
+ */
 static struct centry **cache_slot(struct chunk_cache *c,
 				  const struct hoard_id *id)
 {
@@ -757,43 +764,43 @@ int chunks_stage_bulk(struct hoard_fs *fs, const struct hoard_id *id,
 
 int chunks_make_durable(struct hoard_fs *fs, struct idmap *staged)
 {
+	const struct idmap_ent *e;
 	int r = hoard_store_flush(fs->st, HOARD_CF_CHUNKDATA);
 
 	if (r < 0)
 		return r;
 	/* every frame of these ids was written before the flush began */
 	pthread_mutex_lock(&fs->lock);
-	for (size_t i = 0; i < staged->cap; i++)
-		if (staged->e[i].used)
-			flushed_locked(fs, &staged->e[i].id);
+	for (e = NULL; (e = idmap_next(staged, e));)
+		flushed_locked(fs, &e->id);
 	pthread_mutex_unlock(&fs->lock);
 	return 0;
 }
 
 void chunks_unstage_locked(struct hoard_fs *fs, struct idmap *m)
 {
-	for (size_t i = 0; i < m->cap; i++) {
-		if (m->e[i].used && m->e[i].count > 0) {
-			/* one stage per occurrence was counted */
-			for (int64_t k = 0; k < m->e[i].count; k++)
-				inflight_drop(fs, &m->e[i].id);
-		}
+	const struct idmap_ent *e;
+
+	for (e = NULL; (e = idmap_next(m, e));) {
+		/* one stage per occurrence was counted */
+		for (int64_t k = 0; k < e->count; k++)
+			inflight_drop(fs, &e->id);
 	}
 }
 
 void chunks_unstage_failed_locked(struct hoard_fs *fs, struct idmap *m)
 {
+	const struct idmap_ent *s;
 	struct hoard_batch *b = NULL;
 	uint64_t bytes = 0;
 	size_t n = 0;
 	int r;
 
 	chunks_unstage_locked(fs, m);
-	for (size_t i = 0; i < m->cap; i++) {
-		const struct idmap_ent *s = &m->e[i];
+	for (s = NULL; (s = idmap_next(m, s));) {
 		struct chunk_rec rec;
 
-		if (!s->used || s->count <= 0)
+		if (s->count <= 0)
 			continue;
 		/* Another commit under way relies on the frame (or is
 		 * writing it): it stays.  A stager that comes after this
@@ -884,12 +891,13 @@ static int apply_one(struct hoard_fs *fs, struct hoard_batch *b,
 int chunks_apply_locked(struct hoard_fs *fs, struct hoard_batch *b,
 			struct idmap *m)
 {
+	struct idmap_ent *e;
 	int r;
 
-	for (size_t i = 0; i < m->cap; i++) {
-		if (!m->e[i].used || m->e[i].count == 0)
+	for (e = NULL; (e = idmap_next(m, e));) {
+		if (e->count == 0)
 			continue;
-		r = apply_one(fs, b, &m->e[i]);
+		r = apply_one(fs, b, e);
 		if (r < 0)
 			return r;
 	}

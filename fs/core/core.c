@@ -272,16 +272,17 @@ static void file_chunk_counts(struct hoard_fs *fs, uint64_t ino,
 static uint64_t file_frees_locked(struct hoard_fs *fs, uint64_t ino)
 {
 	struct idmap m;
+	struct idmap_ent *e;
 	struct chunk_rec rec;
 	uint64_t freed = 0;
 
 	if (idmap_init(&m, 64) < 0)
 		return 0;
 	file_chunk_counts(fs, ino, &m);
-	for (size_t i = 0; i < m.cap; i++) {
-		if (!m.e[i].used || chunk_rec_load(fs, &m.e[i].id, &rec) < 0)
+	for (e = NULL; (e = idmap_next(&m, e));) {
+		if (chunk_rec_load(fs, &e->id, &rec) < 0)
 			continue;
-		if (rec.refcount <= (uint64_t)m.e[i].count)
+		if (rec.refcount <= (uint64_t)e->count)
 			freed += rec.frame_size;
 	}
 	idmap_free(&m);
@@ -299,6 +300,7 @@ static uint64_t drop_local_locked(struct hoard_fs *fs, uint64_t ino)
 {
 	struct hoard_batch *b = hoard_batch_new(fs->st);
 	struct idmap m;
+	struct idmap_ent *e;
 	uint64_t freed = 0, n = 0;
 
 	plain_drop(fs, ino); /* frees its copy too (FORMAT 7.2) */
@@ -309,14 +311,14 @@ static uint64_t drop_local_locked(struct hoard_fs *fs, uint64_t ino)
 		return 0;
 	}
 	file_chunk_counts(fs, ino, &m);
-	for (size_t i = 0; i < m.cap; i++) {
-		const struct hoard_id *id = &m.e[i].id;
+	for (e = NULL; (e = idmap_next(&m, e));) {
+		const struct hoard_id *id = &e->id;
 		struct chunk_rec rec;
 		uint8_t v[CHUNK_REC_V2_SIZE];
 		uint32_t local;
 
-		if (!m.e[i].used || chunk_rec_load(fs, id, &rec) < 0 ||
-		    !(rec.flags & 1) || rec.refcount > (uint64_t)m.e[i].count ||
+		if (chunk_rec_load(fs, id, &rec) < 0 || !(rec.flags & 1) ||
+		    rec.refcount > (uint64_t)e->count ||
 		    idmap_get(&fs->inflight, id))
 			continue;
 		local = rec.frame_size;
@@ -572,13 +574,13 @@ static int install_records(void *ud, struct hoard_batch *b,
 {
 	struct install *x = ud;
 
-	for (size_t i = 0; x->locate && i < deltas->cap; i++) {
-		const struct idmap_ent *d = &deltas->e[i];
+	for (const struct idmap_ent *d = NULL;
+	     x->locate && (d = idmap_next(deltas, d));) {
 		struct chunk_rec rec = {0}, old;
 		uint8_t v[CHUNK_REC_V2_SIZE];
 		size_t vl;
 
-		if (!d->used || !d->writing || d->count <= 0)
+		if (!d->writing || d->count <= 0)
 			continue;
 		if (x->locate(x->ud, &d->id, &rec) < 0)
 			return -EAGAIN;

@@ -471,12 +471,39 @@ static ssize_t info_xattr(struct hoard_fs *fs, uint64_t ino, void *buf,
 	return n;
 }
 
+/* The write step of setxattr (set: value) and removexattr (!set): the
+ * xattr row and ino's new ctime in one batch (fs->lock held). */
+static int xattr_write_locked(struct hoard_fs *fs, uint64_t ino,
+			      const uint8_t *k, size_t kl, bool set,
+			      const void *value, size_t size)
+{
+	struct hoard_inode in;
+	struct hoard_batch *b;
+	int r = inode_load(fs, ino, &in);
+
+	if (r < 0)
+		return r;
+	b = hoard_batch_new(fs->st);
+	now_ts(&in.ctime);
+	if (b) {
+		if (set)
+			hoard_batch_put(b, HOARD_CF_XATTRS, k, kl, value, size);
+		else
+			hoard_batch_delete(b, HOARD_CF_XATTRS, k, kl);
+		inode_put(fs, b, ino, &in);
+		r = hoard_store_write(fs->st, b, false);
+	} else {
+		r = -ENOMEM;
+	}
+	hoard_batch_free(b);
+	inode_clear(&in);
+	return r;
+}
+
 int hoard_fs_setxattr(struct hoard_fs *fs, uint64_t ino, const char *name,
 		      const void *value, size_t size, int flags)
 {
 	uint8_t k[8 + XATTR_NAME_MAX];
-	struct hoard_inode in;
-	struct hoard_batch *b;
 	size_t kl;
 	int r, have;
 
@@ -497,20 +524,7 @@ int hoard_fs_setxattr(struct hoard_fs *fs, uint64_t ino, const char *name,
 	if (r == 0 && !have && (flags & XATTR_REPLACE))
 		r = -ENODATA;
 	if (r == 0)
-		r = inode_load(fs, ino, &in);
-	if (r == 0) {
-		b = hoard_batch_new(fs->st);
-		now_ts(&in.ctime);
-		if (b) {
-			hoard_batch_put(b, HOARD_CF_XATTRS, k, kl, value, size);
-			inode_put(fs, b, ino, &in);
-			r = hoard_store_write(fs->st, b, false);
-		} else {
-			r = -ENOMEM;
-		}
-		hoard_batch_free(b);
-		inode_clear(&in);
-	}
+		r = xattr_write_locked(fs, ino, k, kl, true, value, size);
 	pthread_mutex_unlock(&fs->lock);
 	return r;
 }
@@ -579,8 +593,6 @@ ssize_t hoard_fs_listxattr(struct hoard_fs *fs, uint64_t ino, char *buf,
 int hoard_fs_removexattr(struct hoard_fs *fs, uint64_t ino, const char *name)
 {
 	uint8_t k[8 + XATTR_NAME_MAX];
-	struct hoard_inode in;
-	struct hoard_batch *b;
 	size_t kl;
 	int r;
 
@@ -596,20 +608,7 @@ int hoard_fs_removexattr(struct hoard_fs *fs, uint64_t ino, const char *name)
 	if (r == 0)
 		r = -ENODATA;
 	if (r == 1)
-		r = inode_load(fs, ino, &in);
-	if (r == 0) {
-		b = hoard_batch_new(fs->st);
-		now_ts(&in.ctime);
-		if (b) {
-			hoard_batch_delete(b, HOARD_CF_XATTRS, k, kl);
-			inode_put(fs, b, ino, &in);
-			r = hoard_store_write(fs->st, b, false);
-		} else {
-			r = -ENOMEM;
-		}
-		hoard_batch_free(b);
-		inode_clear(&in);
-	}
+		r = xattr_write_locked(fs, ino, k, kl, false, NULL, 0);
 	pthread_mutex_unlock(&fs->lock);
 	return r;
 }
@@ -618,19 +617,7 @@ int hoard_fs_removexattr(struct hoard_fs *fs, uint64_t ino, const char *name)
 
 bool hoard_fs_volume_name_ok(const char *name)
 {
-	size_t n = strlen(name);
-
-	if (n == 0 || n > 64 || name[0] == '.')
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = name[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-		      c == '-'))
-			return false;
-	}
-	return true;
+	return hoard_name_ok(name);
 }
 
 static int volume_create_locked(struct hoard_fs *fs, const char *name,

@@ -20,6 +20,7 @@ int hoard_fs_file_info(struct hoard_fs *fs, uint64_t ino,
 	struct hoard_inode in;
 	struct istate *is;
 	struct idmap seen;
+	const struct idmap_ent *e;
 	int r;
 
 	r = inode_load(fs, ino, &in);
@@ -42,12 +43,9 @@ int hoard_fs_file_info(struct hoard_fs *fs, uint64_t ino,
 	if (idmap_init(&seen, 64) < 0)
 		return -ENOMEM;
 	r = extents_count(fs, ino, &seen, 1, NULL);
-	for (size_t i = 0; r == 0 && i < seen.cap; i++) {
-		const struct idmap_ent *e = &seen.e[i];
+	for (e = NULL; r == 0 && (e = idmap_next(&seen, e));) {
 		struct chunk_rec rec;
 
-		if (!e->used)
-			continue;
 		fi.chunks += (uint64_t)e->count;
 		fi.data_bytes += (uint64_t)e->count * e->raw_size;
 		fi.unique_chunks++;

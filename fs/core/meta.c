@@ -65,6 +65,14 @@ void inode_to_stat(const struct hoard_inode *in, uint64_t ino, struct stat *st)
 
 /* ---- in-memory inode table ---------------------------------------------- */
 
+/*
+ * Chained through istate->next, not the shared table (htab.h), on purpose:
+ * an istate is held by address (open files, readers that dropped fs->lock)
+ * for as long as it lives, so it must not move, and inserting must not
+ * fail: a table that cannot grow just has longer chains (itab_grow).
+ * htab.h stores entries in place and moves them as it grows.
+ */
+
 static size_t itab_slot(struct hoard_fs *fs, uint64_t ino)
 {
 	return (size_t)(ino * 0x9e3779b97f4a7c15ull >> 20) & (fs->itab_cap - 1);

@@ -373,15 +373,14 @@ static int clone_dirent(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
  */
 static int raise_refs(struct walk *w, char *errbuf, size_t errlen)
 {
-	for (size_t i = 0; i < w->deltas.cap; i++) {
-		struct idmap_ent *d = &w->deltas.e[i];
+	struct idmap_ent *d;
+
+	for (d = NULL; (d = idmap_next(&w->deltas, d));) {
 		char hex[HOARD_ID_HEX_SIZE];
 		uint8_t v[CHUNK_REC_V2_SIZE];
 		struct chunk_rec rec;
 		int r;
 
-		if (!d->used)
-			continue;
 		w->res->chunks++;
 		r = chunk_rec_load(w->fs, &d->id, &rec);
 		if (r == 0 && rec.refcount > 0) {
@@ -675,11 +674,9 @@ static int clone_undo(struct hoard_fs *fs, const char *dst, uint64_t root,
 		r = hoard_store_scan(fs->st, HOARD_CF_DIRENTS, dk, 8,
 				     undo_dirent, &u);
 	}
-	for (size_t i = 0; r == 0 && i < u.deltas.cap; i++) {
-		struct idmap_ent *d = &u.deltas.e[i];
-
-		if (d->used &&
-		    (!raised || memcmp(d->id.b, raised->b, HOARD_ID_SIZE) > 0))
+	for (struct idmap_ent *d = NULL;
+	     r == 0 && (d = idmap_next(&u.deltas, d));) {
+		if (!raised || memcmp(d->id.b, raised->b, HOARD_ID_SIZE) > 0)
 			d->count = 0; /* never raised */
 	}
 	if (r == 0) {
@@ -718,13 +715,12 @@ static int raise_in_batches(struct walk *w, const char *k, size_t kl,
 			    struct hoard_id *ret_raised, bool *ret_any)
 {
 	struct hoard_fs *fs = w->fs;
-	struct idmap_ent **v = malloc((w->deltas.n + 1) * sizeof(*v));
+	struct idmap_ent **v = malloc((w->deltas.t.n + 1) * sizeof(*v));
 	size_t n = 0, step = raise_batch();
 	int r = v ? 0 : -ENOMEM;
 
-	for (size_t i = 0; v && i < w->deltas.cap; i++)
-		if (w->deltas.e[i].used)
-			v[n++] = &w->deltas.e[i];
+	for (struct idmap_ent *d = NULL; v && (d = idmap_next(&w->deltas, d));)
+		v[n++] = d;
 	if (n > 1)
 		qsort(v, n, sizeof(*v), id_cmp);
 	w->res->chunks = n;
@@ -1032,11 +1028,12 @@ static int remove_dirent(void *ud, const uint8_t *k, size_t kl,
 
 static int count_extents(struct walk *w)
 {
-	for (size_t i = 0; i < w->deltas.cap; i++) {
-		const struct idmap_ent *d = &w->deltas.e[i];
+	const struct idmap_ent *d;
+
+	for (d = NULL; (d = idmap_next(&w->deltas, d));) {
 		struct chunk_rec rec;
 
-		if (!d->used || !d->count)
+		if (!d->count)
 			continue;
 		w->res->chunks++;
 		w->res->extents += (uint64_t)-d->count;

@@ -3,7 +3,8 @@
  * hoardfs: the FUSE daemon.  A thin front end over the filesystem core
  * (fs.h): it maps each mount's FUSE_ROOT_ID to its volume's root inode,
  * turns requests into hoard_fs_* calls and -errno into replies, runs one
- * multi-threaded session loop per mount, and serves the control socket.
+ * multi-threaded session loop per mount, and serves the control socket
+ * (its requests are in hoardfsctl.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,25 +25,19 @@
 #include <unistd.h>
 
 #include <fuse_lowlevel.h>
-#include <jansson.h>
 #include <systemd/sd-daemon.h>
 
 #include "hoard/ctl.h"
 #include "hoard/evict.h"
 #include "hoard/lazy.h"
-#include "hoard/gc.h"
 #include "hoard/fs.h"
-#include "hoard/json.h"
 #include "hoard/plain.h"
-#include "hoard/stats.h"
 #include "hoard/store.h"
-#include "hoard/sign.h"
-#include "hoard/sync.h"
 #include "hoard/util.h"
-#include "hoard/volumectl.h"
+
+#include "hoardfs-internal.h"
 
 #define DEFAULT_STORE "/var/lib/hoard"
-#define MAX_MOUNTS    32
 /* The daemon is the only writer of its volumes: the kernel may cache names
  * and attributes for long (pull into a mounted volume will invalidate). */
 #define ENTRY_TIMEOUT 86400.0
@@ -61,61 +56,9 @@
 #define DEFAULT_PLAIN_SIZE (8ull << 30)
 #define DEFAULT_PLAIN_MIN  (1ull << 20)
 
-/*
- * A slot of the mount table.  Slots are taken by the command line's
- * volumes at start-up and by "mount" requests (control socket) later;
- * a mount's thread frees its slot when its session ends, so slots are
- * reused.  Only the main thread (start-up) and the control thread take
- * slots; every thread that walks the table holds D.notify_mu.
- */
-struct mount {
-	char *name;	  /* protected by D.notify_mu while used */
-	char *mountpoint; /* absolute; the same */
-	uint64_t root;
-	struct fuse_session *se;
-	bool used;	/* protected by D.notify_mu: the slot is taken */
-	bool ended;	/* protected by D.notify_mu: no more notifications */
-	bool requested; /* made by a "mount" request */
-	pthread_t thread;
-	bool zombie; /* protected by D.notify_mu: its thread ended, not yet
-		      * joined (by the next user of the slot, or at exit) */
-	struct hoard_fs *fs;
-	bool pt;	    /* set at INIT: the kernel granted passthrough */
-	const char *pt_why; /* set at INIT: why passthrough is on or off */
-};
-
-static struct {
-	const char *store_dir;
-	bool foreground, debug;
-	const char *extra_opts;
-	uint64_t cache_bytes;
-	uint64_t max_size;   /* --max-size; 0: the store's setting */
-	uint64_t read_ahead; /* --read-ahead bytes; 0: the kernel's */
-	struct hoard_evict *ev;
-	bool passthrough_off;		/* --passthrough=off */
-	bool close_defer;		/* --close=defer */
-	uint64_t plain_size, plain_min; /* --plain-size, --plain-min */
-	struct hoard_plain *plain;	/* NULL: no tier */
-	const char *remote;	   /* --remote; NULL: the store's setting */
-	struct hoard_lazy *lz;	   /* NULL: no remote, nothing to fetch */
-	pthread_mutex_t notify_mu; /* sessions' fds vs. their unmount, and
-				    * the mount table */
-	pthread_cond_t mounts_cv;  /* with notify_mu: a mount ended, or a
-				    * control request did */
-	struct mount mounts[MAX_MOUNTS];
-	int n_mounts;  /* the command line's, slots 0 .. n_mounts-1 */
-	int live;      /* protected by notify_mu: mounts whose thread runs */
-	bool persist;  /* --persist, or no volume given: stay without mounts */
-	bool stopping; /* protected by notify_mu: no new mounts */
-	bool ctl_busy; /* protected by notify_mu: a request is being served */
-	struct hoard_fs *fs;
-	struct hoard_store *st;
-	FILE *logf;
-	int report_fd;	      /* pipe to the waiting parent, -1 once reported */
-	uint64_t read_errors; /* reads answered EIO; atomic (__atomic_*) */
-} D = {.report_fd = -1,
-       .notify_mu = PTHREAD_MUTEX_INITIALIZER,
-       .mounts_cv = PTHREAD_COND_INITIALIZER};
+struct hoardfs_daemon D = {.report_fd = -1,
+			   .notify_mu = PTHREAD_MUTEX_INITIALIZER,
+			   .mounts_cv = PTHREAD_COND_INITIALIZER};
 
 /* ---- logging and start-up reports -------------------------------------- */
 
@@ -228,6 +171,8 @@ static struct hoard_ctx ctx_of(fuse_req_t req)
  * CONFIG_FUSE_PASSTHROUGH, and CAP_SYS_ADMIN). */
 static void init_passthrough(struct mount *m, struct fuse_conn_info *conn)
 {
+	/* pt and pt_why are read by stats under D.notify_mu */
+	pthread_mutex_lock(&D.notify_mu);
 	m->pt = false;
 	if (D.passthrough_off) {
 		m->pt_why = "off (--passthrough=off)";
@@ -252,6 +197,7 @@ static void init_passthrough(struct mount *m, struct fuse_conn_info *conn)
 #endif
 		m->pt_why = m->pt ? "on" : "off (the kernel does not offer it)";
 	}
+	pthread_mutex_unlock(&D.notify_mu);
 	hoard_log(LOG_INFO, "volume '%s' at %s: passthrough %s", m->name,
 		  m->mountpoint, m->pt_why);
 }
@@ -965,7 +911,7 @@ static const struct fuse_lowlevel_ops ops = {
 
 /* ---- mounts ------------------------------------------------------------- */
 
-static bool is_mountpoint(const char *path)
+bool is_mountpoint(const char *path)
 {
 	FILE *f = fopen("/proc/self/mountinfo", "r");
 	char line[8192], mp[PATH_MAX];
@@ -1032,7 +978,7 @@ static void parse_volume_arg(const char *arg, struct mount *m)
 
 /* Open m's volume (made if missing) and mount it; 0, or -errno with one
  * line in err. */
-static int mount_setup(struct mount *m, char *err, size_t errlen)
+int mount_setup(struct mount *m, char *err, size_t errlen)
 {
 	char opts[1024];
 	char *argv[8];
@@ -1121,7 +1067,7 @@ static void *mount_thread(void *arg)
 
 /* Join the thread of a slot whose session ended (D.notify_mu held: the
  * thread needs it no more). */
-static void reap_locked(struct mount *m)
+void reap_locked(struct mount *m)
 {
 	if (m->zombie) {
 		pthread_join(m->thread, NULL);
@@ -1130,7 +1076,7 @@ static void reap_locked(struct mount *m)
 }
 
 /* Start m's session thread (m->se mounted). */
-static int mount_start(struct mount *m)
+int mount_start(struct mount *m)
 {
 	int r = pthread_create(&m->thread, NULL, mount_thread, m);
 
@@ -1178,7 +1124,7 @@ static void *signal_thread(void *arg)
 
 /* A pull changed a name (or a directory, name NULL) in a volume: drop what
  * the kernel caches of it in every mount of that volume. */
-static void pull_changed(void *ud, uint64_t parent, const char *name)
+void pull_changed(void *ud, uint64_t parent, const char *name)
 {
 	const char *volume = ud;
 
@@ -1216,534 +1162,6 @@ static void evicted_notify(void *ud, uint64_t volume_root, uint64_t parent,
 							 strlen(name));
 	}
 	pthread_mutex_unlock(&D.notify_mu);
-}
-
-/* "config max-size SIZE|none": the store setting, applied at once unless
- * --max-size overrides it. */
-static int ctl_config(const char *req, char **ret_out)
-{
-	static const char prefix[] = "config max-size ";
-	const char *v = req + sizeof(prefix) - 1;
-	uint64_t max = 0, cur;
-	int r;
-
-	if (!strcmp(req, "config max-size")) { /* read */
-		r = hoard_budget_get(D.st, &cur);
-		if (r < 0)
-			return r;
-		max = cur;
-		goto reply;
-	}
-	if (strncmp(req, prefix, sizeof(prefix) - 1) ||
-	    (strcmp(v, "none") && (hoard_parse_size(v, &max) < 0 || !max))) {
-		*ret_out = strdup("bad config request");
-		return -EINVAL;
-	}
-	r = hoard_budget_set(D.st, max);
-	if (r < 0)
-		return r;
-	if (!D.max_size)
-		hoard_evict_set_budget(D.ev, max);
-	hoard_log(LOG_INFO, "store setting max_size set to %llu%s",
-		  (unsigned long long)max,
-		  D.max_size ? " (--max-size overrides it)" : "");
-reply:
-	*ret_out = hoard_json_dump(
-		json_pack("{s:o,s:o,s:b}", "max_size", hoard_json_u64(max),
-			  "in_force",
-			  hoard_json_u64(D.max_size ? D.max_size : max),
-			  "overridden", D.max_size != 0),
-		true);
-	if (!*ret_out)
-		return -ENOMEM;
-	return 0;
-}
-
-static int start_lazy(const char *url, const struct hoard_s3_config *fallback);
-
-/* "push ..." / "pull ...": run the engine on the open filesystem. */
-static int ctl_sync(const char *req, char **ret_out)
-{
-	struct hoard_sync_request q;
-	struct hoard_sync_result res;
-	struct hoard_sync_opts o = {0};
-	char err[1024] = "";
-	int r = hoard_sync_request_decode(req, &q);
-
-	if (r < 0) {
-		hoard_sync_request_clear(&q);
-		*ret_out = strdup("malformed push/pull request");
-		return r;
-	}
-	o.s3 = &q.s3;
-	o.url = q.url;
-	o.volume = q.volume;
-	o.ref = q.ref;
-	o.jobs = q.jobs;
-	o.lazy = q.lazy != 0;
-	o.allow_rollback = q.allow_rollback != 0;
-	o.sign = q.has_sign ? &q.sign : NULL;
-	o.trust = q.trust;
-	o.n_trust = q.n_trust;
-	if (!strcmp(q.op, "pull")) {
-		o.changed = pull_changed;
-		o.changed_ud = q.volume;
-		r = hoard_sync_pull(D.fs, &o, &res, err, sizeof(err));
-	} else {
-		/* closes do not wait for commits (op_open): a file closed
-		 * before the push is in it */
-		hoard_fs_commit_dirty(D.fs);
-		r = hoard_sync_push(D.fs, &o, &res, err, sizeof(err));
-	}
-	if (r < 0) {
-		hoard_log(LOG_WARNING, "%s of volume %s failed: %s", q.op,
-			  q.volume, *err ? err : strerror(-r));
-		*ret_out = strdup(*err ? err : strerror(-r));
-	} else {
-		hoard_log(LOG_INFO, "%s of volume %s done", q.op, q.volume);
-		if (o.lazy)
-			start_lazy(D.remote ? D.remote : q.url, &q.s3);
-		hoard_evict_poke(D.ev);
-		*ret_out = hoard_sync_result_json(&res);
-		if (!*ret_out)
-			r = -ENOMEM;
-	}
-	hoard_sync_request_clear(&q);
-	return r;
-}
-
-/* "prefetch INO...": make the files local (lazy.h).  The JSON line, then
- * a "missing ..." line per file that is not (docs/FORMAT.md 6). */
-static int ctl_prefetch(const char *args, char **ret_out)
-{
-	struct hoard_lazy_prefetch_res res;
-	unsigned long long ino;
-	uint64_t total = 0;
-	unsigned files = 0, streak = 0;
-	char *end, *miss = NULL, *x, *json, idhex[HOARD_ID_HEX_SIZE];
-	int r;
-
-	if (!D.lz) {
-		*ret_out = strdup("no remote: the store has no lazy chunks to "
-				  "fetch");
-		return -ENOTCONN;
-	}
-	while (*args) {
-		errno = 0;
-		ino = strtoull(args, &end, 10);
-		if (errno || end == args || (*end && *end != ' ')) {
-			free(miss);
-			*ret_out = strdup("malformed prefetch request");
-			return -EINVAL;
-		}
-		r = hoard_lazy_prefetch(D.lz, ino, &streak, &res);
-		total += res.fetched_bytes;
-		if (r < 0 && r != -EIO) {
-			free(miss);
-			if (asprintf(ret_out, "inode %llu: %s", ino,
-				     strerror(-r)) < 0)
-				*ret_out = NULL;
-			return r;
-		}
-		if (r == -EIO) {
-			hoard_id_hex(&res.first_missing, idhex);
-			if (asprintf(&x,
-				     "%smissing %llu %llu %llu %llu %s %d\n",
-				     miss ? miss : "", ino,
-				     (unsigned long long)res.missing,
-				     (unsigned long long)res.chunks,
-				     (unsigned long long)res.missing_bytes,
-				     idhex, -res.first_err) < 0) {
-				free(miss);
-				return -ENOMEM;
-			}
-			free(miss);
-			miss = x;
-		} else {
-			files++;
-		}
-		args = *end ? end + 1 : end;
-	}
-	/* one JSON line, then main's "missing ..." text lines */
-	json = hoard_json_dump(json_pack("{s:I,s:o}", "files",
-					 (json_int_t)files, "fetched_bytes",
-					 hoard_json_u64(total)),
-			       true);
-	r = json ? asprintf(ret_out, "%s%s", json, miss ? miss : "") : -1;
-	free(json);
-	free(miss);
-	return r < 0 ? -ENOMEM : 0;
-}
-
-static int stats_budget(struct hoard_stats *s)
-{
-	struct hoard_evict_counts c;
-
-	hoard_evict_get_counts(D.ev, &c);
-	s->have_budget = true;
-	s->max_size = c.max_bytes;
-	s->evicted_files = c.files;
-	s->evicted_bytes = c.bytes;
-	return hoard_budget_pinned_bytes(D.st, &s->pinned_bytes);
-}
-
-/* The tier's figures and each mount's path, added to the stats JSON:
- * plain_bytes, plain_files, plain_hits, and passthrough: {"global": "on"
- * when any mount uses it, else "off (why)", "mounts": {NAME: "on" or
- * "off (why)"}}. */
-static char *stats_add_plain(char *json)
-{
-	struct hoard_plain_counts pc;
-	json_t *o = json_loads(json, 0, NULL), *pt, *mounts;
-	const char *global = NULL;
-
-	free(json);
-	if (!o)
-		return NULL;
-	hoard_plain_get_counts(D.plain, &pc);
-	json_object_set_new(o, "plain_bytes",
-			    json_integer((json_int_t)pc.bytes));
-	json_object_set_new(o, "plain_files",
-			    json_integer((json_int_t)pc.files));
-	json_object_set_new(o, "plain_hits", json_integer((json_int_t)pc.hits));
-	json_object_set_new(o, "plain_made", json_integer((json_int_t)pc.made));
-	json_object_set_new(o, "plain_dropped",
-			    json_integer((json_int_t)pc.dropped));
-	json_object_set_new(o, "plain_failed",
-			    json_integer((json_int_t)pc.failed));
-	pt = json_object();
-	mounts = json_object();
-	pthread_mutex_lock(&D.notify_mu);
-	for (int i = 0; i < MAX_MOUNTS; i++) {
-		const struct mount *m = &D.mounts[i];
-		const char *why = m->pt_why ? m->pt_why
-					    : "off (not initialized)";
-
-		if (!m->used || m->ended)
-			continue;
-		json_object_set_new(mounts, m->name, json_string(why));
-		if (m->pt)
-			global = "on";
-		else if (!global || strcmp(global, "on"))
-			global = why;
-	}
-	pthread_mutex_unlock(&D.notify_mu);
-	json_object_set_new(pt, "global", json_string(global ? global : "off"));
-	json_object_set_new(pt, "mounts", mounts);
-	json_object_set_new(o, "passthrough", pt);
-	return hoard_json_dump(o, true); /* hoard's number format (json.h) */
-}
-
-/* ---- mounts on request --------------------------------------------------- */
-
-/* Decode %XX escapes in place (the words of "mount"); -EINVAL if bad. */
-static int pct_decode(char *s)
-{
-	char *o = s;
-
-	for (; *s; s++) {
-		unsigned x;
-
-		if (*s != '%') {
-			*o++ = *s;
-			continue;
-		}
-		if (sscanf(s + 1, "%2x", &x) != 1 || !s[1] || !s[2] || !x)
-			return -EINVAL;
-		*o++ = (char)x;
-		s += 2;
-	}
-	*o = '\0';
-	return 0;
-}
-
-static int ctl_reply(char **ret_out, int r, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int ctl_reply(char **ret_out, int r, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	if (vasprintf(ret_out, fmt, ap) < 0)
-		*ret_out = NULL;
-	va_end(ap);
-	return *ret_out || r < 0 ? r : -ENOMEM;
-}
-
-static void raise_read_ahead(const struct mount *m);
-
-/* The reply of mount and umount: {"volume":...,"mountpoint":...}. */
-static int mount_json(char **ret_out, const char *volume, const char *mp)
-{
-	json_t *o = json_pack("{s:s, s:s}", "volume", volume, "mountpoint", mp);
-	char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;
-	int r = t ? ctl_reply(ret_out, 0, "%s\n", t) : -ENOMEM;
-
-	free(t);
-	json_decref(o);
-	return r;
-}
-
-/* The live mount of volume name or at path mp (D.notify_mu held). */
-static struct mount *find_mount_locked(const char *name, const char *mp)
-{
-	for (int i = 0; i < MAX_MOUNTS; i++) {
-		struct mount *m = &D.mounts[i];
-
-		if (!m->used || m->ended)
-			continue;
-		if ((name && !strcmp(m->name, name)) ||
-		    (mp && !strcmp(m->mountpoint, mp)))
-			return m;
-	}
-	return NULL;
-}
-
-/* "mount NAME PATH": a new FUSE session with the daemon's options. */
-static int ctl_mount(char *name, char *path, char **ret_out)
-{
-	char real[PATH_MAX], err[1024] = "";
-	struct mount *m = NULL;
-	struct stat sb;
-	int r;
-
-	if (pct_decode(name) < 0 || pct_decode(path) < 0 ||
-	    !hoard_fs_volume_name_ok(name))
-		return ctl_reply(ret_out, -EINVAL,
-				 "invalid volume name '%s': use 1-64 of "
-				 "[A-Za-z0-9._-], not starting with '.'",
-				 name);
-	if (!realpath(path, real) || stat(real, &sb) < 0)
-		return ctl_reply(ret_out, -errno, "mountpoint %s: %s", path,
-				 strerror(errno));
-	if (!S_ISDIR(sb.st_mode))
-		return ctl_reply(ret_out, -ENOTDIR,
-				 "mountpoint %s is not a directory", path);
-	if (is_mountpoint(real))
-		return ctl_reply(ret_out, -EBUSY,
-				 "mountpoint %s is busy: something is already "
-				 "mounted there",
-				 real);
-	pthread_mutex_lock(&D.notify_mu);
-	if (D.stopping) {
-		r = -ESHUTDOWN;
-	} else if (find_mount_locked(name, real)) {
-		r = -EBUSY;
-	} else {
-		r = -ENOSPC;
-		for (int i = 0; i < MAX_MOUNTS && !m; i++)
-			if (!D.mounts[i].used)
-				m = &D.mounts[i];
-	}
-	if (m) {
-		reap_locked(m);
-		*m = (struct mount){.name = strdup(name),
-				    .mountpoint = strdup(real),
-				    .used = true,
-				    .ended = true, /* until its thread runs */
-				    .requested = true};
-		r = m->name && m->mountpoint ? 0 : -ENOMEM;
-	}
-	pthread_mutex_unlock(&D.notify_mu);
-	if (r == 0)
-		r = mount_setup(m, err, sizeof(err));
-	if (r == 0) {
-		r = mount_start(m);
-		if (r < 0) {
-			fuse_session_unmount(m->se);
-			fuse_session_destroy(m->se);
-			hoard_fs_forget(D.fs, m->root, 1);
-			snprintf(err, sizeof(err), "cannot start a thread");
-		}
-	}
-	if (r < 0) {
-		if (m) {
-			pthread_mutex_lock(&D.notify_mu);
-			free(m->name);
-			free(m->mountpoint);
-			*m = (struct mount){0};
-			pthread_mutex_unlock(&D.notify_mu);
-		}
-		if (r == -EBUSY)
-			return ctl_reply(ret_out, r,
-					 "volume '%s' or mountpoint %s is "
-					 "mounted already",
-					 name, real);
-		if (r == -ESHUTDOWN)
-			return ctl_reply(ret_out, r, "the daemon is stopping");
-		if (r == -ENOSPC)
-			return ctl_reply(ret_out, r, "at most %d mounts",
-					 MAX_MOUNTS);
-		return ctl_reply(ret_out, r, "%s", *err ? err : strerror(-r));
-	}
-	pthread_mutex_lock(&D.notify_mu);
-	if (D.stopping) /* a signal came meanwhile and missed this mount */
-		umount2(real, MNT_DETACH);
-	pthread_mutex_unlock(&D.notify_mu);
-	raise_read_ahead(m);
-	hoard_log(LOG_INFO, "volume '%s' mounted at %s on request", name, real);
-	return mount_json(ret_out, name, real);
-}
-
-/* "umount NAME": unmount, and answer once the session has ended (its
- * files committed, its slot free). */
-static int ctl_umount(char *name, char **ret_out)
-{
-	char mp[PATH_MAX] = "";
-	struct mount *m;
-
-	if (pct_decode(name) < 0)
-		return ctl_reply(ret_out, -EINVAL, "malformed umount request");
-	pthread_mutex_lock(&D.notify_mu);
-	m = find_mount_locked(name, NULL);
-	if (m)
-		snprintf(mp, sizeof(mp), "%s", m->mountpoint);
-	pthread_mutex_unlock(&D.notify_mu);
-	if (!m)
-		return ctl_reply(ret_out, -ENOENT, "volume '%s' is not mounted",
-				 name);
-	if (umount2(mp, 0) < 0)
-		return ctl_reply(ret_out, -errno, "cannot unmount %s: %s%s", mp,
-				 strerror(errno),
-				 errno == EBUSY ? " (a process still uses it)"
-						: "");
-	/* only this thread takes slots: m cannot be reused meanwhile */
-	pthread_mutex_lock(&D.notify_mu);
-	while (m->used)
-		pthread_cond_wait(&D.mounts_cv, &D.notify_mu);
-	pthread_mutex_unlock(&D.notify_mu);
-	return mount_json(ret_out, name, mp);
-}
-
-/* volumectl's hook: where a volume is mounted (the control thread's
- * buffer: volumectl copies it before the next call). */
-static const char *mounted_at(void *ud, const char *name)
-{
-	static char buf[PATH_MAX];
-	struct mount *m;
-
-	pthread_mutex_lock(&D.notify_mu);
-	m = find_mount_locked(name, NULL);
-	if (m)
-		snprintf(buf, sizeof(buf), "%s", m->mountpoint);
-	pthread_mutex_unlock(&D.notify_mu);
-	return m ? buf : NULL;
-}
-
-static int ctl_mounts(const char *req, char **ret_out)
-{
-	char *copy = strdup(req), *w[4] = {0}, *save = NULL;
-	int n = 0, r;
-
-	if (!copy)
-		return -ENOMEM;
-	for (char *p = strtok_r(copy, " ", &save); p && n < 4;
-	     p = strtok_r(NULL, " ", &save))
-		w[n++] = p;
-	if (n == 3 && !strcmp(w[0], "mount"))
-		r = ctl_mount(w[1], w[2], ret_out);
-	else if (n == 2 && !strcmp(w[0], "umount"))
-		r = ctl_umount(w[1], ret_out);
-	else
-		r = ctl_reply(ret_out, -EINVAL,
-			      "malformed request (mount NAME PATH | umount "
-			      "NAME)");
-	free(copy);
-	return r;
-}
-
-static int ctl_serve(void *ud, const char *req, char **ret_out)
-{
-	struct hoard_stats *s;
-	int r;
-
-	if (!strcmp(req, "ping")) {
-		*ret_out = strdup("pong\n");
-		return *ret_out ? 0 : -ENOMEM;
-	}
-	if (!strcmp(req, "stats")) {
-		/* a closed file whose commit still waits for the committer
-		 * counts as written: the figures follow every close */
-		hoard_fs_commit_dirty(D.fs);
-		r = hoard_stats_compute(D.st, &s);
-		if (r < 0)
-			return r;
-		hoard_fs_cache_counts(D.fs, &s->cache_hits, &s->cache_misses);
-		s->have_cache = true;
-		s->have_reads = true;
-		s->read_errors = __atomic_load_n(&D.read_errors,
-						 __ATOMIC_RELAXED);
-		s->commit_errors = hoard_fs_commit_errors(D.fs);
-		if (D.lz) {
-			struct hoard_lazy_counts lc;
-
-			hoard_lazy_get_counts(D.lz, &lc);
-			s->have_fetch = true;
-			s->fetched_chunks = lc.fetched_chunks;
-			s->fetched_bytes = lc.fetched_bytes;
-			s->fetch_gets = lc.gets;
-			s->fetch_failures = lc.failures;
-			s->fetch_get_bytes = lc.get_bytes;
-			s->fetch_retries = lc.retries;
-		}
-		r = stats_budget(s);
-		if (r < 0) {
-			hoard_stats_free(s);
-			return r;
-		}
-		*ret_out = hoard_stats_json(s);
-		hoard_stats_free(s);
-		if (*ret_out)
-			*ret_out = stats_add_plain(*ret_out);
-		return *ret_out ? 0 : -ENOMEM;
-	}
-	if (!strcmp(req, "gc")) {
-		struct hoard_gc_report g;
-
-		r = hoard_gc_run(D.st, &g);
-		if (r < 0)
-			return r;
-		*ret_out = hoard_gc_json(&g);
-		return *ret_out ? 0 : -ENOMEM;
-	}
-	if (!strncmp(req, "push ", 5) || !strncmp(req, "pull ", 5))
-		return ctl_sync(req, ret_out);
-	if (!strcmp(req, "config trust") || !strncmp(req, "config trust ", 13))
-		return hoard_trust_request(D.st, req[12] ? req + 13 : "",
-					   ret_out);
-	if (!strncmp(req, "config ", 7))
-		return ctl_config(req, ret_out);
-	if (!strncmp(req, "prefetch ", 9))
-		return ctl_prefetch(req + 9, ret_out);
-	if (!strncmp(req, "mount ", 6) || !strncmp(req, "umount ", 7))
-		return ctl_mounts(req, ret_out);
-	if (!strncmp(req, "volume ", 7)) {
-		struct hoard_volume_hooks h = {.mountpoint = mounted_at,
-					       .changed = pull_changed};
-
-		r = hoard_volume_request(D.fs, req, &h, ret_out);
-		hoard_evict_poke(D.ev);
-		return r;
-	}
-	*ret_out = strdup("unknown request");
-	return -EINVAL;
-}
-
-/* Every request: while one is served the daemon does not exit (a client
- * that unmounted the last mount may have more to ask). */
-static int ctl_handler(void *ud, const char *req, char **ret_out)
-{
-	int r;
-
-	pthread_mutex_lock(&D.notify_mu);
-	D.ctl_busy = true;
-	pthread_mutex_unlock(&D.notify_mu);
-	r = ctl_serve(ud, req, ret_out);
-	pthread_mutex_lock(&D.notify_mu);
-	D.ctl_busy = false;
-	pthread_cond_broadcast(&D.mounts_cv);
-	pthread_mutex_unlock(&D.notify_mu);
-	return r;
 }
 
 /*
@@ -2089,7 +1507,7 @@ static void open_log(void)
  * said, so it is raised once INIT is done: statfs() on the mount waits for
  * that (requests queue until the connection is initialized).
  */
-static void raise_read_ahead(const struct mount *m)
+void raise_read_ahead(const struct mount *m)
 {
 	struct statfs sfs;
 	struct stat st;
@@ -2161,7 +1579,7 @@ static void wait_for_exiting_daemon(void)
 
 /* Lazy fetch (lazy.h): --remote, else the store's setting, with the
  * daemon's AWS configuration, else fallback (a pull request's). */
-static int start_lazy(const char *url, const struct hoard_s3_config *fallback)
+int start_lazy(const char *url, const struct hoard_s3_config *fallback)
 {
 	struct hoard_s3_config cfg;
 	char err[512] = "";

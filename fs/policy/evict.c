@@ -33,6 +33,7 @@
 #include "hoard/core.h"
 #include "hoard/evict.h"
 #include "hoard/gc.h"
+#include "hoard/htab.h"
 #include "hoard/util.h"
 
 #define POKE_INTERVAL_MS  1000 /* check at most this often after a poke */
@@ -42,80 +43,54 @@
 #define TYPE_DIR	  (S_IFDIR >> 12)
 #define TYPE_REG	  (S_IFREG >> 12)
 
-/* ---- u64 -> u64 map (open addressing; key 0 is empty: inodes >= 16) ---- */
+/* ---- u64 -> u64 map (htab.h, load 1/2; a zeroed map is empty) ---- */
 
 struct u64map {
-	uint64_t *k, *v;
-	size_t cap, n;
+	struct hoard_htab t; /* entries: struct u64ent */
 };
 
-static size_t m_slot(const struct u64map *m, uint64_t k)
-{
-	return (size_t)(k * 0x9e3779b97f4a7c15ull >> 17) & (m->cap - 1);
-}
+struct u64ent {
+	uint64_t k, v;
+};
 
 static uint64_t *m_get(const struct u64map *m, uint64_t k)
 {
-	if (!m->cap)
-		return NULL;
-	for (size_t i = m_slot(m, k);; i = (i + 1) & (m->cap - 1)) {
-		if (m->k[i] == k)
-			return &m->v[i];
-		if (!m->k[i])
-			return NULL;
-	}
-}
+	struct u64ent *e = hoard_htab_get(&m->t, &k);
 
-static int m_put(struct u64map *m, uint64_t k, uint64_t v);
-
-static int m_grow(struct u64map *m)
-{
-	struct u64map old = *m;
-	size_t cap = old.cap ? old.cap * 2 : 64;
-
-	m->k = calloc(cap, sizeof(*m->k));
-	m->v = calloc(cap, sizeof(*m->v));
-	if (!m->k || !m->v) {
-		free(m->k);
-		free(m->v);
-		*m = old;
-		return -ENOMEM;
-	}
-	m->cap = cap;
-	m->n = 0;
-	for (size_t i = 0; i < old.cap; i++) {
-		if (old.k[i])
-			m_put(m, old.k[i], old.v[i]);
-	}
-	free(old.k);
-	free(old.v);
-	return 0;
+	return e ? &e->v : NULL;
 }
 
 static int m_put(struct u64map *m, uint64_t k, uint64_t v)
 {
-	uint64_t *p = m_get(m, k);
-	size_t i;
+	struct u64ent *e;
 
-	if (p) {
-		*p = v;
-		return 0;
+	if (!m->t.esz) {
+		m->t = HOARD_HTAB_INIT(sizeof(*e), sizeof(k), 50);
+		m->t.min_cap = 64;
 	}
-	if ((m->n + 1) * 2 > m->cap && m_grow(m) < 0)
+	e = hoard_htab_put(&m->t, &k, NULL);
+	if (!e)
 		return -ENOMEM;
-	for (i = m_slot(m, k); m->k[i]; i = (i + 1) & (m->cap - 1))
-		;
-	m->k[i] = k;
-	m->v[i] = v;
-	m->n++;
+	e->v = v;
 	return 0;
+}
+
+/* Walk: *pos = 0 first; false at the end. */
+static bool m_next(const struct u64map *m, size_t *pos, uint64_t *k,
+		   uint64_t *v)
+{
+	const struct u64ent *e = hoard_htab_next(&m->t, pos);
+
+	if (!e)
+		return false;
+	*k = e->k;
+	*v = e->v;
+	return true;
 }
 
 static void m_free(struct u64map *m)
 {
-	free(m->k);
-	free(m->v);
-	memset(m, 0, sizeof(*m));
+	hoard_htab_free(&m->t);
 }
 
 /* ---- state -------------------------------------------------------------- */
@@ -555,7 +530,7 @@ int hoard_evict_pass(struct hoard_evict *ev, uint64_t *ret_stored)
 	struct hoard_store *st = hoard_fs_store(ev->fs);
 	struct scan s = {0};
 	struct u64map used = {0};
-	uint64_t stored, max, low;
+	uint64_t stored, max, low, k, v;
 	uint64_t files = 0, bytes = 0, t0 = hoard_now_mono_ns(), longest = 0;
 	int r = 0;
 
@@ -576,10 +551,8 @@ int hoard_evict_pass(struct hoard_evict *ev, uint64_t *ret_stored)
 	if (max && stored > max) {
 		ev->counts.passes++;
 		/* a copy: touches go on while the pass runs */
-		for (size_t i = 0; r == 0 && i < ev->used.cap; i++) {
-			if (ev->used.k[i])
-				r = m_put(&used, ev->used.k[i], ev->used.v[i]);
-		}
+		for (size_t pos = 0; r == 0 && m_next(&ev->used, &pos, &k, &v);)
+			r = m_put(&used, k, v);
 	}
 	pthread_mutex_unlock(&ev->mu);
 	if (r < 0 || !max || stored <= max)
@@ -645,16 +618,13 @@ out:
 static void prune(struct hoard_evict *ev, uint64_t gran)
 {
 	struct u64map used = {0}, persisted = {0};
-	uint64_t now = now_ns();
+	uint64_t now = now_ns(), k, v;
 	int r = 0;
 
 	pthread_mutex_lock(&ev->mu);
-	for (size_t i = 0; r == 0 && i < ev->used.cap; i++) {
-		uint64_t k = ev->used.k[i], v = ev->used.v[i];
-		const uint64_t *p = k ? m_get(&ev->persisted, k) : NULL;
+	for (size_t pos = 0; r == 0 && m_next(&ev->used, &pos, &k, &v);) {
+		const uint64_t *p = m_get(&ev->persisted, k);
 
-		if (!k)
-			continue;
 		if (p && (v == *p || (v < *p + gran && v + gran < now)))
 			continue;
 		r = m_put(&used, k, v);
@@ -680,25 +650,20 @@ static void flush_atimes(struct hoard_evict *ev)
 			      1000000000ull;
 	struct hoard_fs *fs = ev->fs;
 	struct u64map todo = {0};
+	uint64_t ino, use;
 
 	pthread_mutex_lock(&ev->mu);
-	for (size_t i = 0; i < ev->used.cap; i++) {
-		uint64_t *p;
+	for (size_t pos = 0; m_next(&ev->used, &pos, &ino, &use);) {
+		uint64_t *p = m_get(&ev->persisted, ino);
 
-		if (!ev->used.k[i])
-			continue;
-		p = m_get(&ev->persisted, ev->used.k[i]);
-		if (!p || ev->used.v[i] >= *p + gran)
-			m_put(&todo, ev->used.k[i], ev->used.v[i]);
+		if (!p || use >= *p + gran)
+			m_put(&todo, ino, use);
 	}
 	pthread_mutex_unlock(&ev->mu);
-	for (size_t i = 0; i < todo.cap; i++) {
-		uint64_t ino = todo.k[i], use = todo.v[i], have;
+	for (size_t pos = 0; m_next(&todo, &pos, &ino, &use);) {
+		uint64_t have = hoard_core_store_use(fs, ino, HOARD_USE_XATTR,
+						     use, gran);
 
-		if (!ino)
-			continue;
-		have = hoard_core_store_use(fs, ino, HOARD_USE_XATTR, use,
-					    gran);
 		if (have == UINT64_MAX)
 			continue; /* busy or gone */
 		pthread_mutex_lock(&ev->mu);

@@ -19,6 +19,7 @@
 
 #include "hoard/fsck.h"
 #include "hoard/hash.h"
+#include "hoard/htab.h"
 #include "hoard/records.h"
 #include "hoard/store.h"
 #include "hoard/util.h"
@@ -58,32 +59,14 @@ struct cent {
 	uint8_t flags;
 };
 
+/* The chunks by id (htab.h, load 1/2); entries are struct cent. */
 struct ctab {
-	struct cent *e;
-	size_t cap, n; /* cap: a power of two or 0 */
+	struct hoard_htab t;
 };
-
-static inline size_t cslot(const struct hoard_id *id, size_t cap)
-{
-	uint64_t h = hoard_get_be64(id->b) ^ (hoard_get_be64(id->b + 8) >> 7);
-
-	h ^= h >> 31;
-	h *= 0x94d049bb133111ebULL;
-	h ^= h >> 29;
-	return (size_t)h & (cap - 1);
-}
 
 static inline struct cent *ctab_get(struct ctab *t, const struct hoard_id *id)
 {
-	size_t j;
-
-	if (!t->n)
-		return NULL;
-	for (j = cslot(id, t->cap); t->e[j].flags & C_USED;
-	     j = (j + 1) & (t->cap - 1))
-		if (hoard_id_equal(&t->e[j].id, id))
-			return &t->e[j];
-	return NULL;
+	return hoard_htab_get(&t->t, id);
 }
 
 struct volent {

@@ -37,39 +37,20 @@
 #define MAX_DEPTH  4096
 #define PROGRESS_N 1024
 
-static struct cent *ctab_place(struct ctab *t, const struct hoard_id *id)
-{
-	size_t j = cslot(id, t->cap);
-
-	while (t->e[j].flags & C_USED)
-		j = (j + 1) & (t->cap - 1);
-	memset(&t->e[j], 0, sizeof(t->e[j]));
-	t->e[j].id = *id;
-	t->e[j].flags = C_USED;
-	t->n++;
-	return &t->e[j];
-}
-
 /* Find or add (flags C_USED, counters 0); NULL on ENOMEM. */
 static struct cent *ctab_add(struct ctab *t, const struct hoard_id *id)
 {
-	struct cent *e = ctab_get(t, id);
+	struct cent *e;
+	bool added;
 
-	if (e)
-		return e;
-	if ((t->n + 1) * 2 > t->cap) {
-		struct ctab g = {.cap = t->cap ? t->cap * 2 : 1024};
-
-		g.e = calloc(g.cap, sizeof(*g.e));
-		if (!g.e)
-			return NULL;
-		for (size_t i = 0; i < t->cap; i++)
-			if (t->e[i].flags & C_USED)
-				*ctab_place(&g, &t->e[i].id) = t->e[i];
-		free(t->e);
-		*t = g;
+	if (!t->t.esz) {
+		t->t = HOARD_HTAB_INIT(sizeof(*e), sizeof(*id), 50);
+		t->t.min_cap = 1024;
 	}
-	return ctab_place(t, id);
+	e = hoard_htab_put(&t->t, id, &added);
+	if (e && added)
+		e->flags = C_USED;
+	return e;
 }
 
 /* ---- the run ---- */
@@ -418,9 +399,9 @@ out_free:
 
 static void check_refcounts(struct fsck *c)
 {
-	for (size_t i = 0; i < c->chunks.cap; i++) {
-		struct cent *e = &c->chunks.e[i];
+	struct cent *e;
 
+	for (size_t pos = 0; (e = hoard_htab_next(&c->chunks.t, &pos));) {
 		if ((e->flags & C_REC) && e->rec_refcount != e->refs)
 			fsck_problem(c, HOARD_FSCK_REFCOUNTS);
 	}
@@ -652,7 +633,7 @@ out_free:
 	free(c.buf);
 	free(c.in);
 	free(c.vols);
-	free(c.chunks.e);
+	hoard_htab_free(&c.chunks.t);
 	free(c.gaps);
 	return r;
 }

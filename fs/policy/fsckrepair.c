@@ -103,6 +103,7 @@ static int frame_fix(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 
 int fsck_repair(struct fsck *c)
 {
+	struct cent *ce;
 	int r;
 
 	for (size_t i = 0; i < c->n_in; i++) {
@@ -111,8 +112,8 @@ int fsck_repair(struct fsck *c)
 		if ((e->flags & I_LOST) || !(e->flags & (I_REACH | I_ORPHAN)))
 			e->flags |= I_DEL;
 	}
-	for (size_t i = 0; i < c->chunks.cap; i++)
-		c->chunks.e[i].kept = 0;
+	for (size_t pos = 0; (ce = hoard_htab_next(&c->chunks.t, &pos));)
+		ce->kept = 0;
 	r = fsck_scan_dirents(c, true);
 	if (r == 0)
 		r = fsck_scan_extents(c, true);

@@ -38,99 +38,32 @@
 #include "hoard/json.h"
 #include "hoard/records.h"
 #include "hoard/stats.h"
+#include "hoard/htab.h"
 #include "hoard/util.h"
 
-/* ---- a set of chunk ids (open addressing, linear probing) ---- */
+/* ---- a set of chunk ids (htab.h) ---- */
 
 struct id_set {
-	struct hoard_id *ids;
-	uint8_t *used;
-	size_t cap; /* a power of two, or 0 */
-	size_t n;
+	struct hoard_htab t; /* entries: the ids; load 1/2 */
 };
-
-static inline uint64_t mix64(uint64_t x)
-{
-	/* splitmix64's finalizer: ids are hashes already, but test ids and
-	 * damaged ones need not be */
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ULL;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebULL;
-	x ^= x >> 31;
-	return x;
-}
-
-static size_t id_slot(const struct hoard_id *id, size_t cap)
-{
-	uint64_t h = hoard_get_be64(id->b) ^ mix64(hoard_get_be64(id->b + 8));
-
-	return mix64(h) & (cap - 1);
-}
 
 static bool id_set_has(const struct id_set *s, const struct hoard_id *id)
 {
-	size_t j;
-
-	if (!s->n)
-		return false;
-	for (j = id_slot(id, s->cap); s->used[j]; j = (j + 1) & (s->cap - 1))
-		if (hoard_id_equal(&s->ids[j], id))
-			return true;
-	return false;
-}
-
-static void id_set_place(struct id_set *s, const struct hoard_id *id)
-{
-	size_t j = id_slot(id, s->cap);
-
-	while (s->used[j])
-		j = (j + 1) & (s->cap - 1);
-	s->ids[j] = *id;
-	s->used[j] = 1;
-	s->n++;
-}
-
-static int id_set_grow(struct id_set *s)
-{
-	struct id_set g = {.cap = s->cap ? s->cap * 2 : 256};
-	size_t i;
-
-	g.ids = malloc(g.cap * sizeof(*g.ids));
-	g.used = calloc(g.cap, 1);
-	if (!g.ids || !g.used) {
-		free(g.ids);
-		free(g.used);
-		return -ENOMEM;
-	}
-	for (i = 0; i < s->cap; i++)
-		if (s->used[i])
-			id_set_place(&g, &s->ids[i]);
-	free(s->ids);
-	free(s->used);
-	*s = g;
-	return 0;
+	return hoard_htab_get(&s->t, id) != NULL;
 }
 
 static int id_set_add(struct id_set *s, const struct hoard_id *id)
 {
-	int r;
-
-	if (id_set_has(s, id))
-		return 0;
-	if ((s->n + 1) * 2 > s->cap) {
-		r = id_set_grow(s);
-		if (r < 0)
-			return r;
+	if (!s->t.esz) { /* a calloc()ed set: its first id */
+		s->t = HOARD_HTAB_INIT(sizeof(*id), sizeof(*id), 50);
+		s->t.min_cap = 256;
 	}
-	id_set_place(s, id);
-	return 0;
+	return hoard_htab_put(&s->t, id, NULL) ? 0 : -ENOMEM;
 }
 
 static void id_set_free(struct id_set *s)
 {
-	free(s->ids);
-	free(s->used);
+	hoard_htab_free(&s->t);
 }
 
 /* ---- the scan ---- */
@@ -393,6 +326,7 @@ void hoard_stats_free(struct hoard_stats *s)
 	if (!s)
 		return;
 	free(s->volumes);
+	free(s->pt);
 	free(s);
 }
 
@@ -447,6 +381,30 @@ static int set_u64s(json_t *o, const char *const *names, const uint64_t *vals,
 	set_u64s(o, names, (const uint64_t[]){__VA_ARGS__},                    \
 		 sizeof(names) / sizeof(names[0]))
 
+/* {"global": "on" or "off (why)", "mounts": {VOLUME: the same}}; NULL on
+ * ENOMEM (json_object_set_new then fails too). */
+static json_t *json_passthrough(const struct hoard_stats *s)
+{
+	json_t *pt = json_object(), *mounts = json_object();
+	int r = pt && mounts ? 0 : -1;
+
+	for (size_t i = 0; r == 0 && i < s->n_pt; i++)
+		r = json_object_set_new(mounts, s->pt[i].volume,
+					json_string(s->pt[i].why));
+	if (r == 0)
+		r = json_object_set_new(pt, "global",
+					json_string(s->pt_global));
+	if (r == 0)
+		r = json_object_set_new(pt, "mounts", mounts);
+	else
+		json_decref(mounts);
+	if (r < 0) {
+		json_decref(pt);
+		return NULL;
+	}
+	return pt;
+}
+
 char *hoard_stats_json(const struct hoard_stats *s)
 {
 	static const char *const cache[] = {"cache_hits", "cache_misses"};
@@ -458,6 +416,9 @@ char *hoard_stats_json(const struct hoard_stats *s)
 	static const char *const reads[] = {"read_errors", "commit_errors"};
 	static const char *const budget[] = {"max_size", "pinned_bytes",
 					     "evicted_files", "evicted_bytes"};
+	static const char *const plain[] = {"plain_bytes",   "plain_files",
+					    "plain_hits",    "plain_made",
+					    "plain_dropped", "plain_failed"};
 	json_t *o = json_figs(&s->total, &s->db_bytes), *vols;
 	int r = o ? 0 : -1;
 
@@ -474,6 +435,12 @@ char *hoard_stats_json(const struct hoard_stats *s)
 			     s->evicted_files, s->evicted_bytes);
 	if (r == 0 && s->have_reads)
 		r = SET_U64S(o, reads, s->read_errors, s->commit_errors);
+	if (r == 0 && s->have_plain)
+		r = SET_U64S(o, plain, s->plain_bytes, s->plain_files,
+			     s->plain_hits, s->plain_made, s->plain_dropped,
+			     s->plain_failed);
+	if (r == 0 && s->have_passthrough)
+		r = json_object_set_new(o, "passthrough", json_passthrough(s));
 	vols = json_object();
 	if (r == 0 && json_object_set_new(o, "volumes", vols) < 0)
 		r = -1;

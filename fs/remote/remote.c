@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 
 #include "hoard/chunker.h"
-#include "hoard/fs.h"
+#include "hoard/htab.h"
 #include "hoard/remote.h"
 #include "hoard/util.h"
 
@@ -303,10 +303,10 @@ void hoard_manifest_path(const struct hoard_manifest *m, size_t i, char *buf,
 	printable(buf);
 }
 
-/* (parent, name) set to find duplicates: open addressing over indices. */
+/* (parent, name) set to find duplicates (htab.h): entries are pointers to
+ * the manifest's entries, hashed and compared by parent and name. */
 struct nameset {
-	uint32_t *slot; /* entry index + 1; 0 empty */
-	size_t cap;
+	struct hoard_htab t;
 };
 
 static uint64_t name_hash(uint32_t parent, const char *name)
@@ -318,22 +318,31 @@ static uint64_t name_hash(uint32_t parent, const char *name)
 	return h ^ (h >> 29);
 }
 
+static uint64_t nameset_hash(const void *key)
+{
+	const struct hoard_mentry *e = *(const struct hoard_mentry *const *)key;
+
+	return name_hash(e->parent, e->name);
+}
+
+static bool nameset_eq(const void *a, const void *b)
+{
+	const struct hoard_mentry *x = *(const struct hoard_mentry *const *)a;
+	const struct hoard_mentry *y = *(const struct hoard_mentry *const *)b;
+
+	return x->parent == y->parent && !strcmp(x->name, y->name);
+}
+
 /* 0, 1 when (parent, name) of entry i is already there, or -ENOMEM. */
 static int nameset_add(struct nameset *s, const struct hoard_manifest *m,
 		       uint32_t i)
 {
 	const struct hoard_mentry *e = &m->e[i];
-	size_t k = name_hash(e->parent, e->name) & (s->cap - 1);
+	bool added;
 
-	while (s->slot[k]) {
-		const struct hoard_mentry *o = &m->e[s->slot[k] - 1];
-
-		if (o->parent == e->parent && !strcmp(o->name, e->name))
-			return 1;
-		k = (k + 1) & (s->cap - 1);
-	}
-	s->slot[k] = i + 1;
-	return 0;
+	if (!hoard_htab_put(&s->t, &e, &added))
+		return -ENOMEM;
+	return added ? 0 : 1;
 }
 
 static bool name_ok(const char *name, const char **why)
@@ -386,11 +395,11 @@ static int manifest_check(const struct hoard_manifest *m, char *errbuf,
 	if (m->n > UINT32_MAX - 1)
 		return hoard_errf(errbuf, errlen, -EBADMSG,
 				  "manifest: too many entries");
-	ns.cap = 64;
-	while (ns.cap < m->n * 2)
-		ns.cap *= 2;
-	ns.slot = calloc(ns.cap, sizeof(*ns.slot));
-	if (!ns.slot)
+	ns.t = HOARD_HTAB_INIT(sizeof(const struct hoard_mentry *),
+			       sizeof(const struct hoard_mentry *), 50);
+	ns.t.hash = nameset_hash;
+	ns.t.eq = nameset_eq;
+	if (hoard_htab_reserve(&ns.t, m->n) < 0)
 		return -ENOMEM;
 	for (uint32_t i = 1; i < m->n && r == 0; i++) {
 		const struct hoard_mentry *e = &m->e[i];
@@ -502,7 +511,7 @@ static int manifest_check(const struct hoard_manifest *m, char *errbuf,
 	}
 	r = 0;
 out:
-	free(ns.slot);
+	hoard_htab_free(&ns.t);
 	return r;
 }
 
@@ -935,7 +944,7 @@ int hoard_chunk_sha_verify(const void *raw, size_t n,
 bool hoard_ref_name_ok(const char *name)
 {
 	/* a ref is named <volume>/<name>: the same rule for both halves */
-	return hoard_fs_volume_name_ok(name);
+	return hoard_name_ok(name);
 }
 
 int hoard_ref_encode(const struct hoard_ref *r, char **ret, size_t *ret_len)
@@ -1166,14 +1175,12 @@ int hoard_ref_check_trust(const struct hoard_ref *r,
 /* ---- remote chunk index ----------------------------------------------------- */
 
 struct rslot {
-	struct hoard_id id;
+	struct hoard_id id; /* the key (htab.h) */
 	struct hoard_rloc loc;
-	bool used;
 };
 
 struct hoard_rindex {
-	struct rslot *s;
-	size_t cap, n;
+	struct hoard_htab t; /* entries: struct rslot, at most 1/2 full */
 };
 
 struct hoard_rindex *hoard_rindex_new(void)
@@ -1182,9 +1189,9 @@ struct hoard_rindex *hoard_rindex_new(void)
 
 	if (!x)
 		return NULL;
-	x->cap = 1024;
-	x->s = calloc(x->cap, sizeof(*x->s));
-	if (!x->s) {
+	x->t = HOARD_HTAB_INIT(sizeof(struct rslot), sizeof(struct hoard_id),
+			       50);
+	if (hoard_htab_reserve(&x->t, 512) < 0) {
 		free(x);
 		return NULL;
 	}
@@ -1195,59 +1202,34 @@ void hoard_rindex_free(struct hoard_rindex *x)
 {
 	if (!x)
 		return;
-	free(x->s);
+	hoard_htab_free(&x->t);
 	free(x);
-}
-
-static size_t rslot_of(const struct rslot *s, size_t cap,
-		       const struct hoard_id *id)
-{
-	size_t k = (size_t)hoard_get_be64(id->b + 8) & (cap - 1);
-
-	while (s[k].used && !hoard_id_equal(&s[k].id, id))
-		k = (k + 1) & (cap - 1);
-	return k;
 }
 
 int hoard_rindex_add(struct hoard_rindex *x, const struct hoard_id *id,
 		     const struct hoard_rloc *loc)
 {
-	size_t k;
+	bool added;
+	struct rslot *s = hoard_htab_put(&x->t, id, &added);
 
-	if ((x->n + 1) * 2 > x->cap) {
-		size_t cap = x->cap * 2;
-		struct rslot *s = calloc(cap, sizeof(*s));
-
-		if (!s)
-			return -ENOMEM;
-		for (size_t i = 0; i < x->cap; i++)
-			if (x->s[i].used)
-				s[rslot_of(s, cap, &x->s[i].id)] = x->s[i];
-		free(x->s);
-		x->s = s;
-		x->cap = cap;
-	}
-	k = rslot_of(x->s, x->cap, id);
-	if (x->s[k].used)
-		return 0;
-	x->s[k].used = true;
-	x->s[k].id = *id;
-	x->s[k].loc = *loc;
-	x->n++;
+	if (!s)
+		return -ENOMEM;
+	if (added) /* the first location stays */
+		s->loc = *loc;
 	return 0;
 }
 
 const struct hoard_rloc *hoard_rindex_get(const struct hoard_rindex *x,
 					  const struct hoard_id *id)
 {
-	size_t k = rslot_of(x->s, x->cap, id);
+	const struct rslot *s = hoard_htab_get(&x->t, id);
 
-	return x->s[k].used ? &x->s[k].loc : NULL;
+	return s ? &s->loc : NULL;
 }
 
 size_t hoard_rindex_count(const struct hoard_rindex *x)
 {
-	return x->n;
+	return x->t.n;
 }
 
 int hoard_rindex_foreach(const struct hoard_rindex *x,
@@ -1257,10 +1239,10 @@ int hoard_rindex_foreach(const struct hoard_rindex *x,
 {
 	int r;
 
-	for (size_t i = 0; i < x->cap; i++) {
-		if (!x->s[i].used)
-			continue;
-		r = fn(ud, &x->s[i].id, &x->s[i].loc);
+	const struct rslot *s;
+
+	for (size_t pos = 0; (s = hoard_htab_next(&x->t, &pos));) {
+		r = fn(ud, &s->id, &s->loc);
 		if (r)
 			return r;
 	}

@@ -51,6 +51,13 @@ void remote_close(struct remote *r);
 /* PREFIX + the formatted rest; malloc()ed or NULL. */
 char *remote_key(const struct remote *r, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* GET PREFIX+rel (*ret_buf malloc()ed): 0; -ENOENT with the message
+ * missing (printf format) in errbuf; another error as "what: the S3
+ * error" (s3_fail). */
+int remote_get_explained(struct remote *r, const char *rel, void **ret_buf,
+			 size_t *ret_len, const char *what, char *errbuf,
+			 size_t errlen, const char *missing, ...)
+	__attribute__((format(printf, 8, 9)));
 /* The repository's config: -ENOENT when there is none. */
 int remote_get_config(struct remote *r, struct hoard_remote_config *ret,
 		      char *errbuf, size_t errlen);

@@ -38,6 +38,7 @@
 #include "hoard/core.h"
 #include "hoard/idmap.h"
 #include "hoard/util.h"
+#include "pack-internal.h"
 #include "sync-internal.h"
 
 #define SNAPSHOT_ATTEMPTS 3
@@ -338,16 +339,13 @@ struct push {
 #define push_fail(p, err, ...)                                                 \
 	set_err_oncef(&(p)->mu, (p)->errbuf, (p)->errlen, err, __VA_ARGS__)
 
-/* Read and verify one frame, append it to the pack buffer. */
+/* Read and verify one frame, append it to the pack. */
 static int pack_add_frame(struct push *p, const struct chunk_ref *c,
-			  uint8_t **buf, size_t *len, size_t *cap,
-			  uint8_t *scratch, struct hoard_idx_entry *ie)
+			  struct pack_writer *w)
 {
 	void *frame;
 	size_t flen;
-	struct hoard_id got;
 	char hex[HOARD_ID_HEX_SIZE];
-	ssize_t n;
 	int r;
 
 	r = hoard_store_get(hoard_fs_store(p->fs), HOARD_CF_CHUNKDATA, c->id.b,
@@ -370,104 +368,47 @@ static int pack_add_frame(struct push *p, const struct chunk_ref *c,
 	if (r < 0)
 		return push_fail(p, r, "reading chunk %s: %s", hex,
 				 strerror(-r));
-	n = hoard_codec_decode(frame, flen, scratch, HOARD_CHUNK_MAX,
-			       c->raw_len);
-	if (n >= 0)
-		hoard_id_compute(hoard_store_key(hoard_fs_store(p->fs)),
-				 scratch, (size_t)n, &got);
-	if (n < 0 || !hoard_id_equal(&got, &c->id)) {
-		free(frame);
+	r = pack_writer_add(w, hoard_store_key(hoard_fs_store(p->fs)), &c->id,
+			    frame, (uint32_t)flen, c->raw_len);
+	free(frame);
+	if (r == -EBADMSG)
 		return push_fail(p, -EBADMSG,
 				 "local chunk %s is corrupt: not pushed (run "
 				 "'hoard fsck')",
 				 hex);
-	}
-	if (*len + flen > *cap) {
-		size_t c2 = *cap * 2 > *len + flen ? *cap * 2 : *len + flen;
-		uint8_t *x = realloc(*buf, c2);
-
-		if (!x) {
-			free(frame);
-			return -ENOMEM;
-		}
-		*buf = x;
-		*cap = c2;
-	}
-	memcpy(*buf + *len, frame, flen);
-	ie->id = c->id;
-	ie->off = *len;
-	ie->frame_len = (uint32_t)flen;
-	ie->raw_len = c->raw_len;
-	*len += flen;
-	free(frame);
-	return 0;
+	return r;
 }
 
 static int push_pack(void *ud, size_t k)
 {
 	struct push *p = ud;
 	struct pack_plan *pl = &p->plans[k];
-	struct hoard_pack_index ix = {0};
-	size_t len = 0, cap = pl->bytes + 4096, ilen;
-	uint8_t *buf = malloc(cap), *scratch = malloc(HOARD_CHUNK_MAX), *ib;
-	char hex[HOARD_SHA256_HEX_SIZE], *key = NULL;
-	int r = -ENOMEM;
+	struct pack_writer w;
+	char *key = NULL;
+	int r;
 
-	ix.e = calloc(pl->n, sizeof(*ix.e));
-	if (!buf || !scratch || !ix.e)
-		goto out;
-	/* the header's nonce makes every upload a new name (REMOTE.md 3) */
-	memcpy(buf, HOARD_PACK_MAGIC, 8);
-	r = hoard_random(buf + 8, HOARD_PACK_HEADER - 8);
+	r = pack_writer_init(&w, pl->bytes + 4096, pl->n);
+	for (size_t i = 0; r == 0 && i < pl->n; i++)
+		r = pack_add_frame(p, &p->todo[pl->first + i], &w);
+	if (r == 0)
+		r = pack_writer_finish(&w);
 	if (r < 0)
 		goto out;
-	len = HOARD_PACK_HEADER;
-	for (size_t i = 0; i < pl->n; i++) {
-		r = pack_add_frame(p, &p->todo[pl->first + i], &buf, &len, &cap,
-				   scratch, &ix.e[i]);
-		if (r < 0)
-			goto out;
-	}
-	ix.n = (uint32_t)pl->n;
-	ix.pack_size = len;
-	hoard_sha256(buf, len, ix.pack_sha);
-	hoard_hex(ix.pack_sha, HOARD_SHA256_SIZE, hex);
-	r = -ENOMEM;
-	key = remote_key(p->r, "packs/%s.pack", hex);
-	if (!key)
-		goto out;
-	r = hoard_s3_put_object(p->r->cl, p->r->bucket, key, buf, len, NULL);
+	r = pack_writer_upload(&w, p->r, &key);
 	if (r < 0) {
-		push_fail(p, r, "uploading %s: %s", key, hoard_s3_last_error());
+		if (key)
+			push_fail(p, r, "uploading %s: %s", key,
+				  hoard_s3_last_error());
 		goto out;
 	}
-	progress_add(p->r, len, 1);
-	free(key);
-	ilen = hoard_pack_index_size(ix.n);
-	ib = malloc(ilen);
-	r = -ENOMEM;
-	key = remote_key(p->r, "packs/%s.idx", hex);
-	if (!ib || !key) {
-		free(ib);
-		goto out;
-	}
-	hoard_pack_index_encode(&ix, ib);
-	r = hoard_s3_put_object(p->r->cl, p->r->bucket, key, ib, ilen, NULL);
-	if (r < 0) {
-		push_fail(p, r, "uploading %s: %s", key, hoard_s3_last_error());
-	} else {
-		write_cached(p->r->cache_dir, hex, ib, ilen);
-		pthread_mutex_lock(&p->mu);
-		p->packs_new++;
-		p->bytes_new += len;
-		pthread_mutex_unlock(&p->mu);
-	}
-	free(ib);
+	progress_add(p->r, w.len, 1);
+	pthread_mutex_lock(&p->mu);
+	p->packs_new++;
+	p->bytes_new += w.len;
+	pthread_mutex_unlock(&p->mu);
 out:
 	free(key);
-	free(buf);
-	free(scratch);
-	free(ix.e);
+	pack_writer_clear(&w);
 	return r;
 }
 

@@ -43,6 +43,7 @@
 #include "hoard/codec.h"
 #include "hoard/json.h"
 #include "hoard/util.h"
+#include "pack-internal.h"
 #include "sync-internal.h"
 
 struct obj {
@@ -362,10 +363,10 @@ static int repack(struct gc *g, size_t i)
 {
 	struct remote *r = g->r;
 	struct live_in li = {.pack = (uint32_t)i, .rx = r->rx};
-	struct hoard_pack_index ix = {0};
-	uint8_t *old = NULL, *buf = NULL, *raw = NULL, *ib = NULL;
+	struct pack_writer w = {0};
+	uint8_t *old = NULL;
 	char hex[HOARD_SHA256_HEX_SIZE], *key = NULL;
-	size_t olen = 0, len = HOARD_PACK_HEADER, ilen;
+	size_t olen = 0;
 	int e;
 
 	e = hoard_rindex_foreach(g->live, collect_live, &li);
@@ -385,91 +386,49 @@ static int repack(struct gc *g, size_t i)
 		goto out;
 	}
 	hoard_sha256_hex(old, olen, hex);
-	buf = malloc(olen + HOARD_PACK_HEADER);
-	raw = malloc(HOARD_CHUNK_MAX);
-	ix.e = calloc(li.n, sizeof(*ix.e));
-	if (!buf || !raw || !ix.e) {
-		e = -ENOMEM;
+	e = pack_writer_init(&w, olen, li.n);
+	if (e < 0)
 		goto out;
-	}
 	if (strcmp(hex, r->packs[i])) {
 		e = hoard_errf(g->errbuf, g->errlen, -EBADMSG,
 			       "pack %s is corrupt (SHA-256 %s); not repacked",
 			       r->packs[i], hex);
 		goto out;
 	}
-	memcpy(buf, HOARD_PACK_MAGIC, 8);
-	e = hoard_random(buf + 8, HOARD_PACK_HEADER - 8);
 	for (size_t k = 0; e == 0 && k < li.n; k++) {
 		const struct hoard_rloc *l = &li.w[k].loc;
-		struct hoard_id got;
-		ssize_t n;
 
-		if (l->off + l->frame_len > olen) {
-			e = -EBADMSG;
-			break;
-		}
-		n = hoard_codec_decode(old + l->off, l->frame_len, raw,
-				       HOARD_CHUNK_MAX, l->raw_len);
-		if (n >= 0)
-			hoard_id_compute(&g->key, raw, (size_t)n, &got);
-		if (n < 0 || !hoard_id_equal(&got, &li.w[k].id)) {
+		e = l->off + l->frame_len > olen
+			    ? -EBADMSG
+			    : pack_writer_add(&w, &g->key, &li.w[k].id,
+					      old + l->off, l->frame_len,
+					      l->raw_len);
+		if (e == -EBADMSG)
 			e = hoard_errf(g->errbuf, g->errlen, -EBADMSG,
 				       "pack %s holds a corrupt chunk; not "
 				       "repacked",
 				       r->packs[i]);
-			break;
-		}
-		memcpy(buf + len, old + l->off, l->frame_len);
-		ix.e[k] = (struct hoard_idx_entry){.id = li.w[k].id,
-						   .off = len,
-						   .frame_len = l->frame_len,
-						   .raw_len = l->raw_len};
-		len += l->frame_len;
 	}
+	if (e == 0)
+		e = pack_writer_finish(&w);
 	if (e < 0)
 		goto out;
-	ix.n = (uint32_t)li.n;
-	ix.pack_size = len;
-	hoard_sha256(buf, len, ix.pack_sha);
-	hoard_hex(ix.pack_sha, HOARD_SHA256_SIZE, hex);
-	ilen = hoard_pack_index_size(ix.n);
-	ib = malloc(ilen);
-	if (!ib) {
-		e = -ENOMEM;
-		goto out;
-	}
-	hoard_pack_index_encode(&ix, ib);
 	g->res->packs_repacked++;
-	g->res->bytes_repacked += len;
+	g->res->bytes_repacked += w.len;
 	if (g->o->dry_run)
 		goto out;
-	free(key);
-	key = remote_key(r, "packs/%s.pack", hex);
-	e = key ? hoard_s3_put_object(r->cl, r->bucket, key, buf, len, NULL)
-		: -ENOMEM;
-	if (e == 0) {
-		free(key);
-		key = remote_key(r, "packs/%s.idx", hex);
-		e = key ? hoard_s3_put_object(r->cl, r->bucket, key, ib, ilen,
-					      NULL)
-			: -ENOMEM;
-	}
+	e = pack_writer_upload(&w, r, NULL);
 	if (e < 0) {
 		e = s3_fail(g->errbuf, g->errlen, e,
 			    "uploading a repacked pack");
 		goto out;
 	}
-	write_cached(r->cache_dir, hex, ib, ilen);
 	e = condemn(g, r->packs[i]);
 out:
 	free(li.w);
 	free(key);
 	free(old);
-	free(buf);
-	free(raw);
-	free(ib);
-	free(ix.e);
+	pack_writer_clear(&w);
 	return e;
 }
 

@@ -36,6 +36,7 @@
 #include "hoard/codec.h"
 #include "hoard/core.h"
 #include "hoard/idmap.h"
+#include "hoard/trust.h"
 #include "hoard/util.h"
 #include "sync-internal.h"
 
@@ -140,22 +141,20 @@ static int get_manifest(struct pull *P, const char *ref, char *errbuf,
 {
 	struct remote *r = P->r;
 	struct hoard_ref rf;
-	char *key = remote_key(r, "refs/%s/%s", P->o->volume, ref);
+	char *key = NULL, rel[32 + 2 * 65];
 	char sum[HOARD_SHA256_HEX_SIZE];
 	void *buf = NULL;
 	size_t len;
 	int e;
 
-	if (!key)
-		return -ENOMEM;
-	e = hoard_s3_get_object(r->cl, r->bucket, key, &buf, &len, NULL);
-	free(key);
-	if (e == -ENOENT)
-		return hoard_errf(errbuf, errlen, e,
-				  "there is no ref '%s/%s' at %s", P->o->volume,
-				  ref, r->url);
+	if ((size_t)snprintf(rel, sizeof(rel), "refs/%s/%s", P->o->volume,
+			     ref) >= sizeof(rel))
+		return -ENAMETOOLONG; /* names were checked: cannot happen */
+	e = remote_get_explained(r, rel, &buf, &len, "reading the ref", errbuf,
+				 errlen, "there is no ref '%s/%s' at %s",
+				 P->o->volume, ref, r->url);
 	if (e < 0)
-		return s3_fail(errbuf, errlen, e, "reading the ref");
+		return e;
 	e = hoard_ref_decode(buf, len, &rf, errbuf, errlen);
 	free(buf);
 	if (e < 0)
@@ -953,7 +952,7 @@ int hoard_sync_pull(struct hoard_fs *fs, const struct hoard_sync_opts *o,
 	}
 	if (e == 0 && fresh) /* a volume this pull made: the root's too */
 		set_meta(&P, root, &P.m.e[0], true);
-	if (P.staged.e)
+	if (P.staged.t.esz) /* initialized */
 		pull_release(&P);
 	if (e == 0)
 		e = hoard_store_sync(hoard_fs_store(fs));

@@ -103,26 +103,46 @@ char *remote_key(const struct remote *r, const char *fmt, ...)
 	return n < 0 ? NULL : key;
 }
 
+int remote_get_explained(struct remote *r, const char *rel, void **ret_buf,
+			 size_t *ret_len, const char *what, char *errbuf,
+			 size_t errlen, const char *missing, ...)
+{
+	char *key = remote_key(r, "%s", rel);
+	va_list ap;
+	int e;
+
+	*ret_buf = NULL;
+	if (!key)
+		return -ENOMEM;
+	e = hoard_s3_get_object(r->cl, r->bucket, key, ret_buf, ret_len, NULL);
+	free(key);
+	if (e == -ENOENT) {
+		va_start(ap, missing);
+		if (errbuf && errlen)
+			vsnprintf(errbuf, errlen, missing, ap);
+		va_end(ap);
+		return e;
+	}
+	if (e < 0)
+		return s3_fail(errbuf, errlen, e, what);
+	return 0;
+}
+
 int remote_get_config(struct remote *r, struct hoard_remote_config *ret,
 		      char *errbuf, size_t errlen)
 {
-	char *key = remote_key(r, "config");
-	void *buf = NULL;
+	void *buf;
 	size_t len;
 	int e;
 
-	if (!key)
-		return -ENOMEM;
-	e = hoard_s3_get_object(r->cl, r->bucket, key, &buf, &len, NULL);
-	free(key);
-	if (e == -ENOENT)
-		return hoard_errf(errbuf, errlen, e,
-				  "there is no hoard repository at %s (no "
-				  "config object)",
-				  r->url);
+	e = remote_get_explained(r, "config", &buf, &len,
+				 "reading the repository config", errbuf,
+				 errlen,
+				 "there is no hoard repository at %s (no "
+				 "config object)",
+				 r->url);
 	if (e < 0)
-		return s3_fail(errbuf, errlen, e,
-			       "reading the repository config");
+		return e;
 	hoard_sha256(buf, len, r->config_sha);
 	e = hoard_remote_config_decode(buf, len, ret, errbuf, errlen);
 	free(buf);

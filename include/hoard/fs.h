@@ -55,7 +55,7 @@ struct hoard_store *hoard_fs_store(struct hoard_fs *fs);
 /* Root inode of a volume; create it when missing and create is true. */
 int hoard_fs_volume(struct hoard_fs *fs, const char *name, bool create,
 		    uint64_t *ret_root);
-/* 1 when name is a valid volume name. */
+/* 1 when name is a valid volume name (hoard_name_ok, util.h). */
 bool hoard_fs_volume_name_ok(const char *name);
 
 /* Caller identity for new inodes. */

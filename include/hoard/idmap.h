@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * idmap: a hash map from chunk id to counters (open addressing, linear
- * probing, backward-shift deletion), the core's (fs/core/idmap.c) and the
- * layers' above it that count or deduplicate chunk ids (push, pull).
+ * idmap: a hash map from chunk id to counters over the one hash table
+ * (htab.h: open addressing, linear probing, backward-shift deletion), the
+ * core's (fs/core/idmap.c) and the layers' above it that count or
+ * deduplicate chunk ids (push, pull).
  *
  * Thread contract: none inside; a map is used by one thread at a time, or
  * under the lock its owner documents (the core's in-flight map: fs->lock).
@@ -15,19 +16,18 @@
 #include <stdint.h>
 
 #include "hoard/hash.h"
+#include "hoard/htab.h"
 
 struct idmap_ent {
 	struct hoard_id id;
 	int64_t count;
 	uint32_t raw_size, frame_size;
-	bool used;
 	bool writing;	/* inflight only: the frame is being written */
 	bool unflushed; /* inflight only: written without the WAL, no flush
 			 * has made it durable yet */
 };
 struct idmap {
-	struct idmap_ent *e;
-	size_t cap, n;
+	struct hoard_htab t; /* entries: struct idmap_ent (htab.h) */
 };
 
 int idmap_init(struct idmap *m, size_t cap);
@@ -36,5 +36,9 @@ struct idmap_ent *idmap_get(struct idmap *m, const struct hoard_id *id);
 /* Find or insert (count 0); NULL on ENOMEM. */
 struct idmap_ent *idmap_add(struct idmap *m, const struct hoard_id *id);
 void idmap_del(struct idmap *m, const struct hoard_id *id);
+/* Walk: the entry after prev (NULL: the first), or NULL at the end; not
+ * across an add or del. */
+struct idmap_ent *idmap_next(const struct idmap *m,
+			     const struct idmap_ent *prev);
 
 #endif

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * sign: Ed25519 keys and signatures for refs (docs/REMOTE.md section 6.1),
- * the key files of `hoard key generate`, and the store's trust setting
- * (docs/FORMAT.md 2.1).  Layer 5: uses util, digest, store (the setting
- * only) and OpenSSL's libcrypto, which does all the cryptography
- * (EVP_PKEY_ED25519, EVP_DigestSign / EVP_DigestVerify with no digest).
+ * and the key files of `hoard key generate` (the store's trust setting is
+ * trust.h's).  Uses util, digest and OpenSSL's libcrypto, which does all
+ * the cryptography (EVP_PKEY_ED25519, EVP_DigestSign / EVP_DigestVerify
+ * with no digest).
  *
  * Key files, one line of text each:
  *   FILE      "hoard-secret-key 1 ed25519 <64 hex: the 32-byte seed>\n"
@@ -72,25 +72,5 @@ int hoard_sign_pub_parse(const char *text, size_t len,
 			 struct hoard_pubkey *ret);
 /* 64 hex digits <-> 32 bytes (the words of the control socket). */
 int hoard_sign_hex32(const char *hex, uint8_t ret[32]);
-
-/* ---- the store's trust setting (FORMAT.md 2.1: `trust`) ----------------- */
-
-struct hoard_store;
-/* *ret (malloc()ed, NULL when none) and *ret_n: the trusted keys. */
-int hoard_trust_get(struct hoard_store *st, struct hoard_pubkey **ret,
-		    size_t *ret_n);
-/* Replace the setting (n == 0 deletes it); n <= HOARD_TRUST_MAX. */
-int hoard_trust_set(struct hoard_store *st, const struct hoard_pubkey *keys,
-		    size_t n);
-
-/*
- * The `config trust` request (the daemon's control socket, and the CLI on a
- * store it opened): args "" reads the setting, "none" deletes it, else
- * space-separated 64-hex public keys replace it.  *ret_out (malloc()ed)
- * lists the keys in force, one line each "<key id> <64 hex>", or "none";
- * -EINVAL (with *ret_out a message) for bad args.
- */
-int hoard_trust_request(struct hoard_store *st, const char *args,
-			char **ret_out);
 
 #endif

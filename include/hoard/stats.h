@@ -58,12 +58,21 @@ struct hoard_stats {
 	bool have_reads;
 	uint64_t read_errors;
 	uint64_t commit_errors; /* commits after a close returned that failed */
-	/* The daemon's plain-file tier (plain.h), read back from its reply
-	 * (the daemon adds these keys to the JSON itself): have_plain false
-	 * offline. */
+	/* The daemon's plain-file tier (plain.h): have_plain false offline. */
 	bool have_plain;
 	uint64_t plain_bytes, plain_files, plain_hits, plain_made;
 	uint64_t plain_dropped, plain_failed;
+	/* The daemon's FUSE passthrough: "on", or "off (why)", globally ("on"
+	 * when any mount uses it) and per mount (pt, malloc()ed, freed by
+	 * hoard_stats_free); have_passthrough false offline.  Written to the
+	 * JSON only (not read back). */
+	bool have_passthrough;
+	char pt_global[128];
+	size_t n_pt;
+	struct hoard_stats_pt {
+		char volume[65];
+		char why[128];
+	} * pt;
 	size_t n_volumes;
 	struct hoard_stats_volume *volumes;
 };

@@ -16,6 +16,7 @@
 #define HOARD_UTIL_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <syslog.h>
@@ -82,6 +83,13 @@ static inline uint32_t hoard_get_be32(const uint8_t *p)
  * Returns 0 and sets *ret, or -EINVAL.
  */
 int hoard_parse_size(const char *s, uint64_t *ret);
+
+/*
+ * The name rule of volumes and of both halves of a ref (<volume>/<name>):
+ * 1 to 64 of [A-Za-z0-9._-], not starting with '.'.  A leaf, so that the
+ * remote formats (remote.c) and the filesystem (dir.c) share it.
+ */
+bool hoard_name_ok(const char *name);
 
 /* Lower-case hex of n bytes into out (2n+1 bytes, NUL-terminated). */
 void hoard_hex(const uint8_t *p, size_t n, char *out);

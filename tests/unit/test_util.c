@@ -138,9 +138,38 @@ static void test_io(void)
 	CHECK(hoard_now_mono_ns() - t0 >= 2000000);
 }
 
+/* The volume/ref name rule (hoard_name_ok): 1-64 of [A-Za-z0-9._-], not
+ * starting with '.'. */
+static void test_name_ok(void)
+{
+	static const char *good[] = {"a",
+				     "Vol-1",
+				     "x.y_z",
+				     "a..",
+				     "0",
+				     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN"
+				     "OPQRSTUVWXYZ0123456789-_"};
+	static const char *bad[] = {"",
+				    ".",
+				    "..",
+				    ".hidden",
+				    "a/b",
+				    "a b",
+				    "a\n",
+				    "\xc3\xa9",
+				    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOP"
+				    "QRSTUVWXYZ0123456789-_."};
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		CHECK(hoard_name_ok(good[i]));
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CHECK(!hoard_name_ok(bad[i]));
+}
+
 int main(void)
 {
 	test_parse_size();
+	test_name_ok();
 	test_log();
 	test_io();
 	return CHECK_DONE();
