@@ -44,6 +44,8 @@ LAYERS = [
         "hash": ["fs/store/hash.c", "include/hoard/hash.h"],
         "chunker": ["fs/store/chunker.c", "include/hoard/chunker.h"],
         "codec": ["fs/store/codec.c", "include/hoard/codec.h"],
+        # the store's record codecs (docs/FORMAT.md 2): bytes <-> structs
+        "records": ["fs/store/records.c", "include/hoard/records.h"],
     }),
     ("3 remote formats, S3 client", {
         "remote": ["fs/remote/remote.c", "include/hoard/remote.h"],
@@ -61,7 +63,7 @@ LAYERS = [
                  "fs/core/file.c", "fs/core/ingest.c", "fs/core/extents.c", "fs/core/staging.c",
                  "fs/core/info.c", "fs/core/plain.c", "fs/core/volume.c", "fs/core/core.c",
                  "fs/core/fs-internal.h", "include/hoard/fs.h",
-                 "include/hoard/core.h", "include/hoard/records.h",
+                 "include/hoard/core.h",
                  "include/hoard/idmap.h",
                  "include/hoard/plain.h", "include/hoard/volume.h"],
     }),
@@ -76,7 +78,8 @@ LAYERS = [
         "volumectl": ["fs/daemon/volumectl.c", "include/hoard/volumectl.h"],
         "evict": ["fs/policy/evict.c", "include/hoard/evict.h"],
         "sync": ["fs/remote/sync.c", "fs/remote/syncpull.c", "fs/remote/syncgc.c", "fs/remote/syncls.c",
-                 "fs/remote/syncremote.c", "fs/remote/syncreq.c", "fs/remote/sync-internal.h",
+                 "fs/remote/syncremote.c", "fs/remote/syncreq.c", "fs/remote/synctrust.c",
+                 "fs/remote/sync-internal.h",
                  "include/hoard/sync.h",
                  # lazy fetch reads the bucket through sync's repository
                  # handle and chunk index (sync-internal.h): one module

@@ -46,6 +46,7 @@ enum {
 	OPT_LAZY,
 	OPT_SIGN,
 	OPT_TRUST,
+	OPT_ALLOW_ROLLBACK,
 };
 
 static int report(int status, const char *fmt, ...)
@@ -97,7 +98,7 @@ static int status_of(int err)
 struct args {
 	const char *url, *volume, *ref;
 	unsigned jobs;
-	bool json, lazy;
+	bool json, lazy, allow_rollback;
 	bool sign; /* push --sign FILE: key */
 	struct hoard_sign_key key;
 	struct hoard_pubkey trust[HOARD_TRUST_MAX]; /* pull, ls-remote */
@@ -108,12 +109,15 @@ static const char push_usage[] =
 	"Usage: hoard push s3://BUCKET[/PREFIX] [--volume V] [--ref NAME] "
 	"[--jobs N] [--sign KEYFILE] [--json]\n"
 	"       hoard pull s3://BUCKET[/PREFIX] [--volume V] [--ref NAME] "
-	"[--jobs N] [--lazy] [--trust PUBFILE]... [--json]\n"
+	"[--jobs N] [--lazy] [--trust PUBFILE]... [--allow-rollback] "
+	"[--json]\n"
 	"       hoard ls-remote s3://BUCKET[/PREFIX] [--trust PUBFILE]... "
 	"[--json]\n"
 	"--sign signs the ref with a key of 'hoard key generate'; --trust "
 	"(repeatable)\naccepts only refs signed by that key (or by a key of "
-	"'hoard config trust'),\nrefusing any other ref with exit 3.\n"
+	"'hoard config trust'),\nrefusing any other ref with exit 3, and any "
+	"signed ref older than the newest\none this store took from there "
+	"(a rollback) unless --allow-rollback is given.\n"
 	"See 'hoard help' for what they do.\n";
 
 /* Parse the options of push, pull and ls-remote.  -1: go on. */
@@ -131,6 +135,7 @@ static int parse(const char *cmd, const char **store, int argc, char **argv,
 		{"lazy", no_argument, NULL, OPT_LAZY},
 		{"sign", required_argument, NULL, OPT_SIGN},
 		{"trust", required_argument, NULL, OPT_TRUST},
+		{"allow-rollback", no_argument, NULL, OPT_ALLOW_ROLLBACK},
 		{0},
 	};
 	char err[512] = "";
@@ -165,6 +170,13 @@ static int parse(const char *cmd, const char **store, int argc, char **argv,
 					      "%s: unknown option '%s'", cmd,
 					      argv[optind - 1]);
 			a->lazy = true;
+			break;
+		case OPT_ALLOW_ROLLBACK:
+			if (strcmp(cmd, "pull"))
+				return report(EXIT_USAGE,
+					      "%s: unknown option '%s'", cmd,
+					      argv[optind - 1]);
+			a->allow_rollback = true;
 			break;
 		case OPT_SIGN:
 			if (strcmp(cmd, "push"))
@@ -391,6 +403,7 @@ static int sync_cmd(const char *op, const char **store, int argc, char **argv)
 	o.ref = a.ref;
 	o.jobs = a.jobs;
 	o.lazy = a.lazy;
+	o.allow_rollback = a.allow_rollback;
 	o.sign = a.sign ? &a.key : NULL;
 	o.trust = a.trust;
 	o.n_trust = a.n_trust;

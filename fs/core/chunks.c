@@ -296,41 +296,6 @@ static struct centry *cache_insert(struct chunk_cache *c,
 
 /* ---- records ------------------------------------------------------------ */
 
-size_t chunk_rec_encode(const struct chunk_rec *r, uint8_t *v)
-{
-	size_t n = r->has_loc ? CHUNK_REC_V2_SIZE : CHUNK_REC_SIZE;
-
-	memset(v, 0, n);
-	v[0] = r->has_loc ? 2 : 1;
-	v[1] = r->flags;
-	hoard_put_be32(v + 4, r->raw_size);
-	hoard_put_be32(v + 8, r->frame_size);
-	hoard_put_be64(v + 16, r->refcount);
-	if (r->has_loc) {
-		memcpy(v + 24, r->pack, 32);
-		hoard_put_be64(v + 56, r->pack_off);
-	}
-	return n;
-}
-
-int chunk_rec_decode(const uint8_t *v, size_t n, struct chunk_rec *ret)
-{
-	if (!((n == CHUNK_REC_SIZE && v[0] == 1) ||
-	      (n == CHUNK_REC_V2_SIZE && v[0] == 2)))
-		return -EBADMSG;
-	memset(ret, 0, sizeof(*ret));
-	ret->flags = v[1];
-	ret->raw_size = hoard_get_be32(v + 4);
-	ret->frame_size = hoard_get_be32(v + 8);
-	ret->refcount = hoard_get_be64(v + 16);
-	if (v[0] == 2) {
-		ret->has_loc = true;
-		memcpy(ret->pack, v + 24, 32);
-		ret->pack_off = hoard_get_be64(v + 56);
-	}
-	return 0;
-}
-
 int chunk_rec_load(struct hoard_fs *fs, const struct hoard_id *id,
 		   struct chunk_rec *ret)
 {

@@ -174,8 +174,10 @@ static int dirh_load(struct hoard_fs *fs, struct hoard_dirh *dh)
 		size_t kl, vl;
 		const uint8_t *key = hoard_iter_key(it, &kl);
 		const uint8_t *v = hoard_iter_value(it, &vl);
+		uint64_t child;
+		uint8_t type;
 
-		if (vl != 9 || kl <= 8)
+		if (kl <= 8 || dirent_decode(v, vl, &child, &type) < 0)
 			continue;
 		if (n == cap) {
 			struct dent *e = realloc(ents, 2 * cap * sizeof(*e));
@@ -197,8 +199,8 @@ static int dirh_load(struct hoard_fs *fs, struct hoard_dirh *dh)
 			names = p;
 			ncap *= 2;
 		}
-		ents[n].ino = hoard_get_be64(v);
-		ents[n].type = v[8];
+		ents[n].ino = child;
+		ents[n].type = type;
 		ents[n].name = (char *)(uintptr_t)nlen; /* offset for now */
 		memcpy(names + nlen, key + 8, kl - 8);
 		names[nlen + kl - 8] = 0;
@@ -273,8 +275,9 @@ int hoard_fs_readdir(struct hoard_fs *fs, struct hoard_dirh *dh, off_t off,
 static int dirent_is_locked(struct hoard_fs *fs, uint64_t dir, const char *name,
 			    uint64_t ino)
 {
-	uint8_t k[8 + NAME_MAX_LEN], v[9];
+	uint8_t k[8 + NAME_MAX_LEN], v[DIRENT_VAL_SIZE];
 	size_t kl = strlen(name), n;
+	uint64_t child;
 	int r;
 
 	if (kl > NAME_MAX_LEN)
@@ -285,7 +288,8 @@ static int dirent_is_locked(struct hoard_fs *fs, uint64_t dir, const char *name,
 				 sizeof(v), &n);
 	if (r < 0)
 		return r == -ENOBUFS ? -EBADMSG : r;
-	return n == 9 && hoard_get_be64(v) == ino ? 0 : -ENOENT;
+	return dirent_decode(v, n, &child, NULL) == 0 && child == ino ? 0
+								      : -ENOENT;
 }
 
 static bool ts_eq(const struct timespec *a, const struct timespec *b)

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "hoard/chunker.h"
@@ -45,8 +46,17 @@ static int stream_to_file(struct hoard_fs *fs, struct istate *is);
 struct hoard_fh {
 	struct istate *is;
 	int flags;
-	bool pt; /* answered with passthrough (counted in is->pt_opens) */
+	bool pt;       /* answered with passthrough (counted in is->pt_opens) */
+	bool deferred; /* its close does not wait for the commit (below) */
 };
+
+/*
+ * A close may return before its commit (hoard_fs_defer_close) while the
+ * store's filesystem has this much free: then a commit that runs after the
+ * close can hardly meet a full disk.  Below it, closes commit and return
+ * the commit's error as before.
+ */
+#define DEFER_ROOM (256ull << 20)
 
 static void extent_key(uint8_t k[EXTENT_KEY_SIZE], uint64_t ino, uint64_t off)
 {
@@ -1421,6 +1431,19 @@ int file_truncate(struct hoard_fs *fs, struct istate *is, uint64_t size)
 	return r;
 }
 
+/* The error of a commit that ran after its close returned, once (is->rw
+ * held for writing). */
+static int take_commit_err(struct istate *is)
+{
+	int r;
+
+	pthread_mutex_lock(&is->mu);
+	r = is->commit_err;
+	is->commit_err = 0;
+	pthread_mutex_unlock(&is->mu);
+	return r;
+}
+
 int hoard_fs_flush(struct hoard_fs *fs, struct hoard_fh *fh)
 {
 	int r;
@@ -1429,6 +1452,8 @@ int hoard_fs_flush(struct hoard_fs *fs, struct hoard_fh *fh)
 		return 0;
 	pthread_rwlock_wrlock(&fh->is->rw);
 	r = file_commit(fs, fh->is, false);
+	if (r == 0)
+		r = take_commit_err(fh->is);
 	pthread_rwlock_unlock(&fh->is->rw);
 	return r;
 }
@@ -1439,7 +1464,105 @@ int hoard_fs_fsync(struct hoard_fs *fs, struct hoard_fh *fh, bool datasync)
 
 	pthread_rwlock_wrlock(&fh->is->rw);
 	r = file_commit(fs, fh->is, true);
+	if (r == 0)
+		r = take_commit_err(fh->is);
 	pthread_rwlock_unlock(&fh->is->rw);
+	return r;
+}
+
+bool hoard_fs_defer_close(struct hoard_fs *fs, struct hoard_fh *fh)
+{
+	struct statvfs sv;
+
+	if ((fh->flags & O_ACCMODE) == O_RDONLY)
+		return true; /* its flush does nothing */
+	if (fh->pt || statvfs(hoard_store_dir(fs->st), &sv) < 0 ||
+	    (uint64_t)sv.f_bavail * sv.f_frsize < DEFER_ROOM)
+		return false;
+	fh->deferred = true;
+	return true;
+}
+
+bool hoard_fs_fh_deferred(const struct hoard_fh *fh)
+{
+	return fh->deferred;
+}
+
+uint64_t hoard_fs_fh_pin(struct hoard_fs *fs, struct hoard_fh *fh)
+{
+	pthread_mutex_lock(&fs->lock);
+	fh->is->nlookup++;
+	pthread_mutex_unlock(&fs->lock);
+	return fh->is->ino;
+}
+
+uint64_t hoard_fs_commit_errors(struct hoard_fs *fs)
+{
+	return __atomic_load_n(&fs->commit_errors, __ATOMIC_RELAXED);
+}
+
+/* A commit at the last release failed: nobody waits for it, so keep the
+ * error for the file's next flush or fsync, count it, and say it. */
+static void release_failed(struct hoard_fs *fs, struct istate *is, int r)
+{
+	__atomic_add_fetch(&fs->commit_errors, 1, __ATOMIC_RELAXED);
+	pthread_mutex_lock(&is->mu);
+	is->commit_err = r;
+	pthread_mutex_unlock(&is->mu);
+	hoard_log(LOG_ERR,
+		  "inode %llu: the commit after its close failed (%s): "
+		  "it keeps its previous content",
+		  (unsigned long long)is->ino, strerror(-r));
+}
+
+int hoard_fs_commit_dirty(struct hoard_fs *fs)
+{
+	struct istate **v = NULL, **nv;
+	size_t n = 0, cap = 0;
+	struct hoard_inode in;
+	int r = 0, e;
+
+	/* pinned by a lookup of our own while we commit them */
+	pthread_mutex_lock(&fs->lock);
+	for (size_t i = 0; i < fs->itab_cap; i++) {
+		for (struct istate *is = fs->itab[i]; is; is = is->next) {
+			bool dirty;
+
+			pthread_mutex_lock(&is->mu);
+			dirty = is->dirty;
+			pthread_mutex_unlock(&is->mu);
+			if (!dirty || !is->opens)
+				continue;
+			if (n == cap) {
+				cap = cap ? 2 * cap : 16;
+				nv = realloc(v, cap * sizeof(*v));
+				if (!nv) {
+					r = -ENOMEM;
+					break;
+				}
+				v = nv;
+			}
+			is->nlookup++;
+			v[n++] = is;
+		}
+	}
+	pthread_mutex_unlock(&fs->lock);
+	for (size_t i = 0; i < n; i++) {
+		struct istate *is = v[i];
+
+		pthread_rwlock_wrlock(&is->rw);
+		if (inode_load(fs, is->ino, &in) == 0) {
+			if (in.nlink) {
+				e = file_commit(fs, is, false);
+				if (e < 0 && r == 0)
+					r = e;
+			}
+			inode_clear(&in);
+		}
+		pthread_rwlock_unlock(&is->rw);
+		hoard_fs_forget(fs, is->ino, 1);
+	}
+	free(v);
 	return r;
 }
 
@@ -1448,12 +1571,13 @@ void hoard_fs_release(struct hoard_fs *fs, struct hoard_fh *fh)
 	hoard_fs_release_pt(fs, fh, NULL);
 }
 
-void hoard_fs_release_pt(struct hoard_fs *fs, struct hoard_fh *fh,
-			 const struct hoard_pt_ops *pt)
+int hoard_fs_release_pt(struct hoard_fs *fs, struct hoard_fh *fh,
+			const struct hoard_pt_ops *pt)
 {
 	struct istate *is = fh->is;
 	struct hoard_inode in;
 	bool last, gone = false;
+	int r = 0;
 
 	if (fh->pt) {
 		pthread_rwlock_wrlock(&is->rw);
@@ -1470,12 +1594,17 @@ void hoard_fs_release_pt(struct hoard_fs *fs, struct hoard_fh *fh,
 			gone = in.nlink == 0;
 			inode_clear(&in);
 		}
-		if (!gone)
-			file_commit(fs, is, false);
+		if (!gone) {
+			r = file_commit(fs, is, false);
+			if (r < 0)
+				release_failed(fs, is, r);
+		}
 		pthread_mutex_lock(&fs->lock);
 		if (is->opens == 0) {
 			pthread_mutex_lock(&is->mu); /* dirty: see istate */
 			is->dirty = false;
+			if (r < 0) /* the size is the inode's again */
+				is->size_valid = false;
 			pthread_mutex_unlock(&is->mu);
 			staging_drop(fs, is, true);
 		}
@@ -1488,6 +1617,7 @@ void hoard_fs_release_pt(struct hoard_fs *fs, struct hoard_fh *fh,
 	istate_maybe_free(fs, is);
 	pthread_mutex_unlock(&fs->lock);
 	free(fh);
+	return r;
 }
 
 int hoard_fs_fallocate(struct hoard_fs *fs, struct hoard_fh *fh, int mode,

@@ -40,6 +40,9 @@ struct istate {
 	uint64_t ino;
 	uint64_t nlookup;      /* protected by fs->lock */
 	unsigned opens;	       /* protected by fs->lock */
+	bool orphan;	       /* protected by fs->lock: its last link went
+				* while in use (meta.c: an orphan, purged
+				* at the last forget or release) */
 	struct istate *next;   /* hash chain; protected by fs->lock */
 	pthread_rwlock_t rw;   /* readers of the data vs. writers/commits */
 	pthread_mutex_t mu;    /* protects the fields below */
@@ -52,6 +55,8 @@ struct istate {
 	bool size_valid;       /* size below is the current size */
 	uint64_t size;
 	struct timespec mtime, ctime; /* valid while dirty */
+	int commit_err;		      /* a commit after the close failed:
+				       * for the next flush or fsync */
 	uint64_t ahead_end;	      /* lazy read-ahead: where the last read
 				       * that fetched ended ... */
 	unsigned ahead_win;	      /* ... and the chunks it hinted */
@@ -81,7 +86,9 @@ struct hoard_fs {
 	uint64_t garbage_bytes;	   /* protected by lock: frame bytes deleted
 				    * since the last blob gc (evict.c) */
 	int staging_dirfd;
-	size_t staging_mem; /* bytes of in-memory staging (atomic) */
+	size_t staging_mem;	/* bytes of in-memory staging (atomic) */
+	uint64_t commit_errors; /* commits at the last release that failed
+				 * (atomic) */
 	int level;
 	hoard_fetch_fn fetch; /* NULL: no remote; set before serving */
 	hoard_ahead_fn ahead;

@@ -14,62 +14,12 @@
 #include "hoard/util.h"
 #include "fs-internal.h"
 
-void ino_key(uint8_t k[8], uint64_t ino)
-{
-	hoard_put_be64(k, ino);
-}
-
 void now_ts(struct timespec *ts)
 {
 	clock_gettime(CLOCK_REALTIME, ts);
 }
 
 /* ---- inode records ------------------------------------------------------ */
-
-static void put_ts(uint8_t *p, const struct timespec *ts)
-{
-	hoard_put_be64(p, (uint64_t)ts->tv_sec);
-	hoard_put_be32(p + 8, (uint32_t)ts->tv_nsec);
-}
-
-static void get_ts(const uint8_t *p, struct timespec *ts)
-{
-	ts->tv_sec = (time_t)(int64_t)hoard_get_be64(p);
-	ts->tv_nsec = (long)hoard_get_be32(p + 8);
-}
-
-int inode_decode(const uint8_t *v, size_t n, struct hoard_inode *ret)
-{
-	struct hoard_inode in = {0};
-
-	if (n < INODE_REC_SIZE || v[0] != 1)
-		return -EBADMSG;
-	in.mode = hoard_get_be32(v + 4);
-	in.uid = hoard_get_be32(v + 8);
-	in.gid = hoard_get_be32(v + 12);
-	in.nlink = hoard_get_be32(v + 16);
-	in.rdev = hoard_get_be32(v + 20);
-	in.size = hoard_get_be64(v + 24);
-	in.volume = hoard_get_be64(v + 32);
-	get_ts(v + 40, &in.atime);
-	get_ts(v + 52, &in.mtime);
-	get_ts(v + 64, &in.ctime);
-	if (S_ISLNK(in.mode)) {
-		if (n - INODE_REC_SIZE != in.size)
-			return -EBADMSG;
-		in.target = strndup((const char *)v + INODE_REC_SIZE, in.size);
-		if (!in.target)
-			return -ENOMEM;
-	}
-	*ret = in;
-	return 0;
-}
-
-void inode_clear(struct hoard_inode *in)
-{
-	free(in->target);
-	in->target = NULL;
-}
 
 int inode_load(struct hoard_fs *fs, uint64_t ino, struct hoard_inode *ret)
 {
@@ -88,24 +38,12 @@ int inode_load(struct hoard_fs *fs, uint64_t ino, struct hoard_inode *ret)
 void inode_put(struct hoard_fs *fs, struct hoard_batch *b, uint64_t ino,
 	       const struct hoard_inode *in)
 {
-	uint8_t k[8], v[INODE_REC_SIZE + 4096];
-	size_t tlen = in->target ? strlen(in->target) : 0;
+	uint8_t k[8], v[INODE_REC_MAX];
+	size_t n = inode_encode(in, v);
 
+	(void)fs;
 	ino_key(k, ino);
-	memset(v, 0, INODE_REC_SIZE);
-	v[0] = 1;
-	hoard_put_be32(v + 4, in->mode);
-	hoard_put_be32(v + 8, in->uid);
-	hoard_put_be32(v + 12, in->gid);
-	hoard_put_be32(v + 16, in->nlink);
-	hoard_put_be32(v + 20, in->rdev);
-	hoard_put_be64(v + 24, in->target ? tlen : in->size);
-	hoard_put_be64(v + 32, in->volume);
-	put_ts(v + 40, &in->atime);
-	put_ts(v + 52, &in->mtime);
-	put_ts(v + 64, &in->ctime);
-	memcpy(v + INODE_REC_SIZE, in->target ? in->target : "", tlen);
-	hoard_batch_put(b, HOARD_CF_INODES, k, 8, v, INODE_REC_SIZE + tlen);
+	hoard_batch_put(b, HOARD_CF_INODES, k, 8, v, n);
 }
 
 void inode_to_stat(const struct hoard_inode *in, uint64_t ino, struct stat *st)
@@ -241,15 +179,6 @@ static int inode_load_current(struct hoard_fs *fs, uint64_t ino,
 
 /* ---- directory entries -------------------------------------------------- */
 
-static size_t dirent_key(uint8_t *k, uint64_t parent, const char *name)
-{
-	size_t n = strlen(name);
-
-	ino_key(k, parent);
-	memcpy(k + 8, name, n);
-	return 8 + n;
-}
-
 static int dirent_get(struct hoard_fs *fs, uint64_t parent, const char *name,
 		      uint64_t *ret_ino)
 {
@@ -263,21 +192,17 @@ static int dirent_get(struct hoard_fs *fs, uint64_t parent, const char *name,
 				 dirent_key(k, parent, name), v, sizeof(v), &n);
 	if (r < 0)
 		return r == -ENOBUFS ? -EBADMSG : r;
-	if (n != 9)
-		return -EBADMSG;
-	*ret_ino = hoard_get_be64(v);
-	return 0;
+	return dirent_decode(v, n, ret_ino, NULL);
 }
 
 static void dirent_put(struct hoard_batch *b, uint64_t parent, const char *name,
 		       uint64_t ino, mode_t mode)
 {
-	uint8_t k[8 + NAME_MAX_LEN], v[9];
+	uint8_t k[DIRENT_KEY_MAX], v[DIRENT_VAL_SIZE];
 
-	hoard_put_be64(v, ino);
-	v[8] = (uint8_t)((mode & S_IFMT) >> 12);
+	dirent_encode(v, ino, mode);
 	hoard_batch_put(b, HOARD_CF_DIRENTS, k, dirent_key(k, parent, name), v,
-			9);
+			DIRENT_VAL_SIZE);
 }
 
 static void dirent_del(struct hoard_batch *b, uint64_t parent, const char *name)
@@ -358,8 +283,12 @@ void hoard_fs_forget(struct hoard_fs *fs, uint64_t ino, uint64_t nlookup)
 		return;
 	}
 	is->nlookup = nlookup >= is->nlookup ? 0 : is->nlookup - nlookup;
+	/* Only an orphan can have nlink 0 here: every last link goes in
+	 * unlink_inode_locked, which marks it (orphans of an earlier run are
+	 * purged at start).  So a forget reads no record (a cold walk's
+	 * FORGETs are one per name it looked up). */
 	if (!is->nlookup && !is->opens) {
-		if (inode_load(fs, ino, &in) == 0) {
+		if (is->orphan && inode_load(fs, ino, &in) == 0) {
 			if (in.nlink == 0)
 				inode_purge(fs, ino);
 			inode_clear(&in);
@@ -617,6 +546,7 @@ static int unlink_inode_locked(struct hoard_fs *fs, struct hoard_batch *b,
 		} else {
 			ino_key(k, ino);
 			hoard_batch_put(b, HOARD_CF_ORPHANS, k, 8, "", 0);
+			is->orphan = true;
 		}
 	}
 	inode_put(fs, b, ino, in);

@@ -329,12 +329,11 @@ static int clone_dirent(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 	uint64_t ino, new_ino = 0, new_dir = w->queue[w->head - 1];
 	struct idmap_ent *l = NULL;
 	struct hoard_inode in;
-	uint8_t nk[8 + NAME_MAX_LEN], nv[9];
+	uint8_t nk[DIRENT_KEY_MAX], nv[DIRENT_VAL_SIZE], type;
 	int r;
 
-	if (kl <= 8 || kl > sizeof(nk) || vl != 9)
+	if (kl <= 8 || kl > sizeof(nk) || dirent_decode(v, vl, &ino, &type) < 0)
 		return -EBADMSG;
-	ino = hoard_get_be64(v);
 	r = walk_inode(w, ino, &in);
 	if (r < 0)
 		return r == -ENOENT ? -EBADMSG : r;
@@ -361,9 +360,8 @@ static int clone_dirent(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 	if (r < 0)
 		return r;
 	key_move(nk, k, kl, new_dir);
-	hoard_put_be64(nv, new_ino);
-	nv[8] = v[8];
-	hoard_batch_put(w->b, HOARD_CF_DIRENTS, nk, kl, nv, 9);
+	dirent_encode(nv, new_ino, (uint32_t)(type & 15) << 12);
+	hoard_batch_put(w->b, HOARD_CF_DIRENTS, nk, kl, nv, sizeof(nv));
 	return walk_flush(w, CLONE_BATCH_RECORDS);
 }
 
@@ -643,12 +641,12 @@ static int undo_dirent(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 {
 	struct undo *u = ud;
 	uint64_t child, *d;
+	uint8_t type;
 
-	if (kl <= 8 || vl != 9)
+	if (kl <= 8 || dirent_decode(v, vl, &child, &type) < 0)
 		return -EBADMSG;
 	hoard_batch_delete(u->b, HOARD_CF_DIRENTS, k, kl);
-	child = hoard_get_be64(v);
-	if (v[8] == (S_IFDIR >> 12)) {
+	if (type == (S_IFDIR >> 12)) {
 		d = hoard_grow(u->dirs, &u->cap, u->n + 1, sizeof(*d), 64);
 		if (!d)
 			return -ENOMEM;
@@ -1020,10 +1018,9 @@ static int remove_dirent(void *ud, const uint8_t *k, size_t kl,
 	struct hoard_id key;
 	uint64_t ino;
 
-	if (kl <= 8 || vl != 9)
+	if (kl <= 8 || dirent_decode(v, vl, &ino, NULL) < 0)
 		return -EBADMSG;
 	hoard_batch_delete(w->b, HOARD_CF_DIRENTS, k, kl);
-	ino = hoard_get_be64(v);
 	ino_id(ino, &key);
 	l = idmap_add(&w->links, &key); /* every inode once */
 	if (!l)

@@ -429,19 +429,39 @@ static const struct hoard_pt_ops *pt_ops(fuse_req_t req, struct hoard_pt_ops *o)
 	return NULL;
 }
 
+/*
+ * No FLUSH at close when the handle does not need one (fs.h,
+ * hoard_fs_defer_close): the commit then happens at RELEASE, which the
+ * kernel sends in the background, so a close(2) costs no request and does
+ * not wait for the commit.
+ */
+static void set_noflush(struct hoard_fh *fh, struct fuse_file_info *fi)
+{
+#if FUSE_VERSION >= FUSE_MAKE_VERSION(3, 11)
+	if (hoard_fs_defer_close(D.fs, fh))
+		fi->noflush = 1;
+#endif
+}
+
+static void commit_drain_ino(uint64_t ino);
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct hoard_pt_ops pto;
 	struct hoard_open_reply rep;
 	struct hoard_fh *fh;
-	int r = hoard_fs_open_pt(M(req)->fs, S(req, ino), fi->flags,
-				 pt_ops(req, &pto), &fh, &rep);
+	int r;
+
+	commit_drain_ino(S(req, ino));
+	r = hoard_fs_open_pt(M(req)->fs, S(req, ino), fi->flags,
+			     pt_ops(req, &pto), &fh, &rep);
 
 	if (r < 0) {
 		fuse_reply_err(req, E(r));
 		return;
 	}
 	fi->fh = (uintptr_t)fh;
+	set_noflush(fh, fi);
 	hoard_evict_touch(D.ev, S(req, ino)); /* a use, for the budget */
 	/* Every write goes through this daemon (or, with passthrough, into
 	 * the backing file), so the kernel's page cache stays right across
@@ -478,6 +498,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	e.attr_timeout = e.entry_timeout = ENTRY_TIMEOUT;
 	fi->fh = (uintptr_t)fh;
 	fi->keep_cache = 1;
+	set_noflush(fh, fi);
 	if (fuse_reply_create(req, &e, fi) == -ENOENT)
 		hoard_fs_release(M(req)->fs, fh);
 }
@@ -528,13 +549,171 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_err(req, E(hoard_fs_flush(M(req)->fs, FH(fi))));
 }
 
+/*
+ * The committer: one thread that makes the last releases of handles whose
+ * close did not wait (hoard_fs_defer_close), so their commits run one at a
+ * time beside the requests instead of filling the session's threads (a
+ * burst of RELEASEs, each waiting for the store, would queue every other
+ * request behind it).  At most COMMIT_QUEUE_MAX wait; past that a RELEASE
+ * commits on its own thread.  Until its job runs the handle stays open in
+ * the daemon, so every access sees the staged content (fs.h).
+ */
+#define COMMIT_QUEUE_MAX 64
+struct commit_job {
+	struct commit_job *next;
+	struct hoard_fh *fh;
+	uint64_t pin;	/* hoard_fs_fh_pin: the RELEASE answered, the
+			 * kernel may forget the inode before the job runs */
+	uint64_t root;	/* the volume of ... */
+	fuse_ino_t ino; /* ... the kernel's inode */
+};
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct commit_job *head, **tail; /* protected by mu */
+	unsigned n;			 /* protected by mu */
+	uint64_t running;		 /* protected by mu: the inode of
+					  * the job under way, 0 none */
+	pthread_cond_t done_cv;		 /* with mu: a job was done */
+	bool stop;			 /* protected by mu */
+	pthread_t thread;
+} C = {.mu = PTHREAD_MUTEX_INITIALIZER,
+       .cv = PTHREAD_COND_INITIALIZER,
+       .done_cv = PTHREAD_COND_INITIALIZER,
+       .tail = &C.head};
+
+/* The commit after a close failed: the file kept its previous content, so
+ * the kernel drops its pages and attributes of the new one. */
+static void release_failed_notify(uint64_t root, fuse_ino_t ino)
+{
+	pthread_mutex_lock(&D.notify_mu);
+	for (int i = 0; i < MAX_MOUNTS; i++) {
+		struct mount *m = &D.mounts[i];
+
+		if (m->used && m->root == root && m->se && !m->ended)
+			fuse_lowlevel_notify_inval_inode(m->se, ino, 0, 0);
+	}
+	pthread_mutex_unlock(&D.notify_mu);
+}
+
+static void commit_job_run(struct commit_job *j)
+{
+	if (hoard_fs_release_pt(D.fs, j->fh, NULL) < 0)
+		release_failed_notify(j->root, j->ino);
+	hoard_fs_forget(D.fs, j->pin, 1);
+	hoard_evict_poke(D.ev); /* what it wrote is committed now */
+	free(j);
+}
+
+static void *committer(void *arg)
+{
+	struct commit_job *j;
+
+	pthread_mutex_lock(&C.mu);
+	for (;;) {
+		while (!C.head && !C.stop)
+			pthread_cond_wait(&C.cv, &C.mu);
+		j = C.head;
+		if (!j)
+			break; /* stopping, and nothing left */
+		C.head = j->next;
+		if (!C.head)
+			C.tail = &C.head;
+		C.n--;
+		C.running = j->pin;
+		pthread_mutex_unlock(&C.mu);
+		commit_job_run(j);
+		pthread_mutex_lock(&C.mu);
+		C.running = 0;
+		pthread_cond_broadcast(&C.done_cv);
+	}
+	pthread_mutex_unlock(&C.mu);
+	return NULL;
+}
+
+/*
+ * An open of an inode whose earlier closes wait in the queue makes their
+ * releases first (and waits for one under way): it then finds the file
+ * committed and without other opens, as after a close that committed
+ * (passthrough and the plain-file copy depend on that).
+ */
+static void commit_drain_ino(uint64_t ino)
+{
+	struct commit_job *mine = NULL, **pp, *j;
+
+	pthread_mutex_lock(&C.mu);
+	while (C.running == ino)
+		pthread_cond_wait(&C.done_cv, &C.mu);
+	for (pp = &C.head; (j = *pp);) {
+		if (j->pin != ino) {
+			pp = &j->next;
+			continue;
+		}
+		*pp = j->next;
+		C.n--;
+		j->next = mine;
+		mine = j;
+	}
+	C.tail = &C.head;
+	while (*C.tail)
+		C.tail = &(*C.tail)->next;
+	pthread_mutex_unlock(&C.mu);
+	while ((j = mine)) {
+		mine = j->next;
+		commit_job_run(j);
+	}
+}
+
+/* Queue fh's release; false: do it now (queue full, or stopping). */
+static bool commit_queue(fuse_req_t req, fuse_ino_t ino, struct hoard_fh *fh)
+{
+	struct commit_job *j;
+
+	if (!hoard_fs_fh_deferred(fh))
+		return false;
+	j = malloc(sizeof(*j));
+	if (!j)
+		return false;
+	*j = (struct commit_job){.fh = fh, .root = M(req)->root, .ino = ino};
+	pthread_mutex_lock(&C.mu);
+	if (C.stop || C.n >= COMMIT_QUEUE_MAX) {
+		pthread_mutex_unlock(&C.mu);
+		free(j);
+		return false;
+	}
+	j->pin = hoard_fs_fh_pin(D.fs, fh);
+	*C.tail = j;
+	C.tail = &j->next;
+	C.n++;
+	pthread_cond_signal(&C.cv);
+	pthread_mutex_unlock(&C.mu);
+	return true;
+}
+
+/* Make every queued release (at the end: no session thread is left). */
+static void committer_stop(void)
+{
+	pthread_mutex_lock(&C.mu);
+	C.stop = true;
+	pthread_cond_signal(&C.cv);
+	pthread_mutex_unlock(&C.mu);
+	pthread_join(C.thread, NULL);
+}
+
 static void op_release(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
 	struct hoard_pt_ops pto;
+	int r;
 
-	hoard_fs_release_pt(M(req)->fs, FH(fi), pt_ops(req, &pto));
 	hoard_evict_touch(D.ev, S(req, ino));
+	if (commit_queue(req, ino, FH(fi))) {
+		fuse_reply_err(req, 0);
+		return;
+	}
+	r = hoard_fs_release_pt(M(req)->fs, FH(fi), pt_ops(req, &pto));
+	if (r < 0)
+		release_failed_notify(M(req)->root, ino);
 	hoard_evict_poke(D.ev); /* what it wrote is committed now */
 	fuse_reply_err(req, 0);
 }
@@ -920,6 +1099,9 @@ static void *mount_thread(void *arg)
 	fuse_session_destroy(m->se);
 	/* the mount's lookups are void now: the root's is ours to drop */
 	hoard_fs_forget(D.fs, m->root, 1);
+	/* an unmount drops the RELEASEs still queued in the kernel: commit
+	 * what their closes left */
+	hoard_fs_commit_dirty(D.fs);
 	pthread_mutex_lock(&D.notify_mu);
 	m->se = NULL;
 	free(m->name);
@@ -1095,6 +1277,7 @@ static int ctl_sync(const char *req, char **ret_out)
 	o.ref = q.ref;
 	o.jobs = q.jobs;
 	o.lazy = q.lazy != 0;
+	o.allow_rollback = q.allow_rollback != 0;
 	o.sign = q.has_sign ? &q.sign : NULL;
 	o.trust = q.trust;
 	o.n_trust = q.n_trust;
@@ -1103,6 +1286,9 @@ static int ctl_sync(const char *req, char **ret_out)
 		o.changed_ud = q.volume;
 		r = hoard_sync_pull(D.fs, &o, &res, err, sizeof(err));
 	} else {
+		/* closes do not wait for commits (op_open): a file closed
+		 * before the push is in it */
+		hoard_fs_commit_dirty(D.fs);
 		r = hoard_sync_push(D.fs, &o, &res, err, sizeof(err));
 	}
 	if (r < 0) {
@@ -1480,6 +1666,7 @@ static int ctl_serve(void *ud, const char *req, char **ret_out)
 		s->have_reads = true;
 		s->read_errors = __atomic_load_n(&D.read_errors,
 						 __ATOMIC_RELAXED);
+		s->commit_errors = hoard_fs_commit_errors(D.fs);
 		if (D.lz) {
 			struct hoard_lazy_counts lc;
 
@@ -2086,6 +2273,8 @@ int main(int argc, char **argv)
 	}
 	start_budget();
 	start_plain();
+	if (pthread_create(&C.thread, NULL, committer, NULL) != 0)
+		die("cannot start a thread");
 	for (int i = 0; i < D.n_mounts; i++)
 		mount_one(&D.mounts[i]);
 	snprintf(sock, sizeof(sock), "%s/control.sock", D.store_dir);
@@ -2104,6 +2293,7 @@ int main(int argc, char **argv)
 	wait_for_end();
 	sd_notify(0, "STOPPING=1");
 	hoard_ctl_server_stop(ctl);
+	committer_stop();
 	hoard_evict_free(D.ev);
 	hoard_lazy_free(D.lz);
 	hoard_plain_free(D.plain);

@@ -150,18 +150,22 @@ struct fsck_pass {
 static inline bool inode_rec_ok(const uint8_t *k, size_t kl, const uint8_t *v,
 				size_t vl)
 {
-	if (kl != 8 || vl < INODE_REC_SIZE || v[0] != 1)
-		return false;
-	if (S_ISLNK(hoard_get_be32(v + 4)))
-		return vl - INODE_REC_SIZE == hoard_get_be64(v + 24);
-	return true;
+	struct hoard_inode in;
+
+	return kl == 8 && inode_decode_attrs(v, vl, &in) == 0;
 }
 
+/* A well-formed directory entry; its child in *ret_ino, its type in
+ * *ret_type (NULL: not wanted). */
 static inline bool dirent_ok(const uint8_t *k, size_t kl, const uint8_t *v,
-			     size_t vl)
+			     size_t vl, uint64_t *ret_ino, uint8_t *ret_type)
 {
-	return kl > 8 && kl <= 8 + NAME_MAX_LEN && vl == 9 &&
-	       !memchr(k + 8, '/', kl - 8) && !memchr(k + 8, 0, kl - 8);
+	uint64_t parent;
+	const char *name;
+	size_t len;
+
+	return dirent_key_decode(k, kl, &parent, &name, &len) == 0 &&
+	       dirent_decode(v, vl, ret_ino, ret_type) == 0;
 }
 
 /* The nlink an inode should have, from the given counts. */

@@ -120,8 +120,9 @@ static int volume_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 {
 	struct fsck *c = ud;
 	struct volent *ve;
+	uint64_t root;
 
-	if (kl == 0 || kl > 64 || vl != 8) {
+	if (volume_rec_decode(k, kl, v, vl, &root) < 0) {
 		fsck_problem(c, HOARD_FSCK_BAD_RECORDS);
 		return 0;
 	}
@@ -132,7 +133,7 @@ static int volume_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 	ve = &c->vols[c->n_vols++];
 	memset(ve, 0, sizeof(*ve));
 	memcpy(ve->name, k, kl);
-	ve->root = hoard_get_be64(v);
+	ve->root = root;
 	c->rep->volumes++;
 	return 0;
 }
@@ -149,8 +150,10 @@ static int inode_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 	struct fsck *c = ud;
 	struct ient *e;
 
+	struct hoard_inode in;
+
 	c->rep->inodes++;
-	if (!inode_rec_ok(k, kl, v, vl)) {
+	if (kl != 8 || inode_decode_attrs(v, vl, &in) < 0) {
 		fsck_problem(c, HOARD_FSCK_BAD_RECORDS);
 		return 0;
 	}
@@ -161,8 +164,8 @@ static int inode_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 	e = &c->in[c->n_in++];
 	memset(e, 0, sizeof(*e));
 	e->ino = hoard_get_be64(k);
-	e->mode = hoard_get_be32(v + 4);
-	e->nlink = hoard_get_be32(v + 16);
+	e->mode = in.mode;
+	e->nlink = in.nlink;
 	return 0;
 }
 
@@ -217,10 +220,11 @@ static int reach_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 {
 	struct reach *rq = ud;
 	struct ient *ch;
+	uint64_t ino;
 
-	if (!dirent_ok(k, kl, v, vl))
+	if (!dirent_ok(k, kl, v, vl, &ino, NULL))
 		return 0;
-	ch = ifind(rq->c, hoard_get_be64(v));
+	ch = ifind(rq->c, ino);
 	if (!ch || (ch->flags & I_REACH))
 		return 0;
 	ch->flags |= I_REACH;
@@ -280,12 +284,10 @@ static void check_inodes(struct fsck *c)
 /* ---- pass: chunks and their frames ---- */
 
 static bool chunk_rec_ok(const uint8_t *k, size_t kl, const uint8_t *v,
-			 size_t vl)
+			 size_t vl, struct chunk_rec *ret)
 {
-	return kl == HOARD_ID_SIZE &&
-	       ((vl == CHUNK_REC_SIZE && v[0] == 1) ||
-		(vl == CHUNK_REC_V2_SIZE && v[0] == 2)) &&
-	       hoard_get_be32(v + 4) <= HOARD_CHUNK_MAX;
+	return kl == HOARD_ID_SIZE && chunk_rec_decode(v, vl, ret) == 0 &&
+	       ret->raw_size <= HOARD_CHUNK_MAX;
 }
 
 /* Decode and re-hash one frame; true when it is the chunk e names. */
@@ -315,6 +317,7 @@ static int key_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
 static int check_chunk(struct fsck *c, const uint8_t *k, size_t kl,
 		       const uint8_t *v, size_t vl, const uint8_t *f, size_t fl)
 {
+	struct chunk_rec rec;
 	struct hoard_id id;
 	struct cent *e;
 
@@ -327,16 +330,16 @@ static int check_chunk(struct fsck *c, const uint8_t *k, size_t kl,
 	e = ctab_add(&c->chunks, &id);
 	if (!e)
 		return -ENOMEM;
-	if (!chunk_rec_ok(k, kl, v, vl)) {
+	if (!chunk_rec_ok(k, kl, v, vl, &rec)) {
 		e->flags |= C_BADREC | C_BAD;
 		fsck_problem(c, HOARD_FSCK_BAD_RECORDS);
 		return 0;
 	}
 	e->flags |= C_REC;
-	e->raw = hoard_get_be32(v + 4);
-	e->frame = hoard_get_be32(v + 8);
-	e->rec_refcount = hoard_get_be64(v + 16);
-	if (!f && v[0] == 2 && !(v[1] & 1)) {
+	e->raw = rec.raw_size;
+	e->frame = rec.frame_size;
+	e->rec_refcount = rec.refcount;
+	if (!f && rec.has_loc && !(rec.flags & 1)) {
 		/* not local, with its place in a remote pack (2.3): a lazy
 		 * chunk, fetched on read */
 		c->rep->remote_chunks++;
@@ -472,8 +475,9 @@ static int name_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 		    size_t vl)
 {
 	struct name_of *n = ud;
+	uint64_t ino;
 
-	if (!dirent_ok(k, kl, v, vl) || hoard_get_be64(v) != n->ino)
+	if (!dirent_ok(k, kl, v, vl, &ino, NULL) || ino != n->ino)
 		return 0;
 	n->name = strndup((const char *)k + 8, kl - 8);
 	return 1; /* found: stop */
@@ -563,13 +567,14 @@ static int lost_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 	struct lost *l = ud;
 	struct ient *ch;
 	char *dir, *p;
+	uint64_t ino;
 	int r;
 
-	if (!dirent_ok(k, kl, v, vl))
+	if (!dirent_ok(k, kl, v, vl, &ino, NULL))
 		return 0;
-	ch = ifind(l->c, hoard_get_be64(v));
+	ch = ifind(l->c, ino);
 	/* a name of an inode whose record is unreadable is lost too */
-	if (!ch && !in_gap(l->c, HOARD_CF_INODES, hoard_get_be64(v)))
+	if (!ch && !in_gap(l->c, HOARD_CF_INODES, ino))
 		return 0;
 	if (ch && !(ch->flags & I_LOST))
 		return 0;

@@ -50,12 +50,13 @@ static bool zeros(int fd, uint64_t from, uint64_t to, uint8_t *scratch)
 	return true;
 }
 
-/* One chunk of the file at off: decoded, re-hashed, compared. */
-static bool extent_same(struct fsck *c, int fd, uint64_t off, const uint8_t *v,
+/* One extent x of the file: its chunk decoded, re-hashed, compared. */
+static bool extent_same(struct fsck *c, int fd, const struct extent_rec *x,
 			uint8_t *scratch)
 {
-	uint32_t len = hoard_get_be32(v + HOARD_ID_SIZE);
-	struct hoard_id id, got;
+	uint64_t off = x->off;
+	uint32_t len = x->len;
+	struct hoard_id id = x->id, got;
 	void *frame;
 	size_t fl;
 	ssize_t n;
@@ -63,7 +64,6 @@ static bool extent_same(struct fsck *c, int fd, uint64_t off, const uint8_t *v,
 
 	if (len > HOARD_CHUNK_MAX)
 		return false;
-	memcpy(id.b, v, HOARD_ID_SIZE);
 	if (hoard_store_get(c->st, HOARD_CF_CHUNKDATA, id.b, HOARD_ID_SIZE,
 			    &frame, &fl) < 0)
 		return false;
@@ -107,16 +107,15 @@ static bool copy_ok(struct fsck *c, uint64_t ino, int fd, uint8_t *scratch)
 		size_t kl, el;
 		const uint8_t *key = hoard_iter_key(it, &kl);
 		const uint8_t *e = hoard_iter_value(it, &el);
-		uint64_t off;
+		struct extent_rec x;
 
-		if (kl != EXTENT_KEY_SIZE || el != EXTENT_VAL_SIZE) {
+		if (extent_decode(key, kl, e, el, &x) < 0) {
 			ok = false;
 			break;
 		}
-		off = hoard_get_be64(key + 8);
-		ok = off >= filled && zeros(fd, filled, off, scratch) &&
-		     extent_same(c, fd, off, e, scratch);
-		filled = off + hoard_get_be32(e + HOARD_ID_SIZE);
+		ok = x.off >= filled && zeros(fd, filled, x.off, scratch) &&
+		     extent_same(c, fd, &x, scratch);
+		filled = x.off + x.len;
 	}
 	ok = ok && it && hoard_iter_status(it) == 0 && filled <= size &&
 	     zeros(fd, filled, size, scratch);

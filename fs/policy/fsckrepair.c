@@ -16,8 +16,10 @@ static int inode_fix(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 {
 	struct fsck *c = ud;
 	struct ient *e = kl == 8 ? ifind(c, hoard_get_be64(k)) : NULL;
+	struct hoard_inode in;
+	uint8_t nv[INODE_REC_MAX];
 	uint32_t want;
-	uint8_t *nv;
+	int r;
 
 	if (!inode_rec_ok(k, kl, v, vl) || !kept(e)) {
 		fsck_wr_del(c, HOARD_CF_INODES, k, kl);
@@ -26,13 +28,12 @@ static int inode_fix(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 	want = want_nlink(e, e->links2, e->subdirs2);
 	if (e->nlink == want)
 		return 0;
-	nv = malloc(vl);
-	if (!nv)
-		return -ENOMEM;
-	memcpy(nv, v, vl);
-	hoard_put_be32(nv + 16, want);
-	fsck_wr_put(c, HOARD_CF_INODES, k, kl, nv, vl);
-	free(nv);
+	r = inode_decode(v, vl, &in);
+	if (r < 0)
+		return r;
+	in.nlink = want;
+	fsck_wr_put(c, HOARD_CF_INODES, k, kl, nv, inode_encode(&in, nv));
+	inode_clear(&in);
 	return 0;
 }
 

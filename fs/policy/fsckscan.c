@@ -105,11 +105,12 @@ static int dirent_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 	struct fsck *c = ps->c;
 	bool repair = ps->repair;
 	struct ient *p, *ch;
-	uint8_t type;
+	uint8_t type, vtype;
+	uint64_t ino;
 
 	if (!repair)
 		c->rep->dirents++;
-	if (!dirent_ok(k, kl, v, vl)) {
+	if (!dirent_ok(k, kl, v, vl, &ino, &vtype)) {
 		if (repair)
 			fsck_wr_del(c, HOARD_CF_DIRENTS, k, kl);
 		else
@@ -117,7 +118,7 @@ static int dirent_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 		return 0;
 	}
 	p = ifind(c, hoard_get_be64(k));
-	ch = ifind(c, hoard_get_be64(v));
+	ch = ifind(c, ino);
 	if (!kept(p) || !S_ISDIR(p->mode) || !kept(ch)) {
 		if (repair)
 			fsck_wr_del(c, HOARD_CF_DIRENTS, k, kl);
@@ -126,13 +127,12 @@ static int dirent_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 		return 0;
 	}
 	type = (uint8_t)((ch->mode & S_IFMT) >> 12);
-	if (v[8] != type) {
+	if (vtype != type) {
 		if (repair) {
-			uint8_t nv[9];
+			uint8_t nv[DIRENT_VAL_SIZE];
 
-			memcpy(nv, v, 8);
-			nv[8] = type;
-			fsck_wr_put(c, HOARD_CF_DIRENTS, k, kl, nv, 9);
+			dirent_encode(nv, ino, ch->mode);
+			fsck_wr_put(c, HOARD_CF_DIRENTS, k, kl, nv, sizeof(nv));
 		} else {
 			fsck_problem(c, HOARD_FSCK_BAD_RECORDS);
 		}
@@ -163,33 +163,27 @@ int fsck_scan_dirents(struct fsck *c, bool repair)
 
 /* ---- pass: extents ---- */
 
-static bool extent_ok(size_t kl, size_t vl)
-{
-	return kl == EXTENT_KEY_SIZE && vl == EXTENT_VAL_SIZE;
-}
-
 static int extent_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 		      size_t vl)
 {
 	const struct fsck_pass *ps = ud;
 	struct fsck *c = ps->c;
 	bool repair = ps->repair;
-	struct hoard_id id;
+	struct extent_rec x;
 	struct ient *own;
 	struct cent *e;
 
 	if (!repair)
 		c->rep->extents++;
-	if (!extent_ok(kl, vl)) {
+	if (extent_decode(k, kl, v, vl, &x) < 0) {
 		if (repair)
 			fsck_wr_del(c, HOARD_CF_EXTENTS, k, kl);
 		else
 			fsck_problem(c, HOARD_FSCK_BAD_RECORDS);
 		return 0;
 	}
-	own = ifind(c, hoard_get_be64(k));
-	memcpy(id.b, v, HOARD_ID_SIZE);
-	e = ctab_get(&c->chunks, &id);
+	own = ifind(c, x.ino);
+	e = ctab_get(&c->chunks, &x.id);
 	if (repair) {
 		if (!kept(own) || !S_ISREG(own->mode))
 			fsck_wr_del(c, HOARD_CF_EXTENTS, k, kl);
@@ -206,7 +200,7 @@ static int extent_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 	if (!e || !(e->flags & C_REC)) {
 		fsck_problem(c, HOARD_FSCK_MISSING_CHUNKS);
 		own->flags |= I_LOST;
-	} else if (e->raw != hoard_get_be32(v + HOARD_ID_SIZE)) {
+	} else if (e->raw != x.len) {
 		fsck_problem(c, HOARD_FSCK_BAD_EXTENTS);
 		own->flags |= I_LOST;
 	} else if (e->flags & C_BAD) {

@@ -36,12 +36,9 @@
 #include <sys/stat.h>
 
 #include "hoard/json.h"
+#include "hoard/records.h"
 #include "hoard/stats.h"
 #include "hoard/util.h"
-
-#define INODE_REC_MIN	40 /* up to and including the volume field */
-#define CHUNK_REC_MIN	24 /* up to and including the refcount */
-#define VOLUME_NAME_MAX 64
 
 /* ---- a set of chunk ids (open addressing, linear probing) ---- */
 
@@ -187,9 +184,10 @@ static int scan_volumes(struct scan *sc)
 		const uint8_t *k = hoard_iter_key(it, &klen);
 		const uint8_t *v = hoard_iter_value(it, &vlen);
 		struct hoard_stats_volume *vol;
+		uint64_t root;
 		void *nv;
 
-		if (klen == 0 || klen > VOLUME_NAME_MAX || vlen != 8) {
+		if (volume_rec_decode(k, klen, v, vlen, &root) < 0) {
 			hoard_log(LOG_DEBUG,
 				  "stats: skipping a bad volume entry");
 			continue;
@@ -204,7 +202,7 @@ static int scan_volumes(struct scan *sc)
 		vol = &s->volumes[s->n_volumes++];
 		memset(vol, 0, sizeof(*vol));
 		memcpy(vol->name, k, klen);
-		vol->root_ino = hoard_get_be64(v);
+		vol->root_ino = root;
 	}
 	if (!s->n_volumes)
 		goto out_free_iter;
@@ -249,21 +247,16 @@ static int collect_extents(struct hoard_iter *ext, uint64_t ino,
 		size_t klen, vlen;
 		const uint8_t *k = hoard_iter_key(ext, &klen);
 		const uint8_t *v = hoard_iter_value(ext, &vlen);
-		uint64_t owner;
-		struct hoard_id id;
+		struct extent_rec e;
 		int r;
 
-		if (klen < 8)
+		if (extent_decode(k, klen, v, vlen, &e) < 0)
 			continue;
-		owner = hoard_get_be64(k);
-		if (owner < ino)
+		if (e.ino < ino)
 			continue; /* no inode record: skipped */
-		if (owner > ino)
+		if (e.ino > ino)
 			break;
-		if (vlen < HOARD_ID_SIZE)
-			continue;
-		memcpy(id.b, v, HOARD_ID_SIZE);
-		r = id_set_add(set, &id);
+		r = id_set_add(set, &e.id);
 		if (r < 0)
 			return r;
 	}
@@ -286,28 +279,25 @@ static int scan_inodes(struct scan *sc)
 		const uint8_t *k = hoard_iter_key(it, &klen);
 		const uint8_t *v = hoard_iter_value(it, &vlen);
 		struct hoard_stats_volume *vol;
-		uint64_t ino, size;
-		uint32_t mode, nlink;
+		struct hoard_inode in;
+		uint64_t ino;
 
-		if (klen != 8 || vlen < INODE_REC_MIN || v[0] != 1) {
+		if (klen != 8 || inode_decode_attrs(v, vlen, &in) < 0) {
 			hoard_log(LOG_DEBUG,
 				  "stats: skipping a bad inode record");
 			continue;
 		}
 		ino = hoard_get_be64(k);
-		mode = hoard_get_be32(v + 4);
-		nlink = hoard_get_be32(v + 16);
-		size = hoard_get_be64(v + 24);
-		vol = volume_of(sc, hoard_get_be64(v + 32), &vi);
+		vol = volume_of(sc, in.volume, &vi);
 		if (!vol) /* a root whose volume field is not itself */
 			vol = volume_of(sc, ino, &vi);
 
-		if (nlink > 0) {
-			count_inode(&sc->s->total, mode, size);
+		if (in.nlink > 0) {
+			count_inode(&sc->s->total, in.mode, in.size);
 			if (vol)
-				count_inode(&vol->f, mode, size);
+				count_inode(&vol->f, in.mode, in.size);
 		}
-		if (vol && S_ISREG(mode)) {
+		if (vol && S_ISREG(in.mode)) {
 			r = collect_extents(ext, ino, &sc->sets[vi]);
 			if (r < 0)
 				goto out_free_iters;
@@ -339,22 +329,23 @@ static int scan_chunks(struct scan *sc)
 		size_t klen, vlen;
 		const uint8_t *k = hoard_iter_key(it, &klen);
 		const uint8_t *v = hoard_iter_value(it, &vlen);
+		struct chunk_rec rec;
 		uint32_t raw, frame;
 		struct hoard_id id;
 
-		if (klen != HOARD_ID_SIZE || vlen < CHUNK_REC_MIN ||
-		    (v[0] != 1 && v[0] != 2)) {
+		if (klen != HOARD_ID_SIZE ||
+		    chunk_rec_decode(v, vlen, &rec) < 0) {
 			hoard_log(LOG_DEBUG,
 				  "stats: skipping a bad chunk record");
 			continue;
 		}
-		if (hoard_get_be64(v + 16) == 0)
+		if (rec.refcount == 0)
 			continue;
 		memcpy(id.b, k, HOARD_ID_SIZE);
-		raw = hoard_get_be32(v + 4);
-		frame = hoard_get_be32(v + 8);
+		raw = rec.raw_size;
+		frame = rec.frame_size;
 		count_chunk(&s->total, raw, frame);
-		if (!(v[1] & 1)) {
+		if (!(rec.flags & 1)) {
 			s->not_local_chunks++;
 			s->not_local_bytes += frame;
 		}
@@ -464,7 +455,7 @@ char *hoard_stats_json(const struct hoard_stats *s)
 	static const char *const fetch[] = {"fetched_chunks", "fetched_bytes",
 					    "fetch_gets",     "fetch_get_bytes",
 					    "fetch_failures", "fetch_retries"};
-	static const char *const reads[] = {"read_errors"};
+	static const char *const reads[] = {"read_errors", "commit_errors"};
 	static const char *const budget[] = {"max_size", "pinned_bytes",
 					     "evicted_files", "evicted_bytes"};
 	json_t *o = json_figs(&s->total, &s->db_bytes), *vols;
@@ -482,7 +473,7 @@ char *hoard_stats_json(const struct hoard_stats *s)
 		r = SET_U64S(o, budget, s->max_size, s->pinned_bytes,
 			     s->evicted_files, s->evicted_bytes);
 	if (r == 0 && s->have_reads)
-		r = SET_U64S(o, reads, s->read_errors);
+		r = SET_U64S(o, reads, s->read_errors, s->commit_errors);
 	vols = json_object();
 	if (r == 0 && json_object_set_new(o, "volumes", vols) < 0)
 		r = -1;
@@ -727,6 +718,11 @@ char *hoard_stats_prometheus(const struct hoard_stats *s)
 			 "Reads the daemon answered with EIO (a corrupt or "
 			 "unfetchable chunk).",
 			 s->read_errors);
+	if (s->have_reads)
+		prom_u64(f, "commit_errors_total", "counter",
+			 "Commits after a close had returned that failed (the "
+			 "file kept its previous content).",
+			 s->commit_errors);
 	if (s->have_plain) {
 		prom_u64(f, "plain_bytes", "gauge",
 			 "Bytes of the plain-file tier's copies.",
@@ -843,6 +839,7 @@ int hoard_stats_from_json(const char *json, struct hoard_stats **ret)
 		TOP("fetch_failures", fetch_failures),
 		TOP("fetch_retries", fetch_retries),
 		TOP("read_errors", read_errors),
+		TOP("commit_errors", commit_errors),
 		TOP("plain_bytes", plain_bytes),
 		TOP("plain_files", plain_files),
 		TOP("plain_hits", plain_hits),

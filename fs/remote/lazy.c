@@ -119,7 +119,6 @@ static int get_verified(struct hoard_lazy *lz, const struct hoard_id *id,
 			uint8_t *frame, uint8_t *raw)
 {
 	char hex[HOARD_SHA256_HEX_SIZE], idhex[HOARD_ID_HEX_SIZE], *key;
-	struct hoard_id got;
 	ssize_t n;
 	int r = -EIO;
 
@@ -158,10 +157,9 @@ static int get_verified(struct hoard_lazy *lz, const struct hoard_id *id,
 		    hoard_codec_decode(frame, (size_t)n, raw, rec->raw_size,
 				       rec->raw_size) ==
 			    (ssize_t)rec->raw_size) {
-			hoard_id_compute(
-				hoard_store_key(hoard_fs_store(lz->fs)), raw,
-				rec->raw_size, &got);
-			if (hoard_id_equal(&got, id)) {
+			/* the id, and a trusted pull's SHA-256 (5.4) */
+			if (sync_chunk_verify(hoard_fs_store(lz->fs), id, raw,
+					      rec->raw_size) == 0) {
 				r = 0;
 				break;
 			}
@@ -525,7 +523,6 @@ static void run_fetch(struct hoard_lazy *lz, struct run_ent *run, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		const struct chunk_rec *rec = &run[i].rec;
 		const uint8_t *frame = buf + (rec->pack_off - off);
-		struct hoard_id hid;
 
 		rr[i] = -EIO;
 		if (got < 0 || (uint64_t)got != len)
@@ -536,9 +533,8 @@ static void run_fetch(struct hoard_lazy *lz, struct run_ent *run, size_t n)
 				       rec->raw_size,
 				       rec->raw_size) != (ssize_t)rec->raw_size)
 			continue;
-		hoard_id_compute(hoard_store_key(hoard_fs_store(lz->fs)),
-				 raw[i], rec->raw_size, &hid);
-		if (!hoard_id_equal(&hid, &run[i].id))
+		if (sync_chunk_verify(hoard_fs_store(lz->fs), &run[i].id,
+				      raw[i], rec->raw_size) < 0)
 			continue;
 		rr[i] = 0;
 		store_fetched(lz, &run[i].id, frame, rec->frame_size);

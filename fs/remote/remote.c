@@ -23,6 +23,7 @@
 #define IDX_HEADER     56
 #define ENTRY_FIXED    32 /* type .. mtime ns, before the name */
 #define EXTENT_SIZE    28
+#define EXTENT_V2_SIZE (EXTENT_SIZE + HOARD_SHA256_SIZE)
 
 /* ---- config ------------------------------------------------------------ */
 
@@ -579,12 +580,16 @@ int hoard_manifest_encode(const struct hoard_manifest *m, uint8_t **ret_buf,
 			  size_t *ret_len, char *errbuf, size_t errlen)
 {
 	struct wbuf w = {0};
+	uint32_t version = m->version ? m->version : HOARD_MANIFEST_V1;
 	int r = manifest_check(m, errbuf, errlen);
 
 	if (r < 0)
 		return r;
+	if (version != HOARD_MANIFEST_V1 && version != HOARD_MANIFEST_V2)
+		return hoard_errf(errbuf, errlen, -EINVAL,
+				  "manifest version %u is unknown", version);
 	wb_bytes(&w, MANIFEST_MAGIC, 8);
-	wb_u32(&w, HOARD_REMOTE_FORMAT);
+	wb_u32(&w, version);
 	wb_u32(&w, 0);
 	wb_bytes(&w, m->nonce, sizeof(m->nonce));
 	wb_u64(&w, m->n);
@@ -610,6 +615,9 @@ int hoard_manifest_encode(const struct hoard_manifest *m, uint8_t **ret_buf,
 				wb_u64(&w, e->ext[k].off);
 				wb_u32(&w, e->ext[k].len);
 				wb_bytes(&w, e->ext[k].id.b, HOARD_ID_SIZE);
+				if (version == HOARD_MANIFEST_V2)
+					wb_bytes(&w, e->ext[k].sha,
+						 HOARD_SHA256_SIZE);
 			}
 			break;
 		case HOARD_M_SYMLINK:
@@ -649,8 +657,10 @@ static const uint8_t *rb_take(struct rbuf *r, size_t n)
 }
 
 static int decode_entry(struct rbuf *rb, struct hoard_mentry *e, size_t i,
-			char *errbuf, size_t errlen)
+			uint32_t version, char *errbuf, size_t errlen)
 {
+	const size_t xsize = version == HOARD_MANIFEST_V2 ? EXTENT_V2_SIZE
+							  : EXTENT_SIZE;
 	const uint8_t *p = rb_take(rb, ENTRY_FIXED), *q;
 	uint16_t nl;
 	uint32_t n;
@@ -689,17 +699,20 @@ static int decode_entry(struct rbuf *rb, struct hoard_mentry *e, size_t i,
 			return TRUNC();
 		e->size = hoard_get_be64(p);
 		n = hoard_get_be32(p + 8);
-		if ((rb->n - rb->pos) / EXTENT_SIZE < n)
+		if ((rb->n - rb->pos) / xsize < n)
 			return TRUNC();
 		e->n_ext = n;
 		e->ext = calloc(n ? n : 1, sizeof(*e->ext));
 		if (!e->ext)
 			return -ENOMEM;
 		for (uint32_t k = 0; k < n; k++) {
-			p = rb_take(rb, EXTENT_SIZE);
+			p = rb_take(rb, xsize);
 			e->ext[k].off = hoard_get_be64(p);
 			e->ext[k].len = hoard_get_be32(p + 8);
 			memcpy(e->ext[k].id.b, p + 12, HOARD_ID_SIZE);
+			if (version == HOARD_MANIFEST_V2)
+				memcpy(e->ext[k].sha, p + EXTENT_SIZE,
+				       HOARD_SHA256_SIZE);
 		}
 		break;
 	case HOARD_M_SYMLINK:
@@ -756,17 +769,19 @@ int hoard_manifest_decode(const void *buf, size_t len,
 	struct hoard_manifest m = {0};
 	const uint8_t *p = rb_take(&rb, HOARD_MANIFEST_HEADER);
 	uint64_t n;
+	uint32_t version;
 	int r;
 
 	if (!p || memcmp(p, MANIFEST_MAGIC, 8))
 		return hoard_errf(errbuf, errlen, -EBADMSG,
 				  "not a hoard manifest");
-	if (hoard_get_be32(p + 8) != HOARD_REMOTE_FORMAT)
+	version = hoard_get_be32(p + 8);
+	if (version != HOARD_MANIFEST_V1 && version != HOARD_MANIFEST_V2)
 		return hoard_errf(
 			errbuf, errlen, -EPROTONOSUPPORT,
 			"manifest version %u is unknown (this hoard reads "
-			"version %u)",
-			hoard_get_be32(p + 8), HOARD_REMOTE_FORMAT);
+			"versions 1 and 2)",
+			version);
 	if (hoard_get_be32(p + 12) != 0)
 		return hoard_errf(errbuf, errlen, -EBADMSG,
 				  "manifest: unknown flags %#x",
@@ -781,9 +796,10 @@ int hoard_manifest_decode(const void *buf, size_t len,
 	if (!m.e)
 		return -ENOMEM;
 	memcpy(m.nonce, p + 16, sizeof(m.nonce));
+	m.version = version;
 	m.cap = n;
 	for (m.n = 0; m.n < n; m.n++) {
-		r = decode_entry(&rb, &m.e[m.n], m.n, errbuf, errlen);
+		r = decode_entry(&rb, &m.e[m.n], m.n, version, errbuf, errlen);
 		if (r < 0) {
 			m.n++;
 			goto fail;
@@ -803,6 +819,115 @@ int hoard_manifest_decode(const void *buf, size_t len,
 fail:
 	hoard_manifest_clear(&m);
 	return r;
+}
+
+/* ---- chunk digests ------------------------------------------------------ */
+
+static int chunk_sha_cmp(const void *a, const void *b)
+{
+	const struct hoard_chunk_sha *x = a, *y = b;
+
+	return memcmp(x->id.b, y->id.b, HOARD_ID_SIZE);
+}
+
+int hoard_manifest_chunks(const struct hoard_manifest *m, bool with_sha,
+			  struct hoard_chunk_sha **ret, size_t *ret_n,
+			  char *errbuf, size_t errlen)
+{
+	struct hoard_chunk_sha *t = NULL;
+	size_t n = 0, cap = 0, k = 0;
+	char hex[HOARD_ID_HEX_SIZE];
+
+	*ret = NULL;
+	*ret_n = 0;
+	if (with_sha && m->version != HOARD_MANIFEST_V2)
+		return hoard_errf(errbuf, errlen, -EBADMSG,
+				  "manifest version %u carries no chunk "
+				  "digests",
+				  m->version ? m->version : 1);
+	for (size_t i = 0; i < m->n; i++) {
+		const struct hoard_mentry *e = &m->e[i];
+
+		if (e->type != HOARD_M_FILE)
+			continue;
+		for (uint32_t x = 0; x < e->n_ext; x++) {
+			struct hoard_chunk_sha *c = hoard_grow(t, &cap, n + 1,
+							       sizeof(*t), 256);
+
+			if (!c) {
+				free(t);
+				return -ENOMEM;
+			}
+			t = c;
+			c = &t[n++];
+			c->id = e->ext[x].id;
+			c->len = e->ext[x].len;
+			if (with_sha)
+				memcpy(c->sha, e->ext[x].sha,
+				       HOARD_SHA256_SIZE);
+			else
+				memset(c->sha, 0, HOARD_SHA256_SIZE);
+		}
+	}
+	if (n)
+		qsort(t, n, sizeof(*t), chunk_sha_cmp);
+	for (size_t i = 0; i < n; i++) {
+		if (k && hoard_id_equal(&t[k - 1].id, &t[i].id)) {
+			if (t[k - 1].len == t[i].len &&
+			    !memcmp(t[k - 1].sha, t[i].sha, HOARD_SHA256_SIZE))
+				continue;
+			hoard_id_hex(&t[i].id, hex);
+			free(t);
+			return hoard_errf(errbuf, errlen, -EBADMSG,
+					  "manifest: chunk %s is given two "
+					  "lengths or two SHA-256 digests",
+					  hex);
+		}
+		t[k++] = t[i];
+	}
+	*ret = t;
+	*ret_n = k;
+	return 0;
+}
+
+const struct hoard_chunk_sha *hoard_chunk_sha_find(
+	const struct hoard_chunk_sha *t, size_t n, const struct hoard_id *id)
+{
+	struct hoard_chunk_sha key = {.id = *id};
+
+	if (!n)
+		return NULL;
+	return bsearch(&key, t, n, sizeof(*t), chunk_sha_cmp);
+}
+
+int hoard_manifest_set_shas(struct hoard_manifest *m,
+			    const struct hoard_chunk_sha *t, size_t n)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		struct hoard_mentry *e = &m->e[i];
+
+		if (e->type != HOARD_M_FILE)
+			continue;
+		for (uint32_t x = 0; x < e->n_ext; x++) {
+			const struct hoard_chunk_sha *c = hoard_chunk_sha_find(
+				t, n, &e->ext[x].id);
+
+			if (!c)
+				return -ENOENT;
+			memcpy(e->ext[x].sha, c->sha, HOARD_SHA256_SIZE);
+		}
+	}
+	m->version = HOARD_MANIFEST_V2;
+	return 0;
+}
+
+int hoard_chunk_sha_verify(const void *raw, size_t n,
+			   const uint8_t sha[HOARD_SHA256_SIZE])
+{
+	uint8_t got[HOARD_SHA256_SIZE];
+
+	hoard_sha256(raw, n, got);
+	return memcmp(got, sha, HOARD_SHA256_SIZE) ? -EBADMSG : 0;
 }
 
 /* ---- ref ------------------------------------------------------------------ */

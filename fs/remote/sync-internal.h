@@ -87,4 +87,40 @@ int sync_names_check(const char *volume, const char *ref, char *errbuf,
 int sync_snapshot(struct hoard_fs *fs, uint64_t root,
 		  struct hoard_manifest *ret);
 
+/* ---- synctrust.c: chunk digests and rollback (REMOTE.md 5.4, 6.2) ---- */
+
+struct hoard_store;
+/* A signed push: the SHA-256 of every chunk m names, from its local frame
+ * (verified against its id) or, for a lazy chunk, the digest row a trusted
+ * pull kept (-ENODATA, explained, when there is none); m becomes version
+ * 2.  jobs threads. */
+int sync_manifest_hash(struct hoard_store *st, struct hoard_manifest *m,
+		       unsigned jobs, char *errbuf, size_t errlen);
+/* A trusted pull: keep each chunk's digest (FORMAT.md 2.1 `sha256.`),
+ * synced. */
+int sync_chunk_sha_save(struct hoard_store *st, const struct hoard_chunk_sha *t,
+			size_t n);
+/* A pull's digests: the table of a version-2 manifest (sorted by id), or
+ * none; -EKEYREJECTED (explained) for a trusted pull of a signed ref whose
+ * manifest has none (version 1). */
+int sync_pull_digests(const struct hoard_manifest *m,
+		      const struct hoard_ref *rf, bool trusted,
+		      const struct hoard_ref_site *site,
+		      struct hoard_chunk_sha **ret, size_t *ret_n, char *errbuf,
+		      size_t errlen);
+/* A fetched chunk: 0 when raw gives id and, when the store keeps a digest
+ * for id, that SHA-256; -EBADMSG (a digest mismatch is logged), -errno. */
+int sync_chunk_verify(struct hoard_store *st, const struct hoard_id *id,
+		      const void *raw, size_t n);
+/* A trusted pull of a signed ref: -EKEYREJECTED (explained) when r is
+ * older than the newest ref accepted from site, unless allow. */
+int sync_rollback_check(struct hoard_store *st,
+			const struct hoard_ref_site *site,
+			const struct hoard_ref *r, bool allow, char *errbuf,
+			size_t errlen);
+/* Remember r as accepted from site (only ever raised), synced. */
+int sync_rollback_note(struct hoard_store *st,
+		       const struct hoard_ref_site *site,
+		       const struct hoard_ref *r);
+
 #endif

@@ -559,7 +559,7 @@ static int push_config(struct remote *r, struct hoard_fs *fs, char *errbuf,
 static int same_as_ref(struct remote *r, const char *key, const uint8_t *mb,
 		       size_t ml, const struct hoard_sign_key *sign,
 		       const struct hoard_ref_site *site,
-		       char ret_name[HOARD_SHA256_HEX_SIZE])
+		       char ret_name[HOARD_SHA256_HEX_SIZE], int64_t *ret_time)
 {
 	struct hoard_ref cur;
 	void *buf = NULL;
@@ -578,6 +578,8 @@ static int same_as_ref(struct remote *r, const char *key, const uint8_t *mb,
 	if (sign && (!cur.is_signed || memcmp(cur.key.b, sign->pub.b, 32) ||
 		     hoard_ref_verify(&cur, site) < 0))
 		return 0; /* sign it */
+	if (sign)
+		*ret_time = cur.time; /* ours: the next one is later */
 	mkey = remote_key(r, "manifests/%s", cur.manifest);
 	if (!mkey)
 		return -ENOMEM;
@@ -610,6 +612,7 @@ static int push_commit(struct remote *r, const struct hoard_sync_opts *o,
 	uint8_t *mb = NULL;
 	size_t ml, rl;
 	char *key = NULL, *rtext = NULL;
+	int64_t last = INT64_MIN;
 	int e;
 
 	e = hoard_random(s->m.nonce, sizeof(s->m.nonce));
@@ -623,7 +626,7 @@ static int push_commit(struct remote *r, const struct hoard_sync_opts *o,
 		goto out;
 	}
 	remote_ref_site(r, o->volume, ref, &site);
-	e = same_as_ref(r, key, mb, ml, o->sign, &site, res->manifest);
+	e = same_as_ref(r, key, mb, ml, o->sign, &site, res->manifest, &last);
 	if (e < 0) {
 		e = s3_fail(errbuf, errlen, e, "reading the current ref");
 		goto out;
@@ -655,6 +658,8 @@ static int push_commit(struct remote *r, const struct hoard_sync_opts *o,
 	}
 	memcpy(rf.manifest, res->manifest, sizeof(rf.manifest));
 	rf.time = time(NULL);
+	if (o->sign && last != INT64_MIN && last < INT64_MAX && rf.time <= last)
+		rf.time = last + 1; /* REMOTE.md 6.2: strictly increasing */
 	if (o->sign) {
 		e = hoard_ref_sign(&rf, o->sign, &site);
 		if (e < 0) {
@@ -771,6 +776,9 @@ int hoard_sync_push(struct hoard_fs *fs, const struct hoard_sync_opts *o,
 	 * if the one that stayed is ours (else its packs mean nothing). */
 	if (e == 0)
 		e = push_config(&r, fs, errbuf, errlen);
+	if (e == 0 && o->sign) /* REMOTE.md 5.4: the chunk bytes signed too */
+		e = sync_manifest_hash(hoard_fs_store(fs), &s.m, r.jobs, errbuf,
+				       errlen);
 	if (e == 0)
 		e = push_commit(&r, o, ref, &s, res, errbuf, errlen);
 	if (e == 0) {

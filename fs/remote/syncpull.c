@@ -80,6 +80,13 @@ struct pull {
 	unsigned long tmp_seq;
 	struct hoard_sync_result *res;
 	bool merge; /* hoard_sync_merge: the chunks are the store's own */
+	/* REMOTE.md 5.4, 6.2: a trusted pull (keys in force), its ref, and
+	 * the digests of a version-2 manifest (sorted by id) */
+	bool trusted;
+	struct hoard_ref rf;
+	struct hoard_ref_site site;
+	struct hoard_chunk_sha *sha;
+	size_t n_sha;
 };
 
 #define pull_fail(P, err, ...)                                                 \
@@ -117,6 +124,12 @@ static int check_trust(struct pull *P, const struct hoard_ref *rf,
 	remote_ref_site(P->r, P->o->volume, ref, &site);
 	e = hoard_ref_check_trust(rf, &site, keys, n, errbuf, errlen);
 	free(keys);
+	P->trusted = n > 0;
+	P->rf = *rf;
+	P->site = site;
+	if (e == 0 && P->trusted && rf->is_signed)
+		e = sync_rollback_check(hoard_fs_store(P->fs), &site, rf,
+					P->o->allow_rollback, errbuf, errlen);
 	if (e == 0 && rf->is_signed)
 		hoard_sign_key_id(&rf->key, P->res->key_id);
 	return e;
@@ -192,6 +205,9 @@ static int get_manifest(struct pull *P, const char *ref, char *errbuf,
 				(unsigned long long)files,
 				(unsigned long long)bytes);
 	}
+	if (e == 0)
+		e = sync_pull_digests(&P->m, &rf, P->trusted, &P->site, &P->sha,
+				      &P->n_sha, errbuf, errlen);
 	return e;
 }
 
@@ -305,12 +321,13 @@ static int plan_fetch(struct pull *P, char *errbuf, size_t errlen)
 }
 
 /* Check every frame of a fetched range; 0, or the index of the first bad
- * one + 1. */
+ * one + 1 (*sha_bad: it has its id but not its signed SHA-256). */
 static size_t check_range(struct pull *P, const struct range *g,
-			  const uint8_t *buf, uint8_t *raw)
+			  const uint8_t *buf, uint8_t *raw, bool *sha_bad)
 {
 	const struct hoard_key *key = hoard_store_key(hoard_fs_store(P->fs));
 
+	*sha_bad = false; /* of this attempt */
 	for (size_t k = 0; k < g->n; k++) {
 		const struct want *w = &P->want[g->first + k];
 		struct hoard_id got;
@@ -324,6 +341,15 @@ static size_t check_range(struct pull *P, const struct range *g,
 		hoard_id_compute(key, raw, (size_t)n, &got);
 		if (!hoard_id_equal(&got, &w->id))
 			return k + 1;
+		if (P->sha) { /* REMOTE.md 5.4 */
+			const struct hoard_chunk_sha *c = hoard_chunk_sha_find(
+				P->sha, P->n_sha, &w->id);
+
+			*sha_bad = !c || hoard_chunk_sha_verify(raw, (size_t)n,
+								c->sha) < 0;
+			if (*sha_bad)
+				return k + 1;
+		}
 	}
 	return 0;
 }
@@ -380,6 +406,7 @@ static int fetch_range(void *ud, size_t i)
 	uint8_t *buf = malloc(g->len), *raw = malloc(HOARD_CHUNK_MAX);
 	char *key = remote_key(P->r, "packs/%s.pack", pack);
 	size_t bad = 0;
+	bool sha_bad = false;
 	ssize_t n;
 	int e = -ENOMEM;
 
@@ -401,7 +428,7 @@ static int fetch_range(void *ud, size_t i)
 				      (unsigned long long)g->off);
 			goto out;
 		}
-		bad = check_range(P, g, buf, raw);
+		bad = check_range(P, g, buf, raw, &sha_bad);
 		if (!bad)
 			break;
 		hoard_log(LOG_DEBUG,
@@ -414,8 +441,11 @@ static int fetch_range(void *ud, size_t i)
 
 		hoard_id_hex(&P->want[g->first + bad - 1].id, hex);
 		e = pull_fail(P, -EBADMSG,
-			      "pack %s is corrupt: chunk %s does not match its "
-			      "id",
+			      sha_bad ? "pack %s: chunk %s has its id but not "
+					"the SHA-256 the signed manifest gives "
+					"it: refused"
+				      : "pack %s is corrupt: chunk %s does not "
+					"match its id",
 			      pack, hex);
 		goto out;
 	}
@@ -904,17 +934,19 @@ int hoard_sync_pull(struct hoard_fs *fs, const struct hoard_sync_opts *o,
 		progress_phase(&r);
 		e = plan_fetch(&P, errbuf, errlen);
 	}
-	if (e == 0) {
+	if (e == 0 && o->lazy)
+		e = lazy_setting(&P, errbuf, errlen);
+	else if (e == 0)
+		e = run_parallel(P.n_ranges, r.jobs, fetch_range, &P);
+	if (e == 0) { /* after the fetch: a refused chunk makes no volume */
 		fresh = hoard_fs_volume(fs, o->volume, false, &root) == -ENOENT;
 		e = hoard_fs_volume(fs, o->volume, true, &root);
 		if (e < 0)
 			hoard_errf(errbuf, errlen, e, "volume '%s': %s",
 				   o->volume, strerror(-e));
 	}
-	if (e == 0 && o->lazy)
-		e = lazy_setting(&P, errbuf, errlen);
-	else if (e == 0)
-		e = run_parallel(P.n_ranges, r.jobs, fetch_range, &P);
+	if (e == 0 && P.trusted && P.sha) /* for the lazy fetch, 5.4 */
+		e = sync_chunk_sha_save(hoard_fs_store(fs), P.sha, P.n_sha);
 	if (e == 0) {
 		P.local = calloc(P.m.n, sizeof(*P.local));
 		e = P.local ? apply_tree(&P, root, errbuf, errlen) : -ENOMEM;
@@ -925,6 +957,8 @@ int hoard_sync_pull(struct hoard_fs *fs, const struct hoard_sync_opts *o,
 		pull_release(&P);
 	if (e == 0)
 		e = hoard_store_sync(hoard_fs_store(fs));
+	if (e == 0 && P.trusted && P.rf.is_signed)
+		e = sync_rollback_note(hoard_fs_store(fs), &P.site, &P.rf);
 	res->chunks_fetched = P.fetched;
 	res->bytes_fetched = P.fetched_bytes;
 	if (r.cl)
@@ -937,6 +971,7 @@ int hoard_sync_pull(struct hoard_fs *fs, const struct hoard_sync_opts *o,
 	free(P.local);
 	free(P.want);
 	free(P.ranges);
+	free(P.sha);
 	idmap_free(&P.staged);
 	hoard_manifest_clear(&P.m);
 	pthread_mutex_destroy(&P.mu);

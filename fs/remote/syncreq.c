@@ -192,6 +192,8 @@ char *hoard_sync_request_encode(const char *op, const struct hoard_sync_opts *o)
 	put_kn(f, "jobs", o->jobs);
 	if (o->lazy)
 		put_kn(f, "lazy", 1);
+	if (o->allow_rollback)
+		put_kn(f, "allow_rollback", 1);
 	if (o->sign) {
 		char hex[2 * HOARD_SIGN_SEED_SIZE + 1];
 
@@ -336,6 +338,8 @@ int hoard_sync_request_decode(const char *line, struct hoard_sync_request *q)
 			r = set_num(v, &q->jobs);
 		else if (!strcmp(w, "lazy"))
 			r = set_num(v, &q->lazy);
+		else if (!strcmp(w, "allow_rollback"))
+			r = set_num(v, &q->allow_rollback);
 		else if (!strcmp(w, "sign"))
 			r = set_sign(v, q);
 		else if (!strcmp(w, "trust"))

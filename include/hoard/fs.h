@@ -137,9 +137,10 @@ int hoard_fs_open_pt(struct hoard_fs *fs, uint64_t ino, int flags,
 		     const struct hoard_pt_ops *pt, struct hoard_fh **ret_fh,
 		     struct hoard_open_reply *ret);
 /* hoard_fs_release; pt closes the backing id with the last passthrough
- * open (NULL: the session is gone). */
-void hoard_fs_release_pt(struct hoard_fs *fs, struct hoard_fh *fh,
-			 const struct hoard_pt_ops *pt);
+ * open (NULL: the session is gone).  Returns the error of the commit the
+ * last release made (the file then kept its previous content). */
+int hoard_fs_release_pt(struct hoard_fs *fs, struct hoard_fh *fh,
+			const struct hoard_pt_ops *pt);
 ssize_t hoard_fs_read(struct hoard_fs *fs, struct hoard_fh *fh, void *buf,
 		      size_t size, off_t off);
 
@@ -168,6 +169,28 @@ ssize_t hoard_fs_read_vec(struct hoard_fs *fs, struct hoard_fh *fh, size_t size,
 void hoard_fs_read_done(struct hoard_fs *fs, struct hoard_rvec *rv);
 ssize_t hoard_fs_write(struct hoard_fs *fs, struct hoard_fh *fh,
 		       const void *buf, size_t size, off_t off);
+/*
+ * Close without waiting for the commit.  True when fh's close needs no
+ * FLUSH: a read-only handle (its flush does nothing), or one for writing
+ * while the store's filesystem has room (256 MiB free); then its commit
+ * happens at the last release, which the kernel does not wait for.  Until
+ * that commit every open, stat and read through the daemon sees the
+ * staged content (the inode stays open in the daemon).  A commit there
+ * that fails is logged, counted (hoard_fs_commit_errors) and returned by
+ * the file's next flush or fsync (once) while the daemon knows the inode;
+ * the file keeps its previous content.
+ */
+bool hoard_fs_defer_close(struct hoard_fs *fs, struct hoard_fh *fh);
+/* fh is one for writing whose close did not wait (its release commits). */
+bool hoard_fs_fh_deferred(const struct hoard_fh *fh);
+/* Keep fh's inode state (a lookup of the daemon's own, dropped with
+ * hoard_fs_forget(fs, returned ino, 1)) when its release is made after the
+ * RELEASE was answered: the kernel may then forget the inode first. */
+uint64_t hoard_fs_fh_pin(struct hoard_fs *fs, struct hoard_fh *fh);
+uint64_t hoard_fs_commit_errors(struct hoard_fs *fs);
+/* Commit every file with uncommitted writes now (before a snapshot: a
+ * closed file whose release has not arrived yet is one). */
+int hoard_fs_commit_dirty(struct hoard_fs *fs);
 int hoard_fs_flush(struct hoard_fs *fs, struct hoard_fh *fh);
 int hoard_fs_fsync(struct hoard_fs *fs, struct hoard_fh *fh, bool datasync);
 void hoard_fs_release(struct hoard_fs *fs, struct hoard_fh *fh);

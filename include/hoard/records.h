@@ -1,13 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * records: the bytes of the core's records in the store (docs/FORMAT.md 2):
- * their sizes, decoded forms and codecs, for the core and for the layers
- * above that read the store directly (fsck, the budget's scans, push's
- * snapshot).  Implemented in fs/core (meta.c: inodes; chunks.c: chunk
- * records); issue 15 item 2 gathers every record codec in one module.
+ * records: the codec of every record the store keeps in RocksDB
+ * (docs/FORMAT.md section 2): inode records (2.2), directory entries,
+ * extents, chunk records (2.3) and the integer settings (2.1).  Bytes in,
+ * structs out and back; nothing here touches the store, the filesystem or
+ * a lock, so the core, fsck, stats and the fuzz targets share one decoder
+ * per record.
  *
- * Thread contract: pure functions of their arguments, callable from any
- * thread; nothing here takes a lock.
+ * Every decoder checks the length and the version it is given and answers
+ * -EBADMSG for bytes that are not a record of its kind (never reads past
+ * n); encoders write into a caller's buffer of the size named here.
+ *
+ * Thread contract: none needed (pure functions, no shared state).
  */
 #ifndef HOARD_RECORDS_H
 #define HOARD_RECORDS_H
@@ -17,14 +21,20 @@
 #include <stdint.h>
 #include <time.h>
 
-#define INODE_REC_SIZE	  80
+#include "hoard/hash.h"
+
+#define INODE_REC_SIZE	  80   /* 2.2, without a symlink's target */
+#define INODE_TARGET_MAX  4095 /* a symlink target's longest length */
+#define INODE_REC_MAX	  (INODE_REC_SIZE + INODE_TARGET_MAX)
 #define CHUNK_REC_SIZE	  24 /* version 1: no remote location */
 #define CHUNK_REC_V2_SIZE 64 /* version 2: + pack SHA-256 + offset */
 #define EXTENT_KEY_SIZE	  16
 #define EXTENT_VAL_SIZE	  20
+#define DIRENT_VAL_SIZE	  9
 #define NAME_MAX_LEN	  255
+#define DIRENT_KEY_MAX	  (8 + NAME_MAX_LEN)
 
-/* Decoded inode record (docs/FORMAT.md 2.2). */
+/* Decoded inode record (2.2). */
 struct hoard_inode {
 	uint32_t mode, uid, gid, nlink, rdev;
 	uint64_t size, volume;
@@ -42,18 +52,67 @@ struct chunk_rec {
 	uint64_t pack_off;
 };
 
-/* meta.c */
-/* The 8-byte big-endian key (or key prefix) of ino. */
+/* Decoded extent (key and value, 2). */
+struct extent_rec {
+	uint64_t ino, off;
+	struct hoard_id id;
+	uint32_t len;
+};
+
+/* Key of the inodes, orphans column families and the prefix of the others'
+ * keys: an inode number, u64 big-endian. */
 void ino_key(uint8_t k[8], uint64_t ino);
-/* Decode an inode record; -EBADMSG when malformed. */
+
+/*
+ * Inode records.  inode_decode: -EBADMSG when n is short, the version is
+ * not 1 or a symlink's length disagrees with its size (a symlink's target
+ * becomes a malloc()ed string: -ENOMEM; free with inode_clear).
+ * inode_decode_attrs: the same without the target (no allocation; a
+ * symlink's size is its target's length).  inode_encode: writes the
+ * record into v (INODE_REC_MAX bytes) and returns its length; a symlink's
+ * size is taken from its target (at most INODE_TARGET_MAX bytes, longer
+ * is cut).
+ */
 int inode_decode(const uint8_t *v, size_t n, struct hoard_inode *ret);
-/* Free what a decoded inode holds (its target). */
+int inode_decode_attrs(const uint8_t *v, size_t n, struct hoard_inode *ret);
+size_t inode_encode(const struct hoard_inode *in, uint8_t *v);
 void inode_clear(struct hoard_inode *in);
 
-/* chunks.c */
-/* Encode r (version 1, or 2 when has_loc) into v; returns its length. */
+/* Chunk records: encode r (version 1, or 2 when has_loc) into v
+ * (CHUNK_REC_V2_SIZE bytes) and return its length; decode -EBADMSG when
+ * malformed. */
 size_t chunk_rec_encode(const struct chunk_rec *r, uint8_t *v);
-/* Decode a record value; -EBADMSG when malformed. */
 int chunk_rec_decode(const uint8_t *v, size_t n, struct chunk_rec *ret);
+
+/* Directory entries: key parent + name (1..NAME_MAX_LEN bytes, no '/' or
+ * NUL), value child + type ((mode & S_IFMT) >> 12).  dirent_key: the key
+ * of name (whose length the caller checked) into k (DIRENT_KEY_MAX), its
+ * length returned.  dirent_key_decode: the parent, and the name as a
+ * pointer into k (not NUL-terminated) with its length. */
+size_t dirent_key(uint8_t *k, uint64_t parent, const char *name);
+int dirent_key_decode(const uint8_t *k, size_t kl, uint64_t *ret_parent,
+		      const char **ret_name, size_t *ret_name_len);
+void dirent_encode(uint8_t v[DIRENT_VAL_SIZE], uint64_t ino, uint32_t mode);
+int dirent_decode(const uint8_t *v, size_t n, uint64_t *ret_ino,
+		  uint8_t *ret_type);
+
+/* Extents: key ino + offset, value chunk id + length. */
+void extent_encode(const struct extent_rec *e, uint8_t k[EXTENT_KEY_SIZE],
+		   uint8_t v[EXTENT_VAL_SIZE]);
+int extent_decode(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
+		  struct extent_rec *ret);
+/* The value alone (the key's inode and offset are the caller's). */
+int extent_val_decode(const uint8_t *v, size_t vl, struct hoard_id *ret_id,
+		      uint32_t *ret_len);
+
+/* Volumes (2): key the name (1..VOLUME_NAME_MAX bytes; the characters
+ * are the volume code's to check), value the root inode, u64. */
+#define VOLUME_NAME_MAX 64
+int volume_rec_decode(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
+		      uint64_t *ret_root);
+
+/* Integer settings (2.1): u32 or u64 big-endian, exactly that long. */
+int setting_u32_decode(const uint8_t *v, size_t n, uint32_t *ret);
+int setting_u64_decode(const uint8_t *v, size_t n, uint64_t *ret);
 
 #endif

@@ -37,6 +37,8 @@
 #define HOARD_IDX_ENTRY_SIZE  32
 #define HOARD_MANIFEST_MAX    (1u << 30)
 #define HOARD_MANIFEST_HEADER 40
+#define HOARD_MANIFEST_V1     1 /* extents: offset, length, chunk id */
+#define HOARD_MANIFEST_V2     2 /* + SHA-256 of the chunk's bytes */
 #define HOARD_REF_MAX	      4096
 #define HOARD_SYMLINK_MAX     4095
 #define HOARD_REMOTE_NAME_MAX 255
@@ -106,6 +108,8 @@ struct hoard_mextent {
 	uint64_t off;
 	uint32_t len;
 	struct hoard_id id;
+	/* version 2: SHA-256 of the chunk's raw bytes (REMOTE.md 5.4) */
+	uint8_t sha[HOARD_SHA256_SIZE];
 };
 
 struct hoard_mentry {
@@ -123,6 +127,7 @@ struct hoard_mentry {
 };
 
 struct hoard_manifest {
+	uint32_t version;  /* HOARD_MANIFEST_V1 (0 is read as 1) or _V2 */
 	uint8_t nonce[16]; /* random per push: a new name every time */
 	size_t n, cap;
 	struct hoard_mentry *e;
@@ -147,6 +152,36 @@ int hoard_manifest_decode(const void *buf, size_t len,
 /* The entry's path from the volume root ("a/b"), for messages. */
 void hoard_manifest_path(const struct hoard_manifest *m, size_t i, char *buf,
 			 size_t n);
+
+/* ---- chunk digests (manifest version 2, REMOTE.md 5.4) -------------------- */
+
+/* One chunk of a manifest: its id, length and SHA-256. */
+struct hoard_chunk_sha {
+	struct hoard_id id;
+	uint32_t len;
+	uint8_t sha[HOARD_SHA256_SIZE];
+};
+
+/*
+ * The distinct chunks a manifest names, sorted by id (*ret malloc()ed,
+ * NULL when none).  with_sha: the manifest's digests are copied (version 2
+ * only, else -EBADMSG), and one id with two digests or two lengths is
+ * -EBADMSG (explained); without, only one id with two lengths is, and sha
+ * is zero.
+ */
+int hoard_manifest_chunks(const struct hoard_manifest *m, bool with_sha,
+			  struct hoard_chunk_sha **ret, size_t *ret_n,
+			  char *errbuf, size_t errlen);
+/* Give every extent its chunk's digest from t (sorted by id) and make m
+ * version 2; -ENOENT when a chunk is not in t. */
+int hoard_manifest_set_shas(struct hoard_manifest *m,
+			    const struct hoard_chunk_sha *t, size_t n);
+/* The entry of id in t (sorted by id), or NULL. */
+const struct hoard_chunk_sha *hoard_chunk_sha_find(
+	const struct hoard_chunk_sha *t, size_t n, const struct hoard_id *id);
+/* 0 when the SHA-256 of the n bytes at raw is sha, else -EBADMSG. */
+int hoard_chunk_sha_verify(const void *raw, size_t n,
+			   const uint8_t sha[HOARD_SHA256_SIZE]);
 
 /* ---- ref ---------------------------------------------------------------- */
 

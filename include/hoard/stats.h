@@ -57,6 +57,7 @@ struct hoard_stats {
 	 * chunk): have_reads false offline. */
 	bool have_reads;
 	uint64_t read_errors;
+	uint64_t commit_errors; /* commits after a close returned that failed */
 	/* The daemon's plain-file tier (plain.h), read back from its reply
 	 * (the daemon adds these keys to the JSON itself): have_plain false
 	 * offline. */

@@ -57,6 +57,9 @@ struct hoard_sync_opts {
 	 * signed ones must verify) */
 	const struct hoard_pubkey *trust;
 	size_t n_trust;
+	/* pull only: with trusted keys, take a signed ref older than the
+	 * newest this store accepted from there (REMOTE.md 6.2) */
+	bool allow_rollback;
 	/* Optional, called from worker threads (serialized). */
 	void (*progress)(void *ud, const struct hoard_sync_progress *p);
 	void *progress_ud;
@@ -128,7 +131,8 @@ struct hoard_sync_request {
 	char op[8];
 	char *url, *volume, *ref;
 	unsigned jobs;
-	unsigned lazy; /* pull: 1 for --lazy */
+	unsigned lazy;		 /* pull: 1 for --lazy */
+	unsigned allow_rollback; /* pull: 1 for --allow-rollback */
 	struct hoard_s3_config s3;
 	bool has_sign; /* push: sign= (the secret seed, hex) */
 	struct hoard_sign_key sign;

@@ -994,6 +994,55 @@ class Bench:
         return {k: {s: min(v) for s, v in sides.items()}
                 for k, sides in res.items()}
 
+    def stat_phase(self):
+        """--only stat: the stat figures alone, cold and warm, on hoard,
+        the local disk and the null FUSE fs, the sides taking turns (a
+        fresh store of stat_files empty files; no corpora)."""
+        sz, runs = self.sz, max(self.sz["runs"], 3)
+        n = str(sz["stat_files"])
+        self.local = self.work / "local"
+        self.local.mkdir()
+        store = self.work / "store-stat"
+        run([self.hoard, "init", "--store", store])
+        mnt = self.work / "mnt-stat"
+        logf = self.work / "hoardfs-stat.log"
+        nmnt = self.work / "mnt-null"
+        dirs = {"local": self.local / "stat", "hoard": mnt / "stat",
+                "null": nmnt / "stat"}
+        # the files are made by one daemon and walked by a fresh one, as
+        # in the full run (the records in tables, not in memtables)
+        d = Daemon(self.build, store, {"bench": mnt}, logf)
+        dirs["hoard"].mkdir()
+        self.hb("mkfiles", dirs["hoard"], n, "0")
+        d.stop()
+        d = Daemon(self.build, store, {"bench": mnt}, logf)
+        nfs = NullFs(self.nullfs, nmnt, self.work / "nullfs.log")
+        res = {}
+        try:
+            for side in ("local", "null"):
+                dirs[side].mkdir()
+                self.hb("mkfiles", dirs[side], n, "0")
+            sides = list(dirs)
+            for i in range(runs):
+                for side in sides[i % 3:] + sides[:i % 3]:  # rotated
+                    drop_caches()
+                    res.setdefault("stat_cold", {}).setdefault(
+                        side, []).append(
+                        self.hb("statfiles", dirs[side], n)["seconds"])
+            for side in sides:
+                self.hb("statfiles", dirs[side], n)
+            for _ in range(max(runs, 5)):
+                for side in sides:
+                    res.setdefault("stat_warm", {}).setdefault(
+                        side, []).append(
+                        self.hb("statfiles", dirs[side], n)["seconds"])
+        finally:
+            nfs.stop()
+            d.stop()
+        self.detail["reads"] = res
+        return {k: {s: min(v) for s, v in sides.items()}
+                for k, sides in res.items()}
+
     def pip_install(self, mnt, best):
         """pip install of the packed wheels (30+ packages) from a local
         index over http, with pip's HTTP cache on the mount vs on the local
@@ -1046,11 +1095,80 @@ class Bench:
                                           wheels_fetched_per_run=fetched)
         self.pip_packages = len(reqs)
 
+    def create_only(self):
+        """--only create: the create+write+close figure alone (a new
+        store, no corpora): hoard, the null FUSE fs and the local disk,
+        rounds rotated as in the full run, with more rounds (at least 5)
+        since the figure is short and noisy."""
+        sz = self.sz
+        self.local = self.work / "local"
+        self.local.mkdir()
+        store = self.work / "store-create"
+        run([self.hoard, "init", "--store", store])
+        mnt = self.work / "mnt-create"
+        d = Daemon(self.build, store, {"bench": mnt},
+                   self.work / "hoardfs-create.log")
+        nmnt = self.work / "mnt-null"
+        nfs = NullFs(self.nullfs, nmnt, self.work / "nullfs.log")
+        res = {}
+        try:
+            sides = [("local", self.local), ("hoard", mnt), ("null", nmnt)]
+            for i in range(max(sz["runs"], 5)):
+                for side, base in sides[i % 3:] + sides[:i % 3]:  # rotated
+                    dd = base / f"create{i}"
+                    dd.mkdir()
+                    res.setdefault("create", {}).setdefault(side, []).append(
+                        self.hb("mkfiles", dd, str(sz["create_files"]),
+                                str(SMALL_FILE_MAX))["seconds"])
+        finally:
+            d.stop()
+            nfs.stop()
+        self.detail["reads"] = res
+        return {k: {s: min(v) for s, v in sides.items()}
+                for k, sides in res.items()}
+
+    def create_rows(self, reads):
+        n = self.sz["create_files"]
+        self.row(f"create+write+close of {n:,} small files (vs local disk)",
+                 "s", reads["create"]["hoard"], reads["create"]["local"], 3.0,
+                 "lower")
+        r = reads["create"]
+        what = f"create+write+close of {n:,} small files"
+        self.row(f"{what}, null FUSE fs (vs local disk)", "s", r["null"],
+                 r["local"], None, "reference")
+        self.row(f"{what}, hoard (vs null FUSE fs)", "s", r["hoard"],
+                 r["null"], None, "reference")
+        self.detail["fuse_floor"] = {"create": dict(
+            figure=what, seconds={s: r[s] for s in ("local", "null", "hoard")},
+            null_vs_local=r["null"] / r["local"],
+            hoard_vs_null=r["hoard"] / r["null"],
+            hoard_vs_local=r["hoard"] / r["local"],
+            note=f"a FUSE filesystem that does nothing takes "
+            f"{r['null'] / r['local']:.2f}x local disk for {what}; "
+            f"hoard takes {r['hoard'] / r['null']:.2f}x the null fs "
+            f"({r['hoard'] / r['local']:.2f}x local)")}
+
     # -- the whole run ------------------------------------------------------------
     def main(self):
         t_start = time.monotonic()
-        if self.args.only == "volumes":
-            self.volume_phase()
+        if self.args.only in ("create", "volumes"):
+            if self.args.only == "create":
+                self.create_rows(self.create_only())
+            else:
+                self.volume_phase()
+            self.detail["seconds_total"] = round(time.monotonic() - t_start, 1)
+            self.report()
+            return
+        if self.args.only == "stat":
+            reads = self.stat_phase()
+            n = self.sz["stat_files"]
+            self.row(f"stat of {n:,} files, cold (vs local disk)", "s",
+                     reads["stat_cold"]["hoard"],
+                     reads["stat_cold"]["local"], 3.0, "lower")
+            self.row(f"stat of {n:,} files, warm (vs local disk)", "s",
+                     reads["stat_warm"]["hoard"],
+                     reads["stat_warm"]["local"], 1.2, "lower")
+            self.fuse_floor(reads, ("stat_cold", "stat_warm"))
             self.detail["seconds_total"] = round(time.monotonic() - t_start, 1)
             self.report()
             return
@@ -1187,7 +1305,7 @@ class Bench:
                  "through the mount)", "MB", peak / MB, readable / MB, None,
                  "reference")
 
-    def fuse_floor(self, reads):
+    def fuse_floor(self, reads, keys=("stat_cold", "stat_warm", "create")):
         """Reference rows: the null FUSE fs against the local disk (what
         FUSE alone costs) and hoard against the null fs (what hoard adds),
         from the same runs as the hoard rows, best of each side."""
@@ -1197,6 +1315,8 @@ class Bench:
                 ("create", f"create+write+close of {nc:,} small files"))
         floor = {}
         for key, what in figs:
+            if key not in keys:
+                continue
             r = reads[key]
             self.row(f"{what}, null FUSE fs (vs local disk)", "s", r["null"],
                      r["local"], None, "reference")
@@ -1292,7 +1412,8 @@ def parse_args(argv):
                     "build-release)")
     ap.add_argument("--keep", action="store_true",
                     help="keep the scratch directory")
-    ap.add_argument("--only", choices=["read", "ingest", "volumes"],
+    ap.add_argument("--only", choices=["read", "ingest", "stat", "volumes",
+                                       "create"],
                     default=None,
                     help="run only some figures: 'read' makes the corpora "
                     "and one store (untimed) and measures the read figures "
@@ -1300,9 +1421,14 @@ def parse_args(argv):
                     "safetensors, tier disk), a few minutes full size; "
                     "'ingest' the one-core bound and the two ingest "
                     "throughput rows (daemon CPU per run in the detail); "
+                    "'stat' the stat figures alone (cold and warm, hoard, "
+                    "local disk, null FUSE fs; no corpora); "
                     "'volumes' the clone and CI job figures on a "
                     "10,000-file, 1 GiB volume (tests/bench/volume_bench.py)"
-                    ", a few minutes full size")
+                    ", a few minutes full size; 'create' measures "
+                    "create+write+close of small files on hoard, the null "
+                    "FUSE fs and the local disk (a new store, no corpora), "
+                    "a minute or two")
     # tests/bench/run checks the arguments before installing and building
     ap.add_argument("--parse-only", action="store_true",
                     help=argparse.SUPPRESS)

@@ -438,3 +438,100 @@ def test_automatic_blob_gc(store, mnt):
     after = disk_use(store.path)
     assert after < 100 * MIB, f"disk use {full} -> {after} bytes"
     assert read(mnt / "keep") == keep
+
+
+# -- closes that do not wait for their commit ---------------------------------
+
+def test_fsync_after_close_keeps_the_close(store, mnt):
+    """A close returns before its commit (no FLUSH; the commit runs at the
+    RELEASE the kernel sends in the background).  An fsync through a new
+    handle of the file, opened after that close, covers what the close
+    left: it survives kill -9 exactly, whether the RELEASE had arrived or
+    not.  Files written after the last fsync are missing, empty or whole."""
+    model = {}
+    for i in range(40):
+        data = pattern(i * 997 + (i % 3) * 300 * KIB, 7000 + i)
+        write(mnt / f"f{i}", data)
+        fd = os.open(mnt / f"f{i}", os.O_RDONLY if i % 2 else os.O_WRONLY)
+        os.fsync(fd)
+        os.close(fd)
+        model[f"f{i}"] = data
+    late = {}
+    for i in range(10):
+        late[f"late{i}"] = pattern(5000 + i, 9000 + i)
+        write(mnt / f"late{i}", late[f"late{i}"])
+    store.kill9()
+    mnt = store.mount("test")["test"]
+    for name, data in model.items():
+        assert read(mnt / name) == data, name
+    for name, data in late.items():
+        if (mnt / name).exists():
+            assert read(mnt / name) in (b"", data), name
+    store.umount()
+    store.check_log()
+
+
+READER = r"""
+import hashlib, os, sys
+def pattern(n, seed):
+    out = bytearray(); i = 0
+    while len(out) < n:
+        out += hashlib.sha256(b"%d:%d" % (seed, i)).digest(); i += 1
+    return bytes(out[:n])
+for line in sys.stdin:
+    name, n, seed = line.split()
+    n, seed = int(n), int(seed)
+    p = os.path.join(sys.argv[1], name)
+    if seed % 4 == 0:   # the kernel forgets its inodes: LOOKUP, GETATTR
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("2")
+    st = os.stat(p)
+    fd = os.open(p, os.O_RDONLY)
+    if seed % 2 == 0:   # not from the page cache: READs to the daemon
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    got = b""
+    while True:
+        b = os.read(fd, 1 << 20)
+        if not b:
+            break
+        got += b
+    os.close(fd)
+    if st.st_size != n or got != pattern(n, seed):
+        print(f"{name}: stat {st.st_size}, read {len(got)}, want {n}",
+              flush=True)
+    else:
+        print("ok", flush=True)
+"""
+
+
+def test_read_after_close_from_another_process(store, mnt):
+    """Right after each close(2), another process stats, opens and reads
+    the file (with the kernel's inodes or pages dropped for some, so the
+    daemon answers): it sees the new size and content even while the
+    commit has not run yet (it waits for the RELEASE).  Rewrites of an
+    existing file too."""
+    import subprocess
+    import sys
+    rd = subprocess.Popen([sys.executable, "-c", READER, str(mnt)],
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          text=True)
+    try:
+        bad = []
+        for i in range(300):
+            name = f"f{i % 200}"      # the last 100 rewrite a closed file
+            n = (i * 7919) % (200 * KIB) + (i % 5) * MIB // 2
+            write(mnt / name, pattern(n, i))
+            rd.stdin.write(f"{name} {n} {i}\n")
+            rd.stdin.flush()
+            got = rd.stdout.readline().strip()
+            if got != "ok":
+                bad.append(got)
+        rd.stdin.close()
+    finally:
+        rd.wait(120)
+    assert not bad, bad
+    store.umount()
+    mnt = store.mount("test")["test"]
+    for i in range(100, 300):
+        n = (i * 7919) % (200 * KIB) + (i % 5) * MIB // 2
+        assert read(mnt / f"f{i % 200}") == pattern(n, i)

@@ -373,6 +373,77 @@ def test_full_disk_recovers_without_a_remount(small_fs):
         s.check_log()
 
 
+@pytest.fixture
+def mid_fs(tmp_path):
+    d = tmp_path / "mid"
+    d.mkdir()
+    run(["mount", "-t", "tmpfs", "-o", "size=320m", "tmpfs", d])
+    yield d
+    run(["umount", "-l", d], check=False)
+
+
+def test_full_disk_at_a_commit_after_close(mid_fs):
+    """A file opened while the store's filesystem had room (more than 256
+    MiB free) closes without waiting for its commit; the disk fills before
+    that commit runs.  The close returned 0, so the failure must show
+    elsewhere: the daemon logs it for that inode, `hoard stats` counts it,
+    the file keeps its previous content (it was new: empty, also to stat
+    and read, whose cached pages of the new content the kernel dropped),
+    and the file's next fsync returns ENOSPC, once.  The daemon stays up
+    and, after an rm, stores a new file."""
+    s = Store(mid_fs / "store")
+    s.init()
+    try:
+        m = s.mount("test", root=mid_fs.parent)["test"]
+        before = s.stats()["commit_errors"]
+        fd = -1
+        fd = os.open(m / "late", os.O_CREAT | os.O_WRONLY, 0o644)
+        # 96 MiB, not in order: a staging file, chunked at the commit,
+        # which then needs more room than a memtable flush can give back
+        os.pwrite(fd, os.urandom(MIB), 95 * MIB)
+        for i in range(95):
+            os.pwrite(fd, os.urandom(MIB), i * MIB)
+        ino = os.fstat(fd).st_ino
+        for i in range(40):
+            if fill(m / f"big{i}", 16 * MIB) < 16 * MIB:
+                break
+        else:
+            pytest.fail("the disk never filled")
+        os.close(fd)    # returns: the commit comes after, at the RELEASE
+        fd = -1
+        want = f"inode {ino}: the commit after its close failed (No space"
+        deadline = time.time() + 60
+        while want not in s.log() and time.time() < deadline:
+            time.sleep(0.1)
+        assert want in s.log(), s.log()[-2000:]
+        assert s.stats()["commit_errors"] > before
+        assert os.stat(m / "late").st_size == 0
+        assert (m / "late").read_bytes() == b""
+        fd = os.open(m / "late", os.O_WRONLY)
+        try:
+            with pytest.raises(OSError) as e:
+                os.fsync(fd)
+            assert e.value.errno == errno.ENOSPC
+            os.fsync(fd)        # reported once
+        finally:
+            os.close(fd)
+            fd = -1
+        pid = s.daemon_pid()
+        for p in m.glob("big*"):
+            os.unlink(p)
+        data = os.urandom(MIB)
+        write_synced(m / "after", data)
+        assert (m / "after").read_bytes() == data
+        assert s.daemon_pid() == pid
+        s.umount()
+    finally:
+        if fd >= 0:
+            os.close(fd)
+        if s.mounts:
+            s.umount()
+        s.check_log()
+
+
 # -- 6. store paths that are not stores ---------------------------------------
 
 def one_line(p):

@@ -7,6 +7,7 @@ import errno
 import json
 import math
 import os
+import time
 import re
 
 import pytest
@@ -30,6 +31,7 @@ TOP = {
     "chunk_cache_hits_total": "cache_hits",
     "chunk_cache_misses_total": "cache_misses",
     "read_errors_total": "read_errors",
+    "commit_errors_total": "commit_errors",
     "not_local_chunks": "chunks_not_local", "not_local_bytes": "not_local_bytes",
     "fetched_chunks_total": "fetched_chunks",
     "fetched_bytes_total": "fetched_bytes", "fetch_gets_total": "fetch_gets",
@@ -153,6 +155,12 @@ def test_prometheus_matches_json_online_and_offline(store):
     run([HOARD, "config", "--store", store.path, "max-size", "1G"])
     with open(m["test"] / "a", "rb") as f:
         f.read()
+    # that read-only open queued a plain copy of "a" (3 MiB): wait for it,
+    # or its figures change between the two stats calls compared below
+    deadline = time.time() + 120
+    while json.loads(stats(store, "--json")).get("plain_files") != 1:
+        assert time.time() < deadline, "the plain copy of 'a' never landed"
+        time.sleep(0.05)
 
     js = json.loads(stats(store, "--json"))
     text = stats(store, "--format", "prometheus")

@@ -408,7 +408,8 @@ BAD_MANIFESTS = {
     "overlap": ([ROOT, m_entry(2, 0, b"f", 0o100644,
                                m_file(200000, [(0, 70000, CID), (60000, 70000, CID)]))],
                 "overlap"),
-    "version": ("v2", "manifest version 2 is unknown"),
+    # version 2 (chunk digests, REMOTE.md 5.4) is known; 3 is not
+    "version": ("v3", "manifest version 3 is unknown"),
     "truncated": ("trunc", "truncated"),
     "parent-later": ([ROOT, m_entry(2, 2, b"f", 0o100644, m_file(0)),
                       m_entry(1, 0, b"d", 0o40755)], "does not come before"),
@@ -456,8 +457,8 @@ def test_bad_manifest(s3, badrepo, tmp_path, case):
     a, url = badrepo
     entries, msg, *counts = BAD_MANIFESTS[case]
     files, nbytes = counts[0] if counts else (1, "0")
-    if entries == "v2":
-        body = manifest([ROOT], version=2)
+    if entries == "v3":
+        body = manifest([ROOT], version=3)
     elif entries == "trunc":
         body = manifest([ROOT, m_entry(2, 0, b"f", 0o100644, m_file(0))])[:-5]
     else:

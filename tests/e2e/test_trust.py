@@ -22,6 +22,7 @@ import io
 import json
 import os
 import struct
+import subprocess
 import zipfile
 from pathlib import Path
 
@@ -29,7 +30,7 @@ import pytest
 
 from conftest import HOARD, run
 from s3server import s3  # noqa: F401  (a fixture)
-from test_sync import aws, hj, hoard, stores, tree  # noqa: F401  (stores: a fixture)
+from test_sync import AWS, aws, hj, hoard, stores, tree  # noqa: F401  (stores: a fixture)
 
 EXIT_REMOTE = 3
 WHEEL = sorted(Path("/usr/share/python-wheels").glob("wheel-*.whl"))
@@ -346,3 +347,318 @@ def test_trust_setting_through_daemon(s3, stores, scene):
     job_id = r["signed_by"]
     r = hj(s3, "pull", n.url, "--store", B.path, "--volume", "cache")
     assert r["signed_by"] == job_id and r["identical"] >= 2
+
+
+# ---- issue 12's trust gap: chunk bytes under the signature, rollback -------
+# (docs/REMOTE.md 5.4 and 6.2)
+
+def _seed_of(keyfile):
+    line = Path(keyfile).read_text().split()
+    assert line[:3] == ["hoard-secret-key", "1", "ed25519"]
+    return bytes.fromhex(line[3])
+
+
+def sign_ref(s3, url, volume, name, manifest, files, nbytes, keyfile, when):
+    """A version-2 ref signed with keyfile, made here (REMOTE.md 6.1).  Only
+    the holder of the trusted secret key can do this: the tests use it to
+    put the pull in the one state the SHA-256 check exists for (the
+    bucket's bytes give a chunk's id, the signed digest says otherwise),
+    which an XXH3 collision would make and a test cannot."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+    k = Ed25519PrivateKey.from_private_bytes(_seed_of(keyfile))
+    pub = k.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+    cfg = subprocess_bytes(s3, f"{url}/config")
+    bucket, prefix = url[len("s3://"):].split("/", 1)
+    text = (f"hoard-ref-signature 1\nrepository {sha(cfg)}\n"
+            f"location {bucket}/{prefix}/\nref {volume}/{name}\n"
+            f"manifest {manifest}\nfiles {files}\nbytes {nbytes}\ntime {when}\n"
+            f"key {pub}\n")
+    sig = k.sign(text.encode()).hex()
+    return (f"hoard-ref 2\nmanifest {manifest}\nfiles {files}\nbytes {nbytes}\n"
+            f"time {when}\nkey {pub}\nsig {sig}\n")
+
+
+def subprocess_bytes(s3, url):
+    """An object's bytes (aws() decodes text)."""
+    return subprocess.run([AWS, "--endpoint-url", s3.endpoint, "s3", "cp", url, "-"],
+                          env=s3.env(), capture_output=True, check=True,
+                          timeout=120).stdout
+
+
+def put_bytes(s3, tmp_path, data, url):
+    f = tmp_path / "upload.bin"
+    f.write_bytes(data)
+    aws(s3, "s3", "cp", f, url)
+
+
+def ref_fields(text):
+    return dict(l.split(" ", 1) for l in text.splitlines()[1:])
+
+
+@pytest.fixture
+def signed(s3, stores, tmp_path, request):
+    """Store T pushes volume "vol" signed: small.bin (one incompressible
+    chunk, stored raw, so its bytes can be found in the pack) and big.bin
+    (several chunks)."""
+    import random
+
+    class N:
+        pass
+    n = N()
+    n.url = f"s3://{s3.bucket}/{request.node.name}"
+    n.tk = tmp_path / "t.key"
+    hoard(s3, "key", "generate", n.tk)
+    n.tpub = f"{n.tk}.pub"
+    n.small = random.Random(1).randbytes(20_000)
+    n.big = random.Random(2).randbytes(1_000_000)
+    n.T = stores("T")
+    n.T.init()
+    mp = n.T.mount("vol")["vol"]
+    (mp / "small.bin").write_bytes(n.small)
+    (mp / "big.bin").write_bytes(n.big)
+    os.utime(mp / "small.bin", (1_700_000_000, 1_700_000_000))
+    r = hj(s3, "push", n.url, "--store", n.T.path, "--volume", "vol", "--sign", n.tk)
+    assert r["ref_updated"] and r["signed_by"]
+    n.T.umount()
+    n.ref = aws(s3, "s3", "cp", f"{n.url}/refs/vol/main", "-").stdout
+    n.fields = ref_fields(n.ref)
+    n.manifest = subprocess_bytes(s3, f"{n.url}/manifests/{n.fields['manifest']}")
+    return n
+
+
+def trusted_store(s3, stores, n, name):
+    st = stores(name)
+    hoard(s3, "init", "--from", n.url, "--store", st.path)
+    hoard(s3, "config", "--store", st.path, "trust", n.tpub)
+    return st
+
+
+def test_signed_manifest_covers_chunk_bytes(s3, stores, signed, tmp_path):
+    """What each check proves:
+    A. a signed push writes manifest version 2 with the SHA-256 of every
+       chunk (small.bin's digest is in it), and a trusted pull takes it;
+    B. the digest changed in the bucket without the key: the manifest's
+       name no longer matches (corrupt), or the ref's manifest line moves
+       and the signature does not verify -- the signature covers the
+       digests;
+    C. a ref signed by the trusted key over a manifest whose digest for
+       small.bin disagrees with the bytes in the bucket, although those
+       bytes give small.bin's chunk id (what an XXH3 collision planted by
+       a bucket writer looks like to a reader): a trusted full pull is
+       refused by the SHA-256 check (its own message), and after a trusted
+       lazy pull, reading small.bin gives EIO while big.bin reads right,
+       and hoard prefetch fails -- never wrong bytes;
+    D. a pack rewritten in the bucket (small.bin's frame changed): without
+       a collision the id check fires first (its message), full and lazy;
+    E. a signed ref over a version-1 manifest (no digests): a trusted pull
+       refuses it (exit 3), a pull that trusts no key still reads it."""
+    import errno
+    n = signed
+    url = n.url
+    # A
+    assert n.manifest[8:12] == b"\0\0\0\2"
+    assert hashlib.sha256(n.small).digest() in n.manifest
+    B = trusted_store(s3, stores, n, "B")
+    r = hj(s3, "pull", url, "--store", B.path, "--volume", "vol")
+    assert r["signed_by"]
+    mpb = B.mount("vol")["vol"]
+    assert (mpb / "small.bin").read_bytes() == n.small
+    assert (mpb / "big.bin").read_bytes() == n.big
+    B.umount()
+
+    # B: one bit of small.bin's digest flipped in the bucket
+    at = n.manifest.find(hashlib.sha256(n.small).digest())
+    bad = bytearray(n.manifest)
+    bad[at + 5] ^= 0x10
+    bad = bytes(bad)
+    bad_name = sha(bad)
+    put_bytes(s3, tmp_path, bad, f"{url}/manifests/{bad_name}")
+    C = trusted_store(s3, stores, n, "C")
+    c_before = state(s3, C)
+    forged = n.ref.replace(n.fields["manifest"], bad_name)
+    (tmp_path / "forged").write_text(forged)
+    aws(s3, "s3", "cp", tmp_path / "forged", f"{url}/refs/vol/main")
+    p = hoard(s3, "pull", url, "--store", C.path, "--volume", "vol", check=False)
+    refused(p, "does not verify")
+    (tmp_path / "good").write_text(n.ref)
+    aws(s3, "s3", "cp", tmp_path / "good", f"{url}/refs/vol/main")
+    put_bytes(s3, tmp_path, bad, f"{url}/manifests/{n.fields['manifest']}")
+    p = hoard(s3, "pull", url, "--store", C.path, "--volume", "vol", check=False)
+    refused(p, "corrupt")
+    put_bytes(s3, tmp_path, n.manifest, f"{url}/manifests/{n.fields['manifest']}")
+    assert state(s3, C) == c_before
+
+    # C: the trusted key signs the manifest with the wrong digest
+    resigned = sign_ref(s3, url, "vol", "main", bad_name, n.fields["files"],
+                        n.fields["bytes"], n.tk, int(n.fields["time"]) + 1)
+    (tmp_path / "resigned").write_text(resigned)
+    aws(s3, "s3", "cp", tmp_path / "resigned", f"{url}/refs/vol/main")
+    ls = {x["ref"]: x for x in hj(s3, "ls-remote", url, "--trust", n.tpub)["refs"]}
+    assert ls["vol/main"]["signature"] == "trusted"   # a valid signature
+    p = hoard(s3, "pull", url, "--store", C.path, "--volume", "vol", check=False)
+    line = refused(p, "has its id but not the SHA-256")
+    assert state(s3, C) == c_before, line
+    D = trusted_store(s3, stores, n, "D")
+    mpd = D.mount("vol")["vol"]
+    r = hj(s3, "pull", url, "--store", D.path, "--volume", "vol", "--lazy")
+    assert r["signed_by"]
+    assert (mpd / "big.bin").read_bytes() == n.big
+    with pytest.raises(OSError) as ei:
+        (mpd / "small.bin").read_bytes()
+    assert ei.value.errno == errno.EIO
+    assert "has its id but not the SHA-256" in D.log()
+    p = hoard(s3, "prefetch", "--store", D.path, mpd / "small.bin", check=False)
+    assert p.returncode == 1, p.stderr
+    with pytest.raises(OSError) as ei:
+        (mpd / "small.bin").read_bytes()
+    assert ei.value.errno == errno.EIO
+    D.umount()
+
+    # D: the pack's bytes of small.bin changed (the good ref back)
+    aws(s3, "s3", "cp", tmp_path / "resigned", f"{url}/refs/vol/bad")
+    good_again = sign_ref(s3, url, "vol", "main", n.fields["manifest"], n.fields["files"],
+                          n.fields["bytes"], n.tk, int(n.fields["time"]) + 2)
+    (tmp_path / "good2").write_text(good_again)
+    aws(s3, "s3", "cp", tmp_path / "good2", f"{url}/refs/vol/main")
+    packs = [l.split()[-1] for l in
+             aws(s3, "s3", "ls", f"{url}/packs/").stdout.splitlines()
+             if l.endswith(".pack")]
+    hit = []
+    for name in packs:
+        data = subprocess_bytes(s3, f"{url}/packs/{name}")
+        at = data.find(n.small)
+        if at >= 0:
+            hit.append((name, data))
+            data = bytearray(data)
+            data[at + 1000] ^= 0x01
+            put_bytes(s3, tmp_path, bytes(data), f"{url}/packs/{name}")
+    assert len(hit) == 1
+    E = trusted_store(s3, stores, n, "E")
+    e_before = state(s3, E)
+    p = hoard(s3, "pull", url, "--store", E.path, "--volume", "vol", check=False)
+    refused(p, "does not match its id")
+    assert state(s3, E) == e_before
+    mpe = E.mount("vol")["vol"]
+    hj(s3, "pull", url, "--store", E.path, "--volume", "vol", "--lazy")
+    assert (mpe / "big.bin").read_bytes() == n.big
+    with pytest.raises(OSError) as ei:
+        (mpe / "small.bin").read_bytes()
+    assert ei.value.errno == errno.EIO
+    E.umount()
+    put_bytes(s3, tmp_path, hit[0][1], f"{url}/packs/{hit[0][0]}")
+
+    # E: a signed ref over a version-1 manifest (an unsigned push's)
+    hj(s3, "push", url, "--store", n.T.path, "--volume", "vol", "--ref", "v1")
+    v1 = ref_fields(aws(s3, "s3", "cp", f"{url}/refs/vol/v1", "-").stdout)
+    m1 = subprocess_bytes(s3, f"{url}/manifests/{v1['manifest']}")
+    assert m1[8:12] == b"\0\0\0\1"
+    (tmp_path / "v1").write_text(sign_ref(s3, url, "vol", "v1", v1["manifest"], v1["files"],
+                                          v1["bytes"], n.tk, int(v1["time"])))
+    aws(s3, "s3", "cp", tmp_path / "v1", f"{url}/refs/vol/v1")
+    F = trusted_store(s3, stores, n, "F")
+    f_before = state(s3, F)
+    p = hoard(s3, "pull", url, "--store", F.path, "--volume", "vol", "--ref", "v1",
+              check=False)
+    refused(p, "no SHA-256", "vol/v1")
+    p = hoard(s3, "pull", url, "--store", F.path, "--volume", "vol", "--ref", "v1",
+              "--lazy", check=False)
+    refused(p, "no SHA-256")
+    assert state(s3, F) == f_before
+    # with no trusted key (the signature still verifies): readable
+    hoard(s3, "config", "--store", F.path, "trust", "none")
+    r = hj(s3, "pull", url, "--store", F.path, "--volume", "vol", "--ref", "v1")
+    assert r["signed_by"] and r["added"] >= 1
+    # the upgrade path: the signing host pushes the same tree with --sign;
+    # the version-1 manifest is not "the same tree", so a version-2 one
+    # and a new signed ref are written, which a trusted pull takes
+    r = hj(s3, "push", url, "--store", n.T.path, "--volume", "vol", "--ref", "v1",
+           "--sign", n.tk)
+    assert r["ref_updated"] and r["manifest_new"]
+    v2 = ref_fields(aws(s3, "s3", "cp", f"{url}/refs/vol/v1", "-").stdout)
+    assert subprocess_bytes(s3, f"{url}/manifests/{v2['manifest']}")[8:12] == b"\0\0\0\2"
+    hoard(s3, "config", "--store", F.path, "trust", n.tpub)
+    r = hj(s3, "pull", url, "--store", F.path, "--volume", "vol", "--ref", "v1")
+    assert r["signed_by"]
+
+
+def test_rollback_refused(s3, stores, signed, tmp_path):
+    """A replayed older signed ref: refused by a trusted store that took a
+    newer one (CLI, daemon, lazy), exit 3, store unchanged; taken with
+    --allow-rollback (through the daemon), which does not lower the mark;
+    a store that never took one from there has nothing to compare."""
+    n = signed
+    url = n.url
+    B = trusted_store(s3, stores, n, "B")
+    hj(s3, "pull", url, "--store", B.path, "--volume", "vol")
+    # the trusted host pushes a change at once: the same second as the
+    # first push must still give a later time (REMOTE.md 6.2)
+    mpt = n.T.mount("vol")["vol"]
+    (mpt / "small.bin").write_bytes(b"version two\n")
+    os.utime(mpt / "small.bin", (1_800_000_000, 1_800_000_000))
+    hj(s3, "push", url, "--store", n.T.path, "--volume", "vol", "--sign", n.tk)
+    hj(s3, "push", url, "--store", n.T.path, "--volume", "vol", "--sign", n.tk,
+       "--ref", "other")
+    n.T.umount()
+    new = aws(s3, "s3", "cp", f"{url}/refs/vol/main", "-").stdout
+    assert int(ref_fields(new)["time"]) > int(n.fields["time"])
+    r = hj(s3, "pull", url, "--store", B.path, "--volume", "vol")
+    assert r["replaced"] == 1
+    before = state(s3, B)
+
+    # the bucket writer puts the old, validly signed ref back
+    (tmp_path / "old").write_text(n.ref)
+    aws(s3, "s3", "cp", tmp_path / "old", f"{url}/refs/vol/main")
+    ls = {x["ref"]: x for x in hj(s3, "ls-remote", url, "--trust", n.tpub)["refs"]}
+    assert ls["vol/main"]["signature"] == "trusted"
+    p = hoard(s3, "pull", url, "--store", B.path, "--volume", "vol", check=False)
+    refused(p, "rollback", "vol/main", "--allow-rollback")
+    p = hoard(s3, "pull", url, "--store", B.path, "--volume", "vol", "--lazy",
+              check=False)
+    refused(p, "rollback")
+    assert state(s3, B) == before
+    mpb = B.mount("vol")["vol"]
+    p = hoard(s3, "pull", url, "--store", B.path, "--volume", "vol", check=False)
+    refused(p, "rollback", "through the hoardfs daemon")
+    assert (mpb / "small.bin").read_bytes() == b"version two\n"
+    # the override, through the daemon: taken (the local file is newer, so
+    # the merge rule keeps it)
+    r = hj(s3, "pull", url, "--store", B.path, "--volume", "vol", "--allow-rollback")
+    assert r["signed_by"] and r["kept_newer"] == 1
+    assert "older than one this store accepted" in B.log()
+    B.umount()
+    # the mark stays at the newest: without the flag, refused again
+    p = hoard(s3, "pull", url, "--store", B.path, "--volume", "vol", check=False)
+    refused(p, "rollback")
+    # the other ref and a store with no memory of this one are not affected
+    hj(s3, "pull", url, "--store", B.path, "--volume", "vol", "--ref", "other")
+    C = trusted_store(s3, stores, n, "C")
+    hj(s3, "pull", url, "--store", C.path, "--volume", "vol")
+    # the newest back: taken
+    (tmp_path / "new").write_text(new)
+    aws(s3, "s3", "cp", tmp_path / "new", f"{url}/refs/vol/main")
+    r = hj(s3, "pull", url, "--store", B.path, "--volume", "vol")
+    assert r["signed_by"]
+
+
+def test_signed_push_of_lazy_chunks(s3, stores, signed):
+    """A signed push hashes every chunk: chunks of an untrusted lazy pull
+    (not local, no digest) make it fail naming hoard prefetch, exit 1;
+    after a trusted lazy pull (which keeps the digests) it signs without
+    fetching, and its manifest carries the right digests."""
+    n = signed
+    url = n.url
+    L = stores("L")
+    hoard(s3, "init", "--from", url, "--store", L.path)
+    hj(s3, "pull", url, "--store", L.path, "--volume", "vol", "--lazy")
+    p = hoard(s3, "push", url, "--store", L.path, "--volume", "vol", "--ref", "l",
+              "--sign", n.tk, check=False)
+    assert p.returncode == 1 and "hoard prefetch" in p.stderr, p.stderr
+    hoard(s3, "config", "--store", L.path, "trust", n.tpub)
+    hj(s3, "pull", url, "--store", L.path, "--volume", "vol", "--lazy")
+    r = hj(s3, "push", url, "--store", L.path, "--volume", "vol", "--ref", "l",
+           "--sign", n.tk)
+    assert r["ref_updated"] and r["signed_by"] and r["chunks_new"] == 0
+    f = ref_fields(aws(s3, "s3", "cp", f"{url}/refs/vol/l", "-").stdout)
+    m = subprocess_bytes(s3, f"{url}/manifests/{f['manifest']}")
+    assert hashlib.sha256(n.small).digest() in m

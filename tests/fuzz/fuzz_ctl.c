@@ -78,13 +78,15 @@ static void sync_request(const char *line)
 		o.ref = q.ref;
 		o.jobs = q.jobs;
 		o.lazy = q.lazy != 0;
+		o.allow_rollback = q.allow_rollback != 0;
 		again = hoard_sync_request_encode(q.op, &o);
 		if (!again)
 			abort();
 		if (hoard_sync_request_decode(again, &back) < 0 ||
 		    strcmp(back.op, q.op) || strcmp(back.url, q.url) ||
 		    strcmp(back.volume, q.volume) || strcmp(back.ref, q.ref) ||
-		    back.jobs != q.jobs || !back.lazy != !q.lazy)
+		    back.jobs != q.jobs || !back.lazy != !q.lazy ||
+		    !back.allow_rollback != !q.allow_rollback)
 			fuzz_fail("sync request does not survive encode and "
 				  "decode");
 		hoard_sync_request_clear(&back);

@@ -143,6 +143,20 @@ static void manifest_seeds(void)
 	}
 	put("manifest", "every-type", buf, len);
 	free(buf);
+	/* version 2 (REMOTE.md 5.4): a digest per extent */
+	memset(m.e[2].ext[0].sha, 0x11, sizeof(m.e[2].ext[0].sha));
+	memset(m.e[2].ext[1].sha, 0x22, sizeof(m.e[2].ext[1].sha));
+	m.version = HOARD_MANIFEST_V2;
+	if (hoard_manifest_encode(&m, &buf, &len, err, sizeof(err)) < 0)
+		exit(1);
+	put("manifest", "every-type-v2", buf, len);
+	free(buf);
+	/* one chunk given two digests: decodes; the pull's table refuses */
+	m.e[2].ext[1].id = m.e[2].ext[0].id;
+	if (hoard_manifest_encode(&m, &buf, &len, err, sizeof(err)) < 0)
+		exit(1);
+	put("manifest", "v2-two-digests", buf, len);
+	free(buf);
 	hoard_manifest_clear(&m);
 	if (hoard_manifest_init(&m, S_IFDIR | 0700, 1, 2, 0, 0) < 0 ||
 	    hoard_manifest_encode(&m, &buf, &len, err, sizeof(err)) < 0)
@@ -216,7 +230,8 @@ static void ctl_seeds(void)
 				    .volume = "pip",
 				    .ref = "main",
 				    .jobs = 4,
-				    .lazy = true};
+				    .lazy = true,
+				    .allow_rollback = true};
 	char *line;
 
 	hoard_s3_config_defaults(&s3);
@@ -231,6 +246,7 @@ static void ctl_seeds(void)
 	put("ctl", "pull-request", line, strlen(line));
 	free(line);
 	o.lazy = false;
+	o.allow_rollback = false;
 	line = hoard_sync_request_encode("push", &o);
 	if (!line)
 		exit(1);

@@ -1,0 +1,231 @@
+/* SPDX-License-Identifier: MIT */
+/* records: the store's record codecs (docs/FORMAT.md 2; records.h). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "hoard/records.h"
+#include "hoard/util.h"
+
+void ino_key(uint8_t k[8], uint64_t ino)
+{
+	hoard_put_be64(k, ino);
+}
+
+/* ---- inode records (2.2) ------------------------------------------------ */
+
+static void put_ts(uint8_t *p, const struct timespec *ts)
+{
+	hoard_put_be64(p, (uint64_t)ts->tv_sec);
+	hoard_put_be32(p + 8, (uint32_t)ts->tv_nsec);
+}
+
+static void get_ts(const uint8_t *p, struct timespec *ts)
+{
+	ts->tv_sec = (time_t)(int64_t)hoard_get_be64(p);
+	ts->tv_nsec = (long)hoard_get_be32(p + 8);
+}
+
+int inode_decode_attrs(const uint8_t *v, size_t n, struct hoard_inode *ret)
+{
+	struct hoard_inode in = {0};
+
+	if (n < INODE_REC_SIZE || v[0] != 1)
+		return -EBADMSG;
+	in.mode = hoard_get_be32(v + 4);
+	in.uid = hoard_get_be32(v + 8);
+	in.gid = hoard_get_be32(v + 12);
+	in.nlink = hoard_get_be32(v + 16);
+	in.rdev = hoard_get_be32(v + 20);
+	in.size = hoard_get_be64(v + 24);
+	in.volume = hoard_get_be64(v + 32);
+	get_ts(v + 40, &in.atime);
+	get_ts(v + 52, &in.mtime);
+	get_ts(v + 64, &in.ctime);
+	if (S_ISLNK(in.mode) && n - INODE_REC_SIZE != in.size)
+		return -EBADMSG;
+	*ret = in;
+	return 0;
+}
+
+int inode_decode(const uint8_t *v, size_t n, struct hoard_inode *ret)
+{
+	struct hoard_inode in;
+	int r = inode_decode_attrs(v, n, &in);
+
+	if (r < 0)
+		return r;
+	if (S_ISLNK(in.mode)) {
+		in.target = strndup((const char *)v + INODE_REC_SIZE, in.size);
+		if (!in.target)
+			return -ENOMEM;
+	}
+	*ret = in;
+	return 0;
+}
+
+size_t inode_encode(const struct hoard_inode *in, uint8_t *v)
+{
+	size_t tlen = in->target ? strnlen(in->target, INODE_TARGET_MAX) : 0;
+
+	memset(v, 0, INODE_REC_SIZE);
+	v[0] = 1;
+	hoard_put_be32(v + 4, in->mode);
+	hoard_put_be32(v + 8, in->uid);
+	hoard_put_be32(v + 12, in->gid);
+	hoard_put_be32(v + 16, in->nlink);
+	hoard_put_be32(v + 20, in->rdev);
+	hoard_put_be64(v + 24, in->target ? tlen : in->size);
+	hoard_put_be64(v + 32, in->volume);
+	put_ts(v + 40, &in->atime);
+	put_ts(v + 52, &in->mtime);
+	put_ts(v + 64, &in->ctime);
+	if (tlen)
+		memcpy(v + INODE_REC_SIZE, in->target, tlen);
+	return INODE_REC_SIZE + tlen;
+}
+
+void inode_clear(struct hoard_inode *in)
+{
+	free(in->target);
+	in->target = NULL;
+}
+
+/* ---- chunk records (2.3) ------------------------------------------------ */
+
+size_t chunk_rec_encode(const struct chunk_rec *r, uint8_t *v)
+{
+	size_t n = r->has_loc ? CHUNK_REC_V2_SIZE : CHUNK_REC_SIZE;
+
+	memset(v, 0, n);
+	v[0] = r->has_loc ? 2 : 1;
+	v[1] = r->flags;
+	hoard_put_be32(v + 4, r->raw_size);
+	hoard_put_be32(v + 8, r->frame_size);
+	hoard_put_be64(v + 16, r->refcount);
+	if (r->has_loc) {
+		memcpy(v + 24, r->pack, 32);
+		hoard_put_be64(v + 56, r->pack_off);
+	}
+	return n;
+}
+
+int chunk_rec_decode(const uint8_t *v, size_t n, struct chunk_rec *ret)
+{
+	if (!((n == CHUNK_REC_SIZE && v[0] == 1) ||
+	      (n == CHUNK_REC_V2_SIZE && v[0] == 2)))
+		return -EBADMSG;
+	memset(ret, 0, sizeof(*ret));
+	ret->flags = v[1];
+	ret->raw_size = hoard_get_be32(v + 4);
+	ret->frame_size = hoard_get_be32(v + 8);
+	ret->refcount = hoard_get_be64(v + 16);
+	if (v[0] == 2) {
+		ret->has_loc = true;
+		memcpy(ret->pack, v + 24, 32);
+		ret->pack_off = hoard_get_be64(v + 56);
+	}
+	return 0;
+}
+
+/* ---- directory entries -------------------------------------------------- */
+
+size_t dirent_key(uint8_t *k, uint64_t parent, const char *name)
+{
+	size_t n = strnlen(name, NAME_MAX_LEN);
+
+	ino_key(k, parent);
+	memcpy(k + 8, name, n);
+	return 8 + n;
+}
+
+int dirent_key_decode(const uint8_t *k, size_t kl, uint64_t *ret_parent,
+		      const char **ret_name, size_t *ret_name_len)
+{
+	if (kl <= 8 || kl > DIRENT_KEY_MAX || memchr(k + 8, '/', kl - 8) ||
+	    memchr(k + 8, '\0', kl - 8))
+		return -EBADMSG;
+	*ret_parent = hoard_get_be64(k);
+	*ret_name = (const char *)k + 8;
+	*ret_name_len = kl - 8;
+	return 0;
+}
+
+void dirent_encode(uint8_t v[DIRENT_VAL_SIZE], uint64_t ino, uint32_t mode)
+{
+	hoard_put_be64(v, ino);
+	v[8] = (uint8_t)((mode & S_IFMT) >> 12);
+}
+
+int dirent_decode(const uint8_t *v, size_t n, uint64_t *ret_ino,
+		  uint8_t *ret_type)
+{
+	if (n != DIRENT_VAL_SIZE)
+		return -EBADMSG;
+	*ret_ino = hoard_get_be64(v);
+	if (ret_type)
+		*ret_type = v[8];
+	return 0;
+}
+
+/* ---- extents ------------------------------------------------------------ */
+
+void extent_encode(const struct extent_rec *e, uint8_t k[EXTENT_KEY_SIZE],
+		   uint8_t v[EXTENT_VAL_SIZE])
+{
+	hoard_put_be64(k, e->ino);
+	hoard_put_be64(k + 8, e->off);
+	memcpy(v, e->id.b, HOARD_ID_SIZE);
+	hoard_put_be32(v + HOARD_ID_SIZE, e->len);
+}
+
+int extent_val_decode(const uint8_t *v, size_t vl, struct hoard_id *ret_id,
+		      uint32_t *ret_len)
+{
+	if (vl != EXTENT_VAL_SIZE)
+		return -EBADMSG;
+	memcpy(ret_id->b, v, HOARD_ID_SIZE);
+	*ret_len = hoard_get_be32(v + HOARD_ID_SIZE);
+	return 0;
+}
+
+int extent_decode(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
+		  struct extent_rec *ret)
+{
+	if (kl != EXTENT_KEY_SIZE)
+		return -EBADMSG;
+	ret->ino = hoard_get_be64(k);
+	ret->off = hoard_get_be64(k + 8);
+	return extent_val_decode(v, vl, &ret->id, &ret->len);
+}
+
+/* ---- volumes ------------------------------------------------------------ */
+
+int volume_rec_decode(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
+		      uint64_t *ret_root)
+{
+	(void)k;
+	if (kl == 0 || kl > VOLUME_NAME_MAX || vl != 8)
+		return -EBADMSG;
+	*ret_root = hoard_get_be64(v);
+	return 0;
+}
+
+/* ---- settings (2.1) ----------------------------------------------------- */
+
+int setting_u32_decode(const uint8_t *v, size_t n, uint32_t *ret)
+{
+	if (n != 4)
+		return -EBADMSG;
+	*ret = hoard_get_be32(v);
+	return 0;
+}
+
+int setting_u64_decode(const uint8_t *v, size_t n, uint64_t *ret)
+{
+	if (n != 8)
+		return -EBADMSG;
+	*ret = hoard_get_be64(v);
+	return 0;
+}
