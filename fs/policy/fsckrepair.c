@@ -131,6 +131,12 @@ int fsck_repair(struct fsck *c)
 	if (r == 0)
 		r = hoard_store_scan_past(c->st, HOARD_CF_CHUNKS, chunk_fix,
 					  fsck_gap_known, c);
+	/* the frames of the chunks deleted above go first: a damaged blob
+	 * among them would end the scan of the frames (-EBADMSG) */
+	if (r == 0) {
+		fsck_wr_flush(c, false);
+		r = c->werr;
+	}
 	if (r == 0)
 		r = hoard_store_scan_past(c->st, HOARD_CF_CHUNKDATA, frame_fix,
 					  fsck_gap_known, c);

@@ -28,7 +28,7 @@ struct hoard_store {
 	rocksdb_cache_t *block_cache;
 	rocksdb_block_based_table_options_t *table_opts;
 	rocksdb_readoptions_t *ropts;
-	rocksdb_readoptions_t *ropts_frames; /* no RocksDB checksums, below */
+	rocksdb_readoptions_t *ropts_frames; /* frames: see store_alloc */
 	rocksdb_writeoptions_t *wopts;
 	rocksdb_writeoptions_t *wopts_sync;
 	rocksdb_writeoptions_t *wopts_nowal;

@@ -213,7 +213,10 @@ void hoard_iter_seek_for_prev(struct hoard_iter *it, const void *key,
 			      size_t klen);
 bool hoard_iter_valid(struct hoard_iter *it);
 /* After a scan ends: 0, or -errno when it ended on an error (I/O,
- * corruption) rather than at the end of the data. */
+ * corruption) rather than at the end of the data: -EBADMSG when the
+ * next value is a blob that fails its checksum (the key is not known;
+ * seek past the key it should be to go on), -EIO for a table that
+ * cannot be read. */
 int hoard_iter_status(struct hoard_iter *it);
 void hoard_iter_next(struct hoard_iter *it);
 const uint8_t *hoard_iter_key(struct hoard_iter *it, size_t *ret_len);
