@@ -215,12 +215,12 @@ static int scan_inodes(struct scan *sc)
 		struct hoard_inode in;
 		uint64_t ino;
 
-		if (klen != 8 || inode_decode_attrs(v, vlen, &in) < 0) {
+		if (ino_key_decode(k, klen, &ino) < 0 ||
+		    inode_decode_attrs(v, vlen, &in) < 0) {
 			hoard_log(LOG_DEBUG,
 				  "stats: skipping a bad inode record");
 			continue;
 		}
-		ino = hoard_get_be64(k);
 		vol = volume_of(sc, in.volume, &vi);
 		if (!vol) /* a root whose volume field is not itself */
 			vol = volume_of(sc, ino, &vi);
