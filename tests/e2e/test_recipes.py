@@ -271,12 +271,28 @@ def test_gitlab_hooks(s3, host, tmp_path):
         hook("gitlab/post-build.sh", env)
         assert not is_mounted(path)
 
-    job(1, "false")
-    job(2, "true", "merge_request_event")
+    # without the host's root-owned marker no job is trusted, whatever its
+    # variables say (a job's yaml can set CI_COMMIT_REF_PROTECTED)
+    marker = Path("/etc/hoard/gitlab-trusted-runner")
+    assert not marker.exists(), f"{marker} exists on this machine"
+    job(1, "true")
     assert sorted(os.listdir(shared)) == ["pkg.whl"]
-    assert (shared / "pkg.whl").read_bytes() == b"real"
-    job(3, "true")
-    assert (shared / "from-3.whl").read_text() == "job\n"
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # a marker the runner's user could have made (not mode 0644 root)
+        marker.write_text("")
+        os.chmod(marker, 0o666)
+        job(2, "true")
+        assert sorted(os.listdir(shared)) == ["pkg.whl"]
+        os.chmod(marker, 0o644)
+        job(3, "false")
+        job(4, "true", "merge_request_event")
+        assert sorted(os.listdir(shared)) == ["pkg.whl"]
+        assert (shared / "pkg.whl").read_bytes() == b"real"
+        job(5, "true")
+    finally:
+        marker.unlink()
+    assert (shared / "from-5.whl").read_text() == "job\n"
     assert (shared / "pkg.whl").read_text() == "changed\n"
 
 

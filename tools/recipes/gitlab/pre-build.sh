@@ -10,7 +10,9 @@
 #                    "HOARD_SIGN_KEY=/etc/hoard/push.key",
 #                    "HOARD_TRUST=/etc/hoard/push.key.pub"]
 # env.sh runs this script and exports PIP_CACHE_DIR (HF_HOME) into the
-# job's shell.  Protected refs (not merge requests) are trusted.
+# job's shell.  Jobs are trusted (folded back, pushed signed) only on a
+# host with /etc/hoard/gitlab-trusted-runner, a protected runner serving
+# only trusted jobs (common.sh says why; its jobs can read the key).
 # (With the docker executor these scripts run inside the job's container:
 # use the host-side hoard-job.sh from a custom executor's prepare and
 # cleanup stages instead; see README, CI runners.)
