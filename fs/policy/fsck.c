@@ -270,7 +270,10 @@ static void check_inodes(struct fsck *c)
 static bool chunk_rec_ok(const uint8_t *k, size_t kl, const uint8_t *v,
 			 size_t vl, struct chunk_rec *ret)
 {
-	return kl == HOARD_ID_SIZE && chunk_rec_decode(v, vl, ret) == 0 &&
+	struct hoard_id id;
+
+	return chunk_key_decode(k, kl, &id) == 0 &&
+	       chunk_rec_decode(v, vl, ret) == 0 &&
 	       ret->raw_size <= HOARD_CHUNK_MAX;
 }
 
@@ -306,11 +309,10 @@ static int check_chunk(struct fsck *c, const uint8_t *k, size_t kl,
 	struct cent *e;
 
 	c->rep->chunks++;
-	if (kl != HOARD_ID_SIZE) {
+	if (chunk_key_decode(k, kl, &id) < 0) {
 		fsck_problem(c, HOARD_FSCK_BAD_RECORDS);
 		return 0;
 	}
-	memcpy(id.b, k, HOARD_ID_SIZE);
 	e = ctab_add(&c->chunks, &id);
 	if (!e)
 		return -ENOMEM;

@@ -73,10 +73,8 @@ static int chunk_fix(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 	struct chunk_rec cr;
 	uint8_t nv[CHUNK_REC_V2_SIZE];
 
-	if (kl == HOARD_ID_SIZE) {
-		memcpy(id.b, k, HOARD_ID_SIZE);
+	if (chunk_key_decode(k, kl, &id) == 0)
 		e = ctab_get(&c->chunks, &id);
-	}
 	if (!e || !(e->flags & C_REC) || (e->flags & C_BAD) || e->kept == 0) {
 		fsck_wr_del(c, HOARD_CF_CHUNKS, k, kl);
 		fsck_wr_del(c, HOARD_CF_CHUNKDATA, k, kl);
@@ -96,11 +94,8 @@ static int frame_fix(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 	struct fsck *c = ud;
 	struct hoard_id id;
 
-	if (kl == HOARD_ID_SIZE) {
-		memcpy(id.b, k, HOARD_ID_SIZE);
-		if (ctab_get(&c->chunks, &id))
-			return 0; /* chunk_fix decided */
-	}
+	if (chunk_key_decode(k, kl, &id) == 0 && ctab_get(&c->chunks, &id))
+		return 0; /* chunk_fix decided */
 	fsck_wr_del(c, HOARD_CF_CHUNKDATA, k, kl);
 	return 0;
 }

@@ -266,7 +266,7 @@ static int scan_chunks(struct scan *sc)
 		uint32_t raw, frame;
 		struct hoard_id id;
 
-		if (klen != HOARD_ID_SIZE ||
+		if (chunk_key_decode(k, klen, &id) < 0 ||
 		    chunk_rec_decode(v, vlen, &rec) < 0) {
 			hoard_log(LOG_DEBUG,
 				  "stats: skipping a bad chunk record");
@@ -274,7 +274,6 @@ static int scan_chunks(struct scan *sc)
 		}
 		if (rec.refcount == 0)
 			continue;
-		memcpy(id.b, k, HOARD_ID_SIZE);
 		raw = rec.raw_size;
 		frame = rec.frame_size;
 		count_chunk(&s->total, raw, frame);

@@ -135,6 +135,14 @@ size_t chunk_rec_encode(const struct chunk_rec *r, uint8_t *v)
 	return n;
 }
 
+int chunk_key_decode(const uint8_t *k, size_t kl, struct hoard_id *ret_id)
+{
+	if (kl != HOARD_ID_SIZE)
+		return -EBADMSG;
+	memcpy(ret_id->b, k, HOARD_ID_SIZE);
+	return 0;
+}
+
 int chunk_rec_decode(const uint8_t *v, size_t n, struct chunk_rec *ret)
 {
 	if (!((n == CHUNK_REC_SIZE && v[0] == 1) ||

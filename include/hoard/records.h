@@ -90,6 +90,9 @@ void inode_clear(struct hoard_inode *in);
  * (CHUNK_REC_V2_SIZE bytes) and return its length; decode -EBADMSG when
  * malformed. */
 size_t chunk_rec_encode(const struct chunk_rec *r, uint8_t *v);
+/* A chunks or chunkdata key: the chunk id, exactly HOARD_ID_SIZE bytes
+ * (-EBADMSG otherwise). */
+int chunk_key_decode(const uint8_t *k, size_t kl, struct hoard_id *ret_id);
 int chunk_rec_decode(const uint8_t *v, size_t n, struct chunk_rec *ret);
 
 /* Directory entries: key parent + name (1..NAME_MAX_LEN bytes, no '/' or

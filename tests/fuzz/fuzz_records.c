@@ -377,6 +377,9 @@ static void direct(const uint8_t *p, size_t n)
 		if (xattr_key(xk, u64, s) != n || memcmp(xk, p, n))
 			fuzz_fail("an xattr key does not round-trip");
 	}
+	if (chunk_key_decode(p, n, &e.id) == 0 &&
+	    (n != HOARD_ID_SIZE || memcmp(e.id.b, p, n)))
+		fuzz_fail("a bad chunk key decoded");
 	u64_val_decode(p, n, &u64);
 	volume_rec_decode(p, n, p, n, &u64);
 	setting_u32_decode(p, n, &u32);

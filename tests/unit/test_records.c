@@ -123,7 +123,14 @@ static void test_chunks(void)
 			      .refcount = 3},
 			 g;
 	uint8_t v[CHUNK_REC_V2_SIZE];
+	struct hoard_id id;
 	size_t n;
+
+	memset(v, 0x5a, sizeof(v));
+	CHECK_EQ(chunk_key_decode(v, HOARD_ID_SIZE, &id), 0);
+	CHECK(!memcmp(id.b, v, HOARD_ID_SIZE));
+	CHECK_EQ(chunk_key_decode(v, HOARD_ID_SIZE - 1, &id), -EBADMSG);
+	CHECK_EQ(chunk_key_decode(v, HOARD_ID_SIZE + 1, &id), -EBADMSG);
 
 	n = chunk_rec_encode(&r, v);
 	CHECK_EQ(n, CHUNK_REC_SIZE);
