@@ -2,10 +2,10 @@
 /*
  * records: the codec of every record the store keeps in RocksDB
  * (docs/FORMAT.md section 2): inode records (2.2), directory entries,
- * extents, chunk records (2.3) and the integer settings (2.1).  Bytes in,
- * structs out and back; nothing here touches the store, the filesystem or
- * a lock, so the core, fsck, stats and the fuzz targets share one decoder
- * per record.
+ * extents, extended attributes' keys, chunk records (2.3) and the integer
+ * settings (2.1).  Bytes in, structs out and back; nothing here touches
+ * the store, the filesystem or a lock, so the core, fsck, stats, sync and
+ * the fuzz targets share one decoder per record.
  *
  * Every decoder checks the length and the version it is given and answers
  * -EBADMSG for bytes that are not a record of its kind (never reads past
