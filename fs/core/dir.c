@@ -427,15 +427,6 @@ static bool xattr_name_ok(const char *name)
 	       !strncmp(name, "security.", 9);
 }
 
-static size_t xattr_key(uint8_t *k, uint64_t ino, const char *name)
-{
-	size_t n = strlen(name);
-
-	ino_key(k, ino);
-	memcpy(k + 8, name, n);
-	return 8 + n;
-}
-
 /* HOARD_INFO_XATTR (fs.h): JSON made on each read, no trailing newline;
  * never stored, so listxattr does not show it. */
 static ssize_t info_xattr(struct hoard_fs *fs, uint64_t ino, void *buf,

@@ -203,10 +203,7 @@ int hoard_budget_get(struct hoard_store *st, uint64_t *ret)
 	}
 	if (r < 0)
 		return r == -ENOBUFS ? -EBADMSG : r;
-	if (n != 8)
-		return -EBADMSG;
-	*ret = hoard_get_be64(v);
-	return 0;
+	return setting_u64_decode(v, n, ret);
 }
 
 int hoard_budget_set(struct hoard_store *st, uint64_t max_bytes)
@@ -309,15 +306,19 @@ static int scan_pins(struct hoard_store *st, struct scan *s)
 		return -ENOMEM;
 	for (; r == 0 && hoard_iter_valid(it); hoard_iter_next(it)) {
 		const uint8_t *k = hoard_iter_key(it, &n);
+		const char *name;
+		uint64_t ino, when;
+		size_t nl;
 
-		if (n == 8 + pl && !memcmp(k + 8, HOARD_PIN_XATTR, pl)) {
-			r = m_put(&s->pins, hoard_get_be64(k), 1);
-		} else if (n == 8 + ul && !memcmp(k + 8, HOARD_USE_XATTR, ul)) {
+		if (xattr_key_decode(k, n, &ino, &name, &nl) < 0)
+			continue; /* fsck's business */
+		if (nl == pl && !memcmp(name, HOARD_PIN_XATTR, pl)) {
+			r = m_put(&s->pins, ino, 1);
+		} else if (nl == ul && !memcmp(name, HOARD_USE_XATTR, ul)) {
 			const uint8_t *v = hoard_iter_value(it, &vl);
 
-			if (vl == 8)
-				r = m_put(&s->uses, hoard_get_be64(k),
-					  hoard_get_be64(v));
+			if (u64_val_decode(v, vl, &when) == 0)
+				r = m_put(&s->uses, ino, when);
 		}
 	}
 	if (r == 0)
@@ -327,7 +328,7 @@ static int scan_pins(struct hoard_store *st, struct scan *s)
 }
 
 static int add_name(struct scan *s, uint64_t ino, uint64_t parent,
-		    const uint8_t *name, size_t len)
+		    const char *name, size_t len)
 {
 	struct hoard_core_name *p = hoard_grow(s->names, &s->cap_names,
 					       s->n_names + 1, sizeof(*p), 256);
@@ -335,7 +336,7 @@ static int add_name(struct scan *s, uint64_t ino, uint64_t parent,
 	if (!p)
 		return -ENOMEM;
 	s->names = p;
-	s->names[s->n_names].name = strndup((const char *)name, len);
+	s->names[s->n_names].name = strndup(name, len);
 	if (!s->names[s->n_names].name)
 		return -ENOMEM;
 	s->names[s->n_names].ino = ino;
@@ -356,15 +357,17 @@ static int scan_dirents(struct hoard_store *st, struct scan *s)
 		const uint8_t *k = hoard_iter_key(it, &kl);
 		const uint8_t *v = hoard_iter_value(it, &vl);
 		uint64_t parent, child;
+		const char *name;
+		size_t nl;
+		uint8_t type;
 
-		if (kl <= 8 || vl != 9)
+		if (dirent_key_decode(k, kl, &parent, &name, &nl) < 0 ||
+		    dirent_decode(v, vl, &child, &type) < 0)
 			continue; /* fsck's business */
-		parent = hoard_get_be64(k);
-		child = hoard_get_be64(v);
-		if (v[8] == TYPE_DIR)
+		if (type == TYPE_DIR)
 			r = m_put(&s->dirparent, child, parent);
-		else if (v[8] == TYPE_REG)
-			r = add_name(s, child, parent, k + 8, kl - 8);
+		else if (type == TYPE_REG)
+			r = add_name(s, child, parent, name, nl);
 	}
 	if (r == 0)
 		r = hoard_iter_status(it);

@@ -134,20 +134,25 @@ static inline bool inode_rec_ok(const uint8_t *k, size_t kl, const uint8_t *v,
 				size_t vl)
 {
 	struct hoard_inode in;
+	uint64_t ino;
 
-	return kl == 8 && inode_decode_attrs(v, vl, &in) == 0;
+	return ino_key_decode(k, kl, &ino) == 0 &&
+	       inode_decode_attrs(v, vl, &in) == 0;
 }
 
-/* A well-formed directory entry; its child in *ret_ino, its type in
- * *ret_type (NULL: not wanted). */
+/* A well-formed directory entry; its parent in *ret_parent, its child in
+ * *ret_ino, its type in *ret_type (NULL: not wanted). */
 static inline bool dirent_ok(const uint8_t *k, size_t kl, const uint8_t *v,
-			     size_t vl, uint64_t *ret_ino, uint8_t *ret_type)
+			     size_t vl, uint64_t *ret_parent, uint64_t *ret_ino,
+			     uint8_t *ret_type)
 {
 	uint64_t parent;
 	const char *name;
 	size_t len;
 
-	return dirent_key_decode(k, kl, &parent, &name, &len) == 0 &&
+	if (!ret_parent)
+		ret_parent = &parent;
+	return dirent_key_decode(k, kl, ret_parent, &name, &len) == 0 &&
 	       dirent_decode(v, vl, ret_ino, ret_type) == 0;
 }
 

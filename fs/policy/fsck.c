@@ -130,11 +130,12 @@ static int inode_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 {
 	struct fsck *c = ud;
 	struct ient *e;
-
 	struct hoard_inode in;
+	uint64_t ino;
 
 	c->rep->inodes++;
-	if (kl != 8 || inode_decode_attrs(v, vl, &in) < 0) {
+	if (ino_key_decode(k, kl, &ino) < 0 ||
+	    inode_decode_attrs(v, vl, &in) < 0) {
 		fsck_problem(c, HOARD_FSCK_BAD_RECORDS);
 		return 0;
 	}
@@ -144,7 +145,7 @@ static int inode_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 	c->in = e;
 	e = &c->in[c->n_in++];
 	memset(e, 0, sizeof(*e));
-	e->ino = hoard_get_be64(k);
+	e->ino = ino;
 	e->mode = in.mode;
 	e->nlink = in.nlink;
 	return 0;
@@ -160,9 +161,11 @@ static int orphan_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 		      size_t vl)
 {
 	struct fsck *c = ud;
-	struct ient *e = kl == 8 ? ifind(c, hoard_get_be64(k)) : NULL;
+	uint64_t ino;
+	int bad = ino_key_decode(k, kl, &ino);
+	struct ient *e = bad ? NULL : ifind(c, ino);
 
-	if (kl != 8)
+	if (bad)
 		fsck_problem(c, HOARD_FSCK_BAD_RECORDS);
 	else if (!e)
 		fsck_problem(c, HOARD_FSCK_STALE_ORPHANS);
@@ -203,7 +206,7 @@ static int reach_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 	struct ient *ch;
 	uint64_t ino;
 
-	if (!dirent_ok(k, kl, v, vl, &ino, NULL))
+	if (!dirent_ok(k, kl, v, vl, NULL, &ino, NULL))
 		return 0;
 	ch = ifind(rq->c, ino);
 	if (!ch || (ch->flags & I_REACH))
@@ -267,7 +270,10 @@ static void check_inodes(struct fsck *c)
 static bool chunk_rec_ok(const uint8_t *k, size_t kl, const uint8_t *v,
 			 size_t vl, struct chunk_rec *ret)
 {
-	return kl == HOARD_ID_SIZE && chunk_rec_decode(v, vl, ret) == 0 &&
+	struct hoard_id id;
+
+	return chunk_key_decode(k, kl, &id) == 0 &&
+	       chunk_rec_decode(v, vl, ret) == 0 &&
 	       ret->raw_size <= HOARD_CHUNK_MAX;
 }
 
@@ -303,11 +309,10 @@ static int check_chunk(struct fsck *c, const uint8_t *k, size_t kl,
 	struct cent *e;
 
 	c->rep->chunks++;
-	if (kl != HOARD_ID_SIZE) {
+	if (chunk_key_decode(k, kl, &id) < 0) {
 		fsck_problem(c, HOARD_FSCK_BAD_RECORDS);
 		return 0;
 	}
-	memcpy(id.b, k, HOARD_ID_SIZE);
 	e = ctab_add(&c->chunks, &id);
 	if (!e)
 		return -ENOMEM;
@@ -456,11 +461,14 @@ static int name_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 		    size_t vl)
 {
 	struct name_of *n = ud;
-	uint64_t ino;
+	uint64_t parent, ino;
+	const char *name;
+	size_t nl;
 
-	if (!dirent_ok(k, kl, v, vl, &ino, NULL) || ino != n->ino)
+	if (dirent_key_decode(k, kl, &parent, &name, &nl) < 0 ||
+	    dirent_decode(v, vl, &ino, NULL) < 0 || ino != n->ino)
 		return 0;
-	n->name = strndup((const char *)k + 8, kl - 8);
+	n->name = strndup(name, nl);
 	return 1; /* found: stop */
 }
 
@@ -548,10 +556,13 @@ static int lost_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 	struct lost *l = ud;
 	struct ient *ch;
 	char *dir, *p;
-	uint64_t ino;
+	const char *name;
+	uint64_t parent, ino;
+	size_t nl;
 	int r;
 
-	if (!dirent_ok(k, kl, v, vl, &ino, NULL))
+	if (dirent_key_decode(k, kl, &parent, &name, &nl) < 0 ||
+	    dirent_decode(v, vl, &ino, NULL) < 0)
 		return 0;
 	ch = ifind(l->c, ino);
 	/* a name of an inode whose record is unreadable is lost too */
@@ -559,11 +570,10 @@ static int lost_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 		return 0;
 	if (ch && !(ch->flags & I_LOST))
 		return 0;
-	dir = dir_path(l->c, hoard_get_be64(k));
+	dir = dir_path(l->c, parent);
 	if (!dir)
 		r = -ENOMEM;
-	else if (asprintf(&p, "%s/%.*s", dir, (int)(kl - 8),
-			  (const char *)k + 8) < 0)
+	else if (asprintf(&p, "%s/%.*s", dir, (int)nl, name) < 0)
 		r = -ENOMEM;
 	else
 		r = add_lost(l->c, p, &l->cap);

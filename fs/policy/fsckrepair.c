@@ -15,7 +15,8 @@ static int inode_fix(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 		     size_t vl)
 {
 	struct fsck *c = ud;
-	struct ient *e = kl == 8 ? ifind(c, hoard_get_be64(k)) : NULL;
+	uint64_t ino;
+	struct ient *e = ino_key_decode(k, kl, &ino) ? NULL : ifind(c, ino);
 	struct hoard_inode in;
 	uint8_t nv[INODE_REC_MAX];
 	uint32_t want;
@@ -41,7 +42,8 @@ static int orphan_fix(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 		      size_t vl)
 {
 	struct fsck *c = ud;
-	struct ient *e = kl == 8 ? ifind(c, hoard_get_be64(k)) : NULL;
+	uint64_t ino;
+	struct ient *e = ino_key_decode(k, kl, &ino) ? NULL : ifind(c, ino);
 
 	if (!kept(e) || e->links2 != 0)
 		fsck_wr_del(c, HOARD_CF_ORPHANS, k, kl);
@@ -52,10 +54,12 @@ static int volume_fix(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 		      size_t vl)
 {
 	struct fsck *c = ud;
-	struct ient *e = vl == 8 ? ifind(c, hoard_get_be64(v)) : NULL;
+	uint64_t root;
+	struct ient *e = volume_rec_decode(k, kl, v, vl, &root)
+				 ? NULL
+				 : ifind(c, root);
 
-	if (!(kl > 0 && kl <= 64 && kept(e) && S_ISDIR(e->mode) &&
-	      (e->flags & I_ROOT)))
+	if (!(kept(e) && S_ISDIR(e->mode) && (e->flags & I_ROOT)))
 		fsck_wr_del(c, HOARD_CF_VOLUMES, k, kl);
 	return 0;
 }
@@ -66,22 +70,20 @@ static int chunk_fix(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 	struct fsck *c = ud;
 	struct hoard_id id;
 	struct cent *e = NULL;
+	struct chunk_rec cr;
 	uint8_t nv[CHUNK_REC_V2_SIZE];
 
-	if (kl == HOARD_ID_SIZE) {
-		memcpy(id.b, k, HOARD_ID_SIZE);
+	if (chunk_key_decode(k, kl, &id) == 0)
 		e = ctab_get(&c->chunks, &id);
-	}
 	if (!e || !(e->flags & C_REC) || (e->flags & C_BAD) || e->kept == 0) {
 		fsck_wr_del(c, HOARD_CF_CHUNKS, k, kl);
 		fsck_wr_del(c, HOARD_CF_CHUNKDATA, k, kl);
 		return 0;
 	}
-	if (e->rec_refcount == e->kept || vl > sizeof(nv))
+	if (e->rec_refcount == e->kept || chunk_rec_decode(v, vl, &cr) < 0)
 		return 0;
-	memcpy(nv, v, vl);
-	hoard_put_be64(nv + 16, e->kept);
-	fsck_wr_put(c, HOARD_CF_CHUNKS, k, kl, nv, vl);
+	cr.refcount = e->kept;
+	fsck_wr_put(c, HOARD_CF_CHUNKS, k, kl, nv, chunk_rec_encode(&cr, nv));
 	return 0;
 }
 
@@ -92,11 +94,8 @@ static int frame_fix(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 	struct fsck *c = ud;
 	struct hoard_id id;
 
-	if (kl == HOARD_ID_SIZE) {
-		memcpy(id.b, k, HOARD_ID_SIZE);
-		if (ctab_get(&c->chunks, &id))
-			return 0; /* chunk_fix decided */
-	}
+	if (chunk_key_decode(k, kl, &id) == 0 && ctab_get(&c->chunks, &id))
+		return 0; /* chunk_fix decided */
 	fsck_wr_del(c, HOARD_CF_CHUNKDATA, k, kl);
 	return 0;
 }

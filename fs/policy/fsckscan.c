@@ -106,18 +106,18 @@ static int dirent_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 	bool repair = ps->repair;
 	struct ient *p, *ch;
 	uint8_t type, vtype;
-	uint64_t ino;
+	uint64_t parent, ino;
 
 	if (!repair)
 		c->rep->dirents++;
-	if (!dirent_ok(k, kl, v, vl, &ino, &vtype)) {
+	if (!dirent_ok(k, kl, v, vl, &parent, &ino, &vtype)) {
 		if (repair)
 			fsck_wr_del(c, HOARD_CF_DIRENTS, k, kl);
 		else
 			fsck_problem(c, HOARD_FSCK_BAD_RECORDS);
 		return 0;
 	}
-	p = ifind(c, hoard_get_be64(k));
+	p = ifind(c, parent);
 	ch = ifind(c, ino);
 	if (!kept(p) || !S_ISDIR(p->mode) || !kept(ch)) {
 		if (repair)
@@ -224,19 +224,23 @@ static int xattr_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 {
 	const struct fsck_pass *ps = ud;
 	struct fsck *c = ps->c;
-	struct ient *own = kl > 8 ? ifind(c, hoard_get_be64(k)) : NULL;
+	const char *name = NULL;
+	uint64_t ino;
+	size_t nl = 0;
+	int bad = xattr_key_decode(k, kl, &ino, &name, &nl);
+	struct ient *own = bad ? NULL : ifind(c, ino);
 
 	/* "hoard.*" rows are the daemon's (evict.h), not xattrs; checked
 	 * for an owner all the same */
-	if (!ps->repair && !(kl >= 8 + 6 && !memcmp(k + 8, "hoard.", 6)))
+	if (!ps->repair && !(nl >= 6 && !memcmp(name, "hoard.", 6)))
 		c->rep->xattrs++;
 	if (kept(own))
 		return 0;
 	if (ps->repair)
 		fsck_wr_del(c, HOARD_CF_XATTRS, k, kl);
 	else
-		fsck_problem(c, kl > 8 ? HOARD_FSCK_ORPHAN_XATTRS
-				       : HOARD_FSCK_BAD_RECORDS);
+		fsck_problem(c, bad ? HOARD_FSCK_BAD_RECORDS
+				    : HOARD_FSCK_ORPHAN_XATTRS);
 	return 0;
 }
 

@@ -215,12 +215,12 @@ static int scan_inodes(struct scan *sc)
 		struct hoard_inode in;
 		uint64_t ino;
 
-		if (klen != 8 || inode_decode_attrs(v, vlen, &in) < 0) {
+		if (ino_key_decode(k, klen, &ino) < 0 ||
+		    inode_decode_attrs(v, vlen, &in) < 0) {
 			hoard_log(LOG_DEBUG,
 				  "stats: skipping a bad inode record");
 			continue;
 		}
-		ino = hoard_get_be64(k);
 		vol = volume_of(sc, in.volume, &vi);
 		if (!vol) /* a root whose volume field is not itself */
 			vol = volume_of(sc, ino, &vi);
@@ -266,7 +266,7 @@ static int scan_chunks(struct scan *sc)
 		uint32_t raw, frame;
 		struct hoard_id id;
 
-		if (klen != HOARD_ID_SIZE ||
+		if (chunk_key_decode(k, klen, &id) < 0 ||
 		    chunk_rec_decode(v, vlen, &rec) < 0) {
 			hoard_log(LOG_DEBUG,
 				  "stats: skipping a bad chunk record");
@@ -274,7 +274,6 @@ static int scan_chunks(struct scan *sc)
 		}
 		if (rec.refcount == 0)
 			continue;
-		memcpy(id.b, k, HOARD_ID_SIZE);
 		raw = rec.raw_size;
 		frame = rec.frame_size;
 		count_chunk(&s->total, raw, frame);

@@ -86,8 +86,9 @@ static int snap_extents(struct snap *s, uint64_t ino, struct hoard_mentry *e)
 		const uint8_t *v = hoard_iter_value(it, &vl);
 		struct hoard_mextent *x;
 		struct idmap_ent *d;
+		struct extent_rec er;
 
-		if (kl != EXTENT_KEY_SIZE || vl != EXTENT_VAL_SIZE) {
+		if (extent_decode(key, kl, v, vl, &er) < 0) {
 			r = -EBADMSG;
 			break;
 		}
@@ -98,9 +99,9 @@ static int snap_extents(struct snap *s, uint64_t ino, struct hoard_mentry *e)
 		}
 		e->ext = x;
 		x = &e->ext[e->n_ext++];
-		x->off = hoard_get_be64(key + 8);
-		memcpy(x->id.b, v, HOARD_ID_SIZE);
-		x->len = hoard_get_be32(v + HOARD_ID_SIZE);
+		x->off = er.off;
+		x->id = er.id;
+		x->len = er.len;
 		d = idmap_add(&s->seen, &x->id);
 		if (!d) {
 			r = -ENOMEM;
@@ -246,15 +247,18 @@ static int snap_walk(struct snap *s, uint64_t root)
 			const uint8_t *key = hoard_iter_key(it, &kl);
 			const uint8_t *v = hoard_iter_value(it, &vl);
 			char name[NAME_MAX_LEN + 1];
+			const char *np;
+			uint64_t parent, child;
+			size_t nl;
 
-			if (kl <= 8 || kl > 8 + NAME_MAX_LEN || vl != 9) {
+			if (dirent_key_decode(key, kl, &parent, &np, &nl) < 0 ||
+			    dirent_decode(v, vl, &child, NULL) < 0) {
 				r = -EBADMSG;
 				break;
 			}
-			memcpy(name, key + 8, kl - 8);
-			name[kl - 8] = '\0';
-			r = snap_entry(s, idx, name, hoard_get_be64(v), &queue,
-				       &nq, &cq);
+			memcpy(name, np, nl);
+			name[nl] = '\0';
+			r = snap_entry(s, idx, name, child, &queue, &nq, &cq);
 		}
 		if (r == 0)
 			r = hoard_iter_status(it);

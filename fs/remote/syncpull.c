@@ -514,11 +514,12 @@ static int same_file(struct pull *P, uint64_t ino, uint64_t size,
 		size_t kl, vl;
 		const uint8_t *key = hoard_iter_key(it, &kl);
 		const uint8_t *v = hoard_iter_value(it, &vl);
+		struct extent_rec er;
 
-		if (i >= e->n_ext || vl != EXTENT_VAL_SIZE ||
-		    hoard_get_be64(key + 8) != e->ext[i].off ||
-		    memcmp(v, e->ext[i].id.b, HOARD_ID_SIZE) ||
-		    hoard_get_be32(v + HOARD_ID_SIZE) != e->ext[i].len)
+		if (i >= e->n_ext || extent_decode(key, kl, v, vl, &er) < 0 ||
+		    er.off != e->ext[i].off ||
+		    memcmp(er.id.b, e->ext[i].id.b, HOARD_ID_SIZE) ||
+		    er.len != e->ext[i].len)
 			same = 0;
 	}
 	if (i != e->n_ext)
@@ -781,21 +782,22 @@ static void sweep_tmp(struct pull *P, uint64_t dir)
 	struct hoard_iter *it;
 	int n = 0;
 
-	ino_key(k, dir);
-	memcpy(k + 8, TMP_PREFIX, strlen(TMP_PREFIX));
 	it = hoard_iter_new(hoard_fs_store(P->fs), HOARD_CF_DIRENTS, k,
-			    8 + strlen(TMP_PREFIX));
+			    dirent_key(k, dir, TMP_PREFIX));
 	if (!it)
 		return;
 	for (; n < 8 && hoard_iter_valid(it); hoard_iter_next(it)) {
 		size_t kl;
 		const uint8_t *key = hoard_iter_key(it, &kl);
+		const char *name;
+		uint64_t parent;
+		size_t nl;
 		long pid;
 
-		if (kl - 8 > NAME_MAX_LEN)
+		if (dirent_key_decode(key, kl, &parent, &name, &nl) < 0)
 			continue;
-		memcpy(names[n], key + 8, kl - 8);
-		names[n][kl - 8] = '\0';
+		memcpy(names[n], name, nl);
+		names[n][nl] = '\0';
 		pid = strtol(names[n] + strlen(TMP_PREFIX), NULL, 10);
 		if (pid > 0 && pid != getpid() && kill((pid_t)pid, 0) == 0)
 			continue; /* a pull under way elsewhere */

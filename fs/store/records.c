@@ -13,6 +13,30 @@ void ino_key(uint8_t k[8], uint64_t ino)
 	hoard_put_be64(k, ino);
 }
 
+int ino_key_decode(const uint8_t *k, size_t kl, uint64_t *ret_ino)
+{
+	if (kl != 8)
+		return -EBADMSG;
+	*ret_ino = hoard_get_be64(k);
+	return 0;
+}
+
+int ino_prefix_decode(const uint8_t *k, size_t kl, uint64_t *ret_ino)
+{
+	if (kl < 8)
+		return -EBADMSG;
+	*ret_ino = hoard_get_be64(k);
+	return 0;
+}
+
+int u64_val_decode(const uint8_t *v, size_t n, uint64_t *ret)
+{
+	if (n != 8)
+		return -EBADMSG;
+	*ret = hoard_get_be64(v);
+	return 0;
+}
+
 /* ---- inode records (2.2) ------------------------------------------------ */
 
 static void put_ts(uint8_t *p, const struct timespec *ts)
@@ -111,6 +135,14 @@ size_t chunk_rec_encode(const struct chunk_rec *r, uint8_t *v)
 	return n;
 }
 
+int chunk_key_decode(const uint8_t *k, size_t kl, struct hoard_id *ret_id)
+{
+	if (kl != HOARD_ID_SIZE)
+		return -EBADMSG;
+	memcpy(ret_id->b, k, HOARD_ID_SIZE);
+	return 0;
+}
+
 int chunk_rec_decode(const uint8_t *v, size_t n, struct chunk_rec *ret)
 {
 	if (!((n == CHUNK_REC_SIZE && v[0] == 1) ||
@@ -198,6 +230,28 @@ int extent_decode(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
 	ret->ino = hoard_get_be64(k);
 	ret->off = hoard_get_be64(k + 8);
 	return extent_val_decode(v, vl, &ret->id, &ret->len);
+}
+
+/* ---- extended attributes ------------------------------------------------ */
+
+size_t xattr_key(uint8_t *k, uint64_t ino, const char *name)
+{
+	size_t n = strnlen(name, XATTR_NAME_LEN);
+
+	ino_key(k, ino);
+	memcpy(k + 8, name, n);
+	return 8 + n;
+}
+
+int xattr_key_decode(const uint8_t *k, size_t kl, uint64_t *ret_ino,
+		     const char **ret_name, size_t *ret_name_len)
+{
+	if (kl <= 8 || kl > XATTR_KEY_MAX || memchr(k + 8, '\0', kl - 8))
+		return -EBADMSG;
+	*ret_ino = hoard_get_be64(k);
+	*ret_name = (const char *)k + 8;
+	*ret_name_len = kl - 8;
+	return 0;
 }
 
 /* ---- volumes ------------------------------------------------------------ */

@@ -2,10 +2,10 @@
 /*
  * records: the codec of every record the store keeps in RocksDB
  * (docs/FORMAT.md section 2): inode records (2.2), directory entries,
- * extents, chunk records (2.3) and the integer settings (2.1).  Bytes in,
- * structs out and back; nothing here touches the store, the filesystem or
- * a lock, so the core, fsck, stats and the fuzz targets share one decoder
- * per record.
+ * extents, extended attributes' keys, chunk records (2.3) and the integer
+ * settings (2.1).  Bytes in, structs out and back; nothing here touches
+ * the store, the filesystem or a lock, so the core, fsck, stats, sync and
+ * the fuzz targets share one decoder per record.
  *
  * Every decoder checks the length and the version it is given and answers
  * -EBADMSG for bytes that are not a record of its kind (never reads past
@@ -62,6 +62,14 @@ struct extent_rec {
 /* Key of the inodes, orphans column families and the prefix of the others'
  * keys: an inode number, u64 big-endian. */
 void ino_key(uint8_t k[8], uint64_t ino);
+/* ino_key_decode: a key that is exactly an inode number (inodes,
+ * orphans); ino_prefix_decode: the inode number opening a longer key
+ * (extents, dirents, xattrs: at least 8 bytes).  -EBADMSG otherwise. */
+int ino_key_decode(const uint8_t *k, size_t kl, uint64_t *ret_ino);
+int ino_prefix_decode(const uint8_t *k, size_t kl, uint64_t *ret_ino);
+/* A value that is one u64 big-endian and nothing else (the last-use
+ * xattr, docs/FORMAT.md "Pins"): -EBADMSG unless n is 8. */
+int u64_val_decode(const uint8_t *v, size_t n, uint64_t *ret);
 
 /*
  * Inode records.  inode_decode: -EBADMSG when n is short, the version is
@@ -82,6 +90,9 @@ void inode_clear(struct hoard_inode *in);
  * (CHUNK_REC_V2_SIZE bytes) and return its length; decode -EBADMSG when
  * malformed. */
 size_t chunk_rec_encode(const struct chunk_rec *r, uint8_t *v);
+/* A chunks or chunkdata key: the chunk id, exactly HOARD_ID_SIZE bytes
+ * (-EBADMSG otherwise). */
+int chunk_key_decode(const uint8_t *k, size_t kl, struct hoard_id *ret_id);
 int chunk_rec_decode(const uint8_t *v, size_t n, struct chunk_rec *ret);
 
 /* Directory entries: key parent + name (1..NAME_MAX_LEN bytes, no '/' or
@@ -104,6 +115,18 @@ int extent_decode(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
 /* The value alone (the key's inode and offset are the caller's). */
 int extent_val_decode(const uint8_t *v, size_t vl, struct hoard_id *ret_id,
 		      uint32_t *ret_len);
+
+/* Extended attributes (2): key inode + name (1..XATTR_NAME_LEN bytes, no
+ * NUL; the core's names, the daemon's "hoard.*" rows among them), value
+ * the attribute's bytes.  xattr_key: the key of name (whose length the
+ * caller checked) into k (XATTR_KEY_MAX), its length returned.
+ * xattr_key_decode: the inode, and the name as a pointer into k (not
+ * NUL-terminated) with its length; -EBADMSG when malformed. */
+#define XATTR_NAME_LEN 255
+#define XATTR_KEY_MAX  (8 + XATTR_NAME_LEN)
+size_t xattr_key(uint8_t *k, uint64_t ino, const char *name);
+int xattr_key_decode(const uint8_t *k, size_t kl, uint64_t *ret_ino,
+		     const char **ret_name, size_t *ret_name_len);
 
 /* Volumes (2): key the name (1..VOLUME_NAME_MAX bytes; the characters
  * are the volume code's to check), value the root inode, u64. */

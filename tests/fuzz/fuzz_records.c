@@ -326,6 +326,7 @@ static void direct_inode(const uint8_t *p, size_t n)
 static void direct(const uint8_t *p, size_t n)
 {
 	uint8_t v[CHUNK_REC_V2_SIZE], k[EXTENT_KEY_SIZE], ev[EXTENT_VAL_SIZE];
+	uint8_t xk[XATTR_KEY_MAX];
 	struct chunk_rec c, c2;
 	struct extent_rec e;
 	const char *name;
@@ -357,6 +358,29 @@ static void direct(const uint8_t *p, size_t n)
 		    memcmp(ev, p + EXTENT_KEY_SIZE, EXTENT_VAL_SIZE))
 			fuzz_fail("an extent does not round-trip");
 	}
+	if (ino_key_decode(p, n, &u64) == 0 &&
+	    (n != 8 || (ino_key(k, u64), memcmp(k, p, 8))))
+		fuzz_fail("an inode key does not round-trip");
+	if (ino_prefix_decode(p, n, &u64) == 0 &&
+	    (n < 8 || (ino_key(k, u64), memcmp(k, p, 8))))
+		fuzz_fail("an inode key prefix does not round-trip");
+	/* a decoded xattr name has no NUL: its key is made again from a
+	 * string of it */
+	if (xattr_key_decode(p, n, &u64, &name, &len) == 0) {
+		char s[XATTR_NAME_LEN + 1];
+
+		if (len == 0 || len > XATTR_NAME_LEN ||
+		    name != (const char *)p + 8)
+			fuzz_fail("a bad xattr key decoded");
+		memcpy(s, name, len);
+		s[len] = '\0';
+		if (xattr_key(xk, u64, s) != n || memcmp(xk, p, n))
+			fuzz_fail("an xattr key does not round-trip");
+	}
+	if (chunk_key_decode(p, n, &e.id) == 0 &&
+	    (n != HOARD_ID_SIZE || memcmp(e.id.b, p, n)))
+		fuzz_fail("a bad chunk key decoded");
+	u64_val_decode(p, n, &u64);
 	volume_rec_decode(p, n, p, n, &u64);
 	setting_u32_decode(p, n, &u32);
 	setting_u64_decode(p, n, &u64);
