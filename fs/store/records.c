@@ -37,6 +37,11 @@ int u64_val_decode(const uint8_t *v, size_t n, uint64_t *ret)
 	return 0;
 }
 
+void u64_val_encode(uint8_t v[8], uint64_t u)
+{
+	hoard_put_be64(v, u);
+}
+
 /* ---- inode records (2.2) ------------------------------------------------ */
 
 static void put_ts(uint8_t *p, const struct timespec *ts)

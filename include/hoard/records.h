@@ -70,6 +70,9 @@ int ino_prefix_decode(const uint8_t *k, size_t kl, uint64_t *ret_ino);
 /* A value that is one u64 big-endian and nothing else (the last-use
  * xattr, docs/FORMAT.md "Pins"): -EBADMSG unless n is 8. */
 int u64_val_decode(const uint8_t *v, size_t n, uint64_t *ret);
+/* The same value, and the integer settings (2.1) and volume roots (2),
+ * written: u64 big-endian into v. */
+void u64_val_encode(uint8_t v[8], uint64_t u);
 
 /*
  * Inode records.  inode_decode: -EBADMSG when n is short, the version is

@@ -37,6 +37,13 @@ static void test_ino_keys(void)
 	CHECK(ino == 0x0102030405060708ull);
 	CHECK_EQ(u64_val_decode(k, 7, &ino), -EBADMSG);
 	CHECK_EQ(u64_val_decode(k, 9, &ino), -EBADMSG);
+
+	memset(k, 0, sizeof(k));
+	u64_val_encode(k, 0xa1b2c3d4e5f60718ull);
+	CHECK_EQ(k[0], 0xa1);
+	CHECK_EQ(k[7], 0x18);
+	CHECK_EQ(u64_val_decode(k, 8, &ino), 0);
+	CHECK(ino == 0xa1b2c3d4e5f60718ull);
 }
 
 static void test_xattr_keys(void)
