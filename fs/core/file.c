@@ -58,12 +58,6 @@ struct hoard_fh {
  */
 #define DEFER_ROOM (256ull << 20)
 
-static void extent_key(uint8_t k[EXTENT_KEY_SIZE], uint64_t ino, uint64_t off)
-{
-	hoard_put_be64(k, ino);
-	hoard_put_be64(k + 8, off);
-}
-
 /* Holes in a read by reference are pieces of this. */
 static const uint8_t zeros[1 << 16];
 
@@ -232,20 +226,18 @@ static int staging_fill(struct hoard_fs *fs, struct istate *is, int fd,
 		size_t kl, vl;
 		const uint8_t *key = hoard_iter_key(it, &kl);
 		const uint8_t *v = hoard_iter_value(it, &vl);
-		struct hoard_id id;
+		struct extent_rec e;
 		uint64_t off;
 		uint32_t len;
 
-		if (kl != EXTENT_KEY_SIZE || vl != EXTENT_VAL_SIZE) {
-			r = -EBADMSG;
+		r = extent_decode(key, kl, v, vl, &e);
+		if (r < 0)
 			break;
-		}
-		off = hoard_get_be64(key + 8);
+		off = e.off;
 		if (off >= limit)
 			break;
-		memcpy(id.b, v, HOARD_ID_SIZE);
-		len = hoard_get_be32(v + HOARD_ID_SIZE);
-		r = chunks_copy(fs, &id, len, 0, buf, len);
+		len = e.len;
+		r = chunks_copy(fs, &e.id, len, 0, buf, len);
 		if (r < 0)
 			break;
 		if (fd < 0) {
@@ -490,9 +482,10 @@ static int emit_record(struct commit *c, uint64_t ino, uint64_t off,
 		return -ENOMEM;
 	c->ext = e;
 	e = c->ext + c->n_ext++ * (EXTENT_KEY_SIZE + EXTENT_VAL_SIZE);
-	extent_key(e, ino, off);
-	memcpy(e + EXTENT_KEY_SIZE, id.b, HOARD_ID_SIZE);
-	hoard_put_be32(e + EXTENT_KEY_SIZE + HOARD_ID_SIZE, (uint32_t)len);
+	extent_encode(
+		&(struct extent_rec){
+			.ino = ino, .off = off, .id = id, .len = (uint32_t)len},
+		e, e + EXTENT_KEY_SIZE);
 	return 0;
 }
 
@@ -849,27 +842,29 @@ static int stream_read(struct hoard_fs *fs, struct istate *is, uint8_t *buf,
 	size_t lo = 0, hi = st->c.n_ext;
 	int r = 0;
 
+	struct extent_rec e;
+
 	while (lo < hi) { /* the first extent that ends after off */
 		size_t mid = (lo + hi) / 2;
-		const uint8_t *e = st->c.ext + mid * esz;
+		const uint8_t *ek = st->c.ext + mid * esz;
 
-		if (hoard_get_be64(e + 8) + hoard_get_be32(e + EXTENT_KEY_SIZE +
-							   HOARD_ID_SIZE) <=
-		    off)
+		/* the stream's own encoding: the sizes are right */
+		(void)extent_decode(ek, EXTENT_KEY_SIZE, ek + EXTENT_KEY_SIZE,
+				    EXTENT_VAL_SIZE, &e);
+		if (e.off + e.len <= off)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
 	for (size_t i = lo; r == 0 && i < st->c.n_ext; i++) {
-		const uint8_t *e = st->c.ext + i * esz;
-		uint64_t eoff = hoard_get_be64(e + 8);
+		const uint8_t *ek = st->c.ext + i * esz;
 
-		if (eoff >= end)
+		(void)extent_decode(ek, EXTENT_KEY_SIZE, ek + EXTENT_KEY_SIZE,
+				    EXTENT_VAL_SIZE, &e);
+		if (e.off >= end)
 			break;
-		r = extent_read(
-			fs, &s, off, end, &filled, eoff,
-			hoard_get_be32(e + EXTENT_KEY_SIZE + HOARD_ID_SIZE),
-			e + EXTENT_KEY_SIZE);
+		r = extent_read(fs, &s, off, end, &filled, e.off, e.len,
+				e.id.b);
 	}
 	if (r < 0)
 		return r;
@@ -1241,10 +1236,9 @@ static void read_ahead(struct hoard_fs *fs, struct istate *is,
 		size_t vl;
 		const uint8_t *v = hoard_iter_value(it, &vl);
 
-		if (vl != EXTENT_VAL_SIZE)
+		if (extent_val_decode(v, vl, &ids[n], &lens[n]) < 0)
 			break;
-		memcpy(ids[n].b, v, HOARD_ID_SIZE);
-		lens[n++] = hoard_get_be32(v + HOARD_ID_SIZE);
+		n++;
 	}
 	if (n)
 		fs->ahead(fs->fetch_ud, ids, lens, n);
@@ -1253,12 +1247,12 @@ static void read_ahead(struct hoard_fs *fs, struct istate *is,
 static int read_extents(struct hoard_fs *fs, struct istate *is, struct rsink *s,
 			uint64_t off, uint64_t end)
 {
-	uint8_t k[EXTENT_KEY_SIZE];
+	uint8_t k[EXTENT_KEY_SIZE], v0[EXTENT_VAL_SIZE];
 	uint64_t filled = off; /* s holds [off, filled) */
 	struct hoard_iter *it;
 	int r = 0;
 
-	extent_key(k, is->ino, off);
+	extent_encode(&(struct extent_rec){.ino = is->ino, .off = off}, k, v0);
 	it = hoard_iter_new(fs->st, HOARD_CF_EXTENTS, k, 8);
 	if (!it)
 		return -ENOMEM;
@@ -1269,20 +1263,16 @@ static int read_extents(struct hoard_fs *fs, struct istate *is, struct rsink *s,
 		size_t kl, vl;
 		const uint8_t *key = hoard_iter_key(it, &kl);
 		const uint8_t *v = hoard_iter_value(it, &vl);
-		uint64_t eoff;
-		uint32_t len;
+		struct extent_rec e;
 
-		if (kl != EXTENT_KEY_SIZE || vl != EXTENT_VAL_SIZE) {
-			r = -EBADMSG;
+		r = extent_decode(key, kl, v, vl, &e);
+		if (r < 0)
 			break;
-		}
-		eoff = hoard_get_be64(key + 8);
-		len = hoard_get_be32(v + HOARD_ID_SIZE);
-		if (eoff >= end)
+		if (e.off >= end)
 			break;
-		if (eoff + len <= off)
+		if (e.off + e.len <= off)
 			continue;
-		r = extent_read(fs, s, off, end, &filled, eoff, len, v);
+		r = extent_read(fs, s, off, end, &filled, e.off, e.len, e.id.b);
 	}
 	if (r == 0 && filled < end)
 		r = sink_zeros(fs, s, filled, end);
