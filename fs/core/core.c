@@ -36,11 +36,11 @@ int hoard_core_file_chunk_ids(struct hoard_store *st, uint64_t ino,
 		struct hoard_id id;
 		struct hoard_id *ids;
 
-		if (vl != EXTENT_VAL_SIZE) {
-			r = -EBADMSG;
+		uint32_t len;
+
+		r = extent_val_decode(v, vl, &id, &len);
+		if (r < 0)
 			break;
-		}
-		memcpy(id.b, v, HOARD_ID_SIZE);
 		if (idmap_get(&seen, &id))
 			continue;
 		if (!idmap_add(&seen, &id)) {
@@ -112,9 +112,10 @@ int hoard_core_files_frame_bytes(struct hoard_store *st, const uint64_t *inos,
 			uint8_t cv[CHUNK_REC_V2_SIZE];
 			struct idmap_ent *e;
 
-			if (vl != EXTENT_VAL_SIZE)
+			uint32_t len;
+
+			if (extent_val_decode(v, vl, &id, &len) < 0)
 				continue;
-			memcpy(id.b, v, HOARD_ID_SIZE);
 			if (idmap_get(&ids, &id))
 				continue;
 			e = idmap_add(&ids, &id);
@@ -257,9 +258,10 @@ static void file_chunk_counts(struct hoard_fs *fs, uint64_t ino,
 		struct hoard_id id;
 		struct idmap_ent *e;
 
-		if (vl != EXTENT_VAL_SIZE)
+		uint32_t len;
+
+		if (extent_val_decode(v, vl, &id, &len) < 0)
 			continue;
-		memcpy(id.b, v, HOARD_ID_SIZE);
 		e = idmap_add(m, &id);
 		if (e)
 			e->count++;
@@ -359,26 +361,25 @@ static bool pinned_now(struct hoard_fs *fs, uint64_t ino, const char *pin)
 
 	if (pl > 32)
 		return false;
-	ino_key(k, ino);
-	memcpy(k + 8, pin, pl);
-	return hoard_store_exists(fs->st, HOARD_CF_XATTRS, k, 8 + pl) != 0;
+	return hoard_store_exists(fs->st, HOARD_CF_XATTRS, k,
+				  xattr_key(k, ino, pin)) != 0;
 }
 
 /* The name still names ino. */
 static bool name_is(struct hoard_fs *fs, const struct hoard_core_name *fn)
 {
-	uint8_t k[8 + NAME_MAX_LEN], v[9];
+	uint8_t k[DIRENT_KEY_MAX], v[DIRENT_VAL_SIZE], type;
 	size_t len = strlen(fn->name), n;
+	uint64_t child;
 
 	if (len > NAME_MAX_LEN)
 		return false;
-	ino_key(k, fn->parent);
-	memcpy(k + 8, fn->name, len);
-	if (hoard_store_get_into(fs->st, HOARD_CF_DIRENTS, k, 8 + len, v,
+	if (hoard_store_get_into(fs->st, HOARD_CF_DIRENTS, k,
+				 dirent_key(k, fn->parent, fn->name), v,
 				 sizeof(v), &n) < 0 ||
-	    n != 9)
+	    dirent_decode(v, n, &child, &type) < 0)
 		return false;
-	return hoard_get_be64(v) == fn->ino;
+	return child == fn->ino;
 }
 
 /* From evict.c (evict_one, its part under fs->lock). */
@@ -438,16 +439,16 @@ static uint64_t use_load(struct hoard_fs *fs, uint64_t ino, const char *use)
 {
 	uint8_t k[8 + 64], v[8];
 	size_t n, ul = strlen(use);
+	uint64_t at;
 
 	if (ul > 64)
 		return 0;
-	ino_key(k, ino);
-	memcpy(k + 8, use, ul);
-	if (hoard_store_get_into(fs->st, HOARD_CF_XATTRS, k, 8 + ul, v,
-				 sizeof(v), &n) < 0 ||
-	    n != 8)
+	if (hoard_store_get_into(fs->st, HOARD_CF_XATTRS, k,
+				 xattr_key(k, ino, use), v, sizeof(v),
+				 &n) < 0 ||
+	    u64_val_decode(v, n, &at) < 0)
 		return 0;
-	return hoard_get_be64(v);
+	return at;
 }
 
 /* From evict.c (flush_atimes, its part under fs->lock). */
@@ -474,11 +475,10 @@ uint64_t hoard_core_store_use(struct hoard_fs *fs, uint64_t ino,
 		uint8_t k[8 + 64], v[8];
 
 		b = hoard_batch_new(fs->st);
-		ino_key(k, ino);
-		memcpy(k + 8, use_xattr, ul);
-		hoard_put_be64(v, use);
+		u64_val_encode(v, use);
 		if (b) {
-			hoard_batch_put(b, HOARD_CF_XATTRS, k, 8 + ul, v,
+			hoard_batch_put(b, HOARD_CF_XATTRS, k,
+					xattr_key(k, ino, use_xattr), v,
 					sizeof(v));
 			if (hoard_store_write(fs->st, b, false) == 0)
 				have = use;
@@ -636,7 +636,7 @@ int hoard_core_install_file(struct hoard_fs *fs, uint64_t ino,
 	r = idmap_init(&deltas, 16);
 	for (size_t k = 0; r == 0 && k < e->n_ext; k++) {
 		struct idmap_ent *d = idmap_add(&deltas, &e->ext[k].id);
-		uint8_t *key = ext + k * esz, *v = key + EXTENT_KEY_SIZE;
+		uint8_t *key = ext + k * esz;
 
 		if (!d) {
 			r = -ENOMEM;
@@ -644,10 +644,11 @@ int hoard_core_install_file(struct hoard_fs *fs, uint64_t ino,
 		}
 		d->count++;
 		d->raw_size = e->ext[k].len;
-		ino_key(key, ino);
-		hoard_put_be64(key + 8, e->ext[k].off);
-		memcpy(v, e->ext[k].id.b, HOARD_ID_SIZE);
-		hoard_put_be32(v + HOARD_ID_SIZE, e->ext[k].len);
+		extent_encode(&(struct extent_rec){.ino = ino,
+						   .off = e->ext[k].off,
+						   .id = e->ext[k].id,
+						   .len = e->ext[k].len},
+			      key, key + EXTENT_KEY_SIZE);
 	}
 	if (r == 0) {
 		pthread_mutex_lock(&fs->lock);

@@ -275,17 +275,15 @@ int hoard_fs_readdir(struct hoard_fs *fs, struct hoard_dirh *dh, off_t off,
 static int dirent_is_locked(struct hoard_fs *fs, uint64_t dir, const char *name,
 			    uint64_t ino)
 {
-	uint8_t k[8 + NAME_MAX_LEN], v[DIRENT_VAL_SIZE];
+	uint8_t k[DIRENT_KEY_MAX], v[DIRENT_VAL_SIZE];
 	size_t kl = strlen(name), n;
 	uint64_t child;
 	int r;
 
 	if (kl > NAME_MAX_LEN)
 		return -ENOENT;
-	ino_key(k, dir);
-	memcpy(k + 8, name, kl);
-	r = hoard_store_get_into(fs->st, HOARD_CF_DIRENTS, k, 8 + kl, v,
-				 sizeof(v), &n);
+	r = hoard_store_get_into(fs->st, HOARD_CF_DIRENTS, k,
+				 dirent_key(k, dir, name), v, sizeof(v), &n);
 	if (r < 0)
 		return r == -ENOBUFS ? -EBADMSG : r;
 	return dirent_decode(v, n, &child, NULL) == 0 && child == ino ? 0
@@ -623,7 +621,7 @@ static int volume_create_locked(struct hoard_fs *fs, const char *name,
 	if (!b)
 		return -ENOMEM;
 	ino = fs->next_ino++;
-	hoard_put_be64(v, fs->next_ino);
+	u64_val_encode(v, fs->next_ino);
 	hoard_batch_put(b, HOARD_CF_DEFAULT, "next_ino", 8, v, 8);
 	in.mode = S_IFDIR | 0755;
 	in.nlink = 2;
@@ -631,7 +629,7 @@ static int volume_create_locked(struct hoard_fs *fs, const char *name,
 	now_ts(&in.atime);
 	in.mtime = in.ctime = in.atime;
 	inode_put(fs, b, ino, &in);
-	hoard_put_be64(v, ino);
+	u64_val_encode(v, ino);
 	hoard_batch_put(b, HOARD_CF_VOLUMES, name, strlen(name), v, 8);
 	r = hoard_store_write(fs->st, b, true);
 	hoard_batch_free(b);
@@ -652,10 +650,9 @@ int hoard_fs_volume(struct hoard_fs *fs, const char *name, bool create,
 	pthread_mutex_lock(&fs->lock);
 	r = hoard_store_get_into(fs->st, HOARD_CF_VOLUMES, name, strlen(name),
 				 v, sizeof(v), &n);
-	if (r == 0 && n == 8)
-		*ret_root = hoard_get_be64(v);
-	else if (r == 0)
-		r = -EBADMSG;
+	if (r == 0)
+		r = volume_rec_decode((const uint8_t *)name, strlen(name), v, n,
+				      ret_root);
 	else if (r == -ENOENT && create)
 		r = volume_create_locked(fs, name, ret_root);
 	pthread_mutex_unlock(&fs->lock);
@@ -677,7 +674,7 @@ int hoard_fs_resolve(struct hoard_fs *fs, uint64_t root, const char *path,
 		     uint64_t *ret_ino)
 {
 	char *copy = strdup(path), *save = NULL, *part;
-	uint8_t k[8 + NAME_MAX_LEN], v[9];
+	uint8_t k[DIRENT_KEY_MAX], v[DIRENT_VAL_SIZE];
 	uint64_t ino = root;
 	size_t n;
 	int r = 0;
@@ -690,12 +687,11 @@ int hoard_fs_resolve(struct hoard_fs *fs, uint64_t root, const char *path,
 			r = -ENAMETOOLONG;
 			break;
 		}
-		ino_key(k, ino);
-		memcpy(k + 8, part, strlen(part));
 		r = hoard_store_get_into(fs->st, HOARD_CF_DIRENTS, k,
-					 8 + strlen(part), v, sizeof(v), &n);
+					 dirent_key(k, ino, part), v, sizeof(v),
+					 &n);
 		if (r == 0)
-			ino = hoard_get_be64(v);
+			r = dirent_decode(v, n, &ino, NULL);
 	}
 	free(copy);
 	if (r == 0)
@@ -714,8 +710,8 @@ static int load_next_ino(struct hoard_fs *fs)
 
 	if (r < 0)
 		return r;
-	fs->next_ino = hoard_get_be64(v);
-	return n == 8 && fs->next_ino >= 16 ? 0 : -EBADMSG;
+	r = setting_u64_decode(v, n, &fs->next_ino);
+	return r == 0 && fs->next_ino >= 16 ? 0 : -EBADMSG;
 }
 
 /* The last inode number a family's keys start with (0 if none). */
@@ -730,8 +726,12 @@ static uint64_t last_ino_in(struct hoard_fs *fs, enum hoard_cf cf)
 	if (!it)
 		return 0;
 	hoard_iter_seek_for_prev(it, top, sizeof(top));
-	if (hoard_iter_valid(it) && hoard_iter_key(it, &kl) && kl >= 8)
-		ino = hoard_get_be64(hoard_iter_key(it, &kl));
+	if (hoard_iter_valid(it)) {
+		const uint8_t *k = hoard_iter_key(it, &kl);
+
+		if (!k || ino_prefix_decode(k, kl, &ino) < 0)
+			ino = 0;
+	}
 	hoard_iter_free(it);
 	return ino;
 }
@@ -785,8 +785,9 @@ static void purge_orphans(struct hoard_fs *fs)
 	for (; it && hoard_iter_valid(it); hoard_iter_next(it)) {
 		size_t kl;
 		const uint8_t *k = hoard_iter_key(it, &kl);
+		uint64_t ino;
 
-		if (kl != 8)
+		if (ino_key_decode(k, kl, &ino) < 0)
 			continue;
 		if (n == cap) {
 			uint64_t *p = realloc(inos, (cap + 64) * sizeof(*p));
@@ -796,7 +797,7 @@ static void purge_orphans(struct hoard_fs *fs)
 			inos = p;
 			cap += 64;
 		}
-		inos[n++] = hoard_get_be64(k);
+		inos[n++] = ino;
 	}
 	hoard_iter_free(it);
 	pthread_mutex_lock(&fs->lock);
