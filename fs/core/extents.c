@@ -23,15 +23,15 @@ static int ext_count_one(void *ud, const uint8_t *k, size_t kl,
 	struct ext_count *x = ud;
 	struct idmap_ent *e;
 	struct hoard_id id;
+	uint32_t len;
 
-	if (vl != EXTENT_VAL_SIZE)
+	if (extent_val_decode(v, vl, &id, &len) < 0)
 		return -EBADMSG;
-	memcpy(id.b, v, HOARD_ID_SIZE);
 	e = idmap_add(x->m, &id);
 	if (!e)
 		return -ENOMEM;
 	e->count += x->delta;
-	e->raw_size = hoard_get_be32(v + HOARD_ID_SIZE);
+	e->raw_size = len;
 	if (x->b)
 		hoard_batch_delete(x->b, HOARD_CF_EXTENTS, k, kl);
 	return 0;
@@ -43,7 +43,7 @@ int extents_count(struct hoard_fs *fs, uint64_t ino, struct idmap *m, int delta,
 	struct ext_count x = {.m = m, .delta = delta, .b = b};
 	uint8_t k[8];
 
-	hoard_put_be64(k, ino); /* ino_key(), kept below meta.c */
+	ino_key(k, ino);
 	return hoard_store_scan(fs->st, HOARD_CF_EXTENTS, k, 8, ext_count_one,
 				&x);
 }

@@ -342,7 +342,7 @@ static void put_next_ino(struct hoard_fs *fs, struct hoard_batch *b)
 {
 	uint8_t v[8];
 
-	hoard_put_be64(v, fs->next_ino);
+	u64_val_encode(v, fs->next_ino);
 	hoard_batch_put(b, HOARD_CF_DEFAULT, "next_ino", 8, v, 8);
 }
 

@@ -244,25 +244,20 @@ static int copy_extents(struct hoard_plain *pl, uint64_t ino, int fd)
 		const uint8_t *key = hoard_iter_key(it, &kl);
 		const uint8_t *v = hoard_iter_value(it, &vl);
 		struct chunk_rec rec;
-		struct hoard_id id;
+		struct extent_rec e;
 		uint8_t *data;
-		uint32_t len;
 
-		if (kl != EXTENT_KEY_SIZE || vl != EXTENT_VAL_SIZE) {
-			r = -EBADMSG;
+		r = extent_decode(key, kl, v, vl, &e);
+		if (r < 0)
 			break;
-		}
-		memcpy(id.b, v, HOARD_ID_SIZE);
-		len = hoard_get_be32(v + HOARD_ID_SIZE);
-		r = chunk_rec_load(fs, &id, &rec);
+		r = chunk_rec_load(fs, &e.id, &rec);
 		if (r == 0 && !(rec.flags & 1))
 			r = rec.has_loc ? -EAGAIN : -EBADMSG;
 		if (r == 0)
-			r = chunks_load_local(fs, &id, len, &data);
+			r = chunks_load_local(fs, &e.id, e.len, &data);
 		if (r < 0)
 			break;
-		if (hoard_pwrite_full(fd, data, len,
-				      (off_t)hoard_get_be64(key + 8)) < 0)
+		if (hoard_pwrite_full(fd, data, e.len, (off_t)e.off) < 0)
 			r = -errno;
 		free(data);
 	}
