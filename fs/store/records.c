@@ -271,6 +271,30 @@ int volume_rec_decode(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
 	return 0;
 }
 
+/* ---- clone progress (2.1) --------------------------------------------- */
+
+size_t clone_rec_encode(uint8_t v[CLONE_REC_MAX], uint64_t root,
+			const struct hoard_id *raised)
+{
+	hoard_put_be64(v, root);
+	if (!raised)
+		return 8;
+	memcpy(v + 8, raised->b, HOARD_ID_SIZE);
+	return CLONE_REC_MAX;
+}
+
+int clone_rec_decode(const uint8_t *v, size_t n, uint64_t *ret_root,
+		     struct hoard_id *ret_raised, bool *ret_any)
+{
+	if (n != 8 && n != CLONE_REC_MAX)
+		return -EBADMSG;
+	*ret_root = hoard_get_be64(v);
+	*ret_any = n == CLONE_REC_MAX;
+	if (*ret_any)
+		memcpy(ret_raised->b, v + 8, HOARD_ID_SIZE);
+	return 0;
+}
+
 /* ---- settings (2.1) ----------------------------------------------------- */
 
 int setting_u32_decode(const uint8_t *v, size_t n, uint32_t *ret)

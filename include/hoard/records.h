@@ -137,6 +137,17 @@ int xattr_key_decode(const uint8_t *k, size_t kl, uint64_t *ret_ino,
 int volume_rec_decode(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl,
 		      uint64_t *ret_root);
 
+/* The clone.<DST> setting (2.1): the clone's root, u64, then (once
+ * refcounts are being raised) the 16-byte id of the last chunk raised.
+ * clone_rec_encode: raised NULL for none; returns the length (8 or
+ * CLONE_REC_MAX).  clone_rec_decode: -EBADMSG unless n is 8 or
+ * CLONE_REC_MAX; *ret_any says whether an id followed. */
+#define CLONE_REC_MAX (8 + HOARD_ID_SIZE)
+size_t clone_rec_encode(uint8_t v[CLONE_REC_MAX], uint64_t root,
+			const struct hoard_id *raised);
+int clone_rec_decode(const uint8_t *v, size_t n, uint64_t *ret_root,
+		     struct hoard_id *ret_raised, bool *ret_any);
+
 /* Integer settings (2.1): u32 or u64 big-endian, exactly that long. */
 int setting_u32_decode(const uint8_t *v, size_t n, uint32_t *ret);
 int setting_u64_decode(const uint8_t *v, size_t n, uint64_t *ret);

@@ -196,10 +196,31 @@ static void test_small(void)
 	CHECK_EQ(setting_u64_decode(v, 4, &u64), -EBADMSG);
 }
 
+static void test_clone_rec(void)
+{
+	uint8_t v[CLONE_REC_MAX + 1];
+	struct hoard_id id, got;
+	uint64_t root = 0;
+	bool any = true;
+
+	memset(id.b, 0x5a, sizeof(id.b));
+	CHECK_EQ(clone_rec_encode(v, 77, NULL), 8);
+	CHECK_EQ(clone_rec_decode(v, 8, &root, &got, &any), 0);
+	CHECK(root == 77 && !any);
+	CHECK_EQ(clone_rec_encode(v, 78, &id), CLONE_REC_MAX);
+	CHECK_EQ(clone_rec_decode(v, CLONE_REC_MAX, &root, &got, &any), 0);
+	CHECK(root == 78 && any && !memcmp(got.b, id.b, HOARD_ID_SIZE));
+	CHECK_EQ(clone_rec_decode(v, 7, &root, &got, &any), -EBADMSG);
+	CHECK_EQ(clone_rec_decode(v, 9, &root, &got, &any), -EBADMSG);
+	CHECK_EQ(clone_rec_decode(v, CLONE_REC_MAX + 1, &root, &got, &any),
+		 -EBADMSG);
+}
+
 int main(void)
 {
 	test_ino_keys();
 	test_xattr_keys();
+	test_clone_rec();
 	test_dirents();
 	test_extents();
 	test_chunks();
