@@ -46,7 +46,9 @@ static int list_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 	struct list_ctx *c = ud;
 	struct hoard_volume_info *x;
 
-	if (kl == 0 || kl > 64 || vl != 8)
+	uint64_t root;
+
+	if (volume_rec_decode(k, kl, v, vl, &root) < 0)
 		return -EBADMSG;
 	x = hoard_grow(c->v, &c->cap, c->n + 1, sizeof(*x), 16);
 	if (!x)
@@ -55,7 +57,7 @@ static int list_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 	x = &c->v[c->n++];
 	memcpy(x->name, k, kl);
 	x->name[kl] = '\0';
-	x->root = hoard_get_be64(v);
+	x->root = root;
 	return 0;
 }
 
@@ -93,7 +95,7 @@ int hoard_volume_list(struct hoard_fs *fs, struct hoard_volume_info **ret,
 static void ino_id(uint64_t ino, struct hoard_id *id)
 {
 	memset(id, 0, sizeof(*id));
-	hoard_put_be64(id->b, ino);
+	ino_key(id->b, ino);
 	id->b[15] = 1;
 }
 
@@ -202,7 +204,7 @@ static int reserve_inos_locked(struct walk *w, struct hoard_batch *b)
 	w->ino_next = fs->next_ino;
 	fs->next_ino += CLONE_INO_BLOCK;
 	w->ino_end = fs->next_ino;
-	hoard_put_be64(v, fs->next_ino);
+	u64_val_encode(v, fs->next_ino);
 	if (b) {
 		hoard_batch_put(b, HOARD_CF_DEFAULT, "next_ino", 8, v, 8);
 		return 0;
@@ -275,7 +277,7 @@ static int copy_row(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 	struct copy_ctx *c = ud;
 	uint8_t nk[8 + 256];
 	struct idmap_ent *d;
-	struct hoard_id id;
+	struct extent_rec e;
 
 	if (kl < 8 || kl > sizeof(nk))
 		return -EBADMSG;
@@ -283,10 +285,9 @@ static int copy_row(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 	hoard_batch_put(c->w->b, c->cf, nk, kl, v, vl);
 	if (c->cf != HOARD_CF_EXTENTS)
 		return 0;
-	if (kl != EXTENT_KEY_SIZE || vl != EXTENT_VAL_SIZE)
+	if (extent_decode(k, kl, v, vl, &e) < 0)
 		return -EBADMSG;
-	memcpy(id.b, v, HOARD_ID_SIZE);
-	d = idmap_add(&c->w->deltas, &id);
+	d = idmap_add(&c->w->deltas, &e.id);
 	if (!d)
 		return -ENOMEM;
 	d->count++;
@@ -441,10 +442,9 @@ static int volume_root_locked(struct hoard_fs *fs, const char *name,
 	int r = hoard_store_get_into(fs->st, HOARD_CF_VOLUMES, name,
 				     strlen(name), v, sizeof(v), &n);
 
-	if (r == 0 && n != 8)
-		r = -EBADMSG;
 	if (r == 0)
-		*ret_root = hoard_get_be64(v);
+		r = volume_rec_decode((const uint8_t *)name, strlen(name), v, n,
+				      ret_root);
 	return r;
 }
 
@@ -554,9 +554,9 @@ static int clone_locked(struct walk *w, const char *src, const char *dst,
 	if (r == 0)
 		r = raise_refs(w, errbuf, errlen);
 	if (r == 0) {
-		hoard_put_be64(v, fs->next_ino);
+		u64_val_encode(v, fs->next_ino);
 		hoard_batch_put(w->b, HOARD_CF_DEFAULT, "next_ino", 8, v, 8);
-		hoard_put_be64(v, w->new_root);
+		u64_val_encode(v, w->new_root);
 		hoard_batch_put(w->b, HOARD_CF_VOLUMES, dst, strlen(dst), v, 8);
 		w->res->records = hoard_batch_count(w->b);
 		r = hoard_store_write(fs->st, w->b, true);
@@ -597,13 +597,13 @@ static int undo_row(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 	struct undo *u = ud;
 	struct idmap_ent *d;
 	struct hoard_id id;
+	uint32_t len;
 
 	hoard_batch_delete(u->b, u->cf, k, kl);
 	if (u->cf != HOARD_CF_EXTENTS)
 		return 0;
-	if (vl != EXTENT_VAL_SIZE)
+	if (extent_val_decode(v, vl, &id, &len) < 0)
 		return -EBADMSG;
-	memcpy(id.b, v, HOARD_ID_SIZE);
 	d = idmap_add(&u->deltas, &id);
 	if (!d)
 		return -ENOMEM;
@@ -728,7 +728,7 @@ static int raise_in_batches(struct walk *w, const char *k, size_t kl,
 		size_t end = at + step < n ? at + step : n;
 		struct hoard_batch *b = hoard_batch_new(fs->st);
 		uint64_t t0 = hoard_now_mono_ns();
-		uint8_t kv[8 + HOARD_ID_SIZE];
+		uint8_t kv[CLONE_REC_MAX];
 
 		if (!b) {
 			r = -ENOMEM;
@@ -750,10 +750,9 @@ static int raise_in_batches(struct walk *w, const char *k, size_t kl,
 			}
 		}
 		if (r == 0) {
-			hoard_put_be64(kv, w->new_root);
-			memcpy(kv + 8, v[end - 1]->id.b, HOARD_ID_SIZE);
 			hoard_batch_put(b, HOARD_CF_DEFAULT, k, kl, kv,
-					sizeof(kv));
+					clone_rec_encode(kv, w->new_root,
+							 &v[end - 1]->id));
 			w->written += hoard_batch_count(b);
 			r = hoard_store_write(fs->st, b, false);
 		}
@@ -791,7 +790,7 @@ static int clone_snap(struct walk *w, const char *src, const char *dst,
 	struct hoard_batch *b = hoard_batch_new(fs->st);
 	struct hoard_id raised;
 	bool begun = false, any = false;
-	uint8_t v[8];
+	uint8_t v[CLONE_REC_MAX];
 	int r;
 
 	if (!b)
@@ -805,8 +804,8 @@ static int clone_snap(struct walk *w, const char *src, const char *dst,
 	}
 	if (r == 0) {
 		w->new_root = w->ino_next++;
-		hoard_put_be64(v, w->new_root);
-		hoard_batch_put(b, HOARD_CF_DEFAULT, k, kl, v, 8);
+		hoard_batch_put(b, HOARD_CF_DEFAULT, k, kl, v,
+				clone_rec_encode(v, w->new_root, NULL));
 		r = hoard_store_write(fs->st, b, false);
 		begun = r == 0;
 	}
@@ -832,7 +831,7 @@ static int clone_snap(struct walk *w, const char *src, const char *dst,
 		r = hoard_errf(errbuf, errlen, -EEXIST,
 			       "volume '%s' exists already", dst);
 	if (r == 0) {
-		hoard_put_be64(v, w->new_root);
+		u64_val_encode(v, w->new_root);
 		hoard_batch_put(w->b, HOARD_CF_VOLUMES, dst, strlen(dst), v, 8);
 		hoard_batch_delete(w->b, HOARD_CF_DEFAULT, k, kl);
 		w->res->records = w->written + hoard_batch_count(w->b);
@@ -921,10 +920,13 @@ static int recover_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 		       size_t vl)
 {
 	struct recover_ctx *c = ud;
+	struct hoard_id raised;
 	struct pending *p;
+	uint64_t root;
+	bool any;
 
 	if (kl <= CLONE_KEY_LEN || kl > CLONE_KEY_LEN + 64 ||
-	    (vl != 8 && vl != 8 + HOARD_ID_SIZE))
+	    clone_rec_decode(v, vl, &root, &raised, &any) < 0)
 		return 0; /* not ours: left alone */
 	p = hoard_grow(c->p, &c->cap, c->n + 1, sizeof(*p), 4);
 	if (!p)
@@ -933,10 +935,10 @@ static int recover_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 	p = &c->p[c->n++];
 	memset(p, 0, sizeof(*p));
 	memcpy(p->name, k + CLONE_KEY_LEN, kl - CLONE_KEY_LEN);
-	p->root = hoard_get_be64(v);
-	p->any = vl > 8;
-	if (p->any)
-		memcpy(p->raised.b, v + 8, HOARD_ID_SIZE);
+	p->root = root;
+	p->any = any;
+	if (any)
+		p->raised = raised;
 	return 0;
 }
 
