@@ -333,6 +333,7 @@ static void direct(const uint8_t *p, size_t n)
 	uint64_t u64;
 	uint32_t u32;
 	uint8_t type;
+	bool any;
 	size_t len;
 
 	direct_inode(p, n);
@@ -380,7 +381,13 @@ static void direct(const uint8_t *p, size_t n)
 	if (chunk_key_decode(p, n, &e.id) == 0 &&
 	    (n != HOARD_ID_SIZE || memcmp(e.id.b, p, n)))
 		fuzz_fail("a bad chunk key decoded");
-	u64_val_decode(p, n, &u64);
+	if (u64_val_decode(p, n, &u64) == 0 &&
+	    (u64_val_encode(k, u64), memcmp(k, p, 8)))
+		fuzz_fail("a u64 value does not round-trip");
+	if (clone_rec_decode(p, n, &u64, &e.id, &any) == 0 &&
+	    (clone_rec_encode(v, u64, any ? &e.id : NULL) != n ||
+	     memcmp(v, p, n)))
+		fuzz_fail("a clone record does not round-trip");
 	volume_rec_decode(p, n, p, n, &u64);
 	setting_u32_decode(p, n, &u32);
 	setting_u64_decode(p, n, &u64);
