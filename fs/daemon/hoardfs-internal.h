@@ -96,6 +96,9 @@ void raise_read_ahead(const struct mount *m);
 void pull_changed(void *ud, uint64_t parent, const char *name);
 /* Lazy fetch from url (once): 0 or -errno, logged. */
 int start_lazy(const char *url, const struct hoard_s3_config *fallback);
+/* Before a figure or snapshot that must include every closed file:
+ * with --close=defer, commit files whose close did not wait. */
+void commit_closed_files(void);
 
 /* hoardfsctl.c: every control request (ctl.h's handler). */
 int ctl_handler(void *ud, const char *req, char **ret_out);

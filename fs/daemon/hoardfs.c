@@ -640,6 +640,19 @@ static bool commit_queue(fuse_req_t req, fuse_ino_t ino, struct hoard_fh *fh)
 	return true;
 }
 
+/*
+ * With --close=wait a close commits at FLUSH, so nothing is owed here (and
+ * committing files still being written would cut a stream short).  With
+ * --close=defer a closed file may wait in the queue, or its RELEASE may
+ * still be on its way from the kernel, where it cannot be told from an
+ * open file: commit every file with uncommitted writes.
+ */
+void commit_closed_files(void)
+{
+	if (D.close_defer)
+		hoard_fs_commit_dirty(D.fs);
+}
+
 /* Make every queued release (at the end: no session thread is left). */
 static void committer_stop(void)
 {

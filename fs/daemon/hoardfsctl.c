@@ -105,9 +105,8 @@ static int ctl_sync(const char *req, char **ret_out)
 		o.changed_ud = q.volume;
 		r = hoard_sync_pull(D.fs, &o, &res, err, sizeof(err));
 	} else {
-		/* closes do not wait for commits (op_open): a file closed
-		 * before the push is in it */
-		hoard_fs_commit_dirty(D.fs);
+		/* a file closed before the push is in it */
+		commit_closed_files();
 		r = hoard_sync_push(D.fs, &o, &res, err, sizeof(err));
 	}
 	if (r < 0) {
@@ -470,9 +469,8 @@ static int ctl_serve(void *ud, const char *req, char **ret_out)
 		return *ret_out ? 0 : -ENOMEM;
 	}
 	if (!strcmp(req, "stats")) {
-		/* a closed file whose commit still waits for the committer
-		 * counts as written: the figures follow every close */
-		hoard_fs_commit_dirty(D.fs);
+		/* the figures follow every close */
+		commit_closed_files();
 		r = hoard_stats_compute(D.st, &s);
 		if (r < 0)
 			return r;
