@@ -1132,21 +1132,7 @@ class Bench:
         self.row(f"create+write+close of {n:,} small files (vs local disk)",
                  "s", reads["create"]["hoard"], reads["create"]["local"], 3.0,
                  "lower")
-        r = reads["create"]
-        what = f"create+write+close of {n:,} small files"
-        self.row(f"{what}, null FUSE fs (vs local disk)", "s", r["null"],
-                 r["local"], None, "reference")
-        self.row(f"{what}, hoard (vs null FUSE fs)", "s", r["hoard"],
-                 r["null"], None, "reference")
-        self.detail["fuse_floor"] = {"create": dict(
-            figure=what, seconds={s: r[s] for s in ("local", "null", "hoard")},
-            null_vs_local=r["null"] / r["local"],
-            hoard_vs_null=r["hoard"] / r["null"],
-            hoard_vs_local=r["hoard"] / r["local"],
-            note=f"a FUSE filesystem that does nothing takes "
-            f"{r['null'] / r['local']:.2f}x local disk for {what}; "
-            f"hoard takes {r['hoard'] / r['null']:.2f}x the null fs "
-            f"({r['hoard'] / r['local']:.2f}x local)")}
+        self.fuse_floor(reads, ("create",))
 
     # -- the whole run ------------------------------------------------------------
     def main(self):
