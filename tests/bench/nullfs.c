@@ -204,7 +204,7 @@ static struct node *node_new(mode_t mode, uid_t uid, gid_t gid,
 	nd->st.st_nlink = S_ISDIR(mode) ? 2 : 1;
 	nd->st.st_uid = uid;
 	nd->st.st_gid = gid;
-	nd->st.st_blksize = 4096;
+	nd->st.st_blksize = 1 << 20;
 	nd->st.st_atim = nd->st.st_mtim = nd->st.st_ctim = t;
 	nd->parent = parent;
 	slot = inode_slot(&N.inodes, nd->st.st_ino);
