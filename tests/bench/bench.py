@@ -537,6 +537,8 @@ class Daemon:
         return dict(peak_rss=self.samples["VmHWM"],
                     write_bytes=ru.ru_oublock * 512,
                     cpu_s=round(ru.ru_utime + ru.ru_stime, 3),
+                    ctx_switches=dict(voluntary=ru.ru_nvcsw,
+                                      involuntary=ru.ru_nivcsw),
                     ru_maxrss=ru.ru_maxrss * 1024,
                     sampled=dict(self.samples))
 
