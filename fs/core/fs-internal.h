@@ -201,6 +201,10 @@ int file_land_locked(struct hoard_fs *fs, uint64_t ino, const uint8_t *ext,
 int file_truncate(struct hoard_fs *fs, struct istate *is, uint64_t size);
 int fs_commit_all(struct hoard_fs *fs);
 
+/* volrm.c: finish the volume removals a crash interrupted (their `rm.`
+ * keys); from hoard_volume_recover.  0 or -errno, each one logged. */
+int volrm_recover(struct hoard_fs *fs);
+
 /* extents.c (below meta.c and file.c) */
 /* Adds delta to m's count of every chunk ino's extents name, once per
  * extent (raw_size set too); with b, also deletes those extents in b.
