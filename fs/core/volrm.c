@@ -13,19 +13,22 @@
  *      (docs/FORMAT.md 2.1).  From here the volume is not listed and
  *      nothing reaches its inodes (the daemon mounts no volume being
  *      removed; a mount of the name after it makes a new volume).
- *   4. The list backwards (whatever is under a directory before it, the
- *      root last), at most RM_BATCH inodes or RM_HOLD_NS per hold of
- *      fs->lock, as the store is then: each inode's extents counted down, its xattrs, record,
- *      orphan row and (a directory) its entries deleted, the chunks that
- *      lost their last reference freed (chunks_apply_locked), one batch
- *      per hold.  An inode gone meanwhile (evicted) is skipped.
+ *   4. The list in inode-number order, at most RM_BATCH inodes or
+ *      RM_HOLD_NS per hold of fs->lock, as the store is then: each
+ *      inode's extents counted down, its xattrs, record, orphan row and
+ *      (a directory) its entries deleted, the chunks that lost their
+ *      last reference freed (chunks_apply_locked), one batch per hold.
+ *      An inode gone meanwhile (evicted) is skipped.  (In number order,
+ *      the scans past an inode's rows meet the next inode's live rows,
+ *      not the tombstones of those just deleted: backwards, each scan
+ *      walked them all.)
  *   5. The key deleted, synced.
  *
- * Crash safety: an inode is listed after the directory that first
- * reached it, so it goes before that directory's entries do; every inode
- * not yet removed stays reachable from the root.  The next start finds
- * the key and does 2 (over the store as it is: an entry whose inode is
- * gone is skipped), 4 and 5: the removal is finished, never half left.
+ * Crash safety: every inode records its volume's root (FORMAT 2), and an
+ * inode goes in one batch with all its rows.  The next start finds the
+ * key, lists the inodes whose volume is that root (a scan of every inode
+ * record: only after a crash) and does 4 and 5: the removal is finished,
+ * never half left.
  *
  * Threads: as volume.h says; the lists and maps are the caller's own.
  */
@@ -253,14 +256,23 @@ static int rm_count_locked(struct rm *m, const struct idmap *deltas)
 	return 0;
 }
 
-/* 4 and 5: the list backwards, in batches; then the key. */
+static int ent_cmp(const void *a, const void *b)
+{
+	const struct rm_ent *x = a, *y = b;
+
+	return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+/* 4 and 5: the list in number order, in batches; then the key. */
 static int rm_apply(struct rm *m, const char *k, size_t kl)
 {
 	struct hoard_fs *fs = m->fs;
-	size_t per = rm_batch(), i = m->n;
+	size_t per = rm_batch(), i = 0;
 	bool paused = false;
 	int r = 0;
 
+	if (m->n)
+		qsort(m->list, m->n, sizeof(*m->list), ent_cmp);
 	while (r == 0) {
 		struct hoard_batch *b = hoard_batch_new(fs->st);
 		struct idmap deltas;
@@ -279,12 +291,12 @@ static int rm_apply(struct rm *m, const char *k, size_t kl)
 		m->dir_now = hoard_iter_new(fs->st, HOARD_CF_DIRENTS, "", 0);
 		if (!m->xat_now || !m->dir_now)
 			r = -ENOMEM;
-		for (size_t j = 0; r == 0 && j < per && i > 0; j++) {
-			r = rm_inode_locked(m, &m->list[--i], b, &deltas);
+		for (size_t j = 0; r == 0 && j < per && i < m->n; j++) {
+			r = rm_inode_locked(m, &m->list[i++], b, &deltas);
 			if (hoard_now_mono_ns() - t0 > RM_HOLD_NS)
 				break;
 		}
-		last = i == 0;
+		last = i == m->n;
 		if (r == 0)
 			r = rm_count_locked(m, &deltas);
 		if (r == 0)
@@ -502,6 +514,37 @@ static int recover_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 	return 0;
 }
 
+struct left_ctx {
+	struct rm *m;
+	uint64_t root;
+};
+
+static int left_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
+		    size_t vl)
+{
+	struct left_ctx *c = ud;
+	struct hoard_inode in;
+	uint64_t ino;
+	bool mine, dir;
+
+	if (ino_key_decode(k, kl, &ino) < 0 || inode_decode(v, vl, &in) < 0)
+		return 0; /* fsck's to report */
+	mine = in.volume == c->root;
+	dir = S_ISDIR(in.mode);
+	inode_clear(&in);
+	return mine ? list_add(c->m, ino, dir) : 0;
+}
+
+/* After a crash: the inodes of the volume whose root was root that are
+ * left (a scan of every inode record). */
+static int rm_left(struct rm *m, uint64_t root)
+{
+	struct left_ctx c = {.m = m, .root = root};
+
+	return hoard_store_scan(m->fs->st, HOARD_CF_INODES, "", 0, left_one,
+				&c);
+}
+
 int volrm_recover(struct hoard_fs *fs)
 {
 	struct recover_ctx c = {0};
@@ -516,7 +559,7 @@ int volrm_recover(struct hoard_fs *fs)
 
 		r = rm_init(&m, fs, &res);
 		if (r == 0)
-			r = rm_walk(&m, c.p[i].root, NULL);
+			r = rm_left(&m, c.p[i].root);
 		if (r == 0)
 			r = rm_apply(&m, k, kl);
 		rm_clear(&m);
