@@ -85,6 +85,11 @@ struct hoard_fs {
 	struct chunk_cache *cache; /* has its own lock */
 	uint64_t garbage_bytes;	   /* protected by lock: frame bytes deleted
 				    * since the last blob gc (evict.c) */
+	/* protected by lock: whether the store has chunk digest rows
+	 * (FORMAT 2.1 `sha256.`; 0 not looked yet, 1 no, 2 maybe), and the
+	 * trusted pulls writing some now (chunks.c, core.c) */
+	int digests;
+	unsigned digest_holds;
 	int staging_dirfd;
 	size_t staging_mem;	/* bytes of in-memory staging (atomic) */
 	uint64_t commit_errors; /* commits at the last release that failed

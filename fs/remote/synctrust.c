@@ -14,36 +14,28 @@
 
 #include "hoard/chunker.h"
 #include "hoard/codec.h"
+#include "hoard/records.h"
 #include "hoard/store.h"
 #include "hoard/util.h"
 #include "sync-internal.h"
 
-#define SHA_ROW	      "sha256."
-#define SHA_ROW_LEN   (sizeof(SHA_ROW) - 1)
-#define SHA_KEY_LEN   (SHA_ROW_LEN + HOARD_ID_SIZE)
 #define SEEN_ROW      "signed-ref "
 #define SEEN_VAL_LEN  (8 + HOARD_SHA256_SIZE)
 #define ROWS_PER_SYNC 4096
-
-static void sha_key(const struct hoard_id *id, uint8_t k[SHA_KEY_LEN])
-{
-	memcpy(k, SHA_ROW, SHA_ROW_LEN);
-	memcpy(k + SHA_ROW_LEN, id->b, HOARD_ID_SIZE);
-}
 
 /* The digest row of id: 0, -ENOENT when none, -errno. */
 static int sha_row(struct hoard_store *st, const struct hoard_id *id,
 		   uint8_t ret[HOARD_SHA256_SIZE])
 {
-	uint8_t k[SHA_KEY_LEN];
+	uint8_t k[SHA_ROW_KEY_LEN], v[SHA_ROW_VAL_LEN];
 	size_t len;
 	int r;
 
-	sha_key(id, k);
-	r = hoard_store_get_into(st, HOARD_CF_DEFAULT, k, sizeof(k), ret,
-				 HOARD_SHA256_SIZE, &len);
-	if (r == 0 && len != HOARD_SHA256_SIZE)
-		r = -EBADMSG;
+	sha_row_key(k, id);
+	r = hoard_store_get_into(st, HOARD_CF_DEFAULT, k, sizeof(k), v,
+				 sizeof(v), &len);
+	if (r == 0)
+		r = sha_row_val_decode(v, len, ret);
 	return r == -ENOBUFS ? -EBADMSG : r;
 }
 
@@ -141,11 +133,11 @@ int sync_chunk_sha_save(struct hoard_store *st, const struct hoard_chunk_sha *t,
 	int r = 0;
 
 	for (size_t i = 0; r == 0 && i < n; i++) {
-		uint8_t k[SHA_KEY_LEN];
+		uint8_t k[SHA_ROW_KEY_LEN];
 
 		if (!b && !(b = hoard_batch_new(st)))
 			return -ENOMEM;
-		sha_key(&t[i].id, k);
+		sha_row_key(k, &t[i].id);
 		hoard_batch_put(b, HOARD_CF_DEFAULT, k, sizeof(k), t[i].sha,
 				HOARD_SHA256_SIZE);
 		if (hoard_batch_count(b) == ROWS_PER_SYNC || i + 1 == n) {

@@ -312,3 +312,28 @@ int setting_u64_decode(const uint8_t *v, size_t n, uint64_t *ret)
 	*ret = hoard_get_be64(v);
 	return 0;
 }
+
+/* ---- chunk digests (2.1) -------------------------------------------------- */
+
+void sha_row_key(uint8_t k[SHA_ROW_KEY_LEN], const struct hoard_id *id)
+{
+	memcpy(k, SHA_ROW_PREFIX, SHA_ROW_PREFIX_LEN);
+	memcpy(k + SHA_ROW_PREFIX_LEN, id->b, HOARD_ID_SIZE);
+}
+
+int sha_row_key_decode(const uint8_t *k, size_t kl, struct hoard_id *ret_id)
+{
+	if (kl != SHA_ROW_KEY_LEN ||
+	    memcmp(k, SHA_ROW_PREFIX, SHA_ROW_PREFIX_LEN))
+		return -EBADMSG;
+	memcpy(ret_id->b, k + SHA_ROW_PREFIX_LEN, HOARD_ID_SIZE);
+	return 0;
+}
+
+int sha_row_val_decode(const uint8_t *v, size_t n, uint8_t ret[SHA_ROW_VAL_LEN])
+{
+	if (n != SHA_ROW_VAL_LEN)
+		return -EBADMSG;
+	memcpy(ret, v, SHA_ROW_VAL_LEN);
+	return 0;
+}

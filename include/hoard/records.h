@@ -152,4 +152,17 @@ int clone_rec_decode(const uint8_t *v, size_t n, uint64_t *ret_root,
 int setting_u32_decode(const uint8_t *v, size_t n, uint32_t *ret);
 int setting_u64_decode(const uint8_t *v, size_t n, uint64_t *ret);
 
+/* A chunk's digest row (2.1): key "sha256." + the 16-byte chunk id,
+ * value the 32-byte SHA-256 of its raw bytes.  sha_row_key: the key of
+ * id into k.  sha_row_key_decode: the id; -EBADMSG unless k is exactly
+ * such a key.  sha_row_val_decode: -EBADMSG unless n is 32. */
+#define SHA_ROW_PREFIX	   "sha256."
+#define SHA_ROW_PREFIX_LEN 7
+#define SHA_ROW_KEY_LEN	   (SHA_ROW_PREFIX_LEN + HOARD_ID_SIZE)
+#define SHA_ROW_VAL_LEN	   32
+void sha_row_key(uint8_t k[SHA_ROW_KEY_LEN], const struct hoard_id *id);
+int sha_row_key_decode(const uint8_t *k, size_t kl, struct hoard_id *ret_id);
+int sha_row_val_decode(const uint8_t *v, size_t n,
+		       uint8_t ret[SHA_ROW_VAL_LEN]);
+
 #endif
