@@ -20,7 +20,6 @@
 #include "sync-internal.h"
 
 #define SEEN_ROW      "signed-ref "
-#define SEEN_VAL_LEN  (8 + HOARD_SHA256_SIZE)
 #define ROWS_PER_SYNC 4096
 
 /* The digest row of id: 0, -ENOENT when none, -errno. */
@@ -222,7 +221,7 @@ static char *seen_key(const struct hoard_ref_site *site, size_t *ret_len)
 static int seen_get(struct hoard_store *st, const struct hoard_ref_site *site,
 		    int64_t *ret_time, uint8_t ret_man[HOARD_SHA256_SIZE])
 {
-	uint8_t v[SEEN_VAL_LEN];
+	uint8_t v[SIGNED_REF_VAL_LEN];
 	size_t kl, vl;
 	char *k = seen_key(site, &kl);
 	int r;
@@ -232,13 +231,11 @@ static int seen_get(struct hoard_store *st, const struct hoard_ref_site *site,
 	r = hoard_store_get_into(st, HOARD_CF_DEFAULT, k, kl, v, sizeof(v),
 				 &vl);
 	free(k);
-	if (r == -ENOBUFS || (r == 0 && vl != sizeof(v)))
+	if (r == -ENOBUFS)
 		return -EBADMSG;
 	if (r < 0)
 		return r;
-	*ret_time = (int64_t)hoard_get_be64(v);
-	memcpy(ret_man, v + 8, HOARD_SHA256_SIZE);
-	return 0;
+	return signed_ref_val_decode(v, vl, ret_time, ret_man);
 }
 
 int sync_rollback_check(struct hoard_store *st,
@@ -291,7 +288,7 @@ int sync_rollback_note(struct hoard_store *st,
 		       const struct hoard_ref_site *site,
 		       const struct hoard_ref *r)
 {
-	uint8_t man[HOARD_SHA256_SIZE], v[SEEN_VAL_LEN];
+	uint8_t man[HOARD_SHA256_SIZE], v[SIGNED_REF_VAL_LEN];
 	struct hoard_batch *b;
 	size_t kl;
 	int64_t t;
@@ -309,13 +306,13 @@ int sync_rollback_note(struct hoard_store *st,
 		hoard_batch_free(b);
 		return -ENOMEM;
 	}
-	hoard_put_be64(v, (uint64_t)r->time);
 	for (int i = 0; i < HOARD_SHA256_SIZE; i++) {
 		unsigned x = 0;
 
 		sscanf(r->manifest + 2 * i, "%2x", &x);
-		v[8 + i] = (uint8_t)x;
+		man[i] = (uint8_t)x;
 	}
+	signed_ref_val_encode(v, r->time, man);
 	hoard_batch_put(b, HOARD_CF_DEFAULT, k, kl, v, sizeof(v));
 	e = hoard_store_write(st, b, true);
 	hoard_batch_free(b);

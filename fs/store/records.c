@@ -337,3 +337,22 @@ int sha_row_val_decode(const uint8_t *v, size_t n, uint8_t ret[SHA_ROW_VAL_LEN])
 	memcpy(ret, v, SHA_ROW_VAL_LEN);
 	return 0;
 }
+
+/* ---- the rollback mark (2.1) ---------------------------------------------- */
+
+void signed_ref_val_encode(uint8_t v[SIGNED_REF_VAL_LEN], int64_t time,
+			   const uint8_t manifest[32])
+{
+	hoard_put_be64(v, (uint64_t)time);
+	memcpy(v + 8, manifest, 32);
+}
+
+int signed_ref_val_decode(const uint8_t *v, size_t n, int64_t *ret_time,
+			  uint8_t ret_manifest[32])
+{
+	if (n != SIGNED_REF_VAL_LEN)
+		return -EBADMSG;
+	*ret_time = (int64_t)hoard_get_be64(v);
+	memcpy(ret_manifest, v + 8, 32);
+	return 0;
+}

@@ -165,4 +165,14 @@ int sha_row_key_decode(const uint8_t *k, size_t kl, struct hoard_id *ret_id);
 int sha_row_val_decode(const uint8_t *v, size_t n,
 		       uint8_t ret[SHA_ROW_VAL_LEN]);
 
+/* The rollback mark (2.1, `signed-ref ` + location + ref): the newest
+ * signed ref a trusted pull accepted from there, its time (i64,
+ * big-endian), then its manifest's 32-byte SHA-256.
+ * signed_ref_val_decode: -EBADMSG unless n is SIGNED_REF_VAL_LEN. */
+#define SIGNED_REF_VAL_LEN (8 + 32)
+void signed_ref_val_encode(uint8_t v[SIGNED_REF_VAL_LEN], int64_t time,
+			   const uint8_t manifest[32]);
+int signed_ref_val_decode(const uint8_t *v, size_t n, int64_t *ret_time,
+			  uint8_t ret_manifest[32]);
+
 #endif

@@ -219,9 +219,10 @@ static void test_clone_rec(void)
 
 static void test_digest_rows(void)
 {
-	uint8_t k[SHA_ROW_KEY_LEN + 1];
+	uint8_t k[SHA_ROW_KEY_LEN + 1], v[SIGNED_REF_VAL_LEN + 1];
 	uint8_t sha[32], got_sha[32];
 	struct hoard_id id, got;
+	int64_t t = 0;
 
 	memset(id.b, 0xa5, sizeof(id.b));
 	sha_row_key(k, &id);
@@ -237,6 +238,18 @@ static void test_digest_rows(void)
 	CHECK_EQ(sha_row_val_decode(sha, 32, got_sha), 0);
 	CHECK(!memcmp(got_sha, sha, 32));
 	CHECK_EQ(sha_row_val_decode(sha, 31, got_sha), -EBADMSG);
+	/* the rollback mark: a negative time too (i64) */
+	signed_ref_val_encode(v, -5, sha);
+	CHECK_EQ(signed_ref_val_decode(v, SIGNED_REF_VAL_LEN, &t, got_sha), 0);
+	CHECK(t == -5 && !memcmp(got_sha, sha, 32));
+	signed_ref_val_encode(v, 1796610000, sha);
+	CHECK_EQ(hoard_get_be64(v), 1796610000);
+	CHECK_EQ(signed_ref_val_decode(v, SIGNED_REF_VAL_LEN, &t, got_sha), 0);
+	CHECK(t == 1796610000);
+	CHECK_EQ(signed_ref_val_decode(v, SIGNED_REF_VAL_LEN - 1, &t, got_sha),
+		 -EBADMSG);
+	CHECK_EQ(signed_ref_val_decode(v, SIGNED_REF_VAL_LEN + 1, &t, got_sha),
+		 -EBADMSG);
 }
 
 int main(void)
