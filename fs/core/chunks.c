@@ -857,6 +857,33 @@ void chunks_unstage_failed_locked(struct hoard_fs *fs, struct idmap *m)
 		n, (unsigned long long)bytes);
 }
 
+/*
+ * The digest row of a chunk being freed goes in the same batch (FORMAT
+ * 2.1), unless a trusted pull is writing rows (hoard_core_digests_hold).
+ * Whether the store has any is looked up once (most have none: no
+ * tombstone per freed chunk then).  fs->lock held.
+ */
+static void digest_drop_locked(struct hoard_fs *fs, struct hoard_batch *b,
+			       const struct hoard_id *id)
+{
+	uint8_t k[SHA_ROW_KEY_LEN];
+
+	if (!fs->digests) {
+		struct hoard_iter *it = hoard_iter_new(fs->st, HOARD_CF_DEFAULT,
+						       SHA_ROW_PREFIX,
+						       SHA_ROW_PREFIX_LEN);
+		bool none = it && !hoard_iter_valid(it) &&
+			    !hoard_iter_status(it);
+
+		fs->digests = none ? 1 : 2; /* an error: assume some */
+		hoard_iter_free(it);
+	}
+	if (fs->digests == 1 || fs->digest_holds)
+		return;
+	sha_row_key(k, id);
+	hoard_batch_delete(b, HOARD_CF_DEFAULT, k, sizeof(k));
+}
+
 static int apply_one(struct hoard_fs *fs, struct hoard_batch *b,
 		     const struct idmap_ent *d)
 {
@@ -885,6 +912,7 @@ static int apply_one(struct hoard_fs *fs, struct hoard_batch *b,
 	}
 	if (d->count < 0 && (uint64_t)-d->count >= rec.refcount) {
 		hoard_batch_delete(b, HOARD_CF_CHUNKS, d->id.b, HOARD_ID_SIZE);
+		digest_drop_locked(fs, b, &d->id);
 		/* A commit under way may still rely on the frame. */
 		if (!idmap_get(&fs->inflight, &d->id)) {
 			hoard_batch_delete(b, HOARD_CF_CHUNKDATA, d->id.b,

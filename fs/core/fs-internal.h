@@ -85,6 +85,11 @@ struct hoard_fs {
 	struct chunk_cache *cache; /* has its own lock */
 	uint64_t garbage_bytes;	   /* protected by lock: frame bytes deleted
 				    * since the last blob gc (evict.c) */
+	/* protected by lock: whether the store has chunk digest rows
+	 * (FORMAT 2.1 `sha256.`; 0 not looked yet, 1 no, 2 maybe), and the
+	 * trusted pulls writing some now (chunks.c, core.c) */
+	int digests;
+	unsigned digest_holds;
 	int staging_dirfd;
 	size_t staging_mem;	/* bytes of in-memory staging (atomic) */
 	uint64_t commit_errors; /* commits at the last release that failed
@@ -200,6 +205,10 @@ int file_land_locked(struct hoard_fs *fs, uint64_t ino, const uint8_t *ext,
 		     bool sync);
 int file_truncate(struct hoard_fs *fs, struct istate *is, uint64_t size);
 int fs_commit_all(struct hoard_fs *fs);
+
+/* volrm.c: finish the volume removals a crash interrupted (their `rm.`
+ * keys); from hoard_volume_recover.  0 or -errno, each one logged. */
+int volrm_recover(struct hoard_fs *fs);
 
 /* extents.c (below meta.c and file.c) */
 /* Adds delta to m's count of every chunk ino's extents name, once per
