@@ -275,7 +275,7 @@ int hoard_fs_readdir(struct hoard_fs *fs, struct hoard_dirh *dh, off_t off,
 static int dirent_is_locked(struct hoard_fs *fs, uint64_t dir, const char *name,
 			    uint64_t ino)
 {
-	uint8_t k[DIRENT_KEY_MAX], v[DIRENT_VAL_SIZE];
+	uint8_t k[DIRENT_KEY_MAX], v[DIRENT_VAL_MAX];
 	size_t kl = strlen(name), n;
 	uint64_t child;
 	int r;
@@ -674,7 +674,7 @@ int hoard_fs_resolve(struct hoard_fs *fs, uint64_t root, const char *path,
 		     uint64_t *ret_ino)
 {
 	char *copy = strdup(path), *save = NULL, *part;
-	uint8_t k[DIRENT_KEY_MAX], v[DIRENT_VAL_SIZE];
+	uint8_t k[DIRENT_KEY_MAX], v[DIRENT_VAL_MAX];
 	uint64_t ino = root;
 	size_t n;
 	int r = 0;
@@ -884,6 +884,7 @@ int hoard_fs_new(struct hoard_store *st, const struct hoard_fs_opts *o,
 	}
 	hoard_volume_recover(fs); /* clones a crash interrupted */
 	purge_orphans(fs);
+	meta_upgrade(fs); /* logs its failure; the store stays correct */
 	if (hoard_store_get_into(st, HOARD_CF_DEFAULT, "clean", 5, &clean, 1,
 				 &n) != 0 ||
 	    !clean)

@@ -139,6 +139,13 @@ static int inode_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 		fsck_problem(c, HOARD_FSCK_BAD_RECORDS);
 		return 0;
 	}
+	if (in.home_parent) { /* its home entry must carry its copy */
+		bool copied;
+		int r = fsck_home_check(c, ino, &in, v, vl, &copied);
+
+		if (r == -ENOENT || (r == 0 && !copied))
+			fsck_problem(c, HOARD_FSCK_STALE_COPIES);
+	}
 	e = hoard_grow(c->in, &c->cap_in, c->n_in + 1, sizeof(*e), 1024);
 	if (!e)
 		return -ENOMEM;

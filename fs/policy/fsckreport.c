@@ -26,6 +26,7 @@ static const char *const problem_names[HOARD_FSCK_N_PROBLEMS] = {
 	[HOARD_FSCK_BAD_PLAIN] = "bad_plain_copies",
 	[HOARD_FSCK_WAL_DAMAGE] = "wal_damage",
 	[HOARD_FSCK_UNREADABLE] = "unreadable_ranges",
+	[HOARD_FSCK_STALE_COPIES] = "stale_copies",
 };
 
 const char *hoard_fsck_problem_name(enum hoard_fsck_problem p)
@@ -110,7 +111,9 @@ static const char *const problem_text[HOARD_FSCK_N_PROBLEMS] = {
 	[HOARD_FSCK_STALE_ORPHANS] = "orphans entries of missing/linked inodes",
 	[HOARD_FSCK_ORPHAN_XATTRS] = "xattrs of missing inodes",
 	[HOARD_FSCK_WAL_DAMAGE] = "opens that skipped damaged WAL records",
+	[HOARD_FSCK_BAD_PLAIN] = "plain copies that are not their file",
 	[HOARD_FSCK_UNREADABLE] = "stretches of unreadable records",
+	[HOARD_FSCK_STALE_COPIES] = "stale copies of records in entries",
 };
 
 char *hoard_fsck_text(const struct hoard_fsck_report *r)

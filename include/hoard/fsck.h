@@ -74,6 +74,10 @@ enum hoard_fsck_problem {
 				   * --repair deletes it */
 	HOARD_FSCK_WAL_DAMAGE,	  /* an open skipped damaged WAL records */
 	HOARD_FSCK_UNREADABLE,	  /* a stretch of records that cannot be read */
+	HOARD_FSCK_STALE_COPIES,  /* a directory entry's copy of its file's
+				   * record (FORMAT 2.2) that differs from it,
+				   * or a record whose home entry does not
+				   * carry its copy; --repair drops both */
 	HOARD_FSCK_N_PROBLEMS
 };
 
