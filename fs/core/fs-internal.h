@@ -77,6 +77,8 @@ struct hoard_fs {
 	struct hoard_store *st;
 	pthread_mutex_t lock;	   /* the metadata lock, see fs.h */
 	uint64_t next_ino;	   /* protected by lock */
+	uint64_t rec_writes;	   /* inode records put (inode_put), atomic;
+				    * changes under lock */
 	struct istate **itab;	   /* protected by lock */
 	size_t itab_cap, icount;   /* protected by lock */
 	struct idmap inflight;	   /* protected by lock: ids of frames that

@@ -49,7 +49,7 @@ void inode_put(struct hoard_fs *fs, struct hoard_batch *b, uint64_t ino,
 	uint8_t k[DIRENT_KEY_MAX], v[INODE_REC_MAX]; /* >= DIRENT_VAL_MAX */
 	size_t n = inode_encode(in, v);
 
-	(void)fs;
+	__atomic_add_fetch(&fs->rec_writes, 1, __ATOMIC_RELAXED);
 	ino_key(k, ino);
 	hoard_batch_put(b, HOARD_CF_INODES, k, 8, v, n);
 	if (!in->home_parent)
@@ -271,10 +271,11 @@ int hoard_fs_lookup(struct hoard_fs *fs, uint64_t parent, const char *name,
 				 dirent_key(k, parent, name), v, sizeof(v), &n);
 	if (r < 0)
 		return r == -ENOBUFS ? -EBADMSG : r;
-	r = dirent_decode(v, n, &ino, NULL);
-	if (r < 0)
+	copy = dirent_copy(v, n, &in) == 0; /* checks the entry too */
+	if (copy)
+		ino = hoard_get_be64(v);
+	else if ((r = dirent_decode(v, n, &ino, NULL)) < 0)
 		return r;
-	copy = dirent_copy(v, n, &in) == 0;
 	/* The lookup is counted first: the inode is read under the istate's
 	 * lock, which a FORGET racing this lookup could otherwise free, and
 	 * it is given back if the inode cannot be read. */

@@ -246,3 +246,35 @@ def test_pull_with_hard_links(s3, stores, request):  # noqa: F811
     assert tree(mp) == want
     b.umount()
     assert_clean(b)
+
+
+def test_readdirplus_copies_are_not_stale(store, mnt):
+    """READDIRPLUS answers from the copies its snapshot of the directory
+    read, but only while no inode record changed since: a file changed
+    (and forgotten by the kernel) between two READDIRPLUS requests of one
+    listing must show its new attributes."""
+    d = mnt / "many"
+    d.mkdir()
+    names = [f"f{i:05d}" for i in range(3000)]
+    for n in names:
+        (d / n).write_bytes(b"")
+    store.umount()
+    m = store.mount("test")["test"] / "many"
+    seen = {}
+    with os.scandir(m) as it:
+        for e in it:
+            seen[e.name] = e.stat(follow_symlinks=False).st_mode
+            if len(seen) == 5:
+                break
+        assert names[-1] not in seen
+        os.chmod(m / names[-1], 0o600)
+        os.truncate(m / names[-2], 7)
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("2\n")                  # the kernel forgets both inodes
+        for e in it:
+            seen[e.name] = e.stat(follow_symlinks=False)
+    assert stat.S_IMODE(seen[names[-1]].st_mode) == 0o600
+    assert seen[names[-2]].st_size == 7
+    assert os.lstat(m / names[-2]).st_size == 7
+    st = [seen[n] for n in names[5:-2]]
+    assert all(s.st_nlink == 1 and s.st_size == 0 for s in st)
