@@ -246,6 +246,11 @@ static int mark_reachable(struct fsck *c)
 	for (; r == 0 && rq.done < rq.n; rq.done++) {
 		uint8_t k[8];
 
+		/* the repair deletes an unreadable stretch of entries by
+		 * their parents' numbers: a directory in one loses all its
+		 * entries, the readable ones too, so they reach nothing */
+		if (in_gap(c, HOARD_CF_DIRENTS, rq.q[rq.done]))
+			continue;
 		hoard_put_be64(k, rq.q[rq.done]);
 		r = hoard_store_scan(c->st, HOARD_CF_DIRENTS, k, 8, reach_one,
 				     &rq);

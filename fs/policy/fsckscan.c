@@ -205,6 +205,8 @@ static int dirent_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 		copy_check(c, repair, k, kl, v, vl, ino, ch->mode);
 	}
 	if (repair) {
+		if (in_gap(c, HOARD_CF_DIRENTS, parent))
+			return 0; /* goes with its stretch (mark_reachable) */
 		ch->links2++;
 		if (S_ISDIR(ch->mode))
 			p->subdirs2++;
