@@ -381,7 +381,7 @@ static bool pinned_now(struct hoard_fs *fs, uint64_t ino, const char *pin)
 /* The name still names ino. */
 static bool name_is(struct hoard_fs *fs, const struct hoard_core_name *fn)
 {
-	uint8_t k[DIRENT_KEY_MAX], v[DIRENT_VAL_SIZE], type;
+	uint8_t k[DIRENT_KEY_MAX], v[DIRENT_VAL_MAX], type;
 	size_t len = strlen(fn->name), n;
 	uint64_t child;
 

@@ -115,10 +115,19 @@ out_unlock:
 
 /* ---- readdir ------------------------------------------------------------ */
 
+/* The attributes an entry's copy gave (FORMAT 2.2; nlink is 1). */
+struct dattr {
+	uint32_t mode, uid, gid, rdev;
+	uint64_t size, volume;
+	struct timespec atime, mtime, ctime;
+};
+
 struct dent {
 	uint64_t ino;
 	unsigned type;
+	bool copy; /* attr is the copy's */
 	char *name;
+	struct dattr attr;
 };
 
 struct hoard_dirh {
@@ -132,6 +141,9 @@ struct hoard_dirh {
 	 * entry it adds, removes or renames) */
 	struct timespec mtime, ctime;
 	bool stamped;
+	/* fs->rec_writes when the snapshot was taken: while it is the same,
+	 * no inode record changed since, so the entries' copies are current */
+	uint64_t writes;
 };
 
 static void dirh_clear(struct hoard_dirh *dh)
@@ -161,19 +173,24 @@ static int dirh_load(struct hoard_fs *fs, struct hoard_dirh *dh)
 	if (stamped)
 		inode_clear(&dir); /* keeps the times */
 	ino_key(k, dh->ino);
+	/* under the lock: no record is between its put and its write */
+	pthread_mutex_lock(&fs->lock);
+	dh->writes = __atomic_load_n(&fs->rec_writes, __ATOMIC_RELAXED);
 	it = hoard_iter_new(fs->st, HOARD_CF_DIRENTS, k, 8);
+	pthread_mutex_unlock(&fs->lock);
 	if (!ents || !names || !it) {
 		r = -ENOMEM;
 		goto out_fail;
 	}
 	memcpy(names, ".\0..\0", 5);
 	nlen = 5;
-	ents[0] = (struct dent){dh->ino, DT_DIR, NULL};
-	ents[1] = (struct dent){dh->ino, DT_DIR, NULL};
+	ents[0] = (struct dent){.ino = dh->ino, .type = DT_DIR};
+	ents[1] = (struct dent){.ino = dh->ino, .type = DT_DIR};
 	for (; hoard_iter_valid(it); hoard_iter_next(it)) {
 		size_t kl, vl;
 		const uint8_t *key = hoard_iter_key(it, &kl);
 		const uint8_t *v = hoard_iter_value(it, &vl);
+		struct hoard_inode in;
 		uint64_t child;
 		uint8_t type;
 
@@ -201,6 +218,11 @@ static int dirh_load(struct hoard_fs *fs, struct hoard_dirh *dh)
 		}
 		ents[n].ino = child;
 		ents[n].type = type;
+		ents[n].copy = dirent_copy(v, vl, &in) == 0;
+		if (ents[n].copy)
+			ents[n].attr = (struct dattr){
+				in.mode,   in.uid,   in.gid,   in.rdev, in.size,
+				in.volume, in.atime, in.mtime, in.ctime};
 		ents[n].name = (char *)(uintptr_t)nlen; /* offset for now */
 		memcpy(names + nlen, key + 8, kl - 8);
 		names[nlen + kl - 8] = 0;
@@ -275,7 +297,7 @@ int hoard_fs_readdir(struct hoard_fs *fs, struct hoard_dirh *dh, off_t off,
 static int dirent_is_locked(struct hoard_fs *fs, uint64_t dir, const char *name,
 			    uint64_t ino)
 {
-	uint8_t k[DIRENT_KEY_MAX], v[DIRENT_VAL_SIZE];
+	uint8_t k[DIRENT_KEY_MAX], v[DIRENT_VAL_MAX];
 	size_t kl = strlen(name), n;
 	uint64_t child;
 	int r;
@@ -324,10 +346,12 @@ static bool dirh_current(struct hoard_fs *fs, struct hoard_dirh *dh)
  * of it that the kernel has no dentry for then gets a LOOKUP.  This keeps
  * listing a directory the kernel knows (warm) as cheap as plain READDIR.
  */
-static int plus_ref(struct hoard_fs *fs, uint64_t dir, const struct dent *d,
-		    bool check, struct stat *ret_st)
+static int plus_ref(struct hoard_fs *fs, struct hoard_dirh *dh,
+		    const struct dent *d, bool check, struct stat *ret_st)
 {
 	struct istate *is = NULL;
+	uint64_t dir = dh->ino;
+	struct hoard_inode in;
 	int r = 0;
 
 	pthread_mutex_lock(&fs->lock);
@@ -344,6 +368,27 @@ static int plus_ref(struct hoard_fs *fs, uint64_t dir, const struct dent *d,
 			is->nlookup++;
 		else
 			r = -ENOMEM;
+	}
+	/* an entry's copy, when no record changed since the snapshot: no
+	 * read (the file's own writes overlaid, as a lookup does) */
+	if (r == 0 && d->copy && !check &&
+	    __atomic_load_n(&fs->rec_writes, __ATOMIC_RELAXED) == dh->writes) {
+		pthread_mutex_lock(&is->mu);
+		pthread_mutex_unlock(&fs->lock);
+		in = (struct hoard_inode){.mode = d->attr.mode,
+					  .uid = d->attr.uid,
+					  .gid = d->attr.gid,
+					  .nlink = 1,
+					  .rdev = d->attr.rdev,
+					  .size = d->attr.size,
+					  .volume = d->attr.volume,
+					  .atime = d->attr.atime,
+					  .mtime = d->attr.mtime,
+					  .ctime = d->attr.ctime};
+		istate_overlay(is, &in);
+		pthread_mutex_unlock(&is->mu);
+		inode_to_stat(&in, d->ino, ret_st);
+		return 0;
 	}
 	pthread_mutex_unlock(&fs->lock);
 	if (r < 0)
@@ -376,7 +421,7 @@ int hoard_fs_readdirplus(struct hoard_fs *fs, struct hoard_dirh *dh, off_t off,
 		bool counted = false;
 
 		if (i >= 2) { /* not "." or "..": those count no lookup */
-			r = plus_ref(fs, dh->ino, d, check, &st);
+			r = plus_ref(fs, dh, d, check, &st);
 			if (r == 0) {
 				counted = true;
 			} else if (r == 1 || r == -ENOENT) {
@@ -674,7 +719,7 @@ int hoard_fs_resolve(struct hoard_fs *fs, uint64_t root, const char *path,
 		     uint64_t *ret_ino)
 {
 	char *copy = strdup(path), *save = NULL, *part;
-	uint8_t k[DIRENT_KEY_MAX], v[DIRENT_VAL_SIZE];
+	uint8_t k[DIRENT_KEY_MAX], v[DIRENT_VAL_MAX];
 	uint64_t ino = root;
 	size_t n;
 	int r = 0;
@@ -884,6 +929,7 @@ int hoard_fs_new(struct hoard_store *st, const struct hoard_fs_opts *o,
 	}
 	hoard_volume_recover(fs); /* clones a crash interrupted */
 	purge_orphans(fs);
+	meta_upgrade(fs); /* logs its failure; the store stays correct */
 	if (hoard_store_get_into(st, HOARD_CF_DEFAULT, "clean", 5, &clean, 1,
 				 &n) != 0 ||
 	    !clean)

@@ -77,6 +77,8 @@ struct hoard_fs {
 	struct hoard_store *st;
 	pthread_mutex_t lock;	   /* the metadata lock, see fs.h */
 	uint64_t next_ino;	   /* protected by lock */
+	uint64_t rec_writes;	   /* inode records put (inode_put), atomic;
+				    * changes under lock */
 	struct istate **itab;	   /* protected by lock */
 	size_t itab_cap, icount;   /* protected by lock */
 	struct idmap inflight;	   /* protected by lock: ids of frames that
@@ -123,6 +125,8 @@ void istate_overlay(struct istate *is, struct hoard_inode *in);
 int fs_unlink_locked(struct hoard_fs *fs, uint64_t parent, const char *name);
 /* Delete an inode whose nlink is 0 and that nobody uses (fs->lock held). */
 int inode_purge(struct hoard_fs *fs, uint64_t ino);
+/* Store formats 1, 2 -> 3 at open (meta.c; FORMAT 1): 0 or -errno. */
+int meta_upgrade(struct hoard_fs *fs);
 
 /* chunks.c */
 int chunk_cache_new(size_t bytes, struct chunk_cache **ret);

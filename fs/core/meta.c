@@ -23,7 +23,7 @@ void now_ts(struct timespec *ts)
 
 int inode_load(struct hoard_fs *fs, uint64_t ino, struct hoard_inode *ret)
 {
-	uint8_t k[8], buf[INODE_REC_SIZE + 4096 + 16];
+	uint8_t k[8], buf[INODE_REC_MAX + 16];
 	size_t n;
 	int r;
 
@@ -35,15 +35,28 @@ int inode_load(struct hoard_fs *fs, uint64_t ino, struct hoard_inode *ret)
 	return inode_decode(buf, n, ret);
 }
 
+/*
+ * The one writer of inode records.  A record with a home entry (a
+ * non-directory with one link, FORMAT 2.2) has its copy in that directory
+ * entry rewritten in the same batch, so the two never differ: callers
+ * that move or drop the entry move or clear the home first
+ * (inode_set_home), and put the entry itself before this (the batch's
+ * later write wins).
+ */
 void inode_put(struct hoard_fs *fs, struct hoard_batch *b, uint64_t ino,
 	       const struct hoard_inode *in)
 {
-	uint8_t k[8], v[INODE_REC_MAX];
+	uint8_t k[DIRENT_KEY_MAX], v[INODE_REC_MAX]; /* >= DIRENT_VAL_MAX */
 	size_t n = inode_encode(in, v);
 
-	(void)fs;
+	__atomic_add_fetch(&fs->rec_writes, 1, __ATOMIC_RELAXED);
 	ino_key(k, ino);
 	hoard_batch_put(b, HOARD_CF_INODES, k, 8, v, n);
+	if (!in->home_parent)
+		return;
+	n = dirent_encode_copy(v, ino, in);
+	hoard_batch_put(b, HOARD_CF_DIRENTS, k,
+			dirent_key(k, in->home_parent, in->home_name), v, n);
 }
 
 void inode_to_stat(const struct hoard_inode *in, uint64_t ino, struct stat *st)
@@ -192,7 +205,7 @@ static int inode_load_current(struct hoard_fs *fs, uint64_t ino,
 static int dirent_get(struct hoard_fs *fs, uint64_t parent, const char *name,
 		      uint64_t *ret_ino)
 {
-	uint8_t k[8 + NAME_MAX_LEN], v[9];
+	uint8_t k[8 + NAME_MAX_LEN], v[DIRENT_VAL_MAX];
 	size_t n;
 	int r;
 
@@ -239,28 +252,48 @@ static int dir_is_empty(struct hoard_fs *fs, uint64_t ino)
 
 /* ---- lookups ------------------------------------------------------------ */
 
+/*
+ * One read when the entry carries a copy of its child's record (FORMAT
+ * 2.2, a file with one link), two when not; fs->lock once.
+ */
 int hoard_fs_lookup(struct hoard_fs *fs, uint64_t parent, const char *name,
 		    struct stat *ret_st)
 {
+	uint8_t k[DIRENT_KEY_MAX], v[DIRENT_VAL_MAX];
 	struct hoard_inode in;
 	struct istate *is;
 	uint64_t ino;
+	size_t n;
+	bool copy;
 	int r;
 
-	r = dirent_get(fs, parent, name, &ino);
+	if (strlen(name) > NAME_MAX_LEN)
+		return -ENAMETOOLONG;
+	r = hoard_store_get_into(fs->st, HOARD_CF_DIRENTS, k,
+				 dirent_key(k, parent, name), v, sizeof(v), &n);
 	if (r < 0)
+		return r == -ENOBUFS ? -EBADMSG : r;
+	copy = dirent_copy(v, n, &in) == 0; /* checks the entry too */
+	if (copy)
+		ino = hoard_get_be64(v);
+	else if ((r = dirent_decode(v, n, &ino, NULL)) < 0)
 		return r;
-	/* The lookup is counted first: inode_load_current relies on one
-	 * (without it a FORGET racing this lookup could free the istate it
-	 * looks at), and it is given back if the inode cannot be read. */
+	/* The lookup is counted first: the inode is read under the istate's
+	 * lock, which a FORGET racing this lookup could otherwise free, and
+	 * it is given back if the inode cannot be read. */
 	pthread_mutex_lock(&fs->lock);
 	is = istate_get(fs, ino);
-	if (is)
+	if (is) {
 		is->nlookup++;
+		pthread_mutex_lock(&is->mu);
+	}
 	pthread_mutex_unlock(&fs->lock);
 	if (!is)
 		return -ENOMEM;
-	r = inode_load_current(fs, ino, &in);
+	r = copy ? 0 : inode_load(fs, ino, &in);
+	if (r == 0)
+		istate_overlay(is, &in);
+	pthread_mutex_unlock(&is->mu);
 	if (r < 0) {
 		hoard_fs_forget(fs, ino, 1);
 		return r == -ENOENT ? -EIO : r;
@@ -388,6 +421,7 @@ static int create_locked(struct hoard_fs *fs, uint64_t parent, const char *name,
 	in.mtime = in.ctime = in.atime;
 	in.target = (char *)target;
 	in.size = target ? strlen(target) : 0;
+	inode_set_home(&in, parent, name);
 	dir.mtime = dir.ctime = in.atime;
 	if (S_ISDIR(mode))
 		dir.nlink++;
@@ -399,9 +433,9 @@ static int create_locked(struct hoard_fs *fs, uint64_t parent, const char *name,
 	is = istate_get(fs, fs->next_ino);
 	ino = fs->next_ino++;
 	put_next_ino(fs, b);
+	dirent_put(b, parent, name, ino, mode); /* inode_put adds the copy */
 	inode_put(fs, b, ino, &in);
 	inode_put(fs, b, parent, &dir);
-	dirent_put(b, parent, name, ino, mode);
 	r = is ? hoard_store_write(fs->st, b, false) : -ENOMEM;
 	hoard_batch_free(b);
 	inode_clear(&dir);
@@ -506,7 +540,11 @@ int hoard_fs_link(struct hoard_fs *fs, uint64_t ino, uint64_t newparent,
 		r = -ENOMEM;
 		goto out_in;
 	}
+	/* two links: neither entry carries a copy */
+	if (in.home_parent)
+		dirent_put(b, in.home_parent, in.home_name, ino, in.mode);
 	in.nlink++;
+	inode_set_home(&in, 0, NULL);
 	now_ts(&in.ctime);
 	dir.mtime = dir.ctime = in.ctime;
 	inode_put(fs, b, ino, &in);
@@ -548,6 +586,9 @@ static int unlink_inode_locked(struct hoard_fs *fs, struct hoard_batch *b,
 		in->nlink = 0;
 	else if (in->nlink > 0)
 		in->nlink--;
+	/* its entry is gone (nlink 0) or it had two links (no home): the
+	 * one left is not known here, so it gets no copy */
+	inode_set_home(in, 0, NULL);
 	now_ts(&in->ctime);
 	*ret_purge = false;
 	if (in->nlink == 0) {
@@ -740,6 +781,7 @@ static int rename_locked(struct hoard_fs *fs, struct rn *s, struct rn *d,
 			s->pin.nlink -= delta;
 		}
 		d->in.ctime = now;
+		inode_set_home(&d->in, s->parent, s->name);
 		inode_put(fs, b, d->ino, &d->in);
 	} else {
 		dirent_del(b, s->parent, s->name);
@@ -755,6 +797,7 @@ static int rename_locked(struct hoard_fs *fs, struct rn *s, struct rn *d,
 		}
 	}
 	s->in.ctime = now;
+	inode_set_home(&s->in, d->parent, d->name);
 	inode_put(fs, b, s->ino, &s->in);
 	s->pin.mtime = s->pin.ctime = now;
 	dpin->mtime = dpin->ctime = now;
@@ -814,4 +857,112 @@ ssize_t hoard_fs_readlink(struct hoard_fs *fs, uint64_t ino, char *buf,
 	memcpy(buf, in.target, n);
 	inode_clear(&in);
 	return (ssize_t)n;
+}
+
+/* ---- store format 3 ----------------------------------------------------- */
+
+#define UPGRADE_BATCH 4096 /* entries given a copy per batch */
+
+static int upgrade_write(struct hoard_fs *fs, struct hoard_batch **b, bool sync)
+{
+	int r = hoard_store_write(fs->st, *b, sync);
+
+	hoard_batch_free(*b);
+	*b = r == 0 ? hoard_batch_new(fs->st) : NULL;
+	return r < 0 ? r : *b ? 0 : -ENOMEM;
+}
+
+/*
+ * A store of format 1 or 2 (FORMAT 1): every file with one link gets its
+ * home and its entry the copy (FORMAT 2.2), in batches.  The first batch
+ * says format 3 and `upgrading`, so older builds refuse the store from
+ * then on; a 9-byte entry is valid in format 3, so a store the upgrade
+ * left half way is correct, and an open that still finds `upgrading`
+ * runs the pass again; the last batch drops it.  Before any request.
+ */
+int meta_upgrade(struct hoard_fs *fs)
+{
+	uint8_t v[4];
+	uint64_t t0 = hoard_now_mono_ns(), entries = 0, copies = 0;
+	struct hoard_iter *it = NULL;
+	struct hoard_batch *b;
+	uint32_t fmt = 0;
+	size_t n, inb = 0;
+	int r;
+
+	r = hoard_store_get_into(fs->st, HOARD_CF_DEFAULT, "format", 6, v,
+				 sizeof(v), &n);
+	if (r == 0)
+		r = setting_u32_decode(v, n, &fmt);
+	if (r < 0)
+		return r == -ENOBUFS ? -EBADMSG : r;
+	r = hoard_store_exists(fs->st, HOARD_CF_DEFAULT, "upgrading", 9);
+	if (r < 0)
+		return r;
+	if (fmt >= 3 && !r)
+		return 0;
+	hoard_log(LOG_INFO, "store format %u: upgrading to format 3", fmt);
+	b = hoard_batch_new(fs->st);
+	if (!b)
+		return -ENOMEM;
+	hoard_put_be32(v, 3);
+	hoard_batch_put(b, HOARD_CF_DEFAULT, "format", 6, v, 4);
+	hoard_batch_put(b, HOARD_CF_DEFAULT, "upgrading", 9, "", 0);
+	r = upgrade_write(fs, &b, true);
+	if (r == 0)
+		it = hoard_iter_new(fs->st, HOARD_CF_DIRENTS, "", 0);
+	if (r == 0 && !it)
+		r = -ENOMEM;
+	for (; r == 0 && hoard_iter_valid(it); hoard_iter_next(it)) {
+		size_t kl, vl, nl;
+		const uint8_t *k = hoard_iter_key(it, &kl);
+		const uint8_t *dv = hoard_iter_value(it, &vl);
+		char name[NAME_MAX_LEN + 1];
+		struct hoard_inode in;
+		uint64_t parent, child;
+		const char *np;
+		uint8_t type;
+
+		entries++;
+		if (dirent_key_decode(k, kl, &parent, &np, &nl) < 0 ||
+		    dirent_decode(dv, vl, &child, &type) < 0 ||
+		    vl != DIRENT_VAL_SIZE || type == (S_IFDIR >> 12) ||
+		    inode_load(fs, child, &in) < 0)
+			continue; /* fsck's to judge; 9 bytes stay valid */
+		if (!S_ISDIR(in.mode) && in.nlink == 1 && !in.home_parent &&
+		    (in.mode & S_IFMT) >> 12 == type) {
+			memcpy(name, np, nl);
+			name[nl] = 0;
+			inode_set_home(&in, parent, name);
+			inode_put(fs, b, child, &in);
+			copies++;
+			inb++;
+		}
+		inode_clear(&in);
+		if (inb == UPGRADE_BATCH) {
+			r = upgrade_write(fs, &b, false);
+			inb = 0;
+		}
+	}
+	if (r == 0)
+		r = hoard_iter_status(it);
+	hoard_iter_free(it);
+	if (r == 0) {
+		hoard_batch_delete(b, HOARD_CF_DEFAULT, "upgrading", 9);
+		r = upgrade_write(fs, &b, true);
+	}
+	hoard_batch_free(b);
+	if (r < 0) {
+		hoard_log(LOG_ERR,
+			  "store format 3 upgrade stopped after %llu entries: "
+			  "%s (the store is correct; the next open goes on)",
+			  (unsigned long long)entries, strerror(-r));
+		return r;
+	}
+	hoard_log(LOG_INFO,
+		  "store upgraded to format 3: %llu entries, %llu given a copy "
+		  "of their file's record, %.2f s",
+		  (unsigned long long)entries, (unsigned long long)copies,
+		  (double)(hoard_now_mono_ns() - t0) / 1e9);
+	return 0;
 }

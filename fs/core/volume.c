@@ -329,6 +329,8 @@ static int clone_dirent(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 	struct idmap_ent *l = NULL;
 	struct hoard_inode in;
 	uint8_t nk[DIRENT_KEY_MAX], nv[DIRENT_VAL_SIZE], type;
+	char name[NAME_MAX_LEN + 1];
+	bool fresh = false;
 	int r;
 
 	if (kl <= 8 || kl > sizeof(nk) || dirent_decode(v, vl, &ino, &type) < 0)
@@ -352,15 +354,24 @@ static int clone_dirent(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 		r = walk_new_ino(w, &new_ino);
 		if (r == 0 && l)
 			l->count = (int64_t)new_ino;
-		if (r == 0)
-			r = clone_inode(w, ino, new_ino, &in);
+		fresh = r == 0;
+	}
+	/* the entry before the inode: a file with one link gets this entry
+	 * as its home, and inode_put writes the copy into it */
+	if (r == 0) {
+		key_move(nk, k, kl, new_dir);
+		dirent_encode(nv, new_ino, (uint32_t)(type & 15) << 12);
+		hoard_batch_put(w->b, HOARD_CF_DIRENTS, nk, kl, nv, sizeof(nv));
+	}
+	if (fresh) {
+		memcpy(name, k + 8, kl - 8);
+		name[kl - 8] = 0;
+		inode_set_home(&in, new_dir, name);
+		r = clone_inode(w, ino, new_ino, &in);
 	}
 	inode_clear(&in);
 	if (r < 0)
 		return r;
-	key_move(nk, k, kl, new_dir);
-	dirent_encode(nv, new_ino, (uint32_t)(type & 15) << 12);
-	hoard_batch_put(w->b, HOARD_CF_DIRENTS, nk, kl, nv, sizeof(nv));
 	return walk_flush(w, CLONE_BATCH_RECORDS);
 }
 

@@ -427,7 +427,7 @@ static int cand_cmp(const void *a, const void *b)
 static int scan_run(struct hoard_store *st, struct scan *s,
 		    const struct u64map *used, bool want_pinned)
 {
-	uint8_t k[8], v[INODE_REC_SIZE + 16];
+	uint8_t k[8], v[INODE_REC_MAX];
 	size_t i, j, n;
 	int r;
 

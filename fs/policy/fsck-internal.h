@@ -192,6 +192,19 @@ int fsck_scan_dirents(struct fsck *c, bool repair);
 int fsck_scan_extents(struct fsck *c, bool repair);
 int fsck_scan_xattrs(struct fsck *c, bool repair);
 
+/* fsckscan.c: the pair of a file's inode record (rec, rl; of ino) and
+ * the copy in its home entry (FORMAT 2.2: key parent + name, value dv,
+ * dvl): true when the record's home is that entry, the entry names ino
+ * and its copy is the record.  fsck_home_check: for the record of ino
+ * (rec, rl) with a home, read that entry: 1 when the pair holds, 0 when
+ * not, -errno when the entry cannot be read (-ENOENT: there is none);
+ * *ret_copied says whether the entry names ino and carries a copy (whose
+ * staleness, if any, is the entry's problem, counted by its pass). */
+bool fsck_pair_ok(uint64_t ino, const uint8_t *rec, size_t rl, uint64_t parent,
+		  const char *name, size_t nl, const uint8_t *dv, size_t dvl);
+int fsck_home_check(struct fsck *c, uint64_t ino, const struct hoard_inode *in,
+		    const uint8_t *rec, size_t rl, bool *ret_copied);
+
 /* fsckscan.c: count a problem in the report */
 void fsck_problem(struct fsck *c, enum hoard_fsck_problem p);
 

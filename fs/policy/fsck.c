@@ -139,6 +139,13 @@ static int inode_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 		fsck_problem(c, HOARD_FSCK_BAD_RECORDS);
 		return 0;
 	}
+	if (in.home_parent) { /* its home entry must carry its copy */
+		bool copied;
+		int r = fsck_home_check(c, ino, &in, v, vl, &copied);
+
+		if (r == -ENOENT || (r == 0 && !copied))
+			fsck_problem(c, HOARD_FSCK_STALE_COPIES);
+	}
 	e = hoard_grow(c->in, &c->cap_in, c->n_in + 1, sizeof(*e), 1024);
 	if (!e)
 		return -ENOMEM;
@@ -239,6 +246,11 @@ static int mark_reachable(struct fsck *c)
 	for (; r == 0 && rq.done < rq.n; rq.done++) {
 		uint8_t k[8];
 
+		/* the repair deletes an unreadable stretch of entries by
+		 * their parents' numbers: a directory in one loses all its
+		 * entries, the readable ones too, so they reach nothing */
+		if (in_gap(c, HOARD_CF_DIRENTS, rq.q[rq.done]))
+			continue;
 		hoard_put_be64(k, rq.q[rq.done]);
 		r = hoard_store_scan(c->st, HOARD_CF_DIRENTS, k, 8, reach_one,
 				     &rq);

@@ -19,6 +19,8 @@ static int inode_fix(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 	struct ient *e = ino_key_decode(k, kl, &ino) ? NULL : ifind(c, ino);
 	struct hoard_inode in;
 	uint8_t nv[INODE_REC_MAX];
+	bool home_ok = false, copied = false;
+	struct ient *p;
 	uint32_t want;
 	int r;
 
@@ -27,11 +29,33 @@ static int inode_fix(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 		return 0;
 	}
 	want = want_nlink(e, e->links2, e->subdirs2);
-	if (e->nlink == want)
-		return 0;
 	r = inode_decode(v, vl, &in);
 	if (r < 0)
 		return r;
+	/* a copy stays only where nothing about its pair changes: its
+	 * entry stays (its directory does) and the file keeps one link */
+	if (in.home_parent) {
+		p = ifind(c, in.home_parent);
+		home_ok = fsck_home_check(c, ino, &in, v, vl, &copied) == 1 &&
+			  want == 1 && kept(p) && S_ISDIR(p->mode);
+	}
+	if (e->nlink == want && (home_ok || !in.home_parent)) {
+		inode_clear(&in);
+		return 0;
+	}
+	if (in.home_parent && !home_ok) {
+		p = ifind(c, in.home_parent);
+		if (copied && kept(p) && S_ISDIR(p->mode)) {
+			uint8_t dk[DIRENT_KEY_MAX], dv[DIRENT_VAL_SIZE];
+
+			dirent_encode(dv, ino, in.mode);
+			fsck_wr_put(
+				c, HOARD_CF_DIRENTS, dk,
+				dirent_key(dk, in.home_parent, in.home_name),
+				dv, sizeof(dv));
+		}
+		inode_set_home(&in, 0, NULL);
+	}
 	in.nlink = want;
 	fsck_wr_put(c, HOARD_CF_INODES, k, kl, nv, inode_encode(&in, nv));
 	inode_clear(&in);

@@ -27,6 +27,7 @@ static const char *const problem_names[HOARD_FSCK_N_PROBLEMS] = {
 	[HOARD_FSCK_WAL_DAMAGE] = "wal_damage",
 	[HOARD_FSCK_UNREADABLE] = "unreadable_ranges",
 	[HOARD_FSCK_ORPHAN_DIGESTS] = "orphan_digests",
+	[HOARD_FSCK_STALE_COPIES] = "stale_copies",
 };
 
 const char *hoard_fsck_problem_name(enum hoard_fsck_problem p)
@@ -112,8 +113,10 @@ static const char *const problem_text[HOARD_FSCK_N_PROBLEMS] = {
 	[HOARD_FSCK_STALE_ORPHANS] = "orphans entries of missing/linked inodes",
 	[HOARD_FSCK_ORPHAN_XATTRS] = "xattrs of missing inodes",
 	[HOARD_FSCK_WAL_DAMAGE] = "opens that skipped damaged WAL records",
+	[HOARD_FSCK_BAD_PLAIN] = "plain copies that are not their file",
 	[HOARD_FSCK_UNREADABLE] = "stretches of unreadable records",
 	[HOARD_FSCK_ORPHAN_DIGESTS] = "digests of chunks gone (no problem)",
+	[HOARD_FSCK_STALE_COPIES] = "stale copies of records in entries",
 };
 
 char *hoard_fsck_text(const struct hoard_fsck_report *r)

@@ -98,6 +98,71 @@ static int gap_ps(void *ud, enum hoard_cf cf, uint64_t lo, uint64_t hi)
 
 /* ---- pass: directory entries ---- */
 
+bool fsck_pair_ok(uint64_t ino, const uint8_t *rec, size_t rl, uint64_t parent,
+		  const char *name, size_t nl, const uint8_t *dv, size_t dvl)
+{
+	uint8_t v1[INODE_REC_MAX];
+	struct hoard_inode in;
+	uint64_t child;
+	size_t n;
+	bool ok;
+
+	if (dvl <= DIRENT_VAL_SIZE ||
+	    dirent_decode(dv, dvl, &child, NULL) < 0 || child != ino ||
+	    inode_decode(rec, rl, &in) < 0)
+		return false;
+	n = inode_encode_v1(&in, v1);
+	ok = inode_home_is(&in, parent, name, nl) &&
+	     n == dvl - DIRENT_VAL_SIZE && !memcmp(v1, dv + DIRENT_VAL_SIZE, n);
+	inode_clear(&in);
+	return ok;
+}
+
+int fsck_home_check(struct fsck *c, uint64_t ino, const struct hoard_inode *in,
+		    const uint8_t *rec, size_t rl, bool *ret_copied)
+{
+	uint8_t k[DIRENT_KEY_MAX], v[DIRENT_VAL_MAX];
+	uint64_t child;
+	size_t n;
+	int r;
+
+	*ret_copied = false;
+	r = hoard_store_get_into(c->st, HOARD_CF_DIRENTS, k,
+				 dirent_key(k, in->home_parent, in->home_name),
+				 v, sizeof(v), &n);
+	if (r < 0)
+		return r == -ENOBUFS ? 0 : r;
+	*ret_copied = dirent_decode(v, n, &child, NULL) == 0 && child == ino &&
+		      n > DIRENT_VAL_SIZE;
+	return fsck_pair_ok(ino, rec, rl, in->home_parent, in->home_name,
+			    in->home_len, v, n);
+}
+
+/* An entry with a copy (check: count it if stale; repair: rewrite a
+ * stale one without its copy). */
+static void copy_check(struct fsck *c, bool repair, const uint8_t *k, size_t kl,
+		       const uint8_t *v, size_t vl, uint64_t ino, uint32_t mode)
+{
+	uint8_t ik[8], rec[INODE_REC_MAX + 16], nv[DIRENT_VAL_SIZE];
+	size_t rl = 0;
+	int r;
+
+	if (vl == DIRENT_VAL_SIZE)
+		return;
+	ino_key(ik, ino);
+	r = hoard_store_get_into(c->st, HOARD_CF_INODES, ik, 8, rec,
+				 sizeof(rec), &rl);
+	if (r == 0 && fsck_pair_ok(ino, rec, rl, hoard_get_be64(k),
+				   (const char *)k + 8, kl - 8, v, vl))
+		return;
+	if (!repair) {
+		fsck_problem(c, HOARD_FSCK_STALE_COPIES);
+		return;
+	}
+	dirent_encode(nv, ino, mode);
+	fsck_wr_put(c, HOARD_CF_DIRENTS, k, kl, nv, sizeof(nv));
+}
+
 static int dirent_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 		      size_t vl)
 {
@@ -136,8 +201,12 @@ static int dirent_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 		} else {
 			fsck_problem(c, HOARD_FSCK_BAD_RECORDS);
 		}
+	} else {
+		copy_check(c, repair, k, kl, v, vl, ino, ch->mode);
 	}
 	if (repair) {
+		if (in_gap(c, HOARD_CF_DIRENTS, parent))
+			return 0; /* goes with its stretch (mark_reachable) */
 		ch->links2++;
 		if (S_ISDIR(ch->mode))
 			p->subdirs2++;

@@ -48,11 +48,34 @@ static void get_ts(const uint8_t *p, struct timespec *ts)
 	ts->tv_nsec = (long)hoard_get_be32(p + 8);
 }
 
+/* Version 2's home entry after the record (and a symlink's target):
+ * parent u64 (not 0) + name length u8 (1..255) + the name (no '/' or
+ * NUL), nothing after it. */
+static int home_decode(const uint8_t *p, size_t n, struct hoard_inode *in)
+{
+	size_t len;
+
+	if (n < 10)
+		return -EBADMSG;
+	len = p[8];
+	if (len == 0 || n != 9 + len || memchr(p + 9, '/', len) ||
+	    memchr(p + 9, '\0', len) || S_ISDIR(in->mode))
+		return -EBADMSG;
+	in->home_parent = hoard_get_be64(p);
+	if (in->home_parent == 0)
+		return -EBADMSG;
+	in->home_len = (uint8_t)len;
+	memcpy(in->home_name, p + 9, len);
+	in->home_name[len] = 0;
+	return 0;
+}
+
 int inode_decode_attrs(const uint8_t *v, size_t n, struct hoard_inode *ret)
 {
 	struct hoard_inode in = {0};
+	size_t body;
 
-	if (n < INODE_REC_SIZE || v[0] != 1)
+	if (n < INODE_REC_SIZE || (v[0] != 1 && v[0] != 2))
 		return -EBADMSG;
 	in.mode = hoard_get_be32(v + 4);
 	in.uid = hoard_get_be32(v + 8);
@@ -64,7 +87,15 @@ int inode_decode_attrs(const uint8_t *v, size_t n, struct hoard_inode *ret)
 	get_ts(v + 40, &in.atime);
 	get_ts(v + 52, &in.mtime);
 	get_ts(v + 64, &in.ctime);
-	if (S_ISLNK(in.mode) && n - INODE_REC_SIZE != in.size)
+	body = INODE_REC_SIZE;
+	if (S_ISLNK(in.mode)) {
+		if (in.size > n - INODE_REC_SIZE)
+			return -EBADMSG;
+		body += in.size;
+	}
+	if (v[0] == 1 && S_ISLNK(in.mode) && n != body)
+		return -EBADMSG;
+	if (v[0] == 2 && home_decode(v + body, n - body, &in) < 0)
 		return -EBADMSG;
 	*ret = in;
 	return 0;
@@ -86,7 +117,7 @@ int inode_decode(const uint8_t *v, size_t n, struct hoard_inode *ret)
 	return 0;
 }
 
-size_t inode_encode(const struct hoard_inode *in, uint8_t *v)
+size_t inode_encode_v1(const struct hoard_inode *in, uint8_t *v)
 {
 	size_t tlen = in->target ? strnlen(in->target, INODE_TARGET_MAX) : 0;
 
@@ -105,6 +136,44 @@ size_t inode_encode(const struct hoard_inode *in, uint8_t *v)
 	if (tlen)
 		memcpy(v + INODE_REC_SIZE, in->target, tlen);
 	return INODE_REC_SIZE + tlen;
+}
+
+size_t inode_encode(const struct hoard_inode *in, uint8_t *v)
+{
+	size_t n = inode_encode_v1(in, v);
+
+	if (!in->home_parent || !in->home_len)
+		return n;
+	v[0] = 2;
+	hoard_put_be64(v + n, in->home_parent);
+	v[n + 8] = in->home_len;
+	memcpy(v + n + 9, in->home_name, in->home_len);
+	return n + 9 + in->home_len;
+}
+
+void inode_set_home(struct hoard_inode *in, uint64_t parent, const char *name)
+{
+	size_t len = name ? strnlen(name, NAME_MAX_LEN + 1) : 0;
+
+	if (!parent || len == 0 || len > NAME_MAX_LEN || S_ISDIR(in->mode) ||
+	    in->nlink != 1) {
+		in->home_parent = 0;
+		in->home_len = 0;
+		in->home_name[0] = 0;
+		return;
+	}
+	in->home_parent = parent;
+	in->home_len = (uint8_t)len;
+	memcpy(in->home_name, name, len);
+	in->home_name[len] = 0;
+}
+
+bool inode_home_is(const struct hoard_inode *in, uint64_t parent,
+		   const char *name, size_t name_len)
+{
+	return in->home_parent && in->home_parent == parent &&
+	       in->home_len == name_len &&
+	       !memcmp(in->home_name, name, name_len);
 }
 
 void inode_clear(struct hoard_inode *in)
@@ -187,10 +256,34 @@ void dirent_encode(uint8_t v[DIRENT_VAL_SIZE], uint64_t ino, uint32_t mode)
 	v[8] = (uint8_t)((mode & S_IFMT) >> 12);
 }
 
+size_t dirent_encode_copy(uint8_t *v, uint64_t ino,
+			  const struct hoard_inode *in)
+{
+	dirent_encode(v, ino, in->mode);
+	return DIRENT_VAL_SIZE + inode_encode_v1(in, v + DIRENT_VAL_SIZE);
+}
+
+int dirent_copy(const uint8_t *v, size_t n, struct hoard_inode *ret)
+{
+	struct hoard_inode in;
+
+	if (n == DIRENT_VAL_SIZE)
+		return -ENOENT;
+	if (n < DIRENT_VAL_SIZE + INODE_REC_SIZE || v[DIRENT_VAL_SIZE] != 1 ||
+	    inode_decode_attrs(v + DIRENT_VAL_SIZE, n - DIRENT_VAL_SIZE, &in) <
+		    0 ||
+	    ((in.mode & S_IFMT) >> 12) != v[8] || S_ISDIR(in.mode))
+		return -EBADMSG;
+	*ret = in;
+	return 0;
+}
+
 int dirent_decode(const uint8_t *v, size_t n, uint64_t *ret_ino,
 		  uint8_t *ret_type)
 {
-	if (n != DIRENT_VAL_SIZE)
+	struct hoard_inode in;
+
+	if (n != DIRENT_VAL_SIZE && dirent_copy(v, n, &in) < 0)
 		return -EBADMSG;
 	*ret_ino = hoard_get_be64(v);
 	if (ret_type)

@@ -459,7 +459,7 @@ static int write_settings(struct hoard_store *st,
 
 	if (!b)
 		return -ENOMEM;
-	put_u32(b, "format", HOARD_STORE_FORMAT_INIT);
+	put_u32(b, "format", HOARD_STORE_FORMAT);
 	put_u32(b, "chunker", HOARD_CHUNKER_VERSION);
 	put_u32(b, "zstd_level", (uint32_t)o->zstd_level);
 	hoard_put_be64(ino, 16);

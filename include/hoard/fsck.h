@@ -79,6 +79,10 @@ enum hoard_fsck_problem {
 	HOARD_FSCK_ORPHAN_DIGESTS, /* digest row of a chunk with no record:
 				    * counted, not in problems (harmless);
 				    * --repair deletes them */
+	HOARD_FSCK_STALE_COPIES,   /* a directory entry's copy of its file's
+				   * record (FORMAT 2.2) that differs from it,
+				   * or a record whose home entry does not
+				   * carry its copy; --repair drops both */
 	HOARD_FSCK_N_PROBLEMS
 };
 

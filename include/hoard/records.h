@@ -23,9 +23,10 @@
 
 #include "hoard/hash.h"
 
-#define INODE_REC_SIZE	  80   /* 2.2, without a symlink's target */
-#define INODE_TARGET_MAX  4095 /* a symlink target's longest length */
-#define INODE_REC_MAX	  (INODE_REC_SIZE + INODE_TARGET_MAX)
+#define INODE_REC_SIZE	  80		/* 2.2, without a symlink's target */
+#define INODE_TARGET_MAX  4095		/* a symlink target's longest length */
+#define INODE_HOME_MAX	  (8 + 1 + 255) /* version 2's home entry */
+#define INODE_REC_MAX	  (INODE_REC_SIZE + INODE_TARGET_MAX + INODE_HOME_MAX)
 #define CHUNK_REC_SIZE	  24 /* version 1: no remote location */
 #define CHUNK_REC_V2_SIZE 64 /* version 2: + pack SHA-256 + offset */
 #define EXTENT_KEY_SIZE	  16
@@ -33,13 +34,23 @@
 #define DIRENT_VAL_SIZE	  9
 #define NAME_MAX_LEN	  255
 #define DIRENT_KEY_MAX	  (8 + NAME_MAX_LEN)
+/* An entry with a copy of its child's record (version 1, no home). */
+#define DIRENT_VAL_MAX (DIRENT_VAL_SIZE + INODE_REC_SIZE + INODE_TARGET_MAX)
 
-/* Decoded inode record (2.2). */
+/*
+ * Decoded inode record (2.2).  home_parent/home_name: a non-directory with
+ * one link whose directory entry carries a copy of this record (version 2
+ * records, store format 3); home_parent 0 for none.  Whoever writes the
+ * record writes that copy too (the core's inode_put).
+ */
 struct hoard_inode {
 	uint32_t mode, uid, gid, nlink, rdev;
 	uint64_t size, volume;
 	struct timespec atime, mtime, ctime;
 	char *target; /* symlinks: malloc()ed, NUL-terminated */
+	uint64_t home_parent;
+	uint8_t home_len;
+	char home_name[NAME_MAX_LEN + 1];
 };
 
 /* Decoded chunk record (2.3). */
@@ -80,17 +91,25 @@ void u64_val_encode(uint8_t v[8], uint64_t u);
 
 /*
  * Inode records.  inode_decode: -EBADMSG when n is short, the version is
- * not 1 or a symlink's length disagrees with its size (a symlink's target
+ * not 1 or 2, a symlink's length disagrees with its size or a version 2
+ * record's home entry is malformed (a symlink's target
  * becomes a malloc()ed string: -ENOMEM; free with inode_clear).
  * inode_decode_attrs: the same without the target (no allocation; a
  * symlink's size is its target's length).  inode_encode: writes the
- * record into v (INODE_REC_MAX bytes) and returns its length; a symlink's
- * size is taken from its target (at most INODE_TARGET_MAX bytes, longer
- * is cut).
+ * record into v (INODE_REC_MAX bytes) and returns its length: version 2
+ * with the home entry when home_parent is set, else version 1; a
+ * symlink's size is taken from its target (at most INODE_TARGET_MAX
+ * bytes, longer is cut).  inode_encode_v1: the same without the home
+ * entry (the copy a directory entry carries).  inode_set_home: home
+ * (parent, name) for a non-directory with nlink 1, none otherwise.
  */
 int inode_decode(const uint8_t *v, size_t n, struct hoard_inode *ret);
 int inode_decode_attrs(const uint8_t *v, size_t n, struct hoard_inode *ret);
 size_t inode_encode(const struct hoard_inode *in, uint8_t *v);
+size_t inode_encode_v1(const struct hoard_inode *in, uint8_t *v);
+void inode_set_home(struct hoard_inode *in, uint64_t parent, const char *name);
+bool inode_home_is(const struct hoard_inode *in, uint64_t parent,
+		   const char *name, size_t name_len);
 void inode_clear(struct hoard_inode *in);
 
 /* Chunk records: encode r (version 1, or 2 when has_loc) into v
@@ -103,16 +122,25 @@ int chunk_key_decode(const uint8_t *k, size_t kl, struct hoard_id *ret_id);
 int chunk_rec_decode(const uint8_t *v, size_t n, struct chunk_rec *ret);
 
 /* Directory entries: key parent + name (1..NAME_MAX_LEN bytes, no '/' or
- * NUL), value child + type ((mode & S_IFMT) >> 12).  dirent_key: the key
- * of name (whose length the caller checked) into k (DIRENT_KEY_MAX), its
- * length returned.  dirent_key_decode: the parent, and the name as a
- * pointer into k (not NUL-terminated) with its length. */
+ * NUL), value child + type ((mode & S_IFMT) >> 12), in store format 3
+ * optionally followed by a copy of the child's inode record (version 1).
+ * dirent_key: the key of name (whose length the caller checked) into k
+ * (DIRENT_KEY_MAX), its length returned.  dirent_key_decode: the parent,
+ * and the name as a pointer into k (not NUL-terminated) with its length.
+ * dirent_encode: the 9-byte value; dirent_encode_copy: the value with a
+ * copy of in (DIRENT_VAL_MAX bytes), its length returned.  dirent_decode
+ * accepts both (-EBADMSG for a copy that does not decode or whose type
+ * is not the entry's); dirent_copy: the copy's attributes (no target),
+ * -ENOENT when the entry has none. */
 size_t dirent_key(uint8_t *k, uint64_t parent, const char *name);
 int dirent_key_decode(const uint8_t *k, size_t kl, uint64_t *ret_parent,
 		      const char **ret_name, size_t *ret_name_len);
 void dirent_encode(uint8_t v[DIRENT_VAL_SIZE], uint64_t ino, uint32_t mode);
+size_t dirent_encode_copy(uint8_t *v, uint64_t ino,
+			  const struct hoard_inode *in);
 int dirent_decode(const uint8_t *v, size_t n, uint64_t *ret_ino,
 		  uint8_t *ret_type);
+int dirent_copy(const uint8_t *v, size_t n, struct hoard_inode *ret);
 
 /* Extents: key ino + offset, value chunk id + length. */
 void extent_encode(const struct extent_rec *e, uint8_t k[EXTENT_KEY_SIZE],

@@ -33,8 +33,11 @@
 #include "hoard/hash.h"
 
 /* Newest store format this build reads (docs/FORMAT.md 1): 2 once a lazy
- * pull wrote version-2 chunk records; `hoard init` makes format 1. */
-#define HOARD_STORE_FORMAT	2
+ * pull wrote version-2 chunk records, 3 once directory entries may carry
+ * copies of inode records (what `hoard init` makes; the core upgrades
+ * older stores at open).  The HOARD marker keeps saying
+ * HOARD_STORE_FORMAT_INIT. */
+#define HOARD_STORE_FORMAT	3
 #define HOARD_STORE_FORMAT_INIT 1
 
 enum hoard_cf {

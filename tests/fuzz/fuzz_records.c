@@ -296,7 +296,37 @@ static bool same_inode(const struct hoard_inode *a, const struct hoard_inode *b)
 	       !memcmp(&a->mtime, &b->mtime, sizeof(a->mtime)) &&
 	       !memcmp(&a->ctime, &b->ctime, sizeof(a->ctime)) &&
 	       !a->target == !b->target &&
-	       (!a->target || !strcmp(a->target, b->target));
+	       (!a->target || !strcmp(a->target, b->target)) &&
+	       a->home_parent == b->home_parent && a->home_len == b->home_len &&
+	       !memcmp(a->home_name, b->home_name, a->home_len);
+}
+
+/* An entry with a copy (store format 3): the copy decodes as the entry
+ * says, and the entry made again from it decodes to the same fields. */
+static void direct_copy(const uint8_t *p, size_t n)
+{
+	static uint8_t v[DIRENT_VAL_MAX];
+	struct hoard_inode attrs, in, in2;
+	uint64_t ino, ino2;
+	uint8_t type, type2;
+	size_t vl;
+
+	if (dirent_copy(p, n, &attrs) < 0)
+		return;
+	if (dirent_decode(p, n, &ino, &type) < 0 || attrs.home_parent ||
+	    S_ISDIR(attrs.mode) || (attrs.mode & S_IFMT) >> 12 != type)
+		fuzz_fail("a copy decoded that its entry refuses");
+	if (inode_decode(p + DIRENT_VAL_SIZE, n - DIRENT_VAL_SIZE, &in) < 0)
+		return; /* -ENOMEM */
+	if (!in.target || strlen(in.target) == in.size) {
+		vl = dirent_encode_copy(v, ino, &in);
+		if (dirent_decode(v, vl, &ino2, &type2) < 0 ||
+		    dirent_copy(v, vl, &in2) < 0 || ino2 != ino ||
+		    type2 != type || (in2.target = in.target, 0) ||
+		    !same_inode(&in, &in2))
+			fuzz_fail("an entry's copy does not round-trip");
+	}
+	inode_clear(&in);
 }
 
 static void direct_inode(const uint8_t *p, size_t n)
@@ -337,13 +367,15 @@ static void direct(const uint8_t *p, size_t n)
 	size_t len;
 
 	direct_inode(p, n);
+	direct_copy(p, n);
 	if (chunk_rec_decode(p, n, &c) == 0 &&
 	    (chunk_rec_encode(&c, v) != n || chunk_rec_decode(v, n, &c2) < 0 ||
 	     memcmp(&c, &c2, sizeof(c))))
 		fuzz_fail("a chunk record does not round-trip");
 	/* a type byte past 15 decodes (fsck compares it with the child's
 	 * mode) but no mode encodes to it */
-	if (dirent_decode(p, n, &u64, &type) == 0 && type <= 15) {
+	if (dirent_decode(p, n, &u64, &type) == 0 && type <= 15 &&
+	    n == DIRENT_VAL_SIZE) {
 		dirent_encode(v, u64, (uint32_t)type << 12);
 		if (memcmp(v, p, DIRENT_VAL_SIZE))
 			fuzz_fail("a directory entry does not round-trip");

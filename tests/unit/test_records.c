@@ -179,6 +179,62 @@ static void test_inodes(void)
 	CHECK_EQ(inode_decode_attrs(v, n, &g), -EBADMSG);
 }
 
+/* Store format 3: a record's home (version 2) and an entry's copy. */
+static void test_homes(void)
+{
+	struct hoard_inode in = {.mode = S_IFREG | 0644,
+				 .nlink = 1,
+				 .size = 600},
+			   g, dir = {.mode = S_IFDIR | 0755, .nlink = 2};
+	uint8_t v[INODE_REC_MAX], d[DIRENT_VAL_MAX], type = 0;
+	uint64_t ino = 0;
+	size_t n, dn;
+
+	inode_set_home(&in, 17, "name");
+	n = inode_encode(&in, v);
+	CHECK_EQ(n, INODE_REC_SIZE + 9 + 4);
+	CHECK_EQ(v[0], 2);
+	CHECK_EQ(inode_decode(v, n, &g), 0);
+	CHECK_EQ(g.home_parent, 17);
+	CHECK(inode_home_is(&g, 17, "name", 4));
+	CHECK(!inode_home_is(&g, 17, "nam", 3));
+	CHECK(!inode_home_is(&g, 18, "name", 4));
+	CHECK_EQ(inode_encode_v1(&in, v), INODE_REC_SIZE);
+	CHECK_EQ(v[0], 1);
+	n = inode_encode(&in, v);
+	CHECK_EQ(inode_decode_attrs(v, n - 1, &g), -EBADMSG); /* cut */
+	CHECK_EQ(inode_decode_attrs(v, INODE_REC_SIZE, &g), -EBADMSG);
+	v[INODE_REC_SIZE + 9] = '/';
+	CHECK_EQ(inode_decode_attrs(v, n, &g), -EBADMSG);
+	v[INODE_REC_SIZE + 9] = 'n';
+	v[INODE_REC_SIZE + 8] = 0; /* length 0 */
+	CHECK_EQ(inode_decode_attrs(v, n, &g), -EBADMSG);
+	/* no home for two links or a directory */
+	in.nlink = 2;
+	inode_set_home(&in, 17, "name");
+	CHECK_EQ(in.home_parent, 0);
+	inode_set_home(&dir, 17, "d");
+	CHECK_EQ(dir.home_parent, 0);
+	CHECK_EQ(inode_encode(&in, v), INODE_REC_SIZE);
+	/* the entry: 9 bytes, or 9 + the record without its home */
+	in.nlink = 1;
+	inode_set_home(&in, 17, "name");
+	dn = dirent_encode_copy(d, 99, &in);
+	CHECK_EQ(dn, DIRENT_VAL_SIZE + INODE_REC_SIZE);
+	CHECK_EQ(dirent_decode(d, dn, &ino, &type), 0);
+	CHECK_EQ(ino, 99);
+	CHECK_EQ(type, S_IFREG >> 12);
+	CHECK_EQ(dirent_copy(d, dn, &g), 0);
+	CHECK_EQ(g.size, 600);
+	CHECK_EQ(g.home_parent, 0);
+	CHECK_EQ(dirent_copy(d, DIRENT_VAL_SIZE, &g), -ENOENT);
+	CHECK_EQ(dirent_decode(d, dn - 1, &ino, &type), -EBADMSG);
+	d[8] = S_IFDIR >> 12; /* the copy's type is not the entry's */
+	CHECK_EQ(dirent_decode(d, dn, &ino, &type), -EBADMSG);
+	dn = dirent_encode_copy(d, 99, &dir); /* never a directory's */
+	CHECK_EQ(dirent_copy(d, dn, &g), -EBADMSG);
+}
+
 static void test_small(void)
 {
 	uint8_t v[8] = {0, 0, 0, 0, 0, 0, 1, 0};
@@ -262,6 +318,7 @@ int main(void)
 	test_extents();
 	test_chunks();
 	test_inodes();
+	test_homes();
 	test_small();
 	return CHECK_DONE();
 }

@@ -1,0 +1,280 @@
+# SPDX-License-Identifier: MIT
+"""Store format 3 (docs/FORMAT.md 1, 2.2): a directory entry of a file with
+one link carries a copy of the file's inode record, so that a LOOKUP is one
+RocksDB read; the record names that entry (its home) and every write of the
+record rewrites the copy.
+
+Checked on real mounts against a tmpfs: the namespace and attribute
+operations that move, drop or rewrite the copy (hard links 1 -> 2 -> 1,
+rename over, across directories, RENAME_EXCHANGE, chmod, truncate, utimes,
+writes), read back after a remount (a fresh daemon: every LOOKUP reads the
+store), and the store stays fsck-clean.  A format-2 store (made from a real
+one by hoard-test-corrupt --mode format2: entries without copies, records
+version 1, the format setting 2, as an older build wrote them) reads back
+identically after the upgrade at open and is fsck-clean.  fsck finds an
+injected stale copy and an entry that lost its copy, and repairs both.  A
+volume clone and a pull of a tree with hard links stay fsck-clean and read
+back identically."""
+import json
+import os
+import stat
+
+import pytest
+
+from conftest import CORRUPT, HOARD, requires_hoard, run
+from fsx import renameat2
+from s3server import s3  # noqa: F401  (a fixture)
+from test_sync import fill_tree, hj as sync_hj, hoard as sync_hoard, stores, tree  # noqa: F401
+
+pytestmark = requires_hoard
+
+RENAME_EXCHANGE = 2
+
+
+def fsck(store, *extra):
+    p = run([HOARD, "fsck", "--store", store.path, "--json", *extra], check=False)
+    assert p.returncode in (0, 1), p.stderr
+    return p.returncode, json.loads(p.stdout)
+
+
+def assert_clean(store):
+    rc, rep = fsck(store)
+    assert rc == 0 and rep["clean"], rep
+
+
+def copies(store):
+    """Strip the copies (and make the store format 2): how many entries
+    carried one.  The store then reads as an older build left it."""
+    p = run([CORRUPT, "--store", store.path, "--mode", "format2"])
+    return int(p.stdout.strip())
+
+
+def attrs(root):
+    """{path: (type, mode, nlink, size, mtime_ns, uid, gid, target, bytes)}."""
+    out = {}
+    for dirpath, dirs, files in os.walk(root):
+        for name in sorted(dirs + files):
+            p = os.path.join(dirpath, name)
+            s = os.lstat(p)
+            reg = stat.S_ISREG(s.st_mode)
+            out[os.path.relpath(p, root)] = (
+                stat.S_IFMT(s.st_mode), stat.S_IMODE(s.st_mode),
+                s.st_nlink if not stat.S_ISDIR(s.st_mode) else 0,
+                s.st_size if not stat.S_ISDIR(s.st_mode) else 0,
+                s.st_mtime_ns if not stat.S_ISDIR(s.st_mode) else 0,
+                s.st_uid, s.st_gid,
+                os.readlink(p) if stat.S_ISLNK(s.st_mode) else None,
+                open(p, "rb").read() if reg else None)
+    return out
+
+
+def write(p, data, mode="wb"):
+    with open(p, mode) as f:
+        f.write(data)
+
+
+def history(root):
+    """Every operation that creates, moves, drops or rewrites a copy."""
+    r = str(root)
+    os.makedirs(f"{r}/d/e")
+    for i in range(6):
+        write(f"{r}/d/f{i}", b"x" * (100 * i))
+    write(f"{r}/top", b"top")
+    os.symlink("d/f1", f"{r}/sym")
+    os.mkfifo(f"{r}/d/fifo")
+    # hard links: 1 -> 2 (no copy) -> 1 (still none), then renamed (home)
+    os.link(f"{r}/d/f0", f"{r}/d/e/f0-link")
+    os.chmod(f"{r}/d/f0", 0o600)            # a setattr with two links
+    os.link(f"{r}/d/f1", f"{r}/d/f1-link")
+    os.unlink(f"{r}/d/f1")
+    os.chmod(f"{r}/d/f1-link", 0o640)       # one link again, no copy
+    os.rename(f"{r}/d/f1-link", f"{r}/d/e/f1-moved")
+    write(f"{r}/d/e/f1-moved", b"grown", "ab")
+    # rename over a one-link file, across directories, and back
+    os.rename(f"{r}/d/f2", f"{r}/d/f3")
+    os.rename(f"{r}/d/f3", f"{r}/d/e/f3")
+    os.rename(f"{r}/d/e/f3", f"{r}/f3")
+    # rename over a hard-linked file (the target keeps one link elsewhere)
+    os.link(f"{r}/d/f4", f"{r}/d/e/f4-link")
+    os.rename(f"{r}/top", f"{r}/d/f4")
+    # exchange: two files, a file and a directory, across directories
+    renameat2(f"{r}/d/f5", f"{r}/f3", RENAME_EXCHANGE)
+    renameat2(f"{r}/d/f5", f"{r}/d/e", RENAME_EXCHANGE)
+    os.chmod(f"{r}/d/e", 0o604)             # the file, under the dir's name
+    renameat2(f"{r}/d/e", f"{r}/d/f5", RENAME_EXCHANGE)
+    renameat2(f"{r}/sym", f"{r}/d/f4", RENAME_EXCHANGE)
+    # setattr: chmod, truncate (both ways), utimes; writes that change the size
+    os.chmod(f"{r}/f3", 0o751)
+    os.truncate(f"{r}/sym", 2)              # top, after the exchange
+    os.truncate(f"{r}/f3", 10000)
+    os.utime(f"{r}/d/e/f0-link", ns=(1_500_000_000_000_000_001, 1_600_000_000_000_000_002))
+    os.utime(f"{r}/sym", ns=(1_500_000_000_000_000_001, 1_600_000_000_000_000_003),
+             follow_symlinks=False)
+    with open(f"{r}/d/new", "wb") as f:     # stat while written, then after
+        f.write(b"a" * 70000)
+        f.flush()
+        os.fsync(f.fileno())
+        f.write(b"b" * 5)
+    os.utime(f"{r}/d/new", ns=(1_500_000_000_000_000_001, 1_600_000_000_000_000_004))
+    os.setxattr(f"{r}/f3", "user.k", b"v")  # a ctime-only change
+    # an unlink of a copied file, and of one link of two
+    os.unlink(f"{r}/d/f5")
+    os.unlink(f"{r}/d/e/f4-link")
+    # 1 -> 2 -> 1 links, not renamed: its one entry carries no copy
+    write(f"{r}/d/g", b"g")
+    os.link(f"{r}/d/g", f"{r}/d/g2")
+    os.unlink(f"{r}/d/g2")
+    os.chmod(f"{r}/d/g", 0o604)
+
+
+def comparable(a):
+    """Leave out the mtimes the operations set from the clock."""
+    keep = {"d/e/f0-link", "d/f0", "sym", "d/new"}
+    return {p: v if p in keep else v[:4] + (0,) + v[5:] for p, v in a.items()}
+
+
+def test_metadata_matches_tmpfs_after_remount(store, mnt, tmpfs):
+    history(mnt)
+    history(tmpfs)
+    want = comparable(attrs(tmpfs))
+    assert comparable(attrs(mnt)) == want
+    before = attrs(mnt)
+    store.umount()
+    assert_clean(store)
+    m = store.mount("test")["test"]
+    assert attrs(m) == before
+    assert comparable(attrs(m)) == want
+    store.umount()
+    assert_clean(store)
+    # every file with one link carries a copy but d/g (its link count
+    # went 1 -> 2 -> 1 without a rename: its one entry is not known)
+    ones = [p for p, v in want.items() if v[0] != stat.S_IFDIR and v[2] == 1]
+    assert copies(store) == len(ones) - 1, ones
+
+
+def test_upgrade_of_a_format2_store(store, mnt):
+    fill_tree(mnt)
+    os.link(mnt / "d1" / "text.txt", mnt / "text-link")
+    os.setxattr(mnt / "random.bin", "user.x", b"y")
+    want = tree(mnt)
+    store.umount()
+    n = copies(store)
+    assert n >= 6, n                       # the store is format 2 now
+    assert_clean(store)
+    assert copies(store) == 0              # no copy is left
+    m = store.mount("test")["test"]        # the upgrade, at open
+    assert tree(m) == want
+    assert os.getxattr(m / "random.bin", "user.x") == b"y"
+    store.umount()
+    log = store.log()
+    assert "upgraded to format 3" in log and f"{n} given a copy" in log, log
+    assert_clean(store)
+    assert copies(store) == n              # every one-link file again
+    # and a second open upgrades again, then not: the log says it once more
+    m = store.mount("test")["test"]
+    assert tree(m) == want
+    store.umount()
+    assert store.log().count("upgraded to format 3") == 2
+    m = store.mount("test")["test"]
+    store.umount()
+    assert store.log().count("upgraded to format 3") == 2
+
+
+@pytest.mark.parametrize("mode", ["stale-copy", "uncopied"])
+def test_fsck_finds_a_stale_copy(store, mnt, mode):
+    write(mnt / "f", b"12345")
+    write(mnt / "g", b"other")
+    store.umount()
+    assert_clean(store)
+    run([CORRUPT, "--store", store.path, "--volume", "test", "--path", "/f",
+         "--mode", mode])
+    rc, rep = fsck(store)
+    assert rc == 1 and rep["found"]["stale_copies"] == 1, rep
+    p = run([HOARD, "fsck", "--store", store.path], check=False)
+    assert p.returncode == 1 and "stale copies of records" in p.stdout
+    rc, rep = fsck(store, "--repair")
+    assert rc == 0 and rep["repaired"], rep
+    assert_clean(store)
+    m = store.mount("test")["test"]
+    assert os.stat(m / "f").st_size == 5 and (m / "f").read_bytes() == b"12345"
+    os.chmod(m / "f", 0o600)               # a file without a home stays right
+    store.umount()
+    assert_clean(store)
+    m = store.mount("test")["test"]
+    assert stat.S_IMODE(os.stat(m / "f").st_mode) == 0o600
+
+
+def test_clone_with_hard_links(store, mnt):
+    fill_tree(mnt)
+    want = tree(mnt)
+    store.umount()
+    res = json.loads(run([HOARD, "volume", "clone", "test", "copy", "--store",
+                          store.path, "--json"]).stdout)
+    assert res["files"] >= 6
+    assert_clean(store)
+    m = store.mount("test", "copy")
+    assert tree(m["copy"]) == want
+    # the clone's one-link files carry copies of the clone's records
+    os.chmod(m["copy"] / "random.bin", 0o700)
+    os.truncate(m["copy"] / "d1" / "text.txt", 3)
+    os.link(m["copy"] / "empty", m["copy"] / "empty2")
+    os.unlink(m["copy"] / "hard")
+    store.umount()
+    assert_clean(store)
+    m = store.mount("test", "copy")
+    assert tree(m["test"]) == want
+    got = tree(m["copy"])
+    assert got["random.bin"][1] == 0o700 and got["d1/text.txt"][4] == 3
+    assert got["empty"][8] == 2 and got["d1/d2/small"][8] == 1
+    store.umount()
+
+
+def test_pull_with_hard_links(s3, stores, request):  # noqa: F811
+    url = f"s3://{s3.bucket}/{request.node.name}"
+    a = stores("a")
+    a.init()
+    mp = a.mount("vol")["vol"]
+    fill_tree(mp)
+    want = tree(mp)
+    a.umount()
+    sync_hj(s3, "push", url, "--store", a.path, "--volume", "vol")
+    b = stores("b")
+    sync_hoard(s3, "init", "--from", url, "--store", b.path)
+    sync_hj(s3, "pull", url, "--store", b.path, "--volume", "vol")
+    assert_clean(b)
+    mp = b.mount("vol")["vol"]
+    assert tree(mp) == want
+    b.umount()
+    assert_clean(b)
+
+
+def test_readdirplus_copies_are_not_stale(store, mnt):
+    """READDIRPLUS answers from the copies its snapshot of the directory
+    read, but only while no inode record changed since: a file changed
+    (and forgotten by the kernel) between two READDIRPLUS requests of one
+    listing must show its new attributes."""
+    d = mnt / "many"
+    d.mkdir()
+    names = [f"f{i:05d}" for i in range(3000)]
+    for n in names:
+        (d / n).write_bytes(b"")
+    store.umount()
+    m = store.mount("test")["test"] / "many"
+    seen = {}
+    with os.scandir(m) as it:
+        for e in it:
+            seen[e.name] = e.stat(follow_symlinks=False).st_mode
+            if len(seen) == 5:
+                break
+        assert names[-1] not in seen
+        os.chmod(m / names[-1], 0o600)
+        os.truncate(m / names[-2], 7)
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("2\n")                  # the kernel forgets both inodes
+        for e in it:
+            seen[e.name] = e.stat(follow_symlinks=False)
+    assert stat.S_IMODE(seen[names[-1]].st_mode) == 0o600
+    assert seen[names[-2]].st_size == 7
+    assert os.lstat(m / names[-2]).st_size == 7
+    st = [seen[n] for n in names[5:-2]]
+    assert all(s.st_nlink == 1 and s.st_size == 0 for s in st)
