@@ -13,14 +13,6 @@ void ino_key(uint8_t k[8], uint64_t ino)
 	hoard_put_be64(k, ino);
 }
 
-int ino_key_decode(const uint8_t *k, size_t kl, uint64_t *ret_ino)
-{
-	if (kl != 8)
-		return -EBADMSG;
-	*ret_ino = hoard_get_be64(k);
-	return 0;
-}
-
 int ino_prefix_decode(const uint8_t *k, size_t kl, uint64_t *ret_ino)
 {
 	if (kl < 8)
@@ -302,13 +294,5 @@ int setting_u32_decode(const uint8_t *v, size_t n, uint32_t *ret)
 	if (n != 4)
 		return -EBADMSG;
 	*ret = hoard_get_be32(v);
-	return 0;
-}
-
-int setting_u64_decode(const uint8_t *v, size_t n, uint64_t *ret)
-{
-	if (n != 8)
-		return -EBADMSG;
-	*ret = hoard_get_be64(v);
 	return 0;
 }

@@ -65,11 +65,15 @@ void ino_key(uint8_t k[8], uint64_t ino);
 /* ino_key_decode: a key that is exactly an inode number (inodes,
  * orphans); ino_prefix_decode: the inode number opening a longer key
  * (extents, dirents, xattrs: at least 8 bytes).  -EBADMSG otherwise. */
-int ino_key_decode(const uint8_t *k, size_t kl, uint64_t *ret_ino);
 int ino_prefix_decode(const uint8_t *k, size_t kl, uint64_t *ret_ino);
 /* A value that is one u64 big-endian and nothing else (the last-use
- * xattr, docs/FORMAT.md "Pins"): -EBADMSG unless n is 8. */
+ * xattr, docs/FORMAT.md "Pins"): -EBADMSG unless n is 8.  An inode key
+ * and a u64 setting are the same encoding, so they share this check. */
 int u64_val_decode(const uint8_t *v, size_t n, uint64_t *ret);
+static inline int ino_key_decode(const uint8_t *k, size_t kl, uint64_t *ret_ino)
+{
+	return u64_val_decode(k, kl, ret_ino);
+}
 /* The same value, and the integer settings (2.1) and volume roots (2),
  * written: u64 big-endian into v. */
 void u64_val_encode(uint8_t v[8], uint64_t u);
@@ -150,6 +154,9 @@ int clone_rec_decode(const uint8_t *v, size_t n, uint64_t *ret_root,
 
 /* Integer settings (2.1): u32 or u64 big-endian, exactly that long. */
 int setting_u32_decode(const uint8_t *v, size_t n, uint32_t *ret);
-int setting_u64_decode(const uint8_t *v, size_t n, uint64_t *ret);
+static inline int setting_u64_decode(const uint8_t *v, size_t n, uint64_t *ret)
+{
+	return u64_val_decode(v, n, ret);
+}
 
 #endif

@@ -334,6 +334,10 @@ def test_gitlab_docker_executor(engine, host, tmp_path):
                    CUSTOM_ENV_CI_JOB_ID=str(job_id), CUSTOM_ENV_CI_JOB_IMAGE=IMAGE,
                    CUSTOM_ENV_CI_PIPELINE_SOURCE="push")
         env.update({f"CUSTOM_ENV_{k}": v for k, v in job.items()})
+        # the runner runs config.sh first and hands its job_env to the
+        # later stages of the same job
+        conf = json.loads(gitlab_stage("config.sh", env).stdout)
+        env.update(conf["job_env"])
         return env
 
     def script(name, text):
@@ -343,6 +347,11 @@ def test_gitlab_docker_executor(engine, host, tmp_path):
 
     conf = json.loads(gitlab_stage("config.sh", env_for(1)).stdout)
     assert conf["builds_dir"] and conf["builds_dir_is_shared"] is False
+    # without config.sh's name (config_exec not set) no stage runs
+    bare = env_for(9)
+    del bare["HOARD_GITLAB_JOB"]
+    p = gitlab_stage("prepare.sh", bare, check=False)
+    assert p.returncode == 42 and "HOARD_GITLAB_JOB" in p.stderr
 
     envs = {1: env_for(1), 2: env_for(2)}
     for j, env in envs.items():
@@ -383,6 +392,22 @@ def test_gitlab_docker_executor(engine, host, tmp_path):
     # the job's own yaml claims a protected ref: not enough
     job(4, CI_COMMIT_REF_PROTECTED="true")
     assert sorted(os.listdir(shared)) == ["pkg.whl"]
+    # a job whose yaml claims a running job's number gets its own clone:
+    # its cleanup does not discard the other job's files
+    victim, spoof = env_for(7), env_for(7)
+    assert victim["HOARD_GITLAB_JOB"] != spoof["HOARD_GITLAB_JOB"]
+    gitlab_stage("prepare.sh", victim)
+    gitlab_stage("run.sh", victim, script("v", "echo mine > $PIP_CACHE_DIR/v.whl\n"),
+                 "build_script")
+    gitlab_stage("prepare.sh", spoof)
+    out = gitlab_stage("run.sh", spoof, script("s", "ls $PIP_CACHE_DIR\n"),
+                       "build_script").stdout
+    assert "v.whl" not in out
+    gitlab_stage("cleanup.sh", spoof)
+    out = gitlab_stage("run.sh", victim, script("v2", "cat $PIP_CACHE_DIR/v.whl\n"),
+                       "build_script").stdout
+    assert out == "mine\n"
+    gitlab_stage("cleanup.sh", victim)
     # the protected token: folded back
     job(5, HOARD_TRUST_TOKEN="s3cret-protected-value")
     assert (shared / "j5.whl").read_text() == "built\n"
@@ -394,7 +419,7 @@ def test_gitlab_docker_executor(engine, host, tmp_path):
     p = gitlab_stage("prepare.sh", env, check=False)
     assert p.returncode == 42 and "docker run" in p.stderr
     gitlab_stage("cleanup.sh", env)
-    assert not (store.path / "jobs" / "gl-6.json").exists()
+    assert not (store.path / "jobs" / f"{env['HOARD_GITLAB_JOB']}.json").exists()
     names = [v["name"] for v in json.loads(run(
         [HOARD, "volume", "ls", "--json", "--store", store.path]).stdout)["volumes"]]
     assert names == ["pip"]
