@@ -588,13 +588,13 @@ out_check:
 	return r;
 }
 
-/* The frame of raw (malloc'd, *ret_flen bytes). */
-static int encode_frame(struct hoard_fs *fs, const void *raw, size_t len,
-			uint8_t **ret_frame, uint32_t *ret_flen)
+static int put_frame(struct hoard_fs *fs, const struct hoard_id *id,
+		     const void *raw, size_t len, bool wal, uint32_t *ret_flen)
 {
 	size_t cap = hoard_codec_bound(len);
 	uint8_t *frame = malloc(cap);
 	ssize_t n;
+	int r;
 
 	if (!frame)
 		return -ENOMEM;
@@ -603,20 +603,6 @@ static int encode_frame(struct hoard_fs *fs, const void *raw, size_t len,
 		free(frame);
 		return (int)n;
 	}
-	*ret_frame = frame;
-	*ret_flen = (uint32_t)n;
-	return 0;
-}
-
-static int put_frame(struct hoard_fs *fs, const struct hoard_id *id,
-		     const void *raw, size_t len, bool wal, uint32_t *ret_flen)
-{
-	uint8_t *frame = NULL;
-	uint32_t n = 0;
-	int r = encode_frame(fs, raw, len, &frame, &n);
-
-	if (r < 0)
-		return r;
 	if (wal)
 		r = hoard_store_put(fs->st, HOARD_CF_CHUNKDATA, id->b,
 				    HOARD_ID_SIZE, frame, (size_t)n);
@@ -693,8 +679,7 @@ static void frame_done(struct hoard_fs *fs, const struct hoard_id *id, int r,
 
 static int stage(struct hoard_fs *fs, const struct hoard_id *id,
 		 const void *raw, size_t len, bool wal,
-		 uint32_t *ret_frame_size, bool *ret_unflushed,
-		 uint8_t **ret_held)
+		 uint32_t *ret_frame_size, bool *ret_unflushed)
 {
 	uint32_t flen = 0;
 	int have, r;
@@ -704,16 +689,6 @@ static int stage(struct hoard_fs *fs, const struct hoard_id *id,
 	pthread_mutex_unlock(&fs->lock);
 	if (have < 0)
 		return have;
-	if (!have && ret_held) {
-		/* A new chunk whose frame goes in the caller's batch: it
-		 * stays `writing` until chunks_held_done_locked(). */
-		r = encode_frame(fs, raw, len, ret_held, &flen);
-		if (r < 0)
-			frame_done(fs, id, r, 0, false);
-		else
-			*ret_frame_size = flen;
-		return r;
-	}
 	if (!have) {
 		/* A new chunk; written outside the lock, others wait. */
 		r = put_frame(fs, id, raw, len, wal, &flen);
@@ -764,32 +739,8 @@ static void flushed_locked(struct hoard_fs *fs, const struct hoard_id *id)
 int chunks_stage(struct hoard_fs *fs, const struct hoard_id *id,
 		 const void *raw, size_t len, uint32_t *ret_frame_size)
 {
-	return chunks_stage_held(fs, id, raw, len, ret_frame_size, NULL);
-}
-
-void chunks_held_done_locked(struct hoard_fs *fs, const struct hoard_id *id,
-			     uint32_t flen)
-{
-	struct idmap_ent *e = idmap_get(&fs->inflight, id);
-
-	if (e) { /* gone: the stage count was dropped already */
-		e->writing = false;
-		e->unflushed = false;
-		e->frame_size = flen;
-	}
-	pthread_cond_broadcast(&fs->frame_cv);
-}
-
-int chunks_stage_held(struct hoard_fs *fs, const struct hoard_id *id,
-		      const void *raw, size_t len, uint32_t *ret_frame_size,
-		      uint8_t **ret_held)
-{
 	bool unflushed = false;
-	int r;
-
-	if (ret_held)
-		*ret_held = NULL;
-	r = stage(fs, id, raw, len, true, ret_frame_size, &unflushed, ret_held);
+	int r = stage(fs, id, raw, len, true, ret_frame_size, &unflushed);
 
 	/* relying on another writer's unflushed frame: make it durable */
 	if (r == 0 && unflushed) {
@@ -808,8 +759,7 @@ int chunks_stage_bulk(struct hoard_fs *fs, const struct hoard_id *id,
 		      const void *raw, size_t len, uint32_t *ret_frame_size,
 		      bool *ret_unflushed)
 {
-	return stage(fs, id, raw, len, false, ret_frame_size, ret_unflushed,
-		     NULL);
+	return stage(fs, id, raw, len, false, ret_frame_size, ret_unflushed);
 }
 
 int chunks_make_durable(struct hoard_fs *fs, struct idmap *staged)

@@ -506,19 +506,10 @@ static int emit_chunk(struct commit *c, uint64_t ino, uint64_t off,
 	if (chunk_all_zero(p, len))
 		return 0; /* a hole reads as zeros: store nothing */
 	hoard_id_compute(hoard_store_key(c->fs->st), p, len, &id);
-	if (!emit_wal(c, off)) {
+	if (!emit_wal(c, off))
 		r = chunks_stage_bulk(c->fs, &id, p, len, &flen, &c->unflushed);
-	} else if (c->hold) {
-		/* the commit's only chunk: its frame lands in the batch */
-		c->hold = false;
-		r = chunks_stage_held(c->fs, &id, p, len, &flen, &c->held);
-		if (r == 0 && c->held) {
-			c->held_id = id;
-			c->held_len = flen;
-		}
-	} else {
+	else
 		r = chunks_stage(c->fs, &id, p, len, &flen);
-	}
 	if (r < 0)
 		return r;
 	return emit_record(c, ino, off, &id, len, flen);
@@ -669,35 +660,14 @@ int file_land_locked(struct hoard_fs *fs, uint64_t ino, const uint8_t *ext,
 	return r;
 }
 
-/* What a commit's land callbacks see. */
-struct commit_ud {
-	struct commit *c;
-	struct istate *is;
-};
-
 /* A commit's inode: the size and times of the file as written. */
 static void commit_inode(void *ud, struct hoard_inode *in)
 {
-	struct istate *is = ((struct commit_ud *)ud)->is;
+	struct istate *is = ud;
 
 	pthread_mutex_lock(&is->mu);
 	istate_overlay(is, in);
 	pthread_mutex_unlock(&is->mu);
-}
-
-/* A held frame (chunks_stage_held) goes in the commit's batch: one WAL
- * write for the frame, its record, the extents and the inode.  Like a
- * frame put through the WAL (hoard_store_put), it is not counted by the
- * free-space check. */
-static int commit_records(void *ud, struct hoard_batch *b, struct idmap *deltas)
-{
-	struct commit *c = ((struct commit_ud *)ud)->c;
-
-	(void)deltas;
-	if (c->held)
-		hoard_batch_put_small(b, HOARD_CF_CHUNKDATA, c->held_id.b,
-				      HOARD_ID_SIZE, c->held, c->held_len);
-	return 0;
 }
 
 /* For tests: HOARD_TEST_COMMIT_FAIL_EVERY=N fails every N-th commit's
@@ -725,26 +695,12 @@ static bool land_fault(void)
 /* The batch that lands a commit (fs->lock held). */
 static int commit_land(struct commit *c, struct istate *is, bool sync)
 {
-	struct commit_ud u = {.c = c, .is = is};
-	const struct land l = {.inode = commit_inode,
-			       .records = c->held ? commit_records : NULL,
-			       .ud = &u};
+	const struct land l = {.inode = commit_inode, .ud = is};
 
 	if (land_fault())
 		return -EIO;
 	return file_land_locked(c->fs, is->ino, c->ext, c->n_ext, &c->deltas,
 				&l, sync);
-}
-
-/* The held frame was written with the commit's batch or will never be
- * (fs->lock held; before the stage counts are dropped). */
-static void commit_held_done_locked(struct commit *c)
-{
-	if (!c->held)
-		return;
-	chunks_held_done_locked(c->fs, &c->held_id, c->held_len);
-	free(c->held);
-	c->held = NULL;
 }
 
 /* ---- streams ------------------------------------------------------------ */
@@ -1079,19 +1035,12 @@ int file_commit(struct hoard_fs *fs, struct istate *is, bool sync)
 	 * would cost more than the second write.  Streams do the same.
 	 */
 	c.bulk = true;
-	/*
-	 * A small file in memory is one chunk (the chunker never cuts before
-	 * HOARD_CHUNK_MIN): its new frame goes in the batch that lands the
-	 * commit instead of a write of its own.
-	 */
-	c.hold = is->mem && size <= HOARD_CHUNK_MIN;
 	r = chunk_staging(&c, is, size);
 	if (r == 0 && c.unflushed)
 		r = chunks_make_durable(fs, &c.staged);
 	pthread_mutex_lock(&fs->lock);
 	if (r == 0)
 		r = commit_land(&c, is, sync);
-	commit_held_done_locked(&c);
 	if (r == 0)
 		chunks_unstage_locked(fs, &c.staged);
 	else

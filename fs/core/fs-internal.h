@@ -135,21 +135,6 @@ bool chunks_fetched_here(void);
 int chunks_stage_bulk(struct hoard_fs *fs, const struct hoard_id *id,
 		      const void *raw, size_t len, uint32_t *ret_frame_size,
 		      bool *ret_unflushed);
-/*
- * chunks_stage(), except that a new chunk's frame is not written: it is
- * returned in *ret_held (malloc'd, *ret_frame_size bytes; NULL when the
- * frame is stored already) for the caller's own batch, and other stagers
- * of the id wait until the caller calls chunks_held_done_locked() once
- * that batch was written or abandoned (before chunks_unstage*_locked).
- * The caller must not stage the same id again before that (it would wait
- * for itself).
- */
-int chunks_stage_held(struct hoard_fs *fs, const struct hoard_id *id,
-		      const void *raw, size_t len, uint32_t *ret_frame_size,
-		      uint8_t **ret_held);
-/* fs->lock held. */
-void chunks_held_done_locked(struct hoard_fs *fs, const struct hoard_id *id,
-			     uint32_t flen);
 /* Flush the chunk frames written so far without the WAL; clears the
  * unflushed mark of the ids in `staged`.  fs->lock not held. */
 int chunks_make_durable(struct hoard_fs *fs, struct idmap *staged);
@@ -233,11 +218,7 @@ struct commit {
 	struct idmap staged; /* id -> times chunks_stage() counted it */
 	bool bulk;	/* frames past HOARD_BULK_COMMIT_MIN without the WAL */
 	bool unflushed; /* a staged frame is not durable yet */
-	bool hold;	/* the next new frame goes in the commit's batch */
-	uint8_t *held;	/* that frame (chunks_stage_held), NULL none */
-	uint32_t held_len;
-	struct hoard_id held_id;
-	uint8_t *ext; /* new extents: key + value each */
+	uint8_t *ext;	/* new extents: key + value each */
 	size_t n_ext, cap_ext;
 };
 

@@ -904,13 +904,6 @@ void hoard_batch_put(struct hoard_batch *b, enum hoard_cf cf, const void *key,
 		b->data_bytes += vlen;
 }
 
-void hoard_batch_put_small(struct hoard_batch *b, enum hoard_cf cf,
-			   const void *key, size_t klen, const void *val,
-			   size_t vlen)
-{
-	rocksdb_writebatch_put_cf(b->wb, b->st->cf[cf], key, klen, val, vlen);
-}
-
 void hoard_batch_delete(struct hoard_batch *b, enum hoard_cf cf,
 			const void *key, size_t klen)
 {

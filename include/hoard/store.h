@@ -148,11 +148,6 @@ struct hoard_batch *hoard_batch_new(struct hoard_store *st);
 void hoard_batch_free(struct hoard_batch *b);
 void hoard_batch_put(struct hoard_batch *b, enum hoard_cf cf, const void *key,
 		     size_t klen, const void *val, size_t vlen);
-/* A put that hoard_store_write's free-space check does not count, like
- * hoard_store_put's (a small frame through the WAL, file.c). */
-void hoard_batch_put_small(struct hoard_batch *b, enum hoard_cf cf,
-			   const void *key, size_t klen, const void *val,
-			   size_t vlen);
 void hoard_batch_delete(struct hoard_batch *b, enum hoard_cf cf,
 			const void *key, size_t klen);
 size_t hoard_batch_count(const struct hoard_batch *b);

@@ -421,13 +421,12 @@ def test_bulk_commit_skips_the_wal(store, mnt):
     assert out.returncode == 0, out.stdout + out.stderr
 
 
-def test_small_files_frame_in_the_commit_batch(store, mnt):
-    """A small file's frame lands in its commit's batch (one write with
-    the extents and the inode): files written at once by several threads,
-    half of them sharing content (a second stager of the same chunk waits
-    for the first commit's batch), all fsynced, survive kill -9 byte for
-    byte, their chunks are counted once, and fsck finds every frame its
-    record and refcount say."""
+def test_small_files_written_at_once_survive_kill9(store, mnt):
+    """Small files written at once by several threads, half of them
+    sharing content (a second stager of the same chunk relies on the
+    first one's frame), all fsynced, survive kill -9 byte for byte, their
+    chunks are counted once, and fsck finds every frame its record and
+    refcount say."""
     import threading
     shared = [pattern(100 + 997 * k, 7000 + k) for k in range(8)]
     want = {}
