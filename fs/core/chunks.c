@@ -562,13 +562,32 @@ static int confirm(struct hoard_fs *fs, const struct hoard_id *id,
 {
 	struct centry *e = cache_get(fs->cache, id, (uint32_t)len, NULL);
 	char hex[HOARD_ID_HEX_SIZE];
+	struct hoard_pinned *pin;
+	const uint8_t *v;
 	uint8_t *data;
+	size_t n;
 	int r;
 
 	if (e) { /* compared in place: the reference keeps it */
 		r = memcmp(e->data, raw, len) ? -EIO : 0;
 		chunks_unpin(fs, (struct hoard_pin *)e);
 		goto out_check;
+	}
+	/*
+	 * A raw frame (fp16 weights, zip files: most repeats) is compared
+	 * where RocksDB holds it: no copy, and no re-hash, since equal bytes
+	 * have the id the caller just computed from raw.  Anything else (a
+	 * compressed frame, a difference, a read error) takes chunk_load,
+	 * which tells a damaged copy (-EBADMSG) from a collision (-EIO).
+	 */
+	if (hoard_store_pin(fs->st, HOARD_CF_CHUNKDATA, id->b, HOARD_ID_SIZE,
+			    &pin, (const void **)&v, &n) == 0) {
+		bool same = n == len + 1 && v[0] == HOARD_CODEC_RAW &&
+			    memcmp(v + 1, raw, len) == 0;
+
+		hoard_store_unpin(pin);
+		if (same)
+			return 0;
 	}
 	r = chunk_load(fs, id, (uint32_t)len, &data, true);
 	if (r < 0)
@@ -838,6 +857,33 @@ void chunks_unstage_failed_locked(struct hoard_fs *fs, struct idmap *m)
 		n, (unsigned long long)bytes);
 }
 
+/*
+ * The digest row of a chunk being freed goes in the same batch (FORMAT
+ * 2.1), unless a trusted pull is writing rows (hoard_core_digests_hold).
+ * Whether the store has any is looked up once (most have none: no
+ * tombstone per freed chunk then).  fs->lock held.
+ */
+static void digest_drop_locked(struct hoard_fs *fs, struct hoard_batch *b,
+			       const struct hoard_id *id)
+{
+	uint8_t k[SHA_ROW_KEY_LEN];
+
+	if (!fs->digests) {
+		struct hoard_iter *it = hoard_iter_new(fs->st, HOARD_CF_DEFAULT,
+						       SHA_ROW_PREFIX,
+						       SHA_ROW_PREFIX_LEN);
+		bool none = it && !hoard_iter_valid(it) &&
+			    !hoard_iter_status(it);
+
+		fs->digests = none ? 1 : 2; /* an error: assume some */
+		hoard_iter_free(it);
+	}
+	if (fs->digests == 1 || fs->digest_holds)
+		return;
+	sha_row_key(k, id);
+	hoard_batch_delete(b, HOARD_CF_DEFAULT, k, sizeof(k));
+}
+
 static int apply_one(struct hoard_fs *fs, struct hoard_batch *b,
 		     const struct idmap_ent *d)
 {
@@ -866,6 +912,7 @@ static int apply_one(struct hoard_fs *fs, struct hoard_batch *b,
 	}
 	if (d->count < 0 && (uint64_t)-d->count >= rec.refcount) {
 		hoard_batch_delete(b, HOARD_CF_CHUNKS, d->id.b, HOARD_ID_SIZE);
+		digest_drop_locked(fs, b, &d->id);
 		/* A commit under way may still rely on the frame. */
 		if (!idmap_get(&fs->inflight, &d->id)) {
 			hoard_batch_delete(b, HOARD_CF_CHUNKDATA, d->id.b,

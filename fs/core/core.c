@@ -241,6 +241,19 @@ int hoard_core_chunk_relocate(struct hoard_fs *fs, const struct hoard_id *id,
 	return r == -ENOENT ? 0 : r;
 }
 
+/* From syncpull.c. */
+void hoard_core_digests_hold(struct hoard_fs *fs, bool hold)
+{
+	pthread_mutex_lock(&fs->lock);
+	if (hold) {
+		fs->digest_holds++;
+		fs->digests = 2;
+	} else if (fs->digest_holds) {
+		fs->digest_holds--;
+	}
+	pthread_mutex_unlock(&fs->lock);
+}
+
 /* ---- eviction (from evict.c) ----------------------------------------------- */
 
 /* Count in m (initialized) the references of ino's extents to each chunk. */

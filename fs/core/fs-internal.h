@@ -85,6 +85,11 @@ struct hoard_fs {
 	struct chunk_cache *cache; /* has its own lock */
 	uint64_t garbage_bytes;	   /* protected by lock: frame bytes deleted
 				    * since the last blob gc (evict.c) */
+	/* protected by lock: whether the store has chunk digest rows
+	 * (FORMAT 2.1 `sha256.`; 0 not looked yet, 1 no, 2 maybe), and the
+	 * trusted pulls writing some now (chunks.c, core.c) */
+	int digests;
+	unsigned digest_holds;
 	int staging_dirfd;
 	size_t staging_mem;	/* bytes of in-memory staging (atomic) */
 	uint64_t commit_errors; /* commits at the last release that failed
@@ -201,6 +206,10 @@ int file_land_locked(struct hoard_fs *fs, uint64_t ino, const uint8_t *ext,
 int file_truncate(struct hoard_fs *fs, struct istate *is, uint64_t size);
 int fs_commit_all(struct hoard_fs *fs);
 
+/* volrm.c: finish the volume removals a crash interrupted (their `rm.`
+ * keys); from hoard_volume_recover.  0 or -errno, each one logged. */
+int volrm_recover(struct hoard_fs *fs);
+
 /* extents.c (below meta.c and file.c) */
 /* Adds delta to m's count of every chunk ino's extents name, once per
  * extent (raw_size set too); with b, also deletes those extents in b.
@@ -237,6 +246,7 @@ struct ingest_job {
 	/* protected by the pool's mutex */
 	int state;
 	bool orphan;
+	bool waited; /* its writer sleeps until it is done */
 	struct ingest_job *qnext;
 	uint8_t data[]; /* the chunk's bytes, kept until it is recorded */
 };
@@ -253,12 +263,16 @@ bool chunk_all_zero(const uint8_t *p, size_t n);
 bool ingest_on(void);
 bool ingest_full(const struct ingest_q *q);
 /* Queue a copy of a[0..alen) ++ b[0..blen), the file's bytes at off; q
- * not full. */
+ * not full.  Wakes no worker: ingest_kick() does, and waiting does. */
 int ingest_submit(struct hoard_fs *fs, struct ingest_q *q, uint64_t off,
 		  const uint8_t *a, size_t alen, const uint8_t *b, size_t blen,
 		  bool wal);
+/* Wake workers for the jobs queued so far. */
+void ingest_kick(void);
 /* The head job when it is done (waiting for it with wait), or NULL. */
 struct ingest_job *ingest_peek(struct ingest_q *q, bool wait);
+/* Wait until the i-th queued job from the head (i < q->n) is done. */
+void ingest_wait(struct ingest_q *q, unsigned i);
 /* The i-th queued job from the head (i < q->n), done or not. */
 struct ingest_job *ingest_at(const struct ingest_q *q, unsigned i);
 /* Hash and stage a job's chunk (a worker, or the writer to retry). */

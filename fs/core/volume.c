@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * volume: list, clone and remove whole volumes (volume.h).
+ * volume: list and clone whole volumes (volume.h; remove: volrm.c).
  *
  * Both walks go breadth first from the volume's root over the dirents
  * column family:
@@ -17,10 +17,8 @@
  *     lets a start after a crash remove a clone never published.
  *     (clone_locked: the same walk under fs->lock in one batch, when
  *     snapshots keep losing chunks to deletes.)
- *   remove: each inode's extents are counted down (extents_count), its
- *     xattrs, record, orphan row and a directory's entries deleted; the
- *     chunks that lose their last reference go with their frames
- *     (chunks_apply_locked), then the volume's row.
+ *   remove: volrm.c (the same walk over a snapshot, then the inodes
+ *     removed in batches under the lock).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -962,157 +960,7 @@ int hoard_volume_recover(struct hoard_fs *fs)
 			  r ? strerror(-r) : "");
 	}
 	free(c.p);
-	return r;
-}
-
-/* ---- remove ------------------------------------------------------------- */
-
-static int delete_row(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
-		      size_t vl)
-{
-	struct walk *w = ud;
-
-	hoard_batch_delete(w->b, HOARD_CF_XATTRS, k, kl);
-	return 0;
-}
-
-static int remove_inode(struct walk *w, uint64_t ino)
-{
-	struct istate *is = istate_find(w->fs, ino);
-	struct hoard_inode in;
-	uint8_t k[8];
-	int r;
-
-	/* Lookups alone do not count: a mount that is gone may leave
-	 * some the kernel never forgot; the daemon refuses a mounted
-	 * volume itself. */
-	if (is && is->opens)
-		return -EBUSY;
-	r = inode_load(w->fs, ino, &in);
-	if (r < 0)
-		return r == -ENOENT ? -EBADMSG : r;
-	w->res->inodes++;
-	if (S_ISREG(in.mode)) {
-		w->res->files++;
-		w->res->bytes += in.size;
-	}
-	ino_key(k, ino);
-	r = extents_count(w->fs, ino, &w->deltas, -1, w->b);
-	if (r == 0)
-		r = scan_ino(w->xat_it, k, delete_row, w);
-	hoard_batch_delete(w->b, HOARD_CF_INODES, k, 8);
-	hoard_batch_delete(w->b, HOARD_CF_ORPHANS, k, 8);
-	if (r == 0 && S_ISDIR(in.mode))
-		r = queue_push(w, ino, 0);
-	inode_clear(&in);
-	return r;
-}
-
-static int remove_dirent(void *ud, const uint8_t *k, size_t kl,
-			 const uint8_t *v, size_t vl)
-{
-	struct walk *w = ud;
-	struct idmap_ent *l;
-	struct hoard_id key;
-	uint64_t ino;
-
-	if (kl <= 8 || dirent_decode(v, vl, &ino, NULL) < 0)
-		return -EBADMSG;
-	hoard_batch_delete(w->b, HOARD_CF_DIRENTS, k, kl);
-	ino_id(ino, &key);
-	l = idmap_add(&w->links, &key); /* every inode once */
-	if (!l)
-		return -ENOMEM;
-	if (l->count++)
-		return 0;
-	return remove_inode(w, ino);
-}
-
-static int count_extents(struct walk *w)
-{
-	const struct idmap_ent *d;
-
-	for (d = NULL; (d = idmap_next(&w->deltas, d));) {
-		struct chunk_rec rec;
-
-		if (!d->count)
-			continue;
-		w->res->chunks++;
-		w->res->extents += (uint64_t)-d->count;
-		if (chunk_rec_load(w->fs, &d->id, &rec) == 0 &&
-		    rec.refcount <= (uint64_t)-d->count)
-			w->res->chunks_freed++;
-	}
-	return 0;
-}
-
-static int remove_locked(struct walk *w, const char *name, char *errbuf,
-			 size_t errlen)
-{
-	struct hoard_fs *fs = w->fs;
-	uint64_t root = 0; /* set by volume_root_locked on success */
-	int r = volume_root_locked(fs, name, &root);
-
-	if (r == -ENOENT)
-		return hoard_errf(errbuf, errlen, r, "there is no volume '%s'",
-				  name);
-	if (r < 0)
-		return hoard_errf(errbuf, errlen, r, "volume '%s': %s", name,
-				  strerror(-r));
-	r = walk_iters(w);
-	if (r == 0)
-		r = remove_inode(w, root);
-	while (r == 0 && w->head < w->nq) {
-		uint8_t k[8];
-
-		ino_key(k, w->queue[w->head]);
-		w->head += 2;
-		r = hoard_store_scan(fs->st, HOARD_CF_DIRENTS, k, 8,
-				     remove_dirent, w);
-	}
-	if (r == -EBUSY)
-		return hoard_errf(errbuf, errlen, r,
-				  "volume '%s' is in use (mounted, or a file "
-				  "of it is open): nothing was removed",
-				  name);
-	if (r < 0)
-		return hoard_errf(errbuf, errlen, r, "reading volume '%s': %s",
-				  name, strerror(-r));
-	count_extents(w);
-	r = chunks_apply_locked(fs, w->b, &w->deltas);
-	if (r == 0) {
-		hoard_batch_delete(w->b, HOARD_CF_VOLUMES, name, strlen(name));
-		w->res->records = hoard_batch_count(w->b);
-		r = hoard_store_write(fs->st, w->b, true);
-	}
-	if (r < 0)
-		hoard_errf(errbuf, errlen, r, "removing volume '%s': %s", name,
-			   strerror(-r));
-	return r;
-}
-
-int hoard_volume_remove(struct hoard_fs *fs, const char *name,
-			struct hoard_volume_result *res, char *errbuf,
-			size_t errlen)
-{
-	uint64_t t0 = hoard_now_mono_ns();
-	struct walk w;
-	int r;
-
-	if (errbuf && errlen)
-		*errbuf = '\0';
-	if (!hoard_fs_volume_name_ok(name))
-		return hoard_errf(errbuf, errlen, -EINVAL,
-				  "'%s' is not a volume name", name);
-	r = walk_init(&w, fs, res);
-	if (r == 0) {
-		pthread_mutex_lock(&fs->lock);
-		r = remove_locked(&w, name, errbuf, errlen);
-		pthread_mutex_unlock(&fs->lock);
-	}
-	walk_clear(&w);
-	res->seconds = (double)(hoard_now_mono_ns() - t0) / 1e9;
-	return r;
+	return r ? r : volrm_recover(fs);
 }
 
 /* ---- JSON --------------------------------------------------------------- */

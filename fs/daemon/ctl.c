@@ -2,14 +2,16 @@
 /*
  * ctl: the daemon's control socket (ctl.h; docs/FORMAT.md section 6).
  *
- * Server: one thread polls the listening socket and a wake-up pipe.  Each
- * connection is served to the end before the next is accepted: read one
- * request line (at most CTL_REQUEST_MAX bytes), call the handler, write
- * "OK\n" + payload or "ERR <errno> <message>\n", close.  A connection that
- * sends nothing is dropped after CTL_SERVER_TIMEOUT_S, so a stuck client
- * cannot wedge the thread for long.  hoard_ctl_server_stop() writes to the
- * pipe, joins the thread (after the request in progress, if any) and
- * removes the socket.
+ * Server: one thread polls the listening socket and a wake-up pipe and
+ * hands each connection to a worker thread of its own, at most
+ * CTL_WORKERS at a time (more wait in the listen backlog until one ends).
+ * A worker reads one request line (at most CTL_REQUEST_MAX bytes), calls
+ * the handler, writes "OK\n" + payload or "ERR <errno> <message>\n",
+ * closes and ends; the accepting thread joins it when it takes its slot
+ * again.  A connection that sends nothing is dropped after
+ * CTL_SERVER_TIMEOUT_S, so a stuck client holds a worker for no longer.
+ * hoard_ctl_server_stop() writes to the pipe, joins the accepting thread,
+ * then every worker (after its request), and removes the socket.
  *
  * The socket is created with bind() and made 0600 before listen(): until
  * listen() every connect() is refused, so there is no moment when another
@@ -38,6 +40,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "hoard/ctl.h"
@@ -49,6 +52,18 @@
 #define CTL_SERVER_TIMEOUT_S 10
 #define CTL_CLIENT_TIMEOUT_S 120
 #define CTL_BACKLOG	     16
+#define CTL_WORKERS	     HOARD_CTL_WORKERS
+
+struct hoard_ctl_server;
+
+/* A connection being served.  used: only the accepting thread (and
+ * stop, after joining it) reads or writes it; done: protected by mu. */
+struct ctl_worker {
+	struct hoard_ctl_server *s;
+	pthread_t thread;
+	int c; /* the connection; the worker closes it */
+	bool used, done;
+};
 
 struct hoard_ctl_server {
 	int fd;	     /* listening socket */
@@ -57,6 +72,9 @@ struct hoard_ctl_server {
 	hoard_ctl_handler_fn fn;
 	void *ud;
 	pthread_t thread;
+	pthread_mutex_t mu; /* the workers' done flags */
+	pthread_cond_t cv;  /* with mu: a worker is done */
+	struct ctl_worker w[CTL_WORKERS];
 };
 
 /* ---- addresses and I/O helpers ---- */
@@ -259,6 +277,63 @@ out_free_req:
 	free(req);
 }
 
+static void *work(void *arg)
+{
+	struct ctl_worker *w = arg;
+	struct hoard_ctl_server *s = w->s;
+
+	serve_one(s, w->c);
+	close(w->c);
+	pthread_mutex_lock(&s->mu);
+	w->done = true;
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+/*
+ * A free worker slot (a done worker is joined first), waiting for one
+ * while all are busy; NULL once the wake-up pipe says stop.
+ */
+static struct ctl_worker *free_worker(struct hoard_ctl_server *s)
+{
+	struct ctl_worker *found = NULL;
+
+	pthread_mutex_lock(&s->mu);
+	for (;;) {
+		for (int i = 0; i < CTL_WORKERS && !found; i++) {
+			struct ctl_worker *w = &s->w[i];
+
+			if (w->used && w->done) {
+				pthread_join(w->thread, NULL);
+				w->used = false;
+			}
+			if (!w->used)
+				found = w;
+		}
+		if (found)
+			break;
+		/* all busy: wake up now and then to see the pipe */
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 200 * 1000 * 1000;
+		if (ts.tv_nsec >= 1000 * 1000 * 1000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000 * 1000 * 1000;
+		}
+		pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+		pthread_mutex_unlock(&s->mu);
+		struct pollfd p = {.fd = s->wake[0], .events = POLLIN};
+
+		if (poll(&p, 1, 0) > 0)
+			return NULL;
+		pthread_mutex_lock(&s->mu);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return found;
+}
+
 static void *serve(void *arg)
 {
 	struct hoard_ctl_server *s = arg;
@@ -268,8 +343,11 @@ static void *serve(void *arg)
 			{.fd = s->fd, .events = POLLIN},
 			{.fd = s->wake[0], .events = POLLIN},
 		};
-		int c;
+		struct ctl_worker *w = free_worker(s);
+		int c, r;
 
+		if (!w)
+			break;
 		if (poll(p, 2, -1) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -285,8 +363,14 @@ static void *serve(void *arg)
 				poll(NULL, 0, 100); /* let it pass */
 			continue; /* EAGAIN, EINTR, ECONNABORTED, ... */
 		}
-		serve_one(s, c);
-		close(c);
+		*w = (struct ctl_worker){.s = s, .c = c, .used = true};
+		/* the worker inherits this thread's mask: every signal blocked */
+		r = pthread_create(&w->thread, NULL, work, w);
+		if (r != 0) {
+			w->used = false;
+			reply_err(c, r, "cannot start a thread");
+			close(c);
+		}
 	}
 	return NULL;
 }
@@ -338,6 +422,8 @@ int hoard_ctl_server_start(const char *path, hoard_ctl_handler_fn fn, void *ud,
 		return -ENOMEM;
 	s->fn = fn;
 	s->ud = ud;
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
 	s->path = strdup(path);
 	if (!s->path) {
 		r = -ENOMEM;
@@ -378,6 +464,8 @@ out_close_pipe:
 out_free_path:
 	free(s->path);
 out_free_server:
+	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->mu);
 	free(s);
 	return r;
 }
@@ -392,11 +480,17 @@ void hoard_ctl_server_stop(struct hoard_ctl_server *s)
 		n = write(s->wake[1], "x", 1);
 	while (n < 0 && errno == EINTR);
 	pthread_join(s->thread, NULL);
+	/* the accepting thread is gone: only stop reads the used flags */
+	for (int i = 0; i < CTL_WORKERS; i++)
+		if (s->w[i].used)
+			pthread_join(s->w[i].thread, NULL);
 	close(s->fd);
 	close(s->wake[0]);
 	close(s->wake[1]);
 	unlink(s->path);
 	free(s->path);
+	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->mu);
 	free(s);
 }
 

@@ -5,8 +5,9 @@
  * requests).  Private to hoardfs.
  *
  * Threads: the mount table and the flags marked so are protected by
- * D.notify_mu; the control requests are served by one thread (ctl.h),
- * which is the only one that takes mount slots after start-up.
+ * D.notify_mu; the control requests are served by several threads at
+ * once (ctl.h; hoardfsctl.c says which requests may overlap), which take
+ * mount slots after start-up under D.notify_mu.
  */
 #ifndef HOARDFS_INTERNAL_H
 #define HOARDFS_INTERNAL_H
@@ -26,7 +27,7 @@ struct fuse_session;
  * A slot of the mount table.  Slots are taken by the command line's
  * volumes at start-up and by "mount" requests (control socket) later;
  * a mount's thread frees its slot when its session ends, so slots are
- * reused.  Only the main thread (start-up) and the control thread take
+ * reused.  Only the main thread (start-up) and the control threads take
  * slots; every thread that walks the table holds D.notify_mu.
  */
 struct mount {
@@ -37,6 +38,10 @@ struct mount {
 	bool used;	/* protected by D.notify_mu: the slot is taken */
 	bool ended;	/* protected by D.notify_mu: no more notifications */
 	bool requested; /* made by a "mount" request */
+	bool starting;	/* protected by D.notify_mu: a "mount" request is
+			 * setting it up (ended is still true) */
+	unsigned gen;	/* protected by D.notify_mu: which "mount" request
+			 * took the slot (0: the command line) */
 	pthread_t thread;
 	bool zombie; /* protected by D.notify_mu: its thread ended, not yet
 		      * joined (by the next user of the slot, or at exit) */
@@ -71,7 +76,7 @@ struct hoardfs_daemon {
 	int live;      /* protected by notify_mu: mounts whose thread runs */
 	bool persist;  /* --persist, or no volume given: stay without mounts */
 	bool stopping; /* protected by notify_mu: no new mounts */
-	bool ctl_busy; /* protected by notify_mu: a request is being served */
+	int ctl_busy;  /* protected by notify_mu: requests being served */
 	struct hoard_fs *fs;
 	struct hoard_store *st;
 	FILE *logf;

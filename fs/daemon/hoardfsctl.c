@@ -1,9 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * hoardfsctl.c: the daemon's control-socket requests (ping, stats, gc,
- * push/pull, config, prefetch, mount/umount, volume ...), served one at a
- * time by the control thread (ctl.h) on the daemon's state D
- * (hoardfs-internal.h).
+ * push/pull, config, prefetch, mount/umount, volume ...), on the daemon's
+ * state D (hoardfs-internal.h).
+ *
+ * Threads: ctl.h serves several requests at once.  The ones a CI host
+ * sends for a job's start and finish (ping, stats, mount, umount, volume
+ * ls, create, clone, rm) overlap: they hold ctl_rw shared, and the core
+ * (volume.c) and D.notify_mu keep them correct.  Every other request
+ * (push, pull, gc, config, prefetch, volume merge) holds ctl_rw
+ * exclusively, so it runs alone, as every request did before.
+ *
+ * A volume's name between "mount" and "volume rm": a mount takes its slot
+ * (starting) and a rm puts the name in removing[], both under D.notify_mu
+ * after looking at the other, so a volume is never mounted while it is
+ * being removed.
  */
 #include <errno.h>
 #include <limits.h>
@@ -34,6 +45,17 @@
 #include "hoard/volumectl.h"
 
 #include "hoardfs-internal.h"
+
+/* Shared by the requests that may overlap, exclusive for the others;
+ * writers first, so a push is not starved by a stream of job starts. */
+static pthread_rwlock_t ctl_rw =
+	PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
+
+/* Volumes being removed by a "volume rm" (protected by D.notify_mu). */
+static const char *removing[HOARD_CTL_WORKERS];
+
+/* Which "mount" request took a slot (protected by D.notify_mu). */
+static unsigned mount_gen;
 
 /* "config max-size SIZE|none": the store setting, applied at once unless
  * --max-size overrides it. */
@@ -291,13 +313,22 @@ static int mount_json(char **ret_out, const char *volume, const char *mp)
 	return r;
 }
 
-/* The live mount of volume name or at path mp (D.notify_mu held). */
+static bool removing_locked(const char *name)
+{
+	for (int i = 0; i < HOARD_CTL_WORKERS; i++)
+		if (removing[i] && !strcmp(removing[i], name))
+			return true;
+	return false;
+}
+
+/* The live (or starting) mount of volume name or at path mp (D.notify_mu
+ * held). */
 static struct mount *find_mount_locked(const char *name, const char *mp)
 {
 	for (int i = 0; i < MAX_MOUNTS; i++) {
 		struct mount *m = &D.mounts[i];
 
-		if (!m->used || m->ended)
+		if (!m->used || (m->ended && !m->starting))
 			continue;
 		if ((name && !strcmp(m->name, name)) ||
 		    (mp && !strcmp(m->mountpoint, mp)))
@@ -310,6 +341,7 @@ static struct mount *find_mount_locked(const char *name, const char *mp)
 static int ctl_mount(char *name, char *path, char **ret_out)
 {
 	char real[PATH_MAX], err[1024] = "";
+	const char *orig_name = name;
 	struct mount *m = NULL;
 	struct stat sb;
 	int r;
@@ -336,6 +368,9 @@ static int ctl_mount(char *name, char *path, char **ret_out)
 		r = -ESHUTDOWN;
 	} else if (find_mount_locked(name, real)) {
 		r = -EBUSY;
+	} else if (removing_locked(name)) {
+		r = -EBUSY;
+		name = NULL;
 	} else {
 		r = -ENOSPC;
 		for (int i = 0; i < MAX_MOUNTS && !m; i++)
@@ -348,6 +383,8 @@ static int ctl_mount(char *name, char *path, char **ret_out)
 				    .mountpoint = strdup(real),
 				    .used = true,
 				    .ended = true, /* until its thread runs */
+				    .starting = true,
+				    .gen = ++mount_gen,
 				    .requested = true};
 		r = m->name && m->mountpoint ? 0 : -ENOMEM;
 	}
@@ -371,6 +408,10 @@ static int ctl_mount(char *name, char *path, char **ret_out)
 			*m = (struct mount){0};
 			pthread_mutex_unlock(&D.notify_mu);
 		}
+		if (r == -EBUSY && !name)
+			return ctl_reply(ret_out, r,
+					 "volume '%s' is being removed",
+					 orig_name);
 		if (r == -EBUSY)
 			return ctl_reply(ret_out, r,
 					 "volume '%s' or mountpoint %s is "
@@ -384,6 +425,7 @@ static int ctl_mount(char *name, char *path, char **ret_out)
 		return ctl_reply(ret_out, r, "%s", *err ? err : strerror(-r));
 	}
 	pthread_mutex_lock(&D.notify_mu);
+	m->starting = false;
 	if (D.stopping) /* a signal came meanwhile and missed this mount */
 		umount2(real, MNT_DETACH);
 	pthread_mutex_unlock(&D.notify_mu);
@@ -398,13 +440,18 @@ static int ctl_umount(char *name, char **ret_out)
 {
 	char mp[PATH_MAX] = "";
 	struct mount *m;
+	unsigned gen = 0;
 
 	if (pct_decode(name) < 0)
 		return ctl_reply(ret_out, -EINVAL, "malformed umount request");
 	pthread_mutex_lock(&D.notify_mu);
 	m = find_mount_locked(name, NULL);
-	if (m)
+	if (m && m->starting)
+		m = NULL; /* not mounted yet */
+	if (m) {
 		snprintf(mp, sizeof(mp), "%s", m->mountpoint);
+		gen = m->gen;
+	}
 	pthread_mutex_unlock(&D.notify_mu);
 	if (!m)
 		return ctl_reply(ret_out, -ENOENT, "volume '%s' is not mounted",
@@ -414,19 +461,19 @@ static int ctl_umount(char *name, char **ret_out)
 				 strerror(errno),
 				 errno == EBUSY ? " (a process still uses it)"
 						: "");
-	/* only this thread takes slots: m cannot be reused meanwhile */
+	/* until the slot is free, or taken by another mount since */
 	pthread_mutex_lock(&D.notify_mu);
-	while (m->used)
+	while (m->used && m->gen == gen)
 		pthread_cond_wait(&D.mounts_cv, &D.notify_mu);
 	pthread_mutex_unlock(&D.notify_mu);
 	return mount_json(ret_out, name, mp);
 }
 
-/* volumectl's hook: where a volume is mounted (the control thread's
- * buffer: volumectl copies it before the next call). */
+/* volumectl's hook: where a volume is mounted (the calling thread's
+ * buffer: volumectl uses it before its next call). */
 static const char *mounted_at(void *ud, const char *name)
 {
-	static char buf[PATH_MAX];
+	static __thread char buf[PATH_MAX];
 	struct mount *m;
 
 	pthread_mutex_lock(&D.notify_mu);
@@ -457,6 +504,70 @@ static int ctl_mounts(const char *req, char **ret_out)
 			      "NAME)");
 	free(copy);
 	return r;
+}
+
+/*
+ * "volume rm NAME": put NAME in removing[] (its index in *ret_slot, -1 if
+ * the request is malformed: volumectl says so), unless a mount of it is
+ * starting (a mounted one is left to volumectl's refusal) or another rm
+ * has it.  A session of it that is ending is waited for.
+ */
+static int rm_claim(const char *name, int *ret_slot, char **ret_out)
+{
+	int r = 0;
+
+	*ret_slot = -1;
+	if (!*name || strchr(name, ' '))
+		return 0;
+	pthread_mutex_lock(&D.notify_mu);
+	for (int i = 0; i < MAX_MOUNTS && r == 0; i++) {
+		const struct mount *m = &D.mounts[i];
+
+		if (!m->used || !m->ended || strcmp(m->name, name))
+			continue;
+		if (m->starting) {
+			r = ctl_reply(ret_out, -EBUSY,
+				      "volume '%s' is being mounted", name);
+		} else { /* its session is ending: wait, then look again */
+			pthread_cond_wait(&D.mounts_cv, &D.notify_mu);
+			i = -1;
+		}
+	}
+	if (r == 0 && removing_locked(name))
+		r = ctl_reply(ret_out, -EBUSY, "volume '%s' is being removed",
+			      name);
+	for (int i = 0; i < HOARD_CTL_WORKERS && r == 0 && *ret_slot < 0; i++)
+		if (!removing[i])
+			*ret_slot = i;
+	if (r == 0) /* at most HOARD_CTL_WORKERS requests: a slot is free */
+		removing[*ret_slot] = name;
+	pthread_mutex_unlock(&D.notify_mu);
+	return r;
+}
+
+static void rm_release(int slot)
+{
+	if (slot < 0)
+		return;
+	pthread_mutex_lock(&D.notify_mu);
+	removing[slot] = NULL;
+	pthread_mutex_unlock(&D.notify_mu);
+}
+
+/* May req run while others are served (see the top of the file)? */
+static bool overlaps(const char *req)
+{
+	static const char *const ok[] = {
+		"ping",	     "stats",	       "mount ",	"umount ",
+		"volume ls", "volume create ", "volume clone ", "volume rm "};
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		size_t n = strlen(ok[i]);
+
+		if (!strncmp(req, ok[i], n) && (ok[i][n - 1] == ' ' || !req[n]))
+			return true;
+	}
+	return false;
 }
 
 static int ctl_serve(void *ud, const char *req, char **ret_out)
@@ -526,8 +637,15 @@ static int ctl_serve(void *ud, const char *req, char **ret_out)
 	if (!strncmp(req, "volume ", 7)) {
 		struct hoard_volume_hooks h = {.mountpoint = mounted_at,
 					       .changed = pull_changed};
+		int slot = -1;
 
+		if (!strncmp(req, "volume rm ", 10)) {
+			r = rm_claim(req + 10, &slot, ret_out);
+			if (r < 0)
+				return r;
+		}
 		r = hoard_volume_request(D.fs, req, &h, ret_out);
+		rm_release(slot);
 		hoard_evict_poke(D.ev);
 		return r;
 	}
@@ -541,12 +659,19 @@ int ctl_handler(void *ud, const char *req, char **ret_out)
 {
 	int r;
 
+	bool shared = overlaps(req);
+
 	pthread_mutex_lock(&D.notify_mu);
-	D.ctl_busy = true;
+	D.ctl_busy++;
 	pthread_mutex_unlock(&D.notify_mu);
+	if (shared)
+		pthread_rwlock_rdlock(&ctl_rw);
+	else
+		pthread_rwlock_wrlock(&ctl_rw);
 	r = ctl_serve(ud, req, ret_out);
+	pthread_rwlock_unlock(&ctl_rw);
 	pthread_mutex_lock(&D.notify_mu);
-	D.ctl_busy = false;
+	D.ctl_busy--;
 	pthread_cond_broadcast(&D.mounts_cv);
 	pthread_mutex_unlock(&D.notify_mu);
 	return r;

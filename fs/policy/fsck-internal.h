@@ -98,6 +98,7 @@ struct fsck {
 	struct hoard_batch *b;
 	size_t b_ops;
 	int werr;
+	bool b_repair; /* fsckdigest.c: the pass is the repair's */
 };
 
 static inline struct ient *ifind(struct fsck *c, uint64_t ino)
@@ -210,5 +211,9 @@ int fsck_check_plain(struct fsck *c);
 
 /* fsckrepair.c */
 int fsck_repair(struct fsck *c);
+
+/* fsckdigest.c: the chunk digest rows (repair: delete those whose chunk
+ * does not stay) */
+int fsck_scan_digests(struct fsck *c, bool repair);
 
 #endif

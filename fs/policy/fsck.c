@@ -657,13 +657,16 @@ int hoard_fsck_run(struct hoard_store *st, const struct hoard_fsck_opts *o,
 		check_refcounts(&c);
 		r = fsck_scan_xattrs(&c, false);
 	}
+	if (r == 0)
+		r = fsck_scan_digests(&c, false);
 	if (r == 0) {
 		apply_gaps(&c);
 		r = list_lost(&c);
 	}
 	if (r == 0)
 		r = fsck_check_plain(&c);
-	if (r == 0 && c.o->repair && c.rep->problems) {
+	if (r == 0 && c.o->repair &&
+	    (c.rep->problems || c.rep->problem[HOARD_FSCK_ORPHAN_DIGESTS])) {
 		progress(&c, "repair", 0, 0);
 		r = fsck_repair(&c);
 		if (r == 0)

@@ -130,6 +130,8 @@ int fsck_repair(struct fsck *c)
 	if (r == 0)
 		r = hoard_store_scan_past(c->st, HOARD_CF_CHUNKS, chunk_fix,
 					  fsck_gap_known, c);
+	if (r == 0)
+		r = fsck_scan_digests(c, true);
 	/* the frames of the chunks deleted above go first: a damaged blob
 	 * among them would end the scan of the frames (-EBADMSG) */
 	if (r == 0) {

@@ -26,6 +26,7 @@ static const char *const problem_names[HOARD_FSCK_N_PROBLEMS] = {
 	[HOARD_FSCK_BAD_PLAIN] = "bad_plain_copies",
 	[HOARD_FSCK_WAL_DAMAGE] = "wal_damage",
 	[HOARD_FSCK_UNREADABLE] = "unreadable_ranges",
+	[HOARD_FSCK_ORPHAN_DIGESTS] = "orphan_digests",
 };
 
 const char *hoard_fsck_problem_name(enum hoard_fsck_problem p)
@@ -75,7 +76,7 @@ char *hoard_fsck_json(const struct hoard_fsck_report *r)
 	}
 	o = json_pack(
 		"{s:b,s:o,s:b,s:o,s:o,s:b,s:{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:"
-		"o,s:o},s:o,s:o,s:o}",
+		"o,s:o,s:o},s:o,s:o,s:o}",
 		"clean", !r->problems, "problems", hoard_json_u64(r->problems),
 		"repaired", (int)r->repaired, "writes",
 		hoard_json_u64(r->writes), "seconds",
@@ -88,8 +89,9 @@ char *hoard_fsck_json(const struct hoard_fsck_report *r)
 		hoard_json_u64(r->raw_bytes), "frame_bytes",
 		hoard_json_u64(r->frame_bytes), "remote_chunks",
 		hoard_json_u64(r->remote_chunks), "plain_copies",
-		hoard_json_u64(r->plain_copies), "found", found, "lost_files",
-		lost, "wal_damage",
+		hoard_json_u64(r->plain_copies), "digests",
+		hoard_json_u64(r->digests), "found", found, "lost_files", lost,
+		"wal_damage",
 		r->wal_damage ? hoard_json_str_bytes(r->wal_damage)
 			      : json_null());
 	return hoard_json_dump(o, true);
@@ -111,6 +113,7 @@ static const char *const problem_text[HOARD_FSCK_N_PROBLEMS] = {
 	[HOARD_FSCK_ORPHAN_XATTRS] = "xattrs of missing inodes",
 	[HOARD_FSCK_WAL_DAMAGE] = "opens that skipped damaged WAL records",
 	[HOARD_FSCK_UNREADABLE] = "stretches of unreadable records",
+	[HOARD_FSCK_ORPHAN_DIGESTS] = "digests of chunks gone (no problem)",
 };
 
 char *hoard_fsck_text(const struct hoard_fsck_report *r)

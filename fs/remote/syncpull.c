@@ -904,7 +904,7 @@ int hoard_sync_pull(struct hoard_fs *fs, const struct hoard_sync_opts *o,
 	struct pull P = {.fs = fs, .o = o, .res = res};
 	struct remote r;
 	uint64_t root;
-	bool fresh = false;
+	bool fresh = false, held = false;
 	int e;
 
 	memset(res, 0, sizeof(*res));
@@ -946,8 +946,11 @@ int hoard_sync_pull(struct hoard_fs *fs, const struct hoard_sync_opts *o,
 			hoard_errf(errbuf, errlen, e, "volume '%s': %s",
 				   o->volume, strerror(-e));
 	}
-	if (e == 0 && P.trusted && P.sha) /* for the lazy fetch, 5.4 */
+	if (e == 0 && P.trusted && P.sha) { /* for the lazy fetch, 5.4 */
+		hoard_core_digests_hold(fs, true);
+		held = true;
 		e = sync_chunk_sha_save(hoard_fs_store(fs), P.sha, P.n_sha);
+	}
 	if (e == 0) {
 		P.local = calloc(P.m.n, sizeof(*P.local));
 		e = P.local ? apply_tree(&P, root, errbuf, errlen) : -ENOMEM;
@@ -956,6 +959,8 @@ int hoard_sync_pull(struct hoard_fs *fs, const struct hoard_sync_opts *o,
 		set_meta(&P, root, &P.m.e[0], true);
 	if (P.staged.t.esz) /* initialized */
 		pull_release(&P);
+	if (held)
+		hoard_core_digests_hold(fs, false);
 	if (e == 0)
 		e = hoard_store_sync(hoard_fs_store(fs));
 	if (e == 0 && P.trusted && P.rf.is_signed)

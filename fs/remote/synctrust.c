@@ -14,36 +14,27 @@
 
 #include "hoard/chunker.h"
 #include "hoard/codec.h"
+#include "hoard/records.h"
 #include "hoard/store.h"
 #include "hoard/util.h"
 #include "sync-internal.h"
 
-#define SHA_ROW	      "sha256."
-#define SHA_ROW_LEN   (sizeof(SHA_ROW) - 1)
-#define SHA_KEY_LEN   (SHA_ROW_LEN + HOARD_ID_SIZE)
 #define SEEN_ROW      "signed-ref "
-#define SEEN_VAL_LEN  (8 + HOARD_SHA256_SIZE)
 #define ROWS_PER_SYNC 4096
-
-static void sha_key(const struct hoard_id *id, uint8_t k[SHA_KEY_LEN])
-{
-	memcpy(k, SHA_ROW, SHA_ROW_LEN);
-	memcpy(k + SHA_ROW_LEN, id->b, HOARD_ID_SIZE);
-}
 
 /* The digest row of id: 0, -ENOENT when none, -errno. */
 static int sha_row(struct hoard_store *st, const struct hoard_id *id,
 		   uint8_t ret[HOARD_SHA256_SIZE])
 {
-	uint8_t k[SHA_KEY_LEN];
+	uint8_t k[SHA_ROW_KEY_LEN], v[SHA_ROW_VAL_LEN];
 	size_t len;
 	int r;
 
-	sha_key(id, k);
-	r = hoard_store_get_into(st, HOARD_CF_DEFAULT, k, sizeof(k), ret,
-				 HOARD_SHA256_SIZE, &len);
-	if (r == 0 && len != HOARD_SHA256_SIZE)
-		r = -EBADMSG;
+	sha_row_key(k, id);
+	r = hoard_store_get_into(st, HOARD_CF_DEFAULT, k, sizeof(k), v,
+				 sizeof(v), &len);
+	if (r == 0)
+		r = sha_row_val_decode(v, len, ret);
 	return r == -ENOBUFS ? -EBADMSG : r;
 }
 
@@ -141,11 +132,11 @@ int sync_chunk_sha_save(struct hoard_store *st, const struct hoard_chunk_sha *t,
 	int r = 0;
 
 	for (size_t i = 0; r == 0 && i < n; i++) {
-		uint8_t k[SHA_KEY_LEN];
+		uint8_t k[SHA_ROW_KEY_LEN];
 
 		if (!b && !(b = hoard_batch_new(st)))
 			return -ENOMEM;
-		sha_key(&t[i].id, k);
+		sha_row_key(k, &t[i].id);
 		hoard_batch_put(b, HOARD_CF_DEFAULT, k, sizeof(k), t[i].sha,
 				HOARD_SHA256_SIZE);
 		if (hoard_batch_count(b) == ROWS_PER_SYNC || i + 1 == n) {
@@ -230,7 +221,7 @@ static char *seen_key(const struct hoard_ref_site *site, size_t *ret_len)
 static int seen_get(struct hoard_store *st, const struct hoard_ref_site *site,
 		    int64_t *ret_time, uint8_t ret_man[HOARD_SHA256_SIZE])
 {
-	uint8_t v[SEEN_VAL_LEN];
+	uint8_t v[SIGNED_REF_VAL_LEN];
 	size_t kl, vl;
 	char *k = seen_key(site, &kl);
 	int r;
@@ -240,13 +231,11 @@ static int seen_get(struct hoard_store *st, const struct hoard_ref_site *site,
 	r = hoard_store_get_into(st, HOARD_CF_DEFAULT, k, kl, v, sizeof(v),
 				 &vl);
 	free(k);
-	if (r == -ENOBUFS || (r == 0 && vl != sizeof(v)))
+	if (r == -ENOBUFS)
 		return -EBADMSG;
 	if (r < 0)
 		return r;
-	*ret_time = (int64_t)hoard_get_be64(v);
-	memcpy(ret_man, v + 8, HOARD_SHA256_SIZE);
-	return 0;
+	return signed_ref_val_decode(v, vl, ret_time, ret_man);
 }
 
 int sync_rollback_check(struct hoard_store *st,
@@ -299,7 +288,7 @@ int sync_rollback_note(struct hoard_store *st,
 		       const struct hoard_ref_site *site,
 		       const struct hoard_ref *r)
 {
-	uint8_t man[HOARD_SHA256_SIZE], v[SEEN_VAL_LEN];
+	uint8_t man[HOARD_SHA256_SIZE], v[SIGNED_REF_VAL_LEN];
 	struct hoard_batch *b;
 	size_t kl;
 	int64_t t;
@@ -317,13 +306,13 @@ int sync_rollback_note(struct hoard_store *st,
 		hoard_batch_free(b);
 		return -ENOMEM;
 	}
-	hoard_put_be64(v, (uint64_t)r->time);
 	for (int i = 0; i < HOARD_SHA256_SIZE; i++) {
 		unsigned x = 0;
 
 		sscanf(r->manifest + 2 * i, "%2x", &x);
-		v[8 + i] = (uint8_t)x;
+		man[i] = (uint8_t)x;
 	}
+	signed_ref_val_encode(v, r->time, man);
 	hoard_batch_put(b, HOARD_CF_DEFAULT, k, kl, v, sizeof(v));
 	e = hoard_store_write(st, b, true);
 	hoard_batch_free(b);

@@ -296,3 +296,47 @@ int setting_u32_decode(const uint8_t *v, size_t n, uint32_t *ret)
 	*ret = hoard_get_be32(v);
 	return 0;
 }
+
+/* ---- chunk digests (2.1) -------------------------------------------------- */
+
+void sha_row_key(uint8_t k[SHA_ROW_KEY_LEN], const struct hoard_id *id)
+{
+	memcpy(k, SHA_ROW_PREFIX, SHA_ROW_PREFIX_LEN);
+	memcpy(k + SHA_ROW_PREFIX_LEN, id->b, HOARD_ID_SIZE);
+}
+
+int sha_row_key_decode(const uint8_t *k, size_t kl, struct hoard_id *ret_id)
+{
+	if (kl != SHA_ROW_KEY_LEN ||
+	    memcmp(k, SHA_ROW_PREFIX, SHA_ROW_PREFIX_LEN))
+		return -EBADMSG;
+	memcpy(ret_id->b, k + SHA_ROW_PREFIX_LEN, HOARD_ID_SIZE);
+	return 0;
+}
+
+int sha_row_val_decode(const uint8_t *v, size_t n, uint8_t ret[SHA_ROW_VAL_LEN])
+{
+	if (n != SHA_ROW_VAL_LEN)
+		return -EBADMSG;
+	memcpy(ret, v, SHA_ROW_VAL_LEN);
+	return 0;
+}
+
+/* ---- the rollback mark (2.1) ---------------------------------------------- */
+
+void signed_ref_val_encode(uint8_t v[SIGNED_REF_VAL_LEN], int64_t time,
+			   const uint8_t manifest[32])
+{
+	hoard_put_be64(v, (uint64_t)time);
+	memcpy(v + 8, manifest, 32);
+}
+
+int signed_ref_val_decode(const uint8_t *v, size_t n, int64_t *ret_time,
+			  uint8_t ret_manifest[32])
+{
+	if (n != SIGNED_REF_VAL_LEN)
+		return -EBADMSG;
+	*ret_time = (int64_t)hoard_get_be64(v);
+	memcpy(ret_manifest, v + 8, 32);
+	return 0;
+}

@@ -112,6 +112,13 @@ int hoard_core_chunk_relocate(struct hoard_fs *fs, const struct hoard_id *id,
 
 /* ---- pull: a file's content from a remote (fs/remote/syncpull.c) ------- */
 
+/* A trusted pull writes chunk digest rows (FORMAT 2.1 `sha256.`) before
+ * the files that name those chunks: between hold (true) and release
+ * (false), a chunk freed keeps its row (else a chunk freed and named
+ * again by the pull would lose it); other frees delete it.  Takes the
+ * core's lock itself. */
+void hoard_core_digests_hold(struct hoard_fs *fs, bool hold);
+
 /* Make sure a chunk's frame is in the store (confirming a dedup hit byte
  * for byte) and count it in flight, so that nothing deletes it before the
  * file that uses it is installed.  Returns its frame size.  Takes the

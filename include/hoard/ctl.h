@@ -4,8 +4,10 @@
  * uses util only; knows nothing of what requests mean.
  *
  * Thread contract: the server runs one thread that accepts connections and
- * calls the handler for each request, one at a time.  The handler may be
- * called while FUSE threads run; it must do its own locking.
+ * a thread per connection that calls the handler, at most
+ * HOARD_CTL_WORKERS at a time: the handler is called for several requests
+ * at once, and while FUSE threads run; it must do its own locking.  Its
+ * threads have every signal blocked.
  */
 #ifndef HOARD_CTL_H
 #define HOARD_CTL_H
@@ -14,6 +16,9 @@
 
 /* Return 0 and a malloc()ed payload in *ret_out, or -errno and optionally a
  * malloc()ed message in *ret_out. */
+/* At most this many requests are served at once. */
+#define HOARD_CTL_WORKERS 16
+
 typedef int (*hoard_ctl_handler_fn)(void *ud, const char *request,
 				    char **ret_out);
 

@@ -18,13 +18,15 @@
  *   - every inode is reachable from a volume root, or listed in orphans;
  *   - every nlink equals the entries naming the inode (2 + subdirectories
  *     for a directory); volume entries name directories; xattrs and
- *     orphans entries belong to existing inodes; no record is undecodable.
+ *     orphans entries belong to existing inodes; no record is undecodable;
+ *   - every chunk digest row (`sha256.`) names a chunk that has a record
+ *     (orphan_digests: counted, but no problem).
  * Files whose data is gone (a chunk missing, corrupt, or of the wrong
  * length) are "lost" and listed by path.
  *
  * Repair (opts.repair): lost files are removed (all their names, extents,
  * xattrs and the inode; never truncated), unreachable inodes and dangling
- * records are deleted, nlinks and refcounts are rewritten from the counts
+ * records and digest rows are deleted, nlinks and refcounts are rewritten from the counts
  * that remain after those deletions, chunks nobody references any more are
  * deleted with their frames.  All changes go through WriteBatches of at
  * most a few thousand operations, synced; an interrupted repair leaves a
@@ -74,6 +76,9 @@ enum hoard_fsck_problem {
 				   * --repair deletes it */
 	HOARD_FSCK_WAL_DAMAGE,	  /* an open skipped damaged WAL records */
 	HOARD_FSCK_UNREADABLE,	  /* a stretch of records that cannot be read */
+	HOARD_FSCK_ORPHAN_DIGESTS, /* digest row of a chunk with no record:
+				    * counted, not in problems (harmless);
+				    * --repair deletes them */
 	HOARD_FSCK_N_PROBLEMS
 };
 
@@ -84,6 +89,7 @@ struct hoard_fsck_report {
 	uint64_t frame_bytes;	/* stored bytes read */
 	uint64_t remote_chunks; /* not local, with a remote location (lazy) */
 	uint64_t plain_copies;	/* files in STORE/plain (FORMAT 7) */
+	uint64_t digests;	/* chunk digest rows (FORMAT 2.1 `sha256.`) */
 	/* what was found */
 	uint64_t problem[HOARD_FSCK_N_PROBLEMS];
 	uint64_t problems; /* the sum */

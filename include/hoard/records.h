@@ -159,4 +159,27 @@ static inline int setting_u64_decode(const uint8_t *v, size_t n, uint64_t *ret)
 	return u64_val_decode(v, n, ret);
 }
 
+/* A chunk's digest row (2.1): key "sha256." + the 16-byte chunk id,
+ * value the 32-byte SHA-256 of its raw bytes.  sha_row_key: the key of
+ * id into k.  sha_row_key_decode: the id; -EBADMSG unless k is exactly
+ * such a key.  sha_row_val_decode: -EBADMSG unless n is 32. */
+#define SHA_ROW_PREFIX	   "sha256."
+#define SHA_ROW_PREFIX_LEN 7
+#define SHA_ROW_KEY_LEN	   (SHA_ROW_PREFIX_LEN + HOARD_ID_SIZE)
+#define SHA_ROW_VAL_LEN	   32
+void sha_row_key(uint8_t k[SHA_ROW_KEY_LEN], const struct hoard_id *id);
+int sha_row_key_decode(const uint8_t *k, size_t kl, struct hoard_id *ret_id);
+int sha_row_val_decode(const uint8_t *v, size_t n,
+		       uint8_t ret[SHA_ROW_VAL_LEN]);
+
+/* The rollback mark (2.1, `signed-ref ` + location + ref): the newest
+ * signed ref a trusted pull accepted from there, its time (i64,
+ * big-endian), then its manifest's 32-byte SHA-256.
+ * signed_ref_val_decode: -EBADMSG unless n is SIGNED_REF_VAL_LEN. */
+#define SIGNED_REF_VAL_LEN (8 + 32)
+void signed_ref_val_encode(uint8_t v[SIGNED_REF_VAL_LEN], int64_t time,
+			   const uint8_t manifest[32]);
+int signed_ref_val_decode(const uint8_t *v, size_t n, int64_t *ret_time,
+			  uint8_t ret_manifest[32]);
+
 #endif

@@ -17,7 +17,7 @@
  *   -EACCES, -ECONNREFUSED, ...  from the S3 client (s3.h)
  *
  * Thread contract: one push or pull at a time per struct hoard_fs (the
- * daemon's control socket serves one request at a time); each runs up to
+ * daemon runs each alone: fs/daemon/hoardfsctl.c); each runs up to
  * `jobs` threads of its own and may run while FUSE threads use fs.
  */
 #ifndef HOARD_SYNC_H

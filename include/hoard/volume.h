@@ -14,9 +14,12 @@
  * (refcounts and the volume's row in one batch), so the mounts' requests
  * go on meanwhile.  Until published the records belong to no volume; a
  * crash leaves them behind a settings key (docs/FORMAT.md 2.1, `clone.`)
- * that the next start removes (hoard_volume_recover).  Remove holds
- * fs->lock for its whole walk and writes one synced batch.  All return 0
- * or -errno, with one line in errbuf.
+ * that the next start removes (hoard_volume_recover).  Remove (volrm.c)
+ * walks a snapshot without fs->lock too, unlists the volume and writes a
+ * settings key (`rm.`) in one synced batch, then removes the inodes in
+ * short holds of fs->lock; a crash leaves the key, and the next start
+ * finishes the removal.  All return 0 or -errno, with one line in
+ * errbuf.
  */
 #ifndef HOARD_VOLUME_H
 #define HOARD_VOLUME_H
@@ -65,17 +68,21 @@ int hoard_volume_clone(struct hoard_fs *fs, const char *src, const char *dst,
 		       size_t errlen);
 
 /*
- * Remove the records of clones a crash interrupted (their `clone.` keys),
- * before the filesystem serves anything (hoard_fs_new).  0 or -errno;
- * each removal is logged.
+ * Remove the records of clones a crash interrupted (their `clone.` keys)
+ * and finish the removals it interrupted (`rm.` keys), before the
+ * filesystem serves anything (hoard_fs_new).  0 or -errno; each is
+ * logged.
  */
 int hoard_volume_recover(struct hoard_fs *fs);
 
 /*
  * Remove volume name and everything in it; chunks whose refcount drops to
  * 0 go with their frames.  -ENOENT: no such volume; -EBUSY: a file of it
- * is open.  The caller refuses a mounted volume (the daemon knows its
- * mounts; fs.h does not).
+ * is open (nothing removed), or a removal of an earlier volume of that
+ * name is under way.  The caller refuses a mounted volume and mounts
+ * none while it is removed (the daemon knows its mounts; fs.h does not).
+ * An error after the volume was unlisted leaves the rest to the next
+ * start (errbuf says so).
  */
 int hoard_volume_remove(struct hoard_fs *fs, const char *name,
 			struct hoard_volume_result *res, char *errbuf,

@@ -14,8 +14,10 @@
  *   volume rm NAME          ... of the removal (a mounted volume: -EBUSY)
  *   volume merge SRC DST    hoard_sync_result_json of the merge (sync.h)
  *
- * Thread contract: as volume.h and hoard_sync_merge; the caller serves
- * one request at a time.
+ * Thread contract: as volume.h and hoard_sync_merge: ls, create, clone
+ * and rm may run at once from several threads (the daemon makes sure no
+ * volume being removed is mounted); a merge runs alone.  The mountpoint
+ * hook's answer is used before the hook is called again by the thread.
  */
 #ifndef HOARD_VOLUMECTL_H
 #define HOARD_VOLUMECTL_H

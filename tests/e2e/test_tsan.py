@@ -26,7 +26,8 @@ from test_unit import tail
 
 # The concurrency tests of the suite, by node id: parallel readers, the
 # evict thread, lazy fetches with parallel readers and read-ahead, push
-# during writes, the fsx parallel variant, readdirplus churn.
+# during writes, the fsx parallel variant, readdirplus churn, control
+# requests served at once, a volume removed while another mount works.
 TSAN_TESTS = [
     "tests/e2e/test_fsx.py::test_fsx_parallel",
     "tests/e2e/test_fsx.py::test_concurrent_writers_one_file",
@@ -40,6 +41,8 @@ TSAN_TESTS = [
     "tests/e2e/test_readdirplus.py::test_listing_while_the_directory_changes",
     "tests/e2e/test_stream.py::test_parallel_streams_share_chunks",
     "tests/e2e/test_stream.py::test_stream_unlinked_while_open",
+    "tests/e2e/test_ctl_concurrent.py::test_racing_requests_for_one_name",
+    "tests/e2e/test_volume_rm.py::test_rm_does_not_stall_other_mounts",
 ]
 TSAN_TIMEOUT = 3600
 

@@ -388,6 +388,20 @@ static void direct(const uint8_t *p, size_t n)
 	    (clone_rec_encode(v, u64, any ? &e.id : NULL) != n ||
 	     memcmp(v, p, n)))
 		fuzz_fail("a clone record does not round-trip");
+	if (sha_row_key_decode(p, n, &e.id) == 0 &&
+	    (sha_row_key(xk, &e.id), n != SHA_ROW_KEY_LEN || memcmp(xk, p, n)))
+		fuzz_fail("a chunk digest key does not round-trip");
+	if (sha_row_val_decode(p, n, v) == 0 &&
+	    (n != SHA_ROW_VAL_LEN || memcmp(v, p, n)))
+		fuzz_fail("a chunk digest does not round-trip");
+	{
+		uint8_t man[32], mv[SIGNED_REF_VAL_LEN];
+		int64_t t;
+
+		if (signed_ref_val_decode(p, n, &t, man) == 0 &&
+		    (signed_ref_val_encode(mv, t, man), memcmp(mv, p, n)))
+			fuzz_fail("a rollback mark does not round-trip");
+	}
 	volume_rec_decode(p, n, p, n, &u64);
 	setting_u32_decode(p, n, &u32);
 	setting_u64_decode(p, n, &u64);

@@ -18,6 +18,7 @@
 #include "hoard/fs.h"
 #include "hoard/fsck.h"
 #include "hoard/gc.h"
+#include "hoard/records.h"
 #include "hoard/store.h"
 #include "hoard/util.h"
 #include "check.h"
@@ -149,6 +150,29 @@ static void damage(void)
 	/* an undecodable inode record */
 	key8(k, 999997);
 	CHECK_EQ(hoard_store_put(st, HOARD_CF_INODES, k, 8, "\x07junk", 5), 0);
+	/* a digest row of a chunk with no record (FORMAT 2.1), and one of
+	 * a chunk that has one (kept) */
+	{
+		struct hoard_iter *it = hoard_iter_new(st, HOARD_CF_CHUNKS, "",
+						       0);
+		struct hoard_id id;
+		size_t kl;
+
+		memset(id.b, 0xdd, sizeof(id.b));
+		sha_row_key(k, &id);
+		memset(v, 0x5a, SHA_ROW_VAL_LEN);
+		CHECK_EQ(hoard_store_put(st, HOARD_CF_DEFAULT, k,
+					 SHA_ROW_KEY_LEN, v, SHA_ROW_VAL_LEN),
+			 0);
+		CHECK(it && hoard_iter_valid(it));
+		memcpy(id.b, hoard_iter_key(it, &kl), sizeof(id.b));
+		CHECK_EQ(kl, sizeof(id.b));
+		hoard_iter_free(it);
+		sha_row_key(k, &id);
+		CHECK_EQ(hoard_store_put(st, HOARD_CF_DEFAULT, k,
+					 SHA_ROW_KEY_LEN, v, SHA_ROW_VAL_LEN),
+			 0);
+	}
 	/* a volume whose root is missing */
 	key8(v, 999996);
 	CHECK_EQ(hoard_store_put(st, HOARD_CF_VOLUMES, "lost", 4, v, 8), 0);
@@ -195,7 +219,9 @@ static void test_fsck(void)
 	CHECK_EQ(rep->problem[HOARD_FSCK_BAD_RECORDS], 1);
 	CHECK_EQ(rep->problem[HOARD_FSCK_BAD_VOLUMES], 1);
 	CHECK_EQ(rep->problem[HOARD_FSCK_NLINKS], 1);
-	CHECK_EQ(rep->problems, 7);
+	CHECK_EQ(rep->problem[HOARD_FSCK_ORPHAN_DIGESTS], 1);
+	CHECK_EQ(rep->digests, 2);
+	CHECK_EQ(rep->problems, 7); /* orphan digests are none */
 	CHECK_EQ(rep->n_lost, 0);
 	CHECK(!rep->repaired);
 	hoard_fsck_report_free(rep);
@@ -203,12 +229,40 @@ static void test_fsck(void)
 	rep = fsck(true);
 	CHECK(rep->repaired);
 	CHECK_EQ(rep->problems, 7);
-	CHECK(rep->writes >= 7);
+	CHECK(rep->writes >= 8);
 	hoard_fsck_report_free(rep);
 	rep = fsck(false);
 	CHECK_EQ(rep->problems, 0);
+	CHECK_EQ(rep->digests, 1); /* the orphan went, the other stays */
+	CHECK_EQ(rep->problem[HOARD_FSCK_ORPHAN_DIGESTS], 0);
 	CHECK_EQ(rep->raw_bytes, 2 * n);
 	CHECK_EQ(rep->volumes, 1);
+	hoard_fsck_report_free(rep);
+
+	/* an orphan digest alone: clean, and the repair still deletes it */
+	st = open_store();
+	{
+		struct hoard_id id;
+		uint8_t k[SHA_ROW_KEY_LEN], v[SHA_ROW_VAL_LEN] = {0};
+
+		memset(id.b, 0xcc, sizeof(id.b));
+		sha_row_key(k, &id);
+		CHECK_EQ(hoard_store_put(st, HOARD_CF_DEFAULT, k, sizeof(k), v,
+					 sizeof(v)),
+			 0);
+	}
+	hoard_store_close(st);
+	rep = fsck(false);
+	CHECK_EQ(rep->problems, 0);
+	CHECK_EQ(rep->problem[HOARD_FSCK_ORPHAN_DIGESTS], 1);
+	hoard_fsck_report_free(rep);
+	rep = fsck(true);
+	CHECK(rep->repaired);
+	CHECK_EQ(rep->writes, 1);
+	hoard_fsck_report_free(rep);
+	rep = fsck(false);
+	CHECK_EQ(rep->problem[HOARD_FSCK_ORPHAN_DIGESTS], 0);
+	CHECK_EQ(rep->digests, 1);
 	hoard_fsck_report_free(rep);
 
 	/* the files are untouched */

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "hoard/records.h"
+#include "hoard/util.h"
 
 #include "check.h"
 
@@ -216,11 +217,47 @@ static void test_clone_rec(void)
 		 -EBADMSG);
 }
 
+static void test_digest_rows(void)
+{
+	uint8_t k[SHA_ROW_KEY_LEN + 1], v[SIGNED_REF_VAL_LEN + 1];
+	uint8_t sha[32], got_sha[32];
+	struct hoard_id id, got;
+	int64_t t = 0;
+
+	memset(id.b, 0xa5, sizeof(id.b));
+	sha_row_key(k, &id);
+	CHECK(!memcmp(k, "sha256.", 7));
+	CHECK_EQ(sha_row_key_decode(k, SHA_ROW_KEY_LEN, &got), 0);
+	CHECK(!memcmp(got.b, id.b, HOARD_ID_SIZE));
+	CHECK_EQ(sha_row_key_decode(k, SHA_ROW_KEY_LEN - 1, &got), -EBADMSG);
+	CHECK_EQ(sha_row_key_decode(k, SHA_ROW_KEY_LEN + 1, &got), -EBADMSG);
+	k[0] = 'S';
+	CHECK_EQ(sha_row_key_decode(k, SHA_ROW_KEY_LEN, &got), -EBADMSG);
+	for (int i = 0; i < 32; i++)
+		sha[i] = (uint8_t)(i * 7);
+	CHECK_EQ(sha_row_val_decode(sha, 32, got_sha), 0);
+	CHECK(!memcmp(got_sha, sha, 32));
+	CHECK_EQ(sha_row_val_decode(sha, 31, got_sha), -EBADMSG);
+	/* the rollback mark: a negative time too (i64) */
+	signed_ref_val_encode(v, -5, sha);
+	CHECK_EQ(signed_ref_val_decode(v, SIGNED_REF_VAL_LEN, &t, got_sha), 0);
+	CHECK(t == -5 && !memcmp(got_sha, sha, 32));
+	signed_ref_val_encode(v, 1796610000, sha);
+	CHECK_EQ(hoard_get_be64(v), 1796610000);
+	CHECK_EQ(signed_ref_val_decode(v, SIGNED_REF_VAL_LEN, &t, got_sha), 0);
+	CHECK(t == 1796610000);
+	CHECK_EQ(signed_ref_val_decode(v, SIGNED_REF_VAL_LEN - 1, &t, got_sha),
+		 -EBADMSG);
+	CHECK_EQ(signed_ref_val_decode(v, SIGNED_REF_VAL_LEN + 1, &t, got_sha),
+		 -EBADMSG);
+}
+
 int main(void)
 {
 	test_ino_keys();
 	test_xattr_keys();
 	test_clone_rec();
+	test_digest_rows();
 	test_dirents();
 	test_extents();
 	test_chunks();
