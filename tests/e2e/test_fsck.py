@@ -300,6 +300,7 @@ def test_info_xattr(store, mnt):
         f.flush()
         os.fsync(f.fileno())
         f.write(a[MIB:2 * MIB])
+        f.flush()   # out of Python's buffer (st_blksize, 1 MiB on hoard)
         g = info(mnt / "growing")
         assert g["dirty"] is True and g["data_bytes"] == MIB
     g = info(mnt / "growing")
