@@ -670,11 +670,35 @@ static void commit_inode(void *ud, struct hoard_inode *in)
 	pthread_mutex_unlock(&is->mu);
 }
 
+/* For tests: HOARD_TEST_COMMIT_FAIL_EVERY=N fails every N-th commit's
+ * batch with EIO before it is written (a failed land, without a full
+ * disk). */
+static long fail_every;
+static pthread_once_t fail_once = PTHREAD_ONCE_INIT;
+
+static void fail_init(void)
+{
+	const char *p = getenv("HOARD_TEST_COMMIT_FAIL_EVERY");
+
+	fail_every = p ? strtol(p, NULL, 10) : 0;
+}
+
+static bool land_fault(void)
+{
+	static unsigned long n;
+
+	pthread_once(&fail_once, fail_init);
+	return fail_every > 0 &&
+	       __atomic_add_fetch(&n, 1, __ATOMIC_RELAXED) % fail_every == 0;
+}
+
 /* The batch that lands a commit (fs->lock held). */
 static int commit_land(struct commit *c, struct istate *is, bool sync)
 {
 	const struct land l = {.inode = commit_inode, .ud = is};
 
+	if (land_fault())
+		return -EIO;
 	return file_land_locked(c->fs, is->ino, c->ext, c->n_ext, &c->deltas,
 				&l, sync);
 }

@@ -33,6 +33,7 @@ import platform
 import random
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -472,6 +473,14 @@ def is_mounted(path):
         return any(line.split()[4] == path for line in f)
 
 
+def proc_cpu_s(pid):
+    """CPU seconds process pid has used so far (user + system, all its
+    threads; /proc/PID/stat, in clock ticks)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Daemon:
     """hoardfs in the foreground as our child, so that its exit status and
     rusage (bytes written by all its threads, up to its very end) come back
@@ -514,11 +523,8 @@ class Daemon:
             self._stop.wait(0.01)
 
     def cpu(self):
-        """CPU seconds the daemon has used so far (user + system, all its
-        threads; /proc/PID/stat, in clock ticks)."""
-        with open(f"/proc/{self.proc.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """CPU seconds the daemon has used so far (proc_cpu_s)."""
+        return proc_cpu_s(self.proc.pid)
 
     def stop(self):
         """Unmount every volume; returns the daemon's wait4 figures."""
@@ -1143,19 +1149,29 @@ class Bench:
         nmnt = self.work / "mnt-null"
         nfs = NullFs(self.nullfs, nmnt, self.work / "nullfs.log")
         res = {}
+        pids = {"hoard": d.proc.pid, "null": nfs.proc.pid}
+        cpu = {s: [] for s in pids}
         try:
             sides = [("local", self.local), ("hoard", mnt), ("null", nmnt)]
             for i in range(max(sz["runs"], 5)):
                 for side, base in sides[i % 3:] + sides[:i % 3]:  # rotated
                     dd = base / f"create{i}"
                     dd.mkdir()
+                    c0 = proc_cpu_s(pids[side]) if side in pids else 0
                     res.setdefault("create", {}).setdefault(side, []).append(
                         self.hb("mkfiles", dd, str(sz["create_files"]),
                                 str(SMALL_FILE_MAX))["seconds"])
+                    if side in pids:
+                        cpu[side].append((proc_cpu_s(pids[side]) - c0) * 1e6
+                                         / sz["create_files"])
         finally:
             d.stop()
             nfs.stop()
         self.detail["reads"] = res
+        # the daemons' CPU (all threads) per created file: steadier than
+        # the wall time on a loaded machine
+        self.detail["create_cpu_us_per_file"] = cpu
+        self.create_cpu = {s: statistics.median(v) for s, v in cpu.items()}
         return {k: {s: min(v) for s, v in sides.items()}
                 for k, sides in res.items()}
 
@@ -1165,6 +1181,10 @@ class Bench:
                  "s", reads["create"]["hoard"], reads["create"]["local"], 3.0,
                  "lower")
         self.fuse_floor(reads, ("create",))
+        c = getattr(self, "create_cpu", None)
+        if c:
+            self.row("daemon CPU per created file, hoard (vs null FUSE fs)",
+                     "us", c["hoard"], c["null"], None, "reference")
 
     # -- the whole run ------------------------------------------------------------
     def main(self):

@@ -16,6 +16,7 @@ import json
 import math
 import os
 import shutil
+import statistics
 import struct
 import subprocess
 import time
@@ -268,5 +269,35 @@ def test_bench_volumes_quick(tmp_path):
     assert v["eight_errors"] == [] and v["fsck_clean"]
     assert "0 errors, fsck clean" in names[-1]
     assert all(c["files"] >= 1000 and c["chunks"] >= 1000 for c in v["clone_json"])
+    with open("/proc/self/mountinfo") as f:
+        assert str(tmp_path / "work") not in f.read()
+
+
+@requires_hoard
+def test_bench_create_quick(tmp_path):
+    """tests/bench/run --only create --quick: the create row, its FUSE
+    floor rows and the daemons' CPU per created file (hoard and the null
+    fs, one figure per round, the row's medians); no mount left behind."""
+    out = tmp_path / "out"
+    p = subprocess.run([str(RUN), "--quick", "--only", "create", "--out", str(out),
+                        "--build", str(BUILD), "--work", str(tmp_path / "work")],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, f"bench exited {p.returncode}:\n{p.stderr[-3000:]}"
+    doc = json.loads((out / "results.json").read_text())
+    rows = {r["figure"]: r for r in doc["figures"]}
+    cpu = doc["detail"]["create_cpu_us_per_file"]
+    assert set(cpu) == {"hoard", "null"}
+    rounds = len(doc["detail"]["reads"]["create"]["hoard"])
+    assert rounds >= 5
+    for side, v in cpu.items():
+        assert len(v) == rounds and all(x >= 0 for x in v), (side, v)
+    row = rows["daemon CPU per created file, hoard (vs null FUSE fs)"]
+    assert row["unit"] == "us" and row["met"] is None
+    assert row["hoard"] == statistics.median(cpu["hoard"])
+    assert row["baseline"] == statistics.median(cpu["null"])
+    # the daemon does work for every file: hoard's CPU is never nothing
+    assert row["hoard"] > 0, row
+    assert any(n.startswith("create+write+close of 2,000 small files, hoard")
+               for n in rows)
     with open("/proc/self/mountinfo") as f:
         assert str(tmp_path / "work") not in f.read()
