@@ -5,11 +5,13 @@
  * gives EIO (and only for that file).  A test helper; never installed.
  *
  *   hoard-test-corrupt --store DIR --volume NAME --path /PATH/IN/VOLUME
- *                      [--mode frame|record|refcount|data|entry]
+ *                      [--mode frame|record|refcount|data|entry|digest]
  * Modes (for fsck's tests): frame (default) flips a byte of the frame;
  * record deletes the chunk's record; refcount adds 5 to the record's
  * refcount; data deletes the frame; entry deletes PATH's directory entry
- * (nothing else: what it names becomes unreachable).  Prints the damaged
+ * (nothing else: what it names becomes unreachable); digest flips a
+ * byte of the chunk's SHA-256 row (FORMAT 2.1 `sha256.`; it must have
+ * one).  Prints the damaged
  * chunk's id (entry: the inode number).  The store must not be in use.
  */
 #include <errno.h>
@@ -20,6 +22,7 @@
 
 #include "hoard/fs.h"
 #include "hoard/hash.h"
+#include "hoard/records.h"
 #include "hoard/store.h"
 #include "hoard/util.h"
 
@@ -37,6 +40,18 @@ static int damage_record(struct hoard_store *st, const struct hoard_id *id,
 		return -ENOMEM;
 	if (!strcmp(mode, "record")) {
 		hoard_batch_delete(b, HOARD_CF_CHUNKS, id->b, HOARD_ID_SIZE);
+	} else if (!strcmp(mode, "digest")) {
+		uint8_t k[SHA_ROW_KEY_LEN];
+
+		sha_row_key(k, id);
+		r = hoard_store_get(st, HOARD_CF_DEFAULT, k, sizeof(k), &v, &n);
+		if (r == 0) {
+			rec = v;
+			rec[n / 2] ^= 0x5a;
+			hoard_batch_put(b, HOARD_CF_DEFAULT, k, sizeof(k), rec,
+					n);
+			free(v);
+		}
 	} else if (!strcmp(mode, "data")) {
 		hoard_batch_delete(b, HOARD_CF_CHUNKDATA, id->b, HOARD_ID_SIZE);
 	} else {
@@ -164,10 +179,11 @@ int main(int argc, char **argv)
 	if (!dir || !vol || !path ||
 	    (strcmp(mode, "frame") && strcmp(mode, "record") &&
 	     strcmp(mode, "refcount") && strcmp(mode, "data") &&
-	     strcmp(mode, "entry"))) {
+	     strcmp(mode, "entry") && strcmp(mode, "digest"))) {
 		fprintf(stderr, "usage: hoard-test-corrupt --store DIR "
 				"--volume NAME --path PATH "
-				"[--mode frame|record|refcount|data|entry]\n");
+				"[--mode frame|record|refcount|data|entry|"
+				"digest]\n");
 		return 2;
 	}
 	if (hoard_store_open(dir, &st, err, sizeof(err)) < 0) {
