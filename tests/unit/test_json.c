@@ -264,7 +264,8 @@ static void test_fsck(void)
 	CHECK(t && strstr(t, "\"corrupt_chunks\":1"));
 	/* the path's bytes, 0xff as U+00FF */
 	CHECK(t && strstr(t, "\"lost_files\":[\"/a\xc3\xbf\\\"b\"],"
-			     "\"wal_damage\":null}\n"));
+			     "\"wal_damage\":null,\"interrupted\":{"
+			     "\"operations\":0,\"inodes\":0}}\n"));
 	free(t);
 	free(r);
 }
