@@ -562,13 +562,32 @@ static int confirm(struct hoard_fs *fs, const struct hoard_id *id,
 {
 	struct centry *e = cache_get(fs->cache, id, (uint32_t)len, NULL);
 	char hex[HOARD_ID_HEX_SIZE];
+	struct hoard_pinned *pin;
+	const uint8_t *v;
 	uint8_t *data;
+	size_t n;
 	int r;
 
 	if (e) { /* compared in place: the reference keeps it */
 		r = memcmp(e->data, raw, len) ? -EIO : 0;
 		chunks_unpin(fs, (struct hoard_pin *)e);
 		goto out_check;
+	}
+	/*
+	 * A raw frame (fp16 weights, zip files: most repeats) is compared
+	 * where RocksDB holds it: no copy, and no re-hash, since equal bytes
+	 * have the id the caller just computed from raw.  Anything else (a
+	 * compressed frame, a difference, a read error) takes chunk_load,
+	 * which tells a damaged copy (-EBADMSG) from a collision (-EIO).
+	 */
+	if (hoard_store_pin(fs->st, HOARD_CF_CHUNKDATA, id->b, HOARD_ID_SIZE,
+			    &pin, (const void **)&v, &n) == 0) {
+		bool same = n == len + 1 && v[0] == HOARD_CODEC_RAW &&
+			    memcmp(v + 1, raw, len) == 0;
+
+		hoard_store_unpin(pin);
+		if (same)
+			return 0;
 	}
 	r = chunk_load(fs, id, (uint32_t)len, &data, true);
 	if (r < 0)

@@ -699,6 +699,10 @@ static int stream_reap(struct istate *is, unsigned keep)
 	struct ingest_job *j;
 	int r;
 
+	/* one sleep for all of them: the last of those to record (the
+	 * workers take jobs in order, so the earlier ones are mostly done) */
+	if (st->q.n > keep)
+		ingest_wait(&st->q, st->q.n - keep - 1);
 	while ((j = ingest_peek(&st->q, st->q.n > keep))) {
 		if (j->r < 0)
 			ingest_run(j);
@@ -732,7 +736,10 @@ static int stream_emit(struct istate *is, const uint8_t *p, size_t k)
 	int r;
 
 	if (ingest_on()) {
-		r = stream_reap(is, INGEST_DEPTH - 1);
+		/* record what is done; when full, down to half (a sleep per
+		 * half a queue, not per chunk) */
+		r = stream_reap(is, ingest_full(&st->q) ? INGEST_DEPTH / 2
+							: INGEST_DEPTH - 1);
 		if (r == 0)
 			r = ingest_submit(st->c.fs, &st->q, st->base,
 					  st->buf + st->head, have, p, k,
@@ -770,8 +777,8 @@ static void stream_keep(struct stream *st, const uint8_t *p, size_t k)
  * A chunk that could not be stored stays in the buffer as a whole chunk
  * (owed) and is stored before anything else.
  */
-static int stream_feed(struct hoard_fs *fs, struct istate *is, const uint8_t *p,
-		       size_t n)
+static int stream_cut(struct hoard_fs *fs, struct istate *is, const uint8_t *p,
+		      size_t n)
 {
 	struct stream *st = is->stream;
 	int cut, r;
@@ -799,6 +806,16 @@ static int stream_feed(struct hoard_fs *fs, struct istate *is, const uint8_t *p,
 		n -= k;
 	}
 	return 0;
+}
+
+static int stream_feed(struct hoard_fs *fs, struct istate *is, const uint8_t *p,
+		       size_t n)
+{
+	int r = stream_cut(fs, is, p, n);
+
+	if (is->stream->q.n) /* the pool: one wakeup for the whole write */
+		ingest_kick();
+	return r;
 }
 
 /* In-memory staging written by appends only becomes a stream; on failure

@@ -246,6 +246,7 @@ struct ingest_job {
 	/* protected by the pool's mutex */
 	int state;
 	bool orphan;
+	bool waited; /* its writer sleeps until it is done */
 	struct ingest_job *qnext;
 	uint8_t data[]; /* the chunk's bytes, kept until it is recorded */
 };
@@ -262,12 +263,16 @@ bool chunk_all_zero(const uint8_t *p, size_t n);
 bool ingest_on(void);
 bool ingest_full(const struct ingest_q *q);
 /* Queue a copy of a[0..alen) ++ b[0..blen), the file's bytes at off; q
- * not full. */
+ * not full.  Wakes no worker: ingest_kick() does, and waiting does. */
 int ingest_submit(struct hoard_fs *fs, struct ingest_q *q, uint64_t off,
 		  const uint8_t *a, size_t alen, const uint8_t *b, size_t blen,
 		  bool wal);
+/* Wake workers for the jobs queued so far. */
+void ingest_kick(void);
 /* The head job when it is done (waiting for it with wait), or NULL. */
 struct ingest_job *ingest_peek(struct ingest_q *q, bool wait);
+/* Wait until the i-th queued job from the head (i < q->n) is done. */
+void ingest_wait(struct ingest_q *q, unsigned i);
 /* The i-th queued job from the head (i < q->n), done or not. */
 struct ingest_job *ingest_at(const struct ingest_q *q, unsigned i);
 /* Hash and stage a job's chunk (a worker, or the writer to retry). */

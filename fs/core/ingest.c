@@ -15,6 +15,11 @@
  * before the batch.  A job's bytes stay until it is recorded, so a read of
  * the file meanwhile, or its move to a staging file, finds them there.
  *
+ * Wakeups: submitting a job wakes nobody; the writer kicks the workers
+ * once per write (ingest_kick(), after cutting all of it), and before it
+ * sleeps on a job; a woken worker takes jobs until the queue is empty, and
+ * wakes the writer only for the job it sleeps on (`waited`).
+ *
  * A job that fails (a full disk) stays at the head of its queue with its
  * bytes; the writer runs it again itself when it next records, and
  * reports the error as the inline path would.  A stream dropped with jobs
@@ -125,7 +130,7 @@ static void *worker(void *unused)
 		pthread_mutex_lock(&pool.mu);
 		j->state = JOB_DONE;
 		orphan = j->orphan;
-		if (!orphan)
+		if (!orphan && j->waited) /* only its writer waits for it */
 			pthread_cond_broadcast(&pool.done);
 		pthread_mutex_unlock(&pool.mu);
 		if (orphan) { /* its stream is gone: nobody records it */
@@ -206,9 +211,24 @@ int ingest_submit(struct hoard_fs *fs, struct ingest_q *q, uint64_t off,
 	else
 		pool.first = j;
 	pool.last = j;
-	pthread_cond_signal(&pool.work);
 	pthread_mutex_unlock(&pool.mu);
 	return 0;
+}
+
+/* Wake the workers for the queued jobs (pool.mu held). */
+static void kick_locked(void)
+{
+	if (pool.first && pool.first->qnext)
+		pthread_cond_broadcast(&pool.work);
+	else if (pool.first)
+		pthread_cond_signal(&pool.work);
+}
+
+void ingest_kick(void)
+{
+	pthread_mutex_lock(&pool.mu);
+	kick_locked();
+	pthread_mutex_unlock(&pool.mu);
 }
 
 struct ingest_job *ingest_peek(struct ingest_q *q, bool wait)
@@ -219,12 +239,30 @@ struct ingest_job *ingest_peek(struct ingest_q *q, bool wait)
 		return NULL;
 	j = q->ring[q->head];
 	pthread_mutex_lock(&pool.mu);
-	while (wait && j->state != JOB_DONE)
-		pthread_cond_wait(&pool.done, &pool.mu);
+	if (wait && j->state != JOB_DONE) {
+		kick_locked();
+		j->waited = true;
+		while (j->state != JOB_DONE)
+			pthread_cond_wait(&pool.done, &pool.mu);
+	}
 	if (j->state != JOB_DONE)
 		j = NULL;
 	pthread_mutex_unlock(&pool.mu);
 	return j;
+}
+
+void ingest_wait(struct ingest_q *q, unsigned i)
+{
+	struct ingest_job *j = ingest_at(q, i);
+
+	pthread_mutex_lock(&pool.mu);
+	if (j->state != JOB_DONE) {
+		kick_locked();
+		j->waited = true;
+		while (j->state != JOB_DONE)
+			pthread_cond_wait(&pool.done, &pool.mu);
+	}
+	pthread_mutex_unlock(&pool.mu);
 }
 
 struct ingest_job *ingest_at(const struct ingest_q *q, unsigned i)
@@ -256,8 +294,10 @@ void ingest_abandon(struct hoard_fs *fs, struct ingest_q *q, bool locked)
 		q->n--;
 		pthread_mutex_lock(&pool.mu);
 		done = j->state == JOB_DONE;
-		if (!done)
+		if (!done) {
 			j->orphan = true; /* the worker undoes and frees it */
+			kick_locked();
+		}
 		pthread_mutex_unlock(&pool.mu);
 		if (!done)
 			continue;
@@ -277,6 +317,7 @@ void ingest_abandon(struct hoard_fs *fs, struct ingest_q *q, bool locked)
 void ingest_quiesce(struct hoard_fs *fs)
 {
 	pthread_mutex_lock(&pool.mu);
+	kick_locked();
 	while (fs->ingest_jobs)
 		pthread_cond_wait(&pool.done, &pool.mu);
 	pthread_mutex_unlock(&pool.mu);

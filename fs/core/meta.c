@@ -56,7 +56,9 @@ void inode_to_stat(const struct hoard_inode *in, uint64_t ino, struct stat *st)
 	st->st_gid = in->gid;
 	st->st_rdev = in->rdev;
 	st->st_size = (off_t)in->size;
-	st->st_blksize = 4096;
+	/* the preferred I/O size: FUSE's max_write (hoardfs), so that cp and
+	 * the like write a MiB per request, not 128 KiB */
+	st->st_blksize = 1 << 20;
 	st->st_blocks = (blkcnt_t)((in->size + 511) / 512);
 	st->st_atim = in->atime;
 	st->st_mtim = in->mtime;

@@ -3,15 +3,17 @@
  * hoard-nullfs: a FUSE filesystem that does no storage work, the floor the
  * benchmark (tests/bench/bench.py) measures hoardfs against.
  *
- *   hoard-nullfs MOUNTPOINT
+ *   hoard-nullfs [--discard] MOUNTPOINT
  *
  * Mounts an empty in-memory filesystem at MOUNTPOINT and serves it in the
  * foreground until it is unmounted (fusermount3 -u MOUNTPOINT) or gets
  * SIGINT/SIGTERM; prints nothing on success.  Everything lives in memory:
  * inodes and names in two hash tables, file data in malloc'd buffers, one
- * mutex around all of it.  It is mounted and served the way hoardfs is
+ * mutex around all of it.  With --discard, file data is not kept: a write
+ * only moves the file's size and every read returns zeros (the ingest
+ * floor: what a FUSE write costs before the filesystem touches the bytes).  It is mounted and served the way hoardfs is
  * (fs/daemon/hoardfs.c: allow_other, default_permissions, max_write 1 MiB, async
- * DIO, time_gran 1, keep_cache on open, a day of entry and attribute
+ * DIO, max_background 64, congestion_threshold 48, time_gran 1, keep_cache on open, a day of entry and attribute
  * timeout, cacheable negative lookups, getxattr answering ENODATA, the same
  * multi-threaded loop settings), so that the time a workload takes on it
  * is the kernel's and libfuse's share of what it takes on hoard.
@@ -81,6 +83,7 @@ static struct {
 	struct table names;  /* struct dent, by (parent, name) */
 	fuse_ino_t next_ino;
 	uint64_t bytes;
+	bool discard; /* set once, before mounting: --discard */
 } N = {.mu = PTHREAD_MUTEX_INITIALIZER, .next_ino = FUSE_ROOT_ID};
 
 /* ---- tables ------------------------------------------------------------- */
@@ -201,7 +204,7 @@ static struct node *node_new(mode_t mode, uid_t uid, gid_t gid,
 	nd->st.st_nlink = S_ISDIR(mode) ? 2 : 1;
 	nd->st.st_uid = uid;
 	nd->st.st_gid = gid;
-	nd->st.st_blksize = 4096;
+	nd->st.st_blksize = 1 << 20;
 	nd->st.st_atim = nd->st.st_mtim = nd->st.st_ctim = t;
 	nd->parent = parent;
 	slot = inode_slot(&N.inodes, nd->st.st_ino);
@@ -236,6 +239,11 @@ static int node_resize(struct node *nd, size_t size)
 
 	if (size > MAX_FILE_SIZE)
 		return -EFBIG;
+	if (N.discard) { /* no data: the size alone */
+		nd->st.st_size = (off_t)size;
+		nd->st.st_blocks = (blkcnt_t)((size + 511) / 512);
+		return 0;
+	}
 	if (size > nd->cap) {
 		size_t cap = nd->cap + nd->cap / 2;
 		char *p;
@@ -385,6 +393,8 @@ static void op_init(void *ud, struct fuse_conn_info *conn)
 	conn->max_write = 1u << 20;
 	if (conn->capable & FUSE_CAP_ASYNC_DIO)
 		conn->want |= FUSE_CAP_ASYNC_DIO;
+	conn->max_background = 64;	 /* hoardfs's MAX_BACKGROUND */
+	conn->congestion_threshold = 48; /* and CONGESTION_THRESHOLD */
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -655,7 +665,10 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		n = (size_t)(nd->st.st_size - off);
 		if (n > size)
 			n = size;
-		memcpy(buf, nd->data + off, n);
+		if (N.discard)
+			memset(buf, 0, n);
+		else
+			memcpy(buf, nd->data + off, n);
 	}
 	pthread_mutex_unlock(&N.mu);
 	fuse_reply_buf(req, buf, n);
@@ -681,7 +694,8 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		reply_err_unlock(req, -r);
 		return;
 	}
-	memcpy(nd->data + off, buf, size);
+	if (!N.discard)
+		memcpy(nd->data + off, buf, size);
 	nd->st.st_mtim = nd->st.st_ctim = now();
 	pthread_mutex_unlock(&N.mu);
 	fuse_reply_write(req, size);
@@ -849,10 +863,12 @@ static const struct fuse_lowlevel_ops ops = {
 
 static int usage(FILE *f, int status)
 {
-	fputs("usage: hoard-nullfs MOUNTPOINT\n"
+	fputs("usage: hoard-nullfs [--discard] MOUNTPOINT\n"
 	      "Mounts an empty in-memory FUSE filesystem that does no storage "
 	      "work (the\nbenchmark's floor), in the foreground until "
-	      "'fusermount3 -u MOUNTPOINT'.\n",
+	      "'fusermount3 -u MOUNTPOINT'.\n"
+	      "  --discard  keep no file data: writes set the size, reads "
+	      "return zeros\n",
 	      f);
 	return status;
 }
@@ -867,11 +883,17 @@ int main(int argc, char **argv)
 	struct fuse_loop_config *cfg;
 	struct fuse_session *se;
 	struct node *root;
+	const char *mp;
 	int r;
 
 	if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")))
 		return usage(stdout, 0);
-	if (argc != 2 || argv[1][0] == '-')
+	if (argc == 3 && !strcmp(argv[1], "--discard"))
+		N.discard = true;
+	else if (argc != 2)
+		return usage(stderr, 2);
+	mp = argv[argc - 1];
+	if (mp[0] == '-')
 		return usage(stderr, 2);
 	/* the first node made gets FUSE_ROOT_ID */
 	root = node_new(S_IFDIR | 0755, getuid(), getgid(), FUSE_ROOT_ID);
@@ -886,8 +908,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (fuse_set_signal_handlers(se) != 0 ||
-	    fuse_session_mount(se, argv[1]) != 0) {
-		fprintf(stderr, "hoard-nullfs: cannot mount at %s\n", argv[1]);
+	    fuse_session_mount(se, mp) != 0) {
+		fprintf(stderr, "hoard-nullfs: cannot mount at %s\n", mp);
 		fuse_session_destroy(se);
 		return 1;
 	}

@@ -153,6 +153,26 @@ def test_corrupt_chunk_is_eio_for_that_file_only(store, mnt):
         assert ids[0] in logged, f"log does not name chunk {ids[0]}:\n{log[-2000:]}"
 
 
+def test_writing_the_same_bytes_repairs_a_damaged_chunk(store, mnt):
+    """The dedup confirm of a chunk whose stored (raw) frame was damaged
+    finds the difference, tells damage from a collision by its id, and
+    rewrites the frame with the good bytes: the damaged file reads again."""
+    data = os.urandom(3 * MIB)      # random: stored raw
+    write(mnt / "a", data)
+    store.umount()
+    run([CORRUPT, "--store", store.path, "--volume", "test", "--path", "/a"])
+    mnt = store.mount("test")["test"]
+    with pytest.raises(OSError) as x:
+        (mnt / "a").read_bytes()
+    assert x.value.errno == errno.EIO
+    write(mnt / "b", data)
+    assert (mnt / "b").read_bytes() == data
+    assert (mnt / "a").read_bytes() == data
+    log = store.log()
+    assert "rewritten (repaired)" in log, log[-2000:]
+    assert "collision" not in log, log[-2000:]
+
+
 def test_corrupt_chunk_is_eio_for_every_concurrent_reader(store, mnt):
     """Reads are answered by reference into the chunk cache, and readers
     that miss on a chunk another reader is loading wait for that load: when

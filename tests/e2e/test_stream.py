@@ -159,3 +159,21 @@ def test_parallel_streams_share_chunks(store, mnt):
     unique = len(shared) + 3 * 8 * MIB
     # the chunks that straddle the copies' ends are the only ones added
     assert unique <= s["stored_bytes"] < unique + 4 * MIB
+
+
+def test_blksize_asks_for_large_writes(store, mnt):
+    """st_blksize is 1 MiB (max_write): cp and other tools that size their
+    buffers by it write a MiB per FUSE request, not 128 KiB.  A copy by
+    cp streams and reads back exactly."""
+    import subprocess
+
+    (mnt / "d").mkdir()
+    for p in (mnt, mnt / "d"):
+        assert os.stat(p).st_blksize == MIB
+    src = store.path.parent / "src.bin"
+    data = pattern(3 * MIB + 4321, 7)
+    src.write_bytes(data)
+    subprocess.run(["cp", str(src), str(mnt / "d" / "f")], check=True)
+    assert os.stat(mnt / "d" / "f").st_blksize == MIB
+    assert read_all(mnt / "d" / "f") == data
+    assert staging_files(store) == []

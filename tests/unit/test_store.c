@@ -1124,6 +1124,17 @@ static void test_crc32c(void)
 		for (size_t n = 0; n + off <= sizeof(buf); n += 1 + n / 2)
 			CHECK_EQ(rdb_crc_extend((uint32_t)n, buf + off, n),
 				 lib((uint32_t)n, buf + off, n));
+	/* around the three-lane blocks (storecrc.c: 3 x 8 KiB), and a CRC
+	 * continued from one piece into the next */
+	for (size_t k = 1; k <= 2; k++)
+		for (size_t n = k * 24576 - 9; n <= k * 24576 + 9; n++)
+			for (size_t off = 0; off < 9; off += 3) {
+				uint32_t c = rdb_crc_extend(5, buf + off, 100);
+
+				CHECK_EQ(rdb_crc_extend(c, buf + off + 100, n),
+					 lib(lib(5, buf + off, 100),
+					     buf + off + 100, n));
+			}
 }
 
 int main(void)
