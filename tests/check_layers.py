@@ -77,6 +77,7 @@ LAYERS = [
         "fsck": ["fs/policy/fsck.c", "fs/policy/fsckrepair.c", "fs/policy/fsckscan.c",
                  "fs/policy/fsckreport.c",
                  "fs/policy/fsckplain.c", "fs/policy/fsckdigest.c",
+                 "fs/policy/fsckpending.c",
                  "fs/policy/fsck-internal.h",
                  "include/hoard/fsck.h"],
         "volumectl": ["fs/daemon/volumectl.c", "include/hoard/volumectl.h"],

@@ -41,6 +41,7 @@ struct ient {
 	uint32_t links, subdirs;   /* entries naming it; subdirectories */
 	uint32_t links2, subdirs2; /* the same among what the repair keeps */
 	uint8_t flags;
+	uint8_t pend; /* 1 + index in fsck.pend of its volume, 0: none */
 };
 
 /* ---- chunks: a hash table by id ------------------------------------------- */
@@ -82,6 +83,16 @@ struct gap {
 	uint64_t lo, hi;
 };
 
+/* A clone or removal a crash interrupted (fsckpending.c). */
+struct fsck_pending {
+	uint8_t key[80]; /* "clone." DST or "rm." NAME */
+	size_t key_len;
+	uint64_t root;
+	bool clone;
+	bool any; /* clone: raised holds the last chunk id raised */
+	struct hoard_id raised;
+};
+
 struct fsck {
 	struct hoard_store *st;
 	const struct hoard_fsck_opts *o;
@@ -94,6 +105,8 @@ struct fsck {
 	uint8_t *buf; /* HOARD_CHUNK_MAX bytes for decoding */
 	struct gap *gaps;
 	size_t n_gaps, cap_gaps;
+	struct fsck_pending *pend;
+	size_t n_pend, cap_pend;
 	/* repair */
 	struct hoard_batch *b;
 	size_t b_ops;
@@ -228,5 +241,16 @@ int fsck_repair(struct fsck *c);
 /* fsckdigest.c: the chunk digest rows (repair: delete those whose chunk
  * does not stay) */
 int fsck_scan_digests(struct fsck *c, bool repair);
+
+/* fsckpending.c: interrupted clones and removals (FORMAT 2.1).  scan:
+ * before the inode pass.  pending_of: the ient.pend of an inode of that
+ * volume root.  counts: whether own's extent naming id counts in the
+ * chunk's refcount.  drop: the repair's first write, the keys deleted
+ * (synced). */
+int fsck_scan_pending(struct fsck *c);
+uint8_t fsck_pending_of(const struct fsck *c, uint64_t volume_root);
+bool fsck_pending_counts(const struct fsck *c, const struct ient *own,
+			 const struct hoard_id *id);
+int fsck_pending_drop(struct fsck *c);
 
 #endif

@@ -155,6 +155,7 @@ static int inode_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 	e->ino = ino;
 	e->mode = in.mode;
 	e->nlink = in.nlink;
+	e->pend = c->n_pend ? fsck_pending_of(c, in.volume) : 0;
 	return 0;
 }
 
@@ -268,6 +269,12 @@ static void check_inodes(struct fsck *c)
 	for (size_t i = 0; i < c->n_in; i++) {
 		struct ient *e = &c->in[i];
 
+		if (!(e->flags & (I_REACH | I_ORPHAN)) && e->pend) {
+			/* a clone or removal under way (fsckpending.c):
+			 * the next start deletes it, links and all */
+			c->rep->interrupted_inodes++;
+			continue;
+		}
 		if (!(e->flags & (I_REACH | I_ORPHAN)))
 			fsck_problem(c, HOARD_FSCK_UNREACHABLE);
 		if ((e->flags & I_ORPHAN) && e->links)
@@ -652,6 +659,8 @@ int hoard_fsck_run(struct hoard_store *st, const struct hoard_fsck_opts *o,
 	}
 	r = scan_volumes(&c);
 	if (r == 0)
+		r = fsck_scan_pending(&c);
+	if (r == 0)
 		r = scan_inodes(&c);
 	if (r == 0)
 		r = scan_orphans(&c);
@@ -678,9 +687,12 @@ int hoard_fsck_run(struct hoard_store *st, const struct hoard_fsck_opts *o,
 	if (r == 0)
 		r = fsck_check_plain(&c);
 	if (r == 0 && c.o->repair &&
-	    (c.rep->problems || c.rep->problem[HOARD_FSCK_ORPHAN_DIGESTS])) {
+	    (c.rep->problems || c.rep->problem[HOARD_FSCK_ORPHAN_DIGESTS] ||
+	     c.n_pend)) {
 		progress(&c, "repair", 0, 0);
-		r = fsck_repair(&c);
+		r = fsck_pending_drop(&c);
+		if (r == 0)
+			r = fsck_repair(&c);
 		if (r == 0)
 			c.rep->repaired = true;
 	}
@@ -696,6 +708,7 @@ out_free:
 	free(c.buf);
 	free(c.in);
 	free(c.vols);
+	free(c.pend);
 	hoard_htab_free(&c.chunks.t);
 	free(c.gaps);
 	return r;

@@ -95,6 +95,15 @@ char *hoard_fsck_json(const struct hoard_fsck_report *r)
 		"wal_damage",
 		r->wal_damage ? hoard_json_str_bytes(r->wal_damage)
 			      : json_null());
+	if (o &&
+	    json_object_set_new(
+		    o, "interrupted",
+		    json_pack("{s:o,s:o}", "operations",
+			      hoard_json_u64(r->interrupted), "inodes",
+			      hoard_json_u64(r->interrupted_inodes))) < 0) {
+		json_decref(o);
+		return NULL;
+	}
 	return hoard_json_dump(o, true);
 }
 
@@ -152,6 +161,15 @@ char *hoard_fsck_text(const struct hoard_fsck_report *r)
 			"recorded:\n  %s\n",
 			r->repaired ? " (record cleared by the repair)" : "",
 			r->wal_damage);
+	if (r->interrupted)
+		fprintf(f,
+			"%llu clone(s) or volume removal(s) a crash "
+			"interrupted (%llu inodes): %s\n",
+			(unsigned long long)r->interrupted,
+			(unsigned long long)r->interrupted_inodes,
+			r->repaired ? "finished by the repair"
+				    : "finished at the next start (or by "
+				      "--repair); no problem");
 	for (int i = 0; i < HOARD_FSCK_N_PROBLEMS; i++)
 		if (r->problem[i])
 			fprintf(f, "  %-40s %llu\n", problem_text[i],

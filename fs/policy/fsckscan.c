@@ -187,8 +187,9 @@ static int dirent_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 	if (!kept(p) || !S_ISDIR(p->mode) || !kept(ch)) {
 		if (repair)
 			fsck_wr_del(c, HOARD_CF_DIRENTS, k, kl);
-		else
+		else if (!(p && p->pend && S_ISDIR(p->mode) && !ch))
 			fsck_problem(c, HOARD_FSCK_DANGLING_DIRENTS);
+		/* else: a removal under way took the child (fsckpending.c) */
 		return 0;
 	}
 	type = (uint8_t)((ch->mode & S_IFMT) >> 12);
@@ -260,7 +261,7 @@ static int extent_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 			e->kept++;
 		return 0;
 	}
-	if (e)
+	if (e && fsck_pending_counts(c, own, &x.id))
 		e->refs++;
 	if (!own || !S_ISREG(own->mode)) {
 		fsck_problem(c, HOARD_FSCK_BAD_EXTENTS);

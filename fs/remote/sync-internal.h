@@ -97,14 +97,18 @@ int sync_snapshot(struct hoard_fs *fs, uint64_t root,
 /* ---- synctrust.c: chunk digests and rollback (REMOTE.md 5.4, 6.2) ---- */
 
 struct hoard_store;
-/* A signed push: the SHA-256 of every chunk m names, from its local frame
- * (verified against its id) or, for a lazy chunk, the digest row a trusted
- * pull kept (-ENODATA, explained, when there is none); m becomes version
- * 2.  jobs threads. */
+/* A signed push: the SHA-256 of every chunk m names: the store's digest
+ * row when it has one (kept by an earlier signed push or a trusted pull,
+ * FORMAT.md 2.1), else from its local frame (verified against its id); a
+ * lazy chunk without a row is -ENODATA, explained.  m becomes version 2.
+ * *ret_new (malloc'd, sorted by id, *ret_n_new of them): the digests
+ * computed here, for the caller to keep (sync_chunk_sha_save).  jobs
+ * threads. */
 int sync_manifest_hash(struct hoard_store *st, struct hoard_manifest *m,
-		       unsigned jobs, char *errbuf, size_t errlen);
-/* A trusted pull: keep each chunk's digest (FORMAT.md 2.1 `sha256.`),
- * synced. */
+		       unsigned jobs, struct hoard_chunk_sha **ret_new,
+		       size_t *ret_n_new, char *errbuf, size_t errlen);
+/* Keep each chunk's digest (FORMAT.md 2.1 `sha256.`), synced: a trusted
+ * pull's checked ones, a signed push's computed ones. */
 int sync_chunk_sha_save(struct hoard_store *st, const struct hoard_chunk_sha *t,
 			size_t n);
 /* A pull's digests: the table of a version-2 manifest (sorted by id), or

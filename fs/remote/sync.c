@@ -644,6 +644,35 @@ int sync_names_check(const char *volume, const char *ref, char *errbuf,
 	return 0;
 }
 
+/* The SHA-256 of the chunks of m (REMOTE.md 5.4).  Those read and hashed
+ * are kept as the store's rows, so the next signed push reads only new
+ * chunks: the rows are right for as long as their chunk id is (the keyed
+ * id fixes the bytes), and the store deletes a row with its chunk. */
+static int push_hash(struct hoard_fs *fs, struct hoard_manifest *m,
+		     unsigned jobs, struct hoard_sync_result *res, char *errbuf,
+		     size_t errlen)
+{
+	struct hoard_chunk_sha *t;
+	size_t n;
+	int e = sync_manifest_hash(hoard_fs_store(fs), m, jobs, &t, &n, errbuf,
+				   errlen);
+
+	if (e == 0 && n) {
+		/* the store has rows now: a chunk freed from here on takes
+		 * its row along (chunks.c) */
+		hoard_core_digests_hold(fs, true);
+		e = sync_chunk_sha_save(hoard_fs_store(fs), t, n);
+		hoard_core_digests_hold(fs, false);
+		if (e < 0)
+			hoard_errf(errbuf, errlen, e,
+				   "keeping the chunks' SHA-256: %s",
+				   strerror(-e));
+	}
+	res->chunks_hashed = n;
+	free(t);
+	return e;
+}
+
 int hoard_sync_push(struct hoard_fs *fs, const struct hoard_sync_opts *o,
 		    struct hoard_sync_result *res, char *errbuf, size_t errlen)
 {
@@ -722,8 +751,7 @@ int hoard_sync_push(struct hoard_fs *fs, const struct hoard_sync_opts *o,
 	if (e == 0)
 		e = push_config(&r, fs, errbuf, errlen);
 	if (e == 0 && o->sign) /* REMOTE.md 5.4: the chunk bytes signed too */
-		e = sync_manifest_hash(hoard_fs_store(fs), &s.m, r.jobs, errbuf,
-				       errlen);
+		e = push_hash(fs, &s.m, r.jobs, res, errbuf, errlen);
 	if (e == 0)
 		e = push_commit(&r, o, ref, &s, res, errbuf, errlen);
 	if (e == 0) {

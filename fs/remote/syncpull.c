@@ -88,6 +88,10 @@ struct pull {
 	struct hoard_ref_site site;
 	struct hoard_chunk_sha *sha;
 	size_t n_sha;
+	/* [i]: sha[i]'s chunk was local already, its bytes not checked
+	 * against sha[i] by this pull: no row is kept for it (a push
+	 * computes it from the bytes, synctrust.c) */
+	bool *sha_local;
 };
 
 #define pull_fail(P, err, ...)                                                 \
@@ -207,6 +211,11 @@ static int get_manifest(struct pull *P, const char *ref, char *errbuf,
 	if (e == 0)
 		e = sync_pull_digests(&P->m, &rf, P->trusted, &P->site, &P->sha,
 				      &P->n_sha, errbuf, errlen);
+	if (e == 0 && P->sha) {
+		P->sha_local = calloc(P->n_sha, sizeof(*P->sha_local));
+		if (!P->sha_local)
+			e = -ENOMEM;
+	}
 	return e;
 }
 
@@ -219,6 +228,31 @@ static int want_cmp(const void *a, const void *b)
 	if (x->loc.pack != y->loc.pack)
 		return x->loc.pack < y->loc.pack ? -1 : 1;
 	return x->loc.off < y->loc.off ? -1 : x->loc.off > y->loc.off;
+}
+
+/* A chunk the store has: its bytes are not read, so the manifest's digest
+ * of it is not checked and not kept. */
+static void sha_local(struct pull *P, const struct hoard_id *id)
+{
+	const struct hoard_chunk_sha *c;
+
+	if (!P->sha || !P->sha_local)
+		return;
+	c = hoard_chunk_sha_find(P->sha, P->n_sha, id);
+	if (c)
+		P->sha_local[c - P->sha] = true;
+}
+
+/* The digests to keep: P->sha without the local chunks' (packed in place,
+ * still sorted; the fetch that used them is over).  Their number. */
+static size_t sha_checked(struct pull *P)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < P->n_sha; i++)
+		if (!P->sha_local[i])
+			P->sha[k++] = P->sha[i];
+	return k;
 }
 
 static int plan_fetch(struct pull *P, char *errbuf, size_t errlen)
@@ -252,6 +286,8 @@ static int plan_fetch(struct pull *P, char *errbuf, size_t errlen)
 				continue;
 			P->res->chunks++;
 			e = chunk_rec_load(P->fs, id, &rec);
+			if (e == 0 && rec.refcount > 0 && (rec.flags & 1))
+				sha_local(P, id);
 			if (e == 0 && rec.refcount > 0 &&
 			    ((rec.flags & 1) || (P->o->lazy && rec.has_loc)))
 				continue;
@@ -949,7 +985,8 @@ int hoard_sync_pull(struct hoard_fs *fs, const struct hoard_sync_opts *o,
 	if (e == 0 && P.trusted && P.sha) { /* for the lazy fetch, 5.4 */
 		hoard_core_digests_hold(fs, true);
 		held = true;
-		e = sync_chunk_sha_save(hoard_fs_store(fs), P.sha, P.n_sha);
+		e = sync_chunk_sha_save(hoard_fs_store(fs), P.sha,
+					sha_checked(&P));
 	}
 	if (e == 0) {
 		P.local = calloc(P.m.n, sizeof(*P.local));
@@ -978,6 +1015,7 @@ int hoard_sync_pull(struct hoard_fs *fs, const struct hoard_sync_opts *o,
 	free(P.want);
 	free(P.ranges);
 	free(P.sha);
+	free(P.sha_local);
 	idmap_free(&P.staged);
 	hoard_manifest_clear(&P.m);
 	pthread_mutex_destroy(&P.mu);

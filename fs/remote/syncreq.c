@@ -38,7 +38,8 @@ struct result_field {
 #define RK {"signed_by", offsetof(struct hoard_sync_result, key_id), RK_KEY_ID}
 static const struct result_field push_fields[] = {
 	RU(files), RU(logical_bytes), RU(chunks), RU(chunks_new),
-	RU(packs_new), RU(bytes_new), RU(bytes_dedup), RB(manifest_new),
+	RU(packs_new), RU(bytes_new), RU(bytes_dedup), RU(chunks_hashed),
+	RB(manifest_new),
 	RB(ref_updated), RK, RU(requests), RU(retries), RU(bytes_up),
 	RU(bytes_down),
 };

@@ -43,6 +43,7 @@ static int sha_row(struct hoard_store *st, const struct hoard_id *id,
 struct hashing {
 	struct hoard_store *st;
 	struct hoard_chunk_sha *t;
+	bool *hashed; /* [i]: t[i].sha computed here, its row to be kept */
 	pthread_mutex_t mu; /* protects errbuf */
 	char *errbuf;
 	size_t errlen;
@@ -60,27 +61,28 @@ static int hash_one(void *ud, size_t i)
 	ssize_t n;
 	int r;
 
+	/* The digest this store kept: computed by an earlier push from the
+	 * chunk's bytes checked against their keyed id, or taken by a trusted
+	 * pull from a signed manifest (FORMAT.md 2.1).  The id fixes the
+	 * bytes, so the row stays right for as long as the id means them. */
+	r = sha_row(h->st, &c->id, c->sha);
+	if (r == 0)
+		return 0;
+	hoard_id_hex(&c->id, hex);
+	if (r != -ENOENT)
+		return set_err_oncef(&h->mu, h->errbuf, h->errlen, r,
+				     "reading the digest of chunk %s: %s", hex,
+				     strerror(-r));
 	r = hoard_store_get(h->st, HOARD_CF_CHUNKDATA, c->id.b, HOARD_ID_SIZE,
 			    &frame, &flen);
-	hoard_id_hex(&c->id, hex);
-	if (r == -ENOENT) {
-		/* a lazy chunk: the digest a trusted pull kept for it */
-		r = sha_row(h->st, &c->id, c->sha);
-		if (r == -ENOENT)
-			return set_err_oncef(
-				&h->mu, h->errbuf, h->errlen, -ENODATA,
-				"chunk %s is not local and its SHA-256 is not "
-				"known (it came from an unsigned or older "
-				"pull): a signed push must hash every chunk; "
-				"run 'hoard prefetch' on the volume first",
-				hex);
-		if (r < 0)
-			return set_err_oncef(&h->mu, h->errbuf, h->errlen, r,
-					     "reading the digest of chunk %s: "
-					     "%s",
-					     hex, strerror(-r));
-		return 0;
-	}
+	if (r == -ENOENT) /* a lazy chunk with no row: it came unsigned */
+		return set_err_oncef(
+			&h->mu, h->errbuf, h->errlen, -ENODATA,
+			"chunk %s is not local and its SHA-256 is not known "
+			"(it came from an unsigned or older pull): a signed "
+			"push must hash every chunk; run 'hoard prefetch' on "
+			"the volume first",
+			hex);
 	if (r < 0)
 		return set_err_oncef(&h->mu, h->errbuf, h->errlen, r,
 				     "reading chunk %s: %s", hex, strerror(-r));
@@ -102,25 +104,44 @@ static int hash_one(void *ud, size_t i)
 	}
 	hoard_sha256(raw, (size_t)n, c->sha);
 	free(raw);
+	h->hashed[i] = true;
 	return 0;
 }
 
 int sync_manifest_hash(struct hoard_store *st, struct hoard_manifest *m,
-		       unsigned jobs, char *errbuf, size_t errlen)
+		       unsigned jobs, struct hoard_chunk_sha **ret_new,
+		       size_t *ret_n_new, char *errbuf, size_t errlen)
 {
 	struct hashing h = {.st = st, .errbuf = errbuf, .errlen = errlen};
-	size_t n;
+	size_t n, k = 0;
 	int r = hoard_manifest_chunks(m, false, &h.t, &n, errbuf, errlen);
 
+	*ret_new = NULL;
+	*ret_n_new = 0;
 	if (r < 0)
 		return r;
+	h.hashed = calloc(n ? n : 1, sizeof(*h.hashed));
+	if (!h.hashed) {
+		free(h.t);
+		return -ENOMEM;
+	}
 	pthread_mutex_init(&h.mu, NULL);
 	r = run_parallel(n, jobs ? jobs : 1, hash_one, &h);
 	pthread_mutex_destroy(&h.mu);
 	if (r == 0)
 		r = hoard_manifest_set_shas(m, h.t, n);
-	free(h.t);
-	return r;
+	/* the ones computed here, packed in place (still sorted) */
+	for (size_t i = 0; r == 0 && i < n; i++)
+		if (h.hashed[i])
+			h.t[k++] = h.t[i];
+	free(h.hashed);
+	if (r < 0) {
+		free(h.t);
+		return r;
+	}
+	*ret_new = h.t;
+	*ret_n_new = k;
+	return 0;
 }
 
 /* ---- pull and lazy fetch: the digest rows ------------------------------------ */

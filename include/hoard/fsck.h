@@ -32,6 +32,10 @@
  * most a few thousand operations, synced; an interrupted repair leaves a
  * store that a second `fsck --repair` finishes.
  *
+ * A clone or volume removal a crash interrupted (FORMAT 2.1 `clone.`,
+ * `rm.`) is not a problem: its inodes are counted as interrupted, and the
+ * repair finishes it as the next start would (fsckpending.c).
+ *
  * The caller must hold the store exclusively (hoard_store_open takes its
  * lock, so a running daemon makes that fail with -EBUSY).
  *
@@ -107,6 +111,10 @@ struct hoard_fsck_report {
 	 * The files those records leave inconsistent are among lost; the
 	 * repair clears it. */
 	char *wal_damage;
+	/* clones and volume removals a crash interrupted (FORMAT 2.1
+	 * `clone.`, `rm.`): the next start finishes them; their inodes are
+	 * counted here, not as unreachable; the repair finishes them too */
+	uint64_t interrupted, interrupted_inodes;
 	uint64_t writes; /* records written or deleted by the repair */
 	/* files whose data is lost: "VOLUME:/PATH", or "inode N" when the
 	 * file has no name */

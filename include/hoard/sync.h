@@ -79,6 +79,9 @@ struct hoard_sync_result {
 	uint64_t chunks_new, packs_new;
 	uint64_t bytes_new;   /* pack bytes uploaded */
 	uint64_t bytes_dedup; /* frame bytes the bucket already had */
+	/* --sign: chunks read and hashed; the others' SHA-256 was the
+	 * store's row (FORMAT.md 2.1) */
+	uint64_t chunks_hashed;
 	bool manifest_new, ref_updated;
 	/* pull */
 	uint64_t chunks_fetched, bytes_fetched, range_gets;

@@ -265,14 +265,39 @@ def test_clone_does_not_stall_other_mounts(store):
     fsck_clean(store)
 
 
-@pytest.mark.parametrize("at", ["walk", "raise"])
-def test_clone_killed_mid_way_leaves_nothing(store, monkeypatch, at):
+def fsck_interrupted(store, repair=False):
+    """fsck of a store a crash left with a clone or removal under way
+    (FORMAT.md 2.1 `clone.`, `rm.`): no problem, the inodes counted as
+    interrupted, not unreachable; --repair finishes it.  The report."""
+    p = hoard(store, "fsck", "--json", *(["--repair"] if repair else []),
+              check=False)
+    assert p.returncode == 0, p.stdout + p.stderr
+    rep = json.loads(p.stdout)
+    assert rep["clean"] and rep["found"]["unreachable_inodes"] == 0, rep
+    assert rep["interrupted"]["operations"] == 1, rep
+    assert rep["interrupted"]["inodes"] > 0, rep
+    assert rep["repaired"] == repair, rep
+    text = hoard(store, "fsck", check=False).stdout
+    if repair:
+        assert "a crash interrupted" not in text, text
+        rep2 = json.loads(hoard(store, "fsck", "--json").stdout)
+        assert rep2["clean"] and rep2["interrupted"]["operations"] == 0, rep2
+    else:
+        assert "a crash interrupted" in text and "next start" in text, text
+    return rep
+
+
+@pytest.mark.parametrize("at,repair", [("walk", False), ("raise", False),
+                                       ("walk", True), ("raise", True)])
+def test_clone_killed_mid_way_leaves_nothing(store, monkeypatch, at, repair):
     """kill -9 of the daemon after a clone wrote its records and before it
     published them (held there by the test hook: after the walk, or after
-    the first of its batches of raised refcounts, 8 chunks a batch): the
-    restart removes them and takes back the references raised (logged), no
-    half volume is listed, the store is as before and fsck (which checks
-    every refcount) is clean; the same clone then works."""
+    the first of its batches of raised refcounts, 8 chunks a batch): fsck
+    before the restart reports the clone as interrupted, no problem (and
+    with --repair removes it as the restart would); the restart removes
+    them and takes back the references raised (logged), no half volume is
+    listed, the store is as before and fsck (which checks every refcount)
+    is clean; the same clone then works."""
     monkeypatch.setenv("HOARD_TEST_CLONE_PAUSE_MS", "20000")
     monkeypatch.setenv("HOARD_TEST_CLONE_PAUSE_AT", at)
     monkeypatch.setenv("HOARD_TEST_CLONE_RAISE_BATCH", "8")
@@ -292,8 +317,11 @@ def test_clone_killed_mid_way_leaves_nothing(store, monkeypatch, at):
     assert clone.returncode == 1, err
     wait_log(store, f"({at})")
     monkeypatch.delenv("HOARD_TEST_CLONE_PAUSE_MS")
+    fsck_interrupted(store)   # a check writes nothing
+    if repair:
+        fsck_interrupted(store, repair=True)
     m = store.mount("src")
-    assert "removed the unfinished clone to volume 'half'" in store.log()
+    assert ("removed the unfinished clone to volume 'half'" in store.log()) != repair
     assert [v["name"] for v in hj(store, "volume", "ls")["volumes"]] == ["src"]
     assert tree(m["src"]) == want
     store.umount()

@@ -10,8 +10,11 @@ import subprocess
 import threading
 import time
 
+import pytest
+
 from conftest import HOARD, requires_hoard
-from test_volume import fill, fsck_clean, hj, hoard, many_files, tree, wait_log
+from test_volume import (fill, fsck_clean, fsck_interrupted, hj, hoard, many_files,
+                         tree, wait_log)
 
 pytestmark = requires_hoard
 
@@ -77,10 +80,13 @@ def test_rm_does_not_stall_other_mounts(store):
     assert (s["chunks"], s["stored_bytes"]) == (empty["chunks"], empty["stored_bytes"])
 
 
-def test_rm_killed_mid_way_is_finished_at_start(store, monkeypatch):
+@pytest.mark.parametrize("repair", [False, True])
+def test_rm_killed_mid_way_is_finished_at_start(store, monkeypatch, repair):
     """kill -9 of the daemon after a removal's first batch (8 inodes a
     batch, held there by the test hook): the volume is no longer listed,
-    the restart finishes the removal (logged), the other volume is
+    fsck before the restart reports the removal as interrupted, no
+    problem (--repair finishes it as the restart would), the restart
+    finishes the removal (logged, unless the repair did), the other volume is
     whole, fsck (which checks every refcount) is clean and the store's
     figures are those of a whole removal; the name can be used again."""
     monkeypatch.setenv("HOARD_TEST_RM_PAUSE_MS", "20000")
@@ -104,8 +110,12 @@ def test_rm_killed_mid_way_is_finished_at_start(store, monkeypatch):
     _out, err = rm.communicate(timeout=60)
     assert rm.returncode == 1, err
     monkeypatch.delenv("HOARD_TEST_RM_PAUSE_MS")
+    fsck_interrupted(store)
+    if repair:
+        fsck_interrupted(store, repair=True)
     m = store.mount("src")
-    assert "recovery: finished the removal of volume 'victim'" in store.log()
+    assert ("recovery: finished the removal of volume 'victim'"
+            in store.log()) != repair
     assert names(store) == ["src"]
     assert tree(m["src"]) == want
     store.umount()

@@ -5,21 +5,22 @@
  * gives EIO (and only for that file).  A test helper; never installed.
  *
  *   hoard-test-corrupt --store DIR --volume NAME --path /PATH/IN/VOLUME
- *                      [--mode frame|record|refcount|data|entry|
+ *                      [--mode frame|record|refcount|data|entry|digest|
  *                              stale-copy|uncopied]
  *   hoard-test-corrupt --store DIR --mode format2
  * Modes (for fsck's tests): frame (default) flips a byte of the frame;
  * record deletes the chunk's record; refcount adds 5 to the record's
  * refcount; data deletes the frame; entry deletes PATH's directory entry
- * (nothing else: what it names becomes unreachable); stale-copy adds 1 to
- * the size in the copy of PATH's record its entry carries (FORMAT 2.2);
- * uncopied rewrites that entry without the copy (its record still names
- * it as home).  Prints the damaged chunk's id (entry, stale-copy,
- * uncopied: the inode number).  format2 rewrites the whole store as
- * format 2 would have it (entries without copies, inode records version
- * 1, the format setting 2), as a store an older build wrote, without
- * opening the filesystem (which would upgrade it).  The store must not be
- * in use.
+ * (nothing else: what it names becomes unreachable); digest flips a byte
+ * of the chunk's SHA-256 row (FORMAT 2.1 `sha256.`; it must have one);
+ * stale-copy adds 1 to the size in the copy of PATH's record its entry
+ * carries (FORMAT 2.2); uncopied rewrites that entry without the copy
+ * (its record still names it as home).  Prints the damaged chunk's id
+ * (entry, stale-copy, uncopied: the inode number).  format2 rewrites the
+ * whole store as format 2 would have it (entries without copies, inode
+ * records version 1, the format setting 2), as a store an older build
+ * wrote, without opening the filesystem (which would upgrade it).  The
+ * store must not be in use.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -47,6 +48,18 @@ static int damage_record(struct hoard_store *st, const struct hoard_id *id,
 		return -ENOMEM;
 	if (!strcmp(mode, "record")) {
 		hoard_batch_delete(b, HOARD_CF_CHUNKS, id->b, HOARD_ID_SIZE);
+	} else if (!strcmp(mode, "digest")) {
+		uint8_t k[SHA_ROW_KEY_LEN];
+
+		sha_row_key(k, id);
+		r = hoard_store_get(st, HOARD_CF_DEFAULT, k, sizeof(k), &v, &n);
+		if (r == 0) {
+			rec = v;
+			rec[n / 2] ^= 0x5a;
+			hoard_batch_put(b, HOARD_CF_DEFAULT, k, sizeof(k), rec,
+					n);
+			free(v);
+		}
 	} else if (!strcmp(mode, "data")) {
 		hoard_batch_delete(b, HOARD_CF_CHUNKDATA, id->b, HOARD_ID_SIZE);
 	} else {
@@ -267,12 +280,13 @@ int main(int argc, char **argv)
 	if (!dir || ((!vol || !path) && strcmp(mode, "format2")) ||
 	    (strcmp(mode, "frame") && strcmp(mode, "record") &&
 	     strcmp(mode, "refcount") && strcmp(mode, "data") &&
-	     strcmp(mode, "entry") && strcmp(mode, "stale-copy") &&
-	     strcmp(mode, "uncopied") && strcmp(mode, "format2"))) {
+	     strcmp(mode, "entry") && strcmp(mode, "digest") &&
+	     strcmp(mode, "stale-copy") && strcmp(mode, "uncopied") &&
+	     strcmp(mode, "format2"))) {
 		fprintf(stderr, "usage: hoard-test-corrupt --store DIR "
 				"--volume NAME --path PATH "
 				"[--mode frame|record|refcount|data|entry|"
-				"stale-copy|uncopied]\n"
+				"digest|stale-copy|uncopied]\n"
 				"       hoard-test-corrupt --store DIR "
 				"--mode format2\n");
 		return 2;

@@ -202,7 +202,8 @@ static void test_sync_and_gc(void)
 	      !strcmp(t, "{\"op\":\"push\",\"manifest\":\"ab12\","
 			 "\"files\":3,\"logical_bytes\":0,\"chunks\":0,"
 			 "\"chunks_new\":2,\"packs_new\":0,\"bytes_new\":0,"
-			 "\"bytes_dedup\":0,\"manifest_new\":true,"
+			 "\"bytes_dedup\":0,\"chunks_hashed\":0,"
+			 "\"manifest_new\":true,"
 			 "\"ref_updated\":false,\"signed_by\":null,"
 			 "\"requests\":0,"
 			 "\"retries\":1,\"bytes_up\":0,\"bytes_down\":0,"
@@ -263,7 +264,8 @@ static void test_fsck(void)
 	CHECK(t && strstr(t, "\"corrupt_chunks\":1"));
 	/* the path's bytes, 0xff as U+00FF */
 	CHECK(t && strstr(t, "\"lost_files\":[\"/a\xc3\xbf\\\"b\"],"
-			     "\"wal_damage\":null}\n"));
+			     "\"wal_damage\":null,\"interrupted\":{"
+			     "\"operations\":0,\"inodes\":0}}\n"));
 	free(t);
 	free(r);
 }

@@ -17,6 +17,7 @@
 #include "../../fs/remote/sync-internal.h"
 #include "check.h"
 #include "hoard/codec.h"
+#include "hoard/records.h"
 #include "hoard/remote.h"
 #include "hoard/store.h"
 #include "hoard/util.h"
@@ -107,7 +108,9 @@ static void test_push_hash(void)
 	struct hoard_chunk_sha *t, row;
 	size_t n;
 	char err[512] = "";
-	uint8_t sha_a[32], sha_b[32];
+	uint8_t sha_a[32], sha_b[32], k[SHA_ROW_KEY_LEN];
+	struct hoard_chunk_sha *nw;
+	size_t n_nw;
 
 	fill(a, sizeof(a), 3);
 	fill(b, sizeof(b), 4);
@@ -120,8 +123,10 @@ static void test_push_hash(void)
 
 	/* b is not local and has no row: refused, with the way out */
 	one_file(&m, ids, lens, 3);
-	CHECK_EQ(sync_manifest_hash(st, &m, 4, err, sizeof(err)), -ENODATA);
+	CHECK_EQ(sync_manifest_hash(st, &m, 4, &nw, &n_nw, err, sizeof(err)),
+		 -ENODATA);
 	CHECK(strstr(err, "hoard prefetch") != NULL);
+	CHECK(nw == NULL);
 	CHECK_EQ(m.version, 0);
 	hoard_manifest_clear(&m);
 
@@ -131,8 +136,15 @@ static void test_push_hash(void)
 	memcpy(row.sha, sha_b, 32);
 	CHECK_EQ(sync_chunk_sha_save(st, &row, 1), 0);
 	one_file(&m, ids, lens, 3);
-	CHECK_EQ(sync_manifest_hash(st, &m, 4, err, sizeof(err)), 0);
+	CHECK_EQ(sync_manifest_hash(st, &m, 4, &nw, &n_nw, err, sizeof(err)),
+		 0);
 	CHECK_EQ(m.version, HOARD_MANIFEST_V2);
+	/* a was read and hashed (once, though named twice); b's was a row */
+	CHECK_EQ(n_nw, 1);
+	CHECK(hoard_id_equal(&nw[0].id, &ids[0]));
+	CHECK(!memcmp(nw[0].sha, sha_a, 32));
+	CHECK_EQ(sync_chunk_sha_save(st, nw, n_nw), 0);
+	free(nw);
 	CHECK(!memcmp(m.e[1].ext[0].sha, sha_a, 32));
 	CHECK(!memcmp(m.e[1].ext[1].sha, sha_b, 32));
 	CHECK(!memcmp(m.e[1].ext[2].sha, sha_a, 32));
@@ -149,9 +161,28 @@ static void test_push_hash(void)
 		CHECK_EQ(hoard_store_put(st, HOARD_CF_CHUNKDATA, ids[0].b,
 					 HOARD_ID_SIZE, junk, sizeof(junk)),
 			 0);
+		/* a kept row: the frame is not read again (fsck reads it) */
+		one_file(&m, ids, lens, 3);
+		CHECK_EQ(sync_manifest_hash(st, &m, 2, &nw, &n_nw, err,
+					    sizeof(err)),
+			 0);
+		CHECK_EQ(n_nw, 0);
+		CHECK(!memcmp(m.e[1].ext[0].sha, sha_a, 32));
+		free(nw);
+		hoard_manifest_clear(&m);
+		/* without the row it is read: never signed */
+		sha_row_key(k, &ids[0]);
+		{
+			struct hoard_batch *bt = hoard_batch_new(st);
+
+			hoard_batch_delete(bt, HOARD_CF_DEFAULT, k, sizeof(k));
+			CHECK_EQ(hoard_store_write(st, bt, true), 0);
+			hoard_batch_free(bt);
+		}
 		one_file(&m, ids, lens, 3);
 		err[0] = '\0'; /* first error wins: a push starts empty */
-		CHECK_EQ(sync_manifest_hash(st, &m, 2, err, sizeof(err)),
+		CHECK_EQ(sync_manifest_hash(st, &m, 2, &nw, &n_nw, err,
+					    sizeof(err)),
 			 -EBADMSG);
 		CHECK(strstr(err, "corrupt") != NULL);
 		hoard_manifest_clear(&m);
