@@ -69,6 +69,10 @@ REFERENCE = [
     "create+write+close of 2,000 small files, hoard (vs null FUSE fs)",
     "warm re-read, 256 MiB, passthrough off (vs local disk)",
     "safetensors mmap load, warm, passthrough off (vs local disk)",
+    "ingest throughput, null FUSE fs, 2 cores (vs 1-core bound)",
+    "ingest throughput, 2 cores, hoard (vs null FUSE fs)",
+    "ingest throughput, null FUSE fs, daemon on 1 core (vs 1-core bound)",
+    "ingest throughput, daemon on 1 core, hoard (vs null FUSE fs)",
     "plain tier disk, peak during the run (vs the files read through the "
     "mount)",
 ]
