@@ -260,15 +260,23 @@ int hoard_fs_lookup(struct hoard_fs *fs, uint64_t parent, const char *name,
 		    struct stat *ret_st)
 {
 	uint8_t k[DIRENT_KEY_MAX], v[DIRENT_VAL_MAX];
-	struct hoard_inode in;
+	struct hoard_inode in = {0};
 	struct istate *is;
-	uint64_t ino;
+	uint64_t ino, writes;
 	size_t n;
 	bool copy;
 	int r;
 
 	if (strlen(name) > NAME_MAX_LEN)
 		return -ENAMETOOLONG;
+	/* Under the lock, no record is between its put and its write (as
+	 * for readdirplus' snapshot): if none was put between here and the
+	 * istate below, the entry's copy is the record of that moment.
+	 * Otherwise a commit may have landed after the read, cleared the
+	 * overlay and left the copy stale: read the record then. */
+	pthread_mutex_lock(&fs->lock);
+	writes = __atomic_load_n(&fs->rec_writes, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&fs->lock);
 	r = hoard_store_get_into(fs->st, HOARD_CF_DIRENTS, k,
 				 dirent_key(k, parent, name), v, sizeof(v), &n);
 	if (r < 0)
@@ -282,6 +290,9 @@ int hoard_fs_lookup(struct hoard_fs *fs, uint64_t parent, const char *name,
 	 * lock, which a FORGET racing this lookup could otherwise free, and
 	 * it is given back if the inode cannot be read. */
 	pthread_mutex_lock(&fs->lock);
+	if (copy &&
+	    __atomic_load_n(&fs->rec_writes, __ATOMIC_RELAXED) != writes)
+		copy = false;
 	is = istate_get(fs, ino);
 	if (is) {
 		is->nlookup++;
