@@ -94,7 +94,7 @@ LAYERS = [
         "trust": ["fs/remote/trust.c", "include/hoard/trust.h"],
     }),
     ("7 front ends", {
-        "hoardfs": ["fs/daemon/hoardfs.c", "fs/daemon/hoardfsctl.c",
+        "hoardfs": ["fs/daemon/hoardfs.c", "fs/daemon/hoardfsops.c", "fs/daemon/hoardfsctl.c",
                     "fs/daemon/hoardfs-internal.h"],
         "cli": ["tools/*.c", "tools/*.h"],
     }),
