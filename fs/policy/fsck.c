@@ -132,6 +132,7 @@ static int inode_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 	struct ient *e;
 	struct hoard_inode in;
 	uint64_t ino;
+	uint8_t pend;
 
 	c->rep->inodes++;
 	if (ino_key_decode(k, kl, &ino) < 0 ||
@@ -139,7 +140,12 @@ static int inode_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 		fsck_problem(c, HOARD_FSCK_BAD_RECORDS);
 		return 0;
 	}
-	if (in.home_parent) { /* its home entry must carry its copy */
+	pend = c->n_pend ? fsck_pending_of(c, in.volume) : 0;
+	/* Its home entry must carry its copy, unless a clone or removal
+	 * under way owns it (fsckpending.c): a removal deletes a directory's
+	 * entries with it, before the inodes they name, and the next start
+	 * deletes the rest, as check_inodes says. */
+	if (in.home_parent && !pend) {
 		bool copied;
 		int r = fsck_home_check(c, ino, &in, v, vl, &copied);
 
@@ -155,7 +161,7 @@ static int inode_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 	e->ino = ino;
 	e->mode = in.mode;
 	e->nlink = in.nlink;
-	e->pend = c->n_pend ? fsck_pending_of(c, in.volume) : 0;
+	e->pend = pend;
 	return 0;
 }
 
