@@ -62,7 +62,7 @@ LAYERS = [
     }),
     ("5 filesystem core", {
         "core": ["fs/core/idmap.c", "fs/core/chunks.c", "fs/core/meta.c", "fs/core/dir.c",
-                 "fs/core/file.c", "fs/core/ingest.c", "fs/core/extents.c", "fs/core/staging.c",
+                 "fs/core/file.c", "fs/core/read.c", "fs/core/commit.c", "fs/core/ingest.c", "fs/core/extents.c", "fs/core/staging.c",
                  "fs/core/info.c", "fs/core/plain.c", "fs/core/volume.c", "fs/core/volrm.c",
                  "fs/core/core.c",
                  "fs/core/fs-internal.h", "include/hoard/fs.h",
@@ -94,7 +94,7 @@ LAYERS = [
         "trust": ["fs/remote/trust.c", "include/hoard/trust.h"],
     }),
     ("7 front ends", {
-        "hoardfs": ["fs/daemon/hoardfs.c", "fs/daemon/hoardfsctl.c",
+        "hoardfs": ["fs/daemon/hoardfs.c", "fs/daemon/hoardfsops.c", "fs/daemon/hoardfsctl.c",
                     "fs/daemon/hoardfs-internal.h"],
         "cli": ["tools/*.c", "tools/*.h"],
     }),

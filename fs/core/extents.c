@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * extents: counting a file's committed extents (docs/FORMAT.md 2.4) into an
- * idmap of chunk refcount changes, for a commit (file.c), a purge (meta.c),
+ * idmap of chunk refcount changes, for a commit (commit.c), a purge (meta.c),
  * a volume removal (volume.c) and user.hoard.info (info.c).  Below meta.c
  * and file.c: it calls only the store and idmap.c.
  */

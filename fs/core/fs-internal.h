@@ -49,7 +49,7 @@ struct istate {
 	int staging_fd;	       /* -1 when the content is all in extents */
 	uint8_t *mem;	       /* or the staging content in memory (small) */
 	size_t mem_cap;	       /* bytes allocated at mem; beyond size: zeros */
-	struct stream *stream; /* or a sequential writer's chunks (file.c) */
+	struct stream *stream; /* or a sequential writer's chunks (commit.c) */
 	bool seq;	       /* in-memory staging written only by appends */
 	bool dirty;	       /* staging holds changes not yet committed */
 	bool size_valid;       /* size below is the current size */
@@ -190,7 +190,44 @@ void plain_want(struct hoard_fs *fs, uint64_t ino, uint64_t size);
  * out of the tier. */
 int plain_detach(struct hoard_fs *fs, uint64_t ino);
 
-/* file.c */
+/* file.c, read.c and commit.c: the data path (file.c's essay) */
+struct hoard_fh {
+	struct istate *is;
+	int flags;
+	bool pt;       /* answered with passthrough (counted in is->pt_opens) */
+	bool deferred; /* its close does not wait for the commit (file.c) */
+};
+
+/* is's content is staged (in memory, a staging file or a stream) */
+static inline bool staged(const struct istate *is)
+{
+	return is->staging_fd >= 0 || is->mem || is->stream;
+}
+
+typedef int (*fill_fn)(struct hoard_fs *fs, struct istate *is, int fd,
+		       uint64_t arg);
+
+/* file.c: a new staging file for is, holding what fill writes (nothing
+ * when fill is NULL) and is->size long; it becomes is->staging_fd. */
+int staging_file_new(struct hoard_fs *fs, struct istate *is, fill_fn fill,
+		     uint64_t arg);
+int file_truncate(struct hoard_fs *fs, struct istate *is, uint64_t size);
+int fs_commit_all(struct hoard_fs *fs);
+
+/* read.c: bytes [off, end) of a streaming file into buf. */
+int stream_read(struct hoard_fs *fs, struct istate *is, uint8_t *buf,
+		uint64_t off, uint64_t end);
+
+/* commit.c: streams (is->rw held for writing).  In-memory staging written
+ * by appends only becomes a stream (on failure nothing changed); n bytes
+ * appended at the end of a streaming file; the stream's content goes to a
+ * staging file, which takes over. */
+int stream_start(struct hoard_fs *fs, struct istate *is);
+int stream_feed(struct hoard_fs *fs, struct istate *is, const uint8_t *p,
+		size_t n);
+int stream_to_file(struct hoard_fs *fs, struct istate *is);
+
+/* commit.c */
 int file_commit(struct hoard_fs *fs, struct istate *is, bool sync);
 /* What a writer of a file's content adds to file_land_locked's batch. */
 struct land {
@@ -207,8 +244,6 @@ struct land {
 int file_land_locked(struct hoard_fs *fs, uint64_t ino, const uint8_t *ext,
 		     size_t n_ext, struct idmap *deltas, const struct land *l,
 		     bool sync);
-int file_truncate(struct hoard_fs *fs, struct istate *is, uint64_t size);
-int fs_commit_all(struct hoard_fs *fs);
 
 /* volrm.c: finish the volume removals a crash interrupted (their `rm.`
  * keys); from hoard_volume_recover.  0 or -errno, each one logged. */
@@ -224,7 +259,7 @@ int extents_count(struct hoard_fs *fs, uint64_t ino, struct idmap *m, int delta,
 /* staging.c (below meta.c and file.c): calls go file.c -> meta.c ->
  * staging.c / extents.c, never back up. */
 
-/* A commit's work (file.c), also a stream's chunks cut so far. */
+/* A commit's work (commit.c), also a stream's chunks cut so far. */
 struct commit {
 	struct hoard_fs *fs;
 	struct idmap deltas; /* id -> refcount change, sizes */

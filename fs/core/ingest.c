@@ -3,7 +3,7 @@
  * ingest: hashing and storing a streaming file's chunks on the other cores.
  *
  * A file written by appends is cut into chunks by the thread that serves
- * its writes (file.c, streams).  Hashing a chunk (XXH3), compressing it and
+ * its writes (commit.c, streams).  Hashing a chunk (XXH3), compressing it and
  * putting its frame into RocksDB cost several times what cutting it does,
  * so with more than one CPU the cut chunk is handed to this pool (a copy
  * of its bytes: an ingest_job) and the writer goes on cutting.  Each stream
@@ -11,7 +11,7 @@
  * writer records finished jobs (extents, refcount deltas) from the head of
  * its queue only, so extents and deltas are made in the same order as
  * without the pool, and a commit first waits for all of its stream's jobs:
- * every frame a batch refers to was stored (and made durable, file.c)
+ * every frame a batch refers to was stored (and made durable, commit.c)
  * before the batch.  A job's bytes stay until it is recorded, so a read of
  * the file meanwhile, or its move to a staging file, finds them there.
  *
@@ -28,7 +28,7 @@
  *
  * Memory: INGEST_DEPTH jobs of at most HOARD_CHUNK_MAX bytes per stream,
  * besides the stream's own buffer.  With one CPU (taskset) there is no
- * pool: ingest_on() is false and file.c stores each chunk as it is cut.
+ * pool: ingest_on() is false and commit.c stores each chunk as it is cut.
  *
  * Thread contract: a stream's queue (struct ingest_q) belongs to the
  * thread that holds its inode's rw lock for writing; a job's state and

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * hoardfs-internal.h: what the daemon's two files share (hoardfs.c: FUSE
- * operations, mounts, start-up; hoardfsctl.c: the control socket's
- * requests).  Private to hoardfs.
+ * hoardfs-internal.h: what the daemon's files share (hoardfs.c: mounts,
+ * start-up; hoardfsops.c: the FUSE operations and the committer;
+ * hoardfsctl.c: the control socket's requests).  Private to hoardfs.
  *
  * Threads: the mount table and the flags marked so are protected by
  * D.notify_mu; the control requests are served by several threads at
@@ -17,9 +17,18 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <fuse_lowlevel.h>
+
 #include "hoard/s3.h"
 
 #define MAX_MOUNTS 32
+
+/* FUSE passthrough needs libfuse >= 3.16 (fuse_passthrough_open) */
+#if FUSE_VERSION >= FUSE_MAKE_VERSION(3, 16)
+#define HAVE_PASSTHROUGH 1
+#else
+#define HAVE_PASSTHROUGH 0
+#endif
 
 struct fuse_session;
 
@@ -86,6 +95,15 @@ struct hoardfs_daemon {
 
 extern struct hoardfs_daemon D;
 
+/* hoardfsops.c: the FUSE operations, and the committer thread (started
+ * by main, stopped after the sessions end). */
+extern const struct fuse_lowlevel_ops ops;
+int committer_start(void);
+void committer_stop(void);
+/* Before a figure or snapshot that must include every closed file:
+ * with --close=defer, commit files whose close did not wait. */
+void commit_closed_files(void);
+
 /* hoardfs.c */
 bool is_mountpoint(const char *path);
 /* Open m's volume (made if missing) and mount it; 0, or -errno with one
@@ -101,9 +119,6 @@ void raise_read_ahead(const struct mount *m);
 void pull_changed(void *ud, uint64_t parent, const char *name);
 /* Lazy fetch from url (once): 0 or -errno, logged. */
 int start_lazy(const char *url, const struct hoard_s3_config *fallback);
-/* Before a figure or snapshot that must include every closed file:
- * with --close=defer, commit files whose close did not wait. */
-void commit_closed_files(void);
 
 /* hoardfsctl.c: every control request (ctl.h's handler). */
 int ctl_handler(void *ud, const char *req, char **ret_out);
