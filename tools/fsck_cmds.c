@@ -162,6 +162,12 @@ int hoard_cmd_fsck(const char **store, int argc, char **argv)
 	hoard_store_close(st);
 	if (prog.shown)
 		fputs("\r\033[K", stderr);
+	if (r == -EUCLEAN)
+		return cli_fail(
+			"store %s is damaged: its settings family cannot "
+			"be read (nothing was changed; restore the "
+			"store or pull its volumes again)",
+			*store);
 	if (r < 0)
 		return cli_fail("fsck of %s could not finish: %s", *store,
 				strerror(-r));

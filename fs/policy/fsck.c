@@ -643,6 +643,18 @@ static bool closed_cleanly(struct hoard_store *st)
 	return r == -ENOENT || (r == 0 && n == 1 && clean != 0);
 }
 
+/*
+ * The default family holds the settings beside the clone/rm marks and the
+ * digests scanned here.  Its records have no inode to blame and nothing
+ * a repair could rebuild, so an unreadable one there is the store's
+ * damage the open reports for unreadable settings: -EUCLEAN, which the
+ * CLI says in one line (hoard fsck changes nothing then).
+ */
+static int settings_scan(int r)
+{
+	return r == -EIO ? -EUCLEAN : r;
+}
+
 int hoard_fsck_run(struct hoard_store *st, const struct hoard_fsck_opts *o,
 		   struct hoard_fsck_report **ret)
 {
@@ -665,7 +677,7 @@ int hoard_fsck_run(struct hoard_store *st, const struct hoard_fsck_opts *o,
 	}
 	r = scan_volumes(&c);
 	if (r == 0)
-		r = fsck_scan_pending(&c);
+		r = settings_scan(fsck_scan_pending(&c));
 	if (r == 0)
 		r = scan_inodes(&c);
 	if (r == 0)
@@ -685,7 +697,7 @@ int hoard_fsck_run(struct hoard_store *st, const struct hoard_fsck_opts *o,
 		r = fsck_scan_xattrs(&c, false);
 	}
 	if (r == 0)
-		r = fsck_scan_digests(&c, false);
+		r = settings_scan(fsck_scan_digests(&c, false));
 	if (r == 0) {
 		apply_gaps(&c);
 		r = list_lost(&c);
