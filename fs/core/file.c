@@ -669,7 +669,7 @@ int hoard_fs_release_pt(struct hoard_fs *fs, struct hoard_fh *fh,
 {
 	struct istate *is = fh->is;
 	struct hoard_inode in;
-	bool last, gone = false;
+	bool last, orphan, gone = false;
 	int r = 0;
 
 	if (fh->pt) {
@@ -680,10 +680,14 @@ int hoard_fs_release_pt(struct hoard_fs *fs, struct hoard_fh *fh,
 	}
 	pthread_mutex_lock(&fs->lock);
 	last = --is->opens == 0;
+	orphan = is->orphan;
 	pthread_mutex_unlock(&fs->lock);
 	if (last) {
 		pthread_rwlock_wrlock(&is->rw);
-		if (inode_load(fs, is->ino, &in) == 0) {
+		/* Only an orphan can have lost its last link (the mark is set
+		 * where every last link goes, as for FORGET): no record read
+		 * at the last close of a file that still has a name. */
+		if (orphan && inode_load(fs, is->ino, &in) == 0) {
 			gone = in.nlink == 0;
 			inode_clear(&in);
 		}
