@@ -421,11 +421,35 @@ static int stream_cut(struct hoard_fs *fs, struct istate *is, const uint8_t *p,
 int stream_feed(struct hoard_fs *fs, struct istate *is, const uint8_t *p,
 		size_t n)
 {
-	int r = stream_cut(fs, is, p, n);
+	int r;
+
+	if (is->stream->err)
+		return is->stream->err;
+	r = stream_cut(fs, is, p, n);
 
 	if (is->stream->q.n) /* the pool: one wakeup for the whole write */
 		ingest_kick();
 	return r;
+}
+
+void stream_break(struct hoard_fs *fs, struct istate *is, int err)
+{
+	struct stream *st = calloc(1, sizeof(*st));
+
+	if (!st || idmap_init(&st->c.deltas, 1) < 0 ||
+	    idmap_init(&st->c.staged, 1) < 0) {
+		if (st) {
+			idmap_free(&st->c.deltas);
+			free(st);
+		}
+		is->stream->err = err; /* its frames stay until the close */
+		return;
+	}
+	stream_free(fs, is, false, false);
+	st->c.fs = fs;
+	st->c.bulk = true;
+	st->err = err;
+	is->stream = st;
 }
 
 /* In-memory staging written by appends only becomes a stream; on failure
@@ -497,6 +521,8 @@ static int stream_commit(struct hoard_fs *fs, struct istate *is, bool sync)
 	struct stream *st = is->stream;
 	int r = 0;
 
+	if (st->err) /* lost bytes: never landed, nor moved to a file */
+		return st->err;
 	/* the tail, then every frame stored before the batch */
 	if (st->len > st->head)
 		r = stream_emit(is, NULL, 0);

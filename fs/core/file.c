@@ -483,6 +483,44 @@ int hoard_fs_create(struct hoard_fs *fs, uint64_t parent, const char *name,
 ssize_t hoard_fs_write(struct hoard_fs *fs, struct hoard_fh *fh,
 		       const void *buf, size_t size, off_t off)
 {
+	return hoard_fs_write_ack(fs, fh, buf, size, off, NULL, NULL);
+}
+
+/*
+ * An append to a streaming file is answered (ack) before it is cut: the
+ * writer (`cp`) prepares its next write while this thread cuts, hashes
+ * and stores this one.  The inode's lock is held from before the answer
+ * to the end, so every later request on the file (the next write, a
+ * read, a stat, the close's FLUSH) comes after this write's work.  When
+ * that work fails, the answered bytes are lost: the stream keeps the
+ * error (struct stream, err) and every later append, read and commit of
+ * the file fails with it, up to the last close, which drops the new
+ * content (the file keeps its previous one, as after any failed commit).
+ */
+static ssize_t stream_append_acked(struct hoard_fs *fs, struct istate *is,
+				   const void *buf, size_t size,
+				   void (*ack)(void *ud, size_t n), void *ud)
+{
+	int r;
+
+	mark_dirty(is, is->size + size);
+	ack(ud, size);
+	r = stream_feed(fs, is, buf, size);
+	if (r < 0 && !is->stream->err) {
+		stream_break(fs, is, r);
+		hoard_log(LOG_ERR,
+			  "inode %llu: an answered write failed (%s): the "
+			  "file's new content is lost; its next flush, fsync "
+			  "or write reports the error",
+			  (unsigned long long)is->ino, strerror(-r));
+	}
+	return r < 0 ? r : (ssize_t)size;
+}
+
+ssize_t hoard_fs_write_ack(struct hoard_fs *fs, struct hoard_fh *fh,
+			   const void *buf, size_t size, off_t off,
+			   void (*ack)(void *ud, size_t n), void *ud)
+{
 	struct istate *is = fh->is;
 	uint64_t end = (uint64_t)off + size;
 	int r;
@@ -491,6 +529,13 @@ ssize_t hoard_fs_write(struct hoard_fs *fs, struct hoard_fh *fh,
 		return -EINVAL;
 	pthread_rwlock_wrlock(&is->rw);
 	r = staging_open(fs, is, UINT64_MAX);
+	if (r == 0 && ack && size && is->stream && !is->stream->err &&
+	    (uint64_t)off == is->size) {
+		ssize_t n = stream_append_acked(fs, is, buf, size, ack, ud);
+
+		pthread_rwlock_unlock(&is->rw);
+		return n;
+	}
 	if (r == 0)
 		r = staging_pwrite(fs, is, buf, size, (uint64_t)off);
 	if (r == 0)

@@ -226,6 +226,10 @@ int stream_start(struct hoard_fs *fs, struct istate *is);
 int stream_feed(struct hoard_fs *fs, struct istate *is, const uint8_t *p,
 		size_t n);
 int stream_to_file(struct hoard_fs *fs, struct istate *is);
+/* An append answered before it was cut failed (file.c): drop what the
+ * stream staged, its frames deleted now as a failed commit's are, and
+ * keep only the error (struct stream, err); is->rw held for writing. */
+void stream_break(struct hoard_fs *fs, struct istate *is, int err);
 
 /* commit.c */
 int file_commit(struct hoard_fs *fs, struct istate *is, bool sync);
@@ -336,6 +340,11 @@ struct stream {
 	bool owed;	  /* ... but for this: buf[head, len) is a whole chunk
 			   * that could not be stored yet */
 	uint64_t base;
+	int err; /* an append answered before it was cut failed: bytes the
+		  * writer was told are written are lost.  Sticky: every
+		  * later append, read, move to a staging file and commit
+		  * fails (reads with EIO), until the last close drops the
+		  * stream and the file its new content (file.c). */
 };
 
 /* staging/<ino> */

@@ -147,6 +147,9 @@ int stream_read(struct hoard_fs *fs, struct istate *is, uint8_t *buf,
 
 	struct extent_rec e;
 
+	if (st->err) /* it lost bytes of an answered append */
+		return -EIO;
+
 	while (lo < hi) { /* the first extent that ends after off */
 		size_t mid = (lo + hi) / 2;
 		const uint8_t *ek = st->c.ext + mid * esz;

@@ -413,11 +413,31 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	hoard_fs_read_done(fs, &rv);
 }
 
+struct write_ack {
+	fuse_req_t req;
+	bool sent;
+};
+
+static void write_ack(void *ud, size_t n)
+{
+	struct write_ack *a = ud;
+
+	fuse_reply_write(a->req, n);
+	a->sent = true;
+}
+
+/* An append to a streaming file is answered before it is stored
+ * (hoard_fs_write_ack): `cp` prepares its next write meanwhile.  buf is
+ * libfuse's, valid until we return. */
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		     size_t size, off_t off, struct fuse_file_info *fi)
 {
-	ssize_t n = hoard_fs_write(M(req)->fs, FH(fi), buf, size, off);
+	struct write_ack a = {.req = req};
+	ssize_t n = hoard_fs_write_ack(M(req)->fs, FH(fi), buf, size, off,
+				       write_ack, &a);
 
+	if (a.sent)
+		return;
 	if (n < 0)
 		fuse_reply_err(req, E((int)n));
 	else

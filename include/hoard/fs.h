@@ -170,6 +170,17 @@ void hoard_fs_read_done(struct hoard_fs *fs, struct hoard_rvec *rv);
 ssize_t hoard_fs_write(struct hoard_fs *fs, struct hoard_fh *fh,
 		       const void *buf, size_t size, off_t off);
 /*
+ * hoard_fs_write, but an append to a file that streams (README "Writes
+ * and durability") is answered early: ack(ud, size) is called, with the
+ * file's lock held, before its bytes are chunked and stored, and buf must
+ * stay valid until the call returns.  Returns size or -errno as
+ * hoard_fs_write does; when ack was called, an error is for the log only
+ * (the file's next write, flush or fsync reports it).  ack NULL: never.
+ */
+ssize_t hoard_fs_write_ack(struct hoard_fs *fs, struct hoard_fh *fh,
+			   const void *buf, size_t size, off_t off,
+			   void (*ack)(void *ud, size_t n), void *ud);
+/*
  * Close without waiting for the commit.  True when fh's close needs no
  * FLUSH: a read-only handle (its flush does nothing), or one for writing
  * while the store's filesystem has room (256 MiB free); then its commit
