@@ -378,6 +378,49 @@ def test_full_disk_recovers_without_a_remount(small_fs):
         s.check_log()
 
 
+def test_answered_append_that_fails_is_reported(small_fs):
+    """An append to a streaming file is answered before it is stored
+    (README "Writes and durability").  When storing it fails (ENOSPC), a
+    later write or the close reports the error, the daemon says so for
+    that inode, and after the last close the file has its previous
+    content (it was new: empty), never bytes that were not written."""
+    s = Store(small_fs / "store")
+    s.init()
+    try:
+        m = s.mount("test", root=small_fs.parent)["test"]
+        fd = os.open(m / "big", os.O_CREAT | os.O_WRONLY, 0o644)
+        ino = os.fstat(fd).st_ino
+        err = None
+        try:
+            for _ in range(96):
+                os.write(fd, os.urandom(MIB))
+        except OSError as e:
+            err = e
+        try:
+            os.close(fd)
+        except OSError as e:
+            err = err or e
+        assert err is not None and err.errno == errno.ENOSPC, err
+        want = f"inode {ino}: an answered write failed (No space"
+        assert want in s.log(), s.log()[-2000:]
+        deadline = time.time() + 30
+        while os.stat(m / "big").st_size and time.time() < deadline:
+            time.sleep(0.1)     # the RELEASE comes after the close
+        assert os.stat(m / "big").st_size == 0
+        assert (m / "big").read_bytes() == b""
+        os.unlink(m / "big")
+        data = os.urandom(MIB)
+        write_synced(m / "after", data)
+        assert (m / "after").read_bytes() == data
+        s.umount()
+        rc, rep = fsck(s)
+        assert rc == 0 and rep["clean"], [k for k, v in rep["found"].items() if v]
+    finally:
+        if s.mounts:
+            s.umount()
+        s.check_log()
+
+
 @pytest.fixture
 def mid_fs(tmp_path):
     d = tmp_path / "mid"
