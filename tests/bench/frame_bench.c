@@ -128,8 +128,7 @@ static void load(const char *path, const struct hoard_key *key)
 				frames = realloc(frames,
 						 capframes * sizeof(*frames));
 			}
-			frames[nframes++] =
-				(struct frame){id, (uint32_t)fl, f};
+			frames[nframes++] = (struct frame){id, (uint32_t)fl, f};
 			frame_bytes += fl;
 		}
 		p += k;
@@ -153,9 +152,9 @@ static void run_rocksdb(const char *dir)
 	c0 = cpu_now();
 	w0 = wall_now();
 	for (size_t i = 0; i < nframes; i++)
-		if (hoard_store_put_nowal(st, HOARD_CF_CHUNKDATA, frames[i].id.b,
-					  HOARD_ID_SIZE, frames[i].p,
-					  frames[i].len) < 0)
+		if (hoard_store_put_nowal(st, HOARD_CF_CHUNKDATA,
+					  frames[i].id.b, HOARD_ID_SIZE,
+					  frames[i].p, frames[i].len) < 0)
 			exit(1);
 	if (hoard_store_flush(st, HOARD_CF_CHUNKDATA) < 0)
 		exit(1);
@@ -211,8 +210,9 @@ static void run_append(const char *dir, bool gather)
 		exit(1);
 	if (fdatasync(fd) < 0)
 		exit(1);
-	printf("%s cpu %.3f s  wall %.3f s\n", gather ? "append1m " : "append   ",
-	       cpu_now() - c0, wall_now() - w0);
+	printf("%s cpu %.3f s  wall %.3f s\n",
+	       gather ? "append1m " : "append   ", cpu_now() - c0,
+	       wall_now() - w0);
 	close(fd);
 	unlink(path);
 }
@@ -224,7 +224,8 @@ int main(int argc, char **argv)
 	int rounds;
 
 	if (argc < 4) {
-		fprintf(stderr, "usage: hoard-frame-bench DIR ROUNDS FILE...\n");
+		fprintf(stderr,
+			"usage: hoard-frame-bench DIR ROUNDS FILE...\n");
 		return 2;
 	}
 	rounds = atoi(argv[2]);
