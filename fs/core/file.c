@@ -490,8 +490,9 @@ ssize_t hoard_fs_write(struct hoard_fs *fs, struct hoard_fh *fh,
  * An append to a streaming file is answered (ack) before it is cut: the
  * writer (`cp`) prepares its next write while this thread cuts, hashes
  * and stores this one.  The inode's lock is held from before the answer
- * to the end, so every later request on the file (the next write, a
- * read, a stat, the close's FLUSH) comes after this write's work.  When
+ * to the end, so every later request on the file that takes it (the next
+ * write, a read, the close's FLUSH, an fsync) comes after this write's
+ * work; a stat sees the new size at once.  When
  * that work fails, the answered bytes are lost: the stream keeps the
  * error (struct stream, err) and every later append, read and commit of
  * the file fails with it, up to the last close, which drops the new
