@@ -480,6 +480,14 @@ int hoard_fs_create(struct hoard_fs *fs, uint64_t parent, const char *name,
 	return r;
 }
 
+/* r, returned to a write, flush or fsync, is the broken stream's error
+ * (is->rw held for writing). */
+static void stream_told(struct istate *is, int r)
+{
+	if (r < 0 && is->stream && is->stream->err == r)
+		is->stream->told = true;
+}
+
 ssize_t hoard_fs_write(struct hoard_fs *fs, struct hoard_fh *fh,
 		       const void *buf, size_t size, off_t off)
 {
@@ -541,6 +549,8 @@ ssize_t hoard_fs_write_ack(struct hoard_fs *fs, struct hoard_fh *fh,
 		r = staging_pwrite(fs, is, buf, size, (uint64_t)off);
 	if (r == 0)
 		mark_dirty(is, end > is->size ? end : is->size);
+	else
+		stream_told(is, r);
 	pthread_rwlock_unlock(&is->rw);
 	return r < 0 ? r : (ssize_t)size;
 }
@@ -591,6 +601,7 @@ int hoard_fs_flush(struct hoard_fs *fs, struct hoard_fh *fh)
 		return 0;
 	pthread_rwlock_wrlock(&fh->is->rw);
 	r = file_commit(fs, fh->is, false);
+	stream_told(fh->is, r);
 	if (r == 0)
 		r = take_commit_err(fh->is);
 	pthread_rwlock_unlock(&fh->is->rw);
@@ -603,6 +614,7 @@ int hoard_fs_fsync(struct hoard_fs *fs, struct hoard_fh *fh, bool datasync)
 
 	pthread_rwlock_wrlock(&fh->is->rw);
 	r = file_commit(fs, fh->is, true);
+	stream_told(fh->is, r);
 	if (r == 0)
 		r = take_commit_err(fh->is);
 	pthread_rwlock_unlock(&fh->is->rw);
@@ -738,8 +750,12 @@ int hoard_fs_release_pt(struct hoard_fs *fs, struct hoard_fh *fh,
 			inode_clear(&in);
 		}
 		if (!gone) {
+			/* a broken stream whose error a write, flush or
+			 * fsync returned: reported already */
+			bool told = is->stream && is->stream->told;
+
 			r = file_commit(fs, is, false);
-			if (r < 0)
+			if (r < 0 && !told)
 				release_failed(fs, is, r);
 		}
 		pthread_mutex_lock(&fs->lock);

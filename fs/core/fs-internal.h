@@ -340,11 +340,13 @@ struct stream {
 	bool owed;	  /* ... but for this: buf[head, len) is a whole chunk
 			   * that could not be stored yet */
 	uint64_t base;
-	int err; /* an append answered before it was cut failed: bytes the
+	int err;   /* an append answered before it was cut failed: bytes the
 		  * writer was told are written are lost.  Sticky: every
 		  * later append, read, move to a staging file and commit
 		  * fails (reads with EIO), until the last close drops the
 		  * stream and the file its new content (file.c). */
+	bool told; /* err was returned by a write, flush or fsync: the
+		    * last close keeps no error for the next one (file.c) */
 };
 
 /* staging/<ino> */

@@ -421,6 +421,92 @@ def test_answered_append_that_fails_is_reported(small_fs):
         s.check_log()
 
 
+def _break_stream(path):
+    """Append new random MiBs to path until an error: returns (fd, errno
+    seen, bytes answered).  The stream is broken then (an answered append
+    failed: README "Writes and durability")."""
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o644)
+    n = 0
+    for _ in range(96):
+        try:
+            os.write(fd, os.urandom(MIB))
+        except OSError as e:
+            return fd, e.errno, n
+        n += MIB
+    os.close(fd)
+    raise AssertionError("96 MiB fit in a 64 MiB store")
+
+
+def _errno_of(f, *a):
+    try:
+        f(*a)
+    except OSError as e:
+        return e.errno
+    return 0
+
+
+def test_broken_stream_requests_then_a_clean_start(small_fs):
+    """After an answered append failed, every request on the file while it
+    is open fails as README says, and nothing of it outlives the last
+    close: a second writer's append and close, fsync, a pwrite in the
+    middle, ftruncate, an uncached read fail; stat shows the answered size
+    until the last close, then the previous content (empty); the next
+    writer of the same file (and a new file) starts clean: its close
+    reports no stale error and its bytes are stored; fsck clean."""
+    s = Store(small_fs / "store")
+    s.init()
+    fds = []
+    try:
+        m = s.mount("test", root=small_fs.parent)["test"]
+        big = m / "big"
+        big.write_bytes(b"")
+        rfd = os.open(big, os.O_RDONLY)
+        fd2 = os.open(big, os.O_WRONLY | os.O_APPEND)
+        fds += [rfd, fd2]
+        fd, err, n = _break_stream(big)
+        fds.append(fd)
+        assert err == errno.ENOSPC, err
+        assert os.fstat(fd).st_size >= n
+        assert _errno_of(os.write, fd2, b"x" * 4096) == errno.ENOSPC
+        assert _errno_of(os.fsync, fd) == errno.ENOSPC
+        assert _errno_of(os.pwrite, fd, b"y" * 4096, 4096) != 0
+        assert _errno_of(os.ftruncate, fd, 4096) != 0
+        os.posix_fadvise(rfd, 0, 0, os.POSIX_FADV_DONTNEED)
+        assert _errno_of(os.pread, rfd, 4096, 0) == errno.EIO
+        fds = []
+        assert _errno_of(os.close, fd2) == errno.ENOSPC
+        assert _errno_of(os.close, fd) == errno.ENOSPC
+        os.close(rfd)   # the last close
+        deadline = time.time() + 30
+        while os.stat(big).st_size and time.time() < deadline:
+            time.sleep(0.1)
+        assert os.stat(big).st_size == 0
+        assert big.read_bytes() == b""
+        # the next writer of the same file: nothing left of the break
+        data = os.urandom(64 * KIB)
+        with open(big, "wb") as f:
+            f.write(data)
+        assert big.read_bytes() == data
+        data2 = os.urandom(2 * MIB)
+        with open(big, "wb") as f:
+            f.write(data2)
+            f.flush()
+            os.fsync(f.fileno())
+        assert big.read_bytes() == data2
+        s.umount()
+        rc, rep = fsck(s)
+        assert rc == 0 and rep["clean"], [k for k, v in rep["found"].items() if v]
+        m = s.mount("test", root=small_fs.parent)["test"]
+        assert (m / "big").read_bytes() == data2
+        s.umount()
+    finally:
+        for f in fds:
+            _errno_of(os.close, f)
+        if s.mounts:
+            s.umount()
+        s.check_log()
+
+
 @pytest.fixture
 def mid_fs(tmp_path):
     d = tmp_path / "mid"
