@@ -516,6 +516,57 @@ def mid_fs(tmp_path):
     run(["umount", "-l", d], check=False)
 
 
+def test_broken_stream_with_deferred_close(mid_fs):
+    """--close=defer, a file opened with room: its appends fill the disk
+    and one that was answered fails, so a later write returns ENOSPC.
+    The close (no FLUSH) returns 0; the commit at its RELEASE fails, the
+    file keeps its previous content (empty), and since a write already
+    reported the error it is not kept for the next writer: the next
+    fsync of the file returns 0, stats count no failed commit, and the
+    next content is stored; fsck clean."""
+    s = Store(mid_fs / "store")
+    s.init()
+    fd = -1
+    try:
+        m = s.mount("test", root=mid_fs.parent,
+                    extra=("--close=defer",))["test"]
+        before = s.stats()["commit_errors"]
+        big = m / "big"
+        fd = os.open(big, os.O_CREAT | os.O_WRONLY, 0o644)
+        err = None
+        for _ in range(400):
+            try:
+                os.write(fd, os.urandom(MIB))
+            except OSError as e:
+                err = e.errno
+                break
+        assert err == errno.ENOSPC, err
+        os.close(fd)    # no FLUSH: returns 0
+        fd = -1
+        deadline = time.time() + 60
+        while os.stat(big).st_size and time.time() < deadline:
+            time.sleep(0.1)     # the RELEASE's commit fails
+        assert os.stat(big).st_size == 0
+        assert big.read_bytes() == b""
+        assert s.stats()["commit_errors"] == before
+        data = os.urandom(64 * KIB)
+        fd = os.open(big, os.O_WRONLY)
+        os.write(fd, data)
+        os.fsync(fd)    # no stale ENOSPC
+        os.close(fd)
+        fd = -1
+        assert big.read_bytes() == data
+        s.umount()
+        rc, rep = fsck(s)
+        assert rc == 0 and rep["clean"], [k for k, v in rep["found"].items() if v]
+    finally:
+        if fd >= 0:
+            _errno_of(os.close, fd)
+        if s.mounts:
+            s.umount()
+        s.check_log()
+
+
 def test_full_disk_at_a_commit_after_close(mid_fs):
     """A file opened while the store's filesystem had room (more than 256
     MiB free) closes without waiting for its commit; the disk fills before
