@@ -507,6 +507,50 @@ def test_broken_stream_requests_then_a_clean_start(small_fs):
         s.check_log()
 
 
+@pytest.mark.parametrize("how", ["unlink", "rename_over", "rename_away"])
+def test_broken_stream_unlinked_or_renamed(small_fs, how):
+    """A broken stream's file unlinked, replaced by a rename or renamed
+    while open: the close reports the error, the name shows what the
+    namespace says (gone, the other file, the old empty content under the
+    new name), and fsck finds nothing (no frame, refcount or orphan
+    left)."""
+    s = Store(small_fs / "store")
+    s.init()
+    fd = -1
+    try:
+        m = s.mount("test", root=small_fs.parent)["test"]
+        big = m / "big"
+        fd, err, _ = _break_stream(big)
+        assert err == errno.ENOSPC, err
+        if how == "unlink":
+            os.unlink(big)
+        elif how == "rename_over":
+            (m / "other").write_bytes(b"other")
+            os.rename(m / "other", big)
+        else:
+            os.rename(big, m / "moved")
+        err, fd = _errno_of(os.close, fd), -1
+        assert err == errno.ENOSPC
+        want = {"unlink": [], "rename_over": ["big"], "rename_away": ["moved"]}
+        assert sorted(os.listdir(m)) == want[how]
+        if how == "rename_over":
+            assert big.read_bytes() == b"other"
+        if how == "rename_away":
+            deadline = time.time() + 30
+            while os.stat(m / "moved").st_size and time.time() < deadline:
+                time.sleep(0.1)
+            assert (m / "moved").read_bytes() == b""
+        s.umount()
+        rc, rep = fsck(s)
+        assert rc == 0 and rep["clean"], [k for k, v in rep["found"].items() if v]
+    finally:
+        if fd >= 0:
+            _errno_of(os.close, fd)
+        if s.mounts:
+            s.umount()
+        s.check_log()
+
+
 @pytest.fixture
 def mid_fs(tmp_path):
     d = tmp_path / "mid"
