@@ -278,6 +278,27 @@ static bool land_fault(void)
 	       __atomic_add_fetch(&n, 1, __ATOMIC_RELAXED) % fail_every == 0;
 }
 
+/* For tests: HOARD_TEST_STREAM_FAIL_PAST=X fails, once, the first chunk a
+ * stream stores that ends past byte X of its file (ENOSPC, as a full disk
+ * would). */
+static uint64_t stream_fail_past;
+static bool stream_fail_done;
+static pthread_once_t stream_fail_once = PTHREAD_ONCE_INIT;
+
+static void stream_fail_init(void)
+{
+	const char *p = getenv("HOARD_TEST_STREAM_FAIL_PAST");
+
+	stream_fail_past = p ? strtoull(p, NULL, 10) : 0;
+}
+
+static bool stream_fault(uint64_t end)
+{
+	pthread_once(&stream_fail_once, stream_fail_init);
+	return stream_fail_past && end > stream_fail_past &&
+	       !__atomic_exchange_n(&stream_fail_done, true, __ATOMIC_RELAXED);
+}
+
 /* The batch that lands a commit (fs->lock held). */
 static int commit_land(struct commit *c, struct istate *is, bool sync)
 {
@@ -345,6 +366,8 @@ static int stream_emit(struct istate *is, const uint8_t *p, size_t k)
 	const uint8_t *chunk = p;
 	int r;
 
+	if (stream_fault(st->base + have + k))
+		return -ENOSPC;
 	if (ingest_on()) {
 		/* record what is done; when full, down to half (a sleep per
 		 * half a queue, not per chunk) */

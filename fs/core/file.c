@@ -237,6 +237,21 @@ static int staging_spill(struct hoard_fs *fs, struct istate *is)
 	return r;
 }
 
+/* An append to a stream that is answered with its error: a failed feed may
+ * have kept the write's first chunks (stream_cut), so the stream no longer
+ * matches is->size, and a retry of the write would land after them.  The
+ * stream breaks instead (struct stream, err), as after an answered append
+ * that failed. */
+static int stream_feed_write(struct hoard_fs *fs, struct istate *is,
+			     const void *buf, size_t size)
+{
+	int r = stream_feed(fs, is, buf, size);
+
+	if (r < 0 && !is->stream->err)
+		stream_break(fs, is, r);
+	return r;
+}
+
 /* The staging operations; is->rw held for writing, staging open. */
 static int staging_pwrite(struct hoard_fs *fs, struct istate *is,
 			  const void *buf, size_t size, uint64_t off)
@@ -245,7 +260,7 @@ static int staging_pwrite(struct hoard_fs *fs, struct istate *is,
 
 	if (is->stream) {
 		if (off == is->size)
-			return stream_feed(fs, is, buf, size);
+			return stream_feed_write(fs, is, buf, size);
 		r = stream_to_file(fs, is);
 		if (r < 0)
 			return r;
@@ -259,7 +274,7 @@ static int staging_pwrite(struct hoard_fs *fs, struct istate *is,
 			return 0;
 		}
 		if (is->seq && stream_start(fs, is) == 0)
-			return stream_feed(fs, is, buf, size);
+			return stream_feed_write(fs, is, buf, size);
 		r = staging_spill(fs, is);
 		if (r < 0)
 			return r;

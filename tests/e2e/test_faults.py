@@ -551,6 +551,51 @@ def test_broken_stream_unlinked_or_renamed(small_fs, how):
         s.check_log()
 
 
+def test_failed_write_that_starts_a_stream_keeps_none_of_it(tmp_path,
+                                                            monkeypatch):
+    """The write that turns a file into a stream (its second MiB) fails
+    part-way: one chunk cannot be stored (HOARD_TEST_STREAM_FAIL_PAST,
+    once).  The writer is told (ENOSPC) and may retry the same write; what
+    the file then holds is either every byte the writer wrote, each at its
+    offset, or its previous content (empty), never the failed write's
+    first chunks followed by the retry (bytes shifted: silent corruption,
+    with every later write and the close returning 0); fsck clean."""
+    monkeypatch.setenv("HOARD_TEST_STREAM_FAIL_PAST", str(MIB + MIB // 4))
+    s = Store(tmp_path / "store")
+    s.init()
+    fd = -1
+    try:
+        m = s.mount("test")["test"]
+        d = [os.urandom(MIB) for _ in range(3)]
+        fd = os.open(m / "f", os.O_CREAT | os.O_WRONLY, 0o644)
+        res = []
+        for i in range(3):
+            for _ in range(2):      # a failed write is tried once more
+                e = _errno_of(os.pwrite, fd, d[i], i * MIB)
+                res.append(e)
+                if not e:
+                    break
+        assert res[:2] == [0, errno.ENOSPC], res
+        err, fd = _errno_of(os.close, fd), -1
+        deadline = time.time() + 30
+        while (m / "f").stat().st_size not in (0, 3 * MIB) and \
+                time.time() < deadline:
+            time.sleep(0.1)
+        got = (m / "f").read_bytes()
+        assert got in (b"", b"".join(d)), (res, err, len(got))
+        if got == b"":
+            assert err or any(res[2:]), (res, err)
+        s.umount()
+        rc, rep = fsck(s)
+        assert rc == 0 and rep["clean"], [k for k, v in rep["found"].items() if v]
+    finally:
+        if fd >= 0:
+            _errno_of(os.close, fd)
+        if s.mounts:
+            s.umount()
+        s.check_log()
+
+
 @pytest.fixture
 def mid_fs(tmp_path):
     d = tmp_path / "mid"
