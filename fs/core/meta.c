@@ -260,7 +260,7 @@ int hoard_fs_lookup(struct hoard_fs *fs, uint64_t parent, const char *name,
 		    struct stat *ret_st)
 {
 	uint8_t k[DIRENT_KEY_MAX], v[DIRENT_VAL_MAX];
-	struct hoard_inode in = {0};
+	struct hoard_inode in; /* set by dirent_copy or inode_load */
 	struct istate *is;
 	uint64_t ino, writes;
 	size_t n;

@@ -101,8 +101,9 @@ void u64_val_encode(uint8_t v[8], uint64_t u);
  * Inode records.  inode_decode: -EBADMSG when n is short, the version is
  * not 1, 2 or 3, a symlink's length disagrees with its size, a version 2
  * record's home entry is malformed or a version 3 record's two entries are
- * (or it is not a non-directory with two links; a symlink's target
- * becomes a malloc()ed string: -ENOMEM; free with inode_clear).
+ * (or it is not a non-directory with two links); ret is written only
+ * for a record that checks (a symlink's target becomes a malloc()ed
+ * string: -ENOMEM leaves ret without one; free with inode_clear).
  * inode_decode_attrs: the same without the target (no allocation; a
  * symlink's size is its target's length).  inode_encode: writes the
  * record into v (INODE_REC_MAX bytes) and returns its length: version 2
