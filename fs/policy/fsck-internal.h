@@ -221,7 +221,8 @@ int fsck_home_check(struct fsck *c, uint64_t ino, const struct hoard_inode *in,
  * FORMAT 2.2): 1 when both entries exist and name ino (a copy in one is
  * that entry's problem, counted by its pass), 0 when not, -errno when one
  * cannot be read. */
-int fsck_links_check(struct fsck *c, uint64_t ino, const struct hoard_inode *in);
+int fsck_links_check(struct fsck *c, uint64_t ino,
+		     const struct hoard_inode *in);
 
 /* fsckscan.c: count a problem in the report */
 void fsck_problem(struct fsck *c, enum hoard_fsck_problem p);

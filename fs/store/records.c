@@ -155,8 +155,8 @@ int inode_decode(const uint8_t *v, size_t n, struct hoard_inode *ret)
 	if (r < 0)
 		return r;
 	if (S_ISLNK(ret->mode)) {
-		ret->target =
-			strndup((const char *)v + INODE_REC_SIZE, ret->size);
+		ret->target = strndup((const char *)v + INODE_REC_SIZE,
+				      ret->size);
 		if (!ret->target)
 			return -ENOMEM;
 	}

@@ -211,7 +211,8 @@ static struct hoard_store *store_alloc(const char *dir)
 		rocksdb_block_based_table_data_block_index_type_binary_search_and_hash);
 	rocksdb_block_based_options_set_data_block_hash_ratio(st->table_opts,
 							      0.4);
-	rocksdb_block_based_options_set_block_restart_interval(st->table_opts, 4);
+	rocksdb_block_based_options_set_block_restart_interval(st->table_opts,
+							       4);
 	rocksdb_block_based_options_set_filter_policy(
 		st->table_opts, rocksdb_filterpolicy_create_bloom(10));
 	rocksdb_writeoptions_set_sync(st->wopts_sync, 1);

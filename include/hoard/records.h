@@ -26,8 +26,7 @@
 #define INODE_REC_SIZE	  80		/* 2.2, without a symlink's target */
 #define INODE_TARGET_MAX  4095		/* a symlink target's longest length */
 #define INODE_HOME_MAX	  (8 + 1 + 255) /* version 2's home entry */
-/* version 3's two entries (the most a record carries after its body) */
-#define INODE_LINKS_MAX	  (2 * INODE_HOME_MAX)
+#define INODE_LINKS_MAX	  (2 * INODE_HOME_MAX) /* version 3's two entries */
 #define INODE_REC_MAX	  (INODE_REC_SIZE + INODE_TARGET_MAX + INODE_LINKS_MAX)
 #define CHUNK_REC_SIZE	  24 /* version 1: no remote location */
 #define CHUNK_REC_V2_SIZE 64 /* version 2: + pack SHA-256 + offset */

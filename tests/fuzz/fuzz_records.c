@@ -320,8 +320,8 @@ static void direct_copy(const uint8_t *p, size_t n)
 	if (dirent_copy(p, n, &attrs) < 0)
 		return;
 	if (dirent_decode(p, n, &ino, &type) < 0 || attrs.home_parent ||
-	    attrs.link_parent[0] ||
-	    S_ISDIR(attrs.mode) || (attrs.mode & S_IFMT) >> 12 != type)
+	    attrs.link_parent[0] || S_ISDIR(attrs.mode) ||
+	    (attrs.mode & S_IFMT) >> 12 != type)
 		fuzz_fail("a copy decoded that its entry refuses");
 	if (inode_decode(p + DIRENT_VAL_SIZE, n - DIRENT_VAL_SIZE, &in) < 0)
 		return; /* -ENOMEM */
