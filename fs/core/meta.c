@@ -260,7 +260,7 @@ int hoard_fs_lookup(struct hoard_fs *fs, uint64_t parent, const char *name,
 		    struct stat *ret_st)
 {
 	uint8_t k[DIRENT_KEY_MAX], v[DIRENT_VAL_MAX];
-	struct hoard_inode in = {0};
+	struct hoard_inode in; /* set by dirent_copy or inode_load */
 	struct istate *is;
 	uint64_t ino, writes;
 	size_t n;
@@ -551,10 +551,13 @@ int hoard_fs_link(struct hoard_fs *fs, uint64_t ino, uint64_t newparent,
 		r = -ENOMEM;
 		goto out_in;
 	}
-	/* two links: neither entry carries a copy */
+	/* two links: neither entry carries a copy; the record names both
+	 * when the first is known (its home), so that an unlink of either
+	 * can make the other its home (FORMAT 2.2) */
 	if (in.home_parent)
 		dirent_put(b, in.home_parent, in.home_name, ino, in.mode);
 	in.nlink++;
+	inode_set_links(&in, in.home_parent, in.home_name, newparent, newname);
 	inode_set_home(&in, 0, NULL);
 	now_ts(&in.ctime);
 	dir.mtime = dir.ctime = in.ctime;
@@ -588,18 +591,29 @@ out_unlock:
  */
 static int unlink_inode_locked(struct hoard_fs *fs, struct hoard_batch *b,
 			       uint64_t ino, struct hoard_inode *in,
+			       uint64_t parent, const char *name,
 			       bool *ret_purge)
 {
 	struct istate *is = istate_find(fs, ino);
+	int i = inode_link_index(in, parent, name, strlen(name));
+	char left[NAME_MAX_LEN + 1];
+	uint64_t left_parent = 0;
 	uint8_t k[8];
 
+	/* two links, both known: the one left becomes its home, and
+	 * inode_put writes the copy into it in this batch (FORMAT 2.2) */
+	if (i >= 0 && in->nlink == 2) {
+		left_parent = in->link_parent[1 - i];
+		memcpy(left, in->link_name[1 - i], in->link_len[1 - i] + 1u);
+	}
 	if (S_ISDIR(in->mode))
 		in->nlink = 0;
 	else if (in->nlink > 0)
 		in->nlink--;
-	/* its entry is gone (nlink 0) or it had two links (no home): the
-	 * one left is not known here, so it gets no copy */
-	inode_set_home(in, 0, NULL);
+	/* else its entry is gone (nlink 0), or the ones left are not known
+	 * (three links or more, or two not known): no copy */
+	inode_set_links(in, 0, NULL, 0, NULL);
+	inode_set_home(in, left_parent, left_parent ? left : NULL);
 	now_ts(&in->ctime);
 	*ret_purge = false;
 	if (in->nlink == 0) {
@@ -647,7 +661,7 @@ static int remove_locked(struct hoard_fs *fs, uint64_t parent, const char *name,
 		goto out_in;
 	}
 	dirent_del(b, parent, name);
-	unlink_inode_locked(fs, b, ino, &in, &purge);
+	unlink_inode_locked(fs, b, ino, &in, parent, name, &purge);
 	if (dir)
 		pin.nlink--;
 	pin.mtime = pin.ctime = in.ctime;
@@ -793,12 +807,14 @@ static int rename_locked(struct hoard_fs *fs, struct rn *s, struct rn *d,
 		}
 		d->in.ctime = now;
 		inode_set_home(&d->in, s->parent, s->name);
+		inode_link_move(&d->in, d->parent, d->name, s->parent, s->name);
 		inode_put(fs, b, d->ino, &d->in);
 	} else {
 		dirent_del(b, s->parent, s->name);
 		dirent_put(b, d->parent, d->name, s->ino, s->in.mode);
 		if (d->have) {
-			unlink_inode_locked(fs, b, d->ino, &d->in, &purge);
+			unlink_inode_locked(fs, b, d->ino, &d->in, d->parent,
+					    d->name, &purge);
 			if (S_ISDIR(d->in.mode))
 				dpin->nlink--;
 		}
@@ -809,6 +825,7 @@ static int rename_locked(struct hoard_fs *fs, struct rn *s, struct rn *d,
 	}
 	s->in.ctime = now;
 	inode_set_home(&s->in, d->parent, d->name);
+	inode_link_move(&s->in, s->parent, s->name, d->parent, d->name);
 	inode_put(fs, b, s->ino, &s->in);
 	s->pin.mtime = s->pin.ctime = now;
 	dpin->mtime = dpin->ctime = now;

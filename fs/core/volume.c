@@ -367,6 +367,9 @@ static int clone_dirent(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 		memcpy(name, k + 8, kl - 8);
 		name[kl - 8] = 0;
 		inode_set_home(&in, new_dir, name);
+		/* a file with two links: its source's entries are not the
+		 * clone's, and the clone's are not known yet */
+		inode_set_links(&in, 0, NULL, 0, NULL);
 		r = clone_inode(w, ino, new_ino, &in);
 	}
 	inode_clear(&in);

@@ -217,6 +217,12 @@ bool fsck_pair_ok(uint64_t ino, const uint8_t *rec, size_t rl, uint64_t parent,
 		  const char *name, size_t nl, const uint8_t *dv, size_t dvl);
 int fsck_home_check(struct fsck *c, uint64_t ino, const struct hoard_inode *in,
 		    const uint8_t *rec, size_t rl, bool *ret_copied);
+/* fsckscan.c: for the record of ino with two known entries (version 3,
+ * FORMAT 2.2): 1 when both entries exist and name ino (a copy in one is
+ * that entry's problem, counted by its pass), 0 when not, -errno when one
+ * cannot be read. */
+int fsck_links_check(struct fsck *c, uint64_t ino,
+		     const struct hoard_inode *in);
 
 /* fsckscan.c: count a problem in the report */
 void fsck_problem(struct fsck *c, enum hoard_fsck_problem p);

@@ -152,6 +152,15 @@ static int inode_one(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 		if (r == -ENOENT || (r == 0 && !copied))
 			fsck_problem(c, HOARD_FSCK_STALE_COPIES);
 	}
+	/* and the two entries it names (two links) must name it */
+	if (in.link_parent[0] && !pend) {
+		int r = fsck_links_check(c, ino, &in);
+
+		if (r < 0)
+			return r;
+		if (r == 0)
+			fsck_problem(c, HOARD_FSCK_STALE_COPIES);
+	}
 	e = hoard_grow(c->in, &c->cap_in, c->n_in + 1, sizeof(*e), 1024);
 	if (!e)
 		return -ENOMEM;

@@ -19,7 +19,7 @@ static int inode_fix(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 	struct ient *e = ino_key_decode(k, kl, &ino) ? NULL : ifind(c, ino);
 	struct hoard_inode in;
 	uint8_t nv[INODE_REC_MAX];
-	bool home_ok = false, copied = false;
+	bool home_ok = false, copied = false, links_ok = false;
 	struct ient *p;
 	uint32_t want;
 	int r;
@@ -39,7 +39,18 @@ static int inode_fix(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 		home_ok = fsck_home_check(c, ino, &in, v, vl, &copied) == 1 &&
 			  want == 1 && kept(p) && S_ISDIR(p->mode);
 	}
-	if (e->nlink == want && (home_ok || !in.home_parent)) {
+	/* the two entries a record names stay known only where both stay
+	 * and the file keeps two links */
+	if (in.link_parent[0]) {
+		struct ient *p0 = ifind(c, in.link_parent[0]);
+		struct ient *p1 = ifind(c, in.link_parent[1]);
+
+		links_ok = fsck_links_check(c, ino, &in) == 1 && want == 2 &&
+			   kept(p0) && S_ISDIR(p0->mode) && kept(p1) &&
+			   S_ISDIR(p1->mode);
+	}
+	if (e->nlink == want && (home_ok || !in.home_parent) &&
+	    (links_ok || !in.link_parent[0])) {
 		inode_clear(&in);
 		return 0;
 	}
@@ -56,6 +67,8 @@ static int inode_fix(void *ud, const uint8_t *k, size_t kl, const uint8_t *v,
 		}
 		inode_set_home(&in, 0, NULL);
 	}
+	if (!links_ok)
+		inode_set_links(&in, 0, NULL, 0, NULL);
 	in.nlink = want;
 	fsck_wr_put(c, HOARD_CF_INODES, k, kl, nv, inode_encode(&in, nv));
 	inode_clear(&in);

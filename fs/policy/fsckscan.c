@@ -138,6 +138,28 @@ int fsck_home_check(struct fsck *c, uint64_t ino, const struct hoard_inode *in,
 			    in->home_len, v, n);
 }
 
+int fsck_links_check(struct fsck *c, uint64_t ino, const struct hoard_inode *in)
+{
+	uint8_t k[DIRENT_KEY_MAX], v[DIRENT_VAL_MAX];
+	uint64_t child;
+	size_t n;
+	int r;
+
+	for (int i = 0; i < 2; i++) {
+		r = hoard_store_get_into(
+			c->st, HOARD_CF_DIRENTS, k,
+			dirent_key(k, in->link_parent[i], in->link_name[i]), v,
+			sizeof(v), &n);
+		if (r == -ENOENT || r == -ENOBUFS)
+			return 0;
+		if (r < 0)
+			return r;
+		if (dirent_decode(v, n, &child, NULL) < 0 || child != ino)
+			return 0;
+	}
+	return 1;
+}
+
 /* An entry with a copy (check: count it if stale; repair: rewrite a
  * stale one without its copy). */
 static void copy_check(struct fsck *c, bool repair, const uint8_t *k, size_t kl,

@@ -48,72 +48,118 @@ static void get_ts(const uint8_t *p, struct timespec *ts)
 	ts->tv_nsec = (long)hoard_get_be32(p + 8);
 }
 
-/* Version 2's home entry after the record (and a symlink's target):
+/* One entry after the record's body (version 2's home, version 3's two):
  * parent u64 (not 0) + name length u8 (1..255) + the name (no '/' or
- * NUL), nothing after it. */
-static int home_decode(const uint8_t *p, size_t n, struct hoard_inode *in)
+ * NUL).  Its length, or -EBADMSG; ret_name NULL: only checked. */
+static ssize_t entry_decode(const uint8_t *p, size_t n, uint64_t *ret_parent,
+			    uint8_t *ret_len, char *ret_name)
 {
 	size_t len;
 
 	if (n < 10)
 		return -EBADMSG;
 	len = p[8];
-	if (len == 0 || n != 9 + len || memchr(p + 9, '/', len) ||
-	    memchr(p + 9, '\0', len) || S_ISDIR(in->mode))
+	if (len == 0 || n < 9 + len || memchr(p + 9, '/', len) ||
+	    memchr(p + 9, '\0', len) || hoard_get_be64(p) == 0)
 		return -EBADMSG;
-	in->home_parent = hoard_get_be64(p);
-	if (in->home_parent == 0)
+	if (ret_name) {
+		*ret_parent = hoard_get_be64(p);
+		*ret_len = (uint8_t)len;
+		memcpy(ret_name, p + 9, len);
+		ret_name[len] = 0;
+	}
+	return (ssize_t)(9 + len);
+}
+
+/* What follows the body (p, n) of a record of version ver: nothing for
+ * version 1 (checked for symlinks only, as ever), the home and nothing
+ * after it for version 2, two different entries and nothing after them
+ * for version 3 (a non-directory with two links).  0 or -EBADMSG. */
+static int tail_check(const uint8_t *p, size_t n, uint8_t ver, uint32_t mode,
+		      uint32_t nlink)
+{
+	ssize_t a, b;
+
+	if (ver == 1)
+		return S_ISLNK(mode) && n ? -EBADMSG : 0;
+	if (S_ISDIR(mode))
 		return -EBADMSG;
-	in->home_len = (uint8_t)len;
-	memcpy(in->home_name, p + 9, len);
-	in->home_name[len] = 0;
+	a = entry_decode(p, n, NULL, NULL, NULL);
+	if (ver == 2)
+		return a == (ssize_t)n ? 0 : -EBADMSG;
+	if (a < 0 || nlink != 2)
+		return -EBADMSG;
+	b = entry_decode(p + a, n - (size_t)a, NULL, NULL, NULL);
+	if (b < 0 || (size_t)(a + b) != n)
+		return -EBADMSG;
+	if (a == b && !memcmp(p, p + a, (size_t)a))
+		return -EBADMSG; /* one entry twice */
 	return 0;
 }
 
+/* Decoded in place (no struct copied: the names make it ~800 bytes, and
+ * a LOOKUP decodes one); ret is written only once the record checked. */
 int inode_decode_attrs(const uint8_t *v, size_t n, struct hoard_inode *ret)
 {
-	struct hoard_inode in = {0};
+	uint32_t mode, nlink;
+	uint64_t size;
 	size_t body;
+	ssize_t a;
 
-	if (n < INODE_REC_SIZE || (v[0] != 1 && v[0] != 2))
+	if (n < INODE_REC_SIZE || v[0] < 1 || v[0] > 3)
 		return -EBADMSG;
-	in.mode = hoard_get_be32(v + 4);
-	in.uid = hoard_get_be32(v + 8);
-	in.gid = hoard_get_be32(v + 12);
-	in.nlink = hoard_get_be32(v + 16);
-	in.rdev = hoard_get_be32(v + 20);
-	in.size = hoard_get_be64(v + 24);
-	in.volume = hoard_get_be64(v + 32);
-	get_ts(v + 40, &in.atime);
-	get_ts(v + 52, &in.mtime);
-	get_ts(v + 64, &in.ctime);
+	mode = hoard_get_be32(v + 4);
+	nlink = hoard_get_be32(v + 16);
+	size = hoard_get_be64(v + 24);
 	body = INODE_REC_SIZE;
-	if (S_ISLNK(in.mode)) {
-		if (in.size > n - INODE_REC_SIZE)
+	if (S_ISLNK(mode)) {
+		if (size > n - INODE_REC_SIZE)
 			return -EBADMSG;
-		body += in.size;
+		body += size;
 	}
-	if (v[0] == 1 && S_ISLNK(in.mode) && n != body)
+	if (tail_check(v + body, n - body, v[0], mode, nlink) < 0)
 		return -EBADMSG;
-	if (v[0] == 2 && home_decode(v + body, n - body, &in) < 0)
-		return -EBADMSG;
-	*ret = in;
+	ret->mode = mode;
+	ret->uid = hoard_get_be32(v + 8);
+	ret->gid = hoard_get_be32(v + 12);
+	ret->nlink = nlink;
+	ret->rdev = hoard_get_be32(v + 20);
+	ret->size = size;
+	ret->volume = hoard_get_be64(v + 32);
+	get_ts(v + 40, &ret->atime);
+	get_ts(v + 52, &ret->mtime);
+	get_ts(v + 64, &ret->ctime);
+	ret->target = NULL;
+	ret->home_parent = 0;
+	ret->home_len = 0;
+	ret->home_name[0] = 0;
+	ret->link_parent[0] = ret->link_parent[1] = 0;
+	ret->link_len[0] = ret->link_len[1] = 0;
+	if (v[0] == 2)
+		entry_decode(v + body, n - body, &ret->home_parent,
+			     &ret->home_len, ret->home_name);
+	if (v[0] == 3) {
+		a = entry_decode(v + body, n - body, &ret->link_parent[0],
+				 &ret->link_len[0], ret->link_name[0]);
+		entry_decode(v + body + a, n - body - (size_t)a,
+			     &ret->link_parent[1], &ret->link_len[1],
+			     ret->link_name[1]);
+	}
 	return 0;
 }
 
 int inode_decode(const uint8_t *v, size_t n, struct hoard_inode *ret)
 {
-	struct hoard_inode in;
-	int r = inode_decode_attrs(v, n, &in);
+	int r = inode_decode_attrs(v, n, ret);
 
 	if (r < 0)
 		return r;
-	if (S_ISLNK(in.mode)) {
-		in.target = strndup((const char *)v + INODE_REC_SIZE, in.size);
-		if (!in.target)
+	if (S_ISLNK(ret->mode)) {
+		ret->target = strndup((const char *)v + INODE_REC_SIZE,
+				      ret->size);
+		if (!ret->target)
 			return -ENOMEM;
 	}
-	*ret = in;
 	return 0;
 }
 
@@ -138,17 +184,33 @@ size_t inode_encode_v1(const struct hoard_inode *in, uint8_t *v)
 	return INODE_REC_SIZE + tlen;
 }
 
+static size_t entry_encode(uint8_t *p, uint64_t parent, uint8_t len,
+			   const char *name)
+{
+	hoard_put_be64(p, parent);
+	p[8] = len;
+	memcpy(p + 9, name, len);
+	return 9 + (size_t)len;
+}
+
 size_t inode_encode(const struct hoard_inode *in, uint8_t *v)
 {
 	size_t n = inode_encode_v1(in, v);
 
-	if (!in->home_parent || !in->home_len)
-		return n;
-	v[0] = 2;
-	hoard_put_be64(v + n, in->home_parent);
-	v[n + 8] = in->home_len;
-	memcpy(v + n + 9, in->home_name, in->home_len);
-	return n + 9 + in->home_len;
+	if (in->home_parent && in->home_len) {
+		v[0] = 2;
+		return n + entry_encode(v + n, in->home_parent, in->home_len,
+					in->home_name);
+	}
+	if (in->link_parent[0] && in->link_parent[1] && in->nlink == 2 &&
+	    !S_ISDIR(in->mode)) {
+		v[0] = 3;
+		n += entry_encode(v + n, in->link_parent[0], in->link_len[0],
+				  in->link_name[0]);
+		n += entry_encode(v + n, in->link_parent[1], in->link_len[1],
+				  in->link_name[1]);
+	}
+	return n;
 }
 
 void inode_set_home(struct hoard_inode *in, uint64_t parent, const char *name)
@@ -174,6 +236,61 @@ bool inode_home_is(const struct hoard_inode *in, uint64_t parent,
 	return in->home_parent && in->home_parent == parent &&
 	       in->home_len == name_len &&
 	       !memcmp(in->home_name, name, name_len);
+}
+
+void inode_set_links(struct hoard_inode *in, uint64_t p0, const char *n0,
+		     uint64_t p1, const char *n1)
+{
+	size_t l0 = n0 ? strnlen(n0, NAME_MAX_LEN + 1) : 0;
+	size_t l1 = n1 ? strnlen(n1, NAME_MAX_LEN + 1) : 0;
+	char a[NAME_MAX_LEN + 1], b[NAME_MAX_LEN + 1];
+
+	if (!p0 || !p1 || l0 == 0 || l0 > NAME_MAX_LEN || l1 == 0 ||
+	    l1 > NAME_MAX_LEN || S_ISDIR(in->mode) || in->nlink != 2 ||
+	    (p0 == p1 && l0 == l1 && !memcmp(n0, n1, l0))) {
+		in->link_parent[0] = in->link_parent[1] = 0;
+		in->link_len[0] = in->link_len[1] = 0;
+		return;
+	}
+	/* n0 or n1 may be one of in's own names */
+	memcpy(a, n0, l0);
+	memcpy(b, n1, l1);
+	memcpy(in->link_name[0], a, l0);
+	in->link_name[0][l0] = 0;
+	memcpy(in->link_name[1], b, l1);
+	in->link_name[1][l1] = 0;
+	in->link_parent[0] = p0;
+	in->link_len[0] = (uint8_t)l0;
+	in->link_parent[1] = p1;
+	in->link_len[1] = (uint8_t)l1;
+}
+
+int inode_link_index(const struct hoard_inode *in, uint64_t parent,
+		     const char *name, size_t name_len)
+{
+	for (int i = 0; i < 2 && in->link_parent[0]; i++) {
+		if (in->link_parent[i] == parent &&
+		    in->link_len[i] == name_len &&
+		    !memcmp(in->link_name[i], name, name_len))
+			return i;
+	}
+	return -1;
+}
+
+void inode_link_move(struct hoard_inode *in, uint64_t parent, const char *name,
+		     uint64_t to_parent, const char *to_name)
+{
+	int i = inode_link_index(in, parent, name, strlen(name));
+	char keep[NAME_MAX_LEN + 1];
+	uint64_t keep_parent;
+
+	if (i < 0) {
+		inode_set_links(in, 0, NULL, 0, NULL);
+		return;
+	}
+	keep_parent = in->link_parent[1 - i];
+	memcpy(keep, in->link_name[1 - i], in->link_len[1 - i] + 1u);
+	inode_set_links(in, keep_parent, keep, to_parent, to_name);
 }
 
 void inode_clear(struct hoard_inode *in)
@@ -265,17 +382,17 @@ size_t dirent_encode_copy(uint8_t *v, uint64_t ino,
 
 int dirent_copy(const uint8_t *v, size_t n, struct hoard_inode *ret)
 {
-	struct hoard_inode in;
+	uint32_t mode;
 
 	if (n == DIRENT_VAL_SIZE)
 		return -ENOENT;
-	if (n < DIRENT_VAL_SIZE + INODE_REC_SIZE || v[DIRENT_VAL_SIZE] != 1 ||
-	    inode_decode_attrs(v + DIRENT_VAL_SIZE, n - DIRENT_VAL_SIZE, &in) <
-		    0 ||
-	    ((in.mode & S_IFMT) >> 12) != v[8] || S_ISDIR(in.mode))
+	if (n < DIRENT_VAL_SIZE + INODE_REC_SIZE || v[DIRENT_VAL_SIZE] != 1)
 		return -EBADMSG;
-	*ret = in;
-	return 0;
+	mode = hoard_get_be32(v + DIRENT_VAL_SIZE + 4);
+	if (((mode & S_IFMT) >> 12) != v[8] || S_ISDIR(mode))
+		return -EBADMSG;
+	return inode_decode_attrs(v + DIRENT_VAL_SIZE, n - DIRENT_VAL_SIZE,
+				  ret);
 }
 
 int dirent_decode(const uint8_t *v, size_t n, uint64_t *ret_ino,

@@ -3,7 +3,7 @@
  * Private to the store module (store.h): store.c (directory, open, point
  * operations, batches, iterators), storewal.c (WAL recovery mode, damaged
  * WAL records, flush at close, recovery from a background error such as a
- * full disk) and storeresume.cc (the one RocksDB call the C API lacks).
+ * full disk) and storeresume.cc (the RocksDB calls the C API lacks).
  * These are the only files that include rocksdb/c.h.
  */
 #ifndef HOARD_STORE_INTERNAL_H
@@ -91,5 +91,12 @@ char *hoard_rdb_resume(rocksdb_t *db);
 /* Install the listener that logs background errors and leaves recovery
  * from them to store_try_resume. */
 void hoard_rdb_listen(rocksdb_options_t *o);
+/* A point read into buf (cap bytes; *ret_len the value's length, also
+ * when -ENOBUFS): 0, -ENOENT, -ENOBUFS, or -EIO with *ret_err set to
+ * RocksDB's malloc()ed message (for store_rdb_err). */
+int hoard_rdb_get_into(rocksdb_t *db, rocksdb_column_family_handle_t *cf,
+		       const rocksdb_readoptions_t *ro, const void *key,
+		       size_t klen, void *buf, size_t cap, size_t *ret_len,
+		       char **ret_err);
 
 #endif

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * store (store-internal.h): the two things RocksDB 7.8's C API cannot do,
- * in C++ against RocksDB's public headers.
+ * store (store-internal.h): the things RocksDB 7.8's C API cannot do (or
+ * not without a heap allocation per read), in C++ against RocksDB's public
+ * headers.
  *
  * A failed flush or WAL write (ENOSPC) stops the database: every write
  * fails until DB::Resume().  RocksDB's own recovery for a full disk polls
@@ -18,6 +19,7 @@
  * rocksdb_options_t { Options rep; }`); the same definitions are given
  * here to reach them.
  */
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -36,6 +38,13 @@ struct rocksdb_t {
 };
 struct rocksdb_options_t {
 	rocksdb::Options rep;
+};
+/* (more members follow rep in c.cc; only rep is used, by address) */
+struct rocksdb_readoptions_t {
+	rocksdb::ReadOptions rep;
+};
+struct rocksdb_column_family_handle_t {
+	rocksdb::ColumnFamilyHandle *rep;
 };
 
 namespace
@@ -79,4 +88,31 @@ extern "C" char *hoard_rdb_resume(rocksdb_t *db)
 	rocksdb::Status s = db->rep->Resume();
 
 	return s.ok() ? nullptr : dup_status(s);
+}
+
+/* The point read without the C API's heap-allocated PinnableSlice: the
+ * slice lives on this stack, pins the block while the value is copied out
+ * and lets it go on return. */
+extern "C" int hoard_rdb_get_into(rocksdb_t *db,
+				  rocksdb_column_family_handle_t *cf,
+				  const rocksdb_readoptions_t *ro,
+				  const void *key, size_t klen, void *buf,
+				  size_t cap, size_t *ret_len, char **ret_err)
+{
+	rocksdb::PinnableSlice v;
+	rocksdb::Status s = db->rep->Get(
+		ro->rep, cf->rep,
+		rocksdb::Slice(static_cast<const char *>(key), klen), &v);
+
+	if (s.IsNotFound())
+		return -ENOENT;
+	if (!s.ok()) {
+		*ret_err = dup_status(s);
+		return -EIO;
+	}
+	*ret_len = v.size();
+	if (v.size() > cap)
+		return -ENOBUFS;
+	memcpy(buf, v.data(), v.size());
+	return 0;
 }

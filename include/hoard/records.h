@@ -26,7 +26,8 @@
 #define INODE_REC_SIZE	  80		/* 2.2, without a symlink's target */
 #define INODE_TARGET_MAX  4095		/* a symlink target's longest length */
 #define INODE_HOME_MAX	  (8 + 1 + 255) /* version 2's home entry */
-#define INODE_REC_MAX	  (INODE_REC_SIZE + INODE_TARGET_MAX + INODE_HOME_MAX)
+#define INODE_LINKS_MAX	  (2 * INODE_HOME_MAX) /* version 3's two entries */
+#define INODE_REC_MAX	  (INODE_REC_SIZE + INODE_TARGET_MAX + INODE_LINKS_MAX)
 #define CHUNK_REC_SIZE	  24 /* version 1: no remote location */
 #define CHUNK_REC_V2_SIZE 64 /* version 2: + pack SHA-256 + offset */
 #define EXTENT_KEY_SIZE	  16
@@ -41,7 +42,10 @@
  * Decoded inode record (2.2).  home_parent/home_name: a non-directory with
  * one link whose directory entry carries a copy of this record (version 2
  * records, store format 3); home_parent 0 for none.  Whoever writes the
- * record writes that copy too (the core's inode_put).
+ * record writes that copy too (the core's inode_put).  link_*: a
+ * non-directory with two links whose two entries are known (version 3
+ * records), so that the one left when the other goes becomes its home;
+ * link_parent[0] 0 for not known.  Neither of those entries carries a copy.
  */
 struct hoard_inode {
 	uint32_t mode, uid, gid, nlink, rdev;
@@ -51,6 +55,9 @@ struct hoard_inode {
 	uint64_t home_parent;
 	uint8_t home_len;
 	char home_name[NAME_MAX_LEN + 1];
+	uint64_t link_parent[2];
+	uint8_t link_len[2];
+	char link_name[2][NAME_MAX_LEN + 1];
 };
 
 /* Decoded chunk record (2.3). */
@@ -91,17 +98,26 @@ void u64_val_encode(uint8_t v[8], uint64_t u);
 
 /*
  * Inode records.  inode_decode: -EBADMSG when n is short, the version is
- * not 1 or 2, a symlink's length disagrees with its size or a version 2
- * record's home entry is malformed (a symlink's target
- * becomes a malloc()ed string: -ENOMEM; free with inode_clear).
+ * not 1, 2 or 3, a symlink's length disagrees with its size, a version 2
+ * record's home entry is malformed or a version 3 record's two entries are
+ * (or it is not a non-directory with two links); ret is written only
+ * for a record that checks (a symlink's target becomes a malloc()ed
+ * string: -ENOMEM leaves ret without one; free with inode_clear).
  * inode_decode_attrs: the same without the target (no allocation; a
  * symlink's size is its target's length).  inode_encode: writes the
  * record into v (INODE_REC_MAX bytes) and returns its length: version 2
- * with the home entry when home_parent is set, else version 1; a
+ * with the home entry when home_parent is set, version 3 with the two
+ * entries when link_parent[0] is, else version 1; a
  * symlink's size is taken from its target (at most INODE_TARGET_MAX
  * bytes, longer is cut).  inode_encode_v1: the same without the home
  * entry (the copy a directory entry carries).  inode_set_home: home
  * (parent, name) for a non-directory with nlink 1, none otherwise.
+ * inode_set_links: the two entries (p0, n0) and (p1, n1) for a
+ * non-directory with nlink 2 and two different entries, none otherwise.
+ * inode_link_index: 0 or 1 when (parent, name) is one of the two known
+ * entries, else -1.  inode_link_move: the known entry (parent, name)
+ * becomes (to_parent, to_name) (a rename); when it is not one of them,
+ * the entries are no longer known.
  */
 int inode_decode(const uint8_t *v, size_t n, struct hoard_inode *ret);
 int inode_decode_attrs(const uint8_t *v, size_t n, struct hoard_inode *ret);
@@ -110,6 +126,12 @@ size_t inode_encode_v1(const struct hoard_inode *in, uint8_t *v);
 void inode_set_home(struct hoard_inode *in, uint64_t parent, const char *name);
 bool inode_home_is(const struct hoard_inode *in, uint64_t parent,
 		   const char *name, size_t name_len);
+void inode_set_links(struct hoard_inode *in, uint64_t p0, const char *n0,
+		     uint64_t p1, const char *n1);
+int inode_link_index(const struct hoard_inode *in, uint64_t parent,
+		     const char *name, size_t name_len);
+void inode_link_move(struct hoard_inode *in, uint64_t parent, const char *name,
+		     uint64_t to_parent, const char *to_name);
 void inode_clear(struct hoard_inode *in);
 
 /* Chunk records: encode r (version 1, or 2 when has_loc) into v

@@ -50,21 +50,10 @@ int hoard_errf(char *errbuf, size_t errlen, int err, const char *fmt, ...)
 void *hoard_grow(void *arr, size_t *cap, size_t need, size_t elem,
 		 size_t first);
 
-/* Big-endian integers: keys sort numerically under bytewise comparison. */
-static inline void hoard_put_be64(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--) {
-		p[i] = (uint8_t)v;
-		v >>= 8;
-	}
-}
-static inline uint64_t hoard_get_be64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = (v << 8) | p[i];
-	return v;
-}
+/* Big-endian integers: keys sort numerically under bytewise comparison.
+ * The 64-bit ones as two 32-bit halves: gcc turns each half into one load
+ * and a bswap, where it left the 8-step byte loop as 8 loads and shifts
+ * (a record decode has six of them). */
 static inline void hoard_put_be32(uint8_t *p, uint32_t v)
 {
 	p[0] = (uint8_t)(v >> 24);
@@ -76,6 +65,15 @@ static inline uint32_t hoard_get_be32(const uint8_t *p)
 {
 	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
 	       ((uint32_t)p[2] << 8) | p[3];
+}
+static inline void hoard_put_be64(uint8_t *p, uint64_t v)
+{
+	hoard_put_be32(p, (uint32_t)(v >> 32));
+	hoard_put_be32(p + 4, (uint32_t)v);
+}
+static inline uint64_t hoard_get_be64(const uint8_t *p)
+{
+	return (uint64_t)hoard_get_be32(p) << 32 | hoard_get_be32(p + 4);
 }
 
 /*

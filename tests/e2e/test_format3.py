@@ -82,12 +82,12 @@ def history(root):
     write(f"{r}/top", b"top")
     os.symlink("d/f1", f"{r}/sym")
     os.mkfifo(f"{r}/d/fifo")
-    # hard links: 1 -> 2 (no copy) -> 1 (still none), then renamed (home)
+    # hard links: 1 -> 2 (no copy) -> 1 (the entry left has it), renamed
     os.link(f"{r}/d/f0", f"{r}/d/e/f0-link")
     os.chmod(f"{r}/d/f0", 0o600)            # a setattr with two links
     os.link(f"{r}/d/f1", f"{r}/d/f1-link")
     os.unlink(f"{r}/d/f1")
-    os.chmod(f"{r}/d/f1-link", 0o640)       # one link again, no copy
+    os.chmod(f"{r}/d/f1-link", 0o640)       # one link again, its copy
     os.rename(f"{r}/d/f1-link", f"{r}/d/e/f1-moved")
     write(f"{r}/d/e/f1-moved", b"grown", "ab")
     # rename over a one-link file, across directories, and back
@@ -120,11 +120,18 @@ def history(root):
     # an unlink of a copied file, and of one link of two
     os.unlink(f"{r}/d/f5")
     os.unlink(f"{r}/d/e/f4-link")
-    # 1 -> 2 -> 1 links, not renamed: its one entry carries no copy
+    # 1 -> 2 -> 1 links, not renamed: the entry left gets the copy
     write(f"{r}/d/g", b"g")
     os.link(f"{r}/d/g", f"{r}/d/g2")
     os.unlink(f"{r}/d/g2")
     os.chmod(f"{r}/d/g", 0o604)
+    # 1 -> 3 -> 1: the two left after the first unlink are not known
+    write(f"{r}/d/h", b"h")
+    os.link(f"{r}/d/h", f"{r}/d/h2")
+    os.link(f"{r}/d/h", f"{r}/d/e/h3")
+    os.unlink(f"{r}/d/h2")
+    os.unlink(f"{r}/d/h")
+    os.chmod(f"{r}/d/e/h3", 0o606)
 
 
 def comparable(a):
@@ -146,9 +153,10 @@ def test_metadata_matches_tmpfs_after_remount(store, mnt, tmpfs):
     assert comparable(attrs(m)) == want
     store.umount()
     assert_clean(store)
-    # every file with one link carries a copy but d/g (its link count
-    # went 1 -> 2 -> 1 without a rename: its one entry is not known)
+    # every file with one link carries a copy but d/e/h3 (its link count
+    # went 1 -> 3 -> 2 -> 1 without a rename: its one entry is not known)
     ones = [p for p, v in want.items() if v[0] != stat.S_IFDIR and v[2] == 1]
+    assert "d/g" in ones and "d/e/h3" in ones
     assert copies(store) == len(ones) - 1, ones
 
 
@@ -278,3 +286,110 @@ def test_readdirplus_copies_are_not_stale(store, mnt):
     assert os.lstat(m / names[-2]).st_size == 7
     st = [seen[n] for n in names[5:-2]]
     assert all(s.st_nlink == 1 and s.st_size == 0 for s in st)
+
+
+def two_to_one(root):
+    """Every way a file's link count goes 2 -> 1 (FORMAT 2.2): the entry
+    left becomes its home and carries its copy, from the same batch."""
+    r = str(root)
+    os.makedirs(f"{r}/s/t")
+    for n in "abcdefgy":
+        write(f"{r}/{n}", n.encode() * 10)
+    os.link(f"{r}/a", f"{r}/a2")             # same directory, first name goes
+    os.unlink(f"{r}/a")
+    os.link(f"{r}/b", f"{r}/s/b2")           # across directories, second goes
+    os.unlink(f"{r}/s/b2")
+    os.link(f"{r}/c", f"{r}/s/c2")           # a link moved, then the other goes
+    os.rename(f"{r}/s/c2", f"{r}/s/t/c3")
+    os.unlink(f"{r}/c")
+    os.link(f"{r}/d", f"{r}/s/d2")           # a rename over one of two links
+    os.rename(f"{r}/y", f"{r}/s/d2")
+    os.link(f"{r}/e", f"{r}/s/e2")           # an exchange moves a link
+    write(f"{r}/s/x", b"x")
+    renameat2(f"{r}/s/e2", f"{r}/s/x", RENAME_EXCHANGE)
+    os.unlink(f"{r}/e")                      # s/x is its name left
+    os.link(f"{r}/f", f"{r}/s/f2")           # a rename of the other link over
+    os.rename(f"{r}/s/f2", f"{r}/g")         # another file: f keeps 2 links
+    os.unlink(f"{r}/f")                      # then 1: its name left is g
+    os.chmod(f"{r}/g", 0o640)                # the copy follows the record
+    os.truncate(f"{r}/s/t/c3", 3)
+
+
+def one_link_files(root):
+    return sorted(os.path.relpath(os.path.join(d, n), root)
+                  for d, _, files in os.walk(root) for n in files
+                  if os.lstat(os.path.join(d, n)).st_nlink == 1)
+
+
+def test_two_links_to_one_gives_the_copy(store, mnt, tmpfs):
+    """An unlink, or a rename over one of two links, makes the entry left
+    its file's home with the copy: no file with one link is left without
+    one (before the fix, each of these kept a 9-byte entry until renamed,
+    and its LOOKUPs read the record too)."""
+    two_to_one(mnt)
+    two_to_one(tmpfs)
+    want = comparable(attrs(tmpfs))
+    assert comparable(attrs(mnt)) == want
+    ones = one_link_files(mnt)
+    assert {"a2", "b", "s/t/c3", "d", "s/x", "g"} <= set(ones), ones
+    before = attrs(mnt)
+    store.umount()
+    assert_clean(store)
+    m = store.mount("test")["test"]
+    assert attrs(m) == before
+    store.umount()
+    assert copies(store) == len(ones), ones
+
+
+def test_two_links_to_one_killed(store, mnt):
+    """kill -9 right after the unlinks (nothing synced): the unlink and the
+    copy in the entry left are one batch, so the store is fsck-clean with
+    every one-link file copied, and reads back right."""
+    two_to_one(mnt)
+    ones = one_link_files(mnt)
+    before = attrs(mnt)
+    store.kill9()
+    assert_clean(store)
+    m = store.mount("test")["test"]
+    assert attrs(m) == before
+    store.umount()
+    assert_clean(store)
+    assert copies(store) == len(ones), ones
+
+
+def test_link_drops_the_copy(store, mnt):
+    """1 -> 2 links: neither entry carries a copy (and a setattr with two
+    links leaves none); 2 -> 3 and back to 2 forget the entries, which
+    fsck accepts."""
+    write(mnt / "a", b"a")
+    write(mnt / "b", b"b")
+    write(mnt / "keep", b"k")
+    os.link(mnt / "a", mnt / "a2")
+    os.chmod(mnt / "a2", 0o600)
+    os.link(mnt / "b", mnt / "b2")
+    os.link(mnt / "b", mnt / "b3")
+    os.unlink(mnt / "b3")
+    store.umount()
+    assert_clean(store)
+    assert copies(store) == 1               # keep's alone
+
+
+def test_fsck_finds_a_lost_link(store, mnt):
+    """A record naming its two entries, one of which is gone: fsck counts
+    it (and the link count) and --repair forgets the entries."""
+    write(mnt / "a", b"a")
+    os.link(mnt / "a", mnt / "a2")
+    store.umount()
+    assert_clean(store)
+    run([CORRUPT, "--store", store.path, "--volume", "test", "--path", "/a2",
+         "--mode", "entry"])
+    rc, rep = fsck(store)
+    assert rc == 1 and rep["found"]["stale_copies"] == 1, rep
+    rc, rep = fsck(store, "--repair")
+    assert rc == 0 and rep["repaired"], rep
+    assert_clean(store)
+    m = store.mount("test")["test"]
+    assert os.stat(m / "a").st_nlink == 1 and (m / "a").read_bytes() == b"a"
+    os.chmod(m / "a", 0o600)
+    store.umount()
+    assert_clean(store)

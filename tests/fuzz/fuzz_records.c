@@ -298,7 +298,13 @@ static bool same_inode(const struct hoard_inode *a, const struct hoard_inode *b)
 	       !a->target == !b->target &&
 	       (!a->target || !strcmp(a->target, b->target)) &&
 	       a->home_parent == b->home_parent && a->home_len == b->home_len &&
-	       !memcmp(a->home_name, b->home_name, a->home_len);
+	       !memcmp(a->home_name, b->home_name, a->home_len) &&
+	       a->link_parent[0] == b->link_parent[0] &&
+	       a->link_parent[1] == b->link_parent[1] &&
+	       a->link_len[0] == b->link_len[0] &&
+	       a->link_len[1] == b->link_len[1] &&
+	       !memcmp(a->link_name[0], b->link_name[0], a->link_len[0]) &&
+	       !memcmp(a->link_name[1], b->link_name[1], a->link_len[1]);
 }
 
 /* An entry with a copy (store format 3): the copy decodes as the entry
@@ -314,7 +320,8 @@ static void direct_copy(const uint8_t *p, size_t n)
 	if (dirent_copy(p, n, &attrs) < 0)
 		return;
 	if (dirent_decode(p, n, &ino, &type) < 0 || attrs.home_parent ||
-	    S_ISDIR(attrs.mode) || (attrs.mode & S_IFMT) >> 12 != type)
+	    attrs.link_parent[0] || S_ISDIR(attrs.mode) ||
+	    (attrs.mode & S_IFMT) >> 12 != type)
 		fuzz_fail("a copy decoded that its entry refuses");
 	if (inode_decode(p + DIRENT_VAL_SIZE, n - DIRENT_VAL_SIZE, &in) < 0)
 		return; /* -ENOMEM */

@@ -202,7 +202,7 @@ static int to_format2(struct hoard_store *st)
 			r = -EBADMSG;
 			break;
 		}
-		if (in.home_parent)
+		if (in.home_parent || in.link_parent[0])
 			hoard_batch_put(b, HOARD_CF_INODES, k, kl, nv,
 					inode_encode_v1(&in, nv));
 		inode_clear(&in);

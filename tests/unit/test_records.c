@@ -216,6 +216,36 @@ static void test_homes(void)
 	inode_set_home(&dir, 17, "d");
 	CHECK_EQ(dir.home_parent, 0);
 	CHECK_EQ(inode_encode(&in, v), INODE_REC_SIZE);
+	/* two links, both entries known: version 3 */
+	inode_set_links(&in, 17, "name", 18, "other");
+	CHECK_EQ(in.link_parent[0], 17);
+	n = inode_encode(&in, v);
+	CHECK_EQ(n, INODE_REC_SIZE + 9 + 4 + 9 + 5);
+	CHECK_EQ(v[0], 3);
+	CHECK_EQ(inode_decode(v, n, &g), 0);
+	CHECK_EQ(g.home_parent, 0);
+	CHECK_EQ(inode_link_index(&g, 18, "other", 5), 1);
+	CHECK_EQ(inode_link_index(&g, 17, "name", 4), 0);
+	CHECK_EQ(inode_link_index(&g, 17, "nam", 3), -1);
+	CHECK_EQ(inode_decode_attrs(v, n - 1, &g), -EBADMSG); /* cut */
+	CHECK_EQ(inode_decode_attrs(v, INODE_REC_SIZE + 13, &g), -EBADMSG);
+	hoard_put_be32(v + 16, 1); /* version 3 is two links only */
+	CHECK_EQ(inode_decode_attrs(v, n, &g), -EBADMSG);
+	hoard_put_be32(v + 16, 2);
+	inode_link_move(&in, 18, "other", 17, "moved");
+	CHECK_EQ(inode_link_index(&in, 17, "moved", 5), 1);
+	CHECK_EQ(inode_link_index(&in, 17, "name", 4), 0);
+	inode_link_move(&in, 19, "x", 17, "y"); /* not one of them */
+	CHECK_EQ(in.link_parent[0], 0);
+	CHECK_EQ(inode_encode(&in, v), INODE_REC_SIZE);
+	inode_set_links(&in, 17, "same", 17, "same"); /* one entry twice */
+	CHECK_EQ(in.link_parent[0], 0);
+	in.nlink = 3;
+	inode_set_links(&in, 17, "name", 18, "other");
+	CHECK_EQ(in.link_parent[0], 0);
+	in.nlink = 2;
+	inode_set_links(&dir, 17, "a", 17, "b");
+	CHECK_EQ(dir.link_parent[0], 0);
 	/* the entry: 9 bytes, or 9 + the record without its home */
 	in.nlink = 1;
 	inode_set_home(&in, 17, "name");
