@@ -33,7 +33,7 @@ static int pending_one(struct fsck *c, bool clone, const uint8_t *k, size_t kl,
 	size_t pl = clone ? strlen(CLONE_KEY) : strlen(RM_KEY);
 	struct fsck_pending *p;
 	uint64_t root;
-	struct hoard_id raised;
+	struct hoard_id raised = {0};
 	bool any = false;
 	int r;
 

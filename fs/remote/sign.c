@@ -273,7 +273,7 @@ int hoard_sign_key_load(const char *path, struct hoard_sign_key *ret,
 			char *errbuf, size_t errlen)
 {
 	char buf[256];
-	size_t n;
+	size_t n = 0;
 	int r = read_small(path, buf, sizeof(buf), &n, errbuf, errlen);
 
 	if (r < 0)
@@ -292,7 +292,7 @@ int hoard_sign_pub_load(const char *path, struct hoard_pubkey *ret,
 			char *errbuf, size_t errlen)
 {
 	char buf[256];
-	size_t n;
+	size_t n = 0;
 	int r = read_small(path, buf, sizeof(buf), &n, errbuf, errlen);
 
 	if (r < 0)
