@@ -44,6 +44,10 @@ struct istate {
 				* while in use (meta.c: an orphan, purged
 				* at the last forget or release) */
 	struct istate *next;   /* hash chain; protected by fs->lock */
+	/* protected by fs->lock: created by this daemon (create_locked) and
+	 * known to have no extent rows (a commit need not look for old
+	 * ones) / no xattr rows (a getxattr is ENODATA without a read) */
+	bool fresh_ext, fresh_xattr;
 	pthread_rwlock_t rw;   /* readers of the data vs. writers/commits */
 	pthread_mutex_t mu;    /* protects the fields below */
 	int staging_fd;	       /* -1 when the content is all in extents */

@@ -444,7 +444,9 @@ static int create_locked(struct hoard_fs *fs, uint64_t parent, const char *name,
 	is = istate_get(fs, fs->next_ino);
 	ino = fs->next_ino++;
 	put_next_ino(fs, b);
-	dirent_put(b, parent, name, ino, mode); /* inode_put adds the copy */
+	/* an entry with a copy is inode_put's: one write of its key */
+	if (!in.home_parent)
+		dirent_put(b, parent, name, ino, mode);
 	inode_put(fs, b, ino, &in);
 	inode_put(fs, b, parent, &dir);
 	r = is ? hoard_store_write(fs->st, b, false) : -ENOMEM;
@@ -456,6 +458,8 @@ static int create_locked(struct hoard_fs *fs, uint64_t parent, const char *name,
 		return r;
 	}
 	is->nlookup++;
+	/* a new inode number: no extents and no xattrs yet */
+	is->fresh_ext = is->fresh_xattr = true;
 	if (S_ISREG(mode)) {
 		is->size = 0;
 		is->size_valid = true;
