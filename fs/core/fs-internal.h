@@ -44,14 +44,6 @@ struct istate {
 				* while in use (meta.c: an orphan, purged
 				* at the last forget or release) */
 	struct istate *next;   /* hash chain; protected by fs->lock */
-	/* protected by fs->lock: created by this daemon (create_locked) and
-	 * known to have no extent rows (a commit need not look for old
-	 * ones) / no xattr rows (a getxattr is ENODATA without a read) */
-	bool fresh_ext, fresh_xattr;
-	/* protected by fs->lock: a directory's record as last written by
-	 * create_locked (NULL: read it from the store); inode_put and the
-	 * deleters of records drop it (istate_uncache) */
-	struct hoard_inode *dirc;
 	pthread_rwlock_t rw;   /* readers of the data vs. writers/commits */
 	pthread_mutex_t mu;    /* protects the fields below */
 	int staging_fd;	       /* -1 when the content is all in extents */
@@ -77,6 +69,14 @@ struct istate {
 			    * it without telling the daemon */
 	bool pt_wrote;	   /* the next cached open drops the page cache */
 	struct timespec pt_mtime; /* the copy's mtime when it became staging */
+	/* protected by fs->lock: created by this daemon (create_locked) and
+	 * known to have no extent rows (a commit need not look for old
+	 * ones) / no xattr rows (a getxattr is ENODATA without a read) */
+	bool fresh_ext, fresh_xattr;
+	/* protected by fs->lock: a directory's record as last written by
+	 * create_locked (NULL: read it from the store); inode_put and the
+	 * deleters of records drop it (istate_uncache) */
+	struct hoard_inode *dirc;
 };
 
 struct chunk_cache;
