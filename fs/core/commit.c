@@ -218,12 +218,16 @@ int file_land_locked(struct hoard_fs *fs, uint64_t ino, const uint8_t *ext,
 {
 	struct hoard_batch *b = hoard_batch_new(fs->st);
 	const size_t esz = EXTENT_KEY_SIZE + EXTENT_VAL_SIZE;
+	struct istate *is = istate_find(fs, ino);
 	struct hoard_inode in;
-	int r;
+	int r = 0;
 
 	if (!b)
 		return -ENOMEM;
-	r = extents_count(fs, ino, deltas, -1, b);
+	/* a file this daemon created and never landed extents for has no
+	 * old ones: no iterator over the extents family */
+	if (!is || !is->fresh_ext)
+		r = extents_count(fs, ino, deltas, -1, b);
 	for (size_t i = 0; r == 0 && i < n_ext; i++) {
 		const uint8_t *e = ext + i * esz;
 
@@ -242,6 +246,8 @@ int file_land_locked(struct hoard_fs *fs, uint64_t ino, const uint8_t *ext,
 		inode_clear(&in);
 		r = hoard_store_write(fs->st, b, sync);
 	}
+	if (r == 0 && is && n_ext)
+		is->fresh_ext = false;
 	hoard_batch_free(b);
 	return r;
 }

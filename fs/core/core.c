@@ -489,6 +489,8 @@ uint64_t hoard_core_store_use(struct hoard_fs *fs, uint64_t ino,
 
 		b = hoard_batch_new(fs->st);
 		u64_val_encode(v, use);
+		if (is)
+			is->fresh_xattr = false; /* an xattr row from now */
 		if (b) {
 			hoard_batch_put(b, HOARD_CF_XATTRS, k,
 					xattr_key(k, ino, use_xattr), v,

@@ -513,10 +513,13 @@ static int xattr_write_locked(struct hoard_fs *fs, uint64_t ino,
 {
 	struct hoard_inode in;
 	struct hoard_batch *b;
+	struct istate *is = istate_find(fs, ino);
 	int r = inode_load(fs, ino, &in);
 
 	if (r < 0)
 		return r;
+	if (is && set)
+		is->fresh_xattr = false; /* before: a failed write may land */
 	b = hoard_batch_new(fs->st);
 	now_ts(&in.ctime);
 	if (b) {
@@ -563,6 +566,21 @@ int hoard_fs_setxattr(struct hoard_fs *fs, uint64_t ino, const char *name,
 	return r;
 }
 
+/* Whether ino may have xattr rows: not when this daemon created it and
+ * nothing set one since (the kernel asks for security.capability at each
+ * new file's first write). */
+static bool xattr_maybe(struct hoard_fs *fs, uint64_t ino)
+{
+	struct istate *is;
+	bool maybe;
+
+	pthread_mutex_lock(&fs->lock);
+	is = istate_find(fs, ino);
+	maybe = !is || !is->fresh_xattr;
+	pthread_mutex_unlock(&fs->lock);
+	return maybe;
+}
+
 ssize_t hoard_fs_getxattr(struct hoard_fs *fs, uint64_t ino, const char *name,
 			  void *buf, size_t size)
 {
@@ -575,7 +593,7 @@ ssize_t hoard_fs_getxattr(struct hoard_fs *fs, uint64_t ino, const char *name,
 		return -EOPNOTSUPP;
 	if (!strcmp(name, HOARD_INFO_XATTR))
 		return info_xattr(fs, ino, buf, size);
-	if (strlen(name) > XATTR_NAME_MAX)
+	if (strlen(name) > XATTR_NAME_MAX || !xattr_maybe(fs, ino))
 		return -ENODATA;
 	r = hoard_store_get(fs->st, HOARD_CF_XATTRS, k, xattr_key(k, ino, name),
 			    &v, &n);
@@ -957,6 +975,7 @@ void hoard_fs_free(struct hoard_fs *fs)
 				next = is->next;
 				pthread_rwlock_destroy(&is->rw);
 				pthread_mutex_destroy(&is->mu);
+				free(is->dirc);
 				free(is);
 			}
 		}

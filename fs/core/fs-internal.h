@@ -69,6 +69,14 @@ struct istate {
 			    * it without telling the daemon */
 	bool pt_wrote;	   /* the next cached open drops the page cache */
 	struct timespec pt_mtime; /* the copy's mtime when it became staging */
+	/* protected by fs->lock: created by this daemon (create_locked) and
+	 * known to have no extent rows (a commit need not look for old
+	 * ones) / no xattr rows (a getxattr is ENODATA without a read) */
+	bool fresh_ext, fresh_xattr;
+	/* protected by fs->lock: a directory's record as last written by
+	 * create_locked (NULL: read it from the store); inode_put and the
+	 * deleters of records drop it (istate_uncache) */
+	struct hoard_inode *dirc;
 };
 
 struct chunk_cache;
@@ -114,6 +122,11 @@ struct hoard_fs {
 /* meta.c */
 void inode_put(struct hoard_fs *fs, struct hoard_batch *b, uint64_t ino,
 	       const struct hoard_inode *in);
+/* inode_put without fs->lock, for inode numbers no istate can have yet
+ * (a volume clone's reserved ones) */
+void inode_put_new(struct hoard_fs *fs, struct hoard_batch *b, uint64_t ino,
+		   const struct hoard_inode *in);
+void istate_uncache(struct hoard_fs *fs, uint64_t ino);
 void inode_to_stat(const struct hoard_inode *in, uint64_t ino, struct stat *st);
 struct istate *istate_find(struct hoard_fs *fs, uint64_t ino);
 struct istate *istate_get(struct hoard_fs *fs, uint64_t ino);

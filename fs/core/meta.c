@@ -46,6 +46,14 @@ int inode_load(struct hoard_fs *fs, uint64_t ino, struct hoard_inode *ret)
 void inode_put(struct hoard_fs *fs, struct hoard_batch *b, uint64_t ino,
 	       const struct hoard_inode *in)
 {
+	istate_uncache(fs, ino); /* before the write: a failed one is no
+				  * record the cache could still show */
+	inode_put_new(fs, b, ino, in);
+}
+
+void inode_put_new(struct hoard_fs *fs, struct hoard_batch *b, uint64_t ino,
+		   const struct hoard_inode *in)
+{
 	uint8_t k[DIRENT_KEY_MAX], v[INODE_REC_MAX]; /* >= DIRENT_VAL_MAX */
 	size_t n = inode_encode(in, v);
 
@@ -161,10 +169,50 @@ void istate_maybe_free(struct hoard_fs *fs, struct istate *is)
 		;
 	*pp = is->next;
 	fs->icount--;
+	free(is->dirc);
 	staging_drop(fs, is, true);
 	pthread_rwlock_destroy(&is->rw);
 	pthread_mutex_destroy(&is->mu);
 	free(is);
+}
+
+/* Drop the cached record of ino (fs->lock held). */
+void istate_uncache(struct hoard_fs *fs, uint64_t ino)
+{
+	struct istate *is = fs->itab ? istate_find(fs, ino) : NULL;
+
+	if (is && is->dirc) {
+		free(is->dirc);
+		is->dirc = NULL;
+	}
+}
+
+/* Keep a directory's record as just written (fs->lock held). */
+static void istate_cache_dir(struct hoard_fs *fs, uint64_t ino,
+			     const struct hoard_inode *in)
+{
+	struct istate *is = istate_find(fs, ino);
+
+	if (!is || !S_ISDIR(in->mode) || in->target)
+		return;
+	if (!is->dirc)
+		is->dirc = malloc(sizeof(*is->dirc));
+	if (is->dirc)
+		*is->dirc = *in;
+}
+
+/* inode_load, from the cache of a directory's record when there is one
+ * (fs->lock held). */
+static int inode_load_cached(struct hoard_fs *fs, uint64_t ino,
+			     struct hoard_inode *ret)
+{
+	struct istate *is = istate_find(fs, ino);
+
+	if (is && is->dirc) {
+		*ret = *is->dirc;
+		return 0;
+	}
+	return inode_load(fs, ino, ret);
 }
 
 void istate_overlay(struct istate *is, struct hoard_inode *in)
@@ -187,6 +235,11 @@ static int inode_load_current(struct hoard_fs *fs, uint64_t ino,
 
 	pthread_mutex_lock(&fs->lock);
 	is = istate_find(fs, ino);
+	if (is && is->dirc) { /* a directory: no overlay */
+		*ret = *is->dirc;
+		pthread_mutex_unlock(&fs->lock);
+		return 0;
+	}
 	if (is)
 		pthread_mutex_lock(&is->mu);
 	pthread_mutex_unlock(&fs->lock);
@@ -369,7 +422,7 @@ int hoard_fs_getattr(struct hoard_fs *fs, uint64_t ino, struct stat *ret_st)
 /* Load a directory that new entries go into (fs->lock held). */
 static int load_dir(struct hoard_fs *fs, uint64_t ino, struct hoard_inode *ret)
 {
-	int r = inode_load(fs, ino, ret);
+	int r = inode_load_cached(fs, ino, ret);
 
 	if (r < 0)
 		return r;
@@ -444,11 +497,15 @@ static int create_locked(struct hoard_fs *fs, uint64_t parent, const char *name,
 	is = istate_get(fs, fs->next_ino);
 	ino = fs->next_ino++;
 	put_next_ino(fs, b);
-	dirent_put(b, parent, name, ino, mode); /* inode_put adds the copy */
+	/* an entry with a copy is inode_put's: one write of its key */
+	if (!in.home_parent)
+		dirent_put(b, parent, name, ino, mode);
 	inode_put(fs, b, ino, &in);
 	inode_put(fs, b, parent, &dir);
 	r = is ? hoard_store_write(fs->st, b, false) : -ENOMEM;
 	hoard_batch_free(b);
+	if (r == 0)
+		istate_cache_dir(fs, parent, &dir);
 	inode_clear(&dir);
 	if (r < 0) {
 		if (is)
@@ -456,6 +513,8 @@ static int create_locked(struct hoard_fs *fs, uint64_t parent, const char *name,
 		return r;
 	}
 	is->nlookup++;
+	/* a new inode number: no extents and no xattrs yet */
+	is->fresh_ext = is->fresh_xattr = true;
 	if (S_ISREG(mode)) {
 		is->size = 0;
 		is->size_valid = true;
@@ -727,6 +786,7 @@ int inode_purge(struct hoard_fs *fs, uint64_t ino)
 	hoard_iter_free(it);
 	hoard_batch_delete(b, HOARD_CF_INODES, k, 8);
 	hoard_batch_delete(b, HOARD_CF_ORPHANS, k, 8);
+	istate_uncache(fs, ino);
 	if (r == 0)
 		r = chunks_apply_locked(fs, b, &drops);
 	if (r == 0)

@@ -223,6 +223,7 @@ static int rm_inode_locked(struct rm *m, const struct rm_ent *e,
 		inode_clear(&in);
 		r = extents_count(fs, e->ino, deltas, -1, b);
 		hoard_batch_delete(b, HOARD_CF_INODES, k, 8);
+		istate_uncache(fs, e->ino);
 		hoard_batch_delete(b, HOARD_CF_ORPHANS, k, 8);
 		d.cf = HOARD_CF_XATTRS;
 		if (r == 0)

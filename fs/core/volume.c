@@ -302,7 +302,7 @@ static int clone_inode(struct walk *w, uint64_t ino, uint64_t new_ino,
 	int r;
 
 	in->volume = w->new_root;
-	inode_put(w->fs, w->b, new_ino, in);
+	inode_put_new(w->fs, w->b, new_ino, in); /* maybe without fs->lock */
 	w->res->inodes++;
 	if (S_ISREG(in->mode)) {
 		w->res->files++;
