@@ -35,6 +35,7 @@ struct hoard_store {
 	rocksdb_flushoptions_t *fopts;
 	struct hoard_key key;
 	int zstd_level;
+	bool read_only; /* opened with rocksdb_open_for_read_only (fsck) */
 	char *wal_damage; /* set at open when damaged WAL records were skipped */
 	pthread_mutex_t resume_mu; /* serializes hoard_rdb_resume() calls */
 	uint64_t resume_ns;	   /* protected by resume_mu: last attempt */
