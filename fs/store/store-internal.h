@@ -35,7 +35,7 @@ struct hoard_store {
 	rocksdb_flushoptions_t *fopts;
 	struct hoard_key key;
 	int zstd_level;
-	bool read_only; /* opened with rocksdb_open_for_read_only (fsck) */
+	bool read_only;	  /* opened with rocksdb_open_for_read_only (fsck) */
 	char *wal_damage; /* set at open when damaged WAL records were skipped */
 	pthread_mutex_t resume_mu; /* serializes hoard_rdb_resume() calls */
 	uint64_t resume_ns;	   /* protected by resume_mu: last attempt */
@@ -92,5 +92,9 @@ char *hoard_rdb_resume(rocksdb_t *db);
 /* Install the listener that logs background errors and leaves recovery
  * from them to store_try_resume. */
 void hoard_rdb_listen(rocksdb_options_t *o);
+/* Start a new info log dbdir/LOG (the last one kept as LOG.old.MICROS)
+ * whose failed writes drop their line instead of aborting the process;
+ * for an open for writing (a read-only open writes no info log). */
+void hoard_rdb_info_log(rocksdb_options_t *o, const char *dbdir);
 
 #endif

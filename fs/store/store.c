@@ -257,16 +257,19 @@ int store_db_open(struct hoard_store *st, bool create, char *msg, size_t msglen)
 	for (int i = 0; i < HOARD_CF_COUNT; i++)
 		opts[i] = st->cf_opts[i];
 	rocksdb_options_set_create_if_missing(st->db_opts, create);
-	if (st->read_only)
-		/* writes nothing in db/: no MANIFEST, OPTIONS, WAL or flush
-		 * of the WAL's records (they are read into the memtables) */
+	if (st->read_only) {
+		/* writes nothing in db/: no info LOG, MANIFEST, OPTIONS, WAL
+		 * or flush of the WAL's records (they are read into the
+		 * memtables) */
 		st->db = rocksdb_open_for_read_only_column_families(
 			st->db_opts, dbdir, HOARD_CF_COUNT, cf_names, opts,
 			st->cf, 0, &err);
-	else
+	} else {
+		hoard_rdb_info_log(st->db_opts, dbdir);
 		st->db = rocksdb_open_column_families(st->db_opts, dbdir,
 						      HOARD_CF_COUNT, cf_names,
 						      opts, st->cf, &err);
+	}
 	free(dbdir);
 	if (!err)
 		return 0;
