@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * store (store-internal.h): the two things RocksDB 7.8's C API cannot do,
+ * store (store-internal.h): the three things RocksDB 7.8's C API cannot do,
  * in C++ against RocksDB's public headers.
  *
  * A failed flush or WAL write (ENOSPC) stops the database: every write
