@@ -624,7 +624,8 @@ def store_files(store):
 def test_commands_on_a_full_store_filesystem(small_fs, tmp_path):
     """The store's filesystem 100% full (a ballast file beside the store):
     `hoard fsck` checks it read-only and finds it clean (it used to abort
-    in RocksDB's info LOG writer at the open); `hoard fsck --repair`,
+    in RocksDB's info LOG writer at the open), `hoard stats` reads it;
+    `hoard fsck --repair`,
     `hoard gc` and `hoardfs` each stop with one line naming the full
     filesystem and exit 1; nothing in the store changes; once the ballast
     is gone everything works and the data is there."""
@@ -638,6 +639,7 @@ def test_commands_on_a_full_store_filesystem(small_fs, tmp_path):
     before = store_files(s)
     p = run([HOARD, "fsck", "--store", s.path, "--json"], check=False)
     assert p.returncode == 0 and json.loads(p.stdout)["clean"], p
+    assert s.stats()["logical_bytes"] == 3 * MIB
     mnt = tmp_path / "m"
     mnt.mkdir()
     for args in ([HOARD, "fsck", "--store", s.path, "--repair"],
