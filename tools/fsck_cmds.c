@@ -91,12 +91,13 @@ static void human(uint64_t n, char *out, size_t len)
 
 /* Open the store for a command that needs it to itself. */
 static int open_exclusive(const char *store, const char *cmd,
-			  struct hoard_store **ret)
+			  struct hoard_store **ret, bool read_only)
 {
 	char err[512] = "";
 	int r, pid;
 
-	r = hoard_store_open(store, ret, err, sizeof(err));
+	r = read_only ? hoard_store_open_readonly(store, ret, err, sizeof(err))
+		      : hoard_store_open(store, ret, err, sizeof(err));
 	if (r == -EBUSY) {
 		pid = hoard_store_lock_owner(store);
 		if (pid > 0)
@@ -108,6 +109,8 @@ static int open_exclusive(const char *store, const char *cmd,
 				"first",
 				cmd, store);
 	}
+	if (r == -ENOSPC)
+		return cli_fail("%s: %s", cmd, err);
 	if (r < 0)
 		return cli_fail("%s", *err ? err : strerror(-r));
 	return 0;
@@ -150,7 +153,7 @@ int hoard_cmd_fsck(const char **store, int argc, char **argv)
 		      false);
 	if (r >= 0)
 		return r;
-	r = open_exclusive(*store, "fsck", &st);
+	r = open_exclusive(*store, "fsck", &st, !o.repair);
 	if (r)
 		return r;
 	if (isatty(STDERR_FILENO)) {
@@ -219,7 +222,7 @@ static int offline_gc(const char *store, bool json)
 	struct hoard_fs *fs;
 	int r;
 
-	r = open_exclusive(store, "gc", &st);
+	r = open_exclusive(store, "gc", &st, false);
 	if (r)
 		return r;
 	/* the daemon's start-up recovery: purge orphans, sweep frames */

@@ -397,7 +397,8 @@ static int offline_stats(struct ctx *c, const char *sock, int ctl_err,
 	char err[512] = "";
 	int r, pid;
 
-	r = hoard_store_open(c->store, &st, err, sizeof(err));
+	/* read-only: stats write nothing, and so work on a full disk */
+	r = hoard_store_open_readonly(c->store, &st, err, sizeof(err));
 	if (r == -EBUSY) {
 		pid = hoard_store_lock_owner(c->store);
 		/* locked, yet nobody answers: a daemon starting or stuck */

@@ -35,6 +35,7 @@ struct hoard_store {
 	rocksdb_flushoptions_t *fopts;
 	struct hoard_key key;
 	int zstd_level;
+	bool read_only;	  /* opened with rocksdb_open_for_read_only (fsck) */
 	char *wal_damage; /* set at open when damaged WAL records were skipped */
 	pthread_mutex_t resume_mu; /* serializes hoard_rdb_resume() calls */
 	uint64_t resume_ns;	   /* protected by resume_mu: last attempt */
@@ -98,5 +99,9 @@ int hoard_rdb_get_into(rocksdb_t *db, rocksdb_column_family_handle_t *cf,
 		       const rocksdb_readoptions_t *ro, const void *key,
 		       size_t klen, void *buf, size_t cap, size_t *ret_len,
 		       char **ret_err);
+/* Start a new info log dbdir/LOG (the last one kept as LOG.old.MICROS)
+ * whose failed writes drop their line instead of aborting the process;
+ * for an open for writing (a read-only open writes no info log). */
+void hoard_rdb_info_log(rocksdb_options_t *o, const char *dbdir);
 
 #endif

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <rocksdb/c.h>
@@ -263,9 +264,19 @@ int store_db_open(struct hoard_store *st, bool create, char *msg, size_t msglen)
 	for (int i = 0; i < HOARD_CF_COUNT; i++)
 		opts[i] = st->cf_opts[i];
 	rocksdb_options_set_create_if_missing(st->db_opts, create);
-	st->db = rocksdb_open_column_families(st->db_opts, dbdir,
-					      HOARD_CF_COUNT, cf_names, opts,
-					      st->cf, &err);
+	if (st->read_only) {
+		/* writes nothing in db/: no info LOG, MANIFEST, OPTIONS, WAL
+		 * or flush of the WAL's records (they are read into the
+		 * memtables) */
+		st->db = rocksdb_open_for_read_only_column_families(
+			st->db_opts, dbdir, HOARD_CF_COUNT, cf_names, opts,
+			st->cf, 0, &err);
+	} else {
+		hoard_rdb_info_log(st->db_opts, dbdir);
+		st->db = rocksdb_open_column_families(st->db_opts, dbdir,
+						      HOARD_CF_COUNT, cf_names,
+						      opts, st->cf, &err);
+	}
 	free(dbdir);
 	if (!err)
 		return 0;
@@ -284,7 +295,7 @@ static int take_lock(struct hoard_store *st, char *errbuf, size_t errlen)
 {
 	char *p = store_path_join(st->dir, "lock");
 	char pid[32];
-	int n;
+	int n, r;
 
 	if (!p)
 		return -ENOMEM;
@@ -312,9 +323,19 @@ static int take_lock(struct hoard_store *st, char *errbuf, size_t errlen)
 		return -EBUSY;
 	}
 	n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
-	if (ftruncate(st->lock_fd, 0) < 0)
-		return -errno;
-	return hoard_pwrite_full(st->lock_fd, pid, (size_t)n, 0);
+	/* overwrite, then cut: a lock file that held a pid needs no new
+	 * block, so this works on a full filesystem too */
+	r = hoard_pwrite_full(st->lock_fd, pid, (size_t)n, 0);
+	if (r == 0 && ftruncate(st->lock_fd, n) < 0)
+		r = -errno;
+	if (r < 0) {
+		int e = -r;
+
+		seterr(errbuf, errlen, "cannot write %s/lock: %s", st->dir,
+		       strerror(e));
+		return -e;
+	}
+	return 0;
 }
 
 int hoard_store_lock_owner(const char *dir)
@@ -605,8 +626,36 @@ static int load_settings(struct hoard_store *st, char *errbuf, size_t errlen)
 	return 0;
 }
 
-int hoard_store_open(const char *dir, struct hoard_store **ret_store,
-		     char *errbuf, size_t errlen)
+/*
+ * An open for writing needs room: RocksDB writes its info LOG (~150 KB of
+ * options at each open), an OPTIONS file and a MANIFEST before the first
+ * record, and Debian's RocksDB 7.8 aborts the process (an assertion in
+ * WritableFileWriter) when its info LOG meets a full disk.  Below this
+ * much free space the open is refused with one line instead.
+ */
+#define OPEN_MIN_FREE (1u << 20)
+
+static int check_room(struct hoard_store *st, char *errbuf, size_t errlen)
+{
+	struct statvfs sv;
+	unsigned long long avail;
+
+	if (statvfs(st->dir, &sv) < 0)
+		return 0; /* RocksDB's own open says what is wrong */
+	avail = (unsigned long long)sv.f_bavail * sv.f_frsize;
+	if (avail >= OPEN_MIN_FREE)
+		return 0;
+	seterr(errbuf, errlen,
+	       "store %s: no space left on its filesystem (%llu KiB free, "
+	       "%u MiB needed to open it for writing); free some space and "
+	       "run again",
+	       st->dir, avail >> 10, OPEN_MIN_FREE >> 20);
+	return -ENOSPC;
+}
+
+static int store_open(const char *dir, bool read_only,
+		      struct hoard_store **ret_store, char *errbuf,
+		      size_t errlen)
 {
 	struct hoard_store *st;
 	char msg[512] = "";
@@ -662,7 +711,21 @@ int hoard_store_open(const char *dir, struct hoard_store **ret_store,
 	r = take_lock(st, errbuf, errlen);
 	if (r < 0)
 		goto out_free;
+	st->read_only = read_only;
+	if (!read_only) {
+		r = check_room(st, errbuf, errlen);
+		if (r < 0)
+			goto out_free;
+	}
 	r = store_db_open(st, false, msg, sizeof(msg));
+	if (r == -EUCLEAN && st->read_only) {
+		/* damaged WAL records: recording the damage takes a write */
+		st->read_only = false;
+		r = check_room(st, errbuf, errlen);
+		if (r < 0)
+			goto out_free;
+		r = store_db_open(st, false, msg, sizeof(msg));
+	}
 	if (r == -EUCLEAN)
 		r = store_wal_recover(st, msg, errbuf, errlen);
 	else if (r < 0)
@@ -684,13 +747,25 @@ out_free:
 	return r;
 }
 
+int hoard_store_open(const char *dir, struct hoard_store **ret_store,
+		     char *errbuf, size_t errlen)
+{
+	return store_open(dir, false, ret_store, errbuf, errlen);
+}
+
+int hoard_store_open_readonly(const char *dir, struct hoard_store **ret_store,
+			      char *errbuf, size_t errlen)
+{
+	return store_open(dir, true, ret_store, errbuf, errlen);
+}
+
 void hoard_store_close(struct hoard_store *st)
 {
 	char *err = NULL;
 
 	if (!st)
 		return;
-	if (st->db) {
+	if (st->db && !st->read_only) {
 		/* memtables to their files, so that a damaged WAL can lose
 		 * nothing that was written before a clean close */
 		if (store_flush_all(st) < 0) {

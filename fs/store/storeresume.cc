@@ -14,18 +14,33 @@
  * memtables fit on the disk again.  The listener also logs every
  * background error, so that none is silent.
  *
+ * RocksDB's own info log (db/LOG) aborts the process (an assertion in
+ * WritableFileWriter, with Debian's assertions on) at the first line
+ * after a write of it failed, e.g. on a full disk; hoard_rdb_info_log
+ * gives a writable open a logger that drops the lines it cannot write.
+ *
  * The C API's handles are one-member structs around the C++ object
  * (rocksdb/c.cc: `struct rocksdb_t { DB* rep; }`, `struct
  * rocksdb_options_t { Options rep; }`); the same definitions are given
  * here to reach them.
  */
 #include <cerrno>
+#include <cstdarg>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <memory>
 #include <string>
 
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
 #include <rocksdb/listener.h>
 #include <rocksdb/options.h>
 
@@ -69,6 +84,78 @@ class ErrorListener : public rocksdb::EventListener
 		if (auto_recovery)
 			*auto_recovery = false; /* store_try_resume does it */
 	}
+};
+
+/* RocksDB's info log as its PosixLogger writes it (one line per call,
+ * time and thread first), but a failed write drops the line: nothing
+ * asserts, and the next line is tried again. */
+class QuietLogger : public rocksdb::Logger
+{
+      public:
+	QuietLogger(int fd, rocksdb::InfoLogLevel level)
+	    : rocksdb::Logger(level), fd_(fd)
+	{
+	}
+	~QuietLogger() override
+	{
+		if (fd_ >= 0)
+			close(fd_);
+	}
+
+	using rocksdb::Logger::Logv;
+	void Logv(const char *format, va_list ap) override
+	{
+		char buf[8192];
+		struct timeval tv;
+		struct tm tm;
+		va_list copy;
+		size_t len;
+		int n, m;
+
+		if (fd_ < 0)
+			return;
+		gettimeofday(&tv, nullptr);
+		localtime_r(&tv.tv_sec, &tm);
+		n = snprintf(buf, sizeof(buf),
+			     "%04d/%02d/%02d-%02d:%02d:%02d.%06ld %llx ",
+			     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+			     tm.tm_hour, tm.tm_min, tm.tm_sec, (long)tv.tv_usec,
+			     (unsigned long long)pthread_self());
+		if (n < 0)
+			return;
+		va_copy(copy, ap);
+		m = vsnprintf(buf + n, sizeof(buf) - (size_t)n - 1, format,
+			      copy);
+		va_end(copy);
+		if (m < 0)
+			return;
+		len = (size_t)n + (size_t)m;
+		if (len > sizeof(buf) - 2)
+			len = sizeof(buf) - 2; /* a long line is cut */
+		if (len == 0 || buf[len - 1] != '\n')
+			buf[len++] = '\n';
+		for (size_t off = 0; off < len;) {
+			ssize_t w = write(fd_, buf + off, len - off);
+
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0)
+				return; /* ENOSPC and the like: dropped */
+			off += (size_t)w;
+		}
+	}
+
+      protected:
+	rocksdb::Status CloseImpl() override
+	{
+		if (fd_ >= 0)
+			close(fd_);
+		fd_ = -1;
+		return rocksdb::Status::OK();
+	}
+
+      private:
+	int fd_;
 };
 
 char *dup_status(const rocksdb::Status &s)
@@ -115,4 +202,25 @@ extern "C" int hoard_rdb_get_into(rocksdb_t *db,
 		return -ENOBUFS;
 	memcpy(buf, v.data(), v.size());
 	return 0;
+}
+
+extern "C" void hoard_rdb_info_log(rocksdb_options_t *o, const char *dbdir)
+{
+	std::string log = std::string(dbdir) + "/LOG";
+	struct timeval tv;
+	int fd, flags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC;
+
+	/* as RocksDB's own: the last open's log becomes LOG.old.MICROS (the
+	 * database deletes all but keep_log_file_num of them) */
+	mkdir(dbdir, 0755);
+	gettimeofday(&tv, nullptr);
+	std::string old = log + ".old." +
+			  std::to_string((unsigned long long)tv.tv_sec *
+						 1000000ull +
+					 (unsigned long long)tv.tv_usec);
+	if (rename(log.c_str(), old.c_str()) == 0 || errno == ENOENT)
+		flags |= O_TRUNC;
+	fd = open(log.c_str(), flags, 0644);
+	o->rep.info_log = std::make_shared<QuietLogger>(fd,
+							o->rep.info_log_level);
 }

@@ -80,6 +80,7 @@ int hoard_store_init(const char *dir, const struct hoard_store_init_opts *o,
  *   -ENOTDIR          dir is not a directory
  *   -EACCES           no permission to read it
  *   -EBUSY            another process holds the store
+ *   -ENOSPC           less than 1 MiB free on the store's filesystem
  *   -EIO              RocksDB refused to open the database (its message
  *                     is in errbuf)
  * A corrupt record in the middle of the WAL is not an error: see
@@ -87,6 +88,17 @@ int hoard_store_init(const char *dir, const struct hoard_store_init_opts *o,
  */
 int hoard_store_open(const char *dir, struct hoard_store **ret_store,
 		     char *errbuf, size_t errlen);
+/*
+ * The same, for reading only (hoard fsck without --repair): the lock is
+ * taken as above, but the database is opened read-only and nothing in
+ * db/ is written (the WAL's records are read, not flushed), so it works on
+ * a full filesystem.  Only an open that finds damaged WAL records opens
+ * for writing, to record the damage.  Writes on such a store fail.
+ * hoard_store_open() additionally fails with -ENOSPC (errbuf says so)
+ * when the store's filesystem has less than 1 MiB free.
+ */
+int hoard_store_open_readonly(const char *dir, struct hoard_store **ret_store,
+			      char *errbuf, size_t errlen);
 /* Flush every column family (so the WAL holds nothing needed) and close;
  * accepts NULL. */
 void hoard_store_close(struct hoard_store *st);

@@ -596,6 +596,106 @@ def test_failed_write_that_starts_a_stream_keeps_none_of_it(tmp_path,
         s.check_log()
 
 
+def fill_outside(path):
+    """A ballast file outside the store that fills its filesystem to the
+    last byte (1 MiB writes, then 4 KiB ones, until ENOSPC)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for size in (MIB, 4 * KIB):
+            block = b"\0" * size
+            try:
+                while True:
+                    os.write(fd, block)
+            except OSError as e:
+                assert e.errno == errno.ENOSPC, e
+    finally:
+        os.close(fd)
+    assert os.statvfs(path).f_bavail == 0
+
+
+def store_files(store):
+    """Every file of the store but its lock (which takes each opener's
+    pid), with its bytes."""
+    return {p.relative_to(store.path): p.read_bytes()
+            for p in sorted(store.path.rglob("*"))
+            if p.is_file() and p.name != "lock"}
+
+
+def test_commands_on_a_full_store_filesystem(small_fs, tmp_path):
+    """The store's filesystem 100% full (a ballast file beside the store):
+    `hoard fsck` checks it read-only and finds it clean (it used to abort
+    in RocksDB's info LOG writer at the open), `hoard stats` reads it;
+    `hoard fsck --repair`,
+    `hoard gc` and `hoardfs` each stop with one line naming the full
+    filesystem and exit 1; nothing in the store changes; once the ballast
+    is gone everything works and the data is there."""
+    s = Store(small_fs / "store")
+    s.init()
+    m = s.mount("test", root=small_fs.parent)["test"]
+    data = os.urandom(3 * MIB)
+    write_synced(m / "f", data)
+    s.umount()
+    fill_outside(small_fs / "ballast")
+    before = store_files(s)
+    p = run([HOARD, "fsck", "--store", s.path, "--json"], check=False)
+    assert p.returncode == 0 and json.loads(p.stdout)["clean"], p
+    assert s.stats()["logical_bytes"] == 3 * MIB
+    mnt = tmp_path / "m"
+    mnt.mkdir()
+    for args in ([HOARD, "fsck", "--store", s.path, "--repair"],
+                 [HOARD, "gc", "--store", s.path],
+                 [HOARDFS, "--store", s.path, f"t={mnt}"]):
+        line = one_line(run(args, check=False, timeout=60))
+        assert f"store {s.path}: no space left on its filesystem" in line, line
+    assert s.no_daemon_left()
+    assert store_files(s) == before
+    os.unlink(small_fs / "ballast")
+    rc, rep = fsck(s)
+    assert rc == 0 and rep["clean"], rep
+    m = s.mount("test", root=small_fs.parent)["test"]
+    try:
+        assert (m / "f").read_bytes() == data
+    finally:
+        s.umount()
+    s.check_log()
+
+
+def test_daemon_on_a_store_filesystem_filled_from_outside(small_fs):
+    """A running daemon whose filesystem another program fills to the last
+    byte: metadata changes work or fail with ENOSPC, and the unmount ends
+    the daemon cleanly (RocksDB 7.8's own info LOG writer aborted it at
+    the first log line after one it could not write); every change that
+    was answered is there at the next mount, fsck clean."""
+    s = Store(small_fs / "store")
+    s.init()
+    m = s.mount("test", root=small_fs.parent)["test"]
+    data = os.urandom(MIB)
+    write_synced(m / "a", data)
+    fill_outside(small_fs / "ballast")
+    made = []
+    for i in range(50):
+        try:
+            os.mkdir(m / f"d{i}")
+            os.setxattr(m / f"d{i}", "user.k", b"v" * 100)
+        except OSError as e:
+            assert e.errno == errno.ENOSPC, e
+            break
+        made.append(f"d{i}")
+    s.umount()
+    s.check_log()
+    os.unlink(small_fs / "ballast")
+    rc, rep = fsck(s)
+    assert rc == 0 and rep["clean"], rep
+    m = s.mount("test", root=small_fs.parent)["test"]
+    try:
+        assert (m / "a").read_bytes() == data
+        for d in made:
+            assert os.getxattr(m / d, "user.k") == b"v" * 100, d
+    finally:
+        s.umount()
+    s.check_log()
+
+
 @pytest.fixture
 def mid_fs(tmp_path):
     d = tmp_path / "mid"
