@@ -24,6 +24,7 @@
  * rocksdb_options_t { Options rep; }`); the same definitions are given
  * here to reach them.
  */
+#include <atomic>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
@@ -88,31 +89,74 @@ class ErrorListener : public rocksdb::EventListener
 
 /* RocksDB's info log as its PosixLogger writes it (one line per call,
  * time and thread first), but a failed write drops the line: nothing
- * asserts, and the next line is tried again. */
+ * asserts, and the next line is tried again.  RocksDB's background
+ * threads log while the opening thread made the logger and may close
+ * it; they meet only through RocksDB's own (uninstrumented) locks, so
+ * the descriptor is an atomic, and Close() only stops the logging: the
+ * descriptor is closed when the last owner drops the logger, when no
+ * thread can be writing to it (a number closed earlier could be reused
+ * by another file while a late line is written).
+ *
+ * log_sync makes that hand-off visible to ThreadSanitizer: the logger is
+ * made on one thread and used on RocksDB's background threads, which get
+ * it through RocksDB's own atomics (uninstrumented in Debian's library),
+ * so TSan saw the construction, the open of the file and the destruction
+ * race with every line.  The constructor's release, each line's acquire
+ * and release, and the destructor's acquire order them as RocksDB
+ * really does; they cost one atomic operation each. */
+std::atomic<unsigned> log_sync{0};
+
 class QuietLogger : public rocksdb::Logger
 {
       public:
 	QuietLogger(int fd, rocksdb::InfoLogLevel level)
 	    : rocksdb::Logger(level), fd_(fd)
 	{
+		log_sync.fetch_add(1, std::memory_order_release);
 	}
 	~QuietLogger() override
 	{
-		if (fd_ >= 0)
-			close(fd_);
+		(void)log_sync.load(std::memory_order_acquire);
+		int fd = fd_.exchange(-1);
+
+		if (fd >= 0)
+			close(fd);
 	}
 
 	using rocksdb::Logger::Logv;
 	void Logv(const char *format, va_list ap) override
+	{
+		(void)log_sync.load(std::memory_order_acquire);
+		line(format, ap);
+		log_sync.fetch_add(0, std::memory_order_release);
+	}
+
+	/* RocksDB asks before each line (rocksdb::Log): the same acquire
+	 * first, as the level was set by the constructor */
+	rocksdb::InfoLogLevel GetInfoLogLevel() const override
+	{
+		(void)log_sync.load(std::memory_order_acquire);
+		return rocksdb::Logger::GetInfoLogLevel();
+	}
+
+      protected:
+	rocksdb::Status CloseImpl() override
+	{
+		stopped_.store(true);
+		return rocksdb::Status::OK();
+	}
+
+      private:
+	void line(const char *format, va_list ap)
 	{
 		char buf[8192];
 		struct timeval tv;
 		struct tm tm;
 		va_list copy;
 		size_t len;
-		int n, m;
+		int n, m, fd = stopped_.load() ? -1 : fd_.load();
 
-		if (fd_ < 0)
+		if (fd < 0)
 			return;
 		gettimeofday(&tv, nullptr);
 		localtime_r(&tv.tv_sec, &tm);
@@ -135,7 +179,7 @@ class QuietLogger : public rocksdb::Logger
 		if (len == 0 || buf[len - 1] != '\n')
 			buf[len++] = '\n';
 		for (size_t off = 0; off < len;) {
-			ssize_t w = write(fd_, buf + off, len - off);
+			ssize_t w = write(fd, buf + off, len - off);
 
 			if (w < 0 && errno == EINTR)
 				continue;
@@ -145,17 +189,8 @@ class QuietLogger : public rocksdb::Logger
 		}
 	}
 
-      protected:
-	rocksdb::Status CloseImpl() override
-	{
-		if (fd_ >= 0)
-			close(fd_);
-		fd_ = -1;
-		return rocksdb::Status::OK();
-	}
-
-      private:
-	int fd_;
+	std::atomic<int> fd_;
+	std::atomic<bool> stopped_{false};
 };
 
 char *dup_status(const rocksdb::Status &s)
