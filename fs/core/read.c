@@ -326,37 +326,41 @@ static bool read_bounds(struct istate *is, size_t size, off_t off,
 	return true;
 }
 
+/* The read of [off, off + size) into s, under is->rw for reading: the
+ * bounds against the file's size, then the range. */
+static ssize_t read_locked(struct hoard_fs *fs, struct istate *is,
+			   struct rsink *s, size_t size, off_t off)
+{
+	ssize_t r = 0;
+
+	pthread_rwlock_rdlock(&is->rw);
+	if (read_bounds(is, size, off, &s->end))
+		r = read_range(fs, is, s, (uint64_t)off, s->end);
+	pthread_rwlock_unlock(&is->rw);
+	return r;
+}
+
 ssize_t hoard_fs_read(struct hoard_fs *fs, struct hoard_fh *fh, void *buf,
 		      size_t size, off_t off)
 {
-	struct istate *is = fh->is;
 	struct rsink s = {.buf = buf, .off = (uint64_t)off};
-	ssize_t r = 0;
 
 	if (off < 0)
 		return -EINVAL;
-	pthread_rwlock_rdlock(&is->rw);
-	if (read_bounds(is, size, off, &s.end))
-		r = read_range(fs, is, &s, (uint64_t)off, s.end);
-	pthread_rwlock_unlock(&is->rw);
-	return r;
+	return read_locked(fs, fh->is, &s, size, off);
 }
 
 ssize_t hoard_fs_read_vec(struct hoard_fs *fs, struct hoard_fh *fh, size_t size,
 			  off_t off, struct hoard_rvec *rv)
 {
-	struct istate *is = fh->is;
 	struct rsink s = {.off = (uint64_t)off, .rv = rv};
-	ssize_t r = 0;
+	ssize_t r;
 
 	rv->n = rv->npins = 0;
 	rv->own = NULL;
 	if (off < 0)
 		return -EINVAL;
-	pthread_rwlock_rdlock(&is->rw);
-	if (read_bounds(is, size, off, &s.end))
-		r = read_range(fs, is, &s, (uint64_t)off, s.end);
-	pthread_rwlock_unlock(&is->rw);
+	r = read_locked(fs, fh->is, &s, size, off);
 	if (r < 0) {
 		hoard_fs_read_done(fs, rv);
 		return r;
