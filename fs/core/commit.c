@@ -530,11 +530,15 @@ static int fill_from_stream(struct hoard_fs *fs, struct istate *is, int fd,
 }
 
 /* A write elsewhere than the end, a truncate, an fallocate: the stream's
- * content goes to a staging file, which takes over. */
+ * content goes to a staging file, which takes over.  A broken stream's is
+ * lost: its error, as an append would get. */
 int stream_to_file(struct hoard_fs *fs, struct istate *is)
 {
-	int r = staging_file_new(fs, is, fill_from_stream, 0);
+	int r;
 
+	if (is->stream->err)
+		return is->stream->err;
+	r = staging_file_new(fs, is, fill_from_stream, 0);
 	if (r == 0)
 		stream_free(fs, is, false, false);
 	return r;

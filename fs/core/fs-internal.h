@@ -357,8 +357,9 @@ struct stream {
 		  * later append, read, move to a staging file and commit
 		  * fails (reads with EIO), until the last close drops the
 		  * stream and the file its new content (file.c). */
-	bool told; /* err was returned by a write, flush or fsync: the
-		    * last close keeps no error for the next one (file.c) */
+	bool told; /* err was returned by a write, truncate, fallocate,
+		    * flush or fsync: the last close keeps no error for the
+		    * next one (file.c) */
 };
 
 /* staging/<ino> */

@@ -478,7 +478,8 @@ def test_broken_stream_requests_then_a_clean_start(small_fs):
     """After an answered append failed, every request on the file while it
     is open fails as README says, and nothing of it outlives the last
     close: a second writer's append and close, fsync, a pwrite in the
-    middle, ftruncate, an uncached read fail; stat shows the answered size
+    middle, ftruncate fail with the stream's error (ENOSPC), an uncached
+    read with EIO; stat shows the answered size
     until the last close, then the previous content (empty); the next
     writer of the same file (and a new file) starts clean: its close
     reports no stale error and its bytes are stored; fsck clean."""
@@ -493,8 +494,8 @@ def test_broken_stream_requests_then_a_clean_start(small_fs):
         assert os.fstat(fd).st_size >= n
         assert _errno_of(os.write, fd2, b"x" * 4096) == errno.ENOSPC
         assert _errno_of(os.fsync, fd) == errno.ENOSPC
-        assert _errno_of(os.pwrite, fd, b"y" * 4096, 4096) != 0
-        assert _errno_of(os.ftruncate, fd, 4096) != 0
+        assert _errno_of(os.pwrite, fd, b"y" * 4096, 4096) == errno.ENOSPC
+        assert _errno_of(os.ftruncate, fd, 4096) == errno.ENOSPC
         os.posix_fadvise(rfd, 0, 0, os.POSIX_FADV_DONTNEED)
         assert _errno_of(os.pread, rfd, 4096, 0) == errno.EIO
         assert t.close(fd2) == errno.ENOSPC
@@ -551,6 +552,80 @@ def test_broken_stream_unlinked_or_renamed(small_fs, how):
             while os.stat(m / "moved").st_size and time.time() < deadline:
                 time.sleep(0.1)
             assert (m / "moved").read_bytes() == b""
+
+
+# A broken stream's file changed otherwise than by an append: f(path, fd).
+CHANGES = {
+    "pwrite": lambda p, fd: os.pwrite(fd, b"y" * 4096, 4096),
+    "ftruncate-shorter": lambda p, fd: os.ftruncate(fd, 4096),
+    "ftruncate-longer": lambda p, fd: os.ftruncate(fd, 8 * MIB),
+    "truncate": lambda p, fd: os.truncate(p, 0),
+    "fallocate": lambda p, fd: os.posix_fallocate(fd, 0, 8 * MIB),
+    "open-O_TRUNC": lambda p, fd: os.close(os.open(p, os.O_WRONLY | os.O_TRUNC)),
+}
+
+
+def _broken_by_hook(t, path):
+    """Four MiBs appended to path (opened through t) with
+    HOARD_TEST_STREAM_FAIL_PAST=3 MiB set: every write is answered, and
+    the fourth's first chunk past 3 MiB fails after its answer (ENOSPC),
+    which breaks the stream.  Returns the descriptor."""
+    fd = t.open(path, os.O_CREAT | os.O_RDWR)
+    for _ in range(4):
+        os.write(fd, os.urandom(MIB))
+    return fd
+
+
+def test_broken_stream_changes_return_its_error(tmp_path, monkeypatch):
+    """A stream broken after an answered append (the hook, no full disk):
+    every request that changes the file returns the stream's own error
+    (ENOSPC), as the next append, fsync and close do, not EIO: a pwrite in
+    the middle, ftruncate shorter and longer, truncate by path, fallocate
+    past the end, an open with O_TRUNC.  A read gives EIO; after the last
+    close the file has its previous content (empty)."""
+    monkeypatch.setenv("HOARD_TEST_STREAM_FAIL_PAST", str(3 * MIB))
+    with served(tmp_path / "store", tmp_path) as t:
+        f = t.m / "f"
+        fd = _broken_by_hook(t, f)
+        got = {name: _errno_of(change, f, fd) for name, change in CHANGES.items()}
+        assert got == dict.fromkeys(CHANGES, errno.ENOSPC), got
+        assert _errno_of(os.write, fd, b"x") == errno.ENOSPC
+        assert _errno_of(os.fsync, fd) == errno.ENOSPC
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        assert _errno_of(os.pread, fd, 4096, 0) == errno.EIO
+        assert t.close(fd) == errno.ENOSPC
+        deadline = time.time() + 30
+        while f.stat().st_size and time.time() < deadline:
+            time.sleep(0.1)     # the RELEASE comes after the close
+        assert f.read_bytes() == b""
+
+
+@pytest.mark.parametrize("change", sorted(CHANGES))
+def test_broken_stream_error_returned_by_a_change_is_reported(
+        tmp_path, monkeypatch, change):
+    """--close=defer: a broken stream's error is first returned by a change
+    other than an append.  That reports it, as a write's would: the close
+    (no FLUSH) returns 0, the RELEASE's failed commit is neither kept for
+    the file's next fsync nor counted in commit_errors, and the next
+    content is stored."""
+    monkeypatch.setenv("HOARD_TEST_STREAM_FAIL_PAST", str(3 * MIB))
+    with served(tmp_path / "store", tmp_path, ("--close=defer",)) as t:
+        s, f = t.store, t.m / "f"
+        before = s.stats()["commit_errors"]
+        fd = _broken_by_hook(t, f)
+        assert _errno_of(CHANGES[change], f, fd) == errno.ENOSPC
+        assert t.close(fd) == 0     # no FLUSH
+        deadline = time.time() + 30
+        while f.stat().st_size and time.time() < deadline:
+            time.sleep(0.1)     # the RELEASE's commit fails
+        assert f.read_bytes() == b""
+        assert s.stats()["commit_errors"] == before
+        data = os.urandom(64 * KIB)
+        fd = t.open(f, os.O_WRONLY)
+        os.write(fd, data)
+        os.fsync(fd)            # no stale ENOSPC
+        assert t.close(fd) == 0
+        assert f.read_bytes() == data
 
 
 def test_failed_write_that_starts_a_stream_keeps_none_of_it(tmp_path,
