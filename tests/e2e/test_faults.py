@@ -378,6 +378,16 @@ def served(path, root, extra=()):
         s.check_log()
 
 
+def emptied(path, timeout=30):
+    """The file's last close failed: once its RELEASE (which comes after
+    the close) is done, path has its previous content, empty."""
+    deadline = time.time() + timeout
+    while os.stat(path).st_size and time.time() < deadline:
+        time.sleep(0.1)
+    assert os.stat(path).st_size == 0
+    assert Path(path).read_bytes() == b""
+
+
 def test_full_disk_recovers_without_a_remount(small_fs):
     """The store on a 64 MiB filesystem: writes fill it until ENOSPC; the
     daemon stays up and does not stop its database (rm, mkdir, rename,
@@ -448,11 +458,7 @@ def test_answered_append_that_fails_is_reported(small_fs):
         assert err == errno.ENOSPC, err
         want = f"inode {ino}: an answered write failed (No space"
         assert want in s.log(), s.log()[-2000:]
-        deadline = time.time() + 30
-        while os.stat(m / "big").st_size and time.time() < deadline:
-            time.sleep(0.1)     # the RELEASE comes after the close
-        assert os.stat(m / "big").st_size == 0
-        assert (m / "big").read_bytes() == b""
+        emptied(m / "big")
         os.unlink(m / "big")
         data = os.urandom(MIB)
         write_synced(m / "after", data)
@@ -501,11 +507,7 @@ def test_broken_stream_requests_then_a_clean_start(small_fs):
         assert t.close(fd2) == errno.ENOSPC
         assert t.close(fd) == errno.ENOSPC
         assert t.close(rfd) == 0    # the last close
-        deadline = time.time() + 30
-        while os.stat(big).st_size and time.time() < deadline:
-            time.sleep(0.1)
-        assert os.stat(big).st_size == 0
-        assert big.read_bytes() == b""
+        emptied(big)
         # the next writer of the same file: nothing left of the break
         data = os.urandom(64 * KIB)
         with open(big, "wb") as f:
@@ -548,10 +550,7 @@ def test_broken_stream_unlinked_or_renamed(small_fs, how):
         if how == "rename_over":
             assert big.read_bytes() == b"other"
         if how == "rename_away":
-            deadline = time.time() + 30
-            while os.stat(m / "moved").st_size and time.time() < deadline:
-                time.sleep(0.1)
-            assert (m / "moved").read_bytes() == b""
+            emptied(m / "moved")
 
 
 # A broken stream's file changed otherwise than by an append: f(path, fd).
@@ -576,6 +575,24 @@ def _broken_by_hook(t, path):
     return fd
 
 
+def reported_then_clean(t, path, fd, before, timeout=30):
+    """--close=defer, fd's stream broken and its error already returned
+    by a request: the close (no FLUSH) returns 0, the RELEASE's commit
+    fails and the file keeps its previous content (empty); that error is
+    neither counted in commit_errors (before: the count at the start) nor
+    kept for the next writer, whose fsync returns 0 and whose bytes are
+    stored."""
+    assert t.close(fd) == 0
+    emptied(path, timeout)
+    assert t.store.stats()["commit_errors"] == before
+    data = os.urandom(64 * KIB)
+    fd = t.open(path, os.O_WRONLY)
+    os.write(fd, data)
+    os.fsync(fd)
+    assert t.close(fd) == 0
+    assert Path(path).read_bytes() == data
+
+
 def test_broken_stream_changes_return_its_error(tmp_path, monkeypatch):
     """A stream broken after an answered append (the hook, no full disk):
     every request that changes the file returns the stream's own error
@@ -594,10 +611,7 @@ def test_broken_stream_changes_return_its_error(tmp_path, monkeypatch):
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         assert _errno_of(os.pread, fd, 4096, 0) == errno.EIO
         assert t.close(fd) == errno.ENOSPC
-        deadline = time.time() + 30
-        while f.stat().st_size and time.time() < deadline:
-            time.sleep(0.1)     # the RELEASE comes after the close
-        assert f.read_bytes() == b""
+        emptied(f)
 
 
 @pytest.mark.parametrize("change", sorted(CHANGES))
@@ -614,18 +628,7 @@ def test_broken_stream_error_returned_by_a_change_is_reported(
         before = s.stats()["commit_errors"]
         fd = _broken_by_hook(t, f)
         assert _errno_of(CHANGES[change], f, fd) == errno.ENOSPC
-        assert t.close(fd) == 0     # no FLUSH
-        deadline = time.time() + 30
-        while f.stat().st_size and time.time() < deadline:
-            time.sleep(0.1)     # the RELEASE's commit fails
-        assert f.read_bytes() == b""
-        assert s.stats()["commit_errors"] == before
-        data = os.urandom(64 * KIB)
-        fd = t.open(f, os.O_WRONLY)
-        os.write(fd, data)
-        os.fsync(fd)            # no stale ENOSPC
-        assert t.close(fd) == 0
-        assert f.read_bytes() == data
+        reported_then_clean(t, f, fd, before)
 
 
 def test_failed_write_that_starts_a_stream_keeps_none_of_it(tmp_path,
@@ -789,19 +792,7 @@ def test_broken_stream_with_deferred_close(mid_fs):
                 err = e.errno
                 break
         assert err == errno.ENOSPC, err
-        assert t.close(fd) == 0     # no FLUSH
-        deadline = time.time() + 60
-        while os.stat(big).st_size and time.time() < deadline:
-            time.sleep(0.1)     # the RELEASE's commit fails
-        assert os.stat(big).st_size == 0
-        assert big.read_bytes() == b""
-        assert s.stats()["commit_errors"] == before
-        data = os.urandom(64 * KIB)
-        fd = t.open(big, os.O_WRONLY)
-        os.write(fd, data)
-        os.fsync(fd)    # no stale ENOSPC
-        assert t.close(fd) == 0
-        assert big.read_bytes() == data
+        reported_then_clean(t, big, fd, before, timeout=60)
 
 
 def test_full_disk_at_a_commit_after_close(mid_fs):
