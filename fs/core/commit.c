@@ -319,16 +319,18 @@ static int commit_land(struct commit *c, struct istate *is, bool sync)
 /* ---- streams ------------------------------------------------------------ */
 
 /* Holds what follows the last cut: the chunker cuts at HOARD_CHUNK_MAX at
- * the latest, so that is less than a chunk (or one whole owed chunk), and
- * with the bytes of the next cut appended at most a chunk. */
+ * the latest, so that is less than a chunk, and with the bytes of the next
+ * cut appended at most a chunk. */
 #define STREAM_BUF HOARD_CHUNK_MAX
 
 /*
  * Record the stream's finished jobs from the head of its queue (ingest.c)
  * until at most keep are left, waiting for them when more are; in file
- * order, as emit_chunk would have.  A job that failed is run once more
- * here; when that fails too it stays (with its bytes) and the error is
- * returned, as emit_chunk's would be.
+ * order, as emit_chunk would have.  A job that failed in a worker is run
+ * once more here (the disk may have room again: then the stream goes on);
+ * when that fails too, the job stays (with its bytes, which a failed
+ * commit moves to a staging file) and the error is returned, as
+ * emit_chunk's would be.
  */
 static int stream_reap(struct istate *is, unsigned keep)
 {
@@ -348,7 +350,9 @@ static int stream_reap(struct istate *is, unsigned keep)
 			r = emit_record(&st->c, is->ino, j->off, &j->id, j->len,
 					j->flen);
 		if (r < 0) {
-			j->r = r; /* run again at the next reap */
+			/* a failed run staged nothing, a failed record
+			 * accounted for its stage: nothing to undo later */
+			j->r = r;
 			return r;
 		}
 		if (j->unflushed)
@@ -413,8 +417,9 @@ static void stream_keep(struct stream *st, const uint8_t *p, size_t k)
 /*
  * Append n bytes at the end of a streaming file.  The chunker scans p in
  * place; only the bytes after the last cut are copied into the buffer.
- * A chunk that could not be stored stays in the buffer as a whole chunk
- * (owed) and is stored before anything else.
+ * On failure the chunks cut before it are kept (stored, or queued to the
+ * pool) and the rest of p is not: the stream no longer matches the file,
+ * and its caller breaks it or drops it (stream_feed).
  */
 static int stream_cut(struct hoard_fs *fs, struct istate *is, const uint8_t *p,
 		      size_t n)
@@ -422,12 +427,6 @@ static int stream_cut(struct hoard_fs *fs, struct istate *is, const uint8_t *p,
 	struct stream *st = is->stream;
 	int cut, r;
 
-	if (st->owed) {
-		r = stream_emit(is, NULL, 0);
-		if (r < 0)
-			return r;
-		st->owed = false;
-	}
 	while (n) {
 		size_t k = hoard_chunker_next(&st->ch, p, n, &cut);
 
@@ -436,11 +435,8 @@ static int stream_cut(struct hoard_fs *fs, struct istate *is, const uint8_t *p,
 			return 0;
 		}
 		r = stream_emit(is, p, k);
-		if (r < 0) {
-			stream_keep(st, p, k);
-			st->owed = true;
+		if (r < 0)
 			return r;
-		}
 		p += k;
 		n -= k;
 	}
@@ -534,11 +530,15 @@ static int fill_from_stream(struct hoard_fs *fs, struct istate *is, int fd,
 }
 
 /* A write elsewhere than the end, a truncate, an fallocate: the stream's
- * content goes to a staging file, which takes over. */
+ * content goes to a staging file, which takes over.  A broken stream's is
+ * lost: its error, as an append would get. */
 int stream_to_file(struct hoard_fs *fs, struct istate *is)
 {
-	int r = staging_file_new(fs, is, fill_from_stream, 0);
+	int r;
 
+	if (is->stream->err)
+		return is->stream->err;
+	r = staging_file_new(fs, is, fill_from_stream, 0);
 	if (r == 0)
 		stream_free(fs, is, false, false);
 	return r;
@@ -555,10 +555,8 @@ static int stream_commit(struct hoard_fs *fs, struct istate *is, bool sync)
 	/* the tail, then every frame stored before the batch */
 	if (st->len > st->head)
 		r = stream_emit(is, NULL, 0);
-	if (r == 0) {
-		st->owed = false;
+	if (r == 0)
 		r = stream_reap(is, 0);
-	}
 	if (r == 0 && st->c.unflushed)
 		r = chunks_make_durable(fs, &st->c.staged);
 	if (r == 0) {

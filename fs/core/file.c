@@ -495,8 +495,8 @@ int hoard_fs_create(struct hoard_fs *fs, uint64_t parent, const char *name,
 	return r;
 }
 
-/* r, returned to a write, flush or fsync, is the broken stream's error
- * (is->rw held for writing). */
+/* r, returned to a write, truncate, fallocate, flush or fsync, is the
+ * broken stream's error (is->rw held for writing). */
 static void stream_told(struct istate *is, int r)
 {
 	if (r < 0 && is->stream && is->stream->err == r)
@@ -584,6 +584,8 @@ int file_truncate(struct hoard_fs *fs, struct istate *is, uint64_t size)
 		r = staging_truncate(fs, is, size);
 	if (r == 0)
 		mark_dirty(is, size);
+	else
+		stream_told(is, r);
 	pthread_mutex_lock(&fs->lock);
 	opens = is->opens;
 	pthread_mutex_unlock(&fs->lock);
@@ -816,6 +818,8 @@ int hoard_fs_fallocate(struct hoard_fs *fs, struct hoard_fh *fh, int mode,
 			r = staging_truncate(fs, is, end);
 		if (r == 0)
 			mark_dirty(is, end);
+		else
+			stream_told(is, r);
 	}
 	pthread_rwlock_unlock(&is->rw);
 	return r;

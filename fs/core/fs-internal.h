@@ -233,8 +233,9 @@ int stream_read(struct hoard_fs *fs, struct istate *is, uint8_t *buf,
 
 /* commit.c: streams (is->rw held for writing).  In-memory staging written
  * by appends only becomes a stream (on failure nothing changed); n bytes
- * appended at the end of a streaming file; the stream's content goes to a
- * staging file, which takes over. */
+ * appended at the end of a streaming file (on failure part of them may be
+ * stored: the caller breaks or drops the stream); the stream's content
+ * goes to a staging file, which takes over. */
 int stream_start(struct hoard_fs *fs, struct istate *is);
 int stream_feed(struct hoard_fs *fs, struct istate *is, const uint8_t *p,
 		size_t n);
@@ -350,16 +351,15 @@ struct stream {
 	struct hoard_chunker ch;
 	uint8_t *buf;	  /* buf[head, len): the file's bytes from base on */
 	size_t head, len; /* the chunker has seen buf[head, len): no cut */
-	bool owed;	  /* ... but for this: buf[head, len) is a whole chunk
-			   * that could not be stored yet */
 	uint64_t base;
 	int err;   /* an append answered before it was cut failed: bytes the
 		  * writer was told are written are lost.  Sticky: every
 		  * later append, read, move to a staging file and commit
 		  * fails (reads with EIO), until the last close drops the
 		  * stream and the file its new content (file.c). */
-	bool told; /* err was returned by a write, flush or fsync: the
-		    * last close keeps no error for the next one (file.c) */
+	bool told; /* err was returned by a write, truncate, fallocate,
+		    * flush or fsync: the last close keeps no error for the
+		    * next one (file.c) */
 };
 
 /* staging/<ino> */

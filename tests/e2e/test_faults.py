@@ -4,6 +4,7 @@ write-ahead log records, damaged blob files, a full disk, and store paths
 that are not stores.  Each test injects its fault into a real RocksDB store
 served through real mounts; nothing may fail silently and nothing may read
 wrong bytes."""
+import contextlib
 import errno
 import glob
 import json
@@ -25,6 +26,11 @@ def fsck(store, *extra):
     p = run([HOARD, "fsck", "--store", store.path, "--json", *extra], check=False)
     assert p.returncode in (0, 1), p.stderr
     return p.returncode, json.loads(p.stdout)
+
+
+def assert_clean(store):
+    rc, rep = fsck(store)
+    assert rc == 0 and rep["clean"], {k: v for k, v in rep["found"].items() if v}
 
 
 def flip(path, off):
@@ -320,6 +326,68 @@ def fill(path, limit):
     return n
 
 
+def _errno_of(f, *a):
+    try:
+        f(*a)
+    except OSError as e:
+        return e.errno
+    return 0
+
+
+class Served:
+    """A fresh store, its volume "test" mounted at .m, and the descriptors
+    a test opened on it."""
+
+    def __init__(self, path):
+        self.store = Store(path)
+        self.store.init()
+        self.m = None
+        self.fds = set()
+
+    def open(self, path, flags, mode=0o644):
+        fd = os.open(path, flags, mode)
+        self.fds.add(fd)
+        return fd
+
+    def close(self, fd):
+        """Close fd: 0, or the errno its close returned."""
+        self.fds.discard(fd)
+        return _errno_of(os.close, fd)
+
+
+@contextlib.contextmanager
+def served(path, root, extra=()):
+    """A fresh store at path, its volume "test" mounted under root (extra:
+    hoardfs options).  When the body is done the store is unmounted (if
+    it is still mounted) and fsck must find it clean; however the body
+    ends, the descriptors it left open are closed, the daemon unmounted
+    and its log checked."""
+    t = Served(path)
+    s = t.store
+    try:
+        t.m = s.mount("test", root=root, extra=extra)["test"]
+        yield t
+        if s.mounts:
+            s.umount()
+        assert_clean(s)
+    finally:
+        for fd in t.fds:
+            _errno_of(os.close, fd)
+        if s.mounts:
+            s.umount()
+        s.check_log()
+
+
+def emptied(path, timeout=30):
+    """The file's last close failed: once its RELEASE (which comes after
+    the close) is done, path has its previous content, empty."""
+    deadline = time.time() + timeout
+    while os.stat(path).st_size and time.time() < deadline:
+        time.sleep(0.1)
+    assert os.stat(path).st_size == 0
+    assert Path(path).read_bytes() == b""
+
+
 def test_full_disk_recovers_without_a_remount(small_fs):
     """The store on a 64 MiB filesystem: writes fill it until ENOSPC; the
     daemon stays up and does not stop its database (rm, mkdir, rename,
@@ -327,10 +395,8 @@ def test_full_disk_recovers_without_a_remount(small_fs):
     was fsynced before survives; a 1 MiB write after the rm is stored at
     once; after a remount and `hoard gc` a file larger than the fill got
     in is stored."""
-    s = Store(small_fs / "store")
-    s.init()
-    try:
-        m = s.mount("test", root=small_fs.parent)["test"]
+    with served(small_fs / "store", small_fs.parent) as t:
+        s, m = t.store, t.m
         keep = os.urandom(3 * MIB)
         write_synced(m / "keep", keep)
         got, full = 0, False
@@ -369,13 +435,6 @@ def test_full_disk_recovers_without_a_remount(small_fs):
         data = os.urandom(got + MIB)
         write_synced(m / "again", data)
         assert (m / "again").read_bytes() == data
-        s.umount()
-        rc, rep = fsck(s)
-        assert rc == 0 and rep["clean"], [k for k, v in rep["found"].items() if v]
-    finally:
-        if s.mounts:
-            s.umount()
-        s.check_log()
 
 
 def test_answered_append_that_fails_is_reported(small_fs):
@@ -384,48 +443,33 @@ def test_answered_append_that_fails_is_reported(small_fs):
     later write or the close reports the error, the daemon says so for
     that inode, and after the last close the file has its previous
     content (it was new: empty), never bytes that were not written."""
-    s = Store(small_fs / "store")
-    s.init()
-    try:
-        m = s.mount("test", root=small_fs.parent)["test"]
-        fd = os.open(m / "big", os.O_CREAT | os.O_WRONLY, 0o644)
+    with served(small_fs / "store", small_fs.parent) as t:
+        s, m = t.store, t.m
+        fd = t.open(m / "big", os.O_CREAT | os.O_WRONLY)
         ino = os.fstat(fd).st_ino
-        err = None
+        err = 0
         try:
             for _ in range(96):
                 os.write(fd, os.urandom(MIB))
         except OSError as e:
-            err = e
-        try:
-            os.close(fd)
-        except OSError as e:
-            err = err or e
-        assert err is not None and err.errno == errno.ENOSPC, err
+            err = e.errno
+        closed = t.close(fd)
+        err = err or closed
+        assert err == errno.ENOSPC, err
         want = f"inode {ino}: an answered write failed (No space"
         assert want in s.log(), s.log()[-2000:]
-        deadline = time.time() + 30
-        while os.stat(m / "big").st_size and time.time() < deadline:
-            time.sleep(0.1)     # the RELEASE comes after the close
-        assert os.stat(m / "big").st_size == 0
-        assert (m / "big").read_bytes() == b""
+        emptied(m / "big")
         os.unlink(m / "big")
         data = os.urandom(MIB)
         write_synced(m / "after", data)
         assert (m / "after").read_bytes() == data
-        s.umount()
-        rc, rep = fsck(s)
-        assert rc == 0 and rep["clean"], [k for k, v in rep["found"].items() if v]
-    finally:
-        if s.mounts:
-            s.umount()
-        s.check_log()
 
 
-def _break_stream(path):
-    """Append new random MiBs to path until an error: returns (fd, errno
-    seen, bytes answered).  The stream is broken then (an answered append
-    failed: README "Writes and durability")."""
-    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o644)
+def _break_stream(t, path):
+    """Append new random MiBs to path (opened through t) until an error:
+    returns (fd, errno seen, bytes answered).  The stream is broken then
+    (an answered append failed: README "Writes and durability")."""
+    fd = t.open(path, os.O_CREAT | os.O_WRONLY)
     n = 0
     for _ in range(96):
         try:
@@ -433,55 +477,37 @@ def _break_stream(path):
         except OSError as e:
             return fd, e.errno, n
         n += MIB
-    os.close(fd)
     raise AssertionError("96 MiB fit in a 64 MiB store")
-
-
-def _errno_of(f, *a):
-    try:
-        f(*a)
-    except OSError as e:
-        return e.errno
-    return 0
 
 
 def test_broken_stream_requests_then_a_clean_start(small_fs):
     """After an answered append failed, every request on the file while it
     is open fails as README says, and nothing of it outlives the last
     close: a second writer's append and close, fsync, a pwrite in the
-    middle, ftruncate, an uncached read fail; stat shows the answered size
+    middle, ftruncate fail with the stream's error (ENOSPC), an uncached
+    read with EIO; stat shows the answered size
     until the last close, then the previous content (empty); the next
     writer of the same file (and a new file) starts clean: its close
     reports no stale error and its bytes are stored; fsck clean."""
-    s = Store(small_fs / "store")
-    s.init()
-    fds = []
-    try:
-        m = s.mount("test", root=small_fs.parent)["test"]
+    with served(small_fs / "store", small_fs.parent) as t:
+        s, m = t.store, t.m
         big = m / "big"
         big.write_bytes(b"")
-        rfd = os.open(big, os.O_RDONLY)
-        fd2 = os.open(big, os.O_WRONLY | os.O_APPEND)
-        fds += [rfd, fd2]
-        fd, err, n = _break_stream(big)
-        fds.append(fd)
+        rfd = t.open(big, os.O_RDONLY)
+        fd2 = t.open(big, os.O_WRONLY | os.O_APPEND)
+        fd, err, n = _break_stream(t, big)
         assert err == errno.ENOSPC, err
         assert os.fstat(fd).st_size >= n
         assert _errno_of(os.write, fd2, b"x" * 4096) == errno.ENOSPC
         assert _errno_of(os.fsync, fd) == errno.ENOSPC
-        assert _errno_of(os.pwrite, fd, b"y" * 4096, 4096) != 0
-        assert _errno_of(os.ftruncate, fd, 4096) != 0
+        assert _errno_of(os.pwrite, fd, b"y" * 4096, 4096) == errno.ENOSPC
+        assert _errno_of(os.ftruncate, fd, 4096) == errno.ENOSPC
         os.posix_fadvise(rfd, 0, 0, os.POSIX_FADV_DONTNEED)
         assert _errno_of(os.pread, rfd, 4096, 0) == errno.EIO
-        fds = []
-        assert _errno_of(os.close, fd2) == errno.ENOSPC
-        assert _errno_of(os.close, fd) == errno.ENOSPC
-        os.close(rfd)   # the last close
-        deadline = time.time() + 30
-        while os.stat(big).st_size and time.time() < deadline:
-            time.sleep(0.1)
-        assert os.stat(big).st_size == 0
-        assert big.read_bytes() == b""
+        assert t.close(fd2) == errno.ENOSPC
+        assert t.close(fd) == errno.ENOSPC
+        assert t.close(rfd) == 0    # the last close
+        emptied(big)
         # the next writer of the same file: nothing left of the break
         data = os.urandom(64 * KIB)
         with open(big, "wb") as f:
@@ -494,17 +520,9 @@ def test_broken_stream_requests_then_a_clean_start(small_fs):
             os.fsync(f.fileno())
         assert big.read_bytes() == data2
         s.umount()
-        rc, rep = fsck(s)
-        assert rc == 0 and rep["clean"], [k for k, v in rep["found"].items() if v]
+        assert_clean(s)
         m = s.mount("test", root=small_fs.parent)["test"]
         assert (m / "big").read_bytes() == data2
-        s.umount()
-    finally:
-        for f in fds:
-            _errno_of(os.close, f)
-        if s.mounts:
-            s.umount()
-        s.check_log()
 
 
 @pytest.mark.parametrize("how", ["unlink", "rename_over", "rename_away"])
@@ -514,13 +532,10 @@ def test_broken_stream_unlinked_or_renamed(small_fs, how):
     namespace says (gone, the other file, the old empty content under the
     new name), and fsck finds nothing (no frame, refcount or orphan
     left)."""
-    s = Store(small_fs / "store")
-    s.init()
-    fd = -1
-    try:
-        m = s.mount("test", root=small_fs.parent)["test"]
+    with served(small_fs / "store", small_fs.parent) as t:
+        m = t.m
         big = m / "big"
-        fd, err, _ = _break_stream(big)
+        fd, err, _ = _break_stream(t, big)
         assert err == errno.ENOSPC, err
         if how == "unlink":
             os.unlink(big)
@@ -529,26 +544,91 @@ def test_broken_stream_unlinked_or_renamed(small_fs, how):
             os.rename(m / "other", big)
         else:
             os.rename(big, m / "moved")
-        err, fd = _errno_of(os.close, fd), -1
-        assert err == errno.ENOSPC
+        assert t.close(fd) == errno.ENOSPC
         want = {"unlink": [], "rename_over": ["big"], "rename_away": ["moved"]}
         assert sorted(os.listdir(m)) == want[how]
         if how == "rename_over":
             assert big.read_bytes() == b"other"
         if how == "rename_away":
-            deadline = time.time() + 30
-            while os.stat(m / "moved").st_size and time.time() < deadline:
-                time.sleep(0.1)
-            assert (m / "moved").read_bytes() == b""
-        s.umount()
-        rc, rep = fsck(s)
-        assert rc == 0 and rep["clean"], [k for k, v in rep["found"].items() if v]
-    finally:
-        if fd >= 0:
-            _errno_of(os.close, fd)
-        if s.mounts:
-            s.umount()
-        s.check_log()
+            emptied(m / "moved")
+
+
+# A broken stream's file changed otherwise than by an append: f(path, fd).
+CHANGES = {
+    "pwrite": lambda p, fd: os.pwrite(fd, b"y" * 4096, 4096),
+    "ftruncate-shorter": lambda p, fd: os.ftruncate(fd, 4096),
+    "ftruncate-longer": lambda p, fd: os.ftruncate(fd, 8 * MIB),
+    "truncate": lambda p, fd: os.truncate(p, 0),
+    "fallocate": lambda p, fd: os.posix_fallocate(fd, 0, 8 * MIB),
+    "open-O_TRUNC": lambda p, fd: os.close(os.open(p, os.O_WRONLY | os.O_TRUNC)),
+}
+
+
+def _broken_by_hook(t, path):
+    """Four MiBs appended to path (opened through t) with
+    HOARD_TEST_STREAM_FAIL_PAST=3 MiB set: every write is answered, and
+    the fourth's first chunk past 3 MiB fails after its answer (ENOSPC),
+    which breaks the stream.  Returns the descriptor."""
+    fd = t.open(path, os.O_CREAT | os.O_RDWR)
+    for _ in range(4):
+        os.write(fd, os.urandom(MIB))
+    return fd
+
+
+def reported_then_clean(t, path, fd, before, timeout=30):
+    """--close=defer, fd's stream broken and its error already returned
+    by a request: the close (no FLUSH) returns 0, the RELEASE's commit
+    fails and the file keeps its previous content (empty); that error is
+    neither counted in commit_errors (before: the count at the start) nor
+    kept for the next writer, whose fsync returns 0 and whose bytes are
+    stored."""
+    assert t.close(fd) == 0
+    emptied(path, timeout)
+    assert t.store.stats()["commit_errors"] == before
+    data = os.urandom(64 * KIB)
+    fd = t.open(path, os.O_WRONLY)
+    os.write(fd, data)
+    os.fsync(fd)
+    assert t.close(fd) == 0
+    assert Path(path).read_bytes() == data
+
+
+def test_broken_stream_changes_return_its_error(tmp_path, monkeypatch):
+    """A stream broken after an answered append (the hook, no full disk):
+    every request that changes the file returns the stream's own error
+    (ENOSPC), as the next append, fsync and close do, not EIO: a pwrite in
+    the middle, ftruncate shorter and longer, truncate by path, fallocate
+    past the end, an open with O_TRUNC.  A read gives EIO; after the last
+    close the file has its previous content (empty)."""
+    monkeypatch.setenv("HOARD_TEST_STREAM_FAIL_PAST", str(3 * MIB))
+    with served(tmp_path / "store", tmp_path) as t:
+        f = t.m / "f"
+        fd = _broken_by_hook(t, f)
+        got = {name: _errno_of(change, f, fd) for name, change in CHANGES.items()}
+        assert got == dict.fromkeys(CHANGES, errno.ENOSPC), got
+        assert _errno_of(os.write, fd, b"x") == errno.ENOSPC
+        assert _errno_of(os.fsync, fd) == errno.ENOSPC
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        assert _errno_of(os.pread, fd, 4096, 0) == errno.EIO
+        assert t.close(fd) == errno.ENOSPC
+        emptied(f)
+
+
+@pytest.mark.parametrize("change", sorted(CHANGES))
+def test_broken_stream_error_returned_by_a_change_is_reported(
+        tmp_path, monkeypatch, change):
+    """--close=defer: a broken stream's error is first returned by a change
+    other than an append.  That reports it, as a write's would: the close
+    (no FLUSH) returns 0, the RELEASE's failed commit is neither kept for
+    the file's next fsync nor counted in commit_errors, and the next
+    content is stored."""
+    monkeypatch.setenv("HOARD_TEST_STREAM_FAIL_PAST", str(3 * MIB))
+    with served(tmp_path / "store", tmp_path, ("--close=defer",)) as t:
+        s, f = t.store, t.m / "f"
+        before = s.stats()["commit_errors"]
+        fd = _broken_by_hook(t, f)
+        assert _errno_of(CHANGES[change], f, fd) == errno.ENOSPC
+        reported_then_clean(t, f, fd, before)
 
 
 def test_failed_write_that_starts_a_stream_keeps_none_of_it(tmp_path,
@@ -561,13 +641,10 @@ def test_failed_write_that_starts_a_stream_keeps_none_of_it(tmp_path,
     first chunks followed by the retry (bytes shifted: silent corruption,
     with every later write and the close returning 0); fsck clean."""
     monkeypatch.setenv("HOARD_TEST_STREAM_FAIL_PAST", str(MIB + MIB // 4))
-    s = Store(tmp_path / "store")
-    s.init()
-    fd = -1
-    try:
-        m = s.mount("test")["test"]
+    with served(tmp_path / "store", tmp_path) as t:
+        m = t.m
         d = [os.urandom(MIB) for _ in range(3)]
-        fd = os.open(m / "f", os.O_CREAT | os.O_WRONLY, 0o644)
+        fd = t.open(m / "f", os.O_CREAT | os.O_WRONLY)
         res = []
         for i in range(3):
             for _ in range(2):      # a failed write is tried once more
@@ -576,7 +653,7 @@ def test_failed_write_that_starts_a_stream_keeps_none_of_it(tmp_path,
                 if not e:
                     break
         assert res[:2] == [0, errno.ENOSPC], res
-        err, fd = _errno_of(os.close, fd), -1
+        err = t.close(fd)
         deadline = time.time() + 30
         while (m / "f").stat().st_size not in (0, 3 * MIB) and \
                 time.time() < deadline:
@@ -585,15 +662,6 @@ def test_failed_write_that_starts_a_stream_keeps_none_of_it(tmp_path,
         assert got in (b"", b"".join(d)), (res, err, len(got))
         if got == b"":
             assert err or any(res[2:]), (res, err)
-        s.umount()
-        rc, rep = fsck(s)
-        assert rc == 0 and rep["clean"], [k for k, v in rep["found"].items() if v]
-    finally:
-        if fd >= 0:
-            _errno_of(os.close, fd)
-        if s.mounts:
-            s.umount()
-        s.check_log()
 
 
 def fill_outside(path):
@@ -650,8 +718,7 @@ def test_commands_on_a_full_store_filesystem(small_fs, tmp_path):
     assert s.no_daemon_left()
     assert store_files(s) == before
     os.unlink(small_fs / "ballast")
-    rc, rep = fsck(s)
-    assert rc == 0 and rep["clean"], rep
+    assert_clean(s)
     m = s.mount("test", root=small_fs.parent)["test"]
     try:
         assert (m / "f").read_bytes() == data
@@ -684,8 +751,7 @@ def test_daemon_on_a_store_filesystem_filled_from_outside(small_fs):
     s.umount()
     s.check_log()
     os.unlink(small_fs / "ballast")
-    rc, rep = fsck(s)
-    assert rc == 0 and rep["clean"], rep
+    assert_clean(s)
     m = s.mount("test", root=small_fs.parent)["test"]
     try:
         assert (m / "a").read_bytes() == data
@@ -713,15 +779,11 @@ def test_broken_stream_with_deferred_close(mid_fs):
     reported the error it is not kept for the next writer: the next
     fsync of the file returns 0, stats count no failed commit, and the
     next content is stored; fsck clean."""
-    s = Store(mid_fs / "store")
-    s.init()
-    fd = -1
-    try:
-        m = s.mount("test", root=mid_fs.parent,
-                    extra=("--close=defer",))["test"]
+    with served(mid_fs / "store", mid_fs.parent, ("--close=defer",)) as t:
+        s, m = t.store, t.m
         before = s.stats()["commit_errors"]
         big = m / "big"
-        fd = os.open(big, os.O_CREAT | os.O_WRONLY, 0o644)
+        fd = t.open(big, os.O_CREAT | os.O_WRONLY)
         err = None
         for _ in range(400):
             try:
@@ -730,30 +792,7 @@ def test_broken_stream_with_deferred_close(mid_fs):
                 err = e.errno
                 break
         assert err == errno.ENOSPC, err
-        os.close(fd)    # no FLUSH: returns 0
-        fd = -1
-        deadline = time.time() + 60
-        while os.stat(big).st_size and time.time() < deadline:
-            time.sleep(0.1)     # the RELEASE's commit fails
-        assert os.stat(big).st_size == 0
-        assert big.read_bytes() == b""
-        assert s.stats()["commit_errors"] == before
-        data = os.urandom(64 * KIB)
-        fd = os.open(big, os.O_WRONLY)
-        os.write(fd, data)
-        os.fsync(fd)    # no stale ENOSPC
-        os.close(fd)
-        fd = -1
-        assert big.read_bytes() == data
-        s.umount()
-        rc, rep = fsck(s)
-        assert rc == 0 and rep["clean"], [k for k, v in rep["found"].items() if v]
-    finally:
-        if fd >= 0:
-            _errno_of(os.close, fd)
-        if s.mounts:
-            s.umount()
-        s.check_log()
+        reported_then_clean(t, big, fd, before, timeout=60)
 
 
 def test_full_disk_at_a_commit_after_close(mid_fs):
@@ -764,15 +803,11 @@ def test_full_disk_at_a_commit_after_close(mid_fs):
     the file keeps its previous content (it was new: empty, also to stat
     and read, whose cached pages of the new content the kernel dropped),
     and the file's next fsync returns ENOSPC, once.  The daemon stays up
-    and, after an rm, stores a new file."""
-    s = Store(mid_fs / "store")
-    s.init()
-    try:
-        m = s.mount("test", root=mid_fs.parent,
-                    extra=("--close=defer",))["test"]
+    and, after an rm, stores a new file; fsck clean."""
+    with served(mid_fs / "store", mid_fs.parent, ("--close=defer",)) as t:
+        s, m = t.store, t.m
         before = s.stats()["commit_errors"]
-        fd = -1
-        fd = os.open(m / "late", os.O_CREAT | os.O_WRONLY, 0o644)
+        fd = t.open(m / "late", os.O_CREAT | os.O_WRONLY)
         # 96 MiB, not in order: a staging file, chunked at the commit,
         # which then needs more room than a memtable flush can give back
         os.pwrite(fd, os.urandom(MIB), 95 * MIB)
@@ -784,8 +819,8 @@ def test_full_disk_at_a_commit_after_close(mid_fs):
                 break
         else:
             pytest.fail("the disk never filled")
-        os.close(fd)    # returns: the commit comes after, at the RELEASE
-        fd = -1
+        # returns: the commit comes after, at the RELEASE
+        assert t.close(fd) == 0
         want = f"inode {ino}: the commit after its close failed (No space"
         deadline = time.time() + 60
         while want not in s.log() and time.time() < deadline:
@@ -794,15 +829,12 @@ def test_full_disk_at_a_commit_after_close(mid_fs):
         assert s.stats()["commit_errors"] > before
         assert os.stat(m / "late").st_size == 0
         assert (m / "late").read_bytes() == b""
-        fd = os.open(m / "late", os.O_WRONLY)
-        try:
-            with pytest.raises(OSError) as e:
-                os.fsync(fd)
-            assert e.value.errno == errno.ENOSPC
-            os.fsync(fd)        # reported once
-        finally:
-            os.close(fd)
-            fd = -1
+        fd = t.open(m / "late", os.O_WRONLY)
+        with pytest.raises(OSError) as e:
+            os.fsync(fd)
+        assert e.value.errno == errno.ENOSPC
+        os.fsync(fd)        # reported once
+        assert t.close(fd) == 0
         pid = s.daemon_pid()
         for p in m.glob("big*"):
             os.unlink(p)
@@ -810,13 +842,6 @@ def test_full_disk_at_a_commit_after_close(mid_fs):
         write_synced(m / "after", data)
         assert (m / "after").read_bytes() == data
         assert s.daemon_pid() == pid
-        s.umount()
-    finally:
-        if fd >= 0:
-            os.close(fd)
-        if s.mounts:
-            s.umount()
-        s.check_log()
 
 
 # -- 6. store paths that are not stores ---------------------------------------

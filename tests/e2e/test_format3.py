@@ -140,16 +140,31 @@ def comparable(a):
     return {p: v if p in keep else v[:4] + (0,) + v[5:] for p, v in a.items()}
 
 
-def test_metadata_matches_tmpfs_after_remount(store, mnt, tmpfs):
-    history(mnt)
-    history(tmpfs)
+def like_tmpfs(ops, mnt, tmpfs):
+    """ops(root) on the mount and on tmpfs leave the same attributes (but
+    for the mtimes set from the clock); returns tmpfs's, comparable."""
+    ops(mnt)
+    ops(tmpfs)
     want = comparable(attrs(tmpfs))
     assert comparable(attrs(mnt)) == want
+    return want
+
+
+def remounted(store, mnt, stop):
+    """The daemon stopped (stop: store.umount or store.kill9), the store is
+    fsck-clean and, mounted again, shows the attributes the mount had:
+    returns the new mountpoint."""
     before = attrs(mnt)
-    store.umount()
+    stop()
     assert_clean(store)
     m = store.mount("test")["test"]
     assert attrs(m) == before
+    return m
+
+
+def test_metadata_matches_tmpfs_after_remount(store, mnt, tmpfs):
+    want = like_tmpfs(history, mnt, tmpfs)
+    m = remounted(store, mnt, store.umount)
     assert comparable(attrs(m)) == want
     store.umount()
     assert_clean(store)
@@ -326,17 +341,10 @@ def test_two_links_to_one_gives_the_copy(store, mnt, tmpfs):
     its file's home with the copy: no file with one link is left without
     one (before the fix, each of these kept a 9-byte entry until renamed,
     and its LOOKUPs read the record too)."""
-    two_to_one(mnt)
-    two_to_one(tmpfs)
-    want = comparable(attrs(tmpfs))
-    assert comparable(attrs(mnt)) == want
+    like_tmpfs(two_to_one, mnt, tmpfs)
     ones = one_link_files(mnt)
     assert {"a2", "b", "s/t/c3", "d", "s/x", "g"} <= set(ones), ones
-    before = attrs(mnt)
-    store.umount()
-    assert_clean(store)
-    m = store.mount("test")["test"]
-    assert attrs(m) == before
+    remounted(store, mnt, store.umount)
     store.umount()
     assert copies(store) == len(ones), ones
 
@@ -347,11 +355,7 @@ def test_two_links_to_one_killed(store, mnt):
     every one-link file copied, and reads back right."""
     two_to_one(mnt)
     ones = one_link_files(mnt)
-    before = attrs(mnt)
-    store.kill9()
-    assert_clean(store)
-    m = store.mount("test")["test"]
-    assert attrs(m) == before
+    remounted(store, mnt, store.kill9)
     store.umount()
     assert_clean(store)
     assert copies(store) == len(ones), ones
