@@ -1070,7 +1070,7 @@ void hoard_store_snapshot_free(struct hoard_store *st,
 static struct hoard_iter *iter_new(struct hoard_store *st, enum hoard_cf cf,
 				   const void *prefix, size_t plen,
 				   const struct hoard_snapshot *snap,
-				   const void *key, size_t klen);
+				   const void *key, size_t klen, size_t ahead);
 
 struct hoard_iter *hoard_iter_new(struct hoard_store *st, enum hoard_cf cf,
 				  const void *prefix, size_t plen)
@@ -1082,21 +1082,21 @@ struct hoard_iter *hoard_iter_new_at(struct hoard_store *st, enum hoard_cf cf,
 				     const void *prefix, size_t plen,
 				     const struct hoard_snapshot *snap)
 {
-	return iter_new(st, cf, prefix, plen, snap, prefix, plen);
+	return iter_new(st, cf, prefix, plen, snap, prefix, plen, 0);
 }
 
 struct hoard_iter *hoard_iter_new_from(struct hoard_store *st,
 				       enum hoard_cf cf, const void *prefix,
 				       size_t plen, const void *key,
-				       size_t klen)
+				       size_t klen, size_t ahead)
 {
-	return iter_new(st, cf, prefix, plen, NULL, key, klen);
+	return iter_new(st, cf, prefix, plen, NULL, key, klen, ahead);
 }
 
 static struct hoard_iter *iter_new(struct hoard_store *st, enum hoard_cf cf,
 				   const void *prefix, size_t plen,
 				   const struct hoard_snapshot *snap,
-				   const void *key, size_t klen)
+				   const void *key, size_t klen, size_t ahead)
 {
 	struct hoard_iter *it = calloc(1, sizeof(*it));
 
@@ -1104,6 +1104,8 @@ static struct hoard_iter *iter_new(struct hoard_store *st, enum hoard_cf cf,
 		return NULL;
 	it->ropts = rocksdb_readoptions_create();
 	rocksdb_readoptions_set_fill_cache(it->ropts, 0);
+	if (ahead)
+		rocksdb_readoptions_set_readahead_size(it->ropts, ahead);
 	if (snap)
 		rocksdb_readoptions_set_snapshot(
 			it->ropts, (const rocksdb_snapshot_t *)snap);
