@@ -74,7 +74,7 @@ struct dpf_dir {
 struct dent_pf {
 	pthread_mutex_t mu;
 	struct dpf_dir dirs[DPF_DIRS];
-	size_t bytes;		    /* held by all windows */
+	size_t bytes; /* held by all windows */
 	uint64_t tick;
 	uint64_t scans, hits; /* counted for tests and stats */
 };
@@ -233,8 +233,11 @@ int dentpf_get(struct hoard_fs *fs, uint64_t parent, const char *name,
 	pthread_mutex_lock(&pf->mu);
 	d = dir_find(pf, parent);
 	if (d && d->window && d->gen != gen) {
-		window_judge(d);
-		window_drop(pf, d);
+		if (d->gen < gen) { /* an entry was written since */
+			window_judge(d);
+			window_drop(pf, d);
+		}
+		d = NULL; /* or read after this LOOKUP began: not used */
 	}
 	if (d && d->window &&
 	    window_find(d, (const uint8_t *)name, nlen, &i, &found)) {
@@ -429,8 +432,7 @@ int dentpf_miss(struct hoard_fs *fs, uint64_t parent, const char *name,
 	return r;
 }
 
-void dentpf_counts(struct hoard_fs *fs, uint64_t *ret_scans,
-		   uint64_t *ret_hits)
+void dentpf_counts(struct hoard_fs *fs, uint64_t *ret_scans, uint64_t *ret_hits)
 {
 	struct dent_pf *pf = fs->dpf;
 

@@ -1085,10 +1085,10 @@ struct hoard_iter *hoard_iter_new_at(struct hoard_store *st, enum hoard_cf cf,
 	return iter_new(st, cf, prefix, plen, snap, prefix, plen, 0);
 }
 
-struct hoard_iter *hoard_iter_new_from(struct hoard_store *st,
-				       enum hoard_cf cf, const void *prefix,
-				       size_t plen, const void *key,
-				       size_t klen, size_t ahead)
+struct hoard_iter *hoard_iter_new_from(struct hoard_store *st, enum hoard_cf cf,
+				       const void *prefix, size_t plen,
+				       const void *key, size_t klen,
+				       size_t ahead)
 {
 	return iter_new(st, cf, prefix, plen, NULL, key, klen, ahead);
 }

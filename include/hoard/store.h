@@ -228,10 +228,10 @@ struct hoard_iter *hoard_iter_new_at(struct hoard_store *st, enum hoard_cf cf,
 /* hoard_iter_new positioned at the first key >= key (which starts with
  * prefix) instead; ahead > 0: each table's blocks are read that many
  * bytes at a time (RocksDB's iterator readahead). */
-struct hoard_iter *hoard_iter_new_from(struct hoard_store *st,
-				       enum hoard_cf cf, const void *prefix,
-				       size_t plen, const void *key,
-				       size_t klen, size_t ahead);
+struct hoard_iter *hoard_iter_new_from(struct hoard_store *st, enum hoard_cf cf,
+				       const void *prefix, size_t plen,
+				       const void *key, size_t klen,
+				       size_t ahead);
 void hoard_iter_free(struct hoard_iter *it);
 void hoard_iter_seek(struct hoard_iter *it, const void *key, size_t klen);
 /* Last key <= key (within the prefix). */
