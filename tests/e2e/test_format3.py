@@ -408,6 +408,68 @@ def test_lookup_walk_sees_every_change(store, mnt, tmpfs):
     assert read_ahead_counts(store)[0] == scans
 
 
+def test_lookup_walks_during_changes(store, mnt):
+    """LOOKUP walks (entries read ahead) of two directories by two threads
+    while a third changes modes, sizes and names in them: afterwards every
+    LOOKUP shows the last change (a window read before a change is never
+    used after it)."""
+    import threading
+    names = [f"f{i:05d}" for i in range(1500)]
+    want = {}
+    for d in "ab":
+        (mnt / d).mkdir()
+        for i, n in enumerate(names):
+            (mnt / d / n).write_bytes(b"x" * (i % 50))
+            want[d, n] = (0o644, i % 50)
+    store.umount()
+    m = store.mount("test", extra=("--log-level", "debug"))["test"]
+    stop = threading.Event()
+    errors = []
+
+    def walk():
+        try:
+            while not stop.is_set():
+                for n in names:
+                    for d in "ab":
+                        try:
+                            os.lstat(m / d / n)
+                        except FileNotFoundError:
+                            pass            # renamed away for a moment
+                forget_all()
+        except Exception as e:          # noqa: BLE001
+            errors.append(e)
+
+    readers = [threading.Thread(target=walk) for _ in range(2)]
+    for t in readers:
+        t.start()
+    for k in range(400):
+        i = (k * 7919) % len(names)
+        d, n = "ab"[k % 2], names[i]
+        p = m / d / n
+        if k % 3 == 0:
+            mode = 0o600 if want[d, n][0] == 0o644 else 0o644
+            os.chmod(p, mode)
+            want[d, n] = (mode, want[d, n][1])
+        elif k % 3 == 1:
+            os.truncate(p, k % 61)
+            want[d, n] = (want[d, n][0], k % 61)
+        else:
+            os.rename(p, m / d / (n + ".t"))
+            os.rename(m / d / (n + ".t"), p)
+    stop.set()
+    for t in readers:
+        t.join()
+    assert not errors, errors
+    forget_all()
+    for n in names:
+        for d in "ab":
+            s = os.lstat(m / d / n)
+            assert (stat.S_IMODE(s.st_mode), s.st_size) == want[d, n], (d, n)
+    store.umount()
+    assert read_ahead_counts(store)[1] > 0
+    assert_clean(store)
+
+
 def two_to_one(root):
     """Every way a file's link count goes 2 -> 1 (FORMAT 2.2): the entry
     left becomes its home and carries its copy, from the same batch."""
