@@ -7,10 +7,12 @@
  * with a name list, a build's stat of its sources, `hoard-bench
  * statfiles`) costs one RocksDB point read per LOOKUP: ~12k instructions,
  * and on a cold daemon a small disk read for most table blocks.  When a
- * directory has had a few LOOKUPs of names that exist, the next one reads
- * the entries from its name on with one iterator (sequential: RocksDB's
- * iterator reads ahead) into a window, and the LOOKUPs that follow are
- * answered from it, present or absent, while it covers their names.
+ * directory has had DPF_TRIGGER + 1 LOOKUPs of names that exist outside
+ * any window (one of a name that does not exist starts the count again),
+ * the last of them, after its point read, also reads the entries from its
+ * name on with one iterator (each table DPF_AHEAD bytes at a time) into
+ * a window, and the LOOKUPs that follow are answered from it, present or
+ * absent, while it covers their names.
  *
  * Coherence: a window is used only while hoard_store_dent_writes() is the
  * count read before its iterator was made, so any write of any directory
