@@ -12,7 +12,8 @@
  * the last of them, after its point read, also reads the entries from its
  * name on with one iterator (each table DPF_AHEAD bytes at a time) into
  * a window, and the LOOKUPs that follow are answered from it, present or
- * absent, while it covers their names.
+ * absent, while it covers their names.  The first LOOKUP past the end of
+ * a window the walk mostly used reads the next window at once.
  *
  * Coherence: a window is used only while hoard_store_dent_writes() is the
  * count read before its iterator was made, so any write of any directory
@@ -346,6 +347,7 @@ int dentpf_miss(struct hoard_fs *fs, uint64_t parent, const char *name,
 	struct scan s = {0};
 	struct dpf_dir *d;
 	uint32_t want;
+	bool next;
 	int r;
 
 	if (!pf)
@@ -375,7 +377,12 @@ int dentpf_miss(struct hoard_fs *fs, uint64_t parent, const char *name,
 		pthread_mutex_unlock(&pf->mu);
 		return 0;
 	}
-	if (++d->misses <= DPF_TRIGGER || d->scanning) {
+	/* a walk going on past the end of a window it used: the next now */
+	next = d->window && d->n && !d->to_end && d->hits * 2 >= d->n &&
+	       name_cmp((const uint8_t *)name, nlen,
+			d->buf + d->ents[d->n - 1].name,
+			d->ents[d->n - 1].nlen) > 0;
+	if ((++d->misses <= DPF_TRIGGER && !next) || d->scanning) {
 		pthread_mutex_unlock(&pf->mu);
 		return 0;
 	}
