@@ -59,7 +59,9 @@ struct hoard_iter {
 
 /* store.c */
 /* Count a write that touched the directory entries, once it is done
- * (hoard_store_dent_writes). */
+ * (hoard_store_dent_writes).  Every write of HOARD_CF_DIRENTS in this
+ * module calls it after the write: the LOOKUP read-ahead windows
+ * (fs/core/dentpf.c) are used only while the count is unchanged. */
 void store_dent_written(struct hoard_store *st, enum hoard_cf cf);
 int store_rdb_err(char *err, const char *what);
 char *store_path_join(const char *dir, const char *name);
