@@ -925,6 +925,8 @@ int hoard_fs_new(struct hoard_store *st, const struct hoard_fs_opts *o,
 	fs->itab = calloc(fs->itab_cap, sizeof(*fs->itab));
 	r = fs->itab ? idmap_init(&fs->inflight, 64) : -ENOMEM;
 	if (r == 0)
+		r = dentpf_new(&fs->dpf);
+	if (r == 0)
 		r = chunk_cache_new(o && o->cache_bytes ? o->cache_bytes
 							: 64u << 20,
 				    &fs->cache);
@@ -992,7 +994,17 @@ void hoard_fs_free(struct hoard_fs *fs)
 	}
 	if (fs->staging_dirfd >= 0)
 		close(fs->staging_dirfd);
+	if (fs->dpf) {
+		uint64_t scans, hits;
+
+		dentpf_counts(fs, &scans, &hits);
+		hoard_log(LOG_DEBUG,
+			  "entries read ahead: %llu scans, %llu lookups "
+			  "answered",
+			  (unsigned long long)scans, (unsigned long long)hits);
+	}
 	chunk_cache_free(fs->cache);
+	dentpf_free(fs->dpf);
 	idmap_free(&fs->inflight);
 	pthread_mutex_destroy(&fs->lock);
 	pthread_cond_destroy(&fs->frame_cv);

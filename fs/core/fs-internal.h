@@ -80,6 +80,7 @@ struct istate {
 };
 
 struct chunk_cache;
+struct dent_pf;
 
 struct hoard_fs {
 	struct hoard_store *st;
@@ -117,6 +118,7 @@ struct hoard_fs {
 	struct hoard_plain *plain; /* NULL: no tier; set before serving */
 	unsigned ingest_jobs;	   /* protected by ingest.c's pool mutex:
 				    * jobs not yet freed */
+	struct dent_pf *dpf;	   /* dentpf.c; has its own lock */
 };
 
 /* meta.c */
@@ -140,6 +142,24 @@ int fs_unlink_locked(struct hoard_fs *fs, uint64_t parent, const char *name);
 int inode_purge(struct hoard_fs *fs, uint64_t ino);
 /* Store formats 1, 2 -> 3 at open (meta.c; FORMAT 1): 0 or -errno. */
 int meta_upgrade(struct hoard_fs *fs);
+
+/* dentpf.c: entries read ahead for LOOKUPs of one directory's names */
+int dentpf_new(struct dent_pf **ret);
+void dentpf_free(struct dent_pf *pf);
+/* The entry of parent/name from a window read when the entries' write
+ * count was gen (hoard_store_dent_writes, read before this call): 0 and
+ * the value in v (*ret_n bytes), -ENOENT when the window covers name and
+ * has no such entry, 1 when no window covers it (read it from the store). */
+int dentpf_get(struct hoard_fs *fs, uint64_t parent, const char *name,
+	       uint64_t gen, uint8_t *v, size_t cap, size_t *ret_n);
+/* A LOOKUP that dentpf_get did not answer, after its point read (present:
+ * the entry exists); may read a window of the entries from name on.
+ * gen: as read before the point read.  0 or -errno (no window then). */
+int dentpf_miss(struct hoard_fs *fs, uint64_t parent, const char *name,
+		uint64_t gen, bool present);
+/* Scans made and LOOKUPs answered so far. */
+void dentpf_counts(struct hoard_fs *fs, uint64_t *ret_scans,
+		   uint64_t *ret_hits);
 
 /* chunks.c */
 int chunk_cache_new(size_t bytes, struct chunk_cache **ret);

@@ -315,7 +315,7 @@ int hoard_fs_lookup(struct hoard_fs *fs, uint64_t parent, const char *name,
 	uint8_t k[DIRENT_KEY_MAX], v[DIRENT_VAL_MAX];
 	struct hoard_inode in; /* set by dirent_copy or inode_load */
 	struct istate *is;
-	uint64_t ino, writes;
+	uint64_t ino, writes, gen;
 	size_t n;
 	bool copy;
 	int r;
@@ -330,8 +330,17 @@ int hoard_fs_lookup(struct hoard_fs *fs, uint64_t parent, const char *name,
 	pthread_mutex_lock(&fs->lock);
 	writes = __atomic_load_n(&fs->rec_writes, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&fs->lock);
-	r = hoard_store_get_into(fs->st, HOARD_CF_DIRENTS, k,
-				 dirent_key(k, parent, name), v, sizeof(v), &n);
+	/* from a window of the directory's entries read ahead (dentpf.c),
+	 * else the point read */
+	gen = hoard_store_dent_writes(fs->st);
+	r = dentpf_get(fs, parent, name, gen, v, sizeof(v), &n);
+	if (r == 1) {
+		r = hoard_store_get_into(fs->st, HOARD_CF_DIRENTS, k,
+					 dirent_key(k, parent, name), v,
+					 sizeof(v), &n);
+		if (r == 0 || r == -ENOENT)
+			dentpf_miss(fs, parent, name, gen, r == 0);
+	}
 	if (r < 0)
 		return r == -ENOBUFS ? -EBADMSG : r;
 	copy = dirent_copy(v, n, &in) == 0; /* checks the entry too */

@@ -40,12 +40,14 @@ struct hoard_store {
 	pthread_mutex_t resume_mu; /* serializes hoard_rdb_resume() calls */
 	uint64_t resume_ns;	   /* protected by resume_mu: last attempt */
 	uint64_t write_failures;   /* atomic (__atomic builtins) */
+	uint64_t dent_writes;	   /* atomic: hoard_store_dent_writes */
 };
 
 struct hoard_batch {
 	struct hoard_store *st;
 	rocksdb_writebatch_t *wb;
 	uint64_t data_bytes; /* chunk data put in it */
+	bool dirents;	     /* puts or deletes of HOARD_CF_DIRENTS in it */
 };
 
 struct hoard_iter {
@@ -56,6 +58,11 @@ struct hoard_iter {
 };
 
 /* store.c */
+/* Count a write that touched the directory entries, once it is done
+ * (hoard_store_dent_writes).  Every write of HOARD_CF_DIRENTS in this
+ * module calls it after the write: the LOOKUP read-ahead windows
+ * (fs/core/dentpf.c) are used only while the count is unchanged. */
+void store_dent_written(struct hoard_store *st, enum hoard_cf cf);
 int store_rdb_err(char *err, const char *what);
 char *store_path_join(const char *dir, const char *name);
 int store_db_open(struct hoard_store *st, bool create, char *msg,

@@ -45,6 +45,19 @@ uint64_t hoard_store_write_failures(struct hoard_store *st)
 	return __atomic_load_n(&st->write_failures, __ATOMIC_RELAXED);
 }
 
+/* After the write (landed or not): a reader that saw the count before it
+ * and sees the same count later read nothing this write changed. */
+void store_dent_written(struct hoard_store *st, enum hoard_cf cf)
+{
+	if (cf == HOARD_CF_DIRENTS)
+		__atomic_add_fetch(&st->dent_writes, 1, __ATOMIC_RELEASE);
+}
+
+uint64_t hoard_store_dent_writes(struct hoard_store *st)
+{
+	return __atomic_load_n(&st->dent_writes, __ATOMIC_ACQUIRE);
+}
+
 /* Turn a RocksDB error string into -errno, logged once at debug level. */
 int store_rdb_err(char *err, const char *what)
 {
@@ -928,6 +941,7 @@ int hoard_store_put(struct hoard_store *st, enum hoard_cf cf, const void *key,
 		r = store_rdb_err(err, "put");
 		err = NULL;
 	} while (r < 0 && store_try_resume(st, r));
+	store_dent_written(st, cf);
 	return write_failed(st, r);
 }
 
@@ -947,6 +961,7 @@ int hoard_store_put_nowal(struct hoard_store *st, enum hoard_cf cf,
 		r = store_rdb_err(err, "put");
 		err = NULL;
 	} while (r < 0 && store_try_resume(st, r));
+	store_dent_written(st, cf);
 	return write_failed(st, r);
 }
 
@@ -972,6 +987,7 @@ struct hoard_batch *hoard_batch_new(struct hoard_store *st)
 		return NULL;
 	b->st = st;
 	b->data_bytes = 0;
+	b->dirents = false;
 	b->wb = rocksdb_writebatch_create();
 	return b;
 }
@@ -988,6 +1004,7 @@ void hoard_batch_put(struct hoard_batch *b, enum hoard_cf cf, const void *key,
 		     size_t klen, const void *val, size_t vlen)
 {
 	rocksdb_writebatch_put_cf(b->wb, b->st->cf[cf], key, klen, val, vlen);
+	b->dirents |= cf == HOARD_CF_DIRENTS;
 	if (cf == HOARD_CF_CHUNKDATA)
 		b->data_bytes += vlen;
 }
@@ -996,6 +1013,7 @@ void hoard_batch_delete(struct hoard_batch *b, enum hoard_cf cf,
 			const void *key, size_t klen)
 {
 	rocksdb_writebatch_delete_cf(b->wb, b->st->cf[cf], key, klen);
+	b->dirents |= cf == HOARD_CF_DIRENTS;
 }
 
 size_t hoard_batch_count(const struct hoard_batch *b)
@@ -1017,6 +1035,8 @@ int hoard_store_write(struct hoard_store *st, struct hoard_batch *b, bool sync)
 		r = store_rdb_err(err, "write");
 		err = NULL;
 	} while (r < 0 && store_try_resume(st, r));
+	if (b->dirents)
+		store_dent_written(st, HOARD_CF_DIRENTS);
 	return write_failed(st, r);
 }
 
@@ -1047,6 +1067,11 @@ void hoard_store_snapshot_free(struct hoard_store *st,
 					 (const rocksdb_snapshot_t *)snap);
 }
 
+static struct hoard_iter *iter_new(struct hoard_store *st, enum hoard_cf cf,
+				   const void *prefix, size_t plen,
+				   const struct hoard_snapshot *snap,
+				   const void *key, size_t klen, size_t ahead);
+
 struct hoard_iter *hoard_iter_new(struct hoard_store *st, enum hoard_cf cf,
 				  const void *prefix, size_t plen)
 {
@@ -1057,12 +1082,30 @@ struct hoard_iter *hoard_iter_new_at(struct hoard_store *st, enum hoard_cf cf,
 				     const void *prefix, size_t plen,
 				     const struct hoard_snapshot *snap)
 {
+	return iter_new(st, cf, prefix, plen, snap, prefix, plen, 0);
+}
+
+struct hoard_iter *hoard_iter_new_from(struct hoard_store *st, enum hoard_cf cf,
+				       const void *prefix, size_t plen,
+				       const void *key, size_t klen,
+				       size_t ahead)
+{
+	return iter_new(st, cf, prefix, plen, NULL, key, klen, ahead);
+}
+
+static struct hoard_iter *iter_new(struct hoard_store *st, enum hoard_cf cf,
+				   const void *prefix, size_t plen,
+				   const struct hoard_snapshot *snap,
+				   const void *key, size_t klen, size_t ahead)
+{
 	struct hoard_iter *it = calloc(1, sizeof(*it));
 
 	if (!it)
 		return NULL;
 	it->ropts = rocksdb_readoptions_create();
 	rocksdb_readoptions_set_fill_cache(it->ropts, 0);
+	if (ahead)
+		rocksdb_readoptions_set_readahead_size(it->ropts, ahead);
 	if (snap)
 		rocksdb_readoptions_set_snapshot(
 			it->ropts, (const rocksdb_snapshot_t *)snap);
@@ -1079,7 +1122,7 @@ struct hoard_iter *hoard_iter_new_at(struct hoard_store *st, enum hoard_cf cf,
 		memcpy(it->prefix, prefix, plen);
 		it->plen = plen;
 	}
-	rocksdb_iter_seek(it->it, (const char *)prefix, plen);
+	rocksdb_iter_seek(it->it, (const char *)key, klen);
 	return it;
 }
 

@@ -171,6 +171,10 @@ int hoard_store_write(struct hoard_store *st, struct hoard_batch *b, bool sync);
  * ENOSPC on a full disk: chunk frames of a commit that failed half-way may
  * be left without a record. */
 uint64_t hoard_store_write_failures(struct hoard_store *st);
+/* Writes that touched HOARD_CF_DIRENTS so far, each counted once it has
+ * returned: a reader that gets the same count before a read and at a
+ * later moment knows no entry changed in between (fs/core/dentpf.c). */
+uint64_t hoard_store_dent_writes(struct hoard_store *st);
 /* Sync the WAL (everything written so far becomes durable). */
 int hoard_store_sync(struct hoard_store *st);
 
@@ -221,6 +225,13 @@ void hoard_store_snapshot_free(struct hoard_store *st,
 struct hoard_iter *hoard_iter_new_at(struct hoard_store *st, enum hoard_cf cf,
 				     const void *prefix, size_t plen,
 				     const struct hoard_snapshot *snap);
+/* hoard_iter_new positioned at the first key >= key (which starts with
+ * prefix) instead; ahead > 0: each table's blocks are read that many
+ * bytes at a time (RocksDB's iterator readahead). */
+struct hoard_iter *hoard_iter_new_from(struct hoard_store *st, enum hoard_cf cf,
+				       const void *prefix, size_t plen,
+				       const void *key, size_t klen,
+				       size_t ahead);
 void hoard_iter_free(struct hoard_iter *it);
 void hoard_iter_seek(struct hoard_iter *it, const void *key, size_t klen);
 /* Last key <= key (within the prefix). */

@@ -303,6 +303,188 @@ def test_readdirplus_copies_are_not_stale(store, mnt):
     assert all(s.st_nlink == 1 and s.st_size == 0 for s in st)
 
 
+def forget_all():
+    """The kernel forgets its dentries and inodes: the next lstat of any
+    name is a LOOKUP."""
+    os.sync()
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("2\n")
+
+
+def read_ahead_counts(store):
+    """(scans, LOOKUPs answered) of the entries read ahead, from the debug
+    log line of each daemon run so far."""
+    scans = answered = 0
+    for line in store.log().splitlines():
+        if "entries read ahead:" in line:
+            w = line.split("entries read ahead:")[1].split()
+            scans += int(w[0])
+            answered += int(w[2])
+    return scans, answered
+
+
+def lstat_key(p):
+    try:
+        s = os.lstat(p)
+    except FileNotFoundError:
+        return None
+    return (stat.S_IFMT(s.st_mode), stat.S_IMODE(s.st_mode), s.st_nlink,
+            s.st_size if not stat.S_ISDIR(s.st_mode) else 0,
+            s.st_mtime_ns if not stat.S_ISDIR(s.st_mode) else 0)
+
+
+def test_lookup_walk_sees_every_change(store, mnt, tmpfs):
+    """A LOOKUP walk of a directory's names is answered from a window of
+    its entries read ahead (fs/core/dentpf.c).  Every change of an entry or
+    of a copy made while such windows exist (chmod, truncate, a write,
+    unlink, create, rename within and across directories, rename over, a
+    hard link, utimes, mkdir, symlink) shows in the LOOKUPs that follow,
+    present or absent, as on a tmpfs; the walk's windows are used; creating
+    files (negative LOOKUPs) starts no read ahead."""
+    names = [f"f{i:05d}" for i in range(600)]
+    for root in (mnt, tmpfs):
+        for d in "abc":
+            (root / d).mkdir()
+            for n in names:
+                (root / d / n).write_bytes(b"x" * (len(n) + ord(d)))
+                os.utime(root / d / n, ns=(10**18, 10**18))
+    store.umount()
+    m = store.mount("test", extra=("--log-level", "debug"))["test"]
+    forget_all()
+    # the first half of each directory, in turn (as hoard-bench statfiles)
+    for n in names[:300]:
+        for d in "abc":
+            assert lstat_key(m / d / n) == lstat_key(tmpfs / d / n), (d, n)
+    t = 10**18 + 5 * 10**9
+
+    def ops(root):
+        a, b = root / "a", root / "b"
+        yield "chmod", ["a/f00300"], lambda: os.chmod(a / "f00300", 0o600)
+        yield "truncate", ["a/f00301"], lambda: os.truncate(a / "f00301", 3)
+        yield "write", ["a/f00302"], lambda: (
+            write(a / "f00302", b"more", "ab"),
+            os.utime(a / "f00302", ns=(t, t)))
+        yield "unlink", ["a/f00303", "a/f00304"], lambda: os.unlink(a / "f00303")
+        yield "create", ["a/f00305x", "a/f00306"], lambda: (
+            write(a / "f00305x", b"new"), os.utime(a / "f00305x", ns=(t, t)))
+        yield "rename", ["a/f00307", "a/f00307r"], lambda: os.rename(
+            a / "f00307", a / "f00307r")
+        yield "rename over", ["a/f00308", "a/f00309"], lambda: os.rename(
+            a / "f00308", a / "f00309")
+        yield "link", ["a/f00310", "a/f00310l", "a/f00311"], lambda: os.link(
+            a / "f00310", a / "f00310l")
+        yield "utimes", ["a/f00312"], lambda: os.utime(a / "f00312", ns=(t, t))
+        yield "mkdir", ["a/f00313d"], lambda: (a / "f00313d").mkdir()
+        yield "symlink", ["a/f00314s"], lambda: os.symlink("f00300", a / "f00314s")
+        yield "across", ["b/f00315", "a/f00315b"], lambda: os.rename(
+            b / "f00315", a / "f00315b")
+        yield "unlink link", ["a/f00310", "a/f00310l"], lambda: os.unlink(
+            a / "f00310l")
+
+    for (what, paths, op), (_, _, op_t) in zip(ops(m), ops(tmpfs)):
+        # a name the window holds as absent, then present
+        if what == "create":
+            assert lstat_key(m / "a" / "f00305x") is None
+        op()
+        op_t()
+        forget_all()
+        for p in paths:
+            got, want = lstat_key(m / p), lstat_key(tmpfs / p)
+            if what in ("mkdir",) and got and want:
+                got, want = got[:2], want[:2]
+            if what in ("truncate", "symlink"):     # mtime: the clock's
+                got, want = got[:4], want[:4]
+            assert got == want, (what, p)
+    # the rest, every name; then again in a fresh daemon
+    forget_all()
+    for root in (m,):
+        for n in names:
+            for d in "abc":
+                for x in ("", "r", "x", "l", "b", "s", "d"):
+                    got = lstat_key(root / d / (n + x))
+                    want = lstat_key(tmpfs / d / (n + x))
+                    if got and want and stat.S_ISDIR(got[0]):
+                        got, want = got[:2], want[:2]
+                    if got and want and ((d, n) == ("a", "f00301") or x == "s"):
+                        got, want = got[:4], want[:4]
+                    assert got == want, (d, n + x)
+    store.umount()
+    scans, answered = read_ahead_counts(store)
+    # most of the first walk's 900 LOOKUPs (the second, its names mixed
+    # with names that do not exist, starts none)
+    assert scans > 0 and answered >= 800, (scans, answered)
+    assert_clean(store)
+    # creating files: every LOOKUP is of a name that does not exist yet
+    m = store.mount("test", extra=("--log-level", "debug"))["test"]
+    (m / "new").mkdir()
+    for n in names:
+        (m / "new" / n).write_bytes(b"")
+    store.umount()
+    assert read_ahead_counts(store)[0] == scans
+
+
+def test_lookup_walks_during_changes(store, mnt):
+    """LOOKUP walks (entries read ahead) of two directories by two threads
+    while a third changes modes, sizes and names in them: afterwards every
+    LOOKUP shows the last change (a window read before a change is never
+    used after it)."""
+    import threading
+    names = [f"f{i:05d}" for i in range(1500)]
+    want = {}
+    for d in "ab":
+        (mnt / d).mkdir()
+        for i, n in enumerate(names):
+            (mnt / d / n).write_bytes(b"x" * (i % 50))
+            want[d, n] = (0o644, i % 50)
+    store.umount()
+    m = store.mount("test", extra=("--log-level", "debug"))["test"]
+    stop = threading.Event()
+    errors = []
+
+    def walk():
+        try:
+            while not stop.is_set():
+                for n in names:
+                    for d in "ab":
+                        try:
+                            os.lstat(m / d / n)
+                        except FileNotFoundError:
+                            pass            # renamed away for a moment
+                forget_all()
+        except Exception as e:          # noqa: BLE001
+            errors.append(e)
+
+    readers = [threading.Thread(target=walk) for _ in range(2)]
+    for t in readers:
+        t.start()
+    for k in range(400):
+        i = (k * 7919) % len(names)
+        d, n = "ab"[k % 2], names[i]
+        p = m / d / n
+        if k % 3 == 0:
+            mode = 0o600 if want[d, n][0] == 0o644 else 0o644
+            os.chmod(p, mode)
+            want[d, n] = (mode, want[d, n][1])
+        elif k % 3 == 1:
+            os.truncate(p, k % 61)
+            want[d, n] = (want[d, n][0], k % 61)
+        else:
+            os.rename(p, m / d / (n + ".t"))
+            os.rename(m / d / (n + ".t"), p)
+    stop.set()
+    for t in readers:
+        t.join()
+    assert not errors, errors
+    forget_all()
+    for n in names:
+        for d in "ab":
+            s = os.lstat(m / d / n)
+            assert (stat.S_IMODE(s.st_mode), s.st_size) == want[d, n], (d, n)
+    store.umount()
+    assert read_ahead_counts(store)[1] > 0
+    assert_clean(store)
+
+
 def two_to_one(root):
     """Every way a file's link count goes 2 -> 1 (FORMAT 2.2): the entry
     left becomes its home and carries its copy, from the same batch."""

@@ -26,7 +26,8 @@ from test_unit import tail
 
 # The concurrency tests of the suite, by node id: parallel readers, the
 # evict thread, lazy fetches with parallel readers and read-ahead, push
-# during writes, the fsx parallel variant, readdirplus churn, control
+# during writes, the fsx parallel variant, readdirplus churn, LOOKUP walks
+# (entries read ahead) during changes, control
 # requests served at once, a volume removed during a clone.
 TSAN_TESTS = [
     "tests/e2e/test_fsx.py::test_fsx_parallel",
@@ -39,6 +40,7 @@ TSAN_TESTS = [
     "tests/e2e/test_lazy.py::test_budget_with_remote_drops_local_bytes_files_stay",
     "tests/e2e/test_sync.py::test_push_while_mounted_and_written",
     "tests/e2e/test_readdirplus.py::test_listing_while_the_directory_changes",
+    "tests/e2e/test_format3.py::test_lookup_walks_during_changes",
     "tests/e2e/test_stream.py::test_parallel_streams_share_chunks",
     "tests/e2e/test_stream.py::test_stream_unlinked_while_open",
     "tests/e2e/test_ctl_concurrent.py::test_racing_requests_for_one_name",
