@@ -238,8 +238,8 @@ int file_land_locked(struct hoard_fs *fs, uint64_t ino, const uint8_t *ext,
 		r = chunks_apply_locked(fs, b, deltas);
 	if (r == 0 && l->records)
 		r = l->records(l->ud, b, deltas);
-	if (r == 0)
-		r = inode_load(fs, ino, &in);
+	if (r == 0) /* a new file's first commit: from its istate */
+		r = inode_load_cached(fs, ino, &in);
 	if (r == 0) {
 		l->inode(l->ud, &in);
 		inode_put(fs, b, ino, &in);

@@ -977,7 +977,7 @@ void hoard_fs_free(struct hoard_fs *fs)
 				next = is->next;
 				pthread_rwlock_destroy(&is->rw);
 				pthread_mutex_destroy(&is->mu);
-				free(is->dirc);
+				free(is->recc);
 				free(is);
 			}
 		}

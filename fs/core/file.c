@@ -777,6 +777,10 @@ int hoard_fs_release_pt(struct hoard_fs *fs, struct hoard_fh *fh,
 		}
 		pthread_mutex_lock(&fs->lock);
 		if (is->opens == 0) {
+			/* a new file's record is kept until its first
+			 * commit or, at the latest, its last close */
+			if (is->recc && S_ISREG(is->recc->mode))
+				istate_uncache(fs, is->ino);
 			pthread_mutex_lock(&is->mu); /* dirty: see istate */
 			is->dirty = false;
 			if (r < 0) /* the size is the inode's again */

@@ -73,10 +73,12 @@ struct istate {
 	 * known to have no extent rows (a commit need not look for old
 	 * ones) / no xattr rows (a getxattr is ENODATA without a read) */
 	bool fresh_ext, fresh_xattr;
-	/* protected by fs->lock: a directory's record as last written by
-	 * create_locked (NULL: read it from the store); inode_put and the
-	 * deleters of records drop it (istate_uncache) */
-	struct hoard_inode *dirc;
+	/* protected by fs->lock: the record as last written by
+	 * create_locked, of a directory a file was created in, or of a
+	 * regular file created here until its first commit or its last
+	 * close (NULL: read it from the store); inode_put and the deleters
+	 * of records drop it (istate_uncache) */
+	struct hoard_inode *recc;
 };
 
 struct chunk_cache;
@@ -128,12 +130,17 @@ void inode_put(struct hoard_fs *fs, struct hoard_batch *b, uint64_t ino,
  * (a volume clone's reserved ones) */
 void inode_put_new(struct hoard_fs *fs, struct hoard_batch *b, uint64_t ino,
 		   const struct hoard_inode *in);
+/* Drop the record istate keeps of ino (fs->lock held). */
 void istate_uncache(struct hoard_fs *fs, uint64_t ino);
 void inode_to_stat(const struct hoard_inode *in, uint64_t ino, struct stat *st);
 struct istate *istate_find(struct hoard_fs *fs, uint64_t ino);
 struct istate *istate_get(struct hoard_fs *fs, uint64_t ino);
 void istate_maybe_free(struct hoard_fs *fs, struct istate *is);
 void now_ts(struct timespec *ts);
+/* inode_load, from the record istate keeps (recc) when it has one
+ * (fs->lock held). */
+int inode_load_cached(struct hoard_fs *fs, uint64_t ino,
+		      struct hoard_inode *ret);
 /* Overlay the in-memory size/times of a file being written. */
 void istate_overlay(struct istate *is, struct hoard_inode *in);
 /* hoard_fs_unlink with fs->lock held (evict.c removes files with it). */

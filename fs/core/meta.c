@@ -169,7 +169,7 @@ void istate_maybe_free(struct hoard_fs *fs, struct istate *is)
 		;
 	*pp = is->next;
 	fs->icount--;
-	free(is->dirc);
+	free(is->recc);
 	staging_drop(fs, is, true);
 	pthread_rwlock_destroy(&is->rw);
 	pthread_mutex_destroy(&is->mu);
@@ -181,35 +181,34 @@ void istate_uncache(struct hoard_fs *fs, uint64_t ino)
 {
 	struct istate *is = fs->itab ? istate_find(fs, ino) : NULL;
 
-	if (is && is->dirc) {
-		free(is->dirc);
-		is->dirc = NULL;
+	if (is && is->recc) {
+		free(is->recc);
+		is->recc = NULL;
 	}
 }
 
-/* Keep a directory's record as just written (fs->lock held). */
-static void istate_cache_dir(struct hoard_fs *fs, uint64_t ino,
-			     const struct hoard_inode *in)
+/* Keep a directory's or a regular file's record as just written
+ * (fs->lock held). */
+static void istate_cache(struct hoard_fs *fs, uint64_t ino,
+			 const struct hoard_inode *in)
 {
 	struct istate *is = istate_find(fs, ino);
 
-	if (!is || !S_ISDIR(in->mode) || in->target)
+	if (!is || !(S_ISDIR(in->mode) || S_ISREG(in->mode)) || in->target)
 		return;
-	if (!is->dirc)
-		is->dirc = malloc(sizeof(*is->dirc));
-	if (is->dirc)
-		*is->dirc = *in;
+	if (!is->recc)
+		is->recc = malloc(sizeof(*is->recc));
+	if (is->recc)
+		*is->recc = *in;
 }
 
-/* inode_load, from the cache of a directory's record when there is one
- * (fs->lock held). */
-static int inode_load_cached(struct hoard_fs *fs, uint64_t ino,
-			     struct hoard_inode *ret)
+int inode_load_cached(struct hoard_fs *fs, uint64_t ino,
+		      struct hoard_inode *ret)
 {
 	struct istate *is = istate_find(fs, ino);
 
-	if (is && is->dirc) {
-		*ret = *is->dirc;
+	if (is && is->recc) {
+		*ret = *is->recc;
 		return 0;
 	}
 	return inode_load(fs, ino, ret);
@@ -235,9 +234,17 @@ static int inode_load_current(struct hoard_fs *fs, uint64_t ino,
 
 	pthread_mutex_lock(&fs->lock);
 	is = istate_find(fs, ino);
-	if (is && is->dirc) { /* a directory: no overlay */
-		*ret = *is->dirc;
+	if (is && is->recc && S_ISDIR(is->recc->mode)) { /* no overlay */
+		*ret = *is->recc;
 		pthread_mutex_unlock(&fs->lock);
+		return 0;
+	}
+	if (is && is->recc) { /* a file created here: with the overlay */
+		*ret = *is->recc;
+		pthread_mutex_lock(&is->mu);
+		pthread_mutex_unlock(&fs->lock);
+		istate_overlay(is, ret);
+		pthread_mutex_unlock(&is->mu);
 		return 0;
 	}
 	if (is)
@@ -513,8 +520,12 @@ static int create_locked(struct hoard_fs *fs, uint64_t parent, const char *name,
 	inode_put(fs, b, parent, &dir);
 	r = is ? hoard_store_write(fs->st, b, false) : -ENOMEM;
 	hoard_batch_free(b);
-	if (r == 0)
-		istate_cache_dir(fs, parent, &dir);
+	if (r == 0) {
+		istate_cache(fs, parent, &dir);
+		/* a new file's first commit reads no record */
+		if (S_ISREG(mode))
+			istate_cache(fs, ino, &in);
+	}
 	inode_clear(&dir);
 	if (r < 0) {
 		if (is)
