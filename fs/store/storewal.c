@@ -9,10 +9,14 @@
  * - Opening uses kTolerateCorruptedTailRecords with paranoid checks: a torn
  *   last record (a write never acknowledged) is dropped quietly, any other
  *   corrupt record fails the open.  store_wal_recover() then logs it, keeps
- *   a copy of the logs in damaged-wal/, opens again with
- *   kSkipAnyCorruptedRecords (so every intact record is kept) and writes the
- *   settings key `wal_damage`; fsck reports it and lists the files that the
- *   skipped records leave inconsistent, and --repair clears it.
+ *   a copy of the logs in damaged-wal/, salvages each damaged log (rewrites
+ *   it with only its intact records: RocksDB 7.8's reader, once it has
+ *   abandoned a damaged fragmented record, fails the next fragmented one
+ *   too, rocksdb issue 15007, and the next open would fail), opens again
+ *   with kSkipAnyCorruptedRecords (so every intact record is kept) and
+ *   writes the settings key `wal_damage`, saying what was dropped; fsck
+ *   reports it and lists the files that the skipped records leave
+ *   inconsistent, and --repair clears it.
  * - A full disk stops RocksDB's writes (a background error); writes then
  *   call store_try_resume(), which resumes the database as soon as a flush
  *   fits again (storeresume.cc).  So that a flush and a delete always fit,
@@ -137,8 +141,10 @@ static void drop_copy(struct hoard_store *st, const char *rel)
 	rmdir(path);
 }
 
-/* What RocksDB's info log (db/LOG, started by this open) says it dropped:
- * "NNNNNN.log: dropping N bytes; Corruption: ...", joined by "; ". */
+/* What RocksDB's info log (db/LOG, started by this open: hoard's
+ * QuietLogger writes RocksDB's lines as its own logger did) says it
+ * dropped: "NNNNNN.log: dropping N bytes; Corruption: ...", joined by
+ * "; ".  After salvage_logs() usually nothing. */
 static void dropped_records(struct hoard_store *st, char *out, size_t len)
 {
 	char *path = store_path_join(st->dir, "db/LOG"), line[1024];
@@ -348,9 +354,9 @@ static int wal_parse(struct wal_salvage *s, const uint8_t *d, size_t size)
 			size_t h = type == 9 ? WAL_HDR : WAL_HDR + 4;
 
 			if (off + h + len <= size &&
-			    wal_get32(d + off) ==
-				    wal_crc(type, d + off + WAL_HDR,
-					    h - WAL_HDR + len)) {
+			    wal_get32(d + off) == wal_crc(type,
+							  d + off + WAL_HDR,
+							  h - WAL_HDR + len)) {
 				s->foreign = true;
 				return 0;
 			}
@@ -418,7 +424,8 @@ static int read_all(int dfd, const char *name, uint8_t **ret, size_t *ret_len)
 
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, &sb) < 0 || !(buf = malloc(sb.st_size ? sb.st_size : 1))) {
+	if (fstat(fd, &sb) < 0 ||
+	    !(buf = malloc(sb.st_size ? sb.st_size : 1))) {
 		r = errno ? -errno : -ENOMEM;
 		goto out;
 	}
@@ -438,8 +445,7 @@ out:
 	return 0;
 }
 
-static int write_all_sync(int dfd, const char *name, const uint8_t *p,
-			  size_t n)
+static int write_all_sync(int dfd, const char *name, const uint8_t *p, size_t n)
 {
 	int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
 			0644),
@@ -576,8 +582,10 @@ int store_wal_recover(struct hoard_store *st, const char *msg, char *errbuf,
 			snprintf(errbuf, errlen,
 				 "store %s is damaged: its database does not "
 				 "open (%s)%s%s%s",
-				 st->dir, msg, *salvaged ? "; the logs were "
-				 "salvaged, the originals are in " : "",
+				 st->dir, msg,
+				 *salvaged ? "; the logs were "
+					     "salvaged, the originals are in "
+					   : "",
 				 *salvaged ? kept : "", "");
 		return r == -EUCLEAN ? -EIO : r;
 	}
