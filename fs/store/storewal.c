@@ -9,10 +9,14 @@
  * - Opening uses kTolerateCorruptedTailRecords with paranoid checks: a torn
  *   last record (a write never acknowledged) is dropped quietly, any other
  *   corrupt record fails the open.  store_wal_recover() then logs it, keeps
- *   a copy of the logs in damaged-wal/, opens again with
- *   kSkipAnyCorruptedRecords (so every intact record is kept) and writes the
- *   settings key `wal_damage`; fsck reports it and lists the files that the
- *   skipped records leave inconsistent, and --repair clears it.
+ *   a copy of the logs in damaged-wal/, salvages each damaged log (rewrites
+ *   it with only its intact records: RocksDB 7.8's reader, once it has
+ *   abandoned a damaged fragmented record, fails the next fragmented one
+ *   too, rocksdb issue 15007, and the next open would fail), opens again
+ *   with kSkipAnyCorruptedRecords (so every intact record is kept) and
+ *   writes the settings key `wal_damage`, saying what was dropped; fsck
+ *   reports it and lists the files that the skipped records leave
+ *   inconsistent, and --repair clears it.
  * - A full disk stops RocksDB's writes (a background error); writes then
  *   call store_try_resume(), which resumes the database as soon as a flush
  *   fits again (storeresume.cc).  So that a flush and a delete always fit,
@@ -137,8 +141,10 @@ static void drop_copy(struct hoard_store *st, const char *rel)
 	rmdir(path);
 }
 
-/* What RocksDB's info log (db/LOG, started by this open) says it dropped:
- * "NNNNNN.log: dropping N bytes; Corruption: ...", joined by "; ". */
+/* What RocksDB's info log (db/LOG, started by this open: hoard's
+ * QuietLogger writes RocksDB's lines as its own logger did) says it
+ * dropped: "NNNNNN.log: dropping N bytes; Corruption: ...", joined by
+ * "; ".  After salvage_logs() usually nothing. */
 static void dropped_records(struct hoard_store *st, char *out, size_t len)
 {
 	char *path = store_path_join(st->dir, "db/LOG"), line[1024];
@@ -177,11 +183,375 @@ static void utc_stamp(char *out, size_t len, const char *fmt)
 	strftime(out, len, fmt, &tm);
 }
 
+/* ---- salvage of a damaged log (RocksDB's legacy WAL format) ----
+ *
+ * RocksDB 7.8's log reader, after it abandons a damaged record of several
+ * fragments, keeps that record's XXH3 state, so the next record of several
+ * fragments fails the write batch's protection check and even the open
+ * with kSkipAnyCorruptedRecords fails (facebook/rocksdb issue 15007, fixed
+ * upstream by PR 14709, not in 7.8).  So before that open each damaged log
+ * is rewritten here with only its intact records, in order, laid out as
+ * RocksDB's log::Writer lays them out (db/log_format.h, db/log_writer.cc):
+ * the reader then never meets a damaged fragment. */
+/* storecrc.c: rocksdb::crc32c::Extend (CRC32C, Castagnoli, RocksDB's
+ * inversions), the function RocksDB checksums its log records with */
+uint32_t store_crc_extend(uint32_t crc, const char *p,
+			  size_t n) __asm__("_ZN7rocksdb6crc32c6ExtendEjPKcm");
+
+#define WAL_BLOCK 32768
+#define WAL_HDR	  7
+enum { WAL_ZERO, WAL_FULL, WAL_FIRST, WAL_MIDDLE, WAL_LAST, WAL_MAXTYPE };
+
+struct wal_salvage {
+	uint8_t *out; /* the rewritten log */
+	size_t out_len, out_cap, block_off;
+	uint8_t *rec; /* the logical record being assembled */
+	size_t rec_len, rec_cap, rec_phys;
+	uint64_t kept, stretches, dropped_bytes, tail_bytes;
+	bool in_bad, foreign; /* foreign: a type salvage does not know */
+};
+
+static uint32_t wal_crc(uint8_t type, const uint8_t *p, size_t n)
+{
+	uint32_t c = store_crc_extend(0, (const char *)&type, 1);
+
+	c = store_crc_extend(c, (const char *)p, n);
+	return ((c >> 15) | (c << 17)) + 0xa282ead8u;
+}
+
+static uint32_t wal_get32(const uint8_t *p)
+{
+	return p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
+}
+
+static void wal_put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
+}
+
+static int grow(uint8_t **buf, size_t *cap, size_t need)
+{
+	uint8_t *p;
+	size_t n = *cap ? *cap : 65536;
+
+	if (need <= *cap)
+		return 0;
+	while (n < need)
+		n *= 2;
+	p = realloc(*buf, n);
+	if (!p)
+		return -ENOMEM;
+	*buf = p;
+	*cap = n;
+	return 0;
+}
+
+/* log::Writer::AddRecord */
+static int wal_emit(struct wal_salvage *s, const uint8_t *p, size_t left)
+{
+	bool begin = true;
+
+	do {
+		size_t leftover = WAL_BLOCK - s->block_off, frag;
+		uint8_t type, *h;
+
+		if (leftover < WAL_HDR) {
+			if (grow(&s->out, &s->out_cap, s->out_len + leftover))
+				return -ENOMEM;
+			memset(s->out + s->out_len, 0, leftover);
+			s->out_len += leftover;
+			s->block_off = 0;
+			leftover = WAL_BLOCK;
+		}
+		frag = leftover - WAL_HDR < left ? leftover - WAL_HDR : left;
+		type = begin && frag == left ? WAL_FULL
+		       : begin		     ? WAL_FIRST
+		       : frag == left	     ? WAL_LAST
+					     : WAL_MIDDLE;
+		if (grow(&s->out, &s->out_cap, s->out_len + WAL_HDR + frag))
+			return -ENOMEM;
+		h = s->out + s->out_len;
+		wal_put32(h, wal_crc(type, p, frag));
+		h[4] = (uint8_t)(frag & 0xff);
+		h[5] = (uint8_t)(frag >> 8);
+		h[6] = type;
+		memcpy(h + WAL_HDR, p, frag);
+		s->out_len += WAL_HDR + frag;
+		s->block_off += WAL_HDR + frag;
+		p += frag;
+		left -= frag;
+		begin = false;
+	} while (left > 0);
+	return 0;
+}
+
+static void wal_drop(struct wal_salvage *s, size_t bytes)
+{
+	if (!bytes)
+		return;
+	if (!s->in_bad)
+		s->stretches++;
+	s->in_bad = true;
+	s->dropped_bytes += bytes;
+}
+
+/* the record being assembled is abandoned (a bad fragment or a stray one) */
+static void wal_abandon(struct wal_salvage *s)
+{
+	wal_drop(s, s->rec_phys);
+	s->rec_len = s->rec_phys = 0;
+}
+
+/* Is there an intact physical record at off (of a block, within it)? */
+static bool wal_good_at(const uint8_t *d, size_t size, size_t off)
+{
+	size_t room = WAL_BLOCK - off % WAL_BLOCK, len;
+
+	if (room < WAL_HDR)
+		return true; /* padding: the next block starts a record */
+	if (off + WAL_HDR > size)
+		return off == size;
+	len = d[off + 4] | (size_t)d[off + 5] << 8;
+	if (d[off + 6] == WAL_ZERO && len == 0)
+		return true;
+	if (d[off + 6] == WAL_ZERO || d[off + 6] >= WAL_MAXTYPE ||
+	    WAL_HDR + len > room || off + WAL_HDR + len > size)
+		return false;
+	return wal_get32(d + off) ==
+	       wal_crc(d[off + 6], d + off + WAL_HDR, len);
+}
+
+static int wal_parse(struct wal_salvage *s, const uint8_t *d, size_t size)
+{
+	size_t off = 0;
+
+	while (off < size) {
+		size_t room = WAL_BLOCK - off % WAL_BLOCK, len, next;
+		uint8_t type;
+
+		if (room < WAL_HDR) { /* the block's padding */
+			off += room;
+			continue;
+		}
+		if (off + WAL_HDR > size) { /* a torn last header */
+			s->tail_bytes += size - off + s->rec_phys;
+			s->rec_len = s->rec_phys = 0;
+			break;
+		}
+		len = d[off + 4] | (size_t)d[off + 5] << 8;
+		type = d[off + 6];
+		if (type == WAL_ZERO && len == 0) { /* preallocated zeros */
+			off += room;
+			continue;
+		}
+		if (type >= WAL_MAXTYPE && type <= 9) {
+			/* recyclable (11-byte header) or compression: an
+			 * intact one means a format salvage does not write */
+			size_t h = type == 9 ? WAL_HDR : WAL_HDR + 4;
+
+			if (off + h + len <= size &&
+			    wal_get32(d + off) == wal_crc(type,
+							  d + off + WAL_HDR,
+							  h - WAL_HDR + len)) {
+				s->foreign = true;
+				return 0;
+			}
+		}
+		if (WAL_HDR + len <= room && off + WAL_HDR + len > size &&
+		    type < WAL_MAXTYPE) { /* a torn last record */
+			s->tail_bytes += size - off + s->rec_phys;
+			s->rec_len = s->rec_phys = 0;
+			break;
+		}
+		if (type == WAL_ZERO || type >= WAL_MAXTYPE ||
+		    WAL_HDR + len > room ||
+		    wal_get32(d + off) !=
+			    wal_crc(type, d + off + WAL_HDR, len)) {
+			/* damaged: its length cannot be trusted unless an
+			 * intact record follows where it says; else the rest
+			 * of the block goes (the next block starts a
+			 * record) */
+			next = off + WAL_HDR + len;
+			if (WAL_HDR + len > room ||
+			    (next < size && !wal_good_at(d, size, next)))
+				next = off + room;
+			if (next > size)
+				next = size;
+			wal_abandon(s);
+			wal_drop(s, next - off);
+			off = next;
+			continue;
+		}
+		if ((type == WAL_FULL || type == WAL_FIRST) && s->rec_phys)
+			wal_abandon(s); /* a FIRST without its LAST */
+		if ((type == WAL_MIDDLE || type == WAL_LAST) && !s->rec_phys) {
+			wal_drop(s, WAL_HDR + len); /* stray */
+			off += WAL_HDR + len;
+			continue;
+		}
+		if (grow(&s->rec, &s->rec_cap, s->rec_len + len))
+			return -ENOMEM;
+		memcpy(s->rec + s->rec_len, d + off + WAL_HDR, len);
+		s->rec_len += len;
+		s->rec_phys += WAL_HDR + len;
+		off += WAL_HDR + len;
+		if (type == WAL_FULL || type == WAL_LAST) {
+			if (wal_emit(s, s->rec, s->rec_len))
+				return -ENOMEM;
+			s->kept++;
+			s->in_bad = false;
+			s->rec_len = s->rec_phys = 0;
+		}
+	}
+	if (s->rec_phys) { /* the last record has no LAST: a torn tail */
+		s->tail_bytes += s->rec_phys;
+		s->rec_len = s->rec_phys = 0;
+	}
+	return 0;
+}
+
+static int read_all(int dfd, const char *name, uint8_t **ret, size_t *ret_len)
+{
+	int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC), r = 0;
+	struct stat sb;
+	uint8_t *buf = NULL;
+	size_t got = 0;
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &sb) < 0 ||
+	    !(buf = malloc(sb.st_size ? sb.st_size : 1))) {
+		r = errno ? -errno : -ENOMEM;
+		goto out;
+	}
+	while (got < (size_t)sb.st_size &&
+	       (n = read(fd, buf + got, (size_t)sb.st_size - got)) > 0)
+		got += (size_t)n;
+	if (got < (size_t)sb.st_size)
+		r = -EIO;
+out:
+	close(fd);
+	if (r < 0) {
+		free(buf);
+		return r;
+	}
+	*ret = buf;
+	*ret_len = got;
+	return 0;
+}
+
+static int write_all_sync(int dfd, const char *name, const uint8_t *p, size_t n)
+{
+	int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+			0644),
+	    r = 0;
+
+	if (fd < 0)
+		return -errno;
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			r = w < 0 ? -errno : -EIO;
+			break;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	close(fd);
+	if (r < 0)
+		unlinkat(dfd, name, 0);
+	return r;
+}
+
+/* Salvage one log: rewrite it with its intact records when it has damage
+ * (report: appended to, "NAME: ..."); a log without damage, or with a
+ * record type salvage does not know, is left as it is. */
+static int salvage_log(int dfd, const char *name, char *report, size_t len)
+{
+	struct wal_salvage s = {0};
+	char tmp[300];
+	uint8_t *d = NULL;
+	size_t size = 0, used = strlen(report);
+	int r;
+
+	r = read_all(dfd, name, &d, &size);
+	if (r == 0)
+		r = wal_parse(&s, d, size);
+	if (r < 0 || s.foreign || !s.stretches)
+		goto out;
+	snprintf(tmp, sizeof(tmp), "%s.salvage", name);
+	r = write_all_sync(dfd, tmp, s.out ? s.out : (const uint8_t *)"",
+			   s.out_len);
+	if (r == 0 && renameat(dfd, tmp, dfd, name) < 0) {
+		r = -errno;
+		unlinkat(dfd, tmp, 0);
+	}
+	if (r == 0 && fsync(dfd) < 0)
+		r = -errno;
+	if (r == 0 && used + 1 < len)
+		snprintf(report + used, len - used,
+			 "%s%s: %llu damaged stretch%s (%llu bytes) dropped, "
+			 "%llu records kept",
+			 used ? "; " : "", name,
+			 (unsigned long long)s.stretches,
+			 s.stretches == 1 ? "" : "es",
+			 (unsigned long long)s.dropped_bytes,
+			 (unsigned long long)s.kept);
+out:
+	if (r < 0)
+		hoard_log(LOG_ERR, "store: cannot salvage the log %s: %s", name,
+			  strerror(-r));
+	else if (s.foreign)
+		hoard_log(LOG_WARNING,
+			  "store: the log %s has records of a type salvage "
+			  "does not read; left as it is",
+			  name);
+	free(d);
+	free(s.out);
+	free(s.rec);
+	return r;
+}
+
+/* Salvage every db/ *.log (report: what was dropped). */
+static void salvage_logs(struct hoard_store *st, char *report, size_t len)
+{
+	char *path = store_path_join(st->dir, "db");
+	struct dirent *e;
+	DIR *d;
+	int dfd;
+
+	report[0] = 0;
+	dfd = path ? open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+	free(path);
+	if (dfd < 0)
+		return;
+	d = fdopendir(dup(dfd));
+	while (d && (e = readdir(d))) {
+		size_t n = strlen(e->d_name);
+
+		if (n > 4 && !strcmp(e->d_name + n - 4, ".log"))
+			salvage_log(dfd, e->d_name, report, len);
+	}
+	if (d)
+		closedir(d);
+	close(dfd);
+}
+
 int store_wal_recover(struct hoard_store *st, const char *msg, char *errbuf,
 		      size_t errlen)
 {
 	char stamp[32], when[32], kept[96] = "", dropped[1024], msg2[512] = "";
-	char *old = NULL, *rec = NULL;
+	char salvaged[1024] = "", *old = NULL, *rec = NULL;
 	size_t oldlen = 0;
 	int r;
 
@@ -196,32 +566,41 @@ int store_wal_recover(struct hoard_store *st, const char *msg, char *errbuf,
 		hoard_log(LOG_ERR,
 			  "store %s: cannot keep a copy of the log: %s",
 			  st->dir, strerror(-r));
+	else /* only with the originals kept: salvage rewrites the logs */
+		salvage_logs(st, salvaged, sizeof(salvaged));
 	rocksdb_options_set_wal_recovery_mode(
 		st->db_opts, rocksdb_skip_any_corrupted_records_recovery);
 	r = store_db_open(st, false, msg2, sizeof(msg2));
 	rocksdb_options_set_wal_recovery_mode(
 		st->db_opts, rocksdb_tolerate_corrupted_tail_records_recovery);
 	if (r < 0) {
-		/* not (only) the WAL: nothing was changed, no copy needed */
-		if (*kept)
+		/* not (only) the WAL; when salvage rewrote a log, the copy
+		 * is the only original left: keep it */
+		if (*kept && !*salvaged)
 			drop_copy(st, kept);
 		if (errbuf && errlen)
 			snprintf(errbuf, errlen,
 				 "store %s is damaged: its database does not "
-				 "open (%s)",
-				 st->dir, msg);
+				 "open (%s)%s%s%s",
+				 st->dir, msg,
+				 *salvaged ? "; the logs were "
+					     "salvaged, the originals are in "
+					   : "",
+				 *salvaged ? kept : "", "");
 		return r == -EUCLEAN ? -EIO : r;
 	}
+	/* what RocksDB itself still dropped (db/LOG), after salvage */
 	dropped_records(st, dropped, sizeof(dropped));
 	if (hoard_store_get(st, HOARD_CF_DEFAULT, DAMAGE_KEY,
 			    strlen(DAMAGE_KEY), (void **)&old, &oldlen) < 0)
 		old = NULL;
 	if (asprintf(&rec,
 		     "%.*s%s%s: damaged write-ahead log records skipped at "
-		     "open (%s)%s%s; a copy of the log is in %s",
+		     "open (%s)%s%s%s%s; a copy of the log is in %s",
 		     old ? (int)(oldlen < DAMAGE_MAX ? oldlen : DAMAGE_MAX) : 0,
 		     old ? old : "", old ? "\n" : "", when, msg,
-		     *dropped ? ": " : "", dropped,
+		     *salvaged ? ": salvaged " : "", salvaged,
+		     *dropped ? (*salvaged ? "; " : ": ") : "", dropped,
 		     *kept ? kept : "(no copy)") < 0)
 		rec = NULL;
 	free(old);
@@ -229,8 +608,10 @@ int store_wal_recover(struct hoard_store *st, const char *msg, char *errbuf,
 		return -ENOMEM;
 	hoard_log(LOG_ERR,
 		  "store %s: WAL damage: writes in the damaged records are "
-		  "lost (%s%s); run `hoard fsck` to list the files affected",
-		  st->dir, *dropped ? dropped : msg, "");
+		  "lost (%s%s%s%s%s); run `hoard fsck` to list the files "
+		  "affected",
+		  st->dir, msg, *salvaged ? "; salvaged " : "", salvaged,
+		  *dropped ? "; " : "", dropped);
 	r = hoard_store_put(st, HOARD_CF_DEFAULT, DAMAGE_KEY,
 			    strlen(DAMAGE_KEY), rec, strlen(rec));
 	if (r == 0)
