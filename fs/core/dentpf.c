@@ -272,27 +272,17 @@ struct scan {
 static int scan_add(struct scan *s, const uint8_t *name, size_t nlen,
 		    const uint8_t *v, size_t vlen)
 {
-	if (s->n == s->cap) {
-		size_t c = s->cap ? 2 * s->cap : 64;
-		struct dpf_ent *e = realloc(s->ents, c * sizeof(*e));
+	struct dpf_ent *e = hoard_grow(s->ents, &s->cap, s->n + 1, sizeof(*e),
+				       64);
+	uint8_t *b;
 
-		if (!e)
-			return -ENOMEM;
-		s->ents = e;
-		s->cap = c;
-	}
-	if (s->bytes + nlen + vlen > s->bcap) {
-		size_t c = s->bcap ? 2 * s->bcap : 16384;
-		uint8_t *b;
-
-		while (c < s->bytes + nlen + vlen)
-			c *= 2;
-		b = realloc(s->buf, c);
-		if (!b)
-			return -ENOMEM;
-		s->buf = b;
-		s->bcap = c;
-	}
+	if (!e)
+		return -ENOMEM;
+	s->ents = e;
+	b = hoard_grow(s->buf, &s->bcap, s->bytes + nlen + vlen, 1, 16384);
+	if (!b)
+		return -ENOMEM;
+	s->buf = b;
 	s->ents[s->n++] = (struct dpf_ent){.name = (uint32_t)s->bytes,
 					   .nlen = (uint16_t)nlen,
 					   .val = (uint32_t)(s->bytes + nlen),

@@ -225,29 +225,23 @@ static uint32_t wal_get32(const uint8_t *p)
 	       (uint32_t)p[3] << 24;
 }
 
+/* Room for need bytes in *buf (of *cap): 0 or -ENOMEM, *buf unchanged. */
+static int wal_room(uint8_t **buf, size_t *cap, size_t need)
+{
+	uint8_t *p = hoard_grow(*buf, cap, need, 1, 65536);
+
+	if (!p)
+		return -ENOMEM;
+	*buf = p;
+	return 0;
+}
+
 static void wal_put32(uint8_t *p, uint32_t v)
 {
 	p[0] = (uint8_t)v;
 	p[1] = (uint8_t)(v >> 8);
 	p[2] = (uint8_t)(v >> 16);
 	p[3] = (uint8_t)(v >> 24);
-}
-
-static int grow(uint8_t **buf, size_t *cap, size_t need)
-{
-	uint8_t *p;
-	size_t n = *cap ? *cap : 65536;
-
-	if (need <= *cap)
-		return 0;
-	while (n < need)
-		n *= 2;
-	p = realloc(*buf, n);
-	if (!p)
-		return -ENOMEM;
-	*buf = p;
-	*cap = n;
-	return 0;
 }
 
 /* log::Writer::AddRecord */
@@ -260,7 +254,8 @@ static int wal_emit(struct wal_salvage *s, const uint8_t *p, size_t left)
 		uint8_t type, *h;
 
 		if (leftover < WAL_HDR) {
-			if (grow(&s->out, &s->out_cap, s->out_len + leftover))
+			if (wal_room(&s->out, &s->out_cap,
+				     s->out_len + leftover))
 				return -ENOMEM;
 			memset(s->out + s->out_len, 0, leftover);
 			s->out_len += leftover;
@@ -272,7 +267,7 @@ static int wal_emit(struct wal_salvage *s, const uint8_t *p, size_t left)
 		       : begin		     ? WAL_FIRST
 		       : frag == left	     ? WAL_LAST
 					     : WAL_MIDDLE;
-		if (grow(&s->out, &s->out_cap, s->out_len + WAL_HDR + frag))
+		if (wal_room(&s->out, &s->out_cap, s->out_len + WAL_HDR + frag))
 			return -ENOMEM;
 		h = s->out + s->out_len;
 		wal_put32(h, wal_crc(type, p, frag));
@@ -393,7 +388,7 @@ static int wal_parse(struct wal_salvage *s, const uint8_t *d, size_t size)
 			off += WAL_HDR + len;
 			continue;
 		}
-		if (grow(&s->rec, &s->rec_cap, s->rec_len + len))
+		if (wal_room(&s->rec, &s->rec_cap, s->rec_len + len))
 			return -ENOMEM;
 		memcpy(s->rec + s->rec_len, d + off + WAL_HDR, len);
 		s->rec_len += len;
@@ -419,21 +414,20 @@ static int read_all(int dfd, const char *name, uint8_t **ret, size_t *ret_len)
 	int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC), r = 0;
 	struct stat sb;
 	uint8_t *buf = NULL;
-	size_t got = 0;
-	ssize_t n;
+	ssize_t got = 0;
 
 	if (fd < 0)
 		return -errno;
 	if (fstat(fd, &sb) < 0 ||
 	    !(buf = malloc(sb.st_size ? sb.st_size : 1))) {
-		r = errno ? -errno : -ENOMEM;
+		r = -errno;
 		goto out;
 	}
-	while (got < (size_t)sb.st_size &&
-	       (n = read(fd, buf + got, (size_t)sb.st_size - got)) > 0)
-		got += (size_t)n;
-	if (got < (size_t)sb.st_size)
-		r = -EIO;
+	got = hoard_pread_full(fd, buf, (size_t)sb.st_size, 0);
+	if (got >= 0 && got < sb.st_size)
+		got = -EIO;
+	if (got < 0)
+		r = (int)got;
 out:
 	close(fd);
 	if (r < 0) {
@@ -441,7 +435,7 @@ out:
 		return r;
 	}
 	*ret = buf;
-	*ret_len = got;
+	*ret_len = (size_t)got;
 	return 0;
 }
 
@@ -453,18 +447,7 @@ static int write_all_sync(int dfd, const char *name, const uint8_t *p, size_t n)
 
 	if (fd < 0)
 		return -errno;
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			r = w < 0 ? -errno : -EIO;
-			break;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
+	r = hoard_pwrite_full(fd, p, n, 0);
 	if (r == 0 && fsync(fd) < 0)
 		r = -errno;
 	close(fd);
