@@ -77,15 +77,45 @@ static int copy_file(int dfd_from, const char *name, int dfd_to)
 	return r;
 }
 
+/* fn(dfd, name, ud) for each db/ *.log (dfd: db/), until one returns an
+ * error, which is returned. */
+static int each_log(struct hoard_store *st,
+		    int (*fn)(int dfd, const char *name, void *ud), void *ud)
+{
+	char *path = store_path_join(st->dir, "db");
+	int dfd = path ? open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+	int r = dfd < 0 ? (path ? -errno : -ENOMEM) : 0;
+	struct dirent *e;
+	DIR *d = NULL;
+
+	free(path);
+	if (r == 0 && !(d = fdopendir(dup(dfd))))
+		r = -errno;
+	while (r == 0 && (e = readdir(d))) {
+		size_t n = strlen(e->d_name);
+
+		if (n > 4 && !strcmp(e->d_name + n - 4, ".log"))
+			r = fn(dfd, e->d_name, ud);
+	}
+	if (d)
+		closedir(d);
+	if (dfd >= 0)
+		close(dfd);
+	return r;
+}
+
+static int copy_log(int dfd, const char *name, void *to)
+{
+	return copy_file(dfd, name, *(int *)to);
+}
+
 /* Copy db/ *.log to damaged-wal/<stamp>/ (ret: that path, relative to the
  * store) before an open that skips damaged records drops them. */
 static int keep_logs(struct hoard_store *st, const char *stamp, char *ret,
 		     size_t len)
 {
 	char path[4096];
-	int from, to, r = 0;
-	struct dirent *e;
-	DIR *d;
+	int to, r;
 
 	snprintf(path, sizeof(path), "%s/damaged-wal", st->dir);
 	if (mkdir(path, 0700) < 0 && errno != EEXIST)
@@ -95,28 +125,12 @@ static int keep_logs(struct hoard_store *st, const char *stamp, char *ret,
 		return -errno;
 	snprintf(ret, len, "damaged-wal/%s", stamp);
 	to = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	snprintf(path, sizeof(path), "%s/db", st->dir);
-	from = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	d = from >= 0 ? fdopendir(dup(from)) : NULL;
-	if (to < 0 || !d) {
-		r = -errno;
-		goto out_close;
-	}
-	while (r == 0 && (e = readdir(d))) {
-		size_t n = strlen(e->d_name);
-
-		if (n > 4 && !strcmp(e->d_name + n - 4, ".log"))
-			r = copy_file(from, e->d_name, to);
-	}
+	if (to < 0)
+		return -errno;
+	r = each_log(st, copy_log, &to);
 	if (r == 0 && fsync(to) < 0)
 		r = -errno;
-out_close:
-	if (d)
-		closedir(d);
-	if (from >= 0)
-		close(from);
-	if (to >= 0)
-		close(to);
+	close(to);
 	return r;
 }
 
@@ -456,15 +470,21 @@ static int write_all_sync(int dfd, const char *name, const uint8_t *p, size_t n)
 	return r;
 }
 
+struct salvage_report {
+	char *buf; /* "NAME: ..." per log salvaged, joined by "; " */
+	size_t len;
+};
+
 /* Salvage one log: rewrite it with its intact records when it has damage
  * (report: appended to, "NAME: ..."); a log without damage, or with a
  * record type salvage does not know, is left as it is. */
-static int salvage_log(int dfd, const char *name, char *report, size_t len)
+static int salvage_log(int dfd, const char *name, void *ud)
 {
+	struct salvage_report *rep = ud;
+	char *report = rep->buf, tmp[300];
 	struct wal_salvage s = {0};
-	char tmp[300];
 	uint8_t *d = NULL;
-	size_t size = 0, used = strlen(report);
+	size_t size = 0, len = rep->len, used = strlen(report);
 	int r;
 
 	r = read_all(dfd, name, &d, &size);
@@ -502,32 +522,17 @@ out:
 	free(d);
 	free(s.out);
 	free(s.rec);
-	return r;
+	return 0; /* logged: the other logs are salvaged all the same */
 }
 
-/* Salvage every db/ *.log (report: what was dropped). */
+/* Salvage every db/ *.log (report: what was dropped); a log that cannot
+ * be salvaged is logged and left as it is. */
 static void salvage_logs(struct hoard_store *st, char *report, size_t len)
 {
-	char *path = store_path_join(st->dir, "db");
-	struct dirent *e;
-	DIR *d;
-	int dfd;
+	struct salvage_report rep = {report, len};
 
 	report[0] = 0;
-	dfd = path ? open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-	free(path);
-	if (dfd < 0)
-		return;
-	d = fdopendir(dup(dfd));
-	while (d && (e = readdir(d))) {
-		size_t n = strlen(e->d_name);
-
-		if (n > 4 && !strcmp(e->d_name + n - 4, ".log"))
-			salvage_log(dfd, e->d_name, report, len);
-	}
-	if (d)
-		closedir(d);
-	close(dfd);
+	each_log(st, salvage_log, &rep);
 }
 
 int store_wal_recover(struct hoard_store *st, const char *msg, char *errbuf,
