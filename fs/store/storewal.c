@@ -569,12 +569,12 @@ int store_wal_recover(struct hoard_store *st, const char *msg, char *errbuf,
 		if (errbuf && errlen)
 			snprintf(errbuf, errlen,
 				 "store %s is damaged: its database does not "
-				 "open (%s)%s%s%s",
+				 "open (%s)%s%s",
 				 st->dir, msg,
 				 *salvaged ? "; the logs were "
 					     "salvaged, the originals are in "
 					   : "",
-				 *salvaged ? kept : "", "");
+				 *salvaged ? kept : "");
 		return r == -EUCLEAN ? -EIO : r;
 	}
 	/* what RocksDB itself still dropped (db/LOG), after salvage */
