@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench  # noqa: E402  (the corpus generators)
+import bench  # noqa: E402  (the corpus generators, mounts, CPU time)
 
 
 def corpora(work, quick):
@@ -67,21 +67,6 @@ def parse_build(spec):
     if not name or not build:
         raise SystemExit(f"ingest_ab: bad build {spec!r} (NAME=BUILD[:VAR=VALUE@...])")
     return name, Path(build).resolve(), env
-
-
-def wait_mounted(proc, mps, logf):
-    for _ in range(3000):
-        if all(os.path.ismount(m) for m in mps):
-            return
-        if proc.poll() is not None:
-            raise SystemExit(f"ingest_ab: daemon exited: {Path(logf).read_text()[-2000:]}")
-        time.sleep(0.01)
-    raise SystemExit("ingest_ab: mount timed out")
-
-
-def proc_cpu(pid):
-    s = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(s[11]) + int(s[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def once(work, src, name, build, env, cpus, phases):
@@ -112,15 +97,18 @@ def once(work, src, name, build, env, cpus, phases):
         proc = subprocess.Popen(args, stdout=log, stderr=log,
                                 stdin=subprocess.DEVNULL,
                                 env={**os.environ, **env})
-    wait_mounted(proc, mps, logf)
+    try:
+        bench.wait_mounted(proc, name, mps, logf, 30)
+    except bench.BenchError as e:
+        raise SystemExit(f"ingest_ab: {e}: {Path(logf).read_text()[-2000:]}")
     res = {}
     t0 = time.monotonic()
     for part, dst in zip(("pip", "hf"), targets):
-        c0, p0 = proc_cpu(proc.pid), time.monotonic()
+        c0, p0 = bench.proc_cpu_s(proc.pid), time.monotonic()
         subprocess.run(["cp", "-a", f"{src / part}/.", dst], check=True)
         if phases:
             res[f"{part}_wall"] = time.monotonic() - p0
-            res[f"{part}_cpu"] = proc_cpu(proc.pid) - c0
+            res[f"{part}_cpu"] = bench.proc_cpu_s(proc.pid) - c0
     for m in mps:
         subprocess.run(["fusermount3", "-u", m], check=True)
     _, status, ru = os.wait4(proc.pid, 0)
