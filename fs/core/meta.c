@@ -230,28 +230,24 @@ static int inode_load_current(struct hoard_fs *fs, uint64_t ino,
 			      struct hoard_inode *ret)
 {
 	struct istate *is;
-	int r;
+	bool cached;
+	int r = 0;
 
 	pthread_mutex_lock(&fs->lock);
 	is = istate_find(fs, ino);
-	if (is && is->recc && S_ISDIR(is->recc->mode)) { /* no overlay */
+	cached = is && is->recc; /* a directory's, or a file created here */
+	if (cached)
 		*ret = *is->recc;
+	if (cached && S_ISDIR(ret->mode)) { /* no overlay */
 		pthread_mutex_unlock(&fs->lock);
-		return 0;
-	}
-	if (is && is->recc) { /* a file created here: with the overlay */
-		*ret = *is->recc;
-		pthread_mutex_lock(&is->mu);
-		pthread_mutex_unlock(&fs->lock);
-		istate_overlay(is, ret);
-		pthread_mutex_unlock(&is->mu);
 		return 0;
 	}
 	if (is)
 		pthread_mutex_lock(&is->mu);
 	pthread_mutex_unlock(&fs->lock);
 	/* is cannot go away: callers hold a lookup or an open on ino */
-	r = inode_load(fs, ino, ret);
+	if (!cached)
+		r = inode_load(fs, ino, ret);
 	if (is) {
 		if (r == 0)
 			istate_overlay(is, ret);
