@@ -739,12 +739,95 @@ void hoard_fs_release(struct hoard_fs *fs, struct hoard_fh *fh)
 	hoard_fs_release_pt(fs, fh, NULL);
 }
 
+/* An orphan's last link went: its last release commits nothing (is->rw
+ * held).  Only an orphan can have lost its last link (the mark is set
+ * where every last link goes, as for FORGET): no record read at the last
+ * close of a file that still has a name. */
+static bool release_gone(struct hoard_fs *fs, struct istate *is, bool orphan)
+{
+	struct hoard_inode in;
+	bool gone = false;
+
+	if (orphan && inode_load(fs, is->ino, &in) == 0) {
+		gone = in.nlink == 0;
+		inode_clear(&in);
+	}
+	return gone;
+}
+
+/* After the last release's commit (r) or none: drop the staging unless
+ * the file was opened again meanwhile, and is->rw. */
+static void release_done(struct hoard_fs *fs, struct istate *is, int r)
+{
+	pthread_mutex_lock(&fs->lock);
+	if (is->opens == 0) {
+		/* a new file's record is kept until its first commit or, at
+		 * the latest, its last close */
+		if (is->recc && S_ISREG(is->recc->mode))
+			istate_uncache(fs, is->ino);
+		pthread_mutex_lock(&is->mu); /* dirty: see istate */
+		is->dirty = false;
+		if (r < 0) /* the size is the inode's again */
+			is->size_valid = false;
+		pthread_mutex_unlock(&is->mu);
+		staging_drop(fs, is, true);
+	}
+	pthread_mutex_unlock(&fs->lock);
+	pthread_rwlock_unlock(&is->rw);
+}
+
+static void release_free(struct hoard_fs *fs, struct hoard_fh *fh, bool gone)
+{
+	struct istate *is = fh->is;
+
+	pthread_mutex_lock(&fs->lock);
+	if (gone && !is->opens && !is->nlookup)
+		inode_purge(fs, is->ino);
+	istate_maybe_free(fs, is);
+	pthread_mutex_unlock(&fs->lock);
+	free(fh);
+}
+
+/* fh's release without passthrough: true when it was the inode's last
+ * (then *ret_orphan says whether it was an orphan). */
+static bool release_last(struct hoard_fs *fs, struct hoard_fh *fh,
+			 bool *ret_orphan)
+{
+	bool last;
+
+	pthread_mutex_lock(&fs->lock);
+	last = --fh->is->opens == 0;
+	*ret_orphan = fh->is->orphan;
+	pthread_mutex_unlock(&fs->lock);
+	return last;
+}
+
+/* The last release's commit (is->rw held for writing, dropped here):
+ * its error, none when the orphan is gone (*ret_gone). */
+static int release_commit(struct hoard_fs *fs, struct istate *is, bool orphan,
+			  bool *ret_gone)
+{
+	int r = 0;
+
+	*ret_gone = release_gone(fs, is, orphan);
+	if (!*ret_gone) {
+		/* a broken stream whose error a write, flush or fsync
+		 * returned: reported already */
+		bool told = is->stream && is->stream->told;
+
+		r = file_commit(fs, is, false);
+		if (r < 0 && !told)
+			release_failed(fs, is, r);
+	}
+	release_done(fs, is, r);
+	return r;
+}
+
 int hoard_fs_release_pt(struct hoard_fs *fs, struct hoard_fh *fh,
 			const struct hoard_pt_ops *pt)
 {
 	struct istate *is = fh->is;
-	struct hoard_inode in;
-	bool last, orphan, gone = false;
+	bool orphan, gone = false;
 	int r = 0;
 
 	if (fh->pt) {
@@ -753,51 +836,96 @@ int hoard_fs_release_pt(struct hoard_fs *fs, struct hoard_fh *fh,
 			pt_end(fs, is, pt);
 		pthread_rwlock_unlock(&is->rw);
 	}
-	pthread_mutex_lock(&fs->lock);
-	last = --is->opens == 0;
-	orphan = is->orphan;
-	pthread_mutex_unlock(&fs->lock);
-	if (last) {
+	if (release_last(fs, fh, &orphan)) {
 		pthread_rwlock_wrlock(&is->rw);
-		/* Only an orphan can have lost its last link (the mark is set
-		 * where every last link goes, as for FORGET): no record read
-		 * at the last close of a file that still has a name. */
-		if (orphan && inode_load(fs, is->ino, &in) == 0) {
-			gone = in.nlink == 0;
-			inode_clear(&in);
-		}
-		if (!gone) {
-			/* a broken stream whose error a write, flush or
-			 * fsync returned: reported already */
-			bool told = is->stream && is->stream->told;
-
-			r = file_commit(fs, is, false);
-			if (r < 0 && !told)
-				release_failed(fs, is, r);
-		}
-		pthread_mutex_lock(&fs->lock);
-		if (is->opens == 0) {
-			/* a new file's record is kept until its first
-			 * commit or, at the latest, its last close */
-			if (is->recc && S_ISREG(is->recc->mode))
-				istate_uncache(fs, is->ino);
-			pthread_mutex_lock(&is->mu); /* dirty: see istate */
-			is->dirty = false;
-			if (r < 0) /* the size is the inode's again */
-				is->size_valid = false;
-			pthread_mutex_unlock(&is->mu);
-			staging_drop(fs, is, true);
-		}
-		pthread_mutex_unlock(&fs->lock);
-		pthread_rwlock_unlock(&is->rw);
+		r = release_commit(fs, is, orphan, &gone);
 	}
-	pthread_mutex_lock(&fs->lock);
-	if (gone && !is->opens && !is->nlookup)
-		inode_purge(fs, is->ino);
-	istate_maybe_free(fs, is);
-	pthread_mutex_unlock(&fs->lock);
-	free(fh);
+	release_free(fs, fh, gone);
 	return r;
+}
+
+/*
+ * The committer's releases (fs.h): the last releases of small files this
+ * daemon created commit as one group (commit.c's essay); every other
+ * release is made as hoard_fs_release_pt makes it, after the group.  A
+ * file whose lock another thread holds is not waited for while the
+ * group's files are held: its release comes after the group too.
+ */
+void hoard_fs_release_many(struct hoard_fs *fs, struct hoard_fh **fhs, size_t n,
+			   int *ret_r)
+{
+	struct commit_one *v = calloc(n, sizeof(*v));
+	size_t *at = calloc(n, sizeof(*at));
+	bool *later = calloc(n, sizeof(*later));
+	size_t nv = 0;
+
+	if (!v || !at || !later) {
+		for (size_t i = 0; i < n; i++)
+			ret_r[i] = hoard_fs_release_pt(fs, fhs[i], NULL);
+		goto out_free;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct hoard_fh *fh = fhs[i];
+		struct istate *is = fh->is;
+		bool orphan, gone, last;
+
+		ret_r[i] = 0;
+		pthread_mutex_lock(&fs->lock);
+		last = is->opens == 1;
+		pthread_mutex_unlock(&fs->lock);
+		if (!last || fh->pt) {
+			later[i] = true;
+			continue;
+		}
+		if (!nv)
+			pthread_rwlock_wrlock(&is->rw);
+		else if (pthread_rwlock_trywrlock(&is->rw) != 0) {
+			later[i] = true;
+			continue;
+		}
+		if (!commit_groupable(is)) {
+			pthread_rwlock_unlock(&is->rw);
+			later[i] = true;
+			continue;
+		}
+		if (!release_last(fs, fh, &orphan)) { /* opened again */
+			pthread_rwlock_unlock(&is->rw);
+			release_free(fs, fh, false);
+			continue;
+		}
+		if (orphan && (gone = release_gone(fs, is, orphan))) {
+			release_done(fs, is, 0);
+			release_free(fs, fh, gone);
+			continue;
+		}
+		v[nv].is = is;
+		if (commit_prepare(fs, &v[nv]) == 0) {
+			at[nv++] = i;
+			continue;
+		}
+		ret_r[i] = v[nv].r;
+		release_failed(fs, is, ret_r[i]);
+		release_done(fs, is, ret_r[i]);
+		release_free(fs, fh, false);
+	}
+	commit_group(fs, v, nv);
+	for (size_t k = 0; k < nv; k++) {
+		struct hoard_fh *fh = fhs[at[k]];
+
+		if (v[k].r < 0)
+			release_failed(fs, fh->is, v[k].r);
+		release_done(fs, fh->is, v[k].r);
+		release_free(fs, fh, false);
+		ret_r[at[k]] = v[k].r;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (later[i])
+			ret_r[i] = hoard_fs_release_pt(fs, fhs[i], NULL);
+	}
+out_free:
+	free(v);
+	free(at);
+	free(later);
 }
 
 int hoard_fs_fallocate(struct hoard_fs *fs, struct hoard_fh *fh, int mode,

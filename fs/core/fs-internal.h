@@ -315,6 +315,25 @@ struct commit {
 	size_t n_ext, cap_ext;
 };
 
+/* commit.c: a group commit (commit.c's essay on it; file.c,
+ * hoard_fs_release_many).  Each file's is->rw is held for writing from
+ * its commit_prepare to the end of commit_group. */
+struct commit_one {
+	struct istate *is;
+	struct commit c;
+	int r;	       /* 0, or the file's error (its commit did not land) */
+	bool in_group; /* its commit was in the group's batch */
+};
+/* is's commit can be in a group (is->rw held for writing). */
+bool commit_groupable(const struct istate *is);
+/* Chunk and stage o->is's content (frames stored): 0, or o->r = -errno
+ * (nothing of it is staged then, and it is logged). */
+int commit_prepare(struct hoard_fs *fs, struct commit_one *o);
+/* Land the prepared v[0..n) (those with r == 0) in one batch; each gets
+ * its r, and is no longer dirty when it landed. */
+void commit_group(struct hoard_fs *fs, struct commit_one *v, size_t n);
+void commit_one_free(struct commit_one *o);
+
 /* ingest.c: a stream's cut chunk, hashed and stored by a worker. */
 struct ingest_job {
 	struct hoard_fs *fs;

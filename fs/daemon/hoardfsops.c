@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <time.h>
 
 #include <fuse_lowlevel.h>
 
@@ -451,14 +452,20 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 /*
  * The committer: one thread that makes the last releases of handles whose
- * close did not wait (hoard_fs_defer_close), so their commits run one at a
- * time beside the requests instead of filling the session's threads (a
- * burst of RELEASEs, each waiting for the store, would queue every other
- * request behind it).  At most COMMIT_QUEUE_MAX wait; past that a RELEASE
- * commits on its own thread.  Until its job runs the handle stays open in
- * the daemon, so every access sees the staged content (fs.h).
+ * close did not wait (hoard_fs_defer_close), beside the requests instead
+ * of on the session's threads (a burst of RELEASEs, each waiting for the
+ * store, would queue every other request behind it).  It takes the queue
+ * in groups: after the first job it waits up to COMMIT_GATHER_NS for more
+ * (less once COMMIT_GROUP jobs wait), then makes all their releases at
+ * once, so that the commits of a burst of small new files land in one
+ * batch each (hoard_fs_release_many).  At most COMMIT_QUEUE_MAX wait;
+ * past that a RELEASE commits on its own thread.  Until its job runs the
+ * handle stays open in the daemon, so every access sees the staged
+ * content (fs.h), and an open of the file makes its release first.
  */
-#define COMMIT_QUEUE_MAX 64
+#define COMMIT_QUEUE_MAX 128
+#define COMMIT_GROUP	 32
+#define COMMIT_GATHER_NS 2000000 /* 2 ms */
 struct commit_job {
 	struct commit_job *next;
 	struct hoard_fh *fh;
@@ -470,12 +477,14 @@ struct commit_job {
 static struct {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	struct commit_job *head, **tail; /* protected by mu */
-	unsigned n;			 /* protected by mu */
-	uint64_t running;		 /* protected by mu: the inode of
-					  * the job under way, 0 none */
-	pthread_cond_t done_cv;		 /* with mu: a job was done */
-	bool stop;			 /* protected by mu */
+	struct commit_job *head, **tail;    /* protected by mu */
+	unsigned n;			    /* protected by mu */
+	uint64_t running[COMMIT_QUEUE_MAX]; /* protected by mu: the
+					     * inodes of the jobs under
+					     * way (nrunning of them) */
+	unsigned nrunning;		    /* protected by mu */
+	pthread_cond_t done_cv;		    /* with mu: a job was done */
+	bool stop;			    /* protected by mu */
 	pthread_t thread;
 } C = {.mu = PTHREAD_MUTEX_INITIALIZER,
        .cv = PTHREAD_COND_INITIALIZER,
@@ -505,30 +514,84 @@ static void commit_job_run(struct commit_job *j)
 	free(j);
 }
 
+/* Every job queued (C.running, nrunning of them; C.mu not held): their
+ * releases at once, so that the commits of small new files land in one
+ * batch (hoard_fs_release_many). */
+static void commit_group_run(struct commit_job *head, unsigned n)
+{
+	struct hoard_fh *fhs[COMMIT_QUEUE_MAX];
+	int r[COMMIT_QUEUE_MAX];
+	struct commit_job *j;
+	unsigned i = 0;
+
+	for (j = head; j; j = j->next)
+		fhs[i++] = j->fh;
+	hoard_fs_release_many(D.fs, fhs, n, r);
+	for (i = 0; (j = head); i++) {
+		head = j->next;
+		if (r[i] < 0)
+			release_failed_notify(j->root, j->ino);
+		hoard_fs_forget(D.fs, j->pin, 1);
+		free(j);
+	}
+	hoard_evict_poke(D.ev); /* what they wrote is committed now */
+}
+
+/* More jobs for the group: up to COMMIT_GATHER_NS, or until COMMIT_GROUP
+ * jobs wait (C.mu held). */
+static void committer_gather(void)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_nsec += COMMIT_GATHER_NS;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	while (!C.stop && C.n < COMMIT_GROUP &&
+	       pthread_cond_clockwait(&C.cv, &C.mu, CLOCK_MONOTONIC, &until) !=
+		       ETIMEDOUT)
+		;
+}
+
 static void *committer(void *arg)
 {
-	struct commit_job *j;
+	struct commit_job *head;
+	unsigned n;
 
 	pthread_mutex_lock(&C.mu);
 	for (;;) {
 		while (!C.head && !C.stop)
 			pthread_cond_wait(&C.cv, &C.mu);
-		j = C.head;
-		if (!j)
-			break; /* stopping, and nothing left */
-		C.head = j->next;
 		if (!C.head)
-			C.tail = &C.head;
-		C.n--;
-		C.running = j->pin;
+			break; /* stopping, and nothing left */
+		committer_gather();
+		head = C.head;
+		n = 0;
+		for (struct commit_job *j = head; j; j = j->next)
+			C.running[n++] = j->pin;
+		C.nrunning = n;
+		C.head = NULL;
+		C.tail = &C.head;
+		C.n = 0;
 		pthread_mutex_unlock(&C.mu);
-		commit_job_run(j);
+		commit_group_run(head, n);
 		pthread_mutex_lock(&C.mu);
-		C.running = 0;
+		C.nrunning = 0;
 		pthread_cond_broadcast(&C.done_cv);
 	}
 	pthread_mutex_unlock(&C.mu);
 	return NULL;
+}
+
+/* ino's job is under way (C.mu held). */
+static bool commit_running(uint64_t ino)
+{
+	for (unsigned i = 0; i < C.nrunning; i++)
+		if (C.running[i] == ino)
+			return true;
+	return false;
 }
 
 /*
@@ -542,7 +605,7 @@ static void commit_drain_ino(uint64_t ino)
 	struct commit_job *mine = NULL, **pp, *j;
 
 	pthread_mutex_lock(&C.mu);
-	while (C.running == ino)
+	while (commit_running(ino))
 		pthread_cond_wait(&C.done_cv, &C.mu);
 	for (pp = &C.head; (j = *pp);) {
 		if (j->pin != ino) {
@@ -585,7 +648,8 @@ static bool commit_queue(fuse_req_t req, fuse_ino_t ino, struct hoard_fh *fh)
 	*C.tail = j;
 	C.tail = &j->next;
 	C.n++;
-	pthread_cond_signal(&C.cv);
+	if (C.n == 1 || C.n >= COMMIT_GROUP) /* see committer_gather */
+		pthread_cond_signal(&C.cv);
 	pthread_mutex_unlock(&C.mu);
 	return true;
 }

@@ -199,6 +199,16 @@ bool hoard_fs_fh_deferred(const struct hoard_fh *fh);
  * RELEASE was answered: the kernel may then forget the inode first. */
 uint64_t hoard_fs_fh_pin(struct hoard_fs *fs, struct hoard_fh *fh);
 uint64_t hoard_fs_commit_errors(struct hoard_fs *fs);
+/*
+ * The releases of n handles at once (the committer's, for the handles of
+ * closes that did not wait; none with passthrough): as
+ * hoard_fs_release_pt(fs, fhs[i], NULL) each, ret_r[i] its result, but
+ * the last releases of small files created here land their commits in one
+ * batch (a failed batch fails each of them, as a failed commit at a last
+ * release does).
+ */
+void hoard_fs_release_many(struct hoard_fs *fs, struct hoard_fh **fhs, size_t n,
+			   int *ret_r);
 /* Commit every file with uncommitted writes now (before a snapshot: a
  * closed file whose release has not arrived yet is one). */
 int hoard_fs_commit_dirty(struct hoard_fs *fs);
