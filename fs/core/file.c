@@ -664,6 +664,30 @@ uint64_t hoard_fs_fh_pin(struct hoard_fs *fs, struct hoard_fh *fh)
 	return fh->is->ino;
 }
 
+void hoard_fs_commit_named(struct hoard_fs *fs, uint64_t parent,
+			   const char *name)
+{
+	struct istate *is = NULL;
+	uint64_t ino;
+
+	pthread_mutex_lock(&fs->lock);
+	if (dirent_ino(fs, parent, name, &ino) == 0) {
+		is = istate_find(fs, ino);
+		if (is && is->opens)
+			is->nlookup++; /* kept while we commit it */
+		else
+			is = NULL;
+	}
+	pthread_mutex_unlock(&fs->lock);
+	if (!is)
+		return; /* no open, so nothing uncommitted */
+	pthread_rwlock_wrlock(&is->rw);
+	if (is->dirty && staged(is))
+		file_commit(fs, is, false); /* an error: still staged */
+	pthread_rwlock_unlock(&is->rw);
+	hoard_fs_forget(fs, ino, 1);
+}
+
 uint64_t hoard_fs_commit_errors(struct hoard_fs *fs)
 {
 	return __atomic_load_n(&fs->commit_errors, __ATOMIC_RELAXED);

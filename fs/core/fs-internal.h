@@ -143,6 +143,9 @@ int inode_load_cached(struct hoard_fs *fs, uint64_t ino,
 		      struct hoard_inode *ret);
 /* Overlay the in-memory size/times of a file being written. */
 void istate_overlay(struct istate *is, struct hoard_inode *in);
+/* The inode parent/name names (fs->lock held): 0, -ENOENT, -errno. */
+int dirent_ino(struct hoard_fs *fs, uint64_t parent, const char *name,
+	       uint64_t *ret_ino);
 /* hoard_fs_unlink with fs->lock held (evict.c removes files with it). */
 int fs_unlink_locked(struct hoard_fs *fs, uint64_t parent, const char *name);
 /* Delete an inode whose nlink is 0 and that nobody uses (fs->lock held). */

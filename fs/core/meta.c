@@ -274,6 +274,12 @@ static int dirent_get(struct hoard_fs *fs, uint64_t parent, const char *name,
 	return dirent_decode(v, n, ret_ino, NULL);
 }
 
+int dirent_ino(struct hoard_fs *fs, uint64_t parent, const char *name,
+	       uint64_t *ret_ino)
+{
+	return dirent_get(fs, parent, name, ret_ino);
+}
+
 static void dirent_put(struct hoard_batch *b, uint64_t parent, const char *name,
 		       uint64_t ino, mode_t mode)
 {

@@ -273,6 +273,14 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		f |= HOARD_RENAME_NOREPLACE;
 	if (flags & RENAME_EXCHANGE)
 		f |= HOARD_RENAME_EXCHANGE;
+	/* with --close=defer a closed file's commit may not have landed:
+	 * land it before the rename (fs.h) */
+	if (D.close_defer) {
+		hoard_fs_commit_named(M(req)->fs, S(req, parent), name);
+		if (f & HOARD_RENAME_EXCHANGE)
+			hoard_fs_commit_named(M(req)->fs, S(req, newparent),
+					      newname);
+	}
 	fuse_reply_err(req, E(hoard_fs_rename(M(req)->fs, S(req, parent), name,
 					      S(req, newparent), newname, f)));
 }

@@ -198,6 +198,17 @@ bool hoard_fs_fh_deferred(const struct hoard_fh *fh);
  * hoard_fs_forget(fs, returned ino, 1)) when its release is made after the
  * RELEASE was answered: the kernel may then forget the inode first. */
 uint64_t hoard_fs_fh_pin(struct hoard_fs *fs, struct hoard_fh *fh);
+/*
+ * Commit the file parent/name names now if it has uncommitted content (a
+ * close that did not wait, or a file still open): before a rename, as
+ * ext4's auto_da_alloc writes a file's delayed data before a rename over
+ * another, so that a crash after the rename never finds the new name on
+ * a file without the content it was closed with.  An error is not the
+ * rename's: the content stays staged for the file's own commit, which
+ * reports it.
+ */
+void hoard_fs_commit_named(struct hoard_fs *fs, uint64_t parent,
+			   const char *name);
 uint64_t hoard_fs_commit_errors(struct hoard_fs *fs);
 /*
  * The releases of n handles at once (the committer's, for the handles of

@@ -751,3 +751,33 @@ def test_kill9_after_fsync_within_a_group(store, mnt):
     store.umount()
     out = run([HOARD, "fsck", "--store", store.path], check=False)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_rename_after_close_lands_the_content_first(store, mnt):
+    """--close=defer: write a temporary file, close it, rename it into
+    place (pip's and huggingface_hub's way; also over an older file), and
+    kill -9 right after the last rename.  The rename commits the closed
+    file first (as ext4's auto_da_alloc does), so every name a rename
+    landed on reads back whole: never empty, never the older file; fsck
+    clean."""
+    store.umount()
+    mnt = store.mount("test", extra=("--close=defer",))["test"]
+    want = small_files(1, 300, 70)
+    for n in list(want)[::3]:  # older files, committed
+        write(mnt / n, b"old " + n.encode())
+    fd = os.open(mnt, os.O_RDONLY)
+    os.fsync(fd)
+    os.close(fd)
+    for i, (n, data) in enumerate(want.items()):
+        tmp = mnt / f"{n}.incomplete"
+        if i % 10 == 1:  # a large one: a stream
+            data = want[n] = pattern(2 * MIB + i, 70 + i)
+        write(tmp, data)
+        os.rename(tmp, mnt / n)
+    store.kill9()
+    mnt = store.mount("test")["test"]
+    for n, data in want.items():
+        assert read(mnt / n) == data, n
+    store.umount()
+    out = run([HOARD, "fsck", "--store", store.path], check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
