@@ -71,7 +71,7 @@ struct hoardfs_daemon {
 	uint64_t read_ahead; /* --read-ahead bytes; 0: the kernel's */
 	struct hoard_evict *ev;
 	bool passthrough_off;		/* --passthrough=off */
-	bool close_defer;		/* --close=defer */
+	bool close_defer;		/* --close=defer (default) */
 	uint64_t plain_size, plain_min; /* --plain-size, --plain-min */
 	struct hoard_plain *plain;	/* NULL: no tier */
 	const char *remote;	   /* --remote; NULL: the store's setting */

@@ -568,6 +568,7 @@ static void *committer(void *arg)
 	struct commit_job *head;
 	unsigned n;
 
+	pthread_setname_np(pthread_self(), "hoard-commit");
 	pthread_mutex_lock(&C.mu);
 	for (;;) {
 		while (!C.head && !C.stop)
