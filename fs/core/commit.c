@@ -332,10 +332,17 @@ static int commit_land(struct commit *c, struct istate *is, bool sync)
  * record.  A batch that fails fails every file in it: each keeps its
  * previous content and gets the error (file.c, release_failed).
  */
-bool commit_groupable(const struct istate *is)
+bool commit_groupable(struct hoard_fs *fs, const struct istate *is)
 {
-	return is->dirty && is->mem && !is->stream && is->staging_fd < 0 &&
-	       !is->pt_staging && is->fresh_ext;
+	bool fresh;
+
+	if (!is->dirty || !is->mem || is->stream || is->staging_fd >= 0 ||
+	    is->pt_staging)
+		return false;
+	pthread_mutex_lock(&fs->lock);
+	fresh = is->fresh_ext;
+	pthread_mutex_unlock(&fs->lock);
+	return fresh;
 }
 
 int commit_prepare(struct hoard_fs *fs, struct commit_one *o)

@@ -876,7 +876,7 @@ int hoard_fs_release_pt(struct hoard_fs *fs, struct hoard_fh *fh,
  * group's files are held: its release comes after the group too.
  */
 void hoard_fs_release_many(struct hoard_fs *fs, struct hoard_fh **fhs, size_t n,
-			   int *ret_r)
+			   void (*done)(void *ud, size_t i, int r), void *ud)
 {
 	struct commit_one *v = calloc(n, sizeof(*v));
 	size_t *at = calloc(n, sizeof(*at));
@@ -885,7 +885,7 @@ void hoard_fs_release_many(struct hoard_fs *fs, struct hoard_fh **fhs, size_t n,
 
 	if (!v || !at || !later) {
 		for (size_t i = 0; i < n; i++)
-			ret_r[i] = hoard_fs_release_pt(fs, fhs[i], NULL);
+			done(ud, i, hoard_fs_release_pt(fs, fhs[i], NULL));
 		goto out_free;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -893,7 +893,6 @@ void hoard_fs_release_many(struct hoard_fs *fs, struct hoard_fh **fhs, size_t n,
 		struct istate *is = fh->is;
 		bool orphan, gone, last;
 
-		ret_r[i] = 0;
 		pthread_mutex_lock(&fs->lock);
 		last = is->opens == 1;
 		pthread_mutex_unlock(&fs->lock);
@@ -907,7 +906,7 @@ void hoard_fs_release_many(struct hoard_fs *fs, struct hoard_fh **fhs, size_t n,
 			later[i] = true;
 			continue;
 		}
-		if (!commit_groupable(is)) {
+		if (!commit_groupable(fs, is)) {
 			pthread_rwlock_unlock(&is->rw);
 			later[i] = true;
 			continue;
@@ -915,11 +914,13 @@ void hoard_fs_release_many(struct hoard_fs *fs, struct hoard_fh **fhs, size_t n,
 		if (!release_last(fs, fh, &orphan)) { /* opened again */
 			pthread_rwlock_unlock(&is->rw);
 			release_free(fs, fh, false);
+			done(ud, i, 0);
 			continue;
 		}
 		if (orphan && (gone = release_gone(fs, is, orphan))) {
 			release_done(fs, is, 0);
 			release_free(fs, fh, gone);
+			done(ud, i, 0);
 			continue;
 		}
 		v[nv].is = is;
@@ -927,10 +928,10 @@ void hoard_fs_release_many(struct hoard_fs *fs, struct hoard_fh **fhs, size_t n,
 			at[nv++] = i;
 			continue;
 		}
-		ret_r[i] = v[nv].r;
-		release_failed(fs, is, ret_r[i]);
-		release_done(fs, is, ret_r[i]);
+		release_failed(fs, is, v[nv].r);
+		release_done(fs, is, v[nv].r);
 		release_free(fs, fh, false);
+		done(ud, i, v[nv].r);
 	}
 	commit_group(fs, v, nv);
 	for (size_t k = 0; k < nv; k++) {
@@ -940,11 +941,11 @@ void hoard_fs_release_many(struct hoard_fs *fs, struct hoard_fh **fhs, size_t n,
 			release_failed(fs, fh->is, v[k].r);
 		release_done(fs, fh->is, v[k].r);
 		release_free(fs, fh, false);
-		ret_r[at[k]] = v[k].r;
+		done(ud, at[k], v[k].r);
 	}
 	for (size_t i = 0; i < n; i++) {
 		if (later[i])
-			ret_r[i] = hoard_fs_release_pt(fs, fhs[i], NULL);
+			done(ud, i, hoard_fs_release_pt(fs, fhs[i], NULL));
 	}
 out_free:
 	free(v);

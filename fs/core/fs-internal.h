@@ -328,7 +328,7 @@ struct commit_one {
 	bool in_group; /* its commit was in the group's batch */
 };
 /* is's commit can be in a group (is->rw held for writing). */
-bool commit_groupable(const struct istate *is);
+bool commit_groupable(struct hoard_fs *fs, const struct istate *is);
 /* Chunk and stage o->is's content (frames stored): 0, or o->r = -errno
  * (nothing of it is staged then, and it is logged). */
 int commit_prepare(struct hoard_fs *fs, struct commit_one *o);

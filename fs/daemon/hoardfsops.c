@@ -522,26 +522,35 @@ static void commit_job_run(struct commit_job *j)
 	free(j);
 }
 
-/* Every job queued (C.running, nrunning of them; C.mu not held): their
- * releases at once, so that the commits of small new files land in one
- * batch (hoard_fs_release_many). */
+/* A job of the group is done (hoard_fs_release_many): as commit_job_run
+ * after the release, and an open waiting for it goes on. */
+static void commit_group_done(void *ud, size_t i, int r)
+{
+	struct commit_job *j = ((struct commit_job **)ud)[i];
+
+	if (r < 0)
+		release_failed_notify(j->root, j->ino);
+	hoard_fs_forget(D.fs, j->pin, 1);
+	pthread_mutex_lock(&C.mu);
+	C.running[i] = 0;
+	pthread_cond_broadcast(&C.done_cv);
+	pthread_mutex_unlock(&C.mu);
+	free(j);
+}
+
+/* The jobs head..., n of them (C.running; C.mu not held): their releases
+ * at once, so that the commits of small new files land in one batch. */
 static void commit_group_run(struct commit_job *head, unsigned n)
 {
 	struct hoard_fh *fhs[COMMIT_QUEUE_MAX];
-	int r[COMMIT_QUEUE_MAX];
-	struct commit_job *j;
+	struct commit_job *jobs[COMMIT_QUEUE_MAX];
 	unsigned i = 0;
 
-	for (j = head; j; j = j->next)
+	for (struct commit_job *j = head; j; j = j->next) {
+		jobs[i] = j;
 		fhs[i++] = j->fh;
-	hoard_fs_release_many(D.fs, fhs, n, r);
-	for (i = 0; (j = head); i++) {
-		head = j->next;
-		if (r[i] < 0)
-			release_failed_notify(j->root, j->ino);
-		hoard_fs_forget(D.fs, j->pin, 1);
-		free(j);
 	}
+	hoard_fs_release_many(D.fs, fhs, n, commit_group_done, jobs);
 	hoard_evict_poke(D.ev); /* what they wrote is committed now */
 }
 

@@ -213,13 +213,14 @@ uint64_t hoard_fs_commit_errors(struct hoard_fs *fs);
 /*
  * The releases of n handles at once (the committer's, for the handles of
  * closes that did not wait; none with passthrough): as
- * hoard_fs_release_pt(fs, fhs[i], NULL) each, ret_r[i] its result, but
- * the last releases of small files created here land their commits in one
- * batch (a failed batch fails each of them, as a failed commit at a last
+ * hoard_fs_release_pt(fs, fhs[i], NULL) each, done(ud, i, its result)
+ * called as soon as each is made (fhs[i] is freed then), but the last
+ * releases of small files created here land their commits in one batch
+ * (a failed batch fails each of them, as a failed commit at a last
  * release does).
  */
 void hoard_fs_release_many(struct hoard_fs *fs, struct hoard_fh **fhs, size_t n,
-			   int *ret_r);
+			   void (*done)(void *ud, size_t i, int r), void *ud);
 /* Commit every file with uncommitted writes now (before a snapshot: a
  * closed file whose release has not arrived yet is one). */
 int hoard_fs_commit_dirty(struct hoard_fs *fs);
