@@ -707,7 +707,7 @@ static void release_failed(struct hoard_fs *fs, struct istate *is, int r)
 		  (unsigned long long)is->ino, strerror(-r));
 }
 
-int hoard_fs_commit_dirty(struct hoard_fs *fs)
+int hoard_fs_commit_dirty(struct hoard_fs *fs, bool streams)
 {
 	struct istate **v = NULL, **nv;
 	size_t n = 0, cap = 0;
@@ -743,7 +743,8 @@ int hoard_fs_commit_dirty(struct hoard_fs *fs)
 		struct istate *is = v[i];
 
 		pthread_rwlock_wrlock(&is->rw);
-		if (inode_load(fs, is->ino, &in) == 0) {
+		if ((streams || !is->stream) &&
+		    inode_load(fs, is->ino, &in) == 0) {
 			if (in.nlink) {
 				e = file_commit(fs, is, false);
 				if (e < 0 && r == 0)

@@ -102,7 +102,7 @@ int committer_start(void);
 void committer_stop(void);
 /* Before a figure or snapshot that must include every closed file:
  * with --close=defer, commit files whose close did not wait. */
-void commit_closed_files(void);
+void commit_closed_files(bool streams);
 
 /* hoardfs.c */
 bool is_mountpoint(const char *path);

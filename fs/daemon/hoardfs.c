@@ -243,7 +243,7 @@ static void *mount_thread(void *arg)
 	hoard_fs_forget(D.fs, m->root, 1);
 	/* an unmount drops the RELEASEs still queued in the kernel: commit
 	 * what their closes left */
-	hoard_fs_commit_dirty(D.fs);
+	hoard_fs_commit_dirty(D.fs, true);
 	pthread_mutex_lock(&D.notify_mu);
 	m->se = NULL;
 	free(m->name);

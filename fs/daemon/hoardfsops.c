@@ -493,6 +493,8 @@ static struct {
 	unsigned nrunning;		    /* protected by mu */
 	pthread_cond_t done_cv;		    /* with mu: a job was done */
 	bool stop;			    /* protected by mu */
+	bool hurry; /* protected by mu: no gathering (commit_wait_idle) */
+	uint64_t started, finished; /* protected by mu: groups so far */
 	pthread_t thread;
 } C = {.mu = PTHREAD_MUTEX_INITIALIZER,
        .cv = PTHREAD_COND_INITIALIZER,
@@ -566,7 +568,7 @@ static void committer_gather(void)
 		until.tv_sec++;
 		until.tv_nsec -= 1000000000;
 	}
-	while (!C.stop && C.n < COMMIT_GROUP &&
+	while (!C.stop && !C.hurry && C.n < COMMIT_GROUP &&
 	       pthread_cond_clockwait(&C.cv, &C.mu, CLOCK_MONOTONIC, &until) !=
 		       ETIMEDOUT)
 		;
@@ -593,10 +595,13 @@ static void *committer(void *arg)
 		C.head = NULL;
 		C.tail = &C.head;
 		C.n = 0;
+		C.hurry = false;
+		C.started++;
 		pthread_mutex_unlock(&C.mu);
 		commit_group_run(head, n);
 		pthread_mutex_lock(&C.mu);
 		C.nrunning = 0;
+		C.finished++;
 		pthread_cond_broadcast(&C.done_cv);
 	}
 	pthread_mutex_unlock(&C.mu);
@@ -672,17 +677,40 @@ static bool commit_queue(fuse_req_t req, fuse_ino_t ino, struct hoard_fh *fh)
 	return true;
 }
 
+/* Until the jobs queued or under way now are done (C.mu not held); later
+ * ones are not waited for, so a burst of closes cannot hold us. */
+static void commit_wait_idle(void)
+{
+	uint64_t until;
+
+	pthread_mutex_lock(&C.mu);
+	until = C.started + (C.head ? 1 : 0); /* the next group takes all */
+	C.hurry = C.head != NULL;
+	pthread_cond_signal(&C.cv);
+	/* (jobs an open drained were made by its thread) */
+	while (C.finished < until && !C.stop &&
+	       (C.head || C.finished < C.started))
+		pthread_cond_wait(&C.done_cv, &C.mu);
+	pthread_mutex_unlock(&C.mu);
+}
+
 /*
  * With --close=wait a close commits at FLUSH, so nothing is owed here (and
  * committing files still being written would cut a stream short).  With
  * --close=defer a closed file may wait in the queue, or its RELEASE may
  * still be on its way from the kernel, where it cannot be told from an
- * open file: commit every file with uncommitted writes.
+ * open file: the queue is made first, then every file with uncommitted
+ * writes is committed; streams only when `streams` (a push; not for
+ * stats, which would cut short every large file being written at each
+ * scrape: a stream whose RELEASE has not reached the daemon yet is
+ * counted once its commit lands, milliseconds later).
  */
-void commit_closed_files(void)
+void commit_closed_files(bool streams)
 {
-	if (D.close_defer)
-		hoard_fs_commit_dirty(D.fs);
+	if (!D.close_defer)
+		return;
+	commit_wait_idle();
+	hoard_fs_commit_dirty(D.fs, streams);
 }
 
 /* Start the committer thread (main, before the sessions): 0, or

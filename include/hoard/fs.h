@@ -222,8 +222,9 @@ uint64_t hoard_fs_commit_errors(struct hoard_fs *fs);
 void hoard_fs_release_many(struct hoard_fs *fs, struct hoard_fh **fhs, size_t n,
 			   void (*done)(void *ud, size_t i, int r), void *ud);
 /* Commit every file with uncommitted writes now (before a snapshot: a
- * closed file whose release has not arrived yet is one). */
-int hoard_fs_commit_dirty(struct hoard_fs *fs);
+ * closed file whose release has not arrived yet is one); files that
+ * stream (large, written by appends) only when `streams`. */
+int hoard_fs_commit_dirty(struct hoard_fs *fs, bool streams);
 int hoard_fs_flush(struct hoard_fs *fs, struct hoard_fh *fh);
 int hoard_fs_fsync(struct hoard_fs *fs, struct hoard_fh *fh, bool datasync);
 void hoard_fs_release(struct hoard_fs *fs, struct hoard_fh *fh);
