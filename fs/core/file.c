@@ -869,6 +869,28 @@ int hoard_fs_release_pt(struct hoard_fs *fs, struct hoard_fh *fh,
 	return r;
 }
 
+/* At most this many files in a group: their locks are held together
+ * (and TSan's deadlock detector follows 64 locks per thread at most). */
+#define RELEASE_GROUP_MAX 32
+
+/* Land the group v[0..n) (their handles fhs[at[k]]) and finish their
+ * releases. */
+static void group_land(struct hoard_fs *fs, struct hoard_fh **fhs,
+		       struct commit_one *v, const size_t *at, size_t n,
+		       void (*done)(void *ud, size_t i, int r), void *ud)
+{
+	commit_group(fs, v, n);
+	for (size_t k = 0; k < n; k++) {
+		struct hoard_fh *fh = fhs[at[k]];
+
+		if (v[k].r < 0)
+			release_failed(fs, fh->is, v[k].r);
+		release_done(fs, fh->is, v[k].r);
+		release_free(fs, fh, false);
+		done(ud, at[k], v[k].r);
+	}
+}
+
 /*
  * The committer's releases (fs.h): the last releases of small files this
  * daemon created commit as one group (commit.c's essay); every other
@@ -927,6 +949,10 @@ void hoard_fs_release_many(struct hoard_fs *fs, struct hoard_fh **fhs, size_t n,
 		v[nv].is = is;
 		if (commit_prepare(fs, &v[nv]) == 0) {
 			at[nv++] = i;
+			if (nv == RELEASE_GROUP_MAX) {
+				group_land(fs, fhs, v, at, nv, done, ud);
+				nv = 0;
+			}
 			continue;
 		}
 		release_failed(fs, is, v[nv].r);
@@ -934,16 +960,7 @@ void hoard_fs_release_many(struct hoard_fs *fs, struct hoard_fh **fhs, size_t n,
 		release_free(fs, fh, false);
 		done(ud, i, v[nv].r);
 	}
-	commit_group(fs, v, nv);
-	for (size_t k = 0; k < nv; k++) {
-		struct hoard_fh *fh = fhs[at[k]];
-
-		if (v[k].r < 0)
-			release_failed(fs, fh->is, v[k].r);
-		release_done(fs, fh->is, v[k].r);
-		release_free(fs, fh, false);
-		done(ud, at[k], v[k].r);
-	}
+	group_land(fs, fhs, v, at, nv, done, ud);
 	for (size_t i = 0; i < n; i++) {
 		if (later[i])
 			done(ud, i, hoard_fs_release_pt(fs, fhs[i], NULL));

@@ -86,12 +86,20 @@ struct dent_pf;
 
 struct hoard_fs {
 	struct hoard_store *st;
-	pthread_mutex_t lock;	   /* the metadata lock, see fs.h */
-	uint64_t next_ino;	   /* protected by lock */
-	uint64_t rec_writes;	   /* inode records put (inode_put), atomic;
+	pthread_mutex_t lock;	 /* the metadata lock, see fs.h */
+	uint64_t next_ino;	 /* protected by lock */
+	uint64_t rec_writes;	 /* inode records put (inode_put), atomic;
 				    * changes under lock */
-	struct istate **itab;	   /* protected by lock */
-	size_t itab_cap, icount;   /* protected by lock */
+	struct istate **itab;	 /* protected by lock */
+	size_t itab_cap, icount; /* protected by lock */
+	/* protected by lock: the commit errors (istate commit_err) of
+	 * inodes the kernel forgot before a flush or fsync took them; an
+	 * istate made again takes its error back (meta.c) */
+	struct kept_err {
+		uint64_t ino;
+		int err;
+	} * kept_errs;
+	size_t n_kept_errs, cap_kept_errs;
 	struct idmap inflight;	   /* protected by lock: ids of frames that
 				   * commits under way rely on */
 	pthread_cond_t frame_cv;   /* with lock: a frame finished writing */

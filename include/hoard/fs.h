@@ -188,8 +188,8 @@ ssize_t hoard_fs_write_ack(struct hoard_fs *fs, struct hoard_fh *fh,
  * that commit every open, stat and read through the daemon sees the
  * staged content (the inode stays open in the daemon).  A commit there
  * that fails is logged, counted (hoard_fs_commit_errors) and returned by
- * the file's next flush or fsync (once) while the daemon knows the inode;
- * the file keeps its previous content.
+ * the file's next flush or fsync (once; also after the kernel forgot the
+ * inode, until the daemon stops); the file keeps its previous content.
  */
 bool hoard_fs_defer_close(struct hoard_fs *fs, struct hoard_fh *fh);
 /* fh is one for writing whose close did not wait (its release commits). */
