@@ -664,28 +664,45 @@ uint64_t hoard_fs_fh_pin(struct hoard_fs *fs, struct hoard_fh *fh)
 	return fh->is->ino;
 }
 
-void hoard_fs_commit_named(struct hoard_fs *fs, uint64_t parent,
-			   const char *name)
+/* Commit ino if it has uncommitted content (an error: still staged).
+ * is: pinned by the caller (nlookup), dropped here. */
+static void commit_pinned(struct hoard_fs *fs, struct istate *is)
 {
-	struct istate *is = NULL;
-	uint64_t ino;
+	uint64_t ino = is->ino;
 
-	pthread_mutex_lock(&fs->lock);
-	if (dirent_ino(fs, parent, name, &ino) == 0) {
-		is = istate_find(fs, ino);
-		if (is && is->opens)
-			is->nlookup++; /* kept while we commit it */
-		else
-			is = NULL;
-	}
-	pthread_mutex_unlock(&fs->lock);
-	if (!is)
-		return; /* no open, so nothing uncommitted */
 	pthread_rwlock_wrlock(&is->rw);
 	if (is->dirty && staged(is))
 		file_commit(fs, is, false); /* an error: still staged */
 	pthread_rwlock_unlock(&is->rw);
 	hoard_fs_forget(fs, ino, 1);
+}
+
+/* commit_pinned for ino, if the daemon knows it */
+static void commit_ino(struct hoard_fs *fs, uint64_t ino)
+{
+	struct istate *is;
+
+	pthread_mutex_lock(&fs->lock);
+	is = istate_find(fs, ino);
+	if (is) /* (no open: its last release may be committing) */
+		is->nlookup++;
+	pthread_mutex_unlock(&fs->lock);
+	if (is)
+		commit_pinned(fs, is);
+}
+
+void hoard_fs_commit_named(struct hoard_fs *fs, uint64_t parent,
+			   const char *name)
+{
+	uint64_t ino;
+
+	pthread_mutex_lock(&fs->lock);
+	if (dirent_ino(fs, parent, name, &ino) < 0) {
+		pthread_mutex_unlock(&fs->lock);
+		return;
+	}
+	pthread_mutex_unlock(&fs->lock);
+	commit_ino(fs, ino);
 }
 
 uint64_t hoard_fs_commit_errors(struct hoard_fs *fs)

@@ -495,6 +495,7 @@ static struct {
 	bool stop;			    /* protected by mu */
 	bool hurry; /* protected by mu: no gathering (commit_wait_idle) */
 	uint64_t started, finished; /* protected by mu: groups so far */
+	unsigned releasing; /* protected by mu: RELEASEs being handled */
 	pthread_t thread;
 } C = {.mu = PTHREAD_MUTEX_INITIALIZER,
        .cv = PTHREAD_COND_INITIALIZER,
@@ -737,15 +738,46 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 	int r;
 
 	hoard_evict_touch(D.ev, S(req, ino));
-	if (commit_queue(req, ino, FH(fi))) {
-		fuse_reply_err(req, 0);
-		return;
+	pthread_mutex_lock(&C.mu);
+	C.releasing++;
+	pthread_mutex_unlock(&C.mu);
+	if (!commit_queue(req, ino, FH(fi))) {
+		r = hoard_fs_release_pt(M(req)->fs, FH(fi), pt_ops(req, &pto));
+		if (r < 0)
+			release_failed_notify(M(req)->root, ino);
+		hoard_evict_poke(D.ev); /* what it wrote is committed now */
 	}
-	r = hoard_fs_release_pt(M(req)->fs, FH(fi), pt_ops(req, &pto));
-	if (r < 0)
-		release_failed_notify(M(req)->root, ino);
-	hoard_evict_poke(D.ev); /* what it wrote is committed now */
+	pthread_mutex_lock(&C.mu);
+	C.releasing--;
+	pthread_cond_broadcast(&C.done_cv);
+	pthread_mutex_unlock(&C.mu);
 	fuse_reply_err(req, 0);
+}
+
+/*
+ * Before a read of what ino is made of (HOARD_INFO_XATTR): a close's
+ * RELEASE reaches the daemon before any later request of the closer, but
+ * another thread may still be handling it: wait (10 ms at most) until no
+ * RELEASE is being handled, then make ino's queued releases.  A file
+ * still open reports its last commit (dirty), as with --close=wait.
+ */
+static void commit_settle_ino(uint64_t ino)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_nsec += 10000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&C.mu);
+	while (C.releasing &&
+	       pthread_cond_clockwait(&C.done_cv, &C.mu, CLOCK_MONOTONIC,
+				      &until) != ETIMEDOUT)
+		;
+	pthread_mutex_unlock(&C.mu);
+	commit_drain_ino(ino);
 }
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
@@ -927,6 +959,9 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	/* what a deferred close left is in what the file is made of */
+	if (D.close_defer && !strcmp(name, HOARD_INFO_XATTR))
+		commit_settle_ino(S(req, ino));
 	n = hoard_fs_getxattr(M(req)->fs, S(req, ino), name, buf, size);
 	reply_xattr_buf(req, n, buf, size);
 	free(buf);
