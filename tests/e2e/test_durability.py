@@ -682,7 +682,7 @@ def write_all(mnt, want, threads):
     assert not errs, errs
 
 
-def test_failed_group_commits_keep_their_files(store, mnt, monkeypatch):
+def test_failed_group_commits_keep_their_files(store, monkeypatch):
     """--close=defer: the committer lands the commits of closed small files
     in groups, one batch each.  Every second batch fails
     (HOARD_TEST_COMMIT_FAIL_EVERY=2): every file of a failed group keeps
@@ -691,7 +691,6 @@ def test_failed_group_commits_keep_their_files(store, mnt, monkeypatch):
     in between (caches dropped); the files of the other groups are
     whole, after a kill -9 too; files sharing content never lose a chunk
     (fsck clean)."""
-    store.umount()
     monkeypatch.setenv("HOARD_TEST_COMMIT_FAIL_EVERY", "2")
     mnt = store.mount("test", extra=("--close=defer",))["test"]
     want = small_files(4, 150, 0)
@@ -726,13 +725,12 @@ def test_failed_group_commits_keep_their_files(store, mnt, monkeypatch):
     assert out.returncode == 0, out.stdout + out.stderr
 
 
-def test_kill9_after_fsync_within_a_group(store, mnt):
+def test_kill9_after_fsync_within_a_group(store):
     """--close=defer: files closed one after another wait for the committer,
     which lands them in groups; every tenth is fsynced through a new handle
     right after its close (its commit may be in a group under way, or
     still queued).  kill -9 right after the last: each fsynced file reads
     back whole, the others missing, empty or whole; fsck clean."""
-    store.umount()
     mnt = store.mount("test", extra=("--close=defer",))["test"]
     for r in range(3):
         want = small_files(2, 100, 10 * r)
@@ -757,14 +755,13 @@ def test_kill9_after_fsync_within_a_group(store, mnt):
     assert out.returncode == 0, out.stdout + out.stderr
 
 
-def test_rename_after_close_lands_the_content_first(store, mnt):
+def test_rename_after_close_lands_the_content_first(store):
     """--close=defer: write a temporary file, close it, rename it into
     place (pip's and huggingface_hub's way; also over an older file), and
     kill -9 right after the last rename.  The rename commits the closed
     file first (as ext4's auto_da_alloc does), so every name a rename
     landed on reads back whole: never empty, never the older file; fsck
     clean."""
-    store.umount()
     mnt = store.mount("test", extra=("--close=defer",))["test"]
     want = small_files(1, 300, 70)
     for n in list(want)[::3]:  # older files, committed
