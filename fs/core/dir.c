@@ -684,7 +684,7 @@ static int volume_create_locked(struct hoard_fs *fs, const char *name,
 	if (!b)
 		return -ENOMEM;
 	ino = fs->next_ino++;
-	u64_val_encode(v, fs->next_ino);
+	u64_val_encode(v, next_ino_value(fs));
 	hoard_batch_put(b, HOARD_CF_DEFAULT, "next_ino", 8, v, 8);
 	in.mode = S_IFDIR | 0755;
 	in.nlink = 2;
@@ -774,6 +774,7 @@ static int load_next_ino(struct hoard_fs *fs)
 	if (r < 0)
 		return r;
 	r = setting_u64_decode(v, n, &fs->next_ino);
+	fs->ino_stored = fs->next_ino;
 	return r == 0 && fs->next_ino >= 16 ? 0 : -EBADMSG;
 }
 

@@ -449,12 +449,37 @@ static int load_dir(struct hoard_fs *fs, uint64_t ino, struct hoard_inode *ret)
 	return 0;
 }
 
-static void put_next_ino(struct hoard_fs *fs, struct hoard_batch *b)
+/*
+ * The next_ino setting (FORMAT 2.1) is at least the next number to hand
+ * out, not exactly it: a create that needs a number at or past what the
+ * store holds (fs->ino_stored) writes next_ino INO_BLOCK past it, and the
+ * creates after it until then write no next_ino at all.  Every other
+ * writer of next_ino (volume create, clone) stores next_ino_value(), so the
+ * stored value never goes back below a block handed out.  A crash loses at
+ * most the rest of a block: numbers are never reused, not all used.
+ */
+#define INO_BLOCK 1024
+
+uint64_t next_ino_value(const struct hoard_fs *fs)
 {
+	return fs->next_ino > fs->ino_stored ? fs->next_ino : fs->ino_stored;
+}
+
+/* A number for a new inode; next_ino (a new block) into b when it is past
+ * the stored one, *ret_stored then what to note once b was written. */
+static uint64_t take_ino(struct hoard_fs *fs, struct hoard_batch *b,
+			 uint64_t *ret_stored)
+{
+	uint64_t ino = fs->next_ino++;
 	uint8_t v[8];
 
-	u64_val_encode(v, fs->next_ino);
+	*ret_stored = 0;
+	if (ino < fs->ino_stored)
+		return ino;
+	*ret_stored = ino + INO_BLOCK;
+	u64_val_encode(v, *ret_stored);
 	hoard_batch_put(b, HOARD_CF_DEFAULT, "next_ino", 8, v, 8);
+	return ino;
 }
 
 /*
@@ -469,7 +494,7 @@ static int create_locked(struct hoard_fs *fs, uint64_t parent, const char *name,
 	struct hoard_inode dir, in = {0};
 	struct hoard_batch *b;
 	struct istate *is;
-	uint64_t ino;
+	uint64_t ino, stored;
 	int r;
 
 	if (strlen(name) > NAME_MAX_LEN)
@@ -507,8 +532,7 @@ static int create_locked(struct hoard_fs *fs, uint64_t parent, const char *name,
 		return -ENOMEM;
 	}
 	is = istate_get(fs, fs->next_ino);
-	ino = fs->next_ino++;
-	put_next_ino(fs, b);
+	ino = take_ino(fs, b, &stored);
 	/* an entry with a copy is inode_put's: one write of its key */
 	if (!in.home_parent)
 		dirent_put(b, parent, name, ino, mode);
@@ -517,6 +541,8 @@ static int create_locked(struct hoard_fs *fs, uint64_t parent, const char *name,
 	r = is ? hoard_store_write(fs->st, b, false) : -ENOMEM;
 	hoard_batch_free(b);
 	if (r == 0) {
+		if (stored > fs->ino_stored)
+			fs->ino_stored = stored;
 		istate_cache(fs, parent, &dir);
 		/* a new file's first commit reads no record */
 		if (S_ISREG(mode))
