@@ -921,6 +921,7 @@ int hoard_fs_new(struct hoard_store *st, const struct hoard_fs_opts *o,
 	fs->level = hoard_store_zstd_level(st);
 	fs->staging_dirfd = -1;
 	pthread_mutex_init(&fs->lock, NULL);
+	pthread_mutex_init(&fs->neg_mu, NULL);
 	pthread_cond_init(&fs->frame_cv, NULL);
 	fs->itab_cap = 1024;
 	fs->itab = calloc(fs->itab_cap, sizeof(*fs->itab));
@@ -1008,6 +1009,7 @@ void hoard_fs_free(struct hoard_fs *fs)
 	dentpf_free(fs->dpf);
 	idmap_free(&fs->inflight);
 	pthread_mutex_destroy(&fs->lock);
+	pthread_mutex_destroy(&fs->neg_mu);
 	pthread_cond_destroy(&fs->frame_cv);
 	free(fs);
 }

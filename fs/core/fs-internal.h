@@ -123,6 +123,13 @@ struct hoard_fs {
 	unsigned ingest_jobs;	   /* protected by ingest.c's pool mutex:
 				    * jobs not yet freed */
 	struct dent_pf *dpf;	   /* dentpf.c; has its own lock */
+	/* The last LOOKUP that found no entry: neg_name was not in
+	 * directory neg_parent as of the store's dent_writes count neg_gen
+	 * (0: none), so a CREATE of it while the count is unchanged reads no
+	 * entry (meta.c neg_note).  Protected by neg_mu. */
+	pthread_mutex_t neg_mu;
+	uint64_t neg_parent, neg_gen;
+	char neg_name[NAME_MAX_LEN + 1];
 };
 
 /* meta.c */

@@ -258,6 +258,46 @@ static int inode_load_current(struct hoard_fs *fs, uint64_t ino,
 
 /* ---- directory entries -------------------------------------------------- */
 
+/*
+ * A LOOKUP that found no entry for name in parent, having read the store's
+ * dent_writes count gen before its read, notes it; a CREATE of that name
+ * (fs->lock held) that finds the count still gen skips its own read of the
+ * entry: the name is still absent.  Every write of a mounted volume's
+ * entries (create, link, rename, unlink, a commit's entry copy, pull and
+ * merge) is made and counted under fs->lock, so no entry can have landed
+ * uncounted while the CREATE holds it; the writers without the lock (a
+ * clone's walk and undo, volume removal) write only volumes that are not
+ * published or not mounted.  The kernel sends a CREATE right after its
+ * LOOKUP of a new name: that is one read of the store less per new file.
+ */
+static void neg_note(struct hoard_fs *fs, uint64_t parent, const char *name,
+		     uint64_t gen)
+{
+	size_t len = strlen(name);
+
+	if (len > NAME_MAX_LEN)
+		return;
+	pthread_mutex_lock(&fs->neg_mu);
+	fs->neg_parent = parent;
+	fs->neg_gen = gen;
+	memcpy(fs->neg_name, name, len + 1);
+	pthread_mutex_unlock(&fs->neg_mu);
+}
+
+/* name is known absent from parent (see neg_note; fs->lock held). */
+static bool neg_take(struct hoard_fs *fs, uint64_t parent, const char *name)
+{
+	bool absent;
+
+	pthread_mutex_lock(&fs->neg_mu);
+	absent = fs->neg_gen && fs->neg_parent == parent &&
+		 fs->neg_gen == hoard_store_dent_writes(fs->st) &&
+		 !strcmp(fs->neg_name, name);
+	fs->neg_gen = 0;
+	pthread_mutex_unlock(&fs->neg_mu);
+	return absent;
+}
+
 static int dirent_get(struct hoard_fs *fs, uint64_t parent, const char *name,
 		      uint64_t *ret_ino)
 {
@@ -344,6 +384,8 @@ int hoard_fs_lookup(struct hoard_fs *fs, uint64_t parent, const char *name,
 		if (r == 0 || r == -ENOENT)
 			dentpf_miss(fs, parent, name, gen, r == 0);
 	}
+	if (r == -ENOENT)
+		neg_note(fs, parent, name, gen);
 	if (r < 0)
 		return r == -ENOBUFS ? -EBADMSG : r;
 	copy = dirent_copy(v, n, &in) == 0; /* checks the entry too */
@@ -502,7 +544,8 @@ static int create_locked(struct hoard_fs *fs, uint64_t parent, const char *name,
 	r = load_dir(fs, parent, &dir);
 	if (r < 0)
 		return r;
-	r = dirent_get(fs, parent, name, &ino);
+	r = neg_take(fs, parent, name) ? -ENOENT
+				       : dirent_get(fs, parent, name, &ino);
 	if (r != -ENOENT) {
 		inode_clear(&dir);
 		return r == 0 ? -EEXIST : r;
