@@ -88,6 +88,8 @@ struct hoard_fs {
 	struct hoard_store *st;
 	pthread_mutex_t lock;	   /* the metadata lock, see fs.h */
 	uint64_t next_ino;	   /* protected by lock */
+	uint64_t ino_stored;	   /* protected by lock: the store's next_ino
+				    * is at least this (next_ino_value) */
 	uint64_t rec_writes;	   /* inode records put (inode_put), atomic;
 				    * changes under lock */
 	struct istate **itab;	   /* protected by lock */
@@ -121,6 +123,13 @@ struct hoard_fs {
 	unsigned ingest_jobs;	   /* protected by ingest.c's pool mutex:
 				    * jobs not yet freed */
 	struct dent_pf *dpf;	   /* dentpf.c; has its own lock */
+	/* The last LOOKUP that found no entry: neg_name was not in
+	 * directory neg_parent as of the store's dent_writes count neg_gen
+	 * (0: none), so a CREATE of it while the count is unchanged reads no
+	 * entry (meta.c neg_note).  Protected by neg_mu. */
+	pthread_mutex_t neg_mu;
+	uint64_t neg_parent, neg_gen;
+	char neg_name[NAME_MAX_LEN + 1];
 };
 
 /* meta.c */
@@ -128,6 +137,9 @@ void inode_put(struct hoard_fs *fs, struct hoard_batch *b, uint64_t ino,
 	       const struct hoard_inode *in);
 /* inode_put without fs->lock, for inode numbers no istate can have yet
  * (a volume clone's reserved ones) */
+/* The next_ino setting to store (fs->lock held; meta.c): never below a
+ * block of numbers a create reserved. */
+uint64_t next_ino_value(const struct hoard_fs *fs);
 void inode_put_new(struct hoard_fs *fs, struct hoard_batch *b, uint64_t ino,
 		   const struct hoard_inode *in);
 /* Drop the record istate keeps of ino (fs->lock held). */
