@@ -3,8 +3,9 @@
  * Private to the store module (store.h): store.c (directory, open, point
  * operations, batches, iterators), storewal.c (WAL recovery mode, damaged
  * WAL records, flush at close, recovery from a background error such as a
- * full disk) and storeresume.cc (the RocksDB calls the C API lacks).
- * These are the only files that include rocksdb/c.h.
+ * full disk), storeresume.cc (the RocksDB calls the C API lacks) and
+ * storepf.c (table files read ahead).  These are the only files that
+ * include rocksdb/c.h.
  */
 #ifndef HOARD_STORE_INTERNAL_H
 #define HOARD_STORE_INTERNAL_H
@@ -17,6 +18,9 @@
 
 #include "hoard/hash.h"
 #include "hoard/store.h"
+
+/* table files whose last read ahead is remembered (storepf.c) */
+#define STORE_PF_FILES 32
 
 struct hoard_store {
 	char *dir;
@@ -41,6 +45,11 @@ struct hoard_store {
 	uint64_t resume_ns;	   /* protected by resume_mu: last attempt */
 	uint64_t write_failures;   /* atomic (__atomic builtins) */
 	uint64_t dent_writes;	   /* atomic: hoard_store_dent_writes */
+	/* storepf.c: the table files advised last (number, CLOCK_MONOTONIC
+	 * ns), protected by pf_mu */
+	pthread_mutex_t pf_mu;
+	uint64_t pf_num[STORE_PF_FILES];
+	uint64_t pf_at[STORE_PF_FILES];
 };
 
 struct hoard_batch {
@@ -64,6 +73,8 @@ struct hoard_iter {
  * (fs/core/dentpf.c) are used only while the count is unchanged. */
 void store_dent_written(struct hoard_store *st, enum hoard_cf cf);
 int store_rdb_err(char *err, const char *what);
+/* RocksDB's name of the column family cf */
+const char *store_cf_name(enum hoard_cf cf);
 char *store_path_join(const char *dir, const char *name);
 int store_db_open(struct hoard_store *st, bool create, char *msg,
 		  size_t msglen);

@@ -354,6 +354,14 @@ def test_lookup_walk_sees_every_change(store, mnt, tmpfs):
     for n in names[:300]:
         for d in "abc":
             assert lstat_key(m / d / n) == lstat_key(tmpfs / d / n), (d, n)
+    # the running daemon's counts in `hoard stats`: windows read, LOOKUPs
+    # answered, and the tables holding the entries read ahead
+    st = store.stats()
+    assert st["lookup_scans"] > 0 and st["lookup_window_hits"] >= 800, st
+    assert st["lookup_prefetch_bytes"] > 0, st
+    prom = run([HOARD, "stats", "--store", store.path, "--format",
+                "prometheus"]).stdout
+    assert f"hoard_lookup_window_hits_total {st['lookup_window_hits']}" in prom
     t = 10**18 + 5 * 10**9
 
     def ops(root):
