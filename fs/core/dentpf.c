@@ -418,8 +418,8 @@ int dentpf_miss(struct hoard_fs *fs, uint64_t parent, const char *name,
 
 		hoard_put_be64(lo, parent);
 		hoard_put_be64(hi, parent + 1);
-		n = hoard_store_prefetch(fs->st, HOARD_CF_DIRENTS, lo, 8, hi,
-					 8, DPF_PF_FILE, DPF_PF_TOTAL,
+		n = hoard_store_prefetch(fs->st, HOARD_CF_DIRENTS, lo, 8, hi, 8,
+					 DPF_PF_FILE, DPF_PF_TOTAL,
 					 DPF_PF_AGAIN);
 		if (n > 0)
 			__atomic_add_fetch(&pf->pf_bytes, (uint64_t)n,

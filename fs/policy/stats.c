@@ -413,9 +413,8 @@ char *hoard_stats_json(const struct hoard_stats *s)
 					    "fetch_gets",     "fetch_get_bytes",
 					    "fetch_failures", "fetch_retries"};
 	static const char *const reads[] = {"read_errors", "commit_errors"};
-	static const char *const lookups[] = {"lookup_scans",
-					      "lookup_window_hits",
-					      "lookup_prefetch_bytes"};
+	static const char *const lookups[] = {
+		"lookup_scans", "lookup_window_hits", "lookup_prefetch_bytes"};
 	static const char *const budget[] = {"max_size", "pinned_bytes",
 					     "evicted_files", "evicted_bytes"};
 	static const char *const plain[] = {"plain_bytes",   "plain_files",
@@ -438,8 +437,8 @@ char *hoard_stats_json(const struct hoard_stats *s)
 	if (r == 0 && s->have_reads)
 		r = SET_U64S(o, reads, s->read_errors, s->commit_errors);
 	if (r == 0 && s->have_lookups)
-		r = SET_U64S(o, lookups, s->lookup_scans,
-			     s->lookup_window_hits, s->lookup_prefetch_bytes);
+		r = SET_U64S(o, lookups, s->lookup_scans, s->lookup_window_hits,
+			     s->lookup_prefetch_bytes);
 	if (r == 0 && s->have_plain)
 		r = SET_U64S(o, plain, s->plain_bytes, s->plain_files,
 			     s->plain_hits, s->plain_made, s->plain_dropped,

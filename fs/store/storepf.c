@@ -90,8 +90,8 @@ static void advise(const char *dbdir, const char *name, uint64_t size)
 
 int64_t hoard_store_prefetch(struct hoard_store *st, enum hoard_cf cf,
 			     const void *lo, size_t lolen, const void *hi,
-			     size_t hilen, uint64_t file_max, uint64_t total_max,
-			     uint64_t again_ns)
+			     size_t hilen, uint64_t file_max,
+			     uint64_t total_max, uint64_t again_ns)
 {
 	const rocksdb_livefiles_t *lf;
 	const char *want;
