@@ -241,8 +241,8 @@ struct hoard_iter *hoard_iter_new_from(struct hoard_store *st, enum hoard_cf cf,
  */
 int64_t hoard_store_prefetch(struct hoard_store *st, enum hoard_cf cf,
 			     const void *lo, size_t lolen, const void *hi,
-			     size_t hilen, uint64_t file_max, uint64_t total_max,
-			     uint64_t again_ns);
+			     size_t hilen, uint64_t file_max,
+			     uint64_t total_max, uint64_t again_ns);
 void hoard_iter_free(struct hoard_iter *it);
 void hoard_iter_seek(struct hoard_iter *it, const void *key, size_t klen);
 /* Last key <= key (within the prefix). */
