@@ -19,7 +19,14 @@
 #include "hoard/hash.h"
 #include "hoard/store.h"
 
-/* table files whose last read ahead is remembered (storepf.c) */
+/* storepf.c: a table file of the family last listed, and when it was
+ * advised last (CLOCK_MONOTONIC ns, 0 never) */
+struct store_pf_file {
+	uint64_t num, size, at;
+	uint8_t *small, *large; /* its first and last keys */
+	size_t sl, ll;
+};
+/* files advised by one hoard_store_prefetch at most */
 #define STORE_PF_FILES 32
 
 struct hoard_store {
@@ -45,11 +52,13 @@ struct hoard_store {
 	uint64_t resume_ns;	   /* protected by resume_mu: last attempt */
 	uint64_t write_failures;   /* atomic (__atomic builtins) */
 	uint64_t dent_writes;	   /* atomic: hoard_store_dent_writes */
-	/* storepf.c: the table files advised last (number, CLOCK_MONOTONIC
-	 * ns), protected by pf_mu */
+	/* storepf.c, protected by pf_mu: the table files of family pf_cf
+	 * (-1: none yet) as listed at pf_list_at */
 	pthread_mutex_t pf_mu;
-	uint64_t pf_num[STORE_PF_FILES];
-	uint64_t pf_at[STORE_PF_FILES];
+	struct store_pf_file *pf_files;
+	size_t pf_n;
+	int pf_cf;
+	uint64_t pf_list_at;
 };
 
 struct hoard_batch {
@@ -73,6 +82,8 @@ struct hoard_iter {
  * (fs/core/dentpf.c) are used only while the count is unchanged. */
 void store_dent_written(struct hoard_store *st, enum hoard_cf cf);
 int store_rdb_err(char *err, const char *what);
+/* storepf.c: frees the list of table files (store_free) */
+void store_pf_clear(struct hoard_store *st);
 /* RocksDB's name of the column family cf */
 const char *store_cf_name(enum hoard_cf cf);
 char *store_path_join(const char *dir, const char *name);

@@ -44,39 +44,89 @@ static int key_cmp(const char *a, size_t al, const void *b, size_t bl)
 	return c ? c : (al > bl) - (al < bl);
 }
 
-/* Whether file number num was advised within the last again_ns; if not,
- * it is recorded as advised now (the oldest record makes room). */
-static bool pf_recent(struct hoard_store *st, uint64_t num, uint64_t again_ns)
+/* The family's table files as RocksDB lists them now, each with when it
+ * was advised last (kept for the files listed again).  Under pf_mu. */
+static int pf_list(struct hoard_store *st, enum hoard_cf cf, uint64_t now)
 {
-	uint64_t now = now_ns();
-	size_t old = 0;
-	bool recent = false;
+	const rocksdb_livefiles_t *lf = rocksdb_livefiles(st->db);
+	const char *want = store_cf_name(cf);
+	struct store_pf_file *v = NULL;
+	size_t n = 0, cap = 0;
+	int count;
 
-	pthread_mutex_lock(&st->pf_mu);
-	for (size_t i = 0; i < STORE_PF_FILES; i++) {
-		if (st->pf_num[i] == num) {
-			old = i;
-			recent = now - st->pf_at[i] < again_ns;
-			break;
+	if (!lf)
+		return -ENOMEM;
+	count = rocksdb_livefiles_count(lf);
+	for (int i = 0; i < count; i++) {
+		const char *name = rocksdb_livefiles_name(lf, i);
+		const char *small, *large;
+		struct store_pf_file *f;
+		size_t sl, ll;
+
+		if (strcmp(rocksdb_livefiles_column_family_name(lf, i), want))
+			continue;
+		small = rocksdb_livefiles_smallestkey(lf, i, &sl);
+		large = rocksdb_livefiles_largestkey(lf, i, &ll);
+		f = hoard_grow(v, &cap, n + 1, sizeof(*v), 8);
+		if (!f)
+			goto out_free;
+		v = f;
+		f = &v[n];
+		*f = (struct store_pf_file){
+			.size = rocksdb_livefiles_size(lf, i),
+			.sl = sl,
+			.ll = ll};
+		while (*name == '/')
+			name++;
+		f->num = strtoull(name, NULL, 10);
+		f->small = malloc(sl + 1);
+		f->large = malloc(ll + 1);
+		n++;
+		if (!f->small || !f->large)
+			goto out_free;
+		memcpy(f->small, small, sl);
+		memcpy(f->large, large, ll);
+		for (size_t j = 0; j < st->pf_n; j++) {
+			if (st->pf_files[j].num == f->num)
+				f->at = st->pf_files[j].at;
 		}
-		if (st->pf_at[i] < st->pf_at[old])
-			old = i;
 	}
-	if (!recent) {
-		st->pf_num[old] = num;
-		st->pf_at[old] = now;
+	rocksdb_livefiles_destroy(lf);
+	store_pf_clear(st);
+	st->pf_files = v;
+	st->pf_n = n;
+	st->pf_cf = (int)cf;
+	st->pf_list_at = now;
+	return 0;
+
+out_free:
+	for (size_t j = 0; j < n; j++) {
+		free(v[j].small);
+		free(v[j].large);
 	}
-	pthread_mutex_unlock(&st->pf_mu);
-	return recent;
+	free(v);
+	rocksdb_livefiles_destroy(lf);
+	return -ENOMEM;
 }
 
-static void advise(const char *dbdir, const char *name, uint64_t size)
+void store_pf_clear(struct hoard_store *st)
+{
+	for (size_t j = 0; j < st->pf_n; j++) {
+		free(st->pf_files[j].small);
+		free(st->pf_files[j].large);
+	}
+	free(st->pf_files);
+	st->pf_files = NULL;
+	st->pf_n = 0;
+}
+
+static void advise(const char *dbdir, uint64_t num, uint64_t size)
 {
 	char path[4096];
 	int fd;
 
-	if (snprintf(path, sizeof(path), "%s/%s", dbdir, name) >=
-	    (int)sizeof(path))
+	if (snprintf(path, sizeof(path), "%s/%06llu.sst", dbdir,
+		     (unsigned long long)num) >= (int)sizeof(path))
 		return;
 	/* a file a compaction deleted since: nothing to read */
 	fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -93,47 +143,45 @@ int64_t hoard_store_prefetch(struct hoard_store *st, enum hoard_cf cf,
 			     size_t hilen, uint64_t file_max,
 			     uint64_t total_max, uint64_t again_ns)
 {
-	const rocksdb_livefiles_t *lf;
-	const char *want;
-	char *dbdir;
+	struct {
+		uint64_t num, size;
+	} todo[STORE_PF_FILES];
+	uint64_t now = now_ns();
+	size_t n = 0;
 	int64_t total = 0;
-	int n;
+	char *dbdir;
+	int r = 0;
 
 	if (!st->db || st->read_only)
 		return 0;
-	want = store_cf_name(cf);
+	pthread_mutex_lock(&st->pf_mu);
+	/* RocksDB's list (~70k instructions) at most once per again_ns */
+	if (st->pf_cf != (int)cf || now - st->pf_list_at >= again_ns)
+		r = pf_list(st, cf, now);
+	for (size_t i = 0; r == 0 && i < st->pf_n && n < STORE_PF_FILES; i++) {
+		struct store_pf_file *f = &st->pf_files[i];
+
+		/* holds keys in [lo, hi)? */
+		if (key_cmp((const char *)f->large, f->ll, lo, lolen) < 0 ||
+		    key_cmp((const char *)f->small, f->sl, hi, hilen) >= 0)
+			continue;
+		if (f->size > file_max || (uint64_t)total + f->size > total_max)
+			continue;
+		if (f->at && now - f->at < again_ns)
+			continue;
+		f->at = now;
+		todo[n].num = f->num;
+		todo[n++].size = f->size;
+		total += (int64_t)f->size;
+	}
+	pthread_mutex_unlock(&st->pf_mu);
+	if (r < 0 || !n)
+		return r < 0 ? r : 0;
 	dbdir = store_path_join(st->dir, "db");
 	if (!dbdir)
 		return -ENOMEM;
-	lf = rocksdb_livefiles(st->db);
-	if (!lf) {
-		free(dbdir);
-		return -ENOMEM;
-	}
-	n = rocksdb_livefiles_count(lf);
-	for (int i = 0; i < n; i++) {
-		const char *name = rocksdb_livefiles_name(lf, i);
-		uint64_t size = rocksdb_livefiles_size(lf, i);
-		size_t sl, ll;
-		const char *small = rocksdb_livefiles_smallestkey(lf, i, &sl);
-		const char *large = rocksdb_livefiles_largestkey(lf, i, &ll);
-
-		if (strcmp(rocksdb_livefiles_column_family_name(lf, i), want))
-			continue;
-		/* holds keys in [lo, hi)? */
-		if (key_cmp(large, ll, lo, lolen) < 0 ||
-		    key_cmp(small, sl, hi, hilen) >= 0)
-			continue;
-		if (size > file_max || (uint64_t)total + size > total_max)
-			continue;
-		while (*name == '/')
-			name++;
-		if (pf_recent(st, strtoull(name, NULL, 10), again_ns))
-			continue;
-		advise(dbdir, name, size);
-		total += (int64_t)size;
-	}
-	rocksdb_livefiles_destroy(lf);
+	for (size_t i = 0; i < n; i++)
+		advise(dbdir, todo[i].num, todo[i].size);
 	free(dbdir);
 	return total;
 }
