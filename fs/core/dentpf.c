@@ -13,7 +13,12 @@
  * name on with one iterator (each table DPF_AHEAD bytes at a time) into
  * a window, and the LOOKUPs that follow are answered from it, present or
  * absent, while it covers their names.  The first LOOKUP past the end of
- * a window the walk mostly used reads the next window at once.
+ * a window the walk mostly used reads the next window at once.  A
+ * directory's scans also have the kernel read the table files holding
+ * its entries into the page cache, at most once a second (DPF_PF_*,
+ * fs/store/storepf.c): on a cold page cache a walk of many directories
+ * then waits for a few large reads, not a small one per directory and
+ * table.
  *
  * Coherence: a window is used only while hoard_store_dent_writes() is the
  * count read before its iterator was made, so any write of any directory
