@@ -1406,7 +1406,17 @@ class Bench:
             t = self.FLOOR_TARGETS.get(key)
             self.row(f"{what}, hoard (vs null FUSE fs)", "s", r["hoard"],
                      r["null"], t, "lower" if t else "reference")
+            # each run's hoard time over the null fs's of the same run
+            # (the row takes each side's best, which one lucky walk of
+            # either side moves; this is the spread the row comes from)
+            runs = self.detail.get("reads", {}).get(key, {})
+            per_run = [round(h / n, 3) for h, n in
+                       zip(runs.get("hoard", []), runs.get("null", []))]
+            if per_run:
+                log(f"{what}: hoard / null fs per run {per_run} (median "
+                    f"{statistics.median(per_run):.3f})")
             floor[key] = dict(
+                per_run_hoard_vs_null=per_run,
                 figure=what, seconds={s: r[s] for s in ("local", "null", "hoard")},
                 null_vs_local=r["null"] / r["local"],
                 hoard_vs_null=r["hoard"] / r["null"],
