@@ -83,6 +83,8 @@ struct dpf_dir {
 	uint16_t lo_len;
 	bool window, to_end, scanning;
 	uint32_t hits;	   /* LOOKUPs the window answered */
+	uint32_t next;	   /* the entry after the last one answered: a walk
+			    * in key order asks for it next */
 	uint32_t misses;   /* positive LOOKUPs outside it since */
 	uint32_t want;	   /* entries of the next scan; 0: scans off */
 	uint32_t off_left; /* when off: LOOKUPs until the next try */
@@ -199,6 +201,16 @@ static bool window_find(const struct dpf_dir *d, const uint8_t *name,
 	size_t lo = 0, hi = d->n;
 
 	*ret_found = false;
+	/* a walk in key order: the entry after the last one found */
+	if (d->next < d->n) {
+		const struct dpf_ent *e = &d->ents[d->next];
+
+		if (e->nlen == nlen && !memcmp(d->buf + e->name, name, nlen)) {
+			*ret_i = d->next;
+			*ret_found = true;
+			return true;
+		}
+	}
 	if (name_cmp(name, nlen, (const uint8_t *)d->lo, d->lo_len) < 0)
 		return false;
 	if (!d->to_end) {
@@ -270,6 +282,7 @@ int dentpf_get(struct hoard_fs *fs, uint64_t parent, const char *name,
 	    window_find(d, (const uint8_t *)name, nlen, &i, &found)) {
 		d->used = ++pf->tick;
 		d->hits++;
+		d->next = (uint32_t)i + 1;
 		pf->hits++;
 		if (!found) {
 			r = -ENOENT;
@@ -460,6 +473,7 @@ int dentpf_miss(struct hoard_fs *fs, uint64_t parent, const char *name,
 			d->gen = gen;
 			d->to_end = s.to_end;
 			d->hits = 0;
+			d->next = 1; /* entry 0 is this LOOKUP's */
 			d->lo_len = (uint16_t)nlen;
 			memcpy(d->lo, name, nlen);
 			d->window = true;
