@@ -997,13 +997,14 @@ void hoard_fs_free(struct hoard_fs *fs)
 	if (fs->staging_dirfd >= 0)
 		close(fs->staging_dirfd);
 	if (fs->dpf) {
-		uint64_t scans, hits;
+		uint64_t scans, hits, pf_bytes;
 
-		dentpf_counts(fs, &scans, &hits);
+		hoard_fs_lookup_counts(fs, &scans, &hits, &pf_bytes);
 		hoard_log(LOG_DEBUG,
 			  "entries read ahead: %llu scans, %llu lookups "
-			  "answered",
-			  (unsigned long long)scans, (unsigned long long)hits);
+			  "answered, %llu table bytes advised",
+			  (unsigned long long)scans, (unsigned long long)hits,
+			  (unsigned long long)pf_bytes);
 	}
 	chunk_cache_free(fs->cache);
 	dentpf_free(fs->dpf);

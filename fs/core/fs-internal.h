@@ -176,9 +176,7 @@ int dentpf_get(struct hoard_fs *fs, uint64_t parent, const char *name,
  * gen: as read before the point read.  0 or -errno (no window then). */
 int dentpf_miss(struct hoard_fs *fs, uint64_t parent, const char *name,
 		uint64_t gen, bool present);
-/* Scans made and LOOKUPs answered so far. */
-void dentpf_counts(struct hoard_fs *fs, uint64_t *ret_scans,
-		   uint64_t *ret_hits);
+/* (hoard_fs_lookup_counts in fs.h gives the counts) */
 
 /* chunks.c */
 int chunk_cache_new(size_t bytes, struct chunk_cache **ret);
