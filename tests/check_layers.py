@@ -56,7 +56,7 @@ LAYERS = [
         "sign": ["fs/remote/sign.c", "include/hoard/sign.h"],
     }),
     ("4 store", {
-        "store": ["fs/store/store.c", "fs/store/storewal.c", "fs/store/storecrc.c",
+        "store": ["fs/store/store.c", "fs/store/storewal.c", "fs/store/storecrc.c", "fs/store/storepf.c",
                   "fs/store/store-internal.h",
                   "include/hoard/store.h"],
     }),

@@ -464,6 +464,13 @@ static uint64_t use_load(struct hoard_fs *fs, uint64_t ino, const char *use)
 	return at;
 }
 
+static uint64_t ts_ns(const struct timespec *ts)
+{
+	return ts->tv_sec < 0 ? 0
+			      : (uint64_t)ts->tv_sec * 1000000000ull +
+					(uint64_t)ts->tv_nsec;
+}
+
 /* From evict.c (flush_atimes, its part under fs->lock). */
 uint64_t hoard_core_store_use(struct hoard_fs *fs, uint64_t ino,
 			      const char *use_xattr, uint64_t use,
@@ -482,6 +489,17 @@ uint64_t hoard_core_store_use(struct hoard_fs *fs, uint64_t ino,
 	if ((is && istate_busy(is)) || inode_load(fs, ino, &in) < 0) {
 		pthread_mutex_unlock(&fs->lock);
 		return UINT64_MAX;
+	}
+	/* The ranking takes the latest of the stored use, the atime and the
+	 * mtime: a use within a granule of the latter two (a file just
+	 * written, the common case: every created file is used at its
+	 * create and close) needs no row of its own. */
+	have = ts_ns(&in.atime) > ts_ns(&in.mtime) ? ts_ns(&in.atime)
+						   : ts_ns(&in.mtime);
+	if (use < have + gran) {
+		inode_clear(&in);
+		pthread_mutex_unlock(&fs->lock);
+		return use;
 	}
 	have = use_load(fs, ino, use_xattr);
 	if (in.nlink && use >= have + gran) {

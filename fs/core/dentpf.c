@@ -13,7 +13,12 @@
  * name on with one iterator (each table DPF_AHEAD bytes at a time) into
  * a window, and the LOOKUPs that follow are answered from it, present or
  * absent, while it covers their names.  The first LOOKUP past the end of
- * a window the walk mostly used reads the next window at once.
+ * a window the walk mostly used reads the next window at once.  A
+ * directory's scans also have the kernel read the table files holding
+ * its entries into the page cache, at most once a second (DPF_PF_*,
+ * fs/store/storepf.c): on a cold page cache a walk of many directories
+ * then waits for a few large reads, not a small one per directory and
+ * table.
  *
  * Coherence: a window is used only while hoard_store_dent_writes() is the
  * count read before its iterator was made, so any write of any directory
@@ -29,6 +34,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "hoard/records.h"
 #include "hoard/store.h"
@@ -48,6 +54,14 @@
 #define DPF_AHEAD (64u << 10)
 /* scans off for a directory: re-tried after this many LOOKUPs */
 #define DPF_RETRY 256
+/* A directory's scans also have the kernel read (asynchronously) the
+ * table files that hold its entries, each of at most DPF_PF_FILE bytes,
+ * DPF_PF_TOTAL in all, again after DPF_PF_AGAIN (storepf.c): a walk of
+ * many directories then waits for one large read instead of a small one
+ * per directory and table. */
+#define DPF_PF_FILE  (16ull << 20)
+#define DPF_PF_TOTAL (32ull << 20)
+#define DPF_PF_AGAIN 1000000000ull /* ns */
 
 struct dpf_ent {
 	uint32_t name; /* offsets into buf */
@@ -69,9 +83,12 @@ struct dpf_dir {
 	uint16_t lo_len;
 	bool window, to_end, scanning;
 	uint32_t hits;	   /* LOOKUPs the window answered */
+	uint32_t next;	   /* the entry after the last one answered: a walk
+			    * in key order asks for it next */
 	uint32_t misses;   /* positive LOOKUPs outside it since */
 	uint32_t want;	   /* entries of the next scan; 0: scans off */
 	uint32_t off_left; /* when off: LOOKUPs until the next try */
+	uint64_t pf_at;	   /* CLOCK_MONOTONIC ns of its tables' read ahead */
 };
 
 struct dent_pf {
@@ -80,7 +97,16 @@ struct dent_pf {
 	size_t bytes; /* held by all windows */
 	uint64_t tick;
 	uint64_t scans, hits; /* counted for tests and stats */
+	uint64_t pf_bytes;    /* table bytes advised (storepf.c) */
 };
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 int dentpf_new(struct dent_pf **ret)
 {
@@ -175,6 +201,16 @@ static bool window_find(const struct dpf_dir *d, const uint8_t *name,
 	size_t lo = 0, hi = d->n;
 
 	*ret_found = false;
+	/* a walk in key order: the entry after the last one found */
+	if (d->next < d->n) {
+		const struct dpf_ent *e = &d->ents[d->next];
+
+		if (e->nlen == nlen && !memcmp(d->buf + e->name, name, nlen)) {
+			*ret_i = d->next;
+			*ret_found = true;
+			return true;
+		}
+	}
 	if (name_cmp(name, nlen, (const uint8_t *)d->lo, d->lo_len) < 0)
 		return false;
 	if (!d->to_end) {
@@ -246,6 +282,7 @@ int dentpf_get(struct hoard_fs *fs, uint64_t parent, const char *name,
 	    window_find(d, (const uint8_t *)name, nlen, &i, &found)) {
 		d->used = ++pf->tick;
 		d->hits++;
+		d->next = (uint32_t)i + 1;
 		pf->hits++;
 		if (!found) {
 			r = -ENOENT;
@@ -336,8 +373,9 @@ int dentpf_miss(struct hoard_fs *fs, uint64_t parent, const char *name,
 	size_t nlen = strlen(name);
 	struct scan s = {0};
 	struct dpf_dir *d;
+	uint64_t now;
 	uint32_t want;
-	bool next;
+	bool next, ahead = false;
 	int r;
 
 	if (!pf)
@@ -385,8 +423,26 @@ int dentpf_miss(struct hoard_fs *fs, uint64_t parent, const char *name,
 		return 0;
 	}
 	d->scanning = true;
+	now = mono_ns();
+	if (now - d->pf_at >= DPF_PF_AGAIN) {
+		d->pf_at = now;
+		ahead = true;
+	}
 	pthread_mutex_unlock(&pf->mu);
 
+	if (ahead) {
+		uint8_t lo[8], hi[8];
+		int64_t n;
+
+		hoard_put_be64(lo, parent);
+		hoard_put_be64(hi, parent + 1);
+		n = hoard_store_prefetch(fs->st, HOARD_CF_DIRENTS, lo, 8, hi, 8,
+					 DPF_PF_FILE, DPF_PF_TOTAL,
+					 DPF_PF_AGAIN);
+		if (n > 0)
+			__atomic_add_fetch(&pf->pf_bytes, (uint64_t)n,
+					   __ATOMIC_RELAXED);
+	}
 	/* the entry after name on: this LOOKUP's was just read */
 	r = scan_read(fs, parent, name, want + 1, &s);
 
@@ -417,6 +473,7 @@ int dentpf_miss(struct hoard_fs *fs, uint64_t parent, const char *name,
 			d->gen = gen;
 			d->to_end = s.to_end;
 			d->hits = 0;
+			d->next = 1; /* entry 0 is this LOOKUP's */
 			d->lo_len = (uint16_t)nlen;
 			memcpy(d->lo, name, nlen);
 			d->window = true;
@@ -431,15 +488,17 @@ int dentpf_miss(struct hoard_fs *fs, uint64_t parent, const char *name,
 	return r;
 }
 
-void dentpf_counts(struct hoard_fs *fs, uint64_t *ret_scans, uint64_t *ret_hits)
+void hoard_fs_lookup_counts(struct hoard_fs *fs, uint64_t *ret_scans,
+			    uint64_t *ret_hits, uint64_t *ret_pf_bytes)
 {
 	struct dent_pf *pf = fs->dpf;
 
-	*ret_scans = *ret_hits = 0;
+	*ret_scans = *ret_hits = *ret_pf_bytes = 0;
 	if (!pf)
 		return;
 	pthread_mutex_lock(&pf->mu);
 	*ret_scans = pf->scans;
 	*ret_hits = pf->hits;
 	pthread_mutex_unlock(&pf->mu);
+	*ret_pf_bytes = __atomic_load_n(&pf->pf_bytes, __ATOMIC_RELAXED);
 }

@@ -684,7 +684,7 @@ static int volume_create_locked(struct hoard_fs *fs, const char *name,
 	if (!b)
 		return -ENOMEM;
 	ino = fs->next_ino++;
-	u64_val_encode(v, fs->next_ino);
+	u64_val_encode(v, next_ino_value(fs));
 	hoard_batch_put(b, HOARD_CF_DEFAULT, "next_ino", 8, v, 8);
 	in.mode = S_IFDIR | 0755;
 	in.nlink = 2;
@@ -774,6 +774,7 @@ static int load_next_ino(struct hoard_fs *fs)
 	if (r < 0)
 		return r;
 	r = setting_u64_decode(v, n, &fs->next_ino);
+	fs->ino_stored = fs->next_ino;
 	return r == 0 && fs->next_ino >= 16 ? 0 : -EBADMSG;
 }
 
@@ -920,6 +921,7 @@ int hoard_fs_new(struct hoard_store *st, const struct hoard_fs_opts *o,
 	fs->level = hoard_store_zstd_level(st);
 	fs->staging_dirfd = -1;
 	pthread_mutex_init(&fs->lock, NULL);
+	pthread_mutex_init(&fs->neg_mu, NULL);
 	pthread_cond_init(&fs->frame_cv, NULL);
 	fs->itab_cap = 1024;
 	fs->itab = calloc(fs->itab_cap, sizeof(*fs->itab));
@@ -996,18 +998,20 @@ void hoard_fs_free(struct hoard_fs *fs)
 	if (fs->staging_dirfd >= 0)
 		close(fs->staging_dirfd);
 	if (fs->dpf) {
-		uint64_t scans, hits;
+		uint64_t scans, hits, pf_bytes;
 
-		dentpf_counts(fs, &scans, &hits);
+		hoard_fs_lookup_counts(fs, &scans, &hits, &pf_bytes);
 		hoard_log(LOG_DEBUG,
 			  "entries read ahead: %llu scans, %llu lookups "
-			  "answered",
-			  (unsigned long long)scans, (unsigned long long)hits);
+			  "answered, %llu table bytes advised",
+			  (unsigned long long)scans, (unsigned long long)hits,
+			  (unsigned long long)pf_bytes);
 	}
 	chunk_cache_free(fs->cache);
 	dentpf_free(fs->dpf);
 	idmap_free(&fs->inflight);
 	pthread_mutex_destroy(&fs->lock);
+	pthread_mutex_destroy(&fs->neg_mu);
 	pthread_cond_destroy(&fs->frame_cv);
 	free(fs);
 }

@@ -83,23 +83,21 @@ struct istate {
 
 struct chunk_cache;
 struct dent_pf;
+struct kept_err {
+	uint64_t ino;
+	int err;
+};
 
 struct hoard_fs {
 	struct hoard_store *st;
-	pthread_mutex_t lock;	 /* the metadata lock, see fs.h */
-	uint64_t next_ino;	 /* protected by lock */
-	uint64_t rec_writes;	 /* inode records put (inode_put), atomic;
+	pthread_mutex_t lock;	   /* the metadata lock, see fs.h */
+	uint64_t next_ino;	   /* protected by lock */
+	uint64_t ino_stored;	   /* protected by lock: the store's next_ino
+				    * is at least this (next_ino_value) */
+	uint64_t rec_writes;	   /* inode records put (inode_put), atomic;
 				    * changes under lock */
-	struct istate **itab;	 /* protected by lock */
-	size_t itab_cap, icount; /* protected by lock */
-	/* protected by lock: the commit errors (istate commit_err) of
-	 * inodes the kernel forgot before a flush or fsync took them; an
-	 * istate made again takes its error back (meta.c) */
-	struct kept_err {
-		uint64_t ino;
-		int err;
-	} * kept_errs;
-	size_t n_kept_errs, cap_kept_errs;
+	struct istate **itab;	   /* protected by lock */
+	size_t itab_cap, icount;   /* protected by lock */
 	struct idmap inflight;	   /* protected by lock: ids of frames that
 				   * commits under way rely on */
 	pthread_cond_t frame_cv;   /* with lock: a frame finished writing */
@@ -129,6 +127,18 @@ struct hoard_fs {
 	unsigned ingest_jobs;	   /* protected by ingest.c's pool mutex:
 				    * jobs not yet freed */
 	struct dent_pf *dpf;	   /* dentpf.c; has its own lock */
+	/* The last LOOKUP that found no entry: neg_name was not in
+	 * directory neg_parent as of the store's dent_writes count neg_gen
+	 * (0: none), so a CREATE of it while the count is unchanged reads no
+	 * entry (meta.c neg_note).  Protected by neg_mu. */
+	pthread_mutex_t neg_mu;
+	uint64_t neg_parent, neg_gen;
+	char neg_name[NAME_MAX_LEN + 1];
+	/* protected by lock: the commit errors (istate commit_err) of
+	 * inodes the kernel forgot before a flush or fsync took them; an
+	 * istate made again takes its error back (meta.c) */
+	struct kept_err *kept_errs;
+	size_t n_kept_errs, cap_kept_errs;
 };
 
 /* meta.c */
@@ -136,6 +146,9 @@ void inode_put(struct hoard_fs *fs, struct hoard_batch *b, uint64_t ino,
 	       const struct hoard_inode *in);
 /* inode_put without fs->lock, for inode numbers no istate can have yet
  * (a volume clone's reserved ones) */
+/* The next_ino setting to store (fs->lock held; meta.c): never below a
+ * block of numbers a create reserved. */
+uint64_t next_ino_value(const struct hoard_fs *fs);
 void inode_put_new(struct hoard_fs *fs, struct hoard_batch *b, uint64_t ino,
 		   const struct hoard_inode *in);
 /* Drop the record istate keeps of ino (fs->lock held). */
@@ -175,9 +188,7 @@ int dentpf_get(struct hoard_fs *fs, uint64_t parent, const char *name,
  * gen: as read before the point read.  0 or -errno (no window then). */
 int dentpf_miss(struct hoard_fs *fs, uint64_t parent, const char *name,
 		uint64_t gen, bool present);
-/* Scans made and LOOKUPs answered so far. */
-void dentpf_counts(struct hoard_fs *fs, uint64_t *ret_scans,
-		   uint64_t *ret_hits);
+/* (hoard_fs_lookup_counts in fs.h gives the counts) */
 
 /* chunks.c */
 int chunk_cache_new(size_t bytes, struct chunk_cache **ret);

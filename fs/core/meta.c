@@ -276,6 +276,46 @@ static int inode_load_current(struct hoard_fs *fs, uint64_t ino,
 
 /* ---- directory entries -------------------------------------------------- */
 
+/*
+ * A LOOKUP that found no entry for name in parent, having read the store's
+ * dent_writes count gen before its read, notes it; a CREATE of that name
+ * (fs->lock held) that finds the count still gen skips its own read of the
+ * entry: the name is still absent.  Every write of a mounted volume's
+ * entries (create, link, rename, unlink, a commit's entry copy, pull and
+ * merge) is made and counted under fs->lock, so no entry can have landed
+ * uncounted while the CREATE holds it; the writers without the lock (a
+ * clone's walk and undo, volume removal) write only volumes that are not
+ * published or not mounted.  The kernel sends a CREATE right after its
+ * LOOKUP of a new name: that is one read of the store less per new file.
+ */
+static void neg_note(struct hoard_fs *fs, uint64_t parent, const char *name,
+		     uint64_t gen)
+{
+	size_t len = strlen(name);
+
+	if (len > NAME_MAX_LEN)
+		return;
+	pthread_mutex_lock(&fs->neg_mu);
+	fs->neg_parent = parent;
+	fs->neg_gen = gen;
+	memcpy(fs->neg_name, name, len + 1);
+	pthread_mutex_unlock(&fs->neg_mu);
+}
+
+/* name is known absent from parent (see neg_note; fs->lock held). */
+static bool neg_take(struct hoard_fs *fs, uint64_t parent, const char *name)
+{
+	bool absent;
+
+	pthread_mutex_lock(&fs->neg_mu);
+	absent = fs->neg_gen && fs->neg_parent == parent &&
+		 fs->neg_gen == hoard_store_dent_writes(fs->st) &&
+		 !strcmp(fs->neg_name, name);
+	fs->neg_gen = 0;
+	pthread_mutex_unlock(&fs->neg_mu);
+	return absent;
+}
+
 static int dirent_get(struct hoard_fs *fs, uint64_t parent, const char *name,
 		      uint64_t *ret_ino)
 {
@@ -368,6 +408,8 @@ int hoard_fs_lookup(struct hoard_fs *fs, uint64_t parent, const char *name,
 		if (r == 0 || r == -ENOENT)
 			dentpf_miss(fs, parent, name, gen, r == 0);
 	}
+	if (r == -ENOENT)
+		neg_note(fs, parent, name, gen);
 	if (r < 0)
 		return r == -ENOBUFS ? -EBADMSG : r;
 	copy = dirent_copy(v, n, &in) == 0; /* checks the entry too */
@@ -473,12 +515,37 @@ static int load_dir(struct hoard_fs *fs, uint64_t ino, struct hoard_inode *ret)
 	return 0;
 }
 
-static void put_next_ino(struct hoard_fs *fs, struct hoard_batch *b)
+/*
+ * The next_ino setting (FORMAT 2.1) is at least the next number to hand
+ * out, not exactly it: a create that needs a number at or past what the
+ * store holds (fs->ino_stored) writes next_ino INO_BLOCK past it, and the
+ * creates after it until then write no next_ino at all.  Every other
+ * writer of next_ino (volume create, clone) stores next_ino_value(), so the
+ * stored value never goes back below a block handed out.  A crash loses at
+ * most the rest of a block: numbers are never reused, not all used.
+ */
+#define INO_BLOCK 1024
+
+uint64_t next_ino_value(const struct hoard_fs *fs)
 {
+	return fs->next_ino > fs->ino_stored ? fs->next_ino : fs->ino_stored;
+}
+
+/* A number for a new inode; next_ino (a new block) into b when it is past
+ * the stored one, *ret_stored then what to note once b was written. */
+static uint64_t take_ino(struct hoard_fs *fs, struct hoard_batch *b,
+			 uint64_t *ret_stored)
+{
+	uint64_t ino = fs->next_ino++;
 	uint8_t v[8];
 
-	u64_val_encode(v, fs->next_ino);
+	*ret_stored = 0;
+	if (ino < fs->ino_stored)
+		return ino;
+	*ret_stored = ino + INO_BLOCK;
+	u64_val_encode(v, *ret_stored);
 	hoard_batch_put(b, HOARD_CF_DEFAULT, "next_ino", 8, v, 8);
+	return ino;
 }
 
 /*
@@ -493,7 +560,7 @@ static int create_locked(struct hoard_fs *fs, uint64_t parent, const char *name,
 	struct hoard_inode dir, in = {0};
 	struct hoard_batch *b;
 	struct istate *is;
-	uint64_t ino;
+	uint64_t ino, stored;
 	int r;
 
 	if (strlen(name) > NAME_MAX_LEN)
@@ -501,7 +568,8 @@ static int create_locked(struct hoard_fs *fs, uint64_t parent, const char *name,
 	r = load_dir(fs, parent, &dir);
 	if (r < 0)
 		return r;
-	r = dirent_get(fs, parent, name, &ino);
+	r = neg_take(fs, parent, name) ? -ENOENT
+				       : dirent_get(fs, parent, name, &ino);
 	if (r != -ENOENT) {
 		inode_clear(&dir);
 		return r == 0 ? -EEXIST : r;
@@ -531,8 +599,7 @@ static int create_locked(struct hoard_fs *fs, uint64_t parent, const char *name,
 		return -ENOMEM;
 	}
 	is = istate_get(fs, fs->next_ino);
-	ino = fs->next_ino++;
-	put_next_ino(fs, b);
+	ino = take_ino(fs, b, &stored);
 	/* an entry with a copy is inode_put's: one write of its key */
 	if (!in.home_parent)
 		dirent_put(b, parent, name, ino, mode);
@@ -541,6 +608,8 @@ static int create_locked(struct hoard_fs *fs, uint64_t parent, const char *name,
 	r = is ? hoard_store_write(fs->st, b, false) : -ENOMEM;
 	hoard_batch_free(b);
 	if (r == 0) {
+		if (stored > fs->ino_stored)
+			fs->ino_stored = stored;
 		istate_cache(fs, parent, &dir);
 		/* a new file's first commit reads no record */
 		if (S_ISREG(mode))

@@ -202,7 +202,7 @@ static int reserve_inos_locked(struct walk *w, struct hoard_batch *b)
 	w->ino_next = fs->next_ino;
 	fs->next_ino += CLONE_INO_BLOCK;
 	w->ino_end = fs->next_ino;
-	u64_val_encode(v, fs->next_ino);
+	u64_val_encode(v, next_ino_value(fs));
 	if (b) {
 		hoard_batch_put(b, HOARD_CF_DEFAULT, "next_ino", 8, v, 8);
 		return 0;
@@ -566,7 +566,7 @@ static int clone_locked(struct walk *w, const char *src, const char *dst,
 	if (r == 0)
 		r = raise_refs(w, errbuf, errlen);
 	if (r == 0) {
-		u64_val_encode(v, fs->next_ino);
+		u64_val_encode(v, next_ino_value(fs));
 		hoard_batch_put(w->b, HOARD_CF_DEFAULT, "next_ino", 8, v, 8);
 		u64_val_encode(v, w->new_root);
 		hoard_batch_put(w->b, HOARD_CF_VOLUMES, dst, strlen(dst), v, 8);

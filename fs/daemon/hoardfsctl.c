@@ -587,6 +587,10 @@ static int ctl_serve(void *ud, const char *req, char **ret_out)
 			return r;
 		hoard_fs_cache_counts(D.fs, &s->cache_hits, &s->cache_misses);
 		s->have_cache = true;
+		hoard_fs_lookup_counts(D.fs, &s->lookup_scans,
+				       &s->lookup_window_hits,
+				       &s->lookup_prefetch_bytes);
+		s->have_lookups = true;
 		s->have_reads = true;
 		s->read_errors = __atomic_load_n(&D.read_errors,
 						 __ATOMIC_RELAXED);

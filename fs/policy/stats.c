@@ -413,6 +413,8 @@ char *hoard_stats_json(const struct hoard_stats *s)
 					    "fetch_gets",     "fetch_get_bytes",
 					    "fetch_failures", "fetch_retries"};
 	static const char *const reads[] = {"read_errors", "commit_errors"};
+	static const char *const lookups[] = {
+		"lookup_scans", "lookup_window_hits", "lookup_prefetch_bytes"};
 	static const char *const budget[] = {"max_size", "pinned_bytes",
 					     "evicted_files", "evicted_bytes"};
 	static const char *const plain[] = {"plain_bytes",   "plain_files",
@@ -434,6 +436,9 @@ char *hoard_stats_json(const struct hoard_stats *s)
 			     s->evicted_files, s->evicted_bytes);
 	if (r == 0 && s->have_reads)
 		r = SET_U64S(o, reads, s->read_errors, s->commit_errors);
+	if (r == 0 && s->have_lookups)
+		r = SET_U64S(o, lookups, s->lookup_scans, s->lookup_window_hits,
+			     s->lookup_prefetch_bytes);
 	if (r == 0 && s->have_plain)
 		r = SET_U64S(o, plain, s->plain_bytes, s->plain_files,
 			     s->plain_hits, s->plain_made, s->plain_dropped,
@@ -542,6 +547,16 @@ char *hoard_stats_text(const struct hoard_stats *s)
 		fprintf(f, "decompressed-chunk cache: %llu hits, %llu misses\n",
 			(unsigned long long)s->cache_hits,
 			(unsigned long long)s->cache_misses);
+	if (s->have_lookups) {
+		char pb[32];
+
+		human(s->lookup_prefetch_bytes, pb, sizeof(pb));
+		fprintf(f,
+			"lookups answered from entries read ahead: %llu (%llu "
+			"windows read, %s of tables read ahead)\n",
+			(unsigned long long)s->lookup_window_hits,
+			(unsigned long long)s->lookup_scans, pb);
+	}
 	if (s->not_local_chunks || s->have_fetch) {
 		char nb[32], fb[32];
 
@@ -689,6 +704,19 @@ char *hoard_stats_prometheus(const struct hoard_stats *s)
 			 "Commits after a close had returned that failed (the "
 			 "file kept its previous content).",
 			 s->commit_errors);
+	if (s->have_lookups) {
+		prom_u64(f, "lookup_scans_total", "counter",
+			 "Windows of directory entries read ahead for LOOKUP "
+			 "walks.",
+			 s->lookup_scans);
+		prom_u64(f, "lookup_window_hits_total", "counter",
+			 "LOOKUPs answered from those windows.",
+			 s->lookup_window_hits);
+		prom_u64(f, "lookup_prefetch_bytes_total", "counter",
+			 "Bytes of table files the kernel was asked to read "
+			 "ahead for them.",
+			 s->lookup_prefetch_bytes);
+	}
 	if (s->have_plain) {
 		prom_u64(f, "plain_bytes", "gauge",
 			 "Bytes of the plain-file tier's copies.",
@@ -812,6 +840,9 @@ int hoard_stats_from_json(const char *json, struct hoard_stats **ret)
 		TOP("plain_made", plain_made),
 		TOP("plain_dropped", plain_dropped),
 		TOP("plain_failed", plain_failed),
+		TOP("lookup_scans", lookup_scans),
+		TOP("lookup_window_hits", lookup_window_hits),
+		TOP("lookup_prefetch_bytes", lookup_prefetch_bytes),
 #undef TOP
 	};
 	json_t *o = hoard_json_parse_object(json), *vols, *v;
@@ -848,6 +879,8 @@ int hoard_stats_from_json(const char *json, struct hoard_stats **ret)
 			s->have_reads = true;
 		if (!strncmp(tops[i].name, "plain_", 6))
 			s->have_plain = true;
+		if (!strncmp(tops[i].name, "lookup_", 7))
+			s->have_lookups = true;
 	}
 	vols = json_object_get(o, "volumes");
 	if (vols && !json_is_object(vols))

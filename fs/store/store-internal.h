@@ -3,8 +3,9 @@
  * Private to the store module (store.h): store.c (directory, open, point
  * operations, batches, iterators), storewal.c (WAL recovery mode, damaged
  * WAL records, flush at close, recovery from a background error such as a
- * full disk) and storeresume.cc (the RocksDB calls the C API lacks).
- * These are the only files that include rocksdb/c.h.
+ * full disk), storeresume.cc (the RocksDB calls the C API lacks) and
+ * storepf.c (table files read ahead).  These are the only files that
+ * include rocksdb/c.h.
  */
 #ifndef HOARD_STORE_INTERNAL_H
 #define HOARD_STORE_INTERNAL_H
@@ -17,6 +18,16 @@
 
 #include "hoard/hash.h"
 #include "hoard/store.h"
+
+/* storepf.c: a table file of the family last listed, and when it was
+ * advised last (CLOCK_MONOTONIC ns, 0 never) */
+struct store_pf_file {
+	uint64_t num, size, at;
+	uint8_t *small, *large; /* its first and last keys */
+	size_t sl, ll;
+};
+/* files advised by one hoard_store_prefetch at most */
+#define STORE_PF_FILES 32
 
 struct hoard_store {
 	char *dir;
@@ -41,6 +52,13 @@ struct hoard_store {
 	uint64_t resume_ns;	   /* protected by resume_mu: last attempt */
 	uint64_t write_failures;   /* atomic (__atomic builtins) */
 	uint64_t dent_writes;	   /* atomic: hoard_store_dent_writes */
+	/* storepf.c, protected by pf_mu: the table files of family pf_cf
+	 * (-1: none yet) as listed at pf_list_at */
+	pthread_mutex_t pf_mu;
+	struct store_pf_file *pf_files;
+	size_t pf_n;
+	int pf_cf;
+	uint64_t pf_list_at;
 };
 
 struct hoard_batch {
@@ -64,6 +82,10 @@ struct hoard_iter {
  * (fs/core/dentpf.c) are used only while the count is unchanged. */
 void store_dent_written(struct hoard_store *st, enum hoard_cf cf);
 int store_rdb_err(char *err, const char *what);
+/* storepf.c: frees the list of table files (store_free) */
+void store_pf_clear(struct hoard_store *st);
+/* RocksDB's name of the column family cf */
+const char *store_cf_name(enum hoard_cf cf);
 char *store_path_join(const char *dir, const char *name);
 int store_db_open(struct hoard_store *st, bool create, char *msg,
 		  size_t msglen);

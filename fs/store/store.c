@@ -32,6 +32,11 @@ static const char *const cf_names[HOARD_CF_COUNT] = {
 	[HOARD_CF_ORPHANS] = "orphans",
 };
 
+const char *store_cf_name(enum hoard_cf cf)
+{
+	return cf_names[cf];
+}
+
 /* Count a failed write (hoard_store_write_failures); returns r. */
 static int write_failed(struct hoard_store *st, int r)
 {
@@ -164,6 +169,8 @@ static void store_free(struct hoard_store *st)
 		close(st->lock_fd); /* releases the flock */
 	explicit_bzero(&st->key, sizeof(st->key));
 	pthread_mutex_destroy(&st->resume_mu);
+	store_pf_clear(st);
+	pthread_mutex_destroy(&st->pf_mu);
 	free(st->wal_damage);
 	free(st->dir);
 	free(st);
@@ -180,6 +187,8 @@ static struct hoard_store *store_alloc(const char *dir)
 	hoard_log(LOG_DEBUG, "RocksDB's CRC32C: %s",
 		  store_crc_hw() ? "crc32 instruction" : "RocksDB's own");
 	pthread_mutex_init(&st->resume_mu, NULL);
+	pthread_mutex_init(&st->pf_mu, NULL);
+	st->pf_cf = -1;
 	st->dir = strdup(dir);
 	st->table_opts = rocksdb_block_based_options_create();
 	st->block_cache = rocksdb_cache_create_lru(32u << 20);

@@ -187,9 +187,11 @@ uint64_t hoard_core_evict_file(struct hoard_fs *fs, uint64_t ino,
 			       bool *ret_done);
 /*
  * Store use as ino's last use (the xattr use_xattr) when it is at least
- * gran later than the stored one, unless the file is gone or has data
- * not committed.  Returns the stored last use afterwards (0: none), or
- * -1ull when the file was skipped.
+ * gran later than the stored one and than the file's atime and mtime
+ * (which stand for it to within gran: eviction ranks by the latest of the
+ * three), unless the file is gone or has data not committed.  Returns the
+ * last use the store stands for afterwards (0: none; use itself when the
+ * atime or mtime stands for it), or -1ull when the file was skipped.
  */
 uint64_t hoard_core_store_use(struct hoard_fs *fs, uint64_t ino,
 			      const char *use_xattr, uint64_t use,

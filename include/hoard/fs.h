@@ -291,6 +291,11 @@ int hoard_fs_file_info(struct hoard_fs *fs, uint64_t ino,
  * dedup confirmations). */
 void hoard_fs_cache_counts(struct hoard_fs *fs, uint64_t *ret_hits,
 			   uint64_t *ret_misses);
+/* LOOKUP windows (README "Lookups") since hoard_fs_new: windows of
+ * entries read (scans), LOOKUPs answered from them, and bytes of table
+ * files the kernel was asked to read ahead for them. */
+void hoard_fs_lookup_counts(struct hoard_fs *fs, uint64_t *ret_scans,
+			    uint64_t *ret_hits, uint64_t *ret_pf_bytes);
 
 /* Resolve a path (relative to a volume root, "/"-separated, no symlinks
  * followed) to an inode; for tools and tests. */

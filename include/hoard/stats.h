@@ -58,6 +58,10 @@ struct hoard_stats {
 	bool have_reads;
 	uint64_t read_errors;
 	uint64_t commit_errors; /* commits after a close returned that failed */
+	/* The daemon's LOOKUP windows (hoard_fs_lookup_counts): have_lookups
+	 * false offline. */
+	bool have_lookups;
+	uint64_t lookup_scans, lookup_window_hits, lookup_prefetch_bytes;
 	/* The daemon's plain-file tier (plain.h): have_plain false offline. */
 	bool have_plain;
 	uint64_t plain_bytes, plain_files, plain_hits, plain_made;

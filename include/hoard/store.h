@@ -232,6 +232,17 @@ struct hoard_iter *hoard_iter_new_from(struct hoard_store *st, enum hoard_cf cf,
 				       const void *prefix, size_t plen,
 				       const void *key, size_t klen,
 				       size_t ahead);
+/*
+ * Ask the kernel to read into the page cache (asynchronously) the table
+ * files of cf that hold keys in [lo, hi): each of at most file_max bytes,
+ * at most total_max bytes in all, none advised within the last again_ns
+ * (by any caller).  Returns the bytes advised; 0 for a read-only store.
+ * Memtables and files a compaction has just deleted are skipped.
+ */
+int64_t hoard_store_prefetch(struct hoard_store *st, enum hoard_cf cf,
+			     const void *lo, size_t lolen, const void *hi,
+			     size_t hilen, uint64_t file_max,
+			     uint64_t total_max, uint64_t again_ns);
 void hoard_iter_free(struct hoard_iter *it);
 void hoard_iter_seek(struct hoard_iter *it, const void *key, size_t klen);
 /* Last key <= key (within the prefix). */

@@ -801,16 +801,19 @@ class Bench:
                                path]).stdout)
 
     def tier_sample(self, store, when):
-        """plain_bytes / plain_files / plain_hits / passthrough of `hoard
-        stats --json` (asked of the running daemon), kept in the detail;
-        absent keys (no tier) are recorded as absent."""
+        """plain_bytes / plain_files / plain_hits / passthrough and the
+        LOOKUP windows' counts (lookup_*) of `hoard stats --json` (asked of
+        the running daemon), kept in the detail; absent keys (no tier, an
+        older daemon) are recorded as absent."""
         try:
             st = json.loads(run([self.hoard, "stats", "--json", "--store",
                                  store]).stdout)
         except (BenchError, ValueError) as e:
             st = {"error": str(e)[:200]}
         snap = {k: st.get(k) for k in ("plain_bytes", "plain_files",
-                                        "plain_hits", "passthrough")}
+                                        "plain_hits", "passthrough",
+                                        "lookup_scans", "lookup_window_hits",
+                                        "lookup_prefetch_bytes")}
         snap["when"] = when
         self.tier.setdefault("samples", []).append(snap)
 
@@ -907,9 +910,14 @@ class Bench:
             settle("mmap_cold_after", [hoard_model])
             if not reads_only:
                 drop_caches()
+                cpu0 = d.cpu()
                 best("stat_cold", "hoard",
                      self.hb("statfiles", mnt / "stat",
                              str(sz["stat_files"]))["seconds"])
+                # the daemon's CPU for the walk (the null fs's below):
+                # steadier than the times on a busy machine
+                self.detail.setdefault("stat_cold_daemon_cpu_s", {}).setdefault(
+                    "hoard", []).append(round(d.cpu() - cpu0, 2))
             self.tier_sample(store, f"cold run {i}")
             d.stop()
             drop_caches()
@@ -920,9 +928,12 @@ class Bench:
                      self.hb("statfiles", self.local / "stat",
                              str(sz["stat_files"]))["seconds"])
                 drop_caches()
+                cpu0 = proc_cpu_s(nfs.proc.pid)
                 best("stat_cold", "null",
                      self.hb("statfiles", nmnt / "stat",
                              str(sz["stat_files"]))["seconds"])
+                self.detail.setdefault("stat_cold_daemon_cpu_s", {}).setdefault(
+                    "null", []).append(round(proc_cpu_s(nfs.proc.pid) - cpu0, 2))
         res["first_read"]["local"] = list(res["seq_cold"]["local"])
         # cold with the plain copy present: both files read once, the
         # copies waited for (bounded; if none comes, still measured, and
@@ -1061,12 +1072,20 @@ class Bench:
                 dirs[side].mkdir()
                 self.hb("mkfiles", dirs[side], n, "0")
             sides = list(dirs)
+            pids = {"hoard": d.proc.pid, "null": nfs.proc.pid}
             for i in range(runs):
                 for side in sides[i % 3:] + sides[:i % 3]:  # rotated
                     drop_caches()
+                    cpu0 = proc_cpu_s(pids[side]) if side in pids else 0
                     res.setdefault("stat_cold", {}).setdefault(
                         side, []).append(
                         self.hb("statfiles", dirs[side], n)["seconds"])
+                    if side in pids:   # the daemon's CPU for the walk
+                        self.detail.setdefault(
+                            "stat_cold_daemon_cpu_s", {}).setdefault(
+                            side, []).append(
+                            round(proc_cpu_s(pids[side]) - cpu0, 2))
+            self.tier_sample(store, "after the cold walks")
             for side in sides:
                 self.hb("statfiles", dirs[side], n)
             for _ in range(max(runs, 5)):
@@ -1387,7 +1406,17 @@ class Bench:
             t = self.FLOOR_TARGETS.get(key)
             self.row(f"{what}, hoard (vs null FUSE fs)", "s", r["hoard"],
                      r["null"], t, "lower" if t else "reference")
+            # each run's hoard time over the null fs's of the same run
+            # (the row takes each side's best, which one lucky walk of
+            # either side moves; this is the spread the row comes from)
+            runs = self.detail.get("reads", {}).get(key, {})
+            per_run = [round(h / n, 3) for h, n in
+                       zip(runs.get("hoard", []), runs.get("null", []))]
+            if per_run:
+                log(f"{what}: hoard / null fs per run {per_run} (median "
+                    f"{statistics.median(per_run):.3f})")
             floor[key] = dict(
+                per_run_hoard_vs_null=per_run,
                 figure=what, seconds={s: r[s] for s in ("local", "null", "hoard")},
                 null_vs_local=r["null"] / r["local"],
                 hoard_vs_null=r["hoard"] / r["null"],

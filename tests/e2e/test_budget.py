@@ -142,6 +142,26 @@ def test_use_counts_as_recent(store):
     assert (mnt / "f015").exists()
 
 
+def test_use_survives_restart(store):
+    """A use is stored when the file's atime and mtime do not stand for it
+    (a file just written needs no row: its mtime is its last use, to
+    within the granule): after a restart, a file with old times that was
+    used before the stop outlives files written after it."""
+    mnt = store.mount("v")["v"]
+    sums = fill(mnt, 16)                               # 8 MiB, no budget
+    t = time.time() - 30 * 86400
+    os.utime(mnt / "f000", (t, t))                     # a month old
+    with open(mnt / "f000", "rb") as f:                # a use through FUSE
+        f.read()
+    store.umount()                                     # uses stored
+    mnt = store.mount("v")["v"]
+    run([HOARD, "config", "--store", store.path, "max-size", "6M"])
+    wait_under(store, 6 * MIB)
+    assert sha(mnt / "f000") == sums["f000"]
+    assert gone(mnt / "f001") and gone(mnt / "f002")
+    assert (mnt / "f015").exists()
+
+
 def test_store_setting_survives_restart(store):
     run([HOARD, "config", "--store", store.path, "max-size", "8M"])
     out = run([HOARD, "config", "--store", store.path, "max-size"]).stdout

@@ -45,6 +45,9 @@ TOP = {
     "plain_hits_total": "plain_hits", "plain_made_total": "plain_made",
     "plain_dropped_total": "plain_dropped",
     "plain_failed_total": "plain_failed",
+    "lookup_scans_total": "lookup_scans",
+    "lookup_window_hits_total": "lookup_window_hits",
+    "lookup_prefetch_bytes_total": "lookup_prefetch_bytes",
 }
 # --json members that are not figures (strings): no family
 NOT_FIGURES = {"passthrough"}
@@ -169,7 +172,8 @@ def test_prometheus_matches_json_online_and_offline(store):
     check_against_json(fams, js)
     # the daemon's counters are there, and the volume label is per volume
     for f in ("hoard_read_errors_total", "hoard_chunk_cache_hits_total",
-              "hoard_evicted_files_total", "hoard_budget_used_ratio"):
+              "hoard_evicted_files_total", "hoard_budget_used_ratio",
+              "hoard_lookup_window_hits_total"):
         assert f in fams, f
     assert fams["hoard_read_errors_total"][1][()] == 0
     assert fams["hoard_budget_max_bytes"][1][()] == 1 << 30
@@ -184,6 +188,7 @@ def test_prometheus_matches_json_online_and_offline(store):
     # offline there is no daemon to count reads, cache lookups or fetches
     assert "hoard_read_errors_total" not in fams and "read_errors" not in js
     assert "hoard_chunk_cache_hits_total" not in fams
+    assert "hoard_lookup_scans_total" not in fams and "lookup_scans" not in js
 
 
 def test_eio_counter_rises_on_a_corrupt_chunk(store, mnt):
