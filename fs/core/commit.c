@@ -316,6 +316,178 @@ static int commit_land(struct commit *c, struct istate *is, bool sync)
 				&l, sync);
 }
 
+/* ---- group commit ------------------------------------------------------- */
+
+/*
+ * The committer's group commit (file.c, hoard_fs_release_many): the last
+ * releases of several closed small files land in one batch, one WAL write
+ * and one memtable insert pass instead of one each.  Only a file this
+ * daemon created, never landed and staged in memory takes part
+ * (commit_groupable): it has no old extents to count, so nothing a file
+ * adds to the shared batch can fail after it was added.  Its frames are
+ * staged as file_commit stages them (each frame its own put, waited for
+ * by other stagers as usual); the refcount deltas of all the files are
+ * summed into one map before they are applied, since two files of a
+ * group may hold the same new chunk and each would read the same missing
+ * record.  A batch that fails fails every file in it: each keeps its
+ * previous content and gets the error (file.c, release_failed).
+ */
+bool commit_groupable(struct hoard_fs *fs, const struct istate *is)
+{
+	bool fresh;
+
+	if (!is->dirty || !is->mem || is->stream || is->staging_fd >= 0 ||
+	    is->pt_staging)
+		return false;
+	pthread_mutex_lock(&fs->lock);
+	fresh = is->fresh_ext;
+	pthread_mutex_unlock(&fs->lock);
+	return fresh;
+}
+
+int commit_prepare(struct hoard_fs *fs, struct commit_one *o)
+{
+	struct istate *is = o->is;
+	int r;
+
+	o->c = (struct commit){.fs = fs, .bulk = true};
+	if (idmap_init(&o->c.deltas, 8) < 0)
+		return o->r = -ENOMEM;
+	if (idmap_init(&o->c.staged, 8) < 0) {
+		idmap_free(&o->c.deltas);
+		return o->r = -ENOMEM;
+	}
+	r = chunk_mem(&o->c, is->ino, is->mem, (size_t)is->size);
+	if (r == 0 && o->c.unflushed)
+		r = chunks_make_durable(fs, &o->c.staged);
+	if (r < 0) {
+		pthread_mutex_lock(&fs->lock);
+		chunks_unstage_failed_locked(fs, &o->c.staged);
+		pthread_mutex_unlock(&fs->lock);
+		hoard_log(LOG_ERR, "commit of inode %llu failed: %s",
+			  (unsigned long long)is->ino, strerror(-r));
+		commit_one_free(o);
+	}
+	return o->r = r;
+}
+
+void commit_one_free(struct commit_one *o)
+{
+	idmap_free(&o->c.deltas);
+	idmap_free(&o->c.staged);
+	free(o->c.ext);
+	o->c.ext = NULL;
+}
+
+/* Add o's file to the group's batch b and its deltas to all (fs->lock
+ * held): 0, or the file's own error (then it added nothing). */
+static int group_add(struct hoard_fs *fs, struct hoard_batch *b,
+		     struct idmap *all, struct commit_one *o)
+{
+	const size_t esz = EXTENT_KEY_SIZE + EXTENT_VAL_SIZE;
+	struct hoard_inode in;
+	const struct idmap_ent *e;
+	int r = inode_load_cached(fs, o->is->ino, &in);
+
+	if (r < 0)
+		return r;
+	for (e = NULL; (e = idmap_next(&o->c.deltas, e));) {
+		struct idmap_ent *a = idmap_add(all, &e->id);
+
+		if (!a) {
+			inode_clear(&in);
+			return -ENOMEM; /* what was summed: for the group */
+		}
+		a->count += e->count;
+		a->raw_size = e->raw_size;
+		a->frame_size = e->frame_size;
+	}
+	for (size_t i = 0; i < o->c.n_ext; i++) {
+		const uint8_t *x = o->c.ext + i * esz;
+
+		hoard_batch_put(b, HOARD_CF_EXTENTS, x, EXTENT_KEY_SIZE,
+				x + EXTENT_KEY_SIZE, EXTENT_VAL_SIZE);
+	}
+	commit_inode(o->is, &in);
+	inode_put(fs, b, o->is->ino, &in);
+	inode_clear(&in);
+	return 0;
+}
+
+void commit_group(struct hoard_fs *fs, struct commit_one *v, size_t n)
+{
+	struct hoard_batch *b = hoard_batch_new(fs->st);
+	struct idmap all = {0};
+	bool any = false;
+	int r = b && idmap_init(&all, 64) == 0 ? 0 : -ENOMEM;
+
+	pthread_mutex_lock(&fs->lock);
+	for (size_t i = 0; i < n; i++) {
+		struct commit_one *o = &v[i];
+
+		o->in_group = false;
+		if (o->r < 0)
+			continue; /* its prepare failed (and cleaned up) */
+		if (r == 0) {
+			int e = group_add(fs, b, &all, o);
+
+			if (e == -ENOMEM)
+				r = e;
+			else
+				o->r = e;
+		}
+		if (r < 0 || o->r == 0) {
+			o->in_group = true;
+			any = true;
+			continue;
+		}
+		chunks_unstage_failed_locked(fs, &o->c.staged);
+		hoard_log(LOG_ERR, "commit of inode %llu failed: %s",
+			  (unsigned long long)o->is->ino, strerror(-o->r));
+	}
+	if (r == 0 && any && land_fault())
+		r = -EIO; /* the group's batch, as one commit's */
+	if (r == 0 && any)
+		r = chunks_apply_locked(fs, b, &all);
+	if (r == 0 && any)
+		r = hoard_store_write(fs->st, b, false);
+	if (hoard_log_get_level() >= LOG_DEBUG)
+		hoard_log(LOG_DEBUG, "group commit: %zu files, %s", n,
+			  r < 0 ? strerror(-r) : "landed");
+	for (size_t i = 0; i < n; i++) {
+		struct commit_one *o = &v[i];
+
+		if (!o->in_group)
+			continue;
+		if (r < 0)
+			o->r = r;
+		if (o->r == 0) {
+			chunks_unstage_locked(fs, &o->c.staged);
+			if (o->c.n_ext)
+				o->is->fresh_ext = false;
+		} else {
+			chunks_unstage_failed_locked(fs, &o->c.staged);
+		}
+	}
+	pthread_mutex_unlock(&fs->lock);
+	idmap_free(&all);
+	hoard_batch_free(b);
+	for (size_t i = 0; i < n; i++) {
+		struct commit_one *o = &v[i];
+
+		if (o->r == 0) {
+			pthread_mutex_lock(&o->is->mu);
+			o->is->dirty = false;
+			pthread_mutex_unlock(&o->is->mu);
+		} else if (o->in_group) {
+			hoard_log(LOG_ERR, "commit of inode %llu failed: %s",
+				  (unsigned long long)o->is->ino,
+				  strerror(-o->r));
+		}
+		commit_one_free(o);
+	}
+}
+
 /* ---- streams ------------------------------------------------------------ */
 
 /* Holds what follows the last cut: the chunker cuts at HOARD_CHUNK_MAX at

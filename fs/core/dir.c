@@ -984,6 +984,7 @@ void hoard_fs_free(struct hoard_fs *fs)
 			}
 		}
 		free(fs->itab);
+		free(fs->kept_errs);
 		fs->itab = NULL;
 		purge_orphans(fs);
 		/* a commit that failed half-way (a full disk) may have left

@@ -664,6 +664,47 @@ uint64_t hoard_fs_fh_pin(struct hoard_fs *fs, struct hoard_fh *fh)
 	return fh->is->ino;
 }
 
+/* Commit ino if it has uncommitted content (an error: still staged).
+ * is: pinned by the caller (nlookup), dropped here. */
+static void commit_pinned(struct hoard_fs *fs, struct istate *is)
+{
+	uint64_t ino = is->ino;
+
+	pthread_rwlock_wrlock(&is->rw);
+	if (is->dirty && staged(is))
+		file_commit(fs, is, false); /* an error: still staged */
+	pthread_rwlock_unlock(&is->rw);
+	hoard_fs_forget(fs, ino, 1);
+}
+
+/* commit_pinned for ino, if the daemon knows it */
+static void commit_ino(struct hoard_fs *fs, uint64_t ino)
+{
+	struct istate *is;
+
+	pthread_mutex_lock(&fs->lock);
+	is = istate_find(fs, ino);
+	if (is) /* (no open: its last release may be committing) */
+		is->nlookup++;
+	pthread_mutex_unlock(&fs->lock);
+	if (is)
+		commit_pinned(fs, is);
+}
+
+void hoard_fs_commit_named(struct hoard_fs *fs, uint64_t parent,
+			   const char *name)
+{
+	uint64_t ino;
+
+	pthread_mutex_lock(&fs->lock);
+	if (dirent_ino(fs, parent, name, &ino) < 0) {
+		pthread_mutex_unlock(&fs->lock);
+		return;
+	}
+	pthread_mutex_unlock(&fs->lock);
+	commit_ino(fs, ino);
+}
+
 uint64_t hoard_fs_commit_errors(struct hoard_fs *fs)
 {
 	return __atomic_load_n(&fs->commit_errors, __ATOMIC_RELAXED);
@@ -683,7 +724,7 @@ static void release_failed(struct hoard_fs *fs, struct istate *is, int r)
 		  (unsigned long long)is->ino, strerror(-r));
 }
 
-int hoard_fs_commit_dirty(struct hoard_fs *fs)
+int hoard_fs_commit_dirty(struct hoard_fs *fs, bool streams)
 {
 	struct istate **v = NULL, **nv;
 	size_t n = 0, cap = 0;
@@ -719,7 +760,8 @@ int hoard_fs_commit_dirty(struct hoard_fs *fs)
 		struct istate *is = v[i];
 
 		pthread_rwlock_wrlock(&is->rw);
-		if (inode_load(fs, is->ino, &in) == 0) {
+		if ((streams || !is->stream) &&
+		    inode_load(fs, is->ino, &in) == 0) {
 			if (in.nlink) {
 				e = file_commit(fs, is, false);
 				if (e < 0 && r == 0)
@@ -739,12 +781,95 @@ void hoard_fs_release(struct hoard_fs *fs, struct hoard_fh *fh)
 	hoard_fs_release_pt(fs, fh, NULL);
 }
 
+/* An orphan's last link went: its last release commits nothing (is->rw
+ * held).  Only an orphan can have lost its last link (the mark is set
+ * where every last link goes, as for FORGET): no record read at the last
+ * close of a file that still has a name. */
+static bool release_gone(struct hoard_fs *fs, struct istate *is, bool orphan)
+{
+	struct hoard_inode in;
+	bool gone = false;
+
+	if (orphan && inode_load(fs, is->ino, &in) == 0) {
+		gone = in.nlink == 0;
+		inode_clear(&in);
+	}
+	return gone;
+}
+
+/* After the last release's commit (r) or none: drop the staging unless
+ * the file was opened again meanwhile, and is->rw. */
+static void release_done(struct hoard_fs *fs, struct istate *is, int r)
+{
+	pthread_mutex_lock(&fs->lock);
+	if (is->opens == 0) {
+		/* a new file's record is kept until its first commit or, at
+		 * the latest, its last close */
+		if (is->recc && S_ISREG(is->recc->mode))
+			istate_uncache(fs, is->ino);
+		pthread_mutex_lock(&is->mu); /* dirty: see istate */
+		is->dirty = false;
+		if (r < 0) /* the size is the inode's again */
+			is->size_valid = false;
+		pthread_mutex_unlock(&is->mu);
+		staging_drop(fs, is, true);
+	}
+	pthread_mutex_unlock(&fs->lock);
+	pthread_rwlock_unlock(&is->rw);
+}
+
+static void release_free(struct hoard_fs *fs, struct hoard_fh *fh, bool gone)
+{
+	struct istate *is = fh->is;
+
+	pthread_mutex_lock(&fs->lock);
+	if (gone && !is->opens && !is->nlookup)
+		inode_purge(fs, is->ino);
+	istate_maybe_free(fs, is);
+	pthread_mutex_unlock(&fs->lock);
+	free(fh);
+}
+
+/* fh's release without passthrough: true when it was the inode's last
+ * (then *ret_orphan says whether it was an orphan). */
+static bool release_last(struct hoard_fs *fs, struct hoard_fh *fh,
+			 bool *ret_orphan)
+{
+	bool last;
+
+	pthread_mutex_lock(&fs->lock);
+	last = --fh->is->opens == 0;
+	*ret_orphan = fh->is->orphan;
+	pthread_mutex_unlock(&fs->lock);
+	return last;
+}
+
+/* The last release's commit (is->rw held for writing, dropped here):
+ * its error, none when the orphan is gone (*ret_gone). */
+static int release_commit(struct hoard_fs *fs, struct istate *is, bool orphan,
+			  bool *ret_gone)
+{
+	int r = 0;
+
+	*ret_gone = release_gone(fs, is, orphan);
+	if (!*ret_gone) {
+		/* a broken stream whose error a write, flush or fsync
+		 * returned: reported already */
+		bool told = is->stream && is->stream->told;
+
+		r = file_commit(fs, is, false);
+		if (r < 0 && !told)
+			release_failed(fs, is, r);
+	}
+	release_done(fs, is, r);
+	return r;
+}
+
 int hoard_fs_release_pt(struct hoard_fs *fs, struct hoard_fh *fh,
 			const struct hoard_pt_ops *pt)
 {
 	struct istate *is = fh->is;
-	struct hoard_inode in;
-	bool last, orphan, gone = false;
+	bool orphan, gone = false;
 	int r = 0;
 
 	if (fh->pt) {
@@ -753,51 +878,114 @@ int hoard_fs_release_pt(struct hoard_fs *fs, struct hoard_fh *fh,
 			pt_end(fs, is, pt);
 		pthread_rwlock_unlock(&is->rw);
 	}
-	pthread_mutex_lock(&fs->lock);
-	last = --is->opens == 0;
-	orphan = is->orphan;
-	pthread_mutex_unlock(&fs->lock);
-	if (last) {
+	if (release_last(fs, fh, &orphan)) {
 		pthread_rwlock_wrlock(&is->rw);
-		/* Only an orphan can have lost its last link (the mark is set
-		 * where every last link goes, as for FORGET): no record read
-		 * at the last close of a file that still has a name. */
-		if (orphan && inode_load(fs, is->ino, &in) == 0) {
-			gone = in.nlink == 0;
-			inode_clear(&in);
-		}
-		if (!gone) {
-			/* a broken stream whose error a write, flush or
-			 * fsync returned: reported already */
-			bool told = is->stream && is->stream->told;
-
-			r = file_commit(fs, is, false);
-			if (r < 0 && !told)
-				release_failed(fs, is, r);
-		}
-		pthread_mutex_lock(&fs->lock);
-		if (is->opens == 0) {
-			/* a new file's record is kept until its first
-			 * commit or, at the latest, its last close */
-			if (is->recc && S_ISREG(is->recc->mode))
-				istate_uncache(fs, is->ino);
-			pthread_mutex_lock(&is->mu); /* dirty: see istate */
-			is->dirty = false;
-			if (r < 0) /* the size is the inode's again */
-				is->size_valid = false;
-			pthread_mutex_unlock(&is->mu);
-			staging_drop(fs, is, true);
-		}
-		pthread_mutex_unlock(&fs->lock);
-		pthread_rwlock_unlock(&is->rw);
+		r = release_commit(fs, is, orphan, &gone);
 	}
-	pthread_mutex_lock(&fs->lock);
-	if (gone && !is->opens && !is->nlookup)
-		inode_purge(fs, is->ino);
-	istate_maybe_free(fs, is);
-	pthread_mutex_unlock(&fs->lock);
-	free(fh);
+	release_free(fs, fh, gone);
 	return r;
+}
+
+/* At most this many files in a group: their locks are held together
+ * (and TSan's deadlock detector follows 64 locks per thread at most). */
+#define RELEASE_GROUP_MAX 32
+
+/* Land the group v[0..n) (their handles fhs[at[k]]) and finish their
+ * releases. */
+static void group_land(struct hoard_fs *fs, struct hoard_fh **fhs,
+		       struct commit_one *v, const size_t *at, size_t n,
+		       void (*done)(void *ud, size_t i, int r), void *ud)
+{
+	commit_group(fs, v, n);
+	for (size_t k = 0; k < n; k++) {
+		struct hoard_fh *fh = fhs[at[k]];
+
+		if (v[k].r < 0)
+			release_failed(fs, fh->is, v[k].r);
+		release_done(fs, fh->is, v[k].r);
+		release_free(fs, fh, false);
+		done(ud, at[k], v[k].r);
+	}
+}
+
+/*
+ * The committer's releases (fs.h): the last releases of small files this
+ * daemon created commit as one group (commit.c's essay); every other
+ * release is made as hoard_fs_release_pt makes it, after the group.  A
+ * file whose lock another thread holds is not waited for while the
+ * group's files are held: its release comes after the group too.
+ */
+void hoard_fs_release_many(struct hoard_fs *fs, struct hoard_fh **fhs, size_t n,
+			   void (*done)(void *ud, size_t i, int r), void *ud)
+{
+	struct commit_one *v = calloc(n, sizeof(*v));
+	size_t *at = calloc(n, sizeof(*at));
+	bool *later = calloc(n, sizeof(*later));
+	size_t nv = 0;
+
+	if (!v || !at || !later) {
+		for (size_t i = 0; i < n; i++)
+			done(ud, i, hoard_fs_release_pt(fs, fhs[i], NULL));
+		goto out_free;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct hoard_fh *fh = fhs[i];
+		struct istate *is = fh->is;
+		bool orphan, gone, last;
+
+		pthread_mutex_lock(&fs->lock);
+		last = is->opens == 1;
+		pthread_mutex_unlock(&fs->lock);
+		if (!last || fh->pt) {
+			later[i] = true;
+			continue;
+		}
+		if (!nv)
+			pthread_rwlock_wrlock(&is->rw);
+		else if (pthread_rwlock_trywrlock(&is->rw) != 0) {
+			later[i] = true;
+			continue;
+		}
+		if (!commit_groupable(fs, is)) {
+			pthread_rwlock_unlock(&is->rw);
+			later[i] = true;
+			continue;
+		}
+		if (!release_last(fs, fh, &orphan)) { /* opened again */
+			pthread_rwlock_unlock(&is->rw);
+			release_free(fs, fh, false);
+			done(ud, i, 0);
+			continue;
+		}
+		if (orphan && (gone = release_gone(fs, is, orphan))) {
+			release_done(fs, is, 0);
+			release_free(fs, fh, gone);
+			done(ud, i, 0);
+			continue;
+		}
+		v[nv].is = is;
+		if (commit_prepare(fs, &v[nv]) == 0) {
+			at[nv++] = i;
+			if (nv == RELEASE_GROUP_MAX) {
+				group_land(fs, fhs, v, at, nv, done, ud);
+				nv = 0;
+			}
+			continue;
+		}
+		release_failed(fs, is, v[nv].r);
+		release_done(fs, is, v[nv].r);
+		release_free(fs, fh, false);
+		done(ud, i, v[nv].r);
+	}
+	group_land(fs, fhs, v, at, nv, done, ud);
+	for (size_t i = 0; i < n; i++) {
+		if (later[i])
+			done(ud, i, hoard_fs_release_pt(fs, fhs[i], NULL));
+	}
+out_free:
+	free(v);
+	free(at);
+	free(later);
 }
 
 int hoard_fs_fallocate(struct hoard_fs *fs, struct hoard_fh *fh, int mode,

@@ -83,6 +83,10 @@ struct istate {
 
 struct chunk_cache;
 struct dent_pf;
+struct kept_err {
+	uint64_t ino;
+	int err;
+};
 
 struct hoard_fs {
 	struct hoard_store *st;
@@ -130,6 +134,11 @@ struct hoard_fs {
 	pthread_mutex_t neg_mu;
 	uint64_t neg_parent, neg_gen;
 	char neg_name[NAME_MAX_LEN + 1];
+	/* protected by lock: the commit errors (istate commit_err) of
+	 * inodes the kernel forgot before a flush or fsync took them; an
+	 * istate made again takes its error back (meta.c) */
+	struct kept_err *kept_errs;
+	size_t n_kept_errs, cap_kept_errs;
 };
 
 /* meta.c */
@@ -155,6 +164,9 @@ int inode_load_cached(struct hoard_fs *fs, uint64_t ino,
 		      struct hoard_inode *ret);
 /* Overlay the in-memory size/times of a file being written. */
 void istate_overlay(struct istate *is, struct hoard_inode *in);
+/* The inode parent/name names (fs->lock held): 0, -ENOENT, -errno. */
+int dirent_ino(struct hoard_fs *fs, uint64_t parent, const char *name,
+	       uint64_t *ret_ino);
 /* hoard_fs_unlink with fs->lock held (evict.c removes files with it). */
 int fs_unlink_locked(struct hoard_fs *fs, uint64_t parent, const char *name);
 /* Delete an inode whose nlink is 0 and that nobody uses (fs->lock held). */
@@ -324,6 +336,25 @@ struct commit {
 	uint8_t *ext;	/* new extents: key + value each */
 	size_t n_ext, cap_ext;
 };
+
+/* commit.c: a group commit (commit.c's essay on it; file.c,
+ * hoard_fs_release_many).  Each file's is->rw is held for writing from
+ * its commit_prepare to the end of commit_group. */
+struct commit_one {
+	struct istate *is;
+	struct commit c;
+	int r;	       /* 0, or the file's error (its commit did not land) */
+	bool in_group; /* its commit was in the group's batch */
+};
+/* is's commit can be in a group (is->rw held for writing). */
+bool commit_groupable(struct hoard_fs *fs, const struct istate *is);
+/* Chunk and stage o->is's content (frames stored): 0, or o->r = -errno
+ * (nothing of it is staged then, and it is logged). */
+int commit_prepare(struct hoard_fs *fs, struct commit_one *o);
+/* Land the prepared v[0..n) (those with r == 0) in one batch; each gets
+ * its r, and is no longer dirty when it landed. */
+void commit_group(struct hoard_fs *fs, struct commit_one *v, size_t n);
+void commit_one_free(struct commit_one *o);
 
 /* ingest.c: a stream's cut chunk, hashed and stored by a worker. */
 struct ingest_job {

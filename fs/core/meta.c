@@ -149,6 +149,13 @@ struct istate *istate_get(struct hoard_fs *fs, uint64_t ino)
 	is->ino = ino;
 	is->staging_fd = -1;
 	is->pt_fd = -1;
+	for (size_t i = 0; i < fs->n_kept_errs; i++) {
+		if (fs->kept_errs[i].ino != ino)
+			continue;
+		is->commit_err = fs->kept_errs[i].err;
+		fs->kept_errs[i] = fs->kept_errs[--fs->n_kept_errs];
+		break;
+	}
 	pthread_rwlock_init(&is->rw, NULL);
 	pthread_mutex_init(&is->mu, NULL);
 	s = itab_slot(fs, ino);
@@ -169,6 +176,17 @@ void istate_maybe_free(struct hoard_fs *fs, struct istate *is)
 		;
 	*pp = is->next;
 	fs->icount--;
+	if (is->commit_err) { /* not taken yet: kept for the next istate */
+		struct kept_err *k = hoard_grow(
+			fs->kept_errs, &fs->cap_kept_errs, fs->n_kept_errs + 1,
+			sizeof(*k), 16);
+
+		if (k) {
+			fs->kept_errs = k;
+			k[fs->n_kept_errs++] = (struct kept_err){
+				is->ino, is->commit_err};
+		}
+	}
 	free(is->recc);
 	staging_drop(fs, is, true);
 	pthread_rwlock_destroy(&is->rw);
@@ -312,6 +330,12 @@ static int dirent_get(struct hoard_fs *fs, uint64_t parent, const char *name,
 	if (r < 0)
 		return r == -ENOBUFS ? -EBADMSG : r;
 	return dirent_decode(v, n, ret_ino, NULL);
+}
+
+int dirent_ino(struct hoard_fs *fs, uint64_t parent, const char *name,
+	       uint64_t *ret_ino)
+{
+	return dirent_get(fs, parent, name, ret_ino);
 }
 
 static void dirent_put(struct hoard_batch *b, uint64_t parent, const char *name,
@@ -856,6 +880,9 @@ int inode_purge(struct hoard_fs *fs, uint64_t ino)
 	int r;
 
 	plain_drop(fs, ino);
+	for (size_t i = 0; i < fs->n_kept_errs; i++) /* nobody to tell */
+		if (fs->kept_errs[i].ino == ino)
+			fs->kept_errs[i--] = fs->kept_errs[--fs->n_kept_errs];
 	if (!b || idmap_init(&drops, 64) < 0) {
 		hoard_batch_free(b);
 		return -ENOMEM;

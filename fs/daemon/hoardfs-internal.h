@@ -71,7 +71,7 @@ struct hoardfs_daemon {
 	uint64_t read_ahead; /* --read-ahead bytes; 0: the kernel's */
 	struct hoard_evict *ev;
 	bool passthrough_off;		/* --passthrough=off */
-	bool close_defer;		/* --close=defer */
+	bool close_defer;		/* --close=defer (default) */
 	uint64_t plain_size, plain_min; /* --plain-size, --plain-min */
 	struct hoard_plain *plain;	/* NULL: no tier */
 	const char *remote;	   /* --remote; NULL: the store's setting */
@@ -102,7 +102,7 @@ int committer_start(void);
 void committer_stop(void);
 /* Before a figure or snapshot that must include every closed file:
  * with --close=defer, commit files whose close did not wait. */
-void commit_closed_files(void);
+void commit_closed_files(bool streams);
 
 /* hoardfs.c */
 bool is_mountpoint(const char *path);

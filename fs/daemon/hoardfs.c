@@ -46,6 +46,7 @@
 #define DEFAULT_PLAIN_MIN  (1ull << 20)
 
 struct hoardfs_daemon D = {.report_fd = -1,
+			   .close_defer = true,
 			   .notify_mu = PTHREAD_MUTEX_INITIALIZER,
 			   .mounts_cv = PTHREAD_COND_INITIALIZER};
 
@@ -242,7 +243,7 @@ static void *mount_thread(void *arg)
 	hoard_fs_forget(D.fs, m->root, 1);
 	/* an unmount drops the RELEASEs still queued in the kernel: commit
 	 * what their closes left */
-	hoard_fs_commit_dirty(D.fs);
+	hoard_fs_commit_dirty(D.fs, true);
 	pthread_mutex_lock(&D.notify_mu);
 	m->se = NULL;
 	free(m->name);
@@ -442,13 +443,15 @@ static void usage(FILE *f)
 		"                        kernel grants it; off: every read "
 		"goes through the\n"
 		"                        daemon and no copies are made\n"
-		"      --close=wait|defer\n"
-		"                        wait (default): close(2) returns once "
-		"the file's\n"
-		"                        commit landed; defer: close returns "
-		"at once and the\n"
-		"                        commit runs at RELEASE on a committer "
-		"thread (README,\n"
+		"      --close=defer|wait\n"
+		"                        defer (default): close(2) returns at "
+		"once and the\n"
+		"                        commit lands within milliseconds on "
+		"a committer\n"
+		"                        thread (a rename commits first); "
+		"wait: close\n"
+		"                        returns once the file's commit landed "
+		"(README,\n"
 		"                        \"Writes and durability\")\n"
 		"      --plain-size SIZE budget of the plain-file tier "
 		"(default 8G): copies\n"
@@ -580,9 +583,9 @@ static void parse_args(int argc, char **argv)
 					  optarg);
 			break;
 		case 'c':
-			if (!strcmp(optarg, "defer"))
-				D.close_defer = true;
-			else if (strcmp(optarg, "wait"))
+			if (!strcmp(optarg, "wait"))
+				D.close_defer = false;
+			else if (strcmp(optarg, "defer"))
 				usage_die("bad --close '%s': expected wait or "
 					  "defer",
 					  optarg);

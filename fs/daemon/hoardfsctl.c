@@ -128,7 +128,7 @@ static int ctl_sync(const char *req, char **ret_out)
 		r = hoard_sync_pull(D.fs, &o, &res, err, sizeof(err));
 	} else {
 		/* a file closed before the push is in it */
-		commit_closed_files();
+		commit_closed_files(true);
 		r = hoard_sync_push(D.fs, &o, &res, err, sizeof(err));
 	}
 	if (r < 0) {
@@ -581,7 +581,7 @@ static int ctl_serve(void *ud, const char *req, char **ret_out)
 	}
 	if (!strcmp(req, "stats")) {
 		/* the figures follow every close */
-		commit_closed_files();
+		commit_closed_files(false);
 		r = hoard_stats_compute(D.st, &s);
 		if (r < 0)
 			return r;

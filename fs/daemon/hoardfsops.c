@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <time.h>
 
 #include <fuse_lowlevel.h>
 
@@ -272,6 +273,14 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		f |= HOARD_RENAME_NOREPLACE;
 	if (flags & RENAME_EXCHANGE)
 		f |= HOARD_RENAME_EXCHANGE;
+	/* with --close=defer a closed file's commit may not have landed:
+	 * land it before the rename (fs.h) */
+	if (D.close_defer) {
+		hoard_fs_commit_named(M(req)->fs, S(req, parent), name);
+		if (f & HOARD_RENAME_EXCHANGE)
+			hoard_fs_commit_named(M(req)->fs, S(req, newparent),
+					      newname);
+	}
 	fuse_reply_err(req, E(hoard_fs_rename(M(req)->fs, S(req, parent), name,
 					      S(req, newparent), newname, f)));
 }
@@ -451,14 +460,20 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 /*
  * The committer: one thread that makes the last releases of handles whose
- * close did not wait (hoard_fs_defer_close), so their commits run one at a
- * time beside the requests instead of filling the session's threads (a
- * burst of RELEASEs, each waiting for the store, would queue every other
- * request behind it).  At most COMMIT_QUEUE_MAX wait; past that a RELEASE
- * commits on its own thread.  Until its job runs the handle stays open in
- * the daemon, so every access sees the staged content (fs.h).
+ * close did not wait (hoard_fs_defer_close), beside the requests instead
+ * of on the session's threads (a burst of RELEASEs, each waiting for the
+ * store, would queue every other request behind it).  It takes the queue
+ * in groups: after the first job it waits up to COMMIT_GATHER_NS for more
+ * (less once COMMIT_GROUP jobs wait), then makes all their releases at
+ * once, so that the commits of a burst of small new files land in one
+ * batch each (hoard_fs_release_many).  At most COMMIT_QUEUE_MAX wait;
+ * past that a RELEASE commits on its own thread.  Until its job runs the
+ * handle stays open in the daemon, so every access sees the staged
+ * content (fs.h), and an open of the file makes its release first.
  */
-#define COMMIT_QUEUE_MAX 64
+#define COMMIT_QUEUE_MAX 128
+#define COMMIT_GROUP	 32
+#define COMMIT_GATHER_NS 2000000 /* 2 ms */
 struct commit_job {
 	struct commit_job *next;
 	struct hoard_fh *fh;
@@ -470,12 +485,17 @@ struct commit_job {
 static struct {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	struct commit_job *head, **tail; /* protected by mu */
-	unsigned n;			 /* protected by mu */
-	uint64_t running;		 /* protected by mu: the inode of
-					  * the job under way, 0 none */
-	pthread_cond_t done_cv;		 /* with mu: a job was done */
-	bool stop;			 /* protected by mu */
+	struct commit_job *head, **tail;    /* protected by mu */
+	unsigned n;			    /* protected by mu */
+	uint64_t running[COMMIT_QUEUE_MAX]; /* protected by mu: the
+					     * inodes of the jobs under
+					     * way (nrunning of them) */
+	unsigned nrunning;		    /* protected by mu */
+	pthread_cond_t done_cv;		    /* with mu: a job was done */
+	bool stop;			    /* protected by mu */
+	bool hurry; /* protected by mu: no gathering (commit_wait_idle) */
+	uint64_t started, finished; /* protected by mu: groups so far */
+	unsigned releasing; /* protected by mu: RELEASEs being handled */
 	pthread_t thread;
 } C = {.mu = PTHREAD_MUTEX_INITIALIZER,
        .cv = PTHREAD_COND_INITIALIZER,
@@ -505,30 +525,97 @@ static void commit_job_run(struct commit_job *j)
 	free(j);
 }
 
+/* A job of the group is done (hoard_fs_release_many): as commit_job_run
+ * after the release, and an open waiting for it goes on. */
+static void commit_group_done(void *ud, size_t i, int r)
+{
+	struct commit_job *j = ((struct commit_job **)ud)[i];
+
+	if (r < 0)
+		release_failed_notify(j->root, j->ino);
+	hoard_fs_forget(D.fs, j->pin, 1);
+	pthread_mutex_lock(&C.mu);
+	C.running[i] = 0;
+	pthread_cond_broadcast(&C.done_cv);
+	pthread_mutex_unlock(&C.mu);
+	free(j);
+}
+
+/* The jobs head..., n of them (C.running; C.mu not held): their releases
+ * at once, so that the commits of small new files land in one batch. */
+static void commit_group_run(struct commit_job *head, unsigned n)
+{
+	struct hoard_fh *fhs[COMMIT_QUEUE_MAX];
+	struct commit_job *jobs[COMMIT_QUEUE_MAX];
+	unsigned i = 0;
+
+	for (struct commit_job *j = head; j; j = j->next) {
+		jobs[i] = j;
+		fhs[i++] = j->fh;
+	}
+	hoard_fs_release_many(D.fs, fhs, n, commit_group_done, jobs);
+	hoard_evict_poke(D.ev); /* what they wrote is committed now */
+}
+
+/* More jobs for the group: up to COMMIT_GATHER_NS, or until COMMIT_GROUP
+ * jobs wait (C.mu held). */
+static void committer_gather(void)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_nsec += COMMIT_GATHER_NS;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	while (!C.stop && !C.hurry && C.n < COMMIT_GROUP &&
+	       pthread_cond_clockwait(&C.cv, &C.mu, CLOCK_MONOTONIC, &until) !=
+		       ETIMEDOUT)
+		;
+}
+
 static void *committer(void *arg)
 {
-	struct commit_job *j;
+	struct commit_job *head;
+	unsigned n;
 
+	pthread_setname_np(pthread_self(), "hoard-commit");
 	pthread_mutex_lock(&C.mu);
 	for (;;) {
 		while (!C.head && !C.stop)
 			pthread_cond_wait(&C.cv, &C.mu);
-		j = C.head;
-		if (!j)
-			break; /* stopping, and nothing left */
-		C.head = j->next;
 		if (!C.head)
-			C.tail = &C.head;
-		C.n--;
-		C.running = j->pin;
+			break; /* stopping, and nothing left */
+		committer_gather();
+		head = C.head;
+		n = 0;
+		for (struct commit_job *j = head; j; j = j->next)
+			C.running[n++] = j->pin;
+		C.nrunning = n;
+		C.head = NULL;
+		C.tail = &C.head;
+		C.n = 0;
+		C.hurry = false;
+		C.started++;
 		pthread_mutex_unlock(&C.mu);
-		commit_job_run(j);
+		commit_group_run(head, n);
 		pthread_mutex_lock(&C.mu);
-		C.running = 0;
+		C.nrunning = 0;
+		C.finished++;
 		pthread_cond_broadcast(&C.done_cv);
 	}
 	pthread_mutex_unlock(&C.mu);
 	return NULL;
+}
+
+/* ino's job is under way (C.mu held). */
+static bool commit_running(uint64_t ino)
+{
+	for (unsigned i = 0; i < C.nrunning; i++)
+		if (C.running[i] == ino)
+			return true;
+	return false;
 }
 
 /*
@@ -542,7 +629,7 @@ static void commit_drain_ino(uint64_t ino)
 	struct commit_job *mine = NULL, **pp, *j;
 
 	pthread_mutex_lock(&C.mu);
-	while (C.running == ino)
+	while (commit_running(ino))
 		pthread_cond_wait(&C.done_cv, &C.mu);
 	for (pp = &C.head; (j = *pp);) {
 		if (j->pin != ino) {
@@ -585,9 +672,27 @@ static bool commit_queue(fuse_req_t req, fuse_ino_t ino, struct hoard_fh *fh)
 	*C.tail = j;
 	C.tail = &j->next;
 	C.n++;
-	pthread_cond_signal(&C.cv);
+	if (C.n == 1 || C.n >= COMMIT_GROUP) /* see committer_gather */
+		pthread_cond_signal(&C.cv);
 	pthread_mutex_unlock(&C.mu);
 	return true;
+}
+
+/* Until the jobs queued or under way now are done (C.mu not held); later
+ * ones are not waited for, so a burst of closes cannot hold us. */
+static void commit_wait_idle(void)
+{
+	uint64_t until;
+
+	pthread_mutex_lock(&C.mu);
+	until = C.started + (C.head ? 1 : 0); /* the next group takes all */
+	C.hurry = C.head != NULL;
+	pthread_cond_signal(&C.cv);
+	/* (jobs an open drained were made by its thread) */
+	while (C.finished < until && !C.stop &&
+	       (C.head || C.finished < C.started))
+		pthread_cond_wait(&C.done_cv, &C.mu);
+	pthread_mutex_unlock(&C.mu);
 }
 
 /*
@@ -595,12 +700,18 @@ static bool commit_queue(fuse_req_t req, fuse_ino_t ino, struct hoard_fh *fh)
  * committing files still being written would cut a stream short).  With
  * --close=defer a closed file may wait in the queue, or its RELEASE may
  * still be on its way from the kernel, where it cannot be told from an
- * open file: commit every file with uncommitted writes.
+ * open file: the queue is made first, then every file with uncommitted
+ * writes is committed; streams only when `streams` (a push; not for
+ * stats, which would cut short every large file being written at each
+ * scrape: a stream whose RELEASE has not reached the daemon yet is
+ * counted once its commit lands, milliseconds later).
  */
-void commit_closed_files(void)
+void commit_closed_files(bool streams)
 {
-	if (D.close_defer)
-		hoard_fs_commit_dirty(D.fs);
+	if (!D.close_defer)
+		return;
+	commit_wait_idle();
+	hoard_fs_commit_dirty(D.fs, streams);
 }
 
 /* Start the committer thread (main, before the sessions): 0, or
@@ -627,15 +738,46 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 	int r;
 
 	hoard_evict_touch(D.ev, S(req, ino));
-	if (commit_queue(req, ino, FH(fi))) {
-		fuse_reply_err(req, 0);
-		return;
+	pthread_mutex_lock(&C.mu);
+	C.releasing++;
+	pthread_mutex_unlock(&C.mu);
+	if (!commit_queue(req, ino, FH(fi))) {
+		r = hoard_fs_release_pt(M(req)->fs, FH(fi), pt_ops(req, &pto));
+		if (r < 0)
+			release_failed_notify(M(req)->root, ino);
+		hoard_evict_poke(D.ev); /* what it wrote is committed now */
 	}
-	r = hoard_fs_release_pt(M(req)->fs, FH(fi), pt_ops(req, &pto));
-	if (r < 0)
-		release_failed_notify(M(req)->root, ino);
-	hoard_evict_poke(D.ev); /* what it wrote is committed now */
+	pthread_mutex_lock(&C.mu);
+	C.releasing--;
+	pthread_cond_broadcast(&C.done_cv);
+	pthread_mutex_unlock(&C.mu);
 	fuse_reply_err(req, 0);
+}
+
+/*
+ * Before a read of what ino is made of (HOARD_INFO_XATTR): a close's
+ * RELEASE reaches the daemon before any later request of the closer, but
+ * another thread may still be handling it: wait (10 ms at most) until no
+ * RELEASE is being handled, then make ino's queued releases.  A file
+ * still open reports its last commit (dirty), as with --close=wait.
+ */
+static void commit_settle_ino(uint64_t ino)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_nsec += 10000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&C.mu);
+	while (C.releasing &&
+	       pthread_cond_clockwait(&C.done_cv, &C.mu, CLOCK_MONOTONIC,
+				      &until) != ETIMEDOUT)
+		;
+	pthread_mutex_unlock(&C.mu);
+	commit_drain_ino(ino);
 }
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
@@ -817,6 +959,9 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	/* what a deferred close left is in what the file is made of */
+	if (D.close_defer && !strcmp(name, HOARD_INFO_XATTR))
+		commit_settle_ino(S(req, ino));
 	n = hoard_fs_getxattr(M(req)->fs, S(req, ino), name, buf, size);
 	reply_xattr_buf(req, n, buf, size);
 	free(buf);

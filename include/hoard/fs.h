@@ -188,8 +188,8 @@ ssize_t hoard_fs_write_ack(struct hoard_fs *fs, struct hoard_fh *fh,
  * that commit every open, stat and read through the daemon sees the
  * staged content (the inode stays open in the daemon).  A commit there
  * that fails is logged, counted (hoard_fs_commit_errors) and returned by
- * the file's next flush or fsync (once) while the daemon knows the inode;
- * the file keeps its previous content.
+ * the file's next flush or fsync (once; also after the kernel forgot the
+ * inode, until the daemon stops); the file keeps its previous content.
  */
 bool hoard_fs_defer_close(struct hoard_fs *fs, struct hoard_fh *fh);
 /* fh is one for writing whose close did not wait (its release commits). */
@@ -198,10 +198,33 @@ bool hoard_fs_fh_deferred(const struct hoard_fh *fh);
  * hoard_fs_forget(fs, returned ino, 1)) when its release is made after the
  * RELEASE was answered: the kernel may then forget the inode first. */
 uint64_t hoard_fs_fh_pin(struct hoard_fs *fs, struct hoard_fh *fh);
+/*
+ * Commit the file parent/name names now if it has uncommitted content (a
+ * close that did not wait, or a file still open): before a rename, as
+ * ext4's auto_da_alloc writes a file's delayed data before a rename over
+ * another, so that a crash after the rename never finds the new name on
+ * a file without the content it was closed with.  An error is not the
+ * rename's: the content stays staged for the file's own commit, which
+ * reports it.
+ */
+void hoard_fs_commit_named(struct hoard_fs *fs, uint64_t parent,
+			   const char *name);
 uint64_t hoard_fs_commit_errors(struct hoard_fs *fs);
+/*
+ * The releases of n handles at once (the committer's, for the handles of
+ * closes that did not wait; none with passthrough): as
+ * hoard_fs_release_pt(fs, fhs[i], NULL) each, done(ud, i, its result)
+ * called as soon as each is made (fhs[i] is freed then), but the last
+ * releases of small files created here land their commits in one batch
+ * (a failed batch fails each of them, as a failed commit at a last
+ * release does).
+ */
+void hoard_fs_release_many(struct hoard_fs *fs, struct hoard_fh **fhs, size_t n,
+			   void (*done)(void *ud, size_t i, int r), void *ud);
 /* Commit every file with uncommitted writes now (before a snapshot: a
- * closed file whose release has not arrived yet is one). */
-int hoard_fs_commit_dirty(struct hoard_fs *fs);
+ * closed file whose release has not arrived yet is one); files that
+ * stream (large, written by appends) only when `streams`. */
+int hoard_fs_commit_dirty(struct hoard_fs *fs, bool streams);
 int hoard_fs_flush(struct hoard_fs *fs, struct hoard_fh *fh);
 int hoard_fs_fsync(struct hoard_fs *fs, struct hoard_fh *fh, bool datasync);
 void hoard_fs_release(struct hoard_fs *fs, struct hoard_fh *fh);

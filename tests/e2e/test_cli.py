@@ -360,8 +360,12 @@ def test_one_bad_mountpoint_mounts_nothing(store, tmp_path, bad):
 
 def test_restart_after_kill9(store, mnt):
     """A stale lock file and control socket do not keep the store down."""
-    (mnt / "f").write_bytes(b"x" * 1000)
-    os.sync()
+    # fsync: a close does not wait for its commit (README "Writes and
+    # durability"), and sync(2) does not reach a FUSE daemon
+    fd = os.open(mnt / "f", os.O_WRONLY | os.O_CREAT, 0o644)
+    os.write(fd, b"x" * 1000)
+    os.fsync(fd)
+    os.close(fd)
     store.kill9()
     s = store.stats()          # offline, despite the stale control.sock
     assert (s["files"], s["logical_bytes"]) == (1, 1000)

@@ -28,7 +28,8 @@ from test_unit import tail
 # evict thread, lazy fetches with parallel readers and read-ahead, push
 # during writes, the fsx parallel variant, readdirplus churn, LOOKUP walks
 # (entries read ahead) during changes, control
-# requests served at once, a volume removed during a clone.
+# requests served at once, a volume removed during a clone, the
+# committer's group commits of four writers' closed files.
 TSAN_TESTS = [
     "tests/e2e/test_fsx.py::test_fsx_parallel",
     "tests/e2e/test_fsx.py::test_concurrent_writers_one_file",
@@ -44,6 +45,7 @@ TSAN_TESTS = [
     "tests/e2e/test_stream.py::test_parallel_streams_share_chunks",
     "tests/e2e/test_stream.py::test_stream_unlinked_while_open",
     "tests/e2e/test_ctl_concurrent.py::test_racing_requests_for_one_name",
+    "tests/e2e/test_durability.py::test_failed_group_commits_keep_their_files",
 ]
 # Not here: test_volume_rm.py::test_rm_does_not_stall_other_mounts.  In
 # CI (2026-12-07) its daemon hung at unmount inside the TSan runtime
