@@ -10,7 +10,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,14 +20,9 @@
 #include "hoard/store.h"
 #include "hoard/util.h"
 #include "check.h"
+#include "tmpstore.h"
 
 static char tmp_root[] = "/tmp/hoard-test-create-XXXXXX";
-
-static int rm_entry(const char *path, const struct stat *sb, int flag,
-		    struct FTW *ftw)
-{
-	return remove(path) < 0 ? -1 : 0;
-}
 
 static const struct hoard_ctx ctx = {0, 0};
 
@@ -128,16 +122,12 @@ int main(void)
 	struct hoard_store *st = NULL;
 	struct hoard_fs *fs;
 	struct hoard_fh *fh;
-	char store_dir[4096], err[512], c;
+	char c;
 	uint64_t root, sub, ino;
 	struct stat sb;
 
 	hoard_log_set_level(LOG_WARNING);
-	if (!mkdtemp(tmp_root))
-		return 1;
-	snprintf(store_dir, sizeof(store_dir), "%s/store", tmp_root);
-	CHECK_EQ(hoard_store_init(store_dir, &io, err, sizeof(err)), 0);
-	CHECK_EQ(hoard_store_open(store_dir, &st, err, sizeof(err)), 0);
+	st = tmp_store_new(tmp_root, &io);
 	if (!st)
 		return 1;
 	CHECK_EQ(hoard_fs_new(st, NULL, &fs), 0);
@@ -181,6 +171,6 @@ int main(void)
 
 	hoard_fs_free(fs);
 	hoard_store_close(st);
-	nftw(tmp_root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	tmp_tree_remove(tmp_root);
 	return CHECK_DONE();
 }

@@ -11,7 +11,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,16 +21,11 @@
 #include "hoard/store.h"
 #include "hoard/util.h"
 #include "check.h"
+#include "tmpstore.h"
 
 #define FILE_SIZE (100 * 1024)
 
 static char tmp_root[] = "/tmp/hoard-test-evict-XXXXXX";
-
-static int rm_entry(const char *path, const struct stat *sb, int flag,
-		    struct FTW *ftw)
-{
-	return remove(path) < 0 ? -1 : 0;
-}
 
 /* A file with given content, its atime and mtime set to t seconds. */
 static uint64_t put_file(struct hoard_fs *fs, uint64_t dir, const char *name,
@@ -96,17 +90,13 @@ int main(void)
 	struct hoard_evict *ev;
 	struct hoard_fs *fs;
 	struct hoard_fh *open_fh;
-	char store_dir[4096], err[512], name[16];
+	char name[16];
 	uint8_t *data[10], *hdata = random_bytes(FILE_SIZE);
 	uint64_t root, pdir, ino_a5, ino_a6, unit, s0, s1, pinned, v;
 	struct stat sb;
 
 	hoard_log_set_level(LOG_WARNING); /* no report of each pass */
-	if (!mkdtemp(tmp_root))
-		return 1;
-	snprintf(store_dir, sizeof(store_dir), "%s/store", tmp_root);
-	CHECK_EQ(hoard_store_init(store_dir, &io, err, sizeof(err)), 0);
-	CHECK_EQ(hoard_store_open(store_dir, &st, err, sizeof(err)), 0);
+	st = tmp_store_new(tmp_root, &io);
 	if (!st)
 		return 1;
 
@@ -243,6 +233,6 @@ int main(void)
 	for (int i = 0; i < 10; i++)
 		free(data[i]);
 	free(hdata);
-	nftw(tmp_root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	tmp_tree_remove(tmp_root);
 	return CHECK_DONE();
 }

@@ -9,7 +9,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,15 +21,10 @@
 #include "hoard/store.h"
 #include "hoard/util.h"
 #include "check.h"
+#include "tmpstore.h"
 
 static char tmp_root[] = "/tmp/hoard-test-fsck-XXXXXX";
 static char store_dir[4096];
-
-static int rm_entry(const char *path, const struct stat *sb, int flag,
-		    struct FTW *ftw)
-{
-	return remove(path) < 0 ? -1 : 0;
-}
 
 static struct hoard_store *open_store(void)
 {
@@ -344,6 +338,6 @@ int main(void)
 	test_text_and_json();
 	test_gc_json();
 	test_gc_run();
-	nftw(tmp_root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	tmp_tree_remove(tmp_root);
 	return CHECK_DONE();
 }
