@@ -890,6 +890,17 @@ int hoard_fs_release_pt(struct hoard_fs *fs, struct hoard_fh *fh,
  * (and TSan's deadlock detector follows 64 locks per thread at most). */
 #define RELEASE_GROUP_MAX 32
 
+/* The end of fh's last release made by the committer, whose commit gave
+ * r (is->rw held, dropped here; gone: the orphan lost its last link). */
+static void release_end(struct hoard_fs *fs, struct hoard_fh *fh, int r,
+			bool gone)
+{
+	if (r < 0)
+		release_failed(fs, fh->is, r);
+	release_done(fs, fh->is, r);
+	release_free(fs, fh, gone);
+}
+
 /* Land the group v[0..n) (their handles fhs[at[k]]) and finish their
  * releases. */
 static void group_land(struct hoard_fs *fs, struct hoard_fh **fhs,
@@ -898,12 +909,7 @@ static void group_land(struct hoard_fs *fs, struct hoard_fh **fhs,
 {
 	commit_group(fs, v, n);
 	for (size_t k = 0; k < n; k++) {
-		struct hoard_fh *fh = fhs[at[k]];
-
-		if (v[k].r < 0)
-			release_failed(fs, fh->is, v[k].r);
-		release_done(fs, fh->is, v[k].r);
-		release_free(fs, fh, false);
+		release_end(fs, fhs[at[k]], v[k].r, false);
 		done(ud, at[k], v[k].r);
 	}
 }
@@ -958,8 +964,7 @@ void hoard_fs_release_many(struct hoard_fs *fs, struct hoard_fh **fhs, size_t n,
 			continue;
 		}
 		if (orphan && (gone = release_gone(fs, is, orphan))) {
-			release_done(fs, is, 0);
-			release_free(fs, fh, gone);
+			release_end(fs, fh, 0, gone);
 			done(ud, i, 0);
 			continue;
 		}
@@ -972,9 +977,7 @@ void hoard_fs_release_many(struct hoard_fs *fs, struct hoard_fh **fhs, size_t n,
 			}
 			continue;
 		}
-		release_failed(fs, is, v[nv].r);
-		release_done(fs, is, v[nv].r);
-		release_free(fs, fh, false);
+		release_end(fs, fh, v[nv].r, false);
 		done(ud, i, v[nv].r);
 	}
 	group_land(fs, fhs, v, at, nv, done, ud);
