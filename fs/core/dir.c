@@ -684,8 +684,7 @@ static int volume_create_locked(struct hoard_fs *fs, const char *name,
 	if (!b)
 		return -ENOMEM;
 	ino = fs->next_ino++;
-	u64_val_encode(v, next_ino_value(fs));
-	hoard_batch_put(b, HOARD_CF_DEFAULT, "next_ino", 8, v, 8);
+	next_ino_put(fs, b);
 	in.mode = S_IFDIR | 0755;
 	in.nlink = 2;
 	in.volume = ino;

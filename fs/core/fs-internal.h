@@ -93,7 +93,7 @@ struct hoard_fs {
 	pthread_mutex_t lock;	   /* the metadata lock, see fs.h */
 	uint64_t next_ino;	   /* protected by lock */
 	uint64_t ino_stored;	   /* protected by lock: the store's next_ino
-				    * is at least this (next_ino_value) */
+				    * is at least this (next_ino_put) */
 	uint64_t rec_writes;	   /* inode records put (inode_put), atomic;
 				    * changes under lock */
 	struct istate **itab;	   /* protected by lock */
@@ -144,11 +144,12 @@ struct hoard_fs {
 /* meta.c */
 void inode_put(struct hoard_fs *fs, struct hoard_batch *b, uint64_t ino,
 	       const struct hoard_inode *in);
+/* The next_ino setting (fs->lock held; meta.c), never below a block of
+ * numbers a create reserved, into b, or into the store at once when b is
+ * NULL: 0 or the store's error. */
+int next_ino_put(struct hoard_fs *fs, struct hoard_batch *b);
 /* inode_put without fs->lock, for inode numbers no istate can have yet
  * (a volume clone's reserved ones) */
-/* The next_ino setting to store (fs->lock held; meta.c): never below a
- * block of numbers a create reserved. */
-uint64_t next_ino_value(const struct hoard_fs *fs);
 void inode_put_new(struct hoard_fs *fs, struct hoard_batch *b, uint64_t ino,
 		   const struct hoard_inode *in);
 /* Drop the record istate keeps of ino (fs->lock held). */

@@ -520,15 +520,23 @@ static int load_dir(struct hoard_fs *fs, uint64_t ino, struct hoard_inode *ret)
  * out, not exactly it: a create that needs a number at or past what the
  * store holds (fs->ino_stored) writes next_ino INO_BLOCK past it, and the
  * creates after it until then write no next_ino at all.  Every other
- * writer of next_ino (volume create, clone) stores next_ino_value(), so the
- * stored value never goes back below a block handed out.  A crash loses at
+ * writer of next_ino (volume create, clone) stores it through next_ino_put,
+ * so the stored value never goes back below a block handed out.  A crash loses at
  * most the rest of a block: numbers are never reused, not all used.
  */
 #define INO_BLOCK 1024
 
-uint64_t next_ino_value(const struct hoard_fs *fs)
+int next_ino_put(struct hoard_fs *fs, struct hoard_batch *b)
 {
-	return fs->next_ino > fs->ino_stored ? fs->next_ino : fs->ino_stored;
+	uint8_t v[8];
+
+	u64_val_encode(v, fs->next_ino > fs->ino_stored ? fs->next_ino
+							: fs->ino_stored);
+	if (b) {
+		hoard_batch_put(b, HOARD_CF_DEFAULT, "next_ino", 8, v, 8);
+		return 0;
+	}
+	return hoard_store_put(fs->st, HOARD_CF_DEFAULT, "next_ino", 8, v, 8);
 }
 
 /* A number for a new inode; next_ino (a new block) into b when it is past

@@ -197,17 +197,11 @@ static void key_move(uint8_t *dst, const uint8_t *k, size_t kl, uint64_t ino)
 static int reserve_inos_locked(struct walk *w, struct hoard_batch *b)
 {
 	struct hoard_fs *fs = w->fs;
-	uint8_t v[8];
 
 	w->ino_next = fs->next_ino;
 	fs->next_ino += CLONE_INO_BLOCK;
 	w->ino_end = fs->next_ino;
-	u64_val_encode(v, next_ino_value(fs));
-	if (b) {
-		hoard_batch_put(b, HOARD_CF_DEFAULT, "next_ino", 8, v, 8);
-		return 0;
-	}
-	return hoard_store_put(fs->st, HOARD_CF_DEFAULT, "next_ino", 8, v, 8);
+	return next_ino_put(fs, b);
 }
 
 /* A hold of fs->lock that began at t0 ended: count it. */
@@ -566,8 +560,7 @@ static int clone_locked(struct walk *w, const char *src, const char *dst,
 	if (r == 0)
 		r = raise_refs(w, errbuf, errlen);
 	if (r == 0) {
-		u64_val_encode(v, next_ino_value(fs));
-		hoard_batch_put(w->b, HOARD_CF_DEFAULT, "next_ino", 8, v, 8);
+		next_ino_put(fs, w->b);
 		u64_val_encode(v, w->new_root);
 		hoard_batch_put(w->b, HOARD_CF_VOLUMES, dst, strlen(dst), v, 8);
 		w->res->records = hoard_batch_count(w->b);
