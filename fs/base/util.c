@@ -246,6 +246,17 @@ uint64_t hoard_now_mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+struct timespec hoard_deadline(clockid_t clock, uint64_t ns)
+{
+	struct timespec ts;
+
+	clock_gettime(clock, &ts);
+	ns += (uint64_t)ts.tv_nsec;
+	ts.tv_sec += (time_t)(ns / 1000000000u);
+	ts.tv_nsec = (long)(ns % 1000000000u);
+	return ts;
+}
+
 void *hoard_grow(void *arr, size_t *cap, size_t need, size_t elem, size_t first)
 {
 	size_t n = *cap ? *cap * 2 : first;

@@ -561,14 +561,9 @@ static void commit_group_run(struct commit_job *head, unsigned n)
  * jobs wait (C.mu held). */
 static void committer_gather(void)
 {
-	struct timespec until;
+	struct timespec until = hoard_deadline(CLOCK_MONOTONIC,
+					       COMMIT_GATHER_NS);
 
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_nsec += COMMIT_GATHER_NS;
-	if (until.tv_nsec >= 1000000000) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000;
-	}
 	while (!C.stop && !C.hurry && C.n < COMMIT_GROUP &&
 	       pthread_cond_clockwait(&C.cv, &C.mu, CLOCK_MONOTONIC, &until) !=
 		       ETIMEDOUT)
@@ -763,14 +758,8 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
  */
 static void commit_settle_ino(uint64_t ino)
 {
-	struct timespec until;
+	struct timespec until = hoard_deadline(CLOCK_MONOTONIC, 10000000);
 
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_nsec += 10000000;
-	if (until.tv_nsec >= 1000000000) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000;
-	}
 	pthread_mutex_lock(&C.mu);
 	while (C.releasing &&
 	       pthread_cond_clockwait(&C.done_cv, &C.mu, CLOCK_MONOTONIC,

@@ -729,16 +729,10 @@ static void *evict_thread(void *arg)
 
 	pthread_mutex_lock(&ev->mu);
 	while (!ev->stop) {
-		struct timespec ts;
 		uint64_t ms = again ? RETRY_INTERVAL_MS : gap_ms;
+		struct timespec ts = hoard_deadline(CLOCK_REALTIME,
+						    ms * 1000000);
 
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += ms / 1000;
-		ts.tv_nsec += (long)(ms % 1000) * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
 		pthread_cond_timedwait(&ev->cv, &ev->mu, &ts);
 		if (ev->stop)
 			break;

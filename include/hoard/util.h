@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <syslog.h>
 #include <sys/types.h>
+#include <time.h>
 
 #define HOARD_VERSION "0.1.0"
 
@@ -100,5 +101,7 @@ ssize_t hoard_pread_full(int fd, void *buf, size_t n, off_t off);
 int hoard_random(void *buf, size_t n);
 /* Monotonic time in nanoseconds. */
 uint64_t hoard_now_mono_ns(void);
+/* The time ns nanoseconds from now on clock: a timed wait's deadline. */
+struct timespec hoard_deadline(clockid_t clock, uint64_t ns);
 
 #endif
