@@ -100,14 +100,6 @@ struct dent_pf {
 	uint64_t pf_bytes;    /* table bytes advised (storepf.c) */
 };
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 int dentpf_new(struct dent_pf **ret)
 {
 	struct dent_pf *pf = calloc(1, sizeof(*pf));
@@ -423,7 +415,7 @@ int dentpf_miss(struct hoard_fs *fs, uint64_t parent, const char *name,
 		return 0;
 	}
 	d->scanning = true;
-	now = mono_ns();
+	now = hoard_now_coarse_ns();
 	if (now - d->pf_at >= DPF_PF_AGAIN) {
 		d->pf_at = now;
 		ahead = true;

@@ -28,14 +28,6 @@
  * 128 KiB) per WILLNEED call: the file is advised in pieces of this. */
 #define PF_PIECE (128u << 10)
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* memcmp, then length: the store's key order */
 static int key_cmp(const char *a, size_t al, const void *b, size_t bl)
 {
@@ -146,7 +138,7 @@ int64_t hoard_store_prefetch(struct hoard_store *st, enum hoard_cf cf,
 	struct {
 		uint64_t num, size;
 	} todo[STORE_PF_FILES];
-	uint64_t now = now_ns();
+	uint64_t now = hoard_now_coarse_ns();
 	size_t n = 0;
 	int64_t total = 0;
 	char *dbdir;

@@ -99,8 +99,10 @@ int hoard_pwrite_full(int fd, const void *buf, size_t n, off_t off);
 ssize_t hoard_pread_full(int fd, void *buf, size_t n, off_t off);
 /* Fill buf with n bytes from the kernel CSPRNG; 0 or -errno. */
 int hoard_random(void *buf, size_t n);
-/* Monotonic time in nanoseconds. */
+/* Monotonic time in nanoseconds; _coarse: to within a clock tick (a few
+ * ms), cheaper, for rate limits on hot paths. */
 uint64_t hoard_now_mono_ns(void);
+uint64_t hoard_now_coarse_ns(void);
 /* The time ns nanoseconds from now on clock: a timed wait's deadline. */
 struct timespec hoard_deadline(clockid_t clock, uint64_t ns);
 
