@@ -203,6 +203,19 @@ static int chunk_staging(struct commit *c, struct istate *is, uint64_t size)
 	return r;
 }
 
+/* The n_ext extents at ext (key + value each) into b. */
+static void extents_put(struct hoard_batch *b, const uint8_t *ext, size_t n_ext)
+{
+	const size_t esz = EXTENT_KEY_SIZE + EXTENT_VAL_SIZE;
+
+	for (size_t i = 0; i < n_ext; i++) {
+		const uint8_t *e = ext + i * esz;
+
+		hoard_batch_put(b, HOARD_CF_EXTENTS, e, EXTENT_KEY_SIZE,
+				e + EXTENT_KEY_SIZE, EXTENT_VAL_SIZE);
+	}
+}
+
 /*
  * The one batch that gives the file ino new content (fs->lock held), for
  * every writer of a file's extents, inode and chunk refcounts: a commit
@@ -217,7 +230,6 @@ int file_land_locked(struct hoard_fs *fs, uint64_t ino, const uint8_t *ext,
 		     bool sync)
 {
 	struct hoard_batch *b = hoard_batch_new(fs->st);
-	const size_t esz = EXTENT_KEY_SIZE + EXTENT_VAL_SIZE;
 	struct istate *is = istate_find(fs, ino);
 	struct hoard_inode in;
 	int r = 0;
@@ -228,14 +240,10 @@ int file_land_locked(struct hoard_fs *fs, uint64_t ino, const uint8_t *ext,
 	 * old ones: no iterator over the extents family */
 	if (!is || !is->fresh_ext)
 		r = extents_count(fs, ino, deltas, -1, b);
-	for (size_t i = 0; r == 0 && i < n_ext; i++) {
-		const uint8_t *e = ext + i * esz;
-
-		hoard_batch_put(b, HOARD_CF_EXTENTS, e, EXTENT_KEY_SIZE,
-				e + EXTENT_KEY_SIZE, EXTENT_VAL_SIZE);
-	}
-	if (r == 0)
+	if (r == 0) {
+		extents_put(b, ext, n_ext);
 		r = chunks_apply_locked(fs, b, deltas);
+	}
 	if (r == 0 && l->records)
 		r = l->records(l->ud, b, deltas);
 	if (r == 0) /* a new file's first commit: from its istate */
@@ -384,7 +392,6 @@ void commit_one_free(struct commit_one *o)
 static int group_add(struct hoard_fs *fs, struct hoard_batch *b,
 		     struct idmap *all, struct commit_one *o)
 {
-	const size_t esz = EXTENT_KEY_SIZE + EXTENT_VAL_SIZE;
 	struct hoard_inode in;
 	const struct idmap_ent *e;
 	int r = inode_load_cached(fs, o->is->ino, &in);
@@ -402,12 +409,7 @@ static int group_add(struct hoard_fs *fs, struct hoard_batch *b,
 		a->raw_size = e->raw_size;
 		a->frame_size = e->frame_size;
 	}
-	for (size_t i = 0; i < o->c.n_ext; i++) {
-		const uint8_t *x = o->c.ext + i * esz;
-
-		hoard_batch_put(b, HOARD_CF_EXTENTS, x, EXTENT_KEY_SIZE,
-				x + EXTENT_KEY_SIZE, EXTENT_VAL_SIZE);
-	}
+	extents_put(b, o->c.ext, o->c.n_ext);
 	commit_inode(o->is, &in);
 	inode_put(fs, b, o->is->ino, &in);
 	inode_clear(&in);
