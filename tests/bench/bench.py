@@ -878,6 +878,21 @@ class Bench:
             plain.setdefault(key, []).append(dict(state=st, waited=waited))
             return st
 
+        # the cold stat walks: the page cache dropped before each; the
+        # daemon's CPU for the walk beside it (steadier than the times on
+        # a busy machine).  After the cold loop, more walks for the stat
+        # rows alone, up to 5 of each side as for the create rows: on
+        # this host one walk of either side can move 10-20% within
+        # minutes, and a best of 3 keeps that luck
+        def stat_cold(side, path, pid=None):
+            drop_caches()
+            cpu0 = proc_cpu_s(pid) if pid else 0
+            best("stat_cold", side, self.hb(
+                "statfiles", path, str(sz["stat_files"]))["seconds"])
+            if pid:
+                self.detail.setdefault("stat_cold_daemon_cpu_s", {}).setdefault(
+                    side, []).append(round(proc_cpu_s(pid) - cpu0, 2))
+
         # cold: a fresh daemon and the page cache dropped, for every run.
         # The first read of a never-read file (no plain copy: the daemon's
         # own read path, with the copy starting in the background when the
@@ -909,31 +924,20 @@ class Bench:
             best("mmap_cold", "hoard", self.hb("mmap", hoard_model)["seconds"])
             settle("mmap_cold_after", [hoard_model])
             if not reads_only:
-                drop_caches()
-                cpu0 = d.cpu()
-                best("stat_cold", "hoard",
-                     self.hb("statfiles", mnt / "stat",
-                             str(sz["stat_files"]))["seconds"])
-                # the daemon's CPU for the walk (the null fs's below):
-                # steadier than the times on a busy machine
-                self.detail.setdefault("stat_cold_daemon_cpu_s", {}).setdefault(
-                    "hoard", []).append(round(d.cpu() - cpu0, 2))
+                stat_cold("hoard", mnt / "stat", d.proc.pid)
             self.tier_sample(store, f"cold run {i}")
             d.stop()
             drop_caches()
             best("mmap_cold", "local", self.hb("mmap", local_model)["seconds"])
             if not reads_only:
-                drop_caches()
-                best("stat_cold", "local",
-                     self.hb("statfiles", self.local / "stat",
-                             str(sz["stat_files"]))["seconds"])
-                drop_caches()
-                cpu0 = proc_cpu_s(nfs.proc.pid)
-                best("stat_cold", "null",
-                     self.hb("statfiles", nmnt / "stat",
-                             str(sz["stat_files"]))["seconds"])
-                self.detail.setdefault("stat_cold_daemon_cpu_s", {}).setdefault(
-                    "null", []).append(round(proc_cpu_s(nfs.proc.pid) - cpu0, 2))
+                stat_cold("local", self.local / "stat")
+                stat_cold("null", nmnt / "stat", nfs.proc.pid)
+        for i in range(runs, max(runs, 5) if not reads_only else 0):
+            d = fresh()
+            stat_cold("hoard", mnt / "stat", d.proc.pid)
+            d.stop()
+            stat_cold("local", self.local / "stat")
+            stat_cold("null", nmnt / "stat", nfs.proc.pid)
         res["first_read"]["local"] = list(res["seq_cold"]["local"])
         # cold with the plain copy present: both files read once, the
         # copies waited for (bounded; if none comes, still measured, and
@@ -1016,14 +1020,9 @@ class Bench:
         if not reads_only:
             self.pip_install(mnt, best)
             # create + write + close of small files (not synced, either side)
-            for i in range(runs):
-                sides = [("local", self.local), ("hoard", mnt), ("null", nmnt)]
-                for side, base in sides[i % 3:] + sides[:i % 3]:  # rotated
-                    dd = base / f"create{i}"
-                    dd.mkdir()
-                    best("create", side, self.hb(
-                        "mkfiles", dd, str(sz["create_files"]),
-                        str(SMALL_FILE_MAX))["seconds"])
+            self.create_rounds(res, [("local", self.local), ("hoard", mnt),
+                                     ("null", nmnt)],
+                               {"hoard": d.proc.pid, "null": nfs.proc.pid})
         self.tier_sample(store, "end")
         d.stop()
         if nfs:
@@ -1047,7 +1046,7 @@ class Bench:
         """--only stat: the stat figures alone, cold and warm, on hoard,
         the local disk and the null FUSE fs, the sides taking turns (a
         fresh store of stat_files empty files; no corpora)."""
-        sz, runs = self.sz, max(self.sz["runs"], 3)
+        sz, runs = self.sz, max(self.sz["runs"], 5)   # as the full run's
         n = str(sz["stat_files"])
         self.local = self.work / "local"
         self.local.mkdir()
@@ -1155,9 +1154,7 @@ class Bench:
     def create_only(self):
         """--only create: the create+write+close figure alone (a new
         store, no corpora): hoard, the null FUSE fs and the local disk,
-        rounds rotated as in the full run, with more rounds (at least 5)
-        since the figure is short and noisy."""
-        sz = self.sz
+        the same rounds as in the full run (create_rounds)."""
         self.local = self.work / "local"
         self.local.mkdir()
         store = self.work / "store-create"
@@ -1168,31 +1165,38 @@ class Bench:
         nmnt = self.work / "mnt-null"
         nfs = NullFs(self.nullfs, nmnt, self.work / "nullfs.log")
         res = {}
-        pids = {"hoard": d.proc.pid, "null": nfs.proc.pid}
-        cpu = {s: [] for s in pids}
         try:
-            sides = [("local", self.local), ("hoard", mnt), ("null", nmnt)]
-            for i in range(max(sz["runs"], 5)):
-                for side, base in sides[i % 3:] + sides[:i % 3]:  # rotated
-                    dd = base / f"create{i}"
-                    dd.mkdir()
-                    c0 = proc_cpu_s(pids[side]) if side in pids else 0
-                    res.setdefault("create", {}).setdefault(side, []).append(
-                        self.hb("mkfiles", dd, str(sz["create_files"]),
-                                str(SMALL_FILE_MAX))["seconds"])
-                    if side in pids:
-                        cpu[side].append((proc_cpu_s(pids[side]) - c0) * 1e6
-                                         / sz["create_files"])
+            self.create_rounds(res, [("local", self.local), ("hoard", mnt),
+                                     ("null", nmnt)],
+                               {"hoard": d.proc.pid, "null": nfs.proc.pid})
         finally:
             d.stop()
             nfs.stop()
         self.detail["reads"] = res
-        # the daemons' CPU (all threads) per created file: steadier than
-        # the wall time on a loaded machine
-        self.detail["create_cpu_us_per_file"] = cpu
-        self.create_cpu = {s: statistics.median(v) for s, v in cpu.items()}
         return {k: {s: min(v) for s, v in sides.items()}
                 for k, sides in res.items()}
+
+    def create_rounds(self, res, sides, pids):
+        """The create figure's rounds into res["create"][side], for the
+        full run and --only create alike: at least 5 rounds (the figure is
+        short and noisy), the sides' order rotated so that none always
+        runs first; the daemons' CPU (all threads) per created file beside
+        it, steadier than the wall time on a loaded machine."""
+        sz = self.sz
+        cpu = {s: [] for s in pids}
+        for i in range(max(sz["runs"], 5)):
+            for side, base in sides[i % 3:] + sides[:i % 3]:
+                dd = base / f"create{i}"
+                dd.mkdir()
+                c0 = proc_cpu_s(pids[side]) if side in pids else 0
+                res.setdefault("create", {}).setdefault(side, []).append(
+                    self.hb("mkfiles", dd, str(sz["create_files"]),
+                            str(SMALL_FILE_MAX))["seconds"])
+                if side in pids:
+                    cpu[side].append((proc_cpu_s(pids[side]) - c0) * 1e6
+                                     / sz["create_files"])
+        self.detail["create_cpu_us_per_file"] = cpu
+        self.create_cpu = {s: statistics.median(v) for s, v in cpu.items()}
 
     def create_rows(self, reads):
         n = self.sz["create_files"]
