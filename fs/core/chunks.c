@@ -696,6 +696,20 @@ static void frame_done(struct hoard_fs *fs, const struct hoard_id *id, int r,
 	pthread_mutex_unlock(&fs->lock);
 }
 
+/*
+ * A new chunk of at most this many bytes goes into the decompressed cache
+ * when its frame was written.  The chunker cuts nothing shorter than
+ * HOARD_CHUNK_MIN but a file's last piece, so these are small files and
+ * files' tails: a burst of small files (a package unpacked, the create
+ * benchmark) is often written again soon, and its dedup confirm is then a
+ * memcmp() with the cache instead of a read of the frame.  The bytes are
+ * verified: raw's id was computed from them just now (emit_chunk), and
+ * they are the bytes the frame was written from.  Large files' chunks stay
+ * out (a copy per chunk of an ingest, and they would push out what is
+ * being read).
+ */
+#define CACHE_WRITTEN_MAX HOARD_CHUNK_MIN
+
 static int stage(struct hoard_fs *fs, const struct hoard_id *id,
 		 const void *raw, size_t len, bool wal,
 		 uint32_t *ret_frame_size, bool *ret_unflushed)
@@ -711,6 +725,8 @@ static int stage(struct hoard_fs *fs, const struct hoard_id *id,
 	if (!have) {
 		/* A new chunk; written outside the lock, others wait. */
 		r = put_frame(fs, id, raw, len, wal, &flen);
+		if (r == 0 && len < CACHE_WRITTEN_MAX)
+			chunks_cache_put(fs, id, raw, (uint32_t)len);
 		frame_done(fs, id, r, flen, r == 0 && !wal);
 		if (r == 0) {
 			*ret_frame_size = flen;
