@@ -643,6 +643,57 @@ static void inflight_drop(struct hoard_fs *fs, const struct hoard_id *id)
 }
 
 /*
+ * The chunk record a stage read is kept in its in-flight entry, so that
+ * the commit that lands the chunk (apply_one, the same commit or another
+ * one relying on the same entry) does not read it again: it is used only
+ * while the store's count of writes of chunk records
+ * (hoard_store_rec_writes, counted by the store itself for every write
+ * that touches the family, whatever module made it) is what it was before
+ * the read.  Every writer of chunk records holds fs->lock for its
+ * read-modify-write (refcounts could not be exact otherwise), and both
+ * the read here and the use in apply_one are under fs->lock, so an
+ * unchanged count means no record changed in between.  Records with a
+ * remote location are not kept (read again).
+ */
+enum { REC_UNKNOWN, REC_NONE, REC_LOCAL };
+
+static void rec_keep(struct idmap_ent *e, int r, const struct chunk_rec *rec,
+		     uint64_t gen)
+{
+	e->rec = REC_UNKNOWN;
+	e->rec_gen = gen;
+	if (r == -ENOENT) {
+		e->rec = REC_NONE;
+	} else if (r == 0 && !rec->has_loc) {
+		e->rec = REC_LOCAL;
+		e->rec_flags = rec->flags;
+		e->rec_raw = rec->raw_size;
+		e->rec_frame = rec->frame_size;
+		e->rec_refcount = rec->refcount;
+	}
+}
+
+/* id's record: the one its in-flight entry kept, when still the stored
+ * one, else read (fs->lock held). */
+static int rec_load_staged(struct hoard_fs *fs, const struct hoard_id *id,
+			   struct chunk_rec *ret)
+{
+	const struct idmap_ent *e = idmap_get(&fs->inflight, id);
+
+	if (!e || e->rec == REC_UNKNOWN ||
+	    e->rec_gen != hoard_store_rec_writes(fs->st))
+		return chunk_rec_load(fs, id, ret);
+	if (e->rec == REC_NONE)
+		return -ENOENT;
+	memset(ret, 0, sizeof(*ret));
+	ret->flags = e->rec_flags;
+	ret->raw_size = e->rec_raw;
+	ret->frame_size = e->rec_frame;
+	ret->refcount = e->rec_refcount;
+	return 0;
+}
+
+/*
  * Count id in flight and say whether its frame is already stored (1) or
  * must be written by the caller (0: the entry is marked `writing`, and
  * other stagers of the same id wait for frame_done()).  fs->lock held.
@@ -652,6 +703,7 @@ static int inflight_enter(struct hoard_fs *fs, const struct hoard_id *id,
 {
 	struct idmap_ent *e;
 	struct chunk_rec rec;
+	uint64_t gen;
 	int r;
 
 	while ((e = idmap_get(&fs->inflight, id)) && e->writing)
@@ -663,6 +715,7 @@ static int inflight_enter(struct hoard_fs *fs, const struct hoard_id *id,
 			*ret_unflushed = true;
 		return 1;
 	}
+	gen = hoard_store_rec_writes(fs->st); /* before the read */
 	r = chunk_rec_load(fs, id, &rec);
 	if (r < 0 && r != -ENOENT)
 		return r;
@@ -671,6 +724,7 @@ static int inflight_enter(struct hoard_fs *fs, const struct hoard_id *id,
 		return -ENOMEM;
 	e->count = 1;
 	e->raw_size = raw;
+	rec_keep(e, r, &rec, gen);
 	if (r == 0 && (rec.flags & 1)) {
 		e->frame_size = *ret_flen = rec.frame_size;
 		return 1;
@@ -906,7 +960,7 @@ static int apply_one(struct hoard_fs *fs, struct hoard_batch *b,
 	struct chunk_rec rec;
 	uint8_t v[CHUNK_REC_V2_SIZE];
 	size_t vl;
-	int r = chunk_rec_load(fs, &d->id, &rec);
+	int r = rec_load_staged(fs, &d->id, &rec);
 
 	if (r == -ENOENT) {
 		if (d->count < 0) {
