@@ -8,7 +8,11 @@
  * before its batch (a large file is not held in memory), and confirms its
  * dedup hits before the batch too.  Between those steps another commit may
  * drop the last reference to one of those chunks; the frame must then stay
- * (only the record goes), and our batch recreates the record.
+ * (only the record goes), and our batch recreates the record.  The entry
+ * also keeps the record the stage read, for the commit's refcount change
+ * (rec_keep below), and a small new chunk's bytes go into the
+ * decompressed cache (CACHE_WRITTEN_MAX), where a dedup hit soon after is
+ * confirmed.
  */
 #include <errno.h>
 #include <stdlib.h>

@@ -134,12 +134,12 @@ static int round_run(struct hoard_fs *fs, uint64_t root, int rd, long n,
 			buf[(size_t)i % len] ^= (uint8_t)(i + 1);
 		}
 		snprintf(name, sizeof(name), "f%06ld", i);
-		r = hoard_fs_create(fs, dirs[i % NDIRS], name,
-				    S_IFREG | 0644, O_WRONLY | O_TRUNC, &ctx,
-				    &sb, &fh);
+		r = hoard_fs_create(fs, dirs[i % NDIRS], name, S_IFREG | 0644,
+				    O_WRONLY | O_TRUNC, &ctx, &sb, &fh);
 		if (r < 0)
 			goto out_free;
-		if (len && hoard_fs_write(fs, fh, buf, len, 0) != (ssize_t)len) {
+		if (len &&
+		    hoard_fs_write(fs, fh, buf, len, 0) != (ssize_t)len) {
 			r = -1;
 			goto out_free;
 		}

@@ -48,8 +48,8 @@ static void make(struct hoard_fs *fs, uint64_t root, const char *name,
 	struct hoard_fh *fh;
 	struct stat sb;
 
-	CHECK_EQ(hoard_fs_create(fs, root, name, S_IFREG | 0644, O_WRONLY,
-				 &ctx, &sb, &fh),
+	CHECK_EQ(hoard_fs_create(fs, root, name, S_IFREG | 0644, O_WRONLY, &ctx,
+				 &sb, &fh),
 		 0);
 	CHECK_EQ(hoard_fs_write(fs, fh, p, n, 0), (ssize_t)n);
 	hoard_fs_release(fs, fh);
