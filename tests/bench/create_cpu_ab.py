@@ -1,8 +1,9 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Interleaved A/B of the daemon's CPU (and wall time) per created file
 (issue 14 item 2; cre4's script, kept here by cre7).
 
-usage: create_ab.py ROUNDS N NAME=BUILDDIR[:extra,args] ... (name null*:
+usage: create_cpu_ab.py ROUNDS N NAME=BUILDDIR[:extra,args] ... (name null*:
 the null fs, tests/hoard-nullfs)
 
 Each round runs `hoard-bench mkfiles DIR N 8192` once per side, the order
@@ -15,7 +16,7 @@ thread), per thread by name too.
 mkfiles writes the same bytes every time, so on one daemon every round
 after the first is all dedup hits.  FRESH=1 starts every side's daemon on
 a new store for every round instead (no warm-up): every file is new
-content.  Environment: ABW (work dir, default /tmp/create-ab), WARM
+content.  Environment: ABW (work dir, default /tmp/create-cpu-ab), WARM
 (warm-up files per daemon, default 500)."""
 import os, sys, subprocess, time, statistics, shutil, glob, collections
 from pathlib import Path
@@ -25,7 +26,7 @@ for a in sys.argv[3:]:
     name, rest = a.split("=", 1)
     b, _, extra = rest.partition(":")
     sides.append((name, Path(b), [x for x in extra.split(",") if x]))
-W = Path(os.environ.get("ABW", "/tmp/create-ab")); shutil.rmtree(W, ignore_errors=True); W.mkdir(parents=True)
+W = Path(os.environ.get("ABW", "/tmp/create-cpu-ab")); shutil.rmtree(W, ignore_errors=True); W.mkdir(parents=True)
 TCK = os.sysconf("SC_CLK_TCK")
 def cpu(pid):
     f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
