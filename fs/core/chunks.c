@@ -8,7 +8,11 @@
  * before its batch (a large file is not held in memory), and confirms its
  * dedup hits before the batch too.  Between those steps another commit may
  * drop the last reference to one of those chunks; the frame must then stay
- * (only the record goes), and our batch recreates the record.
+ * (only the record goes), and our batch recreates the record.  The entry
+ * also keeps the record the stage read, for the commit's refcount change
+ * (rec_keep below), and a small new chunk's bytes go into the
+ * decompressed cache (CACHE_WRITTEN_MAX), where a dedup hit soon after is
+ * confirmed.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -643,6 +647,57 @@ static void inflight_drop(struct hoard_fs *fs, const struct hoard_id *id)
 }
 
 /*
+ * The chunk record a stage read is kept in its in-flight entry, so that
+ * the commit that lands the chunk (apply_one, the same commit or another
+ * one relying on the same entry) does not read it again: it is used only
+ * while the store's count of writes of chunk records
+ * (hoard_store_rec_writes, counted by the store itself for every write
+ * that touches the family, whatever module made it) is what it was before
+ * the read.  Every writer of chunk records holds fs->lock for its
+ * read-modify-write (refcounts could not be exact otherwise), and both
+ * the read here and the use in apply_one are under fs->lock, so an
+ * unchanged count means no record changed in between.  Records with a
+ * remote location are not kept (read again).
+ */
+enum { REC_UNKNOWN, REC_NONE, REC_LOCAL };
+
+static void rec_keep(struct idmap_ent *e, int r, const struct chunk_rec *rec,
+		     uint64_t gen)
+{
+	e->rec = REC_UNKNOWN;
+	e->rec_gen = gen;
+	if (r == -ENOENT) {
+		e->rec = REC_NONE;
+	} else if (r == 0 && !rec->has_loc) {
+		e->rec = REC_LOCAL;
+		e->rec_flags = rec->flags;
+		e->rec_raw = rec->raw_size;
+		e->rec_frame = rec->frame_size;
+		e->rec_refcount = rec->refcount;
+	}
+}
+
+/* id's record: the one its in-flight entry kept, when still the stored
+ * one, else read (fs->lock held). */
+static int rec_load_staged(struct hoard_fs *fs, const struct hoard_id *id,
+			   struct chunk_rec *ret)
+{
+	const struct idmap_ent *e = idmap_get(&fs->inflight, id);
+
+	if (!e || e->rec == REC_UNKNOWN ||
+	    e->rec_gen != hoard_store_rec_writes(fs->st))
+		return chunk_rec_load(fs, id, ret);
+	if (e->rec == REC_NONE)
+		return -ENOENT;
+	memset(ret, 0, sizeof(*ret));
+	ret->flags = e->rec_flags;
+	ret->raw_size = e->rec_raw;
+	ret->frame_size = e->rec_frame;
+	ret->refcount = e->rec_refcount;
+	return 0;
+}
+
+/*
  * Count id in flight and say whether its frame is already stored (1) or
  * must be written by the caller (0: the entry is marked `writing`, and
  * other stagers of the same id wait for frame_done()).  fs->lock held.
@@ -652,6 +707,7 @@ static int inflight_enter(struct hoard_fs *fs, const struct hoard_id *id,
 {
 	struct idmap_ent *e;
 	struct chunk_rec rec;
+	uint64_t gen;
 	int r;
 
 	while ((e = idmap_get(&fs->inflight, id)) && e->writing)
@@ -663,6 +719,7 @@ static int inflight_enter(struct hoard_fs *fs, const struct hoard_id *id,
 			*ret_unflushed = true;
 		return 1;
 	}
+	gen = hoard_store_rec_writes(fs->st); /* before the read */
 	r = chunk_rec_load(fs, id, &rec);
 	if (r < 0 && r != -ENOENT)
 		return r;
@@ -671,6 +728,7 @@ static int inflight_enter(struct hoard_fs *fs, const struct hoard_id *id,
 		return -ENOMEM;
 	e->count = 1;
 	e->raw_size = raw;
+	rec_keep(e, r, &rec, gen);
 	if (r == 0 && (rec.flags & 1)) {
 		e->frame_size = *ret_flen = rec.frame_size;
 		return 1;
@@ -696,6 +754,20 @@ static void frame_done(struct hoard_fs *fs, const struct hoard_id *id, int r,
 	pthread_mutex_unlock(&fs->lock);
 }
 
+/*
+ * A new chunk of at most this many bytes goes into the decompressed cache
+ * when its frame was written.  The chunker cuts nothing shorter than
+ * HOARD_CHUNK_MIN but a file's last piece, so these are small files and
+ * files' tails: a burst of small files (a package unpacked, the create
+ * benchmark) is often written again soon, and its dedup confirm is then a
+ * memcmp() with the cache instead of a read of the frame.  The bytes are
+ * verified: raw's id was computed from them just now (emit_chunk), and
+ * they are the bytes the frame was written from.  Large files' chunks stay
+ * out (a copy per chunk of an ingest, and they would push out what is
+ * being read).
+ */
+#define CACHE_WRITTEN_MAX HOARD_CHUNK_MIN
+
 static int stage(struct hoard_fs *fs, const struct hoard_id *id,
 		 const void *raw, size_t len, bool wal,
 		 uint32_t *ret_frame_size, bool *ret_unflushed)
@@ -711,6 +783,8 @@ static int stage(struct hoard_fs *fs, const struct hoard_id *id,
 	if (!have) {
 		/* A new chunk; written outside the lock, others wait. */
 		r = put_frame(fs, id, raw, len, wal, &flen);
+		if (r == 0 && len < CACHE_WRITTEN_MAX)
+			chunks_cache_put(fs, id, raw, (uint32_t)len);
 		frame_done(fs, id, r, flen, r == 0 && !wal);
 		if (r == 0) {
 			*ret_frame_size = flen;
@@ -890,7 +964,7 @@ static int apply_one(struct hoard_fs *fs, struct hoard_batch *b,
 	struct chunk_rec rec;
 	uint8_t v[CHUNK_REC_V2_SIZE];
 	size_t vl;
-	int r = chunk_rec_load(fs, &d->id, &rec);
+	int r = rec_load_staged(fs, &d->id, &rec);
 
 	if (r == -ENOENT) {
 		if (d->count < 0) {

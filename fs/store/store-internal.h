@@ -52,6 +52,7 @@ struct hoard_store {
 	uint64_t resume_ns;	   /* protected by resume_mu: last attempt */
 	uint64_t write_failures;   /* atomic (__atomic builtins) */
 	uint64_t dent_writes;	   /* atomic: hoard_store_dent_writes */
+	uint64_t rec_writes;	   /* atomic: hoard_store_rec_writes */
 	/* storepf.c, protected by pf_mu: the table files of family pf_cf
 	 * (-1: none yet) as listed at pf_list_at */
 	pthread_mutex_t pf_mu;
@@ -66,6 +67,7 @@ struct hoard_batch {
 	rocksdb_writebatch_t *wb;
 	uint64_t data_bytes; /* chunk data put in it */
 	bool dirents;	     /* puts or deletes of HOARD_CF_DIRENTS in it */
+	bool chunks;	     /* puts or deletes of HOARD_CF_CHUNKS in it */
 };
 
 struct hoard_iter {
@@ -76,11 +78,13 @@ struct hoard_iter {
 };
 
 /* store.c */
-/* Count a write that touched the directory entries, once it is done
- * (hoard_store_dent_writes).  Every write of HOARD_CF_DIRENTS in this
- * module calls it after the write: the LOOKUP read-ahead windows
- * (fs/core/dentpf.c) are used only while the count is unchanged. */
-void store_dent_written(struct hoard_store *st, enum hoard_cf cf);
+/* Count a write that touched the directory entries or the chunk records,
+ * once it is done (hoard_store_dent_writes, hoard_store_rec_writes).
+ * Every write in this module calls it for each family it wrote, after the
+ * write: the LOOKUP read-ahead windows (fs/core/dentpf.c) are used only
+ * while the entries' count is unchanged, a chunk record read by a stage
+ * (fs/core/chunks.c) only while the records' count is. */
+void store_written(struct hoard_store *st, enum hoard_cf cf);
 int store_rdb_err(char *err, const char *what);
 /* storepf.c: frees the list of table files (store_free) */
 void store_pf_clear(struct hoard_store *st);

@@ -52,15 +52,22 @@ uint64_t hoard_store_write_failures(struct hoard_store *st)
 
 /* After the write (landed or not): a reader that saw the count before it
  * and sees the same count later read nothing this write changed. */
-void store_dent_written(struct hoard_store *st, enum hoard_cf cf)
+void store_written(struct hoard_store *st, enum hoard_cf cf)
 {
 	if (cf == HOARD_CF_DIRENTS)
 		__atomic_add_fetch(&st->dent_writes, 1, __ATOMIC_RELEASE);
+	else if (cf == HOARD_CF_CHUNKS)
+		__atomic_add_fetch(&st->rec_writes, 1, __ATOMIC_RELEASE);
 }
 
 uint64_t hoard_store_dent_writes(struct hoard_store *st)
 {
 	return __atomic_load_n(&st->dent_writes, __ATOMIC_ACQUIRE);
+}
+
+uint64_t hoard_store_rec_writes(struct hoard_store *st)
+{
+	return __atomic_load_n(&st->rec_writes, __ATOMIC_ACQUIRE);
 }
 
 /* Turn a RocksDB error string into -errno, logged once at debug level. */
@@ -950,7 +957,7 @@ int hoard_store_put(struct hoard_store *st, enum hoard_cf cf, const void *key,
 		r = store_rdb_err(err, "put");
 		err = NULL;
 	} while (r < 0 && store_try_resume(st, r));
-	store_dent_written(st, cf);
+	store_written(st, cf);
 	return write_failed(st, r);
 }
 
@@ -970,7 +977,7 @@ int hoard_store_put_nowal(struct hoard_store *st, enum hoard_cf cf,
 		r = store_rdb_err(err, "put");
 		err = NULL;
 	} while (r < 0 && store_try_resume(st, r));
-	store_dent_written(st, cf);
+	store_written(st, cf);
 	return write_failed(st, r);
 }
 
@@ -997,6 +1004,7 @@ struct hoard_batch *hoard_batch_new(struct hoard_store *st)
 	b->st = st;
 	b->data_bytes = 0;
 	b->dirents = false;
+	b->chunks = false;
 	b->wb = rocksdb_writebatch_create();
 	return b;
 }
@@ -1014,6 +1022,7 @@ void hoard_batch_put(struct hoard_batch *b, enum hoard_cf cf, const void *key,
 {
 	rocksdb_writebatch_put_cf(b->wb, b->st->cf[cf], key, klen, val, vlen);
 	b->dirents |= cf == HOARD_CF_DIRENTS;
+	b->chunks |= cf == HOARD_CF_CHUNKS;
 	if (cf == HOARD_CF_CHUNKDATA)
 		b->data_bytes += vlen;
 }
@@ -1023,6 +1032,7 @@ void hoard_batch_delete(struct hoard_batch *b, enum hoard_cf cf,
 {
 	rocksdb_writebatch_delete_cf(b->wb, b->st->cf[cf], key, klen);
 	b->dirents |= cf == HOARD_CF_DIRENTS;
+	b->chunks |= cf == HOARD_CF_CHUNKS;
 }
 
 size_t hoard_batch_count(const struct hoard_batch *b)
@@ -1045,7 +1055,9 @@ int hoard_store_write(struct hoard_store *st, struct hoard_batch *b, bool sync)
 		err = NULL;
 	} while (r < 0 && store_try_resume(st, r));
 	if (b->dirents)
-		store_dent_written(st, HOARD_CF_DIRENTS);
+		store_written(st, HOARD_CF_DIRENTS);
+	if (b->chunks)
+		store_written(st, HOARD_CF_CHUNKS);
 	return write_failed(st, r);
 }
 

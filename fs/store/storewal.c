@@ -804,6 +804,6 @@ int hoard_store_delete_range(struct hoard_store *st, enum hoard_cf cf,
 	rocksdb_delete_range_cf(st->db, st->wopts_sync, st->cf[cf],
 				(const char *)a, sizeof(a), (const char *)b, bl,
 				&err);
-	store_dent_written(st, cf);
+	store_written(st, cf);
 	return store_rdb_err(err, "delete_range");
 }

@@ -25,6 +25,13 @@ struct idmap_ent {
 	bool writing;	/* inflight only: the frame is being written */
 	bool unflushed; /* inflight only: written without the WAL, no flush
 			 * has made it durable yet */
+	/* inflight only: the chunk's record as the stage read it, while
+	 * hoard_store_rec_writes() is still rec_gen (fs/core/chunks.c):
+	 * rec 0 unknown, 1 none, 2 a record without a remote location
+	 * (rec_flags, rec_raw, rec_frame, rec_refcount) */
+	uint8_t rec, rec_flags;
+	uint32_t rec_raw, rec_frame;
+	uint64_t rec_refcount, rec_gen;
 };
 struct idmap {
 	struct hoard_htab t; /* entries: struct idmap_ent (htab.h) */

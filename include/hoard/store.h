@@ -175,6 +175,11 @@ uint64_t hoard_store_write_failures(struct hoard_store *st);
  * returned: a reader that gets the same count before a read and at a
  * later moment knows no entry changed in between (fs/core/dentpf.c). */
 uint64_t hoard_store_dent_writes(struct hoard_store *st);
+/* The same for HOARD_CF_CHUNKS (the chunk records): a record read while
+ * the count was c is the stored one as long as the count is still c
+ * (fs/core/chunks.c, for readers and writers that all hold the core's
+ * lock). */
+uint64_t hoard_store_rec_writes(struct hoard_store *st);
 /* Sync the WAL (everything written so far becomes durable). */
 int hoard_store_sync(struct hoard_store *st);
 
