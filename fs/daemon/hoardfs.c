@@ -911,6 +911,9 @@ int main(int argc, char **argv)
 	start_plain();
 	if (committer_start() != 0)
 		die("cannot start a thread");
+	/* with the deferred close, a create's entry lands with the
+	 * committer's next batch too (fs/core/pend.c) */
+	hoard_fs_defer_creates(D.fs, D.close_defer);
 	for (int i = 0; i < D.n_mounts; i++)
 		mount_one(&D.mounts[i]);
 	snprintf(sock, sizeof(sock), "%s/control.sock", D.store_dir);

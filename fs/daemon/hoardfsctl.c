@@ -579,6 +579,10 @@ static int ctl_serve(void *ud, const char *req, char **ret_out)
 		*ret_out = strdup("pong\n");
 		return *ret_out ? 0 : -ENOMEM;
 	}
+	/* every other request reads or writes the store as a whole: the
+	 * creates answered from memory land first (fs/core/pend.c; an
+	 * error stays for their files' fsync) */
+	hoard_fs_land_creates(D.fs);
 	if (!strcmp(req, "stats")) {
 		/* the figures follow every close */
 		commit_closed_files(false);
