@@ -257,7 +257,8 @@ int file_land_locked(struct hoard_fs *fs, uint64_t ino, const uint8_t *ext,
 		l->inode(l->ud, &in);
 		inode_put(fs, b, ino, &in);
 		inode_clear(&in);
-		r = hoard_store_write(fs->st, b, sync);
+		r = pend_fault(npend) ? -EIO
+				      : hoard_store_write(fs->st, b, sync);
 		wrote = true;
 	}
 	pend_done_locked(fs, wrote ? npend : 0, r);
@@ -466,7 +467,8 @@ void commit_group(struct hoard_fs *fs, struct commit_one *v, size_t n)
 	if (r == 0 && any)
 		r = chunks_apply_locked(fs, b, &all);
 	if (r == 0 && (any || npend)) {
-		r = hoard_store_write(fs->st, b, false);
+		r = pend_fault(npend) ? -EIO
+				      : hoard_store_write(fs->st, b, false);
 		wrote = true;
 	}
 	pend_done_locked(fs, wrote ? npend : 0, r);

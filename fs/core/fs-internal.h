@@ -157,7 +157,7 @@ struct hoard_fs {
 struct pend {
 	uint64_t ino;
 	struct hoard_inode in, dir;
-	bool failed; /* a batch with it failed (counted once) */
+	bool counted; /* a batch with it failed, counted (pend.c) */
 };
 /* Any create pending (no lock). */
 bool pend_any(struct hoard_fs *fs);
@@ -184,6 +184,8 @@ void pend_done_locked(struct hoard_fs *fs, size_t n, int r);
  * pend_land): 0, or the batch's error. */
 int pend_land_locked(struct hoard_fs *fs, bool sync);
 int pend_land(struct hoard_fs *fs);
+/* For tests: a batch carrying n pending creates fails (pend.c). */
+bool pend_fault(size_t n);
 /* commit.c: HOARD_TEST_COMMIT_FAIL_EVERY's fault for this batch. */
 bool land_fault(void);
 

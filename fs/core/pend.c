@@ -45,6 +45,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "hoard/util.h"
 #include "fs-internal.h"
@@ -158,7 +159,8 @@ size_t pend_put_locked(struct hoard_fs *fs, struct hoard_batch *b)
  * report it: a file still open (its release pending in the daemon
  * included) or with content to commit gets its own commit's error, which
  * counts, and one whose commit failed already counted; a closed, clean
- * one has no later commit.
+ * one has no later commit: it is counted (at this failure, or at a later
+ * one once it is closed).
  */
 static void pend_failed_locked(struct hoard_fs *fs, size_t n)
 {
@@ -167,18 +169,18 @@ static void pend_failed_locked(struct hoard_fs *fs, size_t n)
 		struct istate *is;
 		bool quiet = true;
 
-		if (p->failed)
+		if (p->counted)
 			continue;
-		p->failed = true;
 		is = istate_find(fs, p->ino);
 		if (is) {
 			pthread_mutex_lock(&is->mu);
 			quiet = !is->opens && !is->dirty && !is->commit_err;
 			pthread_mutex_unlock(&is->mu);
 		}
-		if (quiet)
-			__atomic_add_fetch(&fs->commit_errors, 1,
-					   __ATOMIC_RELAXED);
+		if (!quiet)
+			continue; /* looked at again at the next failure */
+		p->counted = true;
+		__atomic_add_fetch(&fs->commit_errors, 1, __ATOMIC_RELAXED);
 	}
 }
 
@@ -205,6 +207,24 @@ void pend_done_locked(struct hoard_fs *fs, size_t n, int r)
 			  n, strerror(-r));
 }
 
+/* For tests: HOARD_TEST_CREATE_FAIL=PATH fails every batch that carries
+ * pending creates with EIO while PATH exists (pend_fault). */
+static const char *create_fail_path;
+static pthread_once_t create_fail_once = PTHREAD_ONCE_INIT;
+
+static void create_fail_init(void)
+{
+	create_fail_path = getenv("HOARD_TEST_CREATE_FAIL");
+}
+
+bool pend_fault(size_t n)
+{
+	if (!n)
+		return false;
+	pthread_once(&create_fail_once, create_fail_init);
+	return create_fail_path && access(create_fail_path, F_OK) == 0;
+}
+
 int pend_land_locked(struct hoard_fs *fs, bool sync)
 {
 	struct hoard_batch *b;
@@ -217,7 +237,7 @@ int pend_land_locked(struct hoard_fs *fs, bool sync)
 	if (!b)
 		return -ENOMEM;
 	n = pend_put_locked(fs, b);
-	r = hoard_store_write(fs->st, b, sync);
+	r = pend_fault(n) ? -EIO : hoard_store_write(fs->st, b, sync);
 	hoard_batch_free(b);
 	pend_done_locked(fs, n, r);
 	return r;

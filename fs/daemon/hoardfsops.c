@@ -569,10 +569,11 @@ static void commit_group_run(struct commit_job *head, unsigned n)
 
 /* More jobs for the group: up to COMMIT_GATHER_NS, or until COMMIT_GROUP
  * jobs wait (C.mu held). */
+static long gather_ns = COMMIT_GATHER_NS;
+
 static void committer_gather(void)
 {
-	struct timespec until = hoard_deadline(CLOCK_MONOTONIC,
-					       COMMIT_GATHER_NS);
+	struct timespec until = hoard_deadline(CLOCK_MONOTONIC, gather_ns);
 
 	while (!C.stop && !C.hurry && C.n < COMMIT_GROUP &&
 	       pthread_cond_clockwait(&C.cv, &C.mu, CLOCK_MONOTONIC, &until) !=
@@ -744,6 +745,12 @@ void commit_closed_files(bool streams)
  * pthread_create's error. */
 int committer_start(void)
 {
+	/* for tests: HOARD_TEST_COMMIT_GATHER_MS=N gathers N ms (pending
+	 * creates and closes stay in memory that long) */
+	const char *g = getenv("HOARD_TEST_COMMIT_GATHER_MS");
+
+	if (g)
+		gather_ns = strtol(g, NULL, 10) * 1000000L;
 	return pthread_create(&C.thread, NULL, committer, NULL);
 }
 
