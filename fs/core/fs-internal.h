@@ -146,7 +146,8 @@ struct hoard_fs {
 	bool low_room;	    /* atomic: the store's filesystem was short of
 			     * room at the last hoard_fs_defer_close */
 	pthread_mutex_t pend_mu; /* protects pend, cap_pend (changed with
-				  * lock held too; lock -> pend_mu) */
+				  * lock held too; lock -> pend_mu,
+				  * is->mu -> pend_mu) */
 	struct pend *pend;
 	size_t cap_pend;
 	size_t npend; /* atomic read without pend_mu (pend_any) */
@@ -157,7 +158,7 @@ struct hoard_fs {
 struct pend {
 	uint64_t ino;
 	struct hoard_inode in, dir;
-	bool counted; /* a batch with it failed, counted (pend.c) */
+	bool counted; /* a batch with it failed, counted (fs->lock) */
 };
 /* Any create pending (no lock). */
 bool pend_any(struct hoard_fs *fs);
@@ -165,7 +166,8 @@ bool pend_any(struct hoard_fs *fs);
 bool pend_room_locked(struct hoard_fs *fs);
 /* A create answered from memory (fs->lock held): 0 or -ENOMEM. */
 int pend_add_locked(struct hoard_fs *fs, uint64_t ino,
-		    const struct hoard_inode *in, const struct hoard_inode *dir);
+		    const struct hoard_inode *in,
+		    const struct hoard_inode *dir);
 /* The pending entry parent/name: 0 and its inode (and record, ret_in not
  * NULL), or -ENOENT.  Any lock or none. */
 int pend_find(struct hoard_fs *fs, uint64_t parent, const char *name,

@@ -2,7 +2,9 @@
 /*
  * meta: inodes and directory entries (docs/FORMAT.md 2.2, dirents), the
  * in-memory inode table, and the namespace operations.  Every change to the
- * namespace is one WriteBatch written under fs->lock.
+ * namespace is one WriteBatch written under fs->lock; a regular file's
+ * create (hoard_fs_create) may instead wait in memory for the next batch
+ * (pend.c), and inode_load, dirent_get and LOOKUP see it there.
  */
 #include <dirent.h>
 #include <errno.h>

@@ -39,8 +39,9 @@
  * the window of the deferred close (README, "Writes and durability").
  *
  * Locks: fs->pend is protected by pend_mu and changed only with fs->lock
- * held too (lock -> pend_mu); npend mirrors its length for the lock-free
- * check of the fast paths.
+ * held too (lock -> pend_mu, and is->mu -> pend_mu: inode_load runs under
+ * is->mu), so fs->lock alone keeps it still; npend mirrors its length for
+ * the lock-free check of the fast paths.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -70,7 +71,8 @@ int pend_add_locked(struct hoard_fs *fs, uint64_t ino,
 		r = -ENOMEM;
 	} else {
 		fs->pend = p;
-		p[fs->npend] = (struct pend){.ino = ino, .in = *in, .dir = *dir};
+		p[fs->npend] = (struct pend){
+			.ino = ino, .in = *in, .dir = *dir};
 		p[fs->npend].in.target = NULL;
 		p[fs->npend].dir.target = NULL;
 		__atomic_store_n(&fs->npend, fs->npend + 1, __ATOMIC_RELEASE);
@@ -154,8 +156,9 @@ size_t pend_put_locked(struct hoard_fs *fs, struct hoard_batch *b)
 }
 
 /*
- * A batch with the first n pending creates failed (fs->lock and pend_mu
- * held): each is counted in commit_errors once, when nothing else will
+ * A batch with the first n pending creates failed (fs->lock held, which
+ * keeps the table as it is; not pend_mu: is->mu is taken after it here,
+ * before it in inode_load's callers): each is counted in commit_errors once, when nothing else will
  * report it: a file still open (its release pending in the daemon
  * included) or with content to commit gets its own commit's error, which
  * counts, and one whose commit failed already counted; a closed, clean
@@ -188,15 +191,15 @@ void pend_done_locked(struct hoard_fs *fs, size_t n, int r)
 {
 	if (!n)
 		return;
-	pthread_mutex_lock(&fs->pend_mu);
 	if (r == 0) {
+		pthread_mutex_lock(&fs->pend_mu);
 		memmove(fs->pend, fs->pend + n,
 			(fs->npend - n) * sizeof(*fs->pend));
 		__atomic_store_n(&fs->npend, fs->npend - n, __ATOMIC_RELEASE);
+		pthread_mutex_unlock(&fs->pend_mu);
 	} else {
 		pend_failed_locked(fs, n);
 	}
-	pthread_mutex_unlock(&fs->pend_mu);
 	/* a failing store: creates write at once (and fail at once) until
 	 * one wrote */
 	__atomic_store_n(&fs->create_sync, r < 0, __ATOMIC_RELAXED);

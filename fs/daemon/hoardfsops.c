@@ -503,7 +503,7 @@ static struct {
 	pthread_cond_t done_cv;		    /* with mu: a job was done */
 	bool stop;			    /* protected by mu */
 	bool creates; /* atomic, set under mu: a create waits (kick) */
-	bool hurry; /* protected by mu: no gathering (commit_wait_idle) */
+	bool hurry;   /* protected by mu: no gathering (commit_wait_idle) */
 	uint64_t started, finished; /* protected by mu: groups so far */
 	unsigned releasing; /* protected by mu: RELEASEs being handled */
 	pthread_t thread;
