@@ -707,7 +707,7 @@ static bool commit_queue(fuse_req_t req, fuse_ino_t ino, struct hoard_fh *fh)
 
 /* Until the jobs queued or under way now are done (C.mu not held); later
  * ones are not waited for, so a burst of closes cannot hold us. */
-static void commit_wait_idle(void)
+void commit_wait_idle(void)
 {
 	uint64_t until;
 
