@@ -64,7 +64,7 @@ LAYERS = [
         "core": ["fs/core/idmap.c", "fs/core/chunks.c", "fs/core/meta.c", "fs/core/dir.c",
                  "fs/core/file.c", "fs/core/read.c", "fs/core/commit.c", "fs/core/ingest.c", "fs/core/extents.c", "fs/core/staging.c",
                  "fs/core/info.c", "fs/core/plain.c", "fs/core/volume.c", "fs/core/volrm.c",
-                 "fs/core/core.c", "fs/core/dentpf.c",
+                 "fs/core/core.c", "fs/core/dentpf.c", "fs/core/pend.c",
                  "fs/core/fs-internal.h", "include/hoard/fs.h",
                  "include/hoard/core.h",
                  "include/hoard/idmap.h",

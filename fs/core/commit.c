@@ -232,10 +232,15 @@ int file_land_locked(struct hoard_fs *fs, uint64_t ino, const uint8_t *ext,
 	struct hoard_batch *b = hoard_batch_new(fs->st);
 	struct istate *is = istate_find(fs, ino);
 	struct hoard_inode in;
+	bool wrote = false;
+	size_t npend;
 	int r = 0;
 
 	if (!b)
 		return -ENOMEM;
+	/* the creates not landed yet first (pend.c): this file's own, whose
+	 * record below then wins */
+	npend = pend_put_locked(fs, b);
 	/* a file this daemon created and never landed extents for has no
 	 * old ones: no iterator over the extents family */
 	if (!is || !is->fresh_ext)
@@ -252,8 +257,11 @@ int file_land_locked(struct hoard_fs *fs, uint64_t ino, const uint8_t *ext,
 		l->inode(l->ud, &in);
 		inode_put(fs, b, ino, &in);
 		inode_clear(&in);
-		r = hoard_store_write(fs->st, b, sync);
+		r = pend_fault(npend) ? -EIO
+				      : hoard_store_write(fs->st, b, sync);
+		wrote = true;
 	}
+	pend_done_locked(fs, wrote ? npend : 0, r);
 	if (r == 0 && is && n_ext)
 		is->fresh_ext = false;
 	hoard_batch_free(b);
@@ -283,7 +291,7 @@ static void fail_init(void)
 	fail_every = p ? strtol(p, NULL, 10) : 0;
 }
 
-static bool land_fault(void)
+bool land_fault(void)
 {
 	static unsigned long n;
 
@@ -420,10 +428,15 @@ void commit_group(struct hoard_fs *fs, struct commit_one *v, size_t n)
 {
 	struct hoard_batch *b = hoard_batch_new(fs->st);
 	struct idmap all = {0};
-	bool any = false;
+	size_t npend = 0;
+	bool any = false, wrote = false;
 	int r = b && idmap_init(&all, 64) == 0 ? 0 : -ENOMEM;
 
 	pthread_mutex_lock(&fs->lock);
+	/* every create not landed yet, before the files' records (pend.c):
+	 * a file created and closed within the gather lands in one batch */
+	if (r == 0)
+		npend = pend_put_locked(fs, b);
 	for (size_t i = 0; i < n; i++) {
 		struct commit_one *o = &v[i];
 
@@ -447,12 +460,18 @@ void commit_group(struct hoard_fs *fs, struct commit_one *v, size_t n)
 		hoard_log(LOG_ERR, "commit of inode %llu failed: %s",
 			  (unsigned long long)o->is->ino, strerror(-o->r));
 	}
-	if (r == 0 && any && land_fault())
+	if (r == 0 && any && land_fault()) {
 		r = -EIO; /* the group's batch, as one commit's */
+		wrote = true;
+	}
 	if (r == 0 && any)
 		r = chunks_apply_locked(fs, b, &all);
-	if (r == 0 && any)
-		r = hoard_store_write(fs->st, b, false);
+	if (r == 0 && (any || npend)) {
+		r = pend_fault(npend) ? -EIO
+				      : hoard_store_write(fs->st, b, false);
+		wrote = true;
+	}
+	pend_done_locked(fs, wrote ? npend : 0, r);
 	if (hoard_log_get_level() >= LOG_DEBUG)
 		hoard_log(LOG_DEBUG, "group commit: %zu files, %s", n,
 			  r < 0 ? strerror(-r) : "landed");

@@ -145,7 +145,10 @@ int hoard_core_read_locked(struct hoard_fs *fs,
 	int r;
 
 	pthread_mutex_lock(&fs->lock);
-	r = fn(fs, ud);
+	/* a snapshot of the store: with every create made so far (pend.c) */
+	r = pend_land_locked(fs, false);
+	if (r == 0)
+		r = fn(fs, ud);
 	pthread_mutex_unlock(&fs->lock);
 	return r;
 }

@@ -41,6 +41,9 @@ int hoard_fs_setattr(struct hoard_fs *fs, uint64_t ino, const struct stat *a,
 	struct timespec now;
 	int r = 0;
 
+	r = pend_land(fs); /* it writes records (pend.c) */
+	if (r < 0)
+		return r;
 	if (set & HOARD_SET_SIZE) {
 		if (a->st_size < 0)
 			return -EINVAL;
@@ -260,7 +263,9 @@ int hoard_fs_opendir(struct hoard_fs *fs, uint64_t ino,
 
 	if (!dh)
 		return -ENOMEM;
-	r = inode_load(fs, ino, &in);
+	r = pend_land(fs); /* listings come from the store (pend.c) */
+	if (r == 0)
+		r = inode_load(fs, ino, &in);
 	if (r == 0 && !S_ISDIR(in.mode))
 		r = -ENOTDIR;
 	if (r == 0)
@@ -278,8 +283,10 @@ int hoard_fs_opendir(struct hoard_fs *fs, uint64_t ino,
 int hoard_fs_readdir(struct hoard_fs *fs, struct hoard_dirh *dh, off_t off,
 		     hoard_fill_fn fill, void *ud)
 {
-	int r = 0;
+	int r = pend_land(fs); /* listings come from the store (pend.c) */
 
+	if (r < 0)
+		return r;
 	pthread_mutex_lock(&dh->mu);
 	if (off == 0 || !dh->ents)
 		r = dirh_load(fs, dh);
@@ -405,8 +412,10 @@ int hoard_fs_readdirplus(struct hoard_fs *fs, struct hoard_dirh *dh, off_t off,
 			 hoard_fillplus_fn fill, void *ud)
 {
 	bool check = false, any = false;
-	int r = 0;
+	int r = pend_land(fs); /* listings come from the store (pend.c) */
 
+	if (r < 0)
+		return r;
 	pthread_mutex_lock(&dh->mu);
 	/* The kernel holds the directory's lock across a request, so nothing
 	 * it asks for changes the entries while this one is served; between
@@ -457,7 +466,10 @@ void hoard_fs_releasedir(struct hoard_fs *fs, struct hoard_dirh *dh)
 
 int hoard_fs_fsyncdir(struct hoard_fs *fs, uint64_t ino)
 {
-	return hoard_store_sync(fs->st);
+	/* the creates answered from memory (pend.c) become durable too */
+	int r = pend_land(fs);
+
+	return r < 0 ? r : hoard_store_sync(fs->st);
 }
 
 /* ---- xattrs ------------------------------------------------------------- */
@@ -548,6 +560,9 @@ int hoard_fs_setxattr(struct hoard_fs *fs, uint64_t ino, const char *name,
 		return -ERANGE;
 	if (!xattr_name_ok(name))
 		return -EOPNOTSUPP;
+	r = pend_land(fs); /* it writes records (pend.c) */
+	if (r < 0)
+		return r;
 	if (!strcmp(name, HOARD_INFO_XATTR))
 		return -EPERM; /* read-only */
 	if (size > XATTR_MAX_VALUE)
@@ -616,6 +631,10 @@ ssize_t hoard_fs_listxattr(struct hoard_fs *fs, uint64_t ino, char *buf,
 	size_t total = 0;
 	uint8_t k[8];
 
+	int r = pend_land(fs); /* not whitelisted (pend.c) */
+
+	if (r < 0)
+		return r;
 	ino_key(k, ino);
 	it = hoard_iter_new(fs->st, HOARD_CF_XATTRS, k, 8);
 	if (!it)
@@ -654,6 +673,9 @@ int hoard_fs_removexattr(struct hoard_fs *fs, uint64_t ino, const char *name)
 		return -EPERM; /* read-only */
 	if (strlen(name) > XATTR_NAME_MAX)
 		return -ENODATA;
+	r = pend_land(fs); /* it writes records (pend.c) */
+	if (r < 0)
+		return r;
 	kl = xattr_key(k, ino, name);
 	pthread_mutex_lock(&fs->lock);
 	r = hoard_store_exists(fs->st, HOARD_CF_XATTRS, k, kl);
@@ -921,6 +943,7 @@ int hoard_fs_new(struct hoard_store *st, const struct hoard_fs_opts *o,
 	fs->staging_dirfd = -1;
 	pthread_mutex_init(&fs->lock, NULL);
 	pthread_mutex_init(&fs->neg_mu, NULL);
+	pthread_mutex_init(&fs->pend_mu, NULL);
 	pthread_cond_init(&fs->frame_cv, NULL);
 	fs->itab_cap = 1024;
 	fs->itab = calloc(fs->itab_cap, sizeof(*fs->itab));
@@ -969,7 +992,9 @@ void hoard_fs_free(struct hoard_fs *fs)
 	if (!fs)
 		return;
 	if (fs->itab) {
-		bool ok = fs_commit_all(fs) == 0;
+		bool ok = pend_land(fs) == 0; /* creates not landed yet */
+
+		ok = fs_commit_all(fs) == 0 && ok;
 
 		for (size_t i = 0; i < fs->itab_cap; i++) {
 			struct istate *is, *next;
@@ -1011,7 +1036,9 @@ void hoard_fs_free(struct hoard_fs *fs)
 	idmap_free(&fs->inflight);
 	pthread_mutex_destroy(&fs->lock);
 	pthread_mutex_destroy(&fs->neg_mu);
+	pthread_mutex_destroy(&fs->pend_mu);
 	pthread_cond_destroy(&fs->frame_cv);
+	free(fs->pend);
 	free(fs);
 }
 

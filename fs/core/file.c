@@ -430,28 +430,15 @@ static void pt_end(struct hoard_fs *fs, struct istate *is,
 	is->backing_id = 0;
 }
 
-int hoard_fs_open_pt(struct hoard_fs *fs, uint64_t ino, int flags,
-		     const struct hoard_pt_ops *pt, struct hoard_fh **ret_fh,
-		     struct hoard_open_reply *ret)
+/* The open of is, whose opens count it already, with fh (allocated). */
+static int open_counted(struct hoard_fs *fs, struct istate *is,
+			struct hoard_fh *fh, int flags,
+			const struct hoard_pt_ops *pt, struct hoard_fh **ret_fh,
+			struct hoard_open_reply *ret)
 {
-	struct hoard_fh *fh = malloc(sizeof(*fh));
-	struct istate *is;
 	int r;
 
-	ret->backing_id = 0;
-	ret->keep_cache = true;
-	if (!fh)
-		return -ENOMEM;
 	fh->deferred = false;
-	pthread_mutex_lock(&fs->lock);
-	is = istate_get(fs, ino);
-	if (is)
-		is->opens++;
-	pthread_mutex_unlock(&fs->lock);
-	if (!is) {
-		free(fh);
-		return -ENOMEM;
-	}
 	fh->is = is;
 	fh->flags = flags;
 	fh->pt = false;
@@ -471,6 +458,29 @@ int hoard_fs_open_pt(struct hoard_fs *fs, uint64_t ino, int flags,
 	return 0;
 }
 
+int hoard_fs_open_pt(struct hoard_fs *fs, uint64_t ino, int flags,
+		     const struct hoard_pt_ops *pt, struct hoard_fh **ret_fh,
+		     struct hoard_open_reply *ret)
+{
+	struct hoard_fh *fh = malloc(sizeof(*fh));
+	struct istate *is;
+
+	ret->backing_id = 0;
+	ret->keep_cache = true;
+	if (!fh)
+		return -ENOMEM;
+	pthread_mutex_lock(&fs->lock);
+	is = istate_get(fs, ino);
+	if (is)
+		is->opens++;
+	pthread_mutex_unlock(&fs->lock);
+	if (!is) {
+		free(fh);
+		return -ENOMEM;
+	}
+	return open_counted(fs, is, fh, flags, pt, ret_fh, ret);
+}
+
 int hoard_fs_open(struct hoard_fs *fs, uint64_t ino, int flags,
 		  struct hoard_fh **ret_fh)
 {
@@ -484,12 +494,22 @@ int hoard_fs_create(struct hoard_fs *fs, uint64_t parent, const char *name,
 		    mode_t mode, int flags, const struct hoard_ctx *ctx,
 		    struct stat *ret_st, struct hoard_fh **ret_fh)
 {
-	int r = hoard_fs_mknod(fs, parent, name, S_IFREG | (mode & 07777), 0,
-			       ctx, ret_st);
+	struct hoard_fh *fh = malloc(sizeof(*fh));
+	struct hoard_open_reply rep = {.keep_cache = true};
+	struct istate *is;
+	int r;
 
-	if (r < 0)
+	if (!fh)
+		return -ENOMEM;
+	/* the file is open from its create on (its opens counted under the
+	 * same lock): a create waiting for its batch (pend.c) is an open
+	 * file's */
+	r = create_file(fs, parent, name, mode, ctx, ret_st, &is);
+	if (r < 0) {
+		free(fh);
 		return r;
-	r = hoard_fs_open(fs, ret_st->st_ino, flags & ~O_TRUNC, ret_fh);
+	}
+	r = open_counted(fs, is, fh, flags & ~O_TRUNC, NULL, ret_fh, &rep);
 	if (r < 0)
 		hoard_fs_forget(fs, ret_st->st_ino, 1);
 	return r;
@@ -629,6 +649,11 @@ int hoard_fs_fsync(struct hoard_fs *fs, struct hoard_fh *fh, bool datasync)
 {
 	int r;
 
+	/* its entry, if its create is not landed yet (pend.c): the commit
+	 * below or its WAL sync makes it durable */
+	r = pend_land(fs);
+	if (r < 0)
+		return r;
 	pthread_rwlock_wrlock(&fh->is->rw);
 	r = file_commit(fs, fh->is, true);
 	stream_told(fh->is, r);
@@ -642,10 +667,17 @@ bool hoard_fs_defer_close(struct hoard_fs *fs, struct hoard_fh *fh)
 {
 	struct statvfs sv;
 
+	bool low;
+
 	if ((fh->flags & O_ACCMODE) == O_RDONLY)
 		return true; /* its flush does nothing */
-	if (fh->pt || statvfs(hoard_store_dir(fs->st), &sv) < 0 ||
-	    (uint64_t)sv.f_bavail * sv.f_frsize < DEFER_ROOM)
+	if (fh->pt)
+		return false;
+	low = statvfs(hoard_store_dir(fs->st), &sv) < 0 ||
+	      (uint64_t)sv.f_bavail * sv.f_frsize < DEFER_ROOM;
+	/* short of room: the next creates write at once too (pend.c) */
+	__atomic_store_n(&fs->low_room, low, __ATOMIC_RELAXED);
+	if (low)
 		return false;
 	fh->deferred = true;
 	return true;
@@ -996,8 +1028,10 @@ int hoard_fs_fallocate(struct hoard_fs *fs, struct hoard_fh *fh, int mode,
 {
 	uint64_t end = (uint64_t)off + (uint64_t)len;
 	struct istate *is = fh->is;
-	int r;
+	int r = pend_land(fs); /* not whitelisted (pend.c) */
 
+	if (r < 0)
+		return r;
 	if (mode != 0)
 		return -EOPNOTSUPP;
 	if (off < 0 || len <= 0)

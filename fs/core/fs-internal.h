@@ -139,7 +139,57 @@ struct hoard_fs {
 	 * istate made again takes its error back (meta.c) */
 	struct kept_err *kept_errs;
 	size_t n_kept_errs, cap_kept_errs;
+	/* creates answered from memory, not landed yet (pend.c) */
+	bool defer_creates; /* set before serving (hoard_fs_defer_creates) */
+	bool create_sync;   /* atomic: a landing failed, creates write at
+			     * once until one did */
+	bool low_room;	    /* atomic: the store's filesystem was short of
+			     * room at the last hoard_fs_defer_close */
+	pthread_mutex_t pend_mu; /* protects pend, cap_pend (changed with
+				  * lock held too; lock -> pend_mu,
+				  * is->mu -> pend_mu) */
+	struct pend *pend;
+	size_t cap_pend;
+	size_t npend; /* atomic read without pend_mu (pend_any) */
 };
+
+/* pend.c: a create not landed yet: the new record (its home entry is
+ * parent/name) and the parent's record after it */
+struct pend {
+	uint64_t ino;
+	struct hoard_inode in, dir;
+	bool counted; /* a batch with it failed, counted (fs->lock) */
+};
+/* Any create pending (no lock). */
+bool pend_any(struct hoard_fs *fs);
+/* Whether another create may wait (fs->lock held). */
+bool pend_room_locked(struct hoard_fs *fs);
+/* A create answered from memory (fs->lock held): 0 or -ENOMEM. */
+int pend_add_locked(struct hoard_fs *fs, uint64_t ino,
+		    const struct hoard_inode *in,
+		    const struct hoard_inode *dir);
+/* The pending entry parent/name: 0 and its inode (and record, ret_in not
+ * NULL), or -ENOENT.  Any lock or none. */
+int pend_find(struct hoard_fs *fs, uint64_t parent, const char *name,
+	      uint64_t *ret_ino, struct hoard_inode *ret_in);
+/* The record of ino while a pending create holds it (the new file's, or
+ * its parent's newest): 0, or -ENOENT.  Any lock or none. */
+int pend_load(struct hoard_fs *fs, uint64_t ino, struct hoard_inode *ret);
+/* Put every pending create into b, before anything else the caller puts
+ * (fs->lock held, until pend_done_locked): how many. */
+size_t pend_put_locked(struct hoard_fs *fs, struct hoard_batch *b);
+/* The batch with the first n pending creates was written (r == 0: they
+ * leave the table) or failed (they stay for the next; pend.c).  fs->lock
+ * held since pend_put_locked; n 0 when the batch was not written. */
+void pend_done_locked(struct hoard_fs *fs, size_t n, int r);
+/* Land every pending create now, one batch (fs->lock held, or taken by
+ * pend_land): 0, or the batch's error. */
+int pend_land_locked(struct hoard_fs *fs, bool sync);
+int pend_land(struct hoard_fs *fs);
+/* For tests: a batch carrying n pending creates fails (pend.c). */
+bool pend_fault(size_t n);
+/* commit.c: HOARD_TEST_COMMIT_FAIL_EVERY's fault for this batch. */
+bool land_fault(void);
 
 /* meta.c */
 void inode_put(struct hoard_fs *fs, struct hoard_batch *b, uint64_t ino,
@@ -168,6 +218,11 @@ void istate_overlay(struct istate *is, struct hoard_inode *in);
 /* The inode parent/name names (fs->lock held): 0, -ENOENT, -errno. */
 int dirent_ino(struct hoard_fs *fs, uint64_t parent, const char *name,
 	       uint64_t *ret_ino);
+/* A regular file's create whose entry and record may wait for the next
+ * batch (hoard_fs_create; pend.c). */
+int create_file(struct hoard_fs *fs, uint64_t parent, const char *name,
+		mode_t mode, const struct hoard_ctx *ctx, struct stat *ret_st,
+		struct istate **ret_is);
 /* hoard_fs_unlink with fs->lock held (evict.c removes files with it). */
 int fs_unlink_locked(struct hoard_fs *fs, uint64_t parent, const char *name);
 /* Delete an inode whose nlink is 0 and that nobody uses (fs->lock held). */

@@ -2,7 +2,9 @@
 /*
  * meta: inodes and directory entries (docs/FORMAT.md 2.2, dirents), the
  * in-memory inode table, and the namespace operations.  Every change to the
- * namespace is one WriteBatch written under fs->lock.
+ * namespace is one WriteBatch written under fs->lock; a regular file's
+ * create (hoard_fs_create) may instead wait in memory for the next batch
+ * (pend.c), and inode_load, dirent_get and LOOKUP see it there.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -27,6 +29,10 @@ int inode_load(struct hoard_fs *fs, uint64_t ino, struct hoard_inode *ret)
 	size_t n;
 	int r;
 
+	/* a create not landed yet (pend.c); looked at before the store: a
+	 * landing leaves the table after its write */
+	if (pend_any(fs) && pend_load(fs, ino, ret) == 0)
+		return 0;
 	ino_key(k, ino);
 	r = hoard_store_get_into(fs->st, HOARD_CF_INODES, k, 8, buf,
 				 sizeof(buf), &n);
@@ -325,6 +331,8 @@ static int dirent_get(struct hoard_fs *fs, uint64_t parent, const char *name,
 
 	if (strlen(name) > NAME_MAX_LEN)
 		return -ENAMETOOLONG;
+	if (pend_find(fs, parent, name, ret_ino, NULL) == 0)
+		return 0; /* not landed yet (pend.c) */
 	r = hoard_store_get_into(fs->st, HOARD_CF_DIRENTS, k,
 				 dirent_key(k, parent, name), v, sizeof(v), &n);
 	if (r < 0)
@@ -396,6 +404,22 @@ int hoard_fs_lookup(struct hoard_fs *fs, uint64_t parent, const char *name,
 	 * overlay and left the copy stale: read the record then. */
 	pthread_mutex_lock(&fs->lock);
 	writes = __atomic_load_n(&fs->rec_writes, __ATOMIC_RELAXED);
+	/* a create not landed yet (pend.c): no window or read of the store
+	 * can have it; one that landed is in the store from here on */
+	if (pend_find(fs, parent, name, &ino, &in) == 0) {
+		is = istate_get(fs, ino);
+		if (is) {
+			is->nlookup++;
+			pthread_mutex_lock(&is->mu);
+			istate_overlay(is, &in);
+			pthread_mutex_unlock(&is->mu);
+		}
+		pthread_mutex_unlock(&fs->lock);
+		if (!is)
+			return -ENOMEM;
+		inode_to_stat(&in, ino, ret_st);
+		return 0;
+	}
 	pthread_mutex_unlock(&fs->lock);
 	/* from a window of the directory's entries read ahead (dentpf.c),
 	 * else the point read */
@@ -557,12 +581,48 @@ static uint64_t take_ino(struct hoard_fs *fs, struct hoard_batch *b,
 }
 
 /*
+ * A regular file's create may wait for the next batch (pend.c): on, the
+ * store not known to be failing, no new block of inode numbers to store,
+ * room in the table.
+ */
+static bool create_can_wait(struct hoard_fs *fs, mode_t mode)
+{
+	return fs->defer_creates && S_ISREG(mode) &&
+	       !__atomic_load_n(&fs->create_sync, __ATOMIC_RELAXED) &&
+	       !__atomic_load_n(&fs->low_room, __ATOMIC_RELAXED) &&
+	       fs->next_ino < fs->ino_stored && pend_room_locked(fs);
+}
+
+/* The new inode in (number ino) and its parent's record dir wait for the
+ * next batch (pend.c; fs->lock held). */
+static int create_pending(struct hoard_fs *fs, uint64_t parent,
+			  struct hoard_inode *in, struct hoard_inode *dir,
+			  uint64_t *ret_ino)
+{
+	struct istate *is = istate_get(fs, fs->next_ino);
+
+	if (!is || pend_add_locked(fs, fs->next_ino, in, dir) < 0) {
+		if (is)
+			istate_maybe_free(fs, is);
+		return -ENOMEM;
+	}
+	*ret_ino = fs->next_ino++;
+	istate_cache(fs, parent, dir);
+	istate_cache(fs, *ret_ino, in);
+	return 0;
+}
+
+/*
  * Create an inode named name in parent (fs->lock held): one batch with the
- * new inode, its entry, the parent's times (and nlink for a directory).
+ * new inode, its entry, the parent's times (and nlink for a directory);
+ * with `wait`, a regular file's may instead wait for the next batch
+ * (create_can_wait, pend.c).  Any other create lands the waiting ones
+ * first: its batch writes the parent's record, which theirs would
+ * otherwise overwrite with an older one.
  */
 static int create_locked(struct hoard_fs *fs, uint64_t parent, const char *name,
 			 mode_t mode, dev_t rdev, const char *target,
-			 const struct hoard_ctx *ctx,
+			 const struct hoard_ctx *ctx, bool wait,
 			 struct hoard_inode *ret_in, uint64_t *ret_ino)
 {
 	struct hoard_inode dir, in = {0};
@@ -573,11 +633,20 @@ static int create_locked(struct hoard_fs *fs, uint64_t parent, const char *name,
 
 	if (strlen(name) > NAME_MAX_LEN)
 		return -ENAMETOOLONG;
-	r = load_dir(fs, parent, &dir);
+	wait = wait && create_can_wait(fs, mode);
+	/* a failing store: this batch would fail too */
+	r = wait ? 0 : pend_land_locked(fs, false);
+	if (r == 0)
+		r = load_dir(fs, parent, &dir);
 	if (r < 0)
 		return r;
-	r = neg_take(fs, parent, name) ? -ENOENT
-				       : dirent_get(fs, parent, name, &ino);
+	/* a pending name first: neg_take's count does not see it */
+	if (pend_find(fs, parent, name, &ino, NULL) == 0)
+		r = 0;
+	else
+		r = neg_take(fs, parent, name)
+			    ? -ENOENT
+			    : dirent_get(fs, parent, name, &ino);
 	if (r != -ENOENT) {
 		inode_clear(&dir);
 		return r == 0 ? -EEXIST : r;
@@ -601,6 +670,14 @@ static int create_locked(struct hoard_fs *fs, uint64_t parent, const char *name,
 	dir.mtime = dir.ctime = in.atime;
 	if (S_ISDIR(mode))
 		dir.nlink++;
+	if (wait) {
+		r = create_pending(fs, parent, &in, &dir, &ino);
+		inode_clear(&dir);
+		if (r < 0)
+			return r;
+		is = istate_find(fs, ino);
+		goto out_made;
+	}
 	b = hoard_batch_new(fs->st);
 	if (!b) {
 		inode_clear(&dir);
@@ -618,6 +695,8 @@ static int create_locked(struct hoard_fs *fs, uint64_t parent, const char *name,
 	if (r == 0) {
 		if (stored > fs->ino_stored)
 			fs->ino_stored = stored;
+		/* a create wrote: the store works again (pend.c) */
+		__atomic_store_n(&fs->create_sync, false, __ATOMIC_RELAXED);
 		istate_cache(fs, parent, &dir);
 		/* a new file's first commit reads no record */
 		if (S_ISREG(mode))
@@ -629,6 +708,7 @@ static int create_locked(struct hoard_fs *fs, uint64_t parent, const char *name,
 			istate_maybe_free(fs, is);
 		return r;
 	}
+out_made:
 	is->nlookup++;
 	/* a new inode number: no extents and no xattrs yet */
 	is->fresh_ext = is->fresh_xattr = true;
@@ -644,14 +724,16 @@ static int create_locked(struct hoard_fs *fs, uint64_t parent, const char *name,
 
 static int create_stat(struct hoard_fs *fs, uint64_t parent, const char *name,
 		       mode_t mode, dev_t rdev, const char *target,
-		       const struct hoard_ctx *ctx, struct stat *ret_st)
+		       const struct hoard_ctx *ctx, bool wait,
+		       struct stat *ret_st)
 {
 	struct hoard_inode in;
 	uint64_t ino = 0; /* gcc -O3 cannot see that success sets it */
 	int r;
 
 	pthread_mutex_lock(&fs->lock);
-	r = create_locked(fs, parent, name, mode, rdev, target, ctx, &in, &ino);
+	r = create_locked(fs, parent, name, mode, rdev, target, ctx, wait, &in,
+			  &ino);
 	pthread_mutex_unlock(&fs->lock);
 	if (r < 0)
 		return r;
@@ -669,7 +751,30 @@ int hoard_fs_mknod(struct hoard_fs *fs, uint64_t parent, const char *name,
 		return -EINVAL;
 	if (!(mode & S_IFMT))
 		mode |= S_IFREG;
-	return create_stat(fs, parent, name, mode, rdev, NULL, ctx, ret_st);
+	return create_stat(fs, parent, name, mode, rdev, NULL, ctx, false,
+			   ret_st);
+}
+
+int create_file(struct hoard_fs *fs, uint64_t parent, const char *name,
+		mode_t mode, const struct hoard_ctx *ctx, struct stat *ret_st,
+		struct istate **ret_is)
+{
+	struct hoard_inode in;
+	uint64_t ino = 0;
+	int r;
+
+	pthread_mutex_lock(&fs->lock);
+	r = create_locked(fs, parent, name, S_IFREG | (mode & 07777), 0, NULL,
+			  ctx, true, &in, &ino);
+	if (r == 0) {
+		/* open already: a create that waits is its file's (pend.c) */
+		*ret_is = istate_find(fs, ino);
+		(*ret_is)->opens++;
+	}
+	pthread_mutex_unlock(&fs->lock);
+	if (r == 0)
+		inode_to_stat(&in, ino, ret_st);
+	return r;
 }
 
 int hoard_fs_mkdir(struct hoard_fs *fs, uint64_t parent, const char *name,
@@ -677,7 +782,7 @@ int hoard_fs_mkdir(struct hoard_fs *fs, uint64_t parent, const char *name,
 		   struct stat *ret_st)
 {
 	return create_stat(fs, parent, name, S_IFDIR | (mode & 07777), 0, NULL,
-			   ctx, ret_st);
+			   ctx, false, ret_st);
 }
 
 int hoard_fs_symlink(struct hoard_fs *fs, uint64_t parent, const char *name,
@@ -687,7 +792,7 @@ int hoard_fs_symlink(struct hoard_fs *fs, uint64_t parent, const char *name,
 	if (strlen(target) >= 4096)
 		return -ENAMETOOLONG;
 	return create_stat(fs, parent, name, S_IFLNK | 0777, 0, target, ctx,
-			   ret_st);
+			   false, ret_st);
 }
 
 int hoard_fs_link(struct hoard_fs *fs, uint64_t ino, uint64_t newparent,
@@ -702,6 +807,9 @@ int hoard_fs_link(struct hoard_fs *fs, uint64_t ino, uint64_t newparent,
 	if (strlen(newname) > NAME_MAX_LEN)
 		return -ENAMETOOLONG;
 	pthread_mutex_lock(&fs->lock);
+	r = pend_land_locked(fs, false); /* it writes entries (pend.c) */
+	if (r < 0)
+		goto out_unlock;
 	r = load_dir(fs, newparent, &dir);
 	if (r < 0)
 		goto out_unlock;
@@ -814,6 +922,9 @@ static int remove_locked(struct hoard_fs *fs, uint64_t parent, const char *name,
 	bool purge;
 	int r;
 
+	r = pend_land_locked(fs, false); /* it writes entries (pend.c) */
+	if (r < 0)
+		return r;
 	r = load_dir(fs, parent, &pin);
 	if (r < 0)
 		return r;
@@ -1031,7 +1142,9 @@ int hoard_fs_rename(struct hoard_fs *fs, uint64_t parent, const char *name,
 	if (strlen(newname) > NAME_MAX_LEN)
 		return -ENAMETOOLONG;
 	pthread_mutex_lock(&fs->lock);
-	r = rn_load(fs, &s, true);
+	r = pend_land_locked(fs, false); /* it writes entries (pend.c) */
+	if (r == 0)
+		r = rn_load(fs, &s, true);
 	if (r == 0)
 		r = rn_load(fs, &d, false);
 	if (r == 0)

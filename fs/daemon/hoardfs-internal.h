@@ -103,6 +103,9 @@ void committer_stop(void);
 /* Before a figure or snapshot that must include every closed file:
  * with --close=defer, commit files whose close did not wait. */
 void commit_closed_files(bool streams);
+/* Until the releases queued or under way now are made (their handles
+ * closed in the daemon too). */
+void commit_wait_idle(void);
 
 /* hoardfs.c */
 bool is_mountpoint(const char *path);

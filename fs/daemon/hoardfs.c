@@ -448,9 +448,11 @@ static void usage(FILE *f)
 		"once and the\n"
 		"                        commit lands within milliseconds on "
 		"a committer\n"
-		"                        thread (a rename commits first); "
-		"wait: close\n"
-		"                        returns once the file's commit landed "
+		"                        thread, with a new file's entry (a "
+		"rename commits\n"
+		"                        first); wait: close returns once the "
+		"file's commit\n"
+		"                        landed, a create once its entry did "
 		"(README,\n"
 		"                        \"Writes and durability\")\n"
 		"      --plain-size SIZE budget of the plain-file tier "
@@ -911,6 +913,9 @@ int main(int argc, char **argv)
 	start_plain();
 	if (committer_start() != 0)
 		die("cannot start a thread");
+	/* with the deferred close, a create's entry lands with the
+	 * committer's next batch too (fs/core/pend.c) */
+	hoard_fs_defer_creates(D.fs, D.close_defer);
 	for (int i = 0; i < D.n_mounts; i++)
 		mount_one(&D.mounts[i]);
 	snprintf(sock, sizeof(sock), "%s/control.sock", D.store_dir);

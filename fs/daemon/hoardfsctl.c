@@ -579,6 +579,10 @@ static int ctl_serve(void *ud, const char *req, char **ret_out)
 		*ret_out = strdup("pong\n");
 		return *ret_out ? 0 : -ENOMEM;
 	}
+	/* every other request reads or writes the store as a whole: the
+	 * creates answered from memory land first (fs/core/pend.c; an
+	 * error stays for their files' fsync) */
+	hoard_fs_land_creates(D.fs);
 	if (!strcmp(req, "stats")) {
 		/* the figures follow every close */
 		commit_closed_files(false);
@@ -643,6 +647,10 @@ static int ctl_serve(void *ud, const char *req, char **ret_out)
 					       .changed = pull_changed};
 		int slot = -1;
 
+		/* a file closed just before its volume's unmount is still
+		 * open in the daemon until its queued release is made: a
+		 * removal would find it in use */
+		commit_wait_idle();
 		if (!strncmp(req, "volume rm ", 10)) {
 			r = rm_claim(req + 10, &slot, ret_out);
 			if (r < 0)

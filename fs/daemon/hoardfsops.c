@@ -333,6 +333,7 @@ static void set_noflush(struct hoard_fh *fh, struct fuse_file_info *fi)
 }
 
 static void commit_drain_ino(uint64_t ino);
+static void committer_kick(void);
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
@@ -383,6 +384,9 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		return;
 	}
 	e.ino = e.attr.st_ino;
+	/* an entry answered from memory lands within the gather */
+	if (hoard_fs_creates_pending(M(req)->fs))
+		committer_kick();
 	hoard_evict_touch(D.ev, e.ino);
 	e.attr_timeout = e.entry_timeout = ENTRY_TIMEOUT;
 	fi->fh = (uintptr_t)fh;
@@ -470,6 +474,11 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
  * past that a RELEASE commits on its own thread.  Until its job runs the
  * handle stays open in the daemon, so every access sees the staged
  * content (fs.h), and an open of the file makes its release first.
+ * It also lands the creates answered from memory (hoard_fs_create with
+ * hoard_fs_defer_creates): a CREATE wakes it (committer_kick) as a first
+ * RELEASE does, its group's batch carries them with the files' content,
+ * and what is left after the group lands at once, so an entry waits at
+ * most a gather (plus a group) in memory even while its file is open.
  */
 #define COMMIT_QUEUE_MAX 128
 #define COMMIT_GROUP	 32
@@ -493,7 +502,8 @@ static struct {
 	unsigned nrunning;		    /* protected by mu */
 	pthread_cond_t done_cv;		    /* with mu: a job was done */
 	bool stop;			    /* protected by mu */
-	bool hurry; /* protected by mu: no gathering (commit_wait_idle) */
+	bool creates; /* atomic, set under mu: a create waits (kick) */
+	bool hurry;   /* protected by mu: no gathering (commit_wait_idle) */
 	uint64_t started, finished; /* protected by mu: groups so far */
 	unsigned releasing; /* protected by mu: RELEASEs being handled */
 	pthread_t thread;
@@ -559,10 +569,11 @@ static void commit_group_run(struct commit_job *head, unsigned n)
 
 /* More jobs for the group: up to COMMIT_GATHER_NS, or until COMMIT_GROUP
  * jobs wait (C.mu held). */
+static long gather_ns = COMMIT_GATHER_NS;
+
 static void committer_gather(void)
 {
-	struct timespec until = hoard_deadline(CLOCK_MONOTONIC,
-					       COMMIT_GATHER_NS);
+	struct timespec until = hoard_deadline(CLOCK_MONOTONIC, gather_ns);
 
 	while (!C.stop && !C.hurry && C.n < COMMIT_GROUP &&
 	       pthread_cond_clockwait(&C.cv, &C.mu, CLOCK_MONOTONIC, &until) !=
@@ -578,11 +589,13 @@ static void *committer(void *arg)
 	pthread_setname_np(pthread_self(), "hoard-commit");
 	pthread_mutex_lock(&C.mu);
 	for (;;) {
-		while (!C.head && !C.stop)
+		while (!C.head && !C.creates && !C.stop)
 			pthread_cond_wait(&C.cv, &C.mu);
-		if (!C.head)
+		if (!C.head && !C.creates)
 			break; /* stopping, and nothing left */
 		committer_gather();
+		/* the creates made from here on: the next round's */
+		__atomic_store_n(&C.creates, false, __ATOMIC_RELAXED);
 		head = C.head;
 		n = 0;
 		for (struct commit_job *j = head; j; j = j->next)
@@ -594,7 +607,11 @@ static void *committer(void *arg)
 		C.hurry = false;
 		C.started++;
 		pthread_mutex_unlock(&C.mu);
-		commit_group_run(head, n);
+		if (n)
+			commit_group_run(head, n);
+		/* what no batch of the group carried (an error: the next
+		 * batch retries, the files' fsync returns it) */
+		hoard_fs_land_creates(D.fs);
 		pthread_mutex_lock(&C.mu);
 		C.nrunning = 0;
 		C.finished++;
@@ -602,6 +619,21 @@ static void *committer(void *arg)
 	}
 	pthread_mutex_unlock(&C.mu);
 	return NULL;
+}
+
+/* A create waits for its batch (hoard_fs_creates_pending): wake the
+ * committer, which gathers as for a first release.  One mutex pair per
+ * round at most: later creates see the flag set. */
+static void committer_kick(void)
+{
+	if (__atomic_load_n(&C.creates, __ATOMIC_RELAXED))
+		return;
+	pthread_mutex_lock(&C.mu);
+	if (!C.creates) {
+		__atomic_store_n(&C.creates, true, __ATOMIC_RELAXED);
+		pthread_cond_signal(&C.cv);
+	}
+	pthread_mutex_unlock(&C.mu);
 }
 
 /* ino's job is under way (C.mu held). */
@@ -675,7 +707,7 @@ static bool commit_queue(fuse_req_t req, fuse_ino_t ino, struct hoard_fh *fh)
 
 /* Until the jobs queued or under way now are done (C.mu not held); later
  * ones are not waited for, so a burst of closes cannot hold us. */
-static void commit_wait_idle(void)
+void commit_wait_idle(void)
 {
 	uint64_t until;
 
@@ -713,6 +745,12 @@ void commit_closed_files(bool streams)
  * pthread_create's error. */
 int committer_start(void)
 {
+	/* for tests: HOARD_TEST_COMMIT_GATHER_MS=N gathers N ms (pending
+	 * creates and closes stay in memory that long) */
+	const char *g = getenv("HOARD_TEST_COMMIT_GATHER_MS");
+
+	if (g)
+		gather_ns = strtol(g, NULL, 10) * 1000000L;
 	return pthread_create(&C.thread, NULL, committer, NULL);
 }
 

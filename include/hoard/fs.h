@@ -108,10 +108,21 @@ ssize_t hoard_fs_readlink(struct hoard_fs *fs, uint64_t ino, char *buf,
 /* Files.  open flags as open(2); O_TRUNC is honoured. */
 int hoard_fs_open(struct hoard_fs *fs, uint64_t ino, int flags,
 		  struct hoard_fh **ret_fh);
-/* mknod + open in one step (also counts a lookup). */
+/* mknod + open in one step (also counts a lookup).  With
+ * hoard_fs_defer_creates on, the new entry and record may wait in memory
+ * for the next batch (fs/core/pend.c): every reader sees them, and
+ * hoard_fs_creates_pending says the front end should land them soon
+ * (hoard_fs_land_creates; a batch that commits a file lands them too). */
 int hoard_fs_create(struct hoard_fs *fs, uint64_t parent, const char *name,
 		    mode_t mode, int flags, const struct hoard_ctx *ctx,
 		    struct stat *ret_st, struct hoard_fh **ret_fh);
+/* Creates answered from memory (set before serving; off by default). */
+void hoard_fs_defer_creates(struct hoard_fs *fs, bool on);
+/* Some create waits for its batch (no lock: a hint). */
+bool hoard_fs_creates_pending(struct hoard_fs *fs);
+/* Land every waiting create now, in one batch: 0, or the batch's error
+ * (each lost file's next fsync returns it too). */
+int hoard_fs_land_creates(struct hoard_fs *fs);
 /*
  * FUSE passthrough (docs/FORMAT.md 7.3): the front end's hooks.  open
  * registers fd as a backing file and returns its id (> 0) or -errno;

@@ -29,7 +29,8 @@ from test_unit import tail
 # during writes, the fsx parallel variant, readdirplus churn, LOOKUP walks
 # (entries read ahead) during changes, control
 # requests served at once, a volume removed during a clone, the
-# committer's group commits of four writers' closed files.
+# committer's group commits of four writers' closed files, creates
+# answered from memory while others list and look up their directory.
 TSAN_TESTS = [
     "tests/e2e/test_fsx.py::test_fsx_parallel",
     "tests/e2e/test_fsx.py::test_concurrent_writers_one_file",
@@ -46,6 +47,7 @@ TSAN_TESTS = [
     "tests/e2e/test_stream.py::test_stream_unlinked_while_open",
     "tests/e2e/test_ctl_concurrent.py::test_racing_requests_for_one_name",
     "tests/e2e/test_durability.py::test_failed_group_commits_keep_their_files",
+    "tests/e2e/test_create.py::test_creates_in_many_threads_with_lookups_and_listings",
 ]
 # Not here: test_volume_rm.py::test_rm_does_not_stall_other_mounts.  In
 # CI (2026-12-07) its daemon hung at unmount inside the TSan runtime
