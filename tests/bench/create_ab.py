@@ -17,6 +17,11 @@ whole process from /proc/PID/stat (comparable under load); wall is
 mkfiles' own figure (not comparable under load: use the paired ratios).
 Prints each round, then medians, the CPU by thread name, and paired
 ratios against the first side and against the null fs.
+
+mkfiles writes the same bytes every time, so on one daemon every round
+after the first is all dedup hits (as in tests/bench/run's create rows).
+FRESH=1 starts every side's daemon on a new store for every round instead
+(no warm-up): every file is new content.
 """
 import collections
 import glob
@@ -99,7 +104,15 @@ def main():
     w = Path(os.environ.get("ABW", "/tmp/create-ab"))
     shutil.rmtree(w, ignore_errors=True)
     w.mkdir(parents=True)
-    procs = {name: start(w, name, b, extra) for name, b, extra in sides}
+    fresh = os.environ.get("FRESH") == "1"
+
+    def stop(name):
+        p, mp = procs.pop(name)
+        subprocess.run(["fusermount3", "-u", str(mp)])
+        p.wait()
+
+    procs = {} if fresh else {name: start(w, name, b, extra)
+                              for name, b, extra in sides}
     res = {s[0]: [] for s in sides}
     wall = {s[0]: [] for s in sides}
     thr = {s[0]: collections.Counter() for s in sides}
@@ -114,7 +127,11 @@ def main():
             idle(p.pid)
         for i in range(rounds):
             order = sides[i % len(sides):] + sides[:i % len(sides)]
-            for name, _, _ in order:
+            for name, b, extra in order:
+                if fresh:
+                    rw = w / f"r{i}"
+                    rw.mkdir(exist_ok=True)
+                    procs[name] = start(rw, name, b, extra)
                 p, base = procs[name]
                 d = base / f"c{i}"
                 d.mkdir()
@@ -128,12 +145,13 @@ def main():
                 res[name].append((c1 - c0) * 1e6 / n)
                 for tid, (comm, t) in t1s.items():
                     thr[name][comm] += t - t0s.get(tid, (comm, 0))[1]
+                if fresh:
+                    stop(name)
             print(i, {k: (round(v[-1], 1), round(wall[k][-1], 3))
                       for k, v in res.items()}, flush=True)
     finally:
-        for name, (p, mp) in procs.items():
-            subprocess.run(["fusermount3", "-u", str(mp)])
-            p.wait()
+        for name in list(procs):
+            stop(name)
     for k in res:
         top = {c: round(v * 1e6 / (n * rounds), 1)
                for c, v in thr[k].most_common(6)}
