@@ -1119,6 +1119,13 @@ class Bench:
 
         def install(cache, target):
             shutil.rmtree(target, ignore_errors=True)
+            # the writeback of the previous install's files (and of the
+            # cache copied in) out of the way, untimed: without it the
+            # first timed install ran with no backlog and every later one
+            # behind one (both sides drift 30-60% slower over a series;
+            # the first slot, always the local disk's, was that side's
+            # best in all of six full runs)
+            os.sync()
             mark = idx.mark()
             t = timed(["/usr/bin/python3", "-m", "pip", "install", "--no-deps",
                        "--no-compile", "--quiet", "--target", target,
@@ -1133,7 +1140,8 @@ class Bench:
             target = self.work / "pip-target"
             install(caches["local"], target)
             run(["cp", "-a", caches["local"], caches["hoard"]])
-            fetched = {}
+            install(caches["hoard"], target)    # untimed, as the fill
+            fetched, times = {}, {}
             # pip's time on this machine drifts and jumps from run to run
             # (2.3-6.6 s for the same local install): more runs, and each
             # round starts with the other side, so neither gets the quiet
@@ -1143,12 +1151,21 @@ class Bench:
                              else ("hoard", "local")):
                     t, seen = install(caches[side], target)
                     best("pip_install", side, t)
+                    times.setdefault(side, []).append(t)
                     fetched.setdefault(side, []).append(
                         sum(1 for r in seen if r[1].startswith("/packages/")))
         finally:
             idx.stop()
+        # each round's hoard time over the local disk's of the same round
+        # (the row takes each side's best)
+        per_run = [round(h / lo, 3) for h, lo in
+                   zip(times.get("hoard", []), times.get("local", []))]
+        if per_run:
+            log(f"pip install: hoard / local disk per round {per_run} "
+                f"(median {statistics.median(per_run):.3f})")
         self.detail["pip_install"] = dict(packages=len(reqs),
-                                          wheels_fetched_per_run=fetched)
+                                          wheels_fetched_per_run=fetched,
+                                          per_run_hoard_vs_local=per_run)
         self.pip_packages = len(reqs)
 
     def create_only(self):
