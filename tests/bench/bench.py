@@ -1119,12 +1119,8 @@ class Bench:
 
         def install(cache, target):
             shutil.rmtree(target, ignore_errors=True)
-            # the writeback of the previous install's files (and of the
-            # cache copied in) out of the way, untimed: without it the
-            # first timed install ran with no backlog and every later one
-            # behind one (both sides drift 30-60% slower over a series;
-            # the first slot, always the local disk's, was that side's
-            # best in all of six full runs)
+            # the writeback of the previous install's files out of the
+            # way, untimed, so no install runs behind another's
             os.sync()
             mark = idx.mark()
             t = timed(["/usr/bin/python3", "-m", "pip", "install", "--no-deps",
@@ -1140,7 +1136,14 @@ class Bench:
             target = self.work / "pip-target"
             install(caches["local"], target)
             run(["cp", "-a", caches["local"], caches["hoard"]])
-            install(caches["hoard"], target)    # untimed, as the fill
+            # one untimed install on each side first: the first install
+            # after the fill finds every index page's entry as the fill
+            # wrote it and runs 15-30% faster than every later one, whose
+            # entries pip's 304 answers rewrote (in each of six full runs
+            # both sides' first timed round was that side's best); a
+            # runner's cache is in the later state after its first job
+            for side in ("local", "hoard"):
+                install(caches[side], target)
             fetched, times = {}, {}
             # pip's time on this machine drifts and jumps from run to run
             # (2.3-6.6 s for the same local install): more runs, and each
