@@ -1138,7 +1138,7 @@ class Bench:
             run(["cp", "-a", caches["local"], caches["hoard"]])
             # one untimed install on each side first: the first install
             # after the fill finds every index page's entry as the fill
-            # wrote it and runs 15-30% faster than every later one, whose
+            # wrote it and runs 15-45% faster than every later one, whose
             # entries pip's 304 answers rewrote (in each of six full runs
             # both sides' first timed round was that side's best); a
             # runner's cache is in the later state after its first job
