@@ -158,12 +158,12 @@ size_t pend_put_locked(struct hoard_fs *fs, struct hoard_batch *b)
 /*
  * A batch with the first n pending creates failed (fs->lock held, which
  * keeps the table as it is; not pend_mu: is->mu is taken after it here,
- * before it in inode_load's callers): each is counted in commit_errors once, when nothing else will
- * report it: a file still open (its release pending in the daemon
- * included) or with content to commit gets its own commit's error, which
- * counts, and one whose commit failed already counted; a closed, clean
- * one has no later commit: it is counted (at this failure, or at a later
- * one once it is closed).
+ * before it in inode_load's callers): each is counted in commit_errors
+ * once, when nothing else will report it: a file still open (its release
+ * pending in the daemon included) or with content to commit gets its own
+ * commit's error, which counts, and one whose commit failed already
+ * counted; a closed, clean one has no later commit: it is counted (at
+ * this failure, or at a later one once it is closed).
  */
 static void pend_failed_locked(struct hoard_fs *fs, size_t n)
 {
