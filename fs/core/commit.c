@@ -232,7 +232,6 @@ int file_land_locked(struct hoard_fs *fs, uint64_t ino, const uint8_t *ext,
 	struct hoard_batch *b = hoard_batch_new(fs->st);
 	struct istate *is = istate_find(fs, ino);
 	struct hoard_inode in;
-	bool wrote = false;
 	size_t npend;
 	int r = 0;
 
@@ -257,11 +256,8 @@ int file_land_locked(struct hoard_fs *fs, uint64_t ino, const uint8_t *ext,
 		l->inode(l->ud, &in);
 		inode_put(fs, b, ino, &in);
 		inode_clear(&in);
-		r = pend_fault(npend) ? -EIO
-				      : hoard_store_write(fs->st, b, sync);
-		wrote = true;
+		r = pend_write_locked(fs, b, npend, sync);
 	}
-	pend_done_locked(fs, wrote ? npend : 0, r);
 	if (r == 0 && is && n_ext)
 		is->fresh_ext = false;
 	hoard_batch_free(b);
@@ -291,7 +287,7 @@ static void fail_init(void)
 	fail_every = p ? strtol(p, NULL, 10) : 0;
 }
 
-bool land_fault(void)
+static bool land_fault(void)
 {
 	static unsigned long n;
 
@@ -429,7 +425,7 @@ void commit_group(struct hoard_fs *fs, struct commit_one *v, size_t n)
 	struct hoard_batch *b = hoard_batch_new(fs->st);
 	struct idmap all = {0};
 	size_t npend = 0;
-	bool any = false, wrote = false;
+	bool any = false;
 	int r = b && idmap_init(&all, 64) == 0 ? 0 : -ENOMEM;
 
 	pthread_mutex_lock(&fs->lock);
@@ -462,16 +458,12 @@ void commit_group(struct hoard_fs *fs, struct commit_one *v, size_t n)
 	}
 	if (r == 0 && any && land_fault()) {
 		r = -EIO; /* the group's batch, as one commit's */
-		wrote = true;
+		pend_done_locked(fs, npend, r);
 	}
 	if (r == 0 && any)
 		r = chunks_apply_locked(fs, b, &all);
-	if (r == 0 && (any || npend)) {
-		r = pend_fault(npend) ? -EIO
-				      : hoard_store_write(fs->st, b, false);
-		wrote = true;
-	}
-	pend_done_locked(fs, wrote ? npend : 0, r);
+	if (r == 0 && (any || npend))
+		r = pend_write_locked(fs, b, npend, false);
 	if (hoard_log_get_level() >= LOG_DEBUG)
 		hoard_log(LOG_DEBUG, "group commit: %zu files, %s", n,
 			  r < 0 ? strerror(-r) : "landed");

@@ -630,7 +630,6 @@ ssize_t hoard_fs_listxattr(struct hoard_fs *fs, uint64_t ino, char *buf,
 	struct hoard_iter *it;
 	size_t total = 0;
 	uint8_t k[8];
-
 	int r = pend_land(fs); /* not whitelisted (pend.c) */
 
 	if (r < 0)

@@ -666,7 +666,6 @@ int hoard_fs_fsync(struct hoard_fs *fs, struct hoard_fh *fh, bool datasync)
 bool hoard_fs_defer_close(struct hoard_fs *fs, struct hoard_fh *fh)
 {
 	struct statvfs sv;
-
 	bool low;
 
 	if ((fh->flags & O_ACCMODE) == O_RDONLY)

@@ -180,16 +180,16 @@ int pend_load(struct hoard_fs *fs, uint64_t ino, struct hoard_inode *ret);
 size_t pend_put_locked(struct hoard_fs *fs, struct hoard_batch *b);
 /* The batch with the first n pending creates was written (r == 0: they
  * leave the table) or failed (they stay for the next; pend.c).  fs->lock
- * held since pend_put_locked; n 0 when the batch was not written. */
+ * held since pend_put_locked. */
 void pend_done_locked(struct hoard_fs *fs, size_t n, int r);
+/* Write b, which carries the first n pending creates (pend_put_locked),
+ * and settle them by its result (pend_done_locked): 0 or the error. */
+int pend_write_locked(struct hoard_fs *fs, struct hoard_batch *b, size_t n,
+		      bool sync);
 /* Land every pending create now, one batch (fs->lock held, or taken by
  * pend_land): 0, or the batch's error. */
 int pend_land_locked(struct hoard_fs *fs, bool sync);
 int pend_land(struct hoard_fs *fs);
-/* For tests: a batch carrying n pending creates fails (pend.c). */
-bool pend_fault(size_t n);
-/* commit.c: HOARD_TEST_COMMIT_FAIL_EVERY's fault for this batch. */
-bool land_fault(void);
 
 /* meta.c */
 void inode_put(struct hoard_fs *fs, struct hoard_batch *b, uint64_t ino,

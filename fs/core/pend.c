@@ -211,7 +211,7 @@ void pend_done_locked(struct hoard_fs *fs, size_t n, int r)
 }
 
 /* For tests: HOARD_TEST_CREATE_FAIL=PATH fails every batch that carries
- * pending creates with EIO while PATH exists (pend_fault). */
+ * pending creates with EIO while PATH exists. */
 static const char *create_fail_path;
 static pthread_once_t create_fail_once = PTHREAD_ONCE_INIT;
 
@@ -220,7 +220,7 @@ static void create_fail_init(void)
 	create_fail_path = getenv("HOARD_TEST_CREATE_FAIL");
 }
 
-bool pend_fault(size_t n)
+static bool pend_fault(size_t n)
 {
 	if (!n)
 		return false;
@@ -228,10 +228,18 @@ bool pend_fault(size_t n)
 	return create_fail_path && access(create_fail_path, F_OK) == 0;
 }
 
+int pend_write_locked(struct hoard_fs *fs, struct hoard_batch *b, size_t n,
+		      bool sync)
+{
+	int r = pend_fault(n) ? -EIO : hoard_store_write(fs->st, b, sync);
+
+	pend_done_locked(fs, n, r);
+	return r;
+}
+
 int pend_land_locked(struct hoard_fs *fs, bool sync)
 {
 	struct hoard_batch *b;
-	size_t n;
 	int r;
 
 	if (!pend_any(fs))
@@ -239,10 +247,8 @@ int pend_land_locked(struct hoard_fs *fs, bool sync)
 	b = hoard_batch_new(fs->st);
 	if (!b)
 		return -ENOMEM;
-	n = pend_put_locked(fs, b);
-	r = pend_fault(n) ? -EIO : hoard_store_write(fs->st, b, sync);
+	r = pend_write_locked(fs, b, pend_put_locked(fs, b), sync);
 	hoard_batch_free(b);
-	pend_done_locked(fs, n, r);
 	return r;
 }
 
