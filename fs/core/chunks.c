@@ -651,7 +651,7 @@ static void inflight_drop(struct hoard_fs *fs, const struct hoard_id *id)
  * the commit that lands the chunk (apply_one, the same commit or another
  * one relying on the same entry) does not read it again: it is used only
  * while the store's count of writes of chunk records
- * (hoard_store_rec_writes, counted by the store itself for every write
+ * (hoard_store_chunk_writes, counted by the store itself for every write
  * that touches the family, whatever module made it) is what it was before
  * the read.  Every writer of chunk records holds fs->lock for its
  * read-modify-write (refcounts could not be exact otherwise), and both
@@ -685,7 +685,7 @@ static int rec_load_staged(struct hoard_fs *fs, const struct hoard_id *id,
 	const struct idmap_ent *e = idmap_get(&fs->inflight, id);
 
 	if (!e || e->rec == REC_UNKNOWN ||
-	    e->rec_gen != hoard_store_rec_writes(fs->st))
+	    e->rec_gen != hoard_store_chunk_writes(fs->st))
 		return chunk_rec_load(fs, id, ret);
 	if (e->rec == REC_NONE)
 		return -ENOENT;
@@ -719,7 +719,7 @@ static int inflight_enter(struct hoard_fs *fs, const struct hoard_id *id,
 			*ret_unflushed = true;
 		return 1;
 	}
-	gen = hoard_store_rec_writes(fs->st); /* before the read */
+	gen = hoard_store_chunk_writes(fs->st); /* before the read */
 	r = chunk_rec_load(fs, id, &rec);
 	if (r < 0 && r != -ENOENT)
 		return r;

@@ -52,7 +52,7 @@ struct hoard_store {
 	uint64_t resume_ns;	   /* protected by resume_mu: last attempt */
 	uint64_t write_failures;   /* atomic (__atomic builtins) */
 	uint64_t dent_writes;	   /* atomic: hoard_store_dent_writes */
-	uint64_t rec_writes;	   /* atomic: hoard_store_rec_writes */
+	uint64_t chunk_writes;	   /* atomic: hoard_store_chunk_writes */
 	/* storepf.c, protected by pf_mu: the table files of family pf_cf
 	 * (-1: none yet) as listed at pf_list_at */
 	pthread_mutex_t pf_mu;
@@ -79,7 +79,7 @@ struct hoard_iter {
 
 /* store.c */
 /* Count a write that touched the directory entries or the chunk records,
- * once it is done (hoard_store_dent_writes, hoard_store_rec_writes).
+ * once it is done (hoard_store_dent_writes, hoard_store_chunk_writes).
  * Every write in this module calls it for each family it wrote, after the
  * write: the LOOKUP read-ahead windows (fs/core/dentpf.c) are used only
  * while the entries' count is unchanged, a chunk record read by a stage

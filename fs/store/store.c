@@ -57,7 +57,7 @@ void store_written(struct hoard_store *st, enum hoard_cf cf)
 	if (cf == HOARD_CF_DIRENTS)
 		__atomic_add_fetch(&st->dent_writes, 1, __ATOMIC_RELEASE);
 	else if (cf == HOARD_CF_CHUNKS)
-		__atomic_add_fetch(&st->rec_writes, 1, __ATOMIC_RELEASE);
+		__atomic_add_fetch(&st->chunk_writes, 1, __ATOMIC_RELEASE);
 }
 
 uint64_t hoard_store_dent_writes(struct hoard_store *st)
@@ -65,9 +65,9 @@ uint64_t hoard_store_dent_writes(struct hoard_store *st)
 	return __atomic_load_n(&st->dent_writes, __ATOMIC_ACQUIRE);
 }
 
-uint64_t hoard_store_rec_writes(struct hoard_store *st)
+uint64_t hoard_store_chunk_writes(struct hoard_store *st)
 {
-	return __atomic_load_n(&st->rec_writes, __ATOMIC_ACQUIRE);
+	return __atomic_load_n(&st->chunk_writes, __ATOMIC_ACQUIRE);
 }
 
 /* Turn a RocksDB error string into -errno, logged once at debug level. */

@@ -26,7 +26,7 @@ struct idmap_ent {
 	bool unflushed; /* inflight only: written without the WAL, no flush
 			 * has made it durable yet */
 	/* inflight only: the chunk's record as the stage read it, while
-	 * hoard_store_rec_writes() is still rec_gen (fs/core/chunks.c):
+	 * hoard_store_chunk_writes() is still rec_gen (fs/core/chunks.c):
 	 * rec 0 unknown, 1 none, 2 a record without a remote location
 	 * (rec_flags, rec_raw, rec_frame, rec_refcount) */
 	uint8_t rec, rec_flags;

@@ -179,7 +179,7 @@ uint64_t hoard_store_dent_writes(struct hoard_store *st);
  * the count was c is the stored one as long as the count is still c
  * (fs/core/chunks.c, for readers and writers that all hold the core's
  * lock). */
-uint64_t hoard_store_rec_writes(struct hoard_store *st);
+uint64_t hoard_store_chunk_writes(struct hoard_store *st);
 /* Sync the WAL (everything written so far becomes durable). */
 int hoard_store_sync(struct hoard_store *st);
 
