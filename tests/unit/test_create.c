@@ -30,15 +30,7 @@ static const struct hoard_ctx ctx = {0, 0};
 static uint64_t make(struct hoard_fs *fs, uint64_t dir, const char *name,
 		     char c)
 {
-	struct hoard_fh *fh;
-	struct stat sb;
-
-	CHECK_EQ(hoard_fs_create(fs, dir, name, S_IFREG | 0644, O_WRONLY, &ctx,
-				 &sb, &fh),
-		 0);
-	CHECK_EQ(hoard_fs_write(fs, fh, &c, 1, 0), 1);
-	hoard_fs_release(fs, fh);
-	return (uint64_t)sb.st_ino;
+	return tmp_file_put(fs, dir, name, &c, 1);
 }
 
 static int lookup(struct hoard_fs *fs, uint64_t dir, const char *name,

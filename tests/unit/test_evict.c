@@ -31,22 +31,16 @@ static char tmp_root[] = "/tmp/hoard-test-evict-XXXXXX";
 static uint64_t put_file(struct hoard_fs *fs, uint64_t dir, const char *name,
 			 const void *data, size_t len, time_t t)
 {
-	struct hoard_ctx ctx = {0, 0};
-	struct hoard_fh *fh;
-	struct stat sb, attr = {0};
+	uint64_t ino = tmp_file_put(fs, dir, name, data, len);
+	struct stat attr = {0};
 
-	CHECK_EQ(hoard_fs_create(fs, dir, name, S_IFREG | 0644, O_WRONLY, &ctx,
-				 &sb, &fh),
-		 0);
-	CHECK_EQ(hoard_fs_write(fs, fh, data, len, 0), (ssize_t)len);
-	hoard_fs_release(fs, fh);
 	attr.st_atim.tv_sec = attr.st_mtim.tv_sec = t;
-	CHECK_EQ(hoard_fs_setattr(fs, (uint64_t)sb.st_ino, &attr,
+	CHECK_EQ(hoard_fs_setattr(fs, ino, &attr,
 				  HOARD_SET_ATIME | HOARD_SET_MTIME, NULL,
 				  &attr),
 		 0);
-	hoard_fs_forget(fs, (uint64_t)sb.st_ino, 1);
-	return (uint64_t)sb.st_ino;
+	hoard_fs_forget(fs, ino, 1);
+	return ino;
 }
 
 static bool exists(struct hoard_fs *fs, uint64_t root, const char *path)

@@ -41,16 +41,7 @@ static struct hoard_store *open_store(void)
 static void put_file(struct hoard_fs *fs, uint64_t dir, const char *name,
 		     const void *data, size_t len)
 {
-	struct hoard_ctx ctx = {0, 0};
-	struct hoard_fh *fh;
-	struct stat sb;
-
-	CHECK_EQ(hoard_fs_create(fs, dir, name, S_IFREG | 0644, O_WRONLY, &ctx,
-				 &sb, &fh),
-		 0);
-	CHECK_EQ(hoard_fs_write(fs, fh, data, len, 0), (ssize_t)len);
-	hoard_fs_release(fs, fh);
-	hoard_fs_forget(fs, (uint64_t)sb.st_ino, 1);
+	hoard_fs_forget(fs, tmp_file_put(fs, dir, name, data, len), 1);
 }
 
 static int read_file(struct hoard_fs *fs, uint64_t root, const char *path,

@@ -30,22 +30,13 @@
 #define LEN 5000 /* one chunk */
 
 static char tmp_root[] = "/tmp/hoard-test-recgen-XXXXXX";
-static const struct hoard_ctx ctx = {0, 0};
 
 /* Create name in root with LEN bytes of p, closed (the close commits);
  * the kernel's lookup of it dropped. */
 static void make(struct hoard_fs *fs, uint64_t root, const char *name,
 		 const uint8_t *p)
 {
-	struct hoard_fh *fh;
-	struct stat sb;
-
-	CHECK_EQ(hoard_fs_create(fs, root, name, S_IFREG | 0644, O_WRONLY, &ctx,
-				 &sb, &fh),
-		 0);
-	CHECK_EQ(hoard_fs_write(fs, fh, p, LEN, 0), (ssize_t)LEN);
-	hoard_fs_release(fs, fh);
-	hoard_fs_forget(fs, (uint64_t)sb.st_ino, 1);
+	hoard_fs_forget(fs, tmp_file_put(fs, root, name, p, LEN), 1);
 }
 
 /* The stored refcount of id; -1 when it has no record. */

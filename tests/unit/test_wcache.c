@@ -29,7 +29,6 @@
 #define LEN 6000 /* one chunk, stored raw (random bytes) */
 
 static char tmp_root[] = "/tmp/hoard-test-wcache-XXXXXX";
-static const struct hoard_ctx ctx = {0, 0};
 
 static void fill(uint8_t *p, size_t n, uint64_t seed)
 {
@@ -45,14 +44,19 @@ static void fill(uint8_t *p, size_t n, uint64_t seed)
 static void make(struct hoard_fs *fs, uint64_t root, const char *name,
 		 const uint8_t *p, size_t n)
 {
-	struct hoard_fh *fh;
-	struct stat sb;
+	tmp_file_put(fs, root, name, p, n);
+}
 
-	CHECK_EQ(hoard_fs_create(fs, root, name, S_IFREG | 0644, O_WRONLY, &ctx,
-				 &sb, &fh),
-		 0);
-	CHECK_EQ(hoard_fs_write(fs, fh, p, n, 0), (ssize_t)n);
-	hoard_fs_release(fs, fh);
+/* The core made again over st (a daemon restarted: its cache empty), and
+ * the volume's root. */
+static struct hoard_fs *restarted(struct hoard_store *st, struct hoard_fs *fs,
+				  uint64_t *ret_root)
+{
+	hoard_fs_free(fs);
+	fs = NULL;
+	CHECK_EQ(hoard_fs_new(st, NULL, &fs), 0);
+	CHECK_EQ(hoard_fs_volume(fs, "v", false, ret_root), 0);
+	return fs;
 }
 
 /* Read name whole into buf (LEN bytes): the read's result. */
@@ -144,9 +148,7 @@ int main(void)
 
 	/* out of the cache (the daemon restarted): the damaged frame is
 	 * EIO for every file that shares it, never the flipped bytes */
-	hoard_fs_free(fs);
-	CHECK_EQ(hoard_fs_new(st, NULL, &fs), 0);
-	CHECK_EQ(hoard_fs_volume(fs, "v", false, &root), 0);
+	fs = restarted(st, fs, &root);
 	reads_right_or_eio(fs, root, "a", data, false);
 	reads_right_or_eio(fs, root, "b", data, false);
 	reads_right_or_eio(fs, root, "c", data, false);
@@ -158,9 +160,7 @@ int main(void)
 	reads_right_or_eio(fs, root, "a", data, true);
 	reads_right_or_eio(fs, root, "c", data, true);
 	reads_right_or_eio(fs, root, "e", data, true);
-	hoard_fs_free(fs);
-	CHECK_EQ(hoard_fs_new(st, NULL, &fs), 0);
-	CHECK_EQ(hoard_fs_volume(fs, "v", false, &root), 0);
+	fs = restarted(st, fs, &root);
 	reads_right_or_eio(fs, root, "b", data, true);
 
 	hoard_fs_free(fs);
