@@ -37,8 +37,8 @@
 #include "hoard/fs.h"
 #include "hoard/store.h"
 #include "hoard/util.h"
+#include "mkbytes.h"
 
-#define NDIRS 100
 #define GROUP 32
 
 static const struct hoard_ctx ctx = {0, 0};
@@ -98,48 +98,41 @@ __attribute__((noinline)) static void committer_dup(struct group *g)
 static int round_run(struct hoard_fs *fs, uint64_t root, int rd, long n,
 		     long maxsize)
 {
-	uint8_t *buf = malloc(maxsize > 0 ? (size_t)maxsize : 1);
-	uint64_t x = 0x9e3779b97f4a7c15ull, dirs[NDIRS], top;
+	void (*commit)(struct group *) = rd == 1 ? committer_new
+						 : committer_dup;
+	uint64_t dirs[MK_NDIRS], top;
 	struct group g = {.fs = fs};
 	char name[64];
 	struct stat sb;
+	struct mk m;
 	int r;
 
-	if (!buf)
+	if (mk_init(&m, maxsize) < 0)
 		return -1;
 	snprintf(name, sizeof(name), "r%d", rd);
 	r = hoard_fs_mkdir(fs, root, name, 0755, &ctx, &sb);
 	if (r < 0)
 		goto out_free;
 	top = (uint64_t)sb.st_ino;
-	for (long d = 0; d < NDIRS; d++) {
+	for (long d = 0; d < MK_NDIRS; d++) {
 		snprintf(name, sizeof(name), "d%02ld", d);
 		r = hoard_fs_mkdir(fs, top, name, 0755, &ctx, &sb);
 		if (r < 0)
 			goto out_free;
 		dirs[d] = (uint64_t)sb.st_ino;
 	}
-	/* hoard-bench mkfiles' bytes, exactly */
-	for (long k = 0; k < maxsize; k++) {
-		x = x * 6364136223846793005ull + 1442695040888963407ull;
-		buf[k] = (uint8_t)(x >> 56);
-	}
 	for (long i = 0; i < n; i++) {
 		struct hoard_fh *fh;
-		size_t len = 0;
+		size_t len = mk_next(&m, i); /* hoard-bench mkfiles' bytes */
 
-		if (maxsize > 0) {
-			x = x * 6364136223846793005ull + 1442695040888963407ull;
-			len = (size_t)((x >> 33) % (uint64_t)maxsize) + 1;
-			buf[(size_t)i % len] ^= (uint8_t)(i + 1);
-		}
 		snprintf(name, sizeof(name), "f%06ld", i);
-		r = hoard_fs_create(fs, dirs[i % NDIRS], name, S_IFREG | 0644,
-				    O_WRONLY | O_TRUNC, &ctx, &sb, &fh);
+		r = hoard_fs_create(fs, dirs[i % MK_NDIRS], name,
+				    S_IFREG | 0644, O_WRONLY | O_TRUNC, &ctx,
+				    &sb, &fh);
 		if (r < 0)
 			goto out_free;
 		if (len &&
-		    hoard_fs_write(fs, fh, buf, len, 0) != (ssize_t)len) {
+		    hoard_fs_write(fs, fh, m.buf, len, 0) != (ssize_t)len) {
 			r = -1;
 			goto out_free;
 		}
@@ -149,22 +142,14 @@ static int round_run(struct hoard_fs *fs, uint64_t root, int rd, long n,
 		}
 		g.pin[g.n] = hoard_fs_fh_pin(fs, fh);
 		g.fh[g.n++] = fh;
-		if (g.n == GROUP) {
-			if (rd == 1)
-				committer_new(&g);
-			else
-				committer_dup(&g);
-		}
+		if (g.n == GROUP)
+			commit(&g);
 	}
-	if (g.n) {
-		if (rd == 1)
-			committer_new(&g);
-		else
-			committer_dup(&g);
-	}
+	if (g.n)
+		commit(&g);
 	r = g.failed ? -1 : 0;
 out_free:
-	free(buf);
+	mk_free(&m);
 	return r;
 }
 

@@ -38,8 +38,7 @@
 #include "hoard/codec.h"
 #include "hoard/hash.h"
 #include "hoard/util.h"
-
-#define NDIRS 100
+#include "mkbytes.h"
 
 static double now(void)
 {
@@ -294,44 +293,33 @@ static int cmd_mmap(const char *path)
 
 static void file_path(char *out, size_t cap, const char *dir, long i)
 {
-	snprintf(out, cap, "%s/d%02ld/f%06ld", dir, i % NDIRS, i);
+	snprintf(out, cap, "%s/d%02ld/f%06ld", dir, i % MK_NDIRS, i);
 }
 
 static int cmd_mkfiles(const char *dir, long n, long maxsize)
 {
-	uint8_t *buf = malloc(maxsize > 0 ? (size_t)maxsize : 1);
-	uint64_t x = 0x9e3779b97f4a7c15ull, total = 0;
+	struct mk m;
+	uint64_t total = 0;
 	char path[4096];
 	double t0;
 
-	if (!buf)
+	if (mk_init(&m, maxsize) < 0)
 		return fail("malloc", dir, ENOMEM);
-	for (long d = 0; d < NDIRS; d++) {
+	for (long d = 0; d < MK_NDIRS; d++) {
 		snprintf(path, sizeof(path), "%s/d%02ld", dir, d);
 		if (mkdir(path, 0755) < 0 && errno != EEXIST)
 			return fail("mkdir", path, errno);
 	}
-	for (long k = 0; k < maxsize; k++) {
-		x = x * 6364136223846793005ull + 1442695040888963407ull;
-		buf[k] = (uint8_t)(x >> 56);
-	}
 	t0 = now();
 	for (long i = 0; i < n; i++) {
-		size_t len = 0;
+		size_t len = mk_next(&m, i);
 		int fd;
 
-		if (maxsize > 0) {
-			x = x * 6364136223846793005ull + 1442695040888963407ull;
-			len = (size_t)((x >> 33) % (uint64_t)maxsize) + 1;
-			/* each file starts at a different place of the
-			 * buffer, so files differ */
-			buf[(size_t)i % len] ^= (uint8_t)(i + 1);
-		}
 		file_path(path, sizeof(path), dir, i);
 		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 		if (fd < 0)
 			return fail("create", path, errno);
-		if (len && hoard_pwrite_full(fd, buf, len, 0) < 0)
+		if (len && hoard_pwrite_full(fd, m.buf, len, 0) < 0)
 			return fail("write", path, errno);
 		if (close(fd) < 0)
 			return fail("close", path, errno);
@@ -339,7 +327,7 @@ static int cmd_mkfiles(const char *dir, long n, long maxsize)
 	}
 	printf("{\"files\": %ld, \"bytes\": %llu, \"seconds\": %.6f}\n", n,
 	       (unsigned long long)total, now() - t0);
-	free(buf);
+	mk_free(&m);
 	return 0;
 }
 
