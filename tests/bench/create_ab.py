@@ -34,12 +34,11 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench  # noqa: E402  (proc_cpu_s, wait_mounted)
+
 TCK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu(pid):
-    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(f[11]) + int(f[12])) / TCK
+cpu = bench.proc_cpu_s
 
 
 def threads(pid):
@@ -52,10 +51,6 @@ def threads(pid):
         except OSError:
             pass
     return d
-
-
-def mounted(mp):
-    return any(line.split()[1] == str(mp) for line in open("/proc/mounts"))
 
 
 def idle(pid):
@@ -71,7 +66,8 @@ def idle(pid):
 def start(w, name, build, extra):
     mp = w / ("mnt-" + name)
     mp.mkdir()
-    log = open(w / (name + ".log"), "ab")
+    logf = w / (name + ".log")
+    log = open(logf, "ab")
     if name.startswith("null"):
         args = [str(build / "tests/hoard-nullfs"), *extra, str(mp)]
     else:
@@ -82,12 +78,7 @@ def start(w, name, build, extra):
                 f"bench={mp}"]
     p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log,
                          stderr=log)
-    for _ in range(300):
-        if mounted(mp):
-            break
-        time.sleep(0.1)
-    else:
-        sys.exit(f"{name}: not mounted")
+    bench.wait_mounted(p, name, [mp], logf, 30)
     return p, mp
 
 
