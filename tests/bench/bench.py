@@ -481,6 +481,17 @@ def proc_cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def per_round(what, sides, a, b):
+    """Each round's a over b (lists of seconds in round order), logged with
+    their median: the spread a best-of-each-side row comes from."""
+    ratios = [round(x / y, 3) for x, y in zip(sides.get(a, []),
+                                              sides.get(b, []))]
+    if ratios:
+        log(f"{what}: {a} / {b} per round {ratios} (median "
+            f"{statistics.median(ratios):.3f})")
+    return ratios
+
+
 class Daemon:
     """hoardfs in the foreground as our child, so that its exit status and
     rusage (bytes written by all its threads, up to its very end) come back
@@ -878,21 +889,6 @@ class Bench:
             plain.setdefault(key, []).append(dict(state=st, waited=waited))
             return st
 
-        # the cold stat walks: the page cache dropped before each; the
-        # daemon's CPU for the walk beside it (steadier than the times on
-        # a busy machine).  After the cold loop, more walks for the stat
-        # rows alone, up to 5 of each side as for the create rows: on
-        # this host one walk of either side can move 10-20% within
-        # minutes, and a best of 3 keeps that luck
-        def stat_cold(side, path, pid=None):
-            drop_caches()
-            cpu0 = proc_cpu_s(pid) if pid else 0
-            best("stat_cold", side, self.hb(
-                "statfiles", path, str(sz["stat_files"]))["seconds"])
-            if pid:
-                self.detail.setdefault("stat_cold_daemon_cpu_s", {}).setdefault(
-                    side, []).append(round(proc_cpu_s(pid) - cpu0, 2))
-
         # cold: a fresh daemon and the page cache dropped, for every run.
         # The first read of a never-read file (no plain copy: the daemon's
         # own read path, with the copy starting in the background when the
@@ -924,20 +920,23 @@ class Bench:
             best("mmap_cold", "hoard", self.hb("mmap", hoard_model)["seconds"])
             settle("mmap_cold_after", [hoard_model])
             if not reads_only:
-                stat_cold("hoard", mnt / "stat", d.proc.pid)
+                self.stat_cold_walk(res, "hoard", mnt / "stat", d.proc.pid)
             self.tier_sample(store, f"cold run {i}")
             d.stop()
             drop_caches()
             best("mmap_cold", "local", self.hb("mmap", local_model)["seconds"])
             if not reads_only:
-                stat_cold("local", self.local / "stat")
-                stat_cold("null", nmnt / "stat", nfs.proc.pid)
+                self.stat_cold_walk(res, "local", self.local / "stat")
+                self.stat_cold_walk(res, "null", nmnt / "stat", nfs.proc.pid)
+        # more cold walks for the stat rows alone, up to 5 of each side as
+        # for the create rows: on this host one walk of either side can
+        # move 10-20% within minutes, and a best of 3 keeps that luck
         for i in range(runs, max(runs, 5) if not reads_only else 0):
             d = fresh()
-            stat_cold("hoard", mnt / "stat", d.proc.pid)
+            self.stat_cold_walk(res, "hoard", mnt / "stat", d.proc.pid)
             d.stop()
-            stat_cold("local", self.local / "stat")
-            stat_cold("null", nmnt / "stat", nfs.proc.pid)
+            self.stat_cold_walk(res, "local", self.local / "stat")
+            self.stat_cold_walk(res, "null", nmnt / "stat", nfs.proc.pid)
         res["first_read"]["local"] = list(res["seq_cold"]["local"])
         # cold with the plain copy present: both files read once, the
         # copies waited for (bounded; if none comes, still measured, and
@@ -1042,6 +1041,19 @@ class Bench:
         return {k: {s: min(v) for s, v in sides.items()}
                 for k, sides in res.items()}
 
+    def stat_cold_walk(self, res, side, path, pid=None):
+        """One cold walk of the stat files at path (the page cache dropped
+        first) into res["stat_cold"][side]; with pid, that daemon's CPU
+        for the walk into the detail, steadier than the times on a busy
+        machine."""
+        drop_caches()
+        cpu0 = proc_cpu_s(pid) if pid else 0
+        res.setdefault("stat_cold", {}).setdefault(side, []).append(
+            self.hb("statfiles", path, str(self.sz["stat_files"]))["seconds"])
+        if pid:
+            self.detail.setdefault("stat_cold_daemon_cpu_s", {}).setdefault(
+                side, []).append(round(proc_cpu_s(pid) - cpu0, 2))
+
     def stat_phase(self):
         """--only stat: the stat figures alone, cold and warm, on hoard,
         the local disk and the null FUSE fs, the sides taking turns (a
@@ -1074,16 +1086,7 @@ class Bench:
             pids = {"hoard": d.proc.pid, "null": nfs.proc.pid}
             for i in range(runs):
                 for side in sides[i % 3:] + sides[:i % 3]:  # rotated
-                    drop_caches()
-                    cpu0 = proc_cpu_s(pids[side]) if side in pids else 0
-                    res.setdefault("stat_cold", {}).setdefault(
-                        side, []).append(
-                        self.hb("statfiles", dirs[side], n)["seconds"])
-                    if side in pids:   # the daemon's CPU for the walk
-                        self.detail.setdefault(
-                            "stat_cold_daemon_cpu_s", {}).setdefault(
-                            side, []).append(
-                            round(proc_cpu_s(pids[side]) - cpu0, 2))
+                    self.stat_cold_walk(res, side, dirs[side], pids.get(side))
             self.tier_sample(store, "after the cold walks")
             for side in sides:
                 self.hb("statfiles", dirs[side], n)
@@ -1137,11 +1140,10 @@ class Bench:
             install(caches["local"], target)
             run(["cp", "-a", caches["local"], caches["hoard"]])
             # one untimed install on each side first: the first install
-            # after the fill finds every index page's entry as the fill
-            # wrote it and runs 15-45% faster than every later one, whose
-            # entries pip's 304 answers rewrote (in each of six full runs
-            # both sides' first timed round was that side's best); a
-            # runner's cache is in the later state after its first job
+            # after the fill ran 15-45% faster than every later one (in
+            # each of six full runs both sides' first timed round was that
+            # side's best; the cause is not known), and a runner's cache is
+            # past its first install after its first job
             for side in ("local", "hoard"):
                 install(caches[side], target)
             fetched, times = {}, {}
@@ -1159,13 +1161,7 @@ class Bench:
                         sum(1 for r in seen if r[1].startswith("/packages/")))
         finally:
             idx.stop()
-        # each round's hoard time over the local disk's of the same round
-        # (the row takes each side's best)
-        per_run = [round(h / lo, 3) for h, lo in
-                   zip(times.get("hoard", []), times.get("local", []))]
-        if per_run:
-            log(f"pip install: hoard / local disk per round {per_run} "
-                f"(median {statistics.median(per_run):.3f})")
+        per_run = per_round("pip install", times, "hoard", "local")
         self.detail["pip_install"] = dict(packages=len(reqs),
                                           wheels_fetched_per_run=fetched,
                                           per_run_hoard_vs_local=per_run)
@@ -1433,12 +1429,8 @@ class Bench:
             # each run's hoard time over the null fs's of the same run
             # (the row takes each side's best, which one lucky walk of
             # either side moves; this is the spread the row comes from)
-            runs = self.detail.get("reads", {}).get(key, {})
-            per_run = [round(h / n, 3) for h, n in
-                       zip(runs.get("hoard", []), runs.get("null", []))]
-            if per_run:
-                log(f"{what}: hoard / null fs per run {per_run} (median "
-                    f"{statistics.median(per_run):.3f})")
+            per_run = per_round(what, self.detail.get("reads", {}).get(
+                key, {}), "hoard", "null")
             floor[key] = dict(
                 per_run_hoard_vs_null=per_run,
                 figure=what, seconds={s: r[s] for s in ("local", "null", "hoard")},
