@@ -190,6 +190,12 @@ def tmpfs(tmp_path):
 #                    "cmd:passthrough_ll -o source={src} {mnt}"
 # Tests that need hoard itself (stores, CLI, durability) skip unless hoard.
 FUT = os.environ.get("HOARD_E2E_FUT", "hoard")
+def fsck_clean(store):
+    """`hoard fsck` of store (not mounted) finds nothing: exit 0."""
+    out = run([HOARD, "fsck", "--store", store.path], check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
 requires_hoard = pytest.mark.skipif(
     FUT != "hoard", reason=f"HOARD_E2E_FUT={FUT}: needs the hoardfs daemon")
 

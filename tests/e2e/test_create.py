@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import HOARD, requires_hoard, run
+from conftest import fsck_clean, requires_hoard
 
 pytestmark = requires_hoard
 
@@ -31,11 +31,6 @@ def new(path, data=b""):
             os.write(fd, data)
     finally:
         os.close(fd)
-
-
-def fsck_clean(store):
-    out = run([HOARD, "fsck", "--store", store.path], check=False)
-    assert out.returncode == 0, out.stdout + out.stderr
 
 
 def test_pending_creates_look_landed(store, monkeypatch):

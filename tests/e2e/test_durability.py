@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import HOARD, requires_hoard, run
+from conftest import HOARD, fsck_clean, requires_hoard, run
 
 pytestmark = requires_hoard
 
@@ -417,8 +417,7 @@ def test_bulk_commit_skips_the_wal(store, mnt):
     assert s["files"] == 3
     assert s["unique_bytes"] == 56 * MIB
     store.umount()
-    out = run([HOARD, "fsck", "--store", store.path], check=False)
-    assert out.returncode == 0, out.stdout + out.stderr
+    fsck_clean(store)
 
 
 def test_small_files_written_at_once_survive_kill9(store, mnt):
@@ -461,8 +460,7 @@ def test_small_files_written_at_once_survive_kill9(store, mnt):
     assert s["unique_bytes"] == sum(len(d) for d in
                                     {d: 1 for d in want.values()}), s
     store.umount()
-    out = run([HOARD, "fsck", "--store", store.path], check=False)
-    assert out.returncode == 0, out.stdout + out.stderr
+    fsck_clean(store)
 
 
 def test_kill9_never_hands_out_an_inode_number_twice(store, mnt):
@@ -519,8 +517,7 @@ def test_kill9_never_hands_out_an_inode_number_twice(store, mnt):
     make(m["other"], "other", "h", 40)
     check(m)
     store.umount()
-    out = run([HOARD, "fsck", "--store", store.path], check=False)
-    assert out.returncode == 0, out.stdout + out.stderr
+    fsck_clean(store)
 
 
 def test_failed_small_commits_keep_the_others(store, mnt, monkeypatch):
@@ -575,8 +572,7 @@ def test_failed_small_commits_keep_the_others(store, mnt, monkeypatch):
         elif (mnt / n).exists():  # never landed, or whole by a later flush
             assert read(mnt / n) in (b"", want[n]), n
     store.umount()
-    out = run([HOARD, "fsck", "--store", store.path], check=False)
-    assert out.returncode == 0, out.stdout + out.stderr
+    fsck_clean(store)
 
 
 def disk_use(path):
@@ -779,8 +775,7 @@ def test_failed_group_commits_keep_their_files(store, monkeypatch):
     for n in want:
         assert read(mnt / n) == (b"" if n in failed else want[n]), n
     store.umount()
-    out = run([HOARD, "fsck", "--store", store.path], check=False)
-    assert out.returncode == 0, out.stdout + out.stderr
+    fsck_clean(store)
 
 
 def test_kill9_after_fsync_within_a_group(store):
@@ -809,8 +804,7 @@ def test_kill9_after_fsync_within_a_group(store):
             elif p.exists():
                 assert read(p) in (b"", data), (r, n)
     store.umount()
-    out = run([HOARD, "fsck", "--store", store.path], check=False)
-    assert out.returncode == 0, out.stdout + out.stderr
+    fsck_clean(store)
 
 
 def test_rename_after_close_lands_the_content_first(store):
@@ -838,5 +832,4 @@ def test_rename_after_close_lands_the_content_first(store):
     for n, data in want.items():
         assert read(mnt / n) == data, n
     store.umount()
-    out = run([HOARD, "fsck", "--store", store.path], check=False)
-    assert out.returncode == 0, out.stdout + out.stderr
+    fsck_clean(store)
